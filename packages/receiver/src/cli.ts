@@ -1,0 +1,71 @@
+/**
+ * sonde-receiver [--config sonde.yaml]
+ *
+ * Starts the receiver on its defaults (OTLP/HTTP :4318, OTLP/gRPC :4317, admin :9464), or on the
+ * settings of a YAML file (also found through SONDE_CONFIG); SONDE_* variables override the file.
+ * SIGTERM/SIGINT drain in-flight work and exit 0.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from './config/load';
+import { createLogger } from './logger';
+import { startReceiver } from './receiver';
+
+const USAGE = `usage: sonde-receiver [--config FILE]
+
+  --config FILE   YAML configuration (default: $SONDE_CONFIG, else built-in defaults)
+  --help          this text
+
+Environment overrides: SONDE_OTLP_HTTP_ADDR, SONDE_OTLP_GRPC_ADDR, SONDE_ADMIN_ADDR,
+SONDE_DATA_DIR, SONDE_LOG_LEVEL. See the README for every setting and its default.`;
+
+async function main(): Promise<void> {
+  let values: { config?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({ options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } }));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig({ file: values.config ?? process.env.SONDE_CONFIG });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`sonde-receiver: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.log.level);
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  try {
+    receiver = await startReceiver(config, { logger });
+  } catch (err) {
+    logger.fatal({ err }, (err as Error).message);
+    process.exit(1);
+  }
+  let signals = 0;
+  const stop = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      logger.warn({ signal }, 'second signal: exiting without draining');
+      process.exit(1);
+    }
+    logger.info({ signal, timeoutMs: config.shutdown_timeout }, 'shutting down: draining in-flight requests');
+    receiver.close().then(
+      () => process.exit(0),
+      (err) => {
+        logger.error({ err }, 'error while shutting down');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+void main();

@@ -1,0 +1,88 @@
+/**
+ * Loading of the configuration: YAML file, then environment overrides, then validation.
+ * Errors name the key (and the environment variable when it came from one) and say what is expected.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { type ReceiverConfig, type ReceiverConfigInput, configSchema } from './schema';
+
+/** Environment variables and the configuration keys they override (env wins over the file). */
+export const ENV_OVERRIDES: Record<string, string[]> = {
+  SONDE_OTLP_HTTP_ADDR: ['otlp', 'http', 'address'],
+  SONDE_OTLP_GRPC_ADDR: ['otlp', 'grpc', 'address'],
+  SONDE_ADMIN_ADDR: ['admin', 'address'],
+  SONDE_DATA_DIR: ['data_dir'],
+  SONDE_LOG_LEVEL: ['log', 'level'],
+};
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Reads and validates the configuration. `file` is optional; every setting has a default. */
+export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } = {}): ReceiverConfig {
+  const env = options.env ?? process.env;
+  let raw: unknown = {};
+  if (options.file) {
+    let text: string;
+    try {
+      text = readFileSync(options.file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${options.file}: ${(err as Error).message}`);
+    }
+    try {
+      raw = parseYaml(text) ?? {};
+    } catch (err) {
+      throw new ConfigError(`config file ${options.file} is not valid YAML: ${(err as Error).message}`);
+    }
+    if (typeof raw !== 'object' || Array.isArray(raw)) {
+      throw new ConfigError(`config file ${options.file} must hold a YAML mapping at the top level`);
+    }
+  }
+  const fromEnv: Record<string, string> = {};
+  for (const [variable, path] of Object.entries(ENV_OVERRIDES)) {
+    const value = env[variable];
+    if (value !== undefined && value !== '') {
+      setPath(raw as Record<string, unknown>, path, value);
+      fromEnv[path.join('.')] = variable;
+    }
+  }
+  return validateConfig(raw as ReceiverConfigInput, { source: options.file, fromEnv });
+}
+
+/** Validates a configuration object (as parsed from YAML) and fills in the defaults. */
+export function validateConfig(
+  raw: ReceiverConfigInput,
+  context: { source?: string; fromEnv?: Record<string, string> } = {},
+): ReceiverConfig {
+  const result = configSchema.safeParse(raw);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => describeIssue(issue, context.fromEnv ?? {}));
+  const where = context.source ? ` in ${context.source}` : '';
+  throw new ConfigError(`invalid configuration${where}:\n${lines.map((l) => `  - ${l}`).join('\n')}`);
+}
+
+function describeIssue(issue: z.core.$ZodIssue, fromEnv: Record<string, string>): string {
+  const key = issue.path.map(String).join('.');
+  const variable = fromEnv[key];
+  const name = variable ? `${key} (from ${variable})` : key || '(top level)';
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys.map((k) => (key ? `${key}.${k}` : k));
+    return `unknown key${keys.length > 1 ? 's' : ''} ${keys.join(', ')}: check the spelling against the configuration reference in the README`;
+  }
+  return `${name}: ${issue.message}`;
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]] = value;
+}

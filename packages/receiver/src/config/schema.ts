@@ -1,0 +1,107 @@
+/**
+ * The receiver's configuration: one schema that validates the YAML file, fills in the documented
+ * defaults and yields the typed settings. Keys are snake_case, as in the OpenTelemetry Collector.
+ * The README's configuration reference is written from this file: keep them in step.
+ */
+import { z } from 'zod';
+import { type ListenAddress, parseAddress, parseDuration, parseSize } from './units';
+
+/** A zod transform from a parser that returns either the value or an error text. */
+function converted<In, Out>(parse: (v: In) => Out | string, isValue: (r: Out | string) => r is Out) {
+  return (value: In, ctx: z.RefinementCtx): Out => {
+    const result = parse(value);
+    if (isValue(result)) return result;
+    ctx.addIssue({ code: 'custom', message: result as string });
+    return z.NEVER;
+  };
+}
+
+const isNumber = (r: number | string): r is number => typeof r === 'number';
+
+const address = z
+  .string()
+  .transform(
+    converted<string, ListenAddress | 'off'>(parseAddress, (r): r is ListenAddress | 'off' => typeof r !== 'string' || r === 'off'),
+  );
+
+const size = z.union([z.number(), z.string()]).transform(converted(parseSize, isNumber));
+
+const duration = z.union([z.number(), z.string()]).transform(converted(parseDuration, isNumber));
+
+const positiveInt = z.number().int().positive();
+
+export const configSchema = z.strictObject({
+  otlp: z
+    .strictObject({
+      http: z
+        .strictObject({
+          /** OTLP/HTTP listen address (POST /v1/traces, /v1/metrics, /v1/logs). */
+          address: address.default({ host: '0.0.0.0', port: 4318 }),
+          /** Origins allowed to send OTLP/HTTP from a browser (CORS); empty means CORS is off. */
+          cors_allowed_origins: z.array(z.string()).default([]),
+        })
+        .prefault({}),
+      grpc: z
+        .strictObject({
+          /** OTLP/gRPC listen address, or "off". */
+          address: address.default({ host: '0.0.0.0', port: 4317 }),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  admin: z
+    .strictObject({
+      /** Admin listen address: /metrics, /healthz, /readyz, /debug/recent. */
+      address: address.default({ host: '0.0.0.0', port: 9464 }),
+    })
+    .prefault({}),
+  limits: z
+    .strictObject({
+      /** Largest request body, on the wire and after decompression (413 over it). */
+      max_request_body_size: size.default(64 * 1024 * 1024),
+      /** Most spans, data points or log records in one request; the excess is rejected (partial success). */
+      max_items_per_request: positiveInt.default(100_000),
+      /** Most attributes on one span, event, link, data point, log record, resource or scope; extra ones are dropped and counted in dropped_attributes_count. */
+      max_attributes_per_item: positiveInt.default(128),
+      /** Longest string attribute value (in UTF-16 code units); longer values are truncated. 0 means no limit. */
+      max_attribute_value_length: z.number().int().nonnegative().default(8192),
+      /** Deepest nesting of AnyValue arrays and maps (400 over it). */
+      max_any_value_depth: positiveInt.default(32),
+    })
+    .prefault({}),
+  overload: z
+    .strictObject({
+      /** Request bytes (decompressed) being processed at once; over it, 429 with Retry-After. */
+      max_in_flight_bytes: size.default(256 * 1024 * 1024),
+      /** Resident memory above which requests are refused with 503 and Retry-After; 0 turns the check off. */
+      memory_limit: size.default(0),
+      /** How often memory is checked. */
+      memory_check_interval: duration.default(1000),
+      /** The Retry-After given to clients that are refused for overload. */
+      retry_after: duration.default(5000),
+    })
+    .prefault({}),
+  debug: z
+    .strictObject({
+      /** How many recent items of each signal are kept in memory for GET /debug/recent (0 turns it off). */
+      recent_items: z.number().int().nonnegative().default(1000),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      /** pino level: fatal, error, warn, info, debug, trace or silent. At debug, every request is logged. */
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      /** Interval of the "received" summary line at info level (0 turns it off). */
+      summary_interval: duration.default(60_000),
+    })
+    .prefault({}),
+  /** Bounded time to drain in-flight requests on SIGTERM/SIGINT. */
+  shutdown_timeout: duration.default(10_000),
+  /** Directory for persistent state (export queue, trace store). */
+  data_dir: z.string().min(1).default('./.sonde-data'),
+});
+
+/** The validated configuration, with every default filled in. */
+export type ReceiverConfig = z.output<typeof configSchema>;
+/** What a configuration file may contain (every key optional). */
+export type ReceiverConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,14 @@
+/** @sonde/receiver: the OTLP receiver, as a library. The CLI is `sonde-receiver` (src/cli.ts). */
+export { ConfigError, ENV_OVERRIDES, loadConfig, validateConfig } from './config/load';
+export type { ReceiverConfig, ReceiverConfigInput } from './config/schema';
+export { createLogger } from './logger';
+export * from './model';
+export { GrpcCode, MalformedPayloadError, OtlpError, OverloadedError, PayloadTooLargeError, TooDeepError } from './otlp/errors';
+export type { DecodeLimits } from './otlp/limits';
+export { decodeLogsRequest } from './otlp/protobuf/decode-logs';
+export { decodeMetricsRequest } from './otlp/protobuf/decode-metrics';
+export { decodeTraceRequest } from './otlp/protobuf/decode-traces';
+export type { Batch, Consumer, Processor, ReceiveContext } from './pipeline/pipeline';
+export { Pipeline, SignalPipeline } from './pipeline/pipeline';
+export { type Receiver, type ReceiverAddresses, type StartOptions, startReceiver } from './receiver';
+export { SelfMetrics } from './self-metrics';

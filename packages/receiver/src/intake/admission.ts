@@ -1,0 +1,81 @@
+/**
+ * Admission control: refuses work the receiver cannot take now, so that overload turns into
+ * retryable refusals (429/503 with Retry-After) instead of lost data or a crash.
+ *
+ * - In-flight bytes: the decompressed bytes of requests being processed. A request that would take
+ *   the total over `max_in_flight_bytes` is refused with 429 (gRPC RESOURCE_EXHAUSTED + RetryInfo);
+ *   a single request is always admitted when nothing else is in flight.
+ * - Memory: when resident memory is over `memory_limit` (checked every `memory_check_interval`),
+ *   every request is refused with 503 (gRPC UNAVAILABLE + RetryInfo) until it falls back under.
+ */
+import { GrpcCode, OtlpError, OverloadedError } from '../otlp/errors';
+import type { SelfMetrics } from '../self-metrics';
+import type { Signal } from '../model';
+
+export interface AdmissionOptions {
+  maxInFlightBytes: number;
+  /** 0 turns the memory check off. */
+  memoryLimit: number;
+  memoryCheckInterval: number;
+  retryAfterMs: number;
+  /** For tests: how resident memory is read. */
+  readRss?: () => number;
+}
+
+export class Admission {
+  private inFlight = 0;
+  private overMemory = false;
+  private readonly timer: NodeJS.Timeout | undefined;
+  private readonly retryAfterSeconds: number;
+
+  constructor(
+    private readonly options: AdmissionOptions,
+    private readonly metrics: SelfMetrics,
+  ) {
+    this.retryAfterSeconds = Math.max(1, Math.ceil(options.retryAfterMs / 1000));
+    metrics.inFlightBytesLimit.set(options.maxInFlightBytes);
+    if (options.memoryLimit > 0) {
+      const readRss = options.readRss ?? (() => process.memoryUsage.rss());
+      this.timer = setInterval(() => {
+        this.overMemory = readRss() > options.memoryLimit;
+      }, options.memoryCheckInterval);
+      this.timer.unref();
+    }
+  }
+
+  /** Reserves `bytes` for a request, or throws a retryable OtlpError. Pair with `release`. */
+  acquire(signal: Signal, bytes: number): void {
+    if (this.overMemory) {
+      this.metrics.limitHits.inc({ signal, limit: 'memory_limit' });
+      throw new OverloadedError(
+        `the receiver is over its memory limit (overload.memory_limit); retry after ${this.retryAfterSeconds}s`,
+        this.retryAfterSeconds,
+      );
+    }
+    if (this.inFlight > 0 && this.inFlight + bytes > this.options.maxInFlightBytes) {
+      this.metrics.limitHits.inc({ signal, limit: 'max_in_flight_bytes' });
+      throw new OtlpError(
+        `the receiver is processing ${this.inFlight} bytes, at its limit (overload.max_in_flight_bytes); retry after ${this.retryAfterSeconds}s`,
+        429,
+        GrpcCode.RESOURCE_EXHAUSTED,
+        'overloaded',
+        this.retryAfterSeconds,
+      );
+    }
+    this.inFlight += bytes;
+    this.metrics.inFlightBytes.set(this.inFlight);
+  }
+
+  release(bytes: number): void {
+    this.inFlight -= bytes;
+    this.metrics.inFlightBytes.set(this.inFlight);
+  }
+
+  get inFlightBytes(): number {
+    return this.inFlight;
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+}

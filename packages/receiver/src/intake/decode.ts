@@ -1,0 +1,24 @@
+/** Decodes an OTLP export request body of either encoding into the model. */
+import type { Signal, SignalData } from '../model';
+import { decodeJsonRequest } from '../otlp/json/decode';
+import type { DecodeLimits } from '../otlp/limits';
+import { decodeLogsRequest } from '../otlp/protobuf/decode-logs';
+import { decodeMetricsRequest } from '../otlp/protobuf/decode-metrics';
+import { decodeTraceRequest } from '../otlp/protobuf/decode-traces';
+import type { Encoding } from '../otlp/responses';
+
+const PROTOBUF_DECODERS: { [S in Signal]: (buf: Buffer, limits: DecodeLimits) => SignalData[S] } = {
+  traces: decodeTraceRequest,
+  metrics: decodeMetricsRequest,
+  logs: decodeLogsRequest,
+};
+
+export function decodeRequest<S extends Signal>(
+  signal: S,
+  encoding: Encoding,
+  body: Buffer,
+  limits: DecodeLimits,
+): SignalData[S] {
+  if (encoding === 'json') return decodeJsonRequest(signal, body, limits);
+  return (PROTOBUF_DECODERS[signal] as (buf: Buffer, limits: DecodeLimits) => SignalData[S])(body, limits);
+}

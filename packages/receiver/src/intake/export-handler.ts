@@ -1,0 +1,116 @@
+/**
+ * The one path every OTLP export request takes, whatever its transport:
+ * admission → decode → validate → pipeline (processors, consumers) → response, with the
+ * self-metrics and the debug log line on the way. HTTP and gRPC only adapt their framing to it.
+ */
+import type { Logger } from 'pino';
+import { ITEM_NAME, type Signal, countItems } from '../model';
+import { OtlpError } from '../otlp/errors';
+import type { DecodeLimits } from '../otlp/limits';
+import type { Encoding, PartialSuccess } from '../otlp/responses';
+import type { Batch, Pipeline } from '../pipeline/pipeline';
+import type { SelfMetrics, Transport } from '../self-metrics';
+import type { Admission } from './admission';
+import { decodeRequest } from './decode';
+import { validateRequest } from './validate';
+
+export interface ExportRequest<S extends Signal> {
+  signal: S;
+  transport: Transport;
+  encoding: Encoding;
+  /** The decompressed body. */
+  body: Buffer;
+  /** When reading the request began (performance.now()), for the duration histogram. */
+  startedAt: number;
+}
+
+export interface HandlerOptions {
+  decodeLimits: DecodeLimits;
+  maxItemsPerRequest: number;
+}
+
+/** Totals since start, for the periodic summary log line. */
+export type Received = Record<Signal, number>;
+
+export class ExportHandler {
+  readonly received: Received = { traces: 0, metrics: 0, logs: 0 };
+
+  constructor(
+    private readonly options: HandlerOptions,
+    private readonly pipeline: Pipeline,
+    private readonly admission: Admission,
+    private readonly metrics: SelfMetrics,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Handles one request; resolves with the partial success to report, or rejects with an OtlpError. */
+  async handle<S extends Signal>(req: ExportRequest<S>): Promise<PartialSuccess | undefined> {
+    const { signal, transport, body } = req;
+    this.metrics.receivedBytes.inc({ signal, transport }, body.length);
+    try {
+      this.admission.acquire(signal, body.length);
+    } catch (err) {
+      throw this.refused(req, err);
+    }
+    try {
+      const data = decodeRequest(signal, req.encoding, body, this.options.decodeLimits);
+      const rejection = validateRequest(signal, data, this.options.maxItemsPerRequest);
+      if (rejection.overLimit > 0) this.metrics.limitHits.inc({ signal, limit: 'max_items_per_request' });
+      const batch: Batch<S> = {
+        signal,
+        data,
+        itemCount: countItems(signal, data),
+        context: {
+          transport,
+          encoding: req.encoding,
+          receivedAt: Date.now(),
+          raw: req.encoding === 'protobuf' ? body : undefined,
+          modified: rejection.count > 0,
+        },
+        warnings: [],
+      };
+      if (batch.itemCount > 0) await this.pipeline.for(signal).consume(batch);
+      this.metrics.countAccepted(signal, transport, batch.itemCount);
+      this.metrics.countRefusedItems(signal, transport, 'invalid', rejection.count - rejection.overLimit);
+      this.metrics.countRefusedItems(signal, transport, 'too_many_items', rejection.overLimit);
+      this.received[signal] += batch.itemCount;
+      const messages = [...rejection.messages, ...batch.warnings];
+      const outcome = messages.length > 0 ? 'partial_success' : 'success';
+      this.finish(req, outcome);
+      if (this.logger.isLevelEnabled('debug')) {
+        this.logger.debug(
+          { signal, transport, encoding: req.encoding, items: batch.itemCount, rejected: rejection.count, bytes: body.length },
+          `received ${batch.itemCount} ${ITEM_NAME[signal]}`,
+        );
+      }
+      if (messages.length === 0) return undefined;
+      return { rejected: rejection.count, errorMessage: messages.join('; ') };
+    } catch (err) {
+      throw this.refused(req, err);
+    } finally {
+      this.admission.release(body.length);
+    }
+  }
+
+  /** Counts and logs a refused request; returns the OtlpError to answer with. */
+  refused<S extends Signal>(req: Omit<ExportRequest<S>, 'body' | 'encoding'>, err: unknown): OtlpError {
+    const error = asOtlpError(err, this.logger);
+    this.metrics.refusedRequests.inc({ signal: req.signal, transport: req.transport, reason: error.reason });
+    this.finish(req, 'refused');
+    this.logger.debug({ signal: req.signal, transport: req.transport, status: error.httpStatus, reason: error.reason }, error.message);
+    return error;
+  }
+
+  private finish<S extends Signal>(req: Omit<ExportRequest<S>, 'body' | 'encoding'>, outcome: string): void {
+    const labels = { signal: req.signal, transport: req.transport };
+    this.metrics.requests.inc({ ...labels, outcome });
+    this.metrics.requestDuration.observe(labels, (performance.now() - req.startedAt) / 1000);
+  }
+}
+
+/** Any failure as an OtlpError: unknown errors become 500 (and are logged, being bugs). */
+export function asOtlpError(err: unknown, logger: Logger): OtlpError {
+  if (err instanceof OtlpError) return err;
+  logger.error({ err }, 'internal error while handling an export request');
+  return new OtlpError('internal error in the receiver; the request was not processed', 500, 13, 'internal');
+}

@@ -1,0 +1,139 @@
+/**
+ * OTLP/HTTP intake (express 5): `POST /v1/traces`, `/v1/metrics`, `/v1/logs` with protobuf or JSON
+ * bodies, optionally compressed. Follows the OTLP specification's HTTP section: the response uses the
+ * request's encoding; errors carry a google.rpc.Status; 405 for another method, 415 for another
+ * media type or content encoding, 413 over the body limit (on the wire or decompressed), 400 for
+ * malformed payloads, 429/503 with Retry-After when overloaded.
+ */
+import cors from 'cors';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { SIGNALS, type Signal } from '../model';
+import { GrpcCode, MalformedPayloadError, OtlpError, PayloadTooLargeError } from '../otlp/errors';
+import { CONTENT_TYPE, type Encoding, encodeExportResponse, encodeStatus } from '../otlp/responses';
+import type { ExportHandler } from './export-handler';
+
+export interface HttpIntakeOptions {
+  maxRequestBodySize: number;
+  corsAllowedOrigins: string[];
+}
+
+/** The media types OTLP/HTTP accepts, and the encoding each selects (parameters such as charset are ignored). */
+const MEDIA_TYPES: Record<string, Encoding> = {
+  'application/x-protobuf': 'protobuf',
+  'application/protobuf': 'protobuf',
+  'application/json': 'json',
+};
+
+export function createHttpIntake(handler: ExportHandler, options: HttpIntakeOptions): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  if (options.corsAllowedOrigins.length > 0) {
+    app.use(cors({ origin: corsOrigin(options.corsAllowedOrigins), methods: ['POST'], maxAge: 7200 }));
+  }
+  // Decompression (gzip, deflate, br, zstd) and the body limit, before and after decompression.
+  const readBody = express.raw({ type: () => true, limit: options.maxRequestBodySize, inflate: true });
+
+  for (const signal of SIGNALS) {
+    app.all(`/v1/${signal}`, (req, res) => {
+      const startedAt = performance.now();
+      const refuse = (err: unknown, encoding: Encoding = 'json') =>
+        sendError(res, handler.refused({ signal, transport: 'http', startedAt }, err), encoding);
+      if (req.method !== 'POST') {
+        res.setHeader('Allow', 'POST');
+        refuse(new OtlpError(`${req.method} is not allowed on /v1/${signal}: OTLP/HTTP takes POST`, 405, GrpcCode.UNIMPLEMENTED, 'method_not_allowed'));
+        return;
+      }
+      const encoding = encodingOf(req.headers['content-type']);
+      if (!encoding) {
+        refuse(
+          new OtlpError(
+            `unsupported Content-Type ${JSON.stringify(req.headers['content-type'] ?? '')}: send application/x-protobuf or application/json`,
+            415,
+            GrpcCode.INVALID_ARGUMENT,
+            'unsupported_media_type',
+          ),
+        );
+        return;
+      }
+      readBody(req, res, (bodyError?: unknown) => {
+        if (bodyError) {
+          if (!isClientGone(bodyError)) refuse(bodyReadError(bodyError, options.maxRequestBodySize, signal), encoding);
+          return;
+        }
+        const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+        handler
+          .handle({ signal, transport: 'http', encoding, body, startedAt })
+          .then((partial) => {
+            res.status(200).type(CONTENT_TYPE[encoding]).send(encodeExportResponse(signal, encoding, partial));
+          })
+          .catch((err: OtlpError) => sendError(res, err, encoding));
+      });
+    });
+  }
+
+  app.use((req, res) => {
+    sendError(
+      res,
+      new OtlpError(`no such endpoint: ${req.method} ${req.path}; OTLP/HTTP paths are /v1/traces, /v1/metrics and /v1/logs`, 404, GrpcCode.UNIMPLEMENTED, 'malformed'),
+      'json',
+    );
+  });
+  // Errors thrown outside the handlers above (e.g. by CORS) still get a Status body.
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    sendError(res, err instanceof OtlpError ? err : new OtlpError(String(err), 500, GrpcCode.INTERNAL, 'internal'), 'json');
+  });
+  return app;
+}
+
+function encodingOf(contentType: string | undefined): Encoding | undefined {
+  if (!contentType) return undefined;
+  const semicolon = contentType.indexOf(';');
+  const mediaType = (semicolon < 0 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase();
+  return MEDIA_TYPES[mediaType];
+}
+
+function sendError(res: Response, error: OtlpError, encoding: Encoding): void {
+  if (res.headersSent) return;
+  if (error.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(error.retryAfterSeconds));
+  res.status(error.httpStatus).type(CONTENT_TYPE[encoding]).send(encodeStatus(error, encoding));
+}
+
+interface BodyParserError {
+  status?: number;
+  type?: string;
+  message?: string;
+  code?: string;
+}
+
+/** Maps body-parser's errors (reading, decompressing, limiting) to OTLP errors. */
+function bodyReadError(err: unknown, limit: number, signal: Signal): OtlpError {
+  const e = (err ?? {}) as BodyParserError;
+  if (e.type === 'entity.too.large' || e.status === 413) {
+    return new PayloadTooLargeError(
+      `request body for /v1/${signal} is over limits.max_request_body_size (${limit} bytes, on the wire or decompressed); send smaller batches`,
+    );
+  }
+  if (e.type === 'encoding.unsupported') {
+    return new OtlpError(`${e.message}: use gzip, deflate, br, zstd or none`, 415, GrpcCode.INVALID_ARGUMENT, 'unsupported_encoding');
+  }
+  if (e.type === 'request.size.invalid') {
+    return new MalformedPayloadError('request body is shorter or longer than its Content-Length');
+  }
+  return new MalformedPayloadError(`cannot read the request body: ${e.message ?? String(err)} (is Content-Encoding right?)`);
+}
+
+function isClientGone(err: unknown): boolean {
+  const e = err as BodyParserError;
+  return e.type === 'request.aborted' || e.code === 'ECONNRESET';
+}
+
+/** CORS origins: exact strings, or patterns with `*` (e.g. `https://*.example.com`). */
+function corsOrigin(allowed: string[]): (origin: string | undefined, cb: (err: Error | null, allow?: boolean) => void) => void {
+  const patterns = allowed.map((a) => new RegExp(`^${a.split('*').map(escapeRegExp).join('.*')}$`));
+  return (origin, cb) => cb(null, origin === undefined || patterns.some((p) => p.test(origin)));
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

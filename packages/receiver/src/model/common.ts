@@ -1,0 +1,56 @@
+/**
+ * The receiver's internal telemetry model. It mirrors OTLP (opentelemetry-proto v1) so that every
+ * consumer reads one shape whatever the transport, and so that it encodes back to OTLP losslessly.
+ *
+ * Representation choices (made for the decode hot path and for exactness):
+ * - trace and span ids are lowercase hex strings ('' when absent);
+ * - timestamps are unsigned nanoseconds since the Unix epoch as `bigint` (0n when absent);
+ * - an AnyValue `int_value` is a `bigint`, a `double_value` a `number`, so the two never mix up.
+ */
+
+/** OTLP AnyValue. `undefined` stands for an AnyValue with no value set. */
+export type AnyValue =
+  | string
+  | boolean
+  | number
+  | bigint
+  | Uint8Array
+  | AnyValue[]
+  | KeyValueList
+  | undefined;
+
+/** OTLP KeyValueList: kept as a class so it can be told apart from an ArrayValue (a plain array). */
+export class KeyValueList {
+  constructor(public values: KeyValue[]) {}
+}
+
+export interface KeyValue {
+  key: string;
+  value: AnyValue;
+}
+
+export interface Resource {
+  attributes: KeyValue[];
+  droppedAttributesCount: number;
+}
+
+export interface InstrumentationScope {
+  name: string;
+  version: string;
+  attributes: KeyValue[];
+  droppedAttributesCount: number;
+}
+
+export function emptyResource(): Resource {
+  return { attributes: [], droppedAttributesCount: 0 };
+}
+
+export function emptyScope(): InstrumentationScope {
+  return { name: '', version: '', attributes: [], droppedAttributesCount: 0 };
+}
+
+/** The first value of `key` in a set of attributes, or undefined. */
+export function attributeValue(attributes: readonly KeyValue[], key: string): AnyValue {
+  for (const kv of attributes) if (kv.key === key) return kv.value;
+  return undefined;
+}

@@ -1,0 +1,28 @@
+import type { AnyValue, InstrumentationScope, KeyValue, Resource } from './common';
+
+export interface ResourceLogs {
+  resource: Resource;
+  scopeLogs: ScopeLogs[];
+  schemaUrl: string;
+}
+
+export interface ScopeLogs {
+  scope: InstrumentationScope;
+  logRecords: LogRecord[];
+  schemaUrl: string;
+}
+
+export interface LogRecord {
+  timeUnixNano: bigint;
+  observedTimeUnixNano: bigint;
+  severityNumber: number;
+  severityText: string;
+  body: AnyValue;
+  attributes: KeyValue[];
+  droppedAttributesCount: number;
+  flags: number;
+  traceId: string;
+  spanId: string;
+  /** OTLP 1.5+: the name of the event this record represents ('' for a plain log). */
+  eventName: string;
+}

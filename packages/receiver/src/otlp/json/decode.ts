@@ -1,0 +1,901 @@
+/**
+ * OTLP/JSON decoder: turns the body of an OTLP/HTTP JSON export request into the receiver's model.
+ *
+ * It follows the proto3 JSON mapping with the OTLP deviations (opentelemetry-proto
+ * docs/specification.md, "JSON Protobuf Encoding"): hex trace and span ids, integer enums,
+ * lowerCamelCase keys, unknown fields ignored. 64-bit integers come as decimal strings or numbers,
+ * doubles as numbers or "NaN"/"Infinity"/"-Infinity", bytes as base64. Two courtesies beyond the
+ * spec, as the OpenTelemetry Collector grants them: enum names ("SPAN_KIND_SERVER") and snake_case
+ * keys (noticed at the top of the request, then handled by the slow parse below).
+ *
+ * Hot path: one plain JSON.parse, then one small reader per message, building each model object in
+ * one literal in the field order of the model interfaces. Only a body holding an unquoted number of
+ * 16+ digits (which JSON.parse would round) or snake_case keys is parsed again with a reviver.
+ *
+ * Errors: a reader throws a `Failure` naming its field; each enclosing reader adds its own path
+ * segment as the failure goes up (a try/catch costs nothing until something throws), and
+ * `decodeJsonRequest` turns it into a MalformedPayloadError or a TooDeepError carrying the whole
+ * path, such as `resourceSpans[0].scopeSpans[0].spans[2].traceId`.
+ */
+import {
+  type AnyValue,
+  emptyResource,
+  emptyScope,
+  type Exemplar,
+  type ExponentialBuckets,
+  type ExponentialHistogramDataPoint,
+  type HistogramDataPoint,
+  type InstrumentationScope,
+  type KeyValue,
+  KeyValueList,
+  type LogRecord,
+  type Metric,
+  type MetricData,
+  type NumberDataPoint,
+  type Resource,
+  type ResourceLogs,
+  type ResourceMetrics,
+  type ResourceSpans,
+  type ScopeLogs,
+  type ScopeMetrics,
+  type ScopeSpans,
+  type Signal,
+  type SignalData,
+  type Span,
+  type SpanEvent,
+  type SpanLink,
+  type SpanStatus,
+  type SummaryDataPoint,
+} from '../../model';
+import { MalformedPayloadError, TooDeepError } from '../errors';
+import type { DecodeLimits } from '../limits';
+
+type JsonObject = Record<string, unknown>;
+
+/** Decodes an OTLP/HTTP JSON export request of `signal`. An empty body or `{}` is an empty request. */
+export function decodeJsonRequest<S extends Signal>(
+  signal: S,
+  body: Buffer,
+  limits: DecodeLimits,
+): SignalData[S] {
+  const root = parseRequest(signal, body);
+  try {
+    return readRequest(signal, root, limits.maxAnyValueDepth) as SignalData[S];
+  } catch (e) {
+    throw publicError(e);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+
+const ROOT_KEY: Record<Signal, string> = {
+  traces: 'resourceSpans',
+  metrics: 'resourceMetrics',
+  logs: 'resourceLogs',
+};
+const SNAKE_ROOT_KEY: Record<Signal, string> = {
+  traces: 'resource_spans',
+  metrics: 'resource_metrics',
+  logs: 'resource_logs',
+};
+
+/** An unquoted number of 16 or more digits: it may be beyond 2^53, which JSON.parse would round. */
+const LONG_NUMBER = /[:[,]\s*-?\d{16}/;
+const INTEGER_SOURCE = /^-?\d+$/;
+
+function parseRequest(signal: Signal, body: Buffer): JsonObject {
+  if (body.length === 0) return {};
+  let text = body.toString('utf8');
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a byte order mark
+  let root = parseJson(text, LONG_NUMBER.test(text));
+  if (typeof root !== 'object' || root === null || Array.isArray(root)) {
+    throw new MalformedPayloadError(`expected a JSON object, got ${describe(root)}`);
+  }
+  const object = root as JsonObject;
+  if (object[ROOT_KEY[signal]] === undefined && object[SNAKE_ROOT_KEY[signal]] !== undefined) {
+    root = parseJson(text, true);
+  }
+  return root as JsonObject;
+}
+
+function parseJson(text: string, slow: boolean): unknown {
+  try {
+    return slow ? JSON.parse(text, reviveExactly) : JSON.parse(text);
+  } catch (e) {
+    throw new MalformedPayloadError(`invalid JSON: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The reviver of the slow parse: an integer beyond 2^53 becomes a bigint read from its source text
+ * (Node 24 passes it as `context.source`), and snake_case keys become lowerCamelCase.
+ */
+function reviveExactly(_key: string, value: unknown, context?: { source?: string }): unknown {
+  if (typeof value === 'number') {
+    const source = context?.source;
+    if (!Number.isSafeInteger(value) && source !== undefined && INTEGER_SOURCE.test(source)) {
+      return BigInt(source);
+    }
+    return value;
+  }
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    return withCamelCaseKeys(value as JsonObject);
+  }
+  return value;
+}
+
+function withCamelCaseKeys(object: JsonObject): JsonObject {
+  const keys = Object.keys(object);
+  if (!keys.some((key) => key.includes('_'))) return object;
+  const renamed: JsonObject = {};
+  for (const key of keys) renamed[camelCase(key)] = object[key];
+  return renamed;
+}
+
+function camelCase(key: string): string {
+  return key.replace(/_([a-z0-9])/g, (_match, letter: string) => letter.toUpperCase());
+}
+
+function readRequest(signal: Signal, root: JsonObject, maxDepth: number): SignalData[Signal] {
+  switch (signal) {
+    case 'traces':
+      return readList(root.resourceSpans, 'resourceSpans', maxDepth, readResourceSpans);
+    case 'metrics':
+      return readList(root.resourceMetrics, 'resourceMetrics', maxDepth, readResourceMetrics);
+    case 'logs':
+      return readList(root.resourceLogs, 'resourceLogs', maxDepth, readResourceLogs);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures and their paths
+
+/** A decoding failure on its way up to `decodeJsonRequest`. */
+class Failure {
+  /** Path segments, innermost first. */
+  readonly segments: string[] = [];
+
+  constructor(
+    readonly detail: string,
+    field: string | undefined,
+    /** Set when the failure is an AnyValue nested too deep. */
+    readonly depthLimit?: number,
+  ) {
+    if (field !== undefined) this.segments.push(field);
+  }
+}
+
+function invalid(field: string | undefined, expected: string, got: unknown): Failure {
+  return new Failure(`expected ${expected}, got ${describe(got)}`, field);
+}
+
+/** Adds a path segment (`field` or `field[index]`) to a failure passing through; returns the error to rethrow. */
+function at(e: unknown, field: string, index?: number): unknown {
+  if (e instanceof Failure) e.segments.push(index === undefined ? field : `${field}[${index}]`);
+  return e;
+}
+
+function publicError(e: unknown): unknown {
+  if (!(e instanceof Failure)) return e;
+  const path = e.segments.reverse().join('.');
+  return e.depthLimit === undefined
+    ? new MalformedPayloadError(e.detail, path)
+    : new TooDeepError(e.depthLimit, path);
+}
+
+/** A short description of a JSON value for an error message. */
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  return String(value);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Objects and lists
+
+const NO_ITEMS: readonly unknown[] = [];
+
+/** A list item, which must be an object. */
+function itemObject(value: unknown): JsonObject {
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as JsonObject;
+  throw invalid(undefined, 'an object', value);
+}
+
+/** An optional message field: undefined when absent or null. */
+function optionalObject(value: unknown): JsonObject | undefined {
+  if (value == null) return undefined;
+  return itemObject(value);
+}
+
+function listOf(value: unknown, field: string): readonly unknown[] {
+  if (Array.isArray(value)) return value;
+  if (value == null) return NO_ITEMS;
+  throw invalid(field, 'an array', value);
+}
+
+/** A repeated message field, each item read by `readItem`. */
+function readList<T>(
+  value: unknown,
+  field: string,
+  maxDepth: number,
+  readItem: (item: unknown, maxDepth: number) => T,
+): T[] {
+  const items = listOf(value, field);
+  const out: T[] = [];
+  let i = 0;
+  try {
+    for (; i < items.length; i++) out.push(readItem(items[i], maxDepth));
+  } catch (e) {
+    throw at(e, field, i);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scalars. `field` is undefined for the items of a repeated field (the list adds `field[i]`).
+
+const MAX_UINT32 = 0xffffffff;
+const MIN_INT32 = -0x80000000;
+const MAX_INT32 = 0x7fffffff;
+const TWO_POW_63 = 2 ** 63;
+const TWO_POW_64 = 2 ** 64;
+const MIN_INT64 = -(2n ** 63n);
+const MAX_INT64 = 2n ** 63n - 1n;
+const MAX_UINT64 = 2n ** 64n - 1n;
+
+const DECIMAL = /^-?\d+$/;
+const JSON_NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
+const TRACE_ID = /^[0-9a-fA-F]{32}$/;
+const SPAN_ID = /^[0-9a-fA-F]{16}$/;
+const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+function readString(value: unknown, field: string): string {
+  if (typeof value === 'string') return value;
+  if (value == null) return '';
+  throw invalid(field, 'a string', value);
+}
+
+function readBool(value: unknown, field: string): boolean {
+  if (typeof value === 'boolean') return value;
+  if (value == null) return false;
+  throw invalid(field, 'a boolean', value);
+}
+
+/** An integer as a number: a JSON number, a decimal string, or a bigint from the slow parse. */
+function integerAsNumber(value: unknown, field: string | undefined): number {
+  if (typeof value === 'number') {
+    if (Number.isInteger(value)) return value;
+  } else if (typeof value === 'string') {
+    if (DECIMAL.test(value)) return Number(value);
+  } else if (typeof value === 'bigint') {
+    return Number(value);
+  }
+  throw invalid(field, 'an integer', value);
+}
+
+/** An integer as an exact bigint: a JSON number, a decimal string, or a bigint from the slow parse. */
+function integerAsBigInt(value: unknown, field: string): bigint {
+  if (typeof value === 'string') {
+    if (DECIMAL.test(value)) return BigInt(value);
+  } else if (typeof value === 'number') {
+    if (Number.isInteger(value)) return BigInt(value);
+  } else if (typeof value === 'bigint') {
+    return value;
+  }
+  throw invalid(field, 'an integer', value);
+}
+
+/** uint32 and fixed32 fields: counts of dropped items, flags. */
+function readUint32(value: unknown, field: string): number {
+  if (value == null) return 0;
+  const n = integerAsNumber(value, field);
+  if (n < 0 || n > MAX_UINT32) throw invalid(field, 'an unsigned 32-bit integer', value);
+  return n;
+}
+
+/** int32 and sint32 fields: exponential histogram scale and offset. */
+function readInt32(value: unknown, field: string): number {
+  if (value == null) return 0;
+  const n = integerAsNumber(value, field);
+  if (n < MIN_INT32 || n > MAX_INT32) throw invalid(field, 'a 32-bit integer', value);
+  return n;
+}
+
+/** uint64 and fixed64 counts, kept as numbers by the model (exact up to 2^53). */
+function readCount(value: unknown, field: string | undefined): number {
+  if (value == null) return 0;
+  const n = integerAsNumber(value, field);
+  if (n < 0 || n >= TWO_POW_64) throw invalid(field, 'an unsigned 64-bit integer', value);
+  return n;
+}
+
+/** NumberDataPoint and Exemplar `asInt`, an int64 kept as a number by the model. */
+function readInt64AsNumber(value: unknown, field: string): number {
+  const n = integerAsNumber(value, field);
+  if (n < -TWO_POW_63 || n >= TWO_POW_63) throw invalid(field, 'a 64-bit integer', value);
+  return n;
+}
+
+/** fixed64 timestamps in nanoseconds. */
+function readTimestamp(value: unknown, field: string): bigint {
+  if (value == null) return 0n;
+  const n = integerAsBigInt(value, field);
+  if (n < 0n || n > MAX_UINT64) throw invalid(field, 'an unsigned 64-bit integer', value);
+  return n;
+}
+
+/** AnyValue `intValue`. */
+function readInt64(value: unknown, field: string): bigint {
+  const n = integerAsBigInt(value, field);
+  if (n < MIN_INT64 || n > MAX_INT64) throw invalid(field, 'a 64-bit integer', value);
+  return n;
+}
+
+function readDouble(value: unknown, field: string | undefined): number {
+  if (typeof value === 'number') return value;
+  if (value == null) return 0;
+  if (typeof value === 'string') {
+    const n = doubleFromString(value);
+    if (n !== undefined) return n;
+  } else if (typeof value === 'bigint') {
+    return Number(value);
+  }
+  throw invalid(field, 'a number', value);
+}
+
+/** An optional double (histogram sum, min, max): undefined when absent. */
+function readOptionalDouble(value: unknown, field: string): number | undefined {
+  return value == null ? undefined : readDouble(value, field);
+}
+
+/** Proto3 JSON accepts doubles as strings too, among which the special values. */
+function doubleFromString(s: string): number | undefined {
+  if (s === 'NaN') return Number.NaN;
+  if (s === 'Infinity') return Number.POSITIVE_INFINITY;
+  if (s === '-Infinity') return Number.NEGATIVE_INFINITY;
+  return JSON_NUMBER.test(s) ? Number(s) : undefined;
+}
+
+/** An enum: its integer, or (a courtesy, as the Collector grants it) one of its names. */
+function readEnum(value: unknown, field: string, names: ReadonlyMap<string, number>): number {
+  if (typeof value === 'number') {
+    if (Number.isInteger(value) && value >= MIN_INT32 && value <= MAX_INT32) return value;
+  } else if (value == null) {
+    return 0;
+  } else if (typeof value === 'string') {
+    const n = names.get(value);
+    if (n !== undefined) return n;
+  }
+  throw invalid(field, 'an enum integer', value);
+}
+
+function readTraceId(value: unknown, field: string): string {
+  return readHexId(value, field, TRACE_ID, 32);
+}
+
+function readSpanId(value: unknown, field: string): string {
+  return readHexId(value, field, SPAN_ID, 16);
+}
+
+function readHexId(value: unknown, field: string, pattern: RegExp, length: number): string {
+  if (typeof value === 'string') {
+    if (value === '') return '';
+    if (pattern.test(value)) return value.toLowerCase();
+  } else if (value == null) {
+    return '';
+  }
+  throw new Failure(`expected ${length} hex characters, got ${describe(value)}`, field);
+}
+
+/** A bytes field: standard or URL-safe base64, padded or not. */
+function readBytes(value: unknown, field: string): Uint8Array {
+  if (typeof value === 'string' && value.length % 4 !== 1 && BASE64.test(value)) {
+    const bytes = new Uint8Array(Buffer.byteLength(value, 'base64'));
+    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).write(value, 'base64');
+    return bytes;
+  }
+  if (value == null) return new Uint8Array(0);
+  throw invalid(field, 'a base64 string', value);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enum names, accepted as a courtesy
+
+function enumNames(prefix: string, names: readonly string[]): ReadonlyMap<string, number> {
+  return new Map(names.map((name, i) => [`${prefix}${name}`, i]));
+}
+
+const SPAN_KIND_NAMES = enumNames('SPAN_KIND_', [
+  'UNSPECIFIED',
+  'INTERNAL',
+  'SERVER',
+  'CLIENT',
+  'PRODUCER',
+  'CONSUMER',
+]);
+const STATUS_CODE_NAMES = enumNames('STATUS_CODE_', ['UNSET', 'OK', 'ERROR']);
+const TEMPORALITY_NAMES = enumNames('AGGREGATION_TEMPORALITY_', ['UNSPECIFIED', 'DELTA', 'CUMULATIVE']);
+const SEVERITY_NAMES = enumNames('SEVERITY_NUMBER_', [
+  'UNSPECIFIED',
+  ...['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'].flatMap((level) => [
+    level,
+    `${level}2`,
+    `${level}3`,
+    `${level}4`,
+  ]),
+]);
+
+// ---------------------------------------------------------------------------------------------
+// Common messages
+
+function readResource(value: unknown, maxDepth: number): Resource {
+  try {
+    const o = optionalObject(value);
+    if (o === undefined) return emptyResource();
+    return {
+      attributes: readAttributes(o.attributes, 'attributes', maxDepth),
+      droppedAttributesCount: readUint32(o.droppedAttributesCount, 'droppedAttributesCount'),
+    };
+  } catch (e) {
+    throw at(e, 'resource');
+  }
+}
+
+function readScope(value: unknown, maxDepth: number): InstrumentationScope {
+  try {
+    const o = optionalObject(value);
+    if (o === undefined) return emptyScope();
+    return {
+      name: readString(o.name, 'name'),
+      version: readString(o.version, 'version'),
+      attributes: readAttributes(o.attributes, 'attributes', maxDepth),
+      droppedAttributesCount: readUint32(o.droppedAttributesCount, 'droppedAttributesCount'),
+    };
+  } catch (e) {
+    throw at(e, 'scope');
+  }
+}
+
+/** A list of KeyValue whose values are at AnyValue depth 1. */
+function readAttributes(value: unknown, field: string, maxDepth: number): KeyValue[] {
+  return readKeyValues(value, field, 1, maxDepth);
+}
+
+function readKeyValues(value: unknown, field: string, depth: number, maxDepth: number): KeyValue[] {
+  const items = listOf(value, field);
+  const out: KeyValue[] = [];
+  let i = 0;
+  try {
+    for (; i < items.length; i++) out.push(readKeyValue(items[i], depth, maxDepth));
+  } catch (e) {
+    throw at(e, field, i);
+  }
+  return out;
+}
+
+function readKeyValue(item: unknown, depth: number, maxDepth: number): KeyValue {
+  const o = itemObject(item);
+  const key = readString(o.key, 'key');
+  let value: AnyValue;
+  try {
+    value = readAnyValue(o.value, depth, maxDepth);
+  } catch (e) {
+    throw at(e, 'value');
+  }
+  return { key, value };
+}
+
+/** An AnyValue at nesting `depth` (1 for an attribute value or a log body). */
+function readAnyValue(value: unknown, depth: number, maxDepth: number): AnyValue {
+  if (depth > maxDepth) throw new Failure('', undefined, maxDepth);
+  const o = optionalObject(value);
+  if (o === undefined) return undefined;
+  // The oneof members, the most frequent first; an object with none of them is an empty AnyValue.
+  if (o.stringValue !== undefined) return readString(o.stringValue, 'stringValue');
+  if (o.intValue !== undefined) return readInt64(o.intValue, 'intValue');
+  if (o.boolValue !== undefined) return readBool(o.boolValue, 'boolValue');
+  if (o.doubleValue !== undefined) return readDouble(o.doubleValue, 'doubleValue');
+  if (o.arrayValue !== undefined) return readArrayValue(o.arrayValue, depth, maxDepth);
+  if (o.kvlistValue !== undefined) return readKvlistValue(o.kvlistValue, depth, maxDepth);
+  if (o.bytesValue !== undefined) return readBytes(o.bytesValue, 'bytesValue');
+  return undefined;
+}
+
+function readArrayValue(value: unknown, depth: number, maxDepth: number): AnyValue[] {
+  try {
+    const o = optionalObject(value);
+    const items = listOf(o?.values, 'values');
+    const out: AnyValue[] = [];
+    let i = 0;
+    try {
+      for (; i < items.length; i++) out.push(readAnyValue(items[i], depth + 1, maxDepth));
+    } catch (e) {
+      throw at(e, 'values', i);
+    }
+    return out;
+  } catch (e) {
+    throw at(e, 'arrayValue');
+  }
+}
+
+function readKvlistValue(value: unknown, depth: number, maxDepth: number): KeyValueList {
+  try {
+    const o = optionalObject(value);
+    return new KeyValueList(readKeyValues(o?.values, 'values', depth + 1, maxDepth));
+  } catch (e) {
+    throw at(e, 'kvlistValue');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Traces
+
+function readResourceSpans(item: unknown, maxDepth: number): ResourceSpans {
+  const o = itemObject(item);
+  return {
+    resource: readResource(o.resource, maxDepth),
+    scopeSpans: readList(o.scopeSpans, 'scopeSpans', maxDepth, readScopeSpans),
+    schemaUrl: readString(o.schemaUrl, 'schemaUrl'),
+  };
+}
+
+function readScopeSpans(item: unknown, maxDepth: number): ScopeSpans {
+  const o = itemObject(item);
+  return {
+    scope: readScope(o.scope, maxDepth),
+    spans: readList(o.spans, 'spans', maxDepth, readSpan),
+    schemaUrl: readString(o.schemaUrl, 'schemaUrl'),
+  };
+}
+
+function readSpan(item: unknown, maxDepth: number): Span {
+  const o = itemObject(item);
+  return {
+    traceId: readTraceId(o.traceId, 'traceId'),
+    spanId: readSpanId(o.spanId, 'spanId'),
+    traceState: readString(o.traceState, 'traceState'),
+    parentSpanId: readSpanId(o.parentSpanId, 'parentSpanId'),
+    flags: readUint32(o.flags, 'flags'),
+    name: readString(o.name, 'name'),
+    kind: readEnum(o.kind, 'kind', SPAN_KIND_NAMES),
+    startTimeUnixNano: readTimestamp(o.startTimeUnixNano, 'startTimeUnixNano'),
+    endTimeUnixNano: readTimestamp(o.endTimeUnixNano, 'endTimeUnixNano'),
+    attributes: readAttributes(o.attributes, 'attributes', maxDepth),
+    droppedAttributesCount: readUint32(o.droppedAttributesCount, 'droppedAttributesCount'),
+    events: readList(o.events, 'events', maxDepth, readSpanEvent),
+    droppedEventsCount: readUint32(o.droppedEventsCount, 'droppedEventsCount'),
+    links: readList(o.links, 'links', maxDepth, readSpanLink),
+    droppedLinksCount: readUint32(o.droppedLinksCount, 'droppedLinksCount'),
+    status: readStatus(o.status),
+  };
+}
+
+function readSpanEvent(item: unknown, maxDepth: number): SpanEvent {
+  const o = itemObject(item);
+  return {
+    timeUnixNano: readTimestamp(o.timeUnixNano, 'timeUnixNano'),
+    name: readString(o.name, 'name'),
+    attributes: readAttributes(o.attributes, 'attributes', maxDepth),
+    droppedAttributesCount: readUint32(o.droppedAttributesCount, 'droppedAttributesCount'),
+  };
+}
+
+function readSpanLink(item: unknown, maxDepth: number): SpanLink {
+  const o = itemObject(item);
+  return {
+    traceId: readTraceId(o.traceId, 'traceId'),
+    spanId: readSpanId(o.spanId, 'spanId'),
+    traceState: readString(o.traceState, 'traceState'),
+    attributes: readAttributes(o.attributes, 'attributes', maxDepth),
+    droppedAttributesCount: readUint32(o.droppedAttributesCount, 'droppedAttributesCount'),
+    flags: readUint32(o.flags, 'flags'),
+  };
+}
+
+function readStatus(value: unknown): SpanStatus {
+  try {
+    const o = optionalObject(value);
+    if (o === undefined) return { message: '', code: 0 };
+    return {
+      message: readString(o.message, 'message'),
+      code: readEnum(o.code, 'code', STATUS_CODE_NAMES),
+    };
+  } catch (e) {
+    throw at(e, 'status');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metrics
+
+function readResourceMetrics(item: unknown, maxDepth: number): ResourceMetrics {
+  const o = itemObject(item);
+  return {
+    resource: readResource(o.resource, maxDepth),
+    scopeMetrics: readList(o.scopeMetrics, 'scopeMetrics', maxDepth, readScopeMetrics),
+    schemaUrl: readString(o.schemaUrl, 'schemaUrl'),
+  };
+}
+
+function readScopeMetrics(item: unknown, maxDepth: number): ScopeMetrics {
+  const o = itemObject(item);
+  return {
+    scope: readScope(o.scope, maxDepth),
+    metrics: readList(o.metrics, 'metrics', maxDepth, readMetric),
+    schemaUrl: readString(o.schemaUrl, 'schemaUrl'),
+  };
+}
+
+function readMetric(item: unknown, maxDepth: number): Metric {
+  const o = itemObject(item);
+  return {
+    name: readString(o.name, 'name'),
+    description: readString(o.description, 'description'),
+    unit: readString(o.unit, 'unit'),
+    data: readMetricData(o, maxDepth),
+    metadata: readAttributes(o.metadata, 'metadata', maxDepth),
+  };
+}
+
+/** The `data` oneof of a Metric: at most one of its five members; none is the type 'none'. */
+function readMetricData(metric: JsonObject, maxDepth: number): MetricData {
+  const { gauge, sum, histogram, exponentialHistogram, summary } = metric;
+  const members =
+    (gauge == null ? 0 : 1) +
+    (sum == null ? 0 : 1) +
+    (histogram == null ? 0 : 1) +
+    (exponentialHistogram == null ? 0 : 1) +
+    (summary == null ? 0 : 1);
+  if (members > 1) {
+    throw new Failure(
+      'expected at most one of gauge, sum, histogram, exponentialHistogram, summary',
+      undefined,
+    );
+  }
+  if (gauge != null) return readGauge(gauge, maxDepth);
+  if (sum != null) return readSum(sum, maxDepth);
+  if (histogram != null) return readHistogram(histogram, maxDepth);
+  if (exponentialHistogram != null) return readExponentialHistogram(exponentialHistogram, maxDepth);
+  if (summary != null) return readSummary(summary, maxDepth);
+  return { type: 'none', dataPoints: [] };
+}
+
+function readGauge(value: unknown, maxDepth: number): MetricData {
+  try {
+    const o = itemObject(value);
+    return {
+      type: 'gauge',
+      dataPoints: readList(o.dataPoints, 'dataPoints', maxDepth, readNumberDataPoint),
+    };
+  } catch (e) {
+    throw at(e, 'gauge');
+  }
+}
+
+function readSum(value: unknown, maxDepth: number): MetricData {
+  try {
+    const o = itemObject(value);
+    return {
+      type: 'sum',
+      dataPoints: readList(o.dataPoints, 'dataPoints', maxDepth, readNumberDataPoint),
+      aggregationTemporality: readTemporality(o.aggregationTemporality),
+      isMonotonic: readBool(o.isMonotonic, 'isMonotonic'),
+    };
+  } catch (e) {
+    throw at(e, 'sum');
+  }
+}
+
+function readHistogram(value: unknown, maxDepth: number): MetricData {
+  try {
+    const o = itemObject(value);
+    return {
+      type: 'histogram',
+      dataPoints: readList(o.dataPoints, 'dataPoints', maxDepth, readHistogramDataPoint),
+      aggregationTemporality: readTemporality(o.aggregationTemporality),
+    };
+  } catch (e) {
+    throw at(e, 'histogram');
+  }
+}
+
+function readExponentialHistogram(value: unknown, maxDepth: number): MetricData {
+  try {
+    const o = itemObject(value);
+    return {
+      type: 'exponentialHistogram',
+      dataPoints: readList(o.dataPoints, 'dataPoints', maxDepth, readExponentialHistogramDataPoint),
+      aggregationTemporality: readTemporality(o.aggregationTemporality),
+    };
+  } catch (e) {
+    throw at(e, 'exponentialHistogram');
+  }
+}
+
+function readSummary(value: unknown, maxDepth: number): MetricData {
+  try {
+    const o = itemObject(value);
+    return {
+      type: 'summary',
+      dataPoints: readList(o.dataPoints, 'dataPoints', maxDepth, readSummaryDataPoint),
+    };
+  } catch (e) {
+    throw at(e, 'summary');
+  }
+}
+
+function readTemporality(value: unknown): number {
+  return readEnum(value, 'aggregationTemporality', TEMPORALITY_NAMES);
+}
+
+function readNumberDataPoint(item: unknown, maxDepth: number): NumberDataPoint {
+  const o = itemObject(item);
+  const asDouble = o.asDouble;
+  const isInt = asDouble == null && o.asInt != null;
+  return {
+    attributes: readAttributes(o.attributes, 'attributes', maxDepth),
+    startTimeUnixNano: readTimestamp(o.startTimeUnixNano, 'startTimeUnixNano'),
+    timeUnixNano: readTimestamp(o.timeUnixNano, 'timeUnixNano'),
+    exemplars: readList(o.exemplars, 'exemplars', maxDepth, readExemplar),
+    flags: readUint32(o.flags, 'flags'),
+    value: isInt ? readInt64AsNumber(o.asInt, 'asInt') : readDouble(asDouble, 'asDouble'),
+    isInt,
+  };
+}
+
+function readHistogramDataPoint(item: unknown, maxDepth: number): HistogramDataPoint {
+  const o = itemObject(item);
+  return {
+    attributes: readAttributes(o.attributes, 'attributes', maxDepth),
+    startTimeUnixNano: readTimestamp(o.startTimeUnixNano, 'startTimeUnixNano'),
+    timeUnixNano: readTimestamp(o.timeUnixNano, 'timeUnixNano'),
+    exemplars: readList(o.exemplars, 'exemplars', maxDepth, readExemplar),
+    flags: readUint32(o.flags, 'flags'),
+    count: readCount(o.count, 'count'),
+    sum: readOptionalDouble(o.sum, 'sum'),
+    bucketCounts: readCounts(o.bucketCounts, 'bucketCounts'),
+    explicitBounds: readDoubles(o.explicitBounds, 'explicitBounds'),
+    min: readOptionalDouble(o.min, 'min'),
+    max: readOptionalDouble(o.max, 'max'),
+  };
+}
+
+function readExponentialHistogramDataPoint(item: unknown, maxDepth: number): ExponentialHistogramDataPoint {
+  const o = itemObject(item);
+  return {
+    attributes: readAttributes(o.attributes, 'attributes', maxDepth),
+    startTimeUnixNano: readTimestamp(o.startTimeUnixNano, 'startTimeUnixNano'),
+    timeUnixNano: readTimestamp(o.timeUnixNano, 'timeUnixNano'),
+    exemplars: readList(o.exemplars, 'exemplars', maxDepth, readExemplar),
+    flags: readUint32(o.flags, 'flags'),
+    count: readCount(o.count, 'count'),
+    sum: readOptionalDouble(o.sum, 'sum'),
+    scale: readInt32(o.scale, 'scale'),
+    zeroCount: readCount(o.zeroCount, 'zeroCount'),
+    positive: readBuckets(o.positive, 'positive'),
+    negative: readBuckets(o.negative, 'negative'),
+    min: readOptionalDouble(o.min, 'min'),
+    max: readOptionalDouble(o.max, 'max'),
+    zeroThreshold: readDouble(o.zeroThreshold, 'zeroThreshold'),
+  };
+}
+
+function readBuckets(value: unknown, field: string): ExponentialBuckets {
+  try {
+    const o = optionalObject(value);
+    if (o === undefined) return { offset: 0, bucketCounts: [] };
+    return {
+      offset: readInt32(o.offset, 'offset'),
+      bucketCounts: readCounts(o.bucketCounts, 'bucketCounts'),
+    };
+  } catch (e) {
+    throw at(e, field);
+  }
+}
+
+function readSummaryDataPoint(item: unknown, maxDepth: number): SummaryDataPoint {
+  const o = itemObject(item);
+  return {
+    attributes: readAttributes(o.attributes, 'attributes', maxDepth),
+    startTimeUnixNano: readTimestamp(o.startTimeUnixNano, 'startTimeUnixNano'),
+    timeUnixNano: readTimestamp(o.timeUnixNano, 'timeUnixNano'),
+    count: readCount(o.count, 'count'),
+    sum: readDouble(o.sum, 'sum'),
+    quantileValues: readList(o.quantileValues, 'quantileValues', maxDepth, readQuantile),
+    flags: readUint32(o.flags, 'flags'),
+  };
+}
+
+function readQuantile(item: unknown): { quantile: number; value: number } {
+  const o = itemObject(item);
+  return { quantile: readDouble(o.quantile, 'quantile'), value: readDouble(o.value, 'value') };
+}
+
+function readExemplar(item: unknown, maxDepth: number): Exemplar {
+  const o = itemObject(item);
+  const asDouble = o.asDouble;
+  const isInt = asDouble == null && o.asInt != null;
+  return {
+    filteredAttributes: readAttributes(o.filteredAttributes, 'filteredAttributes', maxDepth),
+    timeUnixNano: readTimestamp(o.timeUnixNano, 'timeUnixNano'),
+    value: isInt ? readInt64AsNumber(o.asInt, 'asInt') : readDouble(asDouble, 'asDouble'),
+    isInt,
+    spanId: readSpanId(o.spanId, 'spanId'),
+    traceId: readTraceId(o.traceId, 'traceId'),
+  };
+}
+
+/** A repeated uint64 count (histogram buckets). */
+function readCounts(value: unknown, field: string): number[] {
+  const items = listOf(value, field);
+  const out: number[] = [];
+  let i = 0;
+  try {
+    for (; i < items.length; i++) out.push(readCount(items[i], undefined));
+  } catch (e) {
+    throw at(e, field, i);
+  }
+  return out;
+}
+
+/** A repeated double (histogram bounds). */
+function readDoubles(value: unknown, field: string): number[] {
+  const items = listOf(value, field);
+  const out: number[] = [];
+  let i = 0;
+  try {
+    for (; i < items.length; i++) out.push(readDouble(items[i], undefined));
+  } catch (e) {
+    throw at(e, field, i);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logs
+
+function readResourceLogs(item: unknown, maxDepth: number): ResourceLogs {
+  const o = itemObject(item);
+  return {
+    resource: readResource(o.resource, maxDepth),
+    scopeLogs: readList(o.scopeLogs, 'scopeLogs', maxDepth, readScopeLogs),
+    schemaUrl: readString(o.schemaUrl, 'schemaUrl'),
+  };
+}
+
+function readScopeLogs(item: unknown, maxDepth: number): ScopeLogs {
+  const o = itemObject(item);
+  return {
+    scope: readScope(o.scope, maxDepth),
+    logRecords: readList(o.logRecords, 'logRecords', maxDepth, readLogRecord),
+    schemaUrl: readString(o.schemaUrl, 'schemaUrl'),
+  };
+}
+
+function readLogRecord(item: unknown, maxDepth: number): LogRecord {
+  const o = itemObject(item);
+  return {
+    timeUnixNano: readTimestamp(o.timeUnixNano, 'timeUnixNano'),
+    observedTimeUnixNano: readTimestamp(o.observedTimeUnixNano, 'observedTimeUnixNano'),
+    severityNumber: readEnum(o.severityNumber, 'severityNumber', SEVERITY_NAMES),
+    severityText: readString(o.severityText, 'severityText'),
+    body: readBody(o.body, maxDepth),
+    attributes: readAttributes(o.attributes, 'attributes', maxDepth),
+    droppedAttributesCount: readUint32(o.droppedAttributesCount, 'droppedAttributesCount'),
+    flags: readUint32(o.flags, 'flags'),
+    traceId: readTraceId(o.traceId, 'traceId'),
+    spanId: readSpanId(o.spanId, 'spanId'),
+    eventName: readString(o.eventName, 'eventName'),
+  };
+}
+
+function readBody(value: unknown, maxDepth: number): AnyValue {
+  try {
+    return readAnyValue(value, 1, maxDepth);
+  } catch (e) {
+    throw at(e, 'body');
+  }
+}

@@ -1,0 +1,288 @@
+/**
+ * Protobuf decoding of `ExportTraceServiceRequest` (opentelemetry-proto trace.proto, v1) into the model.
+ */
+import {
+  type InstrumentationScope,
+  type KeyValue,
+  type Resource,
+  type ResourceSpans,
+  type ScopeSpans,
+  type Span,
+  type SpanEvent,
+  type SpanLink,
+  type SpanStatus,
+  emptyResource,
+  emptyScope,
+} from '../../model';
+import type { DecodeLimits } from '../limits';
+import { atPath, checkEnd, decodeAttributeInto, decodeResource, decodeScope } from './decode-common';
+import { ProtoReader, WireType } from './reader';
+
+const LEN = WireType.LEN;
+const VARINT = WireType.VARINT;
+const I64 = WireType.I64;
+const I32 = WireType.I32;
+
+export function decodeTraceRequest(buf: Buffer, limits: DecodeLimits): ResourceSpans[] {
+  const r = new ProtoReader(buf);
+  const out: ResourceSpans[] = [];
+  while (r.pos < buf.length) {
+    const tag = r.uint32();
+    if (tag === ((1 << 3) | LEN)) {
+      try {
+        out.push(decodeResourceSpans(r, limits));
+      } catch (err) {
+        throw atPath(err, `resourceSpans[${out.length}]`);
+      }
+    } else r.skip(tag & 7);
+  }
+  return out;
+}
+
+function decodeResourceSpans(r: ProtoReader, limits: DecodeLimits): ResourceSpans {
+  const end = r.delimitedEnd();
+  let resource: Resource | undefined;
+  const scopeSpans: ScopeSpans[] = [];
+  let schemaUrl = '';
+  while (r.pos < end) {
+    const tag = r.uint32();
+    switch (tag) {
+      case (1 << 3) | LEN:
+        try {
+          resource = decodeResource(r, limits);
+        } catch (err) {
+          throw atPath(err, 'resource');
+        }
+        break;
+      case (2 << 3) | LEN:
+        try {
+          scopeSpans.push(decodeScopeSpans(r, limits));
+        } catch (err) {
+          throw atPath(err, `scopeSpans[${scopeSpans.length}]`);
+        }
+        break;
+      case (3 << 3) | LEN:
+        schemaUrl = r.string();
+        break;
+      default:
+        r.skip(tag & 7);
+    }
+  }
+  checkEnd(r, end);
+  return { resource: resource ?? emptyResource(), scopeSpans, schemaUrl };
+}
+
+function decodeScopeSpans(r: ProtoReader, limits: DecodeLimits): ScopeSpans {
+  const end = r.delimitedEnd();
+  let scope: InstrumentationScope | undefined;
+  const spans: Span[] = [];
+  let schemaUrl = '';
+  while (r.pos < end) {
+    const tag = r.uint32();
+    switch (tag) {
+      case (1 << 3) | LEN:
+        try {
+          scope = decodeScope(r, limits);
+        } catch (err) {
+          throw atPath(err, 'scope');
+        }
+        break;
+      case (2 << 3) | LEN:
+        try {
+          spans.push(decodeSpan(r, limits));
+        } catch (err) {
+          throw atPath(err, `spans[${spans.length}]`);
+        }
+        break;
+      case (3 << 3) | LEN:
+        schemaUrl = r.string();
+        break;
+      default:
+        r.skip(tag & 7);
+    }
+  }
+  checkEnd(r, end);
+  return { scope: scope ?? emptyScope(), spans, schemaUrl };
+}
+
+function decodeSpan(r: ProtoReader, limits: DecodeLimits): Span {
+  const end = r.delimitedEnd();
+  let traceId = '';
+  let spanId = '';
+  let traceState = '';
+  let parentSpanId = '';
+  let flags = 0;
+  let name = '';
+  let kind = 0;
+  let startTimeUnixNano = 0n;
+  let endTimeUnixNano = 0n;
+  const attributes: KeyValue[] = [];
+  let droppedAttributesCount = 0;
+  const events: SpanEvent[] = [];
+  let droppedEventsCount = 0;
+  const links: SpanLink[] = [];
+  let droppedLinksCount = 0;
+  let status: SpanStatus | undefined;
+  while (r.pos < end) {
+    const tag = r.uint32();
+    switch (tag) {
+      case (1 << 3) | LEN:
+        traceId = r.id(16, 'traceId');
+        break;
+      case (2 << 3) | LEN:
+        spanId = r.id(8, 'spanId');
+        break;
+      case (3 << 3) | LEN:
+        traceState = r.string();
+        break;
+      case (4 << 3) | LEN:
+        parentSpanId = r.id(8, 'parentSpanId');
+        break;
+      case (5 << 3) | LEN:
+        name = r.string();
+        break;
+      case (6 << 3) | VARINT:
+        kind = r.int32();
+        break;
+      case (7 << 3) | I64:
+        startTimeUnixNano = r.fixed64();
+        break;
+      case (8 << 3) | I64:
+        endTimeUnixNano = r.fixed64();
+        break;
+      case (9 << 3) | LEN:
+        decodeAttributeInto(r, limits, attributes, 'attributes');
+        break;
+      case (10 << 3) | VARINT:
+        droppedAttributesCount = r.uint32();
+        break;
+      case (11 << 3) | LEN:
+        try {
+          events.push(decodeEvent(r, limits));
+        } catch (err) {
+          throw atPath(err, `events[${events.length}]`);
+        }
+        break;
+      case (12 << 3) | VARINT:
+        droppedEventsCount = r.uint32();
+        break;
+      case (13 << 3) | LEN:
+        try {
+          links.push(decodeLink(r, limits));
+        } catch (err) {
+          throw atPath(err, `links[${links.length}]`);
+        }
+        break;
+      case (14 << 3) | VARINT:
+        droppedLinksCount = r.uint32();
+        break;
+      case (15 << 3) | LEN:
+        status = decodeStatus(r);
+        break;
+      case (16 << 3) | I32:
+        flags = r.fixed32();
+        break;
+      default:
+        r.skip(tag & 7);
+    }
+  }
+  checkEnd(r, end);
+  return {
+    traceId,
+    spanId,
+    traceState,
+    parentSpanId,
+    flags,
+    name,
+    kind,
+    startTimeUnixNano,
+    endTimeUnixNano,
+    attributes,
+    droppedAttributesCount,
+    events,
+    droppedEventsCount,
+    links,
+    droppedLinksCount,
+    status: status ?? { message: '', code: 0 },
+  };
+}
+
+function decodeEvent(r: ProtoReader, limits: DecodeLimits): SpanEvent {
+  const end = r.delimitedEnd();
+  let timeUnixNano = 0n;
+  let name = '';
+  const attributes: KeyValue[] = [];
+  let droppedAttributesCount = 0;
+  while (r.pos < end) {
+    const tag = r.uint32();
+    switch (tag) {
+      case (1 << 3) | I64:
+        timeUnixNano = r.fixed64();
+        break;
+      case (2 << 3) | LEN:
+        name = r.string();
+        break;
+      case (3 << 3) | LEN:
+        decodeAttributeInto(r, limits, attributes, 'attributes');
+        break;
+      case (4 << 3) | VARINT:
+        droppedAttributesCount = r.uint32();
+        break;
+      default:
+        r.skip(tag & 7);
+    }
+  }
+  checkEnd(r, end);
+  return { timeUnixNano, name, attributes, droppedAttributesCount };
+}
+
+function decodeLink(r: ProtoReader, limits: DecodeLimits): SpanLink {
+  const end = r.delimitedEnd();
+  let traceId = '';
+  let spanId = '';
+  let traceState = '';
+  const attributes: KeyValue[] = [];
+  let droppedAttributesCount = 0;
+  let flags = 0;
+  while (r.pos < end) {
+    const tag = r.uint32();
+    switch (tag) {
+      case (1 << 3) | LEN:
+        traceId = r.id(16, 'traceId');
+        break;
+      case (2 << 3) | LEN:
+        spanId = r.id(8, 'spanId');
+        break;
+      case (3 << 3) | LEN:
+        traceState = r.string();
+        break;
+      case (4 << 3) | LEN:
+        decodeAttributeInto(r, limits, attributes, 'attributes');
+        break;
+      case (5 << 3) | VARINT:
+        droppedAttributesCount = r.uint32();
+        break;
+      case (6 << 3) | I32:
+        flags = r.fixed32();
+        break;
+      default:
+        r.skip(tag & 7);
+    }
+  }
+  checkEnd(r, end);
+  return { traceId, spanId, traceState, attributes, droppedAttributesCount, flags };
+}
+
+function decodeStatus(r: ProtoReader): SpanStatus {
+  const end = r.delimitedEnd();
+  let message = '';
+  let code = 0;
+  while (r.pos < end) {
+    const tag = r.uint32();
+    if (tag === ((2 << 3) | LEN)) message = r.string();
+    else if (tag === ((3 << 3) | VARINT)) code = r.int32();
+    else r.skip(tag & 7);
+  }
+  checkEnd(r, end);
+  return { message, code };
+}

@@ -1,0 +1,220 @@
+/**
+ * A protobuf wire-format reader over one request buffer. The OTLP decoders drive it field by field
+ * and build the internal model directly, with no generic message tree in between.
+ *
+ * Every read is bounds-checked: a truncated or corrupt payload raises MalformedPayloadError, never a
+ * RangeError or an out-of-bounds read.
+ */
+import { MalformedPayloadError } from '../errors';
+
+export const WireType = { VARINT: 0, I64: 1, LEN: 2, SGROUP: 3, EGROUP: 4, I32: 5 } as const;
+
+const TWO_POW_32 = 4294967296;
+
+export class ProtoReader {
+  readonly buf: Buffer;
+  readonly view: DataView;
+  pos: number;
+
+  constructor(buf: Buffer, pos = 0) {
+    this.buf = buf;
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.pos = pos;
+  }
+
+  /** A varint that fits in 32 bits (tags, lengths, enums, int32). Larger varints are truncated to their low 32 bits. */
+  uint32(): number {
+    const buf = this.buf;
+    let pos = this.pos;
+    const end = buf.length;
+    if (pos < end) {
+      const b = buf[pos];
+      if (b < 0x80) {
+        this.pos = pos + 1;
+        return b;
+      }
+    }
+    let result = 0;
+    let shift = 0;
+    for (;;) {
+      if (pos >= end) throw truncated('varint');
+      const b = buf[pos++];
+      if (shift < 32) result |= (b & 0x7f) << shift;
+      if (b < 0x80) break;
+      shift += 7;
+      if (shift > 63) throw new MalformedPayloadError('varint longer than 10 bytes');
+    }
+    this.pos = pos;
+    return result >>> 0;
+  }
+
+  /** An int32 varint (sign-extended when negative). */
+  int32(): number {
+    return this.uint32() | 0;
+  }
+
+  /** A uint64 varint as a number (exact up to 2^53; counts and sizes never reach that). */
+  uint64Number(): number {
+    const buf = this.buf;
+    let pos = this.pos;
+    const end = buf.length;
+    let lo = 0;
+    let hi = 0;
+    let shift = 0;
+    for (;;) {
+      if (pos >= end) throw truncated('varint');
+      const b = buf[pos++];
+      if (shift < 28) lo |= (b & 0x7f) << shift;
+      else if (shift === 28) {
+        lo |= (b & 0x0f) << 28;
+        hi |= (b & 0x7f) >>> 4;
+      } else hi |= (b & 0x7f) << (shift - 32);
+      if (b < 0x80) break;
+      shift += 7;
+      if (shift > 63) throw new MalformedPayloadError('varint longer than 10 bytes');
+    }
+    this.pos = pos;
+    return (hi >>> 0) * TWO_POW_32 + (lo >>> 0);
+  }
+
+  /** An int64 varint as a bigint (two's complement, as AnyValue.int_value is encoded). */
+  int64(): bigint {
+    const start = this.pos;
+    const small = this.uint64Number();
+    if (small <= Number.MAX_SAFE_INTEGER) return BigInt(small);
+    // Rare: large or negative values. Re-read exactly with bigint arithmetic.
+    this.pos = start;
+    let result = 0n;
+    let shift = 0n;
+    for (;;) {
+      const b = this.buf[this.pos++];
+      result |= BigInt(b & 0x7f) << shift;
+      if (b < 0x80) break;
+      shift += 7n;
+    }
+    return BigInt.asIntN(64, result);
+  }
+
+  bool(): boolean {
+    return this.uint32() !== 0;
+  }
+
+  /** fixed64 as a bigint (timestamps in nanoseconds). */
+  fixed64(): bigint {
+    const pos = this.pos;
+    if (pos + 8 > this.buf.length) throw truncated('fixed64');
+    this.pos = pos + 8;
+    return this.view.getBigUint64(pos, true);
+  }
+
+  /** fixed64 as a number (counts). */
+  fixed64Number(): number {
+    const pos = this.pos;
+    if (pos + 8 > this.buf.length) throw truncated('fixed64');
+    this.pos = pos + 8;
+    return this.view.getUint32(pos + 4, true) * TWO_POW_32 + this.view.getUint32(pos, true);
+  }
+
+  /** sfixed64 as a number (exemplar and data point `as_int`). */
+  sfixed64Number(): number {
+    const pos = this.pos;
+    if (pos + 8 > this.buf.length) throw truncated('sfixed64');
+    this.pos = pos + 8;
+    return this.view.getInt32(pos + 4, true) * TWO_POW_32 + this.view.getUint32(pos, true);
+  }
+
+  fixed32(): number {
+    const pos = this.pos;
+    if (pos + 4 > this.buf.length) throw truncated('fixed32');
+    this.pos = pos + 4;
+    return this.view.getUint32(pos, true);
+  }
+
+  double(): number {
+    const pos = this.pos;
+    if (pos + 8 > this.buf.length) throw truncated('double');
+    this.pos = pos + 8;
+    return this.view.getFloat64(pos, true);
+  }
+
+  /** Reads a length prefix and returns the end offset of the delimited bytes. */
+  delimitedEnd(): number {
+    const len = this.uint32();
+    const end = this.pos + len;
+    if (end > this.buf.length) throw truncated('length-delimited field');
+    return end;
+  }
+
+  string(): string {
+    const end = this.delimitedEnd();
+    const start = this.pos;
+    this.pos = end;
+    return utf8(this.buf, start, end);
+  }
+
+  /** A bytes field as a copy (the request buffer is not retained). */
+  bytes(): Uint8Array {
+    const end = this.delimitedEnd();
+    const out = Uint8Array.prototype.slice.call(this.buf, this.pos, end);
+    this.pos = end;
+    return out;
+  }
+
+  /** A trace or span id as lowercase hex; `size` is the only valid non-zero length in bytes. */
+  id(size: 8 | 16, what: string): string {
+    const end = this.delimitedEnd();
+    const len = end - this.pos;
+    if (len !== size && len !== 0) {
+      throw new MalformedPayloadError(`${what} must be ${size} bytes, got ${len}`);
+    }
+    const hex = this.buf.hexSlice(this.pos, end);
+    this.pos = end;
+    return hex;
+  }
+
+  /** Skips a field of the given wire type (unknown fields are ignored, as proto3 requires). */
+  skip(wireType: number): void {
+    switch (wireType) {
+      case WireType.VARINT:
+        this.uint64Number();
+        return;
+      case WireType.I64:
+        if (this.pos + 8 > this.buf.length) throw truncated('fixed64');
+        this.pos += 8;
+        return;
+      case WireType.LEN:
+        this.pos = this.delimitedEnd();
+        return;
+      case WireType.I32:
+        if (this.pos + 4 > this.buf.length) throw truncated('fixed32');
+        this.pos += 4;
+        return;
+      default:
+        throw new MalformedPayloadError(`unsupported wire type ${wireType}`);
+    }
+  }
+}
+
+function truncated(what: string): MalformedPayloadError {
+  return new MalformedPayloadError(`truncated protobuf: ${what} runs past the end of the message`);
+}
+
+/**
+ * UTF-8 to string. Short ASCII strings (most attribute keys and values) are built in JS, which
+ * beats the native call's fixed cost; anything else goes to Buffer's native decoder.
+ */
+function utf8(buf: Buffer, start: number, end: number): string {
+  const len = end - start;
+  if (len === 0) return '';
+  if (len <= 24) {
+    let ascii = true;
+    for (let i = start; i < end; i++) {
+      if (buf[i] >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) return buf.latin1Slice(start, end);
+  }
+  return buf.utf8Slice(start, end);
+}

@@ -1,0 +1,64 @@
+/**
+ * A small protobuf wire-format writer. Sub-messages are written with `message(field, build)`, which
+ * reserves the length prefix after the body is known.
+ */
+export class ProtoWriter {
+  private buf: Buffer;
+  private pos = 0;
+
+  constructor(initialSize = 256) {
+    this.buf = Buffer.allocUnsafe(initialSize);
+  }
+
+  private ensure(extra: number): void {
+    if (this.pos + extra <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + extra));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  varint(value: number | bigint): this {
+    let v = BigInt.asUintN(64, BigInt(value));
+    this.ensure(10);
+    while (v >= 0x80n) {
+      this.buf[this.pos++] = Number(v & 0x7fn) | 0x80;
+      v >>= 7n;
+    }
+    this.buf[this.pos++] = Number(v);
+    return this;
+  }
+
+  tag(field: number, wireType: number): this {
+    return this.varint((field << 3) | wireType);
+  }
+
+  /** A varint field (int32, int64, uint64, enum, bool); zero values are omitted as proto3 does. */
+  varintField(field: number, value: number | bigint | boolean): this {
+    const v = typeof value === 'boolean' ? (value ? 1 : 0) : value;
+    if (v === 0 || v === 0n) return this;
+    return this.tag(field, 0).varint(v);
+  }
+
+  stringField(field: number, value: string): this {
+    if (value === '') return this;
+    return this.bytesField(field, Buffer.from(value, 'utf8'));
+  }
+
+  bytesField(field: number, value: Uint8Array): this {
+    this.tag(field, 2).varint(value.length);
+    this.ensure(value.length);
+    this.buf.set(value, this.pos);
+    this.pos += value.length;
+    return this;
+  }
+
+  message(field: number, build: (w: ProtoWriter) => void): this {
+    const inner = new ProtoWriter(64);
+    build(inner);
+    return this.bytesField(field, inner.finish());
+  }
+
+  finish(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+}

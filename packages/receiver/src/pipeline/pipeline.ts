@@ -1,0 +1,89 @@
+/**
+ * The in-process pipeline: for each signal, processors run in order on a decoded batch (they may
+ * change it), then every consumer receives it. Later stages (Prometheus exposition, span metrics,
+ * Tempo export) are consumers added with `pipeline.for(signal).addConsumer(...)`.
+ */
+import type { Encoding } from '../otlp/responses';
+import type { Signal, SignalData } from '../model';
+import type { Transport } from '../self-metrics';
+
+export interface ReceiveContext {
+  transport: Transport;
+  encoding: Encoding;
+  /** When the request body was read (ms since epoch). */
+  receivedAt: number;
+  /** The decompressed request body when it was protobuf, so that an exporter can forward it unchanged. */
+  raw: Buffer | undefined;
+  /** Set by any processor that changes the data: `raw` then no longer matches it. */
+  modified: boolean;
+}
+
+export interface Batch<S extends Signal> {
+  signal: S;
+  data: SignalData[S];
+  itemCount: number;
+  context: ReceiveContext;
+  /** Notes for the client (sent as partial_success.error_message with 0 rejected). */
+  warnings: string[];
+}
+
+export interface Processor<S extends Signal> {
+  readonly name: string;
+  process(batch: Batch<S>): void;
+}
+
+export interface Consumer<S extends Signal> {
+  readonly name: string;
+  /** Takes the batch. Throwing an OtlpError (e.g. OverloadedError) refuses the request with its status. */
+  consume(batch: Batch<S>): void | Promise<void>;
+  /** Flushes and releases what the consumer holds; called once on receiver shutdown. */
+  shutdown?(): Promise<void>;
+}
+
+export class SignalPipeline<S extends Signal> {
+  private readonly processors: Processor<S>[] = [];
+  private readonly consumers: Consumer<S>[] = [];
+
+  constructor(readonly signal: S) {}
+
+  addProcessor(processor: Processor<S>): this {
+    this.processors.push(processor);
+    return this;
+  }
+
+  addConsumer(consumer: Consumer<S>): this {
+    this.consumers.push(consumer);
+    return this;
+  }
+
+  removeConsumer(consumer: Consumer<S>): void {
+    const i = this.consumers.indexOf(consumer);
+    if (i >= 0) this.consumers.splice(i, 1);
+  }
+
+  async consume(batch: Batch<S>): Promise<void> {
+    for (const p of this.processors) p.process(batch);
+    for (const c of this.consumers) {
+      const pending = c.consume(batch);
+      if (pending) await pending;
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    await Promise.all(this.consumers.map((c) => c.shutdown?.()));
+  }
+}
+
+export class Pipeline {
+  readonly traces = new SignalPipeline('traces');
+  readonly metrics = new SignalPipeline('metrics');
+  readonly logs = new SignalPipeline('logs');
+
+  for<S extends Signal>(signal: S): SignalPipeline<S> {
+    return this[signal] as unknown as SignalPipeline<S>;
+  }
+
+  async shutdown(): Promise<void> {
+    await Promise.all([this.traces.shutdown(), this.metrics.shutdown(), this.logs.shutdown()]);
+  }
+}

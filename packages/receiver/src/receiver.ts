@@ -1,0 +1,204 @@
+/**
+ * Wires the receiver together from its configuration and runs it: the OTLP/HTTP and OTLP/gRPC
+ * intakes, the pipeline, and the admin server. `startReceiver` resolves once every listener is bound;
+ * `close()` stops accepting, drains in-flight requests (bounded by shutdown_timeout) and flushes the
+ * pipeline's consumers.
+ */
+import type { Server as GrpcServer } from '@grpc/grpc-js';
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createAdminApp } from './admin/server';
+import type { ReceiverConfig } from './config/schema';
+import { formatAddress, type ListenAddress } from './config/units';
+import { Admission } from './intake/admission';
+import { ExportHandler } from './intake/export-handler';
+import { bindGrpc, createGrpcIntake } from './intake/grpc';
+import { createHttpIntake } from './intake/http';
+import { createLogger, type Logger } from './logger';
+import { ITEM_NAME, SIGNALS } from './model';
+import { AttributeLimitsProcessor } from './pipeline/attribute-limits';
+import { Pipeline } from './pipeline/pipeline';
+import { RecentTelemetry } from './pipeline/recent';
+import { SelfMetrics } from './self-metrics';
+
+export interface ReceiverAddresses {
+  /** "host:port" of each listener, or undefined when it is off. */
+  otlpHttp: string | undefined;
+  otlpGrpc: string | undefined;
+  admin: string | undefined;
+}
+
+export interface Receiver {
+  readonly addresses: ReceiverAddresses;
+  readonly pipeline: Pipeline;
+  readonly metrics: SelfMetrics;
+  readonly logger: Logger;
+  readonly recent: { traces: RecentTelemetry<'traces'>; metrics: RecentTelemetry<'metrics'>; logs: RecentTelemetry<'logs'> };
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  /** Register process and Node runtime metrics (default true; tests that start many receivers turn it off). */
+  defaultMetrics?: boolean;
+}
+
+export async function startReceiver(config: ReceiverConfig, options: StartOptions = {}): Promise<Receiver> {
+  const logger = options.logger ?? createLogger(config.log.level);
+  const metrics = new SelfMetrics({ defaultMetrics: options.defaultMetrics });
+  const pipeline = new Pipeline();
+  const limits = {
+    maxAttributesPerItem: config.limits.max_attributes_per_item,
+    maxAttributeValueLength: config.limits.max_attribute_value_length,
+  };
+  const recent = {
+    traces: new RecentTelemetry<'traces'>(config.debug.recent_items),
+    metrics: new RecentTelemetry<'metrics'>(config.debug.recent_items),
+    logs: new RecentTelemetry<'logs'>(config.debug.recent_items),
+  };
+  pipeline.traces.addProcessor(new AttributeLimitsProcessor(limits, metrics)).addConsumer(recent.traces);
+  pipeline.metrics.addProcessor(new AttributeLimitsProcessor(limits, metrics)).addConsumer(recent.metrics);
+  pipeline.logs.addProcessor(new AttributeLimitsProcessor(limits, metrics)).addConsumer(recent.logs);
+
+  const admission = new Admission(
+    {
+      maxInFlightBytes: config.overload.max_in_flight_bytes,
+      memoryLimit: config.overload.memory_limit,
+      memoryCheckInterval: config.overload.memory_check_interval,
+      retryAfterMs: config.overload.retry_after,
+    },
+    metrics,
+  );
+  const handler = new ExportHandler(
+    {
+      decodeLimits: { maxAnyValueDepth: config.limits.max_any_value_depth },
+      maxItemsPerRequest: config.limits.max_items_per_request,
+    },
+    pipeline,
+    admission,
+    metrics,
+    logger,
+  );
+
+  let draining = false;
+  let listening = false;
+  const intakeClosers: (() => Promise<void>)[] = [];
+  let closeAdmin = async () => {};
+  const addresses: ReceiverAddresses = { otlpHttp: undefined, otlpGrpc: undefined, admin: undefined };
+  try {
+    const adminAddress = config.admin.address;
+    if (adminAddress !== 'off') {
+      const app = createAdminApp(metrics, recent, { ready: () => listening && !draining });
+      const server = await listen(app, adminAddress, 'admin');
+      addresses.admin = boundAddress(server);
+      closeAdmin = () => closeHttp(server, config.shutdown_timeout);
+    }
+    const httpAddress = config.otlp.http.address;
+    if (httpAddress !== 'off') {
+      const app = createHttpIntake(handler, {
+        maxRequestBodySize: config.limits.max_request_body_size,
+        corsAllowedOrigins: config.otlp.http.cors_allowed_origins,
+      });
+      const server = await listen(app, httpAddress, 'OTLP/HTTP');
+      addresses.otlpHttp = boundAddress(server);
+      intakeClosers.push(() => closeHttp(server, config.shutdown_timeout));
+    }
+    const grpcAddress = config.otlp.grpc.address;
+    if (grpcAddress !== 'off') {
+      const server = createGrpcIntake(handler, { maxRequestBodySize: config.limits.max_request_body_size });
+      const port = await bindGrpc(server, grpcAddress.host, grpcAddress.port);
+      addresses.otlpGrpc = formatAddress(grpcAddress.host, port);
+      intakeClosers.push(() => closeGrpc(server, config.shutdown_timeout));
+    }
+  } catch (err) {
+    await Promise.allSettled([...intakeClosers, closeAdmin].map((c) => c()));
+    admission.close();
+    throw err;
+  }
+  listening = true;
+  logger.info({ ...addresses, dataDir: config.data_dir }, 'sonde-receiver listening');
+
+  const summary = new ReceivedSummary(logger, handler.received);
+  const summaryTimer =
+    config.log.summary_interval > 0 ? setInterval(() => summary.log(), config.log.summary_interval).unref() : undefined;
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      draining = true;
+      if (summaryTimer) clearInterval(summaryTimer);
+      await Promise.all(intakeClosers.map((c) => c()));
+      await pipeline.shutdown();
+      admission.close();
+      await closeAdmin();
+      summary.log();
+      logger.info('sonde-receiver stopped');
+    })();
+    return closing;
+  };
+  return { addresses, pipeline, metrics, logger, recent, close };
+}
+
+/** The periodic "received N spans, ..." line: what arrived since the previous line, if anything. */
+class ReceivedSummary {
+  private readonly last = { traces: 0, metrics: 0, logs: 0 };
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly received: ExportHandler['received'],
+  ) {}
+
+  log(): void {
+    const delta = SIGNALS.map((s) => this.received[s] - this.last[s]);
+    if (delta.every((d) => d === 0)) return;
+    this.logger.info(
+      { spans: delta[0], dataPoints: delta[1], logRecords: delta[2] },
+      `received ${SIGNALS.map((s, i) => `${delta[i]} ${ITEM_NAME[s]}`).join(', ')}`,
+    );
+    for (const s of SIGNALS) this.last[s] = this.received[s];
+  }
+}
+
+function listen(app: (req: never, res: never) => void, address: ListenAddress, what: string): Promise<HttpServer> {
+  return new Promise((resolve, reject) => {
+    const server = (app as unknown as { listen: (port: number, host: string) => HttpServer }).listen(address.port, address.host);
+    server.once('listening', () => resolve(server));
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new Error(
+          `cannot listen for ${what} on ${formatAddress(address.host, address.port)}: ${err.code ?? err.message}${err.code === 'EADDRINUSE' ? ' (another process holds the port; set another address or port 0)' : ''}`,
+        ),
+      ),
+    );
+  });
+}
+
+function boundAddress(server: HttpServer): string {
+  const a = server.address() as AddressInfo;
+  return formatAddress(a.address, a.port);
+}
+
+/** Stops accepting connections, lets in-flight requests finish, then cuts what is left after `timeoutMs`. */
+function closeHttp(server: HttpServer, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}
+
+function closeGrpc(server: GrpcServer, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, timeoutMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,104 @@
+/**
+ * The receiver's own metrics, on the admin port's /metrics. Names follow the Collector's
+ * (`otelcol_receiver_accepted_spans` → `sonde_receiver_accepted_spans_total`) so that people who know
+ * one know the other. Every metric is registered on a private registry, never prom-client's global one.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Signal } from './model';
+
+export type Transport = 'http' | 'grpc';
+
+/** The limits whose hits are counted in sonde_receiver_limit_hits_total{limit}. */
+export type LimitName =
+  | 'max_request_body_size'
+  | 'max_items_per_request'
+  | 'max_attributes_per_item'
+  | 'max_attribute_value_length'
+  | 'max_any_value_depth'
+  | 'max_in_flight_bytes'
+  | 'memory_limit';
+
+const ITEM_METRIC: Record<Signal, string> = { traces: 'spans', metrics: 'metric_points', logs: 'log_records' };
+
+export class SelfMetrics {
+  readonly registry = new Registry();
+  private readonly accepted: Record<Signal, Counter<'transport'>>;
+  private readonly refused: Record<Signal, Counter<'transport' | 'reason'>>;
+  readonly refusedRequests: Counter<'signal' | 'transport' | 'reason'>;
+  readonly requests: Counter<'signal' | 'transport' | 'outcome'>;
+  readonly requestDuration: Histogram<'signal' | 'transport'>;
+  readonly receivedBytes: Counter<'signal' | 'transport'>;
+  readonly limitHits: Counter<'signal' | 'limit'>;
+  readonly inFlightBytes: Gauge;
+  readonly inFlightBytesLimit: Gauge;
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    const make = (signal: Signal) =>
+      new Counter({
+        name: `sonde_receiver_accepted_${ITEM_METRIC[signal]}_total`,
+        help: `${ITEM_METRIC[signal].replace('_', ' ')} accepted into the pipeline`,
+        labelNames: ['transport'] as const,
+        registers,
+      });
+    this.accepted = { traces: make('traces'), metrics: make('metrics'), logs: make('logs') };
+    const makeRefused = (signal: Signal) =>
+      new Counter({
+        name: `sonde_receiver_refused_${ITEM_METRIC[signal]}_total`,
+        help: `${ITEM_METRIC[signal].replace('_', ' ')} that were decoded but refused (partial success, overload), by reason`,
+        labelNames: ['transport', 'reason'] as const,
+        registers,
+      });
+    this.refused = { traces: makeRefused('traces'), metrics: makeRefused('metrics'), logs: makeRefused('logs') };
+    this.refusedRequests = new Counter({
+      name: 'sonde_receiver_refused_requests_total',
+      help: 'Export requests refused whole (malformed, too large, overloaded, ...), by reason',
+      labelNames: ['signal', 'transport', 'reason'] as const,
+      registers,
+    });
+    this.requests = new Counter({
+      name: 'sonde_receiver_requests_total',
+      help: 'Export requests by outcome: success, partial_success or refused',
+      labelNames: ['signal', 'transport', 'outcome'] as const,
+      registers,
+    });
+    this.requestDuration = new Histogram({
+      name: 'sonde_receiver_request_duration_seconds',
+      help: 'Time from a request body being read to its response, in seconds',
+      labelNames: ['signal', 'transport'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.receivedBytes = new Counter({
+      name: 'sonde_receiver_received_bytes_total',
+      help: 'Request body bytes received, after decompression',
+      labelNames: ['signal', 'transport'] as const,
+      registers,
+    });
+    this.limitHits = new Counter({
+      name: 'sonde_receiver_limit_hits_total',
+      help: 'Times a configured limit was hit (items truncated, dropped or refused), by limit',
+      labelNames: ['signal', 'limit'] as const,
+      registers,
+    });
+    this.inFlightBytes = new Gauge({
+      name: 'sonde_receiver_in_flight_bytes',
+      help: 'Request bytes being processed now',
+      registers,
+    });
+    this.inFlightBytesLimit = new Gauge({
+      name: 'sonde_receiver_in_flight_bytes_limit',
+      help: 'overload.max_in_flight_bytes: the capacity that sonde_receiver_in_flight_bytes is measured against',
+      registers,
+    });
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'sonde_' });
+  }
+
+  countAccepted(signal: Signal, transport: Transport, items: number): void {
+    if (items > 0) this.accepted[signal].inc({ transport }, items);
+  }
+
+  countRefusedItems(signal: Signal, transport: Transport, reason: string, items: number): void {
+    if (items > 0) this.refused[signal].inc({ transport, reason }, items);
+  }
+}
