@@ -9,13 +9,13 @@
  * keys (noticed at the top of the request, then handled by the slow parse below).
  *
  * Hot path: one plain JSON.parse, then one small reader per message, building each model object in
- * one literal in the field order of the model interfaces. Only a body holding an unquoted number of
- * 16+ digits (which JSON.parse would round) or snake_case keys is parsed again with a reviver.
+ * one literal in the field order of the model interfaces. Only a request using snake_case keys, or
+ * holding a timestamp or intValue as a JSON number beyond 2^53 (which JSON.parse rounds), is parsed
+ * again with a reviver, several times slower.
  *
- * Errors: a reader throws a `Failure` naming its field; each enclosing reader adds its own path
- * segment as the failure goes up (a try/catch costs nothing until something throws), and
- * `decodeJsonRequest` turns it into a MalformedPayloadError or a TooDeepError carrying the whole
- * path, such as `resourceSpans[0].scopeSpans[0].spans[2].traceId`.
+ * Errors: a reader throws a MalformedPayloadError (or TooDeepError) naming its field; each enclosing
+ * reader prefixes its own path segment as the error unwinds (a try/catch costs nothing until something
+ * throws), giving paths such as `resourceSpans[0].scopeSpans[0].spans[2].traceId`.
  */
 import {
   type AnyValue,
@@ -58,16 +58,30 @@ export function decodeJsonRequest<S extends Signal>(
   body: Buffer,
   limits: DecodeLimits,
 ): SignalData[S] {
-  const root = parseRequest(signal, body);
-  try {
-    return readRequest(signal, root, limits.maxAnyValueDepth) as SignalData[S];
-  } catch (e) {
-    throw publicError(e);
+  if (body.length === 0) return [] as SignalData[S];
+  const text = requestText(body);
+  const maxDepth = limits.maxAnyValueDepth;
+  const root = parseRoot(text, false);
+  if (!usesSnakeCase(signal, root)) {
+    try {
+      return readRequest(signal, root, maxDepth) as SignalData[S];
+    } catch (e) {
+      if (e !== ROUNDED_INTEGER) throw e;
+    }
   }
+  // The slow path, for snake_case keys or an integer that JSON.parse rounded: parse again, exactly.
+  return readRequest(signal, parseRoot(text, true), maxDepth) as SignalData[S];
 }
 
 // ---------------------------------------------------------------------------------------------
 // Parsing
+
+/**
+ * Thrown when a timestamp or an AnyValue intValue came as a JSON number beyond 2^53, which
+ * JSON.parse may have rounded: the request is then parsed again with a reviver that keeps every
+ * digit. Detecting it where it matters keeps the plain JSON.parse free of any pre-scan of the text.
+ */
+const ROUNDED_INTEGER = new Error('JSON.parse rounded an integer beyond 2^53');
 
 const ROOT_KEY: Record<Signal, string> = {
   traces: 'resourceSpans',
@@ -80,44 +94,40 @@ const SNAKE_ROOT_KEY: Record<Signal, string> = {
   logs: 'resource_logs',
 };
 
-/** An unquoted number of 16 or more digits: it may be beyond 2^53, which JSON.parse would round. */
-const LONG_NUMBER = /[:[,]\s*-?\d{16}/;
 const INTEGER_SOURCE = /^-?\d+$/;
 
-function parseRequest(signal: Signal, body: Buffer): JsonObject {
-  if (body.length === 0) return {};
-  let text = body.toString('utf8');
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a byte order mark
-  let root = parseJson(text, LONG_NUMBER.test(text));
-  if (typeof root !== 'object' || root === null || Array.isArray(root)) {
-    throw new MalformedPayloadError(`expected a JSON object, got ${describe(root)}`);
-  }
-  const object = root as JsonObject;
-  if (object[ROOT_KEY[signal]] === undefined && object[SNAKE_ROOT_KEY[signal]] !== undefined) {
-    root = parseJson(text, true);
-  }
-  return root as JsonObject;
+function requestText(body: Buffer): string {
+  const text = body.toString('utf8');
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text; // without a byte order mark
 }
 
-function parseJson(text: string, slow: boolean): unknown {
+/** The request object; `exactly` selects the slow parse (see `reviveExactly`). */
+function parseRoot(text: string, exactly: boolean): JsonObject {
+  let root: unknown;
   try {
-    return slow ? JSON.parse(text, reviveExactly) : JSON.parse(text);
+    root = exactly ? JSON.parse(text, reviveExactly) : JSON.parse(text);
   } catch (e) {
     throw new MalformedPayloadError(`invalid JSON: ${(e as Error).message}`);
   }
+  if (typeof root === 'object' && root !== null && !Array.isArray(root)) return root as JsonObject;
+  throw new MalformedPayloadError(`expected a JSON object, got ${describe(root)}`);
+}
+
+/** A sender that writes the original proto field names does so everywhere: the top key tells. */
+function usesSnakeCase(signal: Signal, root: JsonObject): boolean {
+  return root[ROOT_KEY[signal]] === undefined && root[SNAKE_ROOT_KEY[signal]] !== undefined;
 }
 
 /**
- * The reviver of the slow parse: an integer beyond 2^53 becomes a bigint read from its source text
- * (Node 24 passes it as `context.source`), and snake_case keys become lowerCamelCase.
+ * The reviver of the slow parse. An integer beyond 2^53 becomes a bigint: exact, from its source
+ * text (Node 24 passes it as `context.source`), when written as digits; so no number left in the
+ * tree can be a rounded integer. And snake_case keys become lowerCamelCase.
  */
 function reviveExactly(_key: string, value: unknown, context?: { source?: string }): unknown {
   if (typeof value === 'number') {
+    if (Number.isSafeInteger(value) || !Number.isInteger(value)) return value;
     const source = context?.source;
-    if (!Number.isSafeInteger(value) && source !== undefined && INTEGER_SOURCE.test(source)) {
-      return BigInt(source);
-    }
-    return value;
+    return source !== undefined && INTEGER_SOURCE.test(source) ? BigInt(source) : BigInt(value);
   }
   if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
     return withCamelCaseKeys(value as JsonObject);
@@ -149,39 +159,16 @@ function readRequest(signal: Signal, root: JsonObject, maxDepth: number): Signal
 }
 
 // ---------------------------------------------------------------------------------------------
-// Failures and their paths
+// Errors and their paths
 
-/** A decoding failure on its way up to `decodeJsonRequest`. */
-class Failure {
-  /** Path segments, innermost first. */
-  readonly segments: string[] = [];
-
-  constructor(
-    readonly detail: string,
-    field: string | undefined,
-    /** Set when the failure is an AnyValue nested too deep. */
-    readonly depthLimit?: number,
-  ) {
-    if (field !== undefined) this.segments.push(field);
-  }
+function invalid(field: string | undefined, expected: string, got: unknown): MalformedPayloadError {
+  return new MalformedPayloadError(`expected ${expected}, got ${describe(got)}`, field);
 }
 
-function invalid(field: string | undefined, expected: string, got: unknown): Failure {
-  return new Failure(`expected ${expected}, got ${describe(got)}`, field);
-}
-
-/** Adds a path segment (`field` or `field[index]`) to a failure passing through; returns the error to rethrow. */
+/** Prefixes a path segment (`field` or `field[index]`) to an error unwinding; returns the error to rethrow. */
 function at(e: unknown, field: string, index?: number): unknown {
-  if (e instanceof Failure) e.segments.push(index === undefined ? field : `${field}[${index}]`);
+  if (e instanceof MalformedPayloadError) e.prefixPath(index === undefined ? field : `${field}[${index}]`);
   return e;
-}
-
-function publicError(e: unknown): unknown {
-  if (!(e instanceof Failure)) return e;
-  const path = e.segments.reverse().join('.');
-  return e.depthLimit === undefined
-    ? new MalformedPayloadError(e.detail, path)
-    : new TooDeepError(e.depthLimit, path);
 }
 
 /** A short description of a JSON value for an error message. */
@@ -245,6 +232,7 @@ const TWO_POW_64 = 2 ** 64;
 const MIN_INT64 = -(2n ** 63n);
 const MAX_INT64 = 2n ** 63n - 1n;
 const MAX_UINT64 = 2n ** 64n - 1n;
+const OUT_OF_RANGE = 2n ** 64n;
 
 const DECIMAL = /^-?\d+$/;
 const JSON_NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
@@ -279,9 +267,12 @@ function integerAsNumber(value: unknown, field: string | undefined): number {
 /** An integer as an exact bigint: a JSON number, a decimal string, or a bigint from the slow parse. */
 function integerAsBigInt(value: unknown, field: string): bigint {
   if (typeof value === 'string') {
-    if (DECIMAL.test(value)) return BigInt(value);
+    // Beyond 21 characters ('-' and 20 digits) it is out of every 64-bit range, which the caller
+    // reports; and BigInt would take long over a huge string.
+    if (DECIMAL.test(value)) return value.length <= 21 ? BigInt(value) : OUT_OF_RANGE;
   } else if (typeof value === 'number') {
-    if (Number.isInteger(value)) return BigInt(value);
+    if (Number.isSafeInteger(value)) return BigInt(value);
+    if (Number.isInteger(value)) throw ROUNDED_INTEGER;
   } else if (typeof value === 'bigint') {
     return value;
   }
@@ -304,18 +295,18 @@ function readInt32(value: unknown, field: string): number {
   return n;
 }
 
-/** uint64 and fixed64 counts, kept as numbers by the model (exact up to 2^53). */
+/** uint64 and fixed64 counts, kept as numbers by the model (exact up to 2^53; 2^64 - 1 rounds to 2^64). */
 function readCount(value: unknown, field: string | undefined): number {
   if (value == null) return 0;
   const n = integerAsNumber(value, field);
-  if (n < 0 || n >= TWO_POW_64) throw invalid(field, 'an unsigned 64-bit integer', value);
+  if (n < 0 || n > TWO_POW_64) throw invalid(field, 'an unsigned 64-bit integer', value);
   return n;
 }
 
-/** NumberDataPoint and Exemplar `asInt`, an int64 kept as a number by the model. */
+/** NumberDataPoint and Exemplar `asInt`, an int64 kept as a number by the model (2^63 - 1 rounds to 2^63). */
 function readInt64AsNumber(value: unknown, field: string): number {
   const n = integerAsNumber(value, field);
-  if (n < -TWO_POW_63 || n >= TWO_POW_63) throw invalid(field, 'a 64-bit integer', value);
+  if (n < -TWO_POW_63 || n > TWO_POW_63) throw invalid(field, 'a 64-bit integer', value);
   return n;
 }
 
@@ -387,7 +378,7 @@ function readHexId(value: unknown, field: string, pattern: RegExp, length: numbe
   } else if (value == null) {
     return '';
   }
-  throw new Failure(`expected ${length} hex characters, got ${describe(value)}`, field);
+  throw new MalformedPayloadError(`expected ${length} hex characters, got ${describe(value)}`, field);
 }
 
 /** A bytes field: standard or URL-safe base64, padded or not. */
@@ -490,7 +481,7 @@ function readKeyValue(item: unknown, depth: number, maxDepth: number): KeyValue 
 
 /** An AnyValue at nesting `depth` (1 for an attribute value or a log body). */
 function readAnyValue(value: unknown, depth: number, maxDepth: number): AnyValue {
-  if (depth > maxDepth) throw new Failure('', undefined, maxDepth);
+  if (depth > maxDepth) throw new TooDeepError(maxDepth);
   const o = optionalObject(value);
   if (o === undefined) return undefined;
   // The oneof members, the most frequent first; an object with none of them is an empty AnyValue.
@@ -650,9 +641,8 @@ function readMetricData(metric: JsonObject, maxDepth: number): MetricData {
     (exponentialHistogram == null ? 0 : 1) +
     (summary == null ? 0 : 1);
   if (members > 1) {
-    throw new Failure(
+    throw new MalformedPayloadError(
       'expected at most one of gauge, sum, histogram, exponentialHistogram, summary',
-      undefined,
     );
   }
   if (gauge != null) return readGauge(gauge, maxDepth);

@@ -79,7 +79,12 @@ function putBool(out: JsonObject, key: string, value: boolean): void {
   if (value) out[key] = true;
 }
 
-function putList<T>(out: JsonObject, key: string, items: readonly T[], encodeItem: (item: T) => unknown): void {
+function putList<T>(
+  out: JsonObject,
+  key: string,
+  items: readonly T[],
+  encodeItem: (item: T) => unknown,
+): void {
   if (items.length > 0) out[key] = items.map(encodeItem);
 }
 

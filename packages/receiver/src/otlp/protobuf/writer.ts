@@ -52,6 +52,28 @@ export class ProtoWriter {
     return this;
   }
 
+  /** A fixed64 field, always written (the caller decides whether a zero is worth sending). */
+  fixed64Field(field: number, value: bigint): this {
+    this.tag(field, 1).ensure(8);
+    this.buf.writeBigUInt64LE(BigInt.asUintN(64, value), this.pos);
+    this.pos += 8;
+    return this;
+  }
+
+  doubleField(field: number, value: number): this {
+    this.tag(field, 1).ensure(8);
+    this.buf.writeDoubleLE(value, this.pos);
+    this.pos += 8;
+    return this;
+  }
+
+  fixed32Field(field: number, value: number): this {
+    this.tag(field, 5).ensure(4);
+    this.buf.writeUInt32LE(value >>> 0, this.pos);
+    this.pos += 4;
+    return this;
+  }
+
   message(field: number, build: (w: ProtoWriter) => void): this {
     const inner = new ProtoWriter(64);
     build(inner);

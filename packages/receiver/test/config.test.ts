@@ -1,0 +1,82 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig } from '../src';
+import { parseAddress, parseDuration, parseSize } from '../src/config/units';
+
+function file(text: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'sonde-config-')), 'sonde.yaml');
+  writeFileSync(path, text);
+  return path;
+}
+
+describe('configuration', () => {
+  test('defaults are the documented ones', () => {
+    const c = loadConfig({ env: {} });
+    expect(c.otlp.http.address).toEqual({ host: '0.0.0.0', port: 4318 });
+    expect(c.otlp.grpc.address).toEqual({ host: '0.0.0.0', port: 4317 });
+    expect(c.admin.address).toEqual({ host: '0.0.0.0', port: 9464 });
+    expect(c.limits.max_request_body_size).toBe(64 * 1024 * 1024);
+    expect(c.data_dir).toBe('./.sonde-data');
+    expect(c.log.level).toBe('info');
+  });
+
+  test('the file sets values with units, and the environment overrides the file', () => {
+    const path = file('otlp:\n  http:\n    address: 127.0.0.1:0\nlimits:\n  max_request_body_size: 2MiB\noverload:\n  retry_after: 3s\nadmin:\n  address: ":9999"\n');
+    const c = loadConfig({ file: path, env: { SONDE_ADMIN_ADDR: '[::1]:0', SONDE_LOG_LEVEL: 'debug' } });
+    expect(c.otlp.http.address).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(c.limits.max_request_body_size).toBe(2 * 1024 * 1024);
+    expect(c.overload.retry_after).toBe(3000);
+    expect(c.admin.address).toEqual({ host: '::1', port: 0 });
+    expect(c.log.level).toBe('debug');
+  });
+
+  test.each([
+    ['limits:\n  max_request_body_size: lots\n', /limits\.max_request_body_size: "lots" is not a size/],
+    ['otlp:\n  htp:\n    address: x\n', /unknown key otlp\.htp/],
+    ['limits:\n  max_attributes_per_item: -1\n', /limits\.max_attributes_per_item/],
+    ['log:\n  level: loud\n', /log\.level/],
+    ['otlp:\n  grpc:\n    address: localhost\n', /otlp\.grpc\.address: "localhost" is not an address/],
+    ['- a\n- b\n', /YAML mapping/],
+    ['a: [\n', /not valid YAML/],
+  ])('%j is refused with an error naming the key', (text, message) => {
+    expect(() => loadConfig({ file: file(text), env: {} })).toThrow(ConfigError);
+    expect(() => loadConfig({ file: file(text), env: {} })).toThrow(message);
+  });
+
+  test('an invalid environment override names the variable', () => {
+    expect(() => loadConfig({ env: { SONDE_OTLP_HTTP_ADDR: 'nope' } })).toThrow(/otlp\.http\.address \(from SONDE_OTLP_HTTP_ADDR\)/);
+  });
+
+  test('a missing file says so', () => {
+    expect(() => loadConfig({ file: '/nonexistent/sonde.yaml', env: {} })).toThrow(/cannot read config file/);
+  });
+});
+
+describe('units', () => {
+  test.each([
+    [512, 512],
+    ['512', 512],
+    ['64MiB', 64 * 1024 ** 2],
+    ['1.5 GB', 1.5e9],
+    ['10kib', 10240],
+  ])('size %j → %d', (input, bytes) => expect(parseSize(input)).toBe(bytes));
+
+  test.each([
+    ['10s', 10_000],
+    ['500ms', 500],
+    ['5m', 300_000],
+    [250, 250],
+  ])('duration %j → %d ms', (input, ms) => expect(parseDuration(input)).toBe(ms));
+
+  test.each([
+    ['0.0.0.0:4318', { host: '0.0.0.0', port: 4318 }],
+    [':4318', { host: '0.0.0.0', port: 4318 }],
+    ['[::1]:0', { host: '::1', port: 0 }],
+    ['off', 'off'],
+  ])('address %j', (input, expected) => expect(parseAddress(input)).toEqual(expected));
+
+  test.each(['4318', 'host:99999', 'a:b'])('bad address %j gives an error text', (input) => {
+    expect(typeof parseAddress(input)).toBe('string');
+  });
+});
