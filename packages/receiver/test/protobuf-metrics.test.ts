@@ -15,13 +15,13 @@ function request(metric: Field[]): Buffer {
 
 function packedFixed64(values: number[]): Uint8Array {
   const b = Buffer.alloc(values.length * 8);
-  values.forEach((v, i) => b.writeBigUInt64LE(BigInt(v), i * 8));
+  for (const [i, v] of values.entries()) b.writeBigUInt64LE(BigInt(v), i * 8);
   return b;
 }
 
 function packedDoubles(values: number[]): Uint8Array {
   const b = Buffer.alloc(values.length * 8);
-  values.forEach((v, i) => b.writeDoubleLE(v, i * 8));
+  for (const [i, v] of values.entries()) b.writeDoubleLE(v, i * 8);
   return b;
 }
 
