@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig } from '../src';
+import { ConfigError, ENV_OVERRIDES, loadConfig } from '../src';
 import { parseAddress, parseDuration, parseSize } from '../src/config/units';
 
 function file(text: string): string {
@@ -78,5 +78,22 @@ describe('units', () => {
 
   test.each(['4318', 'host:99999', 'a:b'])('bad address %j gives an error text', (input) => {
     expect(typeof parseAddress(input)).toBe('string');
+  });
+});
+
+describe('the README configuration reference', () => {
+  /** Dotted keys of the configuration, from the defaults (an address is a leaf). */
+  function keysOf(value: unknown, prefix = ''): string[] {
+    if (typeof value !== 'object' || value === null || Array.isArray(value) || 'port' in value) return [prefix];
+    return Object.entries(value).flatMap(([k, v]) => keysOf(v, prefix ? `${prefix}.${k}` : k));
+  }
+
+  test('lists every key and every environment override', () => {
+    const readme = readFileSync(join(__dirname, '..', '..', '..', 'README.md'), 'utf8');
+    const reference = readme.slice(readme.indexOf('## Configuration reference'));
+    const keys = keysOf(loadConfig({ env: {} }));
+    expect(keys.length).toBeGreaterThan(15);
+    for (const key of keys) expect(reference).toContain(`| \`${key}\` |`);
+    for (const variable of Object.keys(ENV_OVERRIDES)) expect(reference).toContain(`\`${variable}\``);
   });
 });
