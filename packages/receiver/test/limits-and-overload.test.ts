@@ -137,11 +137,21 @@ describe('overload', () => {
     const blocked = new Promise<void>((resolve) => {
       release = resolve;
     });
+    let entered: () => void = () => {};
+    const inConsumer = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
     // A slow consumer holds the first request in flight.
-    t.receiver.pipeline.traces.addConsumer({ name: 'slow', consume: () => blocked });
+    t.receiver.pipeline.traces.addConsumer({
+      name: 'slow',
+      consume: () => {
+        entered();
+        return blocked;
+      },
+    });
     try {
       const first = post(`${t.http}/v1/traces`, traceRequest([span()]), PROTOBUF);
-      await new Promise((r) => setTimeout(r, 100));
+      await inConsumer;
       const second = await post(`${t.http}/v1/traces`, traceRequest([span()]), PROTOBUF);
       expect(second.status).toBe(429);
       expect(second.headers.get('retry-after')).toBe('7');

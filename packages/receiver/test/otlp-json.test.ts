@@ -12,11 +12,7 @@ import {
   trace,
   ValueType,
 } from '@opentelemetry/api';
-import {
-  JsonLogsSerializer,
-  JsonMetricsSerializer,
-  JsonTraceSerializer,
-} from '@opentelemetry/otlp-transformer';
+import { JsonLogsSerializer, JsonMetricsSerializer, JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { InMemoryLogRecordExporter, LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import {
@@ -29,8 +25,8 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import {
-  type AnyValue,
   AggregationTemporality,
+  type AnyValue,
   attributeValue,
   emptyResource,
   emptyScope,
@@ -40,6 +36,7 @@ import {
   type LogRecord,
   type Metric,
   type NumberDataPoint,
+  SpanKind as OtlpSpanKind,
   type ResourceLogs,
   type ResourceMetrics,
   type ResourceSpans,
@@ -47,7 +44,6 @@ import {
   type SignalData,
   type Span,
   StatusCode,
-  SpanKind as OtlpSpanKind,
 } from '../src/model';
 import { MalformedPayloadError, TooDeepError } from '../src/otlp/errors';
 import { decodeJsonRequest } from '../src/otlp/json/decode';
@@ -166,11 +162,7 @@ const EVERY_KIND: KeyValue[] = [
   kv('empty array', []),
   kv(
     'kvlist',
-    new KeyValueList([
-      kv('inner', 'v'),
-      kv('deeper', new KeyValueList([kv('n', 7n)])),
-      kv('none', undefined),
-    ]),
+    new KeyValueList([kv('inner', 'v'), kv('deeper', new KeyValueList([kv('n', 7n)])), kv('none', undefined)]),
   ),
   kv('empty kvlist', new KeyValueList([])),
   kv('unset', undefined),
@@ -529,11 +521,7 @@ const RICH_LOGS: ResourceLogs[] = [
             observedTimeUnixNano: 1700000000000000002n,
             severityNumber: 13,
             severityText: 'WARN',
-            body: new KeyValueList([
-              kv('msg', 'disk low'),
-              kv('free', 12n),
-              kv('raw', new Uint8Array([1, 2])),
-            ]),
+            body: new KeyValueList([kv('msg', 'disk low'), kv('free', 12n), kv('raw', new Uint8Array([1, 2]))]),
             attributes: EVERY_KIND,
             droppedAttributesCount: 1,
             flags: 1,
@@ -583,16 +571,12 @@ describe('decodeJsonRequest: absent fields get the model zero values', () => {
     expect(firstSpan(spansRequest({ events: [{}], links: [{}], status: {} }))).toStrictEqual({
       ...ZERO_SPAN,
       events: [{ timeUnixNano: 0n, name: '', attributes: [], droppedAttributesCount: 0 }],
-      links: [
-        { traceId: '', spanId: '', traceState: '', attributes: [], droppedAttributesCount: 0, flags: 0 },
-      ],
+      links: [{ traceId: '', spanId: '', traceState: '', attributes: [], droppedAttributesCount: 0, flags: 0 }],
     });
   });
 
   test('null fields are absent fields', () => {
-    const span = firstSpan(
-      spansRequest({ name: null, traceId: null, attributes: null, status: null, kind: null }),
-    );
+    const span = firstSpan(spansRequest({ name: null, traceId: null, attributes: null, status: null, kind: null }));
     expect(span).toStrictEqual(ZERO_SPAN);
   });
 
@@ -615,17 +599,15 @@ describe('decodeJsonRequest: absent fields get the model zero values', () => {
       aggregationTemporality: 0,
       isMonotonic: false,
     });
-    expect(firstMetric(metricsRequest({ histogram: { dataPoints: [{}] } })).data.dataPoints[0]).toStrictEqual(
-      {
-        ...base,
-        count: 0,
-        sum: undefined,
-        bucketCounts: [],
-        explicitBounds: [],
-        min: undefined,
-        max: undefined,
-      },
-    );
+    expect(firstMetric(metricsRequest({ histogram: { dataPoints: [{}] } })).data.dataPoints[0]).toStrictEqual({
+      ...base,
+      count: 0,
+      sum: undefined,
+      bucketCounts: [],
+      explicitBounds: [],
+      min: undefined,
+      max: undefined,
+    });
     expect(
       firstMetric(metricsRequest({ exponentialHistogram: { dataPoints: [{}] } })).data.dataPoints[0],
     ).toStrictEqual({
@@ -640,9 +622,7 @@ describe('decodeJsonRequest: absent fields get the model zero values', () => {
       max: undefined,
       zeroThreshold: 0,
     });
-    expect(
-      firstMetric(metricsRequest({ summary: { dataPoints: [{ quantileValues: [{}] }] } })).data,
-    ).toStrictEqual({
+    expect(firstMetric(metricsRequest({ summary: { dataPoints: [{ quantileValues: [{}] }] } })).data).toStrictEqual({
       type: 'summary',
       dataPoints: [
         {
@@ -711,9 +691,7 @@ describe('decodeJsonRequest: enums', () => {
     expect(firstLog(logsRequest({ severityNumber: 'SEVERITY_NUMBER_WARN' })).severityNumber).toBe(13);
     expect(firstLog(logsRequest({ severityNumber: 'SEVERITY_NUMBER_FATAL4' })).severityNumber).toBe(24);
     expect(firstLog(logsRequest({ severityNumber: 'SEVERITY_NUMBER_TRACE2' })).severityNumber).toBe(2);
-    const sum = firstMetric(
-      metricsRequest({ sum: { aggregationTemporality: 'AGGREGATION_TEMPORALITY_DELTA' } }),
-    );
+    const sum = firstMetric(metricsRequest({ sum: { aggregationTemporality: 'AGGREGATION_TEMPORALITY_DELTA' } }));
     expect(sum.data).toMatchObject({ aggregationTemporality: 1 });
   });
 
@@ -843,9 +821,7 @@ describe('decodeJsonRequest: 64-bit integers as strings and as numbers', () => {
     const point = firstMetric(
       metricsRequest({
         exponentialHistogram: {
-          dataPoints: [
-            { count: '10', zeroCount: 3, scale: '-2', positive: { offset: '-1', bucketCounts: ['4', 3] } },
-          ],
+          dataPoints: [{ count: '10', zeroCount: 3, scale: '-2', positive: { offset: '-1', bucketCounts: ['4', 3] } }],
         },
       }),
     ).data.dataPoints[0];
@@ -890,15 +866,9 @@ describe('decodeJsonRequest: 64-bit integers as strings and as numbers', () => {
       { attributes: [{ key: 'k', value: { intValue: '1.0' } }] },
       `${span}.attributes[0].value.intValue: expected an integer, got "1.0"`,
     ],
-    [
-      { droppedAttributesCount: -1 },
-      `${span}.droppedAttributesCount: expected an unsigned 32-bit integer, got -1`,
-    ],
+    [{ droppedAttributesCount: -1 }, `${span}.droppedAttributesCount: expected an unsigned 32-bit integer, got -1`],
     [{ flags: 4294967296 }, `${span}.flags: expected an unsigned 32-bit integer, got 4294967296`],
-    [
-      { events: [{}, { timeUnixNano: 'soon' }] },
-      `${span}.events[1].timeUnixNano: expected an integer, got "soon"`,
-    ],
+    [{ events: [{}, { timeUnixNano: 'soon' }] }, `${span}.events[1].timeUnixNano: expected an integer, got "soon"`],
   ])('refuses %j', (spanJson, message) => {
     const error = refusal('traces', spansRequest(spanJson));
     expect(error.message).toBe(message);
@@ -947,9 +917,7 @@ describe('decodeJsonRequest: doubles', () => {
     const histogram = firstMetric(
       metricsRequest({
         histogram: {
-          dataPoints: [
-            { sum: 'NaN', min: '-Infinity', max: 'Infinity', explicitBounds: ['-Infinity', 0, 'Infinity'] },
-          ],
+          dataPoints: [{ sum: 'NaN', min: '-Infinity', max: 'Infinity', explicitBounds: ['-Infinity', 0, 'Infinity'] }],
         },
       }),
     ).data.dataPoints[0];
@@ -979,9 +947,7 @@ describe('decodeJsonRequest: doubles', () => {
     [true, 'expected a number, got true'],
   ])('refuses doubleValue %j', (doubleValue, detail) => {
     const error = refusal('traces', spansRequest({ attributes: [{ key: 'k', value: { doubleValue } }] }));
-    expect(error.message).toBe(
-      `resourceSpans[0].scopeSpans[0].spans[0].attributes[0].value.doubleValue: ${detail}`,
-    );
+    expect(error.message).toBe(`resourceSpans[0].scopeSpans[0].spans[0].attributes[0].value.doubleValue: ${detail}`);
   });
 });
 
@@ -1004,11 +970,7 @@ describe('decodeJsonRequest: AnyValue', () => {
       'nested arrayValue',
       {
         arrayValue: {
-          values: [
-            { stringValue: 'a' },
-            { arrayValue: { values: [{ intValue: 1 }, {}] } },
-            { boolValue: false },
-          ],
+          values: [{ stringValue: 'a' }, { arrayValue: { values: [{ intValue: 1 }, {}] } }, { boolValue: false }],
         },
       },
       ['a', [1n, undefined], false],
@@ -1031,11 +993,7 @@ describe('decodeJsonRequest: AnyValue', () => {
           ],
         },
       },
-      new KeyValueList([
-        kv('a', 1.5),
-        kv('b', new KeyValueList([kv('c', [new Uint8Array([1])])])),
-        kv('d', undefined),
-      ]),
+      new KeyValueList([kv('a', 1.5), kv('b', new KeyValueList([kv('c', [new Uint8Array([1])])])), kv('d', undefined)]),
     ],
   ])('%s', (_name, valueJson, expected) => {
     expect(spanAttribute(valueJson)).toStrictEqual(expected);
@@ -1076,29 +1034,18 @@ describe('decodeJsonRequest: AnyValue', () => {
   test.each([
     [{ stringValue: 5 }, `${attribute}.value.stringValue: expected a string, got 5`],
     [{ boolValue: 'true' }, `${attribute}.value.boolValue: expected a boolean, got "true"`],
-    [
-      { bytesValue: 'not base64!' },
-      `${attribute}.value.bytesValue: expected a base64 string, got "not base64!"`,
-    ],
+    [{ bytesValue: 'not base64!' }, `${attribute}.value.bytesValue: expected a base64 string, got "not base64!"`],
     [{ bytesValue: 'AAAAA' }, `${attribute}.value.bytesValue: expected a base64 string, got "AAAAA"`],
     [{ arrayValue: [] }, `${attribute}.value.arrayValue: expected an object, got an array`],
-    [
-      { arrayValue: { values: {} } },
-      `${attribute}.value.arrayValue.values: expected an array, got an object`,
-    ],
-    [
-      { arrayValue: { values: [{}, 'x'] } },
-      `${attribute}.value.arrayValue.values[1]: expected an object, got "x"`,
-    ],
+    [{ arrayValue: { values: {} } }, `${attribute}.value.arrayValue.values: expected an array, got an object`],
+    [{ arrayValue: { values: [{}, 'x'] } }, `${attribute}.value.arrayValue.values[1]: expected an object, got "x"`],
     [
       { kvlistValue: { values: [{ key: 1 }] } },
       `${attribute}.value.kvlistValue.values[0].key: expected a string, got 1`,
     ],
     ['x', `${attribute}.value: expected an object, got "x"`],
   ])('refuses the value %j', (valueJson, message) => {
-    expect(refusal('traces', spansRequest({ attributes: [{ key: 'k', value: valueJson }] })).message).toBe(
-      message,
-    );
+    expect(refusal('traces', spansRequest({ attributes: [{ key: 'k', value: valueJson }] })).message).toBe(message);
   });
 });
 
@@ -1120,10 +1067,7 @@ describe('decodeJsonRequest: AnyValue depth limit', () => {
   });
 
   test.each([
-    [
-      'arrayValue',
-      `${attribute}.arrayValue.values[0].arrayValue.values[0].arrayValue.values[0].arrayValue.values[0]`,
-    ],
+    ['arrayValue', `${attribute}.arrayValue.values[0].arrayValue.values[0].arrayValue.values[0].arrayValue.values[0]`],
     [
       'kvlistValue',
       `${attribute}.kvlistValue.values[0].value.kvlistValue.values[0].value.kvlistValue.values[0].value.kvlistValue.values[0].value`,
@@ -1141,25 +1085,20 @@ describe('decodeJsonRequest: AnyValue depth limit', () => {
 
   test('a scalar is depth 1: with a limit of 1, scalars pass and any array is too deep', () => {
     const limits = { maxAnyValueDepth: 1 };
-    expect(
-      decode('logs', logsRequest({ body: { stringValue: 'x' } }), limits)[0].scopeLogs[0].logRecords[0].body,
-    ).toBe('x');
+    expect(decode('logs', logsRequest({ body: { stringValue: 'x' } }), limits)[0].scopeLogs[0].logRecords[0].body).toBe(
+      'x',
+    );
     expect(
       decode('logs', logsRequest({ body: { arrayValue: {} } }), limits)[0].scopeLogs[0].logRecords[0].body,
     ).toEqual([]);
-    const error = refusal(
-      'logs',
-      logsRequest({ body: { arrayValue: { values: [{ stringValue: 'x' }] } } }),
-      limits,
-    );
+    const error = refusal('logs', logsRequest({ body: { arrayValue: { values: [{ stringValue: 'x' }] } } }), limits);
     expect(error).toBeInstanceOf(TooDeepError);
     expect(error.path).toBe('resourceLogs[0].scopeLogs[0].logRecords[0].body.arrayValue.values[0]');
   });
 
   test('the limit applies in metrics too, with the default limits', () => {
     const depth = DEFAULT_DECODE_LIMITS.maxAnyValueDepth;
-    const point = (d: number) =>
-      gaugeRequest({ attributes: [{ key: 'k', value: nestedJson(d, 'arrayValue') }] });
+    const point = (d: number) => gaugeRequest({ attributes: [{ key: 'k', value: nestedJson(d, 'arrayValue') }] });
     expect(() => decode('metrics', point(depth), DEFAULT_DECODE_LIMITS)).not.toThrow();
     expect(refusal('metrics', point(depth + 1), DEFAULT_DECODE_LIMITS)).toBeInstanceOf(TooDeepError);
   });
@@ -1195,11 +1134,7 @@ describe('decodeJsonRequest: trace and span ids', () => {
 
   const spans = 'resourceSpans[0].scopeSpans[0].spans';
   test.each([
-    [
-      'traces',
-      spansRequest({}, {}, { traceId: 'abc' }),
-      `${spans}[2].traceId: expected 32 hex characters, got "abc"`,
-    ],
+    ['traces', spansRequest({}, {}, { traceId: 'abc' }), `${spans}[2].traceId: expected 32 hex characters, got "abc"`],
     [
       'traces',
       spansRequest({ traceId: `${TRACE_ID}00` }),
@@ -1211,11 +1146,7 @@ describe('decodeJsonRequest: trace and span ids', () => {
       `${spans}[0].traceId: expected 32 hex characters, got "zz${TRACE_ID.slice(2)}"`,
     ],
     ['traces', spansRequest({ traceId: 5 }), `${spans}[0].traceId: expected 32 hex characters, got 5`],
-    [
-      'traces',
-      spansRequest({ spanId: TRACE_ID }),
-      `${spans}[0].spanId: expected 16 hex characters, got "${TRACE_ID}"`,
-    ],
+    ['traces', spansRequest({ spanId: TRACE_ID }), `${spans}[0].spanId: expected 16 hex characters, got "${TRACE_ID}"`],
     [
       'traces',
       spansRequest({ spanId: 'eee19b7ec3c1b17' }),
@@ -1266,11 +1197,7 @@ describe('decodeJsonRequest: wrong JSON types are refused with the path', () => 
   test.each([
     ['traces', { resourceSpans: {} }, 'resourceSpans: expected an array, got an object'],
     ['traces', { resourceSpans: [null] }, 'resourceSpans[0]: expected an object, got null'],
-    [
-      'traces',
-      { resourceSpans: [{ resource: [] }] },
-      'resourceSpans[0].resource: expected an object, got an array',
-    ],
+    ['traces', { resourceSpans: [{ resource: [] }] }, 'resourceSpans[0].resource: expected an object, got an array'],
     [
       'traces',
       { resourceSpans: [{ resource: { attributes: 'x' } }] },
@@ -1297,11 +1224,7 @@ describe('decodeJsonRequest: wrong JSON types are refused with the path', () => 
       { resourceSpans: [{ scopeSpans: [{ spans: {} }] }] },
       'resourceSpans[0].scopeSpans[0].spans: expected an array, got an object',
     ],
-    [
-      'traces',
-      spansRequest({ name: 5 }),
-      'resourceSpans[0].scopeSpans[0].spans[0].name: expected a string, got 5',
-    ],
+    ['traces', spansRequest({ name: 5 }), 'resourceSpans[0].scopeSpans[0].spans[0].name: expected a string, got 5'],
     [
       'traces',
       spansRequest({ attributes: [5] }),
@@ -1377,11 +1300,7 @@ describe('decodeJsonRequest: wrong JSON types are refused with the path', () => 
       { resourceLogs: [{ scopeLogs: [{ logRecords: 'x' }] }] },
       'resourceLogs[0].scopeLogs[0].logRecords: expected an array, got "x"',
     ],
-    [
-      'logs',
-      logsRequest({ body: 5 }),
-      'resourceLogs[0].scopeLogs[0].logRecords[0].body: expected an object, got 5',
-    ],
+    ['logs', logsRequest({ body: 5 }), 'resourceLogs[0].scopeLogs[0].logRecords[0].body: expected an object, got 5'],
     [
       'logs',
       logsRequest({ eventName: {} }),
@@ -1600,9 +1519,7 @@ describe('the JSON of @opentelemetry/otlp-transformer serializers', () => {
     const provider = new MeterProvider({
       resource: resourceFromAttributes({ 'service.name': 'sdk-metrics' }),
       readers: [reader],
-      views: [
-        { instrumentName: 'latency.exp', aggregation: { type: AggregationType.EXPONENTIAL_HISTOGRAM } },
-      ],
+      views: [{ instrumentName: 'latency.exp', aggregation: { type: AggregationType.EXPONENTIAL_HISTOGRAM } }],
     });
     const meter = provider.getMeter('meter-lib', '0.1.0');
     const requests = meter.createCounter('requests', {

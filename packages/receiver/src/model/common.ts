@@ -5,7 +5,10 @@
  * Representation choices (made for the decode hot path and for exactness):
  * - trace and span ids are lowercase hex strings ('' when absent);
  * - timestamps are unsigned nanoseconds since the Unix epoch as `bigint` (0n when absent);
- * - an AnyValue `int_value` is a `bigint`, a `double_value` a `number`, so the two never mix up.
+ * - an AnyValue `int_value` is a `bigint`, a `double_value` a `number`, so the two never mix up;
+ * - metric values and counts (`as_int`, histogram counts, bucket counts) are `number`s: exact up to
+ *   2^53, beyond which they round, as they do in Prometheus (float64) anyway;
+ * - a data point or exemplar with neither `as_double` nor `as_int` reads as the double 0.
  */
 
 /** OTLP AnyValue. `undefined` stands for an AnyValue with no value set. */

@@ -19,11 +19,11 @@
  */
 import {
   type AnyValue,
-  emptyResource,
-  emptyScope,
   type Exemplar,
   type ExponentialBuckets,
   type ExponentialHistogramDataPoint,
+  emptyResource,
+  emptyScope,
   type HistogramDataPoint,
   type InstrumentationScope,
   type KeyValue,
@@ -53,11 +53,7 @@ import type { DecodeLimits } from '../limits';
 type JsonObject = Record<string, unknown>;
 
 /** Decodes an OTLP/HTTP JSON export request of `signal`. An empty body or `{}` is an empty request. */
-export function decodeJsonRequest<S extends Signal>(
-  signal: S,
-  body: Buffer,
-  limits: DecodeLimits,
-): SignalData[S] {
+export function decodeJsonRequest<S extends Signal>(signal: S, body: Buffer, limits: DecodeLimits): SignalData[S] {
   if (body.length === 0) return [] as SignalData[S];
   const text = requestText(body);
   const maxDepth = limits.maxAnyValueDepth;
@@ -641,9 +637,7 @@ function readMetricData(metric: JsonObject, maxDepth: number): MetricData {
     (exponentialHistogram == null ? 0 : 1) +
     (summary == null ? 0 : 1);
   if (members > 1) {
-    throw new MalformedPayloadError(
-      'expected at most one of gauge, sum, histogram, exponentialHistogram, summary',
-    );
+    throw new MalformedPayloadError('expected at most one of gauge, sum, histogram, exponentialHistogram, summary');
   }
   if (gauge != null) return readGauge(gauge, maxDepth);
   if (sum != null) return readSum(sum, maxDepth);

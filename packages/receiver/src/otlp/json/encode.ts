@@ -79,12 +79,7 @@ function putBool(out: JsonObject, key: string, value: boolean): void {
   if (value) out[key] = true;
 }
 
-function putList<T>(
-  out: JsonObject,
-  key: string,
-  items: readonly T[],
-  encodeItem: (item: T) => unknown,
-): void {
+function putList<T>(out: JsonObject, key: string, items: readonly T[], encodeItem: (item: T) => unknown): void {
   if (items.length > 0) out[key] = items.map(encodeItem);
 }
 
@@ -276,9 +271,7 @@ function putMetricData(out: JsonObject, data: MetricData): void {
 }
 
 /** The fields common to the number, histogram and exponential histogram points. */
-function encodePointBase(
-  point: NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint,
-): JsonObject {
+function encodePointBase(point: NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint): JsonObject {
   const json: JsonObject = {};
   putAttributes(json, 'attributes', point.attributes);
   putInt64(json, 'startTimeUnixNano', point.startTimeUnixNano);
