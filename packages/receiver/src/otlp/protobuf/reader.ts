@@ -200,21 +200,43 @@ function truncated(what: string): MalformedPayloadError {
 }
 
 /**
- * UTF-8 to string. Short ASCII strings (most attribute keys and values) are built in JS, which
- * beats the native call's fixed cost; anything else goes to Buffer's native decoder.
+ * UTF-8 to string. Telemetry repeats itself: attribute keys, span names, methods, routes and service
+ * names recur in every request. Short strings therefore go through a direct-mapped cache keyed by
+ * their bytes (FNV-1a hash, then a byte comparison), which returns the same string without creating
+ * a new one; a miss decodes natively and takes the slot. Longer strings are decoded natively.
  */
+const CACHE_MAX_LENGTH = 32;
+const CACHE_SLOTS = 4096;
+const cacheBytes = new Uint8Array(CACHE_SLOTS * CACHE_MAX_LENGTH);
+const cacheLengths = new Int8Array(CACHE_SLOTS).fill(-1);
+const cacheStrings: string[] = new Array<string>(CACHE_SLOTS).fill('');
+
 function utf8(buf: Buffer, start: number, end: number): string {
   const len = end - start;
   if (len === 0) return '';
-  if (len <= 24) {
-    let ascii = true;
-    for (let i = start; i < end; i++) {
-      if (buf[i] >= 0x80) {
-        ascii = false;
+  if (len > CACHE_MAX_LENGTH) return buf.utf8Slice(start, end);
+  let hash = 0x811c9dc5;
+  let ascii = true;
+  for (let i = start; i < end; i++) {
+    const b = buf[i];
+    if (b >= 0x80) ascii = false;
+    hash = Math.imul(hash ^ b, 0x01000193);
+  }
+  const slot = (hash ^ (hash >>> 16)) & (CACHE_SLOTS - 1);
+  const base = slot * CACHE_MAX_LENGTH;
+  if (cacheLengths[slot] === len) {
+    let same = true;
+    for (let i = 0; i < len; i++) {
+      if (cacheBytes[base + i] !== buf[start + i]) {
+        same = false;
         break;
       }
     }
-    if (ascii) return buf.latin1Slice(start, end);
+    if (same) return cacheStrings[slot];
   }
-  return buf.utf8Slice(start, end);
+  const str = ascii ? buf.latin1Slice(start, end) : buf.utf8Slice(start, end);
+  cacheLengths[slot] = len;
+  for (let i = 0; i < len; i++) cacheBytes[base + i] = buf[start + i];
+  cacheStrings[slot] = str;
+  return str;
 }
