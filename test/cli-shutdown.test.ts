@@ -69,7 +69,11 @@ function startCli(env: Record<string, string>): CliProcess {
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
-          reject(new Error(`no such log line within ${timeoutMs} ms; stdout: ${JSON.stringify(lines)}; stderr: ${stderr.join('')}`));
+          reject(
+            new Error(
+              `no such log line within ${timeoutMs} ms; stdout: ${JSON.stringify(lines)}; stderr: ${stderr.join('')}`,
+            ),
+          );
         }, timeoutMs);
         waiters.push({
           predicate,
@@ -80,7 +84,9 @@ function startCli(env: Record<string, string>): CliProcess {
         });
         void exited.then(() => {
           clearTimeout(timer);
-          reject(new Error(`sonde-receiver exited first; stdout: ${JSON.stringify(lines)}; stderr: ${stderr.join('')}`));
+          reject(
+            new Error(`sonde-receiver exited first; stdout: ${JSON.stringify(lines)}; stderr: ${stderr.join('')}`),
+          );
         });
       });
     },
@@ -161,7 +167,10 @@ test('sonde-receiver takes traces from the OTLP exporter, shows them on /debug/r
       request: {
         resourceSpans: {
           resource: { attributes: unknown[] };
-          scopeSpans: { scope: { name: string }; spans: { traceId: string; spanId: string; name: string; kind: number }[] }[];
+          scopeSpans: {
+            scope: { name: string };
+            spans: { traceId: string; spanId: string; name: string; kind: number }[];
+          }[];
         }[];
       };
     }[];

@@ -154,7 +154,9 @@ export interface Tap<I> {
  * wrapping its export() in place (so its other methods, e.g. the metric exporter's temporality
  * selector, stay as they are).
  */
-export function tap<I>(exporter: { export(items: I, resultCallback: (result: ExportResultLike) => void): void }): Tap<I> {
+export function tap<I>(exporter: {
+  export(items: I, resultCallback: (result: ExportResultLike) => void): void;
+}): Tap<I> {
   const record: Tap<I> = { exported: [], results: [] };
   const original = exporter.export.bind(exporter);
   exporter.export = (items, cb) => {

@@ -14,7 +14,10 @@ module.exports = {
   testPathIgnorePatterns: ['/node_modules/'],
   transform: {
     ...preset.transform,
-    '/@opentelemetry/otlp-exporter-base/.+\\.cjs$': ['@swc/jest', { jsc: { target: 'es2024' }, module: { type: 'commonjs' } }],
+    '/@opentelemetry/otlp-exporter-base/.+\\.cjs$': [
+      '@swc/jest',
+      { jsc: { target: 'es2024' }, module: { type: 'commonjs' } },
+    ],
   },
   transformIgnorePatterns: ['^(?!.*/@opentelemetry/otlp-exporter-base/).*/node_modules/'],
 };

@@ -26,7 +26,10 @@ import { OTLPLogExporter as GrpcLogExporter } from '@opentelemetry/exporter-logs
 import { OTLPLogExporter as HttpJsonLogExporter } from '@opentelemetry/exporter-logs-otlp-http';
 import { OTLPLogExporter as HttpProtoLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
-import { AggregationTemporalityPreference, OTLPMetricExporter as HttpJsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
+import {
+  AggregationTemporalityPreference,
+  OTLPMetricExporter as HttpJsonMetricExporter,
+} from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPMetricExporter as HttpProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { OTLPTraceExporter as HttpJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -133,7 +136,8 @@ const FAMILIES = [
     name: 'OTLP/gRPC',
     transport: 'grpc',
     encoding: 'protobuf',
-    traceExporter: (e: Endpoints, gzip: boolean) => new GrpcTraceExporter({ url: e.grpc, compression: compression(gzip) }),
+    traceExporter: (e: Endpoints, gzip: boolean) =>
+      new GrpcTraceExporter({ url: e.grpc, compression: compression(gzip) }),
     metricExporter: (e: Endpoints, gzip: boolean, temporalityPreference: AggregationTemporalityPreference) =>
       new GrpcMetricExporter({
         url: e.grpc,
@@ -492,7 +496,9 @@ describe.each(TRANSPORTS)('$name', (tc) => {
       const result = await new Promise((resolve) => exporter.export(spans, resolve));
       expect(result).toStrictEqual({ code: ExportResultCode.SUCCESS });
       expect(
-        received(harness.batches.traces).flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans.map((s) => [s.name, s.spanId]))),
+        received(harness.batches.traces).flatMap((rs) =>
+          rs.scopeSpans.flatMap((ss) => ss.spans.map((s) => [s.name, s.spanId])),
+        ),
       ).toStrictEqual([['direct-call', span.spanContext().spanId]]);
     } finally {
       await exporter.shutdown();
@@ -514,13 +520,16 @@ describe.each(TRANSPORTS)('$name', (tc) => {
     const exporter = tc.traceExporter(endpoints);
     try {
       const resource = newResource();
-      const spans = [fakeSpan('0'.repeat(32), 'bad', resource), fakeSpan('5b8efff798038103d269b633813fc60c', 'good', resource)];
+      const spans = [
+        fakeSpan('0'.repeat(32), 'bad', resource),
+        fakeSpan('5b8efff798038103d269b633813fc60c', 'good', resource),
+      ];
       const result = await new Promise((resolve) => exporter.export(spans, resolve));
       // Partial success is success (OTLP spec): the client must not retry.
       expect(result).toStrictEqual({ code: ExportResultCode.SUCCESS });
-      expect(received(harness.batches.traces).flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans.map((s) => s.name)))).toStrictEqual([
-        'good',
-      ]);
+      expect(
+        received(harness.batches.traces).flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans.map((s) => s.name))),
+      ).toStrictEqual(['good']);
       const partial = warnings.filter((w) => w.includes('Partial Success'));
       expect(partial).toHaveLength(1);
       const [, json] = partial[0].split('Received Partial Success response: ');
@@ -539,32 +548,35 @@ describe.each(TRANSPORTS)('$name', (tc) => {
   test.each([
     ['cumulative', AggregationTemporalityPreference.CUMULATIVE],
     ['delta', AggregationTemporalityPreference.DELTA],
-  ] as const)('metrics (%s): counter, up-down counter, histogram and gauge arrive exactly', async (label, preference) => {
-    const exporter = tc.metricExporter(endpoints, preference);
-    const taps = tap(exporter);
-    const reader = new PeriodicExportingMetricReader({
-      exporter,
-      exportIntervalMillis: 3_600_000,
-    });
-    const provider = new MeterProvider({
-      resource: newResource(),
-      readers: [reader],
-    });
-    try {
-      await recordMetrics(provider, reader);
-      expectAllSucceeded(taps.results, 2);
-      // Each collection reached the pipeline as one request: compare the second (after two rounds).
-      expect(harness.batches.metrics).toHaveLength(2);
-      const batch = harness.batches.metrics[1];
-      expect(batch.context.transport).toBe(tc.transport);
-      expect(batch.context.encoding).toBe(tc.encoding);
-      expect(batch.itemCount).toBe(6);
-      const sdk = taps.exported[1] as unknown as SdkResourceMetrics;
-      expect(comparable(sortMetrics(batch.data))).toStrictEqual(comparable(expectedMetrics(label === 'delta', sdk)));
-    } finally {
-      await provider.shutdown();
-    }
-  });
+  ] as const)(
+    'metrics (%s): counter, up-down counter, histogram and gauge arrive exactly',
+    async (label, preference) => {
+      const exporter = tc.metricExporter(endpoints, preference);
+      const taps = tap(exporter);
+      const reader = new PeriodicExportingMetricReader({
+        exporter,
+        exportIntervalMillis: 3_600_000,
+      });
+      const provider = new MeterProvider({
+        resource: newResource(),
+        readers: [reader],
+      });
+      try {
+        await recordMetrics(provider, reader);
+        expectAllSucceeded(taps.results, 2);
+        // Each collection reached the pipeline as one request: compare the second (after two rounds).
+        expect(harness.batches.metrics).toHaveLength(2);
+        const batch = harness.batches.metrics[1];
+        expect(batch.context.transport).toBe(tc.transport);
+        expect(batch.context.encoding).toBe(tc.encoding);
+        expect(batch.itemCount).toBe(6);
+        const sdk = taps.exported[1] as unknown as SdkResourceMetrics;
+        expect(comparable(sortMetrics(batch.data))).toStrictEqual(comparable(expectedMetrics(label === 'delta', sdk)));
+      } finally {
+        await provider.shutdown();
+      }
+    },
+  );
 
   test('logs: string and map bodies, event name, and the active span context arrive exactly', async () => {
     const exporter = tc.logExporter(endpoints);
@@ -691,7 +703,11 @@ interface SdkResourceMetrics {
 }
 
 /** The start and end time the SDK gave the point of `name` with `attributes`. */
-function sdkTimes(sdk: SdkResourceMetrics, name: string, attributes: Attributes): { startTimeUnixNano: bigint; timeUnixNano: bigint } {
+function sdkTimes(
+  sdk: SdkResourceMetrics,
+  name: string,
+  attributes: Attributes,
+): { startTimeUnixNano: bigint; timeUnixNano: bigint } {
   const metric = sdk.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === name);
   const point = metric?.dataPoints.find((p) => JSON.stringify(p.attributes) === JSON.stringify(attributes));
   if (!point) throw new Error(`the SDK exported no point of ${name} with ${JSON.stringify(attributes)}`);
@@ -764,8 +780,22 @@ function expectedMetrics(delta: boolean, sdk: SdkResourceMetrics): ResourceMetri
       data: {
         type: 'sum',
         dataPoints: sortPoints([
-          numberPoint(sdk, 'http.server.requests', ROUTE_A, { 'http.route': '/a', 'http.ok': true, shard: 3n }, delta ? 10 : 17, true),
-          numberPoint(sdk, 'http.server.requests', ROUTE_B, { 'http.route': '/b', 'http.ok': false, shard: 4n }, delta ? 2 : 3, true),
+          numberPoint(
+            sdk,
+            'http.server.requests',
+            ROUTE_A,
+            { 'http.route': '/a', 'http.ok': true, shard: 3n },
+            delta ? 10 : 17,
+            true,
+          ),
+          numberPoint(
+            sdk,
+            'http.server.requests',
+            ROUTE_B,
+            { 'http.route': '/b', 'http.ok': false, shard: 4n },
+            delta ? 2 : 3,
+            true,
+          ),
         ]),
         aggregationTemporality: delta ? DELTA : CUMULATIVE,
         isMonotonic: true,
@@ -906,7 +936,10 @@ async function recordLogs(provider: LoggerProvider, tracerProvider: TracerProvid
   return spanContext;
 }
 
-function expectedLogs(spanContext: { traceId: string; spanId: string }, third: { hrTime: HrTime; hrTimeObserved: HrTime }): ResourceLogs[] {
+function expectedLogs(
+  spanContext: { traceId: string; spanId: string },
+  third: { hrTime: HrTime; hrTimeObserved: HrTime },
+): ResourceLogs[] {
   const plain = {
     droppedAttributesCount: 0,
     flags: 0,

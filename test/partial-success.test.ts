@@ -57,15 +57,22 @@ function receivedSpans() {
 
 test('a span with an all-zero trace id is rejected, the other accepted: 200 with partialSuccess', async () => {
   const res = await postTraces(
-    request([span('0'.repeat(32), 'aaaaaaaaaaaaaaaa', 'zero-trace-id'), span(VALID_TRACE_ID, 'bbbbbbbbbbbbbbbb', 'valid')]),
+    request([
+      span('0'.repeat(32), 'aaaaaaaaaaaaaaaa', 'zero-trace-id'),
+      span(VALID_TRACE_ID, 'bbbbbbbbbbbbbbbb', 'valid'),
+    ]),
   );
 
   expect(res.status).toBe(200);
   expect(res.contentType).toMatch(/^application\/json/);
-  expect(res.json).toStrictEqual({ partialSuccess: { rejectedSpans: '1', errorMessage: expect.stringContaining('trace_id') } });
+  expect(res.json).toStrictEqual({
+    partialSuccess: { rejectedSpans: '1', errorMessage: expect.stringContaining('trace_id') },
+  });
 
   const spans = receivedSpans();
-  expect(spans.map((s) => [s.name, s.traceId, s.spanId])).toStrictEqual([['valid', VALID_TRACE_ID, 'bbbbbbbbbbbbbbbb']]);
+  expect(spans.map((s) => [s.name, s.traceId, s.spanId])).toStrictEqual([
+    ['valid', VALID_TRACE_ID, 'bbbbbbbbbbbbbbbb'],
+  ]);
   expect(comparable(spans[0].attributes)).toStrictEqual(comparable(attrs({ 'int64.max': 9_223_372_036_854_775_807n })));
   expect(spans[0].startTimeUnixNano).toBe(1_700_000_000_000_000_000n);
   expect(spans[0].endTimeUnixNano).toBe(1_700_000_000_000_001_000n);

@@ -14,7 +14,8 @@ receiver.pipeline.traces.addConsumer({
   consume(batch) {
     for (const rs of batch.data)
       for (const ss of rs.scopeSpans)
-        for (const span of ss.spans) console.log(`span ${span.name} trace=${span.traceId} via ${batch.context.transport}`);
+        for (const span of ss.spans)
+          console.log(`span ${span.name} trace=${span.traceId} via ${batch.context.transport}`);
   },
 });
 
@@ -25,7 +26,13 @@ const response = await fetch(`http://${receiver.addresses.otlpHttp}/v1/traces`, 
     resourceSpans: [
       {
         resource: { attributes: [{ key: 'service.name', value: { stringValue: 'example' } }] },
-        scopeSpans: [{ spans: [{ traceId: '5b8efff798038103d269b633813fc60c', spanId: 'eee19b7ec3c1b174', name: 'GET /cart', kind: 2 }] }],
+        scopeSpans: [
+          {
+            spans: [
+              { traceId: '5b8efff798038103d269b633813fc60c', spanId: 'eee19b7ec3c1b174', name: 'GET /cart', kind: 2 },
+            ],
+          },
+        ],
       },
     ],
   }),

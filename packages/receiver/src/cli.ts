@@ -21,7 +21,9 @@ SONDE_DATA_DIR, SONDE_LOG_LEVEL. See the README for every setting and its defaul
 async function main(): Promise<void> {
   let values: { config?: string; help?: boolean };
   try {
-    ({ values } = parseArgs({ options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } }));
+    ({ values } = parseArgs({
+      options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+    }));
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`);
     process.exit(2);

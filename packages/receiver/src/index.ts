@@ -3,7 +3,14 @@ export { ConfigError, ENV_OVERRIDES, loadConfig, validateConfig } from './config
 export type { ReceiverConfig, ReceiverConfigInput } from './config/schema';
 export { createLogger } from './logger';
 export * from './model';
-export { GrpcCode, MalformedPayloadError, OtlpError, OverloadedError, PayloadTooLargeError, TooDeepError } from './otlp/errors';
+export {
+  GrpcCode,
+  MalformedPayloadError,
+  OtlpError,
+  OverloadedError,
+  PayloadTooLargeError,
+  TooDeepError,
+} from './otlp/errors';
 export type { DecodeLimits } from './otlp/limits';
 export { decodeLogsRequest } from './otlp/protobuf/decode-logs';
 export { decodeMetricsRequest } from './otlp/protobuf/decode-metrics';

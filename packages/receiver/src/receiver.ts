@@ -4,9 +4,10 @@
  * `close()` stops accepting, drains in-flight requests (bounded by shutdown_timeout) and flushes the
  * pipeline's consumers.
  */
-import type { Server as GrpcServer } from '@grpc/grpc-js';
+
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Server as GrpcServer } from '@grpc/grpc-js';
 import { createAdminApp } from './admin/server';
 import type { ReceiverConfig } from './config/schema';
 import { formatAddress, type ListenAddress } from './config/units';
@@ -33,7 +34,11 @@ export interface Receiver {
   readonly pipeline: Pipeline;
   readonly metrics: SelfMetrics;
   readonly logger: Logger;
-  readonly recent: { traces: RecentTelemetry<'traces'>; metrics: RecentTelemetry<'metrics'>; logs: RecentTelemetry<'logs'> };
+  readonly recent: {
+    traces: RecentTelemetry<'traces'>;
+    metrics: RecentTelemetry<'metrics'>;
+    logs: RecentTelemetry<'logs'>;
+  };
   close(): Promise<void>;
 }
 
@@ -161,7 +166,10 @@ class ReceivedSummary {
 
 function listen(app: (req: never, res: never) => void, address: ListenAddress, what: string): Promise<HttpServer> {
   return new Promise((resolve, reject) => {
-    const server = (app as unknown as { listen: (port: number, host: string) => HttpServer }).listen(address.port, address.host);
+    const server = (app as unknown as { listen: (port: number, host: string) => HttpServer }).listen(
+      address.port,
+      address.host,
+    );
     server.once('listening', () => resolve(server));
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(

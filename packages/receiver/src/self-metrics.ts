@@ -3,7 +3,7 @@
  * (`otelcol_receiver_accepted_spans` → `sonde_receiver_accepted_spans_total`) so that people who know
  * one know the other. Every metric is registered on a private registry, never prom-client's global one.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Signal } from './model';
 
 export type Transport = 'http' | 'grpc';

@@ -22,7 +22,9 @@ describe('configuration', () => {
   });
 
   test('the file sets values with units, and the environment overrides the file', () => {
-    const path = file('otlp:\n  http:\n    address: 127.0.0.1:0\nlimits:\n  max_request_body_size: 2MiB\noverload:\n  retry_after: 3s\nadmin:\n  address: ":9999"\n');
+    const path = file(
+      'otlp:\n  http:\n    address: 127.0.0.1:0\nlimits:\n  max_request_body_size: 2MiB\noverload:\n  retry_after: 3s\nadmin:\n  address: ":9999"\n',
+    );
     const c = loadConfig({ file: path, env: { SONDE_ADMIN_ADDR: '[::1]:0', SONDE_LOG_LEVEL: 'debug' } });
     expect(c.otlp.http.address).toEqual({ host: '127.0.0.1', port: 0 });
     expect(c.limits.max_request_body_size).toBe(2 * 1024 * 1024);
@@ -45,7 +47,9 @@ describe('configuration', () => {
   });
 
   test('an invalid environment override names the variable', () => {
-    expect(() => loadConfig({ env: { SONDE_OTLP_HTTP_ADDR: 'nope' } })).toThrow(/otlp\.http\.address \(from SONDE_OTLP_HTTP_ADDR\)/);
+    expect(() => loadConfig({ env: { SONDE_OTLP_HTTP_ADDR: 'nope' } })).toThrow(
+      /otlp\.http\.address \(from SONDE_OTLP_HTTP_ADDR\)/,
+    );
   });
 
   test('a missing file says so', () => {

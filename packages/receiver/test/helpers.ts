@@ -1,5 +1,12 @@
 /** Test helpers: a receiver on free loopback ports that records what reaches its pipeline. */
-import { type Batch, type Receiver, type ReceiverConfigInput, type Signal, startReceiver, validateConfig } from '../src';
+import {
+  type Batch,
+  type Receiver,
+  type ReceiverConfigInput,
+  type Signal,
+  startReceiver,
+  validateConfig,
+} from '../src';
 import { ProtoWriter } from '../src/otlp/protobuf/writer';
 
 export interface TestReceiver {
@@ -43,7 +50,12 @@ export interface PostResult {
   body: Buffer;
 }
 
-export async function post(url: string, body: Uint8Array | string, headers: Record<string, string>, method = 'POST'): Promise<PostResult> {
+export async function post(
+  url: string,
+  body: Uint8Array | string,
+  headers: Record<string, string>,
+  method = 'POST',
+): Promise<PostResult> {
   const res = await fetch(url, { method, body: method === 'GET' ? undefined : body, headers });
   return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
 }
@@ -52,7 +64,13 @@ export const PROTOBUF = { 'content-type': 'application/x-protobuf' };
 export const JSON_TYPE = { 'content-type': 'application/json' };
 
 /** Builds protobuf messages field by field, for payloads no SDK would produce. */
-export type Field = [number, 'varint', number | bigint] | [number, 'fixed64', bigint] | [number, 'fixed32', number] | [number, 'double', number] | [number, 'bytes', Uint8Array | string] | [number, 'message', Field[]];
+export type Field =
+  | [number, 'varint', number | bigint]
+  | [number, 'fixed64', bigint]
+  | [number, 'fixed32', number]
+  | [number, 'double', number]
+  | [number, 'bytes', Uint8Array | string]
+  | [number, 'message', Field[]];
 
 export function pb(fields: Field[]): Buffer {
   const w = new ProtoWriter();

@@ -8,18 +8,18 @@ import { KeyValueList } from '../src';
 import { ProtoReader } from '../src/otlp/protobuf/reader';
 import {
   type Field,
+  hex,
   JSON_TYPE,
+  kv,
   PARENT_ID,
   PROTOBUF,
-  SPAN_ID,
-  TRACE_ID,
-  type TestReceiver,
-  hex,
-  kv,
   pb,
   post,
+  SPAN_ID,
   span,
   startTestReceiver,
+  type TestReceiver,
+  TRACE_ID,
   traceRequest,
 } from './helpers';
 
@@ -182,7 +182,20 @@ describe('OTLP/HTTP conformance', () => {
               [
                 [1, 'message', [[1, 'bytes', 'a']]],
                 [1, 'message', [[3, 'varint', 1]]],
-                [1, 'message', [[5, 'message', [[1, 'message', [[1, 'bytes', 'nested']]], [1, 'message', [[2, 'varint', 0]]]]]]],
+                [
+                  1,
+                  'message',
+                  [
+                    [
+                      5,
+                      'message',
+                      [
+                        [1, 'message', [[1, 'bytes', 'nested']]],
+                        [1, 'message', [[2, 'varint', 0]]],
+                      ],
+                    ],
+                  ],
+                ],
               ],
             ],
           ]),
@@ -190,7 +203,13 @@ describe('OTLP/HTTP conformance', () => {
         [
           9,
           'message',
-          kv('map', [[6, 'message', [[1, 'message', kv('inner', [[6, 'message', [[1, 'message', kv('x', [[4, 'double', 1.5]])]]]])]]]]),
+          kv('map', [
+            [
+              6,
+              'message',
+              [[1, 'message', kv('inner', [[6, 'message', [[1, 'message', kv('x', [[4, 'double', 1.5]])]]]])]],
+            ],
+          ]),
         ],
         [9, 'message', kv('empty', [])],
       ]),
@@ -214,13 +233,26 @@ describe('OTLP/HTTP conformance', () => {
                       key: 'arr',
                       value: {
                         arrayValue: {
-                          values: [{ stringValue: 'a' }, { intValue: 1 }, { arrayValue: { values: [{ stringValue: 'nested' }, { boolValue: false }] } }],
+                          values: [
+                            { stringValue: 'a' },
+                            { intValue: 1 },
+                            { arrayValue: { values: [{ stringValue: 'nested' }, { boolValue: false }] } },
+                          ],
                         },
                       },
                     },
                     {
                       key: 'map',
-                      value: { kvlistValue: { values: [{ key: 'inner', value: { kvlistValue: { values: [{ key: 'x', value: { doubleValue: 1.5 } }] } } }] } },
+                      value: {
+                        kvlistValue: {
+                          values: [
+                            {
+                              key: 'inner',
+                              value: { kvlistValue: { values: [{ key: 'x', value: { doubleValue: 1.5 } }] } },
+                            },
+                          ],
+                        },
+                      },
                     },
                     { key: 'empty', value: {} },
                   ],
@@ -241,10 +273,34 @@ describe('OTLP/HTTP conformance', () => {
 
   describe('ids', () => {
     test.each([
-      ['JSON trace id of 30 hex chars', JSON_TYPE, JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: TRACE_ID.slice(2), spanId: SPAN_ID }] }] }] }), 'resourceSpans[0].scopeSpans[0].spans[0].traceId'],
-      ['JSON span id that is not hex', JSON_TYPE, JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: TRACE_ID, spanId: 'zzzzzzzzzzzzzzzz' }] }] }] }), 'resourceSpans[0].scopeSpans[0].spans[0].spanId'],
-      ['protobuf trace id of 5 bytes', PROTOBUF, traceRequest([span([], 'aabbccddee')]), 'resourceSpans[0].scopeSpans[0].spans[0]'],
-      ['protobuf parent span id of 9 bytes', PROTOBUF, traceRequest([span([[4, 'bytes', hex(`${PARENT_ID}ff`)]])]), 'resourceSpans[0].scopeSpans[0].spans[0]'],
+      [
+        'JSON trace id of 30 hex chars',
+        JSON_TYPE,
+        JSON.stringify({
+          resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: TRACE_ID.slice(2), spanId: SPAN_ID }] }] }],
+        }),
+        'resourceSpans[0].scopeSpans[0].spans[0].traceId',
+      ],
+      [
+        'JSON span id that is not hex',
+        JSON_TYPE,
+        JSON.stringify({
+          resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: TRACE_ID, spanId: 'zzzzzzzzzzzzzzzz' }] }] }],
+        }),
+        'resourceSpans[0].scopeSpans[0].spans[0].spanId',
+      ],
+      [
+        'protobuf trace id of 5 bytes',
+        PROTOBUF,
+        traceRequest([span([], 'aabbccddee')]),
+        'resourceSpans[0].scopeSpans[0].spans[0]',
+      ],
+      [
+        'protobuf parent span id of 9 bytes',
+        PROTOBUF,
+        traceRequest([span([[4, 'bytes', hex(`${PARENT_ID}ff`)]])]),
+        'resourceSpans[0].scopeSpans[0].spans[0]',
+      ],
     ])('%s → 400 naming the field', async (_name, headers, body, path) => {
       const res = await post(traces(), body, headers);
       expect(res.status).toBe(400);
@@ -255,7 +311,12 @@ describe('OTLP/HTTP conformance', () => {
     });
 
     test('all-zero and missing ids reject only those spans, reported as partial success in protobuf', async () => {
-      const body = traceRequest([span([], '0'.repeat(32)), span(), span([], TRACE_ID, '0'.repeat(16)), [[5, 'bytes', 'no ids']]]);
+      const body = traceRequest([
+        span([], '0'.repeat(32)),
+        span(),
+        span([], TRACE_ID, '0'.repeat(16)),
+        [[5, 'bytes', 'no ids']],
+      ]);
       const res = await post(traces(), body, PROTOBUF);
       expect(res.status).toBe(200);
       const partial = decodePartial(res.body);
@@ -266,7 +327,20 @@ describe('OTLP/HTTP conformance', () => {
     });
 
     test('partial success in JSON uses lowerCamelCase and an int64 string', async () => {
-      const body = { resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: '0'.repeat(32), spanId: SPAN_ID }, { traceId: TRACE_ID, spanId: SPAN_ID }] }] }] };
+      const body = {
+        resourceSpans: [
+          {
+            scopeSpans: [
+              {
+                spans: [
+                  { traceId: '0'.repeat(32), spanId: SPAN_ID },
+                  { traceId: TRACE_ID, spanId: SPAN_ID },
+                ],
+              },
+            ],
+          },
+        ],
+      };
       const res = await post(traces(), JSON.stringify(body), JSON_TYPE);
       expect(res.status).toBe(200);
       const parsed = JSON.parse(res.body.toString());
@@ -283,7 +357,12 @@ describe('OTLP/HTTP conformance', () => {
       ['a group wire type', PROTOBUF, Buffer.from([0x0b]), /wire type/],
       ['invalid JSON', JSON_TYPE, '{"resourceSpans": [', /invalid JSON/],
       ['a JSON list where an object belongs', JSON_TYPE, '{"resourceSpans": {"a": 1}}', /resourceSpans/],
-      ['a JSON number where a string belongs', JSON_TYPE, `{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"${TRACE_ID}","spanId":"${SPAN_ID}","name":5}]}]}]}`, /spans\[0\]\.name/],
+      [
+        'a JSON number where a string belongs',
+        JSON_TYPE,
+        `{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"${TRACE_ID}","spanId":"${SPAN_ID}","name":5}]}]}]}`,
+        /spans\[0\]\.name/,
+      ],
     ])('%s', async (_name, headers, body, message) => {
       const res = await post(traces(), body, headers);
       expect(res.status).toBe(400);
@@ -297,7 +376,11 @@ describe('OTLP/HTTP conformance', () => {
   test('AnyValue nesting over limits.max_any_value_depth → 400 naming the attribute', async () => {
     let value: object = { stringValue: 'leaf' };
     for (let i = 0; i < 4; i++) value = { arrayValue: { values: [value] } };
-    const body = { resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: TRACE_ID, spanId: SPAN_ID, attributes: [{ key: 'deep', value }] }] }] }] };
+    const body = {
+      resourceSpans: [
+        { scopeSpans: [{ spans: [{ traceId: TRACE_ID, spanId: SPAN_ID, attributes: [{ key: 'deep', value }] }] }] },
+      ],
+    };
     const res = await post(traces(), JSON.stringify(body), JSON_TYPE);
     expect(res.status).toBe(400);
     expect(JSON.parse(res.body.toString()).message).toMatch(/attributes\[0\].*nested deeper than 4/);
@@ -376,12 +459,36 @@ describe('OTLP/HTTP conformance', () => {
 
   test('metrics and logs endpoints decode their own signal', async () => {
     const metrics = {
-      resourceMetrics: [{ scopeMetrics: [{ metrics: [{ name: 'm', sum: { isMonotonic: true, aggregationTemporality: 2, dataPoints: [{ asInt: '3' }] } }] }] }],
+      resourceMetrics: [
+        {
+          scopeMetrics: [
+            {
+              metrics: [
+                { name: 'm', sum: { isMonotonic: true, aggregationTemporality: 2, dataPoints: [{ asInt: '3' }] } },
+              ],
+            },
+          ],
+        },
+      ],
     };
-    const logs = { resourceLogs: [{ scopeLogs: [{ logRecords: [{ body: { stringValue: 'hello' }, severityNumber: 9, eventName: 'user.login' }] }] }] };
+    const logs = {
+      resourceLogs: [
+        {
+          scopeLogs: [{ logRecords: [{ body: { stringValue: 'hello' }, severityNumber: 9, eventName: 'user.login' }] }],
+        },
+      ],
+    };
     expect((await post(`${t.http}/v1/metrics`, JSON.stringify(metrics), JSON_TYPE)).status).toBe(200);
     expect((await post(`${t.http}/v1/logs`, JSON.stringify(logs), JSON_TYPE)).status).toBe(200);
-    expect(t.batches.metrics[0].data[0].scopeMetrics[0].metrics[0].data).toMatchObject({ type: 'sum', isMonotonic: true, dataPoints: [{ value: 3, isInt: true }] });
-    expect(t.batches.logs[0].data[0].scopeLogs[0].logRecords[0]).toMatchObject({ body: 'hello', severityNumber: 9, eventName: 'user.login' });
+    expect(t.batches.metrics[0].data[0].scopeMetrics[0].metrics[0].data).toMatchObject({
+      type: 'sum',
+      isMonotonic: true,
+      dataPoints: [{ value: 3, isInt: true }],
+    });
+    expect(t.batches.logs[0].data[0].scopeLogs[0].logRecords[0]).toMatchObject({
+      body: 'hello',
+      severityNumber: 9,
+      eventName: 'user.login',
+    });
   });
 });

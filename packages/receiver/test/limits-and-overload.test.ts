@@ -2,10 +2,23 @@
  * Limits, overload and isolation: what happens when clients send too much, too fast or garbage —
  * over HTTP and gRPC — and that good clients and accepted data are not disturbed.
  */
-import * as grpc from '@grpc/grpc-js';
+
 import { gzipSync } from 'node:zlib';
+import * as grpc from '@grpc/grpc-js';
 import { ProtoReader } from '../src/otlp/protobuf/reader';
-import { type Field, JSON_TYPE, PROTOBUF, SPAN_ID, TRACE_ID, type TestReceiver, kv, post, span, startTestReceiver, traceRequest } from './helpers';
+import {
+  type Field,
+  JSON_TYPE,
+  kv,
+  PROTOBUF,
+  post,
+  SPAN_ID,
+  span,
+  startTestReceiver,
+  type TestReceiver,
+  TRACE_ID,
+  traceRequest,
+} from './helpers';
 
 const identity = (b: Buffer) => b;
 const TraceClient = grpc.makeGenericClientConstructor(
@@ -26,7 +39,9 @@ const TraceClient = grpc.makeGenericClientConstructor(
 type ExportFn = (req: Buffer, cb: (err: grpc.ServiceError | null, res?: Buffer) => void) => void;
 
 function grpcExport(address: string, body: Buffer): Promise<{ err: grpc.ServiceError | null; res?: Buffer }> {
-  const client = new TraceClient(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & { Export: ExportFn };
+  const client = new TraceClient(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+    Export: ExportFn;
+  };
   return new Promise((resolve) => {
     client.Export(body, (err, res) => {
       client.close();
@@ -57,7 +72,8 @@ function retryDelayOf(details: Buffer): number | undefined {
   return undefined;
 }
 
-const spansOf = (t: TestReceiver) => t.batches.traces.flatMap((b) => b.data.flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans)));
+const spansOf = (t: TestReceiver) =>
+  t.batches.traces.flatMap((b) => b.data.flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans)));
 
 describe('gRPC intake', () => {
   let t: TestReceiver;
@@ -99,19 +115,25 @@ describe('gRPC intake', () => {
 describe('attribute and item limits', () => {
   let t: TestReceiver;
   beforeAll(async () => {
-    t = await startTestReceiver({ limits: { max_attributes_per_item: 3, max_attribute_value_length: 5, max_items_per_request: 2 } });
+    t = await startTestReceiver({
+      limits: { max_attributes_per_item: 3, max_attribute_value_length: 5, max_items_per_request: 2 },
+    });
   });
   afterAll(() => t.close());
 
   test('extra attributes are dropped and counted, long values truncated, and the client is told', async () => {
-    const attrs: Field[] = ['a', 'b', 'c', 'd', 'e'].map((k) => [9, 'message', kv(k, [[1, 'bytes', 'x'.repeat(8)]])] as Field);
+    const attrs: Field[] = ['a', 'b', 'c', 'd', 'e'].map(
+      (k) => [9, 'message', kv(k, [[1, 'bytes', 'x'.repeat(8)]])] as Field,
+    );
     const res = await post(`${t.http}/v1/traces`, traceRequest([span([...attrs, [10, 'varint', 1]])]), PROTOBUF);
     expect(res.status).toBe(200);
     const s = spansOf(t)[0];
     expect(s.attributes).toEqual(['a', 'b', 'c'].map((key) => ({ key, value: 'xxxxx' })));
     expect(s.droppedAttributesCount).toBe(1 + 2);
     expect(t.batches.traces[0].context.modified).toBe(true);
-    expect(res.body.toString()).toContain('2 attributes dropped over the limit of 3 per item; 3 attribute values truncated to 5 characters');
+    expect(res.body.toString()).toContain(
+      '2 attributes dropped over the limit of 3 per item; 3 attribute values truncated to 5 characters',
+    );
     const metrics = await (await fetch(`${t.admin}/metrics`)).text();
     expect(metrics).toContain('sonde_receiver_limit_hits_total{signal="traces",limit="max_attributes_per_item"} 2');
     expect(metrics).toContain('sonde_receiver_limit_hits_total{signal="traces",limit="max_attribute_value_length"} 3');
@@ -119,12 +141,23 @@ describe('attribute and item limits', () => {
 
   test('items over max_items_per_request are rejected as partial success; the first ones are kept', async () => {
     const spans = [1, 2, 3, 4].map((i) => span([], TRACE_ID, `${i}`.repeat(16)));
-    const res = await post(`${t.http}/v1/traces`, JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: spans.map((_, i) => ({ traceId: TRACE_ID, spanId: `${i + 1}`.repeat(16) })) }] }] }), JSON_TYPE);
+    const res = await post(
+      `${t.http}/v1/traces`,
+      JSON.stringify({
+        resourceSpans: [
+          { scopeSpans: [{ spans: spans.map((_, i) => ({ traceId: TRACE_ID, spanId: `${i + 1}`.repeat(16) })) }] },
+        ],
+      }),
+      JSON_TYPE,
+    );
     expect(res.status).toBe(200);
     const partial = JSON.parse(res.body.toString()).partialSuccess;
     expect(partial.rejectedSpans).toBe('2');
     expect(partial.errorMessage).toContain('max_items_per_request');
-    expect(t.batches.traces.at(-1)?.data[0].scopeSpans[0].spans.map((s) => s.spanId)).toEqual(['1'.repeat(16), '2'.repeat(16)]);
+    expect(t.batches.traces.at(-1)?.data[0].scopeSpans[0].spans.map((s) => s.spanId)).toEqual([
+      '1'.repeat(16),
+      '2'.repeat(16),
+    ]);
     const metrics = await (await fetch(`${t.admin}/metrics`)).text();
     expect(metrics).toContain('sonde_receiver_refused_spans_total{transport="http",reason="too_many_items"} 2');
   });
@@ -169,7 +202,9 @@ describe('overload', () => {
   });
 
   test('over memory_limit → 503 with Retry-After (HTTP) and UNAVAILABLE (gRPC)', async () => {
-    const t = await startTestReceiver({ overload: { memory_limit: 1, memory_check_interval: '10ms', retry_after: '2s' } });
+    const t = await startTestReceiver({
+      overload: { memory_limit: 1, memory_check_interval: '10ms', retry_after: '2s' },
+    });
     try {
       await new Promise((r) => setTimeout(r, 50));
       const res = await post(`${t.http}/v1/traces`, traceRequest([span()]), PROTOBUF);
@@ -188,7 +223,8 @@ describe('isolation', () => {
   test('a flood of bad requests leaves a good client unaffected, and nothing accepted is lost', async () => {
     const t = await startTestReceiver({ limits: { max_request_body_size: '256KiB' } });
     try {
-      const good = (i: number) => traceRequest([span([[5, 'bytes', `good-${i}`]], TRACE_ID, i.toString(16).padStart(16, '1'))]);
+      const good = (i: number) =>
+        traceRequest([span([[5, 'bytes', `good-${i}`]], TRACE_ID, i.toString(16).padStart(16, '1'))]);
       // Accepted before the flood.
       expect((await post(`${t.http}/v1/traces`, good(0), PROTOBUF)).status).toBe(200);
       const valid = traceRequest([span()]);
@@ -200,8 +236,12 @@ describe('isolation', () => {
         [gzipSync(valid).subarray(0, 20), { ...PROTOBUF, 'content-encoding': 'gzip' }],
         ['x', { 'content-type': 'text/plain' }],
       ];
-      const flood = Array.from({ length: 300 }, (_, i) => post(`${t.http}/v1/traces`, ...bad[i % bad.length]).then((r) => r.status));
-      const goodResults = Array.from({ length: 50 }, (_, i) => post(`${t.http}/v1/traces`, good(i + 1), PROTOBUF).then((r) => r.status));
+      const flood = Array.from({ length: 300 }, (_, i) =>
+        post(`${t.http}/v1/traces`, ...bad[i % bad.length]).then((r) => r.status),
+      );
+      const goodResults = Array.from({ length: 50 }, (_, i) =>
+        post(`${t.http}/v1/traces`, good(i + 1), PROTOBUF).then((r) => r.status),
+      );
       const [floodStatuses, goodStatuses] = await Promise.all([Promise.all(flood), Promise.all(goodResults)]);
       expect(new Set(floodStatuses)).toEqual(new Set([400, 413, 415]));
       expect(goodStatuses.every((s) => s === 200)).toBe(true);
@@ -210,7 +250,9 @@ describe('isolation', () => {
       expect(t.receiver.recent.traces.itemCount).toBe(51);
       const metrics = await (await fetch(`${t.admin}/metrics`)).text();
       expect(metrics).toContain('sonde_receiver_accepted_spans_total{transport="http"} 51');
-      expect(metrics).toMatch(/sonde_receiver_refused_requests_total\{signal="traces",transport="http",reason="malformed"\} 150/);
+      expect(metrics).toMatch(
+        /sonde_receiver_refused_requests_total\{signal="traces",transport="http",reason="malformed"\} 150/,
+      );
     } finally {
       await t.close();
     }

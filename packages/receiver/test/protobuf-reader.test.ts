@@ -36,7 +36,10 @@ test('same-length strings that differ in one byte are not confused', () => {
 
 test('varints: 32-bit, 64-bit as number, int64 negative and large', () => {
   const w = new ProtoWriter();
-  w.varint(300).varint(2 ** 40).varint(-1n).varint(9007199254740993n);
+  w.varint(300)
+    .varint(2 ** 40)
+    .varint(-1n)
+    .varint(9007199254740993n);
   const r = new ProtoReader(w.finish());
   expect(r.uint32()).toBe(300);
   expect(r.uint64Number()).toBe(2 ** 40);

@@ -29,7 +29,10 @@ export function createAdminApp(
   });
   app.get('/readyz', (_req, res) => {
     const ready = state.ready();
-    res.status(ready ? 200 : 503).type('text/plain').send(ready ? 'ready\n' : 'not ready\n');
+    res
+      .status(ready ? 200 : 503)
+      .type('text/plain')
+      .send(ready ? 'ready\n' : 'not ready\n');
   });
   app.get('/debug/recent', (req, res) => {
     const signal = String(req.query.signal ?? 'traces') as Signal;
@@ -52,7 +55,9 @@ export function createAdminApp(
     res.json({ signal, retainedItems: buffer.itemCount, maxItems: buffer.maxItems, entries });
   });
   app.use((req, res) => {
-    res.status(404).json({ error: `no such endpoint: ${req.path}; try /metrics, /healthz, /readyz or /debug/recent?signal=traces` });
+    res
+      .status(404)
+      .json({ error: `no such endpoint: ${req.path}; try /metrics, /healthz, /readyz or /debug/recent?signal=traces` });
   });
   return app;
 }

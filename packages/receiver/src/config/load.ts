@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
-import { type ReceiverConfig, type ReceiverConfigInput, configSchema } from './schema';
+import { configSchema, type ReceiverConfig, type ReceiverConfigInput } from './schema';
 
 /** Environment variables and the configuration keys they override (env wins over the file). */
 export const ENV_OVERRIDES: Record<string, string[]> = {

@@ -21,7 +21,10 @@ const isNumber = (r: number | string): r is number => typeof r === 'number';
 const address = z
   .string()
   .transform(
-    converted<string, ListenAddress | 'off'>(parseAddress, (r): r is ListenAddress | 'off' => typeof r !== 'string' || r === 'off'),
+    converted<string, ListenAddress | 'off'>(
+      parseAddress,
+      (r): r is ListenAddress | 'off' => typeof r !== 'string' || r === 'off',
+    ),
   );
 
 const size = z.union([z.number(), z.string()]).transform(converted(parseSize, isNumber));

@@ -13,10 +13,12 @@ const SIZE_UNITS: Record<string, number> = {
 
 /** Bytes from a number or a string such as "512", "64MiB", "1.5GB". Returns an error text when invalid. */
 export function parseSize(value: number | string): number | string {
-  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? Math.floor(value) : 'must be a non-negative number of bytes';
+  if (typeof value === 'number')
+    return Number.isFinite(value) && value >= 0 ? Math.floor(value) : 'must be a non-negative number of bytes';
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
   const unit = m ? SIZE_UNITS[m[2].toLowerCase()] : undefined;
-  if (!m || unit === undefined) return `"${value}" is not a size; write bytes as a number or with a unit: B, KB, MB, GB, KiB, MiB, GiB`;
+  if (!m || unit === undefined)
+    return `"${value}" is not a size; write bytes as a number or with a unit: B, KB, MB, GB, KiB, MiB, GiB`;
   return Math.floor(Number(m[1]) * unit);
 }
 
@@ -24,7 +26,8 @@ const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3
 
 /** Milliseconds from a number (milliseconds) or a string such as "500ms", "10s", "5m". */
 export function parseDuration(value: number | string): number | string {
-  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value : 'must be a non-negative number of milliseconds';
+  if (typeof value === 'number')
+    return Number.isFinite(value) && value >= 0 ? value : 'must be a non-negative number of milliseconds';
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(value);
   if (!m) return `"${value}" is not a duration; write it as a number with a unit: ms, s, m or h (e.g. "10s")`;
   return Number(m[1]) * DURATION_UNITS[m[2]];

@@ -8,9 +8,10 @@
  * - Memory: when resident memory is over `memory_limit` (checked every `memory_check_interval`),
  *   every request is refused with 503 (gRPC UNAVAILABLE + RetryInfo) until it falls back under.
  */
+
+import type { Signal } from '../model';
 import { GrpcCode, OtlpError, OverloadedError } from '../otlp/errors';
 import type { SelfMetrics } from '../self-metrics';
-import type { Signal } from '../model';
 
 export interface AdmissionOptions {
   maxInFlightBytes: number;

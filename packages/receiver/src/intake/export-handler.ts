@@ -4,7 +4,7 @@
  * self-metrics and the debug log line on the way. HTTP and gRPC only adapt their framing to it.
  */
 import type { Logger } from 'pino';
-import { ITEM_NAME, type Signal, countItems } from '../model';
+import { countItems, ITEM_NAME, type Signal } from '../model';
 import { OtlpError } from '../otlp/errors';
 import type { DecodeLimits } from '../otlp/limits';
 import type { Encoding, PartialSuccess } from '../otlp/responses';
@@ -79,7 +79,14 @@ export class ExportHandler {
       this.finish(req, outcome);
       if (this.logger.isLevelEnabled('debug')) {
         this.logger.debug(
-          { signal, transport, encoding: req.encoding, items: batch.itemCount, rejected: rejection.count, bytes: body.length },
+          {
+            signal,
+            transport,
+            encoding: req.encoding,
+            items: batch.itemCount,
+            rejected: rejection.count,
+            bytes: body.length,
+          },
           `received ${batch.itemCount} ${ITEM_NAME[signal]}`,
         );
       }
@@ -97,7 +104,10 @@ export class ExportHandler {
     const error = asOtlpError(err, this.logger);
     this.metrics.refusedRequests.inc({ signal: req.signal, transport: req.transport, reason: error.reason });
     this.finish(req, 'refused');
-    this.logger.debug({ signal: req.signal, transport: req.transport, status: error.httpStatus, reason: error.reason }, error.message);
+    this.logger.debug(
+      { signal: req.signal, transport: req.transport, status: error.httpStatus, reason: error.reason },
+      error.message,
+    );
     return error;
   }
 

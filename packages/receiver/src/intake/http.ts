@@ -41,7 +41,14 @@ export function createHttpIntake(handler: ExportHandler, options: HttpIntakeOpti
         sendError(res, handler.refused({ signal, transport: 'http', startedAt }, err), encoding);
       if (req.method !== 'POST') {
         res.setHeader('Allow', 'POST');
-        refuse(new OtlpError(`${req.method} is not allowed on /v1/${signal}: OTLP/HTTP takes POST`, 405, GrpcCode.UNIMPLEMENTED, 'method_not_allowed'));
+        refuse(
+          new OtlpError(
+            `${req.method} is not allowed on /v1/${signal}: OTLP/HTTP takes POST`,
+            405,
+            GrpcCode.UNIMPLEMENTED,
+            'method_not_allowed',
+          ),
+        );
         return;
       }
       const encoding = encodingOf(req.headers['content-type']);
@@ -65,7 +72,10 @@ export function createHttpIntake(handler: ExportHandler, options: HttpIntakeOpti
         handler
           .handle({ signal, transport: 'http', encoding, body, startedAt })
           .then((partial) => {
-            res.status(200).type(CONTENT_TYPE[encoding]).send(encodeExportResponse(signal, encoding, partial));
+            res
+              .status(200)
+              .type(CONTENT_TYPE[encoding])
+              .send(encodeExportResponse(signal, encoding, partial));
           })
           .catch((err: OtlpError) => sendError(res, err, encoding));
       });
@@ -75,13 +85,22 @@ export function createHttpIntake(handler: ExportHandler, options: HttpIntakeOpti
   app.use((req, res) => {
     sendError(
       res,
-      new OtlpError(`no such endpoint: ${req.method} ${req.path}; OTLP/HTTP paths are /v1/traces, /v1/metrics and /v1/logs`, 404, GrpcCode.UNIMPLEMENTED, 'malformed'),
+      new OtlpError(
+        `no such endpoint: ${req.method} ${req.path}; OTLP/HTTP paths are /v1/traces, /v1/metrics and /v1/logs`,
+        404,
+        GrpcCode.UNIMPLEMENTED,
+        'malformed',
+      ),
       'json',
     );
   });
   // Errors thrown outside the handlers above (e.g. by CORS) still get a Status body.
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    sendError(res, err instanceof OtlpError ? err : new OtlpError(String(err), 500, GrpcCode.INTERNAL, 'internal'), 'json');
+    sendError(
+      res,
+      err instanceof OtlpError ? err : new OtlpError(String(err), 500, GrpcCode.INTERNAL, 'internal'),
+      'json',
+    );
   });
   return app;
 }
@@ -115,12 +134,19 @@ function bodyReadError(err: unknown, limit: number, signal: Signal): OtlpError {
     );
   }
   if (e.type === 'encoding.unsupported') {
-    return new OtlpError(`${e.message}: use gzip, deflate, br, zstd or none`, 415, GrpcCode.INVALID_ARGUMENT, 'unsupported_encoding');
+    return new OtlpError(
+      `${e.message}: use gzip, deflate, br, zstd or none`,
+      415,
+      GrpcCode.INVALID_ARGUMENT,
+      'unsupported_encoding',
+    );
   }
   if (e.type === 'request.size.invalid') {
     return new MalformedPayloadError('request body is shorter or longer than its Content-Length');
   }
-  return new MalformedPayloadError(`cannot read the request body: ${e.message ?? String(err)} (is Content-Encoding right?)`);
+  return new MalformedPayloadError(
+    `cannot read the request body: ${e.message ?? String(err)} (is Content-Encoding right?)`,
+  );
 }
 
 function isClientGone(err: unknown): boolean {
@@ -129,7 +155,9 @@ function isClientGone(err: unknown): boolean {
 }
 
 /** CORS origins: exact strings, or patterns with `*` (e.g. `https://*.example.com`). */
-function corsOrigin(allowed: string[]): (origin: string | undefined, cb: (err: Error | null, allow?: boolean) => void) => void {
+function corsOrigin(
+  allowed: string[],
+): (origin: string | undefined, cb: (err: Error | null, allow?: boolean) => void) => void {
   const patterns = allowed.map((a) => new RegExp(`^${a.split('*').map(escapeRegExp).join('.*')}$`));
   return (origin, cb) => cb(null, origin === undefined || patterns.some((p) => p.test(origin)));
 }

@@ -12,15 +12,7 @@
  */
 
 /** OTLP AnyValue. `undefined` stands for an AnyValue with no value set. */
-export type AnyValue =
-  | string
-  | boolean
-  | number
-  | bigint
-  | Uint8Array
-  | AnyValue[]
-  | KeyValueList
-  | undefined;
+export type AnyValue = string | boolean | number | bigint | Uint8Array | AnyValue[] | KeyValueList | undefined;
 
 /** OTLP KeyValueList: kept as a class so it can be told apart from an ArrayValue (a plain array). */
 export class KeyValueList {

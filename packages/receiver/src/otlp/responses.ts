@@ -63,7 +63,9 @@ export function encodeStatusProto(code: number, message: string, retryAfterSecon
   w.varintField(1, code).stringField(2, message);
   if (retryAfterSeconds !== undefined) {
     w.message(3, (any) =>
-      any.stringField(1, RETRY_INFO_TYPE).message(2, (info) => info.message(1, (d) => d.varintField(1, retryAfterSeconds))),
+      any
+        .stringField(1, RETRY_INFO_TYPE)
+        .message(2, (info) => info.message(1, (d) => d.varintField(1, retryAfterSeconds))),
     );
   }
   return w.finish();

@@ -3,8 +3,9 @@
  * change it), then every consumer receives it. Later stages (Prometheus exposition, span metrics,
  * Tempo export) are consumers added with `pipeline.for(signal).addConsumer(...)`.
  */
-import type { Encoding } from '../otlp/responses';
+
 import type { Signal, SignalData } from '../model';
+import type { Encoding } from '../otlp/responses';
 import type { Transport } from '../self-metrics';
 
 export interface ReceiveContext {

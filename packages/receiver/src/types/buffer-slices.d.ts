@@ -8,4 +8,5 @@ declare global {
     utf8Slice(start: number, end: number): string;
   }
 }
+
 export {};

@@ -3,14 +3,14 @@
  */
 import {
   type AnyValue,
+  emptyResource,
+  emptyScope,
   type InstrumentationScope,
   type KeyValue,
   type LogRecord,
   type Resource,
   type ResourceLogs,
   type ScopeLogs,
-  emptyResource,
-  emptyScope,
 } from '../../model';
 import type { DecodeLimits } from '../limits';
 import { atPath, checkEnd, decodeAnyValue, decodeAttributeInto, decodeResource, decodeScope } from './decode-common';

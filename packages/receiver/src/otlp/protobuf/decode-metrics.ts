@@ -6,6 +6,8 @@ import {
   type Exemplar,
   type ExponentialBuckets,
   type ExponentialHistogramDataPoint,
+  emptyResource,
+  emptyScope,
   type HistogramDataPoint,
   type InstrumentationScope,
   type KeyValue,
@@ -16,8 +18,6 @@ import {
   type ResourceMetrics,
   type ScopeMetrics,
   type SummaryDataPoint,
-  emptyResource,
-  emptyScope,
 } from '../../model';
 import { MalformedPayloadError } from '../errors';
 import type { DecodeLimits } from '../limits';
@@ -552,7 +552,9 @@ function readPacked(r: ProtoReader, into: number[], width: number, read: () => n
   const end = r.delimitedEnd();
   if (width > 0 && (end - r.pos) % width !== 0) {
     r.pos = end;
-    throw new MalformedPayloadError(`packed field of ${width}-byte values has a length that is not a multiple of ${width}`);
+    throw new MalformedPayloadError(
+      `packed field of ${width}-byte values has a length that is not a multiple of ${width}`,
+    );
   }
   while (r.pos < end) into.push(read());
   checkEnd(r, end);

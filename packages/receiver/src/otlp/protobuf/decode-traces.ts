@@ -2,6 +2,8 @@
  * Protobuf decoding of `ExportTraceServiceRequest` (opentelemetry-proto trace.proto, v1) into the model.
  */
 import {
+  emptyResource,
+  emptyScope,
   type InstrumentationScope,
   type KeyValue,
   type Resource,
@@ -11,8 +13,6 @@ import {
   type SpanEvent,
   type SpanLink,
   type SpanStatus,
-  emptyResource,
-  emptyScope,
 } from '../../model';
 import type { DecodeLimits } from '../limits';
 import { atPath, checkEnd, decodeAttributeInto, decodeResource, decodeScope } from './decode-common';
