@@ -8,6 +8,7 @@
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Server as GrpcServer } from '@grpc/grpc-js';
+import type { Express } from 'express';
 import { createAdminApp } from './admin/server';
 import type { ReceiverConfig } from './config/schema';
 import { formatAddress, type ListenAddress } from './config/units';
@@ -164,20 +165,18 @@ class ReceivedSummary {
   }
 }
 
-function listen(app: (req: never, res: never) => void, address: ListenAddress, what: string): Promise<HttpServer> {
+function listen(app: Express, address: ListenAddress, what: string): Promise<HttpServer> {
   return new Promise((resolve, reject) => {
-    const server = (app as unknown as { listen: (port: number, host: string) => HttpServer }).listen(
-      address.port,
-      address.host,
-    );
+    const server = app.listen(address.port, address.host);
     server.once('listening', () => resolve(server));
-    server.once('error', (err: NodeJS.ErrnoException) =>
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      const hint = err.code === 'EADDRINUSE' ? ' (another process holds the port; set another address or port 0)' : '';
       reject(
         new Error(
-          `cannot listen for ${what} on ${formatAddress(address.host, address.port)}: ${err.code ?? err.message}${err.code === 'EADDRINUSE' ? ' (another process holds the port; set another address or port 0)' : ''}`,
+          `cannot listen for ${what} on ${formatAddress(address.host, address.port)}: ${err.code ?? err.message}${hint}`,
         ),
-      ),
-    );
+      );
+    });
   });
 }
 
