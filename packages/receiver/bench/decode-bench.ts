@@ -1,0 +1,324 @@
+/**
+ * Decoder micro-benchmark, in process: the receiver's hand-written decoder (protobuf straight into
+ * the internal model) against protobufjs, a generic decoder, followed by the mapping from its
+ * generic message objects to the same model (ids to hex, Long to bigint, AnyValue to the model's
+ * representation). Both outputs are checked deep-equal before anything is timed.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import protobuf from 'protobufjs';
+import { COMMON_PROTO, RESOURCE_PROTO, TRACE_PROTO, TRACE_SERVICE_PROTO } from './otlp-proto.ts';
+import type { Payload } from './payloads.ts';
+import {
+  type AnyValue,
+  decodeTraceRequest,
+  type InstrumentationScope,
+  type KeyValue,
+  KeyValueList,
+  type Resource,
+  type ResourceSpans,
+  type Span,
+} from './receiver.ts';
+
+const LIMITS = { maxAnyValueDepth: 32 };
+
+/**
+ * A full GC between rounds, so that one decoder's garbage is not collected on another's time.
+ * (`--expose-gc` set at run time; the function comes from a fresh context, where it is defined.)
+ */
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** The OTLP ExportTraceServiceRequest type, from the .proto text. */
+export function loadRequestType(): protobuf.Type {
+  const root = new protobuf.Root();
+  for (const text of [COMMON_PROTO, RESOURCE_PROTO, TRACE_PROTO, TRACE_SERVICE_PROTO])
+    protobuf.parse(text, root, { keepCase: false });
+  root.resolveAll();
+  return root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest');
+}
+
+// The shapes of protobufjs's decoded messages (camelCase fields; 64-bit integers as Long; bytes as Buffer).
+interface PbLong {
+  low: number;
+  high: number;
+}
+interface PbAnyValue {
+  stringValue?: string;
+  boolValue?: boolean;
+  intValue?: PbLong;
+  doubleValue?: number;
+  arrayValue?: { values: PbAnyValue[] } | null;
+  kvlistValue?: { values: PbKeyValue[] } | null;
+  bytesValue?: Uint8Array;
+}
+interface PbKeyValue {
+  key: string;
+  value: PbAnyValue | null;
+}
+interface PbResource {
+  attributes: PbKeyValue[];
+  droppedAttributesCount: number;
+}
+interface PbScope {
+  name: string;
+  version: string;
+  attributes: PbKeyValue[];
+  droppedAttributesCount: number;
+}
+interface PbEvent {
+  timeUnixNano: PbLong;
+  name: string;
+  attributes: PbKeyValue[];
+  droppedAttributesCount: number;
+}
+interface PbLink {
+  traceId: Uint8Array;
+  spanId: Uint8Array;
+  traceState: string;
+  attributes: PbKeyValue[];
+  droppedAttributesCount: number;
+  flags: number;
+}
+interface PbSpan {
+  traceId: Uint8Array;
+  spanId: Uint8Array;
+  traceState: string;
+  parentSpanId: Uint8Array;
+  flags: number;
+  name: string;
+  kind: number;
+  startTimeUnixNano: PbLong;
+  endTimeUnixNano: PbLong;
+  attributes: PbKeyValue[];
+  droppedAttributesCount: number;
+  events: PbEvent[];
+  droppedEventsCount: number;
+  links: PbLink[];
+  droppedLinksCount: number;
+  status: { message: string; code: number } | null;
+}
+interface PbRequest {
+  resourceSpans: {
+    resource: PbResource | null;
+    scopeSpans: { scope: PbScope | null; spans: PbSpan[]; schemaUrl: string }[];
+    schemaUrl: string;
+  }[];
+}
+
+const has = Object.prototype.hasOwnProperty;
+
+function uint64(v: PbLong): bigint {
+  return v.high === 0 ? BigInt(v.low >>> 0) : (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0);
+}
+
+function int64(v: PbLong): bigint {
+  return v.high === 0 ? BigInt(v.low >>> 0) : (BigInt(v.high | 0) << 32n) + BigInt(v.low >>> 0);
+}
+
+function id(bytes: Uint8Array, size: number, what: string): string {
+  // An absent bytes field is protobufjs's prototype default, an empty plain array.
+  if (bytes.length === 0) return '';
+  if (bytes.length !== size) throw new Error(`${what} must be ${size} bytes, got ${bytes.length}`);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}
+
+function anyValue(v: PbAnyValue | null, depth: number): AnyValue {
+  if (depth > LIMITS.maxAnyValueDepth) throw new Error('too deep');
+  if (v === null || v === undefined) return undefined;
+  // protobufjs leaves an unset oneof member on the prototype (with its default): only own properties are set.
+  if (has.call(v, 'stringValue')) return v.stringValue;
+  if (has.call(v, 'intValue')) return int64(v.intValue as PbLong);
+  if (has.call(v, 'boolValue')) return v.boolValue;
+  if (has.call(v, 'doubleValue')) return v.doubleValue;
+  if (has.call(v, 'arrayValue') && v.arrayValue) return v.arrayValue.values.map((e) => anyValue(e, depth + 1));
+  if (has.call(v, 'kvlistValue') && v.kvlistValue) return new KeyValueList(keyValues(v.kvlistValue.values, depth + 1));
+  if (has.call(v, 'bytesValue')) return new Uint8Array(v.bytesValue as Uint8Array);
+  return undefined;
+}
+
+function keyValues(list: PbKeyValue[], depth = 1): KeyValue[] {
+  const out: KeyValue[] = new Array(list.length);
+  for (let i = 0; i < list.length; i++) out[i] = { key: list[i].key, value: anyValue(list[i].value, depth) };
+  return out;
+}
+
+function resource(r: PbResource | null): Resource {
+  if (!r) return { attributes: [], droppedAttributesCount: 0 };
+  return { attributes: keyValues(r.attributes), droppedAttributesCount: r.droppedAttributesCount };
+}
+
+function scope(s: PbScope | null): InstrumentationScope {
+  if (!s) return { name: '', version: '', attributes: [], droppedAttributesCount: 0 };
+  return {
+    name: s.name,
+    version: s.version,
+    attributes: keyValues(s.attributes),
+    droppedAttributesCount: s.droppedAttributesCount,
+  };
+}
+
+function span(s: PbSpan): Span {
+  return {
+    traceId: id(s.traceId, 16, 'traceId'),
+    spanId: id(s.spanId, 8, 'spanId'),
+    traceState: s.traceState,
+    parentSpanId: id(s.parentSpanId, 8, 'parentSpanId'),
+    flags: s.flags,
+    name: s.name,
+    kind: s.kind,
+    startTimeUnixNano: uint64(s.startTimeUnixNano),
+    endTimeUnixNano: uint64(s.endTimeUnixNano),
+    attributes: keyValues(s.attributes),
+    droppedAttributesCount: s.droppedAttributesCount,
+    events: s.events.map((e) => ({
+      timeUnixNano: uint64(e.timeUnixNano),
+      name: e.name,
+      attributes: keyValues(e.attributes),
+      droppedAttributesCount: e.droppedAttributesCount,
+    })),
+    droppedEventsCount: s.droppedEventsCount,
+    links: s.links.map((l) => ({
+      traceId: id(l.traceId, 16, 'traceId'),
+      spanId: id(l.spanId, 8, 'spanId'),
+      traceState: l.traceState,
+      attributes: keyValues(l.attributes),
+      droppedAttributesCount: l.droppedAttributesCount,
+      flags: l.flags,
+    })),
+    droppedLinksCount: s.droppedLinksCount,
+    status: s.status ? { message: s.status.message, code: s.status.code } : { message: '', code: 0 },
+  };
+}
+
+/** protobufjs's generic message tree mapped to the receiver's model. */
+export function mapToModel(msg: PbRequest): ResourceSpans[] {
+  return msg.resourceSpans.map((rs) => ({
+    resource: resource(rs.resource),
+    scopeSpans: rs.scopeSpans.map((ss) => ({
+      scope: scope(ss.scope),
+      spans: ss.spans.map(span),
+      schemaUrl: ss.schemaUrl,
+    })),
+    schemaUrl: rs.schemaUrl,
+  }));
+}
+
+export interface DecoderResult {
+  name: string;
+  spansPerRequest: number;
+  /** Median over the rounds, and the slowest and fastest round. */
+  spansPerSec: number;
+  min: number;
+  max: number;
+  iterations: number;
+}
+
+export interface DecodeBenchResult {
+  rows: DecoderResult[];
+}
+
+function countSpans(data: ResourceSpans[]): number {
+  let n = 0;
+  for (const rs of data) for (const ss of rs.scopeSpans) n += ss.spans.length;
+  return n;
+}
+
+/** Decodes the bodies round-robin for about `ms` (at most `maxIterations` times); returns spans per second. */
+function timeIt(
+  decode: (body: Buffer) => unknown,
+  bodies: Buffer[],
+  spansPerRequest: number,
+  ms: number,
+  maxIterations: number,
+): { spansPerSec: number; iterations: number; sink: number } {
+  let sink = 0;
+  let i = 0;
+  const start = performance.now();
+  const deadline = start + ms;
+  let now = start;
+  while (i < maxIterations) {
+    const out = decode(bodies[i % bodies.length]);
+    sink += (out as unknown[]).length;
+    i++;
+    if ((i & 3) === 0) {
+      now = performance.now();
+      if (now >= deadline) break;
+    }
+  }
+  now = performance.now();
+  return { spansPerSec: (i * spansPerRequest * 1000) / (now - start), iterations: i, sink };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/**
+ * For each payload: verifies that both decoders give the same model, then times, in alternating
+ * rounds, (1) decodeTraceRequest, (2) protobufjs decode + mapping, (3) protobufjs decode alone.
+ */
+export function runDecodeBench(
+  payloads: Payload[],
+  options: { roundMs: number; rounds: number },
+  log: (line: string) => void,
+): DecodeBenchResult {
+  const Request = loadRequestType();
+  const receiver = (body: Buffer) => decodeTraceRequest(body, LIMITS);
+  const generic = (body: Buffer) => mapToModel(Request.decode(body) as unknown as PbRequest);
+  const genericTreeOnly = (body: Buffer) => (Request.decode(body) as unknown as PbRequest).resourceSpans;
+
+  const rows: DecoderResult[] = [];
+  for (const payload of payloads) {
+    for (const body of payload.bodies) {
+      const a = receiver(body);
+      const b = generic(body);
+      if (!isDeepStrictEqual(a, b))
+        throw new Error(
+          `decoders disagree on a ${payload.spansPerRequest}-span payload: the comparison would be meaningless`,
+        );
+      if (countSpans(a) !== payload.spansPerRequest)
+        throw new Error(`expected ${payload.spansPerRequest} spans, decoded ${countSpans(a)}`);
+    }
+    log(
+      `  ${payload.spansPerRequest} spans/request: both decoders give deep-equal models on all ${payload.bodies.length} payloads`,
+    );
+    const decoders = [
+      { name: 'receiver decodeTraceRequest (straight to model)', fn: receiver },
+      { name: 'protobufjs decode + map to model', fn: generic },
+      { name: 'protobufjs decode only (generic tree, unmapped)', fn: genericTreeOnly },
+    ];
+    const samples = decoders.map(() => [] as number[]);
+    const iterations = decoders.map(() => 0);
+    let keep = 0;
+    // Warm-up: let every decoder be optimised before timing.
+    for (const d of decoders)
+      keep += timeIt(d.fn, payload.bodies, payload.spansPerRequest, options.roundMs / 2, 1_000_000).sink;
+    for (let round = 0; round < options.rounds; round++) {
+      decoders.forEach((d, k) => {
+        gc();
+        const r = timeIt(d.fn, payload.bodies, payload.spansPerRequest, options.roundMs, 1_000_000);
+        samples[k].push(r.spansPerSec);
+        iterations[k] += r.iterations;
+        keep += r.sink;
+      });
+    }
+    if (keep < 0) log('unreachable');
+    decoders.forEach((d, k) => {
+      const row = {
+        name: d.name,
+        spansPerRequest: payload.spansPerRequest,
+        spansPerSec: median(samples[k]),
+        min: Math.min(...samples[k]),
+        max: Math.max(...samples[k]),
+        iterations: iterations[k],
+      };
+      rows.push(row);
+      log(
+        `  ${payload.spansPerRequest} spans/request: ${d.name}: ${fmtInt(row.spansPerSec)} spans/s (rounds ${fmtInt(row.min)}–${fmtInt(row.max)}, ${row.iterations} decodes)`,
+      );
+    });
+  }
+  return { rows };
+}
+
+export const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US');

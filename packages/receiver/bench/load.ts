@@ -1,0 +1,258 @@
+/**
+ * The client side: autocannon for the maximum-throughput runs (the same settings and payloads for
+ * the sink and the receiver), and a paced node:http client for the steady-rate run.
+ */
+
+import { Agent, request } from 'node:http';
+import autocannon, { type Result } from 'autocannon';
+import type { Payload } from './payloads.ts';
+import { CpuWindow, memory, RssSampler, type Server } from './proc.ts';
+
+export interface MaxThroughputSettings {
+  connections: number;
+  warmupSec: number;
+  /** Measured time per server, split into `rounds` alternating slices. */
+  durationSec: number;
+  rounds: number;
+}
+
+export interface ThroughputResult {
+  server: string;
+  spansPerRequest: number;
+  requestBytes: number;
+  /** 2xx responses in the measured slices. */
+  ok: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  durationSec: number;
+  requestsPerSec: number;
+  spansPerSec: number;
+  /** Server CPU over the measured window, in cores (1 = one core busy all the time). */
+  serverCores: number;
+  /** The bench process's own CPU (autocannon) over the same window, in cores. */
+  clientCores: number;
+  /** CPU used by everything else on the machine over the same window, in cores (should be near 0). */
+  otherCores: number;
+  stealCores: number;
+  /** Server RSS sampled during the measured window, and its VmHWM at the end (bytes). */
+  rssAvg: number;
+  rssPeak: number;
+  /** spans/s of the slowest and the fastest slice. */
+  sliceMinSpansPerSec: number;
+  sliceMaxSpansPerSec: number;
+  /** Mean of the slices' medians, and the worst of their 99th percentiles. */
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+}
+
+function cannon(url: string, payload: Payload, connections: number, durationSec: number): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    autocannon(
+      {
+        url,
+        connections,
+        pipelining: 1,
+        duration: durationSec,
+        timeout: 10,
+        requests: payload.bodies.map((body) => ({
+          method: 'POST',
+          path: '/v1/traces',
+          headers: { 'content-type': 'application/x-protobuf' },
+          body,
+        })),
+      },
+      (err, result) => (err ? reject(err) : resolve(result)),
+    );
+  });
+}
+
+interface Slice {
+  result: Result;
+  wallSec: number;
+  server: number;
+  client: number;
+  other: number;
+  steal: number;
+  rss: { avg: number; max: number; count: number };
+}
+
+/**
+ * The maximum-throughput comparison: each server is warmed up (just before its first slice), then measured in `rounds` slices of
+ * durationSec / rounds, alternating between servers (A B A B...), so that a slow patch of the
+ * machine does not fall on one server only. CPU from /proc over each slice; RSS sampled during the
+ * slices, peak from VmHWM.
+ */
+export async function compareMaxThroughput(
+  servers: Server[],
+  payload: Payload,
+  settings: MaxThroughputSettings,
+  log: (line: string) => void,
+): Promise<ThroughputResult[]> {
+  const url = (server: Server) => `http://127.0.0.1:${server.port}`;
+  const slices: Slice[][] = servers.map(() => []);
+  const sliceSec = settings.durationSec / settings.rounds;
+  for (let round = 0; round < settings.rounds; round++) {
+    for (let k = 0; k < servers.length; k++) {
+      const server = servers[k];
+      // Each server's warm-up comes right before its first slice.
+      if (round === 0) await cannon(url(server), payload, settings.connections, settings.warmupSec);
+      const sampler = new RssSampler(server.pid);
+      const window = new CpuWindow(server.pid);
+      const result = await cannon(url(server), payload, settings.connections, sliceSec);
+      const cpu = window.end();
+      slices[k].push({ result, ...cpu, rss: sampler.stop() });
+      log(
+        `    round ${round + 1}/${settings.rounds} ${server.name}: ${Math.round((result['2xx'] * payload.spansPerRequest) / (result.duration || cpu.wallSec)).toLocaleString('en-US')} spans/s`,
+      );
+    }
+  }
+  const requestBytes = Math.round(payload.bodies.reduce((n, b) => n + b.length, 0) / payload.bodies.length);
+  return servers.map((server, k) => {
+    const ss = slices[k];
+    const sum = (f: (x: Slice) => number) => ss.reduce((n, x) => n + f(x), 0);
+    const wall = sum((x) => x.wallSec);
+    const durationSec = sum((x) => x.result.duration || x.wallSec);
+    const ok = sum((x) => x.result['2xx']);
+    const samples = sum((x) => x.rss.count);
+    const perSlice = ss.map((x) => (x.result['2xx'] * payload.spansPerRequest) / (x.result.duration || x.wallSec));
+    return {
+      server: server.name,
+      spansPerRequest: payload.spansPerRequest,
+      requestBytes,
+      ok,
+      non2xx: sum((x) => x.result.non2xx),
+      errors: sum((x) => x.result.errors),
+      timeouts: sum((x) => x.result.timeouts),
+      durationSec,
+      requestsPerSec: ok / durationSec,
+      spansPerSec: (ok * payload.spansPerRequest) / durationSec,
+      serverCores: sum((x) => x.server * x.wallSec) / wall,
+      clientCores: sum((x) => x.client * x.wallSec) / wall,
+      otherCores: sum((x) => x.other * x.wallSec) / wall,
+      stealCores: sum((x) => x.steal * x.wallSec) / wall,
+      sliceMinSpansPerSec: Math.min(...perSlice),
+      sliceMaxSpansPerSec: Math.max(...perSlice),
+      rssAvg: samples > 0 ? sum((x) => x.rss.avg * x.rss.count) / samples : 0,
+      rssPeak: Math.max(memory(server.pid).hwm, ...ss.map((x) => x.rss.max)),
+      latencyP50Ms: sum((x) => x.result.latency.p50) / ss.length,
+      latencyP99Ms: Math.max(...ss.map((x) => x.result.latency.p99)),
+    };
+  });
+}
+
+export interface SteadySettings {
+  requestsPerSec: number;
+  warmupSec: number;
+  durationSec: number;
+}
+
+export interface SteadyResult {
+  spansPerRequest: number;
+  targetSpansPerSec: number;
+  sent: number;
+  ok: number;
+  failed: number;
+  durationSec: number;
+  achievedSpansPerSec: number;
+  /** Server CPU over the measured window, in cores. */
+  serverCores: number;
+  /** CPU used by everything else on the machine (not the server, not the bench), in cores. */
+  otherCores: number;
+  rssAvg: number;
+  rssPeak: number;
+  /** VmHWM at the end: the peak since the receiver started (it was started fresh for this run). */
+  hwm: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Sends `requestsPerSec` requests a second, evenly spaced (not in bursts), over keep-alive
+ * connections: first `warmupSec` unmeasured, then `durationSec` measured. Every request has a 5 s
+ * timeout; the run is bounded by its request count and by a deadline.
+ */
+export async function steady(server: Server, payload: Payload, settings: SteadySettings): Promise<SteadyResult> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  const bodies = payload.bodies;
+  let ok = 0;
+  let failed = 0;
+  let sent = 0;
+  const send = (body: Buffer) =>
+    new Promise<void>((resolve) => {
+      sent++;
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: server.port,
+          method: 'POST',
+          path: '/v1/traces',
+          agent,
+          headers: { 'content-type': 'application/x-protobuf', 'content-length': String(body.length) },
+          timeout: 5000,
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            if (res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300) ok++;
+            else failed++;
+            resolve();
+          });
+          res.on('error', () => {
+            failed++;
+            resolve();
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', () => {
+        failed++;
+        resolve();
+      });
+      req.end(body);
+    });
+
+  const pace = async (seconds: number): Promise<number> => {
+    const count = Math.round(seconds * settings.requestsPerSec);
+    const interval = 1000 / settings.requestsPerSec;
+    const start = performance.now();
+    const deadline = start + seconds * 1000 + 10_000;
+    const pending: Promise<void>[] = [];
+    for (let i = 0; i < count && performance.now() < deadline; i++) {
+      const wait = start + i * interval - performance.now();
+      if (wait > 1) await sleep(wait);
+      pending.push(send(bodies[i % bodies.length]));
+    }
+    await Promise.race([Promise.all(pending), sleep(10_000)]);
+    return (performance.now() - start) / 1000;
+  };
+
+  try {
+    await pace(settings.warmupSec);
+    ok = 0;
+    failed = 0;
+    sent = 0;
+    const sampler = new RssSampler(server.pid, 100);
+    const window = new CpuWindow(server.pid);
+    const wall = await pace(settings.durationSec);
+    const cpu = window.end();
+    const rss = sampler.stop();
+    const mem = memory(server.pid);
+    return {
+      spansPerRequest: payload.spansPerRequest,
+      targetSpansPerSec: settings.requestsPerSec * payload.spansPerRequest,
+      sent,
+      ok,
+      failed,
+      durationSec: wall,
+      achievedSpansPerSec: (ok * payload.spansPerRequest) / wall,
+      serverCores: cpu.server,
+      otherCores: cpu.other,
+      rssAvg: rss.avg,
+      rssPeak: Math.max(rss.max, mem.rss),
+      hwm: mem.hwm,
+    };
+  } finally {
+    agent.destroy();
+  }
+}

@@ -1,0 +1,274 @@
+/**
+ * `npm run bench` (packages/receiver): OTLP/HTTP protobuf trace ingest by the receiver against a bare
+ * node:http sink, on this machine, in one run. Prints progress, a Markdown summary, and writes
+ * docs/benchmarks.md at the repository root. Needs the receiver built (the root `npm run bench` does it).
+ *
+ *   node bench/main.ts [--quick] [--no-profile] [--no-write] [--pin]
+ *
+ * --quick        short runs (smoke test of the bench itself; the figures are not worth keeping)
+ * --no-profile   skip the extra receiver run under `node --cpu-prof` (its profile goes under /tmp)
+ * --no-write     do not write docs/benchmarks.md
+ * --pin          pin the servers to CPU 1 and the client to CPU 0 (taskset) after the decoder
+ *                micro-benchmark; off by default (a Node process normally has its GC threads on other cores)
+ * The environment variables SONDE_BENCH_QUICK=1, SONDE_BENCH_PROFILE=0, SONDE_BENCH_WRITE=0 and
+ * SONDE_BENCH_PIN=1 do the same (handy from the root, where `npm run bench` takes no arguments).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { type DecodeBenchResult, fmtInt, runDecodeBench } from './decode-bench.ts';
+import { compareMaxThroughput, type SteadyResult, steady, type ThroughputResult } from './load.ts';
+import { describeMachine, machineLine } from './machine.ts';
+import { makePayload, makeSpans, type Payload } from './payloads.ts';
+import { CpuWindow, enablePinning, killAll, type Server, startReceiver, startSink } from './proc.ts';
+import { type ProfileSummary, summariseProfile } from './profile.ts';
+import { type Report, renderDoc, renderSummary } from './report.ts';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const REPO_ROOT = join(HERE, '..', '..', '..');
+const DOC = join(REPO_ROOT, 'docs', 'benchmarks.md');
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: process.env.SONDE_BENCH_QUICK === '1' },
+    'no-profile': { type: 'boolean', default: process.env.SONDE_BENCH_PROFILE === '0' },
+    'no-write': { type: 'boolean', default: process.env.SONDE_BENCH_WRITE === '0' },
+    pin: { type: 'boolean', default: process.env.SONDE_BENCH_PIN === '1' },
+  },
+});
+const quick = flags.quick === true;
+
+const SETTINGS = {
+  connections: 10,
+  warmupSec: quick ? 1 : 2,
+  durationSec: quick ? 4 : 10,
+  rounds: quick ? 2 : 4,
+  steadyRequestsPerSec: 100,
+  steadyWarmupSec: quick ? 1 : 5,
+  steadySec: quick ? 4 : 15,
+  decodeRoundMs: quick ? 200 : 500,
+  decodeRounds: quick ? 3 : 5,
+  variants: 4,
+};
+/** Whatever happens, the bench ends by then (children killed). */
+const WATCHDOG_MS = 8 * 60_000;
+
+const started = Date.now();
+const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s`;
+const log = (line: string) => process.stdout.write(`[bench ${elapsed()}] ${line}\n`);
+
+const watchdog = setTimeout(() => {
+  process.stderr.write(
+    `bench: still running after ${WATCHDOG_MS / 60_000} minutes; killing the servers and giving up\n`,
+  );
+  killAll();
+  process.exit(2);
+}, WATCHDOG_MS);
+watchdog.unref();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+async function withServer<T>(start: () => Promise<Server>, run: (server: Server) => Promise<T>): Promise<T> {
+  const server = await start();
+  try {
+    return await run(server);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n--- ${server.name} output ---\n${server.output()}`);
+  } finally {
+    await server.stop();
+  }
+}
+
+const mib = (bytes: number) => bytes / 2 ** 20;
+
+/** The commit the receiver was built from, and whether its sources had uncommitted changes. */
+function revision(): string {
+  try {
+    const git = (...args: string[]) => execFileSync('git', ['-C', REPO_ROOT, ...args], { encoding: 'utf8' }).trim();
+    const commit = git('rev-parse', '--short', 'HEAD');
+    const dirty = git('status', '--porcelain', '--', 'packages/receiver/src').split('\n').filter(Boolean).length;
+    return dirty > 0 ? `${commit} with uncommitted changes in ${dirty} files of packages/receiver/src` : commit;
+  } catch {
+    return 'unknown (not a git checkout)';
+  }
+}
+
+function describeThroughput(r: ThroughputResult): string {
+  const problems =
+    r.non2xx + r.errors + r.timeouts > 0 ? `, NON-2XX ${r.non2xx} ERRORS ${r.errors} TIMEOUTS ${r.timeouts}` : '';
+  return (
+    `${r.server} ${r.spansPerRequest} spans/request: ${fmtInt(r.spansPerSec)} spans/s (${fmtInt(r.requestsPerSec)} req/s), ` +
+    `server ${(r.serverCores * 100).toFixed(0)}% of a core, client ${(r.clientCores * 100).toFixed(0)}%, other processes ${(r.otherCores * 100).toFixed(0)}%, peak RSS ${mib(r.rssPeak).toFixed(0)} MiB, ` +
+    `p50 ${r.latencyP50Ms} ms, p99 ${r.latencyP99Ms} ms${problems}`
+  );
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(join(HERE, '..', 'dist', 'index.js'))) {
+    throw new Error(
+      'the receiver is not built: run `npm run bench` at the repository root (it builds first), or `npx turbo run build --filter=@sonde/receiver`',
+    );
+  }
+  const machine = describeMachine();
+  log(`machine: ${machineLine(machine)}`);
+  if (quick) log('quick mode: short runs, figures not worth keeping');
+
+  const spans = await makeSpans(500 * SETTINGS.variants);
+  const payloads: Payload[] = [makePayload(spans, 100, SETTINGS.variants), makePayload(spans, 500, SETTINGS.variants)];
+  const avgBytes = (p: Payload) => Math.round(p.bodies.reduce((n, b) => n + b.length, 0) / p.bodies.length);
+  log(
+    `payloads: ${spans.length} spans made with the OpenTelemetry SDK, serialized by ProtobufTraceSerializer: ` +
+      payloads
+        .map(
+          (p) => `${p.bodies.length} × ${p.spansPerRequest}-span requests of ~${(avgBytes(p) / 1024).toFixed(0)} KiB`,
+        )
+        .join(', '),
+  );
+
+  log('decoder micro-benchmark: receiver decodeTraceRequest vs protobufjs + mapping to the model');
+  const decodeWindow = new CpuWindow(undefined);
+  const decode: DecodeBenchResult = runDecodeBench(
+    payloads,
+    { roundMs: SETTINGS.decodeRoundMs, rounds: SETTINGS.decodeRounds },
+    log,
+  );
+  const decodeCpu = decodeWindow.end();
+  log(`  other processes used ${(decodeCpu.other * 100).toFixed(0)}% of a core meanwhile`);
+
+  const pinned = flags.pin === true && enablePinning();
+  if (flags.pin && !pinned)
+    log('pinning: not possible here (needs 2 CPUs and taskset); servers and client float over all CPUs');
+  else if (pinned) log('pinning: servers on CPU 1 only, this process (the client) on CPU 0 only');
+  const dataDir = mkdtempSync('/tmp/sonde-bench-data-');
+  const throughput: ThroughputResult[] = [];
+  let steadyResult: SteadyResult;
+  let steadySink: SteadyResult;
+  let profile: ProfileSummary | undefined;
+  try {
+    for (const payload of payloads) {
+      log(
+        `max throughput, ${payload.spansPerRequest} spans/request: fresh sink and receiver, ${SETTINGS.connections} connections, ` +
+          `${SETTINGS.warmupSec} s warm-up each, then ${SETTINGS.durationSec} s each in ${SETTINGS.rounds} alternating slices`,
+      );
+      const sink = await startSink();
+      try {
+        const results = await withServer(
+          () => startReceiver({ dataDir }),
+          (receiver) => compareMaxThroughput([sink, receiver], payload, SETTINGS, log),
+        );
+        for (const r of results) {
+          throughput.push(r);
+          log(`  ${describeThroughput(r)}`);
+        }
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\n--- sink output ---\n${sink.output()}`);
+      } finally {
+        await sink.stop();
+      }
+    }
+
+    log(
+      `steady: receiver at ${fmtInt(SETTINGS.steadyRequestsPerSec * 100)} spans/s in batches of 100 ` +
+        `(${SETTINGS.steadyRequestsPerSec} req/s evenly spaced), ${SETTINGS.steadyWarmupSec} s warm-up + ${SETTINGS.steadySec} s, fresh process`,
+    );
+    steadyResult = await withServer(
+      () => startReceiver({ dataDir }),
+      (server) =>
+        steady(server, payloads[0], {
+          requestsPerSec: SETTINGS.steadyRequestsPerSec,
+          warmupSec: SETTINGS.steadyWarmupSec,
+          durationSec: SETTINGS.steadySec,
+        }),
+    );
+    log(
+      `  ${fmtInt(steadyResult.achievedSpansPerSec)} spans/s achieved (${steadyResult.ok}/${steadyResult.sent} requests 2xx), receiver CPU ` +
+        `${(steadyResult.serverCores * 100).toFixed(2)}% of a core (other processes ${(steadyResult.otherCores * 100).toFixed(1)}%), RSS avg ${mib(steadyResult.rssAvg).toFixed(1)} MiB, ` +
+        `peak ${mib(Math.max(steadyResult.rssPeak, steadyResult.hwm)).toFixed(1)} MiB (VmHWM)`,
+    );
+
+    log('steady (reference): the bare sink at the same rate, same client, fresh process');
+    steadySink = await withServer(startSink, (server) =>
+      steady(server, payloads[0], {
+        requestsPerSec: SETTINGS.steadyRequestsPerSec,
+        warmupSec: SETTINGS.steadyWarmupSec,
+        durationSec: SETTINGS.steadySec,
+      }),
+    );
+    log(
+      `  sink: ${(steadySink.serverCores * 100).toFixed(2)}% of a core (other processes ${(steadySink.otherCores * 100).toFixed(1)}%), RSS avg ${mib(steadySink.rssAvg).toFixed(1)} MiB, ` +
+        `peak ${mib(Math.max(steadySink.rssPeak, steadySink.hwm)).toFixed(1)} MiB (VmHWM)`,
+    );
+
+    if (!flags['no-profile']) {
+      const profileDir = mkdtempSync('/tmp/sonde-bench-profile-');
+      log(`profile: receiver under node --cpu-prof at max throughput, 100 spans/request (profile in ${profileDir})`);
+      await withServer(
+        () =>
+          startReceiver({
+            dataDir,
+            nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--cpu-prof-name=receiver.cpuprofile'],
+          }),
+        (server) => compareMaxThroughput([server], payloads[0], { ...SETTINGS, rounds: 1 }, () => {}),
+      );
+      const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
+      if (!file) throw new Error(`node --cpu-prof wrote no profile in ${profileDir}`);
+      profile = summariseProfile(join(profileDir, file));
+      log(`  ${profile.file}: ${(profile.busyMs / 1000).toFixed(1)} s busy; top self time:`);
+      for (const row of profile.top.slice(0, 8)) {
+        log(`    ${(row.share * 100).toFixed(1).padStart(5)}%  ${row.function}  (${row.where})`);
+      }
+    }
+  } finally {
+    killAll();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+
+  const report: Report = {
+    date: new Date().toISOString(),
+    quick,
+    pinned,
+    machine,
+    settings: SETTINGS,
+    payloadBytes: { 100: avgBytes(payloads[0]), 500: avgBytes(payloads[1]) },
+    throughput,
+    steady: steadyResult,
+    steadySink,
+    revision: revision(),
+    decode,
+    decodeOtherCores: decodeCpu.other,
+    profile,
+  };
+  process.stdout.write(`\n${renderSummary(report)}\n`);
+  if (!flags['no-write'] && !quick) {
+    mkdirSync(dirname(DOC), { recursive: true });
+    writeFileSync(DOC, renderDoc(report));
+    log(`wrote ${relative(process.cwd(), DOC) || DOC}`);
+  } else if (quick) {
+    log(`quick mode: ${relative(process.cwd(), DOC)} not written`);
+  }
+  const receiverProblems = throughput
+    .filter((r) => r.server === 'receiver')
+    .reduce((n, r) => n + r.non2xx + r.errors + r.timeouts, steadyResult.failed);
+  if (receiverProblems > 0) {
+    log(
+      `the receiver failed ${receiverProblems} requests (non-2xx, errors or timeouts): the figures above are not valid`,
+    );
+    process.exitCode = 1;
+  }
+  log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+}
+
+main().then(
+  () => clearTimeout(watchdog),
+  (err: unknown) => {
+    killAll();
+    process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

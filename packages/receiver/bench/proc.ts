@@ -1,0 +1,334 @@
+/**
+ * The servers under test as child processes, and what /proc tells about them: CPU time
+ * (utime + stime of /proc/<pid>/stat) and resident memory (VmRSS, VmHWM of /proc/<pid>/status).
+ * Every child started here is killed when the bench ends, on success, error or signal.
+ */
+import { type ChildProcess, execFileSync, type SpawnOptions, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const RECEIVER_BIN = join(HERE, '..', 'bin', 'sonde-receiver.js');
+const SINK_SCRIPT = join(HERE, 'sink.ts');
+
+/**
+ * CPU pinning: when on, every server runs on CPU 1 only and the bench process (the client) on CPU 0
+ * only, so that the server gets exactly one core and the scheduler does not move them around.
+ */
+let pinning = false;
+const SERVER_CPU = '1';
+const CLIENT_CPU = '0';
+
+/** Turns pinning on if this machine has 2 CPUs or more and `taskset`; returns whether it is on. */
+export function enablePinning(): boolean {
+  if (availableParallelism() < 2) return false;
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', CLIENT_CPU, String(process.pid)], { stdio: 'ignore' });
+  } catch {
+    return false;
+  }
+  pinning = true;
+  return true;
+}
+
+/** Starts `node args...`, pinned to the server's CPU when pinning is on (taskset execs node: same pid). */
+function spawnNode(args: string[], options: SpawnOptions): ChildProcess {
+  return pinning
+    ? spawn('taskset', ['-c', SERVER_CPU, process.execPath, ...args], options)
+    : spawn(process.execPath, args, options);
+}
+
+const CLOCK_TICKS = (() => {
+  try {
+    const n = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    return Number.isFinite(n) && n > 0 ? n : 100;
+  } catch {
+    return 100;
+  }
+})();
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Every child still running; killed on exit. */
+const children = new Set<ChildProcess>();
+
+/** Kills (SIGKILL) every child still running. Synchronous, so it also works from an 'exit' handler. */
+export function killAll(): void {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) {
+      try {
+        child.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+  children.clear();
+}
+
+process.on('exit', killAll);
+
+export interface Server {
+  name: string;
+  pid: number;
+  port: number;
+  child: ChildProcess;
+  /** The last lines the child wrote (for error messages). */
+  output(): string;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+function track(name: string, child: ChildProcess): { output: () => string; exited: Promise<void> } {
+  children.add(child);
+  let tail = '';
+  const keep = (chunk: Buffer) => {
+    tail = (tail + chunk.toString('utf8')).slice(-4000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => {
+      children.delete(child);
+      resolve();
+    });
+    child.once('error', (err) => {
+      tail += `\n[${name}] spawn error: ${err.message}`;
+      children.delete(child);
+      resolve();
+    });
+  });
+  return { output: () => tail, exited };
+}
+
+function makeServer(
+  name: string,
+  child: ChildProcess,
+  port: number,
+  output: () => string,
+  exited: Promise<void>,
+): Server {
+  return {
+    name,
+    pid: child.pid ?? -1,
+    port,
+    child,
+    output,
+    async stop(graceMs = 15_000) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** A port free now on 127.0.0.1 (the receiver is started with it, since at log level warn it does not print its addresses). */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.setTimeout(500, () => done(false));
+  });
+}
+
+export interface ReceiverOptions {
+  /** Extra node flags (e.g. --cpu-prof). */
+  nodeArgs?: string[];
+  dataDir: string;
+}
+
+/**
+ * Starts the receiver through its CLI (bin/sonde-receiver.js, the built dist/) with
+ * SONDE_LOG_LEVEL=warn and the default configuration, every listener on 127.0.0.1.
+ */
+export async function startReceiver(options: ReceiverOptions): Promise<Server> {
+  let lastError = '';
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      SONDE_OTLP_HTTP_ADDR: `127.0.0.1:${port}`,
+      SONDE_OTLP_GRPC_ADDR: '127.0.0.1:0',
+      SONDE_ADMIN_ADDR: '127.0.0.1:0',
+      SONDE_LOG_LEVEL: 'warn',
+      SONDE_DATA_DIR: options.dataDir,
+    };
+    delete env.SONDE_CONFIG;
+    const child = spawnNode([...(options.nodeArgs ?? []), RECEIVER_BIN], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const { output, exited } = track('receiver', child);
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline && child.exitCode === null && child.signalCode === null) {
+      if (await canConnect(port)) return makeServer('receiver', child, port, output, exited);
+      await sleep(50);
+    }
+    child.kill('SIGKILL');
+    await exited;
+    lastError = output();
+    if (!/EADDRINUSE/.test(lastError)) break;
+  }
+  throw new Error(`the receiver did not start listening:\n${lastError}`);
+}
+
+/**
+ * Starts the bare sink and waits for its {"port":N} line. bench/sink.ts holds no type syntax and is
+ * run as plain JavaScript, so that the sink process does not load Node's TypeScript stripper.
+ */
+export async function startSink(): Promise<Server> {
+  const source = readFileSync(SINK_SCRIPT, 'utf8');
+  const child = spawnNode(['--input-type=module', '--eval', source], {
+    env: { ...process.env, SINK_PORT: '0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const { output, exited } = track('sink', child);
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the sink did not start within 10 s:\n${output()}`)), 10_000);
+    let buffered = '';
+    const onData = (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      const nl = buffered.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      child.stdout?.off('data', onData);
+      try {
+        resolve((JSON.parse(buffered.slice(0, nl)) as { port: number }).port);
+      } catch {
+        reject(new Error(`the sink printed an unexpected first line: ${buffered.slice(0, nl)}`));
+      }
+    };
+    child.stdout?.on('data', onData);
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`the sink exited before listening:\n${output()}`));
+    });
+  });
+  return makeServer('sink', child, port, output, exited);
+}
+
+/** CPU seconds (user + system) the process has used since it started. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state): utime is field 14, stime field 15.
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** CPU seconds the whole machine has spent busy (user, nice, system, irq, softirq) and stolen by the hypervisor, from /proc/stat. */
+export function machineCpuSeconds(): { busy: number; steal: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal guest guest_nice (guest time is already in user).
+  return { busy: (f[0] + f[1] + f[2] + f[5] + f[6]) / CLOCK_TICKS, steal: (f[7] ?? 0) / CLOCK_TICKS };
+}
+
+export interface CpuWindowResult {
+  wallSec: number;
+  /** In cores (1 = one core busy all the time). */
+  server: number;
+  /** The bench process itself (the client). */
+  client: number;
+  /** Everything else on the machine: other processes, kernel threads. */
+  other: number;
+  steal: number;
+}
+
+/** Measures CPU use over a window: the server process, the bench process, and the rest of the machine. */
+export class CpuWindow {
+  private readonly pid: number | undefined;
+  private readonly t0 = performance.now();
+  private readonly server0: number;
+  private readonly client0 = process.cpuUsage();
+  private readonly machine0 = machineCpuSeconds();
+
+  constructor(pid: number | undefined) {
+    this.pid = pid;
+    this.server0 = pid === undefined ? 0 : cpuSeconds(pid);
+  }
+
+  end(): CpuWindowResult {
+    const wallSec = (performance.now() - this.t0) / 1000;
+    const server = this.pid === undefined ? 0 : cpuSeconds(this.pid) - this.server0;
+    const c = process.cpuUsage(this.client0);
+    const client = (c.user + c.system) / 1e6;
+    const m = machineCpuSeconds();
+    const other = Math.max(0, m.busy - this.machine0.busy - server - client);
+    return {
+      wallSec,
+      server: server / wallSec,
+      client: client / wallSec,
+      other: other / wallSec,
+      steal: (m.steal - this.machine0.steal) / wallSec,
+    };
+  }
+}
+
+export interface Memory {
+  /** Resident set size now, bytes. */
+  rss: number;
+  /** Peak resident set size since the process started (VmHWM), bytes. */
+  hwm: number;
+}
+
+export function memory(pid: number): Memory {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) => {
+    const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status);
+    return m ? Number(m[1]) * 1024 : 0;
+  };
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+/** Samples a process's RSS every `everyMs` until stopped; bounded by `maxSamples`. */
+export class RssSampler {
+  readonly pid: number;
+  private readonly samples: number[] = [];
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(pid: number, everyMs = 200, maxSamples = 10_000) {
+    this.pid = pid;
+    this.timer = setInterval(() => {
+      if (this.samples.length >= maxSamples) return;
+      try {
+        this.samples.push(memory(pid).rss);
+      } catch {
+        // the process is gone
+      }
+    }, everyMs);
+    this.timer.unref();
+  }
+
+  stop(): { avg: number; max: number; count: number } {
+    clearInterval(this.timer);
+    const n = this.samples.length;
+    if (n === 0) return { avg: 0, max: 0, count: 0 };
+    let sum = 0;
+    let max = 0;
+    for (const s of this.samples) {
+      sum += s;
+      if (s > max) max = s;
+    }
+    return { avg: sum / n, max, count: n };
+  }
+}
