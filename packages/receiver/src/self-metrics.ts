@@ -20,6 +20,15 @@ export type LimitName =
 
 const ITEM_METRIC: Record<Signal, string> = { traces: 'spans', metrics: 'metric_points', logs: 'log_records' };
 
+export interface RequestMetrics {
+  receivedBytes: Counter.Internal;
+  accepted: Counter.Internal;
+  duration: Histogram.Internal<string>;
+  success: Counter.Internal;
+  partialSuccess: Counter.Internal;
+  refused: Counter.Internal;
+}
+
 export class SelfMetrics {
   readonly registry = new Registry();
   private readonly accepted: Record<Signal, Counter<'transport'>>;
@@ -94,8 +103,28 @@ export class SelfMetrics {
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'sonde_' });
   }
 
-  countAccepted(signal: Signal, transport: Transport, items: number): void {
-    if (items > 0) this.accepted[signal].inc({ transport }, items);
+  private readonly perRequest = new Map<string, RequestMetrics>();
+
+  /**
+   * The metrics every request touches, bound to its signal and transport once (prom-client's label
+   * lookup hashes the label object on every call, which shows at thousands of requests a second).
+   */
+  forRequest(signal: Signal, transport: Transport): RequestMetrics {
+    const key = `${signal}/${transport}`;
+    let m = this.perRequest.get(key);
+    if (!m) {
+      const labels = { signal, transport };
+      m = {
+        receivedBytes: this.receivedBytes.labels(labels),
+        accepted: this.accepted[signal].labels({ transport }),
+        duration: this.requestDuration.labels(labels),
+        success: this.requests.labels({ ...labels, outcome: 'success' }),
+        partialSuccess: this.requests.labels({ ...labels, outcome: 'partial_success' }),
+        refused: this.requests.labels({ ...labels, outcome: 'refused' }),
+      };
+      this.perRequest.set(key, m);
+    }
+    return m;
   }
 
   countRefusedItems(signal: Signal, transport: Transport, reason: string, items: number): void {

@@ -139,6 +139,26 @@ describe('attribute and item limits', () => {
     expect(metrics).toContain('sonde_receiver_limit_hits_total{signal="traces",limit="max_attribute_value_length"} 3');
   });
 
+  test('a protobuf request within every limit is passed on untouched (the processor trusts the decoder)', async () => {
+    const attrs: Field[] = ['a', 'b', 'c'].map((k) => [9, 'message', kv(k, [[1, 'bytes', 'short']])] as Field);
+    const res = await post(`${t.http}/v1/traces`, traceRequest([span(attrs)]), PROTOBUF);
+    expect(res.status).toBe(200);
+    expect(res.body.length).toBe(0);
+    const batch = t.batches.traces.at(-1);
+    expect(batch?.context.modified).toBe(false);
+    expect(batch?.decodeStats).toEqual({ longestString: 5, mostAttributes: 3 });
+  });
+
+  test('a JSON request over the limits is cut too (no decoder statistics there)', async () => {
+    const attributes = ['a', 'b', 'c', 'd'].map((key) => ({ key, value: { stringValue: 'long value' } }));
+    const body = { resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: TRACE_ID, spanId: SPAN_ID, attributes }] }] }] };
+    const res = await post(`${t.http}/v1/traces`, JSON.stringify(body), JSON_TYPE);
+    expect(res.status).toBe(200);
+    const s = spansOf(t).at(-1);
+    expect(s?.attributes).toEqual(['a', 'b', 'c'].map((key) => ({ key, value: 'long ' })));
+    expect(s?.droppedAttributesCount).toBe(1);
+  });
+
   test('items over max_items_per_request are rejected as partial success; the first ones are kept', async () => {
     const spans = [1, 2, 3, 4].map((i) => span([], TRACE_ID, `${i}`.repeat(16)));
     const res = await post(

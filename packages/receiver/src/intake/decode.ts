@@ -1,24 +1,30 @@
-/** Decodes an OTLP export request body of either encoding into the model. */
+/**
+ * Decodes an OTLP export request body of either encoding into the model. Protobuf decoding also fills
+ * `stats` (the JSON decoder does not, and leaves it untouched).
+ */
 import type { Signal, SignalData } from '../model';
 import { decodeJsonRequest } from '../otlp/json/decode';
-import type { DecodeLimits } from '../otlp/limits';
+import type { DecodeLimits, DecodeStats } from '../otlp/limits';
 import { decodeLogsRequest } from '../otlp/protobuf/decode-logs';
 import { decodeMetricsRequest } from '../otlp/protobuf/decode-metrics';
 import { decodeTraceRequest } from '../otlp/protobuf/decode-traces';
 import type { Encoding } from '../otlp/responses';
 
-const PROTOBUF_DECODERS: { [S in Signal]: (buf: Buffer, limits: DecodeLimits) => SignalData[S] } = {
-  traces: decodeTraceRequest,
-  metrics: decodeMetricsRequest,
-  logs: decodeLogsRequest,
-};
+const PROTOBUF_DECODERS: { [S in Signal]: (buf: Buffer, limits: DecodeLimits, stats?: DecodeStats) => SignalData[S] } =
+  {
+    traces: decodeTraceRequest,
+    metrics: decodeMetricsRequest,
+    logs: decodeLogsRequest,
+  };
 
 export function decodeRequest<S extends Signal>(
   signal: S,
   encoding: Encoding,
   body: Buffer,
   limits: DecodeLimits,
+  stats?: DecodeStats,
 ): SignalData[S] {
   if (encoding === 'json') return decodeJsonRequest(signal, body, limits);
-  return (PROTOBUF_DECODERS[signal] as (buf: Buffer, limits: DecodeLimits) => SignalData[S])(body, limits);
+  const decode = PROTOBUF_DECODERS[signal] as (buf: Buffer, limits: DecodeLimits, stats?: DecodeStats) => SignalData[S];
+  return decode(body, limits, stats);
 }

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { countItems, ITEM_NAME, type Signal } from '../model';
 import { OtlpError } from '../otlp/errors';
-import type { DecodeLimits } from '../otlp/limits';
+import type { DecodeLimits, DecodeStats } from '../otlp/limits';
 import type { Encoding, PartialSuccess } from '../otlp/responses';
 import type { Batch, Pipeline } from '../pipeline/pipeline';
 import type { SelfMetrics, Transport } from '../self-metrics';
@@ -46,14 +46,16 @@ export class ExportHandler {
   /** Handles one request; resolves with the partial success to report, or rejects with an OtlpError. */
   async handle<S extends Signal>(req: ExportRequest<S>): Promise<PartialSuccess | undefined> {
     const { signal, transport, body } = req;
-    this.metrics.receivedBytes.inc({ signal, transport }, body.length);
+    const m = this.metrics.forRequest(signal, transport);
+    m.receivedBytes.inc(body.length);
     try {
       this.admission.acquire(signal, body.length);
     } catch (err) {
       throw this.refused(req, err);
     }
     try {
-      const data = decodeRequest(signal, req.encoding, body, this.options.decodeLimits);
+      const stats: DecodeStats = { longestString: 0, mostAttributes: 0 };
+      const data = decodeRequest(signal, req.encoding, body, this.options.decodeLimits, stats);
       const rejection = validateRequest(signal, data, this.options.maxItemsPerRequest);
       if (rejection.overLimit > 0) this.metrics.limitHits.inc({ signal, limit: 'max_items_per_request' });
       const batch: Batch<S> = {
@@ -68,15 +70,16 @@ export class ExportHandler {
           modified: rejection.count > 0,
         },
         warnings: [],
+        decodeStats: req.encoding === 'protobuf' ? stats : undefined,
       };
       if (batch.itemCount > 0) await this.pipeline.for(signal).consume(batch);
-      this.metrics.countAccepted(signal, transport, batch.itemCount);
+      if (batch.itemCount > 0) m.accepted.inc(batch.itemCount);
       this.metrics.countRefusedItems(signal, transport, 'invalid', rejection.count - rejection.overLimit);
       this.metrics.countRefusedItems(signal, transport, 'too_many_items', rejection.overLimit);
       this.received[signal] += batch.itemCount;
-      const messages = [...rejection.messages, ...batch.warnings];
-      const outcome = messages.length > 0 ? 'partial_success' : 'success';
-      this.finish(req, outcome);
+      const messages =
+        rejection.messages.length + batch.warnings.length > 0 ? [...rejection.messages, ...batch.warnings] : [];
+      this.finish(req, messages.length > 0 ? 'partialSuccess' : 'success');
       if (this.logger.isLevelEnabled('debug')) {
         this.logger.debug(
           {
@@ -111,10 +114,13 @@ export class ExportHandler {
     return error;
   }
 
-  private finish<S extends Signal>(req: Omit<ExportRequest<S>, 'body' | 'encoding'>, outcome: string): void {
-    const labels = { signal: req.signal, transport: req.transport };
-    this.metrics.requests.inc({ ...labels, outcome });
-    this.metrics.requestDuration.observe(labels, (performance.now() - req.startedAt) / 1000);
+  private finish<S extends Signal>(
+    req: Omit<ExportRequest<S>, 'body' | 'encoding'>,
+    outcome: 'success' | 'partialSuccess' | 'refused',
+  ): void {
+    const m = this.metrics.forRequest(req.signal, req.transport);
+    m[outcome].inc();
+    m.duration.observe((performance.now() - req.startedAt) / 1000);
   }
 }
 

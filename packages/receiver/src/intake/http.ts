@@ -71,12 +71,7 @@ export function createHttpIntake(handler: ExportHandler, options: HttpIntakeOpti
         const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
         handler
           .handle({ signal, transport: 'http', encoding, body, startedAt })
-          .then((partial) => {
-            res
-              .status(200)
-              .type(CONTENT_TYPE[encoding])
-              .send(encodeExportResponse(signal, encoding, partial));
-          })
+          .then((partial) => sendBody(res, 200, encoding, encodeExportResponse(signal, encoding, partial)))
           .catch((err: OtlpError) => sendError(res, err, encoding));
       });
     });
@@ -112,10 +107,24 @@ function encodingOf(contentType: string | undefined): Encoding | undefined {
   return MEDIA_TYPES[mediaType];
 }
 
-function sendError(res: Response, error: OtlpError, encoding: Encoding): void {
+/**
+ * Writes a response with node's own ServerResponse methods: express's `res.send` (content negotiation,
+ * ETag and freshness checks) costs more than decoding a small request, and OTLP needs none of it.
+ */
+function sendBody(res: Response, status: number, encoding: Encoding, body: Buffer, retryAfter?: number): void {
   if (res.headersSent) return;
-  if (error.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(error.retryAfterSeconds));
-  res.status(error.httpStatus).type(CONTENT_TYPE[encoding]).send(encodeStatus(error, encoding));
+  const headers: Record<string, string | number> = {
+    'content-type': CONTENT_TYPE[encoding],
+    'content-length': body.length,
+  };
+  if (retryAfter !== undefined) headers['retry-after'] = retryAfter;
+  res.writeHead(status, headers);
+  if (body.length > 0) res.end(body);
+  else res.end();
+}
+
+function sendError(res: Response, error: OtlpError, encoding: Encoding): void {
+  sendBody(res, error.httpStatus, encoding, encodeStatus(error, encoding), error.retryAfterSeconds);
 }
 
 interface BodyParserError {

@@ -27,21 +27,21 @@ export interface PartialSuccess {
   errorMessage: string;
 }
 
+/** Full success: an empty message (`{}` in JSON), the same bytes every time. */
+const FULL_SUCCESS: Record<Encoding, Buffer> = { protobuf: Buffer.alloc(0), json: Buffer.from('{}') };
+
 /** The success response; `partial` is left out when everything was accepted without a warning. */
 export function encodeExportResponse(signal: Signal, encoding: Encoding, partial?: PartialSuccess): Buffer {
-  const hasPartial = partial !== undefined && (partial.rejected > 0 || partial.errorMessage !== '');
+  if (partial === undefined || (partial.rejected === 0 && partial.errorMessage === '')) return FULL_SUCCESS[encoding];
   if (encoding === 'json') {
-    if (!hasPartial) return Buffer.from('{}');
     const body: Record<string, string> = {};
     if (partial.rejected > 0) body[REJECTED_FIELD[signal]] = String(partial.rejected);
     if (partial.errorMessage) body.errorMessage = partial.errorMessage;
     return Buffer.from(JSON.stringify({ partialSuccess: body }));
   }
-  const w = new ProtoWriter(64);
-  if (hasPartial) {
-    w.message(1, (p) => p.varintField(1, partial.rejected).stringField(2, partial.errorMessage));
-  }
-  return w.finish();
+  return new ProtoWriter(64)
+    .message(1, (p) => p.varintField(1, partial.rejected).stringField(2, partial.errorMessage))
+    .finish();
 }
 
 const RETRY_INFO_TYPE = 'type.googleapis.com/google.rpc.RetryInfo';

@@ -34,6 +34,15 @@ export class AttributeLimitsProcessor<S extends Signal> implements Processor<S> 
   ) {}
 
   process(batch: Batch<S>): void {
+    const stats = batch.decodeStats;
+    const { maxAttributesPerItem, maxAttributeValueLength } = this.limits;
+    if (
+      stats &&
+      stats.mostAttributes <= maxAttributesPerItem &&
+      (maxAttributeValueLength === 0 || stats.longestString <= maxAttributeValueLength)
+    ) {
+      return; // the decoder saw nothing over the limits
+    }
     const tally: Tally = { dropped: 0, truncated: 0 };
     visit(batch.signal, batch.data, (attrs, owner) => this.apply(attrs, owner, tally));
     if (tally.dropped === 0 && tally.truncated === 0) return;

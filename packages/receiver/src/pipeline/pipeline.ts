@@ -5,6 +5,7 @@
  */
 
 import type { Signal, SignalData } from '../model';
+import type { DecodeStats } from '../otlp/limits';
 import type { Encoding } from '../otlp/responses';
 import type { Transport } from '../self-metrics';
 
@@ -26,6 +27,8 @@ export interface Batch<S extends Signal> {
   context: ReceiveContext;
   /** Notes for the client (sent as partial_success.error_message with 0 rejected). */
   warnings: string[];
+  /** What the decoder saw, when it tells (protobuf does); processors use it to skip work. */
+  decodeStats: DecodeStats | undefined;
 }
 
 export interface Processor<S extends Signal> {

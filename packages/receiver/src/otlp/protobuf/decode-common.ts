@@ -93,6 +93,7 @@ export function decodeAttributeInto(r: ProtoReader, limits: DecodeLimits, into: 
   } catch (err) {
     throw atPath(err, `${field}[${index}]`);
   }
+  if (index >= r.mostAttributes) r.mostAttributes = index + 1;
 }
 
 export function decodeResource(r: ProtoReader, limits: DecodeLimits): Resource {

@@ -12,7 +12,7 @@ import {
   type ResourceLogs,
   type ScopeLogs,
 } from '../../model';
-import type { DecodeLimits } from '../limits';
+import type { DecodeLimits, DecodeStats } from '../limits';
 import { atPath, checkEnd, decodeAnyValue, decodeAttributeInto, decodeResource, decodeScope } from './decode-common';
 import { ProtoReader, WireType } from './reader';
 
@@ -21,7 +21,8 @@ const VARINT = WireType.VARINT;
 const I64 = WireType.I64;
 const I32 = WireType.I32;
 
-export function decodeLogsRequest(buf: Buffer, limits: DecodeLimits): ResourceLogs[] {
+/** Decodes a request body; `stats`, when given, receives what the decoder saw (see DecodeStats). */
+export function decodeLogsRequest(buf: Buffer, limits: DecodeLimits, stats?: DecodeStats): ResourceLogs[] {
   const r = new ProtoReader(buf);
   const out: ResourceLogs[] = [];
   while (r.pos < buf.length) {
@@ -33,6 +34,10 @@ export function decodeLogsRequest(buf: Buffer, limits: DecodeLimits): ResourceLo
         throw atPath(err, `resourceLogs[${out.length}]`);
       }
     } else r.skip(tag & 7);
+  }
+  if (stats) {
+    stats.longestString = r.longestString;
+    stats.mostAttributes = r.mostAttributes;
   }
   return out;
 }

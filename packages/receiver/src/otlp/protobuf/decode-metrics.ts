@@ -20,7 +20,7 @@ import {
   type SummaryDataPoint,
 } from '../../model';
 import { MalformedPayloadError } from '../errors';
-import type { DecodeLimits } from '../limits';
+import type { DecodeLimits, DecodeStats } from '../limits';
 import { atPath, checkEnd, decodeAttributeInto, decodeResource, decodeScope } from './decode-common';
 import { ProtoReader, WireType } from './reader';
 
@@ -28,7 +28,8 @@ const LEN = WireType.LEN;
 const VARINT = WireType.VARINT;
 const I64 = WireType.I64;
 
-export function decodeMetricsRequest(buf: Buffer, limits: DecodeLimits): ResourceMetrics[] {
+/** Decodes a request body; `stats`, when given, receives what the decoder saw (see DecodeStats). */
+export function decodeMetricsRequest(buf: Buffer, limits: DecodeLimits, stats?: DecodeStats): ResourceMetrics[] {
   const r = new ProtoReader(buf);
   const out: ResourceMetrics[] = [];
   while (r.pos < buf.length) {
@@ -40,6 +41,10 @@ export function decodeMetricsRequest(buf: Buffer, limits: DecodeLimits): Resourc
         throw atPath(err, `resourceMetrics[${out.length}]`);
       }
     } else r.skip(tag & 7);
+  }
+  if (stats) {
+    stats.longestString = r.longestString;
+    stats.mostAttributes = r.mostAttributes;
   }
   return out;
 }

@@ -14,7 +14,7 @@ import {
   type SpanLink,
   type SpanStatus,
 } from '../../model';
-import type { DecodeLimits } from '../limits';
+import type { DecodeLimits, DecodeStats } from '../limits';
 import { atPath, checkEnd, decodeAttributeInto, decodeResource, decodeScope } from './decode-common';
 import { ProtoReader, WireType } from './reader';
 
@@ -23,7 +23,8 @@ const VARINT = WireType.VARINT;
 const I64 = WireType.I64;
 const I32 = WireType.I32;
 
-export function decodeTraceRequest(buf: Buffer, limits: DecodeLimits): ResourceSpans[] {
+/** Decodes a request body; `stats`, when given, receives what the decoder saw (see DecodeStats). */
+export function decodeTraceRequest(buf: Buffer, limits: DecodeLimits, stats?: DecodeStats): ResourceSpans[] {
   const r = new ProtoReader(buf);
   const out: ResourceSpans[] = [];
   while (r.pos < buf.length) {
@@ -35,6 +36,10 @@ export function decodeTraceRequest(buf: Buffer, limits: DecodeLimits): ResourceS
         throw atPath(err, `resourceSpans[${out.length}]`);
       }
     } else r.skip(tag & 7);
+  }
+  if (stats) {
+    stats.longestString = r.longestString;
+    stats.mostAttributes = r.mostAttributes;
   }
   return out;
 }

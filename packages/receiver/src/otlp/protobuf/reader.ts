@@ -15,6 +15,13 @@ export class ProtoReader {
   readonly buf: Buffer;
   readonly view: DataView;
   pos: number;
+  /** The longest string decoded so far, in bytes (lets the attribute-limits processor skip its walk). */
+  longestString = 0;
+  /** The most attributes seen on one item so far (set by the decoders). */
+  mostAttributes = 0;
+  /** Where the previous 16-byte id sits in `buf`, and its hex: spans of one trace come together. */
+  private lastIdAt = -1;
+  private lastIdHex = '';
 
   constructor(buf: Buffer, pos = 0) {
     this.buf = buf;
@@ -149,7 +156,8 @@ export class ProtoReader {
     const end = this.delimitedEnd();
     const start = this.pos;
     this.pos = end;
-    return utf8(this.buf, start, end);
+    if (end - start > this.longestString) this.longestString = end - start;
+    return utf8(this.buf, this.view, start, end);
   }
 
   /** A bytes field as a copy (the request buffer is not retained). */
@@ -167,9 +175,24 @@ export class ProtoReader {
     if (len !== size && len !== 0) {
       throw new MalformedPayloadError(`${what} must be ${size} bytes, got ${len}`);
     }
-    const hex = this.buf.hexSlice(this.pos, end);
+    const start = this.pos;
     this.pos = end;
-    return hex;
+    if (len !== 16) return len === 0 ? '' : this.buf.hexSlice(start, end);
+    const last = this.lastIdAt;
+    if (last >= 0) {
+      const buf = this.buf;
+      let same = true;
+      for (let i = 0; i < 16; i++) {
+        if (buf[start + i] !== buf[last + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return this.lastIdHex;
+    }
+    this.lastIdAt = start;
+    this.lastIdHex = this.buf.hexSlice(start, end);
+    return this.lastIdHex;
   }
 
   /** Skips a field of the given wire type (unknown fields are ignored, as proto3 requires). */
@@ -202,41 +225,57 @@ function truncated(what: string): MalformedPayloadError {
 /**
  * UTF-8 to string. Telemetry repeats itself: attribute keys, span names, methods, routes and service
  * names recur in every request. Short strings therefore go through a direct-mapped cache keyed by
- * their bytes (FNV-1a hash, then a byte comparison), which returns the same string without creating
+ * their bytes (an FNV-1a hash of a sample of the bytes, then a full comparison), which returns the same string without creating
  * a new one; a miss decodes natively and takes the slot. Longer strings are decoded natively.
  */
 const CACHE_MAX_LENGTH = 32;
 const CACHE_SLOTS = 4096;
 const cacheBytes = new Uint8Array(CACHE_SLOTS * CACHE_MAX_LENGTH);
+const cacheView = new DataView(cacheBytes.buffer);
 const cacheLengths = new Int8Array(CACHE_SLOTS).fill(-1);
 const cacheStrings: string[] = new Array<string>(CACHE_SLOTS).fill('');
 
-function utf8(buf: Buffer, start: number, end: number): string {
+function utf8(buf: Buffer, view: DataView, start: number, end: number): string {
   const len = end - start;
   if (len === 0) return '';
   if (len > CACHE_MAX_LENGTH) return buf.utf8Slice(start, end);
-  let hash = 0x811c9dc5;
-  let ascii = true;
-  for (let i = start; i < end; i++) {
-    const b = buf[i];
-    if (b >= 0x80) ascii = false;
-    hash = Math.imul(hash ^ b, 0x01000193);
+  // The slot comes from the length and a sample of at most 9 bytes (all of them when short); a hit is
+  // then confirmed in full, four bytes at a time, so the sample only chooses where to look.
+  let hash = Math.imul(0x811c9dc5 ^ len, 0x01000193);
+  if (len <= 9) {
+    for (let i = start; i < end; i++) hash = Math.imul(hash ^ buf[i], 0x01000193);
+  } else {
+    hash = Math.imul(hash ^ view.getUint32(start, true), 0x01000193);
+    hash = Math.imul(hash ^ buf[start + (len >> 1)], 0x01000193);
+    hash = Math.imul(hash ^ view.getUint32(end - 4, true), 0x01000193);
   }
-  const slot = (hash ^ (hash >>> 16)) & (CACHE_SLOTS - 1);
+  const slot = (hash ^ (hash >>> 15)) & (CACHE_SLOTS - 1);
   const base = slot * CACHE_MAX_LENGTH;
-  if (cacheLengths[slot] === len) {
-    let same = true;
-    for (let i = 0; i < len; i++) {
-      if (cacheBytes[base + i] !== buf[start + i]) {
-        same = false;
-        break;
-      }
-    }
-    if (same) return cacheStrings[slot];
+  const words = len & ~3;
+  if (cacheLengths[slot] === len && sameBytes(view, start, base, len, words)) return cacheStrings[slot];
+  let high = 0;
+  for (let i = 0; i < words; i += 4) {
+    const w = view.getUint32(start + i, true);
+    cacheView.setUint32(base + i, w, true);
+    high |= w;
   }
-  const str = ascii ? buf.latin1Slice(start, end) : buf.utf8Slice(start, end);
+  for (let i = words; i < len; i++) {
+    const b = buf[start + i];
+    cacheBytes[base + i] = b;
+    high |= b;
+  }
+  const str = (high & 0x80808080) === 0 ? buf.latin1Slice(start, end) : buf.utf8Slice(start, end);
   cacheLengths[slot] = len;
-  for (let i = 0; i < len; i++) cacheBytes[base + i] = buf[start + i];
   cacheStrings[slot] = str;
   return str;
+}
+
+function sameBytes(view: DataView, start: number, base: number, len: number, words: number): boolean {
+  for (let i = 0; i < words; i += 4) {
+    if (view.getUint32(start + i, true) !== cacheView.getUint32(base + i, true)) return false;
+  }
+  for (let i = words; i < len; i++) {
+    if (view.getUint8(start + i) !== cacheBytes[base + i]) return false;
+  }
+  return true;
 }
