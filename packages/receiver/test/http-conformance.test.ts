@@ -492,3 +492,32 @@ describe('OTLP/HTTP conformance', () => {
     });
   });
 });
+
+describe('CORS (otlp.http.cors_allowed_origins)', () => {
+  let t: TestReceiver;
+  beforeAll(async () => {
+    t = await startTestReceiver({ otlp: { http: { cors_allowed_origins: ['https://*.example.com'] } } });
+  });
+  afterAll(() => t.close());
+
+  test('a preflight from an allowed origin is answered, and the POST carries the CORS header', async () => {
+    const preflight = await fetch(`${t.http}/v1/traces`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'https://app.example.com',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type',
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    const res = await post(`${t.http}/v1/traces`, '{}', { ...JSON_TYPE, origin: 'https://app.example.com' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+  });
+
+  test('another origin gets no CORS header', async () => {
+    const res = await post(`${t.http}/v1/traces`, '{}', { ...JSON_TYPE, origin: 'https://evil.test' });
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { countItems, ITEM_NAME, type Signal } from '../model';
-import { OtlpError } from '../otlp/errors';
+import { GrpcCode, OtlpError } from '../otlp/errors';
 import type { DecodeLimits, DecodeStats } from '../otlp/limits';
 import type { Encoding, PartialSuccess } from '../otlp/responses';
 import type { Batch, Pipeline } from '../pipeline/pipeline';
@@ -72,13 +72,14 @@ export class ExportHandler {
         warnings: [],
         decodeStats: req.encoding === 'protobuf' ? stats : undefined,
       };
-      if (batch.itemCount > 0) await this.pipeline.for(signal).consume(batch);
-      if (batch.itemCount > 0) m.accepted.inc(batch.itemCount);
+      if (batch.itemCount > 0) {
+        await this.pipeline.for(signal).consume(batch);
+        m.accepted.inc(batch.itemCount);
+      }
       this.metrics.countRefusedItems(signal, transport, 'invalid', rejection.count - rejection.overLimit);
       this.metrics.countRefusedItems(signal, transport, 'too_many_items', rejection.overLimit);
       this.received[signal] += batch.itemCount;
-      const messages =
-        rejection.messages.length + batch.warnings.length > 0 ? [...rejection.messages, ...batch.warnings] : [];
+      const messages = rejection.messages.concat(batch.warnings);
       this.finish(req, messages.length > 0 ? 'partialSuccess' : 'success');
       if (this.logger.isLevelEnabled('debug')) {
         this.logger.debug(
@@ -128,5 +129,10 @@ export class ExportHandler {
 export function asOtlpError(err: unknown, logger: Logger): OtlpError {
   if (err instanceof OtlpError) return err;
   logger.error({ err }, 'internal error while handling an export request');
-  return new OtlpError('internal error in the receiver; the request was not processed', 500, 13, 'internal');
+  return new OtlpError(
+    'internal error in the receiver; the request was not processed',
+    500,
+    GrpcCode.INTERNAL,
+    'internal',
+  );
 }
