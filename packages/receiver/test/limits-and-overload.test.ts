@@ -5,6 +5,7 @@
 
 import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
+import { serviceDefinition } from '../src/intake/grpc';
 import { ProtoReader } from '../src/otlp/protobuf/reader';
 import {
   type Field,
@@ -20,21 +21,7 @@ import {
   traceRequest,
 } from './helpers';
 
-const identity = (b: Buffer) => b;
-const TraceClient = grpc.makeGenericClientConstructor(
-  {
-    Export: {
-      path: '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: identity,
-      requestDeserialize: identity,
-      responseSerialize: identity,
-      responseDeserialize: identity,
-    },
-  },
-  'TraceService',
-);
+const TraceClient = grpc.makeGenericClientConstructor(serviceDefinition('traces'), 'TraceService');
 
 type ExportFn = (req: Buffer, cb: (err: grpc.ServiceError | null, res?: Buffer) => void) => void;
 

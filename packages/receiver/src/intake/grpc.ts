@@ -19,7 +19,8 @@ const SERVICE_PATH: Record<Signal, string> = {
 
 const identity = (b: Buffer): Buffer => b;
 
-function serviceDefinition(signal: Signal): grpc.ServiceDefinition {
+/** The collector's `Export` service of a signal, with bytes in and out (also usable to make a client). */
+export function serviceDefinition(signal: Signal): grpc.ServiceDefinition {
   return {
     Export: {
       path: SERVICE_PATH[signal],
