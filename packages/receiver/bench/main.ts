@@ -15,6 +15,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -145,7 +146,7 @@ async function main(): Promise<void> {
   if (flags.pin && !pinned)
     log('pinning: not possible here (needs 2 CPUs and taskset); servers and client float over all CPUs');
   else if (pinned) log('pinning: servers on CPU 1 only, this process (the client) on CPU 0 only');
-  const dataDir = mkdtempSync('/tmp/sonde-bench-data-');
+  const dataDir = mkdtempSync(join(tmpdir(), 'sonde-bench-data-'));
   const throughput: ThroughputResult[] = [];
   let steadyResult: SteadyResult;
   let steadySink: SteadyResult;
@@ -206,7 +207,7 @@ async function main(): Promise<void> {
     );
 
     if (!flags['no-profile']) {
-      const profileDir = mkdtempSync('/tmp/sonde-bench-profile-');
+      const profileDir = mkdtempSync(join(tmpdir(), 'sonde-bench-profile-'));
       log(`profile: receiver under node --cpu-prof at max throughput, 100 spans/request (profile in ${profileDir})`);
       await withServer(
         () =>
