@@ -21,6 +21,7 @@ import { ITEM_NAME, SIGNALS } from './model';
 import { AttributeLimitsProcessor } from './pipeline/attribute-limits';
 import { Pipeline } from './pipeline/pipeline';
 import { RecentTelemetry } from './pipeline/recent';
+import { PrometheusConsumer } from './prometheus/consumer';
 import { SelfMetrics } from './self-metrics';
 
 export interface ReceiverAddresses {
@@ -65,6 +66,18 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
   pipeline.traces.addProcessor(new AttributeLimitsProcessor(limits, metrics)).addConsumer(recent.traces);
   pipeline.metrics.addProcessor(new AttributeLimitsProcessor(limits, metrics)).addConsumer(recent.metrics);
   pipeline.logs.addProcessor(new AttributeLimitsProcessor(limits, metrics)).addConsumer(recent.logs);
+  const prometheus = config.prometheus.enabled
+    ? new PrometheusConsumer(
+        {
+          metricExpirationMs: config.prometheus.metric_expiration,
+          maxSeriesPerMetric: config.prometheus.max_series_per_metric,
+          promoteResourceAttributes: config.prometheus.promote_resource_attributes,
+        },
+        metrics.registry,
+        logger,
+      )
+    : undefined;
+  if (prometheus) pipeline.metrics.addConsumer(prometheus);
 
   const admission = new Admission(
     {
@@ -94,7 +107,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
   try {
     const adminAddress = config.admin.address;
     if (adminAddress !== 'off') {
-      const app = createAdminApp(metrics, recent, { ready: () => listening && !draining });
+      const app = createAdminApp(metrics, recent, { ready: () => listening && !draining }, prometheus?.store);
       const server = await listen(app, adminAddress, 'admin');
       addresses.admin = boundAddress(server);
       closeAdmin = () => closeHttp(server, config.shutdown_timeout);

@@ -1,5 +1,5 @@
 /**
- * The admin port: Prometheus scrape of the receiver's own metrics (/metrics), liveness (/healthz),
+ * The admin port: Prometheus scrape of the receiver's own metrics and of the OTLP metrics (/metrics), liveness (/healthz),
  * readiness (/readyz: 503 until the intake listens and again once draining), and /debug/recent,
  * the most recent telemetry of a signal as OTLP JSON, for newcomers and debugging.
  */
@@ -7,6 +7,8 @@ import express from 'express';
 import { SIGNALS, type Signal } from '../model';
 import { encodeJsonRequest } from '../otlp/json/encode';
 import type { RecentTelemetry } from '../pipeline/recent';
+import { createScrapeHandler } from '../prometheus/scrape';
+import type { MetricStore } from '../prometheus/store';
 import type { SelfMetrics } from '../self-metrics';
 
 export interface AdminState {
@@ -17,13 +19,12 @@ export function createAdminApp(
   metrics: SelfMetrics,
   recent: { [S in Signal]: RecentTelemetry<S> },
   state: AdminState,
+  store: MetricStore | undefined,
 ): express.Express {
   const app = express();
   app.disable('x-powered-by');
 
-  app.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
+  app.get('/metrics', createScrapeHandler(metrics.registry, store));
   app.get('/healthz', (_req, res) => {
     res.type('text/plain').send('ok\n');
   });

@@ -84,6 +84,18 @@ export const configSchema = z.strictObject({
       retry_after: duration.default(5000),
     })
     .prefault({}),
+  prometheus: z
+    .strictObject({
+      /** Expose the OTLP metrics that services send on the admin port's /metrics. */
+      enabled: z.boolean().default(true),
+      /** Series not updated for this long disappear from /metrics. */
+      metric_expiration: duration.default(5 * 60_000),
+      /** Most series per metric; points of further label sets fold into one otel_metric_overflow="true" series. */
+      max_series_per_metric: positiveInt.default(2000),
+      /** Resource attributes copied as labels onto every series of the resource (target_info has them all). */
+      promote_resource_attributes: z.array(z.string()).default([]),
+    })
+    .prefault({}),
   debug: z
     .strictObject({
       /** How many recent items of each signal are kept in memory for GET /debug/recent (0 turns it off). */

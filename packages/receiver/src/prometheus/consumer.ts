@@ -1,0 +1,248 @@
+/**
+ * The pipeline stage that turns OTLP metrics into Prometheus series (the Collector's
+ * prometheusexporter), following the OpenTelemetry ↔ Prometheus compatibility rules:
+ *
+ * - monotonic sum → counter (`_total`); non-monotonic cumulative sum and gauge → gauge;
+ *   histogram and exponential histogram → histogram; summary → summary;
+ * - every series carries `job` (service.namespace/service.name) and `instance` (service.instance.id),
+ *   `otel_scope_name`/`otel_scope_version`, the configured promoted resource attributes, and the
+ *   point's attributes; the other resource attributes go to one `target_info` series per job/instance;
+ * - exemplars with a trace id are kept for OpenMetrics scrapes.
+ *
+ * Temporality, expiry, series limits and conflicts are the store's (store.ts).
+ */
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import {
+  attributeValue,
+  FLAG_NO_RECORDED_VALUE,
+  type KeyValue,
+  type Metric,
+  type Exemplar as OtlpExemplar,
+  type ResourceMetrics,
+} from '../model';
+import type { Batch, Consumer } from '../pipeline/pipeline';
+import {
+  escapeLabelValue,
+  jobAndInstance,
+  labelName,
+  labelsFromAttributes,
+  labelValue,
+  metricName,
+  type PromType,
+} from './naming';
+import { type DropReason, type Exemplar, type Family, MetricStore, type PointUpdate, type Temporality } from './store';
+
+export interface PrometheusOptions {
+  metricExpirationMs: number;
+  maxSeriesPerMetric: number;
+  /** Resource attributes copied onto every series of the resource (besides target_info). */
+  promoteResourceAttributes: string[];
+}
+
+/** Resource attributes that make up job and instance, and so are left out of target_info. */
+const IDENTIFYING = new Set(['service.name', 'service.namespace', 'service.instance.id']);
+
+/** Label names the receiver sets itself; point attributes of the same name are left out. */
+const RESERVED = new Set(['job', 'instance', 'otel_scope_name', 'otel_scope_version', 'le', 'quantile']);
+
+export class PrometheusConsumer implements Consumer<'metrics'> {
+  readonly name = 'prometheus';
+  readonly store: MetricStore;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly options: PrometheusOptions,
+    registry: Registry,
+    private readonly logger: Logger,
+  ) {
+    const dropped = new Counter({
+      name: 'sonde_prometheus_dropped_points_total',
+      help: 'OTLP data points not turned into Prometheus series, by reason',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    });
+    const resets = new Counter({
+      name: 'sonde_prometheus_series_resets_total',
+      help: 'Series reset because a point did not continue the previous one (delta gap, new start time)',
+      registers: [registry],
+    });
+    const overflow = new Counter({
+      name: 'sonde_prometheus_overflow_points_total',
+      help: 'Points folded into an otel_metric_overflow="true" series because their metric had max_series_per_metric series',
+      registers: [registry],
+    });
+    const expired = new Counter({
+      name: 'sonde_prometheus_expired_series_total',
+      help: 'Series removed because they were not updated within metric_expiration',
+      registers: [registry],
+    });
+    const store = new MetricStore(
+      options,
+      {
+        dropped: (reason: DropReason, points: number) => dropped.inc({ reason }, points),
+        reset: () => resets.inc(),
+        overflow: () => overflow.inc(),
+        expired: (n: number) => expired.inc(n),
+      },
+      (family: Family, type: PromType, unit: string) =>
+        this.logger.warn(
+          { metric: family.name, kept: { type: family.type, unit: family.unit }, dropped: { type, unit } },
+          `two metrics translate to ${family.name} with different ${family.type !== type ? 'types' : 'units'}; the first one is kept and the other dropped (sonde_prometheus_dropped_points_total)`,
+        ),
+    );
+    this.store = store;
+    new Gauge({
+      name: 'sonde_prometheus_series',
+      help: 'Series on /metrics translated from OTLP (overflow series included)',
+      registers: [registry],
+      collect() {
+        this.set(store.activeSeries);
+      },
+    });
+    this.sweeper = setInterval(() => store.sweep(Date.now()), Math.max(1000, options.metricExpirationMs / 10));
+    this.sweeper.unref();
+  }
+
+  consume(batch: Batch<'metrics'>): void {
+    const now = Date.now();
+    for (const rm of batch.data) this.consumeResource(rm, now);
+  }
+
+  async shutdown(): Promise<void> {
+    clearInterval(this.sweeper);
+  }
+
+  private consumeResource(rm: ResourceMetrics, now: number): void {
+    const resourceAttributes = rm.resource.attributes;
+    const { job, instance } = jobAndInstance(resourceAttributes);
+    const resourceLabels = `job="${escapeLabelValue(job)}",instance="${escapeLabelValue(instance)}"${this.promoted(resourceAttributes)}`;
+    this.targetInfo(job, instance, resourceAttributes, now);
+    for (const sm of rm.scopeMetrics) {
+      const scopeLabels = `${resourceLabels},otel_scope_name="${escapeLabelValue(sm.scope.name)}",otel_scope_version="${escapeLabelValue(sm.scope.version)}"`;
+      for (const metric of sm.metrics) this.consumeMetric(metric, scopeLabels, now);
+    }
+  }
+
+  private consumeMetric(metric: Metric, baseLabels: string, now: number): void {
+    const data = metric.data;
+    const store = this.store;
+    const family = (type: PromType) => {
+      const name = metricName(metric.name, metric.unit, type);
+      if (name === '') {
+        store.drop('unnamable', data.dataPoints.length);
+        return undefined;
+      }
+      return store.family(name, type, metric.unit, metric.description, data.dataPoints.length);
+    };
+    switch (data.type) {
+      case 'gauge':
+      case 'sum': {
+        const monotonic = data.type === 'sum' && data.isMonotonic;
+        const temporality = data.type === 'sum' ? temporalityOf(data.aggregationTemporality) : 'cumulative';
+        if (data.type === 'sum' && !monotonic && temporality !== 'cumulative') {
+          store.drop(
+            temporality === 'delta' ? 'non_monotonic_delta' : 'unspecified_temporality',
+            data.dataPoints.length,
+          );
+          return;
+        }
+        const f = family(monotonic ? 'counter' : 'gauge');
+        if (!f) return;
+        for (const p of data.dataPoints) {
+          const update: PointUpdate = monotonic
+            ? { kind: 'counter', value: p.value, temporality, monotonic: true }
+            : { kind: 'gauge', value: p.value };
+          this.apply(f, baseLabels, p, update, monotonic ? exemplarsOf(p.exemplars) : [], now);
+        }
+        return;
+      }
+      case 'histogram': {
+        const f = family('histogram');
+        if (!f) return;
+        const temporality = temporalityOf(data.aggregationTemporality);
+        for (const p of data.dataPoints) {
+          this.apply(f, baseLabels, p, { kind: 'histogram', point: p, temporality }, exemplarsOf(p.exemplars), now);
+        }
+        return;
+      }
+      case 'exponentialHistogram': {
+        const f = family('histogram');
+        if (!f) return;
+        const temporality = temporalityOf(data.aggregationTemporality);
+        for (const p of data.dataPoints)
+          this.apply(f, baseLabels, p, { kind: 'exponential', point: p, temporality }, [], now);
+        return;
+      }
+      case 'summary': {
+        const f = family('summary');
+        if (!f) return;
+        for (const p of data.dataPoints) {
+          const quantiles = p.quantileValues.map((q): [number, number] => [q.quantile, q.value]);
+          this.apply(f, baseLabels, p, { kind: 'summary', sum: p.sum, count: p.count, quantiles }, [], now);
+        }
+        return;
+      }
+    }
+  }
+
+  private apply(
+    family: Family,
+    baseLabels: string,
+    point: { attributes: KeyValue[]; startTimeUnixNano: bigint; timeUnixNano: bigint; flags: number },
+    update: PointUpdate,
+    exemplars: Exemplar[],
+    now: number,
+  ): void {
+    const labels = baseLabels + pointLabels(point.attributes);
+    if (point.flags & FLAG_NO_RECORDED_VALUE) this.store.remove(family, labels);
+    else this.store.apply(family, labels, point.startTimeUnixNano, point.timeUnixNano, update, exemplars, now);
+  }
+
+  private promoted(attributes: readonly KeyValue[]): string {
+    let out = '';
+    for (const key of this.options.promoteResourceAttributes) {
+      const value = attributeValue(attributes, key);
+      const name = labelName(key);
+      if (value !== undefined && name !== '') out += `,${name}="${escapeLabelValue(labelValue(value))}"`;
+    }
+    return out;
+  }
+
+  private targetInfo(job: string, instance: string, attributes: readonly KeyValue[], now: number): void {
+    const rest = attributes.filter((kv) => !IDENTIFYING.has(kv.key));
+    if (rest.length === 0) return;
+    const family = this.store.family('target_info', 'gauge', '', 'Target metadata', 1);
+    if (!family) return;
+    const labels = `job="${escapeLabelValue(job)}",instance="${escapeLabelValue(instance)}"${pointLabels(rest)}`;
+    this.store.apply(family, labels, 0n, 0n, { kind: 'gauge', value: 1 }, [], now);
+  }
+}
+
+/** `,name="value"` for each attribute (sanitized, sorted, collisions joined), reserved names left out. */
+function pointLabels(attributes: readonly KeyValue[]): string {
+  if (attributes.length === 0) return '';
+  let out = '';
+  for (const [name, value] of labelsFromAttributes(attributes)) {
+    if (!RESERVED.has(name)) out += `,${name}="${escapeLabelValue(value)}"`;
+  }
+  return out;
+}
+
+function temporalityOf(value: number): Temporality {
+  return value === 1 ? 'delta' : value === 2 ? 'cumulative' : 'none';
+}
+
+function exemplarsOf(exemplars: OtlpExemplar[]): Exemplar[] {
+  const out: Exemplar[] = [];
+  for (const e of exemplars) {
+    if (e.traceId === '') continue;
+    out.push({
+      traceId: e.traceId,
+      spanId: e.spanId,
+      value: e.value,
+      timestamp: Number(e.timeUnixNano / 1_000_000n) / 1000,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,429 @@
+/**
+ * The state behind the Prometheus exposition: one family per translated metric name, one series per
+ * label set, each holding the cumulative value Prometheus expects.
+ *
+ * - Cumulative points replace the series' value; delta points are added when their start time
+ *   continues the series (start = previous point's time), and otherwise reset it (counted).
+ * - Non-monotonic deltas and points without temporality are dropped (counted), as the Collector does.
+ * - Out-of-order and duplicate points (time not after the series' last time) are dropped (counted).
+ * - A point flagged "no recorded value" removes its series.
+ * - Series not updated for `metricExpirationMs` are removed by `sweep()`.
+ * - Each family holds at most `maxSeriesPerMetric` series; points of further label sets are folded
+ *   into one series labelled otel_metric_overflow="true" (counted), so a cardinality flood cannot
+ *   take the receiver down. For cumulative counters the overflow series sums the latest value of each
+ *   folded label set, which it tracks (a number per set) up to 10 × the limit; past that, points of
+ *   new sets are dropped and counted.
+ * - A metric whose translated name is taken by a family of another type or unit is dropped, logged
+ *   once and counted; the first family keeps the name, so the outcome does not depend on timing.
+ *
+ * Rendering is cached per family and redone only for families that changed since the last scrape.
+ */
+import type { ExponentialHistogramDataPoint, HistogramDataPoint } from '../model';
+import type { PromType } from './naming';
+
+export interface StoreOptions {
+  metricExpirationMs: number;
+  maxSeriesPerMetric: number;
+}
+
+export type DropReason =
+  | 'non_monotonic_delta'
+  | 'unspecified_temporality'
+  | 'out_of_order'
+  | 'type_conflict'
+  | 'unit_conflict'
+  | 'overflow_untracked'
+  | 'bucket_layout_changed'
+  | 'unnamable';
+
+export interface StoreCounters {
+  dropped(reason: DropReason, points: number): void;
+  reset(): void;
+  overflow(): void;
+  expired(series: number): void;
+}
+
+export interface Exemplar {
+  traceId: string;
+  spanId: string;
+  value: number;
+  /** Unix time in seconds (OpenMetrics exemplar timestamp). */
+  timestamp: number;
+}
+
+/** A classic histogram's state: cumulative counts per upper bound, plus sum and count. */
+export interface HistogramState {
+  bounds: number[];
+  /** Non-cumulative counts, one per bound plus the +Inf bucket. */
+  counts: number[];
+  sum: number;
+  count: number;
+  /** At most one exemplar per bucket (the latest). */
+  exemplars: (Exemplar | undefined)[];
+}
+
+/** An exponential histogram's state, rendered as a classic histogram (see exposition.ts). */
+export interface ExponentialState {
+  scale: number;
+  zeroCount: number;
+  zeroThreshold: number;
+  positive: Map<number, number>;
+  negative: Map<number, number>;
+  sum: number;
+  count: number;
+}
+
+export interface Series {
+  /** The rendered label pairs, `a="x",b="y"` (no braces), which is also the series' key. */
+  labels: string;
+  value: number;
+  histogram: HistogramState | undefined;
+  exponential: ExponentialState | undefined;
+  quantiles: [number, number][] | undefined;
+  /** A summary's count (its sum is in `value`). */
+  count: number;
+  exemplar: Exemplar | undefined;
+  startTime: bigint;
+  lastTime: bigint;
+  updatedAt: number;
+}
+
+export class Family {
+  readonly series = new Map<string, Series>();
+  overflow: Series | undefined;
+  /** Last cumulative values of the label sets folded into the overflow series (counters only). */
+  overflowTracked: Map<string, number> | undefined;
+  /** Rendered text (0.0.4) and OpenMetrics of the family, or undefined when it changed since. */
+  text: Buffer | undefined;
+  openMetrics: Buffer | undefined;
+  conflictLogged = false;
+
+  constructor(
+    readonly name: string,
+    readonly type: PromType,
+    readonly unit: string,
+    public help: string,
+  ) {}
+
+  changed(): void {
+    this.text = undefined;
+    this.openMetrics = undefined;
+  }
+}
+
+export type Temporality = 'delta' | 'cumulative' | 'none';
+
+/** What a data point contributes, already reduced to what a series needs. */
+export type PointUpdate =
+  | { kind: 'counter'; value: number; temporality: Temporality; monotonic: true }
+  | { kind: 'gauge'; value: number }
+  | { kind: 'histogram'; point: HistogramDataPoint; temporality: Temporality }
+  | { kind: 'exponential'; point: ExponentialHistogramDataPoint; temporality: Temporality }
+  | { kind: 'summary'; sum: number; count: number; quantiles: [number, number][] };
+
+const OVERFLOW_LABELS = 'otel_metric_overflow="true"';
+
+export class MetricStore {
+  readonly families = new Map<string, Family>();
+  private seriesCount = 0;
+
+  constructor(
+    private readonly options: StoreOptions,
+    private readonly counters: StoreCounters,
+    private readonly onConflict: (family: Family, type: PromType, unit: string) => void = () => {},
+  ) {}
+
+  get activeSeries(): number {
+    return this.seriesCount;
+  }
+
+  /** The family for a translated name, created on first use; undefined (and counted) on a conflict. */
+  family(name: string, type: PromType, unit: string, help: string, points: number): Family | undefined {
+    let family = this.families.get(name);
+    if (!family) {
+      family = new Family(name, type, unit, help);
+      this.families.set(name, family);
+      return family;
+    }
+    if (family.type !== type || family.unit !== unit) {
+      this.counters.dropped(family.type !== type ? 'type_conflict' : 'unit_conflict', points);
+      if (!family.conflictLogged) {
+        family.conflictLogged = true;
+        this.onConflict(family, type, unit);
+      }
+      return undefined;
+    }
+    if (!family.help && help) {
+      family.help = help;
+      family.changed();
+    }
+    return family;
+  }
+
+  /** Counts points dropped before they reached a family. */
+  drop(reason: DropReason, points: number): void {
+    this.counters.dropped(reason, points);
+  }
+
+  /** Removes the series of a point flagged "no recorded value". */
+  remove(family: Family, labels: string): void {
+    if (family.series.delete(labels)) {
+      this.seriesCount--;
+      family.changed();
+    }
+  }
+
+  /**
+   * Applies one data point to the series `labels` of `family`. `startTime`/`time` are the point's
+   * nanosecond timestamps; `exemplars` the point's exemplars that carry a trace id.
+   */
+  apply(
+    family: Family,
+    labels: string,
+    startTime: bigint,
+    time: bigint,
+    update: PointUpdate,
+    exemplars: Exemplar[],
+    now: number,
+  ): void {
+    if ('temporality' in update && update.temporality === 'none') {
+      this.counters.dropped('unspecified_temporality', 1);
+      return;
+    }
+    let series = family.series.get(labels);
+    if (!series) {
+      if (family.series.size >= this.options.maxSeriesPerMetric) {
+        this.applyOverflow(family, labels, startTime, time, update, now);
+        return;
+      }
+      series = newSeries(labels, startTime, time, now);
+      family.series.set(labels, series);
+      this.seriesCount++;
+      setValue(series, update);
+      attachExemplars(series, exemplars);
+      family.changed();
+      return;
+    }
+    if (time !== 0n && time <= series.lastTime) {
+      this.counters.dropped('out_of_order', 1);
+      return;
+    }
+    if ('temporality' in update && update.temporality === 'delta') {
+      if (startTime === series.lastTime) {
+        if (!addDelta(series, update)) {
+          this.counters.dropped('bucket_layout_changed', 1);
+          setValue(series, update);
+          series.startTime = startTime;
+        }
+      } else {
+        this.counters.reset();
+        setValue(series, update);
+        series.startTime = startTime;
+      }
+    } else {
+      if (series.startTime !== 0n && startTime > series.startTime) this.counters.reset();
+      setValue(series, update);
+      series.startTime = startTime;
+    }
+    attachExemplars(series, exemplars);
+    series.lastTime = time;
+    series.updatedAt = now;
+    family.changed();
+  }
+
+  private applyOverflow(
+    family: Family,
+    labels: string,
+    startTime: bigint,
+    time: bigint,
+    update: PointUpdate,
+    now: number,
+  ): void {
+    this.counters.overflow();
+    if (!family.overflow) {
+      family.overflow = newSeries(OVERFLOW_LABELS, startTime, time, now);
+      this.seriesCount++;
+    }
+    const overflow = family.overflow;
+    if (update.kind === 'gauge') {
+      overflow.value = update.value;
+    } else if (update.kind === 'counter') {
+      if (update.temporality === 'delta') overflow.value += update.value;
+      else {
+        const tracked = (family.overflowTracked ??= new Map());
+        const previous = tracked.get(labels);
+        if (previous === undefined && tracked.size >= 10 * this.options.maxSeriesPerMetric) {
+          this.counters.dropped('overflow_untracked', 1);
+          return;
+        }
+        // Add what this label set's counter grew by since its last point (all of it after a reset).
+        const growth = previous === undefined || update.value < previous ? update.value : update.value - previous;
+        overflow.value += growth;
+        tracked.set(labels, update.value);
+      }
+    } else if (update.kind === 'histogram' && update.temporality === 'delta') {
+      if (!overflow.histogram) setValue(overflow, update);
+      else if (!addDelta(overflow, update)) this.counters.dropped('bucket_layout_changed', 1);
+    } else {
+      // Cumulative histograms, exponential histograms and summaries of folded label sets cannot be
+      // summed without their own state; they are dropped and counted.
+      this.counters.dropped('overflow_untracked', 1);
+      return;
+    }
+    overflow.updatedAt = now;
+    family.changed();
+  }
+
+  /** Removes series not updated for the expiration time; returns how many went. */
+  sweep(now: number): number {
+    const cutoff = now - this.options.metricExpirationMs;
+    let removed = 0;
+    for (const [name, family] of this.families) {
+      let changed = false;
+      for (const [key, series] of family.series) {
+        if (series.updatedAt < cutoff) {
+          family.series.delete(key);
+          removed++;
+          changed = true;
+        }
+      }
+      if (family.overflow && family.overflow.updatedAt < cutoff) {
+        family.overflow = undefined;
+        family.overflowTracked = undefined;
+        removed++;
+        changed = true;
+      }
+      if (changed) family.changed();
+      if (family.series.size === 0 && !family.overflow) this.families.delete(name);
+    }
+    if (removed > 0) {
+      this.seriesCount -= removed;
+      this.counters.expired(removed);
+    }
+    return removed;
+  }
+}
+
+function newSeries(labels: string, startTime: bigint, time: bigint, now: number): Series {
+  return {
+    labels,
+    value: 0,
+    histogram: undefined,
+    exponential: undefined,
+    quantiles: undefined,
+    count: 0,
+    exemplar: undefined,
+    startTime,
+    lastTime: time,
+    updatedAt: now,
+  };
+}
+
+/** Sets the series to the point's value (a cumulative point, the first point, or a reset). */
+function setValue(series: Series, update: PointUpdate): void {
+  switch (update.kind) {
+    case 'counter':
+    case 'gauge':
+      series.value = update.value;
+      break;
+    case 'histogram': {
+      const p = update.point;
+      const counts = p.bucketCounts.length === p.explicitBounds.length + 1 ? p.bucketCounts.slice() : padCounts(p);
+      series.histogram = {
+        bounds: p.explicitBounds.slice(),
+        counts,
+        sum: p.sum ?? 0,
+        count: p.count,
+        exemplars: new Array(counts.length).fill(undefined),
+      };
+      break;
+    }
+    case 'exponential': {
+      const p = update.point;
+      series.exponential = {
+        scale: p.scale,
+        zeroCount: p.zeroCount,
+        zeroThreshold: p.zeroThreshold,
+        positive: bucketMap(p.positive.offset, p.positive.bucketCounts),
+        negative: bucketMap(p.negative.offset, p.negative.bucketCounts),
+        sum: p.sum ?? 0,
+        count: p.count,
+      };
+      break;
+    }
+    case 'summary':
+      series.value = update.sum;
+      series.count = update.count;
+      series.quantiles = update.quantiles;
+      break;
+  }
+}
+
+/** Adds a delta point to the series; false when the bucket layout differs (the caller then resets). */
+function addDelta(series: Series, update: PointUpdate): boolean {
+  if (update.kind === 'counter') {
+    series.value += update.value;
+    return true;
+  }
+  if (update.kind === 'histogram') {
+    const h = series.histogram;
+    const p = update.point;
+    if (!h || !sameBounds(h.bounds, p.explicitBounds) || p.bucketCounts.length !== h.counts.length) return false;
+    for (let i = 0; i < h.counts.length; i++) h.counts[i] += p.bucketCounts[i];
+    h.sum += p.sum ?? 0;
+    h.count += p.count;
+    return true;
+  }
+  if (update.kind === 'exponential') {
+    const e = series.exponential;
+    const p = update.point;
+    if (!e || e.scale !== p.scale) return false;
+    addBuckets(e.positive, p.positive.offset, p.positive.bucketCounts);
+    addBuckets(e.negative, p.negative.offset, p.negative.bucketCounts);
+    e.zeroCount += p.zeroCount;
+    e.sum += p.sum ?? 0;
+    e.count += p.count;
+    return true;
+  }
+  return false;
+}
+
+/** Keeps the latest exemplar of the series, and of each histogram bucket the exemplars fall in. */
+function attachExemplars(series: Series, exemplars: Exemplar[]): void {
+  if (exemplars.length === 0) return;
+  series.exemplar = exemplars[exemplars.length - 1];
+  const h = series.histogram;
+  if (!h) return;
+  for (const exemplar of exemplars) {
+    let i = 0;
+    while (i < h.bounds.length && exemplar.value > h.bounds[i]) i++;
+    h.exemplars[i] = exemplar;
+  }
+}
+
+function sameBounds(a: number[], b: number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** A histogram point with no (or too few) bucket counts: everything goes to the +Inf bucket. */
+function padCounts(p: HistogramDataPoint): number[] {
+  const counts = new Array<number>(p.explicitBounds.length + 1).fill(0);
+  for (let i = 0; i < Math.min(p.bucketCounts.length, counts.length); i++) counts[i] = p.bucketCounts[i];
+  const known = counts.reduce((a, b) => a + b, 0);
+  counts[counts.length - 1] += Math.max(0, p.count - known);
+  return counts;
+}
+
+function bucketMap(offset: number, counts: number[]): Map<number, number> {
+  const map = new Map<number, number>();
+  addBuckets(map, offset, counts);
+  return map;
+}
+
+function addBuckets(map: Map<number, number>, offset: number, counts: number[]): void {
+  for (let i = 0; i < counts.length; i++) {
+    if (counts[i] !== 0) map.set(offset + i, (map.get(offset + i) ?? 0) + counts[i]);
+  }
+}
