@@ -219,9 +219,53 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
   }
 }
 
-/** `,name="value"` for each attribute (sanitized, sorted, collisions joined), reserved names left out. */
+/** Sanitized label names by attribute key; keys recur on every point, so each is sanitized once. */
+const labelNames = new Map<string, string>();
+const LABEL_NAME_CACHE_SIZE = 10_000;
+
+function cachedLabelName(key: string): string {
+  let name = labelNames.get(key);
+  if (name === undefined) {
+    if (labelNames.size >= LABEL_NAME_CACHE_SIZE) labelNames.clear();
+    name = labelName(key);
+    labelNames.set(key, name);
+  }
+  return name;
+}
+
+/**
+ * `,name="value"` for each attribute, sorted by name, reserved names left out. The common case (no
+ * two keys sanitizing to the same name) is built here from cached names; collisions go through
+ * labelsFromAttributes, which joins their values as the specification says.
+ */
 function pointLabels(attributes: readonly KeyValue[]): string {
-  if (attributes.length === 0) return '';
+  const n = attributes.length;
+  if (n === 0) return '';
+  const names = new Array<string>(n);
+  const order = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    names[i] = cachedLabelName(attributes[i].key);
+    order[i] = i;
+    // insertion sort by name; attribute sets are small
+    let j = i;
+    while (j > 0 && names[order[j - 1]] > names[i]) {
+      order[j] = order[j - 1];
+      j--;
+    }
+    order[j] = i;
+  }
+  for (let i = 1; i < n; i++) if (names[order[i]] === names[order[i - 1]]) return collidingLabels(attributes);
+  let out = '';
+  for (let i = 0; i < n; i++) {
+    const name = names[order[i]];
+    if (name === '' || RESERVED.has(name)) continue;
+    const value = labelValue(attributes[order[i]].value);
+    if (value !== '') out += `,${name}="${escapeLabelValue(value)}"`;
+  }
+  return out;
+}
+
+function collidingLabels(attributes: readonly KeyValue[]): string {
   let out = '';
   for (const [name, value] of labelsFromAttributes(attributes)) {
     if (!RESERVED.has(name)) out += `,${name}="${escapeLabelValue(value)}"`;
