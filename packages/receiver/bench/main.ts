@@ -22,6 +22,7 @@ import { parseArgs } from 'node:util';
 import { type DecodeBenchResult, fmtInt, runDecodeBench } from './decode-bench.ts';
 import { compareMaxThroughput, type SteadyResult, steady, type ThroughputResult } from './load.ts';
 import { describeMachine, machineLine } from './machine.ts';
+import { runMetricsBench } from './metrics-bench.ts';
 import { makePayload, makeSpans, type Payload } from './payloads.ts';
 import { CpuWindow, enablePinning, killAll, type Server, startReceiver, startSink } from './proc.ts';
 import { type ProfileSummary, summariseProfile } from './profile.ts';
@@ -142,6 +143,9 @@ async function main(): Promise<void> {
   const decodeCpu = decodeWindow.end();
   log(`  other processes used ${(decodeCpu.other * 100).toFixed(0)}% of a core meanwhile`);
 
+  log('prometheus stage, in process: OTLP metrics ingest and /metrics scrapes at 10,000 and 100,000 series');
+  const metrics = await runMetricsBench(log, quick);
+
   const pinned = flags.pin === true && enablePinning();
   if (flags.pin && !pinned)
     log('pinning: not possible here (needs 2 CPUs and taskset); servers and client float over all CPUs');
@@ -243,6 +247,7 @@ async function main(): Promise<void> {
     revision: revision(),
     decode,
     decodeOtherCores: decodeCpu.other,
+    metrics,
     profile,
   };
   process.stdout.write(`\n${renderSummary(report)}\n`);

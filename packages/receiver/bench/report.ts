@@ -2,6 +2,7 @@
 import type { DecodeBenchResult } from './decode-bench.ts';
 import type { SteadyResult, ThroughputResult } from './load.ts';
 import { type Machine, machineLine } from './machine.ts';
+import type { MetricsBenchResult } from './metrics-bench.ts';
 import type { ProfileSummary } from './profile.ts';
 
 export interface Report {
@@ -32,6 +33,8 @@ export interface Report {
   decode: DecodeBenchResult;
   /** CPU used by other processes during the decoder micro-benchmark, in cores. */
   decodeOtherCores: number;
+  /** The Prometheus stage: metrics ingest and scrapes (in process). */
+  metrics: MetricsBenchResult;
   profile: ProfileSummary | undefined;
 }
 
@@ -42,6 +45,8 @@ export const TARGETS = {
   ingestSpansPerSecEstimate: 300_000,
   steadyCpuShareOfCore: 0.05,
   steadyRssMiB: 100,
+  metricsPointsPerSec: 500_000,
+  scrape100kMs: 300,
 };
 
 const int = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -204,6 +209,23 @@ export function targets(report: Report): TargetRow[] {
     measured: `${mib(peak)} peak, ${mib(s.rssAvg)} average`,
     ok: peak < TARGETS.steadyRssMiB * 2 ** 20,
   });
+  const ingest = report.metrics.ingest.find((r) => r.series === 10_000);
+  if (ingest) {
+    rows.push({
+      target: `OTLP metrics ingest ≥ ${int(TARGETS.metricsPointsPerSec)} data points/s on one core, 10,000 active series`,
+      measured: `${int(ingest.pointsPerSec)} points/s`,
+      ok: ingest.pointsPerSec >= TARGETS.metricsPointsPerSec,
+    });
+  }
+  const scrape = report.metrics.scrape.find((r) => r.series === 100_000);
+  if (scrape) {
+    const worst = Math.max(scrape.firstMs, scrape.changedMs);
+    rows.push({
+      target: `a scrape of 100,000 series under ${TARGETS.scrape100kMs} ms`,
+      measured: `${worst.toFixed(0)} ms (every series rendered), ${scrape.unchangedMs.toFixed(1)} ms unchanged`,
+      ok: worst < TARGETS.scrape100kMs,
+    });
+  }
   const failures = report.throughput
     .filter((r) => r.server === 'receiver')
     .reduce((n, r) => n + r.non2xx + r.errors + r.timeouts, s.failed);
@@ -219,6 +241,32 @@ export function targetsTable(report: Report): string {
   return table(
     ['target', 'measured', 'result'],
     targets(report).map((t) => [t.target, t.measured, yes(t.ok)]),
+  );
+}
+
+export function metricsTable(report: Report): string {
+  const ingest = new Map(report.metrics.ingest.map((r) => [r.series, r.pointsPerSec]));
+  return table(
+    [
+      'active series',
+      'ingest (points/s, one core)',
+      '/metrics size',
+      'scrape, all rendered',
+      'scrape, all changed',
+      'scrape, unchanged',
+      'heap allocated by the unchanged scrape',
+      'longest event-loop stall in a scrape',
+    ],
+    report.metrics.scrape.map((r) => [
+      int(r.series),
+      int(ingest.get(r.series) ?? 0),
+      mib(r.bytes),
+      `${r.firstMs.toFixed(0)} ms`,
+      `${r.changedMs.toFixed(0)} ms`,
+      `${r.unchangedMs.toFixed(2)} ms`,
+      kib(r.unchangedHeapKiB * 1024),
+      `${r.longestStallMs.toFixed(1)} ms`,
+    ]),
   );
 }
 
@@ -259,6 +307,10 @@ export function renderSummary(report: Report): string {
     '### Decoder micro-benchmark',
     '',
     decodeTable(report),
+    '',
+    '### Prometheus stage: OTLP metrics ingest and /metrics scrapes',
+    '',
+    metricsTable(report),
     '',
     '### Targets',
     '',
@@ -408,6 +460,12 @@ export function renderDoc(report: Report): string {
     decodeTable(report),
     '',
     `Decoding straight into the model is ${decodeRatios.join(' and ')} faster than protobufjs followed by the mapping to the model, which is what a receiver built on a generic decoder would have to do; protobufjs alone (its generic tree, not yet usable) is shown for reference.`,
+    '',
+    '### Prometheus stage: OTLP metrics ingest and /metrics scrapes',
+    '',
+    metricsTable(report),
+    '',
+    `In process (\`bench/metrics-bench.ts\`): the receiver's Prometheus consumer takes batches of cumulative counters (1,000 series per metric, 3 attributes per point; the batches are built beforehand and only \`consume()\` is timed), then \`/metrics\` is rendered into a counting sink three times: the first scrape (every family rendered), a scrape with nothing changed (the per-family cache is written as it is: the heap it allocates does not grow with the store), and one after every series changed. The longest event-loop stall is the longest gap seen by a 0 ms interval timer during that last scrape: what a request arriving mid-scrape would wait.`,
   );
   if (report.profile) lines.push('', '### Where the receiver spends its CPU', '', profileSection(report.profile));
   lines.push('');

@@ -19,3 +19,6 @@ export type { Batch, Consumer, Processor, ReceiveContext } from './pipeline/pipe
 export { Pipeline, SignalPipeline } from './pipeline/pipeline';
 export { type Receiver, type ReceiverAddresses, type StartOptions, startReceiver } from './receiver';
 export { SelfMetrics } from './self-metrics';
+export { PrometheusConsumer, type PrometheusOptions } from './prometheus/consumer';
+export { type Format as ExpositionFormat, writeFamilies } from './prometheus/exposition';
+export { MetricStore } from './prometheus/store';
