@@ -115,7 +115,11 @@ export async function runMetricsBench(log: (line: string) => void, quick: boolea
     log(`  ingest, ${series} active series: ${Math.round(pointsPerSec).toLocaleString('en-US')} points/s`);
 
     let bytes = 0;
-    const sink = { write: (chunk: Buffer) => void (bytes += chunk.length) };
+    const sink = {
+      write: (chunk: Buffer) => {
+        bytes += chunk.length;
+      },
+    };
     consumer.consume(batch(series, time++));
     let start = performance.now();
     await writeFamilies(consumer.store, 'text', sink);

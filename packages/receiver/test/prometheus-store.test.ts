@@ -50,7 +50,7 @@ function histogram(bounds: number[], counts: number[], sum: number, temporality:
   return { kind: 'histogram', point, temporality };
 }
 
-const valueOf = (family: Family, labels = 'a="1"') => family.series.get(labels)?.value;
+const seriesValue = (family: Family, labels = 'a="1"') => family.series.get(labels)?.value;
 
 describe('temporality', () => {
   test.each([
@@ -95,7 +95,7 @@ describe('temporality', () => {
     const { store, counts } = makeStore();
     const family = store.family('c_total', 'counter', '', '', 1) as Family;
     for (const [start, time, update] of points) store.apply(family, 'a="1"', start * S, time * S, update, [], 0);
-    expect(valueOf(family)).toBe(expected);
+    expect(seriesValue(family)).toBe(expected);
     expect(counts.resets).toBe(resets);
   });
 
@@ -106,7 +106,7 @@ describe('temporality', () => {
     store.apply(family, 'a="1"', 2n * S, 4n * S, counter(4, 'delta'), [], 0);
     store.apply(family, 'a="1"', 2n * S, 4n * S, counter(4, 'delta'), [], 0); // duplicate
     store.apply(family, 'a="1"', 0n, 2n * S, counter(3, 'delta'), [], 0); // late
-    expect(valueOf(family)).toBe(7);
+    expect(seriesValue(family)).toBe(7);
     expect(counts.dropped.out_of_order).toBe(2);
   });
 

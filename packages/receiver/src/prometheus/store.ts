@@ -250,7 +250,8 @@ export class MetricStore {
     } else if (update.kind === 'counter') {
       if (update.temporality === 'delta') overflow.value += update.value;
       else {
-        const tracked = (family.overflowTracked ??= new Map());
+        if (!family.overflowTracked) family.overflowTracked = new Map();
+        const tracked = family.overflowTracked;
         const previous = tracked.get(labels);
         if (previous === undefined && tracked.size >= 10 * this.options.maxSeriesPerMetric) {
           this.counters.dropped('overflow_untracked', 1);
