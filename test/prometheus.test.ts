@@ -244,7 +244,25 @@ describe('OTLP metrics on /metrics, as Prometheus scrapes them', () => {
 
     // The text format (what a plain GET gets) must parse too, now that OTLP families are in it.
     const text = await (await fetch(`${adminUrl}/metrics`)).text();
-    expect(text).toContain('http_server_requests_total{');
+    const series = `job="shop",instance="i-1",${scope}`;
+    expect(text.split('\n')).toEqual(
+      expect.arrayContaining([
+        '# HELP http_server_requests_total Requests served',
+        '# TYPE http_server_requests_total counter',
+        `http_server_requests_total{${series},http_route="/a"} 3`,
+        `http_server_requests_total{${series},http_route="/b"} 2`,
+        '# TYPE http_server_duration_seconds histogram',
+        `http_server_duration_seconds_bucket{${series},le="0.1"} 1`,
+        `http_server_duration_seconds_bucket{${series},le="0.5"} 2`,
+        `http_server_duration_seconds_bucket{${series},le="1"} 3`,
+        `http_server_duration_seconds_bucket{${series},le="+Inf"} 4`,
+        `http_server_duration_seconds_sum{${series}} 3.05`,
+        `http_server_duration_seconds_count{${series}} 4`,
+        `process_cpu_utilization_ratio{${series}} 0.25`,
+        `queue_size{${series}} 7`,
+        'target_info{job="shop",instance="i-1",deployment_environment_name="test"} 1',
+      ]),
+    );
     const promtool = await promtoolCheckMetrics(text);
     expect({ errors: promtool.errors, exitCodeOk: promtool.code === 0 || promtool.code === 3 }).toEqual({
       errors: [],

@@ -247,4 +247,26 @@ describe('OTLP metrics on /metrics', () => {
     expect(plain).toContain(`logins_total{${BASE}} 2\n`);
     expect(plain).not.toContain('trace_id');
   });
+
+  test('a cardinality flood is folded into one overflow series: memory stays bounded and the overflow is counted', async () => {
+    await t.close();
+    t = await startTestReceiver({ prometheus: { max_series_per_metric: 100 } });
+    const points = Array.from({ length: 5000 }, (_, i) => ({
+      asInt: '1',
+      timeUnixNano: T1,
+      attributes: [{ key: 'user.id', value: str(`u-${i}`) }],
+    }));
+    await send(
+      request([{ name: 'clicks', sum: { isMonotonic: true, aggregationTemporality: 2, dataPoints: points } }]),
+    );
+    const lines = (await scrape(t)).filter((l) => l.startsWith('clicks_total'));
+    expect(lines).toHaveLength(101);
+    // 100 series, then the overflow: it sums the next 10 × 100 label sets it can track; the
+    // remaining 3,900 points are dropped and counted, so memory stays bounded whatever comes.
+    expect(lines).toContain('clicks_total{otel_metric_overflow="true"} 1000');
+    const own = await (await fetch(`${t.admin}/metrics`)).text();
+    expect(own).toContain('sonde_prometheus_overflow_points_total 4900');
+    expect(own).toContain('sonde_prometheus_dropped_points_total{reason="overflow_untracked"} 3900');
+    expect(own).toContain('sonde_prometheus_series 101');
+  });
 });
