@@ -23,6 +23,7 @@ import { Pipeline } from './pipeline/pipeline';
 import { RecentTelemetry } from './pipeline/recent';
 import { PrometheusConsumer } from './prometheus/consumer';
 import { SelfMetrics } from './self-metrics';
+import { SpanMetricsConsumer } from './traces/span-metrics';
 
 export interface ReceiverAddresses {
   /** "host:port" of each listener, or undefined when it is off. */
@@ -78,6 +79,21 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
       )
     : undefined;
   if (prometheus) pipeline.metrics.addConsumer(prometheus);
+  const spanMetrics = config.span_metrics.enabled
+    ? new SpanMetricsConsumer(
+        {
+          dimensions: config.span_metrics.dimensions,
+          latencyBuckets: config.span_metrics.latency_buckets,
+          maxSeriesPerMetric: config.span_metrics.max_series_per_metric,
+          metricExpirationMs: config.span_metrics.metric_expiration,
+        },
+        metrics.registry,
+        logger,
+      )
+    : undefined;
+  if (spanMetrics) pipeline.traces.addConsumer(spanMetrics);
+  /** The stores whose series /metrics exposes, after the receiver's own metrics. */
+  const stores = [prometheus?.store, spanMetrics?.store].filter((s) => s !== undefined);
 
   const admission = new Admission(
     {
@@ -107,7 +123,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
   try {
     const adminAddress = config.admin.address;
     if (adminAddress !== 'off') {
-      const app = createAdminApp(metrics, recent, { ready: () => listening && !draining }, prometheus?.store);
+      const app = createAdminApp(metrics, recent, { ready: () => listening && !draining }, stores);
       const server = await listen(app, adminAddress, 'admin');
       addresses.admin = boundAddress(server);
       closeAdmin = () => closeHttp(server, config.shutdown_timeout);

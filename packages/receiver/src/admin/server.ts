@@ -19,12 +19,12 @@ export function createAdminApp(
   metrics: SelfMetrics,
   recent: { [S in Signal]: RecentTelemetry<S> },
   state: AdminState,
-  store: MetricStore | undefined,
+  stores: MetricStore[],
 ): express.Express {
   const app = express();
   app.disable('x-powered-by');
 
-  app.get('/metrics', createScrapeHandler(metrics.registry, store));
+  app.get('/metrics', createScrapeHandler(metrics.registry, stores));
   app.get('/healthz', (_req, res) => {
     res.type('text/plain').send('ok\n');
   });

@@ -96,6 +96,36 @@ export const configSchema = z.strictObject({
       promote_resource_attributes: z.array(z.string()).default([]),
     })
     .prefault({}),
+  span_metrics: z
+    .strictObject({
+      /** RED metrics from spans (traces_spanmetrics_*), as Tempo's metrics-generator writes them. */
+      enabled: z.boolean().default(true),
+      /** Extra label dimensions: attribute keys looked up on the span, then on its resource. */
+      dimensions: z.array(z.string()).default([]),
+      /** Latency histogram bounds in seconds; Tempo's default is 2 ms doubling up to 16.384 s. */
+      latency_buckets: z.array(z.number().positive()).default(Array.from({ length: 14 }, (_, i) => 0.002 * 2 ** i)),
+      /** Most series per span metric; the rest fold into one otel_metric_overflow="true" series. */
+      max_series_per_metric: positiveInt.default(10_000),
+      /** Series without spans for this long disappear. */
+      metric_expiration: duration.default(15 * 60_000),
+    })
+    .prefault({}),
+  service_graph: z
+    .strictObject({
+      /** Service-graph metrics from client/server and producer/consumer span pairs (traces_service_graph_*). */
+      enabled: z.boolean().default(true),
+      /** How long half of an edge waits for its other half. */
+      wait: duration.default(10_000),
+      /** Edges waiting at once; spans past it are dropped and counted. */
+      max_items: positiveInt.default(10_000),
+      /** Request latency histogram bounds in seconds (Tempo's default). */
+      latency_buckets: z.array(z.number().positive()).default([0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8]),
+      /** Most series per service-graph metric. */
+      max_series_per_metric: positiveInt.default(10_000),
+      /** Series without requests for this long disappear. */
+      metric_expiration: duration.default(15 * 60_000),
+    })
+    .prefault({}),
   debug: z
     .strictObject({
       /** How many recent items of each signal are kept in memory for GET /debug/recent (0 turns it off). */

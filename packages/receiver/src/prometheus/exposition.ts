@@ -36,12 +36,12 @@ export interface Sink {
   uncork?(): void;
 }
 
-/** Writes every family of the store to `sink`, yielding between slices. Returns the bytes written. */
-export async function writeFamilies(store: MetricStore, format: Format, sink: Sink): Promise<number> {
+/** Writes every family of the stores to `sink`, yielding between slices. Returns the bytes written. */
+export async function writeFamilies(stores: MetricStore | MetricStore[], format: Format, sink: Sink): Promise<number> {
   let bytes = 0;
   let sliceStart = performance.now();
   sink.cork?.();
-  for (const family of store.families.values()) {
+  for (const family of familiesOf(stores)) {
     const rendered = renderedFamily(family, format);
     if (rendered.length > 0) {
       sink.write(rendered);
@@ -56,6 +56,10 @@ export async function writeFamilies(store: MetricStore, format: Format, sink: Si
   }
   sink.uncork?.();
   return bytes;
+}
+
+function* familiesOf(stores: MetricStore | MetricStore[]): Iterable<Family> {
+  for (const store of Array.isArray(stores) ? stores : [stores]) yield* store.families.values();
 }
 
 function renderedFamily(family: Family, format: Format): Buffer {
@@ -83,7 +87,7 @@ function renderSeries(family: Family, s: Series, om: boolean): string {
   const name = family.name;
   switch (family.type) {
     case 'counter':
-      return `${name}${braces(s.labels)} ${num(s.value)}${om && s.exemplar ? exemplar(s.exemplar) : ''}\n`;
+      return `${name}${braces(s.labels)} ${num(s.value)}${om && s.exemplar ? exemplar(family, s.exemplar) : ''}\n`;
     case 'gauge':
       return `${name}${braces(s.labels)} ${num(s.value)}\n`;
     case 'summary': {
@@ -93,11 +97,12 @@ function renderSeries(family: Family, s: Series, om: boolean): string {
       return `${out}${name}_sum${braces(s.labels)} ${num(s.value)}\n${name}_count${braces(s.labels)} ${num(s.count)}\n`;
     }
     default:
-      return s.exponential ? renderExponential(name, s.labels, s.exponential) : renderHistogram(name, s, om);
+      return s.exponential ? renderExponential(name, s.labels, s.exponential) : renderHistogram(family, s, om);
   }
 }
 
-function renderHistogram(name: string, s: Series, om: boolean): string {
+function renderHistogram(family: Family, s: Series, om: boolean): string {
+  const name = family.name;
   const h = s.histogram;
   if (!h) return '';
   let out = '';
@@ -106,7 +111,7 @@ function renderHistogram(name: string, s: Series, om: boolean): string {
     cumulative += h.counts[i];
     const le = i < h.bounds.length ? num(h.bounds[i]) : '+Inf';
     const ex = om ? h.exemplars[i] : undefined;
-    out += `${name}_bucket${braces(withLabel(s.labels, 'le', le))} ${num(cumulative)}${ex ? exemplar(ex) : ''}\n`;
+    out += `${name}_bucket${braces(withLabel(s.labels, 'le', le))} ${num(cumulative)}${ex ? exemplar(family, ex) : ''}\n`;
   }
   return `${out}${name}_sum${braces(s.labels)} ${num(h.sum)}\n${name}_count${braces(s.labels)} ${num(h.count)}\n`;
 }
@@ -158,7 +163,8 @@ export function num(v: number): string {
   return String(v);
 }
 
-/** An OpenMetrics exemplar: ` # {trace_id="…",span_id="…"} value timestamp`. */
-function exemplar(e: Exemplar): string {
-  return ` # {trace_id="${e.traceId}",span_id="${e.spanId}"} ${num(e.value)} ${e.timestamp.toFixed(3)}`;
+/** An OpenMetrics exemplar: ` # {trace_id="…",span_id="…"} value timestamp` (label names per family). */
+function exemplar(family: Family, e: Exemplar): string {
+  const l = family.exemplarLabels;
+  return ` # {${l.trace}="${e.traceId}",${l.span}="${e.spanId}"} ${num(e.value)} ${e.timestamp.toFixed(3)}`;
 }

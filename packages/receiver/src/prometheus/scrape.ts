@@ -8,7 +8,7 @@ import { Histogram, Registry, type RegistryContentType } from 'prom-client';
 import { FORMAT_CONTENT_TYPE, type Format, negotiateFormat, writeFamilies } from './exposition';
 import type { MetricStore } from './store';
 
-export function createScrapeHandler(registry: Registry, store: MetricStore | undefined) {
+export function createScrapeHandler(registry: Registry, stores: MetricStore[]) {
   const duration = new Histogram({
     name: 'sonde_prometheus_scrape_duration_seconds',
     help: 'Time to write /metrics, by format',
@@ -27,7 +27,7 @@ export function createScrapeHandler(registry: Registry, store: MetricStore | und
   let previous: Promise<void> = Promise.resolve();
   return (req: Request, res: Response): void => {
     const format = negotiateFormat(req.headers.accept);
-    const run = () => scrape(format, res, registry, store, duration, size);
+    const run = () => scrape(format, res, registry, stores, duration, size);
     previous = previous.then(run, run);
   };
 }
@@ -36,7 +36,7 @@ async function scrape(
   format: Format,
   res: Response,
   registry: Registry,
-  store: MetricStore | undefined,
+  stores: MetricStore[],
   duration: Histogram<'format'>,
   size: Histogram<'format'>,
 ): Promise<void> {
@@ -56,7 +56,7 @@ async function scrape(
     res.writeHead(200, { 'content-type': FORMAT_CONTENT_TYPE[format] });
     res.write(own);
     let bytes = Buffer.byteLength(own);
-    if (store) bytes += await writeFamilies(store, format, res);
+    bytes += await writeFamilies(stores, format, res);
     if (format === 'openmetrics') {
       res.write('# EOF\n');
       bytes += 6;

@@ -97,6 +97,10 @@ export class Family {
   text: Buffer | undefined;
   openMetrics: Buffer | undefined;
   conflictLogged = false;
+  /** Kept in the store when it has no series left (for families a consumer holds on to). */
+  pinned = false;
+  /** Label names of exemplars: OTLP metrics use trace_id/span_id; Tempo-style span metrics traceID/spanID. */
+  exemplarLabels: { trace: string; span: string } = { trace: 'trace_id', span: 'span_id' };
 
   constructor(
     readonly name: string,
@@ -275,6 +279,66 @@ export class MetricStore {
     family.changed();
   }
 
+  /**
+   * Adds `value` to a counter series (created at 0 when new), for metrics the receiver derives itself
+   * (span metrics, service graph). Past the series limit, the value goes to the overflow series.
+   */
+  increment(family: Family, labels: string, value: number, exemplar: Exemplar | undefined, now: number): void {
+    const series = this.derivedSeries(family, labels, now);
+    series.value += value;
+    if (exemplar) series.exemplar = exemplar;
+    series.updatedAt = now;
+    family.changed();
+  }
+
+  /** Records one observation in a histogram series with the given bucket bounds (created empty when new). */
+  observe(
+    family: Family,
+    labels: string,
+    bounds: number[],
+    value: number,
+    exemplar: Exemplar | undefined,
+    now: number,
+  ): void {
+    const series = this.derivedSeries(family, labels, now);
+    let h = series.histogram;
+    if (!h) {
+      h = {
+        bounds,
+        counts: new Array(bounds.length + 1).fill(0),
+        sum: 0,
+        count: 0,
+        exemplars: new Array(bounds.length + 1).fill(undefined),
+      };
+      series.histogram = h;
+    }
+    let i = 0;
+    while (i < bounds.length && value > bounds[i]) i++;
+    h.counts[i]++;
+    h.sum += value;
+    h.count++;
+    if (exemplar) h.exemplars[i] = exemplar;
+    series.updatedAt = now;
+    family.changed();
+  }
+
+  private derivedSeries(family: Family, labels: string, now: number): Series {
+    let series = family.series.get(labels);
+    if (series) return series;
+    if (family.series.size >= this.options.maxSeriesPerMetric) {
+      this.counters.overflow();
+      if (!family.overflow) {
+        family.overflow = newSeries(OVERFLOW_LABELS, 0n, 0n, now);
+        this.seriesCount++;
+      }
+      return family.overflow;
+    }
+    series = newSeries(labels, 0n, 0n, now);
+    family.series.set(labels, series);
+    this.seriesCount++;
+    return series;
+  }
+
   /** Removes series not updated for the expiration time; returns how many went. */
   sweep(now: number): number {
     const cutoff = now - this.options.metricExpirationMs;
@@ -295,7 +359,7 @@ export class MetricStore {
         changed = true;
       }
       if (changed) family.changed();
-      if (family.series.size === 0 && !family.overflow) this.families.delete(name);
+      if (family.series.size === 0 && !family.overflow && !family.pinned) this.families.delete(name);
     }
     if (removed > 0) {
       this.seriesCount -= removed;

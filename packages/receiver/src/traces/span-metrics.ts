@@ -1,0 +1,169 @@
+/**
+ * RED metrics from spans, as Tempo's metrics-generator writes them, because Grafana's Tempo
+ * datasource queries these exact names and labels for its Service Graph view and RED table:
+ *
+ * - `traces_spanmetrics_calls_total{service, span_name, span_kind, status_code}`: one per span;
+ * - `traces_spanmetrics_latency_bucket/_sum/_count{…, le}`: the span's duration in seconds;
+ * - `span_kind` is `SPAN_KIND_SERVER|CLIENT|PRODUCER|CONSUMER|INTERNAL|UNSPECIFIED`, `status_code`
+ *   `STATUS_CODE_OK|ERROR|UNSET`;
+ * - configured extra dimensions come from the span's attributes, else the resource's, else "";
+ * - exemplars carry the span's trace and span id as `traceID`/`spanID` (Tempo's label names).
+ *
+ * Series are keyed by these labels only, so resource attributes that change with every process
+ * (pid, host, instance id) never split or reset the counters. Bounded by the store's series limit
+ * (overflow series) and expiry.
+ */
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { type AnyValue, attributeValue, type KeyValue } from '../model';
+import type { Batch, Consumer } from '../pipeline/pipeline';
+import { escapeLabelValue, labelName, labelValue } from '../prometheus/naming';
+import { type Family, MetricStore } from '../prometheus/store';
+
+export interface SpanMetricsOptions {
+  /** Extra label dimensions: attribute keys, looked up on the span, then on its resource. */
+  dimensions: string[];
+  /** Latency histogram bounds, in seconds. */
+  latencyBuckets: number[];
+  maxSeriesPerMetric: number;
+  metricExpirationMs: number;
+}
+
+/** Tempo's default: 2 ms doubling, 14 buckets, up to 16.384 s. */
+export const DEFAULT_LATENCY_BUCKETS = Array.from({ length: 14 }, (_, i) => 0.002 * 2 ** i);
+
+const SPAN_KINDS = [
+  'SPAN_KIND_UNSPECIFIED',
+  'SPAN_KIND_INTERNAL',
+  'SPAN_KIND_SERVER',
+  'SPAN_KIND_CLIENT',
+  'SPAN_KIND_PRODUCER',
+  'SPAN_KIND_CONSUMER',
+];
+const STATUS_CODES = ['STATUS_CODE_UNSET', 'STATUS_CODE_OK', 'STATUS_CODE_ERROR'];
+const EXEMPLAR_LABELS = { trace: 'traceID', span: 'spanID' };
+const DEFAULT_LABELS = new Set(['service', 'span_name', 'span_kind', 'status_code']);
+
+export class SpanMetricsConsumer implements Consumer<'traces'> {
+  readonly name = 'span_metrics';
+  readonly store: MetricStore;
+  private readonly calls: Family;
+  private readonly latency: Family;
+  private readonly dimensions: { key: string; label: string }[];
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly options: SpanMetricsOptions,
+    registry: Registry,
+    logger: Logger,
+  ) {
+    const dropped = new Counter({
+      name: 'sonde_span_metrics_dropped_total',
+      help: 'Span-metric updates not recorded, by reason',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    });
+    const overflow = new Counter({
+      name: 'sonde_span_metrics_overflow_total',
+      help: 'Spans counted in the otel_metric_overflow="true" series because span metrics had max_series_per_metric series',
+      registers: [registry],
+    });
+    const expired = new Counter({
+      name: 'sonde_span_metrics_expired_series_total',
+      help: 'Span-metric series removed after metric_expiration without spans',
+      registers: [registry],
+    });
+    this.store = new MetricStore(
+      { maxSeriesPerMetric: options.maxSeriesPerMetric, metricExpirationMs: options.metricExpirationMs },
+      {
+        dropped: (reason, n) => dropped.inc({ reason }, n),
+        reset: () => {},
+        overflow: () => overflow.inc(),
+        expired: (n) => expired.inc(n),
+      },
+      (family) => logger.warn({ metric: family.name }, 'span metrics: metric name conflict'),
+    );
+    const store = this.store;
+    new Gauge({
+      name: 'sonde_span_metrics_series',
+      help: 'Span-metric series on /metrics',
+      registers: [registry],
+      collect() {
+        this.set(store.activeSeries);
+      },
+    });
+    this.calls = this.family(
+      'traces_spanmetrics_calls_total',
+      'counter',
+      'Spans, by service, span name, kind and status',
+    );
+    this.latency = this.family('traces_spanmetrics_latency', 'histogram', 'Span duration in seconds');
+    // A dimension whose label would collide with a default label gets a `__` prefix, as Tempo does.
+    this.dimensions = options.dimensions.map((key) => {
+      const label = labelName(key);
+      return { key, label: DEFAULT_LABELS.has(label) ? `__${label}` : label };
+    });
+    this.sweeper = setInterval(() => store.sweep(Date.now()), Math.max(1000, options.metricExpirationMs / 10));
+    this.sweeper.unref();
+  }
+
+  private family(name: string, type: 'counter' | 'histogram', help: string): Family {
+    const family = this.store.family(name, type, type === 'histogram' ? 's' : '', help, 0) as Family;
+    family.exemplarLabels = EXEMPLAR_LABELS;
+    family.pinned = true;
+    return family;
+  }
+
+  consume(batch: Batch<'traces'>): void {
+    const now = Date.now();
+    const buckets = this.options.latencyBuckets;
+    for (const rs of batch.data) {
+      const resource = rs.resource.attributes;
+      const service = `service="${escapeLabelValue(stringOf(attributeValue(resource, 'service.name')))}"`;
+      for (const ss of rs.scopeSpans) {
+        for (const span of ss.spans) {
+          const labels =
+            `${service},span_name="${escapeLabelValue(span.name)}",span_kind="${SPAN_KINDS[span.kind] ?? SPAN_KINDS[0]}",` +
+            `status_code="${STATUS_CODES[span.status.code] ?? STATUS_CODES[0]}"${this.dimensionLabels(span.attributes, resource)}`;
+          const seconds =
+            span.endTimeUnixNano > span.startTimeUnixNano
+              ? Number(span.endTimeUnixNano - span.startTimeUnixNano) / 1e9
+              : 0;
+          const timestamp = Number(span.endTimeUnixNano / 1_000_000n) / 1000;
+          this.store.increment(
+            this.calls,
+            labels,
+            1,
+            { traceId: span.traceId, spanId: span.spanId, value: 1, timestamp },
+            now,
+          );
+          this.store.observe(
+            this.latency,
+            labels,
+            buckets,
+            seconds,
+            { traceId: span.traceId, spanId: span.spanId, value: seconds, timestamp },
+            now,
+          );
+        }
+      }
+    }
+  }
+
+  private dimensionLabels(span: readonly KeyValue[], resource: readonly KeyValue[]): string {
+    let out = '';
+    for (const d of this.dimensions) {
+      const value = attributeValue(span, d.key) ?? attributeValue(resource, d.key);
+      out += `,${d.label}="${escapeLabelValue(value === undefined ? '' : labelValue(value))}"`;
+    }
+    return out;
+  }
+
+  async shutdown(): Promise<void> {
+    clearInterval(this.sweeper);
+  }
+}
+
+function stringOf(value: AnyValue): string {
+  return value === undefined ? '' : labelValue(value);
+}
