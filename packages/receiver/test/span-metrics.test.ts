@@ -1,0 +1,106 @@
+/** Span metrics from hand-built spans: dimensions, unknown kinds, overflow, exemplar labels. */
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import type { Batch, KeyValue, Span } from '../src';
+import { renderFamily } from '../src/prometheus/exposition';
+import type { Family } from '../src/prometheus/store';
+import { SpanMetricsConsumer } from '../src/traces/span-metrics';
+
+function span(name: string, attributes: KeyValue[] = [], kind = 2, code = 0): Span {
+  return {
+    traceId: '5b8efff798038103d269b633813fc60c',
+    spanId: 'eee19b7ec3c1b174',
+    traceState: '',
+    parentSpanId: '',
+    flags: 0,
+    name,
+    kind,
+    startTimeUnixNano: 1_700_000_000_000_000_000n,
+    endTimeUnixNano: 1_700_000_000_050_000_000n,
+    attributes,
+    droppedAttributesCount: 0,
+    events: [],
+    droppedEventsCount: 0,
+    links: [],
+    droppedLinksCount: 0,
+    status: { code, message: '' },
+  };
+}
+
+function batch(spans: Span[], resource: KeyValue[] = [{ key: 'service.name', value: 'shop' }]): Batch<'traces'> {
+  return {
+    signal: 'traces',
+    itemCount: spans.length,
+    warnings: [],
+    decodeStats: undefined,
+    context: { transport: 'http', encoding: 'protobuf', receivedAt: 0, raw: undefined, modified: false },
+    data: [
+      {
+        resource: { attributes: resource, droppedAttributesCount: 0 },
+        schemaUrl: '',
+        scopeSpans: [
+          { scope: { name: 's', version: '', attributes: [], droppedAttributesCount: 0 }, schemaUrl: '', spans },
+        ],
+      },
+    ],
+  };
+}
+
+function consumer(dimensions: string[] = [], maxSeriesPerMetric = 100) {
+  return new SpanMetricsConsumer(
+    { dimensions, latencyBuckets: [0.1], maxSeriesPerMetric, metricExpirationMs: 60_000 },
+    new Registry(),
+    pino({ level: 'silent' }),
+  );
+}
+
+const calls = (c: SpanMetricsConsumer) =>
+  renderFamily(c.store.families.get('traces_spanmetrics_calls_total') as Family, 'text')
+    .split('\n')
+    .filter((l) => l.startsWith('traces_'));
+
+afterEach(() => jest.clearAllTimers());
+
+test('dimensions come from the span, then the resource, else ""; one colliding with a default label gets "__"', async () => {
+  const c = consumer(['http.route', 'deployment.environment.name', 'missing', 'service']);
+  c.consume(
+    batch(
+      [
+        span('GET /a', [
+          { key: 'http.route', value: '/a' },
+          { key: 'service', value: 'x' },
+        ]),
+      ],
+      [
+        { key: 'service.name', value: 'shop' },
+        { key: 'deployment.environment.name', value: 'prod' },
+      ],
+    ),
+  );
+  expect(calls(c)).toEqual([
+    'traces_spanmetrics_calls_total{service="shop",span_name="GET /a",span_kind="SPAN_KIND_SERVER",status_code="STATUS_CODE_UNSET",http_route="/a",deployment_environment_name="prod",missing="",__service="x"} 1',
+  ]);
+  await c.shutdown();
+});
+
+test('unknown kinds and status codes count as UNSPECIFIED and UNSET; a resource without service.name gives service=""', async () => {
+  const c = consumer();
+  c.consume(batch([span('x', [], 9, 7)], []));
+  expect(calls(c)).toEqual([
+    'traces_spanmetrics_calls_total{service="",span_name="x",span_kind="SPAN_KIND_UNSPECIFIED",status_code="STATUS_CODE_UNSET"} 1',
+  ]);
+  await c.shutdown();
+});
+
+test('past the series limit, spans are counted in one overflow series', async () => {
+  const c = consumer([], 2);
+  c.consume(batch(['a', 'b', 'c', 'd', 'c'].map((n) => span(n))));
+  const lines = calls(c);
+  expect(lines).toHaveLength(3);
+  expect(lines[2]).toBe('traces_spanmetrics_calls_total{otel_metric_overflow="true"} 3');
+  const latency = renderFamily(c.store.families.get('traces_spanmetrics_latency') as Family, 'openmetrics');
+  expect(latency).toContain(
+    'traces_spanmetrics_latency_bucket{otel_metric_overflow="true",le="0.1"} 3 # {traceID="5b8efff798038103d269b633813fc60c",spanID="eee19b7ec3c1b174"} 0.05 1700000000.050',
+  );
+  await c.shutdown();
+});
