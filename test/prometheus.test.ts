@@ -17,12 +17,13 @@
  * every scrape here reads the OpenMetrics rendering; promtool reads the text format (a plain GET).
  */
 import { randomBytes } from 'node:crypto';
-import { ValueType } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, ValueType } from '@opentelemetry/api';
 import { AggregationTemporalityPreference } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
-import { TracerProvider } from '@opentelemetry/sdk-trace';
+import { SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { type Receiver, startReceiver, validateConfig } from '@sonde/receiver';
 import { type Prometheus, promtoolCheckMetrics, type Sample, startPrometheus } from './prometheus-harness';
 
@@ -405,5 +406,57 @@ describe('OTLP metrics on /metrics, as Prometheus scrapes them', () => {
           { le: undefined, value: 1, labels: ids, timestamp: expectedTime },
         ]),
     });
+  });
+
+  test("Grafana's Tempo datasource queries (Service Graph node graph and RED table) return series", async () => {
+    const exporter = new OTLPTraceExporter({ url: `${otlpUrl}/v1/traces` });
+    const make = (name: string) => {
+      const provider = new TracerProvider({
+        resource: resourceFromAttributes({ 'service.name': name }),
+        spanProcessors: [new SimpleSpanProcessor({ exporter })],
+      });
+      providers.push(provider);
+      return provider;
+    };
+    const gateway = make('gateway').getTracer('gw');
+    const cart = make('cart').getTracer('cart');
+    for (let i = 0; i < 3; i++) {
+      const root = gateway.startSpan('GET /cart', { kind: SpanKind.SERVER });
+      const call = gateway.startSpan('GET /items', { kind: SpanKind.CLIENT }, trace.setSpan(ROOT_CONTEXT, root));
+      const server = cart.startSpan('GET /items', { kind: SpanKind.SERVER }, trace.setSpan(ROOT_CONTEXT, call));
+      if (i === 0) server.setStatus({ code: SpanStatusCode.ERROR });
+      server.end();
+      call.end();
+      root.end();
+    }
+    await Promise.all(providers.map((p) => (p as { forceFlush?: () => Promise<void> }).forceFlush?.()));
+    // The exact query shapes of grafana-tempo-datasource (graphTransform.ts, datasource.ts), with $__range = 5m.
+    const nonEmpty = (s: Sample[]) => s.length > 0;
+    const queries = [
+      'sum by (client, server) (rate(traces_service_graph_request_total[5m]))',
+      'sum by (client, server) (rate(traces_service_graph_request_failed_total[5m]))',
+      'sum by (client, server) (rate(traces_service_graph_request_server_seconds_sum[5m]))',
+      'sum by (client, server) (rate(traces_service_graph_request_server_seconds_bucket[5m]))',
+      'group by (client, connection_type, server) (traces_service_graph_request_total)',
+      'topk(5, sum(rate(traces_spanmetrics_calls_total{span_kind="SPAN_KIND_SERVER"}[5m])) by (span_name))',
+      'topk(5, sum(rate(traces_spanmetrics_calls_total{span_kind="SPAN_KIND_SERVER",status_code="STATUS_CODE_ERROR"}[5m])) by (span_name))',
+      'histogram_quantile(.9, sum(rate(traces_spanmetrics_latency_bucket{span_kind="SPAN_KIND_SERVER"}[5m])) by (le))',
+    ];
+    await expectAll(Object.fromEntries(queries.map((q) => [q, () => prometheus.waitFor(q, nonEmpty, WAIT_MS)])));
+    const edges = await prometheus.query(
+      'group by (client, connection_type, server) (traces_service_graph_request_total)',
+    );
+    // Prometheus drops labels with empty values: connection_type="" arrives as no label, as with Tempo.
+    expect(
+      edges.map((e) => `${e.metric.client}→${e.metric.server} (${e.metric.connection_type ?? ''})`).sort(),
+    ).toEqual(['gateway→cart ()', 'user→gateway (virtual_node)']);
+    const failed = await prometheus.query('traces_service_graph_request_failed_total');
+    expect(failed.map((f) => [f.metric.client, f.metric.server, f.value])).toEqual([['gateway', 'cart', 1]]);
+    const exemplars = await prometheus.queryExemplars(
+      'traces_spanmetrics_latency_bucket',
+      Date.now() / 1000 - 300,
+      Date.now() / 1000 + 60,
+    );
+    expect(JSON.stringify(exemplars)).toContain('"traceID"');
   });
 });

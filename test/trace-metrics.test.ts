@@ -19,6 +19,7 @@ beforeAll(async () => {
       admin: { address: '127.0.0.1:0' },
       log: { level: 'silent' },
       span_metrics: { latency_buckets: [0.01, 0.1, 1] },
+      service_graph: { latency_buckets: [0.1, 1] },
     }),
     { defaultMetrics: false },
   );
@@ -104,4 +105,68 @@ test('a frontend calling a checkout service gives exact RED series, with exempla
   expect(om).toContain(
     `traces_spanmetrics_latency_bucket{${root_},le="1"} 1 # {traceID="${traceId}",spanID="${root.spanContext().spanId}"} 0.2 1700000000.200\n`,
   );
+});
+
+test('client/server pairs across services, a database call and a producer/consumer pair give the service graph', async () => {
+  const web = service('web').getTracer('web');
+  const orders = service('orders').getTracer('orders');
+  const worker = service('worker').getTracer('worker');
+  const root = web.startSpan('GET /order', { kind: SpanKind.SERVER, startTime: ms(1000) });
+  const call = web.startSpan(
+    'POST /orders',
+    { kind: SpanKind.CLIENT, startTime: ms(1010) },
+    trace.setSpan(ROOT_CONTEXT, root),
+  );
+  const handle = orders.startSpan(
+    'POST /orders',
+    { kind: SpanKind.SERVER, startTime: ms(1020) },
+    trace.setSpan(ROOT_CONTEXT, call),
+  );
+  const insert = orders.startSpan(
+    'INSERT orders',
+    {
+      kind: SpanKind.CLIENT,
+      startTime: ms(1030),
+      attributes: { 'db.system.name': 'postgresql', 'db.namespace': 'shop' },
+    },
+    trace.setSpan(ROOT_CONTEXT, handle),
+  );
+  insert.end(ms(1060));
+  const publish = orders.startSpan(
+    'publish order.created',
+    { kind: SpanKind.PRODUCER, startTime: ms(1070) },
+    trace.setSpan(ROOT_CONTEXT, handle),
+  );
+  publish.setStatus({ code: SpanStatusCode.ERROR });
+  publish.end(ms(1075));
+  handle.end(ms(1500));
+  call.end(ms(1600));
+  root.end(ms(1700));
+  const process = worker.startSpan(
+    'process order.created',
+    { kind: SpanKind.CONSUMER, startTime: ms(1080) },
+    trace.setSpan(ROOT_CONTEXT, publish),
+  );
+  process.end(ms(1280));
+  await Promise.all(providers.map((p) => p.forceFlush()));
+
+  const text = await (await fetch(`http://${receiver.addresses.admin}/metrics`)).text();
+  const lines = text.split('\n');
+  const edge = (client: string, server: string, type: string) =>
+    `client="${client}",server="${server}",connection_type="${type}"`;
+  expect(lines).toEqual(
+    expect.arrayContaining([
+      `traces_service_graph_request_total{${edge('user', 'web', 'virtual_node')}} 1`,
+      `traces_service_graph_request_total{${edge('web', 'orders', '')}} 1`,
+      `traces_service_graph_request_total{${edge('orders', 'shop', 'database')}} 1`,
+      `traces_service_graph_request_total{${edge('orders', 'worker', 'messaging_system')}} 1`,
+      `traces_service_graph_request_failed_total{${edge('orders', 'worker', 'messaging_system')}} 1`,
+      // server side of web → orders: 480 ms; client side: 590 ms
+      `traces_service_graph_request_server_seconds_bucket{${edge('web', 'orders', '')},le="0.1"} 0`,
+      `traces_service_graph_request_server_seconds_bucket{${edge('web', 'orders', '')},le="1"} 1`,
+      `traces_service_graph_request_server_seconds_sum{${edge('web', 'orders', '')}} 0.48`,
+      `traces_service_graph_request_client_seconds_sum{${edge('web', 'orders', '')}} 0.59`,
+    ]),
+  );
+  expect(lines.some((l) => l.startsWith('traces_service_graph_request_failed_total{client="web"'))).toBe(false);
 });

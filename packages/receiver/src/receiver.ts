@@ -23,6 +23,7 @@ import { Pipeline } from './pipeline/pipeline';
 import { RecentTelemetry } from './pipeline/recent';
 import { PrometheusConsumer } from './prometheus/consumer';
 import { SelfMetrics } from './self-metrics';
+import { ServiceGraphConsumer } from './traces/service-graph';
 import { SpanMetricsConsumer } from './traces/span-metrics';
 
 export interface ReceiverAddresses {
@@ -92,8 +93,22 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
       )
     : undefined;
   if (spanMetrics) pipeline.traces.addConsumer(spanMetrics);
+  const serviceGraph = config.service_graph.enabled
+    ? new ServiceGraphConsumer(
+        {
+          waitMs: config.service_graph.wait,
+          maxItems: config.service_graph.max_items,
+          latencyBuckets: config.service_graph.latency_buckets,
+          maxSeriesPerMetric: config.service_graph.max_series_per_metric,
+          metricExpirationMs: config.service_graph.metric_expiration,
+        },
+        metrics.registry,
+        logger,
+      )
+    : undefined;
+  if (serviceGraph) pipeline.traces.addConsumer(serviceGraph);
   /** The stores whose series /metrics exposes, after the receiver's own metrics. */
-  const stores = [prometheus?.store, spanMetrics?.store].filter((s) => s !== undefined);
+  const stores = [prometheus?.store, spanMetrics?.store, serviceGraph?.store].filter((s) => s !== undefined);
 
   const admission = new Admission(
     {

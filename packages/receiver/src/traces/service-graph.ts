@@ -1,0 +1,347 @@
+/**
+ * Service graph metrics from spans, as Tempo's metrics-generator writes them, because Grafana's Tempo
+ * datasource queries these exact names and labels for its service map (node stats go to the server):
+ *
+ * - `traces_service_graph_request_total{client, server, connection_type}`: one per request;
+ * - `traces_service_graph_request_failed_total{…}`: requests where either side has status ERROR;
+ * - `traces_service_graph_request_server_seconds_*{…, le}` and `…_client_seconds_*`: the duration of
+ *   the server span and of the client span, in seconds;
+ * - `traces_service_graph_unpaired_spans_total{client, server}`: halves that expired without their
+ *   other half and could not be made into a virtual-node edge (the missing side is "");
+ * - `traces_service_graph_dropped_spans_total{client, server}`: halves not kept because `maxItems`
+ *   edges were already waiting.
+ *
+ * Pairing: a CLIENT or PRODUCER span waits under `traceId:spanId`, a SERVER or CONSUMER span under
+ * `traceId:parentSpanId`; when both halves of a key are there (in any order, across requests), the
+ * edge is emitted. connection_type is `messaging_system` when the client half is a PRODUCER or the
+ * server half a CONSUMER, else "".
+ *
+ * Edges that need no partner are emitted at once:
+ * - a CLIENT span with `db.system.name` or `db.system` → server = `db.namespace`, else `db.name`,
+ *   else `server.address`, else the db system; connection_type `database`; both durations are the
+ *   client span's (there is no server span), as Tempo does;
+ * - a SERVER or CONSUMER span without a parent → client `user`, connection_type `virtual_node`.
+ *
+ * A waiting half expires after `waitMs` (and on shutdown). A client half with `peer.service`,
+ * `service.peer.name`, `server.address`, `db.name` or `db.system` (first found) becomes an edge to that
+ * virtual server, connection_type `virtual_node`; any other half is counted as unpaired.
+ *
+ * For an edge with only one span, both histograms observe that span's duration: the missing side's
+ * best estimate, and it keeps `server_seconds_sum / request_total` (Grafana's average) meaningful.
+ *
+ * Exemplars (`traceID`/`spanID`, Tempo's label names) carry the server span's ids, or the only span's;
+ * their value is 1 on counters and the observed seconds on histograms, their time the span's end.
+ */
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { type AnyValue, attributeValue, type KeyValue, type Span, SpanKind, StatusCode } from '../model';
+import type { Batch, Consumer } from '../pipeline/pipeline';
+import { escapeLabelValue, labelValue } from '../prometheus/naming';
+import { type Exemplar, type Family, MetricStore } from '../prometheus/store';
+
+export interface ServiceGraphOptions {
+  /** How long an unpaired half waits for its other half, in ms. */
+  waitMs: number;
+  /** Edges waiting at once; a new one past it is dropped and counted. */
+  maxItems: number;
+  /** Latency histogram bounds, in seconds. */
+  latencyBuckets: number[];
+  maxSeriesPerMetric: number;
+  metricExpirationMs: number;
+}
+
+export const DEFAULT_SERVICE_GRAPH_WAIT_MS = 10_000;
+export const DEFAULT_SERVICE_GRAPH_MAX_ITEMS = 10_000;
+/** Tempo's default service graph buckets, in seconds. */
+export const DEFAULT_SERVICE_GRAPH_BUCKETS = [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8];
+
+export type ConnectionType = '' | 'virtual_node' | 'messaging_system' | 'database';
+
+const EXEMPLAR_LABELS = { trace: 'traceID', span: 'spanID' };
+/** Span attributes naming the server of a client span whose server never reported, first found wins. */
+const PEER_ATTRIBUTES = ['peer.service', 'service.peer.name', 'server.address', 'db.name', 'db.system'];
+/** Span attributes naming the database of a database client span, first found wins. */
+const DATABASE_NAME_ATTRIBUTES = ['db.namespace', 'db.name', 'server.address', 'db.system.name', 'db.system'];
+
+/** One side of an edge: what its span tells. */
+interface Half {
+  service: string;
+  spanId: string;
+  seconds: number;
+  failed: boolean;
+  /** The span's end, as an exemplar timestamp (Unix seconds). */
+  timestamp: number;
+  /** PRODUCER for a client half, CONSUMER for a server half. */
+  messaging: boolean;
+  /** Client halves: the virtual server to use on expiry ('' when none). */
+  peer: string;
+}
+
+interface Edge {
+  traceId: string;
+  /** When the first half arrived (ms); the edge expires `waitMs` later. */
+  createdAt: number;
+  client: Half | undefined;
+  server: Half | undefined;
+}
+
+export class ServiceGraphConsumer implements Consumer<'traces'> {
+  readonly name = 'service_graph';
+  readonly store: MetricStore;
+  /** Waiting edges by key, in creation order (updates do not move them), so the oldest come first. */
+  private readonly edges = new Map<string, Edge>();
+  private readonly requests: Family;
+  private readonly failed: Family;
+  private readonly serverSeconds: Family;
+  private readonly clientSeconds: Family;
+  private readonly unpaired: Family;
+  private readonly dropped: Family;
+  private readonly expirer: NodeJS.Timeout;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly options: ServiceGraphOptions,
+    registry: Registry,
+    logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    const droppedPoints = new Counter({
+      name: 'sonde_service_graph_dropped_points_total',
+      help: 'Service graph metric updates not recorded, by reason',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    });
+    const overflow = new Counter({
+      name: 'sonde_service_graph_overflow_total',
+      help: 'Updates folded into an otel_metric_overflow="true" series because a service graph metric had max_series_per_metric series',
+      registers: [registry],
+    });
+    const expired = new Counter({
+      name: 'sonde_service_graph_expired_series_total',
+      help: 'Service graph series removed after metric_expiration without requests',
+      registers: [registry],
+    });
+    this.store = new MetricStore(
+      { maxSeriesPerMetric: options.maxSeriesPerMetric, metricExpirationMs: options.metricExpirationMs },
+      {
+        dropped: (reason, n) => droppedPoints.inc({ reason }, n),
+        reset: () => {},
+        overflow: () => overflow.inc(),
+        expired: (n) => expired.inc(n),
+      },
+      (family) => logger.warn({ metric: family.name }, 'service graph: metric name conflict'),
+    );
+    const store = this.store;
+    const edges = this.edges;
+    new Gauge({
+      name: 'sonde_service_graph_series',
+      help: 'Service graph series on /metrics',
+      registers: [registry],
+      collect() {
+        this.set(store.activeSeries);
+      },
+    });
+    new Gauge({
+      name: 'sonde_service_graph_waiting_edges',
+      help: 'Service graph edges waiting for their other half',
+      registers: [registry],
+      collect() {
+        this.set(edges.size);
+      },
+    });
+    this.requests = this.family(
+      'traces_service_graph_request_total',
+      'counter',
+      'Requests between two nodes, by client, server and connection type',
+    );
+    this.failed = this.family(
+      'traces_service_graph_request_failed_total',
+      'counter',
+      'Failed requests between two nodes, by client, server and connection type',
+    );
+    this.serverSeconds = this.family(
+      'traces_service_graph_request_server_seconds',
+      'histogram',
+      'Request duration as seen by the server, in seconds',
+    );
+    this.clientSeconds = this.family(
+      'traces_service_graph_request_client_seconds',
+      'histogram',
+      'Request duration as seen by the client, in seconds',
+    );
+    this.unpaired = this.family(
+      'traces_service_graph_unpaired_spans_total',
+      'counter',
+      'Client and server spans that expired without their other half',
+    );
+    this.dropped = this.family(
+      'traces_service_graph_dropped_spans_total',
+      'counter',
+      'Client and server spans not paired because too many edges were waiting',
+    );
+    this.expirer = setInterval(() => this.expire(this.now()), 1000);
+    this.expirer.unref();
+    this.sweeper = setInterval(() => store.sweep(this.now()), Math.max(1000, options.metricExpirationMs / 10));
+    this.sweeper.unref();
+  }
+
+  private family(name: string, type: 'counter' | 'histogram', help: string): Family {
+    const family = this.store.family(name, type, type === 'histogram' ? 's' : '', help, 0) as Family;
+    family.exemplarLabels = EXEMPLAR_LABELS;
+    family.pinned = true;
+    return family;
+  }
+
+  /** Edges waiting for their other half. */
+  get waitingEdges(): number {
+    return this.edges.size;
+  }
+
+  consume(batch: Batch<'traces'>): void {
+    const now = this.now();
+    for (const rs of batch.data) {
+      const service = stringOf(attributeValue(rs.resource.attributes, 'service.name'));
+      for (const ss of rs.scopeSpans) {
+        for (const span of ss.spans) {
+          switch (span.kind) {
+            case SpanKind.CLIENT:
+            case SpanKind.PRODUCER:
+              this.client(span, service, now);
+              break;
+            case SpanKind.SERVER:
+            case SpanKind.CONSUMER:
+              this.server(span, service, now);
+              break;
+          }
+        }
+      }
+    }
+  }
+
+  private client(span: Span, service: string, now: number): void {
+    const half = halfOf(span, service, span.kind === SpanKind.PRODUCER);
+    if (span.kind === SpanKind.CLIENT) {
+      const system = firstOf(span.attributes, ['db.system.name', 'db.system']);
+      if (system !== '') {
+        const database = firstOf(span.attributes, DATABASE_NAME_ATTRIBUTES);
+        this.emit(span.traceId, half, { ...half, service: database }, 'database', now);
+        return;
+      }
+    }
+    half.peer = firstOf(span.attributes, PEER_ATTRIBUTES);
+    this.upsert(span.traceId, span.spanId, half, undefined, now);
+  }
+
+  private server(span: Span, service: string, now: number): void {
+    const half = halfOf(span, service, span.kind === SpanKind.CONSUMER);
+    if (span.parentSpanId === '') {
+      this.emit(span.traceId, { ...half, service: 'user' }, half, 'virtual_node', now);
+      return;
+    }
+    this.upsert(span.traceId, span.parentSpanId, undefined, half, now);
+  }
+
+  private upsert(
+    traceId: string,
+    spanId: string,
+    client: Half | undefined,
+    server: Half | undefined,
+    now: number,
+  ): void {
+    const key = `${traceId}:${spanId}`;
+    let edge = this.edges.get(key);
+    if (!edge) {
+      if (this.edges.size >= this.options.maxItems) {
+        this.expire(now);
+        if (this.edges.size >= this.options.maxItems) {
+          this.count(this.dropped, client?.service ?? '', server?.service ?? '', now);
+          return;
+        }
+      }
+      edge = { traceId, createdAt: now, client: undefined, server: undefined };
+      this.edges.set(key, edge);
+    }
+    if (client) edge.client = client;
+    if (server) edge.server = server;
+    if (edge.client && edge.server) {
+      this.edges.delete(key);
+      const messaging = edge.client.messaging || edge.server.messaging;
+      this.emit(traceId, edge.client, edge.server, messaging ? 'messaging_system' : '', now);
+    }
+  }
+
+  /** Expires the edges that waited `waitMs` or longer: virtual-node edges where possible, else unpaired. */
+  expire(now: number): void {
+    for (const [key, edge] of this.edges) {
+      if (now - edge.createdAt < this.options.waitMs) break;
+      this.edges.delete(key);
+      this.expired(edge, now);
+    }
+  }
+
+  private expired(edge: Edge, now: number): void {
+    const { client, server } = edge;
+    if (client && client.peer !== '') {
+      this.emit(edge.traceId, client, { ...client, service: client.peer }, 'virtual_node', now);
+    } else {
+      this.count(this.unpaired, client?.service ?? '', server?.service ?? '', now);
+    }
+  }
+
+  private emit(traceId: string, client: Half, server: Half, connectionType: ConnectionType, now: number): void {
+    const labels = `client="${escapeLabelValue(client.service)}",server="${escapeLabelValue(server.service)}",connection_type="${connectionType}"`;
+    const exemplar = (value: number): Exemplar => ({
+      traceId,
+      spanId: server.spanId,
+      value,
+      timestamp: server.timestamp,
+    });
+    const store = this.store;
+    const buckets = this.options.latencyBuckets;
+    store.increment(this.requests, labels, 1, exemplar(1), now);
+    if (client.failed || server.failed) store.increment(this.failed, labels, 1, exemplar(1), now);
+    store.observe(this.serverSeconds, labels, buckets, server.seconds, exemplar(server.seconds), now);
+    store.observe(this.clientSeconds, labels, buckets, client.seconds, exemplar(client.seconds), now);
+  }
+
+  private count(family: Family, client: string, server: string, now: number): void {
+    const labels = `client="${escapeLabelValue(client)}",server="${escapeLabelValue(server)}"`;
+    this.store.increment(family, labels, 1, undefined, now);
+  }
+
+  /** Stops the timers and expires every waiting edge (virtual-node edges where possible, else unpaired). */
+  async shutdown(): Promise<void> {
+    clearInterval(this.expirer);
+    clearInterval(this.sweeper);
+    const now = this.now();
+    for (const edge of this.edges.values()) this.expired(edge, now);
+    this.edges.clear();
+  }
+}
+
+function halfOf(span: Span, service: string, messaging: boolean): Half {
+  const seconds =
+    span.endTimeUnixNano > span.startTimeUnixNano ? Number(span.endTimeUnixNano - span.startTimeUnixNano) / 1e9 : 0;
+  return {
+    service,
+    spanId: span.spanId,
+    seconds,
+    failed: span.status.code === StatusCode.ERROR,
+    timestamp: Number(span.endTimeUnixNano / 1_000_000n) / 1000,
+    messaging,
+    peer: '',
+  };
+}
+
+/** The first of `keys` present (and not empty) in `attributes`, as a label value; '' when none. */
+function firstOf(attributes: readonly KeyValue[], keys: readonly string[]): string {
+  for (const key of keys) {
+    const value = stringOf(attributeValue(attributes, key));
+    if (value !== '') return value;
+  }
+  return '';
+}
+
+function stringOf(value: AnyValue): string {
+  return value === undefined ? '' : labelValue(value);
+}
