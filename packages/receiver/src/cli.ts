@@ -58,6 +58,14 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     logger.info({ signal, timeoutMs: config.shutdown_timeout }, 'shutting down: draining in-flight requests');
+    // Draining the listeners is bounded by shutdown_timeout each; this bounds the whole of it.
+    setTimeout(
+      () => {
+        logger.error('shutdown took longer than twice shutdown_timeout: exiting without finishing');
+        process.exit(1);
+      },
+      2 * config.shutdown_timeout + 1000,
+    ).unref();
     receiver.close().then(
       () => process.exit(0),
       (err) => {

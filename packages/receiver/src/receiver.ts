@@ -212,14 +212,15 @@ class ReceivedSummary {
 function listen(app: Express, address: ListenAddress, what: string): Promise<HttpServer> {
   return new Promise((resolve, reject) => {
     const server = app.listen(address.port, address.host);
-    server.once('listening', () => resolve(server));
-    server.once('error', (err: NodeJS.ErrnoException) => {
+    const onError = (err: NodeJS.ErrnoException) => {
       const hint = err.code === 'EADDRINUSE' ? ' (another process holds the port; set another address or port 0)' : '';
-      reject(
-        new Error(
-          `cannot listen for ${what} on ${formatAddress(address.host, address.port)}: ${err.code ?? err.message}${hint}`,
-        ),
-      );
+      const where = formatAddress(address.host, address.port);
+      reject(new Error(`cannot listen for ${what} on ${where}: ${err.code ?? err.message}${hint}`));
+    };
+    server.once('error', onError);
+    server.once('listening', () => {
+      server.off('error', onError);
+      resolve(server);
     });
   });
 }
@@ -233,8 +234,12 @@ function boundAddress(server: HttpServer): string {
 function closeHttp(server: HttpServer, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
+    // Keep-alive connections that were busy become idle once their response is out: close them then,
+    // rather than waiting for the timeout.
+    const idle = setInterval(() => server.closeIdleConnections(), 50);
     server.close(() => {
       clearTimeout(timer);
+      clearInterval(idle);
       resolve();
     });
     server.closeIdleConnections();

@@ -265,3 +265,39 @@ describe('isolation', () => {
     }
   });
 });
+
+describe('shutdown', () => {
+  test('a keep-alive client with a request in flight does not hold the drain to shutdown_timeout', async () => {
+    const t = await startTestReceiver({ shutdown_timeout: '5s' });
+    t.receiver.pipeline.traces.addConsumer({ name: 'slow', consume: () => new Promise((r) => setTimeout(r, 300)) });
+    const { Agent, request } = await import('node:http');
+    const agent = new Agent({ keepAlive: true });
+    const body = traceRequest([span()]);
+    const url = new URL(`${t.http}/v1/traces`);
+    const response = new Promise<number>((resolve, reject) => {
+      const req = request(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method: 'POST',
+          agent,
+          headers: { ...PROTOBUF, 'content-length': body.length },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const started = performance.now();
+    await t.close();
+    const elapsed = performance.now() - started;
+    expect(await response).toBe(200);
+    expect(elapsed).toBeLessThan(2000);
+    agent.destroy();
+  });
+});

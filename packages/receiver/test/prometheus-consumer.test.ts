@@ -246,6 +246,8 @@ describe('OTLP metrics on /metrics', () => {
     const plain = await (await fetch(`${t.admin}/metrics`)).text();
     expect(plain).toContain(`logins_total{${BASE}} 2\n`);
     expect(plain).not.toContain('trace_id');
+    // The receiver's own counters keep their _total in text scrapes after an OpenMetrics one.
+    expect(plain).toContain('# TYPE sonde_receiver_requests_total counter\n');
   });
 
   test('a cardinality flood is folded into one overflow series: memory stays bounded and the overflow is counted', async () => {
@@ -265,8 +267,59 @@ describe('OTLP metrics on /metrics', () => {
     // remaining 3,900 points are dropped and counted, so memory stays bounded whatever comes.
     expect(lines).toContain('clicks_total{otel_metric_overflow="true"} 1000');
     const own = await (await fetch(`${t.admin}/metrics`)).text();
-    expect(own).toContain('sonde_prometheus_overflow_points_total 4900');
+    expect(own).toContain('sonde_prometheus_overflow_points_total 1000');
     expect(own).toContain('sonde_prometheus_dropped_points_total{reason="overflow_untracked"} 3900');
     expect(own).toContain('sonde_prometheus_series 101');
+  });
+
+  test('exponential buckets far apart stay few, finite and distinct (downscaled past 160 buckets)', async () => {
+    const point = (start: string, time: string, offset: number) => ({
+      startTimeUnixNano: start,
+      timeUnixNano: time,
+      count: '2',
+      sum: 1,
+      scale: 0,
+      positive: { offset, bucketCounts: ['1'] },
+      negative: { offset, bucketCounts: ['1'] },
+    });
+    const metric = (p: object) => ({
+      name: 'spread',
+      exponentialHistogram: { aggregationTemporality: 1, dataPoints: [p] },
+    });
+    await send(request([metric(point('1', T1, -1_000_000))]));
+    await send(request([metric(point(T1, T2, 1_000_000))]));
+    const buckets = (await scrape(t)).filter((l) => l.startsWith('spread_bucket'));
+    const les = buckets.map((l) => /le="([^"]+)"/.exec(l)?.[1] ?? '');
+    expect(buckets.length).toBeLessThanOrEqual(2 * 160 + 2);
+    expect(new Set(les).size).toBe(les.length);
+    expect(les.at(-1)).toBe('+Inf');
+    expect(les.slice(0, -1).every((le) => Number.isFinite(Number(le)))).toBe(true);
+    expect(buckets.at(-1)).toBe(`spread_bucket{${BASE},le="+Inf"} 4`);
+  });
+
+  test('a point attribute named like a promoted resource attribute is left out: one label, from the resource', async () => {
+    await send(
+      request(
+        [
+          {
+            name: 'g',
+            gauge: {
+              dataPoints: [
+                {
+                  asInt: '1',
+                  timeUnixNano: T1,
+                  attributes: [{ key: 'deployment.environment.name', value: str('other') }],
+                },
+              ],
+            },
+          },
+        ],
+        [{ key: 'deployment.environment.name', value: str('prod') }],
+      ),
+    );
+    const line = (await scrape(t)).find((l) => l.startsWith('g{'));
+    expect(line).toBe(
+      'g{job="web/shop",instance="i-1",deployment_environment_name="prod",otel_scope_name="app",otel_scope_version="1.0.0"} 1',
+    );
   });
 });

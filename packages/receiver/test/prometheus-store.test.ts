@@ -194,3 +194,16 @@ test('a family is rendered once and reused until it changes', () => {
   store.apply(family, '', 0n, 2n * S, { kind: 'gauge', value: 2 }, [], 0);
   expect(family.text).toBeUndefined();
 });
+
+test('past the limit, points that cannot be summed (summaries, cumulative histograms) are dropped without an overflow series', () => {
+  const { store, counts } = makeStore(1);
+  const family = store.family('s', 'summary', '', '', 1) as Family;
+  const summary: PointUpdate = { kind: 'summary', sum: 1, count: 1, quantiles: [] };
+  store.apply(family, 'a="1"', 0n, S, summary, [], 0);
+  store.apply(family, 'a="2"', 0n, S, summary, [], 0);
+  expect(family.overflow).toBeUndefined();
+  expect(counts.overflow).toBe(0);
+  expect(counts.dropped.overflow_untracked).toBe(1);
+  expect(store.activeSeries).toBe(1);
+  expect(renderFamily(family, 'text')).not.toContain('otel_metric_overflow');
+});

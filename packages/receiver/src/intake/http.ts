@@ -72,7 +72,13 @@ export function createHttpIntake(handler: ExportHandler, options: HttpIntakeOpti
         handler
           .handle({ signal, transport: 'http', encoding, body, startedAt })
           .then((partial) => sendBody(res, 200, encoding, encodeExportResponse(signal, encoding, partial)))
-          .catch((err: OtlpError) => sendError(res, err, encoding));
+          .catch((err: unknown) =>
+            sendError(
+              res,
+              err instanceof OtlpError ? err : new OtlpError(String(err), 500, GrpcCode.INTERNAL, 'internal'),
+              encoding,
+            ),
+          );
       });
     });
   }

@@ -43,13 +43,23 @@ export interface PrometheusOptions {
 /** Resource attributes that make up job and instance, and so are left out of target_info. */
 const IDENTIFYING = new Set(['service.name', 'service.namespace', 'service.instance.id']);
 
-/** Label names the receiver sets itself; point attributes of the same name are left out. */
-const RESERVED = new Set(['job', 'instance', 'otel_scope_name', 'otel_scope_version', 'le', 'quantile']);
+/** Label names the receiver sets itself; point attributes of the same name are left out (the resource or scope wins). */
+const RESERVED = new Set([
+  'job',
+  'instance',
+  'otel_scope_name',
+  'otel_scope_version',
+  'le',
+  'quantile',
+  'otel_metric_overflow',
+]);
 
 export class PrometheusConsumer implements Consumer<'metrics'> {
   readonly name = 'prometheus';
   readonly store: MetricStore;
   private readonly sweeper: NodeJS.Timeout;
+  /** Label names a point attribute may not take: the receiver's own and the promoted resource attributes. */
+  private readonly reserved: ReadonlySet<string>;
 
   constructor(
     private readonly options: PrometheusOptions,
@@ -102,6 +112,7 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
     });
     this.sweeper = setInterval(() => store.sweep(Date.now()), Math.max(1000, options.metricExpirationMs / 10));
     this.sweeper.unref();
+    this.reserved = new Set([...RESERVED, ...options.promoteResourceAttributes.map(labelName)]);
   }
 
   consume(batch: Batch<'metrics'>): void {
@@ -194,7 +205,7 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
     exemplars: Exemplar[],
     now: number,
   ): void {
-    const labels = baseLabels + pointLabels(point.attributes);
+    const labels = baseLabels + pointLabels(point.attributes, this.reserved);
     if (point.flags & FLAG_NO_RECORDED_VALUE) this.store.remove(family, labels);
     else this.store.apply(family, labels, point.startTimeUnixNano, point.timeUnixNano, update, exemplars, now);
   }
@@ -214,7 +225,7 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
     if (rest.length === 0) return;
     const family = this.store.family('target_info', 'gauge', '', 'Target metadata', 1);
     if (!family) return;
-    const labels = `job="${escapeLabelValue(job)}",instance="${escapeLabelValue(instance)}"${pointLabels(rest)}`;
+    const labels = `job="${escapeLabelValue(job)}",instance="${escapeLabelValue(instance)}"${pointLabels(rest, RESERVED)}`;
     this.store.apply(family, labels, 0n, 0n, { kind: 'gauge', value: 1 }, [], now);
   }
 }
@@ -238,7 +249,7 @@ function cachedLabelName(key: string): string {
  * two keys sanitizing to the same name) is built here from cached names; collisions go through
  * labelsFromAttributes, which joins their values as the specification says.
  */
-function pointLabels(attributes: readonly KeyValue[]): string {
+function pointLabels(attributes: readonly KeyValue[], reserved: ReadonlySet<string>): string {
   const n = attributes.length;
   if (n === 0) return '';
   const names = new Array<string>(n);
@@ -254,21 +265,21 @@ function pointLabels(attributes: readonly KeyValue[]): string {
     }
     order[j] = i;
   }
-  for (let i = 1; i < n; i++) if (names[order[i]] === names[order[i - 1]]) return collidingLabels(attributes);
+  for (let i = 1; i < n; i++) if (names[order[i]] === names[order[i - 1]]) return collidingLabels(attributes, reserved);
   let out = '';
   for (let i = 0; i < n; i++) {
     const name = names[order[i]];
-    if (name === '' || RESERVED.has(name)) continue;
+    if (name === '' || reserved.has(name)) continue;
     const value = labelValue(attributes[order[i]].value);
     if (value !== '') out += `,${name}="${escapeLabelValue(value)}"`;
   }
   return out;
 }
 
-function collidingLabels(attributes: readonly KeyValue[]): string {
+function collidingLabels(attributes: readonly KeyValue[], reserved: ReadonlySet<string>): string {
   let out = '';
   for (const [name, value] of labelsFromAttributes(attributes)) {
-    if (!RESERVED.has(name)) out += `,${name}="${escapeLabelValue(value)}"`;
+    if (!reserved.has(name)) out += `,${name}="${escapeLabelValue(value)}"`;
   }
   return out;
 }

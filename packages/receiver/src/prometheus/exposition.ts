@@ -116,22 +116,27 @@ function renderHistogram(family: Family, s: Series, om: boolean): string {
   return `${out}${name}_sum${braces(s.labels)} ${num(h.sum)}\n${name}_count${braces(s.labels)} ${num(h.count)}\n`;
 }
 
-/** Classic buckets for an exponential histogram (layout in the file's header). */
+/**
+ * Classic buckets for an exponential histogram (layout in the file's header): one per populated
+ * exponential bucket, in increasing order. A boundary that is not finite or not above the previous
+ * one (an extreme index at a fine scale) folds into the bucket before it, so `le` values stay
+ * distinct and finite; +Inf is added by the caller.
+ */
 export function exponentialBuckets(e: ExponentialState): [number, number][] {
   const base = 2 ** (2 ** -e.scale);
+  const raw: [number, number][] = [];
+  for (const i of [...e.negative.keys()].sort((a, b) => b - a)) raw.push([-(base ** i), e.negative.get(i) ?? 0]);
+  raw.push([e.zeroThreshold, e.zeroCount]);
+  for (const i of [...e.positive.keys()].sort((a, b) => a - b)) raw.push([base ** (i + 1), e.positive.get(i) ?? 0]);
   const buckets: [number, number][] = [];
-  const negative = [...e.negative.keys()];
-  if (negative.length > 0) {
-    const low = Math.min(...negative);
-    const high = Math.max(...negative);
-    for (let i = high; i >= low; i--) buckets.push([-(base ** i), e.negative.get(i) ?? 0]);
-  }
-  buckets.push([e.zeroThreshold, e.zeroCount]);
-  const positive = [...e.positive.keys()];
-  if (positive.length > 0) {
-    const low = Math.min(...positive);
-    const high = Math.max(...positive);
-    for (let i = low; i <= high; i++) buckets.push([base ** (i + 1), e.positive.get(i) ?? 0]);
+  for (const [upper, count] of raw) {
+    const last = buckets[buckets.length - 1];
+    if (!Number.isFinite(upper) || (last && upper <= last[0])) {
+      if (last) last[1] += count;
+      else if (Number.isFinite(upper)) buckets.push([upper, count]);
+      continue;
+    }
+    buckets.push([upper, count]);
   }
   return buckets;
 }

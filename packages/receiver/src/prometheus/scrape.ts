@@ -44,11 +44,15 @@ async function scrape(
   try {
     let own: string;
     if (format === 'openmetrics') {
+      // prom-client's OpenMetrics render renames counters in place (drops `_total` from metric.name):
+      // keep the names and put them back, or later text scrapes would lose their `_total`.
+      const names = registry.getMetricsAsArray().map((m) => [m, m.name] as const);
       (registry as unknown as Registry<RegistryContentType>).setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
       try {
         own = (await registry.metrics()).replace(/# EOF\n?$/, '');
       } finally {
         (registry as unknown as Registry<RegistryContentType>).setContentType(Registry.PROMETHEUS_CONTENT_TYPE);
+        for (const [metric, name] of names) (metric as { name: string }).name = name;
       }
     } else {
       own = await registry.metrics();

@@ -243,6 +243,23 @@ export class MetricStore {
     update: PointUpdate,
     now: number,
   ): void {
+    // Cumulative histograms, exponential histograms and summaries of folded label sets cannot be
+    // summed without their own state: they are dropped and counted, and make no overflow series.
+    const foldable =
+      update.kind === 'gauge' ||
+      update.kind === 'counter' ||
+      (update.kind === 'histogram' && update.temporality === 'delta');
+    if (!foldable) {
+      this.counters.dropped('overflow_untracked', 1);
+      return;
+    }
+    if (update.kind === 'counter' && update.temporality !== 'delta') {
+      const tracked = family.overflowTracked;
+      if (!tracked?.has(labels) && (tracked?.size ?? 0) >= 10 * this.options.maxSeriesPerMetric) {
+        this.counters.dropped('overflow_untracked', 1);
+        return;
+      }
+    }
     this.counters.overflow();
     if (!family.overflow) {
       family.overflow = newSeries(OVERFLOW_LABELS, startTime, time, now);
@@ -255,25 +272,15 @@ export class MetricStore {
       if (update.temporality === 'delta') overflow.value += update.value;
       else {
         if (!family.overflowTracked) family.overflowTracked = new Map();
-        const tracked = family.overflowTracked;
-        const previous = tracked.get(labels);
-        if (previous === undefined && tracked.size >= 10 * this.options.maxSeriesPerMetric) {
-          this.counters.dropped('overflow_untracked', 1);
-          return;
-        }
+        const previous = family.overflowTracked.get(labels);
         // Add what this label set's counter grew by since its last point (all of it after a reset).
         const growth = previous === undefined || update.value < previous ? update.value : update.value - previous;
         overflow.value += growth;
-        tracked.set(labels, update.value);
+        family.overflowTracked.set(labels, update.value);
       }
-    } else if (update.kind === 'histogram' && update.temporality === 'delta') {
+    } else if (update.kind === 'histogram') {
       if (!overflow.histogram) setValue(overflow, update);
       else if (!addDelta(overflow, update)) this.counters.dropped('bucket_layout_changed', 1);
-    } else {
-      // Cumulative histograms, exponential histograms and summaries of folded label sets cannot be
-      // summed without their own state; they are dropped and counted.
-      this.counters.dropped('overflow_untracked', 1);
-      return;
     }
     overflow.updatedAt = now;
     family.changed();
@@ -414,6 +421,7 @@ function setValue(series: Series, update: PointUpdate): void {
         sum: p.sum ?? 0,
         count: p.count,
       };
+      downscaleToFit(series.exponential);
       break;
     }
     case 'summary':
@@ -445,6 +453,7 @@ function addDelta(series: Series, update: PointUpdate): boolean {
     if (!e || e.scale !== p.scale) return false;
     addBuckets(e.positive, p.positive.offset, p.positive.bucketCounts);
     addBuckets(e.negative, p.negative.offset, p.negative.bucketCounts);
+    downscaleToFit(e);
     e.zeroCount += p.zeroCount;
     e.sum += p.sum ?? 0;
     e.count += p.count;
@@ -479,6 +488,28 @@ function padCounts(p: HistogramDataPoint): number[] {
   const known = counts.reduce((a, b) => a + b, 0);
   counts[counts.length - 1] += Math.max(0, p.count - known);
   return counts;
+}
+
+/** Most populated buckets an exponential series keeps (OpenTelemetry's default max_size). */
+export const MAX_EXPONENTIAL_BUCKETS = 160;
+
+/**
+ * Halves the resolution (scale - 1, index >> 1, counts merged) until each side holds at most
+ * MAX_EXPONENTIAL_BUCKETS populated buckets, as the Collector does, so that one client cannot make a
+ * series of millions of buckets.
+ */
+function downscaleToFit(e: ExponentialState): void {
+  while (e.positive.size > MAX_EXPONENTIAL_BUCKETS || e.negative.size > MAX_EXPONENTIAL_BUCKETS) {
+    e.scale -= 1;
+    e.positive = halve(e.positive);
+    e.negative = halve(e.negative);
+  }
+}
+
+function halve(buckets: Map<number, number>): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const [i, count] of buckets) out.set(i >> 1, (out.get(i >> 1) ?? 0) + count);
+  return out;
 }
 
 function bucketMap(offset: number, counts: number[]): Map<number, number> {
