@@ -74,6 +74,11 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
           metricExpirationMs: config.prometheus.metric_expiration,
           maxSeriesPerMetric: config.prometheus.max_series_per_metric,
           promoteResourceAttributes: config.prometheus.promote_resource_attributes,
+          // Names that /metrics already writes for the receiver itself and for span-derived metrics.
+          takenElsewhere: (name) =>
+            name.startsWith('sonde_') ||
+            (spanMetrics?.store.families.has(name) ?? false) ||
+            (serviceGraph?.store.families.has(name) ?? false),
         },
         metrics.registry,
         logger,

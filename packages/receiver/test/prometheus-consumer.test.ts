@@ -322,4 +322,28 @@ describe('OTLP metrics on /metrics', () => {
       'g{job="web/shop",instance="i-1",deployment_environment_name="prod",otel_scope_name="app",otel_scope_version="1.0.0"} 1',
     );
   });
+
+  test('an OTLP metric whose name span metrics or the receiver already use is dropped, so /metrics stays valid', async () => {
+    const sum = (name: string) => ({
+      name,
+      sum: { isMonotonic: true, aggregationTemporality: 2, dataPoints: [{ asInt: '1', timeUnixNano: T1 }] },
+    });
+    const spans = {
+      resourceSpans: [
+        {
+          scopeSpans: [
+            {
+              spans: [{ traceId: '5b8efff798038103d269b633813fc60c', spanId: 'eee19b7ec3c1b174', name: 'op', kind: 2 }],
+            },
+          ],
+        },
+      ],
+    };
+    expect((await post(`${t.http}/v1/traces`, JSON.stringify(spans), JSON_TYPE)).status).toBe(200);
+    await send(request([sum('traces.spanmetrics.calls'), sum('sonde.receiver.requests')]));
+    const text = await (await fetch(`${t.admin}/metrics`)).text();
+    expect(text.match(/^# TYPE traces_spanmetrics_calls_total /gm)).toHaveLength(1);
+    expect(text).not.toContain('job="web/shop"');
+    expect(text).toContain('sonde_prometheus_dropped_points_total{reason="type_conflict"} 2');
+  });
 });

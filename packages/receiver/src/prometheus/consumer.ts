@@ -38,6 +38,8 @@ export interface PrometheusOptions {
   maxSeriesPerMetric: number;
   /** Resource attributes copied onto every series of the resource (besides target_info). */
   promoteResourceAttributes: string[];
+  /** Metric names other parts of /metrics use (span metrics, service graph, self-metrics). */
+  takenElsewhere?: (name: string) => boolean;
 }
 
 /** Resource attributes that make up job and instance, and so are left out of target_info. */

@@ -24,6 +24,8 @@ import type { PromType } from './naming';
 export interface StoreOptions {
   metricExpirationMs: number;
   maxSeriesPerMetric: number;
+  /** Names another part of /metrics already uses; a family of that name here is a conflict. */
+  takenElsewhere?: (name: string) => boolean;
 }
 
 export type DropReason =
@@ -145,6 +147,10 @@ export class MetricStore {
   family(name: string, type: PromType, unit: string, help: string, points: number): Family | undefined {
     let family = this.families.get(name);
     if (!family) {
+      if (this.options.takenElsewhere?.(name)) {
+        this.counters.dropped('type_conflict', points);
+        return undefined;
+      }
       family = new Family(name, type, unit, help);
       this.families.set(name, family);
       return family;
