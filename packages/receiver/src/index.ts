@@ -1,6 +1,7 @@
 /** @sonde/receiver: the OTLP receiver, as a library. The CLI is `sonde-receiver` (src/cli.ts). */
 export { ConfigError, ENV_OVERRIDES, loadConfig, validateConfig } from './config/load';
 export type { ReceiverConfig, ReceiverConfigInput } from './config/schema';
+export { parseHeaders, TempoExporter, type TempoExporterOptions, tempoEndpoint } from './export/tempo-exporter';
 export { createLogger } from './logger';
 export * from './model';
 export {
@@ -22,3 +23,5 @@ export { type Format as ExpositionFormat, writeFamilies } from './prometheus/exp
 export { MetricStore } from './prometheus/store';
 export { type Receiver, type ReceiverAddresses, type StartOptions, startReceiver } from './receiver';
 export { SelfMetrics } from './self-metrics';
+export { ServiceGraphConsumer, type ServiceGraphOptions } from './traces/service-graph';
+export { SpanMetricsConsumer, type SpanMetricsOptions } from './traces/span-metrics';

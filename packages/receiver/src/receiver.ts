@@ -12,6 +12,7 @@ import type { Express } from 'express';
 import { createAdminApp } from './admin/server';
 import type { ReceiverConfig } from './config/schema';
 import { formatAddress, type ListenAddress } from './config/units';
+import { TempoExporter } from './export/tempo-exporter';
 import { Admission } from './intake/admission';
 import { ExportHandler } from './intake/export-handler';
 import { bindGrpc, createGrpcIntake } from './intake/grpc';
@@ -65,7 +66,34 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     metrics: new RecentTelemetry<'metrics'>(config.debug.recent_items),
     logs: new RecentTelemetry<'logs'>(config.debug.recent_items),
   };
-  pipeline.traces.addProcessor(new AttributeLimitsProcessor(limits, metrics)).addConsumer(recent.traces);
+  pipeline.traces.addProcessor(new AttributeLimitsProcessor(limits, metrics));
+  // The Tempo exporter goes first: when its queue is full it refuses the request (503 + Retry-After)
+  // before any other consumer has counted the spans, so the client's retry is not counted twice.
+  const tempo = config.tempo.endpoint
+    ? new TempoExporter(
+        {
+          endpoint: config.tempo.endpoint,
+          headers: config.tempo.headers,
+          compression: config.tempo.compression,
+          timeoutMs: config.tempo.timeout,
+          queueBytes: config.tempo.queue_size,
+          onFull: config.tempo.on_full,
+          batchMaxBytes: config.tempo.batch_max_size,
+          batchTimeoutMs: config.tempo.batch_timeout,
+          retry: {
+            initialMs: config.tempo.retry.initial_interval,
+            maxMs: config.tempo.retry.max_interval,
+            maxElapsedMs: config.tempo.retry.max_elapsed_time,
+            multiplier: config.tempo.retry.multiplier,
+          },
+          shutdownTimeoutMs: config.tempo.shutdown_timeout,
+        },
+        metrics.registry,
+        logger.child({ component: 'tempo' }),
+      )
+    : undefined;
+  if (tempo) pipeline.traces.addConsumer(tempo);
+  pipeline.traces.addConsumer(recent.traces);
   pipeline.metrics.addProcessor(new AttributeLimitsProcessor(limits, metrics)).addConsumer(recent.metrics);
   pipeline.logs.addProcessor(new AttributeLimitsProcessor(limits, metrics)).addConsumer(recent.logs);
   const prometheus = config.prometheus.enabled
@@ -171,7 +199,10 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     throw err;
   }
   listening = true;
-  logger.info({ ...addresses, dataDir: config.data_dir }, 'sonde-receiver listening');
+  logger.info(
+    { ...addresses, tempo: config.tempo.endpoint || undefined, dataDir: config.data_dir },
+    'sonde-receiver listening',
+  );
 
   const summary = new ReceivedSummary(logger, handler.received);
   const summaryTimer =

@@ -14,6 +14,8 @@ export const ENV_OVERRIDES: Record<string, string[]> = {
   SONDE_ADMIN_ADDR: ['admin', 'address'],
   SONDE_DATA_DIR: ['data_dir'],
   SONDE_LOG_LEVEL: ['log', 'level'],
+  SONDE_TEMPO_ENDPOINT: ['tempo', 'endpoint'],
+  SONDE_TEMPO_HEADERS: ['tempo', 'headers'],
 };
 
 export class ConfigError extends Error {

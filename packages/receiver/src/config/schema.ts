@@ -4,6 +4,7 @@
  * The README's configuration reference is written from this file: keep them in step.
  */
 import { z } from 'zod';
+import { parseHeaders, tempoEndpoint } from '../export/tempo-exporter';
 import { type ListenAddress, parseAddress, parseDuration, parseSize } from './units';
 
 /** A zod transform from a parser that returns either the value or an error text. */
@@ -124,6 +125,61 @@ export const configSchema = z.strictObject({
       max_series_per_metric: positiveInt.default(10_000),
       /** Series without requests for this long disappear. */
       metric_expiration: duration.default(15 * 60_000),
+    })
+    .prefault({}),
+  tempo: z
+    .strictObject({
+      /**
+       * OTLP/HTTP traces endpoint to forward spans to (Tempo, or any OTLP receiver): a base URL, to which
+       * /v1/traces is appended unless it has a path. Empty: no export.
+       */
+      endpoint: z
+        .string()
+        .default('')
+        .transform((v, ctx) => {
+          if (v.trim() === '') return '';
+          try {
+            return tempoEndpoint(v.trim());
+          } catch (err) {
+            ctx.addIssue({ code: 'custom', message: (err as Error).message });
+            return z.NEVER;
+          }
+        }),
+      /** Headers on every export request: a map, or `key=value,key2=value2` as OTEL_EXPORTER_OTLP_HEADERS. */
+      headers: z
+        .union([z.string(), z.record(z.string(), z.string())])
+        .default({})
+        .transform((v, ctx) => {
+          if (typeof v !== 'string') return v;
+          try {
+            return parseHeaders(v);
+          } catch (err) {
+            ctx.addIssue({ code: 'custom', message: (err as Error).message });
+            return z.NEVER;
+          }
+        }),
+      compression: z.enum(['gzip', 'none']).default('gzip'),
+      /** Per-request timeout. */
+      timeout: duration.default(10_000),
+      /** Bound of the export queue, in bytes of protobuf. */
+      queue_size: size.default(64 * 1024 * 1024),
+      /** When the queue is full: refuse new spans with 503 + Retry-After (clients retry), or drop the oldest (counted). */
+      on_full: z.enum(['refuse', 'drop_oldest']).default('refuse'),
+      /** A request to Tempo carries at most this many bytes... */
+      batch_max_size: size.default(4 * 1024 * 1024),
+      /** ...and waits at most this long for more. */
+      batch_timeout: duration.default(200),
+      retry: z
+        .strictObject({
+          initial_interval: duration.default(1000),
+          max_interval: duration.default(30_000),
+          /** After this long, a batch that still fails is dropped (counted). */
+          max_elapsed_time: duration.default(300_000),
+          multiplier: z.number().min(1).default(1.5),
+        })
+        .prefault({}),
+      /** How long shutdown tries to send what is queued. */
+      shutdown_timeout: duration.default(5000),
     })
     .prefault({}),
   debug: z

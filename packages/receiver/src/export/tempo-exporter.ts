@@ -1,0 +1,482 @@
+/**
+ * The Tempo exporter: forwards traces to Tempo (or any OTLP/HTTP traces endpoint) as protobuf, the
+ * way the Collector's otlphttp exporter with exporterhelper does (core `exporter/exporterhelper`):
+ *
+ * - `consume` only enqueues, into an in-memory queue bounded in bytes (`queueBytes`). When the queue
+ *   is full it either refuses the request with 503 + Retry-After (`refuse`, so that the client keeps
+ *   the data and retries) or drops the oldest queued data (`drop_oldest`); both are counted.
+ * - The payload is the request body as received when nothing changed it (no re-encoding), else the
+ *   model encoded again. Protobuf ExportTraceServiceRequests concatenate into a valid one (field 1
+ *   is repeated), so a batch is the concatenation of queued payloads, up to `batchMaxBytes` or after
+ *   `batchTimeoutMs`.
+ * - One request in flight. Network errors, timeouts and 429/502/503/504 are retried with exponential
+ *   backoff and full jitter (honouring Retry-After) for at most `retry.maxElapsedMs`; any other
+ *   non-2xx status drops the batch at once. Every span that does not reach Tempo is counted in
+ *   `sonde_exporter_send_failed_spans_total{reason}` and logged.
+ * - `shutdown` stops accepting, flushes within `shutdownTimeoutMs` and counts what is left.
+ */
+import { promisify } from 'node:util';
+import { gzip as gzipCallback } from 'node:zlib';
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { ResourceSpans } from '../model';
+import { OverloadedError, PayloadTooLargeError } from '../otlp/errors';
+import { encodeTraceRequest } from '../otlp/protobuf/encode-traces';
+import type { Batch, Consumer } from '../pipeline/pipeline';
+
+const gzip = promisify(gzipCallback);
+
+export interface RetryOptions {
+  /** First backoff bound (ms). */
+  initialMs: number;
+  /** Largest backoff bound (ms). */
+  maxMs: number;
+  /** Give up on a batch once this long (ms) has passed since its first attempt. */
+  maxElapsedMs: number;
+  multiplier: number;
+}
+
+export interface TempoExporterOptions {
+  /** Full URL, including the path (`http://tempo:4318/v1/traces`); see tempoEndpoint(). */
+  endpoint: string;
+  headers: Record<string, string>;
+  compression: 'gzip' | 'none';
+  /** Per-request timeout (ms). */
+  timeoutMs: number;
+  /** Bound of the in-memory queue, in bytes of (uncompressed) protobuf. */
+  queueBytes: number;
+  onFull: 'refuse' | 'drop_oldest';
+  /** A batch is sent once this many bytes are queued... */
+  batchMaxBytes: number;
+  /** ...or once its oldest payload has waited this long (ms). */
+  batchTimeoutMs: number;
+  retry: RetryOptions;
+  /** How long shutdown() tries to flush the queue (ms). */
+  shutdownTimeoutMs: number;
+  /** Test hook: the jitter source, a number in [0, 1). */
+  random?: () => number;
+}
+
+export const DEFAULT_TEMPO_EXPORTER_OPTIONS = {
+  headers: {},
+  compression: 'gzip',
+  timeoutMs: 10_000,
+  queueBytes: 64 * 1024 * 1024,
+  onFull: 'refuse',
+  batchMaxBytes: 4 * 1024 * 1024,
+  batchTimeoutMs: 200,
+  retry: { initialMs: 1000, maxMs: 30_000, maxElapsedMs: 300_000, multiplier: 1.5 },
+  shutdownTimeoutMs: 5000,
+} as const satisfies Omit<TempoExporterOptions, 'endpoint'>;
+
+export type TempoExporterOptionsInput = Pick<TempoExporterOptions, 'endpoint'> &
+  Partial<Omit<TempoExporterOptions, 'endpoint' | 'retry'>> & { retry?: Partial<RetryOptions> };
+
+export type SendFailedReason =
+  | 'rejected_4xx'
+  | 'rejected_5xx'
+  | 'retries_exhausted'
+  | 'queue_full'
+  | 'too_large'
+  | 'dropped_oldest'
+  | 'shutdown';
+
+interface QueueItem {
+  payload: Buffer;
+  spans: number;
+  enqueuedAt: number;
+}
+
+type AttemptResult =
+  | { kind: 'ok'; status: number }
+  | { kind: 'retry'; outcome: string; detail: string; retryAfterMs: number | undefined }
+  | { kind: 'reject'; status: number; detail: string }
+  | { kind: 'aborted' };
+
+/** Statuses worth retrying, as exporterhelper/otlphttp decide (the OTLP/HTTP spec's list). */
+const RETRYABLE = new Set([429, 502, 503, 504]);
+
+export class TempoExporter implements Consumer<'traces'> {
+  readonly name = 'tempo';
+  readonly options: TempoExporterOptions;
+
+  private readonly queue: QueueItem[] = [];
+  private queued = 0;
+  private stopping = false;
+  /** Aborted when the shutdown bound passes: in-flight requests and backoff sleeps end at once. */
+  private readonly abort = new AbortController();
+  private wakeup: (() => void) | undefined;
+  /** When the next attempt of a retried batch is due (ms since epoch), for Retry-After hints. */
+  private nextAttemptAt = 0;
+  private readonly loop: Promise<void>;
+  private shutdownPromise: Promise<void> | undefined;
+
+  private readonly sentSpans: Counter;
+  private readonly failedSpans: Counter<'reason'>;
+  private readonly retries: Counter;
+  private readonly requests: Counter<'outcome'>;
+  private readonly queueGauge: Gauge;
+
+  constructor(
+    options: TempoExporterOptionsInput,
+    registry: Registry,
+    private readonly logger: Logger,
+  ) {
+    this.options = {
+      ...DEFAULT_TEMPO_EXPORTER_OPTIONS,
+      ...options,
+      retry: { ...DEFAULT_TEMPO_EXPORTER_OPTIONS.retry, ...options.retry },
+    } as TempoExporterOptions;
+    this.sentSpans = new Counter({
+      name: 'sonde_exporter_sent_spans_total',
+      help: 'Spans accepted by Tempo (2xx)',
+      registers: [registry],
+    });
+    this.failedSpans = new Counter({
+      name: 'sonde_exporter_send_failed_spans_total',
+      help: 'Spans that did not reach Tempo, by reason',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    });
+    this.retries = new Counter({
+      name: 'sonde_exporter_retries_total',
+      help: 'Export requests retried after a network error, a timeout or a 429/502/503/504',
+      registers: [registry],
+    });
+    this.requests = new Counter({
+      name: 'sonde_exporter_requests_total',
+      help: 'Export requests to Tempo by outcome (success, status_<code>, network_error, timeout)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    });
+    this.queueGauge = new Gauge({
+      name: 'sonde_exporter_queue_bytes',
+      help: 'Bytes of protobuf waiting in the Tempo export queue (not counting the request in flight)',
+      registers: [registry],
+    });
+    new Gauge({
+      name: 'sonde_exporter_queue_capacity_bytes',
+      help: 'Bound of the Tempo export queue (tempo.queue_size)',
+      registers: [registry],
+    }).set(this.options.queueBytes);
+    this.loop = this.run().catch((err: unknown) => {
+      this.logger.error({ err }, 'the Tempo exporter stopped on an unexpected error');
+    });
+  }
+
+  /** Bytes waiting in the queue. */
+  get queuedBytes(): number {
+    return this.queued;
+  }
+
+  consume(batch: Batch<'traces'>): void {
+    if (this.stopping) throw new OverloadedError('the receiver is shutting down; retry after 1s', 1);
+    const { raw, modified } = batch.context;
+    const payload = !modified && raw ? raw : encodeTraceRequest(batch.data);
+    const spans = countSpans(batch.data);
+    if (payload.length === 0 || spans === 0) return;
+    const { queueBytes, onFull } = this.options;
+    if (payload.length > queueBytes) {
+      this.fail('too_large', spans);
+      throw new PayloadTooLargeError(
+        `the request (${payload.length} bytes) is larger than the Tempo export queue (tempo.queue_size, ${queueBytes} bytes)`,
+      );
+    }
+    if (this.queued + payload.length > queueBytes) {
+      if (onFull === 'refuse') {
+        this.fail('queue_full', spans);
+        const seconds = this.retryAfterSeconds();
+        throw new OverloadedError(
+          `the Tempo export queue is full (tempo.queue_size); retry after ${seconds}s`,
+          seconds,
+        );
+      }
+      let droppedSpans = 0;
+      let droppedItems = 0;
+      while (this.queued + payload.length > queueBytes && this.queue.length > 0) {
+        const old = this.queue.shift() as QueueItem;
+        this.queued -= old.payload.length;
+        droppedSpans += old.spans;
+        droppedItems++;
+      }
+      this.fail('dropped_oldest', droppedSpans);
+      this.logger.warn(
+        { droppedSpans, droppedRequests: droppedItems },
+        'the Tempo export queue is full (tempo.queue_size): dropped the oldest queued spans',
+      );
+    }
+    // A body that is a view on a larger buffer (a gRPC frame, the Buffer pool) is copied, so that the
+    // queue holds only what it counts.
+    const owned = payload.byteLength < payload.buffer.byteLength ? Buffer.from(payload) : payload;
+    this.queue.push({ payload: owned, spans, enqueuedAt: Date.now() });
+    this.queued += payload.length;
+    this.queueGauge.set(this.queued);
+    this.wake();
+  }
+
+  shutdown(): Promise<void> {
+    this.shutdownPromise ??= this.doShutdown();
+    return this.shutdownPromise;
+  }
+
+  private async doShutdown(): Promise<void> {
+    this.stopping = true;
+    this.wake();
+    const timer = setTimeout(() => this.abort.abort(), this.options.shutdownTimeoutMs);
+    await this.loop;
+    clearTimeout(timer);
+    this.abort.abort();
+    if (this.queue.length > 0) {
+      const spans = this.queue.reduce((n, item) => n + item.spans, 0);
+      this.fail('shutdown', spans);
+      this.logger.warn(
+        { spans },
+        'the Tempo export queue was not flushed within tempo.shutdown_timeout: spans dropped',
+      );
+      this.queue.length = 0;
+      this.queued = 0;
+      this.queueGauge.set(0);
+    }
+  }
+
+  /** The sender: waits for data, batches it, sends one batch at a time. */
+  private async run(): Promise<void> {
+    const { batchMaxBytes, batchTimeoutMs } = this.options;
+    for (;;) {
+      if (this.abort.signal.aborted) return;
+      if (this.queue.length === 0) {
+        if (this.stopping) return;
+        await this.idle(undefined);
+        continue;
+      }
+      if (!this.stopping && this.queued < batchMaxBytes) {
+        const age = Date.now() - this.queue[0].enqueuedAt;
+        if (age < batchTimeoutMs) {
+          await this.idle(batchTimeoutMs - age);
+          continue;
+        }
+      }
+      await this.send(this.take());
+    }
+  }
+
+  /** Takes queued payloads up to batchMaxBytes (at least one). */
+  private take(): QueueItem[] {
+    const items: QueueItem[] = [];
+    let bytes = 0;
+    while (this.queue.length > 0) {
+      const next = this.queue[0];
+      if (items.length > 0 && bytes + next.payload.length > this.options.batchMaxBytes) break;
+      items.push(next);
+      this.queue.shift();
+      bytes += next.payload.length;
+    }
+    this.queued -= bytes;
+    this.queueGauge.set(this.queued);
+    return items;
+  }
+
+  private async send(items: QueueItem[]): Promise<void> {
+    const { retry, compression } = this.options;
+    const spans = items.reduce((n, item) => n + item.spans, 0);
+    const raw = items.length === 1 ? items[0].payload : Buffer.concat(items.map((i) => i.payload));
+    const body = compression === 'gzip' ? await gzip(raw) : raw;
+    const started = Date.now();
+    let bound = retry.initialMs;
+    for (;;) {
+      const result = await this.attempt(body);
+      switch (result.kind) {
+        case 'ok':
+          this.requests.inc({ outcome: 'success' });
+          this.sentSpans.inc(spans);
+          return;
+        case 'aborted':
+          this.fail('shutdown', spans);
+          this.logger.warn({ spans }, 'Tempo export abandoned at shutdown (tempo.shutdown_timeout)');
+          return;
+        case 'reject': {
+          this.requests.inc({ outcome: `status_${result.status}` });
+          this.fail(result.status < 500 ? 'rejected_4xx' : 'rejected_5xx', spans);
+          this.logger.error(
+            { status: result.status, response: result.detail, spans },
+            'Tempo rejected an export request; its spans are dropped',
+          );
+          return;
+        }
+        case 'retry': {
+          this.requests.inc({ outcome: result.outcome });
+          const backoff = Math.min(bound, retry.maxMs) * (this.options.random ?? Math.random)();
+          const wait = result.retryAfterMs ?? backoff;
+          const elapsed = Date.now() - started;
+          if (elapsed + wait > retry.maxElapsedMs) {
+            this.fail('retries_exhausted', spans);
+            this.logger.error(
+              { reason: result.detail, spans, elapsedMs: elapsed },
+              'Tempo export failed after retrying for tempo.retry.max_elapsed_time; its spans are dropped',
+            );
+            return;
+          }
+          this.logger.debug({ reason: result.detail, waitMs: Math.round(wait) }, 'Tempo export failed; retrying');
+          this.retries.inc();
+          this.nextAttemptAt = Date.now() + wait;
+          const slept = await this.sleep(wait);
+          this.nextAttemptAt = 0;
+          if (!slept) {
+            this.fail('shutdown', spans);
+            this.logger.warn({ spans }, 'Tempo export abandoned at shutdown (tempo.shutdown_timeout)');
+            return;
+          }
+          bound = Math.min(bound * retry.multiplier, retry.maxMs);
+        }
+      }
+    }
+  }
+
+  private async attempt(body: Buffer): Promise<AttemptResult> {
+    const { endpoint, headers, compression, timeoutMs } = this.options;
+    if (this.abort.signal.aborted) return { kind: 'aborted' };
+    let response: Response;
+    try {
+      response = await fetch(endpoint, {
+        method: 'POST',
+        body,
+        headers: {
+          ...headers,
+          'content-type': 'application/x-protobuf',
+          ...(compression === 'gzip' ? { 'content-encoding': 'gzip' } : {}),
+        },
+        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), this.abort.signal]),
+      });
+    } catch (err) {
+      if (this.abort.signal.aborted) return { kind: 'aborted' };
+      const e = err as Error & { cause?: { code?: string; message?: string } };
+      if (e.name === 'TimeoutError') {
+        return {
+          kind: 'retry',
+          outcome: 'timeout',
+          detail: `no answer within ${timeoutMs} ms`,
+          retryAfterMs: undefined,
+        };
+      }
+      const detail = e.cause?.code ?? e.cause?.message ?? e.message;
+      return { kind: 'retry', outcome: 'network_error', detail, retryAfterMs: undefined };
+    }
+    let text = '';
+    try {
+      text = await response.text();
+    } catch {
+      // The body is only for the log line.
+    }
+    if (response.ok) return { kind: 'ok', status: response.status };
+    const detail = text.slice(0, 200);
+    if (RETRYABLE.has(response.status)) {
+      return {
+        kind: 'retry',
+        outcome: `status_${response.status}`,
+        detail: `HTTP ${response.status}${detail ? `: ${detail}` : ''}`,
+        retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
+      };
+    }
+    return { kind: 'reject', status: response.status, detail };
+  }
+
+  /** Waits for an enqueue or shutdown, or `ms` if given. */
+  private idle(ms: number | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = ms === undefined ? undefined : setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        if (self.wakeup === done) self.wakeup = undefined;
+        resolve();
+      }
+      this.wakeup = done;
+    });
+  }
+
+  private wake(): void {
+    this.wakeup?.();
+  }
+
+  /** Sleeps `ms`; false when shutdown's bound cut it short. */
+  private sleep(ms: number): Promise<boolean> {
+    const signal = this.abort.signal;
+    if (signal.aborted) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const onAbort = () => {
+        clearTimeout(timer);
+        resolve(false);
+      };
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(true);
+      }, ms);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** The Retry-After hint for a refused request: the current backoff if the sender waits, else 1 s. */
+  private retryAfterSeconds(): number {
+    const remaining = this.nextAttemptAt - Date.now();
+    return Math.min(30, Math.max(1, Math.ceil(remaining / 1000)));
+  }
+
+  private fail(reason: SendFailedReason, spans: number): void {
+    if (spans > 0) this.failedSpans.inc({ reason }, spans);
+  }
+}
+
+function countSpans(data: readonly ResourceSpans[]): number {
+  let n = 0;
+  for (const rs of data) for (const ss of rs.scopeSpans) n += ss.spans.length;
+  return n;
+}
+
+/** Retry-After as delta-seconds or an HTTP date, in ms; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | null): number | undefined {
+  if (value === null) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const date = Date.parse(text);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, date - Date.now());
+}
+
+/**
+ * `SONDE_TEMPO_HEADERS`: `key=value,key2=value2`, as OTEL_EXPORTER_OTLP_HEADERS (W3C Baggage-like;
+ * keys and values are trimmed and percent-decoded). Empty entries are skipped.
+ */
+export function parseHeaders(text: string): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const entries = text.split(',');
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i].trim();
+    if (entry === '') continue;
+    const eq = entry.indexOf('=');
+    const key = eq > 0 ? decode(entry.slice(0, eq).trim()) : '';
+    if (key === '') throw new Error(`SONDE_TEMPO_HEADERS: entry ${i + 1} is not key=value`);
+    headers[key.toLowerCase()] = decode(entry.slice(eq + 1).trim());
+  }
+  return headers;
+}
+
+function decode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * `SONDE_TEMPO_ENDPOINT`: a base URL as in OTEL_EXPORTER_OTLP_ENDPOINT; `/v1/traces` is appended
+ * unless the URL already has a path other than `/`.
+ */
+export function tempoEndpoint(base: string): string {
+  const url = new URL(base);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new Error(`the Tempo endpoint must be an http(s) URL, not ${url.protocol}`);
+  }
+  if (url.pathname === '/' || url.pathname === '') url.pathname = '/v1/traces';
+  return url.toString();
+}

@@ -1,0 +1,469 @@
+/** The Tempo exporter against a local HTTP server standing in for Tempo. */
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gunzipSync } from 'node:zlib';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import type { Batch, ResourceSpans, Span } from '../src';
+import {
+  parseHeaders,
+  parseRetryAfter,
+  TempoExporter,
+  type TempoExporterOptionsInput,
+  tempoEndpoint,
+} from '../src/export/tempo-exporter';
+import { OverloadedError, PayloadTooLargeError } from '../src/otlp/errors';
+import { DEFAULT_DECODE_LIMITS } from '../src/otlp/limits';
+import { decodeTraceRequest } from '../src/otlp/protobuf/decode-traces';
+import { encodeTraceRequest } from '../src/otlp/protobuf/encode-traces';
+
+interface Received {
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+  at: number;
+}
+
+interface Reply {
+  status: number;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+/** A stand-in for Tempo: records requests and answers from `replies` (then 200). */
+class Sink {
+  readonly received: Received[] = [];
+  replies: Reply[] = [];
+  private server: http.Server | undefined;
+  port = 0;
+
+  async start(port = 0): Promise<this> {
+    const server = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        this.received.push({ headers: req.headers, body: Buffer.concat(chunks), at: Date.now() });
+        const reply = this.replies.shift() ?? { status: 200 };
+        res.writeHead(reply.status, { 'content-type': 'application/x-protobuf', ...reply.headers });
+        res.end(reply.body ?? '');
+      });
+    });
+    server.listen(port, '127.0.0.1');
+    await once(server, 'listening');
+    this.server = server;
+    this.port = (server.address() as AddressInfo).port;
+    return this;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}/v1/traces`;
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+function span(name: string): Span {
+  return {
+    traceId: '5b8efff798038103d269b633813fc60c',
+    spanId: 'eee19b7ec3c1b174',
+    traceState: '',
+    parentSpanId: '',
+    flags: 1,
+    name,
+    kind: 2,
+    startTimeUnixNano: 1_700_000_000_000_000_000n,
+    endTimeUnixNano: 1_700_000_000_050_000_000n,
+    attributes: [{ key: 'http.route', value: `/${name}` }],
+    droppedAttributesCount: 0,
+    events: [],
+    droppedEventsCount: 0,
+    links: [],
+    droppedLinksCount: 0,
+    status: { code: 0, message: '' },
+  };
+}
+
+function model(...names: string[]): ResourceSpans[] {
+  return [
+    {
+      resource: { attributes: [{ key: 'service.name', value: 'shop' }], droppedAttributesCount: 0 },
+      schemaUrl: '',
+      scopeSpans: [
+        {
+          scope: { name: 's', version: '', attributes: [], droppedAttributesCount: 0 },
+          schemaUrl: '',
+          spans: names.map(span),
+        },
+      ],
+    },
+  ];
+}
+
+/** A top-level unknown field (99, varint 1): the decoder skips it, so re-encoding would lose it. */
+const UNKNOWN_FIELD = Buffer.from([0x98, 0x06, 0x01]);
+
+/** A batch as the intake makes it: `raw` is the request body (with an unknown field, to tell it apart). */
+function batch(data: ResourceSpans[], modified = false): Batch<'traces'> {
+  const raw = Buffer.concat([encodeTraceRequest(data), UNKNOWN_FIELD]);
+  return {
+    signal: 'traces',
+    itemCount: data.reduce((n, rs) => n + rs.scopeSpans.reduce((m, ss) => m + ss.spans.length, 0), 0),
+    warnings: [],
+    decodeStats: undefined,
+    context: { transport: 'http', encoding: 'protobuf', receivedAt: Date.now(), raw, modified },
+    data,
+  };
+}
+
+const decode = (body: Buffer) => decodeTraceRequest(body, DEFAULT_DECODE_LIMITS);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+async function metric(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const m = registry.getSingleMetric(name);
+  if (!m) throw new Error(`no metric ${name}`);
+  const { values } = await m.get();
+  const found = values.find((v) =>
+    Object.entries(labels).every(([k, val]) => (v.labels as Record<string, unknown>)[k] === val),
+  );
+  return found?.value ?? 0;
+}
+
+let sinks: Sink[] = [];
+let exporters: TempoExporter[] = [];
+
+async function sink(port = 0): Promise<Sink> {
+  const s = await new Sink().start(port);
+  sinks.push(s);
+  return s;
+}
+
+function exporter(options: Partial<TempoExporterOptionsInput> & { endpoint: string }) {
+  const registry = new Registry();
+  const e = new TempoExporter(
+    {
+      compression: 'none',
+      timeoutMs: 2000,
+      batchTimeoutMs: 10,
+      shutdownTimeoutMs: 1000,
+      ...options,
+      retry: { initialMs: 20, maxMs: 200, maxElapsedMs: 5000, multiplier: 2, ...options.retry },
+    },
+    registry,
+    pino({ level: 'silent' }),
+  );
+  exporters.push(e);
+  return { e, registry };
+}
+
+afterEach(async () => {
+  await Promise.all(exporters.map((e) => e.shutdown()));
+  await Promise.all(sinks.map((s) => s.close()));
+  exporters = [];
+  sinks = [];
+});
+
+describe('what is sent', () => {
+  test('an unmodified batch is forwarded byte for byte, with the headers and content-type', async () => {
+    const s = await sink();
+    const { e, registry } = exporter({
+      endpoint: s.url,
+      headers: { 'x-scope-orgid': 'tenant-a', authorization: 'Bearer t' },
+    });
+    const b = batch(model('a', 'b'));
+    e.consume(b);
+    await until('the request', () => s.received.length === 1);
+    const got = s.received[0];
+    expect(got.body.equals(b.context.raw as Buffer)).toBe(true);
+    expect(got.headers['content-type']).toBe('application/x-protobuf');
+    expect(got.headers['content-encoding']).toBeUndefined();
+    expect(got.headers['x-scope-orgid']).toBe('tenant-a');
+    expect(got.headers.authorization).toBe('Bearer t');
+    await until('the count', async () => (await metric(registry, 'sonde_exporter_sent_spans_total')) === 2);
+    expect(await metric(registry, 'sonde_exporter_requests_total', { outcome: 'success' })).toBe(1);
+    expect(await metric(registry, 'sonde_exporter_queue_capacity_bytes')).toBe(64 * 1024 * 1024);
+  });
+
+  test('a modified batch is encoded again from the model', async () => {
+    const s = await sink();
+    const { e } = exporter({ endpoint: s.url });
+    const b = batch(model('a', 'b'), true);
+    b.data[0].scopeSpans[0].spans.pop();
+    e.consume(b);
+    await until('the request', () => s.received.length === 1);
+    expect(s.received[0].body.equals(b.context.raw as Buffer)).toBe(false);
+    expect(decode(s.received[0].body)).toEqual(model('a'));
+  });
+
+  test('payloads queued within batch_timeout go out as one request; batch_max_bytes splits them', async () => {
+    const s = await sink();
+    const { e } = exporter({ endpoint: s.url, batchTimeoutMs: 100 });
+    e.consume(batch(model('a')));
+    e.consume(batch(model('b', 'c')));
+    await until('the request', () => s.received.length === 1);
+    expect(decode(s.received[0].body)).toEqual([...model('a'), ...model('b', 'c')]);
+
+    const small = await sink();
+    const one = batch(model('x')).context.raw as Buffer;
+    const { e: e2 } = exporter({ endpoint: small.url, batchTimeoutMs: 1000, batchMaxBytes: one.length + 1 });
+    const started = Date.now();
+    e2.consume(batch(model('x')));
+    e2.consume(batch(model('y')));
+    // batch_max_bytes reached: the first payload goes without waiting for batch_timeout...
+    await until('one request', () => small.received.length === 1);
+    expect(Date.now() - started).toBeLessThan(500);
+    // ...the second, alone in the queue, after it.
+    await until('two requests', () => small.received.length === 2);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(990);
+    expect(decode(small.received[0].body)).toEqual(model('x'));
+    expect(decode(small.received[1].body)).toEqual(model('y'));
+  });
+
+  test('gzip: content-encoding gzip and a body that gunzips to the payload', async () => {
+    const s = await sink();
+    const { e } = exporter({ endpoint: s.url, compression: 'gzip' });
+    const b = batch(model('a'));
+    e.consume(b);
+    await until('the request', () => s.received.length === 1);
+    expect(s.received[0].headers['content-encoding']).toBe('gzip');
+    expect(gunzipSync(s.received[0].body).equals(b.context.raw as Buffer)).toBe(true);
+  });
+});
+
+describe('retries', () => {
+  test('503 twice then 200: delivered once, retries counted, the backoff grows', async () => {
+    const s = await sink();
+    s.replies = [{ status: 503 }, { status: 503 }];
+    const { e, registry } = exporter({ endpoint: s.url, random: () => 1 });
+    e.consume(batch(model('a', 'b', 'c')));
+    await until('three requests', () => s.received.length === 3);
+    await until('the count', async () => (await metric(registry, 'sonde_exporter_sent_spans_total')) === 3);
+    expect(new Set(s.received.map((r) => r.body.toString('hex'))).size).toBe(1);
+    const gap1 = s.received[1].at - s.received[0].at;
+    const gap2 = s.received[2].at - s.received[1].at;
+    expect(gap1).toBeGreaterThanOrEqual(19); // initial 20 ms
+    expect(gap2).toBeGreaterThanOrEqual(39); // × 2
+    expect(gap2).toBeGreaterThan(gap1);
+    expect(await metric(registry, 'sonde_exporter_retries_total')).toBe(2);
+    expect(await metric(registry, 'sonde_exporter_requests_total', { outcome: 'status_503' })).toBe(2);
+    expect(await metric(registry, 'sonde_exporter_requests_total', { outcome: 'success' })).toBe(1);
+    await sleep(100);
+    expect(s.received).toHaveLength(3);
+  });
+
+  test('full jitter: each wait is at most the current bound', async () => {
+    const s = await sink();
+    s.replies = [{ status: 502 }, { status: 504 }, { status: 429 }];
+    const { e } = exporter({ endpoint: s.url, random: () => 0, retry: { initialMs: 1000, maxMs: 5000 } });
+    e.consume(batch(model('a')));
+    await until('four requests', () => s.received.length === 4);
+    // random() = 0 → no wait at all, where the bounds alone would add up to 1 + 2 + 4 s.
+    expect(s.received[3].at - s.received[0].at).toBeLessThan(700);
+  });
+
+  test('Retry-After is honoured', async () => {
+    const s = await sink();
+    s.replies = [{ status: 429, headers: { 'retry-after': '1' } }];
+    const { e } = exporter({ endpoint: s.url, random: () => 0 });
+    e.consume(batch(model('a')));
+    await until('the retry', () => s.received.length === 2, 3000);
+    expect(s.received[1].at - s.received[0].at).toBeGreaterThanOrEqual(990);
+  });
+
+  test('retries stop after max_elapsed_time; the spans are counted as retries_exhausted', async () => {
+    const s = await sink();
+    s.replies = Array.from({ length: 50 }, () => ({ status: 503 }));
+    const { e, registry } = exporter({ endpoint: s.url, random: () => 1, retry: { maxElapsedMs: 150 } });
+    e.consume(batch(model('a', 'b')));
+    await until(
+      'the drop',
+      async () =>
+        (await metric(registry, 'sonde_exporter_send_failed_spans_total', { reason: 'retries_exhausted' })) === 2,
+    );
+    const n = s.received.length;
+    expect(n).toBeGreaterThanOrEqual(3);
+    await sleep(100);
+    expect(s.received).toHaveLength(n);
+  });
+
+  test('400: dropped at once and counted, not retried', async () => {
+    const s = await sink();
+    s.replies = [{ status: 400, body: `bad request ${'x'.repeat(500)}` }];
+    const { e, registry } = exporter({ endpoint: s.url });
+    e.consume(batch(model('a', 'b')));
+    await until(
+      'the drop',
+      async () => (await metric(registry, 'sonde_exporter_send_failed_spans_total', { reason: 'rejected_4xx' })) === 2,
+    );
+    expect(await metric(registry, 'sonde_exporter_requests_total', { outcome: 'status_400' })).toBe(1);
+    await sleep(100);
+    expect(s.received).toHaveLength(1);
+    expect(await metric(registry, 'sonde_exporter_retries_total')).toBe(0);
+    // The next batch goes through.
+    e.consume(batch(model('c')));
+    await until('the next request', () => s.received.length === 2);
+  });
+
+  test('sink down, then back up on the same port: nothing is lost', async () => {
+    const s = await sink();
+    const port = s.port;
+    const url = s.url;
+    await s.close();
+    const { e, registry } = exporter({ endpoint: url });
+    const b = batch(model('a', 'b'));
+    e.consume(b);
+    await until(
+      'failed attempts',
+      async () => (await metric(registry, 'sonde_exporter_requests_total', { outcome: 'network_error' })) >= 2,
+    );
+    const back = await sink(port);
+    await until('the delivery', () => back.received.length === 1);
+    expect(back.received[0].body.equals(b.context.raw as Buffer)).toBe(true);
+    await until('the count', async () => (await metric(registry, 'sonde_exporter_sent_spans_total')) === 2);
+    expect(await metric(registry, 'sonde_exporter_send_failed_spans_total')).toBe(0);
+  });
+
+  test('a request timeout is retried', async () => {
+    let hang = true;
+    const received: Buffer[] = [];
+    const server = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        received.push(Buffer.concat(chunks));
+        if (hang) {
+          hang = false;
+          return; // never answers
+        }
+        res.end();
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const { e, registry } = exporter({
+        endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`,
+        timeoutMs: 100,
+      });
+      e.consume(batch(model('a')));
+      await until('the delivery', async () => (await metric(registry, 'sonde_exporter_sent_spans_total')) === 1);
+      expect(received).toHaveLength(2);
+      expect(await metric(registry, 'sonde_exporter_requests_total', { outcome: 'timeout' })).toBe(1);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
+
+describe('the queue', () => {
+  test('full with refuse: consume throws OverloadedError with a Retry-After; shutdown flushes what was queued', async () => {
+    const s = await sink();
+    const first = batch(model('a'));
+    const size = (first.context.raw as Buffer).length;
+    const { e, registry } = exporter({ endpoint: s.url, queueBytes: size + size / 2, batchTimeoutMs: 60_000 });
+    e.consume(first);
+    expect(e.queuedBytes).toBe(size);
+    expect(await metric(registry, 'sonde_exporter_queue_bytes')).toBe(size);
+    let error: unknown;
+    try {
+      e.consume(batch(model('b')));
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(OverloadedError);
+    expect((error as OverloadedError).httpStatus).toBe(503);
+    expect((error as OverloadedError).retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    expect((error as OverloadedError).message).toMatch(/tempo\.queue_size/);
+    expect(await metric(registry, 'sonde_exporter_send_failed_spans_total', { reason: 'queue_full' })).toBe(1);
+
+    await e.shutdown();
+    expect(s.received).toHaveLength(1);
+    expect(s.received[0].body.equals(first.context.raw as Buffer)).toBe(true);
+    expect(await metric(registry, 'sonde_exporter_send_failed_spans_total', { reason: 'shutdown' })).toBe(0);
+    expect(() => e.consume(batch(model('d')))).toThrow(OverloadedError);
+  });
+
+  test('full with drop_oldest: the oldest payloads are dropped and counted', async () => {
+    const s = await sink();
+    const batches = [batch(model('a', 'b')), batch(model('c', 'd')), batch(model('e', 'f'))];
+    const size = (batches[0].context.raw as Buffer).length;
+    const { e, registry } = exporter({
+      endpoint: s.url,
+      queueBytes: size * 2,
+      onFull: 'drop_oldest',
+      batchTimeoutMs: 60_000,
+    });
+    for (const b of batches) e.consume(b);
+    expect(e.queuedBytes).toBe(size * 2);
+    expect(await metric(registry, 'sonde_exporter_send_failed_spans_total', { reason: 'dropped_oldest' })).toBe(2);
+    await e.shutdown();
+    expect(s.received).toHaveLength(1);
+    expect(decode(s.received[0].body)).toEqual([...model('c', 'd'), ...model('e', 'f')]);
+    expect(await metric(registry, 'sonde_exporter_sent_spans_total')).toBe(4);
+  });
+
+  test('a request larger than the whole queue is refused as too large', async () => {
+    const s = await sink();
+    const { e, registry } = exporter({ endpoint: s.url, queueBytes: 10 });
+    expect(() => e.consume(batch(model('a')))).toThrow(PayloadTooLargeError);
+    expect(await metric(registry, 'sonde_exporter_send_failed_spans_total', { reason: 'too_large' })).toBe(1);
+  });
+
+  test('shutdown with the sink down gives up within shutdown_timeout and counts what is left', async () => {
+    const s = await sink();
+    const url = s.url;
+    await s.close();
+    const { e, registry } = exporter({ endpoint: url, shutdownTimeoutMs: 200, batchTimeoutMs: 60_000 });
+    e.consume(batch(model('a', 'b')));
+    e.consume(batch(model('c')));
+    const started = Date.now();
+    await e.shutdown();
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(await metric(registry, 'sonde_exporter_send_failed_spans_total', { reason: 'shutdown' })).toBe(3);
+    expect(await metric(registry, 'sonde_exporter_queue_bytes')).toBe(0);
+  });
+});
+
+describe('configuration helpers', () => {
+  test('tempoEndpoint appends /v1/traces unless a path is given', () => {
+    expect(tempoEndpoint('http://tempo:4318')).toBe('http://tempo:4318/v1/traces');
+    expect(tempoEndpoint('http://tempo:4318/')).toBe('http://tempo:4318/v1/traces');
+    expect(tempoEndpoint('https://otlp.example.com/otlp/v1/traces')).toBe('https://otlp.example.com/otlp/v1/traces');
+    expect(tempoEndpoint('https://otlp.example.com/tempo')).toBe('https://otlp.example.com/tempo');
+    expect(() => tempoEndpoint('tempo:4318')).toThrow();
+    expect(() => tempoEndpoint('not a url')).toThrow();
+  });
+
+  test('parseHeaders reads key=value,key2=value2 as OTEL_EXPORTER_OTLP_HEADERS', () => {
+    expect(parseHeaders('')).toEqual({});
+    expect(parseHeaders(' X-Scope-OrgID = tenant-a , authorization=Basic%20dXNlcjpwYXNz==,')).toEqual({
+      'x-scope-orgid': 'tenant-a',
+      authorization: 'Basic dXNlcjpwYXNz==',
+    });
+    expect(() => parseHeaders('novalue')).toThrow(/entry 1/);
+  });
+
+  test('parseRetryAfter reads seconds and HTTP dates', () => {
+    expect(parseRetryAfter(null)).toBeUndefined();
+    expect(parseRetryAfter('3')).toBe(3000);
+    expect(parseRetryAfter('soon')).toBeUndefined();
+    const ms = parseRetryAfter(new Date(Date.now() + 5000).toUTCString()) as number;
+    expect(ms).toBeGreaterThan(3000);
+    expect(ms).toBeLessThanOrEqual(5000);
+    expect(parseRetryAfter(new Date(0).toUTCString())).toBe(0);
+  });
+});
