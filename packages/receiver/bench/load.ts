@@ -256,3 +256,34 @@ export async function steady(server: Server, payload: Payload, settings: SteadyS
     agent.destroy();
   }
 }
+
+export interface OutageSlice {
+  /** Seconds since the outage load began, at the end of the slice. */
+  atSec: number;
+  ok: number;
+  non2xx: number;
+  rssMax: number;
+}
+
+/**
+ * Maximum load against a receiver whose export endpoint is down: the export queue fills, then intake
+ * refuses (503 + Retry-After). Returns each slice's 2xx/non-2xx counts and RSS peak, to show that
+ * memory stays flat once the queue is full.
+ */
+export async function outage(
+  server: Server,
+  payload: Payload,
+  connections: number,
+  slices: number,
+  sliceSec: number,
+): Promise<OutageSlice[]> {
+  const out: OutageSlice[] = [];
+  const url = `http://127.0.0.1:${server.port}`;
+  for (let i = 0; i < slices; i++) {
+    const sampler = new RssSampler(server.pid, 100);
+    const result = await cannon(url, payload, connections, sliceSec);
+    const rss = sampler.stop();
+    out.push({ atSec: (i + 1) * sliceSec, ok: result['2xx'], non2xx: result.non2xx, rssMax: rss.max });
+  }
+  return out;
+}

@@ -20,7 +20,14 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type DecodeBenchResult, fmtInt, runDecodeBench } from './decode-bench.ts';
-import { compareMaxThroughput, type SteadyResult, steady, type ThroughputResult } from './load.ts';
+import {
+  compareMaxThroughput,
+  type OutageSlice,
+  outage,
+  type SteadyResult,
+  steady,
+  type ThroughputResult,
+} from './load.ts';
 import { describeMachine, machineLine } from './machine.ts';
 import { runMetricsBench } from './metrics-bench.ts';
 import { makePayload, makeSpans, type Payload } from './payloads.ts';
@@ -155,6 +162,8 @@ async function main(): Promise<void> {
   let steadyResult: SteadyResult;
   let steadySink: SteadyResult;
   let profile: ProfileSummary | undefined;
+  let fullPath: ThroughputResult[] = [];
+  let outageSlices: OutageSlice[] = [];
   try {
     for (const payload of payloads) {
       log(
@@ -210,6 +219,38 @@ async function main(): Promise<void> {
         `peak ${mib(Math.max(steadySink.rssPeak, steadySink.hwm)).toFixed(1)} MiB (VmHWM)`,
     );
 
+    log(
+      'full trace path: intake + span metrics + service graph + export to a second bare sink standing in for Tempo, ' +
+        `100 spans/request, against the bare sink, ${SETTINGS.rounds} alternating slices`,
+    );
+    const tempoStandIn = await startSink();
+    const sinkForFull = await startSink();
+    try {
+      fullPath = await withServer(
+        () => startReceiver({ dataDir, env: { SONDE_TEMPO_ENDPOINT: `http://127.0.0.1:${tempoStandIn.port}` } }),
+        (receiver) => compareMaxThroughput([sinkForFull, receiver], payloads[0], SETTINGS, log),
+      );
+      for (const r of fullPath) log(`  ${describeThroughput(r)}`);
+    } finally {
+      await tempoStandIn.stop();
+      await sinkForFull.stop();
+    }
+
+    log('export outage: the same load while the export endpoint refuses connections (the queue fills, then 503s)');
+    const closedPort = await (async () => {
+      const probe = await startSink();
+      const port = probe.port;
+      await probe.stop();
+      return port;
+    })();
+    outageSlices = await withServer(
+      () => startReceiver({ dataDir, env: { SONDE_TEMPO_ENDPOINT: `http://127.0.0.1:${closedPort}` } }),
+      (receiver) => outage(receiver, payloads[0], SETTINGS.connections, 4, quick ? 1 : 3),
+    );
+    for (const o of outageSlices) {
+      log(`  at ${o.atSec} s: ${o.ok} accepted, ${o.non2xx} refused, RSS peak ${mib(o.rssMax).toFixed(1)} MiB`);
+    }
+
     if (!flags['no-profile']) {
       const profileDir = mkdtempSync(join(tmpdir(), 'sonde-bench-profile-'));
       log(`profile: receiver under node --cpu-prof at max throughput, 100 spans/request (profile in ${profileDir})`);
@@ -248,6 +289,8 @@ async function main(): Promise<void> {
     decode,
     decodeOtherCores: decodeCpu.other,
     metrics,
+    fullPath,
+    outage: outageSlices,
     profile,
   };
   process.stdout.write(`\n${renderSummary(report)}\n`);

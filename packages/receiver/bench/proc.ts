@@ -155,6 +155,8 @@ export interface ReceiverOptions {
   /** Extra node flags (e.g. --cpu-prof). */
   nodeArgs?: string[];
   dataDir: string;
+  /** Extra environment (e.g. SONDE_TEMPO_ENDPOINT). */
+  env?: Record<string, string>;
 }
 
 /**
@@ -172,6 +174,7 @@ export async function startReceiver(options: ReceiverOptions): Promise<Server> {
       SONDE_ADMIN_ADDR: '127.0.0.1:0',
       SONDE_LOG_LEVEL: 'warn',
       SONDE_DATA_DIR: options.dataDir,
+      ...options.env,
     };
     delete env.SONDE_CONFIG;
     const child = spawnNode([...(options.nodeArgs ?? []), RECEIVER_BIN], {

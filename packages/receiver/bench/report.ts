@@ -1,6 +1,6 @@
 /** The bench's Markdown: a summary for the terminal and docs/benchmarks.md. */
 import type { DecodeBenchResult } from './decode-bench.ts';
-import type { SteadyResult, ThroughputResult } from './load.ts';
+import type { OutageSlice, SteadyResult, ThroughputResult } from './load.ts';
 import { type Machine, machineLine } from './machine.ts';
 import type { MetricsBenchResult } from './metrics-bench.ts';
 import type { ProfileSummary } from './profile.ts';
@@ -35,6 +35,10 @@ export interface Report {
   decodeOtherCores: number;
   /** The Prometheus stage: metrics ingest and scrapes (in process). */
   metrics: MetricsBenchResult;
+  /** Intake + span metrics + service graph + export to a sink standing in for Tempo, against the bare sink. */
+  fullPath: ThroughputResult[];
+  /** Maximum load while the export endpoint is down. */
+  outage: OutageSlice[];
   profile: ProfileSummary | undefined;
 }
 
@@ -46,6 +50,7 @@ export const TARGETS = {
   steadyCpuShareOfCore: 0.05,
   steadyRssMiB: 100,
   metricsPointsPerSec: 500_000,
+  fullPathShareOfSink: 0.2,
   scrape100kMs: 300,
 };
 
@@ -226,6 +231,25 @@ export function targets(report: Report): TargetRow[] {
       ok: worst < TARGETS.scrape100kMs,
     });
   }
+  const fullSink = report.fullPath.find((r) => r.server !== 'receiver');
+  const fullReceiver = report.fullPath.find((r) => r.server === 'receiver');
+  if (fullSink && fullReceiver) {
+    const ratio = fullReceiver.spansPerSec / fullSink.spansPerSec;
+    rows.push({
+      target: `full trace path (intake, span metrics, service graph, export) ≥ ${pct(TARGETS.fullPathShareOfSink, 0)} of the bare sink`,
+      measured: `${pct(ratio)} (${int(fullReceiver.spansPerSec)} vs ${int(fullSink.spansPerSec)} spans/s)`,
+      ok: ratio >= TARGETS.fullPathShareOfSink,
+    });
+  }
+  if (report.outage.length >= 2) {
+    const first = report.outage[0].rssMax;
+    const last = Math.max(...report.outage.slice(1).map((o) => o.rssMax));
+    rows.push({
+      target: 'export outage: RSS flat once the queue is full (later slices within 10% of the first)',
+      measured: `${mib(first)} in the first slice, ${mib(last)} at most after; ${int(report.outage.reduce((n, o) => n + o.non2xx, 0))} requests refused`,
+      ok: last <= first * 1.1,
+    });
+  }
   const failures = report.throughput
     .filter((r) => r.server === 'receiver')
     .reduce((n, r) => n + r.non2xx + r.errors + r.timeouts, s.failed);
@@ -270,6 +294,24 @@ export function metricsTable(report: Report): string {
   );
 }
 
+export function fullPathTable(report: Report): string {
+  const rows = report.fullPath.map((r) => [
+    r.server === 'receiver' ? 'sonde receiver, exporting to a sink as Tempo' : 'bare node:http sink',
+    int(r.spansPerSec),
+    pct(r.serverCores, 0),
+    mib(r.rssPeak),
+    `${r.non2xx + r.errors + r.timeouts}`,
+  ]);
+  const outage = report.outage.map((o) => [`${o.atSec} s`, int(o.ok), int(o.non2xx), mib(o.rssMax)]);
+  return [
+    table(['server', 'spans/s', 'server CPU (of one core)', 'peak RSS', 'non-2xx + errors'], rows),
+    '',
+    'Export endpoint down, same load:',
+    '',
+    table(['time into the outage', 'requests accepted', 'requests refused (503)', 'RSS peak in the slice'], outage),
+  ].join('\n');
+}
+
 export function profileSection(p: ProfileSummary): string {
   const phases = table(
     ['phase (each sample counted once, in its innermost phase)', 'CPU time', 'share of busy time'],
@@ -311,6 +353,10 @@ export function renderSummary(report: Report): string {
     '### Prometheus stage: OTLP metrics ingest and /metrics scrapes',
     '',
     metricsTable(report),
+    '',
+    '### Full trace path and export outage',
+    '',
+    fullPathTable(report),
     '',
     '### Targets',
     '',
@@ -460,6 +506,12 @@ export function renderDoc(report: Report): string {
     decodeTable(report),
     '',
     `Decoding straight into the model is ${decodeRatios.join(' and ')} faster than protobufjs followed by the mapping to the model, which is what a receiver built on a generic decoder would have to do; protobufjs alone (its generic tree, not yet usable) is shown for reference.`,
+    '',
+    '### Full trace path and export outage',
+    '',
+    fullPathTable(report),
+    '',
+    'The receiver with span metrics, the service graph and the Tempo exporter on (its defaults), exporting to a second bare sink that stands in for Tempo, against the bare sink, same client and payloads (100 spans/request). Then the export endpoint is a closed port: the in-memory export queue (64 MiB) fills and intake answers 503 with Retry-After, so memory stops growing; the table shows each slice of that outage.',
     '',
     '### Prometheus stage: OTLP metrics ingest and /metrics scrapes',
     '',
