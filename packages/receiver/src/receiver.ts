@@ -7,6 +7,7 @@
 
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import type { Server as GrpcServer } from '@grpc/grpc-js';
 import type { Express } from 'express';
 import { createAdminApp } from './admin/server';
@@ -87,6 +88,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
             multiplier: config.tempo.retry.multiplier,
           },
           shutdownTimeoutMs: config.tempo.shutdown_timeout,
+          persistentDir: config.tempo.persistent_queue ? join(config.data_dir, 'tempo-queue') : undefined,
         },
         metrics.registry,
         logger.child({ component: 'tempo' }),

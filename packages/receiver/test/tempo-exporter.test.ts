@@ -1,7 +1,10 @@
 /** The Tempo exporter against a local HTTP server standing in for Tempo. */
 import { once } from 'node:events';
+import * as fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -435,6 +438,102 @@ describe('the queue', () => {
     expect(Date.now() - started).toBeLessThan(1000);
     expect(await metric(registry, 'sonde_exporter_send_failed_spans_total', { reason: 'shutdown' })).toBe(3);
     expect(await metric(registry, 'sonde_exporter_queue_bytes')).toBe(0);
+  });
+});
+
+describe('the persistent queue (persistentDir)', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(tmpdir(), 'sonde-tempo-queue-'));
+  });
+  afterEach(async () => {
+    await Promise.all(exporters.map((e) => e.shutdown()));
+    exporters = [];
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('Tempo down until shutdown: nothing is dropped; the next start sends it, once', async () => {
+    const s = await sink();
+    s.replies = Array.from({ length: 1000 }, () => ({ status: 503 }));
+    const a = batch(model('a', 'b'));
+    const b = batch(model('c'));
+    const first = exporter({
+      endpoint: s.url,
+      persistentDir: dir,
+      shutdownTimeoutMs: 200,
+      retry: { initialMs: 10_000, maxMs: 10_000, maxElapsedMs: 60_000 },
+    });
+    expect(first.e.persistent).toBe(true);
+    first.e.consume(a);
+    first.e.consume(b);
+    await until('an attempt', () => s.received.length >= 1);
+    await first.e.shutdown();
+    expect(await metric(first.registry, 'sonde_exporter_send_failed_spans_total')).toBe(0);
+
+    s.replies = [];
+    const second = exporter({ endpoint: s.url, persistentDir: dir });
+    await until('the delivery', async () => (await metric(second.registry, 'sonde_exporter_sent_spans_total')) === 3);
+    const last = s.received[s.received.length - 1];
+    expect(last.body.equals(Buffer.concat([a.context.raw as Buffer, b.context.raw as Buffer]))).toBe(true);
+    await second.e.shutdown();
+
+    const delivered = s.received.length;
+    const third = exporter({ endpoint: s.url, persistentDir: dir });
+    expect(third.e.queuedBytes).toBe(0);
+    await sleep(50);
+    expect(s.received).toHaveLength(delivered);
+  });
+
+  test('a 4xx drops the batch from the disk for good', async () => {
+    const s = await sink();
+    s.replies = [{ status: 400 }];
+    const first = exporter({ endpoint: s.url, persistentDir: dir });
+    first.e.consume(batch(model('a')));
+    await until('the drop', async () => (await metric(first.registry, 'sonde_exporter_send_failed_spans_total')) === 1);
+    await first.e.shutdown();
+    expect(exporter({ endpoint: s.url, persistentDir: dir }).e.queuedBytes).toBe(0);
+  });
+
+  test('drop_oldest with a batch in flight drops waiting payloads, not the one being sent', async () => {
+    let release: (() => void) | undefined;
+    const bodies: Buffer[] = [];
+    const server = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        bodies.push(Buffer.concat(chunks));
+        if (bodies.length === 1) release = () => res.end();
+        else res.end();
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const batches = [batch(model('a')), batch(model('b')), batch(model('c')), batch(model('d'))];
+      const size = (batches[0].context.raw as Buffer).length;
+      const { e, registry } = exporter({
+        endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`,
+        persistentDir: dir,
+        queueBytes: size * 2,
+        onFull: 'drop_oldest',
+        batchMaxBytes: size,
+        batchTimeoutMs: 0,
+      });
+      e.consume(batches[0]);
+      await until('the first request', () => release !== undefined);
+      for (const b of batches.slice(1)) e.consume(b);
+      expect(await metric(registry, 'sonde_exporter_send_failed_spans_total', { reason: 'dropped_oldest' })).toBe(1);
+      expect(e.queuedBytes).toBe(size * 2);
+      release?.();
+      await until('the rest', () => bodies.length === 3);
+      expect(bodies.map((b) => decode(b)[0].scopeSpans[0].spans[0].name)).toEqual(['a', 'c', 'd']);
+      await until('the count', async () => (await metric(registry, 'sonde_exporter_sent_spans_total')) === 3);
+      await e.shutdown();
+      expect(exporter({ endpoint: 'http://127.0.0.1:9/v1/traces', persistentDir: dir }).e.queuedBytes).toBe(0);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });
 

@@ -180,6 +180,8 @@ export const configSchema = z.strictObject({
         .prefault({}),
       /** How long shutdown tries to send what is queued. */
       shutdown_timeout: duration.default(5000),
+      /** Keep the export queue on disk (<data_dir>/tempo-queue): spans survive a restart, kill -9 included. */
+      persistent_queue: z.boolean().default(false),
     })
     .prefault({}),
   debug: z

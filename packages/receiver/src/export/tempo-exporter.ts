@@ -14,6 +14,12 @@
  *   non-2xx status drops the batch at once. Every span that does not reach Tempo is counted in
  *   `sonde_exporter_send_failed_spans_total{reason}` and logged.
  * - `shutdown` stops accepting, flushes within `shutdownTimeoutMs` and counts what is left.
+ * - With `persistentDir`, the queue is a DiskQueue (disk-queue.ts) in that directory instead of
+ *   memory: same bound, same refuse/drop_oldest behaviour, but a batch leaves the queue only once
+ *   Tempo took it (2xx) or it was dropped for good (a rejection, retries exhausted, drop_oldest), so
+ *   what was accepted survives a restart, kill -9 included, and is sent at the next start (at least
+ *   once: a batch in flight when the process died is sent again). At shutdown, what is left stays on
+ *   disk instead of being dropped.
  */
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
@@ -23,6 +29,7 @@ import type { ResourceSpans } from '../model';
 import { OverloadedError, PayloadTooLargeError } from '../otlp/errors';
 import { encodeTraceRequest } from '../otlp/protobuf/encode-traces';
 import type { Batch, Consumer } from '../pipeline/pipeline';
+import { DiskQueue, DiskQueueFullError } from './disk-queue';
 
 const gzip = promisify(gzipCallback);
 
@@ -53,6 +60,11 @@ export interface TempoExporterOptions {
   retry: RetryOptions;
   /** How long shutdown() tries to flush the queue (ms). */
   shutdownTimeoutMs: number;
+  /**
+   * Directory of a persistent queue on local disk (created if needed); undefined: in memory. Only one
+   * process may use a directory at a time.
+   */
+  persistentDir?: string;
   /** Test hook: the jitter source, a number in [0, 1). */
   random?: () => number;
 }
@@ -79,12 +91,162 @@ export type SendFailedReason =
   | 'queue_full'
   | 'too_large'
   | 'dropped_oldest'
+  | 'disk_error'
   | 'shutdown';
 
 interface QueueItem {
   payload: Buffer;
   spans: number;
   enqueuedAt: number;
+}
+
+/** A batch taken from the queue: in flight until `settle` (sent or dropped) or `release` (kept). */
+interface Taken {
+  payloads: Buffer[];
+  spans: number;
+}
+
+/** The export queue: in memory, or on disk. Bytes and counts leave out the batch in flight. */
+interface ExportQueue {
+  readonly waitingBytes: number;
+  readonly waitingCount: number;
+  readonly waitingSpans: number;
+  /** When the oldest waiting payload was queued (ms since epoch). */
+  oldestAt(): number | undefined;
+  push(payload: Buffer, spans: number): void;
+  /** Drops the oldest waiting payload; undefined when none waits. */
+  dropOldest(): { bytes: number; spans: number } | undefined;
+  /** Takes the oldest waiting payloads up to `maxBytes` (at least one) as the batch in flight. */
+  take(maxBytes: number): Taken;
+  /** The batch in flight is done with (delivered, or dropped for good). */
+  settle(): void;
+  /** The batch in flight was abandoned at shutdown. */
+  release(): void;
+  /** At shutdown: empties the queue (memory) or keeps it for the next start (disk). */
+  close(): void;
+}
+
+class MemoryQueue implements ExportQueue {
+  private readonly items: QueueItem[] = [];
+  private bytes = 0;
+
+  get waitingBytes(): number {
+    return this.bytes;
+  }
+
+  get waitingCount(): number {
+    return this.items.length;
+  }
+
+  get waitingSpans(): number {
+    return this.items.reduce((n, item) => n + item.spans, 0);
+  }
+
+  oldestAt(): number | undefined {
+    return this.items[0]?.enqueuedAt;
+  }
+
+  push(payload: Buffer, spans: number): void {
+    // A body that is a view on a larger buffer (a gRPC frame, the Buffer pool) is copied, so that the
+    // queue holds only what it counts.
+    const owned = payload.byteLength < payload.buffer.byteLength ? Buffer.from(payload) : payload;
+    this.items.push({ payload: owned, spans, enqueuedAt: Date.now() });
+    this.bytes += payload.length;
+  }
+
+  dropOldest(): { bytes: number; spans: number } | undefined {
+    const old = this.items.shift();
+    if (!old) return undefined;
+    this.bytes -= old.payload.length;
+    return { bytes: old.payload.length, spans: old.spans };
+  }
+
+  take(maxBytes: number): Taken {
+    const taken: Taken = { payloads: [], spans: 0 };
+    let bytes = 0;
+    while (this.items.length > 0) {
+      const next = this.items[0];
+      if (taken.payloads.length > 0 && bytes + next.payload.length > maxBytes) break;
+      this.items.shift();
+      taken.payloads.push(next.payload);
+      taken.spans += next.spans;
+      bytes += next.payload.length;
+    }
+    this.bytes -= bytes;
+    return taken;
+  }
+
+  settle(): void {}
+
+  release(): void {}
+
+  close(): void {
+    this.items.length = 0;
+    this.bytes = 0;
+  }
+}
+
+/** The queue as a DiskQueue: the batch in flight stays on disk (unacknowledged) until settled. */
+class PersistentQueue implements ExportQueue {
+  private inFlight = 0;
+  private inFlightBytes = 0;
+  private inFlightSpans = 0;
+
+  constructor(readonly disk: DiskQueue) {}
+
+  get waitingBytes(): number {
+    return this.disk.bytes - this.inFlightBytes;
+  }
+
+  get waitingCount(): number {
+    return this.disk.length - this.inFlight;
+  }
+
+  get waitingSpans(): number {
+    return this.disk.spans - this.inFlightSpans;
+  }
+
+  oldestAt(): number | undefined {
+    return this.disk.oldestAppendedAt(this.inFlight);
+  }
+
+  push(payload: Buffer, spans: number): void {
+    this.disk.append(payload, spans);
+  }
+
+  dropOldest(): { bytes: number; spans: number } | undefined {
+    const { records, bytes, spans } = this.disk.ack(1, this.inFlight);
+    return records === 0 ? undefined : { bytes, spans };
+  }
+
+  take(maxBytes: number): Taken {
+    const records = this.disk.peek(maxBytes, this.inFlight);
+    this.inFlight += records.length;
+    const taken: Taken = { payloads: [], spans: 0 };
+    for (const r of records) {
+      taken.payloads.push(r.payload);
+      taken.spans += r.spanCount;
+      this.inFlightBytes += r.payload.length;
+      this.inFlightSpans += r.spanCount;
+    }
+    return taken;
+  }
+
+  settle(): void {
+    const inFlight = this.inFlight;
+    this.release();
+    this.disk.ack(inFlight);
+  }
+
+  release(): void {
+    this.inFlight = 0;
+    this.inFlightBytes = 0;
+    this.inFlightSpans = 0;
+  }
+
+  close(): void {
+    this.disk.close();
+  }
 }
 
 type AttemptResult =
@@ -100,8 +262,7 @@ export class TempoExporter implements Consumer<'traces'> {
   readonly name = 'tempo';
   readonly options: TempoExporterOptions;
 
-  private readonly queue: QueueItem[] = [];
-  private queued = 0;
+  private readonly queue: ExportQueue;
   private stopping = false;
   /** Aborted when the shutdown bound passes: in-flight requests and backoff sleeps end at once. */
   private readonly abort = new AbortController();
@@ -127,6 +288,7 @@ export class TempoExporter implements Consumer<'traces'> {
       ...options,
       retry: { ...DEFAULT_TEMPO_EXPORTER_OPTIONS.retry, ...options.retry },
     } as TempoExporterOptions;
+    this.queue = this.openQueue();
     this.sentSpans = new Counter({
       name: 'sonde_exporter_sent_spans_total',
       help: 'Spans accepted by Tempo (2xx)',
@@ -159,6 +321,7 @@ export class TempoExporter implements Consumer<'traces'> {
       help: 'Bound of the Tempo export queue (tempo.queue_size)',
       registers: [registry],
     }).set(this.options.queueBytes);
+    this.queueGauge.set(this.queue.waitingBytes);
     this.loop = this.run().catch((err: unknown) => {
       this.logger.error({ err }, 'the Tempo exporter stopped on an unexpected error');
     });
@@ -166,7 +329,34 @@ export class TempoExporter implements Consumer<'traces'> {
 
   /** Bytes waiting in the queue. */
   get queuedBytes(): number {
-    return this.queued;
+    return this.queue.waitingBytes;
+  }
+
+  /** Whether the queue is on disk (persistentDir). */
+  get persistent(): boolean {
+    return this.queue instanceof PersistentQueue;
+  }
+
+  private openQueue(): ExportQueue {
+    const { persistentDir, queueBytes, batchMaxBytes } = this.options;
+    if (persistentDir === undefined) return new MemoryQueue();
+    // queueBytes bounds what waits; the batch in flight (at most max(batchMaxBytes, one payload, which
+    // is at most queueBytes)) stays on disk too until Tempo took it.
+    const disk = DiskQueue.open(persistentDir, { maxBytes: queueBytes + Math.max(batchMaxBytes, queueBytes) });
+    const { records, spans, bytes, truncatedBytes, corruptSegments } = disk.recovery;
+    if (truncatedBytes > 0 || corruptSegments > 0) {
+      this.logger.warn(
+        { dir: persistentDir, truncatedBytes, corruptSegments },
+        'the persistent Tempo export queue had a torn or corrupt tail (a crash during a write): it was cut off',
+      );
+    }
+    if (records > 0) {
+      this.logger.info(
+        { dir: persistentDir, spans, bytes, requests: records },
+        'spans left in the persistent Tempo export queue by the previous run are sent again',
+      );
+    }
+    return new PersistentQueue(disk);
   }
 
   consume(batch: Batch<'traces'>): void {
@@ -182,20 +372,13 @@ export class TempoExporter implements Consumer<'traces'> {
         `the request (${payload.length} bytes) is larger than the Tempo export queue (tempo.queue_size, ${queueBytes} bytes)`,
       );
     }
-    if (this.queued + payload.length > queueBytes) {
-      if (onFull === 'refuse') {
-        this.fail('queue_full', spans);
-        const seconds = this.retryAfterSeconds();
-        throw new OverloadedError(
-          `the Tempo export queue is full (tempo.queue_size); retry after ${seconds}s`,
-          seconds,
-        );
-      }
+    if (this.queue.waitingBytes + payload.length > queueBytes) {
+      if (onFull === 'refuse') this.refuseFull(spans);
       let droppedSpans = 0;
       let droppedItems = 0;
-      while (this.queued + payload.length > queueBytes && this.queue.length > 0) {
-        const old = this.queue.shift() as QueueItem;
-        this.queued -= old.payload.length;
+      while (this.queue.waitingBytes + payload.length > queueBytes) {
+        const old = this.queue.dropOldest();
+        if (!old) break;
         droppedSpans += old.spans;
         droppedItems++;
       }
@@ -205,13 +388,23 @@ export class TempoExporter implements Consumer<'traces'> {
         'the Tempo export queue is full (tempo.queue_size): dropped the oldest queued spans',
       );
     }
-    // A body that is a view on a larger buffer (a gRPC frame, the Buffer pool) is copied, so that the
-    // queue holds only what it counts.
-    const owned = payload.byteLength < payload.buffer.byteLength ? Buffer.from(payload) : payload;
-    this.queue.push({ payload: owned, spans, enqueuedAt: Date.now() });
-    this.queued += payload.length;
-    this.queueGauge.set(this.queued);
+    try {
+      this.queue.push(payload, spans);
+    } catch (err) {
+      if (err instanceof DiskQueueFullError) this.refuseFull(spans);
+      this.fail('disk_error', spans);
+      this.logger.error({ err }, 'could not write to the persistent Tempo export queue');
+      throw new OverloadedError('the Tempo export queue could not store the request; retry after 5s', 5);
+    } finally {
+      this.queueGauge.set(this.queue.waitingBytes);
+    }
     this.wake();
+  }
+
+  private refuseFull(spans: number): never {
+    this.fail('queue_full', spans);
+    const seconds = this.retryAfterSeconds();
+    throw new OverloadedError(`the Tempo export queue is full (tempo.queue_size); retry after ${seconds}s`, seconds);
   }
 
   shutdown(): Promise<void> {
@@ -226,17 +419,27 @@ export class TempoExporter implements Consumer<'traces'> {
     await this.loop;
     clearTimeout(timer);
     this.abort.abort();
-    if (this.queue.length > 0) {
-      const spans = this.queue.reduce((n, item) => n + item.spans, 0);
-      this.fail('shutdown', spans);
-      this.logger.warn(
-        { spans },
-        'the Tempo export queue was not flushed within tempo.shutdown_timeout: spans dropped',
-      );
-      this.queue.length = 0;
-      this.queued = 0;
-      this.queueGauge.set(0);
+    if (this.queue.waitingCount > 0) {
+      const spans = this.queue.waitingSpans;
+      if (this.persistent) {
+        this.logger.warn(
+          { spans },
+          'the Tempo export queue was not flushed within tempo.shutdown_timeout: spans kept on disk for the next start',
+        );
+      } else {
+        this.fail('shutdown', spans);
+        this.logger.warn(
+          { spans },
+          'the Tempo export queue was not flushed within tempo.shutdown_timeout: spans dropped',
+        );
+      }
     }
+    try {
+      this.queue.close();
+    } catch (err) {
+      this.logger.error({ err }, 'could not close the persistent Tempo export queue');
+    }
+    this.queueGauge.set(0);
   }
 
   /** The sender: waits for data, batches it, sends one batch at a time. */
@@ -244,43 +447,44 @@ export class TempoExporter implements Consumer<'traces'> {
     const { batchMaxBytes, batchTimeoutMs } = this.options;
     for (;;) {
       if (this.abort.signal.aborted) return;
-      if (this.queue.length === 0) {
+      if (this.queue.waitingCount === 0) {
         if (this.stopping) return;
         await this.idle(undefined);
         continue;
       }
-      if (!this.stopping && this.queued < batchMaxBytes) {
-        const age = Date.now() - this.queue[0].enqueuedAt;
+      if (!this.stopping && this.queue.waitingBytes < batchMaxBytes) {
+        const age = Date.now() - (this.queue.oldestAt() ?? 0);
         if (age < batchTimeoutMs) {
           await this.idle(batchTimeoutMs - age);
           continue;
         }
       }
-      await this.send(this.take());
+      const batch = this.queue.take(batchMaxBytes);
+      this.queueGauge.set(this.queue.waitingBytes);
+      const delivered = await this.send(batch);
+      if (!delivered) {
+        this.queue.release();
+        continue;
+      }
+      try {
+        this.queue.settle();
+      } catch (err) {
+        // The position could not be persisted: the batch may be sent again after a restart.
+        this.logger.error({ err }, 'could not record a sent batch in the persistent Tempo export queue');
+      }
     }
   }
 
-  /** Takes queued payloads up to batchMaxBytes (at least one). */
-  private take(): QueueItem[] {
-    const items: QueueItem[] = [];
-    let bytes = 0;
-    while (this.queue.length > 0) {
-      const next = this.queue[0];
-      if (items.length > 0 && bytes + next.payload.length > this.options.batchMaxBytes) break;
-      items.push(next);
-      this.queue.shift();
-      bytes += next.payload.length;
-    }
-    this.queued -= bytes;
-    this.queueGauge.set(this.queued);
-    return items;
-  }
-
-  private async send(items: QueueItem[]): Promise<void> {
+  /**
+   * Sends a batch, retrying as configured. True when it is done with (delivered, or dropped for good
+   * and counted); false when shutdown cut it short (counted as dropped unless the queue is on disk,
+   * which keeps it for the next start).
+   */
+  private async send(batch: Taken): Promise<boolean> {
     const { retry, compression } = this.options;
-    const spans = items.reduce((n, item) => n + item.spans, 0);
-    const raw = items.length === 1 ? items[0].payload : Buffer.concat(items.map((i) => i.payload));
-    const body = compression === 'gzip' ? await gzip(raw) : raw;
+    const { spans, payloads } = batch;
+    const raw = payloads.length === 1 ? payloads[0] : Buffer.concat(payloads);
+    const body = compression === 'gzip' ? await gzip(raw, { level: 1 }) : raw;
     const started = Date.now();
     let bound = retry.initialMs;
     for (;;) {
@@ -289,11 +493,10 @@ export class TempoExporter implements Consumer<'traces'> {
         case 'ok':
           this.requests.inc({ outcome: 'success' });
           this.sentSpans.inc(spans);
-          return;
+          return true;
         case 'aborted':
-          this.fail('shutdown', spans);
-          this.logger.warn({ spans }, 'Tempo export abandoned at shutdown (tempo.shutdown_timeout)');
-          return;
+          this.abandoned(spans);
+          return false;
         case 'reject': {
           this.requests.inc({ outcome: `status_${result.status}` });
           this.fail(result.status < 500 ? 'rejected_4xx' : 'rejected_5xx', spans);
@@ -301,7 +504,7 @@ export class TempoExporter implements Consumer<'traces'> {
             { status: result.status, response: result.detail, spans },
             'Tempo rejected an export request; its spans are dropped',
           );
-          return;
+          return true;
         }
         case 'retry': {
           this.requests.inc({ outcome: result.outcome });
@@ -314,7 +517,7 @@ export class TempoExporter implements Consumer<'traces'> {
               { reason: result.detail, spans, elapsedMs: elapsed },
               'Tempo export failed after retrying for tempo.retry.max_elapsed_time; its spans are dropped',
             );
-            return;
+            return true;
           }
           this.logger.debug({ reason: result.detail, waitMs: Math.round(wait) }, 'Tempo export failed; retrying');
           this.retries.inc();
@@ -322,9 +525,8 @@ export class TempoExporter implements Consumer<'traces'> {
           const slept = await this.sleep(wait);
           this.nextAttemptAt = 0;
           if (!slept) {
-            this.fail('shutdown', spans);
-            this.logger.warn({ spans }, 'Tempo export abandoned at shutdown (tempo.shutdown_timeout)');
-            return;
+            this.abandoned(spans);
+            return false;
           }
           bound = Math.min(bound * retry.multiplier, retry.maxMs);
         }
@@ -419,6 +621,18 @@ export class TempoExporter implements Consumer<'traces'> {
   private retryAfterSeconds(): number {
     const remaining = this.nextAttemptAt - Date.now();
     return Math.min(30, Math.max(1, Math.ceil(remaining / 1000)));
+  }
+
+  private abandoned(spans: number): void {
+    if (this.persistent) {
+      this.logger.warn(
+        { spans },
+        'Tempo export abandoned at shutdown (tempo.shutdown_timeout): kept on disk for the next start',
+      );
+    } else {
+      this.fail('shutdown', spans);
+      this.logger.warn({ spans }, 'Tempo export abandoned at shutdown (tempo.shutdown_timeout)');
+    }
   }
 
   private fail(reason: SendFailedReason, spans: number): void {
