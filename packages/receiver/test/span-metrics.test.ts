@@ -104,3 +104,17 @@ test('past the series limit, spans are counted in one overflow series', async ()
   );
   await c.shutdown();
 });
+
+test('a series removed by expiry comes back on the next span (the consumer does not write to the removed one)', async () => {
+  const c = consumer();
+  c.consume(batch([span('GET /a')]));
+  c.consume(batch([span('GET /a')]));
+  expect(calls(c)[0]).toMatch(/ 2$/);
+  c.store.sweep(Date.now() + 61_000);
+  expect(c.store.families.get('traces_spanmetrics_calls_total')?.series.size).toBe(0);
+  c.consume(batch([span('GET /a')]));
+  expect(calls(c)).toEqual([
+    'traces_spanmetrics_calls_total{service="shop",span_name="GET /a",span_kind="SPAN_KIND_SERVER",status_code="STATUS_CODE_UNSET"} 1',
+  ]);
+  await c.shutdown();
+});

@@ -84,6 +84,8 @@ export interface Series {
   quantiles: [number, number][] | undefined;
   /** A summary's count (its sum is in `value`). */
   count: number;
+  /** Set when sweep() removed the series, so that holders of a reference know to look it up again. */
+  removed: boolean;
   exemplar: Exemplar | undefined;
   startTime: bigint;
   lastTime: bigint;
@@ -297,7 +299,11 @@ export class MetricStore {
    * (span metrics, service graph). Past the series limit, the value goes to the overflow series.
    */
   increment(family: Family, labels: string, value: number, exemplar: Exemplar | undefined, now: number): void {
-    const series = this.derivedSeries(family, labels, now);
+    this.incrementSeries(family, this.seriesFor(family, labels, now), value, exemplar, now);
+  }
+
+  /** increment() on a series the caller already holds (from seriesFor; check `removed` before reuse). */
+  incrementSeries(family: Family, series: Series, value: number, exemplar: Exemplar | undefined, now: number): void {
     series.value += value;
     if (exemplar) series.exemplar = exemplar;
     series.updatedAt = now;
@@ -313,7 +319,18 @@ export class MetricStore {
     exemplar: Exemplar | undefined,
     now: number,
   ): void {
-    const series = this.derivedSeries(family, labels, now);
+    this.observeSeries(family, this.seriesFor(family, labels, now), bounds, value, exemplar, now);
+  }
+
+  /** observe() on a series the caller already holds (from seriesFor; check `removed` before reuse). */
+  observeSeries(
+    family: Family,
+    series: Series,
+    bounds: number[],
+    value: number,
+    exemplar: Exemplar | undefined,
+    now: number,
+  ): void {
     let h = series.histogram;
     if (!h) {
       h = {
@@ -335,7 +352,8 @@ export class MetricStore {
     family.changed();
   }
 
-  private derivedSeries(family: Family, labels: string, now: number): Series {
+  /** The derived series `labels` of `family`, created when new; the overflow series past the limit. */
+  seriesFor(family: Family, labels: string, now: number): Series {
     let series = family.series.get(labels);
     if (series) return series;
     if (family.series.size >= this.options.maxSeriesPerMetric) {
@@ -360,12 +378,14 @@ export class MetricStore {
       let changed = false;
       for (const [key, series] of family.series) {
         if (series.updatedAt < cutoff) {
+          series.removed = true;
           family.series.delete(key);
           removed++;
           changed = true;
         }
       }
       if (family.overflow && family.overflow.updatedAt < cutoff) {
+        family.overflow.removed = true;
         family.overflow = undefined;
         family.overflowTracked = undefined;
         removed++;
@@ -390,6 +410,7 @@ function newSeries(labels: string, startTime: bigint, time: bigint, now: number)
     exponential: undefined,
     quantiles: undefined,
     count: 0,
+    removed: false,
     exemplar: undefined,
     startTime,
     lastTime: time,

@@ -18,7 +18,12 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { type AnyValue, attributeValue, type KeyValue } from '../model';
 import type { Batch, Consumer } from '../pipeline/pipeline';
 import { escapeLabelValue, labelName, labelValue } from '../prometheus/naming';
-import { type Family, MetricStore } from '../prometheus/store';
+import { type Family, MetricStore, type Series } from '../prometheus/store';
+
+interface SeriesPair {
+  calls: Series;
+  latency: Series;
+}
 
 export interface SpanMetricsOptions {
   /** Extra label dimensions: attribute keys, looked up on the span, then on its resource. */
@@ -114,40 +119,82 @@ export class SpanMetricsConsumer implements Consumer<'traces'> {
     return family;
   }
 
+  /**
+   * The series of each (service, span name, kind, status), so that the hot path neither builds nor
+   * hashes a label string: span names come from the decoder's string cache, already hashed. Entries
+   * whose series expiry removed are looked up again, the overflow series is never cached (so a flood
+   * cannot grow this), and the whole cache is cleared past 2 × the series limit. Not used with extra
+   * dimensions, whose values are part of the key.
+   */
+  private readonly cache = new Map<string, Map<string, (SeriesPair | undefined)[]>>();
+  private cached = 0;
+
   consume(batch: Batch<'traces'>): void {
     const now = Date.now();
     const buckets = this.options.latencyBuckets;
+    const fast = this.dimensions.length === 0;
     for (const rs of batch.data) {
       const resource = rs.resource.attributes;
       const service = `service="${escapeLabelValue(stringOf(attributeValue(resource, 'service.name')))}"`;
+      const byName = fast ? this.byService(service) : undefined;
       for (const ss of rs.scopeSpans) {
         for (const span of ss.spans) {
-          const labels =
-            `${service},span_name="${escapeLabelValue(span.name)}",span_kind="${SPAN_KINDS[span.kind] ?? SPAN_KINDS[0]}",` +
-            `status_code="${STATUS_CODES[span.status.code] ?? STATUS_CODES[0]}"${this.dimensionLabels(span.attributes, resource)}`;
+          const kind = span.kind >= 0 && span.kind < SPAN_KINDS.length ? span.kind : 0;
+          const status = span.status.code >= 0 && span.status.code < STATUS_CODES.length ? span.status.code : 0;
+          const slot = kind * STATUS_CODES.length + status;
+          let slots: (SeriesPair | undefined)[] | undefined;
+          let pair: SeriesPair | undefined;
+          if (byName) {
+            slots = byName.get(span.name);
+            if (!slots) {
+              slots = new Array(SPAN_KINDS.length * STATUS_CODES.length);
+              byName.set(span.name, slots);
+            }
+            pair = slots[slot];
+            if (pair && (pair.calls.removed || pair.latency.removed)) pair = undefined;
+          }
+          if (!pair) {
+            const labels =
+              `${service},span_name="${escapeLabelValue(span.name)}",span_kind="${SPAN_KINDS[kind]}",` +
+              `status_code="${STATUS_CODES[status]}"${this.dimensionLabels(span.attributes, resource)}`;
+            pair = {
+              calls: this.store.seriesFor(this.calls, labels, now),
+              latency: this.store.seriesFor(this.latency, labels, now),
+            };
+            if (slots && pair.calls !== this.calls.overflow && pair.latency !== this.latency.overflow) {
+              if (++this.cached > 2 * this.options.maxSeriesPerMetric) {
+                this.cache.clear();
+                this.cached = 0;
+              } else slots[slot] = pair;
+            }
+          }
           const seconds =
             span.endTimeUnixNano > span.startTimeUnixNano
               ? Number(span.endTimeUnixNano - span.startTimeUnixNano) / 1e9
               : 0;
           const timestamp = Number(span.endTimeUnixNano / 1_000_000n) / 1000;
-          this.store.increment(
-            this.calls,
-            labels,
-            1,
-            { traceId: span.traceId, spanId: span.spanId, value: 1, timestamp },
-            now,
-          );
-          this.store.observe(
+          const ids = { traceId: span.traceId, spanId: span.spanId };
+          this.store.incrementSeries(this.calls, pair.calls, 1, { ...ids, value: 1, timestamp }, now);
+          this.store.observeSeries(
             this.latency,
-            labels,
+            pair.latency,
             buckets,
             seconds,
-            { traceId: span.traceId, spanId: span.spanId, value: seconds, timestamp },
+            { ...ids, value: seconds, timestamp },
             now,
           );
         }
       }
     }
+  }
+
+  private byService(service: string): Map<string, (SeriesPair | undefined)[]> {
+    let byName = this.cache.get(service);
+    if (!byName) {
+      byName = new Map();
+      this.cache.set(service, byName);
+    }
+    return byName;
   }
 
   private dimensionLabels(span: readonly KeyValue[], resource: readonly KeyValue[]): string {
