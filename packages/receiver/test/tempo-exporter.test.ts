@@ -392,6 +392,9 @@ describe('the queue', () => {
     expect((error as OverloadedError).retryAfterSeconds).toBeGreaterThanOrEqual(1);
     expect((error as OverloadedError).message).toMatch(/tempo\.queue_size/);
     expect(await metric(registry, 'sonde_exporter_send_failed_spans_total', { reason: 'queue_full' })).toBe(1);
+    // admit() refuses the same request before it is decoded; a request that fits is admitted.
+    expect(() => e.admit(size)).toThrow(/tempo\.queue_size/);
+    expect(() => e.admit(size / 4)).not.toThrow();
 
     await e.shutdown();
     expect(s.received).toHaveLength(1);

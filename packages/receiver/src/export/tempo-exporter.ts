@@ -359,6 +359,19 @@ export class TempoExporter implements Consumer<'traces'> {
     return new PersistentQueue(disk);
   }
 
+  /**
+   * With `refuse`, turns a request away before it is decoded when the queue cannot take it (its
+   * decompressed size stands for the payload's), so an outage costs no decoding of refused data.
+   */
+  admit(bytes: number): void {
+    if (this.stopping) throw new OverloadedError('the receiver is shutting down; retry after 1s', 1);
+    const { queueBytes, onFull } = this.options;
+    if (onFull === 'refuse' && bytes <= queueBytes && this.queue.waitingBytes + bytes > queueBytes) {
+      const seconds = this.retryAfterSeconds();
+      throw new OverloadedError(`the Tempo export queue is full (tempo.queue_size); retry after ${seconds}s`, seconds);
+    }
+  }
+
   consume(batch: Batch<'traces'>): void {
     if (this.stopping) throw new OverloadedError('the receiver is shutting down; retry after 1s', 1);
     const { raw, modified } = batch.context;

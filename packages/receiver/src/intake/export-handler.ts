@@ -54,6 +54,7 @@ export class ExportHandler {
       throw this.refused(req, err);
     }
     try {
+      this.pipeline.for(signal).admit(body.length);
       const stats: DecodeStats = { longestString: 0, mostAttributes: 0 };
       const data = decodeRequest(signal, req.encoding, body, this.options.decodeLimits, stats);
       const rejection = validateRequest(signal, data, this.options.maxItemsPerRequest);

@@ -38,6 +38,11 @@ export interface Processor<S extends Signal> {
 
 export interface Consumer<S extends Signal> {
   readonly name: string;
+  /**
+   * Called before a request of `bytes` (decompressed) is decoded: throwing an OtlpError (e.g.
+   * OverloadedError) refuses it there, so no work is spent on data that would be turned away.
+   */
+  admit?(bytes: number): void;
   /** Takes the batch. Throwing an OtlpError (e.g. OverloadedError) refuses the request with its status. */
   consume(batch: Batch<S>): void | Promise<void>;
   /** Flushes and releases what the consumer holds; called once on receiver shutdown. */
@@ -63,6 +68,11 @@ export class SignalPipeline<S extends Signal> {
   removeConsumer(consumer: Consumer<S>): void {
     const i = this.consumers.indexOf(consumer);
     if (i >= 0) this.consumers.splice(i, 1);
+  }
+
+  /** Lets every consumer refuse a request before it is decoded (backpressure). */
+  admit(bytes: number): void {
+    for (const c of this.consumers) c.admit?.(bytes);
   }
 
   async consume(batch: Batch<S>): Promise<void> {
