@@ -462,7 +462,7 @@ describe('limits', () => {
     ]);
   });
 
-  test('series past maxSeriesPerMetric go to the overflow series, counted in sonde_service_graph_overflow_total', async () => {
+  test('series past maxSeriesPerMetric go to the overflow series, counted in sonde_service_graph_overflow_points_total', async () => {
     const c = make({ maxSeriesPerMetric: 1 });
     c.consume(batch(client('web', '1111111111111111'), server('api', '1111111111111111')));
     c.consume(batch(client('web', '2222222222222222'), server('auth', '2222222222222222')));
@@ -471,7 +471,9 @@ describe('limits', () => {
       'traces_service_graph_request_total{otel_metric_overflow="true"} 1',
     ]);
     // request_total, both histograms (failed has no series): three folded updates
-    expect(await selfMetric('sonde_service_graph_overflow_total')).toEqual(['sonde_service_graph_overflow_total 3']);
+    expect(await selfMetric('sonde_service_graph_overflow_points_total')).toEqual([
+      'sonde_service_graph_overflow_points_total 3',
+    ]);
   });
 
   test('series not updated within metricExpirationMs are swept; the families stay', async () => {

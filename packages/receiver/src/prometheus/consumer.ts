@@ -12,7 +12,7 @@
  * Temporality, expiry, series limits and conflicts are the store's (store.ts).
  */
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import {
   attributeValue,
   FLAG_NO_RECORDED_VALUE,
@@ -22,6 +22,7 @@ import {
   type ResourceMetrics,
 } from '../model';
 import type { Batch, Consumer } from '../pipeline/pipeline';
+import { createMeasuredStore } from './measured-store';
 import {
   escapeLabelValue,
   jobAndInstance,
@@ -31,7 +32,7 @@ import {
   metricName,
   type PromType,
 } from './naming';
-import { type DropReason, type Exemplar, type Family, MetricStore, type PointUpdate, type Temporality } from './store';
+import type { Exemplar, Family, MetricStore, PointUpdate, Temporality } from './store';
 
 export interface PrometheusOptions {
   metricExpirationMs: number;
@@ -59,7 +60,7 @@ const RESERVED = new Set([
 export class PrometheusConsumer implements Consumer<'metrics'> {
   readonly name = 'prometheus';
   readonly store: MetricStore;
-  private readonly sweeper: NodeJS.Timeout;
+  private readonly stopStore: () => void;
   /** Label names a point attribute may not take: the receiver's own and the promoted resource attributes. */
   private readonly reserved: ReadonlySet<string>;
 
@@ -68,52 +69,19 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
     registry: Registry,
     private readonly logger: Logger,
   ) {
-    const dropped = new Counter({
-      name: 'sonde_prometheus_dropped_points_total',
-      help: 'OTLP data points not turned into Prometheus series, by reason',
-      labelNames: ['reason'] as const,
-      registers: [registry],
-    });
-    const resets = new Counter({
-      name: 'sonde_prometheus_series_resets_total',
-      help: 'Series reset because a point did not continue the previous one (delta gap, new start time)',
-      registers: [registry],
-    });
-    const overflow = new Counter({
-      name: 'sonde_prometheus_overflow_points_total',
-      help: 'Points folded into an otel_metric_overflow="true" series because their metric had max_series_per_metric series',
-      registers: [registry],
-    });
-    const expired = new Counter({
-      name: 'sonde_prometheus_expired_series_total',
-      help: 'Series removed because they were not updated within metric_expiration',
-      registers: [registry],
-    });
-    const store = new MetricStore(
+    const measured = createMeasuredStore(
+      'sonde_prometheus',
+      'OTLP metrics for Prometheus',
       options,
-      {
-        dropped: (reason: DropReason, points: number) => dropped.inc({ reason }, points),
-        reset: () => resets.inc(),
-        overflow: () => overflow.inc(),
-        expired: (n: number) => expired.inc(n),
-      },
+      registry,
       (family: Family, type: PromType, unit: string) =>
         this.logger.warn(
           { metric: family.name, kept: { type: family.type, unit: family.unit }, dropped: { type, unit } },
           `two metrics translate to ${family.name} with different ${family.type !== type ? 'types' : 'units'}; the first one is kept and the other dropped (sonde_prometheus_dropped_points_total)`,
         ),
     );
-    this.store = store;
-    new Gauge({
-      name: 'sonde_prometheus_series',
-      help: 'Series on /metrics translated from OTLP (overflow series included)',
-      registers: [registry],
-      collect() {
-        this.set(store.activeSeries);
-      },
-    });
-    this.sweeper = setInterval(() => store.sweep(Date.now()), Math.max(1000, options.metricExpirationMs / 10));
-    this.sweeper.unref();
+    this.store = measured.store;
+    this.stopStore = measured.stop;
     this.reserved = new Set([...RESERVED, ...options.promoteResourceAttributes.map(labelName)]);
   }
 
@@ -123,7 +91,7 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
   }
 
   async shutdown(): Promise<void> {
-    clearInterval(this.sweeper);
+    this.stopStore();
   }
 
   private consumeResource(rm: ResourceMetrics, now: number): void {

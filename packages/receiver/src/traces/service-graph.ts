@@ -33,11 +33,12 @@
  * their value is 1 on counters and the observed seconds on histograms, their time the span's end.
  */
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 import { type AnyValue, attributeValue, type KeyValue, type Span, SpanKind, StatusCode } from '../model';
 import type { Batch, Consumer } from '../pipeline/pipeline';
+import { createMeasuredStore } from '../prometheus/measured-store';
 import { escapeLabelValue, labelValue } from '../prometheus/naming';
-import { type Exemplar, type Family, MetricStore } from '../prometheus/store';
+import type { Exemplar, Family, MetricStore } from '../prometheus/store';
 
 export interface ServiceGraphOptions {
   /** How long an unpaired half waits for its other half, in ms. */
@@ -97,7 +98,7 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
   private readonly unpaired: Family;
   private readonly dropped: Family;
   private readonly expirer: NodeJS.Timeout;
-  private readonly sweeper: NodeJS.Timeout;
+  private readonly stopStore: () => void;
 
   constructor(
     private readonly options: ServiceGraphOptions,
@@ -105,42 +106,17 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
     logger: Logger,
     private readonly now: () => number = Date.now,
   ) {
-    const droppedPoints = new Counter({
-      name: 'sonde_service_graph_dropped_points_total',
-      help: 'Service graph metric updates not recorded, by reason',
-      labelNames: ['reason'] as const,
-      registers: [registry],
-    });
-    const overflow = new Counter({
-      name: 'sonde_service_graph_overflow_total',
-      help: 'Updates folded into an otel_metric_overflow="true" series because a service graph metric had max_series_per_metric series',
-      registers: [registry],
-    });
-    const expired = new Counter({
-      name: 'sonde_service_graph_expired_series_total',
-      help: 'Service graph series removed after metric_expiration without requests',
-      registers: [registry],
-    });
-    this.store = new MetricStore(
+    const measured = createMeasuredStore(
+      'sonde_service_graph',
+      'Service graph',
       { maxSeriesPerMetric: options.maxSeriesPerMetric, metricExpirationMs: options.metricExpirationMs },
-      {
-        dropped: (reason, n) => droppedPoints.inc({ reason }, n),
-        reset: () => {},
-        overflow: () => overflow.inc(),
-        expired: (n) => expired.inc(n),
-      },
+      registry,
       (family) => logger.warn({ metric: family.name }, 'service graph: metric name conflict'),
+      now,
     );
-    const store = this.store;
+    this.store = measured.store;
+    this.stopStore = measured.stop;
     const edges = this.edges;
-    new Gauge({
-      name: 'sonde_service_graph_series',
-      help: 'Service graph series on /metrics',
-      registers: [registry],
-      collect() {
-        this.set(store.activeSeries);
-      },
-    });
     new Gauge({
       name: 'sonde_service_graph_waiting_edges',
       help: 'Service graph edges waiting for their other half',
@@ -181,8 +157,6 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
     );
     this.expirer = setInterval(() => this.expire(this.now()), 1000);
     this.expirer.unref();
-    this.sweeper = setInterval(() => store.sweep(this.now()), Math.max(1000, options.metricExpirationMs / 10));
-    this.sweeper.unref();
   }
 
   private family(name: string, type: 'counter' | 'histogram', help: string): Family {
@@ -312,7 +286,7 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
   /** Stops the timers and expires every waiting edge (virtual-node edges where possible, else unpaired). */
   async shutdown(): Promise<void> {
     clearInterval(this.expirer);
-    clearInterval(this.sweeper);
+    this.stopStore();
     const now = this.now();
     for (const edge of this.edges.values()) this.expired(edge, now);
     this.edges.clear();

@@ -14,11 +14,12 @@
  * (overflow series) and expiry.
  */
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { type AnyValue, attributeValue, type KeyValue } from '../model';
 import type { Batch, Consumer } from '../pipeline/pipeline';
+import { createMeasuredStore } from '../prometheus/measured-store';
 import { escapeLabelValue, labelName, labelValue } from '../prometheus/naming';
-import { type Family, MetricStore, type Series } from '../prometheus/store';
+import type { Family, MetricStore, Series } from '../prometheus/store';
 
 interface SeriesPair {
   calls: Series;
@@ -55,48 +56,22 @@ export class SpanMetricsConsumer implements Consumer<'traces'> {
   private readonly calls: Family;
   private readonly latency: Family;
   private readonly dimensions: { key: string; label: string }[];
-  private readonly sweeper: NodeJS.Timeout;
+  private readonly stopStore: () => void;
 
   constructor(
     private readonly options: SpanMetricsOptions,
     registry: Registry,
     logger: Logger,
   ) {
-    const dropped = new Counter({
-      name: 'sonde_span_metrics_dropped_total',
-      help: 'Span-metric updates not recorded, by reason',
-      labelNames: ['reason'] as const,
-      registers: [registry],
-    });
-    const overflow = new Counter({
-      name: 'sonde_span_metrics_overflow_total',
-      help: 'Spans counted in the otel_metric_overflow="true" series because span metrics had max_series_per_metric series',
-      registers: [registry],
-    });
-    const expired = new Counter({
-      name: 'sonde_span_metrics_expired_series_total',
-      help: 'Span-metric series removed after metric_expiration without spans',
-      registers: [registry],
-    });
-    this.store = new MetricStore(
+    const measured = createMeasuredStore(
+      'sonde_span_metrics',
+      'Span metrics',
       { maxSeriesPerMetric: options.maxSeriesPerMetric, metricExpirationMs: options.metricExpirationMs },
-      {
-        dropped: (reason, n) => dropped.inc({ reason }, n),
-        reset: () => {},
-        overflow: () => overflow.inc(),
-        expired: (n) => expired.inc(n),
-      },
+      registry,
       (family) => logger.warn({ metric: family.name }, 'span metrics: metric name conflict'),
     );
-    const store = this.store;
-    new Gauge({
-      name: 'sonde_span_metrics_series',
-      help: 'Span-metric series on /metrics',
-      registers: [registry],
-      collect() {
-        this.set(store.activeSeries);
-      },
-    });
+    this.store = measured.store;
+    this.stopStore = measured.stop;
     this.calls = this.family(
       'traces_spanmetrics_calls_total',
       'counter',
@@ -108,8 +83,6 @@ export class SpanMetricsConsumer implements Consumer<'traces'> {
       const label = labelName(key);
       return { key, label: DEFAULT_LABELS.has(label) ? `__${label}` : label };
     });
-    this.sweeper = setInterval(() => store.sweep(Date.now()), Math.max(1000, options.metricExpirationMs / 10));
-    this.sweeper.unref();
   }
 
   private family(name: string, type: 'counter' | 'histogram', help: string): Family {
@@ -207,7 +180,7 @@ export class SpanMetricsConsumer implements Consumer<'traces'> {
   }
 
   async shutdown(): Promise<void> {
-    clearInterval(this.sweeper);
+    this.stopStore();
   }
 }
 

@@ -1,0 +1,72 @@
+/**
+ * A MetricStore as every stage that writes series to /metrics needs it: with its self-metrics on the
+ * receiver's registry, all named from one prefix, and a timer that removes expired series.
+ *
+ * - `<prefix>_dropped_points_total{reason}`: updates not recorded (conflicts, temporality, overflow)
+ * - `<prefix>_series_resets_total`: series restarted (delta gaps, new start times)
+ * - `<prefix>_overflow_points_total`: updates folded into an otel_metric_overflow="true" series
+ * - `<prefix>_expired_series_total`: series removed after their expiration
+ * - `<prefix>_series`: series on /metrics now
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { PromType } from './naming';
+import { type Family, MetricStore, type StoreOptions } from './store';
+
+export interface MeasuredStore {
+  store: MetricStore;
+  /** Stops the expiry timer. */
+  stop(): void;
+}
+
+export function createMeasuredStore(
+  prefix: string,
+  what: string,
+  options: StoreOptions,
+  registry: Registry,
+  onConflict: (family: Family, type: PromType, unit: string) => void,
+  now: () => number = Date.now,
+): MeasuredStore {
+  const registers = [registry];
+  const dropped = new Counter({
+    name: `${prefix}_dropped_points_total`,
+    help: `${what}: updates not turned into series, by reason`,
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const resets = new Counter({
+    name: `${prefix}_series_resets_total`,
+    help: `${what}: series reset because a point did not continue the previous one (delta gap, new start time)`,
+    registers,
+  });
+  const overflow = new Counter({
+    name: `${prefix}_overflow_points_total`,
+    help: `${what}: updates folded into an otel_metric_overflow="true" series because their metric had max_series_per_metric series`,
+    registers,
+  });
+  const expired = new Counter({
+    name: `${prefix}_expired_series_total`,
+    help: `${what}: series removed because they were not updated within their expiration`,
+    registers,
+  });
+  const store = new MetricStore(
+    options,
+    {
+      dropped: (reason, points) => dropped.inc({ reason }, points),
+      reset: () => resets.inc(),
+      overflow: () => overflow.inc(),
+      expired: (n) => expired.inc(n),
+    },
+    onConflict,
+  );
+  new Gauge({
+    name: `${prefix}_series`,
+    help: `${what}: series on /metrics (overflow series included)`,
+    registers,
+    collect() {
+      this.set(store.activeSeries);
+    },
+  });
+  const sweeper = setInterval(() => store.sweep(now()), Math.max(1000, options.metricExpirationMs / 10));
+  sweeper.unref();
+  return { store, stop: () => clearInterval(sweeper) };
+}
