@@ -3,95 +3,16 @@
  * variables, takes traces from the real OTLP/HTTP exporter, shows them on the admin port's
  * /debug/recent, and on SIGTERM drains, logs that it stopped and exits 0.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { createInterface } from 'node:readline';
 import { SpanKind } from '@opentelemetry/api';
 import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
+import { type CliProcess, startCli } from './cli';
 import { tap } from './helpers';
-
-const BIN = path.resolve(__dirname, '../packages/receiver/bin/sonde-receiver.js');
-
-interface LogLine {
-  level: number;
-  msg: string;
-  [field: string]: unknown;
-}
-
-/** A running `sonde-receiver`: its parsed stdout lines as they come, its stderr, and its exit. */
-interface CliProcess {
-  child: ChildProcess;
-  lines: LogLine[];
-  stderr: string[];
-  /** Resolves with the first line matching `predicate` (already seen or still to come). */
-  waitForLine(predicate: (line: LogLine) => boolean, timeoutMs: number): Promise<LogLine>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function startCli(env: Record<string, string>): CliProcess {
-  // No SONDE_* setting of the environment running the tests may leak in.
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SONDE_')));
-  const child = spawn(process.execPath, [BIN], { env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: LogLine[] = [];
-  const stderr: string[] = [];
-  const waiters: { predicate: (line: LogLine) => boolean; resolve: (line: LogLine) => void }[] = [];
-  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (text) => {
-    let line: LogLine;
-    try {
-      line = JSON.parse(text) as LogLine;
-    } catch {
-      line = { level: 0, msg: `(not JSON) ${text}` };
-    }
-    lines.push(line);
-    for (const w of [...waiters]) {
-      if (w.predicate(line)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(line);
-      }
-    }
-  });
-  child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return {
-    child,
-    lines,
-    stderr,
-    exited,
-    waitForLine(predicate, timeoutMs) {
-      const seen = lines.find(predicate);
-      if (seen) return Promise.resolve(seen);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          reject(
-            new Error(
-              `no such log line within ${timeoutMs} ms; stdout: ${JSON.stringify(lines)}; stderr: ${stderr.join('')}`,
-            ),
-          );
-        }, timeoutMs);
-        waiters.push({
-          predicate,
-          resolve: (line) => {
-            clearTimeout(timer);
-            resolve(line);
-          },
-        });
-        void exited.then(() => {
-          clearTimeout(timer);
-          reject(
-            new Error(`sonde-receiver exited first; stdout: ${JSON.stringify(lines)}; stderr: ${stderr.join('')}`),
-          );
-        });
-      });
-    },
-  };
-}
 
 /** Resolves with `promise`, or rejects after `ms`. */
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -118,7 +39,7 @@ afterAll(async () => {
 });
 
 test('sonde-receiver takes traces from the OTLP exporter, shows them on /debug/recent, and exits 0 on SIGTERM', async () => {
-  cli = startCli({
+  cli = startCli([], {
     SONDE_OTLP_HTTP_ADDR: '127.0.0.1:0',
     SONDE_OTLP_GRPC_ADDR: '127.0.0.1:0',
     SONDE_ADMIN_ADDR: '127.0.0.1:0',

@@ -3,54 +3,19 @@
  * (a local sink answering 503), is killed with SIGKILL, and once started again on the same data
  * directory it delivers them to Tempo (now answering 200): at least once, and intact.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { createInterface } from 'node:readline';
 import { gunzipSync } from 'node:zlib';
 import { decodeTraceRequest } from '@sonde/receiver';
-
-const BIN = path.resolve(__dirname, '../packages/receiver/bin/sonde-receiver.js');
-
-interface LogLine {
-  level: number;
-  msg: string;
-  [field: string]: unknown;
-}
-
-interface CliProcess {
-  child: ChildProcess;
-  lines: LogLine[];
-  stderr: string[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
+import { type CliProcess, startCli } from './cli';
 
 const running: CliProcess[] = [];
 
-function startCli(args: string[], env: Record<string, string>): CliProcess {
-  // No SONDE_* setting of the environment running the tests may leak in.
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SONDE_')));
-  const child = spawn(process.execPath, [BIN, ...args], {
-    env: { ...inherited, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const cli: CliProcess = {
-    child,
-    lines: [],
-    stderr: [],
-    exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
-  };
-  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (text) => {
-    try {
-      cli.lines.push(JSON.parse(text) as LogLine);
-    } catch {
-      cli.lines.push({ level: 0, msg: `(not JSON) ${text}` });
-    }
-  });
-  child.stderr?.on('data', (chunk: Buffer) => cli.stderr.push(chunk.toString()));
+function startTracked(args: string[], env: Record<string, string>): CliProcess {
+  const cli = startCli(args, env);
   running.push(cli);
   return cli;
 }
@@ -124,7 +89,7 @@ test('spans accepted while Tempo is down survive a SIGKILL and are delivered aft
   };
 
   // Tempo is down: the receiver accepts the spans (200) and keeps retrying.
-  const first = startCli(['--config', configFile], env);
+  const first = startTracked(['--config', configFile], env);
   await until('the first log line', () => first.lines.length > 0, first);
   expect(first.lines[0].msg).toBe('sonde-receiver listening');
   const traceId = '5b8efff798038103d269b633813fc60c';
@@ -164,7 +129,7 @@ test('spans accepted while Tempo is down survive a SIGKILL and are delivered aft
 
   // Tempo is back; the receiver starts again on the same data directory and sends what it kept.
   sinkStatus = 200;
-  const second = startCli(['--config', configFile], env);
+  const second = startTracked(['--config', configFile], env);
   await until('a delivery', () => received.some((r) => r.status === 200), second);
   const delivered = received
     .filter((r) => r.status === 200)
