@@ -18,8 +18,19 @@ export class ProtoWriter {
   }
 
   varint(value: number | bigint): this {
-    let v = BigInt.asUintN(64, BigInt(value));
     this.ensure(10);
+    if (typeof value === 'number' && value >= 0 && value <= Number.MAX_SAFE_INTEGER) {
+      // Tags, lengths, counts and enums: plain arithmetic, no BigInt.
+      let n = value;
+      while (n >= 0x80) {
+        this.buf[this.pos++] = (n % 0x80) | 0x80;
+        n = Math.floor(n / 0x80);
+      }
+      this.buf[this.pos++] = n;
+      return this;
+    }
+    // Negative numbers (two's complement over 64 bits) and bigints.
+    let v = BigInt.asUintN(64, BigInt(value));
     while (v >= 0x80n) {
       this.buf[this.pos++] = Number(v & 0x7fn) | 0x80;
       v >>= 7n;
