@@ -19,8 +19,6 @@ export interface AdmissionOptions {
   memoryLimit: number;
   memoryCheckInterval: number;
   retryAfterMs: number;
-  /** For tests: how resident memory is read. */
-  readRss?: () => number;
 }
 
 export class Admission {
@@ -36,9 +34,8 @@ export class Admission {
     this.retryAfterSeconds = Math.max(1, Math.ceil(options.retryAfterMs / 1000));
     metrics.inFlightBytesLimit.set(options.maxInFlightBytes);
     if (options.memoryLimit > 0) {
-      const readRss = options.readRss ?? (() => process.memoryUsage.rss());
       this.timer = setInterval(() => {
-        this.overMemory = readRss() > options.memoryLimit;
+        this.overMemory = process.memoryUsage.rss() > options.memoryLimit;
       }, options.memoryCheckInterval);
       this.timer.unref();
     }

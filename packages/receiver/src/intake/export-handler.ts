@@ -4,7 +4,7 @@
  * self-metrics and the debug log line on the way. HTTP and gRPC only adapt their framing to it.
  */
 import type { Logger } from 'pino';
-import { countItems, ITEM_NAME, type Signal } from '../model';
+import { ITEM_NAME, type Signal } from '../model';
 import { GrpcCode, OtlpError } from '../otlp/errors';
 import type { DecodeLimits, DecodeStats } from '../otlp/limits';
 import type { Encoding, PartialSuccess } from '../otlp/responses';
@@ -62,7 +62,7 @@ export class ExportHandler {
       const batch: Batch<S> = {
         signal,
         data,
-        itemCount: countItems(signal, data),
+        itemCount: rejection.kept,
         context: {
           transport,
           encoding: req.encoding,

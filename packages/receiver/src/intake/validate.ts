@@ -10,6 +10,8 @@
 import type { ResourceLogs, ResourceMetrics, ResourceSpans, Signal, SignalData } from '../model';
 
 export interface Rejection {
+  /** Items accepted (what remains in the data). */
+  kept: number;
   /** Items rejected. */
   count: number;
   /** One line per kind of problem, for partial_success.error_message. */
@@ -22,7 +24,7 @@ const ZERO_TRACE_ID = '0'.repeat(32);
 const ZERO_SPAN_ID = '0'.repeat(16);
 
 export function validateRequest<S extends Signal>(signal: S, data: SignalData[S], maxItems: number): Rejection {
-  const rejection: Rejection = { count: 0, messages: [], overLimit: 0 };
+  const rejection: Rejection = { kept: 0, count: 0, messages: [], overLimit: 0 };
   if (signal === 'traces') validateSpans(data as ResourceSpans[], maxItems, rejection);
   else if (signal === 'metrics') validateMetrics(data as ResourceMetrics[], maxItems, rejection);
   else validateLogs(data as ResourceLogs[], maxItems, rejection);
@@ -58,6 +60,7 @@ function validateSpans(data: ResourceSpans[], maxItems: number, rejection: Rejec
   if (badTrace > 0) rejection.messages.push(`${badTrace} spans rejected: trace_id is missing or all zeros`);
   if (badSpan > 0) rejection.messages.push(`${badSpan} spans rejected: span_id is missing or all zeros`);
   rejection.count += badTrace + badSpan + rejection.overLimit;
+  rejection.kept = kept;
 }
 
 function validateMetrics(data: ResourceMetrics[], maxItems: number, rejection: Rejection): void {
@@ -88,6 +91,7 @@ function validateMetrics(data: ResourceMetrics[], maxItems: number, rejection: R
   }
   if (unnamed > 0) rejection.messages.push(`${unnamed} data points rejected: their metric has no name`);
   rejection.count += unnamed + rejection.overLimit;
+  rejection.kept = kept;
 }
 
 function validateLogs(data: ResourceLogs[], maxItems: number, rejection: Rejection): void {
@@ -103,4 +107,5 @@ function validateLogs(data: ResourceLogs[], maxItems: number, rejection: Rejecti
     }
   }
   rejection.count += rejection.overLimit;
+  rejection.kept = kept;
 }
