@@ -1,0 +1,183 @@
+/**
+ * Pipeline health: the Sonde receiver's own metrics. What it accepted and refused per signal, what it
+ * exported to Tempo and what failed or was retried, how full its queue and intake are, what it
+ * dropped and why, cardinality overflow, and the size and cost of the /metrics scrape.
+ */
+import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
+import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
+import * as units from '@grafana/grafana-foundation-sdk/units';
+import { baseDashboard, promql, queryVariable, SPANS, standardVariables } from '../common';
+import { row } from '../layout';
+
+export const PIPELINE_HEALTH_UID = 'sonde-pipeline-health';
+
+const R = 'instance=~"$instance"';
+
+export function pipelineHealth(): dashboard.Dashboard {
+  const d = baseDashboard(
+    PIPELINE_HEALTH_UID,
+    'Sonde / Pipeline health',
+    "The Sonde receiver's own metrics: intake, refusals, export to Tempo, queues, drops and cardinality. Start here when telemetry is missing.",
+  );
+  d.withVariable(
+    queryVariable(
+      'instance',
+      'Receiver',
+      'label_values(sonde_receiver_in_flight_bytes_limit, instance)',
+      'Receiver instances (the scrape target of each receiver)',
+    ),
+  );
+  for (const v of standardVariables()) d.withVariable(v);
+  row(d, 'Intake', [
+    new timeseries.PanelBuilder()
+      .title('Accepted items per second')
+      .description('Spans, metric data points and log records accepted into the pipeline per second.')
+      .unit('items/s')
+      .withTarget(promql(`sum(rate(sonde_receiver_accepted_spans_total{${R}}[$__rate_interval]))`, 'spans', 'A'))
+      .withTarget(
+        promql(`sum(rate(sonde_receiver_accepted_metric_points_total{${R}}[$__rate_interval]))`, 'metric points', 'B'),
+      )
+      .withTarget(
+        promql(`sum(rate(sonde_receiver_accepted_log_records_total{${R}}[$__rate_interval]))`, 'log records', 'C'),
+      ),
+    new timeseries.PanelBuilder()
+      .title('Refused requests per second')
+      .description(
+        'Whole requests refused, by signal and reason (malformed, too_large, overloaded…). Clients see 4xx/5xx; overloaded ones retry.',
+      )
+      .unit(units.RequestsPerSecond)
+      .withTarget(
+        promql(
+          `sum by (signal, reason) (rate(sonde_receiver_refused_requests_total{${R}}[$__rate_interval]))`,
+          '{{signal}} {{reason}}',
+        ),
+      ),
+    new timeseries.PanelBuilder()
+      .title('Refused items per second')
+      .description('Items rejected one by one inside accepted requests (partial success), by reason.')
+      .unit('items/s')
+      .withTarget(
+        promql(
+          `sum by (reason) (rate(sonde_receiver_refused_spans_total{${R}}[$__rate_interval]))`,
+          'spans {{reason}}',
+          'A',
+        ),
+      ),
+    new timeseries.PanelBuilder()
+      .title('Request duration p99')
+      .description('99th percentile of the time to handle an OTLP request, by signal and transport.')
+      .unit(units.Seconds)
+      .withTarget(
+        promql(
+          `histogram_quantile(0.99, sum by (le, signal, transport) (rate(sonde_receiver_request_duration_seconds_bucket{${R}}[$__rate_interval])))`,
+          '{{signal}} {{transport}}',
+        ),
+      ),
+  ]);
+  row(d, 'Export to Tempo', [
+    new timeseries.PanelBuilder()
+      .title('Exported spans per second')
+      .description('Spans Tempo accepted per second.')
+      .unit('items/s')
+      .withTarget(promql(`sum(rate(sonde_exporter_sent_spans_total{${R}}[$__rate_interval]))`, 'sent')),
+    new timeseries.PanelBuilder()
+      .title('Export failures per second')
+      .description(
+        'Spans that could not be exported and were dropped, by reason (rejected_4xx, rejected_5xx, retries_exhausted, queue_full, dropped_oldest…).',
+      )
+      .unit('items/s')
+      .withTarget(
+        promql(`sum by (reason) (rate(sonde_exporter_send_failed_spans_total{${R}}[$__rate_interval]))`, '{{reason}}'),
+      ),
+    new timeseries.PanelBuilder()
+      .title('Export requests and retries')
+      .description('Export requests per second by outcome, and retries per second (after 429/5xx or network errors).')
+      .unit(units.RequestsPerSecond)
+      .withTarget(
+        promql(`sum by (outcome) (rate(sonde_exporter_requests_total{${R}}[$__rate_interval]))`, '{{outcome}}', 'A'),
+      )
+      .withTarget(promql(`sum(rate(sonde_exporter_retries_total{${R}}[$__rate_interval]))`, 'retries', 'B')),
+    new timeseries.PanelBuilder()
+      .title('Queue and intake fill')
+      .description(
+        'Export queue bytes over its capacity, and request bytes in flight over their limit, per receiver. Near 100% the receiver refuses or drops.',
+      )
+      .unit(units.PercentUnit)
+      .min(0)
+      .max(1)
+      .withTarget(
+        promql(
+          `sonde_exporter_queue_bytes{${R}} / sonde_exporter_queue_capacity_bytes{${R}}`,
+          'export queue {{instance}}',
+          'A',
+        ),
+      )
+      .withTarget(
+        promql(
+          `sonde_receiver_in_flight_bytes{${R}} / sonde_receiver_in_flight_bytes_limit{${R}}`,
+          'in flight {{instance}}',
+          'B',
+        ),
+      ),
+  ]);
+  row(d, 'Drops, limits and cardinality', [
+    new timeseries.PanelBuilder()
+      .title('Dropped metric points per second')
+      .description(
+        'OTLP metric updates that did not become Prometheus series, by reason (non_monotonic_delta, out_of_order, type_conflict…).',
+      )
+      .unit('items/s')
+      .withTarget(
+        promql(`sum by (reason) (rate(sonde_prometheus_dropped_points_total{${R}}[$__rate_interval]))`, '{{reason}}'),
+      ),
+    new timeseries.PanelBuilder()
+      .title('Limit hits per second')
+      .description('Configured limits that were hit (attributes dropped, values truncated…), by signal and limit.')
+      .unit('hits/s')
+      .withTarget(
+        promql(
+          `sum by (signal, limit) (rate(sonde_receiver_limit_hits_total{${R}}[$__rate_interval]))`,
+          '{{signal}} {{limit}}',
+        ),
+      ),
+    new timeseries.PanelBuilder()
+      .title('Series by stage')
+      .description('Series each stage keeps on /metrics: OTLP metrics, span metrics, service graph.')
+      .unit(units.Short)
+      .withTarget(promql(`sum(sonde_prometheus_series{${R}})`, 'OTLP metrics', 'A'))
+      .withTarget(promql(`sum(sonde_span_metrics_series{${R}})`, 'span metrics', 'B'))
+      .withTarget(promql(`sum(sonde_service_graph_series{${R}})`, 'service graph', 'C')),
+    new timeseries.PanelBuilder()
+      .title('Cardinality overflow per second')
+      .description(
+        'Points folded into the otel_metric_overflow="true" series because a metric reached its series limit, by stage. Anything above zero means labels are lost.',
+      )
+      .unit('items/s')
+      .withTarget(
+        promql(
+          `sum by (__name__) (rate({__name__=~"sonde_(prometheus|span_metrics|service_graph)_overflow_points_total", ${R}}[$__rate_interval]))`,
+          '{{__name__}}',
+        ),
+      ),
+  ]);
+  row(d, 'Scrape and sources', [
+    new timeseries.PanelBuilder()
+      .title('Scrape size')
+      .description('Size of the /metrics response, by format (text or OpenMetrics).')
+      .unit(units.BytesIEC)
+      .withTarget(promql(`max by (format) (sonde_prometheus_scrape_size_bytes{${R}})`, '{{format}}')),
+    new timeseries.PanelBuilder()
+      .title('Scrape duration')
+      .description('Time the receiver took to render /metrics, by format.')
+      .unit(units.Seconds)
+      .withTarget(promql(`max by (format) (sonde_prometheus_scrape_duration_seconds{${R}})`, '{{format}}')),
+    new timeseries.PanelBuilder()
+      .title('Spans per second by service')
+      .description('Where the traffic comes from: spans per second by sending service (from the span metrics).')
+      .unit('items/s')
+      .withTarget(
+        promql(`sum by (service) (rate(traces_spanmetrics_calls_total{${SPANS}}[$__rate_interval]))`, '{{service}}'),
+      ),
+  ]);
+  return d.build();
+}

@@ -1,0 +1,109 @@
+/**
+ * Product and usage: what people do in the product (business events), how far they get through the
+ * shop's funnel, and how many chose not to share each category of telemetry. Written for product and
+ * business readers: no span names, no percentiles.
+ */
+import * as bargauge from '@grafana/grafana-foundation-sdk/bargauge';
+import * as common from '@grafana/grafana-foundation-sdk/common';
+import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
+import * as stat from '@grafana/grafana-foundation-sdk/stat';
+import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
+import * as units from '@grafana/grafana-foundation-sdk/units';
+import { baseDashboard, JOB, promql, ratio, standardVariables } from '../common';
+import { row } from '../layout';
+
+export const PRODUCT_USAGE_UID = 'sonde-product-usage';
+
+const EVENTS = 'sonde_events_total{service=~"$service"}';
+const CONSENT = `sonde_consent_decisions_total{${JOB}}`;
+
+/** The shop's funnel, in order: event name and how a reader would say it. */
+export const FUNNEL: [string, string][] = [
+  ['product.viewed', '1. Looked at a product'],
+  ['cart.item_added', '2. Put something in the cart'],
+  ['checkout.started', '3. Started to pay'],
+  ['checkout.completed', '4. Paid'],
+];
+
+const increase = (eventName: string) =>
+  `sum(increase(sonde_events_total{service=~"$service", event_name="${eventName}"}[$__range]))`;
+
+export function productUsage(): dashboard.Dashboard {
+  const d = baseDashboard(
+    PRODUCT_USAGE_UID,
+    'Sonde / Product and usage',
+    'What people do in the product and how far they get, from the events the services record, and how many people chose not to share each kind of data.',
+  );
+  for (const v of standardVariables()) d.withVariable(v);
+  const funnel = new bargauge.PanelBuilder()
+    .title('How far people get')
+    .description(
+      'How many times each step of the purchase path happened in the selected period: looked at a product, put it in the cart, started to pay, paid.',
+    )
+    .unit(units.Short)
+    .orientation(common.VizOrientation.Horizontal)
+    .displayMode(common.BarGaugeDisplayMode.Gradient);
+  FUNNEL.forEach(([event, label], i) => {
+    funnel.withTarget(promql(increase(event), label, String.fromCharCode(65 + i)).instant());
+  });
+  row(d, 'What people do', [
+    new timeseries.PanelBuilder()
+      .title('Events per minute')
+      .description('How often each thing people do in the product happens, per minute (one line per event name).')
+      .unit('cpm')
+      .withTarget(promql(`sum by (event_name) (rate(${EVENTS}[$__rate_interval])) * 60`, '{{event_name}}')),
+    new bargauge.PanelBuilder()
+      .title('Most used features')
+      .description('How many times each event happened in the selected period, most frequent first.')
+      .unit(units.Short)
+      .orientation(common.VizOrientation.Horizontal)
+      .withTarget(promql(`sort_desc(sum by (event_name) (increase(${EVENTS}[$__range])))`, '{{event_name}}').instant()),
+  ]);
+  row(d, 'Purchase path', [
+    funnel,
+    new stat.PanelBuilder()
+      .title('People who paid, of those who started to pay')
+      .description('Completed checkouts divided by started checkouts in the selected period.')
+      .unit(units.PercentUnit)
+      .withTarget(
+        promql(`${increase('checkout.completed')} / ${increase('checkout.started')}`, 'conversion').instant(),
+      ),
+    new stat.PanelBuilder()
+      .title('Failed payments')
+      .description('How many payments failed in the selected period.')
+      .unit(units.Short)
+      .withTarget(promql(increase('payment.failed'), 'failed payments').instant()),
+  ]);
+  row(d, 'Privacy choices', [
+    new bargauge.PanelBuilder()
+      .title('Share of people who said no, by kind of data')
+      .description(
+        'Of the consent decisions in the selected period, the share that refused each category of telemetry (diagnostics, performance, product). What they did is invisible in the other panels.',
+      )
+      .unit(units.PercentUnit)
+      .min(0)
+      .max(1)
+      .orientation(common.VizOrientation.Horizontal)
+      .withTarget(
+        promql(
+          ratio(
+            'category',
+            `increase(${CONSENT.replace('}', ', granted="false"}')}[$__range])`,
+            `increase(${CONSENT}[$__range])`,
+          ),
+          '{{category}}',
+        ).instant(),
+      ),
+    new timeseries.PanelBuilder()
+      .title('Privacy choices per minute')
+      .description('Consent decisions per minute, by category and answer (said yes or said no).')
+      .unit('cpm')
+      .withTarget(
+        promql(
+          `sum by (category, granted) (rate(${CONSENT}[$__rate_interval])) * 60`,
+          '{{category}}: granted={{granted}}',
+        ),
+      ),
+  ]);
+  return d.build();
+}
