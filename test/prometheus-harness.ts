@@ -86,6 +86,17 @@ export interface Prometheus {
   targets(): Promise<ActiveTarget[]>;
   /** Waits until every target has been scraped at least once since `since` (default: now). */
   waitForScrape(timeoutMs: number, since?: Date): Promise<ActiveTarget[]>;
+  /**
+   * /api/v1/query_range from `start` to `end` (seconds since the epoch) every `stepSeconds`. Matrix and
+   * vector results both come back as series; a scalar as one series without labels.
+   */
+  queryRange(promql: string, start: number, end: number, stepSeconds: number): Promise<RangeSeries[]>;
+  /** /api/v1/query at `time` (seconds; default now), any result type, as series of one value. */
+  queryInstant(promql: string, time?: number): Promise<RangeSeries[]>;
+  /** /api/v1/label/<label>/values, restricted to the series of `match` when given. */
+  labelValues(label: string, match?: string): Promise<string[]>;
+  /** Every rule of /api/v1/rules, with its group's name. */
+  rules(): Promise<(RuleStatus & { group: string })[]>;
   /** What Prometheus wrote to stdout/stderr (the last 64 KiB). */
   log(): string;
   /** SIGTERM, then SIGKILL after 5 s; removes the temporary directory. Idempotent. */
@@ -102,6 +113,28 @@ export interface PrometheusOptions {
   honorLabels?: boolean;
   /** How long to wait for /-/ready (default 20 s). */
   readyTimeoutMs?: number;
+  /** Rule files (absolute paths) to load; evaluated every `evaluationInterval`. */
+  ruleFiles?: string[];
+  /** Default "1m". */
+  evaluationInterval?: string;
+  /** --query.lookback-delta (Prometheus's default is 5m). */
+  lookbackDelta?: string;
+}
+
+/** One series of a range query, values parsed. */
+export interface RangeSeries {
+  metric: Record<string, string>;
+  values: [time: number, value: number][];
+}
+
+/** A rule group's rule as /api/v1/rules returns it (the parts the tests read). */
+export interface RuleStatus {
+  name: string;
+  query: string;
+  type: 'recording' | 'alerting';
+  health: string;
+  lastError?: string;
+  state?: string;
 }
 
 const LOG_LIMIT = 64 * 1024;
@@ -135,7 +168,10 @@ async function startOnce(options: PrometheusOptions, port: number): Promise<Prom
       'global:',
       `  scrape_interval: ${interval}`,
       `  scrape_timeout: ${interval}`,
-      '  evaluation_interval: 1m',
+      `  evaluation_interval: ${options.evaluationInterval ?? '1m'}`,
+      ...(options.ruleFiles?.length
+        ? ['rule_files:', ...options.ruleFiles.map((f) => `  - ${JSON.stringify(f)}`)]
+        : []),
       'scrape_configs:',
       `  - job_name: ${JSON.stringify(job)}`,
       `    honor_labels: ${options.honorLabels ?? true}`,
@@ -154,6 +190,7 @@ async function startOnce(options: PrometheusOptions, port: number): Promise<Prom
       `--web.listen-address=127.0.0.1:${port}`,
       '--enable-feature=exemplar-storage',
       '--log.level=warn',
+      ...(options.lookbackDelta ? [`--query.lookback-delta=${options.lookbackDelta}`] : []),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -306,7 +343,51 @@ async function startOnce(options: PrometheusOptions, port: number): Promise<Prom
     }
   };
 
-  return { url, job, query, waitFor, queryExemplars, targets, waitForScrape, log: () => log, stop };
+  type Result =
+    | { resultType: 'matrix'; result: { metric: Record<string, string>; values: [number, string][] }[] }
+    | { resultType: 'vector'; result: { metric: Record<string, string>; value: [number, string] }[] }
+    | { resultType: 'scalar' | 'string'; result: [number, string] };
+  const toSeries = (data: Result): RangeSeries[] => {
+    const num = ([t, v]: [number, string]): [number, number] => [t, Number.parseFloat(v)];
+    if (data.resultType === 'matrix') return data.result.map((r) => ({ metric: r.metric, values: r.values.map(num) }));
+    if (data.resultType === 'vector') return data.result.map((r) => ({ metric: r.metric, values: [num(r.value)] }));
+    return [{ metric: {}, values: [num(data.result)] }];
+  };
+  const queryRange = async (promql: string, start: number, end: number, stepSeconds: number) =>
+    toSeries(
+      await api<Result>('/api/v1/query_range', {
+        query: promql,
+        start: String(start),
+        end: String(end),
+        step: String(stepSeconds),
+      }),
+    );
+  const queryInstant = async (promql: string, time?: number) =>
+    toSeries(
+      await api<Result>('/api/v1/query', { query: promql, ...(time === undefined ? {} : { time: String(time) }) }),
+    );
+  const labelValues = (label: string, match?: string) =>
+    api<string[]>(`/api/v1/label/${encodeURIComponent(label)}/values`, match ? { 'match[]': match } : {});
+  const rules = async () =>
+    (await api<{ groups: { name: string; rules: RuleStatus[] }[] }>('/api/v1/rules', {})).groups.flatMap((g) =>
+      g.rules.map((r) => ({ ...r, group: g.name })),
+    );
+
+  return {
+    url,
+    job,
+    query,
+    waitFor,
+    queryExemplars,
+    queryRange,
+    queryInstant,
+    labelValues,
+    rules,
+    targets,
+    waitForScrape,
+    log: () => log,
+    stop,
+  };
 }
 
 function freePort(): Promise<number> {

@@ -53,6 +53,13 @@ function fail(res, status, message) {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: message }));
 }
 
+/** What a web framework's instrumentation does: name the server span after the route. */
+function route(req, template) {
+  const span = api.trace.getActiveSpan();
+  span?.updateName(`${req.method} ${template}`);
+  span?.setAttribute('http.route', template);
+}
+
 function ok(res, body) {
   res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 }
@@ -82,7 +89,7 @@ function sql(operation, statement, run) {
       kind: api.SpanKind.CLIENT,
       attributes: {
         'db.system.name': 'sqlite',
-        'db.namespace': 'cart',
+        'db.namespace': 'cart-db',
         'db.operation.name': operation,
         'db.collection.name': 'cart_items',
         'db.query.text': statement,
@@ -108,16 +115,19 @@ const handlers = {
       if (every(3)) consent.add(1, { category, granted: String(!every(9) || category === 'diagnostics') });
     }
     if (req.url.startsWith('/products/')) {
+      route(req, '/products/:id');
       emitEvent('product.viewed', 'product', { 'product.id': req.url.slice(10) });
       return ok(res, { id: req.url.slice(10) });
     }
     if (req.url === '/cart') {
+      route(req, '/cart');
       const status = await call(`${process.env.CART_URL}/items`, { sku: `sku-${seq % 5}` });
       if (status !== 200) return fail(res, 502, 'cart unavailable');
       emitEvent('cart.item_added', 'product');
       return ok(res, { added: true });
     }
     if (req.url === '/checkout') {
+      route(req, '/checkout');
       emitEvent('checkout.started', 'product');
       const status = await call(`${process.env.PAYMENTS_URL}/charge`, { amount: 10 + (seq % 7) });
       if (status !== 200) {
@@ -131,12 +141,14 @@ const handlers = {
   },
   cart: async (req, res) => {
     seq++;
+    route(req, '/items');
     sql('INSERT', 'INSERT INTO cart_items (sku) VALUES (?)', (stmt) => stmt.run(`sku-${seq}`));
     const { n } = sql('SELECT', 'SELECT count(*) AS n FROM cart_items', (stmt) => stmt.get());
     return ok(res, { items: n });
   },
   payments: async (req, res) => {
     seq++;
+    route(req, '/charge');
     await new Promise((r) => setTimeout(r, 5 + (seq % 20)));
     if (every(4)) return fail(res, 503, 'card network timeout');
     return ok(res, { charged: true });

@@ -154,23 +154,36 @@ export function pipelineHealth(): dashboard.Dashboard {
       )
       .unit('items/s')
       .withTarget(
-        promql(
-          `sum by (__name__) (rate({__name__=~"sonde_(prometheus|span_metrics|service_graph)_overflow_points_total", ${R}}[$__rate_interval]))`,
-          '{{__name__}}',
-        ),
+        promql(`sum(rate(sonde_prometheus_overflow_points_total{${R}}[$__rate_interval]))`, 'OTLP metrics', 'A'),
+      )
+      .withTarget(
+        promql(`sum(rate(sonde_span_metrics_overflow_points_total{${R}}[$__rate_interval]))`, 'span metrics', 'B'),
+      )
+      .withTarget(
+        promql(`sum(rate(sonde_service_graph_overflow_points_total{${R}}[$__rate_interval]))`, 'service graph', 'C'),
       ),
   ]);
   row(d, 'Scrape and sources', [
     new timeseries.PanelBuilder()
       .title('Scrape size')
-      .description('Size of the /metrics response, by format (text or OpenMetrics).')
+      .description('Average size of a /metrics response, by format (text or OpenMetrics).')
       .unit(units.BytesIEC)
-      .withTarget(promql(`max by (format) (sonde_prometheus_scrape_size_bytes{${R}})`, '{{format}}')),
+      .withTarget(
+        promql(
+          `sum by (format) (rate(sonde_prometheus_scrape_size_bytes_sum{${R}}[$__rate_interval])) / sum by (format) (rate(sonde_prometheus_scrape_size_bytes_count{${R}}[$__rate_interval]))`,
+          '{{format}}',
+        ),
+      ),
     new timeseries.PanelBuilder()
-      .title('Scrape duration')
-      .description('Time the receiver took to render /metrics, by format.')
+      .title('Scrape duration p99')
+      .description('99th percentile of the time the receiver took to write /metrics, by format.')
       .unit(units.Seconds)
-      .withTarget(promql(`max by (format) (sonde_prometheus_scrape_duration_seconds{${R}})`, '{{format}}')),
+      .withTarget(
+        promql(
+          `histogram_quantile(0.99, sum by (le, format) (rate(sonde_prometheus_scrape_duration_seconds_bucket{${R}}[$__rate_interval])))`,
+          '{{format}}',
+        ),
+      ),
     new timeseries.PanelBuilder()
       .title('Spans per second by service')
       .description('Where the traffic comes from: spans per second by sending service (from the span metrics).')

@@ -16,6 +16,7 @@ export const PRODUCT_USAGE_UID = 'sonde-product-usage';
 
 const EVENTS = 'sonde_events_total{service=~"$service"}';
 const CONSENT = `sonde_consent_decisions_total{${JOB}}`;
+const OPTED_OUT = `sonde_consent_decisions_total{${JOB}, granted="false"}`;
 
 /** The shop's funnel, in order: event name and how a reader would say it. */
 export const FUNNEL: [string, string][] = [
@@ -86,11 +87,7 @@ export function productUsage(): dashboard.Dashboard {
       .orientation(common.VizOrientation.Horizontal)
       .withTarget(
         promql(
-          ratio(
-            'category',
-            `increase(${CONSENT.replace('}', ', granted="false"}')}[$__range])`,
-            `increase(${CONSENT}[$__range])`,
-          ),
+          ratio('category', `increase(${OPTED_OUT}[$__range])`, `increase(${CONSENT}[$__range])`),
           '{{category}}',
         ).instant(),
       ),
