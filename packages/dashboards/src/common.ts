@@ -18,6 +18,7 @@ export const SPANS =
 /** Entry points of a service: spans that handle a request or a message. */
 export const ENTRY = 'span_kind=~"SPAN_KIND_SERVER|SPAN_KIND_CONSUMER"';
 /** OTLP metrics of the chosen services: job is service.namespace/service.name. */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana variable syntax, substituted by Grafana
 export const JOB = 'job=~"${service_namespace}/${service}"';
 /**
  * Keeps the series of the chosen environment: the environment is a resource attribute, so it is on
@@ -130,6 +131,16 @@ export function baseDashboard(uid: string, title: string, description: string): 
     .time({ from: 'now-1h', to: 'now' })
     .refresh('30s')
     .tooltip(dashboard.DashboardCursorSync.Crosshair)
+    .annotation(
+      new dashboard.AnnotationQueryBuilder()
+        .name('Annotations & Alerts')
+        .builtIn(1)
+        .datasource({ type: 'grafana', uid: '-- Grafana --' })
+        .enable(true)
+        .hide(true)
+        .iconColor('rgba(0, 211, 255, 1)')
+        .type('dashboard'),
+    )
     .link(
       new dashboard.DashboardLinkBuilder('Sonde')
         .type(dashboard.DashboardLinkType.Dashboards)

@@ -15,6 +15,7 @@ export const SERVICES_OVERVIEW_UID = 'sonde-services-overview';
 
 const CALLS = `traces_spanmetrics_calls_total{${SPANS}, ${ENTRY}}`;
 const ERRORS = `traces_spanmetrics_calls_total{${SPANS}, ${ENTRY}, status_code="STATUS_CODE_ERROR"}`;
+// biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana variable syntax, substituted by Grafana
 const OPERATION_TRACES = '{resource.service.name="${__data.fields.service}" && name="${__data.fields.span_name}"}';
 
 export function servicesOverview(): dashboard.Dashboard {
@@ -99,6 +100,7 @@ export function servicesOverview(): dashboard.Dashboard {
       .overrideByName('span_name', [
         tracesLink(
           'Failed traces of this operation',
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana variable syntax, substituted by Grafana
           '{resource.service.name="${__data.fields.service}" && name="${__data.fields.span_name}" && status=error}',
         ),
       ])

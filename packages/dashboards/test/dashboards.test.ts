@@ -1,0 +1,138 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
+import * as YAML from 'yaml';
+import { allPanels, dashboards, panelQueries, render, variableQueries } from '../src';
+import { DASHBOARDS_DIR, staleFiles } from '../src/generate';
+
+const ROOT = path.resolve(__dirname, '../../..');
+const generated = dashboards();
+const committed = Object.fromEntries(
+  fs
+    .readdirSync(DASHBOARDS_DIR)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => [f, JSON.parse(fs.readFileSync(path.join(DASHBOARDS_DIR, f), 'utf8')) as dashboard.Dashboard]),
+);
+
+/** Panel types used here, as the foundation SDK names them (its panel builders' `type`). */
+const PANEL_TYPES = new Set(['row', 'timeseries', 'table', 'stat', 'bargauge', 'heatmap', 'nodeGraph']);
+
+interface Datasources {
+  datasources: { name: string; type: string; uid: string; url: string; jsonData?: Record<string, unknown> }[];
+}
+const provisioning = (variant: string) =>
+  YAML.parse(
+    fs.readFileSync(path.join(ROOT, 'grafana', variant, 'datasources/datasources.yaml'), 'utf8'),
+  ) as Datasources;
+
+test('grafana/dashboards holds exactly what the code generates (run npm run generate -w @sonde/dashboards)', () => {
+  expect(staleFiles()).toEqual([]);
+  expect(Object.keys(committed).sort()).toEqual(Object.keys(render()).sort());
+});
+
+test('uids and titles are unique', () => {
+  const ds = Object.values(generated);
+  expect(new Set(ds.map((d) => d.uid)).size).toBe(ds.length);
+  expect(new Set(ds.map((d) => d.title)).size).toBe(ds.length);
+  for (const d of ds) expect(d.uid).toMatch(/^[a-z0-9-]{1,40}$/);
+});
+
+describe.each(Object.entries(committed))('%s', (_file, d) => {
+  const panels = allPanels(d).filter((p) => p.type !== 'row') as unknown as dashboard.Panel[];
+
+  test('has the fields the dashboard schema requires, and known panel types on a 24-column grid', () => {
+    expect(typeof d.title).toBe('string');
+    expect(typeof d.schemaVersion).toBe('number');
+    expect(Array.isArray(d.templating?.list)).toBe(true);
+    expect(Array.isArray(d.annotations?.list)).toBe(true);
+    for (const p of allPanels(d) as unknown as dashboard.Panel[]) {
+      expect(PANEL_TYPES).toContain(p.type);
+      const g = p.gridPos!;
+      for (const k of ['x', 'y', 'w', 'h'] as const) expect(Number.isInteger(g[k])).toBe(true);
+      expect(g.x + g.w).toBeLessThanOrEqual(24);
+    }
+    // No two panels overlap.
+    const cells = new Set<string>();
+    for (const p of allPanels(d) as unknown as dashboard.Panel[]) {
+      const g = p.gridPos!;
+      for (let x = g.x; x < g.x + g.w; x++)
+        for (let y = g.y; y < g.y + g.h; y++) {
+          expect(cells.has(`${x},${y}`)).toBe(false);
+          cells.add(`${x},${y}`);
+        }
+    }
+  });
+
+  test('every panel has a title, a description, a unit and queries with distinct refIds', () => {
+    for (const p of panels) {
+      const where = `${d.title} / ${p.title}`;
+      expect([where, p.title?.length ?? 0]).not.toEqual([where, 0]);
+      expect([where, (p.description ?? '').length > 20]).toEqual([where, true]);
+      expect([where, p.fieldConfig?.defaults?.unit ?? '']).not.toEqual([where, '']);
+      const refIds = ((p.targets ?? []) as { refId?: string }[]).map((t) => t.refId);
+      expect([where, refIds.length > 0]).toEqual([where, true]);
+      expect([where, new Set(refIds).size]).toEqual([where, refIds.length]);
+    }
+  });
+
+  test('has the environment, service_namespace and service variables', () => {
+    const names = variableQueries(d).map((v) => v.name);
+    expect(names).toEqual(expect.arrayContaining(['environment', 'service_namespace', 'service']));
+  });
+
+  test('every range selector is $__rate_interval or $__range, never a fixed window', () => {
+    for (const q of panelQueries(d).filter((q) => q.origin === 'target')) {
+      const windows = [...q.expr.matchAll(/\[([^\]]+)\]/g)].map((m) => m[1]);
+      for (const w of windows)
+        expect([q.panel, w]).toEqual([q.panel, expect.stringMatching(/^\$__(rate_interval|range)$/)]);
+    }
+  });
+
+  test.each(['provisioning', 'provisioning-embedded'])(
+    'every datasource reference resolves to a uid in grafana/%s',
+    (variant) => {
+      const uids = new Map(provisioning(variant).datasources.map((ds) => [ds.uid, ds.type]));
+      const refs: { where: string; ref?: { type?: string; uid?: string } }[] = [];
+      for (const p of allPanels(d) as unknown as dashboard.Panel[]) {
+        if (p.type === 'row') continue;
+        refs.push({ where: `${p.title}`, ref: p.datasource });
+        for (const t of (p.targets ?? []) as { refId?: string; datasource?: { type?: string; uid?: string } }[])
+          refs.push({ where: `${p.title} [${t.refId}]`, ref: t.datasource });
+      }
+      for (const v of d.templating?.list ?? []) refs.push({ where: `$${v.name}`, ref: v.datasource ?? undefined });
+      for (const { where, ref } of refs) {
+        expect([where, ref?.uid !== undefined && uids.has(ref.uid)]).toEqual([where, true]);
+        expect([where, uids.get(ref!.uid!)]).toEqual([where, ref!.type]);
+      }
+      // Trace links in panels point at the Tempo datasource too.
+      const links = JSON.stringify(d).match(/"datasourceUid":"([^"]+)"/g) ?? [];
+      for (const l of links) expect(uids.has(l.slice(17, -1))).toBe(true);
+    },
+  );
+});
+
+test('both provisioning variants agree on everything but where Tempo is', () => {
+  const a = provisioning('provisioning');
+  const b = provisioning('provisioning-embedded');
+  const strip = (x: Datasources) =>
+    x.datasources.map((ds) => ({ ...ds, url: ds.type === 'tempo' ? '(tempo)' : ds.url }));
+  expect(strip(b)).toEqual(strip(a));
+  expect(a.datasources.find((ds) => ds.type === 'tempo')?.url).toBe('http://tempo:3200');
+  expect(b.datasources.find((ds) => ds.type === 'tempo')?.url).toBe('http://receiver:9464');
+  const prom = a.datasources.find((ds) => ds.type === 'prometheus')!;
+  const destinations = prom.jsonData?.exemplarTraceIdDestinations as { name: string; datasourceUid: string }[];
+  expect(destinations.map((e) => e.name).sort()).toEqual(['traceID', 'trace_id']);
+  expect(new Set(destinations.map((e) => e.datasourceUid))).toEqual(new Set(['tempo']));
+  const tempo = a.datasources.find((ds) => ds.type === 'tempo')!.jsonData as Record<string, { datasourceUid?: string }>;
+  expect(tempo.serviceMap.datasourceUid).toBe('prometheus');
+  expect(tempo.tracesToMetrics.datasourceUid).toBe('prometheus');
+});
+
+test('the dashboards provider points where compose mounts grafana/dashboards', () => {
+  for (const variant of ['provisioning', 'provisioning-embedded']) {
+    const p = YAML.parse(fs.readFileSync(path.join(ROOT, 'grafana', variant, 'dashboards/sonde.yaml'), 'utf8')) as {
+      providers: { type: string; options: { path: string } }[];
+    };
+    expect(p.providers.map((x) => [x.type, x.options.path])).toEqual([['file', '/var/lib/grafana/dashboards/sonde']]);
+  }
+});
