@@ -1,0 +1,284 @@
+/**
+ * What can be checked of deploy/ and grafana/ without Docker, Kubernetes, Grafana or Tempo: the files
+ * parse, every file they mount or reference exists, ports, hosts and datasource uids agree across
+ * files, the receiver configurations pass the receiver's own schema, and promtool accepts the
+ * Prometheus configuration and rules and passes the rules' unit tests.
+ */
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { validateConfig } from '@sonde/receiver';
+import * as YAML from 'yaml';
+import { PROMTOOL_BIN } from './prometheus-harness';
+
+const ROOT = path.resolve(__dirname, '..');
+const DEPLOY = path.join(ROOT, 'deploy');
+const run = promisify(execFile);
+
+const readYaml = <T>(file: string): T => YAML.parse(fs.readFileSync(file, 'utf8')) as T;
+const readAllYaml = (file: string): Record<string, unknown>[] =>
+  YAML.parseAllDocuments(fs.readFileSync(file, 'utf8')).map((d) => d.toJS() as Record<string, unknown>);
+
+interface ComposeService {
+  image?: string;
+  build?: { context: string; dockerfile: string; target?: string };
+  command?: string[] | string;
+  environment?: Record<string, string>;
+  volumes?: string[];
+  ports?: string[];
+  depends_on?: string[];
+  profiles?: string[];
+}
+const compose = readYaml<{ services: Record<string, ComposeService>; volumes: Record<string, unknown> }>(
+  path.join(DEPLOY, 'docker-compose.yml'),
+);
+
+/** Compose's `${VAR:-default}` / `${VAR-default}` interpolation with the given variables. */
+function interpolateCompose(s: string, env: Record<string, string>): string {
+  return s.replace(/\$\{(\w+)(:?-)([^}]*)\}/g, (_m, name: string, op: string, def: string) => {
+    const v = env[name];
+    if (v === undefined || (op === ':-' && v === '')) return def;
+    return v;
+  });
+}
+
+/** host:port → container port, for every published port of a service. */
+const containerPorts = (s: ComposeService) => (s.ports ?? []).map((p) => Number(p.split(':').at(-1)));
+
+const httpUrl = (u: string) => {
+  const url = new URL(u);
+  return { host: url.hostname, port: Number(url.port) };
+};
+
+describe('docker-compose.yml', () => {
+  test('has the receiver, Prometheus, Tempo and Grafana, and the demo behind a profile', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['demo', 'grafana', 'prometheus', 'receiver', 'tempo']);
+    expect(compose.services.demo.profiles).toEqual(['demo']);
+    for (const [name, s] of Object.entries(compose.services)) {
+      for (const d of s.depends_on ?? []) expect([name, d in compose.services]).toEqual([name, true]);
+    }
+  });
+
+  test.each<Record<string, string>>([{}, { SONDE_GRAFANA_PROVISIONING: 'provisioning-embedded' }])(
+    'every bind-mounted file or folder exists (%o)',
+    (env) => {
+      for (const [name, s] of Object.entries(compose.services)) {
+        for (const v of s.volumes ?? []) {
+          const source = interpolateCompose(v, env).split(':')[0];
+          if (!source.startsWith('.')) {
+            expect([name, source in compose.volumes]).toEqual([name, true]);
+            continue;
+          }
+          expect([name, source, fs.existsSync(path.resolve(DEPLOY, source))]).toEqual([name, source, true]);
+        }
+      }
+    },
+  );
+
+  test('the receiver and demo images build from deploy/Dockerfile at the repository root, with existing targets', () => {
+    const dockerfile = fs.readFileSync(path.join(DEPLOY, 'Dockerfile'), 'utf8');
+    const stages = [...dockerfile.matchAll(/^FROM \S+ AS (\S+)$/gm)].map((m) => m[1]);
+    expect(stages).toEqual(['workspace', 'prune', 'receiver']);
+    for (const name of ['receiver', 'demo']) {
+      const b = compose.services[name].build!;
+      expect(path.resolve(DEPLOY, b.context)).toBe(ROOT);
+      expect(fs.existsSync(path.resolve(DEPLOY, b.context, b.dockerfile))).toBe(true);
+      expect(stages).toContain(b.target);
+    }
+    // Every COPY from the build context exists.
+    for (const m of dockerfile.matchAll(/^COPY (?!--from)(.+) (\S+)$/gm)) {
+      for (const src of m[1].split(/\s+/)) expect([src, fs.existsSync(path.join(ROOT, src))]).toEqual([src, true]);
+    }
+    // The image exposes the ports the receiver listens on.
+    const exposed = /^EXPOSE (.+)$/m.exec(dockerfile)![1].split(/\s+/).map(Number).sort();
+    expect(exposed).toEqual([4317, 4318, 9464]);
+  });
+
+  test("the receiver's configuration passes the receiver's schema and listens where compose publishes", () => {
+    const raw = readYaml<Record<string, unknown>>(path.join(DEPLOY, 'receiver/sonde.yaml'));
+    const config = validateConfig(raw as Parameters<typeof validateConfig>[0]);
+    const port = (a: { port: number } | 'off') => (a === 'off' ? -1 : a.port);
+    expect(containerPorts(compose.services.receiver).sort()).toEqual(
+      [port(config.otlp.grpc.address), port(config.otlp.http.address), port(config.admin.address)].sort(),
+    );
+    expect(config.span_metrics.dimensions).toEqual(['service.namespace', 'deployment.environment.name']);
+    // The mount target is where the command reads it, and the Dockerfile's default too.
+    expect(compose.services.receiver.volumes).toContain('./receiver/sonde.yaml:/etc/sonde/sonde.yaml:ro');
+    expect(compose.services.receiver.command).toEqual(['--config', '/etc/sonde/sonde.yaml']);
+  });
+
+  test('the receiver exports to the OTLP/HTTP port Tempo listens on, and Grafana reads Tempo where it serves', () => {
+    const tempo = readYaml<{
+      server: { http_listen_port: number };
+      distributor: { receivers: { otlp: { protocols: { http: { endpoint: string } } } } };
+    }>(path.join(DEPLOY, 'tempo/tempo.yaml'));
+    const endpoint = interpolateCompose(compose.services.receiver.environment!.SONDE_TEMPO_ENDPOINT, {});
+    expect(httpUrl(endpoint)).toEqual({
+      host: 'tempo',
+      port: Number(tempo.distributor.receivers.otlp.protocols.http.endpoint.split(':')[1]),
+    });
+    // The embedded variant: SONDE_TEMPO_ENDPOINT set empty turns the export off.
+    expect(
+      interpolateCompose(compose.services.receiver.environment!.SONDE_TEMPO_ENDPOINT, { SONDE_TEMPO_ENDPOINT: '' }),
+    ).toBe('');
+    expect(containerPorts(compose.services.tempo)).toContain(tempo.server.http_listen_port);
+  });
+
+  test.each(['provisioning', 'provisioning-embedded'])(
+    'grafana/%s: every datasource URL is a compose service on a port it serves',
+    (variant) => {
+      const ds = readYaml<{ datasources: { type: string; url: string }[] }>(
+        path.join(ROOT, 'grafana', variant, 'datasources/datasources.yaml'),
+      );
+      const prometheusArgs = compose.services.prometheus.command as string[];
+      expect(prometheusArgs).toContain('--enable-feature=exemplar-storage');
+      for (const d of ds.datasources) {
+        const { host, port } = httpUrl(d.url);
+        expect([d.type, host in compose.services]).toEqual([d.type, true]);
+        expect([d.type, containerPorts(compose.services[host])]).toEqual([d.type, expect.arrayContaining([port])]);
+      }
+    },
+  );
+
+  test('Grafana mounts the provisioning at its provisioning path and the dashboards where the provider reads them', () => {
+    const vols = compose.services.grafana.volumes!.map((v) => interpolateCompose(v, {}));
+    expect(vols).toContain('../grafana/provisioning:/etc/grafana/provisioning:ro');
+    const provider = readYaml<{ providers: { options: { path: string } }[] }>(
+      path.join(ROOT, 'grafana/provisioning/dashboards/sonde.yaml'),
+    );
+    expect(vols).toContain(`../grafana/dashboards:${provider.providers[0].options.path}:ro`);
+    const home = compose.services.grafana.environment!.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH;
+    expect(
+      fs.existsSync(path.join(ROOT, 'grafana/dashboards', path.relative(provider.providers[0].options.path, home))),
+    ).toBe(true);
+  });
+
+  test('Prometheus scrapes the receiver service on its admin port with honor_labels, and loads the mounted rules', () => {
+    const prom = readYaml<{
+      rule_files: string[];
+      scrape_configs: { job_name: string; honor_labels: boolean; static_configs: { targets: string[] }[] }[];
+    }>(path.join(DEPLOY, 'prometheus/prometheus.yml'));
+    const job = prom.scrape_configs.find((s) => s.job_name === 'sonde')!;
+    expect(job.honor_labels).toBe(true);
+    expect(job.static_configs[0].targets).toEqual(['receiver:9464']);
+    // The rule SondeReceiverDown watches this job.
+    expect(fs.readFileSync(path.join(DEPLOY, 'prometheus/rules/sonde-pipeline.rules.yml'), 'utf8')).toContain(
+      `up{job="${job.job_name}"}`,
+    );
+    expect(prom.rule_files).toEqual(['rules/*.rules.yml']);
+    expect(compose.services.prometheus.volumes).toContain('./prometheus/rules:/etc/prometheus/rules:ro');
+  });
+});
+
+describe('kubernetes (kustomize)', () => {
+  const dir = path.join(DEPLOY, 'kubernetes');
+  const kustomization = readYaml<{
+    resources: string[];
+    configMapGenerator: { name: string; files: string[] }[];
+    images: { name: string }[];
+  }>(path.join(dir, 'kustomization.yaml'));
+  const docs = kustomization.resources.flatMap((r) => readAllYaml(path.join(dir, r)));
+  // biome-ignore lint/suspicious/noExplicitAny: manifests are checked field by field below
+  const byKind = (kind: string) => docs.filter((d) => d.kind === kind) as any[];
+
+  test('every resource and generated file exists and parses', () => {
+    for (const r of kustomization.resources) expect(fs.existsSync(path.join(dir, r))).toBe(true);
+    for (const g of kustomization.configMapGenerator)
+      for (const f of g.files) expect(fs.existsSync(path.join(dir, f))).toBe(true);
+    expect(docs.map((d) => d.kind).sort()).toEqual([
+      'Deployment',
+      'HorizontalPodAutoscaler',
+      'Namespace',
+      'PodDisruptionBudget',
+      'Service',
+    ]);
+  });
+
+  test('the Deployment probes /healthz and /readyz on the admin port, sets resources, and mounts its config', () => {
+    const [deployment] = byKind('Deployment');
+    const podLabels = deployment.spec.template.metadata.labels;
+    expect(deployment.spec.selector.matchLabels).toEqual({
+      'app.kubernetes.io/name': podLabels['app.kubernetes.io/name'],
+    });
+    const [c] = deployment.spec.template.spec.containers;
+    const ports = Object.fromEntries(
+      c.ports.map((p: { name: string; containerPort: number }) => [p.name, p.containerPort]),
+    );
+    expect(ports).toEqual({ 'otlp-grpc': 4317, 'otlp-http': 4318, admin: 9464 });
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'admin' });
+    expect(c.startupProbe.httpGet).toEqual({ path: '/healthz', port: 'admin' });
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'admin' });
+    expect(c.resources.requests.cpu).toBeDefined();
+    expect(c.resources.limits.memory).toBeDefined();
+    expect(kustomization.images.map((i) => i.name)).toContain(c.image);
+    const configVolume = deployment.spec.template.spec.volumes.find((v: { configMap?: unknown }) => v.configMap);
+    expect(configVolume.configMap.name).toBe(kustomization.configMapGenerator[0].name);
+    const mount = c.volumeMounts.find((m: { name: string }) => m.name === configVolume.name);
+    expect(`${mount.mountPath}/${kustomization.configMapGenerator[0].files[0]}`).toBe(c.args[1]);
+    // Its configuration passes the receiver's schema and listens on the declared ports.
+    const config = validateConfig(readYaml(path.join(dir, 'sonde.yaml')));
+    const port = (a: { port: number } | 'off') => (a === 'off' ? -1 : a.port);
+    expect([port(config.otlp.grpc.address), port(config.otlp.http.address), port(config.admin.address)]).toEqual([
+      4317, 4318, 9464,
+    ]);
+    expect(config.data_dir).toBe(c.volumeMounts.find((m: { name: string }) => m.name === 'data').mountPath);
+  });
+
+  test('the Service, PodDisruptionBudget and HPA select and target the Deployment', () => {
+    const [deployment] = byKind('Deployment');
+    const podLabels = deployment.spec.template.metadata.labels;
+    const [service] = byKind('Service');
+    for (const [k, v] of Object.entries(service.spec.selector)) expect(podLabels[k]).toBe(v);
+    const containerPortNames = deployment.spec.template.spec.containers[0].ports.map((p: { name: string }) => p.name);
+    for (const p of service.spec.ports) expect(containerPortNames).toContain(p.targetPort);
+    const [pdb] = byKind('PodDisruptionBudget');
+    for (const [k, v] of Object.entries(pdb.spec.selector.matchLabels)) expect(podLabels[k]).toBe(v);
+    expect(pdb.spec.minAvailable).toBeLessThan(deployment.spec.replicas);
+    const [hpa] = byKind('HorizontalPodAutoscaler');
+    expect(hpa.spec.scaleTargetRef).toEqual({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      name: deployment.metadata.name,
+    });
+    expect(hpa.spec.minReplicas).toBeGreaterThan(pdb.spec.minAvailable);
+  });
+});
+
+describe('promtool', () => {
+  const promtool = (...args: string[]) => run(PROMTOOL_BIN, args, { cwd: path.join(DEPLOY, 'prometheus') });
+
+  test('check config: deploy/prometheus/prometheus.yml and the rule files it loads', async () => {
+    const { stdout, stderr } = await promtool('check', 'config', 'prometheus.yml');
+    expect(`${stdout}${stderr}`).toMatch(/SUCCESS: prometheus\.yml is valid/);
+    expect(`${stdout}${stderr}`).toMatch(/SUCCESS: 2 rule files found/);
+  });
+
+  test('check rules', async () => {
+    const files = fs.readdirSync(path.join(DEPLOY, 'prometheus/rules')).filter((f) => f.endsWith('.rules.yml'));
+    const { stdout, stderr } = await promtool('check', 'rules', ...files.map((f) => `rules/${f}`));
+    expect((`${stdout}${stderr}`.match(/SUCCESS/g) ?? []).length).toBe(files.length);
+  });
+
+  test('test rules: every alert has unit tests, and they pass', async () => {
+    const dir = path.join(DEPLOY, 'prometheus/rules');
+    const tests = fs.readdirSync(path.join(dir, 'tests')).filter((f) => f.endsWith('.test.yml'));
+    const { stdout, stderr } = await promtool('test', 'rules', ...tests.map((f) => `rules/tests/${f}`));
+    expect((`${stdout}${stderr}`.match(/SUCCESS/g) ?? []).length).toBe(tests.length);
+    // Every alert appears in some test, firing at least once.
+    const alerts = fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.rules.yml'))
+      .flatMap((f) => readYaml<{ groups: { rules: { alert?: string }[] }[] }>(path.join(dir, f)).groups)
+      .flatMap((g) => g.rules)
+      .flatMap((r) => (r.alert ? [r.alert] : []));
+    const testText = tests.map((f) => fs.readFileSync(path.join(dir, 'tests', f), 'utf8')).join('\n');
+    for (const a of alerts)
+      expect([
+        a,
+        testText.includes(`alertname: ${a}`) || testText.match(new RegExp(`alertname: ${a}\\b`)) !== null,
+      ]).toEqual([a, true]);
+    const fired = [...testText.matchAll(/exp_labels:\s*(?:\{\s*)?alertname: (\w+)/g)].map((m) => m[1]);
+    expect([...new Set(fired)].sort()).toEqual([...new Set(alerts)].sort());
+  });
+});
