@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: Grafana variable syntax is what is under test
 import {
   alertOperands,
   builtIns,
