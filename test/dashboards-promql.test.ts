@@ -62,6 +62,8 @@ let feed: Feed | undefined;
 let misbehaving: { stop(): Promise<void> } | undefined;
 let dataDir: string;
 let feedStart: number;
+/** What reached the receiver's pipeline: the event names of log records, the names of metrics. */
+const seen = { eventNames: new Set<string>(), metricNames: new Set<string>() };
 
 beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-dashboards-'));
@@ -83,6 +85,20 @@ beforeAll(async () => {
       },
     }),
   );
+  receiver.pipeline.logs.addConsumer({
+    name: 'test-capture',
+    consume: (batch) => {
+      for (const rl of batch.data)
+        for (const sl of rl.scopeLogs) for (const r of sl.logRecords) if (r.eventName) seen.eventNames.add(r.eventName);
+    },
+  });
+  receiver.pipeline.metrics.addConsumer({
+    name: 'test-capture',
+    consume: (batch) => {
+      for (const rm of batch.data)
+        for (const sm of rm.scopeMetrics) for (const m of sm.metrics) seen.metricNames.add(m.name);
+    },
+  });
   const admin = receiver.addresses.admin!;
   prometheus = await startPrometheus({
     targets: [admin],
@@ -381,4 +397,17 @@ test('span-metric exemplars reach Prometheus with the trace id label the datasou
   const labels = new Set(exemplars.flatMap((e) => Object.keys(e.labels)));
   expect([...labels].filter((l) => names.includes(l))).not.toEqual([]);
   expect(exemplars[0].labels.traceID ?? exemplars[0].labels.trace_id).toMatch(/^[0-9a-f]{32}$/);
+});
+
+test('the feed sends what the pending metrics will count: events as log records with an eventName, the consent counter', () => {
+  for (const event of [
+    'product.viewed',
+    'cart.item_added',
+    'checkout.started',
+    'checkout.completed',
+    'payment.failed',
+  ]) {
+    expect([event, seen.eventNames.has(event)]).toEqual([event, true]);
+  }
+  expect(seen.metricNames).toContain('sonde.consent.decisions');
 });

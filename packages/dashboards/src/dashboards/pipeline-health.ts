@@ -54,13 +54,27 @@ export function pipelineHealth(): dashboard.Dashboard {
       ),
     new timeseries.PanelBuilder()
       .title('Refused items per second')
-      .description('Items rejected one by one inside accepted requests (partial success), by reason.')
+      .description('Items rejected one by one inside accepted requests (partial success), by signal and reason.')
       .unit('items/s')
       .withTarget(
         promql(
           `sum by (reason) (rate(sonde_receiver_refused_spans_total{${R}}[$__rate_interval]))`,
           'spans {{reason}}',
           'A',
+        ),
+      )
+      .withTarget(
+        promql(
+          `sum by (reason) (rate(sonde_receiver_refused_metric_points_total{${R}}[$__rate_interval]))`,
+          'metric points {{reason}}',
+          'B',
+        ),
+      )
+      .withTarget(
+        promql(
+          `sum by (reason) (rate(sonde_receiver_refused_log_records_total{${R}}[$__rate_interval]))`,
+          'log records {{reason}}',
+          'C',
         ),
       ),
     new timeseries.PanelBuilder()
