@@ -273,15 +273,15 @@ class RedactorImpl implements Redactor {
 
   /** Free text through every enabled detector whose pre-check passes. */
   #redactText(s: string): string {
-    if (s.length < 7) return s;
+    if (s.length < 6) return s; // shorter than the shortest email (a@b.io)
     const f = features(s);
     const on = this.#on;
     if (on.url_secret && f.eq) s = this.#apply(s, findUrlSecrets(s), 'url_secret', false);
     if (on.bearer && mayHoldBearer(s)) s = this.#apply(s, findBearer(s), 'bearer', false);
     if (on.card && f.digits >= 13) s = this.#apply(s, findCards(s), 'card', true);
     if (on.ip) {
+      if (f.colons >= 2) s = this.#apply(s, findIPv6(s), 'ip', true); // first: ::ffff:192.0.2.1 is one address
       if (f.dots >= 3 && f.digits >= 4) s = this.#apply(s, findIPv4(s), 'ip', true);
-      if (f.colons >= 2) s = this.#apply(s, findIPv6(s), 'ip', true);
     }
     if (on.email && f.at) s = this.#apply(s, findEmails(s), 'email', true);
     return s;
