@@ -105,8 +105,23 @@ function withdrawnIn(value: string, category: Category): boolean {
 
 export const consentState = new ConsentState();
 
-/** Spans already started when a scope withdrew `diagnostics` (the request's server span): not exported. */
-export const droppedScopeSpans: WeakSet<object> = new WeakSet<Span>();
+/**
+ * Traces in which a scope withdrew `diagnostics` after spans had started (the request's server span
+ * and middleware spans): this process exports none of their spans. Bounded: the oldest are forgotten.
+ */
+const withdrawnTraces = new Set<string>();
+const MAX_WITHDRAWN_TRACES = 10000;
+
+function withdrawTrace(traceId: string): void {
+  if (withdrawnTraces.has(traceId)) return;
+  if (withdrawnTraces.size >= MAX_WITHDRAWN_TRACES)
+    withdrawnTraces.delete(withdrawnTraces.values().next().value as string);
+  withdrawnTraces.add(traceId);
+}
+
+export function isTraceWithdrawn(traceId: string): boolean {
+  return withdrawnTraces.size > 0 && withdrawnTraces.has(traceId);
+}
 
 /** The public consent API. */
 export const consent = {
@@ -129,7 +144,7 @@ export const consent = {
 export function consentContext(choice: ConsentMap, ctx: Context = context.active()): Context {
   if (choice.diagnostics === false) {
     const span = trace.getSpan(ctx);
-    if (span) droppedScopeSpans.add(span);
+    if (span) withdrawTrace(span.spanContext().traceId);
   }
   const outer = ctx.getValue(SCOPE_KEY) as ConsentMap | undefined;
   const merged: ConsentMap = { ...outer };

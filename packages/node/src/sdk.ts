@@ -60,8 +60,8 @@ import {
   type Category,
   type ConsentMap,
   consentState,
-  droppedScopeSpans,
   isCategory,
+  isTraceWithdrawn,
   parseConsentList,
 } from './consent';
 import { CONSENT_CATEGORY_ATTRIBUTE, setEventsActive } from './events';
@@ -224,7 +224,7 @@ class ConsentSpanProcessor implements SpanProcessor {
     this.inner.onStart(span, parentContext);
   }
   onEnd(span: ReadableSpan): void {
-    if (droppedScopeSpans.has(span) || !consentState.get('diagnostics')) return;
+    if (!consentState.get('diagnostics') || isTraceWithdrawn(span.spanContext().traceId)) return;
     this.inner.onEnd(span);
   }
   forceFlush(): Promise<void> {
@@ -291,9 +291,10 @@ function headerList(env: NodeJS.ProcessEnv, name: string): string[] | undefined 
 
 function instrumentationConfig(
   env: NodeJS.ProcessEnv,
-  o: { runtimeMetrics: boolean; logSending: boolean; user?: InstrumentationConfigMap },
+  o: { runtimeMetrics: boolean; logSending: boolean; user?: InstrumentationConfigMap; exportPaths: Set<string> },
 ): InstrumentationConfigMap {
   const user = o.user ?? {};
+  const userIgnore = user['@opentelemetry/instrumentation-http']?.ignoreOutgoingRequestHook;
   const cfg: InstrumentationConfigMap = { ...user };
   const serverReq = headerList(env, 'OTEL_INSTRUMENTATION_HTTP_SERVER_CAPTURE_REQUEST_HEADERS');
   const serverRes = headerList(env, 'OTEL_INSTRUMENTATION_HTTP_SERVER_CAPTURE_RESPONSE_HEADERS');
@@ -309,6 +310,11 @@ function instrumentationConfig(
         }
       : {}),
     ...user['@opentelemetry/instrumentation-http'],
+    // Sonde's own OTLP requests: neither spans (they are sent with tracing suppressed) nor
+    // http.client.request.duration points.
+    ignoreOutgoingRequestHook: (req) =>
+      (req.method === 'POST' && typeof req.path === 'string' && o.exportPaths.has(req.path.split('?')[0])) ||
+      (userIgnore?.(req) ?? false),
   };
   cfg['@opentelemetry/instrumentation-pino'] = {
     disableLogSending: !o.logSending,
@@ -509,7 +515,12 @@ function startInner(options: SondeOptions, env: NodeJS.ProcessEnv): void {
   const runtimeMetrics = options.runtimeMetrics ?? envBool(env, 'SONDE_RUNTIME_METRICS') ?? true;
   const logSending = options.logSending ?? envBool(env, 'SONDE_LOG_SENDING') ?? true;
   const instrumentations = getNodeAutoInstrumentations(
-    instrumentationConfig(env, { runtimeMetrics, logSending, user: options.instrumentations }),
+    instrumentationConfig(env, {
+      runtimeMetrics,
+      logSending,
+      user: options.instrumentations,
+      exportPaths: new Set(SIGNALS.map((sig) => new URL(targets[sig].url).pathname)),
+    }),
   );
 
   const resource = defaultResource().merge(

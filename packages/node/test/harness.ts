@@ -112,6 +112,16 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | false, 
   }
 }
 
+export async function waitForAsync<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 10000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export interface App {
   child: ChildProcess;
   port: number;
