@@ -1,0 +1,29 @@
+/**
+ * @sonde/node: one flag (`node --import @sonde/node/register app.js`) traces, measures and logs a
+ * Node service over OTLP, with business events (`track`), consent per category, redaction before
+ * export and deferred sending. See README.md.
+ */
+export {
+  CATEGORIES,
+  type Category,
+  type ConsentMap,
+  consent,
+  consentContext,
+  consentMiddleware,
+  parseConsentList,
+  withConsent,
+} from './consent';
+export { CONSENT_CATEGORY_ATTRIBUTE, type TrackOptions, track } from './events';
+export type { Gate } from './otlp-http';
+export {
+  drainBuffer,
+  flush,
+  type SondeOptions,
+  type SondeStatus,
+  setTransmissionGate,
+  shutdown,
+  start,
+  status,
+  VERSION,
+} from './sdk';
+export { sanitizeSql, summarizeSql } from './sqlite';

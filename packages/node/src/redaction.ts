@@ -1,0 +1,103 @@
+/**
+ * Redaction before export, with @sonde/redact (the same engine the receiver runs): span names,
+ * span/event/link attributes, status messages, log bodies and log/event attributes. URL attributes
+ * (`url.full`, `url.query`, `http.target`, ...) go through the URL rules. `enduser.id` becomes
+ * `enduser.pseudo.id` (a keyed HMAC) when a key is configured, and is dropped otherwise.
+ *
+ * Exported items are read-only: the redacted item is a view over the original (`Object.create`) whose
+ * changed fields shadow the original ones, so nothing the application holds is modified.
+ */
+import type { AnyValue, Attributes } from '@opentelemetry/api';
+import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
+import { createRedactor, parseRedactionConfig, type RedactionConfig, type Redactor } from '@sonde/redact';
+
+/** Attribute keys whose values are pseudonymized by default when an HMAC key is configured. */
+export const DEFAULT_PSEUDONYMIZE_KEYS = ['enduser.id', 'user.id'];
+
+export interface RedactionSetup {
+  redactor: Redactor;
+  /** What the summary line says (never the key). */
+  describe: string;
+}
+
+/**
+ * The effective configuration: the given one, the HMAC key from `SONDE_HMAC_KEY` when none is
+ * given, and `enduser.id`/`user.id` pseudonymized (with a key) or dropped (without one).
+ */
+export function setupRedaction(input: RedactionConfig | undefined, hmacKeyFromEnv: string | undefined): RedactionSetup {
+  const config: RedactionConfig = { ...parseRedactionConfig(input ?? {}) };
+  if (config.hmac_key === undefined && hmacKeyFromEnv) config.hmac_key = hmacKeyFromEnv;
+  if (config.hmac_key !== undefined) {
+    config.pseudonymize_keys = [...new Set([...(config.pseudonymize_keys ?? []), ...DEFAULT_PSEUDONYMIZE_KEYS])];
+  } else {
+    if (config.action === 'pseudonymize') config.action = 'mask';
+    config.pseudonymize_keys = undefined;
+    config.block_keys = [...new Set([...(config.block_keys ?? []), ...DEFAULT_PSEUDONYMIZE_KEYS])];
+  }
+  const redactor = createRedactor(config);
+  const detectors = (config.detectors ?? ['email', 'card', 'ip', 'bearer', 'url_secret']).join('+');
+  const describe = `${config.mode ?? 'block'}(${detectors}; ${config.action ?? 'mask'}; pseudonyms ${config.hmac_key ? 'on' : 'off: enduser.id dropped'})`;
+  return { redactor, describe };
+}
+
+function redactAttrs(redactor: Redactor, attrs: Attributes | undefined): Attributes | undefined {
+  if (!attrs) return attrs;
+  const { attributes, redacted } = redactor.redactAttributes(attrs as Record<string, unknown>);
+  return redacted === 0 && attributes === attrs ? attrs : (attributes as Attributes);
+}
+
+function redactBody(redactor: Redactor, body: AnyValue | undefined, depth = 0): AnyValue | undefined {
+  if (typeof body === 'string') return redactor.redactString(body);
+  if (depth > 4 || body === null || typeof body !== 'object' || body instanceof Uint8Array) return body;
+  if (Array.isArray(body)) return body.map((v) => redactBody(redactor, v, depth + 1)) as AnyValue;
+  const { attributes } = redactor.redactAttributes(body as Record<string, unknown>);
+  const out: Record<string, AnyValue> = {};
+  for (const [k, v] of Object.entries(attributes)) out[k] = redactBody(redactor, v as AnyValue, depth + 1) as AnyValue;
+  return out;
+}
+
+/** A redacted view of a span. */
+export function redactSpan(redactor: Redactor, span: ReadableSpan): ReadableSpan {
+  const props: PropertyDescriptorMap = {};
+  const name = redactor.redactString(span.name);
+  if (name !== span.name) props.name = { value: name, enumerable: true };
+  const attributes = redactAttrs(redactor, span.attributes);
+  if (attributes !== span.attributes) props.attributes = { value: attributes, enumerable: true };
+  if (span.events.length > 0) {
+    let changed = false;
+    const events = span.events.map((e): TimedEvent => {
+      const a = redactAttrs(redactor, e.attributes);
+      const n = redactor.redactString(e.name);
+      if (a === e.attributes && n === e.name) return e;
+      changed = true;
+      return { ...e, name: n, attributes: a };
+    });
+    if (changed) props.events = { value: events, enumerable: true };
+  }
+  if (span.links.length > 0) {
+    let changed = false;
+    const links = span.links.map((l) => {
+      const a = redactAttrs(redactor, l.attributes);
+      if (a === l.attributes) return l;
+      changed = true;
+      return { ...l, attributes: a };
+    });
+    if (changed) props.links = { value: links, enumerable: true };
+  }
+  if (span.status.message) {
+    const message = redactor.redactString(span.status.message);
+    if (message !== span.status.message) props.status = { value: { ...span.status, message }, enumerable: true };
+  }
+  return Object.keys(props).length === 0 ? span : (Object.create(span, props) as ReadableSpan);
+}
+
+/** A redacted view of a log record (application log or business event). */
+export function redactLogRecord(redactor: Redactor, record: ReadableLogRecord): ReadableLogRecord {
+  const props: PropertyDescriptorMap = {};
+  const attributes = redactAttrs(redactor, record.attributes);
+  if (attributes !== record.attributes) props.attributes = { value: attributes, enumerable: true };
+  const body = redactBody(redactor, record.body);
+  if (body !== record.body) props.body = { value: body, enumerable: true };
+  return Object.keys(props).length === 0 ? record : (Object.create(record, props) as ReadableLogRecord);
+}
