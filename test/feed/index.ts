@@ -1,12 +1,40 @@
 /**
- * The one place that decides what feeds the dashboard and alert test. Today: the simulated shop in
- * this folder (real OpenTelemetry Node SDK in three child processes). When `@sonde/demo` lands, this
- * becomes `startShop({ otlpEndpoint })` + `runLoad(...)` from it, with nothing else to change.
+ * The one place that decides what feeds the dashboard and alert test: the demo shop (`@sonde/demo`:
+ * storefront, cart with SQLite, payments, each instrumented by `@sonde/node` only, in child processes)
+ * under a steady load from its own `runLoad`. Telemetry is flushed faster than the defaults (spans and
+ * logs every 200 ms, metrics every second) so that the test has data within seconds.
  */
-import { type Feed, startShopFeed } from './shop';
+import { runLoad, startShop } from '@sonde/demo';
 
-export type { Feed };
+export interface Feed {
+  /** What produced the telemetry, for failure messages. */
+  description: string;
+  /** Stops the load, then the services (which flush their telemetry). */
+  stop(): Promise<void>;
+}
 
-export function startFeed(otlpEndpoint: string): Promise<Feed> {
-  return startShopFeed({ otlpEndpoint, rps: 40 });
+export async function startFeed(otlpEndpoint: string): Promise<Feed> {
+  const shop = await startShop({
+    otlpEndpoint,
+    env: {
+      OTEL_METRIC_EXPORT_INTERVAL: '1000',
+      OTEL_BSP_SCHEDULE_DELAY: '200',
+      OTEL_BLRP_SCHEDULE_DELAY: '200',
+    },
+  });
+  const abort = new AbortController();
+  const load = runLoad({
+    url: shop.storefrontUrl,
+    rps: 40,
+    durationMs: Number.POSITIVE_INFINITY,
+    signal: abort.signal,
+  });
+  return {
+    description: `the demo shop (@sonde/demo) at ${shop.storefrontUrl}`,
+    async stop() {
+      abort.abort();
+      await load.catch(() => undefined);
+      await shop.stop();
+    },
+  };
 }
