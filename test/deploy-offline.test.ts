@@ -55,6 +55,14 @@ describe('docker-compose.yml', () => {
   test('has the receiver, Prometheus, Tempo and Grafana, and the demo behind a profile', () => {
     expect(Object.keys(compose.services).sort()).toEqual(['demo', 'grafana', 'prometheus', 'receiver', 'tempo']);
     expect(compose.services.demo.profiles).toEqual(['demo']);
+    // The demo runs the demo package's CLI from the workspace image, against the receiver service.
+    const demo = compose.services.demo;
+    expect(demo.command).toEqual(['node', 'packages/demo/dist/cli.js']);
+    expect(fs.existsSync(path.join(ROOT, 'packages/demo/src/cli.ts'))).toBe(true);
+    expect(fs.readFileSync(path.join(ROOT, 'packages/demo/package.json'), 'utf8')).toContain(
+      '"build": "tsc -p tsconfig.build.json"',
+    );
+    expect(httpUrl(demo.environment!.DEMO_OTLP_ENDPOINT)).toEqual({ host: 'receiver', port: 4318 });
     for (const [name, s] of Object.entries(compose.services)) {
       for (const d of s.depends_on ?? []) expect([name, d in compose.services]).toEqual([name, true]);
     }
