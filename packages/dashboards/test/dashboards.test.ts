@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
+import * as units from '@grafana/grafana-foundation-sdk/units';
 import * as YAML from 'yaml';
 import { allPanels, dashboards, panelQueries, render, variableQueries } from '../src';
 import { DASHBOARDS_DIR, staleFiles } from '../src/generate';
@@ -16,6 +17,8 @@ const committed = Object.fromEntries(
 
 /** Panel types used here, as the foundation SDK names them (its panel builders' `type`). */
 const PANEL_TYPES = new Set(['row', 'timeseries', 'table', 'stat', 'bargauge', 'heatmap', 'nodeGraph']);
+
+const KNOWN_UNITS = new Set<string>(Object.values(units).filter((u) => typeof u === 'string'));
 
 interface Datasources {
   datasources: { name: string; type: string; uid: string; url: string; jsonData?: Record<string, unknown> }[];
@@ -69,6 +72,8 @@ describe.each(Object.entries(committed))('%s', (_file, d) => {
       expect([where, p.title?.length ?? 0]).not.toEqual([where, 0]);
       expect([where, (p.description ?? '').length > 20]).toEqual([where, true]);
       expect([where, p.fieldConfig?.defaults?.unit ?? '']).not.toEqual([where, '']);
+      // A unit Grafana knows (the foundation SDK's list), not a free-form suffix.
+      expect([where, KNOWN_UNITS.has(p.fieldConfig?.defaults?.unit ?? '')]).toEqual([where, true]);
       const refIds = ((p.targets ?? []) as { refId?: string }[]).map((t) => t.refId);
       expect([where, refIds.length > 0]).toEqual([where, true]);
       expect([where, new Set(refIds).size]).toEqual([where, refIds.length]);

@@ -32,7 +32,7 @@ export function pipelineHealth(): dashboard.Dashboard {
     new timeseries.PanelBuilder()
       .title('Accepted items per second')
       .description('Spans, metric data points and log records accepted into the pipeline per second.')
-      .unit('items/s')
+      .unit(units.CountsPerSecond)
       .withTarget(promql(`sum(rate(sonde_receiver_accepted_spans_total{${R}}[$__rate_interval]))`, 'spans', 'A'))
       .withTarget(
         promql(`sum(rate(sonde_receiver_accepted_metric_points_total{${R}}[$__rate_interval]))`, 'metric points', 'B'),
@@ -55,7 +55,7 @@ export function pipelineHealth(): dashboard.Dashboard {
     new timeseries.PanelBuilder()
       .title('Refused items per second')
       .description('Items rejected one by one inside accepted requests (partial success), by signal and reason.')
-      .unit('items/s')
+      .unit(units.CountsPerSecond)
       .withTarget(
         promql(
           `sum by (reason) (rate(sonde_receiver_refused_spans_total{${R}}[$__rate_interval]))`,
@@ -92,14 +92,14 @@ export function pipelineHealth(): dashboard.Dashboard {
     new timeseries.PanelBuilder()
       .title('Exported spans per second')
       .description('Spans Tempo accepted per second.')
-      .unit('items/s')
+      .unit(units.CountsPerSecond)
       .withTarget(promql(`sum(rate(sonde_exporter_sent_spans_total{${R}}[$__rate_interval]))`, 'sent')),
     new timeseries.PanelBuilder()
       .title('Export failures per second')
       .description(
         'Spans that could not be exported and were dropped, by reason (rejected_4xx, rejected_5xx, retries_exhausted, queue_full, dropped_oldest…).',
       )
-      .unit('items/s')
+      .unit(units.CountsPerSecond)
       .withTarget(
         promql(`sum by (reason) (rate(sonde_exporter_send_failed_spans_total{${R}}[$__rate_interval]))`, '{{reason}}'),
       ),
@@ -140,14 +140,14 @@ export function pipelineHealth(): dashboard.Dashboard {
       .description(
         'OTLP metric updates that did not become Prometheus series, by reason (non_monotonic_delta, out_of_order, type_conflict…).',
       )
-      .unit('items/s')
+      .unit(units.CountsPerSecond)
       .withTarget(
         promql(`sum by (reason) (rate(sonde_prometheus_dropped_points_total{${R}}[$__rate_interval]))`, '{{reason}}'),
       ),
     new timeseries.PanelBuilder()
       .title('Limit hits per second')
       .description('Configured limits that were hit (attributes dropped, values truncated…), by signal and limit.')
-      .unit('hits/s')
+      .unit(units.CountsPerSecond)
       .withTarget(
         promql(
           `sum by (signal, limit) (rate(sonde_receiver_limit_hits_total{${R}}[$__rate_interval]))`,
@@ -166,7 +166,7 @@ export function pipelineHealth(): dashboard.Dashboard {
       .description(
         'Points folded into the otel_metric_overflow="true" series because a metric reached its series limit, by stage. Anything above zero means labels are lost.',
       )
-      .unit('items/s')
+      .unit(units.CountsPerSecond)
       .withTarget(
         promql(`sum(rate(sonde_prometheus_overflow_points_total{${R}}[$__rate_interval]))`, 'OTLP metrics', 'A'),
       )
@@ -201,7 +201,7 @@ export function pipelineHealth(): dashboard.Dashboard {
     new timeseries.PanelBuilder()
       .title('Spans per second by service')
       .description('Where the traffic comes from: spans per second by sending service (from the span metrics).')
-      .unit('items/s')
+      .unit(units.CountsPerSecond)
       .withTarget(
         promql(`sum by (service) (rate(traces_spanmetrics_calls_total{${SPANS}}[$__rate_interval]))`, '{{service}}'),
       ),

@@ -51,7 +51,7 @@ export function productUsage(): dashboard.Dashboard {
     new timeseries.PanelBuilder()
       .title('Events per minute')
       .description('How often each thing people do in the product happens, per minute (one line per event name).')
-      .unit('cpm')
+      .unit(units.EventsPerMinute)
       .withTarget(promql(`sum by (event_name) (rate(${EVENTS}[$__rate_interval])) * 60`, '{{event_name}}')),
     new bargauge.PanelBuilder()
       .title('Most used features')
@@ -94,7 +94,7 @@ export function productUsage(): dashboard.Dashboard {
     new timeseries.PanelBuilder()
       .title('Privacy choices per minute')
       .description('Consent decisions per minute, by category and answer (said yes or said no).')
-      .unit('cpm')
+      .unit(units.CountsPerMinute)
       .withTarget(
         promql(
           `sum by (category, granted) (rate(${CONSENT}[$__rate_interval])) * 60`,

@@ -166,7 +166,7 @@ export function serviceDetail(): dashboard.Dashboard {
     new timeseries.PanelBuilder()
       .title('Events per second')
       .description('Business and usage events (log records with an event name) per second, by event name.')
-      .unit('eps')
+      .unit(units.EventsPerSecond)
       .withTarget(
         promql(
           'sum by (event_name) (rate(sonde_events_total{service=~"$service"}[$__rate_interval]))',
