@@ -25,7 +25,7 @@ export async function startFeed(otlpEndpoint: string): Promise<Feed> {
   const abort = new AbortController();
   const load = runLoad({
     url: shop.storefrontUrl,
-    rps: 25,
+    rps: 40,
     durationMs: Number.POSITIVE_INFINITY,
     signal: abort.signal,
   });
