@@ -13,6 +13,7 @@ import type { Express } from 'express';
 import { createAdminApp } from './admin/server';
 import type { ReceiverConfig } from './config/schema';
 import { formatAddress, type ListenAddress } from './config/units';
+import { EventMetricsConsumer } from './events/event-metrics';
 import { TempoExporter } from './export/tempo-exporter';
 import { Admission } from './intake/admission';
 import { ExportHandler } from './intake/export-handler';
@@ -106,9 +107,10 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
           promoteResourceAttributes: config.prometheus.promote_resource_attributes,
           // Names that /metrics already writes for the receiver itself and for span-derived metrics.
           takenElsewhere: (name) =>
-            name.startsWith('sonde_') ||
+            metrics.registry.getSingleMetric(name) !== undefined ||
             (spanMetrics?.store.families.has(name) ?? false) ||
-            (serviceGraph?.store.families.has(name) ?? false),
+            (serviceGraph?.store.families.has(name) ?? false) ||
+            (eventMetrics?.store.families.has(name) ?? false),
         },
         metrics.registry,
         logger,
@@ -142,8 +144,23 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
       )
     : undefined;
   if (serviceGraph) pipeline.traces.addConsumer(serviceGraph);
+  const eventMetrics = config.event_metrics.enabled
+    ? new EventMetricsConsumer(
+        {
+          categoryAttribute: config.event_metrics.category_attribute,
+          dimensions: config.event_metrics.dimensions,
+          maxSeriesPerMetric: config.event_metrics.max_series_per_metric,
+          metricExpirationMs: config.event_metrics.metric_expiration,
+        },
+        metrics.registry,
+        logger,
+      )
+    : undefined;
+  if (eventMetrics) pipeline.logs.addConsumer(eventMetrics);
   /** The stores whose series /metrics exposes, after the receiver's own metrics. */
-  const stores = [prometheus?.store, spanMetrics?.store, serviceGraph?.store].filter((s) => s !== undefined);
+  const stores = [prometheus?.store, spanMetrics?.store, serviceGraph?.store, eventMetrics?.store].filter(
+    (s) => s !== undefined,
+  );
 
   const admission = new Admission(
     {
