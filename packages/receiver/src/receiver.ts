@@ -82,6 +82,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
           onFull: config.tempo.on_full,
           batchMaxBytes: config.tempo.batch_max_size,
           batchTimeoutMs: config.tempo.batch_timeout,
+          concurrency: config.tempo.concurrency,
           retry: {
             initialMs: config.tempo.retry.initial_interval,
             maxMs: config.tempo.retry.max_interval,

@@ -183,6 +183,8 @@ export const configSchema = z.strictObject({
       batch_max_size: size.default(4 * 1024 * 1024),
       /** ...and waits at most this long for more. */
       batch_timeout: duration.default(200),
+      /** Export requests in flight at once, each with its own batch (the Collector's num_consumers). */
+      concurrency: positiveInt.default(4),
       retry: z
         .strictObject({
           initial_interval: duration.default(1000),

@@ -9,17 +9,19 @@
  *   model encoded again. Protobuf ExportTraceServiceRequests concatenate into a valid one (field 1
  *   is repeated), so a batch is the concatenation of queued payloads, up to `batchMaxBytes` or after
  *   `batchTimeoutMs`.
- * - One request in flight. Network errors, timeouts and 429/502/503/504 are retried with exponential
- *   backoff and full jitter (honouring Retry-After) for at most `retry.maxElapsedMs`; any other
- *   non-2xx status drops the batch at once. Every span that does not reach Tempo is counted in
+ * - Up to `concurrency` requests in flight, each its own batch (the Collector's
+ *   `sending_queue.num_consumers`), so one slow round trip does not hold up the rest. Network errors,
+ *   timeouts and 429/502/503/504 are retried with exponential backoff and full jitter (honouring
+ *   Retry-After) for at most `retry.maxElapsedMs`; any other non-2xx status drops the batch at once. Every span that does not reach Tempo is counted in
  *   `sonde_exporter_send_failed_spans_total{reason}` and logged.
  * - `shutdown` stops accepting, flushes within `shutdownTimeoutMs` and counts what is left.
  * - With `persistentDir`, the queue is a DiskQueue (disk-queue.ts) in that directory instead of
  *   memory: same bound, same refuse/drop_oldest behaviour, but a batch leaves the queue only once
  *   Tempo took it (2xx) or it was dropped for good (a rejection, retries exhausted, drop_oldest), so
  *   what was accepted survives a restart, kill -9 included, and is sent at the next start (at least
- *   once: a batch in flight when the process died is sent again). At shutdown, what is left stays on
- *   disk instead of being dropped.
+ *   once: a batch in flight when the process died is sent again). Concurrent batches are acknowledged
+ *   as they finish, in any order; the persisted position only moves past a prefix of finished ones.
+ *   At shutdown, what is left stays on disk instead of being dropped.
  */
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
@@ -29,7 +31,7 @@ import type { ResourceSpans } from '../model';
 import { OverloadedError, PayloadTooLargeError } from '../otlp/errors';
 import { encodeTraceRequest } from '../otlp/protobuf/encode-traces';
 import type { Batch, Consumer } from '../pipeline/pipeline';
-import { DiskQueue, DiskQueueFullError } from './disk-queue';
+import { DiskQueue, DiskQueueFullError, type DiskRecord } from './disk-queue';
 
 const gzip = promisify(gzipCallback);
 
@@ -57,6 +59,8 @@ export interface TempoExporterOptions {
   batchMaxBytes: number;
   /** ...or once its oldest payload has waited this long (ms). */
   batchTimeoutMs: number;
+  /** Requests in flight at once, each with its own batch. */
+  concurrency: number;
   retry: RetryOptions;
   /** How long shutdown() tries to flush the queue (ms). */
   shutdownTimeoutMs: number;
@@ -77,6 +81,7 @@ export const DEFAULT_TEMPO_EXPORTER_OPTIONS = {
   onFull: 'refuse',
   batchMaxBytes: 4 * 1024 * 1024,
   batchTimeoutMs: 200,
+  concurrency: 4,
   retry: { initialMs: 1000, maxMs: 30_000, maxElapsedMs: 300_000, multiplier: 1.5 },
   shutdownTimeoutMs: 5000,
 } as const satisfies Omit<TempoExporterOptions, 'endpoint'>;
@@ -104,9 +109,12 @@ interface QueueItem {
 interface Taken {
   payloads: Buffer[];
   spans: number;
+  bytes: number;
+  /** The records on disk (persistent queue). */
+  records?: DiskRecord[];
 }
 
-/** The export queue: in memory, or on disk. Bytes and counts leave out the batch in flight. */
+/** The export queue: in memory, or on disk. Bytes and counts leave out the batches in flight. */
 interface ExportQueue {
   readonly waitingBytes: number;
   readonly waitingCount: number;
@@ -116,12 +124,12 @@ interface ExportQueue {
   push(payload: Buffer, spans: number): void;
   /** Drops the oldest waiting payload; undefined when none waits. */
   dropOldest(): { bytes: number; spans: number } | undefined;
-  /** Takes the oldest waiting payloads up to `maxBytes` (at least one) as the batch in flight. */
+  /** Takes the oldest waiting payloads up to `maxBytes` (at least one) as a batch in flight. */
   take(maxBytes: number): Taken;
-  /** The batch in flight is done with (delivered, or dropped for good). */
-  settle(): void;
-  /** The batch in flight was abandoned at shutdown. */
-  release(): void;
+  /** A batch in flight is done with (delivered, or dropped for good). */
+  settle(batch: Taken): void;
+  /** A batch in flight was abandoned at shutdown. */
+  release(batch: Taken): void;
   /** At shutdown: empties the queue (memory) or keeps it for the next start (disk). */
   close(): void;
 }
@@ -162,17 +170,16 @@ class MemoryQueue implements ExportQueue {
   }
 
   take(maxBytes: number): Taken {
-    const taken: Taken = { payloads: [], spans: 0 };
-    let bytes = 0;
+    const taken: Taken = { payloads: [], spans: 0, bytes: 0 };
     while (this.items.length > 0) {
       const next = this.items[0];
-      if (taken.payloads.length > 0 && bytes + next.payload.length > maxBytes) break;
+      if (taken.payloads.length > 0 && taken.bytes + next.payload.length > maxBytes) break;
       this.items.shift();
       taken.payloads.push(next.payload);
       taken.spans += next.spans;
-      bytes += next.payload.length;
+      taken.bytes += next.payload.length;
     }
-    this.bytes -= bytes;
+    this.bytes -= taken.bytes;
     return taken;
   }
 
@@ -186,7 +193,11 @@ class MemoryQueue implements ExportQueue {
   }
 }
 
-/** The queue as a DiskQueue: the batch in flight stays on disk (unacknowledged) until settled. */
+/**
+ * The queue as a DiskQueue: batches in flight stay on disk (unacknowledged) until settled. They are
+ * always the oldest unacknowledged records (taken in order; a settled one is acknowledged), so what
+ * waits is what comes after the first `inFlight` of them.
+ */
 class PersistentQueue implements ExportQueue {
   private inFlight = 0;
   private inFlightBytes = 0;
@@ -221,27 +232,27 @@ class PersistentQueue implements ExportQueue {
 
   take(maxBytes: number): Taken {
     const records = this.disk.peek(maxBytes, this.inFlight);
-    this.inFlight += records.length;
-    const taken: Taken = { payloads: [], spans: 0 };
+    const taken: Taken = { payloads: [], spans: 0, bytes: 0, records };
     for (const r of records) {
       taken.payloads.push(r.payload);
       taken.spans += r.spanCount;
-      this.inFlightBytes += r.payload.length;
-      this.inFlightSpans += r.spanCount;
+      taken.bytes += r.payload.length;
     }
+    this.inFlight += records.length;
+    this.inFlightBytes += taken.bytes;
+    this.inFlightSpans += taken.spans;
     return taken;
   }
 
-  settle(): void {
-    const inFlight = this.inFlight;
-    this.release();
-    this.disk.ack(inFlight);
+  settle(batch: Taken): void {
+    this.release(batch);
+    this.disk.ackRecords(batch.records ?? []);
   }
 
-  release(): void {
-    this.inFlight = 0;
-    this.inFlightBytes = 0;
-    this.inFlightSpans = 0;
+  release(batch: Taken): void {
+    this.inFlight -= batch.records?.length ?? 0;
+    this.inFlightBytes -= batch.bytes;
+    this.inFlightSpans -= batch.spans;
   }
 
   close(): void {
@@ -266,10 +277,13 @@ export class TempoExporter implements Consumer<'traces'> {
   private stopping = false;
   /** Aborted when the shutdown bound passes: in-flight requests and backoff sleeps end at once. */
   private readonly abort = new AbortController();
-  private wakeup: (() => void) | undefined;
+  /** Senders waiting for data (woken by an enqueue or shutdown). */
+  private readonly waiting = new Set<() => void>();
+  /** Senders waiting for the oldest payload's batch timeout. */
+  private timing = 0;
   /** When the next attempt of a retried batch is due (ms since epoch), for Retry-After hints. */
   private nextAttemptAt = 0;
-  private readonly loop: Promise<void>;
+  private readonly senders: Promise<void>;
   private shutdownPromise: Promise<void> | undefined;
 
   private readonly sentSpans: Counter;
@@ -322,9 +336,13 @@ export class TempoExporter implements Consumer<'traces'> {
       registers: [registry],
     }).set(this.options.queueBytes);
     this.queueGauge.set(this.queue.waitingBytes);
-    this.loop = this.run().catch((err: unknown) => {
-      this.logger.error({ err }, 'the Tempo exporter stopped on an unexpected error');
-    });
+    this.senders = Promise.all(
+      Array.from({ length: Math.max(1, this.options.concurrency) }, () =>
+        this.run().catch((err: unknown) => {
+          this.logger.error({ err }, 'a Tempo export sender stopped on an unexpected error');
+        }),
+      ),
+    ).then(() => {});
   }
 
   /** Bytes waiting in the queue. */
@@ -338,11 +356,13 @@ export class TempoExporter implements Consumer<'traces'> {
   }
 
   private openQueue(): ExportQueue {
-    const { persistentDir, queueBytes, batchMaxBytes } = this.options;
+    const { persistentDir, queueBytes, batchMaxBytes, concurrency } = this.options;
     if (persistentDir === undefined) return new MemoryQueue();
-    // queueBytes bounds what waits; the batch in flight (at most max(batchMaxBytes, one payload, which
-    // is at most queueBytes)) stays on disk too until Tempo took it.
-    const disk = DiskQueue.open(persistentDir, { maxBytes: queueBytes + Math.max(batchMaxBytes, queueBytes) });
+    // queueBytes bounds what waits; the batches in flight (each at most max(batchMaxBytes, one payload,
+    // which is at most queueBytes)) stay on disk too until Tempo took them.
+    const disk = DiskQueue.open(persistentDir, {
+      maxBytes: queueBytes + Math.max(1, concurrency) * Math.max(batchMaxBytes, queueBytes),
+    });
     const { records, spans, bytes, truncatedBytes, corruptSegments } = disk.recovery;
     if (truncatedBytes > 0 || corruptSegments > 0) {
       this.logger.warn(
@@ -429,7 +449,7 @@ export class TempoExporter implements Consumer<'traces'> {
     this.stopping = true;
     this.wake();
     const timer = setTimeout(() => this.abort.abort(), this.options.shutdownTimeoutMs);
-    await this.loop;
+    await this.senders;
     clearTimeout(timer);
     this.abort.abort();
     if (this.queue.waitingCount > 0) {
@@ -455,7 +475,7 @@ export class TempoExporter implements Consumer<'traces'> {
     this.queueGauge.set(0);
   }
 
-  /** The sender: waits for data, batches it, sends one batch at a time. */
+  /** One sender (of `concurrency`): waits for data, batches it, sends one batch at a time. */
   private async run(): Promise<void> {
     const { batchMaxBytes, batchTimeoutMs } = this.options;
     for (;;) {
@@ -468,19 +488,22 @@ export class TempoExporter implements Consumer<'traces'> {
       if (!this.stopping && this.queue.waitingBytes < batchMaxBytes) {
         const age = Date.now() - (this.queue.oldestAt() ?? 0);
         if (age < batchTimeoutMs) {
+          this.timing++;
           await this.idle(batchTimeoutMs - age);
+          this.timing--;
           continue;
         }
       }
       const batch = this.queue.take(batchMaxBytes);
       this.queueGauge.set(this.queue.waitingBytes);
+      this.wake(); // more may wait for another sender
       const delivered = await this.send(batch);
       if (!delivered) {
-        this.queue.release();
+        this.queue.release(batch);
         continue;
       }
       try {
-        this.queue.settle();
+        this.queue.settle(batch);
       } catch (err) {
         // The position could not be persisted: the batch may be sent again after a restart.
         this.logger.error({ err }, 'could not record a sent batch in the persistent Tempo export queue');
@@ -599,18 +622,29 @@ export class TempoExporter implements Consumer<'traces'> {
   private idle(ms: number | undefined): Promise<void> {
     return new Promise((resolve) => {
       const timer = ms === undefined ? undefined : setTimeout(done, ms);
-      const self = this;
+      const waiting = this.waiting;
       function done() {
         clearTimeout(timer);
-        if (self.wakeup === done) self.wakeup = undefined;
+        waiting.delete(done);
         resolve();
       }
-      this.wakeup = done;
+      waiting.add(done);
     });
   }
 
+  /**
+   * Wakes waiting senders when there is work for them: all of them at shutdown or when a full batch
+   * waits, else one when data waits and no sender is already timing the batch timeout (so each
+   * enqueue does not re-arm every sender's timer).
+   */
   private wake(): void {
-    this.wakeup?.();
+    if (this.waiting.size === 0) return;
+    if (this.stopping || this.queue.waitingBytes >= this.options.batchMaxBytes) {
+      for (const done of [...this.waiting]) done();
+    } else if (this.queue.waitingCount > 0 && this.timing === 0) {
+      const [first] = this.waiting;
+      first();
+    }
   }
 
   /** Sleeps `ms`; false when shutdown's bound cut it short. */
