@@ -5,6 +5,7 @@
  * pipeline's consumers.
  */
 
+import { readFileSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -14,7 +15,7 @@ import { createAdminApp } from './admin/server';
 import type { ReceiverConfig } from './config/schema';
 import { formatAddress, type ListenAddress } from './config/units';
 import { EventMetricsConsumer } from './events/event-metrics';
-import { TempoExporter } from './export/tempo-exporter';
+import { TempoExporter, type TlsOptions } from './export/tempo-exporter';
 import { Admission } from './intake/admission';
 import { ExportHandler } from './intake/export-handler';
 import { bindGrpc, createGrpcIntake } from './intake/grpc';
@@ -75,6 +76,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     ? new TempoExporter(
         {
           endpoint: config.tempo.endpoint,
+          tls: readTls(config.tempo.tls),
           headers: config.tempo.headers,
           compression: config.tempo.compression,
           timeoutMs: config.tempo.timeout,
@@ -243,6 +245,28 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     return closing;
   };
   return { addresses, pipeline, metrics, logger, recent, close };
+}
+
+/** Reads tempo.tls's files, with an error that names the key and the file. */
+function readTls(tls: ReceiverConfig['tempo']['tls']): TlsOptions {
+  const read = (key: string, file: string) => {
+    if (!file) return undefined;
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new Error(`tempo.tls.${key}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+  };
+  if (Boolean(tls.cert_file) !== Boolean(tls.key_file)) {
+    throw new Error('tempo.tls: cert_file and key_file go together (mutual TLS needs both)');
+  }
+  return {
+    ca: read('ca_file', tls.ca_file),
+    cert: read('cert_file', tls.cert_file),
+    key: read('key_file', tls.key_file),
+    insecureSkipVerify: tls.insecure_skip_verify,
+    serverName: tls.server_name_override || undefined,
+  };
 }
 
 /** The periodic "received N spans, ..." line: what arrived since the previous line, if anything. */

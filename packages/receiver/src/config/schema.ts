@@ -183,6 +183,20 @@ export const configSchema = z.strictObject({
       batch_max_size: size.default(4 * 1024 * 1024),
       /** ...and waits at most this long for more. */
       batch_timeout: duration.default(200),
+      /** TLS for an https endpoint (the Collector's configtls client settings). */
+      tls: z
+        .strictObject({
+          /** PEM file of CA certificates to trust instead of the system's. */
+          ca_file: z.string().default(''),
+          /** PEM client certificate and key, for mutual TLS. */
+          cert_file: z.string().default(''),
+          key_file: z.string().default(''),
+          /** Accept any server certificate (testing only). */
+          insecure_skip_verify: z.boolean().default(false),
+          /** Name to verify the server certificate against, instead of the endpoint's host. */
+          server_name_override: z.string().default(''),
+        })
+        .prefault({}),
       /** Export requests in flight at once, each with its own batch (the Collector's num_consumers). */
       concurrency: positiveInt.default(4),
       retry: z

@@ -27,9 +27,11 @@ import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { Agent, request } from 'undici';
 import type { ResourceSpans } from '../model';
 import { OverloadedError, PayloadTooLargeError } from '../otlp/errors';
 import { encodeTraceRequest } from '../otlp/protobuf/encode-traces';
+import { ProtoReader } from '../otlp/protobuf/reader';
 import type { Batch, Consumer } from '../pipeline/pipeline';
 import { DiskQueue, DiskQueueFullError, type DiskRecord } from './disk-queue';
 
@@ -45,9 +47,23 @@ export interface RetryOptions {
   multiplier: number;
 }
 
+/** TLS for an https endpoint, as the Collector's configtls client settings. */
+export interface TlsOptions {
+  /** PEM CA certificates to trust instead of the system's. */
+  ca?: string | Buffer;
+  /** PEM client certificate and key (mutual TLS). */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Accept any server certificate (testing only). */
+  insecureSkipVerify?: boolean;
+  /** Server name to verify and send in SNI instead of the endpoint's host. */
+  serverName?: string;
+}
+
 export interface TempoExporterOptions {
   /** Full URL, including the path (`http://tempo:4318/v1/traces`); see tempoEndpoint(). */
   endpoint: string;
+  tls?: TlsOptions;
   headers: Record<string, string>;
   compression: 'gzip' | 'none';
   /** Per-request timeout (ms). */
@@ -92,6 +108,7 @@ export type TempoExporterOptionsInput = Pick<TempoExporterOptions, 'endpoint'> &
 export type SendFailedReason =
   | 'rejected_4xx'
   | 'rejected_5xx'
+  | 'rejected_partial'
   | 'retries_exhausted'
   | 'queue_full'
   | 'too_large'
@@ -261,7 +278,7 @@ class PersistentQueue implements ExportQueue {
 }
 
 type AttemptResult =
-  | { kind: 'ok'; status: number }
+  | { kind: 'ok'; status: number; rejected: number; message: string }
   | { kind: 'retry'; outcome: string; detail: string; retryAfterMs: number | undefined }
   | { kind: 'reject'; status: number; detail: string }
   | { kind: 'aborted' };
@@ -284,6 +301,8 @@ export class TempoExporter implements Consumer<'traces'> {
   /** When the next attempt of a retried batch is due (ms since epoch), for Retry-After hints. */
   private nextAttemptAt = 0;
   private readonly senders: Promise<void>;
+  /** Keep-alive connections to the endpoint (TLS as configured), one per sender at most. */
+  private readonly agent: Agent;
   private shutdownPromise: Promise<void> | undefined;
 
   private readonly sentSpans: Counter;
@@ -303,6 +322,18 @@ export class TempoExporter implements Consumer<'traces'> {
       retry: { ...DEFAULT_TEMPO_EXPORTER_OPTIONS.retry, ...options.retry },
     } as TempoExporterOptions;
     this.queue = this.openQueue();
+    const tls = this.options.tls ?? {};
+    this.agent = new Agent({
+      connections: Math.max(1, this.options.concurrency),
+      keepAliveTimeout: 30_000,
+      connect: {
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        rejectUnauthorized: tls.insecureSkipVerify !== true,
+        servername: tls.serverName,
+      },
+    });
     this.sentSpans = new Counter({
       name: 'sonde_exporter_sent_spans_total',
       help: 'Spans accepted by Tempo (2xx)',
@@ -452,6 +483,7 @@ export class TempoExporter implements Consumer<'traces'> {
     await this.senders;
     clearTimeout(timer);
     this.abort.abort();
+    await this.agent.close().catch(() => {});
     if (this.queue.waitingCount > 0) {
       const spans = this.queue.waitingSpans;
       if (this.persistent) {
@@ -526,10 +558,20 @@ export class TempoExporter implements Consumer<'traces'> {
     for (;;) {
       const result = await this.attempt(body);
       switch (result.kind) {
-        case 'ok':
+        case 'ok': {
           this.requests.inc({ outcome: 'success' });
-          this.sentSpans.inc(spans);
+          // Tempo (like any OTLP receiver) may refuse part of the request in a partial_success.
+          const rejected = Math.min(result.rejected, spans);
+          this.sentSpans.inc(spans - rejected);
+          if (rejected > 0 || result.message) {
+            this.fail('rejected_partial', rejected);
+            this.logger.warn(
+              { rejectedSpans: rejected, spans, message: result.message },
+              'Tempo accepted an export request in part (partial_success); the rejected spans are dropped',
+            );
+          }
           return true;
+        }
         case 'aborted':
           this.abandoned(spans);
           return false;
@@ -573,9 +615,12 @@ export class TempoExporter implements Consumer<'traces'> {
   private async attempt(body: Buffer): Promise<AttemptResult> {
     const { endpoint, headers, compression, timeoutMs } = this.options;
     if (this.abort.signal.aborted) return { kind: 'aborted' };
-    let response: Response;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    let status: number;
+    let responseHeaders: Record<string, string | string[] | undefined>;
+    let text: Buffer;
     try {
-      response = await fetch(endpoint, {
+      const response = await request(endpoint, {
         method: 'POST',
         body,
         headers: {
@@ -583,12 +628,15 @@ export class TempoExporter implements Consumer<'traces'> {
           'content-type': 'application/x-protobuf',
           ...(compression === 'gzip' ? { 'content-encoding': 'gzip' } : {}),
         },
-        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), this.abort.signal]),
+        dispatcher: this.agent,
+        signal: AbortSignal.any([timeout, this.abort.signal]),
       });
+      status = response.statusCode;
+      responseHeaders = response.headers;
+      text = Buffer.from(await response.body.arrayBuffer());
     } catch (err) {
       if (this.abort.signal.aborted) return { kind: 'aborted' };
-      const e = err as Error & { cause?: { code?: string; message?: string } };
-      if (e.name === 'TimeoutError') {
+      if (timeout.aborted) {
         return {
           kind: 'retry',
           outcome: 'timeout',
@@ -596,26 +644,22 @@ export class TempoExporter implements Consumer<'traces'> {
           retryAfterMs: undefined,
         };
       }
-      const detail = e.cause?.code ?? e.cause?.message ?? e.message;
+      const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
+      const detail = e.cause?.code ?? e.code ?? e.cause?.message ?? e.message;
       return { kind: 'retry', outcome: 'network_error', detail, retryAfterMs: undefined };
     }
-    let text = '';
-    try {
-      text = await response.text();
-    } catch {
-      // The body is only for the log line.
-    }
-    if (response.ok) return { kind: 'ok', status: response.status };
-    const detail = text.slice(0, 200);
-    if (RETRYABLE.has(response.status)) {
+    if (status >= 200 && status < 300) return { kind: 'ok', status, ...partialSuccess(text, responseHeaders) };
+    const detail = text.toString('utf8', 0, Math.min(text.length, 200));
+    if (RETRYABLE.has(status)) {
+      const retryAfter = responseHeaders['retry-after'];
       return {
         kind: 'retry',
-        outcome: `status_${response.status}`,
-        detail: `HTTP ${response.status}${detail ? `: ${detail}` : ''}`,
-        retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
+        outcome: `status_${status}`,
+        detail: `HTTP ${status}${detail ? `: ${detail}` : ''}`,
+        retryAfterMs: parseRetryAfter(typeof retryAfter === 'string' ? retryAfter : null),
       };
     }
-    return { kind: 'reject', status: response.status, detail };
+    return { kind: 'reject', status, detail };
   }
 
   /** Waits for an enqueue or shutdown, or `ms` if given. */
@@ -685,6 +729,48 @@ export class TempoExporter implements Consumer<'traces'> {
   private fail(reason: SendFailedReason, spans: number): void {
     if (spans > 0) this.failedSpans.inc({ reason }, spans);
   }
+}
+
+/**
+ * The `partial_success` of an ExportTraceServiceResponse (protobuf, or JSON when the endpoint answers
+ * in JSON): rejected spans and the message. Anything unreadable counts as a full success, as the
+ * Collector's otlphttp exporter treats it.
+ */
+export function partialSuccess(
+  body: Buffer,
+  headers: Record<string, string | string[] | undefined>,
+): { rejected: number; message: string } {
+  const none = { rejected: 0, message: '' };
+  if (body.length === 0) return none;
+  const type = String(headers['content-type'] ?? '');
+  try {
+    if (type.includes('json')) {
+      const p = (
+        JSON.parse(body.toString('utf8')) as { partialSuccess?: { rejectedSpans?: unknown; errorMessage?: unknown } }
+      ).partialSuccess;
+      return { rejected: Number(p?.rejectedSpans ?? 0) || 0, message: String(p?.errorMessage ?? '') };
+    }
+    const r = new ProtoReader(body);
+    while (r.pos < body.length) {
+      const tag = r.uint32();
+      if (tag >>> 3 !== 1 || (tag & 7) !== 2) {
+        r.skip(tag & 7);
+        continue;
+      }
+      const end = r.delimitedEnd();
+      const out = { rejected: 0, message: '' };
+      while (r.pos < end) {
+        const t = r.uint32();
+        if (t === 0x08) out.rejected = r.uint64Number();
+        else if (t === 0x12) out.message = r.string();
+        else r.skip(t & 7);
+      }
+      return out;
+    }
+  } catch {
+    // An unreadable body is not a reason to send the batch again.
+  }
+  return none;
 }
 
 function countSpans(data: readonly ResourceSpans[]): number {
