@@ -15,27 +15,90 @@ export interface Found {
 /** Cheap facts about a string, gathered in one pass, that decide which detectors may run. */
 export interface Features {
   digits: number;
-  dots: number;
+  /** Longest run of digits allowing single spaces or dashes between them (a card needs 13). */
+  digitRun: number;
+  /** Most dots in one run of digits and dots (an IPv4 address has 3). */
+  dotRun: number;
   colons: number;
+  /** '::' somewhere (every compressed IPv6 address has it). */
+  doubleColon: boolean;
   at: boolean;
   eq: boolean;
+  percent: boolean;
+  /** 'eyJ', 'Bearer' or 'Basic ' somewhere (any case for the schemes). */
+  bearer: boolean;
 }
 
 export function features(s: string): Features {
   let digits = 0;
-  let dots = 0;
+  let run = 0;
+  let digitRun = 0;
+  let sep = false;
+  let dotsHere = 0;
+  let dotRun = 0;
   let colons = 0;
+  let doubleColon = false;
   let at = false;
   let eq = false;
-  for (let i = 0; i < s.length; i++) {
+  let percent = false;
+  let bearer = false;
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
-    if (c >= 48 && c <= 57) digits++;
-    else if (c === 46) dots++;
-    else if (c === 58) colons++;
-    else if (c === 64) at = true;
-    else if (c === 61) eq = true;
+    if (c >= 48 && c <= 57) {
+      digits++;
+      if (++run > digitRun) digitRun = run;
+      sep = false;
+      continue;
+    }
+    if (c !== 46) dotsHere = 0;
+    if (c === 32 || c === 45) {
+      if (sep) run = 0;
+      sep = true;
+      continue;
+    }
+    run = 0;
+    sep = false;
+    switch (c) {
+      case 46:
+        if (++dotsHere > dotRun) dotRun = dotsHere;
+        break;
+      case 58:
+        colons++;
+        if (i > 0 && s.charCodeAt(i - 1) === 58) doubleColon = true;
+        break;
+      case 64:
+        at = true;
+        break;
+      case 61:
+        eq = true;
+        break;
+      case 37:
+        percent = true;
+        break;
+      case 66: // B
+      case 98: {
+        // b
+        const d = s.charCodeAt(i + 1) | 32;
+        if (d === 101 /* e */ && isWordAt(s, i + 1, 'earer')) bearer = true;
+        else if (d === 97 /* a */ && isWordAt(s, i + 1, 'asic ')) bearer = true;
+        break;
+      }
+      case 101: // e
+        if (s.charCodeAt(i + 1) === 121 && s.charCodeAt(i + 2) === 74) bearer = true; // eyJ
+        break;
+    }
   }
-  return { digits, dots, colons, at, eq };
+  return { digits, digitRun, dotRun, colons, doubleColon, at, eq, percent, bearer };
+}
+
+/** Whether `word` (lowercase) is at `i` in `s`, case-insensitively for ASCII letters. */
+function isWordAt(s: string, i: number, word: string): boolean {
+  if (i + word.length > s.length) return false;
+  for (let k = 0; k < word.length; k++) {
+    if ((s.charCodeAt(i + k) | 32) !== (word.charCodeAt(k) | 32)) return false;
+  }
+  return true;
 }
 
 const isDigit = (c: number) => c >= 48 && c <= 57;
@@ -293,14 +356,6 @@ export function findIPv6(s: string): Found[] {
 const AUTH_SCHEME = /\b(Bearer|Basic)[ \t]+([A-Za-z0-9\-._~+/]+=*)/gi;
 const JWT = /(?<![\w-])eyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*/g;
 const TOKEN_SYMBOL = /[\d\-._~+/=]/;
-
-/** Whether the string may hold a credential: the cheap pre-check of findBearer. */
-export function mayHoldBearer(s: string): boolean {
-  return (
-    s.length >= 10 &&
-    (s.includes('eyJ') || s.includes('earer') || s.includes('EARER') || s.includes('asic ') || s.includes('ASIC '))
-  );
-}
 
 /** Finds the token of `Bearer <token>` / `Basic <base64 user:pass>` (the scheme is kept) and JWTs. */
 export function findBearer(s: string): Found[] {

@@ -15,7 +15,6 @@ import {
   findIPv6,
   findUrlSecrets,
   isSecretParam,
-  mayHoldBearer,
 } from './detectors';
 
 export type KeyAction = 'keep' | 'drop' | 'pseudonymize';
@@ -115,6 +114,7 @@ class RedactorImpl implements Redactor {
   };
 
   readonly #memo = new Map<string, KeyAction>();
+  readonly #secretNames = new Map<string, boolean>();
   readonly #allow: KeyMatcher;
   readonly #block: KeyMatcher;
   readonly #pseudo: KeyMatcher;
@@ -159,8 +159,8 @@ class RedactorImpl implements Redactor {
 
   redactString(value: string, key?: string): string {
     if (key !== undefined && URL_KEYS.has(key)) {
-      if (key === 'url.query') return this.#redactQuery(value, '&');
-      if (key === 'url.fragment') return this.#redactFragment(value);
+      if (key === 'url.query') return this.#redactQuery(value, this.#mayHoldPersonalData(value));
+      if (key === 'url.fragment') return this.#redactFragment(value, this.#mayHoldPersonalData(value));
       return this.redactUrl(value);
     }
     return this.#redactText(value);
@@ -168,6 +168,9 @@ class RedactorImpl implements Redactor {
 
   redactUrl(url: string): string {
     if (url.length === 0) return url;
+    // Fast path: most URLs hold nothing a detector could find and no name=value pair.
+    const text = this.#mayHoldPersonalData(url);
+    if (!text && !url.includes('@') && !(this.#on.url_secret && url.includes('='))) return url;
     let rest = url;
     let fragment: string | undefined;
     const hash = rest.indexOf('#');
@@ -182,8 +185,9 @@ class RedactorImpl implements Redactor {
       rest = rest.slice(0, q);
     }
     let prefix = '';
+    let userinfo = false;
     const scheme = rest.indexOf('://');
-    if (scheme >= 0 && scheme < 32) {
+    if (scheme >= 0 && scheme < 32 && rest.includes('@')) {
       const authorityStart = scheme + 3;
       let slash = rest.indexOf('/', authorityStart);
       if (slash < 0) slash = rest.length;
@@ -193,19 +197,21 @@ class RedactorImpl implements Redactor {
         // user:password@host (as @opentelemetry/instrumentation-http does it)
         authority = `${authority.slice(0, at).includes(':') ? 'REDACTED:REDACTED' : 'REDACTED'}${authority.slice(at)}`;
         this.stats.url_secret++;
+        userinfo = true;
       }
       prefix = rest.slice(0, authorityStart) + authority;
       rest = rest.slice(slash);
     }
-    const path = this.#redactPath(rest);
-    const newQuery = query === undefined ? undefined : this.#redactQuery(query, '&');
-    const newFragment = fragment === undefined ? undefined : this.#redactFragment(fragment);
+    const path = text ? this.#redactPath(rest) : rest;
+    const newQuery = query === undefined ? undefined : this.#redactQuery(query, text);
+    const newFragment = fragment === undefined ? undefined : this.#redactFragment(fragment, text);
+    if (!userinfo && path === rest && newQuery === query && newFragment === fragment) return url;
     const out =
       prefix +
       path +
       (newQuery === undefined ? '' : `?${newQuery}`) +
       (newFragment === undefined ? '' : `#${newFragment}`);
-    return out === url ? url : out;
+    return out;
   }
 
   redactAttributes(attrs: Record<string, unknown>): { attributes: Record<string, unknown>; redacted: number } {
@@ -277,14 +283,28 @@ class RedactorImpl implements Redactor {
     const f = features(s);
     const on = this.#on;
     if (on.url_secret && f.eq) s = this.#apply(s, findUrlSecrets(s), 'url_secret', false);
-    if (on.bearer && mayHoldBearer(s)) s = this.#apply(s, findBearer(s), 'bearer', false);
-    if (on.card && f.digits >= 13) s = this.#apply(s, findCards(s), 'card', true);
+    if (on.bearer && f.bearer) s = this.#apply(s, findBearer(s), 'bearer', false);
+    if (on.card && f.digitRun >= 13) s = this.#apply(s, findCards(s), 'card', true);
     if (on.ip) {
-      if (f.colons >= 2) s = this.#apply(s, findIPv6(s), 'ip', true); // first: ::ffff:192.0.2.1 is one address
-      if (f.dots >= 3 && f.digits >= 4) s = this.#apply(s, findIPv4(s), 'ip', true);
+      // IPv6 first: ::ffff:192.0.2.1 is one address.
+      if (f.doubleColon || f.colons >= 7) s = this.#apply(s, findIPv6(s), 'ip', true);
+      if (f.dotRun >= 3) s = this.#apply(s, findIPv4(s), 'ip', true);
     }
     if (on.email && f.at) s = this.#apply(s, findEmails(s), 'email', true);
     return s;
+  }
+
+  /** Whether any detector other than url_secret's name=value pairs could match in `s` (after URL decoding). */
+  #mayHoldPersonalData(s: string): boolean {
+    let f = features(s);
+    if (f.percent) f = features(safeDecode(s));
+    const on = this.#on;
+    return (
+      (on.email && f.at) ||
+      (on.card && f.digitRun >= 13) ||
+      (on.ip && (f.doubleColon || f.colons >= 7 || f.dotRun >= 3)) ||
+      (on.bearer && f.bearer)
+    );
   }
 
   #apply(s: string, found: Found[], reason: Detector, personal: boolean): string {
@@ -321,14 +341,16 @@ class RedactorImpl implements Redactor {
     return changed ? segments.join('/') : path;
   }
 
-  #redactQuery(query: string, separator: string): string {
-    if (query.length === 0) return query;
-    const pairs = query.split(separator);
+  /** Masks secret parameters; with `text`, also runs the detectors on the other values. */
+  #redactQuery(query: string, text: boolean): string {
+    if (query.length === 0 || (!text && !(this.#on.url_secret && query.includes('=')))) return query;
+    const pairs = query.split('&');
     let changed = false;
     for (let i = 0; i < pairs.length; i++) {
       const pair = pairs[i];
       const eq = pair.indexOf('=');
       if (eq < 0) {
+        if (!text) continue;
         const r = this.#redactComponent(pair);
         if (r !== pair) {
           pairs[i] = r;
@@ -347,23 +369,31 @@ class RedactorImpl implements Redactor {
         }
         continue;
       }
+      if (!text) continue;
       const r = this.#redactComponent(value);
       if (r !== value) {
         pairs[i] = `${name}=${r}`;
         changed = true;
       }
     }
-    return changed ? pairs.join(separator) : query;
+    return changed ? pairs.join('&') : query;
   }
 
-  #redactFragment(fragment: string): string {
+  #redactFragment(fragment: string, text: boolean): string {
     // OAuth implicit flow puts access_token=... in the fragment: read it as a query when it looks like one.
-    return fragment.includes('=') ? this.#redactQuery(fragment, '&') : this.#redactComponent(fragment);
+    if (fragment.includes('=')) return this.#redactQuery(fragment, text);
+    return text ? this.#redactComponent(fragment) : fragment;
   }
 
   /** A secret parameter by the built-in list or by the key block list (user_password=...). */
   #isSecretName(name: string): boolean {
-    return isSecretParam(name) || this.#block.matches(name.toLowerCase());
+    let secret = this.#secretNames.get(name);
+    if (secret === undefined) {
+      secret = isSecretParam(name) || this.#block.matches(name.toLowerCase());
+      if (this.#secretNames.size >= MAX_MEMO) this.#secretNames.clear();
+      this.#secretNames.set(name, secret);
+    }
+    return secret;
   }
 
   #redactComponent(raw: string): string {
