@@ -24,6 +24,7 @@ export interface Features {
   doubleColon: boolean;
   at: boolean;
   eq: boolean;
+  quote: boolean;
   percent: boolean;
   /** 'eyJ', 'Bearer' or 'Basic ' somewhere (any case for the schemes). */
   bearer: boolean;
@@ -40,6 +41,7 @@ export function features(s: string): Features {
   let doubleColon = false;
   let at = false;
   let eq = false;
+  let quote = false;
   let percent = false;
   let bearer = false;
   const n = s.length;
@@ -76,6 +78,9 @@ export function features(s: string): Features {
       case 37:
         percent = true;
         break;
+      case 34:
+        quote = true;
+        break;
       case 66: // B
       case 98: {
         // b
@@ -89,7 +94,7 @@ export function features(s: string): Features {
         break;
     }
   }
-  return { digits, digitRun, dotRun, colons, doubleColon, at, eq, percent, bearer };
+  return { digits, digitRun, dotRun, colons, doubleColon, at, eq, quote, percent, bearer };
 }
 
 /** Whether `word` (lowercase) is at `i` in `s`, case-insensitively for ASCII letters. */
@@ -436,9 +441,27 @@ const NAME_VALUE = new RegExp(
   'gi',
 );
 
-/** Finds the values of secret `name=value` pairs. */
+// "password": "hunter2" in JSON text (a logged request body): the string value of a secret name.
+const JSON_PAIR = new RegExp(
+  `"(${[...URL_SECRET_PARAMS]
+    .filter((n) => !QUERY_ONLY.has(n))
+    .map(escapeRe)
+    .join('|')}|authorization|cookie)"[ \\t]*:[ \\t]*"((?:[^"\\\\]|\\\\.){1,4096})"`,
+  'gi',
+);
+
+/** Finds the values of secret `name=value` pairs, and of `"name": "value"` in JSON text. */
 export function findUrlSecrets(s: string): Found[] {
   const out: Found[] = [];
+  if (s.includes('"')) {
+    JSON_PAIR.lastIndex = 0;
+    for (let m = JSON_PAIR.exec(s); m !== null; m = JSON_PAIR.exec(s)) {
+      const value = m[2];
+      if (value.startsWith('[REDACTED')) continue;
+      const end = m.index + m[0].length - 1;
+      out.push({ start: end - value.length, end, value });
+    }
+  }
   NAME_VALUE.lastIndex = 0;
   for (let m = NAME_VALUE.exec(s); m !== null; m = NAME_VALUE.exec(s)) {
     const prefix = m[1];
@@ -447,7 +470,10 @@ export function findUrlSecrets(s: string): Found[] {
     const value = m[3];
     if (value.startsWith('[REDACTED')) continue;
     const end = m.index + m[0].length;
-    out.push({ start: end - value.length, end, value });
+    const start = end - value.length;
+    if (out.some((f) => start < f.end && end > f.start)) continue;
+    out.push({ start, end, value });
   }
+  out.sort((a, b) => a.start - b.start);
   return out;
 }

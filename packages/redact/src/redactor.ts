@@ -31,6 +31,14 @@ export interface Redactor {
   redactUrl(url: string): string;
   /** The keyed HMAC-SHA256 pseudonym of a value: PSEUDONYM_LENGTH hex characters. Throws without hmac_key. */
   pseudonym(value: string): string;
+  /**
+   * Runs the detectors on any value: a string, a number (card numbers), an array, or a map such as
+   * a structured log body, recursively. Keys of nested maps follow the block list and
+   * pseudonymize_keys in both modes (allow mode picks top-level attribute keys only). The key rules
+   * are not applied to `key` itself; it only tells URL attributes apart. The same value when nothing
+   * changed; a changed array or map is a copy.
+   */
+  redactValue(value: unknown, key?: string): unknown;
   /** Applies key rules and detectors to an OTel JS attributes object; returns the same object when nothing changed. */
   redactAttributes(attrs: Record<string, unknown>): { attributes: Record<string, unknown>; redacted: number };
   /** Counts by reason: key_dropped, pseudonymized, and one per detector. */
@@ -59,6 +67,9 @@ export function pseudonymKey(key: string): string {
   if (key.endsWith('.id')) return `${key.slice(0, -3)}.pseudo.id`;
   return `${key}.pseudo`;
 }
+
+/** Deepest nesting redactValue walks; deeper values are replaced by '[REDACTED:too_deep]'. */
+const MAX_DEPTH = 32;
 
 /** Most keys remembered by keyAction; past it the memo starts afresh (keys are normally few). */
 const MAX_MEMO = 10_000;
@@ -115,6 +126,7 @@ class RedactorImpl implements Redactor {
 
   readonly #memo = new Map<string, KeyAction>();
   readonly #secretNames = new Map<string, boolean>();
+  readonly #nestedMemo = new Map<string, KeyAction>();
   readonly #allow: KeyMatcher;
   readonly #block: KeyMatcher;
   readonly #pseudo: KeyMatcher;
@@ -158,6 +170,7 @@ class RedactorImpl implements Redactor {
   }
 
   redactString(value: string, key?: string): string {
+    if (typeof value !== 'string') return value; // JavaScript callers may pass anything
     if (key !== undefined && URL_KEYS.has(key)) {
       if (key === 'url.query') return this.#redactQuery(value, this.#mayHoldPersonalData(value));
       if (key === 'url.fragment') return this.#redactFragment(value, this.#mayHoldPersonalData(value));
@@ -232,7 +245,7 @@ class RedactorImpl implements Redactor {
         newValue = Array.isArray(value) ? value.map((v) => this.#pseudonymOf(v)) : this.#pseudonymOf(value);
         this.stats.pseudonymized++;
       } else {
-        newValue = this.#redactValue(value, key);
+        newValue = this.#redactValue(value, key, 0);
       }
       if (out === undefined) {
         if (newKey === key && newValue === value) continue;
@@ -250,15 +263,21 @@ class RedactorImpl implements Redactor {
     return this.pseudonym(String(value));
   }
 
-  /** A scalar or array attribute value through the detectors; the same value when nothing matched. */
-  #redactValue(value: unknown, key: string): unknown {
+  redactValue(value: unknown, key?: string): unknown {
+    return this.#redactValue(value, key ?? '', 0);
+  }
+
+  /** A value through the detectors, recursively; the same value when nothing matched. */
+  #redactValue(value: unknown, key: string, depth: number): unknown {
     if (typeof value === 'string') return this.redactString(value, key);
     if (typeof value === 'number') return this.#redactNumber(value);
+    if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value) || value instanceof Date) return value;
+    if (depth >= MAX_DEPTH) return '[REDACTED:too_deep]';
     if (Array.isArray(value)) {
       let copy: unknown[] | undefined;
       for (let i = 0; i < value.length; i++) {
         const v = value[i];
-        const r = typeof v === 'string' ? this.redactString(v, key) : typeof v === 'number' ? this.#redactNumber(v) : v;
+        const r = this.#redactValue(v, key, depth + 1);
         if (r !== v) {
           copy ??= value.slice();
           copy[i] = r;
@@ -266,7 +285,47 @@ class RedactorImpl implements Redactor {
       }
       return copy ?? value;
     }
-    return value;
+    const map = value as Record<string, unknown>;
+    const keys = Object.keys(map);
+    let out: Record<string, unknown> | undefined;
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i];
+      const v = map[k];
+      const action = this.#nestedKeyAction(k);
+      let newKey = k;
+      let newValue = v;
+      if (action === 'drop') {
+        this.stats.key_dropped++;
+        newKey = '';
+      } else if (action === 'pseudonymize') {
+        newKey = pseudonymKey(k);
+        newValue = Array.isArray(v) ? v.map((e) => this.#pseudonymOf(e)) : this.#pseudonymOf(v);
+        this.stats.pseudonymized++;
+      } else {
+        newValue = this.#redactValue(v, k, depth + 1);
+      }
+      if (out === undefined) {
+        if (newKey === k && newValue === v) continue;
+        out = {};
+        for (let j = 0; j < i; j++) out[keys[j]] = map[keys[j]];
+      }
+      if (newKey !== '') out[newKey] = newValue;
+    }
+    return out ?? value;
+  }
+
+  /** Keys inside values: the block list and pseudonymize_keys apply in both modes. */
+  #nestedKeyAction(key: string): KeyAction {
+    if (!this.#allowMode) return this.keyAction(key);
+    const known = this.#nestedMemo.get(key);
+    if (known !== undefined) return known;
+    const lower = key.toLowerCase();
+    let action: KeyAction = 'keep';
+    if (this.#pseudo.matches(lower)) action = 'pseudonymize';
+    else if (!this.#allow.hasExact(lower) && this.#block.matches(lower)) action = 'drop';
+    if (this.#nestedMemo.size >= MAX_MEMO) this.#nestedMemo.clear();
+    this.#nestedMemo.set(key, action);
+    return action;
   }
 
   /** A card number can travel as an integer (16 digits fit in a double below 9e15). */
@@ -282,7 +341,8 @@ class RedactorImpl implements Redactor {
     if (s.length < 6) return s; // shorter than the shortest email (a@b.io)
     const f = features(s);
     const on = this.#on;
-    if (on.url_secret && f.eq) s = this.#apply(s, findUrlSecrets(s), 'url_secret', false);
+    if (on.url_secret && (f.eq || (f.quote && f.colons > 0)))
+      s = this.#apply(s, findUrlSecrets(s), 'url_secret', false);
     if (on.bearer && f.bearer) s = this.#apply(s, findBearer(s), 'bearer', false);
     if (on.card && f.digitRun >= 13) s = this.#apply(s, findCards(s), 'card', true);
     if (on.ip) {
