@@ -12,89 +12,86 @@ export interface Found {
   value: string;
 }
 
-/** Cheap facts about a string, gathered in one pass, that decide which detectors may run. */
-export interface Features {
-  digits: number;
-  /** Longest run of digits allowing single spaces or dashes between them (a card needs 13). */
-  digitRun: number;
-  /** Most dots in one run of digits and dots (an IPv4 address has 3). */
-  dotRun: number;
-  colons: number;
-  /** '::' somewhere (every compressed IPv6 address has it). */
-  doubleColon: boolean;
-  at: boolean;
-  eq: boolean;
-  quote: boolean;
-  percent: boolean;
-  /** 'eyJ', 'Bearer' or 'Basic ' somewhere (any case for the schemes). */
-  bearer: boolean;
-}
+/** Pre-check bits: which detectors could match a string (see `features`). */
+export const MAY_EMAIL = 1; // an '@'
+export const MAY_CARD = 2; // a run of 13+ digits allowing single spaces or dashes between them
+export const MAY_IPV4 = 4; // three dots in one run of digits and dots
+export const MAY_IPV6 = 8; // '::', or 7+ colons
+export const MAY_BEARER = 16; // 'eyJ', or 'bearer'/'basic ' in any case
+export const MAY_URL_SECRET = 32; // a word character then '=', or a '"' and a ':' (JSON)
+export const HAS_PERCENT = 64; // '%' (URL-encoded text: decode before deciding)
 
-export function features(s: string): Features {
-  let digits = 0;
+/**
+ * The cheap pre-check: one pass over the string, no allocation, returning MAY_* bits. A detector
+ * whose bit is not set cannot match, so it does not run.
+ */
+export function features(s: string): number {
+  let bits = 0;
   let run = 0;
-  let digitRun = 0;
   let sep = false;
   let dotsHere = 0;
-  let dotRun = 0;
   let colons = 0;
-  let doubleColon = false;
-  let at = false;
-  let eq = false;
   let quote = false;
-  let percent = false;
-  let bearer = false;
   const n = s.length;
   for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
     if (c >= 48 && c <= 57) {
-      digits++;
-      if (++run > digitRun) digitRun = run;
+      if (++run >= 13) bits |= MAY_CARD;
       sep = false;
       continue;
     }
-    if (c !== 46) dotsHere = 0;
+    if (c >= 102 /* f */ && c <= 122 && c !== 101 && c !== 98) {
+      // the common case, lowercase letters that start nothing: reset the runs
+      run = 0;
+      sep = false;
+      dotsHere = 0;
+      continue;
+    }
     if (c === 32 || c === 45) {
       if (sep) run = 0;
       sep = true;
+      dotsHere = 0;
       continue;
     }
     run = 0;
     sep = false;
+    if (c === 46) {
+      if (++dotsHere >= 3) bits |= MAY_IPV4;
+      continue;
+    }
+    dotsHere = 0;
     switch (c) {
-      case 46:
-        if (++dotsHere > dotRun) dotRun = dotsHere;
-        break;
       case 58:
-        colons++;
-        if (i > 0 && s.charCodeAt(i - 1) === 58) doubleColon = true;
+        if (++colons >= 7 || (i > 0 && s.charCodeAt(i - 1) === 58)) bits |= MAY_IPV6;
         break;
       case 64:
-        at = true;
+        bits |= MAY_EMAIL;
         break;
-      case 61:
-        eq = true;
-        break;
-      case 37:
-        percent = true;
+      case 61: // '=' right after a name (password=..., not "a = b")
+        if (i > 0 && isWord(s.charCodeAt(i - 1))) bits |= MAY_URL_SECRET;
         break;
       case 34:
         quote = true;
+        break;
+      case 37:
+        bits |= HAS_PERCENT;
         break;
       case 66: // B
       case 98: {
         // b
         const d = s.charCodeAt(i + 1) | 32;
-        if (d === 101 /* e */ && isWordAt(s, i + 1, 'earer')) bearer = true;
-        else if (d === 97 /* a */ && isWordAt(s, i + 1, 'asic ')) bearer = true;
+        if ((d === 101 /* e */ && isWordAt(s, i + 1, 'earer')) || (d === 97 /* a */ && isWordAt(s, i + 1, 'asic '))) {
+          bits |= MAY_BEARER;
+        }
         break;
       }
       case 101: // e
-        if (s.charCodeAt(i + 1) === 121 && s.charCodeAt(i + 2) === 74) bearer = true; // eyJ
+        if (s.charCodeAt(i + 1) === 121 && s.charCodeAt(i + 2) === 74) bits |= MAY_BEARER; // eyJ
         break;
     }
   }
-  return { digits, digitRun, dotRun, colons, doubleColon, at, eq, quote, percent, bearer };
+  if (quote && colons > 0) bits |= MAY_URL_SECRET;
+  return bits;
 }
 
 /** Whether `word` (lowercase) is at `i` in `s`, case-insensitively for ASCII letters. */

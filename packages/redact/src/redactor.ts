@@ -14,7 +14,14 @@ import {
   findIPv4,
   findIPv6,
   findUrlSecrets,
+  HAS_PERCENT,
   isSecretParam,
+  MAY_BEARER,
+  MAY_CARD,
+  MAY_EMAIL,
+  MAY_IPV4,
+  MAY_IPV6,
+  MAY_URL_SECRET,
 } from './detectors';
 
 export type KeyAction = 'keep' | 'drop' | 'pseudonymize';
@@ -70,6 +77,19 @@ export function pseudonymKey(key: string): string {
 
 /** Deepest nesting redactValue walks; deeper values are replaced by '[REDACTED:too_deep]'. */
 const MAX_DEPTH = 32;
+
+/**
+ * Strings remembered as clean: from 24 characters (below, scanning costs less than a Set lookup
+ * and insertion of a string seen once) to 512, and at most MAX_CLEAN_STRINGS of them.
+ */
+const MIN_MEMO_LENGTH = 24;
+const MAX_MEMO_LENGTH = 512;
+const MAX_CLEAN_STRINGS = 4096;
+
+function remember(set: Set<string>, s: string): void {
+  if (set.size >= MAX_CLEAN_STRINGS) set.clear();
+  set.add(s);
+}
 
 /** Most keys remembered by keyAction; past it the memo starts afresh (keys are normally few). */
 const MAX_MEMO = 10_000;
@@ -127,11 +147,15 @@ class RedactorImpl implements Redactor {
   readonly #memo = new Map<string, KeyAction>();
   readonly #secretNames = new Map<string, boolean>();
   readonly #nestedMemo = new Map<string, KeyAction>();
+  readonly #cleanText = new Set<string>();
+  readonly #cleanUrls = new Set<string>();
   readonly #allow: KeyMatcher;
   readonly #block: KeyMatcher;
   readonly #pseudo: KeyMatcher;
   readonly #allowMode: boolean;
   readonly #on: Record<Detector, boolean>;
+  /** The MAY_* bits of the enabled detectors. */
+  readonly #enabledBits: number;
   readonly #pseudonymizeValues: boolean;
   readonly #hmac: ((value: string) => string) | undefined;
 
@@ -143,6 +167,14 @@ class RedactorImpl implements Redactor {
     const detectors = config.detectors ?? DETECTORS;
     this.#on = { email: false, card: false, ip: false, bearer: false, url_secret: false };
     for (const d of detectors) this.#on[d] = true;
+    const bit: Record<Detector, number> = {
+      email: MAY_EMAIL,
+      card: MAY_CARD,
+      ip: MAY_IPV4 | MAY_IPV6,
+      bearer: MAY_BEARER,
+      url_secret: MAY_URL_SECRET,
+    };
+    this.#enabledBits = detectors.reduce((bits, d) => bits | bit[d], 0);
     this.#pseudonymizeValues = config.action === 'pseudonymize';
     this.#hmac = config.hmac_key === undefined ? undefined : hmacOf(config.hmac_key);
   }
@@ -181,6 +213,14 @@ class RedactorImpl implements Redactor {
 
   redactUrl(url: string): string {
     if (url.length === 0) return url;
+    const memo = url.length >= MIN_MEMO_LENGTH && url.length <= MAX_MEMO_LENGTH;
+    if (memo && this.#cleanUrls.has(url)) return url;
+    const out = this.#redactUrl(url);
+    if (memo && out === url) remember(this.#cleanUrls, url);
+    return out;
+  }
+
+  #redactUrl(url: string): string {
     // Fast path: most URLs hold nothing a detector could find and no name=value pair.
     const text = this.#mayHoldPersonalData(url);
     if (!text && !url.includes('@') && !(this.#on.url_secret && url.includes('='))) return url;
@@ -339,32 +379,33 @@ class RedactorImpl implements Redactor {
   /** Free text through every enabled detector whose pre-check passes. */
   #redactText(s: string): string {
     if (s.length < 6) return s; // shorter than the shortest email (a@b.io)
-    const f = features(s);
-    const on = this.#on;
-    if (on.url_secret && (f.eq || (f.quote && f.colons > 0)))
-      s = this.#apply(s, findUrlSecrets(s), 'url_secret', false);
-    if (on.bearer && f.bearer) s = this.#apply(s, findBearer(s), 'bearer', false);
-    if (on.card && f.digitRun >= 13) s = this.#apply(s, findCards(s), 'card', true);
-    if (on.ip) {
-      // IPv6 first: ::ffff:192.0.2.1 is one address.
-      if (f.doubleColon || f.colons >= 7) s = this.#apply(s, findIPv6(s), 'ip', true);
-      if (f.dotRun >= 3) s = this.#apply(s, findIPv4(s), 'ip', true);
+    // Telemetry repeats its values (routes, user agents, statements): a string found clean is
+    // remembered (bounded), and hashing it is cheaper than scanning it again. Only clean strings
+    // are kept, so the memo never holds personal data.
+    const memo = s.length >= MIN_MEMO_LENGTH && s.length <= MAX_MEMO_LENGTH;
+    if (memo && this.#cleanText.has(s)) return s;
+    const original = s;
+    const bits = features(s) & this.#enabledBits;
+    if (bits === 0) {
+      if (memo) remember(this.#cleanText, s);
+      return s;
     }
-    if (on.email && f.at) s = this.#apply(s, findEmails(s), 'email', true);
+    if (bits & MAY_URL_SECRET) s = this.#apply(s, findUrlSecrets(s), 'url_secret', false);
+    if (bits & MAY_BEARER) s = this.#apply(s, findBearer(s), 'bearer', false);
+    if (bits & MAY_CARD) s = this.#apply(s, findCards(s), 'card', true);
+    // IPv6 first: ::ffff:192.0.2.1 is one address.
+    if (bits & MAY_IPV6) s = this.#apply(s, findIPv6(s), 'ip', true);
+    if (bits & MAY_IPV4) s = this.#apply(s, findIPv4(s), 'ip', true);
+    if (bits & MAY_EMAIL) s = this.#apply(s, findEmails(s), 'email', true);
+    if (memo && s === original) remember(this.#cleanText, s);
     return s;
   }
 
   /** Whether any detector other than url_secret's name=value pairs could match in `s` (after URL decoding). */
   #mayHoldPersonalData(s: string): boolean {
-    let f = features(s);
-    if (f.percent) f = features(safeDecode(s));
-    const on = this.#on;
-    return (
-      (on.email && f.at) ||
-      (on.card && f.digitRun >= 13) ||
-      (on.ip && (f.doubleColon || f.colons >= 7 || f.dotRun >= 3)) ||
-      (on.bearer && f.bearer)
-    );
+    let bits = features(s);
+    if (bits & HAS_PERCENT) bits = features(safeDecode(s));
+    return (bits & this.#enabledBits & ~MAY_URL_SECRET) !== 0;
   }
 
   #apply(s: string, found: Found[], reason: Detector, personal: boolean): string {
