@@ -163,6 +163,9 @@ describe('redactUrl', () => {
     ],
     ['/login?user_password=x', '/login?user_password=[REDACTED:url_secret]'],
     ['/api?broken=%E0%A4%A', '/api?broken=%E0%A4%A'],
+    ['http://203.0.113.9:8080/health', 'http://[REDACTED:ip]:8080/health'],
+    ['http://127.0.0.1:4318/v1/traces', 'http://127.0.0.1:4318/v1/traces'],
+    ['/users/42/orders/7', '/users/42/orders/7'],
     ['', ''],
   ])('%j', (input, expected) => {
     expect(r.redactUrl(input)).toBe(expected);
