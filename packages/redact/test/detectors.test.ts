@@ -219,6 +219,8 @@ describe('redactString', () => {
       `eyJ${'a'.repeat(100_000)}`,
       'eyJa.'.repeat(20_000),
       '?token='.repeat(14_000),
+      '"password":"'.repeat(8_000),
+      `"password":"${'a'.repeat(100_000)}`,
       '@'.repeat(100_000),
     ];
     const start = process.hrtime.bigint();
