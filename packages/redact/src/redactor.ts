@@ -1,0 +1,529 @@
+/**
+ * The redactor: decides per attribute key (keep, drop, pseudonymize; memoised) and runs the value
+ * detectors on strings and URLs. One instance per configuration; it holds the HMAC key inside a
+ * closure only, so neither JSON.stringify nor util.inspect of it can show the key.
+ */
+import { createHmac, createSecretKey } from 'node:crypto';
+import { DEFAULT_BLOCK_KEYS, DETECTORS, type Detector, parseRedactionConfig, type RedactionConfig } from './config';
+import {
+  type Found,
+  features,
+  findBearer,
+  findCards,
+  findEmails,
+  findIPv4,
+  findIPv6,
+  findUrlSecrets,
+  HAS_PERCENT,
+  isSecretParam,
+  MAY_BEARER,
+  MAY_CARD,
+  MAY_EMAIL,
+  MAY_IPV4,
+  MAY_IPV6,
+  MAY_URL_SECRET,
+} from './detectors';
+
+export type KeyAction = 'keep' | 'drop' | 'pseudonymize';
+
+/** A value of an OpenTelemetry JS `Attributes` object. */
+export type AttributeValue = unknown;
+
+export interface Redactor {
+  /** What happens to an attribute with this key (memoised). */
+  keyAction(key: string): KeyAction;
+  /** Runs the detectors on a string (as a URL when `key` is a URL attribute); the same instance when nothing matched. */
+  redactString(value: string, key?: string): string;
+  /** Masks secret query parameters and userinfo, and runs the detectors on the path, query and fragment. */
+  redactUrl(url: string): string;
+  /** The keyed HMAC-SHA256 pseudonym of a value: PSEUDONYM_LENGTH hex characters. Throws without hmac_key. */
+  pseudonym(value: string): string;
+  /**
+   * Runs the detectors on any value: a string, a number (card numbers), an array, or a map such as
+   * a structured log body, recursively. Keys of nested maps follow the block list and
+   * pseudonymize_keys in both modes (allow mode picks top-level attribute keys only). The key rules
+   * are not applied to `key` itself; it only tells URL attributes apart. The same value when nothing
+   * changed; a changed array or map is a copy.
+   */
+  redactValue(value: unknown, key?: string): unknown;
+  /** Applies key rules and detectors to an OTel JS attributes object; returns the same object when nothing changed. */
+  redactAttributes(attrs: Record<string, unknown>): { attributes: Record<string, unknown>; redacted: number };
+  /** Counts by reason: key_dropped, pseudonymized, and one per detector. */
+  readonly stats: { [reason: string]: number };
+}
+
+/** Hex characters kept of the HMAC-SHA256 (64 bits: collisions are negligible below billions of values). */
+export const PSEUDONYM_LENGTH = 16;
+
+/** Attribute keys whose string value is a URL (or part of one) and goes through redactUrl. */
+export const URL_KEYS: ReadonlySet<string> = new Set([
+  'url.full',
+  'url.original',
+  'url.path',
+  'url.query',
+  'url.fragment',
+  'http.url',
+  'http.target',
+  'http.route.full',
+]);
+
+/** The key under which a pseudonymized attribute is emitted: enduser.id → enduser.pseudo.id, user.email → user.email.pseudo. */
+export function pseudonymKey(key: string): string {
+  if (key === 'id') return 'pseudo.id';
+  if (key.endsWith('.pseudo.id') || key.endsWith('.pseudo')) return key;
+  if (key.endsWith('.id')) return `${key.slice(0, -3)}.pseudo.id`;
+  return `${key}.pseudo`;
+}
+
+/** Deepest nesting redactValue walks; deeper values are replaced by '[REDACTED:too_deep]'. */
+const MAX_DEPTH = 32;
+
+/**
+ * Strings remembered as clean: from 24 characters (below, scanning costs less than a Set lookup
+ * and insertion of a string seen once) to 512, and at most MAX_CLEAN_STRINGS of them.
+ */
+const MIN_MEMO_LENGTH = 24;
+const MAX_MEMO_LENGTH = 512;
+const MAX_CLEAN_STRINGS = 4096;
+
+function remember(set: Set<string>, s: string): void {
+  if (set.size >= MAX_CLEAN_STRINGS) set.clear();
+  set.add(s);
+}
+
+/** Most keys remembered by keyAction; past it the memo starts afresh (keys are normally few). */
+const MAX_MEMO = 10_000;
+
+/** Compiles glob patterns ('*' = any run of characters) into an exact-name set and one regex, case-insensitively. */
+class KeyMatcher {
+  private readonly exact = new Set<string>();
+  private readonly re: RegExp | undefined;
+
+  constructor(patterns: readonly string[]) {
+    const globs: string[] = [];
+    for (const p of patterns) {
+      const lower = p.toLowerCase();
+      if (lower.includes('*')) globs.push(lower.split('*').map(escapeRe).join('.*'));
+      else this.exact.add(lower);
+    }
+    this.re = globs.length > 0 ? new RegExp(`^(?:${globs.join('|')})$`) : undefined;
+  }
+
+  hasExact(lowerKey: string): boolean {
+    return this.exact.has(lowerKey);
+  }
+
+  matches(lowerKey: string): boolean {
+    return this.exact.has(lowerKey) || (this.re?.test(lowerKey) ?? false);
+  }
+}
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+
+/** Characters re-escaped when a decoded URL component is put back. */
+const URL_UNSAFE = /[\s%&#?+=/\\"<>]/g;
+const encodeLight = (s: string) => s.replace(URL_UNSAFE, (c) => encodeURIComponent(c));
+
+function safeDecode(s: string): string {
+  if (!s.includes('%')) return s;
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+class RedactorImpl implements Redactor {
+  readonly stats: { [reason: string]: number } = {
+    key_dropped: 0,
+    pseudonymized: 0,
+    email: 0,
+    card: 0,
+    ip: 0,
+    bearer: 0,
+    url_secret: 0,
+  };
+
+  readonly #memo = new Map<string, KeyAction>();
+  readonly #secretNames = new Map<string, boolean>();
+  readonly #nestedMemo = new Map<string, KeyAction>();
+  readonly #cleanText = new Set<string>();
+  readonly #cleanUrls = new Set<string>();
+  readonly #allow: KeyMatcher;
+  readonly #block: KeyMatcher;
+  readonly #pseudo: KeyMatcher;
+  readonly #allowMode: boolean;
+  readonly #on: Record<Detector, boolean>;
+  /** The MAY_* bits of the enabled detectors. */
+  readonly #enabledBits: number;
+  readonly #pseudonymizeValues: boolean;
+  readonly #hmac: ((value: string) => string) | undefined;
+
+  constructor(config: RedactionConfig) {
+    this.#allowMode = config.mode === 'allow';
+    this.#allow = new KeyMatcher(config.allow_keys ?? []);
+    this.#block = new KeyMatcher([...DEFAULT_BLOCK_KEYS, ...(config.block_keys ?? [])]);
+    this.#pseudo = new KeyMatcher(config.pseudonymize_keys ?? []);
+    const detectors = config.detectors ?? DETECTORS;
+    this.#on = { email: false, card: false, ip: false, bearer: false, url_secret: false };
+    for (const d of detectors) this.#on[d] = true;
+    const bit: Record<Detector, number> = {
+      email: MAY_EMAIL,
+      card: MAY_CARD,
+      ip: MAY_IPV4 | MAY_IPV6,
+      bearer: MAY_BEARER,
+      url_secret: MAY_URL_SECRET,
+    };
+    this.#enabledBits = detectors.reduce((bits, d) => bits | bit[d], 0);
+    this.#pseudonymizeValues = config.action === 'pseudonymize';
+    this.#hmac = config.hmac_key === undefined ? undefined : hmacOf(config.hmac_key);
+  }
+
+  keyAction(key: string): KeyAction {
+    const known = this.#memo.get(key);
+    if (known !== undefined) return known;
+    const lower = key.toLowerCase();
+    let action: KeyAction;
+    if (this.#pseudo.matches(lower)) action = 'pseudonymize';
+    else if (this.#allow.hasExact(lower)) action = 'keep';
+    else if (this.#block.matches(lower)) action = 'drop';
+    else if (this.#allow.matches(lower)) action = 'keep';
+    else action = this.#allowMode ? 'drop' : 'keep';
+    if (this.#memo.size >= MAX_MEMO) this.#memo.clear();
+    this.#memo.set(key, action);
+    return action;
+  }
+
+  pseudonym(value: string): string {
+    if (this.#hmac === undefined) {
+      throw new Error('redaction: pseudonym() needs an hmac_key in the redaction configuration');
+    }
+    return this.#hmac(value);
+  }
+
+  redactString(value: string, key?: string): string {
+    if (typeof value !== 'string') return value; // JavaScript callers may pass anything
+    if (key !== undefined && URL_KEYS.has(key)) {
+      if (key === 'url.query') return this.#redactQuery(value, this.#mayHoldPersonalData(value));
+      if (key === 'url.fragment') return this.#redactFragment(value, this.#mayHoldPersonalData(value));
+      return this.redactUrl(value);
+    }
+    return this.#redactText(value);
+  }
+
+  redactUrl(url: string): string {
+    if (url.length === 0) return url;
+    const memo = url.length >= MIN_MEMO_LENGTH && url.length <= MAX_MEMO_LENGTH;
+    if (memo && this.#cleanUrls.has(url)) return url;
+    const out = this.#redactUrl(url);
+    if (memo && out === url) remember(this.#cleanUrls, url);
+    return out;
+  }
+
+  #redactUrl(url: string): string {
+    // Fast path: most URLs hold nothing a detector could find and no name=value pair.
+    const text = this.#mayHoldPersonalData(url);
+    if (!text && !url.includes('@') && !(this.#on.url_secret && url.includes('='))) return url;
+    let rest = url;
+    let fragment: string | undefined;
+    const hash = rest.indexOf('#');
+    if (hash >= 0) {
+      fragment = rest.slice(hash + 1);
+      rest = rest.slice(0, hash);
+    }
+    let query: string | undefined;
+    const q = rest.indexOf('?');
+    if (q >= 0) {
+      query = rest.slice(q + 1);
+      rest = rest.slice(0, q);
+    }
+    let prefix = '';
+    let userinfo = false;
+    const scheme = rest.indexOf('://');
+    if (scheme >= 0 && scheme < 32 && rest.includes('@')) {
+      const authorityStart = scheme + 3;
+      let slash = rest.indexOf('/', authorityStart);
+      if (slash < 0) slash = rest.length;
+      let authority = rest.slice(authorityStart, slash);
+      const at = authority.lastIndexOf('@');
+      if (at >= 0) {
+        // user:password@host (as @opentelemetry/instrumentation-http does it)
+        authority = `${authority.slice(0, at).includes(':') ? 'REDACTED:REDACTED' : 'REDACTED'}${authority.slice(at)}`;
+        this.stats.url_secret++;
+        userinfo = true;
+      }
+      prefix = rest.slice(0, authorityStart) + authority;
+      rest = rest.slice(slash);
+    }
+    const path = text ? this.#redactPath(rest) : rest;
+    const newQuery = query === undefined ? undefined : this.#redactQuery(query, text);
+    const newFragment = fragment === undefined ? undefined : this.#redactFragment(fragment, text);
+    if (!userinfo && path === rest && newQuery === query && newFragment === fragment) return url;
+    const out =
+      prefix +
+      path +
+      (newQuery === undefined ? '' : `?${newQuery}`) +
+      (newFragment === undefined ? '' : `#${newFragment}`);
+    return out;
+  }
+
+  redactAttributes(attrs: Record<string, unknown>): { attributes: Record<string, unknown>; redacted: number } {
+    const keys = Object.keys(attrs);
+    let out: Record<string, unknown> | undefined;
+    let redacted = 0;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i];
+      const value = attrs[key];
+      const action = this.keyAction(key);
+      let newKey = key;
+      let newValue = value;
+      if (action === 'drop') {
+        this.stats.key_dropped++;
+        newKey = '';
+      } else if (action === 'pseudonymize') {
+        newKey = pseudonymKey(key);
+        newValue = Array.isArray(value) ? value.map((v) => this.#pseudonymOf(v)) : this.#pseudonymOf(value);
+        this.stats.pseudonymized++;
+      } else {
+        newValue = this.#redactValue(value, key, 0);
+      }
+      if (out === undefined) {
+        if (newKey === key && newValue === value) continue;
+        out = {};
+        for (let k = 0; k < i; k++) out[keys[k]] = attrs[keys[k]];
+      }
+      if (newKey !== key || newValue !== value) redacted++;
+      if (newKey !== '') out[newKey] = newValue;
+    }
+    return { attributes: out ?? attrs, redacted };
+  }
+
+  #pseudonymOf(value: unknown): unknown {
+    if (value === null || value === undefined) return value;
+    return this.pseudonym(String(value));
+  }
+
+  redactValue(value: unknown, key?: string): unknown {
+    return this.#redactValue(value, key ?? '', 0);
+  }
+
+  /** A value through the detectors, recursively; the same value when nothing matched. */
+  #redactValue(value: unknown, key: string, depth: number): unknown {
+    if (typeof value === 'string') return this.redactString(value, key);
+    if (typeof value === 'number') return this.#redactNumber(value);
+    if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value) || value instanceof Date) return value;
+    if (depth >= MAX_DEPTH) return '[REDACTED:too_deep]';
+    if (Array.isArray(value)) {
+      let copy: unknown[] | undefined;
+      for (let i = 0; i < value.length; i++) {
+        const v = value[i];
+        const r = this.#redactValue(v, key, depth + 1);
+        if (r !== v) {
+          copy ??= value.slice();
+          copy[i] = r;
+        }
+      }
+      return copy ?? value;
+    }
+    const map = value as Record<string, unknown>;
+    const keys = Object.keys(map);
+    let out: Record<string, unknown> | undefined;
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i];
+      const v = map[k];
+      const action = this.#nestedKeyAction(k);
+      let newKey = k;
+      let newValue = v;
+      if (action === 'drop') {
+        this.stats.key_dropped++;
+        newKey = '';
+      } else if (action === 'pseudonymize') {
+        newKey = pseudonymKey(k);
+        newValue = Array.isArray(v) ? v.map((e) => this.#pseudonymOf(e)) : this.#pseudonymOf(v);
+        this.stats.pseudonymized++;
+      } else {
+        newValue = this.#redactValue(v, k, depth + 1);
+      }
+      if (out === undefined) {
+        if (newKey === k && newValue === v) continue;
+        out = {};
+        for (let j = 0; j < i; j++) out[keys[j]] = map[keys[j]];
+      }
+      if (newKey !== '') out[newKey] = newValue;
+    }
+    return out ?? value;
+  }
+
+  /** Keys inside values: the block list and pseudonymize_keys apply in both modes. */
+  #nestedKeyAction(key: string): KeyAction {
+    if (!this.#allowMode) return this.keyAction(key);
+    const known = this.#nestedMemo.get(key);
+    if (known !== undefined) return known;
+    const lower = key.toLowerCase();
+    let action: KeyAction = 'keep';
+    if (this.#pseudo.matches(lower)) action = 'pseudonymize';
+    else if (!this.#allow.hasExact(lower) && this.#block.matches(lower)) action = 'drop';
+    if (this.#nestedMemo.size >= MAX_MEMO) this.#nestedMemo.clear();
+    this.#nestedMemo.set(key, action);
+    return action;
+  }
+
+  /** A card number can travel as an integer (16 digits fit in a double below 9e15). */
+  #redactNumber(value: number): number | string {
+    if (!this.#on.card || value < 1e12 || !Number.isSafeInteger(value)) return value;
+    const s = String(value);
+    const r = this.#redactText(s);
+    return r === s ? value : r;
+  }
+
+  /** Free text through every enabled detector whose pre-check passes. */
+  #redactText(s: string): string {
+    if (s.length < 6) return s; // shorter than the shortest email (a@b.io)
+    // Telemetry repeats its values (routes, user agents, statements): a string found clean is
+    // remembered (bounded), and hashing it is cheaper than scanning it again. Only clean strings
+    // are kept, so the memo never holds personal data.
+    const memo = s.length >= MIN_MEMO_LENGTH && s.length <= MAX_MEMO_LENGTH;
+    if (memo && this.#cleanText.has(s)) return s;
+    const original = s;
+    const bits = features(s) & this.#enabledBits;
+    if (bits === 0) {
+      if (memo) remember(this.#cleanText, s);
+      return s;
+    }
+    if (bits & MAY_URL_SECRET) s = this.#apply(s, findUrlSecrets(s), 'url_secret', false);
+    if (bits & MAY_BEARER) s = this.#apply(s, findBearer(s), 'bearer', false);
+    if (bits & MAY_CARD) s = this.#apply(s, findCards(s), 'card', true);
+    // IPv6 first: ::ffff:192.0.2.1 is one address.
+    if (bits & MAY_IPV6) s = this.#apply(s, findIPv6(s), 'ip', true);
+    if (bits & MAY_IPV4) s = this.#apply(s, findIPv4(s), 'ip', true);
+    if (bits & MAY_EMAIL) s = this.#apply(s, findEmails(s), 'email', true);
+    if (memo && s === original) remember(this.#cleanText, s);
+    return s;
+  }
+
+  /** Whether any detector other than url_secret's name=value pairs could match in `s` (after URL decoding). */
+  #mayHoldPersonalData(s: string): boolean {
+    let bits = features(s);
+    if (bits & HAS_PERCENT) bits = features(safeDecode(s));
+    return (bits & this.#enabledBits & ~MAY_URL_SECRET) !== 0;
+  }
+
+  #apply(s: string, found: Found[], reason: Detector, personal: boolean): string {
+    if (found.length === 0) return s;
+    this.stats[reason] += found.length;
+    let out = '';
+    let last = 0;
+    for (const f of found) {
+      out += s.slice(last, f.start) + this.#replacement(reason, f.value, personal);
+      last = f.end;
+    }
+    return out + s.slice(last);
+  }
+
+  /** Secrets are always masked; personal values (email, card, ip) follow `action`. */
+  #replacement(reason: Detector, value: string, personal: boolean): string {
+    if (personal && this.#pseudonymizeValues) return `[${reason}:${this.pseudonym(value)}]`;
+    return `[REDACTED:${reason}]`;
+  }
+
+  #redactPath(path: string): string {
+    if (path.length < 7) return path;
+    const segments = path.split('/');
+    let changed = false;
+    for (let i = 0; i < segments.length; i++) {
+      const seg = segments[i];
+      const decoded = safeDecode(seg);
+      const r = this.#redactText(decoded);
+      if (r !== decoded) {
+        segments[i] = seg === decoded ? r : encodeLight(r);
+        changed = true;
+      }
+    }
+    return changed ? segments.join('/') : path;
+  }
+
+  /** Masks secret parameters; with `text`, also runs the detectors on the other values. */
+  #redactQuery(query: string, text: boolean): string {
+    if (query.length === 0 || (!text && !(this.#on.url_secret && query.includes('=')))) return query;
+    const pairs = query.split('&');
+    let changed = false;
+    for (let i = 0; i < pairs.length; i++) {
+      const pair = pairs[i];
+      const eq = pair.indexOf('=');
+      if (eq < 0) {
+        if (!text) continue;
+        const r = this.#redactComponent(pair);
+        if (r !== pair) {
+          pairs[i] = r;
+          changed = true;
+        }
+        continue;
+      }
+      const name = pair.slice(0, eq);
+      const value = pair.slice(eq + 1);
+      if (value.length === 0) continue;
+      if (this.#on.url_secret && this.#isSecretName(safeDecode(name))) {
+        if (!value.startsWith('[REDACTED')) {
+          pairs[i] = `${name}=[REDACTED:url_secret]`;
+          this.stats.url_secret++;
+          changed = true;
+        }
+        continue;
+      }
+      if (!text) continue;
+      const r = this.#redactComponent(value);
+      if (r !== value) {
+        pairs[i] = `${name}=${r}`;
+        changed = true;
+      }
+    }
+    return changed ? pairs.join('&') : query;
+  }
+
+  #redactFragment(fragment: string, text: boolean): string {
+    // OAuth implicit flow puts access_token=... in the fragment: read it as a query when it looks like one.
+    if (fragment.includes('=')) return this.#redactQuery(fragment, text);
+    return text ? this.#redactComponent(fragment) : fragment;
+  }
+
+  /** A secret parameter by the built-in list or by the key block list (user_password=...). */
+  #isSecretName(name: string): boolean {
+    let secret = this.#secretNames.get(name);
+    if (secret === undefined) {
+      secret = isSecretParam(name) || this.#block.matches(name.toLowerCase());
+      if (this.#secretNames.size >= MAX_MEMO) this.#secretNames.clear();
+      this.#secretNames.set(name, secret);
+    }
+    return secret;
+  }
+
+  #redactComponent(raw: string): string {
+    const decoded = safeDecode(raw);
+    const r = this.#redactText(decoded);
+    if (r === decoded) return raw;
+    return raw === decoded ? r : encodeLight(r);
+  }
+
+  toJSON(): { stats: { [reason: string]: number } } {
+    return { stats: this.stats };
+  }
+}
+
+function hmacOf(key: string): (value: string) => string {
+  const secret = createSecretKey(Buffer.from(key, 'utf8'));
+  const cache = new Map<string, string>();
+  return (value: string) => {
+    let p = cache.get(value);
+    if (p === undefined) {
+      p = createHmac('sha256', secret).update(value, 'utf8').digest('hex').slice(0, PSEUDONYM_LENGTH);
+      if (cache.size >= MAX_MEMO) cache.clear();
+      cache.set(value, p);
+    }
+    return p;
+  };
+}
+
+/** Builds a redactor; the configuration is validated first (see parseRedactionConfig). */
+export function createRedactor(config: RedactionConfig = {}): Redactor {
+  return new RedactorImpl(parseRedactionConfig(config));
+}
