@@ -584,11 +584,18 @@ describe('concurrent requests (concurrency)', () => {
       await sleep(50);
       expect(sink.held.map((h) => h.name)).toEqual(['a', 'b', 'c']);
       expect(e.queuedBytes).toBe(size);
+      expect(await metric(registry, 'sonde_exporter_in_flight_requests')).toBe(3);
       sink.held[1].answer(200);
       await until('the fourth request', () => sink.held.length === 4);
       expect(sink.held[3].name).toBe('d');
       for (const h of [sink.held[0], sink.held[2], sink.held[3]]) h.answer(200);
       await until('all sent', async () => (await metric(registry, 'sonde_exporter_sent_spans_total')) === 4);
+      expect(await metric(registry, 'sonde_exporter_in_flight_requests')).toBe(0);
+      const durations = await registry.getSingleMetric('sonde_exporter_request_duration_seconds')?.get();
+      const count = durations?.values.find(
+        (v) => (v as { metricName?: string }).metricName === 'sonde_exporter_request_duration_seconds_count',
+      );
+      expect(count).toMatchObject({ value: 4, labels: { outcome: 'success' } });
     } finally {
       sink.close();
     }

@@ -26,7 +26,7 @@
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { Agent, request } from 'undici';
 import type { ResourceSpans } from '../model';
 import { OverloadedError, PayloadTooLargeError } from '../otlp/errors';
@@ -310,6 +310,8 @@ export class TempoExporter implements Consumer<'traces'> {
   private readonly retries: Counter;
   private readonly requests: Counter<'outcome'>;
   private readonly queueGauge: Gauge;
+  private readonly duration: Histogram<'outcome'>;
+  private inFlightRequests = 0;
 
   constructor(
     options: TempoExporterOptionsInput,
@@ -355,6 +357,22 @@ export class TempoExporter implements Consumer<'traces'> {
       help: 'Export requests to Tempo by outcome (success, status_<code>, network_error, timeout)',
       labelNames: ['outcome'] as const,
       registers: [registry],
+    });
+    this.duration = new Histogram({
+      name: 'sonde_exporter_request_duration_seconds',
+      help: 'Time of each export request to Tempo, by outcome (success, status_<code>, network_error, timeout)',
+      labelNames: ['outcome'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    });
+    const self = this;
+    new Gauge({
+      name: 'sonde_exporter_in_flight_requests',
+      help: 'Export requests to Tempo in flight now (at most tempo.concurrency)',
+      registers: [registry],
+      collect() {
+        this.set(self.inFlightRequests);
+      },
     });
     this.queueGauge = new Gauge({
       name: 'sonde_exporter_queue_bytes',
@@ -556,7 +574,15 @@ export class TempoExporter implements Consumer<'traces'> {
     const started = Date.now();
     let bound = retry.initialMs;
     for (;;) {
+      const attemptStarted = performance.now();
+      this.inFlightRequests++;
       const result = await this.attempt(body);
+      this.inFlightRequests--;
+      const outcome =
+        result.kind === 'ok' ? 'success' : result.kind === 'reject' ? `status_${result.status}` : undefined;
+      const seconds = (performance.now() - attemptStarted) / 1000;
+      if (result.kind === 'retry') this.duration.observe({ outcome: result.outcome }, seconds);
+      else if (outcome) this.duration.observe({ outcome }, seconds);
       switch (result.kind) {
         case 'ok': {
           this.requests.inc({ outcome: 'success' });
