@@ -51,7 +51,8 @@ export function startCli(args: string[], env: Record<string, string>): CliProces
   });
   child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
+    // 'close', not 'exit': by then stdout and stderr are read to the end, so the last log lines are in.
+    child.once('close', (code, signal) => resolve({ code, signal })),
   );
   return {
     child,

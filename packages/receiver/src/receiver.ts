@@ -5,15 +5,17 @@
  * pipeline's consumers.
  */
 
+import { readFileSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Server as GrpcServer } from '@grpc/grpc-js';
 import type { Express } from 'express';
 import { createAdminApp } from './admin/server';
-import type { ReceiverConfig } from './config/schema';
+import { type ReceiverConfig, toRedactionConfig } from './config/schema';
 import { formatAddress, type ListenAddress } from './config/units';
-import { TempoExporter } from './export/tempo-exporter';
+import { EventMetricsConsumer } from './events/event-metrics';
+import { TempoExporter, type TlsOptions } from './export/tempo-exporter';
 import { Admission } from './intake/admission';
 import { ExportHandler } from './intake/export-handler';
 import { bindGrpc, createGrpcIntake } from './intake/grpc';
@@ -23,6 +25,7 @@ import { ITEM_NAME, SIGNALS } from './model';
 import { AttributeLimitsProcessor } from './pipeline/attribute-limits';
 import { Pipeline } from './pipeline/pipeline';
 import { RecentTelemetry } from './pipeline/recent';
+import { Redaction } from './pipeline/redaction';
 import { PrometheusConsumer } from './prometheus/consumer';
 import { SelfMetrics } from './self-metrics';
 import { ServiceGraphConsumer } from './traces/service-graph';
@@ -67,6 +70,16 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     metrics: new RecentTelemetry<'metrics'>(config.debug.recent_items),
     logs: new RecentTelemetry<'logs'>(config.debug.recent_items),
   };
+  // Redaction runs before the attribute limits, so that truncation cannot cut a value (an email, a
+  // card number) to a piece the detectors no longer recognise.
+  const redaction = config.redaction.enabled
+    ? new Redaction(toRedactionConfig(config.redaction), metrics.registry)
+    : undefined;
+  if (redaction) {
+    pipeline.traces.addProcessor(redaction.processor());
+    pipeline.metrics.addProcessor(redaction.processor());
+    pipeline.logs.addProcessor(redaction.processor());
+  }
   pipeline.traces.addProcessor(new AttributeLimitsProcessor(limits, metrics));
   // The Tempo exporter goes first: when its queue is full it refuses the request (503 + Retry-After)
   // before any other consumer has counted the spans, so the client's retry is not counted twice.
@@ -74,6 +87,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     ? new TempoExporter(
         {
           endpoint: config.tempo.endpoint,
+          tls: readTls(config.tempo.tls),
           headers: config.tempo.headers,
           compression: config.tempo.compression,
           timeoutMs: config.tempo.timeout,
@@ -81,6 +95,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
           onFull: config.tempo.on_full,
           batchMaxBytes: config.tempo.batch_max_size,
           batchTimeoutMs: config.tempo.batch_timeout,
+          concurrency: config.tempo.concurrency,
           retry: {
             initialMs: config.tempo.retry.initial_interval,
             maxMs: config.tempo.retry.max_interval,
@@ -106,9 +121,10 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
           promoteResourceAttributes: config.prometheus.promote_resource_attributes,
           // Names that /metrics already writes for the receiver itself and for span-derived metrics.
           takenElsewhere: (name) =>
-            name.startsWith('sonde_') ||
+            metrics.registry.getSingleMetric(name) !== undefined ||
             (spanMetrics?.store.families.has(name) ?? false) ||
-            (serviceGraph?.store.families.has(name) ?? false),
+            (serviceGraph?.store.families.has(name) ?? false) ||
+            (eventMetrics?.store.families.has(name) ?? false),
         },
         metrics.registry,
         logger,
@@ -142,8 +158,23 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
       )
     : undefined;
   if (serviceGraph) pipeline.traces.addConsumer(serviceGraph);
+  const eventMetrics = config.event_metrics.enabled
+    ? new EventMetricsConsumer(
+        {
+          categoryAttribute: config.event_metrics.category_attribute,
+          dimensions: config.event_metrics.dimensions,
+          maxSeriesPerMetric: config.event_metrics.max_series_per_metric,
+          metricExpirationMs: config.event_metrics.metric_expiration,
+        },
+        metrics.registry,
+        logger,
+      )
+    : undefined;
+  if (eventMetrics) pipeline.logs.addConsumer(eventMetrics);
   /** The stores whose series /metrics exposes, after the receiver's own metrics. */
-  const stores = [prometheus?.store, spanMetrics?.store, serviceGraph?.store].filter((s) => s !== undefined);
+  const stores = [prometheus?.store, spanMetrics?.store, serviceGraph?.store, eventMetrics?.store].filter(
+    (s) => s !== undefined,
+  );
 
   const admission = new Admission(
     {
@@ -225,6 +256,28 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     return closing;
   };
   return { addresses, pipeline, metrics, logger, recent, close };
+}
+
+/** Reads tempo.tls's files, with an error that names the key and the file. */
+function readTls(tls: ReceiverConfig['tempo']['tls']): TlsOptions {
+  const read = (key: string, file: string) => {
+    if (!file) return undefined;
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new Error(`tempo.tls.${key}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+  };
+  if (Boolean(tls.cert_file) !== Boolean(tls.key_file)) {
+    throw new Error('tempo.tls: cert_file and key_file go together (mutual TLS needs both)');
+  }
+  return {
+    ca: read('ca_file', tls.ca_file),
+    cert: read('cert_file', tls.cert_file),
+    key: read('key_file', tls.key_file),
+    insecureSkipVerify: tls.insecure_skip_verify,
+    serverName: tls.server_name_override || undefined,
+  };
 }
 
 /** The periodic "received N spans, ..." line: what arrived since the previous line, if anything. */

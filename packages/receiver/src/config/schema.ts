@@ -3,6 +3,7 @@
  * defaults and yields the typed settings. Keys are snake_case, as in the OpenTelemetry Collector.
  * The README's configuration reference is written from this file: keep them in step.
  */
+import { DETECTORS, parseRedactionConfig, type RedactionConfig } from '@sonde/redact';
 import { z } from 'zod';
 import { parseHeaders, tempoEndpoint } from '../export/tempo-exporter';
 import { type ListenAddress, parseAddress, parseDuration, parseSize } from './units';
@@ -111,6 +112,20 @@ export const configSchema = z.strictObject({
       metric_expiration: duration.default(15 * 60_000),
     })
     .prefault({}),
+  event_metrics: z
+    .strictObject({
+      /** Business-event counts (sonde_events_total) from log records that carry an event name. */
+      enabled: z.boolean().default(true),
+      /** The record attribute that names the event's consent category (the `category` label). */
+      category_attribute: z.string().default('sonde.consent.category'),
+      /** Extra label dimensions: attribute keys looked up on the record, then on its resource. */
+      dimensions: z.array(z.string()).default([]),
+      /** Most series; the rest fold into one otel_metric_overflow="true" series. */
+      max_series_per_metric: positiveInt.default(2_000),
+      /** Series without events for this long disappear. */
+      metric_expiration: duration.default(15 * 60_000),
+    })
+    .prefault({}),
   service_graph: z
     .strictObject({
       /** Service-graph metrics from client/server and producer/consumer span pairs (traces_service_graph_*). */
@@ -169,6 +184,22 @@ export const configSchema = z.strictObject({
       batch_max_size: size.default(4 * 1024 * 1024),
       /** ...and waits at most this long for more. */
       batch_timeout: duration.default(200),
+      /** TLS for an https endpoint (the Collector's configtls client settings). */
+      tls: z
+        .strictObject({
+          /** PEM file of CA certificates to trust instead of the system's. */
+          ca_file: z.string().default(''),
+          /** PEM client certificate and key, for mutual TLS. */
+          cert_file: z.string().default(''),
+          key_file: z.string().default(''),
+          /** Accept any server certificate (testing only). */
+          insecure_skip_verify: z.boolean().default(false),
+          /** Name to verify the server certificate against, instead of the endpoint's host. */
+          server_name_override: z.string().default(''),
+        })
+        .prefault({}),
+      /** Export requests in flight at once, each with its own batch (the Collector's num_consumers). */
+      concurrency: positiveInt.default(4),
       retry: z
         .strictObject({
           initial_interval: duration.default(1000),
@@ -182,6 +213,36 @@ export const configSchema = z.strictObject({
       shutdown_timeout: duration.default(5000),
       /** Keep the export queue on disk (<data_dir>/tempo-queue): spans survive a restart, kill -9 included. */
       persistent_queue: z.boolean().default(false),
+    })
+    .prefault({}),
+  redaction: z
+    .strictObject({
+      /** Apply the redaction rules (@sonde/redact) to everything received, before any consumer sees it. */
+      enabled: z.boolean().default(false),
+      /** `block`: every attribute key passes except the blocked ones. `allow`: only `allow_keys` pass. */
+      mode: z.enum(['block', 'allow']).default('block'),
+      /** Keys that pass (`*` wildcards); in allow mode every other top-level attribute key is dropped. */
+      allow_keys: z.array(z.string().min(1)).default([]),
+      /** Keys dropped, in addition to the built-in list (password, token, authorization, cookie, ...). */
+      block_keys: z.array(z.string().min(1)).default([]),
+      /** Value detectors to run: email, card, ip, bearer, url_secret. */
+      detectors: z.array(z.enum(DETECTORS as [string, ...string[]])).default([...DETECTORS]),
+      /** What an email, card number or IP found in a value becomes: a `[REDACTED:email]` mask or a keyed pseudonym. */
+      action: z.enum(['mask', 'pseudonymize']).default('mask'),
+      /** HMAC-SHA256 key of the pseudonyms (16+ characters); better from SONDE_REDACTION_HMAC_KEY than from the file. */
+      hmac_key: z.string().default(''),
+      /** Keys whose whole value becomes its pseudonym (enduser.id is emitted as enduser.pseudo.id). */
+      pseudonymize_keys: z.array(z.string().min(1)).default([]),
+    })
+    .superRefine((v, ctx) => {
+      if (!v.enabled) return;
+      try {
+        parseRedactionConfig(toRedactionConfig(v));
+      } catch (err) {
+        // "redaction.hmac_key: required ..." → path hmac_key, message "required ..."; never holds the key.
+        const m = /^redaction\.([a-z_]+)(?:\[\d+\])?: (.*)$/s.exec((err as Error).message);
+        ctx.addIssue({ code: 'custom', path: m ? [m[1]] : [], message: m ? m[2] : (err as Error).message });
+      }
     })
     .prefault({}),
   debug: z
@@ -203,6 +264,27 @@ export const configSchema = z.strictObject({
   /** Directory for persistent state (export queue, trace store). */
   data_dir: z.string().min(1).default('./.sonde-data'),
 });
+
+/** The `redaction:` section as @sonde/redact takes it. */
+export function toRedactionConfig(r: {
+  mode: 'block' | 'allow';
+  allow_keys: string[];
+  block_keys: string[];
+  detectors: string[];
+  action: 'mask' | 'pseudonymize';
+  hmac_key: string;
+  pseudonymize_keys: string[];
+}): RedactionConfig {
+  return {
+    mode: r.mode,
+    allow_keys: r.allow_keys,
+    block_keys: r.block_keys,
+    detectors: r.detectors as RedactionConfig['detectors'],
+    action: r.action,
+    hmac_key: r.hmac_key === '' ? undefined : r.hmac_key,
+    pseudonymize_keys: r.pseudonymize_keys,
+  };
+}
 
 /** The validated configuration, with every default filled in. */
 export type ReceiverConfig = z.output<typeof configSchema>;

@@ -58,6 +58,8 @@ export interface DiskRecord {
   spanCount: number;
   /** When it was appended (ms since epoch), or when the queue was opened for a recovered record. */
   appendedAt: number;
+  /** The queue's handle on the record, for `ackRecords`. */
+  readonly handle: unknown;
 }
 
 /** What `open` found on disk. */
@@ -200,7 +202,7 @@ export class DiskQueue {
       const payload = Buffer.allocUnsafe(ref.length);
       const n = fs.readSync(ref.segment.fd, payload, 0, ref.length, ref.offset + HEADER_BYTES);
       if (n !== ref.length) throw new Error(`short read from the disk queue (${n} of ${ref.length} bytes)`);
-      out.push({ payload, spanCount: ref.spanCount, appendedAt: ref.appendedAt });
+      out.push({ payload, spanCount: ref.spanCount, appendedAt: ref.appendedAt, handle: ref });
       bytes += ref.length;
     }
     return out;
@@ -235,14 +237,40 @@ export class DiskQueue {
         skipped++;
         continue;
       }
-      ref.done = true;
-      result.records++;
-      result.bytes += ref.length;
-      result.spans += ref.spanCount;
+      this.markDone(ref, result);
     }
-    this.unackedBytes -= result.bytes;
-    this.unackedCount -= result.records;
-    this.unackedSpans -= result.spans;
+    this.advance();
+    return result;
+  }
+
+  /**
+   * Acknowledges the given records (from `peek`; ones already acknowledged are skipped), wherever they
+   * are in the queue: senders that work concurrently finish out of order. The persisted position
+   * moves as in `ack`.
+   */
+  ackRecords(records: readonly DiskRecord[]): { records: number; bytes: number; spans: number } {
+    this.checkOpen();
+    const result = { records: 0, bytes: 0, spans: 0 };
+    for (const r of records) {
+      const ref = r.handle as RecordRef;
+      if (!ref.done) this.markDone(ref, result);
+    }
+    this.advance();
+    return result;
+  }
+
+  private markDone(ref: RecordRef, result: { records: number; bytes: number; spans: number }): void {
+    ref.done = true;
+    result.records++;
+    result.bytes += ref.length;
+    result.spans += ref.spanCount;
+    this.unackedBytes -= ref.length;
+    this.unackedCount--;
+    this.unackedSpans -= ref.spanCount;
+  }
+
+  /** Drops the acknowledged records at the head, persisting the new position if it moved. */
+  private advance(): void {
     let advanced = false;
     while (this.records.length > 0 && this.records[0].done) {
       const ref = this.records.shift() as RecordRef;
@@ -253,7 +281,6 @@ export class DiskQueue {
       this.persistPosition();
       this.deleteAckedSegments();
     }
-    return result;
   }
 
   /** fsyncs what was appended since the last sync. */

@@ -9,27 +9,31 @@
  *   model encoded again. Protobuf ExportTraceServiceRequests concatenate into a valid one (field 1
  *   is repeated), so a batch is the concatenation of queued payloads, up to `batchMaxBytes` or after
  *   `batchTimeoutMs`.
- * - One request in flight. Network errors, timeouts and 429/502/503/504 are retried with exponential
- *   backoff and full jitter (honouring Retry-After) for at most `retry.maxElapsedMs`; any other
- *   non-2xx status drops the batch at once. Every span that does not reach Tempo is counted in
+ * - Up to `concurrency` requests in flight, each its own batch (the Collector's
+ *   `sending_queue.num_consumers`), so one slow round trip does not hold up the rest. Network errors,
+ *   timeouts and 429/502/503/504 are retried with exponential backoff and full jitter (honouring
+ *   Retry-After) for at most `retry.maxElapsedMs`; any other non-2xx status drops the batch at once. Every span that does not reach Tempo is counted in
  *   `sonde_exporter_send_failed_spans_total{reason}` and logged.
  * - `shutdown` stops accepting, flushes within `shutdownTimeoutMs` and counts what is left.
  * - With `persistentDir`, the queue is a DiskQueue (disk-queue.ts) in that directory instead of
  *   memory: same bound, same refuse/drop_oldest behaviour, but a batch leaves the queue only once
  *   Tempo took it (2xx) or it was dropped for good (a rejection, retries exhausted, drop_oldest), so
  *   what was accepted survives a restart, kill -9 included, and is sent at the next start (at least
- *   once: a batch in flight when the process died is sent again). At shutdown, what is left stays on
- *   disk instead of being dropped.
+ *   once: a batch in flight when the process died is sent again). Concurrent batches are acknowledged
+ *   as they finish, in any order; the persisted position only moves past a prefix of finished ones.
+ *   At shutdown, what is left stays on disk instead of being dropped.
  */
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Agent, request } from 'undici';
 import type { ResourceSpans } from '../model';
 import { OverloadedError, PayloadTooLargeError } from '../otlp/errors';
 import { encodeTraceRequest } from '../otlp/protobuf/encode-traces';
+import { ProtoReader } from '../otlp/protobuf/reader';
 import type { Batch, Consumer } from '../pipeline/pipeline';
-import { DiskQueue, DiskQueueFullError } from './disk-queue';
+import { DiskQueue, DiskQueueFullError, type DiskRecord } from './disk-queue';
 
 const gzip = promisify(gzipCallback);
 
@@ -43,9 +47,23 @@ export interface RetryOptions {
   multiplier: number;
 }
 
+/** TLS for an https endpoint, as the Collector's configtls client settings. */
+export interface TlsOptions {
+  /** PEM CA certificates to trust instead of the system's. */
+  ca?: string | Buffer;
+  /** PEM client certificate and key (mutual TLS). */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Accept any server certificate (testing only). */
+  insecureSkipVerify?: boolean;
+  /** Server name to verify and send in SNI instead of the endpoint's host. */
+  serverName?: string;
+}
+
 export interface TempoExporterOptions {
   /** Full URL, including the path (`http://tempo:4318/v1/traces`); see tempoEndpoint(). */
   endpoint: string;
+  tls?: TlsOptions;
   headers: Record<string, string>;
   compression: 'gzip' | 'none';
   /** Per-request timeout (ms). */
@@ -57,6 +75,8 @@ export interface TempoExporterOptions {
   batchMaxBytes: number;
   /** ...or once its oldest payload has waited this long (ms). */
   batchTimeoutMs: number;
+  /** Requests in flight at once, each with its own batch. */
+  concurrency: number;
   retry: RetryOptions;
   /** How long shutdown() tries to flush the queue (ms). */
   shutdownTimeoutMs: number;
@@ -77,6 +97,7 @@ export const DEFAULT_TEMPO_EXPORTER_OPTIONS = {
   onFull: 'refuse',
   batchMaxBytes: 4 * 1024 * 1024,
   batchTimeoutMs: 200,
+  concurrency: 4,
   retry: { initialMs: 1000, maxMs: 30_000, maxElapsedMs: 300_000, multiplier: 1.5 },
   shutdownTimeoutMs: 5000,
 } as const satisfies Omit<TempoExporterOptions, 'endpoint'>;
@@ -87,6 +108,7 @@ export type TempoExporterOptionsInput = Pick<TempoExporterOptions, 'endpoint'> &
 export type SendFailedReason =
   | 'rejected_4xx'
   | 'rejected_5xx'
+  | 'rejected_partial'
   | 'retries_exhausted'
   | 'queue_full'
   | 'too_large'
@@ -104,9 +126,12 @@ interface QueueItem {
 interface Taken {
   payloads: Buffer[];
   spans: number;
+  bytes: number;
+  /** The records on disk (persistent queue). */
+  records?: DiskRecord[];
 }
 
-/** The export queue: in memory, or on disk. Bytes and counts leave out the batch in flight. */
+/** The export queue: in memory, or on disk. Bytes and counts leave out the batches in flight. */
 interface ExportQueue {
   readonly waitingBytes: number;
   readonly waitingCount: number;
@@ -116,12 +141,12 @@ interface ExportQueue {
   push(payload: Buffer, spans: number): void;
   /** Drops the oldest waiting payload; undefined when none waits. */
   dropOldest(): { bytes: number; spans: number } | undefined;
-  /** Takes the oldest waiting payloads up to `maxBytes` (at least one) as the batch in flight. */
+  /** Takes the oldest waiting payloads up to `maxBytes` (at least one) as a batch in flight. */
   take(maxBytes: number): Taken;
-  /** The batch in flight is done with (delivered, or dropped for good). */
-  settle(): void;
-  /** The batch in flight was abandoned at shutdown. */
-  release(): void;
+  /** A batch in flight is done with (delivered, or dropped for good). */
+  settle(batch: Taken): void;
+  /** A batch in flight was abandoned at shutdown. */
+  release(batch: Taken): void;
   /** At shutdown: empties the queue (memory) or keeps it for the next start (disk). */
   close(): void;
 }
@@ -162,17 +187,16 @@ class MemoryQueue implements ExportQueue {
   }
 
   take(maxBytes: number): Taken {
-    const taken: Taken = { payloads: [], spans: 0 };
-    let bytes = 0;
+    const taken: Taken = { payloads: [], spans: 0, bytes: 0 };
     while (this.items.length > 0) {
       const next = this.items[0];
-      if (taken.payloads.length > 0 && bytes + next.payload.length > maxBytes) break;
+      if (taken.payloads.length > 0 && taken.bytes + next.payload.length > maxBytes) break;
       this.items.shift();
       taken.payloads.push(next.payload);
       taken.spans += next.spans;
-      bytes += next.payload.length;
+      taken.bytes += next.payload.length;
     }
-    this.bytes -= bytes;
+    this.bytes -= taken.bytes;
     return taken;
   }
 
@@ -186,7 +210,11 @@ class MemoryQueue implements ExportQueue {
   }
 }
 
-/** The queue as a DiskQueue: the batch in flight stays on disk (unacknowledged) until settled. */
+/**
+ * The queue as a DiskQueue: batches in flight stay on disk (unacknowledged) until settled. They are
+ * always the oldest unacknowledged records (taken in order; a settled one is acknowledged), so what
+ * waits is what comes after the first `inFlight` of them.
+ */
 class PersistentQueue implements ExportQueue {
   private inFlight = 0;
   private inFlightBytes = 0;
@@ -221,27 +249,27 @@ class PersistentQueue implements ExportQueue {
 
   take(maxBytes: number): Taken {
     const records = this.disk.peek(maxBytes, this.inFlight);
-    this.inFlight += records.length;
-    const taken: Taken = { payloads: [], spans: 0 };
+    const taken: Taken = { payloads: [], spans: 0, bytes: 0, records };
     for (const r of records) {
       taken.payloads.push(r.payload);
       taken.spans += r.spanCount;
-      this.inFlightBytes += r.payload.length;
-      this.inFlightSpans += r.spanCount;
+      taken.bytes += r.payload.length;
     }
+    this.inFlight += records.length;
+    this.inFlightBytes += taken.bytes;
+    this.inFlightSpans += taken.spans;
     return taken;
   }
 
-  settle(): void {
-    const inFlight = this.inFlight;
-    this.release();
-    this.disk.ack(inFlight);
+  settle(batch: Taken): void {
+    this.release(batch);
+    this.disk.ackRecords(batch.records ?? []);
   }
 
-  release(): void {
-    this.inFlight = 0;
-    this.inFlightBytes = 0;
-    this.inFlightSpans = 0;
+  release(batch: Taken): void {
+    this.inFlight -= batch.records?.length ?? 0;
+    this.inFlightBytes -= batch.bytes;
+    this.inFlightSpans -= batch.spans;
   }
 
   close(): void {
@@ -250,7 +278,7 @@ class PersistentQueue implements ExportQueue {
 }
 
 type AttemptResult =
-  | { kind: 'ok'; status: number }
+  | { kind: 'ok'; status: number; rejected: number; message: string }
   | { kind: 'retry'; outcome: string; detail: string; retryAfterMs: number | undefined }
   | { kind: 'reject'; status: number; detail: string }
   | { kind: 'aborted' };
@@ -266,10 +294,15 @@ export class TempoExporter implements Consumer<'traces'> {
   private stopping = false;
   /** Aborted when the shutdown bound passes: in-flight requests and backoff sleeps end at once. */
   private readonly abort = new AbortController();
-  private wakeup: (() => void) | undefined;
+  /** Senders waiting for data (woken by an enqueue or shutdown). */
+  private readonly waiting = new Set<() => void>();
+  /** Senders waiting for the oldest payload's batch timeout. */
+  private timing = 0;
   /** When the next attempt of a retried batch is due (ms since epoch), for Retry-After hints. */
   private nextAttemptAt = 0;
-  private readonly loop: Promise<void>;
+  private readonly senders: Promise<void>;
+  /** Keep-alive connections to the endpoint (TLS as configured), one per sender at most. */
+  private readonly agent: Agent;
   private shutdownPromise: Promise<void> | undefined;
 
   private readonly sentSpans: Counter;
@@ -277,6 +310,8 @@ export class TempoExporter implements Consumer<'traces'> {
   private readonly retries: Counter;
   private readonly requests: Counter<'outcome'>;
   private readonly queueGauge: Gauge;
+  private readonly duration: Histogram<'outcome'>;
+  private inFlightRequests = 0;
 
   constructor(
     options: TempoExporterOptionsInput,
@@ -289,6 +324,18 @@ export class TempoExporter implements Consumer<'traces'> {
       retry: { ...DEFAULT_TEMPO_EXPORTER_OPTIONS.retry, ...options.retry },
     } as TempoExporterOptions;
     this.queue = this.openQueue();
+    const tls = this.options.tls ?? {};
+    this.agent = new Agent({
+      connections: Math.max(1, this.options.concurrency),
+      keepAliveTimeout: 30_000,
+      connect: {
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        rejectUnauthorized: tls.insecureSkipVerify !== true,
+        servername: tls.serverName,
+      },
+    });
     this.sentSpans = new Counter({
       name: 'sonde_exporter_sent_spans_total',
       help: 'Spans accepted by Tempo (2xx)',
@@ -311,6 +358,22 @@ export class TempoExporter implements Consumer<'traces'> {
       labelNames: ['outcome'] as const,
       registers: [registry],
     });
+    this.duration = new Histogram({
+      name: 'sonde_exporter_request_duration_seconds',
+      help: 'Time of each export request to Tempo, by outcome (success, status_<code>, network_error, timeout)',
+      labelNames: ['outcome'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    });
+    const self = this;
+    new Gauge({
+      name: 'sonde_exporter_in_flight_requests',
+      help: 'Export requests to Tempo in flight now (at most tempo.concurrency)',
+      registers: [registry],
+      collect() {
+        this.set(self.inFlightRequests);
+      },
+    });
     this.queueGauge = new Gauge({
       name: 'sonde_exporter_queue_bytes',
       help: 'Bytes of protobuf waiting in the Tempo export queue (not counting the request in flight)',
@@ -322,9 +385,13 @@ export class TempoExporter implements Consumer<'traces'> {
       registers: [registry],
     }).set(this.options.queueBytes);
     this.queueGauge.set(this.queue.waitingBytes);
-    this.loop = this.run().catch((err: unknown) => {
-      this.logger.error({ err }, 'the Tempo exporter stopped on an unexpected error');
-    });
+    this.senders = Promise.all(
+      Array.from({ length: Math.max(1, this.options.concurrency) }, () =>
+        this.run().catch((err: unknown) => {
+          this.logger.error({ err }, 'a Tempo export sender stopped on an unexpected error');
+        }),
+      ),
+    ).then(() => {});
   }
 
   /** Bytes waiting in the queue. */
@@ -338,11 +405,13 @@ export class TempoExporter implements Consumer<'traces'> {
   }
 
   private openQueue(): ExportQueue {
-    const { persistentDir, queueBytes, batchMaxBytes } = this.options;
+    const { persistentDir, queueBytes, batchMaxBytes, concurrency } = this.options;
     if (persistentDir === undefined) return new MemoryQueue();
-    // queueBytes bounds what waits; the batch in flight (at most max(batchMaxBytes, one payload, which
-    // is at most queueBytes)) stays on disk too until Tempo took it.
-    const disk = DiskQueue.open(persistentDir, { maxBytes: queueBytes + Math.max(batchMaxBytes, queueBytes) });
+    // queueBytes bounds what waits; the batches in flight (each at most max(batchMaxBytes, one payload,
+    // which is at most queueBytes)) stay on disk too until Tempo took them.
+    const disk = DiskQueue.open(persistentDir, {
+      maxBytes: queueBytes + Math.max(1, concurrency) * Math.max(batchMaxBytes, queueBytes),
+    });
     const { records, spans, bytes, truncatedBytes, corruptSegments } = disk.recovery;
     if (truncatedBytes > 0 || corruptSegments > 0) {
       this.logger.warn(
@@ -429,9 +498,10 @@ export class TempoExporter implements Consumer<'traces'> {
     this.stopping = true;
     this.wake();
     const timer = setTimeout(() => this.abort.abort(), this.options.shutdownTimeoutMs);
-    await this.loop;
+    await this.senders;
     clearTimeout(timer);
     this.abort.abort();
+    await this.agent.close().catch(() => {});
     if (this.queue.waitingCount > 0) {
       const spans = this.queue.waitingSpans;
       if (this.persistent) {
@@ -455,7 +525,7 @@ export class TempoExporter implements Consumer<'traces'> {
     this.queueGauge.set(0);
   }
 
-  /** The sender: waits for data, batches it, sends one batch at a time. */
+  /** One sender (of `concurrency`): waits for data, batches it, sends one batch at a time. */
   private async run(): Promise<void> {
     const { batchMaxBytes, batchTimeoutMs } = this.options;
     for (;;) {
@@ -468,19 +538,22 @@ export class TempoExporter implements Consumer<'traces'> {
       if (!this.stopping && this.queue.waitingBytes < batchMaxBytes) {
         const age = Date.now() - (this.queue.oldestAt() ?? 0);
         if (age < batchTimeoutMs) {
+          this.timing++;
           await this.idle(batchTimeoutMs - age);
+          this.timing--;
           continue;
         }
       }
       const batch = this.queue.take(batchMaxBytes);
       this.queueGauge.set(this.queue.waitingBytes);
+      this.wake(); // more may wait for another sender
       const delivered = await this.send(batch);
       if (!delivered) {
-        this.queue.release();
+        this.queue.release(batch);
         continue;
       }
       try {
-        this.queue.settle();
+        this.queue.settle(batch);
       } catch (err) {
         // The position could not be persisted: the batch may be sent again after a restart.
         this.logger.error({ err }, 'could not record a sent batch in the persistent Tempo export queue');
@@ -501,12 +574,30 @@ export class TempoExporter implements Consumer<'traces'> {
     const started = Date.now();
     let bound = retry.initialMs;
     for (;;) {
+      const attemptStarted = performance.now();
+      this.inFlightRequests++;
       const result = await this.attempt(body);
+      this.inFlightRequests--;
+      const outcome =
+        result.kind === 'ok' ? 'success' : result.kind === 'reject' ? `status_${result.status}` : undefined;
+      const seconds = (performance.now() - attemptStarted) / 1000;
+      if (result.kind === 'retry') this.duration.observe({ outcome: result.outcome }, seconds);
+      else if (outcome) this.duration.observe({ outcome }, seconds);
       switch (result.kind) {
-        case 'ok':
+        case 'ok': {
           this.requests.inc({ outcome: 'success' });
-          this.sentSpans.inc(spans);
+          // Tempo (like any OTLP receiver) may refuse part of the request in a partial_success.
+          const rejected = Math.min(result.rejected, spans);
+          this.sentSpans.inc(spans - rejected);
+          if (rejected > 0 || result.message) {
+            this.fail('rejected_partial', rejected);
+            this.logger.warn(
+              { rejectedSpans: rejected, spans, message: result.message },
+              'Tempo accepted an export request in part (partial_success); the rejected spans are dropped',
+            );
+          }
           return true;
+        }
         case 'aborted':
           this.abandoned(spans);
           return false;
@@ -550,9 +641,12 @@ export class TempoExporter implements Consumer<'traces'> {
   private async attempt(body: Buffer): Promise<AttemptResult> {
     const { endpoint, headers, compression, timeoutMs } = this.options;
     if (this.abort.signal.aborted) return { kind: 'aborted' };
-    let response: Response;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    let status: number;
+    let responseHeaders: Record<string, string | string[] | undefined>;
+    let text: Buffer;
     try {
-      response = await fetch(endpoint, {
+      const response = await request(endpoint, {
         method: 'POST',
         body,
         headers: {
@@ -560,12 +654,15 @@ export class TempoExporter implements Consumer<'traces'> {
           'content-type': 'application/x-protobuf',
           ...(compression === 'gzip' ? { 'content-encoding': 'gzip' } : {}),
         },
-        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), this.abort.signal]),
+        dispatcher: this.agent,
+        signal: AbortSignal.any([timeout, this.abort.signal]),
       });
+      status = response.statusCode;
+      responseHeaders = response.headers;
+      text = Buffer.from(await response.body.arrayBuffer());
     } catch (err) {
       if (this.abort.signal.aborted) return { kind: 'aborted' };
-      const e = err as Error & { cause?: { code?: string; message?: string } };
-      if (e.name === 'TimeoutError') {
+      if (timeout.aborted) {
         return {
           kind: 'retry',
           outcome: 'timeout',
@@ -573,44 +670,51 @@ export class TempoExporter implements Consumer<'traces'> {
           retryAfterMs: undefined,
         };
       }
-      const detail = e.cause?.code ?? e.cause?.message ?? e.message;
+      const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
+      const detail = e.cause?.code ?? e.code ?? e.cause?.message ?? e.message;
       return { kind: 'retry', outcome: 'network_error', detail, retryAfterMs: undefined };
     }
-    let text = '';
-    try {
-      text = await response.text();
-    } catch {
-      // The body is only for the log line.
-    }
-    if (response.ok) return { kind: 'ok', status: response.status };
-    const detail = text.slice(0, 200);
-    if (RETRYABLE.has(response.status)) {
+    if (status >= 200 && status < 300) return { kind: 'ok', status, ...partialSuccess(text, responseHeaders) };
+    const detail = text.toString('utf8', 0, Math.min(text.length, 200));
+    if (RETRYABLE.has(status)) {
+      const retryAfter = responseHeaders['retry-after'];
       return {
         kind: 'retry',
-        outcome: `status_${response.status}`,
-        detail: `HTTP ${response.status}${detail ? `: ${detail}` : ''}`,
-        retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
+        outcome: `status_${status}`,
+        detail: `HTTP ${status}${detail ? `: ${detail}` : ''}`,
+        retryAfterMs: parseRetryAfter(typeof retryAfter === 'string' ? retryAfter : null),
       };
     }
-    return { kind: 'reject', status: response.status, detail };
+    return { kind: 'reject', status, detail };
   }
 
   /** Waits for an enqueue or shutdown, or `ms` if given. */
   private idle(ms: number | undefined): Promise<void> {
     return new Promise((resolve) => {
       const timer = ms === undefined ? undefined : setTimeout(done, ms);
-      const self = this;
+      const waiting = this.waiting;
       function done() {
         clearTimeout(timer);
-        if (self.wakeup === done) self.wakeup = undefined;
+        waiting.delete(done);
         resolve();
       }
-      this.wakeup = done;
+      waiting.add(done);
     });
   }
 
+  /**
+   * Wakes waiting senders when there is work for them: all of them at shutdown or when a full batch
+   * waits, else one when data waits and no sender is already timing the batch timeout (so each
+   * enqueue does not re-arm every sender's timer).
+   */
   private wake(): void {
-    this.wakeup?.();
+    if (this.waiting.size === 0) return;
+    if (this.stopping || this.queue.waitingBytes >= this.options.batchMaxBytes) {
+      for (const done of [...this.waiting]) done();
+    } else if (this.queue.waitingCount > 0 && this.timing === 0) {
+      const [first] = this.waiting;
+      first();
+    }
   }
 
   /** Sleeps `ms`; false when shutdown's bound cut it short. */
@@ -651,6 +755,48 @@ export class TempoExporter implements Consumer<'traces'> {
   private fail(reason: SendFailedReason, spans: number): void {
     if (spans > 0) this.failedSpans.inc({ reason }, spans);
   }
+}
+
+/**
+ * The `partial_success` of an ExportTraceServiceResponse (protobuf, or JSON when the endpoint answers
+ * in JSON): rejected spans and the message. Anything unreadable counts as a full success, as the
+ * Collector's otlphttp exporter treats it.
+ */
+export function partialSuccess(
+  body: Buffer,
+  headers: Record<string, string | string[] | undefined>,
+): { rejected: number; message: string } {
+  const none = { rejected: 0, message: '' };
+  if (body.length === 0) return none;
+  const type = String(headers['content-type'] ?? '');
+  try {
+    if (type.includes('json')) {
+      const p = (
+        JSON.parse(body.toString('utf8')) as { partialSuccess?: { rejectedSpans?: unknown; errorMessage?: unknown } }
+      ).partialSuccess;
+      return { rejected: Number(p?.rejectedSpans ?? 0) || 0, message: String(p?.errorMessage ?? '') };
+    }
+    const r = new ProtoReader(body);
+    while (r.pos < body.length) {
+      const tag = r.uint32();
+      if (tag >>> 3 !== 1 || (tag & 7) !== 2) {
+        r.skip(tag & 7);
+        continue;
+      }
+      const end = r.delimitedEnd();
+      const out = { rejected: 0, message: '' };
+      while (r.pos < end) {
+        const t = r.uint32();
+        if (t === 0x08) out.rejected = r.uint64Number();
+        else if (t === 0x12) out.message = r.string();
+        else r.skip(t & 7);
+      }
+      return out;
+    }
+  } catch {
+    // An unreadable body is not a reason to send the batch again.
+  }
+  return none;
 }
 
 function countSpans(data: readonly ResourceSpans[]): number {
