@@ -112,6 +112,18 @@ export function pipelineHealth(): dashboard.Dashboard {
       )
       .withTarget(promql(`sum(rate(sonde_exporter_retries_total{${R}}[$__rate_interval]))`, 'retries', 'B')),
     new timeseries.PanelBuilder()
+      .title('Export request duration p99')
+      .description('99th percentile of the time of an export request to Tempo, by outcome.')
+      .unit(units.Seconds)
+      .withTarget(
+        promql(
+          `histogram_quantile(0.99, sum by (le, outcome) (rate(sonde_exporter_request_duration_seconds_bucket{${R}}[$__rate_interval])))`,
+          '{{outcome}}',
+        ),
+      ),
+  ]);
+  row(d, 'Capacity', [
+    new timeseries.PanelBuilder()
       .title('Queue and intake fill')
       .description(
         'Export queue bytes over its capacity, and request bytes in flight over their limit, per receiver. Near 100% the receiver refuses or drops.',
@@ -133,6 +145,11 @@ export function pipelineHealth(): dashboard.Dashboard {
           'B',
         ),
       ),
+    new timeseries.PanelBuilder()
+      .title('Export requests in flight')
+      .description('Export requests to Tempo in flight now, per receiver (at most tempo.concurrency).')
+      .unit(units.Short)
+      .withTarget(promql(`sonde_exporter_in_flight_requests{${R}}`, '{{instance}}')),
   ]);
   row(d, 'Drops, limits and cardinality', [
     new timeseries.PanelBuilder()

@@ -71,9 +71,11 @@ export function productUsage(): dashboard.Dashboard {
       ),
     new stat.PanelBuilder()
       .title('Failed payments')
-      .description('How many payments failed in the selected period.')
+      .description('How many payments failed in the selected period (0 when people checked out and none failed).')
       .unit(units.Short)
-      .withTarget(promql(increase('payment.failed'), 'failed payments').instant()),
+      .withTarget(
+        promql(`${increase('payment.failed')} or 0 * ${increase('checkout.started')}`, 'failed payments').instant(),
+      ),
   ]);
   row(d, 'Privacy choices', [
     new bargauge.PanelBuilder()
