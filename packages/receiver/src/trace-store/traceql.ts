@@ -369,10 +369,11 @@ function checkCondition(name: string, field: Field, op: Op, value: Value): void 
 export function parseLogfmtTags(tags: string, options: ParseOptions): SpanExpr {
   const re = /\s*([^\s=]+)=("((?:[^"\\]|\\.)*)"|\S*)/y;
   let e: SpanExpr = { kind: 'all' };
-  let m: RegExpExecArray | null;
   let pos = 0;
   re.lastIndex = 0;
-  while (pos < tags.length && (m = re.exec(tags)) !== null) {
+  while (pos < tags.length) {
+    const m = re.exec(tags);
+    if (m === null) break;
     pos = re.lastIndex;
     const key = m[1];
     const value = m[3] !== undefined ? m[3].replace(/\\(.)/g, '$1') : m[2];
@@ -399,9 +400,8 @@ export function parseGoDuration(text: string, what: string): number {
   const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y;
   let total = 0;
   let pos = 0;
-  let m: RegExpExecArray | null;
   re.lastIndex = 0;
-  while ((m = re.exec(text)) !== null) {
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
     total += Number(m[1]) * DURATION_UNITS[m[2]];
     pos = re.lastIndex;
   }
