@@ -46,6 +46,7 @@ const { values: flags } = parseArgs({
     'no-write': { type: 'boolean', default: process.env.SONDE_BENCH_WRITE === '0' },
     pin: { type: 'boolean', default: process.env.SONDE_BENCH_PIN === '1' },
   },
+  allowPositionals: true,
 });
 const quick = flags.quick === true;
 

@@ -157,6 +157,8 @@ export interface ReceiverOptions {
   dataDir: string;
   /** Extra environment (e.g. SONDE_TEMPO_ENDPOINT). */
   env?: Record<string, string>;
+  /** Arguments of sonde-receiver (e.g. --config file). */
+  args?: string[];
 }
 
 /**
@@ -177,7 +179,7 @@ export async function startReceiver(options: ReceiverOptions): Promise<Server> {
       ...options.env,
     };
     delete env.SONDE_CONFIG;
-    const child = spawnNode([...(options.nodeArgs ?? []), RECEIVER_BIN], {
+    const child = spawnNode([...(options.nodeArgs ?? []), RECEIVER_BIN, ...(options.args ?? [])], {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

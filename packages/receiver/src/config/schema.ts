@@ -188,7 +188,10 @@ export const configSchema = z.strictObject({
   trace_store: z
     .strictObject({
       /** Keep traces in an embedded database and answer Tempo's query API on the admin port: auto = when tempo.endpoint is empty. */
-      enabled: z.union([z.literal('auto'), z.boolean()]).default('auto'),
+      enabled: z
+        .union([z.enum(['auto', 'true', 'false']), z.boolean()])
+        .default('auto')
+        .transform((v) => (v === 'true' ? true : v === 'false' ? false : v)),
       /** The SQLite file, relative to data_dir (or absolute). */
       path: z.string().min(1).default('traces.db'),
       /** Spans older than this (by arrival) are removed. */

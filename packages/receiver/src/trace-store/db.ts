@@ -7,43 +7,62 @@
  * Tables:
  * - batches: one row per written batch (arrival time, bytes, the last row id it wrote in each table):
  *   retention removes whole batches, oldest first, by row-id ranges (no scans).
- * - chunks:  per trace and resource, the encoded OTLP ResourceSpans (trace by id returns these).
+ * - blobs:   per batch, its chunks end to end, compressed (zstd).
+ * - chunks:  per trace and resource, where its encoded OTLP ResourceSpans sits in a blob (trace by id
+ *            returns these).
  * - traces:  per trace, its extent and root span's service and name (search results).
- * - spans:   per span, the indexed fields (service, name, status, duration, start time).
+ * - spans:   per span, the indexed fields (service, name, status, duration class); start time is
+ *            checked per row, the row ids (arrival order) bound by the time window via batches.
  * - tags:    per span, the values of the indexed attribute keys ("span.http.route", "resource.x").
  * - tag_values: the distinct values of each searchable key, for the tag-values API.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { constants as zlib, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import type { ScanResult } from './scan';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS batches (
   id INTEGER PRIMARY KEY, received_ms INTEGER NOT NULL, spans INTEGER NOT NULL DEFAULT 0,
-  bytes INTEGER NOT NULL DEFAULT 0, last_span INTEGER NOT NULL DEFAULT 0, last_tag INTEGER NOT NULL DEFAULT 0,
-  last_chunk INTEGER NOT NULL DEFAULT 0);
+  bytes INTEGER NOT NULL DEFAULT 0, last_span INTEGER NOT NULL DEFAULT 0, last_chunk INTEGER NOT NULL DEFAULT 0,
+  last_blob INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS batches_received ON batches (received_ms);
+CREATE TABLE IF NOT EXISTS blobs (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS chunks (
-  id INTEGER PRIMARY KEY, trace_id BLOB NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, data BLOB NOT NULL);
+  id INTEGER PRIMARY KEY AUTOINCREMENT, trace_id BLOB NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
+  blob INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_trace ON chunks (trace_id);
 CREATE TABLE IF NOT EXISTS traces (
   trace_id BLOB PRIMARY KEY, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
   root_service TEXT, root_name TEXT, batch INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS traces_batch ON traces (batch);
 CREATE TABLE IF NOT EXISTS spans (
-  id INTEGER PRIMARY KEY, trace_id BLOB NOT NULL, span_id BLOB NOT NULL, service TEXT NOT NULL, name TEXT NOT NULL,
-  kind INTEGER NOT NULL, status INTEGER NOT NULL, start_ns INTEGER NOT NULL, duration_ns INTEGER NOT NULL);
+  id INTEGER PRIMARY KEY AUTOINCREMENT, trace_id BLOB NOT NULL, span_id BLOB NOT NULL, service TEXT NOT NULL,
+  name TEXT NOT NULL, kind INTEGER NOT NULL, status INTEGER NOT NULL, start_ns INTEGER NOT NULL,
+  duration_ns INTEGER NOT NULL, duration_class INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS spans_service ON spans (service);
 CREATE INDEX IF NOT EXISTS spans_name ON spans (name);
 CREATE INDEX IF NOT EXISTS spans_status ON spans (status);
-CREATE INDEX IF NOT EXISTS spans_duration ON spans (duration_ns);
-CREATE INDEX IF NOT EXISTS spans_start ON spans (start_ns);
-CREATE TABLE IF NOT EXISTS tags (id INTEGER PRIMARY KEY, key TEXT NOT NULL, value TEXT NOT NULL, span INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS tags_key_value ON tags (key, value, span);
+CREATE INDEX IF NOT EXISTS spans_duration ON spans (duration_class);
+CREATE TABLE IF NOT EXISTS tags (
+  key TEXT NOT NULL, value TEXT NOT NULL, span INTEGER NOT NULL, PRIMARY KEY (key, value, span)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tag_values (
   key TEXT NOT NULL, value TEXT NOT NULL, batch INTEGER NOT NULL, PRIMARY KEY (key, value)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tag_values_batch ON tag_values (batch);
 `;
+
+/**
+ * The duration index holds a class, not the exact duration: floor(log2(ns)), 0-63. A handful of
+ * values keeps inserts cheap (appends within each class, where exact durations land at random
+ * places); the exact duration_ns is checked on the rows the index selects.
+ */
+export function durationClass(ns: bigint): number {
+  return ns <= 0n ? 0 : ns.toString(2).length - 1;
+}
+
+/** Rows per multi-row INSERT (fewer calls into SQLite; well under its 32,766 bound on parameters). */
+const ROWS_PER_INSERT = 64;
 
 export interface WriteResult {
   spans: number;
@@ -74,6 +93,8 @@ export class TraceDb {
       db.exec('PRAGMA journal_mode = WAL');
       db.exec('PRAGMA synchronous = NORMAL');
       db.exec('PRAGMA cache_size = -32768');
+      // Checkpoints (WAL to database, with an fsync) every 16 MiB of WAL rather than every 4 MiB.
+      db.exec('PRAGMA wal_autocheckpoint = 4096');
       db.exec(SCHEMA);
     }
     db.exec('PRAGMA temp_store = MEMORY');
@@ -103,31 +124,54 @@ export class TraceDb {
     db.exec('BEGIN');
     try {
       const batch = Number(this.stmt('INSERT INTO batches (received_ms) VALUES (?)').run(receivedMs).lastInsertRowid);
-      const insertChunk = this.stmt('INSERT INTO chunks (trace_id, start_ns, end_ns, data) VALUES (?, ?, ?, ?)');
+      // The batch's chunks, end to end, compressed as one blob (zstd, level 1); chunks point into it.
       let lastChunk = 0;
-      for (const c of scan.chunks) {
-        lastChunk = Number(insertChunk.run(c.traceId, c.startNs, c.endNs, c.data).lastInsertRowid);
+      let lastBlob = 0;
+      if (scan.chunks.length > 0) {
+        const all = Buffer.concat(scan.chunks.map((c) => c.data));
+        const packed = zstdCompressSync(all, { params: { [zlib.ZSTD_c_compressionLevel]: 1 } });
+        lastBlob = Number(this.stmt('INSERT INTO blobs (data) VALUES (?)').run(packed).lastInsertRowid);
+        let offset = 0;
+        for (let at = 0; at < scan.chunks.length; at += ROWS_PER_INSERT) {
+          const n = Math.min(ROWS_PER_INSERT, scan.chunks.length - at);
+          const params: (Uint8Array | number | bigint)[] = [];
+          for (let i = at; i < at + n; i++) {
+            const c = scan.chunks[i];
+            params.push(c.traceId, c.startNs, c.endNs, lastBlob, offset, c.data.length);
+            offset += c.data.length;
+          }
+          lastChunk = Number(this.multiInsert('chunks', CHUNK_COLUMNS, n).run(...params).lastInsertRowid);
+        }
       }
       const roots = new Map<string, { service: string; name: string }>();
-      const insertSpan = this.stmt(
-        'INSERT INTO spans (trace_id, span_id, service, name, kind, status, start_ns, duration_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-      );
-      const insertTag = this.stmt('INSERT INTO tags (key, value, span) VALUES (?, ?, ?)');
       const values = new Map<string, [string, string]>();
+      const spans = scan.spans;
+      const tagParams: (string | number)[] = [];
       let lastSpan = 0;
-      let lastTag = 0;
-      for (const s of scan.spans) {
-        lastSpan = Number(
-          insertSpan.run(s.traceId, s.spanId, s.service, s.name, s.kind, s.status, s.startNs, s.durationNs)
-            .lastInsertRowid,
-        );
-        for (const [k, v] of s.tags) {
-          lastTag = Number(insertTag.run(k, v, lastSpan).lastInsertRowid);
-          values.set(`${k}\0${v}`, [k, v]);
+      for (let at = 0; at < spans.length; at += ROWS_PER_INSERT) {
+        const n = Math.min(ROWS_PER_INSERT, spans.length - at);
+        const params: (Uint8Array | string | number | bigint)[] = [];
+        for (let i = at; i < at + n; i++) {
+          const s = spans[i];
+          params.push(s.traceId, s.spanId, s.service, s.name, s.kind, s.status, s.startNs, s.durationNs);
+          params.push(durationClass(s.durationNs));
         }
-        values.set(`resource.service.name\0${s.service}`, ['resource.service.name', s.service]);
-        values.set(`name\0${s.name}`, ['name', s.name]);
-        if (s.root) roots.set(hex(s.traceId), { service: s.service, name: s.name });
+        lastSpan = Number(this.multiInsert('spans', SPAN_COLUMNS, n).run(...params).lastInsertRowid);
+        const first = lastSpan - n + 1;
+        for (let i = at; i < at + n; i++) {
+          const s = spans[i];
+          for (const [k, v] of s.tags) {
+            tagParams.push(k, v, first + i - at);
+            values.set(`${k}\0${v}`, [k, v]);
+          }
+          values.set(`resource.service.name\0${s.service}`, ['resource.service.name', s.service]);
+          values.set(`name\0${s.name}`, ['name', s.name]);
+          if (s.root) roots.set(s.traceHex, { service: s.service, name: s.name });
+        }
+      }
+      for (let at = 0; at < tagParams.length; at += 3 * ROWS_PER_INSERT) {
+        const part = tagParams.slice(at, at + 3 * ROWS_PER_INSERT);
+        this.multiInsert('tags', TAG_COLUMNS, part.length / 3).run(...part);
       }
       const upsertTrace = this.stmt(
         `INSERT INTO traces (trace_id, start_ns, end_ns, root_service, root_name, batch) VALUES (?, ?, ?, ?, ?, ?)
@@ -138,6 +182,7 @@ export class TraceDb {
       const extents = new Map<string, { id: Uint8Array; start: bigint; end: bigint }>();
       for (const c of scan.chunks) {
         const key = hex(c.traceId);
+        // (chunks carry raw ids; spans carry their hex)
         const e = extents.get(key);
         if (!e) extents.set(key, { id: c.traceId, start: c.startNs, end: c.endNs });
         else {
@@ -154,14 +199,31 @@ export class TraceDb {
       );
       for (const [k, v] of values.values()) upsertValue.run(k, v, batch);
       this.stmt(
-        'UPDATE batches SET spans = ?, bytes = ?, last_span = ?, last_tag = ?, last_chunk = ? WHERE id = ?',
-      ).run(scan.spans.length, bytes, lastSpan, lastTag, lastChunk, batch);
+        'UPDATE batches SET spans = ?, bytes = ?, last_span = ?, last_chunk = ?, last_blob = ? WHERE id = ?',
+      ).run(scan.spans.length, bytes, lastSpan, lastChunk, lastBlob, batch);
       db.exec('COMMIT');
     } catch (err) {
       db.exec('ROLLBACK');
       throw err;
     }
     return { spans: scan.spans.length, bytes };
+  }
+
+  /** Drops the secondary indexes (bulk loads: build them once afterwards with createIndexes). */
+  dropIndexes(): void {
+    for (const m of SCHEMA.matchAll(/CREATE INDEX IF NOT EXISTS (\w+)/g)) this.db.exec(`DROP INDEX IF EXISTS ${m[1]}`);
+  }
+
+  createIndexes(): void {
+    this.db.exec(SCHEMA);
+  }
+
+  private multiInsert(table: string, columns: string, rows: number): StatementSync {
+    const one = `(${columns
+      .split(',')
+      .map(() => '?')
+      .join(', ')})`;
+    return this.stmt(`INSERT INTO ${table} (${columns}) VALUES ${Array(rows).fill(one).join(', ')}`);
   }
 
   /** Bytes the database's live pages take (freed pages not counted). */
@@ -203,14 +265,19 @@ export class TraceDb {
 
   private removeUpTo(batch: number, removed: RetentionResult): void {
     const last = this.stmt(
-      'SELECT max(last_span) AS s, max(last_tag) AS t, max(last_chunk) AS c, sum(spans) AS n, count(*) AS b FROM batches WHERE id <= ?',
+      'SELECT max(last_span) AS s, max(last_chunk) AS c, max(last_blob) AS x, sum(spans) AS n, count(*) AS b FROM batches WHERE id <= ?',
     ).get(batch);
     if (!last || Number(last.b) === 0) return;
     this.db.exec('BEGIN');
     try {
       this.stmt('DELETE FROM spans WHERE id <= ?').run(Number(last.s));
-      this.stmt('DELETE FROM tags WHERE id <= ?').run(Number(last.t));
+      // tags are keyed by (key, value, span): one range per searchable value.
+      const deleteTags = this.stmt('DELETE FROM tags WHERE key = ? AND value = ? AND span <= ?');
+      for (const row of this.stmt('SELECT key, value FROM tag_values').all()) {
+        deleteTags.run(row.key as string, row.value as string, Number(last.s));
+      }
       this.stmt('DELETE FROM chunks WHERE id <= ?').run(Number(last.c));
+      this.stmt('DELETE FROM blobs WHERE id <= ?').run(Number(last.x));
       this.stmt('DELETE FROM traces WHERE batch <= ?').run(batch);
       this.stmt('DELETE FROM tag_values WHERE batch <= ?').run(batch);
       this.stmt('DELETE FROM batches WHERE id <= ?').run(batch);
@@ -225,21 +292,47 @@ export class TraceDb {
 
   /** The stored chunks (encoded ResourceSpans) of a trace, optionally only those overlapping [startNs, endNs]. */
   traceChunks(traceId: Buffer, startNs?: bigint, endNs?: bigint): Buffer[] {
-    const rows =
-      startNs === undefined && endNs === undefined
-        ? this.stmt('SELECT data FROM chunks WHERE trace_id = ? ORDER BY id').all(traceId)
-        : this.stmt('SELECT data FROM chunks WHERE trace_id = ? AND end_ns >= ? AND start_ns <= ? ORDER BY id').all(
-            traceId,
-            startNs ?? 0n,
-            endNs ?? 2n ** 63n - 1n,
-          );
-    return rows.map((r) => Buffer.from(r.data as Uint8Array));
+    const rows = this.stmt(
+      'SELECT blob, offset, length FROM chunks WHERE trace_id = ? AND end_ns >= ? AND start_ns <= ? ORDER BY id',
+    ).all(traceId, startNs ?? 0n, endNs ?? 2n ** 63n - 1n);
+    const getBlob = this.stmt('SELECT data FROM blobs WHERE id = ?');
+    const unpacked = new Map<number, Buffer>();
+    const out: Buffer[] = [];
+    for (const r of rows) {
+      const id = Number(r.blob);
+      let data = unpacked.get(id);
+      if (!data) {
+        const row = getBlob.get(id);
+        if (!row) continue;
+        data = zstdDecompressSync(row.data as Uint8Array);
+        unpacked.set(id, data);
+      }
+      const offset = Number(r.offset);
+      out.push(data.subarray(offset, offset + Number(r.length)));
+    }
+    return out;
+  }
+
+  /**
+   * The span row ids that can hold spans starting in [startMs, endMs]: rows are numbered in arrival
+   * order, and a span arrives after it starts (give or take `slackMs` of clock skew) and, unless an
+   * exporter held it back for longer than `slackMs`, soon after it ends. Returns (lo, hi]: ids above
+   * lo, up to hi.
+   */
+  spanIdRange(startMs: number, endMs: number, slackMs: number): { lo: number; hi: number } {
+    const lo = this.stmt('SELECT max(last_span) AS id FROM batches WHERE received_ms < ?').get(startMs - slackMs);
+    const hi = this.stmt('SELECT min(last_span) AS id FROM batches WHERE received_ms > ?').get(endMs + slackMs);
+    return { lo: Number(lo?.id ?? 0), hi: hi?.id == null ? Number.MAX_SAFE_INTEGER : Number(hi.id) };
   }
 
   spanCount(): number {
     return Number(this.stmt('SELECT count(*) AS n FROM spans').get()?.n ?? 0);
   }
 }
+
+const SPAN_COLUMNS = 'trace_id, span_id, service, name, kind, status, start_ns, duration_ns, duration_class';
+const TAG_COLUMNS = 'key, value, span';
+const CHUNK_COLUMNS = 'trace_id, start_ns, end_ns, blob, offset, length';
 
 export function hex(id: Uint8Array): string {
   return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex');

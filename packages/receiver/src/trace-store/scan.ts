@@ -12,6 +12,8 @@ const LEN = WireType.LEN;
 export interface SpanRow {
   /** 16 bytes. */
   traceId: Uint8Array;
+  /** The same, as hex. */
+  traceHex: string;
   /** 8 bytes (empty when absent). */
   spanId: Uint8Array;
   root: boolean;
@@ -108,7 +110,7 @@ function scanResourceSpans(r: ProtoReader, end: number, options: ScanOptions, ou
           const row = scanSpan(r, spanEnd, options);
           r.pos = spanEnd;
           if (row.traceId.length !== 16) continue;
-          const hex = Buffer.from(row.traceId.buffer, row.traceId.byteOffset, 16).toString('hex');
+          const hex = row.traceHex;
           let list = scope.spans.get(hex);
           if (!list) {
             list = [];
@@ -158,6 +160,7 @@ function scanSpan(r: ProtoReader, end: number, options: ScanOptions): SpanRow {
   const buf = r.buf;
   const row: SpanRow = {
     traceId: EMPTY,
+    traceHex: '',
     spanId: EMPTY,
     root: true,
     name: '',
@@ -173,9 +176,8 @@ function scanSpan(r: ProtoReader, end: number, options: ScanOptions): SpanRow {
     const t = r.uint32();
     switch (t) {
       case (1 << 3) | LEN: {
-        const e = r.delimitedEnd();
-        row.traceId = buf.subarray(r.pos, e);
-        r.pos = e;
+        row.traceHex = r.id(16, 'traceId');
+        row.traceId = buf.subarray(r.pos - row.traceHex.length / 2, r.pos);
         break;
       }
       case (2 << 3) | LEN: {
@@ -205,8 +207,8 @@ function scanSpan(r: ProtoReader, end: number, options: ScanOptions): SpanRow {
       case (9 << 3) | LEN: {
         const kvEnd = r.delimitedEnd();
         if (options.indexedAttributes.size > 0) {
-          const kv = readStringAttribute(r, kvEnd);
-          if (kv && options.indexedAttributes.has(kv[0])) row.tags.push([`span.${kv[0]}`, kv[1]]);
+          const kv = readStringAttribute(r, kvEnd, options.indexedAttributes);
+          if (kv) row.tags.push([`span.${kv[0]}`, kv[1]]);
         }
         r.pos = kvEnd;
         break;
@@ -229,14 +231,19 @@ function scanSpan(r: ProtoReader, end: number, options: ScanOptions): SpanRow {
   return row;
 }
 
-/** A KeyValue whose value is a string, int, double or bool, as [key, text]; undefined for other kinds. */
-function readStringAttribute(r: ProtoReader, end: number): [string, string] | undefined {
+/**
+ * A KeyValue whose value is a string, int, double or bool, as [key, text]; undefined for other kinds,
+ * and, when `wanted` is given, for keys not in it (their value is not read).
+ */
+function readStringAttribute(r: ProtoReader, end: number, wanted?: ReadonlySet<string>): [string, string] | undefined {
   let key = '';
   let value: string | undefined;
   while (r.pos < end) {
     const t = r.uint32();
-    if (t === ((1 << 3) | LEN)) key = r.string();
-    else if (t === ((2 << 3) | LEN)) {
+    if (t === ((1 << 3) | LEN)) {
+      key = r.string();
+      if (wanted && !wanted.has(key)) return undefined;
+    } else if (t === ((2 << 3) | LEN)) {
       const vEnd = r.delimitedEnd();
       while (r.pos < vEnd) {
         const vt = r.uint32();

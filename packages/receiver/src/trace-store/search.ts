@@ -55,6 +55,9 @@ interface Found {
   latest: number;
 }
 
+/** How far a span's arrival may be from its start (clock skew) or end (exporters' delays), for the time window. */
+export const ARRIVAL_SLACK_MS = 3600_000;
+
 export function search(db: TraceDb, query: SpansetQuery, options: SearchOptions): SearchResult {
   const found = new Map<string, Found>();
   let inspectedSpans = 0;
@@ -104,15 +107,20 @@ function collect(
   inspected: Set<string>,
 ): number {
   const columns = 's.id, s.trace_id, s.span_id, s.name, s.start_ns, s.duration_ns';
-  // The time window is checked row by row (unary + keeps SQLite off the start index, which would
-  // lose the most-recent-first order): the scan stops as soon as `limit` traces are found.
-  const window = '+s.start_ns >= ? AND +s.start_ns <= ?';
+  // Most recent first, so that the scan stops as soon as `limit` traces are found. The time window
+  // bounds the row ids (arrival order, see spanIdRange), then is checked row by row.
+  const { lo, hi } = db.spanIdRange(
+    Number(o.startNs / 1_000_000n),
+    o.endNs >= BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(o.endNs / 1_000_000n),
+    ARRIVAL_SLACK_MS,
+  );
+  const window = 's.start_ns >= ? AND s.start_ns <= ?';
   const sql = q.driver
-    ? `SELECT ${columns} FROM tags d JOIN spans s ON s.id = d.span WHERE d.key = ? AND d.value = ? AND ${q.where} AND ${window} ORDER BY d.span DESC`
-    : `SELECT ${columns} FROM spans s WHERE ${q.where} AND ${window} ORDER BY s.id DESC`;
+    ? `SELECT ${columns} FROM tags d JOIN spans s ON s.id = d.span WHERE d.key = ? AND d.value = ? AND d.span > ? AND d.span <= ? AND ${q.where} AND ${window} ORDER BY d.span DESC`
+    : `SELECT ${columns} FROM spans s WHERE s.id > ? AND s.id <= ? AND ${q.where} AND ${window} ORDER BY s.id DESC`;
   const params = q.driver
-    ? [q.driver.key, q.driver.value, ...q.params, o.startNs, o.endNs]
-    : [...q.params, o.startNs, o.endNs];
+    ? [q.driver.key, q.driver.value, lo, hi, ...q.params, o.startNs, o.endNs]
+    : [lo, hi, ...q.params, o.startNs, o.endNs];
   const stmt = db.stmt(sql);
   stmt.setReadBigInts(true);
   const checkTrace =

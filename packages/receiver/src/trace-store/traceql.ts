@@ -17,6 +17,8 @@
  * The legacy search's `tags` (logfmt) and `minDuration`/`maxDuration` compile through the same path.
  */
 
+import { durationClass } from './db';
+
 export class UnsupportedQueryError extends Error {
   constructor(message: string) {
     super(message);
@@ -480,8 +482,16 @@ function sql(e: SpanExpr, params: (string | number | bigint)[]): string {
       return compare('s.status', STATUS[value.value as string]);
     case 'kind':
       return compare('s.kind', KIND[value.value as string]);
-    case 'duration':
-      return compare('s.duration_ns', BigInt(Math.round(value.value as number)));
+    case 'duration': {
+      // The duration index holds floor(log2(ns)) (see db.ts): a range of it narrows, the exact value decides.
+      const ns = BigInt(Math.round(value.value as number));
+      const cls = durationClass(ns);
+      const exact = compare('s.duration_ns', ns);
+      if (op === '>' || op === '>=') return `(s.duration_class >= ${cls} AND ${exact})`;
+      if (op === '<' || op === '<=') return `(s.duration_class <= ${cls} AND ${exact})`;
+      if (op === '=') return `(s.duration_class = ${cls} AND ${exact})`;
+      return exact;
+    }
     case 'tag': {
       const keys = field.keys.map(() => '?').join(', ');
       params.push(...field.keys);
