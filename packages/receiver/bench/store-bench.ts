@@ -266,7 +266,7 @@ export async function runStoreBench(
  * with fresh trace ids (in the index rows and inside the stored OTLP) and start times moved so that
  * the copies spread over the last 24 hours. Indexes are built once at the end.
  */
-function buildDataset(
+export function buildDataset(
   path: string,
   payload: Payload,
   spans: number,

@@ -55,8 +55,11 @@ interface Found {
   latest: number;
 }
 
-/** How far a span's arrival may be from its start (clock skew) or end (exporters' delays), for the time window. */
-export const ARRIVAL_SLACK_MS = 3600_000;
+/**
+ * How far a span's arrival may be before its start (clock skew) or after the window's end (export
+ * delays: batch processors wait seconds) for a time-windowed search to find it.
+ */
+export const ARRIVAL_SLACK_MS = 5 * 60_000;
 
 export function search(db: TraceDb, query: SpansetQuery, options: SearchOptions): SearchResult {
   const found = new Map<string, Found>();
