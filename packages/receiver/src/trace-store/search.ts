@@ -114,7 +114,7 @@ function collect(
   // bounds the row ids (arrival order, see spanIdRange), then is checked row by row.
   const { lo, hi } = db.spanIdRange(
     Number(o.startNs / 1_000_000n),
-    o.endNs >= BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(o.endNs / 1_000_000n),
+    Number(o.endNs / 1_000_000n),
     ARRIVAL_SLACK_MS,
   );
   const window = 's.start_ns >= ? AND s.start_ns <= ?';
