@@ -36,6 +36,9 @@ export interface LatencyStats {
 export interface StoreBenchResult {
   intakeOff: ThroughputResult;
   intakeOn: ThroughputResult;
+  /** With trace_store.on_full: drop: intake, and the accepted spans the store dropped. */
+  intakeDrop: ThroughputResult;
+  droppedSpans: number;
   /** Spans the store wrote during the measured window and until its queue drained, per second of that time. */
   storeWriteSpansPerSec: number;
   storeWrittenSpans: number;
@@ -124,6 +127,29 @@ export async function runStoreBench(
       `  store off ${fmtInt(intakeOff.spansPerSec)} spans/s, store on ${fmtInt(intakeOn.spansPerSec)} spans/s accepted ` +
         `(${intakeOn.non2xx} refused requests): ${((intakeOn.spansPerSec / intakeOff.spansPerSec) * 100).toFixed(1)}%; ` +
         `the store wrote ${fmtInt(written)} spans in ${drainSec.toFixed(1)} s (${fmtInt(storeWriteSpansPerSec)} spans/s, warm-up included)`,
+    );
+
+    log('store: intake with the store on and on_full: drop (full queue: accept, do not store), fresh receiver');
+    const dropPort = await freePort();
+    const dropConfig = join(work, 'drop.yaml');
+    writeFileSync(dropConfig, `trace_store:\n  on_full: drop\n  indexed_attributes: [${INDEXED.join(', ')}]\n`);
+    const drop = await startReceiverProcess({
+      dataDir: join(work, 'drop'),
+      env: { SONDE_TRACE_STORE: 'true', SONDE_ADMIN_ADDR: `127.0.0.1:${dropPort}` },
+      args: ['--config', dropConfig],
+    });
+    let intakeDrop: ThroughputResult;
+    let droppedSpans = 0;
+    try {
+      [intakeDrop] = await compareMaxThroughput([drop], payload, settings, log);
+      droppedSpans = await scrape(dropPort, 'sonde_trace_store_dropped_spans_total');
+    } finally {
+      await drop.stop();
+    }
+    intakeDrop.server = 'receiver, store on, on_full: drop';
+    log(
+      `  store on (drop) ${fmtInt(intakeDrop.spansPerSec)} spans/s accepted: ${((intakeDrop.spansPerSec / intakeOff.spansPerSec) * 100).toFixed(1)}% of store off; ` +
+        `${fmtInt(droppedSpans)} of the accepted spans not stored`,
     );
 
     log(`store: building a data set of ${fmtInt(options.datasetSpans)} spans straight into the database (bulk)`);
@@ -247,6 +273,8 @@ export async function runStoreBench(
     return {
       intakeOff,
       intakeOn,
+      intakeDrop,
+      droppedSpans,
       storeWriteSpansPerSec,
       storeWrittenSpans: written,
       storeDrainSec: drainSec,
@@ -343,4 +371,36 @@ export function buildDataset(
   db.db.exec('PRAGMA optimize');
   db.close();
   return { spans: written, traces, seconds: (performance.now() - started) / 1000, sampleIds, routes };
+}
+
+const pct = (a: number, b: number) => `${((a / b) * 100).toFixed(1)}%`;
+
+/** The store section of docs/benchmarks.md (and of `npm run bench -- store`'s output). */
+export function renderStoreSection(r: StoreBenchResult): string {
+  const q = (name: string) => r.queries.find((x) => x.name.startsWith(name));
+  const byId = q('trace by id');
+  const tag = q('tag search, TraceQL attribute (1 h');
+  const lines = [
+    '## Embedded trace store',
+    '',
+    '| target | measured | verdict |',
+    '|---|---|---|',
+    `| intake with the store on ≥ 70% of intake without it (100 spans/request) | ${pct(r.intakeOn.spansPerSec, r.intakeOff.spansPerSec)} (${fmtInt(r.intakeOn.spansPerSec)} vs ${fmtInt(r.intakeOff.spansPerSec)} spans/s; ${r.intakeOn.non2xx} requests refused with 503) | ${r.intakeOn.spansPerSec >= 0.7 * r.intakeOff.spansPerSec ? 'met' : '**MISSED**'} |`,
+    `| trace by id p99 < 20 ms (${fmtInt(r.datasetSpans)} spans stored) | ${byId?.p99Ms.toFixed(1)} ms | ${byId && byId.p99Ms < 20 ? 'met' : '**MISSED**'} |`,
+    `| tag search over 10 million spans p99 < 500 ms | ${tag?.p99Ms.toFixed(1)} ms over ${fmtInt(r.datasetSpans)} spans | ${tag && tag.p99Ms < 500 ? (r.datasetSpans >= 10_000_000 ? 'met' : `met at ${fmtInt(r.datasetSpans)} spans`) : '**MISSED**'} |`,
+    '',
+    `Store write rate: ${fmtInt(r.storeWrittenSpans)} spans written in ${r.storeDrainSec.toFixed(1)} s (from the start of the store-on run until its queue was empty): ${fmtInt(r.storeWriteSpansPerSec)} spans/s. ` +
+      `With \`on_full: drop\`, intake was ${fmtInt(r.intakeDrop.spansPerSec)} spans/s (${pct(r.intakeDrop.spansPerSec, r.intakeOff.spansPerSec)} of store off) and ${fmtInt(r.droppedSpans)} accepted spans were not stored.`,
+    '',
+    `Data set: ${fmtInt(r.datasetSpans)} spans in ${fmtInt(r.datasetTraces)} traces (the bench payloads with fresh trace ids, spread over 24 hours), ${(r.databaseBytes / 2 ** 30).toFixed(2)} GiB on disk, written in ${r.datasetBuildSec.toFixed(0)} s through TraceDb (indexes built after the load). Requests one at a time over HTTP to a receiver serving it:`,
+    '',
+    '| query | request | p50 | p99 | max | per answer |',
+    '|---|---|---|---|---|---|',
+    ...r.queries.map(
+      (x) =>
+        `| ${x.name} | \`${x.request}\` | ${x.p50Ms.toFixed(1)} ms | ${x.p99Ms.toFixed(1)} ms | ${x.maxMs.toFixed(1)} ms | ${x.avgResult.toFixed(1)} ${x.name.startsWith('trace by id') ? 'bytes' : x.name.startsWith('tag values') ? 'values' : 'traces'} |`,
+    ),
+    '',
+  ];
+  return lines.join('\n');
 }
