@@ -163,7 +163,8 @@ export interface ReceiverOptions {
 
 /**
  * Starts the receiver through its CLI (bin/sonde-receiver.js, the built dist/) with
- * SONDE_LOG_LEVEL=warn and the default configuration, every listener on 127.0.0.1.
+ * SONDE_LOG_LEVEL=warn and the default configuration except the trace store (off unless `env` turns it
+ * on), every listener on 127.0.0.1.
  */
 export async function startReceiver(options: ReceiverOptions): Promise<Server> {
   let lastError = '';
@@ -176,6 +177,9 @@ export async function startReceiver(options: ReceiverOptions): Promise<Server> {
       SONDE_ADMIN_ADDR: '127.0.0.1:0',
       SONDE_LOG_LEVEL: 'warn',
       SONDE_DATA_DIR: options.dataDir,
+      // The embedded trace store is on by default (no Tempo endpoint); the intake sections measure
+      // intake without it, and the store section (store-bench.ts) turns it on and compares.
+      SONDE_TRACE_STORE: 'false',
       ...options.env,
     };
     delete env.SONDE_CONFIG;
