@@ -9,8 +9,8 @@
  *   retention removes whole batches, oldest first, by row-id ranges (no scans).
  * - blobs:   per batch, its chunks end to end, compressed (zstd).
  * - chunks:  per trace and resource, where its encoded OTLP ResourceSpans sits in a blob (trace by id
- *            returns these).
- * - traces:  per trace, its extent and root span's service and name (search results).
+ *            returns these), its time extent, and the root span's service and name when it holds the
+ *            root (search results aggregate a trace's chunks: no per-trace row to update at random).
  * - spans:   per span, the indexed fields (service, name, status, duration class); start time is
  *            checked per row, the row ids (arrival order) bound by the time window via batches.
  * - tags:    per span, the values of the indexed attribute keys ("span.http.route", "resource.x").
@@ -31,12 +31,8 @@ CREATE INDEX IF NOT EXISTS batches_received ON batches (received_ms);
 CREATE TABLE IF NOT EXISTS blobs (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS chunks (
   id INTEGER PRIMARY KEY AUTOINCREMENT, trace_id BLOB NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
-  blob INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL);
+  blob INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, root_service TEXT, root_name TEXT);
 CREATE INDEX IF NOT EXISTS chunks_trace ON chunks (trace_id);
-CREATE TABLE IF NOT EXISTS traces (
-  trace_id BLOB PRIMARY KEY, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
-  root_service TEXT, root_name TEXT, batch INTEGER NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS traces_batch ON traces (batch);
 CREATE TABLE IF NOT EXISTS spans (
   id INTEGER PRIMARY KEY AUTOINCREMENT, trace_id BLOB NOT NULL, span_id BLOB NOT NULL, service TEXT NOT NULL,
   name TEXT NOT NULL, kind INTEGER NOT NULL, status INTEGER NOT NULL, start_ns INTEGER NOT NULL,
@@ -126,25 +122,6 @@ export class TraceDb {
     db.exec('BEGIN');
     try {
       const batch = Number(this.stmt('INSERT INTO batches (received_ms) VALUES (?)').run(receivedMs).lastInsertRowid);
-      // The batch's chunks, end to end, compressed as one blob (zstd, level 1); chunks point into it.
-      let lastChunk = 0;
-      let lastBlob = 0;
-      if (scan.chunks.length > 0) {
-        const all = Buffer.concat(scan.chunks.map((c) => c.data));
-        const packed = zstdCompressSync(all, { params: { [zlib.ZSTD_c_compressionLevel]: 1 } });
-        lastBlob = Number(this.stmt('INSERT INTO blobs (data) VALUES (?)').run(packed).lastInsertRowid);
-        let offset = 0;
-        for (let at = 0; at < scan.chunks.length; at += ROWS_PER_INSERT) {
-          const n = Math.min(ROWS_PER_INSERT, scan.chunks.length - at);
-          const params: (Uint8Array | number | bigint)[] = [];
-          for (let i = at; i < at + n; i++) {
-            const c = scan.chunks[i];
-            params.push(c.traceId, c.startNs, c.endNs, lastBlob, offset, c.data.length);
-            offset += c.data.length;
-          }
-          lastChunk = Number(this.multiInsert('chunks', CHUNK_COLUMNS, n).run(...params).lastInsertRowid);
-        }
-      }
       const roots = new Map<string, { service: string; name: string }>();
       const values = new Map<string, [string, string]>();
       const spans = scan.spans;
@@ -175,26 +152,28 @@ export class TraceDb {
         const part = tagParams.slice(at, at + 3 * ROWS_PER_INSERT);
         this.multiInsert('tags', TAG_COLUMNS, part.length / 3).run(...part);
       }
-      const upsertTrace = this.stmt(
-        `INSERT INTO traces (trace_id, start_ns, end_ns, root_service, root_name, batch) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (trace_id) DO UPDATE SET start_ns = min(start_ns, excluded.start_ns),
-           end_ns = max(end_ns, excluded.end_ns), root_service = coalesce(excluded.root_service, root_service),
-           root_name = coalesce(excluded.root_name, root_name), batch = excluded.batch`,
-      );
-      const extents = new Map<string, { id: Uint8Array; start: bigint; end: bigint }>();
-      for (const c of scan.chunks) {
-        const key = hex(c.traceId);
-        // (chunks carry raw ids; spans carry their hex)
-        const e = extents.get(key);
-        if (!e) extents.set(key, { id: c.traceId, start: c.startNs, end: c.endNs });
-        else {
-          if (c.startNs < e.start) e.start = c.startNs;
-          if (c.endNs > e.end) e.end = c.endNs;
+      // The batch's chunks, end to end, compressed as one blob (zstd, level 1); chunks point into it.
+      let lastChunk = 0;
+      let lastBlob = 0;
+      if (scan.chunks.length > 0) {
+        const all = Buffer.concat(scan.chunks.map((c) => c.data));
+        const packed = zstdCompressSync(all, { params: { [zlib.ZSTD_c_compressionLevel]: 1 } });
+        lastBlob = Number(this.stmt('INSERT INTO blobs (data) VALUES (?)').run(packed).lastInsertRowid);
+        let offset = 0;
+        for (let at = 0; at < scan.chunks.length; at += ROWS_PER_INSERT) {
+          const n = Math.min(ROWS_PER_INSERT, scan.chunks.length - at);
+          const params: (Uint8Array | string | number | bigint | null)[] = [];
+          for (let i = at; i < at + n; i++) {
+            const c = scan.chunks[i];
+            const key = hex(c.traceId);
+            const root = roots.get(key);
+            roots.delete(key); // on the trace's first chunk of the batch only
+            params.push(c.traceId, c.startNs, c.endNs, lastBlob, offset, c.data.length);
+            params.push(root?.service ?? null, root?.name ?? null);
+            offset += c.data.length;
+          }
+          lastChunk = Number(this.multiInsert('chunks', CHUNK_COLUMNS, n).run(...params).lastInsertRowid);
         }
-      }
-      for (const [key, e] of extents) {
-        const root = roots.get(key);
-        upsertTrace.run(e.id, e.start, e.end, root?.service ?? null, root?.name ?? null, batch);
       }
       const upsertValue = this.stmt(
         'INSERT INTO tag_values (key, value, batch) VALUES (?, ?, ?) ON CONFLICT (key, value) DO UPDATE SET batch = excluded.batch',
@@ -281,7 +260,6 @@ export class TraceDb {
       }
       this.stmt('DELETE FROM chunks WHERE id <= ?').run(Number(last.c));
       this.stmt('DELETE FROM blobs WHERE id <= ?').run(Number(last.x));
-      this.stmt('DELETE FROM traces WHERE batch <= ?').run(batch);
       this.stmt('DELETE FROM tag_values WHERE batch <= ?').run(batch);
       this.stmt('DELETE FROM batches WHERE id <= ?').run(batch);
       this.db.exec('COMMIT');
@@ -328,6 +306,24 @@ export class TraceDb {
     return { lo: Number(lo?.id ?? 0), hi: hi?.id == null ? Number.MAX_SAFE_INTEGER : Number(hi.id) };
   }
 
+  /** A trace's extent and root span's service and name, from its chunks; undefined when none is stored. */
+  traceSummary(
+    traceId: Uint8Array,
+  ): { startNs: bigint; endNs: bigint; rootService: string | null; rootName: string | null } | undefined {
+    const stmt = this.stmt(
+      'SELECT min(start_ns) AS s, max(end_ns) AS e, max(root_service) AS rs, max(root_name) AS rn FROM chunks WHERE trace_id = ?',
+    );
+    stmt.setReadBigInts(true);
+    const row = stmt.get(traceId);
+    if (!row || row.s === null) return undefined;
+    return {
+      startNs: row.s as bigint,
+      endNs: row.e as bigint,
+      rootService: row.rs as string | null,
+      rootName: row.rn as string | null,
+    };
+  }
+
   spanCount(): number {
     return Number(this.stmt('SELECT count(*) AS n FROM spans').get()?.n ?? 0);
   }
@@ -335,7 +331,7 @@ export class TraceDb {
 
 const SPAN_COLUMNS = 'trace_id, span_id, service, name, kind, status, start_ns, duration_ns, duration_class';
 const TAG_COLUMNS = 'key, value, span';
-const CHUNK_COLUMNS = 'trace_id, start_ns, end_ns, blob, offset, length';
+const CHUNK_COLUMNS = 'trace_id, start_ns, end_ns, blob, offset, length, root_service, root_name';
 
 export function hex(id: Uint8Array): string {
   return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex');

@@ -69,19 +69,17 @@ export function search(db: TraceDb, query: SpansetQuery, options: SearchOptions)
     const compiled = compileSpanset(expr);
     inspectedSpans += collect(db, compiled, options, found, inspectedTraces);
   }
-  const getTrace = db.stmt('SELECT start_ns, end_ns, root_service, root_name FROM traces WHERE trace_id = ?');
-  getTrace.setReadBigInts(true);
   const traces: (TraceSearchMetadata & { latest: number })[] = [];
   for (const [id, f] of found) {
-    const t = getTrace.get(f.traceId);
+    const t = db.traceSummary(f.traceId);
     if (!t) continue;
-    const start = t.start_ns as bigint;
-    const durationNs = Number((t.end_ns as bigint) - start);
+    const start = t.startNs;
+    const durationNs = Number(t.endNs - start);
     const spanSet = { spans: f.spans, matched: f.matched };
     traces.push({
       traceID: id,
-      rootServiceName: (t.root_service as string | null) ?? '<root span not yet received>',
-      ...(t.root_name != null ? { rootTraceName: t.root_name as string } : {}),
+      rootServiceName: t.rootService ?? '<root span not yet received>',
+      ...(t.rootName !== null ? { rootTraceName: t.rootName } : {}),
       startTimeUnixNano: start.toString(),
       durationMs: Math.round(durationNs / 1e6),
       spanSet,
@@ -112,11 +110,7 @@ function collect(
   const columns = 's.id, s.trace_id, s.span_id, s.name, s.start_ns, s.duration_ns';
   // Most recent first, so that the scan stops as soon as `limit` traces are found. The time window
   // bounds the row ids (arrival order, see spanIdRange), then is checked row by row.
-  const { lo, hi } = db.spanIdRange(
-    Number(o.startNs / 1_000_000n),
-    Number(o.endNs / 1_000_000n),
-    ARRIVAL_SLACK_MS,
-  );
+  const { lo, hi } = db.spanIdRange(Number(o.startNs / 1_000_000n), Number(o.endNs / 1_000_000n), ARRIVAL_SLACK_MS);
   const window = 's.start_ns >= ? AND s.start_ns <= ?';
   const sql = q.driver
     ? `SELECT ${columns} FROM tags d JOIN spans s ON s.id = d.span WHERE d.key = ? AND d.value = ? AND d.span > ? AND d.span <= ? AND ${q.where} AND ${window} ORDER BY d.span DESC`
@@ -126,10 +120,7 @@ function collect(
     : [lo, hi, ...q.params, o.startNs, o.endNs];
   const stmt = db.stmt(sql);
   stmt.setReadBigInts(true);
-  const checkTrace =
-    o.minTraceDurationNs !== undefined || o.maxTraceDurationNs !== undefined
-      ? db.stmt('SELECT end_ns - start_ns AS d FROM traces WHERE trace_id = ?')
-      : undefined;
+  const checkTrace = o.minTraceDurationNs !== undefined || o.maxTraceDurationNs !== undefined;
   const rejected = new Set<string>();
   let rows = 0;
   for (const row of stmt.iterate(...params)) {
@@ -142,7 +133,8 @@ function collect(
     if (!f) {
       if (found.size >= o.limit) break;
       if (checkTrace) {
-        const d = Number(checkTrace.get(traceId)?.d ?? 0);
+        const t = db.traceSummary(traceId);
+        const d = t ? Number(t.endNs - t.startNs) : 0;
         if (
           (o.minTraceDurationNs !== undefined && d < o.minTraceDurationNs) ||
           (o.maxTraceDurationNs !== undefined && d > o.maxTraceDurationNs)
