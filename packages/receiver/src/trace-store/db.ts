@@ -7,7 +7,7 @@
  * Tables:
  * - batches: one row per written batch (arrival time, bytes, the last row id it wrote in each table):
  *   retention removes whole batches, oldest first, by row-id ranges (no scans).
- * - blobs:   per batch, its chunks end to end, compressed (zstd).
+ * - blobs:   a batch's chunks end to end, compressed (zstd), about 64 KiB of them per blob.
  * - chunks:  per trace and resource, where its encoded OTLP ResourceSpans sits in a blob (trace by id
  *            returns these), its time extent, and the root span's service and name when it holds the
  *            root (search results aggregate a trace's chunks: no per-trace row to update at random).
@@ -56,6 +56,9 @@ CREATE INDEX IF NOT EXISTS tag_values_batch ON tag_values (batch);
 export function durationClass(ns: bigint): number {
   return ns <= 0n ? 0 : ns.toString(2).length - 1;
 }
+
+/** Uncompressed bytes of chunks per compressed blob. */
+const BLOB_BYTES = 64 * 1024;
 
 /** Rows per multi-row INSERT (fewer calls into SQLite; well under its 32,766 bound on parameters). */
 const ROWS_PER_INSERT = 64;
@@ -152,19 +155,28 @@ export class TraceDb {
         const part = tagParams.slice(at, at + 3 * ROWS_PER_INSERT);
         this.multiInsert('tags', TAG_COLUMNS, part.length / 3).run(...part);
       }
-      // The batch's chunks, end to end, compressed as one blob (zstd, level 1); chunks point into it.
+      // Chunks end to end, compressed (zstd, level 1) in blobs of about BLOB_BYTES: reading a trace
+      // decompresses only the blobs that hold its chunks.
       let lastChunk = 0;
       let lastBlob = 0;
-      if (scan.chunks.length > 0) {
-        const all = Buffer.concat(scan.chunks.map((c) => c.data));
-        const packed = zstdCompressSync(all, { params: { [zlib.ZSTD_c_compressionLevel]: 1 } });
+      const chunks = scan.chunks;
+      for (let from = 0; from < chunks.length; ) {
+        let to = from;
+        let size = 0;
+        while (to < chunks.length && (to === from || size + chunks[to].data.length <= BLOB_BYTES)) {
+          size += chunks[to].data.length;
+          to++;
+        }
+        const packed = zstdCompressSync(Buffer.concat(chunks.slice(from, to).map((c) => c.data)), {
+          params: { [zlib.ZSTD_c_compressionLevel]: 1 },
+        });
         lastBlob = Number(this.stmt('INSERT INTO blobs (data) VALUES (?)').run(packed).lastInsertRowid);
         let offset = 0;
-        for (let at = 0; at < scan.chunks.length; at += ROWS_PER_INSERT) {
-          const n = Math.min(ROWS_PER_INSERT, scan.chunks.length - at);
+        for (let at = from; at < to; at += ROWS_PER_INSERT) {
+          const n = Math.min(ROWS_PER_INSERT, to - at);
           const params: (Uint8Array | string | number | bigint | null)[] = [];
           for (let i = at; i < at + n; i++) {
-            const c = scan.chunks[i];
+            const c = chunks[i];
             const key = hex(c.traceId);
             const root = roots.get(key);
             roots.delete(key); // on the trace's first chunk of the batch only
@@ -174,6 +186,7 @@ export class TraceDb {
           }
           lastChunk = Number(this.multiInsert('chunks', CHUNK_COLUMNS, n).run(...params).lastInsertRowid);
         }
+        from = to;
       }
       const upsertValue = this.stmt(
         'INSERT INTO tag_values (key, value, batch) VALUES (?, ?, ?) ON CONFLICT (key, value) DO UPDATE SET batch = excluded.batch',

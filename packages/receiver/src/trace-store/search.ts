@@ -61,6 +61,9 @@ interface Found {
  */
 export const ARRIVAL_SLACK_MS = 5 * 60_000;
 
+/** Fewer candidates than this from the duration index: take them from it (and sort) instead of walking the rows. */
+const RARE = 20_000;
+
 export function search(db: TraceDb, query: SpansetQuery, options: SearchOptions): SearchResult {
   const found = new Map<string, Found>();
   let inspectedSpans = 0;
@@ -112,9 +115,21 @@ function collect(
   // bounds the row ids (arrival order, see spanIdRange), then is checked row by row.
   const { lo, hi } = db.spanIdRange(Number(o.startNs / 1_000_000n), Number(o.endNs / 1_000_000n), ARRIVAL_SLACK_MS);
   const window = 's.start_ns >= ? AND s.start_ns <= ?';
+  // Without an attribute to drive the scan: walk the rows newest first, which stops early when
+  // matches are common; but when a duration bound leaves few candidates (long spans are rare), take
+  // them from the duration index and sort them, rather than walk every row of the window.
+  let from = 'spans s';
+  if (!q.driver && q.minDurationClass !== undefined) {
+    const candidates = db
+      .stmt(
+        `SELECT count(*) AS n FROM (SELECT 1 FROM spans INDEXED BY spans_duration WHERE duration_class >= ? AND id > ? AND id <= ? LIMIT ${RARE})`,
+      )
+      .get(q.minDurationClass, lo, hi);
+    if (Number(candidates?.n ?? RARE) < RARE) from = 'spans s INDEXED BY spans_duration';
+  }
   const sql = q.driver
     ? `SELECT ${columns} FROM tags d JOIN spans s ON s.id = d.span WHERE d.key = ? AND d.value = ? AND d.span > ? AND d.span <= ? AND ${q.where} AND ${window} ORDER BY d.span DESC`
-    : `SELECT ${columns} FROM spans s WHERE s.id > ? AND s.id <= ? AND ${q.where} AND ${window} ORDER BY s.id DESC`;
+    : `SELECT ${columns} FROM ${from} WHERE s.id > ? AND s.id <= ? AND ${q.where} AND ${window} ORDER BY s.id DESC`;
   const params = q.driver
     ? [q.driver.key, q.driver.value, lo, hi, ...q.params, o.startNs, o.endNs]
     : [lo, hi, ...q.params, o.startNs, o.endNs];

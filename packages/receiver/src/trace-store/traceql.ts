@@ -55,6 +55,8 @@ export interface CompiledSpanset {
   driver: { key: string; value: string } | undefined;
   /** Attribute equalities every match has, echoed in the result's spans. */
   attributes: { key: string; value: string }[];
+  /** The lowest duration class every match has (a `duration >`/`>=` condition), if any. */
+  minDurationClass: number | undefined;
 }
 
 const STATUS: Record<string, number> = { unset: 0, ok: 1, error: 2 };
@@ -432,7 +434,14 @@ export function compileSpanset(e: SpanExpr): CompiledSpanset {
       attributes.push({ key: 'service.name', value: textOf(c.value) });
     }
   }
-  return { where, params, driver, attributes };
+  let minDurationClass: number | undefined;
+  for (const c of conjuncts(e)) {
+    if (c.kind === 'cond' && c.field.type === 'duration' && (c.op === '>' || c.op === '>=')) {
+      const cls = durationClass(BigInt(Math.round(c.value.value as number)));
+      minDurationClass = Math.max(minDurationClass ?? 0, cls);
+    }
+  }
+  return { where, params, driver, attributes, minDurationClass };
 }
 
 function conjuncts(e: SpanExpr): SpanExpr[] {
