@@ -109,6 +109,7 @@ export class TraceStore implements Consumer<'traces'> {
       batchMaxBytes: options.batchMaxBytes,
       flushIntervalMs: options.flushIntervalMs,
       retentionIntervalMs: options.retentionIntervalMs,
+      onFull: options.onFull,
     };
     this.worker = new Worker(workerScript(), { workerData: settings });
     this.worker.unref();

@@ -8,6 +8,7 @@ export interface WriterSettings {
   batchMaxBytes: number;
   flushIntervalMs: number;
   retentionIntervalMs: number;
+  onFull: 'refuse' | 'drop';
 }
 
 export type ToWriter =

@@ -3,12 +3,27 @@
  * the TraceStore consumer, scans them and writes them to SQLite in batched transactions, and applies
  * retention on a timer. SQLite calls are synchronous: here they never hold up the intake's thread.
  */
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { TraceDb } from './db';
 import { type ScanResult, scanTraceRequest } from './scan';
 import type { FromWriter, ToWriter, WriterSettings } from './writer-protocol';
 
+const WRITER_NICENESS = 10;
+
 const settings = workerData as WriterSettings;
+
+// With on_full: drop, the store is best effort: the writer yields the CPU to intake (on Linux,
+// setpriority(PRIO_PROCESS, 0) concerns the calling thread only, so this lowers this thread's priority
+// and not the receiver's). With refuse, intake waits for the store anyway when the queue is full, so
+// the writer keeps the receiver's priority.
+if (settings.onFull === 'drop') {
+  try {
+    setPriority(0, WRITER_NICENESS);
+  } catch {
+    // Not permitted or not supported here: the writer runs at the receiver's priority.
+  }
+}
 const port = parentPort;
 if (!port) throw new Error('writer-worker.ts runs as a worker thread (started by TraceStore)');
 
