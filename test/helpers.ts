@@ -46,6 +46,7 @@ export async function startHarness(): Promise<Harness> {
     },
     admin: { address: '127.0.0.1:0' },
     log: { level: 'silent', summary_interval: 0 },
+    trace_store: { enabled: false },
   });
   const receiver = await startReceiver(config, { defaultMetrics: false });
   const batches = { traces: [], metrics: [], logs: [] } as Harness['batches'];

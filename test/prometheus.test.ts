@@ -42,6 +42,7 @@ beforeAll(async () => {
       otlp: { http: { address: '127.0.0.1:0' }, grpc: { address: 'off' } },
       admin: { address: '127.0.0.1:0' },
       log: { level: 'silent', summary_interval: 0 },
+      trace_store: { enabled: false },
     }),
   );
   otlpUrl = `http://${receiver.addresses.otlpHttp}`;

@@ -18,6 +18,7 @@ beforeAll(async () => {
       otlp: { http: { address: '127.0.0.1:0' }, grpc: { address: 'off' } },
       admin: { address: '127.0.0.1:0' },
       log: { level: 'silent' },
+      trace_store: { enabled: false },
       span_metrics: { latency_buckets: [0.01, 0.1, 1] },
       service_graph: { latency_buckets: [0.1, 1] },
     }),

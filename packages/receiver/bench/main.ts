@@ -9,6 +9,9 @@
  * --no-profile   skip the extra receiver run under `node --cpu-prof` (its profile goes under /tmp)
  * --no-write     do not write docs/benchmarks.md
  * --pin          pin the servers to CPU 1 and the client to CPU 0 (taskset) after the decoder
+ * store          (a positional argument: `npm run bench -- store`) only the embedded trace store's section:
+ *                intake with the store on vs off, then trace by id and searches over a data set of
+ *                SONDE_BENCH_STORE_SPANS spans (default 10,000,000; 2,000,000 in the full run)
  *                micro-benchmark; off by default (a Node process normally has its GC threads on other cores)
  * The environment variables SONDE_BENCH_QUICK=1, SONDE_BENCH_PROFILE=0, SONDE_BENCH_WRITE=0 and
  * SONDE_BENCH_PIN=1 do the same (handy from the root, where `npm run bench` takes no arguments).
@@ -34,20 +37,26 @@ import { makePayload, makeSpans, type Payload } from './payloads.ts';
 import { CpuWindow, enablePinning, killAll, type Server, startReceiver, startSink } from './proc.ts';
 import { type ProfileSummary, summariseProfile } from './profile.ts';
 import { type Report, renderDoc, renderSummary } from './report.ts';
+import { renderStoreSection, runStoreBench, type StoreBenchResult } from './store-bench.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = join(HERE, '..', '..', '..');
 const DOC = join(REPO_ROOT, 'docs', 'benchmarks.md');
 
-const { values: flags } = parseArgs({
+const { values: flags, positionals } = parseArgs({
   options: {
     quick: { type: 'boolean', default: process.env.SONDE_BENCH_QUICK === '1' },
     'no-profile': { type: 'boolean', default: process.env.SONDE_BENCH_PROFILE === '0' },
     'no-write': { type: 'boolean', default: process.env.SONDE_BENCH_WRITE === '0' },
     pin: { type: 'boolean', default: process.env.SONDE_BENCH_PIN === '1' },
   },
+  allowPositionals: true,
 });
 const quick = flags.quick === true;
+const storeOnly = positionals.includes('store');
+const storeSpans = Number(
+  process.env.SONDE_BENCH_STORE_SPANS ?? (quick ? 200_000 : storeOnly ? 10_000_000 : 2_000_000),
+);
 
 const SETTINGS = {
   connections: 10,
@@ -62,7 +71,7 @@ const SETTINGS = {
   variants: 4,
 };
 /** Whatever happens, the bench ends by then (children killed). */
-const WATCHDOG_MS = 8 * 60_000;
+const WATCHDOG_MS = 8 * 60_000 + 20 * 60_000; // the store section's data set takes minutes to write
 
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s`;
@@ -139,6 +148,13 @@ async function main(): Promise<void> {
         )
         .join(', '),
   );
+
+  if (storeOnly) {
+    const result = await runStoreBench(payloads[0], SETTINGS, { datasetSpans: storeSpans, log });
+    process.stdout.write(`\n${renderStoreSection(result)}\n`);
+    log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s (docs/benchmarks.md not written: store section only)`);
+    return;
+  }
 
   log('decoder micro-benchmark: receiver decodeTraceRequest vs protobufjs + mapping to the model');
   const decodeWindow = new CpuWindow(undefined);
@@ -275,6 +291,8 @@ async function main(): Promise<void> {
     rmSync(dataDir, { recursive: true, force: true });
   }
 
+  const store: StoreBenchResult = await runStoreBench(payloads[0], SETTINGS, { datasetSpans: storeSpans, log });
+
   const report: Report = {
     date: new Date().toISOString(),
     quick,
@@ -293,10 +311,10 @@ async function main(): Promise<void> {
     outage: outageSlices,
     profile,
   };
-  process.stdout.write(`\n${renderSummary(report)}\n`);
+  process.stdout.write(`\n${renderSummary(report)}\n\n${renderStoreSection(store)}\n`);
   if (!flags['no-write'] && !quick) {
     mkdirSync(dirname(DOC), { recursive: true });
-    writeFileSync(DOC, renderDoc(report));
+    writeFileSync(DOC, `${renderDoc(report)}\n${renderStoreSection(store)}`);
     log(`wrote ${relative(process.cwd(), DOC) || DOC}`);
   } else if (quick) {
     log(`quick mode: ${relative(process.cwd(), DOC)} not written`);

@@ -157,11 +157,14 @@ export interface ReceiverOptions {
   dataDir: string;
   /** Extra environment (e.g. SONDE_TEMPO_ENDPOINT). */
   env?: Record<string, string>;
+  /** Arguments of sonde-receiver (e.g. --config file). */
+  args?: string[];
 }
 
 /**
  * Starts the receiver through its CLI (bin/sonde-receiver.js, the built dist/) with
- * SONDE_LOG_LEVEL=warn and the default configuration, every listener on 127.0.0.1.
+ * SONDE_LOG_LEVEL=warn and the default configuration except the trace store (off unless `env` turns it
+ * on), every listener on 127.0.0.1.
  */
 export async function startReceiver(options: ReceiverOptions): Promise<Server> {
   let lastError = '';
@@ -174,10 +177,13 @@ export async function startReceiver(options: ReceiverOptions): Promise<Server> {
       SONDE_ADMIN_ADDR: '127.0.0.1:0',
       SONDE_LOG_LEVEL: 'warn',
       SONDE_DATA_DIR: options.dataDir,
+      // The embedded trace store is on by default (no Tempo endpoint); the intake sections measure
+      // intake without it, and the store section (store-bench.ts) turns it on and compares.
+      SONDE_TRACE_STORE: 'false',
       ...options.env,
     };
     delete env.SONDE_CONFIG;
-    const child = spawnNode([...(options.nodeArgs ?? []), RECEIVER_BIN], {
+    const child = spawnNode([...(options.nodeArgs ?? []), RECEIVER_BIN, ...(options.args ?? [])], {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

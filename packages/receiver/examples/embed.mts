@@ -7,6 +7,7 @@ const config = validateConfig({
   otlp: { http: { address: '127.0.0.1:0' }, grpc: { address: 'off' } },
   admin: { address: '127.0.0.1:0' },
   log: { level: 'warn' },
+  trace_store: { enabled: false }, // no embedded trace store here (it would write under ./.sonde-data)
 });
 const receiver = await startReceiver(config);
 receiver.pipeline.traces.addConsumer({

@@ -23,5 +23,8 @@ export { type Format as ExpositionFormat, writeFamilies } from './prometheus/exp
 export { MetricStore } from './prometheus/store';
 export { type Receiver, type ReceiverAddresses, type StartOptions, startReceiver } from './receiver';
 export { SelfMetrics } from './self-metrics';
+export { TraceDb } from './trace-store/db';
+export { type ScanResult, scanTraceRequest } from './trace-store/scan';
+export { TraceStore, type TraceStoreOptions } from './trace-store/trace-store';
 export { ServiceGraphConsumer, type ServiceGraphOptions } from './traces/service-graph';
 export { SpanMetricsConsumer, type SpanMetricsOptions } from './traces/span-metrics';

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import type { Server as GrpcServer } from '@grpc/grpc-js';
 import type { Express } from 'express';
 import { createAdminApp } from './admin/server';
@@ -28,6 +28,8 @@ import { RecentTelemetry } from './pipeline/recent';
 import { Redaction } from './pipeline/redaction';
 import { PrometheusConsumer } from './prometheus/consumer';
 import { SelfMetrics } from './self-metrics';
+import { createTempoApi } from './trace-store/api';
+import { TraceStore } from './trace-store/trace-store';
 import { ServiceGraphConsumer } from './traces/service-graph';
 import { SpanMetricsConsumer } from './traces/span-metrics';
 
@@ -43,6 +45,8 @@ export interface Receiver {
   readonly pipeline: Pipeline;
   readonly metrics: SelfMetrics;
   readonly logger: Logger;
+  /** The embedded trace store, when it is on (trace_store.enabled). */
+  readonly traceStore: TraceStore | undefined;
   readonly recent: {
     traces: RecentTelemetry<'traces'>;
     metrics: RecentTelemetry<'metrics'>;
@@ -110,6 +114,8 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
       )
     : undefined;
   if (tempo) pipeline.traces.addConsumer(tempo);
+  const traceStore = await openTraceStore(config, metrics, logger);
+  if (traceStore) pipeline.traces.addConsumer(traceStore);
   pipeline.traces.addConsumer(recent.traces);
   pipeline.metrics.addProcessor(new AttributeLimitsProcessor(limits, metrics)).addConsumer(recent.metrics);
   pipeline.logs.addProcessor(new AttributeLimitsProcessor(limits, metrics)).addConsumer(recent.logs);
@@ -204,7 +210,8 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
   try {
     const adminAddress = config.admin.address;
     if (adminAddress !== 'off') {
-      const app = createAdminApp(metrics, recent, { ready: () => listening && !draining }, stores);
+      const routers = traceStore ? [createTempoApi(traceStore)] : [];
+      const app = createAdminApp(metrics, recent, { ready: () => listening && !draining }, stores, routers);
       const server = await listen(app, adminAddress, 'admin');
       addresses.admin = boundAddress(server);
       closeAdmin = () => closeHttp(server, config.shutdown_timeout);
@@ -228,12 +235,18 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     }
   } catch (err) {
     await Promise.allSettled([...intakeClosers, closeAdmin].map((c) => c()));
+    await traceStore?.shutdown();
     admission.close();
     throw err;
   }
   listening = true;
   logger.info(
-    { ...addresses, tempo: config.tempo.endpoint || undefined, dataDir: config.data_dir },
+    {
+      ...addresses,
+      tempo: config.tempo.endpoint || undefined,
+      traceStore: traceStore?.options.path,
+      dataDir: config.data_dir,
+    },
     'sonde-receiver listening',
   );
 
@@ -255,7 +268,35 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     })();
     return closing;
   };
-  return { addresses, pipeline, metrics, logger, recent, close };
+  return { addresses, pipeline, metrics, logger, recent, traceStore, close };
+}
+
+/** The embedded trace store (trace_store.enabled: auto = when no Tempo endpoint is set), opened. */
+async function openTraceStore(config: ReceiverConfig, metrics: SelfMetrics, logger: Logger) {
+  const c = config.trace_store;
+  if (!(c.enabled === true || (c.enabled === 'auto' && !config.tempo.endpoint))) return undefined;
+  const store = new TraceStore(
+    {
+      path: isAbsolute(c.path) ? c.path : join(config.data_dir, c.path),
+      retentionMs: c.retention,
+      maxBytes: c.max_size,
+      queueBytes: c.queue_size,
+      onFull: c.on_full,
+      batchMaxBytes: c.batch_max_size,
+      flushIntervalMs: c.batch_timeout,
+      retentionIntervalMs: c.retention_check_interval,
+      indexedAttributes: c.indexed_attributes,
+    },
+    metrics.registry,
+    logger.child({ component: 'trace-store' }),
+  );
+  try {
+    await store.start();
+  } catch (err) {
+    await store.shutdown();
+    throw err;
+  }
+  return store;
 }
 
 /** Reads tempo.tls's files, with an error that names the key and the file. */

@@ -28,6 +28,8 @@ export async function startTestReceiver(overrides: ReceiverConfigInput = {}): Pr
     },
     admin: { address: '127.0.0.1:0', ...overrides.admin },
     log: { level: 'silent', summary_interval: 0, ...overrides.log },
+    // No embedded trace store unless a test asks for one (it would write under ./.sonde-data).
+    trace_store: { enabled: false, ...overrides.trace_store },
   });
   const receiver = await startReceiver(config, { defaultMetrics: false });
   const batches = { traces: [], metrics: [], logs: [] } as TestReceiver['batches'];

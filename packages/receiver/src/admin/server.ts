@@ -20,6 +20,8 @@ export function createAdminApp(
   recent: { [S in Signal]: RecentTelemetry<S> },
   state: AdminState,
   stores: MetricStore[],
+  /** More routes on the admin port (the trace store's Tempo API). */
+  routers: express.Router[] = [],
 ): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -55,6 +57,7 @@ export function createAdminApp(
     }));
     res.json({ signal, retainedItems: buffer.itemCount, maxItems: buffer.maxItems, entries });
   });
+  for (const router of routers) app.use(router);
   app.use((req, res) => {
     res
       .status(404)

@@ -17,6 +17,7 @@ export const ENV_OVERRIDES: Record<string, string[]> = {
   SONDE_TEMPO_ENDPOINT: ['tempo', 'endpoint'],
   SONDE_TEMPO_HEADERS: ['tempo', 'headers'],
   SONDE_REDACTION_HMAC_KEY: ['redaction', 'hmac_key'],
+  SONDE_TRACE_STORE: ['trace_store', 'enabled'],
 };
 
 export class ConfigError extends Error {

@@ -245,6 +245,37 @@ export const configSchema = z.strictObject({
       }
     })
     .prefault({}),
+  // --- trace_store (embedded trace store with Tempo's query API: src/trace-store/) ---
+  trace_store: z
+    .strictObject({
+      /** Keep traces in an embedded database and answer Tempo's query API on the admin port: auto = when tempo.endpoint is empty. */
+      enabled: z
+        .union([z.enum(['auto', 'true', 'false']), z.boolean()])
+        .default('auto')
+        .transform((v) => (v === 'true' ? true : v === 'false' ? false : v)),
+      /** The SQLite file, relative to data_dir (or absolute). */
+      path: z.string().min(1).default('traces.db'),
+      /** Spans older than this (by arrival) are removed. */
+      retention: duration.default(24 * 3600_000),
+      /** Size bound of the database; the oldest spans are removed past it. */
+      max_size: size.default(1024 * 1024 * 1024),
+      /** Bound of the write queue (protobuf bytes waiting for the writer thread). */
+      queue_size: size.default(64 * 1024 * 1024),
+      /** When the write queue is full: refuse new spans with 503 + Retry-After, or accept them without storing (drop, counted). */
+      on_full: z.enum(['refuse', 'drop']).default('refuse'),
+      /** A write transaction takes at most this many bytes of requests... */
+      batch_max_size: size.default(4 * 1024 * 1024),
+      /** ...and waits at most this long for more. */
+      batch_timeout: duration.default(100),
+      /** How often retention runs. */
+      retention_check_interval: duration.default(30_000),
+      /** Attribute keys (on spans or resources) indexed for tag search; service.name, name, status, kind and duration always are. */
+      indexed_attributes: z
+        .array(z.string().min(1))
+        .default(['http.route', 'http.request.method', 'http.response.status_code', 'db.system.name']),
+    })
+    .prefault({}),
+  // --- end trace_store ---
   debug: z
     .strictObject({
       /** How many recent items of each signal are kept in memory for GET /debug/recent (0 turns it off). */

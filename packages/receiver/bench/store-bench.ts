@@ -1,0 +1,406 @@
+/**
+ * The embedded trace store's benchmark (`npm run bench -- store` runs only this section):
+ *
+ * 1. Intake with the store on against intake with it off: the same 100-span requests at maximum
+ *    throughput, a fresh receiver each, one after the other (not alternating: the store-on receiver's
+ *    writer thread keeps working after its slice and would take CPU from the other's). With the store
+ *    on, the spans/s counted are the accepted ones (2xx); refusals (503 when the write queue is full)
+ *    are reported, and so is the store's own write rate (sonde_trace_store_spans_written_total).
+ * 2. Queries over a large store: a data set of SDK-made traces (the bench payloads, with fresh trace
+ *    ids and start times spread over the last 24 hours) written straight into the store's database
+ *    through TraceDb (bulk: indexes built after the load), then a receiver serving it on its admin
+ *    port, and Grafana's requests timed one after the other: trace by id (protobuf) and searches.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type ScanResult, scanTraceRequest, startReceiver, TraceDb, validateConfig } from '../dist/index.js';
+import { fmtInt } from './decode-bench.ts';
+import { compareMaxThroughput, type MaxThroughputSettings, type ThroughputResult } from './load.ts';
+import type { Payload } from './payloads.ts';
+import { startReceiver as startReceiverProcess } from './proc.ts';
+
+export interface LatencyStats {
+  name: string;
+  request: string;
+  count: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Traces returned per request (search) or bytes (trace by id), on average. */
+  avgResult: number;
+}
+
+export interface StoreBenchResult {
+  intakeOff: ThroughputResult;
+  intakeOn: ThroughputResult;
+  /** With trace_store.on_full: drop: intake, and the accepted spans the store dropped. */
+  intakeDrop: ThroughputResult;
+  droppedSpans: number;
+  /** Spans the store wrote during the measured window and until its queue drained, per second of that time. */
+  storeWriteSpansPerSec: number;
+  storeWrittenSpans: number;
+  storeDrainSec: number;
+  datasetSpans: number;
+  datasetTraces: number;
+  datasetBuildSec: number;
+  databaseBytes: number;
+  queries: LatencyStats[];
+}
+
+const INDEXED = ['http.route', 'http.method', 'http.status_code', 'http.request.method', 'db.system.name'];
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function scrape(adminPort: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split('\n'))
+    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) total += Number(line.split(' ').pop());
+  return total;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export async function runStoreBench(
+  payload: Payload,
+  settings: MaxThroughputSettings,
+  options: { datasetSpans: number; log: (line: string) => void },
+): Promise<StoreBenchResult> {
+  const { log } = options;
+  const work = mkdtempSync(join(tmpdir(), 'sonde-bench-store-'));
+  try {
+    const configFile = join(work, 'sonde.yaml');
+    writeFileSync(configFile, `trace_store:\n  indexed_attributes: [${INDEXED.join(', ')}]\n`);
+
+    log(`store: intake with the store off, ${payload.spansPerRequest} spans/request, fresh receiver`);
+    const off = await startReceiverProcess({
+      dataDir: join(work, 'off'),
+      env: { SONDE_TRACE_STORE: 'false' },
+      args: ['--config', configFile],
+    });
+    let intakeOff: ThroughputResult;
+    try {
+      [intakeOff] = await compareMaxThroughput([off], payload, settings, log);
+    } finally {
+      await off.stop();
+    }
+    intakeOff.server = 'receiver, store off';
+
+    log(`store: intake with the store on (indexed attributes: ${INDEXED.join(', ')}), fresh receiver`);
+    const adminPort = await freePort();
+    const on = await startReceiverProcess({
+      dataDir: join(work, 'on'),
+      env: { SONDE_TRACE_STORE: 'true', SONDE_ADMIN_ADDR: `127.0.0.1:${adminPort}` },
+      args: ['--config', configFile],
+    });
+    let intakeOn: ThroughputResult;
+    let written = 0;
+    let drainSec = 0;
+    try {
+      const before = await scrape(adminPort, 'sonde_trace_store_spans_written_total');
+      const t0 = performance.now();
+      [intakeOn] = await compareMaxThroughput([on], payload, settings, log);
+      // The write queue drains after the load stops: the store's rate counts that time too.
+      while ((await scrape(adminPort, 'sonde_trace_store_queue_bytes')) > 0 && performance.now() - t0 < 120_000) {
+        await sleep(100);
+      }
+      drainSec = (performance.now() - t0) / 1000;
+      written = (await scrape(adminPort, 'sonde_trace_store_spans_written_total')) - before;
+    } finally {
+      await on.stop();
+    }
+    intakeOn.server = 'receiver, store on';
+    const storeWriteSpansPerSec = written / drainSec;
+    log(
+      `  store off ${fmtInt(intakeOff.spansPerSec)} spans/s, store on ${fmtInt(intakeOn.spansPerSec)} spans/s accepted ` +
+        `(${intakeOn.non2xx} refused requests): ${((intakeOn.spansPerSec / intakeOff.spansPerSec) * 100).toFixed(1)}%; ` +
+        `the store wrote ${fmtInt(written)} spans in ${drainSec.toFixed(1)} s (${fmtInt(storeWriteSpansPerSec)} spans/s, warm-up included)`,
+    );
+
+    log('store: intake with the store on and on_full: drop (full queue: accept, do not store), fresh receiver');
+    const dropPort = await freePort();
+    const dropConfig = join(work, 'drop.yaml');
+    writeFileSync(dropConfig, `trace_store:\n  on_full: drop\n  indexed_attributes: [${INDEXED.join(', ')}]\n`);
+    const drop = await startReceiverProcess({
+      dataDir: join(work, 'drop'),
+      env: { SONDE_TRACE_STORE: 'true', SONDE_ADMIN_ADDR: `127.0.0.1:${dropPort}` },
+      args: ['--config', dropConfig],
+    });
+    let intakeDrop: ThroughputResult;
+    let droppedSpans = 0;
+    try {
+      [intakeDrop] = await compareMaxThroughput([drop], payload, settings, log);
+      droppedSpans = await scrape(dropPort, 'sonde_trace_store_dropped_spans_total');
+    } finally {
+      await drop.stop();
+    }
+    intakeDrop.server = 'receiver, store on, on_full: drop';
+    log(
+      `  store on (drop) ${fmtInt(intakeDrop.spansPerSec)} spans/s accepted: ${((intakeDrop.spansPerSec / intakeOff.spansPerSec) * 100).toFixed(1)}% of store off; ` +
+        `${fmtInt(droppedSpans)} of the accepted spans not stored`,
+    );
+
+    log(`store: building a data set of ${fmtInt(options.datasetSpans)} spans straight into the database (bulk)`);
+    const dbPath = join(work, 'data', 'traces.db');
+    const built = buildDataset(dbPath, payload, options.datasetSpans, log);
+    const databaseBytes = statSync(dbPath).size;
+    log(
+      `  ${fmtInt(built.spans)} spans in ${fmtInt(built.traces)} traces, ${(databaseBytes / 2 ** 30).toFixed(2)} GiB, built in ${built.seconds.toFixed(0)} s`,
+    );
+
+    const receiver = await startReceiver(
+      validateConfig({
+        otlp: { http: { address: 'off' }, grpc: { address: 'off' } },
+        admin: { address: '127.0.0.1:0' },
+        log: { level: 'warn', summary_interval: 0 },
+        data_dir: join(work, 'data'),
+        trace_store: { enabled: true, retention: '100000h', max_size: 2 ** 40, indexed_attributes: INDEXED },
+      }),
+      { defaultMetrics: false },
+    );
+    const queries: LatencyStats[] = [];
+    try {
+      const base = `http://${receiver.addresses.admin}`;
+      const nowSec = Math.floor(Date.now() / 1000);
+      const hourWindow = (i: number) => {
+        const end = nowSec - ((i * 7919) % 23) * 3600;
+        return `start=${end - 3600}&end=${end}`;
+      };
+      const count = 200;
+      const time = async (
+        name: string,
+        request: string,
+        make: (i: number) => { path: string; accept: string },
+        size: (body: ArrayBuffer, status: number) => number,
+      ) => {
+        // Warm-up: a few requests unmeasured.
+        for (let i = 0; i < 5; i++) await fetch(base + make(count + i).path);
+        const ms: number[] = [];
+        let results = 0;
+        for (let i = 0; i < count; i++) {
+          const { path, accept } = make(i);
+          const t = performance.now();
+          const res = await fetch(base + path, { headers: { accept } });
+          const body = await res.arrayBuffer();
+          ms.push(performance.now() - t);
+          if (res.status !== 200) throw new Error(`${path}: ${res.status} ${Buffer.from(body).toString()}`);
+          results += size(body, res.status);
+        }
+        ms.sort((a, b) => a - b);
+        const stats: LatencyStats = {
+          name,
+          request,
+          count,
+          p50Ms: ms[Math.floor(count * 0.5)],
+          p99Ms: ms[Math.ceil(count * 0.99) - 1],
+          maxMs: ms[count - 1],
+          avgResult: results / count,
+        };
+        queries.push(stats);
+        log(
+          `  ${name}: p50 ${stats.p50Ms.toFixed(1)} ms, p99 ${stats.p99Ms.toFixed(1)} ms, max ${stats.maxMs.toFixed(1)} ms (${count} requests, ${stats.avgResult.toFixed(1)} per answer)`,
+        );
+      };
+      const traceCount = (body: ArrayBuffer) =>
+        (JSON.parse(Buffer.from(body).toString()) as { traces: unknown[] }).traces.length;
+      const routes = built.routes;
+      await time(
+        'trace by id (protobuf)',
+        'GET /api/v2/traces/<id> Accept: application/protobuf',
+        (i) => ({
+          path: `/api/v2/traces/${built.sampleIds[i % built.sampleIds.length]}`,
+          accept: 'application/protobuf',
+        }),
+        (body) => body.byteLength,
+      );
+      await time(
+        'tag search, TraceQL attribute (1 h window)',
+        'GET /api/search?q={ span.http.route = "<route>" }&limit=20&spss=3&start=&end=',
+        (i) => ({
+          path: `/api/search?q=${encodeURIComponent(`{ span.http.route = "${routes[i % routes.length]}" }`)}&limit=20&spss=3&${hourWindow(i)}`,
+          accept: 'application/json',
+        }),
+        traceCount,
+      );
+      await time(
+        'tag search, TraceQL attribute && status = error (24 h)',
+        'GET /api/search?q={ span.http.route = "<route>" && status = error }&limit=20&start=&end=',
+        (i) => ({
+          path: `/api/search?q=${encodeURIComponent(`{ span.http.route = "${routes[i % routes.length]}" && status = error }`)}&limit=20&start=${nowSec - 86400}&end=${nowSec}`,
+          accept: 'application/json',
+        }),
+        traceCount,
+      );
+      await time(
+        'legacy tags search (service.name + http.method, 1 h window)',
+        'GET /api/search?tags=service.name=checkout http.method=GET&limit=20&start=&end=',
+        (i) => ({
+          path: `/api/search?tags=${encodeURIComponent('service.name=checkout http.method=GET')}&limit=20&${hourWindow(i)}`,
+          accept: 'application/json',
+        }),
+        traceCount,
+      );
+      await time(
+        'duration search (24 h)',
+        'GET /api/search?q={ duration > 500ms }&limit=20&start=&end=',
+        () => ({
+          path: `/api/search?q=${encodeURIComponent('{ duration > 500ms }')}&limit=20&start=${nowSec - 86400}&end=${nowSec}`,
+          accept: 'application/json',
+        }),
+        traceCount,
+      );
+      await time(
+        'tag values (span.http.route)',
+        'GET /api/v2/search/tag/span.http.route/values',
+        () => ({ path: '/api/v2/search/tag/span.http.route/values', accept: 'application/json' }),
+        (body) => (JSON.parse(Buffer.from(body).toString()) as { tagValues: unknown[] }).tagValues.length,
+      );
+    } finally {
+      await receiver.close();
+    }
+    return {
+      intakeOff,
+      intakeOn,
+      intakeDrop,
+      droppedSpans,
+      storeWriteSpansPerSec,
+      storeWrittenSpans: written,
+      storeDrainSec: drainSec,
+      datasetSpans: built.spans,
+      datasetTraces: built.traces,
+      datasetBuildSec: built.seconds,
+      databaseBytes,
+      queries,
+    };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Writes `spans` spans into a new store at `path`: the payload's requests over and over, each copy
+ * with fresh trace ids (in the index rows and inside the stored OTLP) and start times moved so that
+ * the copies spread over the last 24 hours. Indexes are built once at the end.
+ */
+export function buildDataset(
+  path: string,
+  payload: Payload,
+  spans: number,
+  log: (line: string) => void,
+): { spans: number; traces: number; seconds: number; sampleIds: string[]; routes: string[] } {
+  const started = performance.now();
+  const indexed = { indexedAttributes: new Set(INDEXED) };
+  const templates = payload.bodies.map((b) => scanTraceRequest(b, indexed));
+  const routes = [
+    ...new Set(
+      templates.flatMap((t) =>
+        t.spans.flatMap((s) => s.tags.filter((x) => x[0] === 'span.http.route').map((x) => x[1])),
+      ),
+    ),
+  ];
+  let minStart = 2n ** 63n;
+  for (const t of templates) for (const s of t.spans) if (s.startNs < minStart) minStart = s.startNs;
+  const db = TraceDb.open(path);
+  db.db.exec('PRAGMA synchronous = OFF');
+  db.dropIndexes();
+  const perRequest = payload.spansPerRequest;
+  const requests = Math.ceil(spans / perRequest);
+  const nowNs = BigInt(Date.now()) * 1_000_000n;
+  const spreadNs = 24n * 3600n * 1_000_000_000n;
+  const sampleIds: string[] = [];
+  let written = 0;
+  let traces = 0;
+  const perTransaction = 20;
+  let lastLog = performance.now();
+  for (let r = 0; r < requests; r += perTransaction) {
+    const merged: ScanResult = { spans: [], chunks: [] };
+    for (let k = r; k < Math.min(requests, r + perTransaction); k++) {
+      const template = templates[k % templates.length];
+      const shift = nowNs - spreadNs + (spreadNs * BigInt(k)) / BigInt(requests) - minStart;
+      const ids = new Map<string, Buffer>();
+      const idFor = (old: Uint8Array) => {
+        const key = Buffer.from(old.buffer, old.byteOffset, old.byteLength).toString('hex');
+        let id = ids.get(key);
+        if (!id) {
+          id = randomBytes(16);
+          ids.set(key, id);
+        }
+        return id;
+      };
+      for (const s of template.spans) {
+        const traceId = idFor(s.traceId);
+        merged.spans.push({ ...s, traceId, traceHex: traceId.toString('hex'), startNs: s.startNs + shift });
+      }
+      for (const c of template.chunks) {
+        const oldId = Buffer.from(c.traceId.buffer, c.traceId.byteOffset, c.traceId.byteLength);
+        const id = idFor(c.traceId);
+        const data = Buffer.from(c.data);
+        for (let at = data.indexOf(oldId); at >= 0; at = data.indexOf(oldId, at + 16)) id.copy(data, at);
+        merged.chunks.push({ traceId: id, startNs: c.startNs + shift, endNs: c.endNs + shift, data });
+      }
+      traces += ids.size;
+      if (sampleIds.length < 1000 && k % 97 === 0) sampleIds.push(ids.values().next().value?.toString('hex') ?? '');
+    }
+    // Arrival time: the copies' start time (as if received live), so that time windows map to row ids.
+    const arrivedMs = Number((nowNs - spreadNs + (spreadNs * BigInt(r)) / BigInt(requests)) / 1_000_000n);
+    db.write(
+      merged,
+      arrivedMs,
+      merged.chunks.reduce((n, c) => n + c.data.length, 0),
+    );
+    written += merged.spans.length;
+    if (performance.now() - lastLog > 15_000) {
+      lastLog = performance.now();
+      log(`  ${fmtInt(written)} spans written (${fmtInt(written / ((lastLog - started) / 1000))} spans/s)`);
+    }
+  }
+  log(`  ${fmtInt(written)} spans written; building the indexes`);
+  db.createIndexes();
+  db.db.exec('PRAGMA optimize');
+  db.close();
+  return { spans: written, traces, seconds: (performance.now() - started) / 1000, sampleIds, routes };
+}
+
+const pct = (a: number, b: number) => `${((a / b) * 100).toFixed(1)}%`;
+
+/** The store section of docs/benchmarks.md (and of `npm run bench -- store`'s output). */
+export function renderStoreSection(r: StoreBenchResult): string {
+  const q = (name: string) => r.queries.find((x) => x.name.startsWith(name));
+  const byId = q('trace by id');
+  const tag = q('tag search, TraceQL attribute (1 h');
+  const lines = [
+    '## Embedded trace store',
+    '',
+    '| target | measured | verdict |',
+    '|---|---|---|',
+    `| intake with the store on ≥ 70% of intake without it (100 spans/request) | ${pct(r.intakeOn.spansPerSec, r.intakeOff.spansPerSec)} (${fmtInt(r.intakeOn.spansPerSec)} vs ${fmtInt(r.intakeOff.spansPerSec)} spans/s; ${r.intakeOn.non2xx} requests refused with 503) | ${r.intakeOn.spansPerSec >= 0.7 * r.intakeOff.spansPerSec ? 'met' : '**MISSED**'} |`,
+    `| trace by id p99 < 20 ms (${fmtInt(r.datasetSpans)} spans stored) | ${byId?.p99Ms.toFixed(1)} ms | ${byId && byId.p99Ms < 20 ? 'met' : '**MISSED**'} |`,
+    `| tag search over 10 million spans p99 < 500 ms | ${tag?.p99Ms.toFixed(1)} ms over ${fmtInt(r.datasetSpans)} spans | ${tag && tag.p99Ms < 500 ? (r.datasetSpans >= 10_000_000 ? 'met' : `met at ${fmtInt(r.datasetSpans)} spans`) : '**MISSED**'} |`,
+    '',
+    `Store write rate: ${fmtInt(r.storeWrittenSpans)} spans written in ${r.storeDrainSec.toFixed(1)} s (from the start of the store-on run until its queue was empty): ${fmtInt(r.storeWriteSpansPerSec)} spans/s. ` +
+      `With \`on_full: drop\`, intake was ${fmtInt(r.intakeDrop.spansPerSec)} spans/s (${pct(r.intakeDrop.spansPerSec, r.intakeOff.spansPerSec)} of store off) and ${fmtInt(r.droppedSpans)} accepted spans were not stored.`,
+    '',
+    `Data set: ${fmtInt(r.datasetSpans)} spans in ${fmtInt(r.datasetTraces)} traces (the bench payloads with fresh trace ids, spread over 24 hours), ${(r.databaseBytes / 2 ** 30).toFixed(2)} GiB on disk, written in ${r.datasetBuildSec.toFixed(0)} s through TraceDb (indexes built after the load). Requests one at a time over HTTP to a receiver serving it:`,
+    '',
+    '| query | request | p50 | p99 | max | per answer |',
+    '|---|---|---|---|---|---|',
+    ...r.queries.map(
+      (x) =>
+        `| ${x.name} | \`${x.request}\` | ${x.p50Ms.toFixed(1)} ms | ${x.p99Ms.toFixed(1)} ms | ${x.maxMs.toFixed(1)} ms | ${x.avgResult.toFixed(1)} ${x.name.startsWith('trace by id') ? 'bytes' : x.name.startsWith('tag values') ? 'values' : 'traces'} |`,
+    ),
+    '',
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,276 @@
+/**
+ * The embedded trace store, as a traces consumer: `consume` hands the request's protobuf to a writer
+ * thread (worker_threads) through a queue bounded in bytes, and returns; the writer batches it into
+ * SQLite (see writer-worker.ts, db.ts). When the queue is full, `admit` refuses new requests before
+ * they are decoded (503 + Retry-After, so clients retry), or, with `on_full: drop`, the request is
+ * accepted and not stored (counted). Queries (the Tempo API) read through their own connection.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Logger } from '../logger';
+import { OverloadedError } from '../otlp/errors';
+import { encodeTraceRequest } from '../otlp/protobuf/encode-traces';
+import type { Batch, Consumer } from '../pipeline/pipeline';
+import { TraceDb } from './db';
+import type { FromWriter, ToWriter, WriterSettings } from './writer-protocol';
+
+export interface TraceStoreOptions {
+  /** The SQLite file. */
+  path: string;
+  retentionMs: number;
+  maxBytes: number;
+  /** Bound of the write queue (bytes of protobuf waiting for the writer thread). */
+  queueBytes: number;
+  onFull: 'refuse' | 'drop';
+  batchMaxBytes: number;
+  flushIntervalMs: number;
+  retentionIntervalMs: number;
+  /** Attribute keys (looked up on spans and resources) indexed for search. */
+  indexedAttributes: string[];
+}
+
+export class TraceStore implements Consumer<'traces'> {
+  readonly name = 'trace-store';
+  private readonly worker: Worker;
+  private reader: TraceDb | undefined;
+  private queued = 0;
+  private stopping = false;
+  private closed: Promise<void> | undefined;
+  private readonly ready: Promise<void>;
+  private flushes = new Map<number, () => void>();
+  private nextFlush = 0;
+  private workerExited = false;
+
+  private readonly written: Counter;
+  private readonly dropped: Counter<'reason'>;
+  private readonly refused: Counter;
+  private readonly deleted: Counter;
+  private readonly usedBytes: Gauge;
+  private readonly queueGauge: Gauge;
+  readonly queryDuration: Histogram<'endpoint'>;
+
+  constructor(
+    readonly options: TraceStoreOptions,
+    registry: Registry,
+    private readonly logger: Logger,
+  ) {
+    const registers = [registry];
+    this.written = new Counter({
+      name: 'sonde_trace_store_spans_written_total',
+      help: 'Spans written to the embedded trace store',
+      registers,
+    });
+    this.dropped = new Counter({
+      name: 'sonde_trace_store_dropped_spans_total',
+      help: 'Spans accepted by the receiver but not stored, by reason (queue_full with on_full: drop, write_error)',
+      labelNames: ['reason'] as const,
+      registers,
+    });
+    this.refused = new Counter({
+      name: 'sonde_trace_store_refused_requests_total',
+      help: 'Trace requests refused (503 + Retry-After) because the trace store write queue was full',
+      registers,
+    });
+    this.deleted = new Counter({
+      name: 'sonde_trace_store_retention_deleted_spans_total',
+      help: 'Spans removed by retention (age or size)',
+      registers,
+    });
+    this.usedBytes = new Gauge({
+      name: 'sonde_trace_store_bytes',
+      help: 'Bytes of the trace store database in use on disk (live pages)',
+      registers,
+    });
+    new Gauge({
+      name: 'sonde_trace_store_max_bytes',
+      help: 'Size bound of the trace store (trace_store.max_size)',
+      registers,
+    }).set(options.maxBytes);
+    this.queueGauge = new Gauge({
+      name: 'sonde_trace_store_queue_bytes',
+      help: 'Bytes of protobuf waiting for the trace store writer thread',
+      registers,
+    });
+    this.queryDuration = new Histogram({
+      name: 'sonde_trace_store_query_duration_seconds',
+      help: 'Time to answer a Tempo API query from the trace store, by endpoint',
+      labelNames: ['endpoint'] as const,
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+
+    const settings: WriterSettings = {
+      path: options.path,
+      indexedAttributes: options.indexedAttributes,
+      retentionMs: options.retentionMs,
+      maxBytes: options.maxBytes,
+      batchMaxBytes: options.batchMaxBytes,
+      flushIntervalMs: options.flushIntervalMs,
+      retentionIntervalMs: options.retentionIntervalMs,
+      onFull: options.onFull,
+    };
+    this.worker = new Worker(workerScript(), { workerData: settings });
+    this.worker.unref();
+    let readyResolve: () => void;
+    let readyReject: (err: Error) => void;
+    this.ready = new Promise<void>((resolve, reject) => {
+      readyResolve = resolve;
+      readyReject = reject;
+    });
+    this.worker.on('message', (m: FromWriter) => {
+      switch (m.type) {
+        case 'ready':
+          this.usedBytes.set(m.usedBytes);
+          readyResolve();
+          break;
+        case 'failed':
+          readyReject(new Error(`cannot open the trace store at ${options.path}: ${m.message}`));
+          break;
+        case 'written':
+          this.release(m.bytes);
+          this.written.inc(m.spans);
+          break;
+        case 'write-failed':
+          this.release(m.bytes);
+          this.dropped.inc({ reason: 'write_error' }, m.spans);
+          this.logger.error(
+            { err: m.message, spans: m.spans },
+            'the trace store could not write a batch (disk full or unwritable?); its spans are dropped',
+          );
+          break;
+        case 'retention':
+          this.usedBytes.set(m.usedBytes);
+          if (m.spans > 0) {
+            this.deleted.inc(m.spans);
+            this.logger.debug({ batches: m.batches, spans: m.spans }, 'trace store retention removed old spans');
+          }
+          break;
+        case 'retention-failed':
+          this.logger.error({ err: m.message }, 'trace store retention failed; it runs again on its next interval');
+          break;
+        case 'flushed':
+          this.flushes.get(m.id)?.();
+          this.flushes.delete(m.id);
+          break;
+        case 'closed':
+          break;
+      }
+    });
+    this.worker.on('error', (err) => {
+      readyReject(err);
+      this.logger.error({ err }, 'the trace store writer thread failed; traces are no longer stored');
+    });
+    this.worker.on('exit', () => {
+      this.workerExited = true;
+      for (const done of this.flushes.values()) done();
+      this.flushes.clear();
+    });
+  }
+
+  /** Resolves once the database is open (rejects when it cannot be). */
+  async start(): Promise<void> {
+    await this.ready;
+    this.reader = TraceDb.open(this.options.path, { reader: true });
+  }
+
+  /** The read connection for queries. */
+  get db(): TraceDb {
+    if (!this.reader) throw new Error('the trace store is not started');
+    return this.reader;
+  }
+
+  get queuedBytes(): number {
+    return this.queued;
+  }
+
+  private release(bytes: number): void {
+    this.queued -= bytes;
+    this.queueGauge.set(this.queued);
+  }
+
+  admit(bytes: number): void {
+    if (this.stopping) throw new OverloadedError('the receiver is shutting down; retry after 1s', 1);
+    if (
+      this.options.onFull === 'refuse' &&
+      bytes <= this.options.queueBytes &&
+      this.queued + bytes > this.options.queueBytes
+    ) {
+      this.refused.inc();
+      throw new OverloadedError('the trace store write queue is full (trace_store.queue_size); retry after 1s', 1);
+    }
+  }
+
+  consume(batch: Batch<'traces'>): void {
+    if (this.workerExited) {
+      this.dropped.inc({ reason: 'write_error' }, batch.itemCount);
+      return;
+    }
+    const raw = batch.context.raw && !batch.context.modified ? batch.context.raw : encodeTraceRequest(batch.data);
+    if (this.queued + raw.length > this.options.queueBytes) {
+      if (this.options.onFull === 'refuse' && raw.length <= this.options.queueBytes) {
+        this.refused.inc();
+        throw new OverloadedError('the trace store write queue is full (trace_store.queue_size); retry after 1s', 1);
+      }
+      this.dropped.inc({ reason: 'queue_full' }, batch.itemCount);
+      return;
+    }
+    // A copy with its own ArrayBuffer, moved (not cloned) to the writer thread.
+    const body = new Uint8Array(raw);
+    this.queued += body.byteLength;
+    this.queueGauge.set(this.queued);
+    this.post({ type: 'write', body, receivedMs: batch.context.receivedAt }, [body.buffer]);
+  }
+
+  private post(m: ToWriter, transfer: ArrayBuffer[] = []): void {
+    this.worker.postMessage(m, transfer);
+  }
+
+  /** Resolves once everything consumed so far is written (tests, benchmarks). */
+  flush(): Promise<void> {
+    if (this.workerExited) return Promise.resolve();
+    const id = this.nextFlush++;
+    return new Promise((resolve) => {
+      this.flushes.set(id, resolve);
+      this.post({ type: 'flush', id });
+    });
+  }
+
+  /** Runs retention now (tests); resolves once it ran. */
+  async enforceRetention(): Promise<void> {
+    this.post({ type: 'retention' });
+    await this.flush();
+  }
+
+  async shutdown(): Promise<void> {
+    this.closed ??= (async () => {
+      this.stopping = true;
+      if (!this.workerExited) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 10_000);
+          this.worker.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          this.post({ type: 'close' });
+        });
+      }
+      this.reader?.close();
+      this.reader = undefined;
+    })();
+    return this.closed;
+  }
+}
+
+/**
+ * The writer thread's script: compiled JavaScript next to this file (dist/), or, when this file runs
+ * from its TypeScript source (jest), the built one in dist/ (the package is built before its tests).
+ */
+function workerScript(): string {
+  const here = join(__dirname, 'writer-worker.js');
+  if (existsSync(here)) return here;
+  const built = join(__dirname, '..', '..', 'dist', 'trace-store', 'writer-worker.js');
+  if (existsSync(built)) return built;
+  throw new Error(`the trace store writer thread script is missing (${here}); build the receiver (npm run build)`);
+}

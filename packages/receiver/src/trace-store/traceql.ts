@@ -1,0 +1,513 @@
+/**
+ * The part of TraceQL the trace store answers, compiled to SQL over its `spans` and `tags` tables:
+ *
+ *   { }                                  every span
+ *   { resource.service.name = "cart" }   service (also .service.name)
+ *   { name = "GET /cart" }               span name (also span:name)
+ *   { status = error }                   error | ok | unset (also span:status)
+ *   { kind = server }                    unspecified | internal | server | client | producer | consumer
+ *   { duration > 500ms }                 span duration (also span:duration); units ns us µs ms s m h
+ *   { span.http.route = "/a" }           an indexed attribute on the span (resource.x: on the resource,
+ *                                        .x: on either)
+ *   operators = != > >= < <= =~ !~, conditions combined with && || and parentheses inside a spanset,
+ *   and spansets combined with ||.
+ *
+ * Anything else (pipelines, aggregates, structural operators, spanset &&, attributes that are not
+ * indexed, trace-level intrinsics) is refused with an UnsupportedQueryError naming the part.
+ * The legacy search's `tags` (logfmt) and `minDuration`/`maxDuration` compile through the same path.
+ */
+
+import { durationClass } from './db';
+
+export class UnsupportedQueryError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnsupportedQueryError';
+  }
+}
+
+type Op = '=' | '!=' | '>' | '>=' | '<' | '<=' | '=~' | '!~';
+
+type Field =
+  | { type: 'service' }
+  | { type: 'name' }
+  | { type: 'status' }
+  | { type: 'kind' }
+  | { type: 'duration' }
+  /** Scoped tag keys as stored ("span.http.route", "resource.deployment.environment"). */
+  | { type: 'tag'; keys: string[]; label: string };
+
+type Value = { type: 'string'; value: string } | { type: 'number'; value: number } | { type: 'keyword'; value: string };
+
+export type SpanExpr =
+  | { kind: 'cond'; field: Field; op: Op; value: Value }
+  | { kind: 'and' | 'or'; left: SpanExpr; right: SpanExpr }
+  | { kind: 'all' };
+
+/** A query: spansets combined with ||: a trace matches when a span matches any of them. */
+export type SpansetQuery = SpanExpr[];
+
+export interface CompiledSpanset {
+  /** SQL condition over `spans s`. */
+  where: string;
+  params: (string | number | bigint)[];
+  /** A tag equality that every match has (drives the scan through the tags index), if any. */
+  driver: { key: string; value: string } | undefined;
+  /** Attribute equalities every match has, echoed in the result's spans. */
+  attributes: { key: string; value: string }[];
+  /** The lowest duration class every match has (a `duration >`/`>=` condition), if any. */
+  minDurationClass: number | undefined;
+}
+
+const STATUS: Record<string, number> = { unset: 0, ok: 1, error: 2 };
+const KIND: Record<string, number> = {
+  unspecified: 0,
+  internal: 1,
+  server: 2,
+  client: 3,
+  producer: 4,
+  consumer: 5,
+};
+const DURATION_UNITS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+
+type Token =
+  | { t: 'punct'; v: string; at: number }
+  | { t: 'string'; v: string; at: number }
+  | { t: 'number'; v: number; at: number }
+  | { t: 'ident'; v: string; at: number }
+  | { t: 'end'; at: number };
+
+const PUNCT = [
+  '&&',
+  '||',
+  '!=',
+  '>=',
+  '<=',
+  '=~',
+  '!~',
+  '>>',
+  '<<',
+  '!>>',
+  '!<<',
+  '{',
+  '}',
+  '(',
+  ')',
+  '=',
+  '>',
+  '<',
+  '|',
+  '~',
+  '!',
+  ',',
+];
+
+function tokenize(src: string): Token[] {
+  const out: Token[] = [];
+  let i = 0;
+  while (i < src.length) {
+    const c = src[i];
+    if (/\s/.test(c)) {
+      i++;
+      continue;
+    }
+    if (c === '"' || c === '`') {
+      const quote = c;
+      let j = i + 1;
+      let v = '';
+      while (j < src.length && src[j] !== quote) {
+        if (src[j] === '\\' && quote === '"' && j + 1 < src.length) {
+          const n = src[j + 1];
+          v += n === 'n' ? '\n' : n === 't' ? '\t' : n;
+          j += 2;
+        } else v += src[j++];
+      }
+      if (j >= src.length) throw new UnsupportedQueryError(`unterminated string at offset ${i}`);
+      out.push({ t: 'string', v, at: i });
+      i = j + 1;
+      continue;
+    }
+    const num = /^-?\d+(\.\d+)?(ns|us|µs|ms|s|m|h)?(?![\w.])/.exec(src.slice(i));
+    if (num) {
+      const unit = num[2];
+      const n = Number(unit ? num[0].slice(0, -unit.length) : num[0]);
+      out.push({ t: 'number', v: unit ? n * DURATION_UNITS[unit] : n, at: i });
+      i += num[0].length;
+      continue;
+    }
+    const ident = /^[A-Za-z_.:][\w.:\-/]*/.exec(src.slice(i));
+    if (ident) {
+      let v = ident[0];
+      let len = v.length;
+      // span."quoted name"
+      if (v.endsWith('.') && src[i + len] === '"') {
+        const close = src.indexOf('"', i + len + 1);
+        if (close < 0) throw new UnsupportedQueryError(`unterminated attribute name at offset ${i}`);
+        v += src.slice(i + len + 1, close);
+        len = close + 1 - i;
+      }
+      out.push({ t: 'ident', v, at: i });
+      i += len;
+      continue;
+    }
+    const p = [...PUNCT].sort((a, b) => b.length - a.length).find((x) => src.startsWith(x, i));
+    if (!p) throw new UnsupportedQueryError(`unexpected character "${c}" at offset ${i}`);
+    out.push({ t: 'punct', v: p, at: i });
+    i += p.length;
+  }
+  out.push({ t: 'end', at: src.length });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parser
+
+export interface ParseOptions {
+  /** Attribute keys (unscoped) that the store indexes. */
+  indexedAttributes: ReadonlySet<string>;
+}
+
+export function parseTraceQL(src: string, options: ParseOptions): SpansetQuery {
+  const p = new Parser(tokenize(src), src, options);
+  const q = p.spansets();
+  p.expectEnd();
+  return q;
+}
+
+class Parser {
+  private i = 0;
+
+  constructor(
+    private readonly tokens: Token[],
+    private readonly src: string,
+    private readonly options: ParseOptions,
+  ) {}
+
+  private peek(): Token {
+    return this.tokens[this.i];
+  }
+
+  private next(): Token {
+    return this.tokens[this.i++];
+  }
+
+  private isPunct(v: string): boolean {
+    const t = this.peek();
+    return t.t === 'punct' && t.v === v;
+  }
+
+  private expect(v: string): void {
+    const t = this.next();
+    if (t.t !== 'punct' || t.v !== v) throw this.unexpected(t, `"${v}"`);
+  }
+
+  private unexpected(t: Token, wanted: string): UnsupportedQueryError {
+    const got = t.t === 'end' ? 'the end of the query' : `"${this.src.slice(t.at, t.at + 20)}"`;
+    return new UnsupportedQueryError(`expected ${wanted} at offset ${t.at}, found ${got}`);
+  }
+
+  expectEnd(): void {
+    const t = this.peek();
+    if (t.t === 'end') return;
+    if (t.t === 'punct' && t.v === '|') {
+      throw new UnsupportedQueryError(
+        `pipelines ("${this.src.slice(t.at).trim()}") are not supported by the embedded trace store`,
+      );
+    }
+    if (t.t === 'punct' && t.v === '&&') {
+      throw new UnsupportedQueryError(
+        'spanset && ("{ ... } && { ... }") is not supported by the embedded trace store; put the conditions in one spanset',
+      );
+    }
+    if (t.t === 'punct' && ['>>', '<<', '>', '<', '~', '!>>', '!<<'].includes(t.v)) {
+      throw new UnsupportedQueryError(
+        `structural operator "${t.v}" is not supported by the embedded trace store (only ||, && inside a spanset)`,
+      );
+    }
+    throw this.unexpected(t, 'the end of the query');
+  }
+
+  spansets(): SpansetQuery {
+    const out = this.spansetTerm();
+    while (this.isPunct('||')) {
+      this.next();
+      out.push(...this.spansetTerm());
+    }
+    return out;
+  }
+
+  private spansetTerm(): SpansetQuery {
+    if (this.isPunct('(')) {
+      this.next();
+      const q = this.spansets();
+      this.expect(')');
+      return q;
+    }
+    this.expect('{');
+    if (this.isPunct('}')) {
+      this.next();
+      return [{ kind: 'all' }];
+    }
+    const e = this.or();
+    this.expect('}');
+    return [e];
+  }
+
+  private or(): SpanExpr {
+    let left = this.and();
+    while (this.isPunct('||')) {
+      this.next();
+      left = { kind: 'or', left, right: this.and() };
+    }
+    return left;
+  }
+
+  private and(): SpanExpr {
+    let left = this.unary();
+    while (this.isPunct('&&')) {
+      this.next();
+      left = { kind: 'and', left, right: this.unary() };
+    }
+    return left;
+  }
+
+  private unary(): SpanExpr {
+    if (this.isPunct('(')) {
+      this.next();
+      const e = this.or();
+      this.expect(')');
+      return e;
+    }
+    return this.condition();
+  }
+
+  private condition(): SpanExpr {
+    const t = this.next();
+    if (t.t !== 'ident') throw this.unexpected(t, 'an attribute or intrinsic (e.g. resource.service.name, name)');
+    const field = fieldFor(t.v, this.options);
+    const opTok = this.next();
+    const ops: Op[] = ['=', '!=', '>', '>=', '<', '<=', '=~', '!~'];
+    if (opTok.t !== 'punct' || !ops.includes(opTok.v as Op)) throw this.unexpected(opTok, 'a comparison operator');
+    const op = opTok.v as Op;
+    const vt = this.next();
+    let value: Value;
+    if (vt.t === 'string') value = { type: 'string', value: vt.v };
+    else if (vt.t === 'number') value = { type: 'number', value: vt.v };
+    else if (vt.t === 'ident') value = { type: 'keyword', value: vt.v };
+    else throw this.unexpected(vt, 'a value');
+    checkCondition(t.v, field, op, value);
+    return { kind: 'cond', field, op, value };
+  }
+}
+
+function fieldFor(name: string, options: ParseOptions): Field {
+  switch (name) {
+    case 'resource.service.name':
+    case '.service.name':
+      return { type: 'service' };
+    case 'name':
+    case 'span:name':
+      return { type: 'name' };
+    case 'status':
+    case 'span:status':
+      return { type: 'status' };
+    case 'kind':
+    case 'span:kind':
+      return { type: 'kind' };
+    case 'duration':
+    case 'span:duration':
+      return { type: 'duration' };
+  }
+  let scope: 'span' | 'resource' | undefined;
+  let key: string;
+  if (name.startsWith('span.')) {
+    scope = 'span';
+    key = name.slice(5);
+  } else if (name.startsWith('resource.')) {
+    scope = 'resource';
+    key = name.slice(9);
+  } else if (name.startsWith('.')) key = name.slice(1);
+  else {
+    throw new UnsupportedQueryError(
+      `"${name}" is not supported by the embedded trace store: use resource.service.name, name, status, kind, duration, or span./resource. with an indexed attribute`,
+    );
+  }
+  if (!options.indexedAttributes.has(key)) {
+    const indexed = [...options.indexedAttributes].join(', ') || 'none';
+    throw new UnsupportedQueryError(
+      `attribute "${key}" is not indexed by the embedded trace store (trace_store.indexed_attributes: ${indexed})`,
+    );
+  }
+  const keys = scope ? [`${scope}.${key}`] : [`span.${key}`, `resource.${key}`];
+  return { type: 'tag', keys, label: key };
+}
+
+function checkCondition(name: string, field: Field, op: Op, value: Value): void {
+  const fail = (why: string) => new UnsupportedQueryError(`${name} ${op} ...: ${why}`);
+  if (field.type === 'status' || field.type === 'kind') {
+    const table = field.type === 'status' ? STATUS : KIND;
+    if (value.type !== 'keyword' || !(value.value in table)) {
+      throw fail(`the value must be one of ${Object.keys(table).join(', ')}`);
+    }
+    if (op !== '=' && op !== '!=') throw fail('only = and != compare a status or kind');
+  } else if (field.type === 'duration') {
+    if (value.type !== 'number') throw fail('the value must be a duration such as 500ms');
+    if (op === '=~' || op === '!~') throw fail('a duration cannot be matched with a regular expression');
+  } else {
+    if (value.type === 'keyword' && value.value !== 'true' && value.value !== 'false' && value.value !== 'nil') {
+      throw fail(`unknown value "${value.value}" (quote strings: "${value.value}")`);
+    }
+    if (value.type === 'keyword' && value.value === 'nil') throw fail('nil comparisons are not supported');
+    if ((op === '=~' || op === '!~') && value.type !== 'string') throw fail('a regular expression must be a string');
+    if (field.type !== 'tag' && value.type === 'number') throw fail('the value must be a string');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Legacy search parameters
+
+/** `tags` (logfmt: `key=value key2="v 2"`) as spanset conditions, all of which must hold. */
+export function parseLogfmtTags(tags: string, options: ParseOptions): SpanExpr {
+  const re = /\s*([^\s=]+)=("((?:[^"\\]|\\.)*)"|\S*)/y;
+  let e: SpanExpr = { kind: 'all' };
+  let pos = 0;
+  re.lastIndex = 0;
+  while (pos < tags.length) {
+    const m = re.exec(tags);
+    if (m === null) break;
+    pos = re.lastIndex;
+    const key = m[1];
+    const value = m[3] !== undefined ? m[3].replace(/\\(.)/g, '$1') : m[2];
+    let field: Field;
+    if (key === 'service.name') field = { type: 'service' };
+    else if (key === 'name') field = { type: 'name' };
+    else if (key === 'status' || key === 'status.code') {
+      if (!(value in STATUS)) throw new UnsupportedQueryError(`tags: status must be one of error, ok, unset`);
+      const cond: SpanExpr = { kind: 'cond', field: { type: 'status' }, op: '=', value: { type: 'keyword', value } };
+      e = e.kind === 'all' ? cond : { kind: 'and', left: e, right: cond };
+      continue;
+    } else field = fieldFor(`.${key}`, options);
+    const cond: SpanExpr = { kind: 'cond', field, op: '=', value: { type: 'string', value } };
+    e = e.kind === 'all' ? cond : { kind: 'and', left: e, right: cond };
+  }
+  if (tags.slice(pos).trim() !== '') {
+    throw new UnsupportedQueryError(`tags: cannot read "${tags.slice(pos).trim()}" (logfmt: key=value key2="v 2")`);
+  }
+  return e;
+}
+
+/** A Go-style duration ("1.5s", "100ms", "2m30s") in nanoseconds. */
+export function parseGoDuration(text: string, what: string): number {
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y;
+  let total = 0;
+  let pos = 0;
+  re.lastIndex = 0;
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+    total += Number(m[1]) * DURATION_UNITS[m[2]];
+    pos = re.lastIndex;
+  }
+  if (pos !== text.length || text === '') {
+    throw new UnsupportedQueryError(`${what}: "${text}" is not a duration (e.g. 100ms, 1.5s)`);
+  }
+  return total;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQL
+
+export function compileSpanset(e: SpanExpr): CompiledSpanset {
+  const params: (string | number | bigint)[] = [];
+  const where = sql(e, params);
+  const attributes: { key: string; value: string }[] = [];
+  let driver: CompiledSpanset['driver'];
+  for (const c of conjuncts(e)) {
+    if (c.kind !== 'cond' || c.op !== '=' || c.field.type !== 'tag') continue;
+    const value = textOf(c.value);
+    attributes.push({ key: c.field.label, value });
+    if (!driver && c.field.keys.length === 1) driver = { key: c.field.keys[0], value };
+  }
+  for (const c of conjuncts(e)) {
+    if (c.kind === 'cond' && c.op === '=' && c.field.type === 'service') {
+      attributes.push({ key: 'service.name', value: textOf(c.value) });
+    }
+  }
+  let minDurationClass: number | undefined;
+  for (const c of conjuncts(e)) {
+    if (c.kind === 'cond' && c.field.type === 'duration' && (c.op === '>' || c.op === '>=')) {
+      const cls = durationClass(BigInt(Math.round(c.value.value as number)));
+      minDurationClass = Math.max(minDurationClass ?? 0, cls);
+    }
+  }
+  return { where, params, driver, attributes, minDurationClass };
+}
+
+function conjuncts(e: SpanExpr): SpanExpr[] {
+  return e.kind === 'and' ? [...conjuncts(e.left), ...conjuncts(e.right)] : [e];
+}
+
+function textOf(v: Value): string {
+  return v.type === 'number' ? String(v.value) : v.value;
+}
+
+const SQL_OPS: Record<Op, string> = {
+  '=': '=',
+  '!=': '!=',
+  '>': '>',
+  '>=': '>=',
+  '<': '<',
+  '<=': '<=',
+  '=~': '',
+  '!~': '',
+};
+
+function sql(e: SpanExpr, params: (string | number | bigint)[]): string {
+  switch (e.kind) {
+    case 'all':
+      return '1';
+    case 'and':
+    case 'or':
+      return `(${sql(e.left, params)} ${e.kind === 'and' ? 'AND' : 'OR'} ${sql(e.right, params)})`;
+    case 'cond':
+      break;
+  }
+  const { field, op, value } = e;
+  const compare = (column: string, v: string | number | bigint): string => {
+    if (op === '=~' || op === '!~') {
+      params.push(v);
+      return `${op === '!~' ? 'NOT ' : ''}regexp(?, ${column})`;
+    }
+    params.push(v);
+    return `${column} ${SQL_OPS[op]} ?`;
+  };
+  switch (field.type) {
+    case 'service':
+      return compare('s.service', textOf(value));
+    case 'name':
+      return compare('s.name', textOf(value));
+    case 'status':
+      return compare('s.status', STATUS[value.value as string]);
+    case 'kind':
+      return compare('s.kind', KIND[value.value as string]);
+    case 'duration': {
+      // The duration index holds floor(log2(ns)) (see db.ts): a range of it narrows, the exact value decides.
+      const ns = BigInt(Math.round(value.value as number));
+      const cls = durationClass(ns);
+      const exact = compare('s.duration_ns', ns);
+      if (op === '>' || op === '>=') return `(s.duration_class >= ${cls} AND ${exact})`;
+      if (op === '<' || op === '<=') return `(s.duration_class <= ${cls} AND ${exact})`;
+      if (op === '=') return `(s.duration_class = ${cls} AND ${exact})`;
+      return exact;
+    }
+    case 'tag': {
+      const keys = field.keys.map(() => '?').join(', ');
+      params.push(...field.keys);
+      let cond: string;
+      if (value.type === 'number' && op !== '=' && op !== '!=') cond = compare('CAST(t.value AS REAL)', value.value);
+      else cond = compare('t.value', textOf(value));
+      return `EXISTS (SELECT 1 FROM tags t WHERE t.key IN (${keys}) AND ${cond} AND t.span = s.id)`;
+    }
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * The trace store's writer thread: receives request bodies (protobuf ExportTraceServiceRequest) from
+ * the TraceStore consumer, scans them and writes them to SQLite in batched transactions, and applies
+ * retention on a timer. SQLite calls are synchronous: here they never hold up the intake's thread.
+ */
+import { setPriority } from 'node:os';
+import { parentPort, workerData } from 'node:worker_threads';
+import { TraceDb } from './db';
+import { type ScanResult, scanTraceRequest } from './scan';
+import type { FromWriter, ToWriter, WriterSettings } from './writer-protocol';
+
+const WRITER_NICENESS = 10;
+
+const settings = workerData as WriterSettings;
+
+// With on_full: drop, the store is best effort: the writer yields the CPU to intake (on Linux,
+// setpriority(PRIO_PROCESS, 0) concerns the calling thread only, so this lowers this thread's priority
+// and not the receiver's). With refuse, intake waits for the store anyway when the queue is full, so
+// the writer keeps the receiver's priority.
+if (settings.onFull === 'drop') {
+  try {
+    setPriority(0, WRITER_NICENESS);
+  } catch {
+    // Not permitted or not supported here: the writer runs at the receiver's priority.
+  }
+}
+const port = parentPort;
+if (!port) throw new Error('writer-worker.ts runs as a worker thread (started by TraceStore)');
+
+const post = (m: FromWriter) => port.postMessage(m);
+
+let db: TraceDb;
+try {
+  db = TraceDb.open(settings.path);
+} catch (err) {
+  post({ type: 'failed', message: (err as Error).message });
+  throw err;
+}
+const indexed = { indexedAttributes: new Set(settings.indexedAttributes) };
+
+let pending: { body: Uint8Array; receivedMs: number }[] = [];
+let pendingBytes = 0;
+let timer: NodeJS.Timeout | undefined;
+let closing = false;
+
+function flush(): void {
+  if (timer) clearTimeout(timer);
+  timer = undefined;
+  if (pending.length === 0) return;
+  const items = pending;
+  const bytes = pendingBytes;
+  pending = [];
+  pendingBytes = 0;
+  const started = performance.now();
+  const merged: ScanResult = { spans: [], chunks: [] };
+  let receivedMs = 0;
+  let scanFailed = 0;
+  for (const item of items) {
+    try {
+      const s = scanTraceRequest(Buffer.from(item.body.buffer, item.body.byteOffset, item.body.byteLength), indexed);
+      for (const x of s.spans) merged.spans.push(x);
+      for (const x of s.chunks) merged.chunks.push(x);
+    } catch {
+      scanFailed++;
+    }
+    if (item.receivedMs > receivedMs) receivedMs = item.receivedMs;
+  }
+  try {
+    db.write(merged, receivedMs, bytes);
+    post({
+      type: 'written',
+      bytes,
+      spans: merged.spans.length,
+      requests: items.length,
+      ms: performance.now() - started,
+      scanFailed,
+    });
+  } catch (err) {
+    post({ type: 'write-failed', bytes, spans: merged.spans.length, message: (err as Error).message });
+  }
+}
+
+function retention(): void {
+  try {
+    const removed = db.enforceRetention(Date.now(), settings.retentionMs, settings.maxBytes);
+    post({ type: 'retention', batches: removed.batches, spans: removed.spans, usedBytes: db.usedBytes() });
+  } catch (err) {
+    post({ type: 'retention-failed', message: (err as Error).message });
+  }
+}
+
+port.on('message', (m: ToWriter) => {
+  if (m.type === 'write') {
+    pending.push({ body: m.body, receivedMs: m.receivedMs });
+    pendingBytes += m.body.byteLength;
+    if (pendingBytes >= settings.batchMaxBytes) flush();
+    else if (!timer && !closing) timer = setTimeout(flush, settings.flushIntervalMs);
+  } else if (m.type === 'flush') {
+    flush();
+    post({ type: 'flushed', id: m.id });
+  } else if (m.type === 'retention') {
+    retention();
+  } else if (m.type === 'close') {
+    closing = true;
+    flush();
+    clearInterval(retentionTimer);
+    try {
+      db.db.exec('PRAGMA optimize');
+      db.close();
+    } finally {
+      post({ type: 'closed' });
+      port.close();
+    }
+  }
+});
+
+retention();
+const retentionTimer = setInterval(retention, settings.retentionIntervalMs);
+post({ type: 'ready', usedBytes: db.usedBytes() });
