@@ -107,15 +107,28 @@ const SIDES = [
 ] as const;
 type Side = (typeof SIDES)[number];
 
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return Number.NaN;
+  }
+}
+
 interface Run {
   side: Side;
+  /** CPU milliseconds per request: the three services together, and the receiver. */
+  cpuPerRequest: number;
+  receiverCpuPerRequest: number;
   rps: number;
   p50: number;
   p99: number;
   errors: number;
 }
 
-async function measure(side: Side, otlp: string): Promise<Run> {
+async function measure(side: Side, otlp: string, receiverPid: number): Promise<Run> {
   const shop = await startShop({
     otlpEndpoint: otlp,
     instrument: side.instrument,
@@ -123,9 +136,17 @@ async function measure(side: Side, otlp: string): Promise<Run> {
   });
   try {
     await cannon(shop.storefrontUrl, warmup);
+    const pids = Object.values(shop.pids);
+    const cpu0 = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+    const rcpu0 = cpuSeconds(receiverPid);
     const r = await cannon(shop.storefrontUrl, duration);
+    const cpu = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) - cpu0;
+    const rcpu = cpuSeconds(receiverPid) - rcpu0;
+    const requests = r.requests.total;
     return {
       side,
+      cpuPerRequest: (cpu * 1000) / requests,
+      receiverCpuPerRequest: (rcpu * 1000) / requests,
       rps: r.requests.average,
       p50: r.latency.p50,
       p99: r.latency.p99,
@@ -151,10 +172,10 @@ async function main(): Promise<void> {
     for (let i = 0; i < rounds; i++) {
       // Alternate the order so that drift (thermal, neighbours) does not favour one side.
       for (const side of i % 2 === 0 ? SIDES : [...SIDES].reverse()) {
-        const run = await measure(side, receiver.otlp);
+        const run = await measure(side, receiver.otlp, receiver.child.pid!);
         runs.push(run);
         log(
-          `round ${i + 1} ${side.name}: ${run.rps.toFixed(0)} req/s, p50 ${run.p50} ms, p99 ${run.p99} ms, errors ${run.errors}`,
+          `round ${i + 1} ${side.name}: ${run.rps.toFixed(0)} req/s, p50 ${run.p50} ms, p99 ${run.p99} ms, errors ${run.errors}, CPU/request ${run.cpuPerRequest.toFixed(2)} ms services + ${run.receiverCpuPerRequest.toFixed(2)} ms receiver`,
         );
       }
     }
@@ -167,6 +188,8 @@ async function main(): Promise<void> {
         rps: median(rs.map((r) => r.rps)),
         p50: median(rs.map((r) => r.p50)),
         p99: median(rs.map((r) => r.p99)),
+        cpu: median(rs.map((r) => r.cpuPerRequest)),
+        rcpu: median(rs.map((r) => r.receiverCpuPerRequest)),
       };
     });
     const b = stats[0];
@@ -179,22 +202,22 @@ async function main(): Promise<void> {
         '',
         `Machine: ${machine}. Storefront, cart and payments on the same machine as the load generator (autocannon, ${connections} connections) and the receiver. \`GET /products/:sku\`: storefront → cart over HTTP → SQLite; one \`product.viewed\` event. Instrumented: traces (every request sampled), metrics (runtime + HTTP, 5 s interval), logs and events, redaction on, exported over OTLP/HTTP protobuf to a \`sonde-receiver\` process. Median of ${rounds} round(s) of ${duration} s after ${warmup} s of warm-up, order alternated.`,
         '',
-        '| | requests/s | change | p50 latency | p99 latency |',
-        '|---|---:|---:|---:|---:|',
+        '| | requests/s | change | p50 latency | p99 latency | CPU per request (3 services) | CPU per request (receiver) |',
+        '|---|---:|---:|---:|---:|---:|---:|',
         ...stats.map(
           (x, i) =>
-            `| ${x.side.name} | ${x.rps.toFixed(0)} | ${i === 0 ? '' : `${loss(x) >= 0 ? '−' : '+'}${Math.abs(loss(x)).toFixed(1)}%`} | ${x.p50} ms | ${x.p99} ms |`,
+            `| ${x.side.name} | ${x.rps.toFixed(0)} | ${i === 0 ? '' : `${loss(x) >= 0 ? '−' : '+'}${Math.abs(loss(x)).toFixed(1)}%`} | ${x.p50} ms | ${x.p99} ms | ${x.cpu.toFixed(2)} ms | ${x.rcpu.toFixed(2)} ms |`,
         ),
         '',
         `Spans accepted by the receiver over the run: ${spans ?? '?'}. Target: under 10% throughput loss with every trace sampled (${full < 10 ? 'met' : 'not met'}).`,
         '',
         'Each round:',
         '',
-        '| round | side | requests/s | p50 | p99 | errors |',
-        '|---:|---|---:|---:|---:|---:|',
+        '| round | side | requests/s | p50 | p99 | errors | CPU/request (services + receiver) |',
+        '|---:|---|---:|---:|---:|---:|---:|',
         ...runs.map(
           (r, i) =>
-            `| ${Math.floor(i / SIDES.length) + 1} | ${r.side.name} | ${r.rps.toFixed(0)} | ${r.p50} ms | ${r.p99} ms | ${r.errors} |`,
+            `| ${Math.floor(i / SIDES.length) + 1} | ${r.side.name} | ${r.rps.toFixed(0)} | ${r.p50} ms | ${r.p99} ms | ${r.errors} | ${r.cpuPerRequest.toFixed(2)} + ${r.receiverCpuPerRequest.toFixed(2)} ms |`,
         ),
         '',
       ].join('\n'),
