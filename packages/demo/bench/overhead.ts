@@ -96,7 +96,7 @@ function cannon(url: string, seconds: number): Promise<Result> {
 }
 
 /** The sides compared: no Sonde, Sonde with every trace sampled (the default), Sonde sampling 10% of traces. */
-const SIDES = [
+const SIDES: { name: string; instrument: boolean; env: Record<string, string>; nodeArgs?: string[] }[] = [
   { name: 'without Sonde', instrument: false, env: {} },
   { name: 'with `--import @sonde/node/register`', instrument: true, env: {} },
   {
@@ -104,7 +104,15 @@ const SIDES = [
     instrument: true,
     env: { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' },
   },
-] as const;
+  {
+    // Reference: the upstream zero-code entry with its own defaults (dns, net, router and express
+    // middleware spans on; no redaction, consent or events processing).
+    name: 'reference: `--require @opentelemetry/auto-instrumentations-node/register`',
+    instrument: true,
+    nodeArgs: ['--require', '@opentelemetry/auto-instrumentations-node/register'],
+    env: {},
+  },
+];
 type Side = (typeof SIDES)[number];
 
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */
@@ -132,6 +140,7 @@ async function measure(side: Side, otlp: string, receiverPid: number): Promise<R
   const shop = await startShop({
     otlpEndpoint: otlp,
     instrument: side.instrument,
+    nodeArgs: side.nodeArgs,
     env: { DEMO_NO_FAULTS: '1', OTEL_METRIC_EXPORT_INTERVAL: '5000', ...side.env },
   });
   try {

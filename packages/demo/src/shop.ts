@@ -20,6 +20,8 @@ export interface ShopOptions {
   basePort?: number;
   /** Start the services with `--import @sonde/node/register` (default true). */
   instrument?: boolean;
+  /** Node arguments used instead of `--import @sonde/node/register` when instrumenting (e.g. another distribution's). */
+  nodeArgs?: string[];
   /** Extra environment for every service (OTEL_*, SONDE_*, DEMO_NO_FAULTS=1, ...). */
   env?: Record<string, string>;
   /** Forward the services' own log lines (pino JSON) to this process's stdout. Default false. */
@@ -118,8 +120,8 @@ export async function startShop(options: ShopOptions): Promise<Shop> {
         return s;
       });
     const [cart, payments] = await Promise.all([
-      track(startService('cart', port(1), env, instrument, forward)),
-      track(startService('payments', port(2), env, instrument, forward)),
+      track(startService('cart', port(1), env, instrument, forward, options.nodeArgs)),
+      track(startService('payments', port(2), env, instrument, forward, options.nodeArgs)),
     ]);
     const urls = {
       cart: `http://127.0.0.1:${cart.port}`,

@@ -199,6 +199,9 @@ export class Shipper {
     }
     this.draining = this.drainLoop().finally(() => {
       this.draining = undefined;
+      // A request pushed while the loop was finishing: go round again (a closed gate or a backoff
+      // has already set a timer).
+      if (this.o.buffer.length > 0 && !this.timer) this.schedule(0);
     });
     return this.draining;
   }

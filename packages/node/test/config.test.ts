@@ -1,7 +1,8 @@
 /** The pure parts: consent lists and start-up consent, OTLP targets from the environment, SQL summaries. */
 import { parseConsentList } from '../src/consent';
+import { track } from '../src/events';
 import { httpTarget, parseHeaderList } from '../src/otlp-http';
-import { resolveConsent } from '../src/sdk';
+import { resolveConsent, start } from '../src/sdk';
 import { sanitizeSql, summarizeSql } from '../src/sqlite';
 
 test('SONDE_CONSENT lists', () => {
@@ -90,4 +91,20 @@ test('SQL summaries and literal-free query text', () => {
     'SELECT * FROM users WHERE email = ? AND id = ? AND blob = ?',
   );
   expect(sanitizeSql("select 'it''s'")).toBe('select ?');
+});
+
+test('OTEL_SDK_DISABLED: nothing starts, track() is a no-op, the summary says so', () => {
+  const writes: string[] = [];
+  const spy = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    writes.push(String(chunk));
+    return true;
+  });
+  try {
+    const s = start({}, { OTEL_SDK_DISABLED: 'true' });
+    expect(s).toMatchObject({ started: false, disabled: true });
+    expect(track('feature.used')).toBe(false);
+    expect(writes.join('')).toContain('sonde: off (OTEL_SDK_DISABLED=true)');
+  } finally {
+    spy.mockRestore();
+  }
 });
