@@ -44,9 +44,10 @@ function startService(
   env: Record<string, string>,
   instrument: boolean,
   forwardLogs: boolean,
+  nodeArgs = ['--import', '@sonde/node/register'],
 ): Promise<{ child: ChildProcess; port: number }> {
   const args = [
-    ...(instrument ? ['--import', '@sonde/node/register'] : []),
+    ...(instrument ? nodeArgs : []),
     path.join(PACKAGE_DIR, 'dist', 'services', `${name}.js`),
   ];
   const child = spawn(process.execPath, args, {
