@@ -63,8 +63,8 @@ function startService(
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${name} did not start within 20 s: ${stderr.join('')}`));
-    }, 20000);
+      reject(new Error(`${name} did not start within 40 s: ${stderr.join('')}`));
+    }, 40000);
     child.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`${name} exited with ${code} before listening: ${stderr.join('')}`));

@@ -102,7 +102,7 @@ export function attr(attrs: { key: string; value: unknown }[], key: string): unk
   return a === undefined ? undefined : typeof a.value === 'bigint' ? Number(a.value) : a.value;
 }
 
-export async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 10000): Promise<T> {
+export async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 20000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = fn();
@@ -112,7 +112,7 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | false, 
   }
 }
 
-export async function waitForAsync<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 10000): Promise<T> {
+export async function waitForAsync<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -137,7 +137,7 @@ export async function startApp(
   file: string,
   nodeArgs: string[],
   env: Record<string, string>,
-  timeoutMs = 15000,
+  timeoutMs = 30000,
 ): Promise<App> {
   const inherited = Object.fromEntries(
     Object.entries(process.env).filter(

@@ -31,7 +31,7 @@ test('receiver down at start-up, then up: the app keeps serving, held telemetry 
     await waitFor(
       'the spans held during the outage',
       () => [0, 1, 2, 3, 4].every((i) => paths().has(`/users/before-${i}`)),
-      15000,
+      30000,
     );
     expect(rx.logs().filter((l) => l.record.body === 'user looked up').length).toBeGreaterThanOrEqual(5);
 
