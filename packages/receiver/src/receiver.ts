@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Server as GrpcServer } from '@grpc/grpc-js';
 import type { Express } from 'express';
 import { createAdminApp } from './admin/server';
-import type { ReceiverConfig } from './config/schema';
+import { type ReceiverConfig, toRedactionConfig } from './config/schema';
 import { formatAddress, type ListenAddress } from './config/units';
 import { TempoExporter } from './export/tempo-exporter';
 import { Admission } from './intake/admission';
@@ -23,6 +23,7 @@ import { ITEM_NAME, SIGNALS } from './model';
 import { AttributeLimitsProcessor } from './pipeline/attribute-limits';
 import { Pipeline } from './pipeline/pipeline';
 import { RecentTelemetry } from './pipeline/recent';
+import { Redaction } from './pipeline/redaction';
 import { PrometheusConsumer } from './prometheus/consumer';
 import { SelfMetrics } from './self-metrics';
 import { ServiceGraphConsumer } from './traces/service-graph';
@@ -67,6 +68,16 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     metrics: new RecentTelemetry<'metrics'>(config.debug.recent_items),
     logs: new RecentTelemetry<'logs'>(config.debug.recent_items),
   };
+  // Redaction runs before the attribute limits, so that truncation cannot cut a value (an email, a
+  // card number) to a piece the detectors no longer recognise.
+  const redaction = config.redaction.enabled
+    ? new Redaction(toRedactionConfig(config.redaction), metrics.registry)
+    : undefined;
+  if (redaction) {
+    pipeline.traces.addProcessor(redaction.processor());
+    pipeline.metrics.addProcessor(redaction.processor());
+    pipeline.logs.addProcessor(redaction.processor());
+  }
   pipeline.traces.addProcessor(new AttributeLimitsProcessor(limits, metrics));
   // The Tempo exporter goes first: when its queue is full it refuses the request (503 + Retry-After)
   // before any other consumer has counted the spans, so the client's retry is not counted twice.

@@ -12,30 +12,95 @@ export interface Found {
   value: string;
 }
 
-/** Cheap facts about a string, gathered in one pass, that decide which detectors may run. */
-export interface Features {
-  digits: number;
-  dots: number;
-  colons: number;
-  at: boolean;
-  eq: boolean;
+/** Pre-check bits: which detectors could match a string (see `features`). */
+export const MAY_EMAIL = 1; // an '@'
+export const MAY_CARD = 2; // a run of 13+ digits allowing single spaces or dashes between them
+export const MAY_IPV4 = 4; // three dots in one run of digits and dots
+export const MAY_IPV6 = 8; // '::', or 7+ colons
+export const MAY_BEARER = 16; // 'eyJ', or 'bearer'/'basic ' in any case
+export const MAY_URL_SECRET = 32; // a word character then '=', or a '"' and a ':' (JSON)
+export const HAS_PERCENT = 64; // '%' (URL-encoded text: decode before deciding)
+
+/**
+ * The cheap pre-check: one pass over the string, no allocation, returning MAY_* bits. A detector
+ * whose bit is not set cannot match, so it does not run.
+ */
+export function features(s: string): number {
+  let bits = 0;
+  let run = 0;
+  let sep = false;
+  let dotsHere = 0;
+  let colons = 0;
+  let quote = false;
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (++run >= 13) bits |= MAY_CARD;
+      sep = false;
+      continue;
+    }
+    if (c >= 102 /* f */ && c <= 122 && c !== 101 && c !== 98) {
+      // the common case, lowercase letters that start nothing: reset the runs
+      run = 0;
+      sep = false;
+      dotsHere = 0;
+      continue;
+    }
+    if (c === 32 || c === 45) {
+      if (sep) run = 0;
+      sep = true;
+      dotsHere = 0;
+      continue;
+    }
+    run = 0;
+    sep = false;
+    if (c === 46) {
+      if (++dotsHere >= 3) bits |= MAY_IPV4;
+      continue;
+    }
+    dotsHere = 0;
+    switch (c) {
+      case 58:
+        if (++colons >= 7 || (i > 0 && s.charCodeAt(i - 1) === 58)) bits |= MAY_IPV6;
+        break;
+      case 64:
+        bits |= MAY_EMAIL;
+        break;
+      case 61: // '=' right after a name (password=..., not "a = b")
+        if (i > 0 && isWord(s.charCodeAt(i - 1))) bits |= MAY_URL_SECRET;
+        break;
+      case 34:
+        quote = true;
+        break;
+      case 37:
+        bits |= HAS_PERCENT;
+        break;
+      case 66: // B
+      case 98: {
+        // b
+        const d = s.charCodeAt(i + 1) | 32;
+        if ((d === 101 /* e */ && isWordAt(s, i + 1, 'earer')) || (d === 97 /* a */ && isWordAt(s, i + 1, 'asic '))) {
+          bits |= MAY_BEARER;
+        }
+        break;
+      }
+      case 101: // e
+        if (s.charCodeAt(i + 1) === 121 && s.charCodeAt(i + 2) === 74) bits |= MAY_BEARER; // eyJ
+        break;
+    }
+  }
+  if (quote && colons > 0) bits |= MAY_URL_SECRET;
+  return bits;
 }
 
-export function features(s: string): Features {
-  let digits = 0;
-  let dots = 0;
-  let colons = 0;
-  let at = false;
-  let eq = false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 48 && c <= 57) digits++;
-    else if (c === 46) dots++;
-    else if (c === 58) colons++;
-    else if (c === 64) at = true;
-    else if (c === 61) eq = true;
+/** Whether `word` (lowercase) is at `i` in `s`, case-insensitively for ASCII letters. */
+function isWordAt(s: string, i: number, word: string): boolean {
+  if (i + word.length > s.length) return false;
+  for (let k = 0; k < word.length; k++) {
+    if ((s.charCodeAt(i + k) | 32) !== (word.charCodeAt(k) | 32)) return false;
   }
-  return { digits, dots, colons, at, eq };
+  return true;
 }
 
 const isDigit = (c: number) => c >= 48 && c <= 57;
@@ -294,14 +359,6 @@ const AUTH_SCHEME = /\b(Bearer|Basic)[ \t]+([A-Za-z0-9\-._~+/]+=*)/gi;
 const JWT = /(?<![\w-])eyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*/g;
 const TOKEN_SYMBOL = /[\d\-._~+/=]/;
 
-/** Whether the string may hold a credential: the cheap pre-check of findBearer. */
-export function mayHoldBearer(s: string): boolean {
-  return (
-    s.length >= 10 &&
-    (s.includes('eyJ') || s.includes('earer') || s.includes('EARER') || s.includes('asic ') || s.includes('ASIC '))
-  );
-}
-
 /** Finds the token of `Bearer <token>` / `Basic <base64 user:pass>` (the scheme is kept) and JWTs. */
 export function findBearer(s: string): Found[] {
   const out: Found[] = [];
@@ -381,9 +438,27 @@ const NAME_VALUE = new RegExp(
   'gi',
 );
 
-/** Finds the values of secret `name=value` pairs. */
+// "password": "hunter2" in JSON text (a logged request body): the string value of a secret name.
+const JSON_PAIR = new RegExp(
+  `"(${[...URL_SECRET_PARAMS]
+    .filter((n) => !QUERY_ONLY.has(n))
+    .map(escapeRe)
+    .join('|')}|authorization|cookie)"[ \\t]*:[ \\t]*"((?:[^"\\\\]|\\\\.){1,4096})"`,
+  'gi',
+);
+
+/** Finds the values of secret `name=value` pairs, and of `"name": "value"` in JSON text. */
 export function findUrlSecrets(s: string): Found[] {
   const out: Found[] = [];
+  if (s.includes('"')) {
+    JSON_PAIR.lastIndex = 0;
+    for (let m = JSON_PAIR.exec(s); m !== null; m = JSON_PAIR.exec(s)) {
+      const value = m[2];
+      if (value.startsWith('[REDACTED')) continue;
+      const end = m.index + m[0].length - 1;
+      out.push({ start: end - value.length, end, value });
+    }
+  }
   NAME_VALUE.lastIndex = 0;
   for (let m = NAME_VALUE.exec(s); m !== null; m = NAME_VALUE.exec(s)) {
     const prefix = m[1];
@@ -392,7 +467,10 @@ export function findUrlSecrets(s: string): Found[] {
     const value = m[3];
     if (value.startsWith('[REDACTED')) continue;
     const end = m.index + m[0].length;
-    out.push({ start: end - value.length, end, value });
+    const start = end - value.length;
+    if (out.some((f) => start < f.end && end > f.start)) continue;
+    out.push({ start, end, value });
   }
+  out.sort((a, b) => a.start - b.start);
   return out;
 }

@@ -14,8 +14,14 @@ import {
   findIPv4,
   findIPv6,
   findUrlSecrets,
+  HAS_PERCENT,
   isSecretParam,
-  mayHoldBearer,
+  MAY_BEARER,
+  MAY_CARD,
+  MAY_EMAIL,
+  MAY_IPV4,
+  MAY_IPV6,
+  MAY_URL_SECRET,
 } from './detectors';
 
 export type KeyAction = 'keep' | 'drop' | 'pseudonymize';
@@ -32,6 +38,14 @@ export interface Redactor {
   redactUrl(url: string): string;
   /** The keyed HMAC-SHA256 pseudonym of a value: PSEUDONYM_LENGTH hex characters. Throws without hmac_key. */
   pseudonym(value: string): string;
+  /**
+   * Runs the detectors on any value: a string, a number (card numbers), an array, or a map such as
+   * a structured log body, recursively. Keys of nested maps follow the block list and
+   * pseudonymize_keys in both modes (allow mode picks top-level attribute keys only). The key rules
+   * are not applied to `key` itself; it only tells URL attributes apart. The same value when nothing
+   * changed; a changed array or map is a copy.
+   */
+  redactValue(value: unknown, key?: string): unknown;
   /** Applies key rules and detectors to an OTel JS attributes object; returns the same object when nothing changed. */
   redactAttributes(attrs: Record<string, unknown>): { attributes: Record<string, unknown>; redacted: number };
   /** Counts by reason: key_dropped, pseudonymized, and one per detector. */
@@ -59,6 +73,22 @@ export function pseudonymKey(key: string): string {
   if (key.endsWith('.pseudo.id') || key.endsWith('.pseudo')) return key;
   if (key.endsWith('.id')) return `${key.slice(0, -3)}.pseudo.id`;
   return `${key}.pseudo`;
+}
+
+/** Deepest nesting redactValue walks; deeper values are replaced by '[REDACTED:too_deep]'. */
+const MAX_DEPTH = 32;
+
+/**
+ * Strings remembered as clean: from 24 characters (below, scanning costs less than a Set lookup
+ * and insertion of a string seen once) to 512, and at most MAX_CLEAN_STRINGS of them.
+ */
+const MIN_MEMO_LENGTH = 24;
+const MAX_MEMO_LENGTH = 512;
+const MAX_CLEAN_STRINGS = 4096;
+
+function remember(set: Set<string>, s: string): void {
+  if (set.size >= MAX_CLEAN_STRINGS) set.clear();
+  set.add(s);
 }
 
 /** Most keys remembered by keyAction; past it the memo starts afresh (keys are normally few). */
@@ -115,11 +145,17 @@ class RedactorImpl implements Redactor {
   };
 
   readonly #memo = new Map<string, KeyAction>();
+  readonly #secretNames = new Map<string, boolean>();
+  readonly #nestedMemo = new Map<string, KeyAction>();
+  readonly #cleanText = new Set<string>();
+  readonly #cleanUrls = new Set<string>();
   readonly #allow: KeyMatcher;
   readonly #block: KeyMatcher;
   readonly #pseudo: KeyMatcher;
   readonly #allowMode: boolean;
   readonly #on: Record<Detector, boolean>;
+  /** The MAY_* bits of the enabled detectors. */
+  readonly #enabledBits: number;
   readonly #pseudonymizeValues: boolean;
   readonly #hmac: ((value: string) => string) | undefined;
 
@@ -131,6 +167,14 @@ class RedactorImpl implements Redactor {
     const detectors = config.detectors ?? DETECTORS;
     this.#on = { email: false, card: false, ip: false, bearer: false, url_secret: false };
     for (const d of detectors) this.#on[d] = true;
+    const bit: Record<Detector, number> = {
+      email: MAY_EMAIL,
+      card: MAY_CARD,
+      ip: MAY_IPV4 | MAY_IPV6,
+      bearer: MAY_BEARER,
+      url_secret: MAY_URL_SECRET,
+    };
+    this.#enabledBits = detectors.reduce((bits, d) => bits | bit[d], 0);
     this.#pseudonymizeValues = config.action === 'pseudonymize';
     this.#hmac = config.hmac_key === undefined ? undefined : hmacOf(config.hmac_key);
   }
@@ -158,9 +202,10 @@ class RedactorImpl implements Redactor {
   }
 
   redactString(value: string, key?: string): string {
+    if (typeof value !== 'string') return value; // JavaScript callers may pass anything
     if (key !== undefined && URL_KEYS.has(key)) {
-      if (key === 'url.query') return this.#redactQuery(value, '&');
-      if (key === 'url.fragment') return this.#redactFragment(value);
+      if (key === 'url.query') return this.#redactQuery(value, this.#mayHoldPersonalData(value));
+      if (key === 'url.fragment') return this.#redactFragment(value, this.#mayHoldPersonalData(value));
       return this.redactUrl(value);
     }
     return this.#redactText(value);
@@ -168,6 +213,17 @@ class RedactorImpl implements Redactor {
 
   redactUrl(url: string): string {
     if (url.length === 0) return url;
+    const memo = url.length >= MIN_MEMO_LENGTH && url.length <= MAX_MEMO_LENGTH;
+    if (memo && this.#cleanUrls.has(url)) return url;
+    const out = this.#redactUrl(url);
+    if (memo && out === url) remember(this.#cleanUrls, url);
+    return out;
+  }
+
+  #redactUrl(url: string): string {
+    // Fast path: most URLs hold nothing a detector could find and no name=value pair.
+    const text = this.#mayHoldPersonalData(url);
+    if (!text && !url.includes('@') && !(this.#on.url_secret && url.includes('='))) return url;
     let rest = url;
     let fragment: string | undefined;
     const hash = rest.indexOf('#');
@@ -182,8 +238,9 @@ class RedactorImpl implements Redactor {
       rest = rest.slice(0, q);
     }
     let prefix = '';
+    let userinfo = false;
     const scheme = rest.indexOf('://');
-    if (scheme >= 0 && scheme < 32) {
+    if (scheme >= 0 && scheme < 32 && rest.includes('@')) {
       const authorityStart = scheme + 3;
       let slash = rest.indexOf('/', authorityStart);
       if (slash < 0) slash = rest.length;
@@ -193,19 +250,21 @@ class RedactorImpl implements Redactor {
         // user:password@host (as @opentelemetry/instrumentation-http does it)
         authority = `${authority.slice(0, at).includes(':') ? 'REDACTED:REDACTED' : 'REDACTED'}${authority.slice(at)}`;
         this.stats.url_secret++;
+        userinfo = true;
       }
       prefix = rest.slice(0, authorityStart) + authority;
       rest = rest.slice(slash);
     }
-    const path = this.#redactPath(rest);
-    const newQuery = query === undefined ? undefined : this.#redactQuery(query, '&');
-    const newFragment = fragment === undefined ? undefined : this.#redactFragment(fragment);
+    const path = text ? this.#redactPath(rest) : rest;
+    const newQuery = query === undefined ? undefined : this.#redactQuery(query, text);
+    const newFragment = fragment === undefined ? undefined : this.#redactFragment(fragment, text);
+    if (!userinfo && path === rest && newQuery === query && newFragment === fragment) return url;
     const out =
       prefix +
       path +
       (newQuery === undefined ? '' : `?${newQuery}`) +
       (newFragment === undefined ? '' : `#${newFragment}`);
-    return out === url ? url : out;
+    return out;
   }
 
   redactAttributes(attrs: Record<string, unknown>): { attributes: Record<string, unknown>; redacted: number } {
@@ -226,7 +285,7 @@ class RedactorImpl implements Redactor {
         newValue = Array.isArray(value) ? value.map((v) => this.#pseudonymOf(v)) : this.#pseudonymOf(value);
         this.stats.pseudonymized++;
       } else {
-        newValue = this.#redactValue(value, key);
+        newValue = this.#redactValue(value, key, 0);
       }
       if (out === undefined) {
         if (newKey === key && newValue === value) continue;
@@ -244,15 +303,21 @@ class RedactorImpl implements Redactor {
     return this.pseudonym(String(value));
   }
 
-  /** A scalar or array attribute value through the detectors; the same value when nothing matched. */
-  #redactValue(value: unknown, key: string): unknown {
+  redactValue(value: unknown, key?: string): unknown {
+    return this.#redactValue(value, key ?? '', 0);
+  }
+
+  /** A value through the detectors, recursively; the same value when nothing matched. */
+  #redactValue(value: unknown, key: string, depth: number): unknown {
     if (typeof value === 'string') return this.redactString(value, key);
     if (typeof value === 'number') return this.#redactNumber(value);
+    if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value) || value instanceof Date) return value;
+    if (depth >= MAX_DEPTH) return '[REDACTED:too_deep]';
     if (Array.isArray(value)) {
       let copy: unknown[] | undefined;
       for (let i = 0; i < value.length; i++) {
         const v = value[i];
-        const r = typeof v === 'string' ? this.redactString(v, key) : typeof v === 'number' ? this.#redactNumber(v) : v;
+        const r = this.#redactValue(v, key, depth + 1);
         if (r !== v) {
           copy ??= value.slice();
           copy[i] = r;
@@ -260,7 +325,47 @@ class RedactorImpl implements Redactor {
       }
       return copy ?? value;
     }
-    return value;
+    const map = value as Record<string, unknown>;
+    const keys = Object.keys(map);
+    let out: Record<string, unknown> | undefined;
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i];
+      const v = map[k];
+      const action = this.#nestedKeyAction(k);
+      let newKey = k;
+      let newValue = v;
+      if (action === 'drop') {
+        this.stats.key_dropped++;
+        newKey = '';
+      } else if (action === 'pseudonymize') {
+        newKey = pseudonymKey(k);
+        newValue = Array.isArray(v) ? v.map((e) => this.#pseudonymOf(e)) : this.#pseudonymOf(v);
+        this.stats.pseudonymized++;
+      } else {
+        newValue = this.#redactValue(v, k, depth + 1);
+      }
+      if (out === undefined) {
+        if (newKey === k && newValue === v) continue;
+        out = {};
+        for (let j = 0; j < i; j++) out[keys[j]] = map[keys[j]];
+      }
+      if (newKey !== '') out[newKey] = newValue;
+    }
+    return out ?? value;
+  }
+
+  /** Keys inside values: the block list and pseudonymize_keys apply in both modes. */
+  #nestedKeyAction(key: string): KeyAction {
+    if (!this.#allowMode) return this.keyAction(key);
+    const known = this.#nestedMemo.get(key);
+    if (known !== undefined) return known;
+    const lower = key.toLowerCase();
+    let action: KeyAction = 'keep';
+    if (this.#pseudo.matches(lower)) action = 'pseudonymize';
+    else if (!this.#allow.hasExact(lower) && this.#block.matches(lower)) action = 'drop';
+    if (this.#nestedMemo.size >= MAX_MEMO) this.#nestedMemo.clear();
+    this.#nestedMemo.set(key, action);
+    return action;
   }
 
   /** A card number can travel as an integer (16 digits fit in a double below 9e15). */
@@ -274,17 +379,33 @@ class RedactorImpl implements Redactor {
   /** Free text through every enabled detector whose pre-check passes. */
   #redactText(s: string): string {
     if (s.length < 6) return s; // shorter than the shortest email (a@b.io)
-    const f = features(s);
-    const on = this.#on;
-    if (on.url_secret && f.eq) s = this.#apply(s, findUrlSecrets(s), 'url_secret', false);
-    if (on.bearer && mayHoldBearer(s)) s = this.#apply(s, findBearer(s), 'bearer', false);
-    if (on.card && f.digits >= 13) s = this.#apply(s, findCards(s), 'card', true);
-    if (on.ip) {
-      if (f.colons >= 2) s = this.#apply(s, findIPv6(s), 'ip', true); // first: ::ffff:192.0.2.1 is one address
-      if (f.dots >= 3 && f.digits >= 4) s = this.#apply(s, findIPv4(s), 'ip', true);
+    // Telemetry repeats its values (routes, user agents, statements): a string found clean is
+    // remembered (bounded), and hashing it is cheaper than scanning it again. Only clean strings
+    // are kept, so the memo never holds personal data.
+    const memo = s.length >= MIN_MEMO_LENGTH && s.length <= MAX_MEMO_LENGTH;
+    if (memo && this.#cleanText.has(s)) return s;
+    const original = s;
+    const bits = features(s) & this.#enabledBits;
+    if (bits === 0) {
+      if (memo) remember(this.#cleanText, s);
+      return s;
     }
-    if (on.email && f.at) s = this.#apply(s, findEmails(s), 'email', true);
+    if (bits & MAY_URL_SECRET) s = this.#apply(s, findUrlSecrets(s), 'url_secret', false);
+    if (bits & MAY_BEARER) s = this.#apply(s, findBearer(s), 'bearer', false);
+    if (bits & MAY_CARD) s = this.#apply(s, findCards(s), 'card', true);
+    // IPv6 first: ::ffff:192.0.2.1 is one address.
+    if (bits & MAY_IPV6) s = this.#apply(s, findIPv6(s), 'ip', true);
+    if (bits & MAY_IPV4) s = this.#apply(s, findIPv4(s), 'ip', true);
+    if (bits & MAY_EMAIL) s = this.#apply(s, findEmails(s), 'email', true);
+    if (memo && s === original) remember(this.#cleanText, s);
     return s;
+  }
+
+  /** Whether any detector other than url_secret's name=value pairs could match in `s` (after URL decoding). */
+  #mayHoldPersonalData(s: string): boolean {
+    let bits = features(s);
+    if (bits & HAS_PERCENT) bits = features(safeDecode(s));
+    return (bits & this.#enabledBits & ~MAY_URL_SECRET) !== 0;
   }
 
   #apply(s: string, found: Found[], reason: Detector, personal: boolean): string {
@@ -321,14 +442,16 @@ class RedactorImpl implements Redactor {
     return changed ? segments.join('/') : path;
   }
 
-  #redactQuery(query: string, separator: string): string {
-    if (query.length === 0) return query;
-    const pairs = query.split(separator);
+  /** Masks secret parameters; with `text`, also runs the detectors on the other values. */
+  #redactQuery(query: string, text: boolean): string {
+    if (query.length === 0 || (!text && !(this.#on.url_secret && query.includes('=')))) return query;
+    const pairs = query.split('&');
     let changed = false;
     for (let i = 0; i < pairs.length; i++) {
       const pair = pairs[i];
       const eq = pair.indexOf('=');
       if (eq < 0) {
+        if (!text) continue;
         const r = this.#redactComponent(pair);
         if (r !== pair) {
           pairs[i] = r;
@@ -347,23 +470,31 @@ class RedactorImpl implements Redactor {
         }
         continue;
       }
+      if (!text) continue;
       const r = this.#redactComponent(value);
       if (r !== value) {
         pairs[i] = `${name}=${r}`;
         changed = true;
       }
     }
-    return changed ? pairs.join(separator) : query;
+    return changed ? pairs.join('&') : query;
   }
 
-  #redactFragment(fragment: string): string {
+  #redactFragment(fragment: string, text: boolean): string {
     // OAuth implicit flow puts access_token=... in the fragment: read it as a query when it looks like one.
-    return fragment.includes('=') ? this.#redactQuery(fragment, '&') : this.#redactComponent(fragment);
+    if (fragment.includes('=')) return this.#redactQuery(fragment, text);
+    return text ? this.#redactComponent(fragment) : fragment;
   }
 
   /** A secret parameter by the built-in list or by the key block list (user_password=...). */
   #isSecretName(name: string): boolean {
-    return isSecretParam(name) || this.#block.matches(name.toLowerCase());
+    let secret = this.#secretNames.get(name);
+    if (secret === undefined) {
+      secret = isSecretParam(name) || this.#block.matches(name.toLowerCase());
+      if (this.#secretNames.size >= MAX_MEMO) this.#secretNames.clear();
+      this.#secretNames.set(name, secret);
+    }
+    return secret;
   }
 
   #redactComponent(raw: string): string {

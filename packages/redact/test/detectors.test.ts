@@ -162,16 +162,26 @@ describe('url_secret detector (free text)', () => {
       'https://s3/x?X-Amz-Signature=[REDACTED:url_secret]&X-Amz-Date=1',
     ],
     ['"api_key=sk_live_123"', '"api_key=[REDACTED:url_secret]"'],
+    ['{"user":"bob","password":"hunter2","n":1}', '{"user":"bob","password":"[REDACTED:url_secret]","n":1}'],
+    [
+      'body {"Authorization" : "Basic x", "access_token":"a\\"b"}',
+      'body {"Authorization" : "[REDACTED:url_secret]", "access_token":"[REDACTED:url_secret]"}',
+    ],
   ])('finds %j', (input, expected) => {
     expect(r.redactString(input)).toBe(expected);
   });
 
-  test.each(['status code=500', 'cache key=users:42', 'a=b&c=d', 'tokens=42', 'session started'])(
-    'leaves %j alone',
-    (input) => {
-      expect(r.redactString(input)).toBe(input);
-    },
-  );
+  test.each([
+    'status code=500',
+    'cache key=users:42',
+    'a=b&c=d',
+    'tokens=42',
+    'session started',
+    '{"code":"E42","key":"users:42"}',
+    '{"password_policy": 12}',
+  ])('leaves %j alone', (input) => {
+    expect(r.redactString(input)).toBe(input);
+  });
 });
 
 describe('redactString', () => {
@@ -209,6 +219,8 @@ describe('redactString', () => {
       `eyJ${'a'.repeat(100_000)}`,
       'eyJa.'.repeat(20_000),
       '?token='.repeat(14_000),
+      '"password":"'.repeat(8_000),
+      `"password":"${'a'.repeat(100_000)}`,
       '@'.repeat(100_000),
     ];
     const start = process.hrtime.bigint();

@@ -163,6 +163,9 @@ describe('redactUrl', () => {
     ],
     ['/login?user_password=x', '/login?user_password=[REDACTED:url_secret]'],
     ['/api?broken=%E0%A4%A', '/api?broken=%E0%A4%A'],
+    ['http://203.0.113.9:8080/health', 'http://[REDACTED:ip]:8080/health'],
+    ['http://127.0.0.1:4318/v1/traces', 'http://127.0.0.1:4318/v1/traces'],
+    ['/users/42/orders/7', '/users/42/orders/7'],
     ['', ''],
   ])('%j', (input, expected) => {
     expect(r.redactUrl(input)).toBe(expected);
@@ -287,5 +290,40 @@ describe('redactAttributes', () => {
     const r = createRedactor();
     const attrs = { n: 4111111111111112, ts: 1763769600000, f: 0.5, neg: -4111111111111111 };
     expect(r.redactAttributes(attrs).attributes).toBe(attrs);
+  });
+});
+
+describe('redactValue (log bodies and other nested values)', () => {
+  test('walks maps and arrays; nested keys follow the block list; copies only what changed', () => {
+    const r = createRedactor({ hmac_key: KEY_A, pseudonymize_keys: ['enduser.id'] });
+    const lines = ['sku-1', 'sku-2'];
+    const body = {
+      order: { id: 'o-1', total: 99.5, lines },
+      customer: { email: 'alice@example.com', password: 'hunter2', 'enduser.id': 'u-1' },
+      note: 'ship to 203.0.113.7',
+      bytes: new Uint8Array([1, 2]),
+    };
+    const out = r.redactValue(body) as typeof body;
+    expect(out).not.toBe(body);
+    expect(out.order).toBe(body.order); // unchanged branch shared
+    expect(out.customer).toEqual({ email: '[REDACTED:email]', 'enduser.pseudo.id': r.pseudonym('u-1') });
+    expect(out.note).toBe('ship to [REDACTED:ip]');
+    expect(out.bytes).toBe(body.bytes);
+    expect(body.customer.password).toBe('hunter2'); // input untouched
+  });
+
+  test('allow mode does not empty nested maps, but still drops blocked nested keys', () => {
+    const r = createRedactor({ mode: 'allow', allow_keys: ['http.*'] });
+    expect(r.redactValue({ plan: 'pro', secret: 'x' })).toEqual({ plan: 'pro' });
+  });
+
+  test('the same value when nothing changed, and a bound on depth', () => {
+    const r = createRedactor();
+    const clean = { a: [1, 'b', { c: true }], d: null };
+    expect(r.redactValue(clean)).toBe(clean);
+    expect(r.redactValue('plain')).toBe('plain');
+    let deep: unknown = 'alice@example.com';
+    for (let i = 0; i < 40; i++) deep = { x: deep };
+    expect(JSON.stringify(r.redactValue(deep))).not.toContain('alice');
   });
 });

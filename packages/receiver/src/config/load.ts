@@ -16,6 +16,7 @@ export const ENV_OVERRIDES: Record<string, string[]> = {
   SONDE_LOG_LEVEL: ['log', 'level'],
   SONDE_TEMPO_ENDPOINT: ['tempo', 'endpoint'],
   SONDE_TEMPO_HEADERS: ['tempo', 'headers'],
+  SONDE_REDACTION_HMAC_KEY: ['redaction', 'hmac_key'],
 };
 
 export class ConfigError extends Error {

@@ -3,6 +3,7 @@
  * defaults and yields the typed settings. Keys are snake_case, as in the OpenTelemetry Collector.
  * The README's configuration reference is written from this file: keep them in step.
  */
+import { DETECTORS, parseRedactionConfig, type RedactionConfig } from '@sonde/redact';
 import { z } from 'zod';
 import { parseHeaders, tempoEndpoint } from '../export/tempo-exporter';
 import { type ListenAddress, parseAddress, parseDuration, parseSize } from './units';
@@ -184,6 +185,36 @@ export const configSchema = z.strictObject({
       persistent_queue: z.boolean().default(false),
     })
     .prefault({}),
+  redaction: z
+    .strictObject({
+      /** Apply the redaction rules (@sonde/redact) to everything received, before any consumer sees it. */
+      enabled: z.boolean().default(false),
+      /** `block`: every attribute key passes except the blocked ones. `allow`: only `allow_keys` pass. */
+      mode: z.enum(['block', 'allow']).default('block'),
+      /** Keys that pass (`*` wildcards); in allow mode every other top-level attribute key is dropped. */
+      allow_keys: z.array(z.string().min(1)).default([]),
+      /** Keys dropped, in addition to the built-in list (password, token, authorization, cookie, ...). */
+      block_keys: z.array(z.string().min(1)).default([]),
+      /** Value detectors to run: email, card, ip, bearer, url_secret. */
+      detectors: z.array(z.enum(DETECTORS as [string, ...string[]])).default([...DETECTORS]),
+      /** What an email, card number or IP found in a value becomes: a `[REDACTED:email]` mask or a keyed pseudonym. */
+      action: z.enum(['mask', 'pseudonymize']).default('mask'),
+      /** HMAC-SHA256 key of the pseudonyms (16+ characters); better from SONDE_REDACTION_HMAC_KEY than from the file. */
+      hmac_key: z.string().default(''),
+      /** Keys whose whole value becomes its pseudonym (enduser.id is emitted as enduser.pseudo.id). */
+      pseudonymize_keys: z.array(z.string().min(1)).default([]),
+    })
+    .superRefine((v, ctx) => {
+      if (!v.enabled) return;
+      try {
+        parseRedactionConfig(toRedactionConfig(v));
+      } catch (err) {
+        // "redaction.hmac_key: required ..." → path hmac_key, message "required ..."; never holds the key.
+        const m = /^redaction\.([a-z_]+)(?:\[\d+\])?: (.*)$/s.exec((err as Error).message);
+        ctx.addIssue({ code: 'custom', path: m ? [m[1]] : [], message: m ? m[2] : (err as Error).message });
+      }
+    })
+    .prefault({}),
   debug: z
     .strictObject({
       /** How many recent items of each signal are kept in memory for GET /debug/recent (0 turns it off). */
@@ -203,6 +234,27 @@ export const configSchema = z.strictObject({
   /** Directory for persistent state (export queue, trace store). */
   data_dir: z.string().min(1).default('./.sonde-data'),
 });
+
+/** The `redaction:` section as @sonde/redact takes it. */
+export function toRedactionConfig(r: {
+  mode: 'block' | 'allow';
+  allow_keys: string[];
+  block_keys: string[];
+  detectors: string[];
+  action: 'mask' | 'pseudonymize';
+  hmac_key: string;
+  pseudonymize_keys: string[];
+}): RedactionConfig {
+  return {
+    mode: r.mode,
+    allow_keys: r.allow_keys,
+    block_keys: r.block_keys,
+    detectors: r.detectors as RedactionConfig['detectors'],
+    action: r.action,
+    hmac_key: r.hmac_key === '' ? undefined : r.hmac_key,
+    pseudonymize_keys: r.pseudonymize_keys,
+  };
+}
 
 /** The validated configuration, with every default filled in. */
 export type ReceiverConfig = z.output<typeof configSchema>;
