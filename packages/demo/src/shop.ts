@@ -46,10 +46,7 @@ function startService(
   forwardLogs: boolean,
   nodeArgs = ['--import', '@sonde/node/register'],
 ): Promise<{ child: ChildProcess; port: number }> {
-  const args = [
-    ...(instrument ? nodeArgs : []),
-    path.join(PACKAGE_DIR, 'dist', 'services', `${name}.js`),
-  ];
+  const args = [...(instrument ? nodeArgs : []), path.join(PACKAGE_DIR, 'dist', 'services', `${name}.js`)];
   const child = spawn(process.execPath, args, {
     cwd: PACKAGE_DIR,
     env: { ...process.env, ...env, OTEL_SERVICE_NAME: name, PORT: String(port) },

@@ -89,16 +89,6 @@ function redactAttrs(redactor: Redactor, attrs: Attributes | undefined): Attribu
   return out === undefined ? attrs : (out as Attributes);
 }
 
-function redactBody(redactor: Redactor, body: AnyValue | undefined, depth = 0): AnyValue | undefined {
-  if (typeof body === 'string') return redactor.redactString(body);
-  if (depth > 4 || body === null || typeof body !== 'object' || body instanceof Uint8Array) return body;
-  if (Array.isArray(body)) return body.map((v) => redactBody(redactor, v, depth + 1)) as AnyValue;
-  const { attributes } = redactor.redactAttributes(body as Record<string, unknown>);
-  const out: Record<string, AnyValue> = {};
-  for (const [k, v] of Object.entries(attributes)) out[k] = redactBody(redactor, v as AnyValue, depth + 1) as AnyValue;
-  return out;
-}
-
 /** A redacted view of a span. */
 export function redactSpan(redactor: Redactor, span: ReadableSpan): ReadableSpan {
   const props: PropertyDescriptorMap = {};
@@ -139,7 +129,7 @@ export function redactLogRecord(redactor: Redactor, record: ReadableLogRecord): 
   const props: PropertyDescriptorMap = {};
   const attributes = redactAttrs(redactor, record.attributes);
   if (attributes !== record.attributes) props.attributes = { value: attributes, enumerable: true };
-  const body = redactBody(redactor, record.body);
+  const body = redactor.redactValue(record.body) as AnyValue | undefined;
   if (body !== record.body) props.body = { value: body, enumerable: true };
   return Object.keys(props).length === 0 ? record : (Object.create(record, props) as ReadableLogRecord);
 }
