@@ -154,7 +154,10 @@ export class Shipper {
   private closed = false;
   sent = 0;
 
-  constructor(private readonly o: ShipperOptions) {}
+  constructor(private readonly o: ShipperOptions) {
+    // Requests left on disk by a previous run go out as soon as the gate and the receiver allow.
+    if (o.buffer.length > 0) this.schedule(0);
+  }
 
   get buffer(): RequestBuffer {
     return this.o.buffer;
