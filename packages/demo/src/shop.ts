@@ -26,6 +26,11 @@ export interface ShopOptions {
   env?: Record<string, string>;
   /** Forward the services' own log lines (pino JSON) to this process's stdout. Default false. */
   forwardLogs?: boolean;
+  /**
+   * Start the services in their own process group, so that a Ctrl-C in the terminal reaches only this
+   * process, which then stops them in order (storefront first, while the receiver still runs). Default false.
+   */
+  detached?: boolean;
 }
 
 export interface Shop {
@@ -44,13 +49,18 @@ function startService(
   env: Record<string, string>,
   instrument: boolean,
   forwardLogs: boolean,
-  nodeArgs = ['--import', '@sonde/node/register'],
+  nodeArgs: string[] | undefined,
+  detached: boolean,
 ): Promise<{ child: ChildProcess; port: number }> {
-  const args = [...(instrument ? nodeArgs : []), path.join(PACKAGE_DIR, 'dist', 'services', `${name}.js`)];
+  const args = [
+    ...(instrument ? (nodeArgs ?? ['--import', '@sonde/node/register']) : []),
+    path.join(PACKAGE_DIR, 'dist', 'services', `${name}.js`),
+  ];
   const child = spawn(process.execPath, args, {
     cwd: PACKAGE_DIR,
     env: { ...process.env, ...env, OTEL_SERVICE_NAME: name, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached,
   });
   const stderr: string[] = [];
   child.stderr?.on('data', (c: Buffer) => {
@@ -110,6 +120,7 @@ export async function startShop(options: ShopOptions): Promise<Shop> {
   };
   const port = (offset: number) => (options.basePort ? options.basePort + offset : 0);
   const forward = options.forwardLogs ?? false;
+  const detached = options.detached ?? false;
   const started: ChildProcess[] = [];
   try {
     const track = <T extends { child: ChildProcess }>(p: Promise<T>) =>
@@ -118,8 +129,8 @@ export async function startShop(options: ShopOptions): Promise<Shop> {
         return s;
       });
     const [cart, payments] = await Promise.all([
-      track(startService('cart', port(1), env, instrument, forward, options.nodeArgs)),
-      track(startService('payments', port(2), env, instrument, forward, options.nodeArgs)),
+      track(startService('cart', port(1), env, instrument, forward, options.nodeArgs, detached)),
+      track(startService('payments', port(2), env, instrument, forward, options.nodeArgs, detached)),
     ]);
     const urls = {
       cart: `http://127.0.0.1:${cart.port}`,
@@ -132,6 +143,8 @@ export async function startShop(options: ShopOptions): Promise<Shop> {
         { ...env, CART_URL: urls.cart, PAYMENTS_URL: urls.payments },
         instrument,
         forward,
+        options.nodeArgs,
+        detached,
       ),
     );
     const storefrontUrl = `http://127.0.0.1:${storefront.port}`;
