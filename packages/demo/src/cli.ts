@@ -36,7 +36,13 @@ async function main(): Promise<void> {
   const admin = 'http://localhost:9464';
   if (!endpoint) {
     const bin = path.join(path.dirname(require.resolve('@sonde/receiver/package.json')), 'bin', 'sonde-receiver.js');
-    receiver = spawn(process.execPath, [bin], { stdio: ['ignore', 'inherit', 'inherit'] });
+    // Its own process group: Ctrl-C reaches only this process, which stops the services first and the
+    // receiver last, so that the services' final flush still has somewhere to go.
+    receiver = spawn(process.execPath, [bin], { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+    const r = receiver;
+    process.once('exit', () => {
+      if (r.exitCode === null) r.kill('SIGKILL');
+    });
     endpoint = 'http://localhost:4318';
     await waitForReceiver(`${admin}/readyz`, 20000);
   }
@@ -45,6 +51,16 @@ async function main(): Promise<void> {
     basePort,
     env: { OTEL_METRIC_EXPORT_INTERVAL: '5000' },
     forwardLogs: true,
+    detached: true,
+  });
+  process.once('exit', () => {
+    for (const pid of Object.values(shop.pids)) {
+      try {
+        process.kill(pid, 'SIGKILL'); // only reached if the orderly stop below did not run
+      } catch {
+        // already gone
+      }
+    }
   });
   log('demo shop running', {
     storefront: shop.storefrontUrl,

@@ -1,7 +1,7 @@
 /**
  * runLoad(): shoppers at a steady request rate. Each request is one step of a shopper's visit:
  * view a product (60%), add it to the cart (28%), check out (12%). 50 shoppers; every fifth one has
- * opted out of product analytics (`x-consent: product=0`).
+ * opted out of product analytics (`x-consent: product=0`); the others send `product=1`.
  */
 import { CATALOG } from './catalog';
 
@@ -50,7 +50,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadStats> {
   const one = async (): Promise<void> => {
     const u = Math.floor(Math.random() * users);
     const headers: Record<string, string> = { 'x-user': `shopper-${u}`, 'content-type': 'application/json' };
-    if (isOptedOut(u)) headers['x-consent'] = 'product=0';
+    // Every shopper states a choice, so that the storefront counts granted and withdrawn decisions
+    // alike (sonde_consent_decisions_total) and the opt-out share is a share of all shoppers.
+    headers['x-consent'] = isOptedOut(u) ? 'product=0' : 'product=1';
     const r = Math.random();
     const action: Action = r < 0.6 ? 'view' : r < 0.88 ? 'add' : 'checkout';
     const product = pick(CATALOG);

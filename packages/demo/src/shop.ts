@@ -20,10 +20,17 @@ export interface ShopOptions {
   basePort?: number;
   /** Start the services with `--import @sonde/node/register` (default true). */
   instrument?: boolean;
+  /** Node arguments used instead of `--import @sonde/node/register` when instrumenting (e.g. another distribution's). */
+  nodeArgs?: string[];
   /** Extra environment for every service (OTEL_*, SONDE_*, DEMO_NO_FAULTS=1, ...). */
   env?: Record<string, string>;
   /** Forward the services' own log lines (pino JSON) to this process's stdout. Default false. */
   forwardLogs?: boolean;
+  /**
+   * Start the services in their own process group, so that a Ctrl-C in the terminal reaches only this
+   * process, which then stops them in order (storefront first, while the receiver still runs). Default false.
+   */
+  detached?: boolean;
 }
 
 export interface Shop {
@@ -42,15 +49,18 @@ function startService(
   env: Record<string, string>,
   instrument: boolean,
   forwardLogs: boolean,
+  nodeArgs: string[] | undefined,
+  detached: boolean,
 ): Promise<{ child: ChildProcess; port: number }> {
   const args = [
-    ...(instrument ? ['--import', '@sonde/node/register'] : []),
+    ...(instrument ? (nodeArgs ?? ['--import', '@sonde/node/register']) : []),
     path.join(PACKAGE_DIR, 'dist', 'services', `${name}.js`),
   ];
   const child = spawn(process.execPath, args, {
     cwd: PACKAGE_DIR,
     env: { ...process.env, ...env, OTEL_SERVICE_NAME: name, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached,
   });
   const stderr: string[] = [];
   child.stderr?.on('data', (c: Buffer) => {
@@ -60,8 +70,8 @@ function startService(
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${name} did not start within 20 s: ${stderr.join('')}`));
-    }, 20000);
+      reject(new Error(`${name} did not start within 40 s: ${stderr.join('')}`));
+    }, 40000);
     child.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`${name} exited with ${code} before listening: ${stderr.join('')}`));
@@ -110,6 +120,7 @@ export async function startShop(options: ShopOptions): Promise<Shop> {
   };
   const port = (offset: number) => (options.basePort ? options.basePort + offset : 0);
   const forward = options.forwardLogs ?? false;
+  const detached = options.detached ?? false;
   const started: ChildProcess[] = [];
   try {
     const track = <T extends { child: ChildProcess }>(p: Promise<T>) =>
@@ -118,8 +129,8 @@ export async function startShop(options: ShopOptions): Promise<Shop> {
         return s;
       });
     const [cart, payments] = await Promise.all([
-      track(startService('cart', port(1), env, instrument, forward)),
-      track(startService('payments', port(2), env, instrument, forward)),
+      track(startService('cart', port(1), env, instrument, forward, options.nodeArgs, detached)),
+      track(startService('payments', port(2), env, instrument, forward, options.nodeArgs, detached)),
     ]);
     const urls = {
       cart: `http://127.0.0.1:${cart.port}`,
@@ -132,6 +143,8 @@ export async function startShop(options: ShopOptions): Promise<Shop> {
         { ...env, CART_URL: urls.cart, PAYMENTS_URL: urls.payments },
         instrument,
         forward,
+        options.nodeArgs,
+        detached,
       ),
     );
     const storefrontUrl = `http://127.0.0.1:${storefront.port}`;

@@ -70,18 +70,20 @@ test('storefront, cart and payments send correlated telemetry; events and opt-ou
     for (const n of ['product.viewed', 'cart.item_added', 'checkout.started']) expect(names).toContain(n);
     expect(events.every((e) => attr(e.attributes, 'sonde.consent.category') === 'product')).toBe(true);
 
-    // shopper-0 and shopper-5 opted out of product analytics: counted, and none of their events
-    // (the storefront's spans carry their pseudonym, events do not carry user ids at all).
-    let optOuts = 0;
+    // shopper-0 and shopper-5 opted out of product analytics, the others said yes: both counted.
+    const decisions = { true: 0, false: 0 };
     for (const b of metrics)
       for (const rm of b.data)
         for (const sm of rm.scopeMetrics)
           for (const m of sm.metrics)
             if (m.name === 'sonde.consent.decisions' && m.data.type === 'sum')
               for (const p of m.data.dataPoints)
-                if (attr(p.attributes, 'category') === 'product' && attr(p.attributes, 'granted') === 'false')
-                  optOuts = Math.max(optOuts, p.value);
-    expect(optOuts).toBeGreaterThan(0);
+                if (attr(p.attributes, 'category') === 'product') {
+                  const granted = attr(p.attributes, 'granted') as 'true' | 'false';
+                  decisions[granted] = Math.max(decisions[granted], p.value);
+                }
+    expect(decisions.false).toBeGreaterThan(0);
+    expect(decisions.true).toBeGreaterThan(decisions.false); // 2 of 10 shoppers opted out
   } finally {
     await receiver.close();
   }

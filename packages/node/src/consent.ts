@@ -16,15 +16,7 @@
  * consent (it holds no personal data, and without it the share of users who opted out would itself be
  * invisible).
  */
-import {
-  type Context,
-  type Counter,
-  context,
-  createContextKey,
-  propagation,
-  type Span,
-  trace,
-} from '@opentelemetry/api';
+import { type Context, type Counter, context, createContextKey, propagation, trace } from '@opentelemetry/api';
 
 export const CATEGORIES = ['diagnostics', 'performance', 'product'] as const;
 export type Category = (typeof CATEGORIES)[number];

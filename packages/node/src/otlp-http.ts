@@ -154,7 +154,10 @@ export class Shipper {
   private closed = false;
   sent = 0;
 
-  constructor(private readonly o: ShipperOptions) {}
+  constructor(private readonly o: ShipperOptions) {
+    // Requests left on disk by a previous run go out as soon as the gate and the receiver allow.
+    if (o.buffer.length > 0) this.schedule(0);
+  }
 
   get buffer(): RequestBuffer {
     return this.o.buffer;
@@ -199,6 +202,9 @@ export class Shipper {
     }
     this.draining = this.drainLoop().finally(() => {
       this.draining = undefined;
+      // A request pushed while the loop was finishing: go round again (a closed gate or a backoff
+      // has already set a timer).
+      if (this.o.buffer.length > 0 && !this.timer) this.schedule(0);
     });
     return this.draining;
   }

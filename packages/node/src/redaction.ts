@@ -41,20 +41,52 @@ export function setupRedaction(input: RedactionConfig | undefined, hmacKeyFromEn
   return { redactor, describe };
 }
 
-function redactAttrs(redactor: Redactor, attrs: Attributes | undefined): Attributes | undefined {
-  if (!attrs) return attrs;
-  const { attributes, redacted } = redactor.redactAttributes(attrs as Record<string, unknown>);
-  return redacted === 0 && attributes === attrs ? attrs : (attributes as Attributes);
+/**
+ * Most attribute values repeat (routes, methods, hosts, user agents): the outcome of each short string
+ * (key, value) pair is remembered, so the detectors run once per distinct pair. Bounded; cleared when full.
+ */
+const MEMO_MAX = 4096;
+const MEMO_MAX_VALUE = 256;
+type Outcome = [string, unknown][];
+const memos = new WeakMap<Redactor, Map<string, Outcome>>();
+
+function outcomeOf(redactor: Redactor, memo: Map<string, Outcome>, key: string, value: unknown): Outcome {
+  const cacheable = typeof value === 'string' && value.length <= MEMO_MAX_VALUE;
+  const id = cacheable ? `${key}\u0000${value}` : '';
+  if (cacheable) {
+    const known = memo.get(id);
+    if (known) return known;
+  }
+  const outcome = Object.entries(redactor.redactAttributes({ [key]: value }).attributes);
+  if (cacheable) {
+    if (memo.size >= MEMO_MAX) memo.clear();
+    memo.set(id, outcome);
+  }
+  return outcome;
 }
 
-function redactBody(redactor: Redactor, body: AnyValue | undefined, depth = 0): AnyValue | undefined {
-  if (typeof body === 'string') return redactor.redactString(body);
-  if (depth > 4 || body === null || typeof body !== 'object' || body instanceof Uint8Array) return body;
-  if (Array.isArray(body)) return body.map((v) => redactBody(redactor, v, depth + 1)) as AnyValue;
-  const { attributes } = redactor.redactAttributes(body as Record<string, unknown>);
-  const out: Record<string, AnyValue> = {};
-  for (const [k, v] of Object.entries(attributes)) out[k] = redactBody(redactor, v as AnyValue, depth + 1) as AnyValue;
-  return out;
+function redactAttrs(redactor: Redactor, attrs: Attributes | undefined): Attributes | undefined {
+  if (!attrs) return attrs;
+  let memo = memos.get(redactor);
+  if (!memo) {
+    memo = new Map();
+    memos.set(redactor, memo);
+  }
+  let out: Record<string, unknown> | undefined;
+  const keys = Object.keys(attrs);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i];
+    const value = attrs[key];
+    const outcome = outcomeOf(redactor, memo, key, value);
+    const same = outcome.length === 1 && outcome[0][0] === key && outcome[0][1] === value;
+    if (same && out === undefined) continue;
+    if (out === undefined) {
+      out = {};
+      for (let k = 0; k < i; k++) out[keys[k]] = attrs[keys[k]];
+    }
+    for (const [k, v] of outcome) out[k] = v;
+  }
+  return out === undefined ? attrs : (out as Attributes);
 }
 
 /** A redacted view of a span. */
@@ -97,7 +129,7 @@ export function redactLogRecord(redactor: Redactor, record: ReadableLogRecord): 
   const props: PropertyDescriptorMap = {};
   const attributes = redactAttrs(redactor, record.attributes);
   if (attributes !== record.attributes) props.attributes = { value: attributes, enumerable: true };
-  const body = redactBody(redactor, record.body);
+  const body = redactor.redactValue(record.body) as AnyValue | undefined;
   if (body !== record.body) props.body = { value: body, enumerable: true };
   return Object.keys(props).length === 0 ? record : (Object.create(record, props) as ReadableLogRecord);
 }

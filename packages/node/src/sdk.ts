@@ -324,10 +324,19 @@ function instrumentationConfig(
     disableLogSending: !o.logSending,
     ...user['@opentelemetry/instrumentation-winston'],
   };
+  // Sonde default: one span per express route handler, none per middleware (json parser, cors, ...):
+  // they are most of an express app's spans and cost, and say little. `ignoreLayersType: []` restores them.
+  cfg['@opentelemetry/instrumentation-express'] = {
+    ignoreLayersType: ['middleware' as never],
+    ...user['@opentelemetry/instrumentation-express'],
+  };
   if (!env.OTEL_NODE_ENABLED_INSTRUMENTATIONS) {
-    // Sonde default: dns and net spans are noise under every HTTP call, and cost; opt back in by name.
+    // Sonde defaults: dns and net spans are noise under every HTTP call, and cost; the router
+    // instrumentation doubles every express 5 layer span (express 5 runs on the router package).
+    // Opt back in by name (OTEL_NODE_ENABLED_INSTRUMENTATIONS).
     cfg['@opentelemetry/instrumentation-dns'] = { enabled: false, ...user['@opentelemetry/instrumentation-dns'] };
     cfg['@opentelemetry/instrumentation-net'] = { enabled: false, ...user['@opentelemetry/instrumentation-net'] };
+    cfg['@opentelemetry/instrumentation-router'] = { enabled: false, ...user['@opentelemetry/instrumentation-router'] };
     if (!o.runtimeMetrics)
       cfg['@opentelemetry/instrumentation-runtime-node'] = {
         enabled: false,

@@ -15,8 +15,8 @@ const SQLITE_METHODS = ['run', 'get', 'all', 'iterate'] as const;
 /** Replaces string, number and blob literals with `?` and squeezes white space. */
 export function sanitizeSql(sql: string): string {
   return sql
+    .replace(/\bx'[0-9a-f]*'/gi, '?')
     .replace(/'(?:[^']|'')*'/g, '?')
-    .replace(/x'[0-9a-f]*'/gi, '?')
     .replace(/\b\d+(?:\.\d+)?\b/g, '?')
     .replace(/\s+/g, ' ')
     .trim()

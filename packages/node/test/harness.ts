@@ -23,6 +23,8 @@ export const FIXTURES = path.join(__dirname, 'fixtures');
 export interface TestReceiver {
   receiver: Receiver;
   endpoint: string;
+  /** host:port of OTLP/gRPC, when started with grpc on. */
+  grpc?: string;
   admin: string;
   batches: { [S in Signal]: Batch<S>[] };
   /** Every request body received (decompressed), to assert that a value never arrived in clear. */
@@ -38,10 +40,10 @@ function serviceOf(attrs: { key: string; value: unknown }[]): string {
   return a ? String(a.value) : '';
 }
 
-export async function startTestReceiver(httpAddress = '127.0.0.1:0'): Promise<TestReceiver> {
+export async function startTestReceiver(httpAddress = '127.0.0.1:0', grpc = false): Promise<TestReceiver> {
   const receiver = await startReceiver(
     validateConfig({
-      otlp: { http: { address: httpAddress }, grpc: { address: 'off' } },
+      otlp: { http: { address: httpAddress }, grpc: { address: grpc ? '127.0.0.1:0' : 'off' } },
       admin: { address: '127.0.0.1:0' },
       log: { level: 'silent', summary_interval: 0 },
     }),
@@ -61,6 +63,7 @@ export async function startTestReceiver(httpAddress = '127.0.0.1:0'): Promise<Te
   return {
     receiver,
     endpoint: `http://${receiver.addresses.otlpHttp}`,
+    grpc: receiver.addresses.otlpGrpc,
     admin: `http://${receiver.addresses.admin}`,
     batches,
     raw,
@@ -102,7 +105,7 @@ export function attr(attrs: { key: string; value: unknown }[], key: string): unk
   return a === undefined ? undefined : typeof a.value === 'bigint' ? Number(a.value) : a.value;
 }
 
-export async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 10000): Promise<T> {
+export async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 20000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = fn();
@@ -112,7 +115,7 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | false, 
   }
 }
 
-export async function waitForAsync<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 10000): Promise<T> {
+export async function waitForAsync<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -137,7 +140,7 @@ export async function startApp(
   file: string,
   nodeArgs: string[],
   env: Record<string, string>,
-  timeoutMs = 15000,
+  timeoutMs = 30000,
 ): Promise<App> {
   const inherited = Object.fromEntries(
     Object.entries(process.env).filter(

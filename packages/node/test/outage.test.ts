@@ -31,7 +31,7 @@ test('receiver down at start-up, then up: the app keeps serving, held telemetry 
     await waitFor(
       'the spans held during the outage',
       () => [0, 1, 2, 3, 4].every((i) => paths().has(`/users/before-${i}`)),
-      15000,
+      30000,
     );
     expect(rx.logs().filter((l) => l.record.body === 'user looked up').length).toBeGreaterThanOrEqual(5);
 
@@ -44,25 +44,29 @@ test('receiver down at start-up, then up: the app keeps serving, held telemetry 
   }
 });
 
-test('a closed gate holds telemetry in the on-disk buffer; it is sent when the gate opens', async () => {
+test('a closed gate holds telemetry on disk, across a restart; it is sent when the gate opens', async () => {
   const rx = await startTestReceiver();
   receivers.push(rx);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-gate-'));
   const gateFile = path.join(dir, 'open');
   const bufferDir = path.join(dir, 'buffer');
-  const app = await startApp('gated-app.cjs', [], {
-    OTEL_EXPORTER_OTLP_ENDPOINT: rx.endpoint,
-    GATE_FILE: gateFile,
-    BUFFER_DIR: bufferDir,
-  });
+  const env = { OTEL_EXPORTER_OTLP_ENDPOINT: rx.endpoint, GATE_FILE: gateFile, BUFFER_DIR: bufferDir };
+  const first = await startApp('gated-app.cjs', [], env);
+  let second: Awaited<ReturnType<typeof startApp>> | undefined;
   try {
-    for (let i = 0; i < 3; i++) expect((await fetch(`${app.url}/items/${i}`)).status).toBe(200);
+    for (let i = 0; i < 3; i++) expect((await fetch(`${first.url}/items/${i}`)).status).toBe(200);
     await waitFor('requests held on disk', () => fs.readdirSync(bufferDir).some((f) => f.includes('-traces-')));
-    await new Promise((r) => setTimeout(r, 500));
+    // Shut down with the gate still closed: nothing is sent, the files stay for the next run.
+    const exit = await first.stop('SIGTERM');
+    expect(exit.signal).toBe('SIGTERM');
     expect(rx.spans().some((s) => s.service === 'gated')).toBe(false);
     expect(rx.logs().some((l) => l.service === 'gated')).toBe(false);
+    const held = fs.readdirSync(bufferDir);
+    expect(held.some((f) => f.includes('-logs-'))).toBe(true);
 
+    // The next run, with the gate open, sends what the previous one held, before any new request.
     fs.writeFileSync(gateFile, '');
+    second = await startApp('gated-app.cjs', [], env);
     await waitFor('the held spans and events', () =>
       [0, 1, 2].every(
         (i) =>
@@ -72,10 +76,10 @@ test('a closed gate holds telemetry in the on-disk buffer; it is sent when the g
             .some((l) => l.record.eventName === 'item.viewed' && attr(l.record.attributes, 'item.id') === String(i)),
       ),
     );
-    await app.stop('SIGTERM');
-    expect(fs.readdirSync(bufferDir)).toEqual([]); // everything sent, nothing left on disk
+    await waitFor('the buffer emptied', () => held.every((f) => !fs.existsSync(path.join(bufferDir, f))));
   } finally {
-    await app.stop('SIGKILL');
+    await first.stop('SIGKILL');
+    await second?.stop('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });

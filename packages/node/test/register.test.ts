@@ -103,3 +103,32 @@ describe.each([
     }
   });
 });
+
+test.each([
+  ['http/json', false],
+  ['grpc', true],
+])('OTEL_EXPORTER_OTLP_PROTOCOL=%s is honoured', async (protocol, grpc) => {
+  const rx2 = await startTestReceiver('127.0.0.1:0', grpc);
+  const service = `protocol-${protocol.replace('/', '-')}`;
+  const app = await startApp('express-app.mjs', ESM, {
+    OTEL_SERVICE_NAME: service,
+    OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
+    OTEL_EXPORTER_OTLP_ENDPOINT: grpc ? `http://${rx2.grpc}` : rx2.endpoint,
+    OTEL_METRICS_EXPORTER: 'none',
+  });
+  try {
+    expect(app.stderr.join('')).toContain(`"protocol":"${protocol}"`);
+    expect((await fetch(`${app.url}/users/7`)).status).toBe(200);
+    await waitFor('the server span', () =>
+      rx2.spans().find((s) => s.service === service && attr(s.span.attributes, 'url.path') === '/users/7'),
+    );
+    await waitFor('the pino record', () =>
+      rx2.logs().find((l) => l.service === service && l.record.body === 'user looked up'),
+    );
+    expect(rx2.batches.traces.every((b) => b.context.transport === (grpc ? 'grpc' : 'http'))).toBe(true);
+    expect(rx2.batches.metrics).toEqual([]); // OTEL_METRICS_EXPORTER=none
+  } finally {
+    await app.stop('SIGKILL');
+    await rx2.close();
+  }
+});
