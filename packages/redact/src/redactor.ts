@@ -404,7 +404,8 @@ class RedactorImpl implements Redactor {
   /** Whether any detector other than url_secret's name=value pairs could match in `s` (after URL decoding). */
   #mayHoldPersonalData(s: string): boolean {
     let bits = features(s);
-    if (bits & HAS_PERCENT) bits = features(safeDecode(s));
+    // Decoded, a `+` in a query is a space: a card written 4111+1111+... reads as one.
+    if (bits & HAS_PERCENT || s.includes('+')) bits |= features(safeDecode(s.replace(/\+/g, ' ')));
     return (bits & this.#enabledBits & ~MAY_URL_SECRET) !== 0;
   }
 
@@ -471,7 +472,7 @@ class RedactorImpl implements Redactor {
         continue;
       }
       if (!text) continue;
-      const r = this.#redactComponent(value);
+      const r = this.#redactComponent(value, true);
       if (r !== value) {
         pairs[i] = `${name}=${r}`;
         changed = true;
@@ -497,8 +498,9 @@ class RedactorImpl implements Redactor {
     return secret;
   }
 
-  #redactComponent(raw: string): string {
-    const decoded = safeDecode(raw);
+  /** A URL component, decoded before the detectors run; in a query value `+` is a space (form encoding). */
+  #redactComponent(raw: string, queryValue = false): string {
+    const decoded = safeDecode(queryValue && raw.includes('+') ? raw.replace(/\+/g, ' ') : raw);
     const r = this.#redactText(decoded);
     if (r === decoded) return raw;
     return raw === decoded ? r : encodeLight(r);

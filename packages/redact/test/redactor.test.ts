@@ -156,6 +156,10 @@ describe('redactUrl', () => {
     ['/search?q=alice%40example.com&n=10', '/search?q=[REDACTED:email]&n=10'],
     ['/search?q=mail%20alice%40example.com', '/search?q=mail%20[REDACTED:email]'],
     ['/pay/4111111111111111/confirm', '/pay/[REDACTED:card]/confirm'],
+    // Form encoding: `+` is a space in a query value.
+    ['/pay?card=4111+1111+1111+1111&n=2', '/pay?card=[REDACTED:card]&n=2'],
+    ['/search?q=mail+alice%40example.com', '/search?q=mail%20[REDACTED:email]'],
+    ['/search?q=c%2B%2B+templates', '/search?q=c%2B%2B+templates'],
     ['https://user:pa55@db.example.com:5432/app', 'https://REDACTED:REDACTED@db.example.com:5432/app'],
     [
       'https://cb.example.com/#access_token=abc&token_type=bearer',
