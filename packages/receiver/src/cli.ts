@@ -43,34 +43,42 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.log.level);
+  // Logs are written asynchronously: flush them before exiting, so that the last lines ("stopped",
+  // the reason of a failure) are not lost when stdout is a slow pipe. Bounded, in case it never drains.
+  const exit = (code: number) => {
+    setTimeout(() => process.exit(code), 2000);
+    logger.flush(() => process.exit(code));
+  };
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
   try {
     receiver = await startReceiver(config, { logger });
   } catch (err) {
     logger.fatal({ err }, (err as Error).message);
-    process.exit(1);
+    exit(1);
+    return;
   }
   let signals = 0;
   const stop = (signal: NodeJS.Signals) => {
     signals++;
     if (signals > 1) {
       logger.warn({ signal }, 'second signal: exiting without draining');
-      process.exit(1);
+      exit(1);
+      return;
     }
     logger.info({ signal, timeoutMs: config.shutdown_timeout }, 'shutting down: draining in-flight requests');
     // Draining the listeners is bounded by shutdown_timeout each; this bounds the whole of it.
     setTimeout(
       () => {
         logger.error('shutdown took longer than twice shutdown_timeout: exiting without finishing');
-        process.exit(1);
+        exit(1);
       },
       2 * config.shutdown_timeout + 1000,
     ).unref();
     receiver.close().then(
-      () => process.exit(0),
+      () => exit(0),
       (err) => {
         logger.error({ err }, 'error while shutting down');
-        process.exit(1);
+        exit(1);
       },
     );
   };
