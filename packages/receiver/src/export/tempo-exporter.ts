@@ -34,6 +34,7 @@ import { encodeTraceRequest } from '../otlp/protobuf/encode-traces';
 import { ProtoReader } from '../otlp/protobuf/reader';
 import type { Batch, Consumer } from '../pipeline/pipeline';
 import { DiskQueue, DiskQueueFullError, type DiskRecord } from './disk-queue';
+import { GzipWorker } from './gzip-worker';
 
 const gzip = promisify(gzipCallback);
 
@@ -303,6 +304,7 @@ export class TempoExporter implements Consumer<'traces'> {
   private readonly senders: Promise<void>;
   /** Keep-alive connections to the endpoint (TLS as configured), one per sender at most. */
   private readonly agent: Agent;
+  private readonly gzipper: GzipWorker;
   private shutdownPromise: Promise<void> | undefined;
 
   private readonly sentSpans: Counter;
@@ -324,6 +326,7 @@ export class TempoExporter implements Consumer<'traces'> {
       retry: { ...DEFAULT_TEMPO_EXPORTER_OPTIONS.retry, ...options.retry },
     } as TempoExporterOptions;
     this.queue = this.openQueue();
+    this.gzipper = new GzipWorker(1, this.options.batchMaxBytes);
     const tls = this.options.tls ?? {};
     this.agent = new Agent({
       connections: Math.max(1, this.options.concurrency),
@@ -502,6 +505,7 @@ export class TempoExporter implements Consumer<'traces'> {
     clearTimeout(timer);
     this.abort.abort();
     await this.agent.close().catch(() => {});
+    await this.gzipper.close().catch(() => {});
     if (this.queue.waitingCount > 0) {
       const spans = this.queue.waitingSpans;
       if (this.persistent) {
@@ -569,8 +573,12 @@ export class TempoExporter implements Consumer<'traces'> {
   private async send(batch: Taken): Promise<boolean> {
     const { retry, compression } = this.options;
     const { spans, payloads } = batch;
-    const raw = payloads.length === 1 ? payloads[0] : Buffer.concat(payloads);
-    const body = compression === 'gzip' ? await gzip(raw, { level: 1 }) : raw;
+    const body =
+      compression === 'gzip'
+        ? await this.compress(payloads)
+        : payloads.length === 1
+          ? payloads[0]
+          : Buffer.concat(payloads);
     const started = Date.now();
     let bound = retry.initialMs;
     for (;;) {
@@ -635,6 +643,16 @@ export class TempoExporter implements Consumer<'traces'> {
           bound = Math.min(bound * retry.multiplier, retry.maxMs);
         }
       }
+    }
+  }
+
+  /** gzip (level 1) of the concatenated payloads, on the gzip worker; on the thread pool should it fail. */
+  private async compress(payloads: Buffer[]): Promise<Buffer> {
+    try {
+      return await this.gzipper.gzip(payloads);
+    } catch (err) {
+      this.logger.warn({ err }, 'the gzip worker failed; compressing on the thread pool instead');
+      return gzip(payloads.length === 1 ? payloads[0] : Buffer.concat(payloads), { level: 1 });
     }
   }
 
