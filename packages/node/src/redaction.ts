@@ -42,36 +42,63 @@ export function setupRedaction(input: RedactionConfig | undefined, hmacKeyFromEn
 }
 
 /**
- * Most attribute values repeat (routes, methods, hosts, user agents): the outcome of each short string
- * (key, value) pair is remembered, so the detectors run once per distinct pair. Bounded; cleared when full.
+ * Most attribute values repeat (routes, methods, hosts, user agents, status codes): the outcome of
+ * each (key, value) pair of a short string, number or boolean is remembered, so the detectors run
+ * once per distinct pair. Keyed by attribute key, then value (no string built per lookup). Bounded:
+ * a key's values are cleared when they reach MEMO_MAX_VALUES, all keys when they reach MEMO_MAX_KEYS.
  */
-const MEMO_MAX = 4096;
+const MEMO_MAX_KEYS = 512;
+const MEMO_MAX_VALUES = 1024;
 const MEMO_MAX_VALUE = 256;
 type Outcome = [string, unknown][];
-const memos = new WeakMap<Redactor, Map<string, Outcome>>();
+interface Memo {
+  attrs: Map<string, Map<unknown, Outcome>>;
+  strings: Map<string, string>;
+}
+const memos = new WeakMap<Redactor, Memo>();
 
-function outcomeOf(redactor: Redactor, memo: Map<string, Outcome>, key: string, value: unknown): Outcome {
-  const cacheable = typeof value === 'string' && value.length <= MEMO_MAX_VALUE;
-  const id = cacheable ? `${key}\u0000${value}` : '';
-  if (cacheable) {
-    const known = memo.get(id);
-    if (known) return known;
+function memoOf(redactor: Redactor): Memo {
+  let memo = memos.get(redactor);
+  if (!memo) {
+    memo = { attrs: new Map(), strings: new Map() };
+    memos.set(redactor, memo);
   }
-  const outcome = Object.entries(redactor.redactAttributes({ [key]: value }).attributes);
-  if (cacheable) {
-    if (memo.size >= MEMO_MAX) memo.clear();
-    memo.set(id, outcome);
+  return memo;
+}
+
+function outcomeOf(redactor: Redactor, memo: Memo, key: string, value: unknown): Outcome {
+  const t = typeof value;
+  const cacheable = (t === 'string' && (value as string).length <= MEMO_MAX_VALUE) || t === 'number' || t === 'boolean';
+  if (!cacheable) return Object.entries(redactor.redactAttributes({ [key]: value }).attributes);
+  let byValue = memo.attrs.get(key);
+  if (byValue === undefined) {
+    if (memo.attrs.size >= MEMO_MAX_KEYS) memo.attrs.clear();
+    byValue = new Map();
+    memo.attrs.set(key, byValue);
+  }
+  let outcome = byValue.get(value);
+  if (outcome === undefined) {
+    outcome = Object.entries(redactor.redactAttributes({ [key]: value }).attributes);
+    if (byValue.size >= MEMO_MAX_VALUES) byValue.clear();
+    byValue.set(value, outcome);
   }
   return outcome;
 }
 
-function redactAttrs(redactor: Redactor, attrs: Attributes | undefined): Attributes | undefined {
-  if (!attrs) return attrs;
-  let memo = memos.get(redactor);
-  if (!memo) {
-    memo = new Map();
-    memos.set(redactor, memo);
+/** redactString, remembered for short strings (span names, event names repeat). */
+function redactName(redactor: Redactor, memo: Memo, s: string): string {
+  if (s.length > MEMO_MAX_VALUE) return redactor.redactString(s);
+  let out = memo.strings.get(s);
+  if (out === undefined) {
+    out = redactor.redactString(s);
+    if (memo.strings.size >= MEMO_MAX_VALUES) memo.strings.clear();
+    memo.strings.set(s, out);
   }
+  return out;
+}
+
+function redactAttrs(redactor: Redactor, memo: Memo, attrs: Attributes | undefined): Attributes | undefined {
+  if (!attrs) return attrs;
   let out: Record<string, unknown> | undefined;
   const keys = Object.keys(attrs);
   for (let i = 0; i < keys.length; i++) {
@@ -91,45 +118,47 @@ function redactAttrs(redactor: Redactor, attrs: Attributes | undefined): Attribu
 
 /** A redacted view of a span. */
 export function redactSpan(redactor: Redactor, span: ReadableSpan): ReadableSpan {
-  const props: PropertyDescriptorMap = {};
-  const name = redactor.redactString(span.name);
-  if (name !== span.name) props.name = { value: name, enumerable: true };
-  const attributes = redactAttrs(redactor, span.attributes);
-  if (attributes !== span.attributes) props.attributes = { value: attributes, enumerable: true };
+  const memo = memoOf(redactor);
+  let props: PropertyDescriptorMap | undefined;
+  const name = redactName(redactor, memo, span.name);
+  if (name !== span.name) props = { name: { value: name, enumerable: true } };
+  const attributes = redactAttrs(redactor, memo, span.attributes);
+  if (attributes !== span.attributes) (props ??= {}).attributes = { value: attributes, enumerable: true };
   if (span.events.length > 0) {
     let changed = false;
     const events = span.events.map((e): TimedEvent => {
-      const a = redactAttrs(redactor, e.attributes);
-      const n = redactor.redactString(e.name);
+      const a = redactAttrs(redactor, memo, e.attributes);
+      const n = redactName(redactor, memo, e.name);
       if (a === e.attributes && n === e.name) return e;
       changed = true;
       return { ...e, name: n, attributes: a };
     });
-    if (changed) props.events = { value: events, enumerable: true };
+    if (changed) (props ??= {}).events = { value: events, enumerable: true };
   }
   if (span.links.length > 0) {
     let changed = false;
     const links = span.links.map((l) => {
-      const a = redactAttrs(redactor, l.attributes);
+      const a = redactAttrs(redactor, memo, l.attributes);
       if (a === l.attributes) return l;
       changed = true;
       return { ...l, attributes: a };
     });
-    if (changed) props.links = { value: links, enumerable: true };
+    if (changed) (props ??= {}).links = { value: links, enumerable: true };
   }
   if (span.status.message) {
     const message = redactor.redactString(span.status.message);
-    if (message !== span.status.message) props.status = { value: { ...span.status, message }, enumerable: true };
+    if (message !== span.status.message)
+      (props ??= {}).status = { value: { ...span.status, message }, enumerable: true };
   }
-  return Object.keys(props).length === 0 ? span : (Object.create(span, props) as ReadableSpan);
+  return props === undefined ? span : (Object.create(span, props) as ReadableSpan);
 }
 
 /** A redacted view of a log record (application log or business event). */
 export function redactLogRecord(redactor: Redactor, record: ReadableLogRecord): ReadableLogRecord {
-  const props: PropertyDescriptorMap = {};
-  const attributes = redactAttrs(redactor, record.attributes);
-  if (attributes !== record.attributes) props.attributes = { value: attributes, enumerable: true };
+  let props: PropertyDescriptorMap | undefined;
+  const attributes = redactAttrs(redactor, memoOf(redactor), record.attributes);
+  if (attributes !== record.attributes) props = { attributes: { value: attributes, enumerable: true } };
   const body = redactor.redactValue(record.body) as AnyValue | undefined;
-  if (body !== record.body) props.body = { value: body, enumerable: true };
-  return Object.keys(props).length === 0 ? record : (Object.create(record, props) as ReadableLogRecord);
+  if (body !== record.body) (props ??= {}).body = { value: body, enumerable: true };
+  return props === undefined ? record : (Object.create(record, props) as ReadableLogRecord);
 }
