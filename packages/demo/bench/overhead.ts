@@ -5,7 +5,11 @@
  * run; autocannon drives `GET /products/:sku` on the storefront (storefront → cart → SQLite, one
  * business event, one log line in the cart on errors only) at maximum throughput. Random faults off.
  *
- *   node bench/overhead.ts [--quick] [--rounds N] [--duration S] [--connections C]
+ *   node bench/overhead.ts [--quick] [--rounds N] [--duration S] [--connections C] [--cpu-prof DIR]
+ *
+ * `--cpu-prof DIR` starts every service with `--cpu-prof --cpu-prof-dir=DIR` (V8 CPU profiles written
+ * when each service exits; open them in Chrome DevTools or VS Code). Profiling slows every side, so
+ * the figures of a profiled run are not the benchmark's.
  *
  * Needs the packages built (`npm run build` at the root). Prints a Markdown table.
  */
@@ -26,12 +30,14 @@ const { values } = parseArgs({
     rounds: { type: 'string' },
     duration: { type: 'string' },
     connections: { type: 'string', default: '16' },
+    'cpu-prof': { type: 'string' },
   },
 });
 const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
 const duration = Number(values.duration ?? (values.quick ? 3 : 15));
 const warmup = values.quick ? 2 : 5;
 const connections = Number(values.connections);
+const profileArgs = values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : [];
 
 function cpuModel(): string {
   try {
@@ -139,8 +145,9 @@ interface Run {
 async function measure(side: Side, otlp: string, receiverPid: number): Promise<Run> {
   const shop = await startShop({
     otlpEndpoint: otlp,
-    instrument: side.instrument,
-    nodeArgs: side.nodeArgs,
+    // Without Sonde, `instrument: true` with only the profiling flags runs the bare services profiled.
+    instrument: side.instrument || profileArgs.length > 0,
+    nodeArgs: [...profileArgs, ...(side.instrument ? (side.nodeArgs ?? ['--import', '@sonde/node/register']) : [])],
     env: { DEMO_NO_FAULTS: '1', OTEL_METRIC_EXPORT_INTERVAL: '5000', ...side.env },
   });
   try {
@@ -172,6 +179,7 @@ const median = (xs: number[]) => {
 };
 
 async function main(): Promise<void> {
+  const load0 = os.loadavg()[0];
   const receiver = await startReceiverProcess();
   log(
     `receiver at ${receiver.otlp}; ${rounds} round(s) of ${warmup}s warm-up + ${duration}s, ${connections} connections`,
@@ -204,7 +212,7 @@ async function main(): Promise<void> {
     const b = stats[0];
     const loss = (x: { rps: number }) => ((b.rps - x.rps) / b.rps) * 100;
     const full = loss(stats[1]);
-    const machine = `${cpuModel()}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}`;
+    const machine = `${cpuModel()}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}; 1-minute load average ${load0.toFixed(2)} before the run, ${os.loadavg()[0].toFixed(2)} after (other jobs share the machine: CPU per request is the steadier figure)`;
     process.stdout.write(
       [
         '## Instrumentation overhead: demo storefront with and without `--import @sonde/node/register`',
