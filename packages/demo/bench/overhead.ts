@@ -5,7 +5,10 @@
  * run; autocannon drives `GET /products/:sku` on the storefront (storefront → cart → SQLite, one
  * business event, one log line in the cart on errors only) at maximum throughput. Random faults off.
  *
- *   node bench/overhead.ts [--quick] [--rounds N] [--duration S] [--connections C] [--cpu-prof DIR]
+ *   node bench/overhead.ts [--quick] [--rounds N] [--duration S] [--connections C] [--cpu-prof DIR] [--compare PATH]
+ *
+ * `--compare PATH` adds a side started with `--import PATH` (e.g. the register.mjs of another build of
+ * @sonde/node, to compare two versions in the same run).
  *
  * `--cpu-prof DIR` starts every service with `--cpu-prof --cpu-prof-dir=DIR` (V8 CPU profiles written
  * when each service exits; open them in Chrome DevTools or VS Code). Profiling slows every side, so
@@ -31,6 +34,7 @@ const { values } = parseArgs({
     duration: { type: 'string' },
     connections: { type: 'string', default: '16' },
     'cpu-prof': { type: 'string' },
+    compare: { type: 'string' },
   },
 });
 const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
@@ -119,6 +123,13 @@ const SIDES: { name: string; instrument: boolean; env: Record<string, string>; n
     env: {},
   },
 ];
+if (values.compare)
+  SIDES.splice(2, 0, {
+    name: `with \`--import ${values.compare}\``,
+    instrument: true,
+    nodeArgs: ['--import', values.compare],
+    env: {},
+  });
 type Side = (typeof SIDES)[number];
 
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */

@@ -190,10 +190,11 @@ export function redactSpan(redactor: Redactor, span: ReadableSpan): ReadableSpan
 
 /** A redacted view of a log record (application log or business event). */
 export function redactLogRecord(redactor: Redactor, record: ReadableLogRecord): ReadableLogRecord {
-  let props: PropertyDescriptorMap | undefined;
   const attributes = redactAttrs(redactor, memoOf(redactor), record.attributes);
-  if (attributes !== record.attributes) props = { attributes: { value: attributes, enumerable: true } };
   const body = redactor.redactValue(record.body) as AnyValue | undefined;
-  if (body !== record.body) (props ??= {}).body = { value: body, enumerable: true };
-  return props === undefined ? record : (Object.create(record, props) as ReadableLogRecord);
+  if (attributes === record.attributes && body === record.body) return record;
+  const props: PropertyDescriptorMap = {};
+  if (attributes !== record.attributes) props.attributes = { value: attributes, enumerable: true };
+  if (body !== record.body) props.body = { value: body, enumerable: true };
+  return Object.create(record, props) as ReadableLogRecord;
 }
