@@ -3,9 +3,14 @@
  * The same three services are started without and with the register entry (traces, metrics, logs
  * and events on, exported to a real Sonde receiver running as its own process), alternately, in one
  * run; autocannon drives `GET /products/:sku` on the storefront (storefront → cart → SQLite, one
- * business event, one log line in the cart on errors only) at maximum throughput. Random faults off.
+ * business event, one log line in the cart on errors only) at maximum throughput (or at a fixed rate, `--rate`). Random faults off.
  *
- *   node bench/overhead.ts [--quick] [--rounds N] [--duration S] [--connections C] [--cpu-prof DIR] [--compare PATH]
+ *   node bench/overhead.ts [--quick] [--rounds N] [--duration S] [--connections C] [--cpu-prof DIR] [--compare PATH] [--rate R]
+ *
+ * `--rate R` offers the same R requests/s to every side (autocannon's overallRate) instead of the
+ * maximum: CPU per request is then compared at equal load, without the instrumented side being
+ * charged for running at a lower rate (fewer requests per wake-up and per write). R must be below
+ * what the slowest side sustains, or that side saturates and the comparison is again at unequal load.
  *
  * `--compare PATH` adds a side started with `--import PATH` (e.g. the register.mjs of another build of
  * @sonde/node, to compare two versions in the same run).
@@ -35,12 +40,14 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '16' },
     'cpu-prof': { type: 'string' },
     compare: { type: 'string' },
+    rate: { type: 'string' },
   },
 });
 const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
 const duration = Number(values.duration ?? (values.quick ? 3 : 15));
 const warmup = values.quick ? 2 : 5;
 const connections = Number(values.connections);
+const rate = values.rate ? Number(values.rate) : undefined;
 const profileArgs = values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : [];
 
 function cpuModel(): string {
@@ -98,6 +105,7 @@ function cannon(url: string, seconds: number): Promise<Result> {
         url,
         connections,
         duration: seconds,
+        ...(rate ? { overallRate: rate } : {}),
         requests: [{ method: 'GET', path: '/products/tea-green', headers: { 'x-user': 'shopper-1' } }],
       },
       (err, result) => (err ? reject(err) : resolve(result)),
@@ -228,7 +236,7 @@ async function main(): Promise<void> {
       [
         '## Instrumentation overhead: demo storefront with and without `--import @sonde/node/register`',
         '',
-        `Machine: ${machine}. Storefront, cart and payments on the same machine as the load generator (autocannon, ${connections} connections) and the receiver. \`GET /products/:sku\`: storefront → cart over HTTP → SQLite; one \`product.viewed\` event. Instrumented: traces (every request sampled), metrics (runtime + HTTP, 5 s interval), logs and events, redaction on, exported over OTLP/HTTP protobuf to a \`sonde-receiver\` process. Median of ${rounds} round(s) of ${duration} s after ${warmup} s of warm-up, order alternated.`,
+        `Machine: ${machine}. Storefront, cart and payments on the same machine as the load generator (autocannon, ${connections} connections, ${rate ? `${rate} requests/s offered to every side` : 'maximum rate'}) and the receiver. \`GET /products/:sku\`: storefront → cart over HTTP → SQLite; one \`product.viewed\` event. Instrumented: traces (every request sampled), metrics (runtime + HTTP, 5 s interval), logs and events, redaction on, exported over OTLP/HTTP protobuf to a \`sonde-receiver\` process. Median of ${rounds} round(s) of ${duration} s after ${warmup} s of warm-up, order alternated.`,
         '',
         '| | requests/s | change | p50 latency | p99 latency | CPU per request (3 services) | CPU per request (receiver) |',
         '|---|---:|---:|---:|---:|---:|---:|',

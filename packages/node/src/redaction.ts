@@ -46,14 +46,15 @@ export function setupRedaction(input: RedactionConfig | undefined, hmacKeyFromEn
  * Most attribute values repeat (routes, methods, hosts, user agents, status codes): the outcome of
  * each (key, value) pair of a short string, number or boolean is remembered, so the detectors run
  * once per distinct pair. Keyed by attribute key, then value (no string built per lookup). Bounded:
- * a key's values are cleared when they reach MEMO_MAX_VALUES, all keys when they reach MEMO_MAX_KEYS.
+ * MEMO_MAX pairs (and MEMO_MAX span/event names) in all; cleared when full.
  */
-const MEMO_MAX_KEYS = 512;
-const MEMO_MAX_VALUES = 1024;
+const MEMO_MAX = 4096;
 const MEMO_MAX_VALUE = 256;
 type Outcome = [string, unknown][];
 interface Memo {
   attrs: Map<string, Map<unknown, Outcome>>;
+  /** (key, value) pairs held in `attrs`. */
+  pairs: number;
   strings: Map<string, string>;
 }
 const memos = new WeakMap<Redactor, Memo>();
@@ -61,7 +62,7 @@ const memos = new WeakMap<Redactor, Memo>();
 function memoOf(redactor: Redactor): Memo {
   let memo = memos.get(redactor);
   if (!memo) {
-    memo = { attrs: new Map(), strings: new Map() };
+    memo = { attrs: new Map(), pairs: 0, strings: new Map() };
     memos.set(redactor, memo);
   }
   return memo;
@@ -72,17 +73,20 @@ function outcomeOf(redactor: Redactor, memo: Memo, key: string, value: unknown):
   const cacheable = (t === 'string' && (value as string).length <= MEMO_MAX_VALUE) || t === 'number' || t === 'boolean';
   if (!cacheable) return Object.entries(redactor.redactAttributes({ [key]: value }).attributes);
   let byValue = memo.attrs.get(key);
+  let outcome = byValue?.get(value);
+  if (outcome !== undefined) return outcome;
+  outcome = Object.entries(redactor.redactAttributes({ [key]: value }).attributes);
+  if (memo.pairs >= MEMO_MAX) {
+    memo.attrs.clear();
+    memo.pairs = 0;
+    byValue = undefined;
+  }
   if (byValue === undefined) {
-    if (memo.attrs.size >= MEMO_MAX_KEYS) memo.attrs.clear();
     byValue = new Map();
     memo.attrs.set(key, byValue);
   }
-  let outcome = byValue.get(value);
-  if (outcome === undefined) {
-    outcome = Object.entries(redactor.redactAttributes({ [key]: value }).attributes);
-    if (byValue.size >= MEMO_MAX_VALUES) byValue.clear();
-    byValue.set(value, outcome);
-  }
+  byValue.set(value, outcome);
+  memo.pairs++;
   return outcome;
 }
 
@@ -92,7 +96,7 @@ function redactName(redactor: Redactor, memo: Memo, s: string): string {
   let out = memo.strings.get(s);
   if (out === undefined) {
     out = redactor.redactString(s);
-    if (memo.strings.size >= MEMO_MAX_VALUES) memo.strings.clear();
+    if (memo.strings.size >= MEMO_MAX) memo.strings.clear();
     memo.strings.set(s, out);
   }
   return out;
