@@ -3,9 +3,21 @@
  * The same three services are started without and with the register entry (traces, metrics, logs
  * and events on, exported to a real Sonde receiver running as its own process), alternately, in one
  * run; autocannon drives `GET /products/:sku` on the storefront (storefront → cart → SQLite, one
- * business event, one log line in the cart on errors only) at maximum throughput. Random faults off.
+ * business event, one log line in the cart on errors only) at maximum throughput (or at a fixed rate, `--rate`). Random faults off.
  *
- *   node bench/overhead.ts [--quick] [--rounds N] [--duration S] [--connections C]
+ *   node bench/overhead.ts [--quick] [--rounds N] [--duration S] [--connections C] [--cpu-prof DIR] [--compare PATH] [--rate R]
+ *
+ * `--rate R` offers the same R requests/s to every side (autocannon's overallRate) instead of the
+ * maximum: CPU per request is then compared at equal load, without the instrumented side being
+ * charged for running at a lower rate (fewer requests per wake-up and per write). R must be below
+ * what the slowest side sustains, or that side saturates and the comparison is again at unequal load.
+ *
+ * `--compare PATH` adds a side started with `--import PATH` (e.g. the register.mjs of another build of
+ * @sonde/node, to compare two versions in the same run).
+ *
+ * `--cpu-prof DIR` starts every service with `--cpu-prof --cpu-prof-dir=DIR` (V8 CPU profiles written
+ * when each service exits; open them in Chrome DevTools or VS Code). Profiling slows every side, so
+ * the figures of a profiled run are not the benchmark's.
  *
  * Needs the packages built (`npm run build` at the root). Prints a Markdown table.
  */
@@ -26,12 +38,17 @@ const { values } = parseArgs({
     rounds: { type: 'string' },
     duration: { type: 'string' },
     connections: { type: 'string', default: '16' },
+    'cpu-prof': { type: 'string' },
+    compare: { type: 'string' },
+    rate: { type: 'string' },
   },
 });
 const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
 const duration = Number(values.duration ?? (values.quick ? 3 : 15));
 const warmup = values.quick ? 2 : 5;
 const connections = Number(values.connections);
+const rate = values.rate ? Number(values.rate) : undefined;
+const profileArgs = values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : [];
 
 function cpuModel(): string {
   try {
@@ -88,6 +105,7 @@ function cannon(url: string, seconds: number): Promise<Result> {
         url,
         connections,
         duration: seconds,
+        ...(rate ? { overallRate: rate } : {}),
         requests: [{ method: 'GET', path: '/products/tea-green', headers: { 'x-user': 'shopper-1' } }],
       },
       (err, result) => (err ? reject(err) : resolve(result)),
@@ -113,6 +131,13 @@ const SIDES: { name: string; instrument: boolean; env: Record<string, string>; n
     env: {},
   },
 ];
+if (values.compare)
+  SIDES.splice(2, 0, {
+    name: `with \`--import ${values.compare}\``,
+    instrument: true,
+    nodeArgs: ['--import', values.compare],
+    env: {},
+  });
 type Side = (typeof SIDES)[number];
 
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */
@@ -139,8 +164,9 @@ interface Run {
 async function measure(side: Side, otlp: string, receiverPid: number): Promise<Run> {
   const shop = await startShop({
     otlpEndpoint: otlp,
-    instrument: side.instrument,
-    nodeArgs: side.nodeArgs,
+    // Without Sonde, `instrument: true` with only the profiling flags runs the bare services profiled.
+    instrument: side.instrument || profileArgs.length > 0,
+    nodeArgs: [...profileArgs, ...(side.instrument ? (side.nodeArgs ?? ['--import', '@sonde/node/register']) : [])],
     env: { DEMO_NO_FAULTS: '1', OTEL_METRIC_EXPORT_INTERVAL: '5000', ...side.env },
   });
   try {
@@ -172,6 +198,7 @@ const median = (xs: number[]) => {
 };
 
 async function main(): Promise<void> {
+  const load0 = os.loadavg()[0];
   const receiver = await startReceiverProcess();
   log(
     `receiver at ${receiver.otlp}; ${rounds} round(s) of ${warmup}s warm-up + ${duration}s, ${connections} connections`,
@@ -204,12 +231,12 @@ async function main(): Promise<void> {
     const b = stats[0];
     const loss = (x: { rps: number }) => ((b.rps - x.rps) / b.rps) * 100;
     const full = loss(stats[1]);
-    const machine = `${cpuModel()}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}`;
+    const machine = `${cpuModel()}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}; 1-minute load average ${load0.toFixed(2)} before the run, ${os.loadavg()[0].toFixed(2)} after (other jobs share the machine: CPU per request is the steadier figure)`;
     process.stdout.write(
       [
         '## Instrumentation overhead: demo storefront with and without `--import @sonde/node/register`',
         '',
-        `Machine: ${machine}. Storefront, cart and payments on the same machine as the load generator (autocannon, ${connections} connections) and the receiver. \`GET /products/:sku\`: storefront → cart over HTTP → SQLite; one \`product.viewed\` event. Instrumented: traces (every request sampled), metrics (runtime + HTTP, 5 s interval), logs and events, redaction on, exported over OTLP/HTTP protobuf to a \`sonde-receiver\` process. Median of ${rounds} round(s) of ${duration} s after ${warmup} s of warm-up, order alternated.`,
+        `Machine: ${machine}. Storefront, cart and payments on the same machine as the load generator (autocannon, ${connections} connections, ${rate ? `${rate} requests/s offered to every side` : 'maximum rate'}) and the receiver. \`GET /products/:sku\`: storefront → cart over HTTP → SQLite; one \`product.viewed\` event. Instrumented: traces (every request sampled), metrics (runtime + HTTP, 5 s interval), logs and events, redaction on, exported over OTLP/HTTP protobuf to a \`sonde-receiver\` process. Median of ${rounds} round(s) of ${duration} s after ${warmup} s of warm-up, order alternated.`,
         '',
         '| | requests/s | change | p50 latency | p99 latency | CPU per request (3 services) | CPU per request (receiver) |',
         '|---|---:|---:|---:|---:|---:|---:|',
@@ -218,7 +245,7 @@ async function main(): Promise<void> {
             `| ${x.side.name} | ${x.rps.toFixed(0)} | ${i === 0 ? '' : `${loss(x) >= 0 ? '−' : '+'}${Math.abs(loss(x)).toFixed(1)}%`} | ${x.p50} ms | ${x.p99} ms | ${x.cpu.toFixed(2)} ms | ${x.rcpu.toFixed(2)} ms |`,
         ),
         '',
-        `Spans accepted by the receiver over the run: ${spans ?? '?'}. Target: under 10% throughput loss with every trace sampled (${full < 10 ? 'met' : 'not met'}).`,
+        `Spans accepted by the receiver over the run: ${spans ?? '?'}. Target: under 10% throughput loss with every trace sampled (${rate ? 'not judged: at a fixed offered rate every side serves the same requests/s; compare CPU per request' : full < 10 ? 'met' : 'not met'}).`,
         '',
         'Each round:',
         '',

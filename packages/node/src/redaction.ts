@@ -4,8 +4,9 @@
  * (`url.full`, `url.query`, `http.target`, ...) go through the URL rules. `enduser.id` becomes
  * `enduser.pseudo.id` (a keyed HMAC) when a key is configured, and is dropped otherwise.
  *
- * Exported items are read-only: the redacted item is a view over the original (`Object.create`) whose
- * changed fields shadow the original ones, so nothing the application holds is modified.
+ * Exported items are read-only: a redacted span is a new plain object with the ReadableSpan fields, a
+ * redacted log record a view over the original (`Object.create`) whose changed fields shadow the
+ * original ones, so nothing the application holds is modified.
  */
 import type { AnyValue, Attributes } from '@opentelemetry/api';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
@@ -42,36 +43,67 @@ export function setupRedaction(input: RedactionConfig | undefined, hmacKeyFromEn
 }
 
 /**
- * Most attribute values repeat (routes, methods, hosts, user agents): the outcome of each short string
- * (key, value) pair is remembered, so the detectors run once per distinct pair. Bounded; cleared when full.
+ * Most attribute values repeat (routes, methods, hosts, user agents, status codes): the outcome of
+ * each (key, value) pair of a short string, number or boolean is remembered, so the detectors run
+ * once per distinct pair. Keyed by attribute key, then value (no string built per lookup). Bounded:
+ * MEMO_MAX pairs (and MEMO_MAX span/event names) in all; cleared when full.
  */
 const MEMO_MAX = 4096;
 const MEMO_MAX_VALUE = 256;
 type Outcome = [string, unknown][];
-const memos = new WeakMap<Redactor, Map<string, Outcome>>();
+interface Memo {
+  attrs: Map<string, Map<unknown, Outcome>>;
+  /** (key, value) pairs held in `attrs`. */
+  pairs: number;
+  strings: Map<string, string>;
+}
+const memos = new WeakMap<Redactor, Memo>();
 
-function outcomeOf(redactor: Redactor, memo: Map<string, Outcome>, key: string, value: unknown): Outcome {
-  const cacheable = typeof value === 'string' && value.length <= MEMO_MAX_VALUE;
-  const id = cacheable ? `${key}\u0000${value}` : '';
-  if (cacheable) {
-    const known = memo.get(id);
-    if (known) return known;
+function memoOf(redactor: Redactor): Memo {
+  let memo = memos.get(redactor);
+  if (!memo) {
+    memo = { attrs: new Map(), pairs: 0, strings: new Map() };
+    memos.set(redactor, memo);
   }
-  const outcome = Object.entries(redactor.redactAttributes({ [key]: value }).attributes);
-  if (cacheable) {
-    if (memo.size >= MEMO_MAX) memo.clear();
-    memo.set(id, outcome);
+  return memo;
+}
+
+function outcomeOf(redactor: Redactor, memo: Memo, key: string, value: unknown): Outcome {
+  const t = typeof value;
+  const cacheable = (t === 'string' && (value as string).length <= MEMO_MAX_VALUE) || t === 'number' || t === 'boolean';
+  if (!cacheable) return Object.entries(redactor.redactAttributes({ [key]: value }).attributes);
+  let byValue = memo.attrs.get(key);
+  let outcome = byValue?.get(value);
+  if (outcome !== undefined) return outcome;
+  outcome = Object.entries(redactor.redactAttributes({ [key]: value }).attributes);
+  if (memo.pairs >= MEMO_MAX) {
+    memo.attrs.clear();
+    memo.pairs = 0;
+    byValue = undefined;
   }
+  if (byValue === undefined) {
+    byValue = new Map();
+    memo.attrs.set(key, byValue);
+  }
+  byValue.set(value, outcome);
+  memo.pairs++;
   return outcome;
 }
 
-function redactAttrs(redactor: Redactor, attrs: Attributes | undefined): Attributes | undefined {
-  if (!attrs) return attrs;
-  let memo = memos.get(redactor);
-  if (!memo) {
-    memo = new Map();
-    memos.set(redactor, memo);
+/** redactString, remembered for short strings (span names, event names repeat). */
+function redactName(redactor: Redactor, memo: Memo, s: string): string {
+  if (s.length > MEMO_MAX_VALUE) return redactor.redactString(s);
+  let out = memo.strings.get(s);
+  if (out === undefined) {
+    out = redactor.redactString(s);
+    if (memo.strings.size >= MEMO_MAX) memo.strings.clear();
+    memo.strings.set(s, out);
   }
+  return out;
+}
+
+function redactAttrs(redactor: Redactor, memo: Memo, attrs: Attributes | undefined): Attributes | undefined {
+  if (!attrs) return attrs;
   let out: Record<string, unknown> | undefined;
   const keys = Object.keys(attrs);
   for (let i = 0; i < keys.length; i++) {
@@ -89,47 +121,84 @@ function redactAttrs(redactor: Redactor, attrs: Attributes | undefined): Attribu
   return out === undefined ? attrs : (out as Attributes);
 }
 
-/** A redacted view of a span. */
+/**
+ * A redacted copy of a span: a plain object of the ReadableSpan fields (not an `Object.create` view:
+ * descriptor-defined properties over a prototype make every exporter's field reads slow).
+ */
 export function redactSpan(redactor: Redactor, span: ReadableSpan): ReadableSpan {
-  const props: PropertyDescriptorMap = {};
-  const name = redactor.redactString(span.name);
-  if (name !== span.name) props.name = { value: name, enumerable: true };
-  const attributes = redactAttrs(redactor, span.attributes);
-  if (attributes !== span.attributes) props.attributes = { value: attributes, enumerable: true };
-  if (span.events.length > 0) {
-    let changed = false;
-    const events = span.events.map((e): TimedEvent => {
-      const a = redactAttrs(redactor, e.attributes);
-      const n = redactor.redactString(e.name);
+  const memo = memoOf(redactor);
+  let changed = false;
+  const name = redactName(redactor, memo, span.name);
+  if (name !== span.name) changed = true;
+  const attributes = redactAttrs(redactor, memo, span.attributes) ?? span.attributes;
+  if (attributes !== span.attributes) changed = true;
+  let events = span.events;
+  if (events.length > 0) {
+    let eventsChanged = false;
+    const mapped = events.map((e): TimedEvent => {
+      const a = redactAttrs(redactor, memo, e.attributes);
+      const n = redactName(redactor, memo, e.name);
       if (a === e.attributes && n === e.name) return e;
-      changed = true;
+      eventsChanged = true;
       return { ...e, name: n, attributes: a };
     });
-    if (changed) props.events = { value: events, enumerable: true };
-  }
-  if (span.links.length > 0) {
-    let changed = false;
-    const links = span.links.map((l) => {
-      const a = redactAttrs(redactor, l.attributes);
-      if (a === l.attributes) return l;
+    if (eventsChanged) {
+      events = mapped;
       changed = true;
+    }
+  }
+  let links = span.links;
+  if (links.length > 0) {
+    let linksChanged = false;
+    const mapped = links.map((l) => {
+      const a = redactAttrs(redactor, memo, l.attributes);
+      if (a === l.attributes) return l;
+      linksChanged = true;
       return { ...l, attributes: a };
     });
-    if (changed) props.links = { value: links, enumerable: true };
+    if (linksChanged) {
+      links = mapped;
+      changed = true;
+    }
   }
-  if (span.status.message) {
-    const message = redactor.redactString(span.status.message);
-    if (message !== span.status.message) props.status = { value: { ...span.status, message }, enumerable: true };
+  let status = span.status;
+  if (status.message) {
+    const message = redactor.redactString(status.message);
+    if (message !== status.message) {
+      status = { ...status, message };
+      changed = true;
+    }
   }
-  return Object.keys(props).length === 0 ? span : (Object.create(span, props) as ReadableSpan);
+  if (!changed) return span;
+  const ctx = span.spanContext();
+  return {
+    name,
+    kind: span.kind,
+    spanContext: () => ctx,
+    parentSpanContext: span.parentSpanContext,
+    startTime: span.startTime,
+    endTime: span.endTime,
+    status,
+    attributes,
+    links,
+    events,
+    duration: span.duration,
+    ended: span.ended,
+    resource: span.resource,
+    instrumentationScope: span.instrumentationScope,
+    droppedAttributesCount: span.droppedAttributesCount,
+    droppedEventsCount: span.droppedEventsCount,
+    droppedLinksCount: span.droppedLinksCount,
+  };
 }
 
 /** A redacted view of a log record (application log or business event). */
 export function redactLogRecord(redactor: Redactor, record: ReadableLogRecord): ReadableLogRecord {
-  const props: PropertyDescriptorMap = {};
-  const attributes = redactAttrs(redactor, record.attributes);
-  if (attributes !== record.attributes) props.attributes = { value: attributes, enumerable: true };
+  const attributes = redactAttrs(redactor, memoOf(redactor), record.attributes);
   const body = redactor.redactValue(record.body) as AnyValue | undefined;
+  if (attributes === record.attributes && body === record.body) return record;
+  const props: PropertyDescriptorMap = {};
+  if (attributes !== record.attributes) props.attributes = { value: attributes, enumerable: true };
   if (body !== record.body) props.body = { value: body, enumerable: true };
-  return Object.keys(props).length === 0 ? record : (Object.create(record, props) as ReadableLogRecord);
+  return Object.create(record, props) as ReadableLogRecord;
 }

@@ -324,10 +324,14 @@ function instrumentationConfig(
     disableLogSending: !o.logSending,
     ...user['@opentelemetry/instrumentation-winston'],
   };
-  // Sonde default: one span per express route handler, none per middleware (json parser, cors, ...):
-  // they are most of an express app's spans and cost, and say little. `ignoreLayersType: []` restores them.
+  // Sonde default: no span per express middleware (json parser, cors, ...) nor per route handler: they
+  // are most of an express app's spans and cost, and say little that the server span (named by its
+  // route, `http.route` set by this same instrumentation) does not. SONDE_EXPRESS_HANDLER_SPANS=true
+  // brings the route-handler spans back; `ignoreLayersType: []` restores every layer span.
   cfg['@opentelemetry/instrumentation-express'] = {
-    ignoreLayersType: ['middleware' as never],
+    ignoreLayersType: (envBool(env, 'SONDE_EXPRESS_HANDLER_SPANS')
+      ? ['middleware']
+      : ['middleware', 'request_handler']) as never[],
     ...user['@opentelemetry/instrumentation-express'],
   };
   if (!env.OTEL_NODE_ENABLED_INSTRUMENTATIONS) {

@@ -11,6 +11,7 @@ import { context, SpanKind, SpanStatusCode, type Tracer, trace } from '@opentele
 
 const PATCHED = Symbol.for('sonde.sqlite.patched');
 const SQLITE_METHODS = ['run', 'get', 'all', 'iterate'] as const;
+const DESCRIBED_MAX = 1024;
 
 /** Replaces string, number and blob literals with `?` and squeezes white space. */
 export function sanitizeSql(sql: string): string {
@@ -55,6 +56,26 @@ export function instrumentSqlite(getTracer: () => Tracer): boolean {
   if (dbProto[PATCHED]) return true;
   dbProto[PATCHED] = true;
   const namespaceOf = new WeakMap<object, string>();
+  // The same few statements run again and again: their span name and query attributes are computed
+  // once per distinct SQL text (bounded; cleared when full).
+  const described = new Map<string, { name: string; attributes: Record<string, string> }>();
+  function describe(sql: string): { name: string; attributes: Record<string, string> } {
+    let d = described.get(sql);
+    if (d === undefined) {
+      const { operation, collection } = summarizeSql(sql);
+      d = {
+        name: collection ? `${operation} ${collection}` : operation,
+        attributes: {
+          'db.operation.name': operation,
+          ...(collection ? { 'db.collection.name': collection } : {}),
+          'db.query.text': sanitizeSql(sql),
+        },
+      };
+      if (described.size >= DESCRIBED_MAX) described.clear();
+      described.set(sql, d);
+    }
+    return d;
+  }
   const dbOfStatement = new WeakMap<object, object>();
 
   function namespace(db: object): string {
@@ -77,17 +98,15 @@ export function instrumentSqlite(getTracer: () => Tracer): boolean {
     const parent = context.active();
     // No parent trace (start-up schema work, timers): no span, so it costs nothing.
     if (!trace.getSpan(parent)) return fn();
-    const { operation, collection } = summarizeSql(sql);
+    const d = describe(sql);
     const span = tracer.startSpan(
-      collection ? `${operation} ${collection}` : operation,
+      d.name,
       {
         kind: SpanKind.CLIENT,
         attributes: {
           'db.system.name': 'sqlite',
           ...(db ? { 'db.namespace': namespace(db) } : {}),
-          'db.operation.name': operation,
-          ...(collection ? { 'db.collection.name': collection } : {}),
-          'db.query.text': sanitizeSql(sql),
+          ...d.attributes,
         },
       },
       parent,
