@@ -19,10 +19,12 @@
  * when each service exits; open them in Chrome DevTools or VS Code). Profiling slows every side, so
  * the figures of a profiled run are not the benchmark's.
  *
- * Needs the packages built (`npm run build` at the root). Prints a Markdown table.
+ * Needs the packages built (`npm run build` at the root). Prints a Markdown table, and writes it to
+ * docs/benchmarks-instrumentation.md at the repository root (not with --quick, --rate, --compare,
+ * --cpu-prof or --no-write, whose figures are not the benchmark's).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -35,6 +37,7 @@ const { startShop } = require('../dist/index.js') as typeof import('../src/index
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: process.env.SONDE_BENCH_QUICK === '1' },
+    'no-write': { type: 'boolean', default: process.env.SONDE_BENCH_WRITE === '0' },
     rounds: { type: 'string' },
     duration: { type: 'string' },
     connections: { type: 'string', default: '16' },
@@ -232,32 +235,46 @@ async function main(): Promise<void> {
     const loss = (x: { rps: number }) => ((b.rps - x.rps) / b.rps) * 100;
     const full = loss(stats[1]);
     const machine = `${cpuModel()}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}; 1-minute load average ${load0.toFixed(2)} before the run, ${os.loadavg()[0].toFixed(2)} after (other jobs share the machine: CPU per request is the steadier figure)`;
-    process.stdout.write(
-      [
-        '## Instrumentation overhead: demo storefront with and without `--import @sonde/node/register`',
-        '',
-        `Machine: ${machine}. Storefront, cart and payments on the same machine as the load generator (autocannon, ${connections} connections, ${rate ? `${rate} requests/s offered to every side` : 'maximum rate'}) and the receiver. \`GET /products/:sku\`: storefront → cart over HTTP → SQLite; one \`product.viewed\` event. Instrumented: traces (every request sampled), metrics (runtime + HTTP, 5 s interval), logs and events, redaction on, exported over OTLP/HTTP protobuf to a \`sonde-receiver\` process. Median of ${rounds} round(s) of ${duration} s after ${warmup} s of warm-up, order alternated.`,
-        '',
-        '| | requests/s | change | p50 latency | p99 latency | CPU per request (3 services) | CPU per request (receiver) |',
-        '|---|---:|---:|---:|---:|---:|---:|',
-        ...stats.map(
-          (x, i) =>
-            `| ${x.side.name} | ${x.rps.toFixed(0)} | ${i === 0 ? '' : `${loss(x) >= 0 ? '−' : '+'}${Math.abs(loss(x)).toFixed(1)}%`} | ${x.p50} ms | ${x.p99} ms | ${x.cpu.toFixed(2)} ms | ${x.rcpu.toFixed(2)} ms |`,
-        ),
-        '',
-        `Spans accepted by the receiver over the run: ${spans ?? '?'}. Target: under 10% throughput loss with every trace sampled (${rate ? 'not judged: at a fixed offered rate every side serves the same requests/s; compare CPU per request' : full < 10 ? 'met' : 'not met'}).`,
-        '',
-        'Each round:',
-        '',
-        '| round | side | requests/s | p50 | p99 | errors | CPU/request (services + receiver) |',
-        '|---:|---|---:|---:|---:|---:|---:|',
-        ...runs.map(
-          (r, i) =>
-            `| ${Math.floor(i / SIDES.length) + 1} | ${r.side.name} | ${r.rps.toFixed(0)} | ${r.p50} ms | ${r.p99} ms | ${r.errors} | ${r.cpuPerRequest.toFixed(2)} + ${r.receiverCpuPerRequest.toFixed(2)} ms |`,
-        ),
-        '',
-      ].join('\n'),
-    );
+    const doc = [
+      '## Instrumentation overhead: demo storefront with and without `--import @sonde/node/register`',
+      '',
+      `Machine: ${machine}. Storefront, cart and payments on the same machine as the load generator (autocannon, ${connections} connections, ${rate ? `${rate} requests/s offered to every side` : 'maximum rate'}) and the receiver. \`GET /products/:sku\`: storefront → cart over HTTP → SQLite; one \`product.viewed\` event. Instrumented: traces (every request sampled), metrics (runtime + HTTP, 5 s interval), logs and events, redaction on, exported over OTLP/HTTP protobuf to a \`sonde-receiver\` process. Median of ${rounds} round(s) of ${duration} s after ${warmup} s of warm-up, order alternated.`,
+      '',
+      '| | requests/s | change | p50 latency | p99 latency | CPU per request (3 services) | CPU per request (receiver) |',
+      '|---|---:|---:|---:|---:|---:|---:|',
+      ...stats.map(
+        (x, i) =>
+          `| ${x.side.name} | ${x.rps.toFixed(0)} | ${i === 0 ? '' : `${loss(x) >= 0 ? '−' : '+'}${Math.abs(loss(x)).toFixed(1)}%`} | ${x.p50} ms | ${x.p99} ms | ${x.cpu.toFixed(2)} ms | ${x.rcpu.toFixed(2)} ms |`,
+      ),
+      '',
+      `Spans accepted by the receiver over the run: ${spans ?? '?'}. Target: under 10% throughput loss with every trace sampled (${rate ? 'not judged: at a fixed offered rate every side serves the same requests/s; compare CPU per request' : full < 10 ? 'met' : 'not met'}).`,
+      '',
+      'Each round:',
+      '',
+      '| round | side | requests/s | p50 | p99 | errors | CPU/request (services + receiver) |',
+      '|---:|---|---:|---:|---:|---:|---:|',
+      ...runs.map(
+        (r, i) =>
+          `| ${Math.floor(i / SIDES.length) + 1} | ${r.side.name} | ${r.rps.toFixed(0)} | ${r.p50} ms | ${r.p99} ms | ${r.errors} | ${r.cpuPerRequest.toFixed(2)} + ${r.receiverCpuPerRequest.toFixed(2)} ms |`,
+      ),
+      '',
+    ].join('\n');
+    process.stdout.write(doc);
+    if (!values.quick && !values['no-write'] && !rate && !values.compare && !values['cpu-prof']) {
+      const file = join(
+        dirname(new URL(import.meta.url).pathname),
+        '..',
+        '..',
+        '..',
+        'docs',
+        'benchmarks-instrumentation.md',
+      );
+      writeFileSync(
+        file,
+        `# Benchmarks: instrumentation overhead\n\nWritten by \`npm run bench -w @sonde/demo\` (also run by the root \`npm run bench\`).\n\n${doc}`,
+      );
+      log(`wrote ${file}`);
+    }
   } finally {
     receiver.child.kill('SIGTERM');
   }

@@ -438,6 +438,8 @@ export function renderDoc(report: Report): string {
     '',
     `Written by \`npm run bench\` (\`packages/receiver/bench/main.ts\`) on ${report.date.slice(0, 10)}. Rerun it to refresh this page; it rewrites the whole file.`,
     '',
+    "The cost of `@sonde/node` on an instrumented service is in [benchmarks-instrumentation.md](benchmarks-instrumentation.md) (`npm run bench -w @sonde/demo`); the redaction engine's cost per attribute is in [packages/redact/README.md](../packages/redact/README.md) (`npm run bench -w @sonde/redact`). The root `npm run bench` runs all three.",
+    '',
     '> **All figures come from one run on one machine.** Absolute numbers depend on that machine and on what else ran on it;',
     '> the ratios (receiver against the bare sink, hand-written decoder against protobufjs) are what carries over.',
     report.pinned
