@@ -123,6 +123,12 @@ export class TraceStore implements Consumer<'traces'> {
       switch (m.type) {
         case 'ready':
           this.usedBytes.set(m.usedBytes);
+          if (m.recreatedFromVersion !== undefined) {
+            this.logger.warn(
+              { path: options.path, fromVersion: m.recreatedFromVersion, schemaVersion: m.schemaVersion },
+              'the trace store was written with another schema version: recreated empty (its traces are not migrated)',
+            );
+          }
           readyResolve();
           break;
         case 'failed':
