@@ -33,10 +33,17 @@ function freshBodies(payload: Payload, count: number): Buffer[] {
   return out;
 }
 
+export interface WriterCpuResult {
+  usPerSpan: number;
+  spansPerCpuSec: number;
+  spans: number;
+  preload: number;
+}
+
 export function measureWriterCpu(
   payload: Payload,
   options: { spans: number; preload: number; batchBytes: number; log: (line: string) => void },
-): { usPerSpan: number; spansPerCpuSec: number; spans: number; preload: number } {
+): WriterCpuResult {
   const indexed = { indexedAttributes: new Set(INDEXED) };
   const work = mkdtempSync(join(tmpdir(), 'sonde-bench-store-cpu-'));
   try {
