@@ -87,7 +87,14 @@ export function attrNeedle(key: string, value: string): string {
  * places); the exact duration_ns is checked on the rows the index selects.
  */
 export function durationClass(ns: bigint): number {
-  return ns <= 0n ? 0 : ns.toString(2).length - 1;
+  if (ns <= 0n) return 0;
+  if (ns < 2n ** 53n) {
+    // Exact as a double below 2^53: the highest set bit from 32-bit halves (no BigInt to string).
+    const n = Number(ns);
+    const high = Math.floor(n / 2 ** 32);
+    return high > 0 ? 63 - Math.clz32(high) : 31 - Math.clz32(n >>> 0);
+  }
+  return ns.toString(2).length - 1;
 }
 
 /** Uncompressed bytes of chunks per compressed blob. */

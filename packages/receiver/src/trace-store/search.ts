@@ -127,12 +127,13 @@ function collect(
       .get(q.minDurationClass, lo, hi);
     if (Number(candidates?.n ?? RARE) < RARE) from = 'spans s INDEXED BY spans_duration';
   }
-  // With a driver: the blocks whose postings hold its value, newest first, and in each its rows.
+  // With a driver: the blocks whose postings hold its value, newest first, and in each its rows (no
+  // other bound on s.id: SQLite would take it as the start of the rowid range for every block).
   const sql = q.driver
-    ? `SELECT ${columns} FROM postings d JOIN spans s ON s.id >= d.block AND s.id < d.block + ${BLOCK_SPANS} WHERE d.key = ? AND d.value = ? AND d.block > ? AND d.block <= ? AND s.id > ? AND s.id <= ? AND ${q.where} AND ${window} ORDER BY d.block DESC, s.id DESC`
+    ? `SELECT ${columns} FROM postings d JOIN spans s ON s.id >= d.block AND s.id < d.block + ${BLOCK_SPANS} WHERE d.key = ? AND d.value = ? AND d.block > ? AND d.block <= ? AND ${q.where} AND ${window} ORDER BY d.block DESC, s.id DESC`
     : `SELECT ${columns} FROM ${from} WHERE s.id > ? AND s.id <= ? AND ${q.where} AND ${window} ORDER BY s.id DESC`;
   const params = q.driver
-    ? [q.driver.key, q.driver.value, lo - BLOCK_SPANS, hi, lo, hi, ...q.params, o.startNs, o.endNs]
+    ? [q.driver.key, q.driver.value, lo - BLOCK_SPANS, hi, ...q.params, o.startNs, o.endNs]
     : [lo, hi, ...q.params, o.startNs, o.endNs];
   const stmt = db.stmt(sql);
   stmt.setReadBigInts(true);
