@@ -67,6 +67,7 @@ export const BLOCK_SPANS = 256;
 export const SERVICE_KEY = 'resource.service.name';
 export const NAME_KEY = 'name';
 export const STATUS_KEY = 'status';
+const STATUS_TEXT = ['0', '1', '2'];
 
 /** A span's indexed attributes, as stored in spans.attrs: SEP + (key US value SEP)*. */
 const SEP = '\x1e';
@@ -210,26 +211,31 @@ export class TraceDb {
       const postParams: (string | number)[] = [];
       for (let from = 0; from < spans.length; from += BLOCK_SPANS) {
         const block = firstSpan + from;
-        const seen = new Set<string>();
+        // Per key, the values seen in this block (no concatenated keys: building and hashing them cost more).
+        const seen = new Map<string, Set<string>>();
         const add = (k: string, v: string) => {
-          const key = `${k}\0${v}`;
-          if (seen.has(key)) return;
-          seen.add(key);
+          let set = seen.get(k);
+          if (!set) {
+            set = new Set();
+            seen.set(k, set);
+          }
+          if (set.has(v)) return;
+          set.add(v);
           postParams.push(k, v, block);
         };
         for (let i = from; i < Math.min(spans.length, from + BLOCK_SPANS); i++) {
           const s = spans[i];
           add(SERVICE_KEY, s.service);
           add(NAME_KEY, s.name);
-          add(STATUS_KEY, String(s.status));
+          add(STATUS_KEY, STATUS_TEXT[s.status] ?? String(s.status));
           for (const [k, v] of s.tags) add(k, v);
           if (s.root) roots.set(s.traceHex, { service: s.service, name: s.name });
         }
-        for (const key of seen) {
-          if (key.startsWith(`${STATUS_KEY}\0`)) continue;
-          if (!values.has(key)) {
-            const at = key.indexOf('\0');
-            values.set(key, [key.slice(0, at), key.slice(at + 1)]);
+        for (const [k, set] of seen) {
+          if (k === STATUS_KEY) continue;
+          for (const v of set) {
+            const key = `${k}\0${v}`;
+            if (!values.has(key)) values.set(key, [k, v]);
           }
         }
       }
