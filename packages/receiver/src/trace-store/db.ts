@@ -18,6 +18,7 @@
  * - postings: per searchable value (indexed attribute, service, span name, status), the blocks of
  *            BLOCK_SPANS consecutive span rows holding it: far fewer B-tree entries per span than an
  *            index entry per span and value; a search reads a candidate block's rows and checks them.
+ * - blocks:  per block, the extent of its spans' start times (a search skips blocks outside its window).
  * - tag_values: the distinct values of each searchable key, for the tag-values API.
  */
 import { mkdirSync, rmSync } from 'node:fs';
@@ -50,6 +51,7 @@ CREATE TABLE IF NOT EXISTS spans (
 CREATE INDEX IF NOT EXISTS spans_duration ON spans (duration_class);
 CREATE TABLE IF NOT EXISTS postings (
   key TEXT NOT NULL, value TEXT NOT NULL, block INTEGER NOT NULL, PRIMARY KEY (key, value, block)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blocks (id INTEGER PRIMARY KEY, min_start INTEGER NOT NULL, max_start INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS tag_values (
   key TEXT NOT NULL, value TEXT NOT NULL, batch INTEGER NOT NULL, PRIMARY KEY (key, value)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tag_values_batch ON tag_values (batch);
@@ -239,6 +241,22 @@ export class TraceDb {
           }
         }
       }
+      // Each block's span start extent: a search skips the blocks outside its time window unread.
+      const blockParams: (number | bigint)[] = [];
+      for (let from = 0; from < spans.length; from += BLOCK_SPANS) {
+        let min = spans[from].startNs;
+        let max = min;
+        for (let i = from + 1; i < Math.min(spans.length, from + BLOCK_SPANS); i++) {
+          const t = spans[i].startNs;
+          if (t < min) min = t;
+          if (t > max) max = t;
+        }
+        blockParams.push(firstSpan + from, min, max);
+      }
+      for (let at = 0; at < blockParams.length; at += 3 * ROWS_PER_INSERT) {
+        const part = blockParams.slice(at, at + 3 * ROWS_PER_INSERT);
+        this.multiInsert('blocks', 'id, min_start, max_start', part.length / 3).run(...part);
+      }
       for (let at = 0; at < postParams.length; at += 3 * ROWS_PER_INSERT) {
         const part = postParams.slice(at, at + 3 * ROWS_PER_INSERT);
         this.multiInsert('postings', POSTING_COLUMNS, part.length / 3).run(...part);
@@ -361,6 +379,7 @@ export class TraceDb {
         deletePostings.run(row.key as string, row.value as string, Number(last.s));
       }
       this.stmt('DELETE FROM postings WHERE key = ? AND block <= ?').run(STATUS_KEY, Number(last.s));
+      this.stmt('DELETE FROM blocks WHERE id <= ?').run(Number(last.s));
       this.stmt('DELETE FROM chunks WHERE id <= ?').run(Number(last.c));
       this.stmt('DELETE FROM blobs WHERE id <= ?').run(Number(last.x));
       this.stmt('DELETE FROM tag_values WHERE batch <= ?').run(batch);
