@@ -1,7 +1,8 @@
 /**
  * The trace store's database and query language, in process (no writer thread): what a request is
  * stored as, retention by age and by size (oldest first), and the TraceQL subset with its errors.
- * The Tempo API and the writer thread are tested end to end in test/trace-store-*.test.ts.
+ * The Tempo API, the writer and reader threads are tested end to end in test/trace-store-api.test.ts,
+ * kill -9 in test/trace-store-durability.test.ts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -17,7 +17,7 @@ import express from 'express';
 import { encodeJsonRequest } from '../otlp/json/encode';
 import { decodeTraceRequest } from '../otlp/protobuf/decode-traces';
 import { lengthPrefix } from './scan';
-import { INTRINSIC_TAGS, search, tagNames, tagValues } from './search';
+import { INTRINSIC_TAGS } from './search';
 import type { TraceStore } from './trace-store';
 import { parseGoDuration, parseLogfmtTags, parseTraceQL, type SpansetQuery, UnsupportedQueryError } from './traceql';
 
@@ -31,23 +31,33 @@ export function createTempoApi(store: TraceStore): express.Router {
   const indexed = { indexedAttributes: new Set(store.options.indexedAttributes) };
 
   const timed =
-    (endpoint: string, handler: (req: express.Request, res: express.Response) => void) =>
+    (endpoint: string, handler: (req: express.Request, res: express.Response) => void | Promise<void>) =>
     (req: express.Request, res: express.Response) => {
       const end = store.queryDuration.startTimer({ endpoint });
-      try {
-        handler(req, res);
-      } catch (err) {
+      const fail = (err: unknown) => {
+        if (res.headersSent) return;
         if (err instanceof BadRequest || err instanceof UnsupportedQueryError) {
-          res.status(400).type('text/plain').send(`${err.message}\n`);
+          res
+            .status(400)
+            .type('text/plain')
+            .send(`${(err as Error).message}\n`);
         } else {
           res
             .status(500)
             .type('text/plain')
             .send(`the trace store could not answer: ${(err as Error).message}\n`);
         }
-      } finally {
-        end();
+      };
+      try {
+        const done = handler(req, res);
+        if (done instanceof Promise) {
+          done.catch(fail).finally(end);
+          return;
+        }
+      } catch (err) {
+        fail(err);
       }
+      end();
     };
 
   router.get('/api/echo', (_req, res) => {
@@ -58,10 +68,10 @@ export function createTempoApi(store: TraceStore): express.Router {
   });
 
   const traceById = (v2: boolean) =>
-    timed(v2 ? 'trace_by_id_v2' : 'trace_by_id', (req, res) => {
+    timed(v2 ? 'trace_by_id_v2' : 'trace_by_id', async (req, res) => {
       const id = traceIdParam(String(req.params.id));
       const { startNs, endNs } = window(req.query);
-      const chunks = store.db.traceChunks(id, startNs, endNs);
+      const chunks = await store.traceChunks(id, startNs, endNs);
       if (chunks.length === 0) {
         res.status(404).type('text/plain').send('trace not found\n');
         return;
@@ -83,7 +93,7 @@ export function createTempoApi(store: TraceStore): express.Router {
 
   router.get(
     '/api/search',
-    timed('search', (req, res) => {
+    timed('search', async (req, res) => {
       const q = req.query;
       const limit = positiveInt(q.limit, 'limit', 20);
       const spss = positiveInt(q.spss, 'spss', 3);
@@ -94,7 +104,7 @@ export function createTempoApi(store: TraceStore): express.Router {
       else query = [parseLogfmtTags(typeof q.tags === 'string' ? q.tags : '', indexed)];
       const minDuration = typeof q.minDuration === 'string' && q.minDuration !== '' ? q.minDuration : undefined;
       const maxDuration = typeof q.maxDuration === 'string' && q.maxDuration !== '' ? q.maxDuration : undefined;
-      const result = search(store.db, query, {
+      const result = await store.search(query, {
         startNs: startNs ?? 0n,
         endNs: endNs ?? MAX_NS,
         limit,
@@ -108,9 +118,9 @@ export function createTempoApi(store: TraceStore): express.Router {
 
   router.get(
     '/api/v2/search/tags',
-    timed('search_tags_v2', (req, res) => {
+    timed('search_tags_v2', async (req, res) => {
       const scope = typeof req.query.scope === 'string' ? req.query.scope : '';
-      const names = tagNames(store.db);
+      const names = await store.tagNames();
       const scopes = [
         { name: 'resource', tags: names.resource },
         { name: 'span', tags: names.span },
@@ -125,23 +135,23 @@ export function createTempoApi(store: TraceStore): express.Router {
   );
   router.get(
     '/api/search/tags',
-    timed('search_tags', (_req, res) => {
-      const names = tagNames(store.db);
+    timed('search_tags', async (_req, res) => {
+      const names = await store.tagNames();
       res.json({ tagNames: [...new Set([...names.resource, ...names.span])].sort() });
     }),
   );
   router.get(
     '/api/v2/search/tag/:tag/values',
-    timed('search_tag_values_v2', (req, res) => {
+    timed('search_tag_values_v2', async (req, res) => {
       const limit = positiveInt(req.query.limit, 'limit', 1000);
-      res.json({ tagValues: tagValues(store.db, String(req.params.tag), limit) });
+      res.json({ tagValues: await store.tagValues(String(req.params.tag), limit) });
     }),
   );
   router.get(
     '/api/search/tag/:tag/values',
-    timed('search_tag_values', (req, res) => {
+    timed('search_tag_values', async (req, res) => {
       const limit = positiveInt(req.query.limit, 'limit', 1000);
-      res.json({ tagValues: tagValues(store.db, String(req.params.tag), limit).map((v) => v.value) });
+      res.json({ tagValues: (await store.tagValues(String(req.params.tag), limit)).map((v) => v.value) });
     }),
   );
   return router;

@@ -11,16 +11,27 @@
  * - chunks:  per trace and resource, where its encoded OTLP ResourceSpans sits in a blob (trace by id
  *            returns these), its time extent, and the root span's service and name when it holds the
  *            root (search results aggregate a trace's chunks: no per-trace row to update at random).
- * - spans:   per span, the indexed fields (service, name, status, duration class); start time is
- *            checked per row, the row ids (arrival order) bound by the time window via batches.
- * - tags:    per span, the values of the indexed attribute keys ("span.http.route", "resource.x").
+ * - spans:   per span, the searchable fields (service, name, status, duration and its class, the
+ *            indexed attributes as one text column); start time is checked per row, the row ids
+ *            (arrival order) bound by the time window via batches. One secondary index only (duration
+ *            class: long spans are rare, and a duration search must not walk every row).
+ * - postings: per searchable value (indexed attribute, service, span name, status), the blocks of
+ *            BLOCK_SPANS consecutive span rows holding it: far fewer B-tree entries per span than an
+ *            index entry per span and value; a search reads a candidate block's rows and checks them.
+ * - blocks:  per block, the extent of its spans' start times (a search skips blocks outside its window).
  * - tag_values: the distinct values of each searchable key, for the tag-values API.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { constants as zlib, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import type { ScanResult } from './scan';
+
+/**
+ * The schema's version (PRAGMA user_version): a store written with another version is recreated
+ * (its data removed) when the writer opens it, and the writer logs it.
+ */
+export const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS batches (
@@ -36,17 +47,42 @@ CREATE INDEX IF NOT EXISTS chunks_trace ON chunks (trace_id);
 CREATE TABLE IF NOT EXISTS spans (
   id INTEGER PRIMARY KEY AUTOINCREMENT, trace_id BLOB NOT NULL, span_id BLOB NOT NULL, service TEXT NOT NULL,
   name TEXT NOT NULL, kind INTEGER NOT NULL, status INTEGER NOT NULL, start_ns INTEGER NOT NULL,
-  duration_ns INTEGER NOT NULL, duration_class INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS spans_service ON spans (service);
-CREATE INDEX IF NOT EXISTS spans_name ON spans (name);
-CREATE INDEX IF NOT EXISTS spans_status ON spans (status);
+  duration_ns INTEGER NOT NULL, duration_class INTEGER NOT NULL, attrs TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS spans_duration ON spans (duration_class);
-CREATE TABLE IF NOT EXISTS tags (
-  key TEXT NOT NULL, value TEXT NOT NULL, span INTEGER NOT NULL, PRIMARY KEY (key, value, span)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS postings (
+  key TEXT NOT NULL, value TEXT NOT NULL, block INTEGER NOT NULL, PRIMARY KEY (key, value, block)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blocks (id INTEGER PRIMARY KEY, min_start INTEGER NOT NULL, max_start INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS tag_values (
   key TEXT NOT NULL, value TEXT NOT NULL, batch INTEGER NOT NULL, PRIMARY KEY (key, value)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tag_values_batch ON tag_values (batch);
 `;
+
+/**
+ * Spans per posting block: the postings table lists, per searchable value (indexed attribute, service,
+ * span name, status), the blocks of BLOCK_SPANS consecutive span rows that hold it at least once, not
+ * each span: a write touches about one posting row per distinct value per block instead of one index
+ * entry per span and value. A search through a posting reads the block's rows and checks each.
+ */
+export const BLOCK_SPANS = 256;
+
+/** Posting keys of the intrinsics (attribute keys are scoped: "span.x", "resource.x"). */
+export const SERVICE_KEY = 'resource.service.name';
+export const NAME_KEY = 'name';
+export const STATUS_KEY = 'status';
+const STATUS_TEXT = ['0', '1', '2'];
+
+/** A span's indexed attributes, as stored in spans.attrs: SEP + (key US value SEP)*. */
+const SEP = '\x1e';
+const US = '\x1f';
+export function encodeAttrs(tags: readonly [string, string][]): string {
+  let out = SEP;
+  for (const [k, v] of tags) out += `${k}${US}${v}${SEP}`;
+  return out;
+}
+/** The needle that finds key = value in spans.attrs (instr). */
+export function attrNeedle(key: string, value: string): string {
+  return `${SEP}${key}${US}${value}${SEP}`;
+}
 
 /**
  * The duration index holds a class, not the exact duration: floor(log2(ns)), 0-63. A handful of
@@ -54,7 +90,14 @@ CREATE INDEX IF NOT EXISTS tag_values_batch ON tag_values (batch);
  * places); the exact duration_ns is checked on the rows the index selects.
  */
 export function durationClass(ns: bigint): number {
-  return ns <= 0n ? 0 : ns.toString(2).length - 1;
+  if (ns <= 0n) return 0;
+  if (ns < 2n ** 53n) {
+    // Exact as a double below 2^53: the highest set bit from 32-bit halves (no BigInt to string).
+    const n = Number(ns);
+    const high = Math.floor(n / 2 ** 32);
+    return high > 0 ? 63 - Math.clz32(high) : 31 - Math.clz32(n >>> 0);
+  }
+  return ns.toString(2).length - 1;
 }
 
 /** Uncompressed bytes of chunks per compressed blob. */
@@ -81,11 +124,26 @@ export class TraceDb {
     this.db = db;
   }
 
-  /** Opens the database at `path`: the writer creates it and its schema; a reader only reads. */
+  /**
+   * Opens the database at `path`: the writer creates it and its schema (and recreates a store written
+   * with another schema version: `recreated` then says which); a reader only reads.
+   */
   static open(path: string, options: { reader?: boolean } = {}): TraceDb {
     if (!options.reader) mkdirSync(dirname(path), { recursive: true });
-    const db = new DatabaseSync(path, { timeout: 5000 });
+    let db = new DatabaseSync(path, { timeout: 5000 });
+    let recreated: { fromVersion: number } | undefined;
+    if (!options.reader) {
+      const version = Number(db.prepare('PRAGMA user_version').get()?.user_version ?? 0);
+      const tables = Number(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get()?.n ?? 0);
+      if (tables > 0 && version !== SCHEMA_VERSION) {
+        db.close();
+        for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
+        db = new DatabaseSync(path, { timeout: 5000 });
+        recreated = { fromVersion: version };
+      }
+    }
     const store = new TraceDb(db);
+    store.recreated = recreated;
     if (!options.reader) {
       // auto_vacuum must be chosen before the first table exists; it lets retention give pages back.
       db.exec('PRAGMA auto_vacuum = INCREMENTAL');
@@ -95,6 +153,7 @@ export class TraceDb {
       // Checkpoints (WAL to database, with an fsync) every 16 MiB of WAL rather than every 4 MiB.
       db.exec('PRAGMA wal_autocheckpoint = 4096');
       db.exec(SCHEMA);
+      db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
     }
     db.exec('PRAGMA temp_store = MEMORY');
     // Reads through the page cache of the OS, without copies (up to 1 GiB of the file mapped).
@@ -103,8 +162,16 @@ export class TraceDb {
       if (typeof pattern !== 'string' || value === null) return 0;
       return regexFor(pattern).test(String(value)) ? 1 : 0;
     });
+    // tag_test(attrs, keys (US-separated), op, value, numeric): whether the span has an attribute with
+    // one of the keys whose value compares to `value` with `op` (numeric: as numbers, as CAST AS REAL).
+    db.function('tag_test', { deterministic: true }, (attrs, keys, op, value, numeric) =>
+      tagTest(String(attrs ?? ''), String(keys), String(op), value, numeric === 1) ? 1 : 0,
+    );
     return store;
   }
+
+  /** Set by open() when it removed a store written with another schema version. */
+  recreated: { fromVersion: number } | undefined;
 
   close(): void {
     this.db.close();
@@ -128,32 +195,71 @@ export class TraceDb {
       const roots = new Map<string, { service: string; name: string }>();
       const values = new Map<string, [string, string]>();
       const spans = scan.spans;
-      const tagParams: (string | number)[] = [];
       let lastSpan = 0;
+      let firstSpan = 0;
       for (let at = 0; at < spans.length; at += ROWS_PER_INSERT) {
         const n = Math.min(ROWS_PER_INSERT, spans.length - at);
         const params: (Uint8Array | string | number | bigint)[] = [];
         for (let i = at; i < at + n; i++) {
           const s = spans[i];
           params.push(s.traceId, s.spanId, s.service, s.name, s.kind, s.status, s.startNs, s.durationNs);
-          params.push(durationClass(s.durationNs));
+          params.push(durationClass(s.durationNs), encodeAttrs(s.tags));
         }
         lastSpan = Number(this.multiInsert('spans', SPAN_COLUMNS, n).run(...params).lastInsertRowid);
-        const first = lastSpan - n + 1;
-        for (let i = at; i < at + n; i++) {
-          const s = spans[i];
-          for (const [k, v] of s.tags) {
-            tagParams.push(k, v, first + i - at);
-            values.set(`${k}\0${v}`, [k, v]);
+        if (at === 0) firstSpan = lastSpan - n + 1;
+      }
+      // Postings: per block of BLOCK_SPANS rows (ids are consecutive within the transaction: one
+      // writer), each distinct searchable value once.
+      const postParams: (string | number)[] = [];
+      for (let from = 0; from < spans.length; from += BLOCK_SPANS) {
+        const block = firstSpan + from;
+        // Per key, the values seen in this block (no concatenated keys: building and hashing them cost more).
+        const seen = new Map<string, Set<string>>();
+        const add = (k: string, v: string) => {
+          let set = seen.get(k);
+          if (!set) {
+            set = new Set();
+            seen.set(k, set);
           }
-          values.set(`resource.service.name\0${s.service}`, ['resource.service.name', s.service]);
-          values.set(`name\0${s.name}`, ['name', s.name]);
+          if (set.has(v)) return;
+          set.add(v);
+          postParams.push(k, v, block);
+        };
+        for (let i = from; i < Math.min(spans.length, from + BLOCK_SPANS); i++) {
+          const s = spans[i];
+          add(SERVICE_KEY, s.service);
+          add(NAME_KEY, s.name);
+          add(STATUS_KEY, STATUS_TEXT[s.status] ?? String(s.status));
+          for (const [k, v] of s.tags) add(k, v);
           if (s.root) roots.set(s.traceHex, { service: s.service, name: s.name });
         }
+        for (const [k, set] of seen) {
+          if (k === STATUS_KEY) continue;
+          for (const v of set) {
+            const key = `${k}\0${v}`;
+            if (!values.has(key)) values.set(key, [k, v]);
+          }
+        }
       }
-      for (let at = 0; at < tagParams.length; at += 3 * ROWS_PER_INSERT) {
-        const part = tagParams.slice(at, at + 3 * ROWS_PER_INSERT);
-        this.multiInsert('tags', TAG_COLUMNS, part.length / 3).run(...part);
+      // Each block's span start extent: a search skips the blocks outside its time window unread.
+      const blockParams: (number | bigint)[] = [];
+      for (let from = 0; from < spans.length; from += BLOCK_SPANS) {
+        let min = spans[from].startNs;
+        let max = min;
+        for (let i = from + 1; i < Math.min(spans.length, from + BLOCK_SPANS); i++) {
+          const t = spans[i].startNs;
+          if (t < min) min = t;
+          if (t > max) max = t;
+        }
+        blockParams.push(firstSpan + from, min, max);
+      }
+      for (let at = 0; at < blockParams.length; at += 3 * ROWS_PER_INSERT) {
+        const part = blockParams.slice(at, at + 3 * ROWS_PER_INSERT);
+        this.multiInsert('blocks', 'id, min_start, max_start', part.length / 3).run(...part);
+      }
+      for (let at = 0; at < postParams.length; at += 3 * ROWS_PER_INSERT) {
+        const part = postParams.slice(at, at + 3 * ROWS_PER_INSERT);
+        this.multiInsert('postings', POSTING_COLUMNS, part.length / 3).run(...part);
       }
       // Chunks end to end, compressed (zstd, level 1) in blobs of about BLOB_BYTES: reading a trace
       // decompresses only the blobs that hold its chunks.
@@ -266,11 +372,14 @@ export class TraceDb {
     this.db.exec('BEGIN');
     try {
       this.stmt('DELETE FROM spans WHERE id <= ?').run(Number(last.s));
-      // tags are keyed by (key, value, span): one range per searchable value.
-      const deleteTags = this.stmt('DELETE FROM tags WHERE key = ? AND value = ? AND span <= ?');
+      // postings are keyed by (key, value, block): one range per searchable value. Blocks do not
+      // straddle batches (each write starts its own), so a block at or below the last span is gone.
+      const deletePostings = this.stmt('DELETE FROM postings WHERE key = ? AND value = ? AND block <= ?');
       for (const row of this.stmt('SELECT key, value FROM tag_values').all()) {
-        deleteTags.run(row.key as string, row.value as string, Number(last.s));
+        deletePostings.run(row.key as string, row.value as string, Number(last.s));
       }
+      this.stmt('DELETE FROM postings WHERE key = ? AND block <= ?').run(STATUS_KEY, Number(last.s));
+      this.stmt('DELETE FROM blocks WHERE id <= ?').run(Number(last.s));
       this.stmt('DELETE FROM chunks WHERE id <= ?').run(Number(last.c));
       this.stmt('DELETE FROM blobs WHERE id <= ?').run(Number(last.x));
       this.stmt('DELETE FROM tag_values WHERE batch <= ?').run(batch);
@@ -342,8 +451,8 @@ export class TraceDb {
   }
 }
 
-const SPAN_COLUMNS = 'trace_id, span_id, service, name, kind, status, start_ns, duration_ns, duration_class';
-const TAG_COLUMNS = 'key, value, span';
+const SPAN_COLUMNS = 'trace_id, span_id, service, name, kind, status, start_ns, duration_ns, duration_class, attrs';
+const POSTING_COLUMNS = 'key, value, block';
 const CHUNK_COLUMNS = 'trace_id, start_ns, end_ns, blob, offset, length, root_service, root_name';
 
 export function hex(id: Uint8Array): string {
@@ -361,4 +470,39 @@ function regexFor(pattern: string): RegExp {
     regexCache.set(pattern, re);
   }
   return re;
+}
+
+/** Numbers as SQLite's CAST(text AS REAL): the longest numeric prefix, else 0. */
+function asReal(text: string): number {
+  const n = Number.parseFloat(text);
+  return Number.isNaN(n) ? 0 : n;
+}
+
+function tagTest(attrs: string, keys: string, op: string, value: unknown, numeric: boolean): boolean {
+  const wanted = keys.split(US);
+  for (const entry of attrs.split(SEP)) {
+    const at = entry.indexOf(US);
+    if (at < 0 || !wanted.includes(entry.slice(0, at))) continue;
+    const v = entry.slice(at + 1);
+    let ok: boolean;
+    if (op === '=~' || op === '!~') ok = regexFor(String(value)).test(v) === (op === '=~');
+    else {
+      const a: string | number = numeric ? asReal(v) : v;
+      const b: string | number = numeric ? Number(value) : String(value);
+      ok =
+        op === '='
+          ? a === b
+          : op === '!='
+            ? a !== b
+            : op === '>'
+              ? a > b
+              : op === '>='
+                ? a >= b
+                : op === '<'
+                  ? a < b
+                  : a <= b;
+    }
+    if (ok) return true;
+  }
+  return false;
 }

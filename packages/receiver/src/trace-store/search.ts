@@ -2,7 +2,7 @@
  * The reads behind Tempo's search API over the trace store: most recent matching traces first, with
  * up to `spss` matching spans each; and the tag names and values for Grafana's query builder.
  */
-import { hex, type TraceDb } from './db';
+import { BLOCK_SPANS, hex, type TraceDb } from './db';
 import { type CompiledSpanset, compileSpanset, type SpansetQuery } from './traceql';
 
 export interface SearchOptions {
@@ -127,11 +127,13 @@ function collect(
       .get(q.minDurationClass, lo, hi);
     if (Number(candidates?.n ?? RARE) < RARE) from = 'spans s INDEXED BY spans_duration';
   }
+  // With a driver: the blocks whose postings hold its value, newest first, and in each its rows (no
+  // other bound on s.id: SQLite would take it as the start of the rowid range for every block).
   const sql = q.driver
-    ? `SELECT ${columns} FROM tags d JOIN spans s ON s.id = d.span WHERE d.key = ? AND d.value = ? AND d.span > ? AND d.span <= ? AND ${q.where} AND ${window} ORDER BY d.span DESC`
+    ? `SELECT ${columns} FROM postings d JOIN blocks b ON b.id = d.block JOIN spans s ON s.id >= d.block AND s.id < d.block + ${BLOCK_SPANS} WHERE d.key = ? AND d.value = ? AND d.block > ? AND d.block <= ? AND b.max_start >= ? AND b.min_start <= ? AND ${window} AND ${q.where} ORDER BY d.block DESC, s.id DESC`
     : `SELECT ${columns} FROM ${from} WHERE s.id > ? AND s.id <= ? AND ${q.where} AND ${window} ORDER BY s.id DESC`;
   const params = q.driver
-    ? [q.driver.key, q.driver.value, lo, hi, ...q.params, o.startNs, o.endNs]
+    ? [q.driver.key, q.driver.value, lo - BLOCK_SPANS, hi, o.startNs, o.endNs, o.startNs, o.endNs, ...q.params]
     : [lo, hi, ...q.params, o.startNs, o.endNs];
   const stmt = db.stmt(sql);
   stmt.setReadBigInts(true);

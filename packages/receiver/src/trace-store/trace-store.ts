@@ -3,7 +3,8 @@
  * thread (worker_threads) through a queue bounded in bytes, and returns; the writer batches it into
  * SQLite (see writer-worker.ts, db.ts). When the queue is full, `admit` refuses new requests before
  * they are decoded (503 + Retry-After, so clients retry), or, with `on_full: drop`, the request is
- * accepted and not stored (counted). Queries (the Tempo API) read through their own connection.
+ * accepted and not stored (counted). Queries (the Tempo API) run on a reader thread with its own
+ * read-only connection (reader-worker.ts).
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +15,9 @@ import { OverloadedError } from '../otlp/errors';
 import { encodeTraceRequest } from '../otlp/protobuf/encode-traces';
 import type { Batch, Consumer } from '../pipeline/pipeline';
 import { TraceDb } from './db';
+import type { FromReader, ReaderQuery, ReaderSettings, ToReader } from './reader-protocol';
+import { type SearchOptions, type SearchResult, search, tagNames, tagValues } from './search';
+import { type SpansetQuery, UnsupportedQueryError } from './traceql';
 import type { FromWriter, ToWriter, WriterSettings } from './writer-protocol';
 
 export interface TraceStoreOptions {
@@ -35,6 +39,10 @@ export class TraceStore implements Consumer<'traces'> {
   readonly name = 'trace-store';
   private readonly worker: Worker;
   private reader: TraceDb | undefined;
+  /** The reader thread (queries), once started; undefined when it failed (queries then run here). */
+  private readerWorker: Worker | undefined;
+  private readonly pendingQueries = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private nextQuery = 0;
   private queued = 0;
   private stopping = false;
   private closed: Promise<void> | undefined;
@@ -111,7 +119,7 @@ export class TraceStore implements Consumer<'traces'> {
       retentionIntervalMs: options.retentionIntervalMs,
       onFull: options.onFull,
     };
-    this.worker = new Worker(workerScript(), { workerData: settings });
+    this.worker = new Worker(workerScript('writer-worker.js'), { workerData: settings });
     this.worker.unref();
     let readyResolve: () => void;
     let readyReject: (err: Error) => void;
@@ -123,6 +131,12 @@ export class TraceStore implements Consumer<'traces'> {
       switch (m.type) {
         case 'ready':
           this.usedBytes.set(m.usedBytes);
+          if (m.recreatedFromVersion !== undefined) {
+            this.logger.warn(
+              { path: options.path, fromVersion: m.recreatedFromVersion, schemaVersion: m.schemaVersion },
+              'the trace store was written with another schema version: recreated empty (its traces are not migrated)',
+            );
+          }
           readyResolve();
           break;
         case 'failed':
@@ -173,6 +187,101 @@ export class TraceStore implements Consumer<'traces'> {
   async start(): Promise<void> {
     await this.ready;
     this.reader = TraceDb.open(this.options.path, { reader: true });
+    await this.startReader();
+  }
+
+  /** Starts the reader thread; when it cannot start, queries run on this thread (logged). */
+  private async startReader(): Promise<void> {
+    const settings: ReaderSettings = { path: this.options.path };
+    const worker = new Worker(workerScript('reader-worker.js'), { workerData: settings });
+    worker.unref();
+    const failAll = (err: Error) => {
+      for (const p of this.pendingQueries.values()) p.reject(err);
+      this.pendingQueries.clear();
+    };
+    try {
+      await new Promise<void>((resolve, reject) => {
+        worker.on('message', (m: FromReader) => {
+          if (m.type === 'ready') resolve();
+          else if (m.type === 'failed') reject(new Error(m.message));
+          else {
+            const p = this.pendingQueries.get(m.id);
+            this.pendingQueries.delete(m.id);
+            if (!p) return;
+            if (m.type === 'result') p.resolve(m.result);
+            else {
+              const err =
+                m.name === 'UnsupportedQueryError' ? new UnsupportedQueryError(m.message) : new Error(m.message);
+              p.reject(err);
+            }
+          }
+        });
+        worker.once('error', reject);
+      });
+    } catch (err) {
+      this.logger.warn({ err }, 'the trace store reader thread did not start; queries run on the admin thread');
+      await worker.terminate();
+      return;
+    }
+    worker.on('error', (err) => {
+      this.logger.error({ err }, 'the trace store reader thread failed; queries now run on the admin thread');
+      failAll(err);
+    });
+    worker.on('exit', () => {
+      if (this.readerWorker === worker) this.readerWorker = undefined;
+      failAll(new Error('the trace store reader thread exited; retry the query'));
+    });
+    this.readerWorker = worker;
+  }
+
+  private query<T>(q: ReaderQuery, here: (db: TraceDb) => T): Promise<T> {
+    const worker = this.readerWorker;
+    if (!worker) {
+      try {
+        return Promise.resolve(here(this.db));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    const id = this.nextQuery++;
+    return new Promise<T>((resolve, reject) => {
+      this.pendingQueries.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      worker.postMessage({ ...q, type: 'query', id } satisfies ToReader);
+    });
+  }
+
+  /** Whether queries run on the reader thread (false: it failed, and they run on this thread). */
+  get readerThread(): boolean {
+    return this.readerWorker !== undefined;
+  }
+
+  /** The stored chunks (encoded ResourceSpans) of a trace, read on the reader thread. */
+  async traceChunks(traceId: Buffer, startNs?: bigint, endNs?: bigint): Promise<Buffer[]> {
+    const r = await this.query<Buffer[] | { data: Uint8Array; lengths: number[] }>(
+      { op: 'trace', traceId, startNs, endNs },
+      (db) => db.traceChunks(traceId, startNs, endNs),
+    );
+    if (Array.isArray(r)) return r;
+    const data = Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength);
+    const out: Buffer[] = [];
+    let at = 0;
+    for (const n of r.lengths) {
+      out.push(data.subarray(at, at + n));
+      at += n;
+    }
+    return out;
+  }
+
+  search(query: SpansetQuery, options: SearchOptions): Promise<SearchResult> {
+    return this.query({ op: 'search', query, options }, (db) => search(db, query, options));
+  }
+
+  tagNames(): Promise<{ resource: string[]; span: string[] }> {
+    return this.query({ op: 'tagNames' }, (db) => tagNames(db));
+  }
+
+  tagValues(tag: string, limit: number): Promise<{ type: string; value: string }[]> {
+    return this.query({ op: 'tagValues', tag, limit }, (db) => tagValues(db, tag, limit));
   }
 
   /** The read connection for queries. */
@@ -256,6 +365,13 @@ export class TraceStore implements Consumer<'traces'> {
           this.post({ type: 'close' });
         });
       }
+      const reader = this.readerWorker;
+      this.readerWorker = undefined;
+      if (reader) {
+        reader.postMessage({ type: 'close' } satisfies ToReader);
+        await Promise.race([new Promise((resolve) => reader.once('exit', resolve)), sleep(2000)]);
+        await reader.terminate();
+      }
       this.reader?.close();
       this.reader = undefined;
     })();
@@ -263,14 +379,17 @@ export class TraceStore implements Consumer<'traces'> {
   }
 }
 
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
 /**
- * The writer thread's script: compiled JavaScript next to this file (dist/), or, when this file runs
- * from its TypeScript source (jest), the built one in dist/ (the package is built before its tests).
+ * A worker thread's script (writer-worker.js, reader-worker.js): compiled JavaScript next to this file
+ * (dist/), or, when this file runs from its TypeScript source (jest), the built one in dist/ (the
+ * package is built before its tests).
  */
-function workerScript(): string {
-  const here = join(__dirname, 'writer-worker.js');
+function workerScript(name: string): string {
+  const here = join(__dirname, name);
   if (existsSync(here)) return here;
-  const built = join(__dirname, '..', '..', 'dist', 'trace-store', 'writer-worker.js');
+  const built = join(__dirname, '..', '..', 'dist', 'trace-store', name);
   if (existsSync(built)) return built;
-  throw new Error(`the trace store writer thread script is missing (${here}); build the receiver (npm run build)`);
+  throw new Error(`the trace store's thread script is missing (${here}); build the receiver (npm run build)`);
 }

@@ -1,5 +1,5 @@
 /**
- * The part of TraceQL the trace store answers, compiled to SQL over its `spans` and `tags` tables:
+ * The part of TraceQL the trace store answers, compiled to SQL over its `spans` table (and postings):
  *
  *   { }                                  every span
  *   { resource.service.name = "cart" }   service (also .service.name)
@@ -17,7 +17,7 @@
  * The legacy search's `tags` (logfmt) and `minDuration`/`maxDuration` compile through the same path.
  */
 
-import { durationClass } from './db';
+import { attrNeedle, durationClass, NAME_KEY, SERVICE_KEY, STATUS_KEY } from './db';
 
 export class UnsupportedQueryError extends Error {
   constructor(message: string) {
@@ -51,7 +51,7 @@ export interface CompiledSpanset {
   /** SQL condition over `spans s`. */
   where: string;
   params: (string | number | bigint)[];
-  /** A tag equality that every match has (drives the scan through the tags index), if any. */
+  /** A posting (key, value) that every match has (drives the scan through the postings), if any. */
   driver: { key: string; value: string } | undefined;
   /** Attribute equalities every match has, echoed in the result's spans. */
   attributes: { key: string; value: string }[];
@@ -429,6 +429,16 @@ export function compileSpanset(e: SpanExpr): CompiledSpanset {
     attributes.push({ key: c.field.label, value });
     if (!driver && c.field.keys.length === 1) driver = { key: c.field.keys[0], value };
   }
+  // Without an attribute equality: a span name, service or status equality drives the scan through
+  // the postings (in that order: names are the most selective of them).
+  for (const type of ['name', 'service', 'status'] as const) {
+    for (const c of conjuncts(e)) {
+      if (driver || c.kind !== 'cond' || c.op !== '=' || c.field.type !== type) continue;
+      if (type === 'name') driver = { key: NAME_KEY, value: textOf(c.value) };
+      else if (type === 'service') driver = { key: SERVICE_KEY, value: textOf(c.value) };
+      else driver = { key: STATUS_KEY, value: String(STATUS[c.value.value as string]) };
+    }
+  }
   for (const c of conjuncts(e)) {
     if (c.kind === 'cond' && c.op === '=' && c.field.type === 'service') {
       attributes.push({ key: 'service.name', value: textOf(c.value) });
@@ -502,12 +512,18 @@ function sql(e: SpanExpr, params: (string | number | bigint)[]): string {
       return exact;
     }
     case 'tag': {
-      const keys = field.keys.map(() => '?').join(', ');
-      params.push(...field.keys);
-      let cond: string;
-      if (value.type === 'number' && op !== '=' && op !== '!=') cond = compare('CAST(t.value AS REAL)', value.value);
-      else cond = compare('t.value', textOf(value));
-      return `EXISTS (SELECT 1 FROM tags t WHERE t.key IN (${keys}) AND ${cond} AND t.span = s.id)`;
+      // The span's indexed attributes are one text column (see encodeAttrs): equality is a substring
+      // search (in C), the other comparisons a function over its entries.
+      if (op === '=') {
+        const needles = field.keys.map((k) => {
+          params.push(attrNeedle(k, textOf(value)));
+          return 'instr(s.attrs, ?) > 0';
+        });
+        return needles.length === 1 ? needles[0] : `(${needles.join(' OR ')})`;
+      }
+      const numeric = value.type === 'number' && op !== '!=' ? 1 : 0;
+      params.push(field.keys.join('\x1f'), op, value.type === 'number' && numeric ? value.value : textOf(value));
+      return `tag_test(s.attrs, ?, ?, ?, ${numeric})`;
     }
   }
 }

@@ -18,7 +18,7 @@ export type ToWriter =
   | { type: 'close' };
 
 export type FromWriter =
-  | { type: 'ready'; usedBytes: number }
+  | { type: 'ready'; usedBytes: number; recreatedFromVersion?: number; schemaVersion: number }
   | { type: 'failed'; message: string }
   | { type: 'written'; bytes: number; spans: number; requests: number; ms: number; scanFailed: number }
   | { type: 'write-failed'; bytes: number; spans: number; message: string }

@@ -5,7 +5,7 @@
  */
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { TraceDb } from './db';
+import { SCHEMA_VERSION, TraceDb } from './db';
 import { type ScanResult, scanTraceRequest } from './scan';
 import type { FromWriter, ToWriter, WriterSettings } from './writer-protocol';
 
@@ -116,4 +116,9 @@ port.on('message', (m: ToWriter) => {
 
 retention();
 const retentionTimer = setInterval(retention, settings.retentionIntervalMs);
-post({ type: 'ready', usedBytes: db.usedBytes() });
+post({
+  type: 'ready',
+  usedBytes: db.usedBytes(),
+  recreatedFromVersion: db.recreated?.fromVersion,
+  schemaVersion: SCHEMA_VERSION,
+});

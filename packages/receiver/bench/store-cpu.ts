@@ -1,0 +1,96 @@
+/**
+ * The trace store writer's CPU cost per span (`node bench/store-cpu.ts [spans] [preload]`): what the
+ * writer thread does for each batch (scan the request bodies, one write transaction of up to
+ * batch_max_size bytes), timed with process.cpuUsage on this thread alone, into a store that already
+ * holds `preload` spans (default 1M: B-tree inserts get dearer as the indexes grow). Bodies are the
+ * bench payloads with fresh trace ids, prepared before timing.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type ScanResult, scanTraceRequest, TraceDb } from '../dist/index.js';
+import { fmtInt } from './decode-bench.ts';
+import { makePayload, makeSpans, type Payload } from './payloads.ts';
+
+const INDEXED = ['http.route', 'http.method', 'http.status_code', 'http.request.method', 'db.system.name'];
+
+/** The payload's bodies with fresh trace ids: `count` of them. */
+function freshBodies(payload: Payload, count: number): Buffer[] {
+  const indexed = { indexedAttributes: new Set(INDEXED) };
+  const out: Buffer[] = [];
+  for (let i = 0; i < count; i++) {
+    const template = payload.bodies[i % payload.bodies.length];
+    const body = Buffer.from(template);
+    const ids = new Set(scanTraceRequest(Buffer.from(template), indexed).spans.map((s) => s.traceHex));
+    for (const old of ids) {
+      const oldId = Buffer.from(old, 'hex');
+      const id = randomBytes(16);
+      for (let at = body.indexOf(oldId); at >= 0; at = body.indexOf(oldId, at + 16)) id.copy(body, at);
+    }
+    out.push(body);
+  }
+  return out;
+}
+
+export interface WriterCpuResult {
+  usPerSpan: number;
+  spansPerCpuSec: number;
+  spans: number;
+  preload: number;
+}
+
+export function measureWriterCpu(
+  payload: Payload,
+  options: { spans: number; preload: number; batchBytes: number; log: (line: string) => void },
+): WriterCpuResult {
+  const indexed = { indexedAttributes: new Set(INDEXED) };
+  const work = mkdtempSync(join(tmpdir(), 'sonde-bench-store-cpu-'));
+  try {
+    const db = TraceDb.open(join(work, 'traces.db'));
+    const run = (bodies: Buffer[]) => {
+      let spans = 0;
+      for (let at = 0; at < bodies.length; ) {
+        const merged: ScanResult = { spans: [], chunks: [] };
+        let bytes = 0;
+        while (at < bodies.length && bytes < options.batchBytes) {
+          const s = scanTraceRequest(bodies[at], indexed);
+          for (const x of s.spans) merged.spans.push(x);
+          for (const x of s.chunks) merged.chunks.push(x);
+          bytes += bodies[at].length;
+          at++;
+        }
+        db.write(merged, Date.now(), bytes);
+        spans += merged.spans.length;
+      }
+      return spans;
+    };
+    const perBody = payload.spansPerRequest;
+    for (let done = 0; done < options.preload; done += 200 * perBody) run(freshBodies(payload, 200));
+    const bodies = freshBodies(payload, Math.ceil(options.spans / perBody));
+    const cpu = process.cpuUsage();
+    const spans = run(bodies);
+    const used = process.cpuUsage(cpu);
+    db.close();
+    const us = (used.user + used.system) / spans;
+    options.log(
+      `store writer: ${fmtInt(spans)} spans into a store of ${fmtInt(options.preload)}: ${us.toFixed(1)} µs CPU per span ` +
+        `(user ${(used.user / spans).toFixed(1)}, system ${(used.system / spans).toFixed(1)}), ${fmtInt(1e6 / us)} spans per CPU second`,
+    );
+    return { usPerSpan: us, spansPerCpuSec: 1e6 / us, spans, preload: options.preload };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const spans = Number(process.argv[2] ?? 200_000);
+  const preload = Number(process.argv[3] ?? 1_000_000);
+  const made = await makeSpans(500 * 4);
+  measureWriterCpu(makePayload(made, 100, 4), {
+    spans,
+    preload,
+    batchBytes: 4 * 1024 * 1024,
+    log: (l) => console.log(l),
+  });
+}
