@@ -1,3 +1,4 @@
+/// <reference path="../../receiver/bench/autocannon.d.ts" />
 /**
  * `npm run bench -w @sonde/demo`: the cost of `--import @sonde/node/register` on the demo shop.
  * The same three services are started without and with the register entry (traces, metrics, logs
