@@ -43,12 +43,8 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.log.level);
-  // Logs are written asynchronously: flush them before exiting, so that the last lines ("stopped",
-  // the reason of a failure) are not lost when stdout is a slow pipe. Bounded, in case it never drains.
-  const exit = (code: number) => {
-    setTimeout(() => process.exit(code), 2000);
-    logger.flush(() => process.exit(code));
-  };
+  // The logger writes synchronously (see logger.ts), so every line is out when process.exit runs.
+  const exit = (code: number) => process.exit(code);
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
   try {
     receiver = await startReceiver(config, { logger });
