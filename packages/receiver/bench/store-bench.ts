@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ScanResult, scanTraceRequest, startReceiver, TraceDb, validateConfig } from '../dist/index.js';
+import { scanTraceRequest, startReceiver, TraceDb, validateConfig } from '../dist/index.js';
 import { fmtInt } from './decode-bench.ts';
 import { compareMaxThroughput, type MaxThroughputSettings, type ThroughputResult } from './load.ts';
 import type { Payload } from './payloads.ts';
@@ -313,7 +313,7 @@ export function buildDataset(
 ): { spans: number; traces: number; seconds: number; sampleIds: string[]; routes: string[] } {
   const started = performance.now();
   const indexed = { indexedAttributes: new Set(INDEXED) };
-  const templates = payload.bodies.map((b) => scanTraceRequest(b, indexed));
+  const templates = payload.bodies.map((body) => template(body, indexed));
   const routes = [
     ...new Set(
       templates.flatMap((t) =>
@@ -323,7 +323,7 @@ export function buildDataset(
   ];
   let minStart = 2n ** 63n;
   for (const t of templates) for (const s of t.spans) if (s.startNs < minStart) minStart = s.startNs;
-  const db = TraceDb.open(path);
+  const db = TraceDb.open(path, { indexedAttributes: INDEXED });
   db.db.exec('PRAGMA synchronous = OFF');
   db.dropIndexes();
   const perRequest = payload.spansPerRequest;
@@ -336,42 +336,26 @@ export function buildDataset(
   const perTransaction = 20;
   let lastLog = performance.now();
   for (let r = 0; r < requests; r += perTransaction) {
-    const merged: ScanResult = { spans: [], chunks: [] };
+    const bodies: Buffer[] = [];
     for (let k = r; k < Math.min(requests, r + perTransaction); k++) {
-      const template = templates[k % templates.length];
+      const t = templates[k % templates.length];
       const shift = nowNs - spreadNs + (spreadNs * BigInt(k)) / BigInt(requests) - minStart;
-      const ids = new Map<string, Buffer>();
-      const idFor = (old: Uint8Array) => {
-        const key = Buffer.from(old.buffer, old.byteOffset, old.byteLength).toString('hex');
-        let id = ids.get(key);
-        if (!id) {
-          id = randomBytes(16);
-          ids.set(key, id);
-        }
-        return id;
-      };
-      for (const s of template.spans) {
-        const traceId = idFor(s.traceId);
-        merged.spans.push({ ...s, traceId, traceHex: traceId.toString('hex'), startNs: s.startNs + shift });
+      // A copy of the request with fresh trace ids and its span times moved.
+      const body = Buffer.from(t.body);
+      for (const at of t.timeOffsets) body.writeBigUInt64LE(body.readBigUInt64LE(at) + shift, at);
+      let first: Buffer | undefined;
+      for (const offsets of t.idOffsets) {
+        const id = randomBytes(16);
+        first ??= id;
+        for (const at of offsets) id.copy(body, at);
       }
-      for (const c of template.chunks) {
-        const oldId = Buffer.from(c.traceId.buffer, c.traceId.byteOffset, c.traceId.byteLength);
-        const id = idFor(c.traceId);
-        const data = Buffer.from(c.data);
-        for (let at = data.indexOf(oldId); at >= 0; at = data.indexOf(oldId, at + 16)) id.copy(data, at);
-        merged.chunks.push({ traceId: id, startNs: c.startNs + shift, endNs: c.endNs + shift, data });
-      }
-      traces += ids.size;
-      if (sampleIds.length < 1000 && k % 97 === 0) sampleIds.push(ids.values().next().value?.toString('hex') ?? '');
+      bodies.push(body);
+      traces += t.idOffsets.length;
+      if (sampleIds.length < 1000 && k % 97 === 0 && first) sampleIds.push(first.toString('hex'));
     }
-    // Arrival time: the copies' start time (as if received live), so that time windows map to row ids.
+    // Arrival time: the copies' start time (as if received live), so that time windows map to blob ids.
     const arrivedMs = Number((nowNs - spreadNs + (spreadNs * BigInt(r)) / BigInt(requests)) / 1_000_000n);
-    db.write(
-      merged,
-      arrivedMs,
-      merged.chunks.reduce((n, c) => n + c.data.length, 0),
-    );
-    written += merged.spans.length;
+    written += db.write(bodies, arrivedMs).spans;
     if (performance.now() - lastLog > 15_000) {
       lastLog = performance.now();
       log(`  ${fmtInt(written)} spans written (${fmtInt(written / ((lastLog - started) / 1000))} spans/s)`);
@@ -382,6 +366,30 @@ export function buildDataset(
   db.db.exec('PRAGMA optimize');
   db.close();
   return { spans: written, traces, seconds: (performance.now() - started) / 1000, sampleIds, routes };
+}
+
+/**
+ * A request body to copy, with where its span times and trace ids sit (found by value: an 8-byte
+ * time or a 16-byte id does not occur by chance elsewhere in a request).
+ */
+function template(body: Buffer, indexed: { indexedAttributes: Set<string> }) {
+  const spans = scanTraceRequest(body, { ...indexed, chunks: false }).spans;
+  const times = new Set<number>();
+  const le = Buffer.alloc(8);
+  for (const s of spans) {
+    for (const t of [s.startNs, s.startNs + s.durationNs]) {
+      le.writeBigUInt64LE(t);
+      for (let at = body.indexOf(le); at >= 0; at = body.indexOf(le, at + 1)) times.add(at);
+    }
+  }
+  const idOffsets: number[][] = [];
+  for (const hexId of new Set(spans.map((s) => s.traceHex))) {
+    const old = Buffer.from(hexId, 'hex');
+    const offsets: number[] = [];
+    for (let at = body.indexOf(old); at >= 0; at = body.indexOf(old, at + 16)) offsets.push(at);
+    idOffsets.push(offsets);
+  }
+  return { body, spans, timeOffsets: [...times], idOffsets };
 }
 
 const pct = (a: number, b: number) => `${((a / b) * 100).toFixed(1)}%`;

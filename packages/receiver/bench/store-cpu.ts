@@ -1,7 +1,7 @@
 /**
  * The trace store writer's CPU cost per span (`node bench/store-cpu.ts [spans] [preload]`): what the
- * writer thread does for each batch (scan the request bodies, one write transaction of up to
- * batch_max_size bytes), timed with process.cpuUsage on this thread alone, into a store that already
+ * writer thread does for each batch (index the request bodies, compress them into blobs, one write
+ * transaction of up to batch_max_size bytes), timed with process.cpuUsage on this thread alone, into a store that already
  * holds `preload` spans (default 1M: B-tree inserts get dearer as the indexes grow). Bodies are the
  * bench payloads with fresh trace ids, prepared before timing.
  */
@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ScanResult, scanTraceRequest, TraceDb } from '../dist/index.js';
+import { scanTraceRequest, TraceDb } from '../dist/index.js';
 import { fmtInt } from './decode-bench.ts';
 import { makePayload, makeSpans, type Payload } from './payloads.ts';
 
@@ -44,24 +44,20 @@ export function measureWriterCpu(
   payload: Payload,
   options: { spans: number; preload: number; batchBytes: number; log: (line: string) => void },
 ): WriterCpuResult {
-  const indexed = { indexedAttributes: new Set(INDEXED) };
   const work = mkdtempSync(join(tmpdir(), 'sonde-bench-store-cpu-'));
   try {
-    const db = TraceDb.open(join(work, 'traces.db'));
+    const db = TraceDb.open(join(work, 'traces.db'), { indexedAttributes: INDEXED });
     const run = (bodies: Buffer[]) => {
       let spans = 0;
       for (let at = 0; at < bodies.length; ) {
-        const merged: ScanResult = { spans: [], chunks: [] };
+        const batch: Buffer[] = [];
         let bytes = 0;
         while (at < bodies.length && bytes < options.batchBytes) {
-          const s = scanTraceRequest(bodies[at], indexed);
-          for (const x of s.spans) merged.spans.push(x);
-          for (const x of s.chunks) merged.chunks.push(x);
+          batch.push(bodies[at]);
           bytes += bodies[at].length;
           at++;
         }
-        db.write(merged, Date.now(), bytes);
-        spans += merged.spans.length;
+        spans += db.write(batch, Date.now()).spans;
       }
       return spans;
     };

@@ -10,7 +10,15 @@ import { join } from 'node:path';
 import type { ResourceSpans } from '../src/model';
 import { decodeTraceRequest } from '../src/otlp/protobuf/decode-traces';
 import { encodeTraceRequest } from '../src/otlp/protobuf/encode-traces';
-import { TraceDb } from '../src/trace-store/db';
+import {
+  BlobIndex,
+  indexTraceRequest,
+  keyTable,
+  NAME_KEY,
+  STATUS_KEY,
+  timeToBigInt,
+} from '../src/trace-store/blob-index';
+import { BUCKET_ROWS, TraceDb } from '../src/trace-store/db';
 import { lengthPrefix, scanTraceRequest } from '../src/trace-store/scan';
 import { search, tagValues } from '../src/trace-store/search';
 import { parseLogfmtTags, parseTraceQL, UnsupportedQueryError } from '../src/trace-store/traceql';
@@ -68,7 +76,7 @@ let db: TraceDb;
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'sonde-store-unit-'));
-  db = TraceDb.open(join(dir, 'traces.db'));
+  db = TraceDb.open(join(dir, 'traces.db'), { indexedAttributes: INDEXED.indexedAttributes });
 });
 
 afterEach(() => {
@@ -77,7 +85,7 @@ afterEach(() => {
 });
 
 function write(request: Buffer, receivedMs: number): void {
-  db.write(scanTraceRequest(request, INDEXED), receivedMs, request.length);
+  db.write([request], receivedMs);
 }
 
 const all = { startNs: 0n, endNs: 2n ** 63n - 1n, limit: 100, spss: 3 };
@@ -205,4 +213,189 @@ describe('TraceQL subset', () => {
   ])('refuses %s', (q, message) => {
     expect(error(q)).toMatch(message);
   });
+});
+
+describe("the writer's index pass", () => {
+  /** Two resources, typed attribute values, a span without a trace id, spans of two traces interleaved. */
+  function mixedRequest(): Buffer {
+    const span = (traceId: string, i: number, attributes: { key: string; value: unknown }[], parent = '') => ({
+      traceId,
+      spanId: (i + 1).toString(16).padStart(16, '0'),
+      traceState: '',
+      parentSpanId: parent,
+      flags: 0,
+      name: `op-${i % 3}`,
+      kind: 2,
+      startTimeUnixNano: T0 + BigInt(i) * 1000n + 1n,
+      endTimeUnixNano: T0 + BigInt(i) * 1000n + 1n + BigInt(i) * 7n,
+      attributes,
+      droppedAttributesCount: 0,
+      events: [],
+      droppedEventsCount: 0,
+      links: [],
+      droppedLinksCount: 0,
+      status: { code: i % 3, message: '' },
+    });
+    const resource = (service: string, spans: ReturnType<typeof span>[]) => ({
+      resource: {
+        attributes: [
+          { key: 'deployment.environment.name', value: `env-${service}` },
+          { key: 'service.name', value: service },
+        ],
+        droppedAttributesCount: 0,
+      },
+      schemaUrl: '',
+      scopeSpans: [
+        { scope: { name: 's', version: '', attributes: [], droppedAttributesCount: 0 }, schemaUrl: '', spans },
+      ],
+    });
+    const data = [
+      resource('a', [
+        span(traceId(1), 0, [
+          { key: 'http.route', value: '/a' },
+          { key: 'http.status_code', value: 200n },
+        ]),
+        span(
+          traceId(2),
+          1,
+          [
+            { key: 'http.route', value: '/ä/ü' },
+            { key: 'http.status_code', value: -1n },
+          ],
+          '00000000000000aa',
+        ),
+        span(
+          traceId(1),
+          2,
+          [
+            { key: 'http.status_code', value: 2n ** 62n },
+            { key: 'http.route', value: true },
+          ],
+          '0000000000000001',
+        ),
+      ]),
+      resource('b', [
+        span(traceId(2), 3, [
+          { key: 'http.route', value: 1.5 },
+          { key: 'http.status_code', value: 'x' },
+        ]),
+        span('', 4, [{ key: 'http.route', value: '/no-trace' }]),
+      ]),
+    ] as unknown as ResourceSpans[];
+    return encodeTraceRequest(data);
+  }
+  const KEYS = { indexedAttributes: new Set(['http.route', 'http.status_code', 'deployment.environment.name']) };
+
+  test('finds the same searchable values, extents and roots as the full scan a search runs', () => {
+    const body = mixedRequest();
+    const index = new BlobIndex();
+    indexTraceRequest(body, keyTable(KEYS.indexedAttributes), index);
+    const rows = scanTraceRequest(body, KEYS).spans;
+    expect(index.spans).toBe(rows.length);
+    expect(index.spans).toBe(4);
+    // Every value the scan reads from the spans, and no other, under the same posting keys.
+    const expected = new Map<string, Set<string>>();
+    const add = (k: string, v: string) => expected.set(k, (expected.get(k) ?? new Set()).add(v));
+    for (const r of rows) {
+      add('resource.service.name', r.service);
+      add(NAME_KEY, r.name);
+      add(STATUS_KEY, String(r.status));
+      for (const [k, v] of r.tags) add(k, v);
+    }
+    const sorted = (m: Map<string, Set<string>>) =>
+      Object.fromEntries(
+        [...m].map(([k, v]) => [k, [...v].sort()]).sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+      );
+    expect(sorted(index.postings())).toStrictEqual(sorted(expected));
+    expect(sorted(index.postings())['span.http.status_code']).toStrictEqual(
+      ['-1', '200', String(2n ** 62n), 'x'].sort(),
+    );
+    // Per trace: the extent of its spans and the root (the span without a parent) with its service.
+    for (const id of [traceId(1), traceId(2)]) {
+      const mine = rows.filter((r) => r.traceHex === id);
+      const entry = [...index.traces.values()].find((t) => Buffer.from(t.traceId).toString('hex') === id);
+      expect(entry).toBeDefined();
+      const start = mine.reduce((m, r) => (r.startNs < m ? r.startNs : m), mine[0].startNs);
+      const end = mine.reduce((m, r) => (r.startNs + r.durationNs > m ? r.startNs + r.durationNs : m), 0n);
+      expect([timeToBigInt(entry!.start), timeToBigInt(entry!.end)]).toStrictEqual([start, end]);
+      const root = mine.find((r) => r.root);
+      expect([entry!.rootService, entry!.rootName]).toStrictEqual([root?.service ?? null, root?.name ?? null]);
+    }
+    expect(timeToBigInt(index.minStart)).toBe(rows.reduce((m, r) => (r.startNs < m ? r.startNs : m), rows[0].startNs));
+    expect(index.maxDuration).toBe(Math.max(...rows.map((r) => Number(r.durationNs))));
+  });
+
+  test('a request that does not read is left out whole, and counted', () => {
+    const good = traceRequest(traceId(1), 'cart', 3);
+    const torn = good.subarray(0, good.length - 7);
+    expect(db.write([good, torn], Date.now())).toStrictEqual({ spans: 3, bytes: good.length, failed: 1 });
+    expect(db.spanCount()).toBe(3);
+  });
+});
+
+describe('search over the stored spans', () => {
+  beforeEach(() => {
+    // Received as they start: a time window maps to blobs by arrival.
+    for (let i = 1; i <= 3; i++) {
+      const start = T0 + BigInt(i) * 1_000_000_000n;
+      write(traceRequest(traceId(i), `svc-${i}`, 4, start), Number(start / 1_000_000n));
+    }
+  });
+  const ids = (q: string) => search(db, parseTraceQL(q, INDEXED), all).traces.map((t) => t.traceID);
+
+  test.each([
+    ['{ span.http.route = "/x/2" }', [3, 2, 1]],
+    ['{ span.http.route =~ "/x/.*" && resource.service.name != "svc-2" }', [3, 1]],
+    ['{ span.http.route !~ "/x/.*" && status = error }', [3, 2, 1]],
+    ['{ resource.deployment.environment.name = "prod" && kind = server && .service.name = "svc-1" }', [1]],
+    ['{ duration > 3ms }', [3, 2, 1]],
+    ['{ duration > 4ms }', []],
+    ['{ name = "child-3" && duration >= 4ms }', [3, 2, 1]],
+    ['{ name = "nope" } || { resource.service.name = "svc-3" }', [3]],
+    ['{ span.http.route > "/x/2" }', [3, 2, 1]],
+    ['{ span.http.route = "/cart" && status = ok }', []],
+  ])('%s', (q, expected) => {
+    expect(ids(q)).toStrictEqual(expected.map(traceId));
+  });
+
+  test('a time window leaves out spans that start outside it', () => {
+    const r = search(db, parseTraceQL('{ }', INDEXED), {
+      ...all,
+      startNs: T0 + 2_000_000_000n,
+      endNs: T0 + 2_500_000_000n,
+    });
+    expect(r.traces.map((t) => t.traceID)).toStrictEqual([traceId(2)]);
+    expect(r.traces[0].spanSets[0].matched).toBe(4);
+    expect(Number(r.metrics.inspectedBytes)).toBeGreaterThan(0);
+  });
+});
+
+test('the trace index spans buckets: lookups find traces in each, retention removes them with their blobs', () => {
+  // Requests of 1,000 one-span traces: BUCKET_ROWS is reached after a few of them.
+  const request = (from: number, n: number) => {
+    const data = decodeTraceRequest(traceRequest(traceId(1), 'many', 1), { maxAnyValueDepth: 32 });
+    const template = data[0].scopeSpans[0].spans[0];
+    data[0].scopeSpans[0].spans = Array.from({ length: n }, (_, i) => ({ ...template, traceId: traceId(from + i) }));
+    return encodeTraceRequest(data);
+  };
+  const now = Date.now();
+  const requests = Math.ceil((BUCKET_ROWS * 1.5) / 1000);
+  for (let r = 0; r < requests; r++) write(request(1 + r * 1000, 1000), now - (requests - r) * 1000);
+  const buckets = Number(db.db.prepare('SELECT count(*) AS n FROM buckets').get()?.n);
+  expect(buckets).toBe(2);
+  const last = requests * 1000;
+  for (const n of [1, 999, BUCKET_ROWS + 1, last]) {
+    expect([n, db.traceChunks(Buffer.from(traceId(n), 'hex')).length]).toStrictEqual([n, 1]);
+    expect(db.traceSummary(Buffer.from(traceId(n), 'hex'))?.rootService).toBe('many');
+  }
+  // Retention by age: the first half of the requests go, and with them their traces.
+  const removed = db.enforceRetention(now, Math.floor(requests / 2) * 1000 + 500, 2 ** 40);
+  expect(removed.batches).toBe(requests - Math.floor(requests / 2));
+  const kept = Math.floor(requests / 2) * 1000;
+  expect(db.traceChunks(Buffer.from(traceId(1), 'hex'))).toStrictEqual([]);
+  expect(db.traceSummary(Buffer.from(traceId(last - kept), 'hex'))).toBeUndefined();
+  expect(db.traceChunks(Buffer.from(traceId(last - kept + 1), 'hex'))).toHaveLength(1);
+  expect(db.traceChunks(Buffer.from(traceId(last), 'hex'))).toHaveLength(1);
+  const rows = Number(db.db.prepare('SELECT count(*) AS n FROM traces').get()?.n);
+  expect(rows).toBe(kept);
 });

@@ -4,6 +4,7 @@ import type { SpansetQuery } from './traceql';
 
 export interface ReaderSettings {
   path: string;
+  indexedAttributes: string[];
 }
 
 export type ReaderQuery =

@@ -16,7 +16,7 @@ const post = (m: FromReader, transfer: ArrayBuffer[] = []) => port.postMessage(m
 
 let db: TraceDb;
 try {
-  db = TraceDb.open(settings.path, { reader: true });
+  db = TraceDb.open(settings.path, { reader: true, indexedAttributes: settings.indexedAttributes });
 } catch (err) {
   post({ type: 'failed', message: (err as Error).message });
   throw err;

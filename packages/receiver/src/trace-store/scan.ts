@@ -44,6 +44,10 @@ export interface ScanResult {
 /** Which attribute keys are indexed, looked up on spans and on resources. */
 export interface ScanOptions {
   indexedAttributes: ReadonlySet<string>;
+  /** Build the per-trace chunks (default true; a search only needs the rows). */
+  chunks?: boolean;
+  /** Only this trace's chunks (hex): trace by id. */
+  trace?: string;
 }
 
 interface PendingScope {
@@ -142,7 +146,9 @@ function scanResourceSpans(r: ProtoReader, end: number, options: ScanOptions, ou
     row.service = service;
     if (resourceTags.length > 0) row.tags.push(...resourceTags);
   }
+  if (options.chunks === false) return;
   for (const [hex, ext] of extents) {
+    if (options.trace !== undefined && hex !== options.trace) continue;
     const parts: Buffer[] = [...head];
     for (const scope of scopes) {
       const spans = scope.spans.get(hex);

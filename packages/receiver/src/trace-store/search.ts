@@ -2,7 +2,8 @@
  * The reads behind Tempo's search API over the trace store: most recent matching traces first, with
  * up to `spss` matching spans each; and the tag names and values for Grafana's query builder.
  */
-import { BLOCK_SPANS, hex, type TraceDb } from './db';
+import { hex, type TraceDb } from './db';
+import { scanTraceRequest } from './scan';
 import { type CompiledSpanset, compileSpanset, type SpansetQuery } from './traceql';
 
 export interface SearchOptions {
@@ -61,17 +62,17 @@ interface Found {
  */
 export const ARRIVAL_SLACK_MS = 5 * 60_000;
 
-/** Fewer candidates than this from the duration index: take them from it (and sort) instead of walking the rows. */
-const RARE = 20_000;
+/** What a search has read so far (Tempo's search metrics). */
+interface Inspected {
+  spans: number;
+  bytes: number;
+  traces: Set<string>;
+}
 
 export function search(db: TraceDb, query: SpansetQuery, options: SearchOptions): SearchResult {
   const found = new Map<string, Found>();
-  let inspectedSpans = 0;
-  const inspectedTraces = new Set<string>();
-  for (const expr of query) {
-    const compiled = compileSpanset(expr);
-    inspectedSpans += collect(db, compiled, options, found, inspectedTraces);
-  }
+  const inspected: Inspected = { spans: 0, bytes: 0, traces: new Set() };
+  for (const expr of query) collect(db, compileSpanset(expr), options, found, inspected);
   const traces: (TraceSearchMetadata & { latest: number })[] = [];
   for (const [id, f] of found) {
     const t = db.traceSummary(f.traceId);
@@ -94,87 +95,78 @@ export function search(db: TraceDb, query: SpansetQuery, options: SearchOptions)
   return {
     traces: traces.slice(0, options.limit).map(({ latest: _, ...t }) => t),
     metrics: {
-      inspectedTraces: inspectedTraces.size,
-      inspectedSpans: String(inspectedSpans),
-      inspectedBytes: '0',
+      inspectedTraces: inspected.traces.size,
+      inspectedSpans: String(inspected.spans),
+      inspectedBytes: String(inspected.bytes),
       completedJobs: 1,
       totalJobs: 1,
     },
   };
 }
 
-function collect(
-  db: TraceDb,
-  q: CompiledSpanset,
-  o: SearchOptions,
-  found: Map<string, Found>,
-  inspected: Set<string>,
-): number {
-  const columns = 's.id, s.trace_id, s.span_id, s.name, s.start_ns, s.duration_ns';
-  // Most recent first, so that the scan stops as soon as `limit` traces are found. The time window
-  // bounds the row ids (arrival order, see spanIdRange), then is checked row by row.
-  const { lo, hi } = db.spanIdRange(Number(o.startNs / 1_000_000n), Number(o.endNs / 1_000_000n), ARRIVAL_SLACK_MS);
-  const window = 's.start_ns >= ? AND s.start_ns <= ?';
-  // Without an attribute to drive the scan: walk the rows newest first, which stops early when
-  // matches are common; but when a duration bound leaves few candidates (long spans are rare), take
-  // them from the duration index and sort them, rather than walk every row of the window.
-  let from = 'spans s';
-  if (!q.driver && q.minDurationClass !== undefined) {
-    const candidates = db
-      .stmt(
-        `SELECT count(*) AS n FROM (SELECT 1 FROM spans INDEXED BY spans_duration WHERE duration_class >= ? AND id > ? AND id <= ? LIMIT ${RARE})`,
-      )
-      .get(q.minDurationClass, lo, hi);
-    if (Number(candidates?.n ?? RARE) < RARE) from = 'spans s INDEXED BY spans_duration';
-  }
-  // With a driver: the blocks whose postings hold its value, newest first, and in each its rows (no
-  // other bound on s.id: SQLite would take it as the start of the rowid range for every block).
+/**
+ * Reads the blobs that can hold a match, newest first, and checks their spans newest first, until
+ * `limit` traces are found. The blobs: those in the time window (by arrival, see blobIdRange, then
+ * by their spans' start extent) that hold the query's driving value (postings) and a span as long
+ * as its duration bound.
+ */
+function collect(db: TraceDb, q: CompiledSpanset, o: SearchOptions, found: Map<string, Found>, inspected: Inspected) {
+  const { lo, hi } = db.blobIdRange(Number(o.startNs / 1_000_000n), Number(o.endNs / 1_000_000n), ARRIVAL_SLACK_MS);
+  const bounds = 'b.max_start >= ? AND b.min_start <= ? AND b.max_duration >= ?';
   const sql = q.driver
-    ? `SELECT ${columns} FROM postings d JOIN blocks b ON b.id = d.block JOIN spans s ON s.id >= d.block AND s.id < d.block + ${BLOCK_SPANS} WHERE d.key = ? AND d.value = ? AND d.block > ? AND d.block <= ? AND b.max_start >= ? AND b.min_start <= ? AND ${window} AND ${q.where} ORDER BY d.block DESC, s.id DESC`
-    : `SELECT ${columns} FROM ${from} WHERE s.id > ? AND s.id <= ? AND ${q.where} AND ${window} ORDER BY s.id DESC`;
-  const params = q.driver
-    ? [q.driver.key, q.driver.value, lo - BLOCK_SPANS, hi, o.startNs, o.endNs, o.startNs, o.endNs, ...q.params]
-    : [lo, hi, ...q.params, o.startNs, o.endNs];
-  const stmt = db.stmt(sql);
-  stmt.setReadBigInts(true);
+    ? `SELECT p.blob AS id FROM postings p JOIN blobs b ON b.id = p.blob WHERE p.key = ? AND p.value = ? AND p.blob > ? AND p.blob <= ? AND ${bounds} ORDER BY p.blob DESC`
+    : `SELECT b.id AS id FROM blobs b WHERE b.id > ? AND b.id <= ? AND ${bounds} ORDER BY b.id DESC`;
+  const window = [o.startNs, o.endNs, Math.floor(q.minDurationNs ?? 0)];
+  const params = q.driver ? [q.driver.key, q.driver.value, lo, hi, ...window] : [lo, hi, ...window];
   const checkTrace = o.minTraceDurationNs !== undefined || o.maxTraceDurationNs !== undefined;
   const rejected = new Set<string>();
-  let rows = 0;
-  for (const row of stmt.iterate(...params)) {
-    rows++;
-    const traceId = row.trace_id as Uint8Array;
-    const id = hex(traceId);
-    inspected.add(id);
-    if (rejected.has(id)) continue;
-    let f = found.get(id);
-    if (!f) {
-      if (found.size >= o.limit) break;
-      if (checkTrace) {
-        const t = db.traceSummary(traceId);
-        const d = t ? Number(t.endNs - t.startNs) : 0;
-        if (
-          (o.minTraceDurationNs !== undefined && d < o.minTraceDurationNs) ||
-          (o.maxTraceDurationNs !== undefined && d > o.maxTraceDurationNs)
-        ) {
-          rejected.add(id);
-          continue;
+  const scanOptions = { indexedAttributes: db.indexedAttributes, chunks: false };
+  // The blob ids first: reading a blob while the statement iterates would hold the read open longer.
+  const blobs = db
+    .stmt(sql)
+    .all(...params)
+    .map((r) => Number(r.id));
+  for (const blob of blobs) {
+    const data = db.blob(blob);
+    if (!data) continue;
+    inspected.bytes += data.length;
+    const spans = scanTraceRequest(data, scanOptions).spans;
+    inspected.spans += spans.length;
+    for (let i = spans.length - 1; i >= 0; i--) {
+      const s = spans[i];
+      if (s.startNs < o.startNs || s.startNs > o.endNs || !q.match(s)) continue;
+      const id = s.traceHex;
+      inspected.traces.add(id);
+      if (rejected.has(id)) continue;
+      let f = found.get(id);
+      if (!f) {
+        if (found.size >= o.limit) return;
+        if (checkTrace) {
+          const t = db.traceSummary(s.traceId);
+          const d = t ? Number(t.endNs - t.startNs) : 0;
+          if (
+            (o.minTraceDurationNs !== undefined && d < o.minTraceDurationNs) ||
+            (o.maxTraceDurationNs !== undefined && d > o.maxTraceDurationNs)
+          ) {
+            rejected.add(id);
+            continue;
+          }
         }
+        f = { traceId: Uint8Array.prototype.slice.call(s.traceId), spans: [], matched: 0, latest: blob * 1e6 + i };
+        found.set(id, f);
       }
-      f = { traceId, spans: [], matched: 0, latest: Number(row.id) };
-      found.set(id, f);
-    }
-    f.matched++;
-    if (f.spans.length < o.spss) {
-      f.spans.push({
-        spanID: hex(row.span_id as Uint8Array),
-        name: row.name as string,
-        startTimeUnixNano: (row.start_ns as bigint).toString(),
-        durationNanos: (row.duration_ns as bigint).toString(),
-        attributes: q.attributes.map((a) => ({ key: a.key, value: { stringValue: a.value } })),
-      });
+      f.matched++;
+      if (f.spans.length < o.spss) {
+        f.spans.push({
+          spanID: hex(s.spanId),
+          name: s.name,
+          startTimeUnixNano: s.startNs.toString(),
+          durationNanos: s.durationNs.toString(),
+          attributes: q.attributes.map((a) => ({ key: a.key, value: { stringValue: a.value } })),
+        });
+      }
     }
   }
-  return rows;
 }
 
 export const INTRINSIC_TAGS = ['duration', 'kind', 'name', 'status'];

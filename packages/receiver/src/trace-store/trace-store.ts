@@ -186,13 +186,19 @@ export class TraceStore implements Consumer<'traces'> {
   /** Resolves once the database is open (rejects when it cannot be). */
   async start(): Promise<void> {
     await this.ready;
-    this.reader = TraceDb.open(this.options.path, { reader: true });
+    this.reader = TraceDb.open(this.options.path, {
+      reader: true,
+      indexedAttributes: this.options.indexedAttributes,
+    });
     await this.startReader();
   }
 
   /** Starts the reader thread; when it cannot start, queries run on this thread (logged). */
   private async startReader(): Promise<void> {
-    const settings: ReaderSettings = { path: this.options.path };
+    const settings: ReaderSettings = {
+      path: this.options.path,
+      indexedAttributes: this.options.indexedAttributes,
+    };
     const worker = new Worker(workerScript('reader-worker.js'), { workerData: settings });
     worker.unref();
     const failAll = (err: Error) => {

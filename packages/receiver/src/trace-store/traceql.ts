@@ -1,5 +1,6 @@
 /**
- * The part of TraceQL the trace store answers, compiled to SQL over its `spans` table (and postings):
+ * The part of TraceQL the trace store answers, compiled to a predicate over the spans a search reads
+ * (and the postings that choose which blobs it reads):
  *
  *   { }                                  every span
  *   { resource.service.name = "cart" }   service (also .service.name)
@@ -17,7 +18,8 @@
  * The legacy search's `tags` (logfmt) and `minDuration`/`maxDuration` compile through the same path.
  */
 
-import { attrNeedle, durationClass, NAME_KEY, SERVICE_KEY, STATUS_KEY } from './db';
+import { NAME_KEY, SERVICE_KEY, STATUS_KEY } from './blob-index';
+import type { SpanRow } from './scan';
 
 export class UnsupportedQueryError extends Error {
   constructor(message: string) {
@@ -48,15 +50,14 @@ export type SpanExpr =
 export type SpansetQuery = SpanExpr[];
 
 export interface CompiledSpanset {
-  /** SQL condition over `spans s`. */
-  where: string;
-  params: (string | number | bigint)[];
-  /** A posting (key, value) that every match has (drives the scan through the postings), if any. */
+  /** Whether a span matches. */
+  match: (span: SpanRow) => boolean;
+  /** A posting (key, value) that every match has (chooses the blobs a search reads), if any. */
   driver: { key: string; value: string } | undefined;
   /** Attribute equalities every match has, echoed in the result's spans. */
   attributes: { key: string; value: string }[];
-  /** The lowest duration class every match has (a `duration >`/`>=` condition), if any. */
-  minDurationClass: number | undefined;
+  /** The shortest duration every match has (a `duration >`/`>=` condition), in ns, if any. */
+  minDurationNs: number | undefined;
 }
 
 const STATUS: Record<string, number> = { unset: 0, ok: 1, error: 2 };
@@ -416,11 +417,10 @@ export function parseGoDuration(text: string, what: string): number {
 }
 
 // ---------------------------------------------------------------------------------------------
-// SQL
+// Compiled to a predicate
 
 export function compileSpanset(e: SpanExpr): CompiledSpanset {
-  const params: (string | number | bigint)[] = [];
-  const where = sql(e, params);
+  const match = predicate(e);
   const attributes: { key: string; value: string }[] = [];
   let driver: CompiledSpanset['driver'];
   for (const c of conjuncts(e)) {
@@ -429,7 +429,7 @@ export function compileSpanset(e: SpanExpr): CompiledSpanset {
     attributes.push({ key: c.field.label, value });
     if (!driver && c.field.keys.length === 1) driver = { key: c.field.keys[0], value };
   }
-  // Without an attribute equality: a span name, service or status equality drives the scan through
+  // Without an attribute equality: a span name, service or status equality chooses the blobs through
   // the postings (in that order: names are the most selective of them).
   for (const type of ['name', 'service', 'status'] as const) {
     for (const c of conjuncts(e)) {
@@ -444,14 +444,13 @@ export function compileSpanset(e: SpanExpr): CompiledSpanset {
       attributes.push({ key: 'service.name', value: textOf(c.value) });
     }
   }
-  let minDurationClass: number | undefined;
+  let minDurationNs: number | undefined;
   for (const c of conjuncts(e)) {
     if (c.kind === 'cond' && c.field.type === 'duration' && (c.op === '>' || c.op === '>=')) {
-      const cls = durationClass(BigInt(Math.round(c.value.value as number)));
-      minDurationClass = Math.max(minDurationClass ?? 0, cls);
+      minDurationNs = Math.max(minDurationNs ?? 0, c.value.value as number);
     }
   }
-  return { where, params, driver, attributes, minDurationClass };
+  return { match, driver, attributes, minDurationNs };
 }
 
 function conjuncts(e: SpanExpr): SpanExpr[] {
@@ -462,68 +461,104 @@ function textOf(v: Value): string {
   return v.type === 'number' ? String(v.value) : v.value;
 }
 
-const SQL_OPS: Record<Op, string> = {
-  '=': '=',
-  '!=': '!=',
-  '>': '>',
-  '>=': '>=',
-  '<': '<',
-  '<=': '<=',
-  '=~': '',
-  '!~': '',
-};
+type Compare<T> = (a: T) => boolean;
 
-function sql(e: SpanExpr, params: (string | number | bigint)[]): string {
+function comparison<T extends string | number | bigint>(op: Op, b: T): Compare<T> {
+  switch (op) {
+    case '=':
+      return (a) => a === b;
+    case '!=':
+      return (a) => a !== b;
+    case '>':
+      return (a) => a > b;
+    case '>=':
+      return (a) => a >= b;
+    case '<':
+      return (a) => a < b;
+    case '<=':
+      return (a) => a <= b;
+    case '=~':
+    case '!~': {
+      const re = regexFor(String(b));
+      const want = op === '=~';
+      return (a) => re.test(String(a)) === want;
+    }
+  }
+}
+
+function predicate(e: SpanExpr): (span: SpanRow) => boolean {
   switch (e.kind) {
     case 'all':
-      return '1';
-    case 'and':
-    case 'or':
-      return `(${sql(e.left, params)} ${e.kind === 'and' ? 'AND' : 'OR'} ${sql(e.right, params)})`;
+      return () => true;
+    case 'and': {
+      const l = predicate(e.left);
+      const r = predicate(e.right);
+      return (s) => l(s) && r(s);
+    }
+    case 'or': {
+      const l = predicate(e.left);
+      const r = predicate(e.right);
+      return (s) => l(s) || r(s);
+    }
     case 'cond':
       break;
   }
   const { field, op, value } = e;
-  const compare = (column: string, v: string | number | bigint): string => {
-    if (op === '=~' || op === '!~') {
-      params.push(v);
-      return `${op === '!~' ? 'NOT ' : ''}regexp(?, ${column})`;
-    }
-    params.push(v);
-    return `${column} ${SQL_OPS[op]} ?`;
-  };
   switch (field.type) {
-    case 'service':
-      return compare('s.service', textOf(value));
-    case 'name':
-      return compare('s.name', textOf(value));
-    case 'status':
-      return compare('s.status', STATUS[value.value as string]);
-    case 'kind':
-      return compare('s.kind', KIND[value.value as string]);
+    case 'service': {
+      const test = comparison(op, textOf(value));
+      return (s) => test(s.service);
+    }
+    case 'name': {
+      const test = comparison(op, textOf(value));
+      return (s) => test(s.name);
+    }
+    case 'status': {
+      const test = comparison(op, STATUS[value.value as string]);
+      return (s) => test(s.status);
+    }
+    case 'kind': {
+      const test = comparison(op, KIND[value.value as string]);
+      return (s) => test(s.kind);
+    }
     case 'duration': {
-      // The duration index holds floor(log2(ns)) (see db.ts): a range of it narrows, the exact value decides.
-      const ns = BigInt(Math.round(value.value as number));
-      const cls = durationClass(ns);
-      const exact = compare('s.duration_ns', ns);
-      if (op === '>' || op === '>=') return `(s.duration_class >= ${cls} AND ${exact})`;
-      if (op === '<' || op === '<=') return `(s.duration_class <= ${cls} AND ${exact})`;
-      if (op === '=') return `(s.duration_class = ${cls} AND ${exact})`;
-      return exact;
+      const test = comparison(op, BigInt(Math.round(value.value as number)));
+      return (s) => test(s.durationNs);
     }
     case 'tag': {
-      // The span's indexed attributes are one text column (see encodeAttrs): equality is a substring
-      // search (in C), the other comparisons a function over its entries.
-      if (op === '=') {
-        const needles = field.keys.map((k) => {
-          params.push(attrNeedle(k, textOf(value)));
-          return 'instr(s.attrs, ?) > 0';
-        });
-        return needles.length === 1 ? needles[0] : `(${needles.join(' OR ')})`;
-      }
-      const numeric = value.type === 'number' && op !== '!=' ? 1 : 0;
-      params.push(field.keys.join('\x1f'), op, value.type === 'number' && numeric ? value.value : textOf(value));
-      return `tag_test(s.attrs, ?, ?, ?, ${numeric})`;
+      // Attribute values are kept as text: a number compares as a number (the text's numeric prefix,
+      // as SQLite's CAST AS REAL), except for = and != which compare the text.
+      const keys = field.keys;
+      const numeric = value.type === 'number' && op !== '=' && op !== '!=';
+      const test: Compare<string> = numeric
+        ? (
+            (n) => (v: string) =>
+              n(asReal(v))
+          )(comparison(op, value.value as number))
+        : comparison(op, textOf(value));
+      return (s) => {
+        for (const [k, v] of s.tags) if (keys.includes(k) && test(v)) return true;
+        return false;
+      };
     }
   }
+}
+
+/** Numbers as SQLite's CAST(text AS REAL): the longest numeric prefix, else 0. */
+function asReal(text: string): number {
+  const n = Number.parseFloat(text);
+  return Number.isNaN(n) ? 0 : n;
+}
+
+const regexCache = new Map<string, RegExp>();
+
+/** TraceQL regexes match the whole value (as Go's regexp with ^...$). */
+function regexFor(pattern: string): RegExp {
+  let re = regexCache.get(pattern);
+  if (!re) {
+    re = new RegExp(`^(?:${pattern})$`);
+    if (regexCache.size > 1000) regexCache.clear();
+    regexCache.set(pattern, re);
+  }
+  return re;
 }

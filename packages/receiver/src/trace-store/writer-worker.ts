@@ -5,8 +5,7 @@
  */
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { SCHEMA_VERSION, TraceDb } from './db';
-import { type ScanResult, scanTraceRequest } from './scan';
+import { SCHEMA_VERSION, TraceDb, WriteError } from './db';
 import type { FromWriter, ToWriter, WriterSettings } from './writer-protocol';
 
 const WRITER_NICENESS = 10;
@@ -31,12 +30,11 @@ const post = (m: FromWriter) => port.postMessage(m);
 
 let db: TraceDb;
 try {
-  db = TraceDb.open(settings.path);
+  db = TraceDb.open(settings.path, { indexedAttributes: settings.indexedAttributes });
 } catch (err) {
   post({ type: 'failed', message: (err as Error).message });
   throw err;
 }
-const indexed = { indexedAttributes: new Set(settings.indexedAttributes) };
 
 let pending: { body: Uint8Array; receivedMs: number }[] = [];
 let pendingBytes = 0;
@@ -52,31 +50,29 @@ function flush(): void {
   pending = [];
   pendingBytes = 0;
   const started = performance.now();
-  const merged: ScanResult = { spans: [], chunks: [] };
   let receivedMs = 0;
-  let scanFailed = 0;
+  const bodies: Buffer[] = [];
   for (const item of items) {
-    try {
-      const s = scanTraceRequest(Buffer.from(item.body.buffer, item.body.byteOffset, item.body.byteLength), indexed);
-      for (const x of s.spans) merged.spans.push(x);
-      for (const x of s.chunks) merged.chunks.push(x);
-    } catch {
-      scanFailed++;
-    }
+    bodies.push(Buffer.from(item.body.buffer, item.body.byteOffset, item.body.byteLength));
     if (item.receivedMs > receivedMs) receivedMs = item.receivedMs;
   }
   try {
-    db.write(merged, receivedMs, bytes);
+    const written = db.write(bodies, receivedMs);
     post({
       type: 'written',
       bytes,
-      spans: merged.spans.length,
+      spans: written.spans,
       requests: items.length,
       ms: performance.now() - started,
-      scanFailed,
+      scanFailed: written.failed,
     });
   } catch (err) {
-    post({ type: 'write-failed', bytes, spans: merged.spans.length, message: (err as Error).message });
+    post({
+      type: 'write-failed',
+      bytes,
+      spans: err instanceof WriteError ? err.spans : 0,
+      message: (err as Error).message,
+    });
   }
 }
 

@@ -1,0 +1,401 @@
+/**
+ * The writer's one pass over the requests that go into a blob: what the store indexes about them,
+ * without building a row per span. Per blob: its spans' start-time extent and longest duration (a
+ * search skips blobs outside its window or without a span long enough), the searchable values it
+ * holds (postings: service, span name, status, indexed attributes), and per trace its time extent and
+ * root span (trace by id finds the blobs through these, search results name the root from them).
+ *
+ * This is the hot path of the store, so it reads only the fields it needs and skips the rest by their
+ * lengths: attribute keys are compared as bytes and only indexed ones decoded; times are read as two
+ * 32-bit halves and compared as such (BigInt only for the few extremes kept).
+ */
+import { MalformedPayloadError } from '../otlp/errors';
+
+/** Posting keys of the intrinsics (attribute keys are scoped: "span.x", "resource.x"). */
+export const SERVICE_KEY = 'resource.service.name';
+export const NAME_KEY = 'name';
+export const STATUS_KEY = 'status';
+export const STATUS_TEXT = ['0', '1', '2'];
+
+/** A time in ns as its two 32-bit halves (exact, and compared without BigInt). */
+interface Time {
+  hi: number;
+  lo: number;
+}
+
+export interface TraceEntry {
+  /** 16 bytes (a view of the request body, which lives until the blob is written). */
+  traceId: Uint8Array;
+  start: Time;
+  end: Time;
+  rootService: string | null;
+  rootName: string | null;
+}
+
+const FAR_FUTURE: Time = { hi: 0xffffffff, lo: 0xffffffff };
+
+export class BlobIndex {
+  spans = 0;
+  minStart: Time = FAR_FUTURE;
+  maxStart: Time = { hi: 0, lo: 0 };
+  /** The longest span duration, in ns (exact below 2^53). */
+  maxDuration = 0;
+  /** By trace id (as latin1 text: cheap to make, one char per byte). */
+  readonly traces = new Map<string, TraceEntry>();
+  /** Searchable values by posting key (span names and statuses: see names, statuses). */
+  readonly values = new Map<string, Set<string>>();
+  /** Span names (NAME_KEY), kept apart: one set lookup per span instead of two. */
+  readonly names = new Set<string>();
+  /** Statuses 0-2 seen, as bits (STATUS_KEY). */
+  statuses = 0;
+
+  /** All searchable values by posting key, names and statuses included. */
+  postings(): Map<string, Set<string>> {
+    const all = new Map(this.values);
+    if (this.names.size > 0) all.set(NAME_KEY, this.names);
+    const statuses = new Set(this.values.get(STATUS_KEY));
+    for (let s = 0; s < 3; s++) if (this.statuses & (1 << s)) statuses.add(STATUS_TEXT[s]);
+    if (statuses.size > 0) all.set(STATUS_KEY, statuses);
+    return all;
+  }
+
+  add(key: string, value: string): void {
+    let set = this.values.get(key);
+    if (!set) {
+      set = new Set();
+      this.values.set(key, set);
+    }
+    set.add(value);
+  }
+}
+
+export function timeToBigInt(t: Time): bigint {
+  return (BigInt(t.hi) << 32n) | BigInt(t.lo);
+}
+
+function before(a: Time, b: Time): boolean {
+  return a.hi < b.hi || (a.hi === b.hi && a.lo < b.lo);
+}
+
+/** Wanted attribute keys as UTF-8 bytes, indexed by byte length. */
+export type KeyTable = { bytes: Buffer; key: string; spanKey: string }[][];
+
+export function keyTable(keys: Iterable<string>): KeyTable {
+  const table: KeyTable = [];
+  for (const key of keys) {
+    const bytes = Buffer.from(key);
+    const list = table[bytes.length] ?? [];
+    list.push({ bytes, key, spanKey: `span.${key}` });
+    table[bytes.length] = list;
+  }
+  return table;
+}
+
+/**
+ * Indexes one ExportTraceServiceRequest into `into`. Throws MalformedPayloadError on bytes that are
+ * not one (intake validated them, so only a bug or a torn buffer gets there).
+ */
+export function indexTraceRequest(buf: Buffer, keys: KeyTable, into: BlobIndex): void {
+  const c = new Cursor(buf);
+  const end = buf.length;
+  while (c.pos < end) {
+    const tag = c.varint();
+    if (tag === 0x0a) {
+      const rsEnd = c.end();
+      indexResourceSpans(c, rsEnd, keys, into);
+      c.pos = rsEnd;
+    } else c.skip(tag & 7);
+  }
+}
+
+/** A minimal protobuf cursor (the reader's, without what this pass does not use). */
+class Cursor {
+  pos = 0;
+  constructor(readonly buf: Buffer) {}
+
+  varint(): number {
+    const buf = this.buf;
+    let b = buf[this.pos++];
+    if (b < 0x80) return b;
+    let value = b & 0x7f;
+    let shift = 7;
+    while (shift < 35) {
+      if (this.pos >= buf.length) throw new MalformedPayloadError('truncated varint');
+      b = buf[this.pos++];
+      value += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return value;
+      shift += 7;
+    }
+    // Wider than 32 bits: read on and drop the high bits (no field this pass reads is that wide).
+    while (this.pos < buf.length && buf[this.pos++] >= 0x80);
+    return value;
+  }
+
+  /** A length prefix read, the end of the delimited bytes. */
+  end(): number {
+    const len = this.varint();
+    const e = this.pos + len;
+    if (e > this.buf.length) throw new MalformedPayloadError('truncated length-delimited field');
+    return e;
+  }
+
+  skip(wireType: number): void {
+    switch (wireType) {
+      case 0:
+        this.varint();
+        return;
+      case 1:
+        this.pos += 8;
+        return;
+      case 2:
+        this.pos = this.end();
+        return;
+      case 5:
+        this.pos += 4;
+        return;
+      default:
+        throw new MalformedPayloadError(`unsupported wire type ${wireType}`);
+    }
+  }
+}
+
+function indexResourceSpans(c: Cursor, end: number, keys: KeyTable, into: BlobIndex): void {
+  const buf = c.buf;
+  // The resource comes first in every SDK's encoding, but protobuf allows any order: find it first.
+  let service = '';
+  let scopesAt = -1;
+  const resourceTags: [string, string][] = [];
+  while (c.pos < end) {
+    const at = c.pos;
+    const tag = c.varint();
+    if (tag === 0x0a) {
+      const resEnd = c.end();
+      while (c.pos < resEnd) {
+        const t = c.varint();
+        if (t === 0x0a) {
+          const kvEnd = c.end();
+          const kv = readAttribute(c, kvEnd, undefined);
+          c.pos = kvEnd;
+          if (!kv) continue;
+          if (kv[0] === 'service.name') service = kv[1];
+          else if (wanted(keys, kv[0])) resourceTags.push([`resource.${kv[0]}`, kv[1]]);
+        } else c.skip(t & 7);
+      }
+      c.pos = resEnd;
+    } else {
+      if (tag === 0x12 && scopesAt < 0) scopesAt = at;
+      c.skip(tag & 7);
+    }
+  }
+  into.add(SERVICE_KEY, service);
+  for (const [k, v] of resourceTags) into.add(k, v);
+  if (scopesAt < 0) return;
+  c.pos = scopesAt;
+  let lastTrace: TraceEntry | undefined;
+  let lastTraceAt = -1;
+  const start: Time = { hi: 0, lo: 0 };
+  const stop: Time = { hi: 0, lo: 0 };
+  // The span's indexed attributes, added once the span turns out to have a trace id (as the scan).
+  const tags: [string, string][] = [];
+  while (c.pos < end) {
+    const tag = c.varint();
+    if (tag !== 0x12) {
+      c.skip(tag & 7);
+      continue;
+    }
+    const ssEnd = c.end();
+    while (c.pos < ssEnd) {
+      const t = c.varint();
+      if (t !== 0x12) {
+        c.skip(t & 7);
+        continue;
+      }
+      const spanEnd = c.end();
+      // One span: trace id, parent, name, times, status, attributes.
+      let traceAt = -1;
+      let root = true;
+      let nameStart = 0;
+      let nameEnd = 0;
+      let status = 0;
+      start.hi = start.lo = stop.hi = stop.lo = 0;
+      tags.length = 0;
+      while (c.pos < spanEnd) {
+        const f = c.varint();
+        switch (f) {
+          case 0x0a: {
+            const e = c.end();
+            if (e - c.pos === 16) traceAt = c.pos;
+            c.pos = e;
+            break;
+          }
+          case 0x22: {
+            const e = c.end();
+            root = e === c.pos;
+            c.pos = e;
+            break;
+          }
+          case 0x2a:
+            nameEnd = c.end();
+            nameStart = c.pos;
+            c.pos = nameEnd;
+            break;
+          case 0x39:
+            start.lo = buf.readUInt32LE(c.pos);
+            start.hi = buf.readUInt32LE(c.pos + 4);
+            c.pos += 8;
+            break;
+          case 0x41:
+            stop.lo = buf.readUInt32LE(c.pos);
+            stop.hi = buf.readUInt32LE(c.pos + 4);
+            c.pos += 8;
+            break;
+          case 0x4a: {
+            const kvEnd = c.end();
+            const kv = readAttribute(c, kvEnd, keys);
+            if (kv) tags.push(kv);
+            c.pos = kvEnd;
+            break;
+          }
+          case 0x7a: {
+            const sEnd = c.end();
+            while (c.pos < sEnd) {
+              const st = c.varint();
+              if (st === 0x18) status = c.varint();
+              else c.skip(st & 7);
+            }
+            c.pos = sEnd;
+            break;
+          }
+          default:
+            c.skip(f & 7);
+        }
+      }
+      c.pos = spanEnd;
+      if (traceAt < 0) continue; // no valid trace id: the scan skips it too
+      into.spans++;
+      const name = nameEnd > nameStart ? buf.utf8Slice(nameStart, nameEnd) : '';
+      into.names.add(name);
+      for (const [k, v] of tags) into.add(k, v);
+      if (status < 3) into.statuses |= 1 << status;
+      else into.add(STATUS_KEY, String(status));
+      if (before(start, into.minStart)) into.minStart = { hi: start.hi, lo: start.lo };
+      if (before(into.maxStart, start)) into.maxStart = { hi: start.hi, lo: start.lo };
+      const end = before(start, stop) ? stop : start;
+      const duration = (end.hi - start.hi) * 4294967296 + (end.lo - start.lo);
+      if (duration > into.maxDuration) into.maxDuration = duration;
+      // The trace: spans of one trace often come one after another; compare with the last one's id.
+      let entry = lastTrace;
+      if (!entry || !sameId(buf, traceAt, lastTraceAt)) {
+        const key = buf.latin1Slice(traceAt, traceAt + 16);
+        entry = into.traces.get(key);
+        if (!entry) {
+          entry = {
+            traceId: buf.subarray(traceAt, traceAt + 16),
+            start: { hi: start.hi, lo: start.lo },
+            end: { hi: end.hi, lo: end.lo },
+            rootService: null,
+            rootName: null,
+          };
+          into.traces.set(key, entry);
+        }
+        lastTrace = entry;
+        lastTraceAt = traceAt;
+      }
+      if (before(start, entry.start)) entry.start = { hi: start.hi, lo: start.lo };
+      if (before(entry.end, end)) entry.end = { hi: end.hi, lo: end.lo };
+      if (root) {
+        entry.rootService = service;
+        entry.rootName = name;
+      }
+    }
+    c.pos = ssEnd;
+  }
+}
+
+function sameId(buf: Buffer, a: number, b: number): boolean {
+  if (b < 0) return false;
+  for (let i = 0; i < 16; i++) if (buf[a + i] !== buf[b + i]) return false;
+  return true;
+}
+
+function wanted(keys: KeyTable, key: string): boolean {
+  const list = keys[Buffer.byteLength(key)];
+  return list?.some((k) => k.key === key) ?? false;
+}
+
+/**
+ * A KeyValue whose value is a string, int, double or bool, as [key, text]; undefined for other kinds
+ * and, when `keys` is given, for keys not in it (compared as bytes: their value is not read), the
+ * key then scoped to the span ("span.x").
+ */
+function readAttribute(c: Cursor, end: number, keys: KeyTable | undefined): [string, string] | undefined {
+  const buf = c.buf;
+  let key: string | undefined;
+  let value: string | undefined;
+  while (c.pos < end) {
+    const t = c.varint();
+    if (t === 0x0a) {
+      const kEnd = c.end();
+      if (keys) {
+        const list = keys[kEnd - c.pos];
+        if (list === undefined) return undefined;
+        const at = c.pos;
+        for (const k of list) {
+          const bytes = k.bytes;
+          let i = 0;
+          while (i < bytes.length && bytes[i] === buf[at + i]) i++;
+          if (i === bytes.length) {
+            key = k.spanKey;
+            break;
+          }
+        }
+        if (key === undefined) return undefined;
+      } else key = buf.utf8Slice(c.pos, kEnd);
+      c.pos = kEnd;
+    } else if (t === 0x12) {
+      const vEnd = c.end();
+      while (c.pos < vEnd) {
+        const vt = c.varint();
+        switch (vt) {
+          case 0x0a: {
+            const e = c.end();
+            value = buf.utf8Slice(c.pos, e);
+            c.pos = e;
+            break;
+          }
+          case 0x10:
+            value = c.varint() !== 0 ? 'true' : 'false';
+            break;
+          case 0x18: {
+            // int64: up to 4 bytes is a small non-negative number (most are: status codes, sizes);
+            // longer, read as the scan does (two's complement over 64 bits).
+            const at = c.pos;
+            const n = c.varint();
+            value = c.pos - at <= 4 ? String(n) : readInt64Text(buf, at);
+            break;
+          }
+          case 0x21:
+            value = String(buf.readDoubleLE(c.pos));
+            c.pos += 8;
+            break;
+          default:
+            c.skip(vt & 7);
+        }
+      }
+      c.pos = vEnd;
+    } else c.skip(t & 7);
+  }
+  return value === undefined || key === undefined || key === '' ? undefined : [key, value];
+}
+
+/** The int64 varint at `at`, as decimal text. */
+function readInt64Text(buf: Buffer, at: number): string {
+  let v = 0n;
+  let shift = 0n;
+  for (let i = at; i < buf.length && shift < 70n; i++) {
+    v |= BigInt(buf[i] & 0x7f) << shift;
+    if (buf[i] < 0x80) break;
+    shift += 7n;
+  }
+  return BigInt.asIntN(64, v).toString();
+}
