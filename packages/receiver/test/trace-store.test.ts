@@ -210,6 +210,7 @@ describe('TraceQL subset', () => {
     ['{ name = unquoted }', /quote strings/],
     ['{ name = "a" ', /expected "}" at offset 13, found the end of the query/],
     ['{ name = "a }', /unterminated string/],
+    ['{ span.http.route =~ "(" }', /invalid regular expression/],
   ])('refuses %s', (q, message) => {
     expect(error(q)).toMatch(message);
   });
@@ -354,8 +355,20 @@ describe('search over the stored spans', () => {
     ['{ name = "nope" } || { resource.service.name = "svc-3" }', [3]],
     ['{ span.http.route > "/x/2" }', [3, 2, 1]],
     ['{ span.http.route = "/cart" && status = ok }', []],
+    ['{ span.http.route =~ "/c.*" }', [3, 2, 1]],
+    ['{ span.http.route =~ "/nothing.*" }', []],
+    ['{ name =~ "child-[12]" && span.http.route = "/x/2" }', [3, 2, 1]],
+    ['{ resource.service.name =~ "svc-[13]" }', [3, 1]],
   ])('%s', (q, expected) => {
     expect(ids(q)).toStrictEqual(expected.map(traceId));
+  });
+
+  test('a regex on an indexed key reads only the blobs holding a value it matches', () => {
+    const inspected = (q: string) => Number(search(db, parseTraceQL(q, INDEXED), all).metrics.inspectedBytes);
+    expect(inspected('{ span.http.route =~ "/nothing.*" }')).toBe(0);
+    expect(inspected('{ span.http.route =~ "/c.*" }')).toBeGreaterThan(0);
+    // Not indexed by value (a kind): every blob in the window is read.
+    expect(inspected('{ kind = consumer }')).toBeGreaterThan(0);
   });
 
   test('a time window leaves out spans that start outside it', () => {

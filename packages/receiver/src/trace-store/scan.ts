@@ -1,9 +1,10 @@
 /**
- * One pass over an `ExportTraceServiceRequest` (protobuf) that yields what the trace store writes:
- * an index row per span (ids, name, kind, status, times, service, indexed attributes) and, per trace
- * and resource, a chunk: an encoded `ResourceSpans` holding that trace's spans, assembled from slices
- * of the request (no decode to the model and no re-encode, so the writer thread stays cheap).
- * Resource and scope bytes are copied into every chunk that needs them, so a chunk is self-contained.
+ * One pass over an `ExportTraceServiceRequest` (protobuf: a stored blob) that yields what the trace
+ * store's reads need: a row per span (ids, name, kind, status, times, service, indexed attributes),
+ * which a search checks against its query, and, per trace and resource, a chunk: an encoded
+ * `ResourceSpans` holding that trace's spans, assembled from slices of the blob (no decode to the
+ * model and no re-encode), which trace by id returns. Resource and scope bytes are copied into every
+ * chunk that needs them, so a chunk is self-contained. (The writer's own pass is blob-index.ts.)
  */
 import { ProtoReader, WireType } from '../otlp/protobuf/reader';
 

@@ -107,25 +107,39 @@ export function search(db: TraceDb, query: SpansetQuery, options: SearchOptions)
 /**
  * Reads the blobs that can hold a match, newest first, and checks their spans newest first, until
  * `limit` traces are found. The blobs: those in the time window (by arrival, see blobIdRange, then
- * by their spans' start extent) that hold the query's driving value (postings) and a span as long
- * as its duration bound.
+ * by their spans' start extent) that hold the query's driving value (postings; for a regex, any
+ * stored value it matches) and a span as long as its duration bound.
  */
 function collect(db: TraceDb, q: CompiledSpanset, o: SearchOptions, found: Map<string, Found>, inspected: Inspected) {
   const { lo, hi } = db.blobIdRange(Number(o.startNs / 1_000_000n), Number(o.endNs / 1_000_000n), ARRIVAL_SLACK_MS);
   const bounds = 'b.max_start >= ? AND b.min_start <= ? AND b.max_duration >= ?';
-  const sql = q.driver
-    ? `SELECT p.blob AS id FROM postings p JOIN blobs b ON b.id = p.blob WHERE p.key = ? AND p.value = ? AND p.blob > ? AND p.blob <= ? AND ${bounds} ORDER BY p.blob DESC`
-    : `SELECT b.id AS id FROM blobs b WHERE b.id > ? AND b.id <= ? AND ${bounds} ORDER BY b.id DESC`;
   const window = [o.startNs, o.endNs, Math.floor(q.minDurationNs ?? 0)];
-  const params = q.driver ? [q.driver.key, q.driver.value, lo, hi, ...window] : [lo, hi, ...window];
+  let blobs: number[];
+  if (q.driver || q.regexDriver) {
+    // The blobs holding the driving value, or any of the key's stored values the regex matches.
+    const values = q.driver
+      ? [q.driver.value]
+      : db
+          .stmt('SELECT value FROM tag_values WHERE key = ?')
+          .all(q.regexDriver?.key ?? '')
+          .map((r) => r.value as string)
+          .filter((v) => q.regexDriver?.pattern.test(v));
+    const key = q.driver?.key ?? q.regexDriver?.key;
+    const stmt = db.stmt(
+      `SELECT p.blob AS id FROM postings p JOIN blobs b ON b.id = p.blob WHERE p.key = ? AND p.value = ? AND p.blob > ? AND p.blob <= ? AND ${bounds} ORDER BY p.blob DESC`,
+    );
+    const ids = new Set<number>();
+    for (const value of values) for (const r of stmt.all(key ?? '', value, lo, hi, ...window)) ids.add(Number(r.id));
+    blobs = [...ids].sort((a, b) => b - a);
+  } else {
+    blobs = db
+      .stmt(`SELECT b.id AS id FROM blobs b WHERE b.id > ? AND b.id <= ? AND ${bounds} ORDER BY b.id DESC`)
+      .all(lo, hi, ...window)
+      .map((r) => Number(r.id));
+  }
   const checkTrace = o.minTraceDurationNs !== undefined || o.maxTraceDurationNs !== undefined;
   const rejected = new Set<string>();
   const scanOptions = { indexedAttributes: db.indexedAttributes, chunks: false };
-  // The blob ids first: reading a blob while the statement iterates would hold the read open longer.
-  const blobs = db
-    .stmt(sql)
-    .all(...params)
-    .map((r) => Number(r.id));
   for (const blob of blobs) {
     const data = db.blob(blob);
     if (!data) continue;

@@ -54,6 +54,11 @@ export interface CompiledSpanset {
   match: (span: SpanRow) => boolean;
   /** A posting (key, value) that every match has (chooses the blobs a search reads), if any. */
   driver: { key: string; value: string } | undefined;
+  /**
+   * Without a driver: a posting key whose value every match has matching this regex (the blobs a
+   * search reads are those of the key's values that match), if any.
+   */
+  regexDriver: { key: string; pattern: RegExp } | undefined;
   /** Attribute equalities every match has, echoed in the result's spans. */
   attributes: { key: string; value: string }[];
   /** The shortest duration every match has (a `duration >`/`>=` condition), in ns, if any. */
@@ -363,6 +368,13 @@ function checkCondition(name: string, field: Field, op: Op, value: Value): void 
     }
     if (value.type === 'keyword' && value.value === 'nil') throw fail('nil comparisons are not supported');
     if ((op === '=~' || op === '!~') && value.type !== 'string') throw fail('a regular expression must be a string');
+    if (op === '=~' || op === '!~') {
+      try {
+        regexFor(value.value as string);
+      } catch (err) {
+        throw fail(`invalid regular expression: ${(err as Error).message}`);
+      }
+    }
     if (field.type !== 'tag' && value.type === 'number') throw fail('the value must be a string');
   }
 }
@@ -444,13 +456,21 @@ export function compileSpanset(e: SpanExpr): CompiledSpanset {
       attributes.push({ key: 'service.name', value: textOf(c.value) });
     }
   }
+  let regexDriver: CompiledSpanset['regexDriver'];
+  for (const c of conjuncts(e)) {
+    if (driver || regexDriver || c.kind !== 'cond' || c.op !== '=~') continue;
+    const pattern = regexFor(textOf(c.value));
+    if (c.field.type === 'tag' && c.field.keys.length === 1) regexDriver = { key: c.field.keys[0], pattern };
+    else if (c.field.type === 'name') regexDriver = { key: NAME_KEY, pattern };
+    else if (c.field.type === 'service') regexDriver = { key: SERVICE_KEY, pattern };
+  }
   let minDurationNs: number | undefined;
   for (const c of conjuncts(e)) {
     if (c.kind === 'cond' && c.field.type === 'duration' && (c.op === '>' || c.op === '>=')) {
       minDurationNs = Math.max(minDurationNs ?? 0, c.value.value as number);
     }
   }
-  return { match, driver, attributes, minDurationNs };
+  return { match, driver, regexDriver, attributes, minDurationNs };
 }
 
 function conjuncts(e: SpanExpr): SpanExpr[] {
