@@ -11,7 +11,7 @@
  * --pin          pin the servers to CPU 1 and the client to CPU 0 (taskset) after the decoder
  * store          (a positional argument: `npm run bench -- store`) only the embedded trace store's section:
  *                intake with the store on vs off, then trace by id and searches over a data set of
- *                SONDE_BENCH_STORE_SPANS spans (default 10,000,000; 2,000,000 in the full run)
+ *                SONDE_BENCH_STORE_SPANS spans (default 10,000,000, in the full run too)
  *                micro-benchmark; off by default (a Node process normally has its GC threads on other cores)
  * The environment variables SONDE_BENCH_QUICK=1, SONDE_BENCH_PROFILE=0, SONDE_BENCH_WRITE=0 and
  * SONDE_BENCH_PIN=1 do the same (handy from the root, where `npm run bench` takes no arguments).
@@ -54,9 +54,7 @@ const { values: flags, positionals } = parseArgs({
 });
 const quick = flags.quick === true;
 const storeOnly = positionals.includes('store');
-const storeSpans = Number(
-  process.env.SONDE_BENCH_STORE_SPANS ?? (quick ? 200_000 : storeOnly ? 10_000_000 : 2_000_000),
-);
+const storeSpans = Number(process.env.SONDE_BENCH_STORE_SPANS ?? (quick ? 200_000 : 10_000_000));
 
 const SETTINGS = {
   connections: 10,

@@ -21,8 +21,9 @@
  *             write touch pages all over it), and a lookup is one seek per bucket.
  * - buckets:  per bucket, its rows and the extent of their times (a lookup in a time window skips
  *             the buckets outside it) and its last blob (retention removes whole buckets).
- * - postings: per searchable value (indexed attribute, service, span name, status), the blobs that
- *             hold it: a search through a value reads only those.
+ * - postings: per searchable value (indexed attribute, service, span name, status) and batch, which
+ *             of the batch's blobs hold it (a bitmap): a search through a value reads only those. Per
+ *             batch, not per blob: a write adds a row per distinct value, not one per value and blob.
  * - tag_values: the distinct values of each searchable key, for the tag-values API.
  */
 import { mkdirSync, rmSync } from 'node:fs';
@@ -36,12 +37,12 @@ import { type Chunk, scanTraceRequest } from './scan';
  * The schema's version (PRAGMA user_version): a store written with another version is recreated
  * (its data removed) when the writer opens it, and the writer logs it.
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS batches (
   id INTEGER PRIMARY KEY, received_ms INTEGER NOT NULL, spans INTEGER NOT NULL DEFAULT 0,
-  bytes INTEGER NOT NULL DEFAULT 0, last_blob INTEGER NOT NULL DEFAULT 0);
+  bytes INTEGER NOT NULL DEFAULT 0, first_blob INTEGER NOT NULL DEFAULT 0, last_blob INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS batches_received ON batches (received_ms);
 CREATE TABLE IF NOT EXISTS blobs (
   id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB NOT NULL, spans INTEGER NOT NULL, min_start INTEGER NOT NULL,
@@ -53,7 +54,8 @@ CREATE TABLE IF NOT EXISTS buckets (
   id INTEGER PRIMARY KEY, rows INTEGER NOT NULL, min_start INTEGER NOT NULL, max_end INTEGER NOT NULL,
   last_blob INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS postings (
-  key TEXT NOT NULL, value TEXT NOT NULL, blob INTEGER NOT NULL, PRIMARY KEY (key, value, blob)) WITHOUT ROWID;
+  key TEXT NOT NULL, value TEXT NOT NULL, batch INTEGER NOT NULL, blobs BLOB NOT NULL,
+  PRIMARY KEY (key, value, batch)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tag_values (
   key TEXT NOT NULL, value TEXT NOT NULL, batch INTEGER NOT NULL, PRIMARY KEY (key, value)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tag_values_batch ON tag_values (batch);
@@ -63,7 +65,7 @@ CREATE INDEX IF NOT EXISTS tag_values_batch ON tag_values (batch);
 export const BLOB_BYTES = 256 * 1024;
 
 /** Trace rows per bucket (see the traces table): 10 million spans make about 100 buckets. */
-export const BUCKET_ROWS = 16_384;
+export const BUCKET_ROWS = 4096;
 
 /** Rows per multi-row INSERT (fewer calls into SQLite; well under its 32,766 bound on parameters). */
 const ROWS_PER_INSERT = 64;
@@ -132,7 +134,7 @@ export class TraceDb {
       db.exec('PRAGMA synchronous = NORMAL');
       db.exec('PRAGMA cache_size = -32768');
       // Checkpoints (WAL to database, with an fsync) every 16 MiB of WAL rather than every 4 MiB.
-      db.exec('PRAGMA wal_autocheckpoint = 4096');
+      db.exec('PRAGMA wal_autocheckpoint = 16384');
       db.exec(SCHEMA);
       db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
     }
@@ -189,28 +191,50 @@ export class TraceDb {
       }
     }
     if (current.parts.length > 0) blobs.push(current);
-    const values = new Map<string, Set<string>>();
-    for (const { index } of blobs) {
+    // Per searchable value, the bitmap of the batch's blobs that hold it.
+    const postings = new Map<string, Map<string, Uint8Array>>();
+    const bitmapBytes = Math.ceil(blobs.length / 8);
+    blobs.forEach(({ index }, i) => {
       for (const [k, set] of index.postings()) {
-        if (k === STATUS_KEY) continue;
-        const all = values.get(k) ?? new Set<string>();
-        values.set(k, all);
-        for (const v of set) all.add(v);
+        const byValue = postings.get(k) ?? new Map<string, Uint8Array>();
+        postings.set(k, byValue);
+        for (const v of set) {
+          let bits = byValue.get(v);
+          if (!bits) {
+            bits = new Uint8Array(bitmapBytes);
+            byValue.set(v, bits);
+          }
+          bits[i >> 3] |= 1 << (i & 7);
+        }
       }
-    }
+    });
     const db = this.db;
     db.exec('BEGIN');
     try {
       const batch = Number(this.stmt('INSERT INTO batches (received_ms) VALUES (?)').run(receivedMs).lastInsertRowid);
+      let firstBlob = 0;
       let lastBlob = 0;
-      for (const { parts, index } of blobs) lastBlob = this.writeBlob(parts, index);
+      for (const { parts, index } of blobs) {
+        lastBlob = this.writeBlob(parts, index);
+        if (firstBlob === 0) firstBlob = lastBlob;
+      }
+      const rows: (string | number | Uint8Array)[] = [];
+      for (const [k, byValue] of postings) for (const [v, bits] of byValue) rows.push(k, v, batch, bits);
+      for (let at = 0; at < rows.length; at += 4 * ROWS_PER_INSERT) {
+        const part = rows.slice(at, at + 4 * ROWS_PER_INSERT);
+        this.multiInsert('postings', 'key, value, batch, blobs', part.length / 4).run(...part);
+      }
       const upsertValue = this.stmt(
         'INSERT INTO tag_values (key, value, batch) VALUES (?, ?, ?) ON CONFLICT (key, value) DO UPDATE SET batch = excluded.batch',
       );
-      for (const [k, set] of values) for (const v of set) upsertValue.run(k, v, batch);
-      this.stmt('UPDATE batches SET spans = ?, bytes = ?, last_blob = ? WHERE id = ?').run(
+      for (const [k, byValue] of postings) {
+        if (k === STATUS_KEY) continue;
+        for (const v of byValue.keys()) upsertValue.run(k, v, batch);
+      }
+      this.stmt('UPDATE batches SET spans = ?, bytes = ?, first_blob = ?, last_blob = ? WHERE id = ?').run(
         result.spans,
         result.bytes,
+        firstBlob,
         lastBlob,
         batch,
       );
@@ -222,7 +246,7 @@ export class TraceDb {
     return result;
   }
 
-  /** One blob, its postings and its trace rows. */
+  /** One blob and its trace rows. */
   private writeBlob(parts: Buffer[], index: BlobIndex): number {
     const packed = zstdCompressSync(parts.length === 1 ? parts[0] : Buffer.concat(parts), {
       params: { [zlib.ZSTD_c_compressionLevel]: 1 },
@@ -237,12 +261,6 @@ export class TraceDb {
         index.maxDuration,
       ).lastInsertRowid,
     );
-    const postings: (string | number)[] = [];
-    for (const [k, set] of index.postings()) for (const v of set) postings.push(k, v, blob);
-    for (let at = 0; at < postings.length; at += 3 * ROWS_PER_INSERT) {
-      const part = postings.slice(at, at + 3 * ROWS_PER_INSERT);
-      this.multiInsert('postings', 'key, value, blob', part.length / 3).run(...part);
-    }
     const traces = [...index.traces.values()];
     if (traces.length === 0) return blob;
     // The newest bucket, or a new one when this blob's rows would take it past BUCKET_ROWS.
@@ -334,12 +352,12 @@ export class TraceDb {
     const lastBlob = Number(last.x);
     this.db.exec('BEGIN');
     try {
-      // postings are keyed by (key, value, blob): one range per searchable value.
-      const deletePostings = this.stmt('DELETE FROM postings WHERE key = ? AND value = ? AND blob <= ?');
+      // postings are keyed by (key, value, batch): one range per searchable value.
+      const deletePostings = this.stmt('DELETE FROM postings WHERE key = ? AND value = ? AND batch <= ?');
       for (const row of this.stmt('SELECT key, value FROM tag_values').all()) {
-        deletePostings.run(row.key as string, row.value as string, lastBlob);
+        deletePostings.run(row.key as string, row.value as string, batch);
       }
-      this.stmt('DELETE FROM postings WHERE key = ? AND blob <= ?').run(STATUS_KEY, lastBlob);
+      this.stmt('DELETE FROM postings WHERE key = ? AND batch <= ?').run(STATUS_KEY, batch);
       // Whole buckets up to the last blob removed, then the rows of the bucket it ends in.
       const whole = this.stmt('SELECT max(id) AS id FROM buckets WHERE last_blob <= ?').get(lastBlob)?.id;
       if (whole != null) {
@@ -408,11 +426,18 @@ export class TraceDb {
   }
 
   /**
-   * The blob ids that can hold spans starting in [startMs, endMs]: blobs are numbered in arrival
+   * The batch ids that can hold spans starting in [startMs, endMs]: batches are numbered in arrival
    * order, and a span arrives after it starts (give or take `slackMs` of clock skew) and, unless an
    * exporter held it back for longer than `slackMs`, soon after it ends. Returns (lo, hi]: ids above
    * lo, up to hi.
    */
+  batchIdRange(startMs: number, endMs: number, slackMs: number): { lo: number; hi: number } {
+    const lo = this.stmt('SELECT max(id) AS id FROM batches WHERE received_ms < ?').get(startMs - slackMs);
+    const hi = this.stmt('SELECT min(id) AS id FROM batches WHERE received_ms > ?').get(endMs + slackMs);
+    return { lo: Number(lo?.id ?? 0), hi: hi?.id == null ? Number.MAX_SAFE_INTEGER : Number(hi.id) };
+  }
+
+  /** As batchIdRange, for blob ids. */
   blobIdRange(startMs: number, endMs: number, slackMs: number): { lo: number; hi: number } {
     const lo = this.stmt('SELECT max(last_blob) AS id FROM batches WHERE received_ms < ?').get(startMs - slackMs);
     const hi = this.stmt('SELECT min(last_blob) AS id FROM batches WHERE received_ms > ?').get(endMs + slackMs);

@@ -106,34 +106,54 @@ export function search(db: TraceDb, query: SpansetQuery, options: SearchOptions)
 
 /**
  * Reads the blobs that can hold a match, newest first, and checks their spans newest first, until
- * `limit` traces are found. The blobs: those in the time window (by arrival, see blobIdRange, then
+ * `limit` traces are found. The blobs: those in the time window (by arrival, see batchIdRange, then
  * by their spans' start extent) that hold the query's driving value (postings; for a regex, any
  * stored value it matches) and a span as long as its duration bound.
  */
 function collect(db: TraceDb, q: CompiledSpanset, o: SearchOptions, found: Map<string, Found>, inspected: Inspected) {
-  const { lo, hi } = db.blobIdRange(Number(o.startNs / 1_000_000n), Number(o.endNs / 1_000_000n), ARRIVAL_SLACK_MS);
-  const bounds = 'b.max_start >= ? AND b.min_start <= ? AND b.max_duration >= ?';
+  const bounds = 'max_start >= ? AND min_start <= ? AND max_duration >= ?';
   const window = [o.startNs, o.endNs, Math.floor(q.minDurationNs ?? 0)];
-  let blobs: number[];
+  const startMs = Number(o.startNs / 1_000_000n);
+  const endMs = Number(o.endNs / 1_000_000n);
+  let blobs: Iterable<number>;
   if (q.driver || q.regexDriver) {
-    // The blobs holding the driving value, or any of the key's stored values the regex matches.
+    // The batches holding the driving value, or any of the key's stored values the regex matches,
+    // and in each the blobs that hold it (the posting's bitmap) and pass the bounds.
+    const key = q.driver?.key ?? q.regexDriver?.key ?? '';
     const values = q.driver
       ? [q.driver.value]
       : db
           .stmt('SELECT value FROM tag_values WHERE key = ?')
-          .all(q.regexDriver?.key ?? '')
+          .all(key)
           .map((r) => r.value as string)
           .filter((v) => q.regexDriver?.pattern.test(v));
-    const key = q.driver?.key ?? q.regexDriver?.key;
-    const stmt = db.stmt(
-      `SELECT p.blob AS id FROM postings p JOIN blobs b ON b.id = p.blob WHERE p.key = ? AND p.value = ? AND p.blob > ? AND p.blob <= ? AND ${bounds} ORDER BY p.blob DESC`,
+    const { lo, hi } = db.batchIdRange(startMs, endMs, ARRIVAL_SLACK_MS);
+    const postings = db.stmt(
+      'SELECT p.batch AS batch, p.blobs AS blobs, b.first_blob AS first FROM postings p JOIN batches b ON b.id = p.batch WHERE p.key = ? AND p.value = ? AND p.batch > ? AND p.batch <= ?',
     );
-    const ids = new Set<number>();
-    for (const value of values) for (const r of stmt.all(key ?? '', value, lo, hi, ...window)) ids.add(Number(r.id));
-    blobs = [...ids].sort((a, b) => b - a);
+    const byBatch = new Map<number, { first: number; bits: Uint8Array }>();
+    for (const value of values) {
+      for (const r of postings.all(key, value, lo, hi)) {
+        const bits = r.blobs as Uint8Array;
+        const seen = byBatch.get(Number(r.batch));
+        if (!seen) byBatch.set(Number(r.batch), { first: Number(r.first), bits: Uint8Array.from(bits) });
+        else for (let i = 0; i < bits.length; i++) seen.bits[i] |= bits[i];
+      }
+    }
+    const batches = [...byBatch.values()].sort((a, b) => b.first - a.first);
+    const passing = db.stmt(`SELECT id FROM blobs WHERE id >= ? AND id < ? AND ${bounds} ORDER BY id DESC`);
+    blobs = (function* () {
+      for (const { first, bits } of batches) {
+        for (const r of passing.all(first, first + bits.length * 8, ...window)) {
+          const i = Number(r.id) - first;
+          if (bits[i >> 3] & (1 << (i & 7))) yield Number(r.id);
+        }
+      }
+    })();
   } else {
+    const { lo, hi } = db.blobIdRange(startMs, endMs, ARRIVAL_SLACK_MS);
     blobs = db
-      .stmt(`SELECT b.id AS id FROM blobs b WHERE b.id > ? AND b.id <= ? AND ${bounds} ORDER BY b.id DESC`)
+      .stmt(`SELECT id FROM blobs WHERE id > ? AND id <= ? AND ${bounds} ORDER BY id DESC`)
       .all(lo, hi, ...window)
       .map((r) => Number(r.id));
   }
