@@ -18,9 +18,12 @@
  *             aggregate a trace's rows (no per-trace row to update at random). Keyed by bucket first,
  *             then trace id: a bucket takes BUCKET_ROWS rows in arrival order, so a write inserts into
  *             the newest bucket's few pages only (one B-tree over random trace ids would have each
- *             write touch pages all over it), and a lookup is one seek per bucket.
- * - buckets:  per bucket, its rows and the extent of their times (a lookup in a time window skips
- *             the buckets outside it) and its last blob (retention removes whole buckets).
+ *             write touches pages all over it), and a lookup seeks only in the buckets whose bloom
+ *             filter may hold the trace id.
+ * - buckets:  per bucket, its rows, the extent of their times (a lookup in a time window skips the
+ *             buckets outside it), a bloom filter of its trace ids (a lookup skips the buckets that
+ *             do not hold the id: a seek or two instead of one per bucket) and its last blob
+ *             (retention removes whole buckets).
  * - postings: per searchable value (indexed attribute, service, span name, status) and batch, which
  *             of the batch's blobs hold it (a bitmap): a search through a value reads only those. Per
  *             batch, not per blob: a write adds a row per distinct value, not one per value and blob.
@@ -37,7 +40,7 @@ import { type Chunk, scanTraceRequest } from './scan';
  * The schema's version (PRAGMA user_version): a store written with another version is recreated
  * (its data removed) when the writer opens it, and the writer logs it.
  */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS batches (
@@ -52,7 +55,7 @@ CREATE TABLE IF NOT EXISTS traces (
   end_ns INTEGER NOT NULL, root_service TEXT, root_name TEXT, PRIMARY KEY (bucket, trace_id, blob)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS buckets (
   id INTEGER PRIMARY KEY, rows INTEGER NOT NULL, min_start INTEGER NOT NULL, max_end INTEGER NOT NULL,
-  last_blob INTEGER NOT NULL);
+  last_blob INTEGER NOT NULL, bloom BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS postings (
   key TEXT NOT NULL, value TEXT NOT NULL, batch INTEGER NOT NULL, blobs BLOB NOT NULL,
   PRIMARY KEY (key, value, batch)) WITHOUT ROWID;
@@ -64,8 +67,36 @@ CREATE INDEX IF NOT EXISTS tag_values_batch ON tag_values (batch);
 /** Uncompressed request bytes per blob (a request larger than this is a blob of its own). */
 export const BLOB_BYTES = 256 * 1024;
 
-/** Trace rows per bucket (see the traces table): 10 million spans make about 100 buckets. */
+/** Trace rows per bucket (see the traces table): 10 million spans make about 450 buckets. */
 export const BUCKET_ROWS = 4096;
+
+/**
+ * A bucket's bloom filter of trace ids: BLOOM_BITS bits, BLOOM_HASHES bits per id. With BUCKET_ROWS
+ * ids, about 2% of the buckets that do not hold an id answer that they may.
+ */
+const BLOOM_BITS = 8 * BUCKET_ROWS;
+const BLOOM_HASHES = 5;
+
+/** The bloom filter's bits for a trace id: double hashing over its bytes (trace ids are random). */
+function bloomBits(id: Uint8Array, each: (bit: number) => void): void {
+  const h1 = (id[0] | (id[1] << 8) | (id[2] << 16) | (id[3] << 24)) >>> 0;
+  const h2 = (id[4] | (id[5] << 8) | (id[6] << 16) | (id[7] << 24) | 1) >>> 0;
+  for (let i = 0; i < BLOOM_HASHES; i++) each((h1 + i * h2) % BLOOM_BITS);
+}
+
+function bloomAdd(bloom: Uint8Array, id: Uint8Array): void {
+  bloomBits(id, (bit) => {
+    bloom[bit >> 3] |= 1 << (bit & 7);
+  });
+}
+
+function bloomHas(bloom: Uint8Array, id: Uint8Array): boolean {
+  let all = true;
+  bloomBits(id, (bit) => {
+    if ((bloom[bit >> 3] & (1 << (bit & 7))) === 0) all = false;
+  });
+  return all;
+}
 
 /** Rows per multi-row INSERT (fewer calls into SQLite; well under its 32,766 bound on parameters). */
 const ROWS_PER_INSERT = 64;
@@ -100,6 +131,10 @@ export class TraceDb {
   /** The attribute keys indexed for search (postings, tag values) and read by a search's scan. */
   readonly indexedAttributes: ReadonlySet<string>;
   private readonly keys: KeyTable;
+  /** The writer's newest bucket (read at its first write). */
+  private bucket: { id: number; rows: number; bloom: Uint8Array } | undefined;
+  /** A reader's bloom filters by bucket, with the row count they were read at (the newest one grows). */
+  private readonly blooms = new Map<number, { rows: number; bloom: Uint8Array }>();
 
   private constructor(db: DatabaseSync, indexedAttributes: Iterable<string>) {
     this.db = db;
@@ -241,6 +276,7 @@ export class TraceDb {
       db.exec('COMMIT');
     } catch (err) {
       db.exec('ROLLBACK');
+      this.bucket = undefined; // read again from the database: it holds what was committed
       throw new WriteError((err as Error).message, result.spans);
     }
     return result;
@@ -264,9 +300,18 @@ export class TraceDb {
     const traces = [...index.traces.values()];
     if (traces.length === 0) return blob;
     // The newest bucket, or a new one when this blob's rows would take it past BUCKET_ROWS.
-    const newest = this.stmt('SELECT id, rows FROM buckets ORDER BY id DESC LIMIT 1').get();
-    let bucket = Number(newest?.id ?? 1);
-    if (newest && Number(newest.rows) + traces.length > BUCKET_ROWS) bucket++;
+    let bucket = this.bucket;
+    if (!bucket) {
+      const newest = this.stmt('SELECT id, rows, bloom FROM buckets ORDER BY id DESC LIMIT 1').get();
+      bucket = newest
+        ? { id: Number(newest.id), rows: Number(newest.rows), bloom: Uint8Array.from(newest.bloom as Uint8Array) }
+        : { id: 1, rows: 0, bloom: new Uint8Array(BLOOM_BITS / 8) };
+      this.bucket = bucket;
+    }
+    if (bucket.rows > 0 && bucket.rows + traces.length > BUCKET_ROWS) {
+      bucket = { id: bucket.id + 1, rows: 0, bloom: new Uint8Array(BLOOM_BITS / 8) };
+      this.bucket = bucket;
+    }
     let minStart = 2n ** 63n - 1n;
     let maxEnd = 0n;
     for (let at = 0; at < traces.length; at += ROWS_PER_INSERT) {
@@ -278,14 +323,17 @@ export class TraceDb {
         const end = timeToBigInt(t.end);
         if (start < minStart) minStart = start;
         if (end > maxEnd) maxEnd = end;
-        params.push(bucket, t.traceId, blob, start, end, t.rootService, t.rootName);
+        params.push(bucket.id, t.traceId, blob, start, end, t.rootService, t.rootName);
+        bloomAdd(bucket.bloom, t.traceId);
       }
       this.multiInsert('traces', 'bucket, trace_id, blob, start_ns, end_ns, root_service, root_name', n).run(...params);
     }
+    bucket.rows += traces.length;
     this.stmt(
-      `INSERT INTO buckets (id, rows, min_start, max_end, last_blob) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE
-       SET rows = rows + excluded.rows, min_start = min(min_start, excluded.min_start), max_end = max(max_end, excluded.max_end), last_blob = excluded.last_blob`,
-    ).run(bucket, traces.length, minStart, maxEnd, blob);
+      `INSERT INTO buckets (id, rows, min_start, max_end, last_blob, bloom) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE
+       SET rows = excluded.rows, min_start = min(min_start, excluded.min_start), max_end = max(max_end, excluded.max_end),
+       last_blob = excluded.last_blob, bloom = excluded.bloom`,
+    ).run(bucket.id, bucket.rows, minStart, maxEnd, blob, bucket.bloom);
     return blob;
   }
 
@@ -350,6 +398,7 @@ export class TraceDb {
     );
     if (!last || Number(last.b) === 0) return;
     const lastBlob = Number(last.x);
+    this.bucket = undefined; // the newest bucket may go too: read it again at the next write
     this.db.exec('BEGIN');
     try {
       // postings are keyed by (key, value, batch): one range per searchable value.
@@ -405,14 +454,24 @@ export class TraceDb {
 
   /** A trace's rows (one per blob that holds its spans), optionally only those overlapping [startNs, endNs]. */
   private traceRows(traceId: Uint8Array, startNs = 0n, endNs = 2n ** 63n - 1n): TraceRow[] {
-    const buckets = this.stmt('SELECT id FROM buckets WHERE max_end >= ? AND min_start <= ? ORDER BY id');
+    const buckets = this.stmt('SELECT id, rows FROM buckets WHERE max_end >= ? AND min_start <= ? ORDER BY id');
+    const bloomOf = this.stmt('SELECT bloom FROM buckets WHERE id = ?');
     const rows = this.stmt(
       'SELECT blob, start_ns, end_ns, root_service, root_name FROM traces WHERE bucket = ? AND trace_id = ? AND end_ns >= ? AND start_ns <= ?',
     );
     rows.setReadBigInts(true);
     const out: TraceRow[] = [];
+    if (this.blooms.size > 100_000) this.blooms.clear();
     for (const b of buckets.all(startNs, endNs)) {
-      for (const r of rows.all(b.id, traceId, startNs, endNs)) {
+      const id = Number(b.id);
+      const count = Number(b.rows);
+      let cached = this.blooms.get(id);
+      if (cached?.rows !== count) {
+        cached = { rows: count, bloom: Uint8Array.from((bloomOf.get(id)?.bloom as Uint8Array) ?? []) };
+        this.blooms.set(id, cached);
+      }
+      if (cached.bloom.length > 0 && !bloomHas(cached.bloom, traceId)) continue;
+      for (const r of rows.all(id, traceId, startNs, endNs)) {
         out.push({
           blob: Number(r.blob),
           startNs: r.start_ns as bigint,
