@@ -88,6 +88,12 @@ export async function compareMaxThroughput(
   payload: Payload,
   settings: MaxThroughputSettings,
   log: (line: string) => void,
+  hooks: {
+    /** Before each slice (for example: wait until a server's background work is done). */
+    beforeSlice?: (server: Server) => Promise<void>;
+    /** After each slice, with its measured seconds. */
+    afterSlice?: (server: Server, seconds: number) => Promise<void>;
+  } = {},
 ): Promise<ThroughputResult[]> {
   const url = (server: Server) => `http://127.0.0.1:${server.port}`;
   const slices: Slice[][] = servers.map(() => []);
@@ -97,11 +103,13 @@ export async function compareMaxThroughput(
       const server = servers[k];
       // Each server's warm-up comes right before its first slice.
       if (round === 0) await cannon(url(server), payload, settings.connections, settings.warmupSec);
+      await hooks.beforeSlice?.(server);
       const sampler = new RssSampler(server.pid);
       const window = new CpuWindow(server.pid);
       const result = await cannon(url(server), payload, settings.connections, sliceSec);
       const cpu = window.end();
       slices[k].push({ result, ...cpu, rss: sampler.stop() });
+      await hooks.afterSlice?.(server, result.duration || cpu.wallSec);
       log(
         `    round ${round + 1}/${settings.rounds} ${server.name}: ${Math.round((result['2xx'] * payload.spansPerRequest) / (result.duration || cpu.wallSec)).toLocaleString('en-US')} spans/s`,
       );

@@ -42,10 +42,10 @@ export interface StoreBenchResult {
   /** With trace_store.on_full: drop: intake, and the accepted spans the store dropped. */
   intakeDrop: ThroughputResult;
   droppedSpans: number;
-  /** Spans the store wrote during the measured window and until its queue drained, per second of that time. */
+  /** Spans the store wrote during its measured slices (its queue empty at each slice's start), per second of them. */
   storeWriteSpansPerSec: number;
   storeWrittenSpans: number;
-  storeDrainSec: number;
+  storeWriteSec: number;
   datasetSpans: number;
   datasetTraces: number;
   datasetBuildSec: number;
@@ -94,69 +94,76 @@ export async function runStoreBench(
     const configFile = join(work, 'sonde.yaml');
     writeFileSync(configFile, `trace_store:\n  indexed_attributes: [${INDEXED.join(', ')}]\n`);
 
-    log(`store: intake with the store off, ${payload.spansPerRequest} spans/request, fresh receiver`);
+    // Three receivers (store off, on, on with on_full: drop), measured in alternating slices, so that
+    // the ratios compare slices taken under the same machine conditions (this VM's speed drifts by tens
+    // of percent over minutes). Before each slice, the stores' write queues are drained: no slice pays
+    // for the writing of another's.
+    log(
+      `store: intake with the store off, on (indexed attributes: ${INDEXED.join(', ')}) and on with on_full: drop, ` +
+        `${payload.spansPerRequest} spans/request, fresh receivers, in alternating slices`,
+    );
+    const dropConfig = join(work, 'drop.yaml');
+    writeFileSync(dropConfig, `trace_store:\n  on_full: drop\n  indexed_attributes: [${INDEXED.join(', ')}]\n`);
+    const onPort = await freePort();
+    const dropPort = await freePort();
     const off = await startReceiverProcess({
       dataDir: join(work, 'off'),
       env: { SONDE_TRACE_STORE: 'false' },
       args: ['--config', configFile],
     });
-    let intakeOff: ThroughputResult;
-    try {
-      [intakeOff] = await compareMaxThroughput([off], payload, settings, log);
-    } finally {
-      await off.stop();
-    }
-    intakeOff.server = 'receiver, store off';
-
-    log(`store: intake with the store on (indexed attributes: ${INDEXED.join(', ')}), fresh receiver`);
-    const adminPort = await freePort();
     const on = await startReceiverProcess({
       dataDir: join(work, 'on'),
-      env: { SONDE_TRACE_STORE: 'true', SONDE_ADMIN_ADDR: `127.0.0.1:${adminPort}` },
+      env: { SONDE_TRACE_STORE: 'true', SONDE_ADMIN_ADDR: `127.0.0.1:${onPort}` },
       args: ['--config', configFile],
     });
-    let intakeOn: ThroughputResult;
-    let written = 0;
-    let drainSec = 0;
-    try {
-      const before = await scrape(adminPort, 'sonde_trace_store_spans_written_total');
-      const t0 = performance.now();
-      [intakeOn] = await compareMaxThroughput([on], payload, settings, log);
-      // The write queue drains after the load stops: the store's rate counts that time too.
-      while ((await scrape(adminPort, 'sonde_trace_store_queue_bytes')) > 0 && performance.now() - t0 < 120_000) {
-        await sleep(100);
-      }
-      drainSec = (performance.now() - t0) / 1000;
-      written = (await scrape(adminPort, 'sonde_trace_store_spans_written_total')) - before;
-    } finally {
-      await on.stop();
-    }
-    intakeOn.server = 'receiver, store on';
-    const storeWriteSpansPerSec = written / drainSec;
-    log(
-      `  store off ${fmtInt(intakeOff.spansPerSec)} spans/s, store on ${fmtInt(intakeOn.spansPerSec)} spans/s accepted ` +
-        `(${intakeOn.non2xx} refused requests): ${((intakeOn.spansPerSec / intakeOff.spansPerSec) * 100).toFixed(1)}%; ` +
-        `the store wrote ${fmtInt(written)} spans in ${drainSec.toFixed(1)} s (${fmtInt(storeWriteSpansPerSec)} spans/s, warm-up included)`,
-    );
-
-    log('store: intake with the store on and on_full: drop (full queue: accept, do not store), fresh receiver');
-    const dropPort = await freePort();
-    const dropConfig = join(work, 'drop.yaml');
-    writeFileSync(dropConfig, `trace_store:\n  on_full: drop\n  indexed_attributes: [${INDEXED.join(', ')}]\n`);
     const drop = await startReceiverProcess({
       dataDir: join(work, 'drop'),
       env: { SONDE_TRACE_STORE: 'true', SONDE_ADMIN_ADDR: `127.0.0.1:${dropPort}` },
       args: ['--config', dropConfig],
     });
+    off.name = 'store off';
+    on.name = 'store on';
+    drop.name = 'store on, drop';
+    let intakeOff: ThroughputResult;
+    let intakeOn: ThroughputResult;
     let intakeDrop: ThroughputResult;
+    let written = 0;
+    let writeSec = 0;
     let droppedSpans = 0;
     try {
-      [intakeDrop] = await compareMaxThroughput([drop], payload, settings, log);
+      const drained = async () => {
+        const t0 = performance.now();
+        for (const port of [onPort, dropPort]) {
+          while ((await scrape(port, 'sonde_trace_store_queue_bytes')) > 0 && performance.now() - t0 < 120_000) {
+            await sleep(100);
+          }
+        }
+      };
+      let before = 0;
+      [intakeOff, intakeOn, intakeDrop] = await compareMaxThroughput([off, on, drop], payload, settings, log, {
+        beforeSlice: async (server) => {
+          await drained();
+          if (server === on) before = await scrape(onPort, 'sonde_trace_store_spans_written_total');
+        },
+        afterSlice: async (server, seconds) => {
+          if (server !== on) return;
+          written += (await scrape(onPort, 'sonde_trace_store_spans_written_total')) - before;
+          writeSec += seconds;
+        },
+      });
       droppedSpans = await scrape(dropPort, 'sonde_trace_store_dropped_spans_total');
     } finally {
-      await drop.stop();
+      await Promise.all([off.stop(), on.stop(), drop.stop()]);
     }
+    intakeOff.server = 'receiver, store off';
+    intakeOn.server = 'receiver, store on';
     intakeDrop.server = 'receiver, store on, on_full: drop';
+    const storeWriteSpansPerSec = written / writeSec;
+    log(
+      `  store off ${fmtInt(intakeOff.spansPerSec)} spans/s, store on ${fmtInt(intakeOn.spansPerSec)} spans/s accepted ` +
+        `(${intakeOn.non2xx} refused requests): ${((intakeOn.spansPerSec / intakeOff.spansPerSec) * 100).toFixed(1)}%; ` +
+        `the store wrote ${fmtInt(written)} spans during its ${writeSec.toFixed(1)} s of slices (${fmtInt(storeWriteSpansPerSec)} spans/s)`,
+    );
     log(
       `  store on (drop) ${fmtInt(intakeDrop.spansPerSec)} spans/s accepted: ${((intakeDrop.spansPerSec / intakeOff.spansPerSec) * 100).toFixed(1)}% of store off; ` +
         `${fmtInt(droppedSpans)} of the accepted spans not stored`,
@@ -288,7 +295,7 @@ export async function runStoreBench(
       droppedSpans,
       storeWriteSpansPerSec,
       storeWrittenSpans: written,
-      storeDrainSec: drainSec,
+      storeWriteSec: writeSec,
       datasetSpans: built.spans,
       datasetTraces: built.traces,
       datasetBuildSec: built.seconds,
@@ -409,7 +416,7 @@ export function renderStoreSection(r: StoreBenchResult): string {
     `| tag search over 10 million spans p99 < 500 ms | ${tag?.p99Ms.toFixed(1)} ms over ${fmtInt(r.datasetSpans)} spans | ${tag && tag.p99Ms < 500 ? (r.datasetSpans >= 10_000_000 ? 'met' : `met at ${fmtInt(r.datasetSpans)} spans`) : '**MISSED**'} |`,
     `| (diagnostic) writer CPU per span: scan + write, ${fmtInt(r.writerCpu.spans)} spans into a store of ${fmtInt(r.writerCpu.preload)} | ${r.writerCpu.usPerSpan.toFixed(1)} µs (${fmtInt(r.writerCpu.spansPerCpuSec)} spans per CPU second) | |`,
     '',
-    `Store write rate: ${fmtInt(r.storeWrittenSpans)} spans written in ${r.storeDrainSec.toFixed(1)} s (from the start of the store-on run until its queue was empty): ${fmtInt(r.storeWriteSpansPerSec)} spans/s. ` +
+    `Store off, on and on with \`on_full: drop\` ran as three receivers measured in alternating slices, each store's write queue drained before every slice. Store write rate while ingesting: ${fmtInt(r.storeWrittenSpans)} spans written during the store-on slices (${r.storeWriteSec.toFixed(1)} s): ${fmtInt(r.storeWriteSpansPerSec)} spans/s. ` +
       `With \`on_full: drop\`, intake was ${fmtInt(r.intakeDrop.spansPerSec)} spans/s (${pct(r.intakeDrop.spansPerSec, r.intakeOff.spansPerSec)} of store off) and ${fmtInt(r.droppedSpans)} accepted spans were not stored.`,
     '',
     `Data set: ${fmtInt(r.datasetSpans)} spans in ${fmtInt(r.datasetTraces)} traces (the bench payloads with fresh trace ids, spread over 24 hours), ${(r.databaseBytes / 2 ** 30).toFixed(2)} GiB on disk, written in ${r.datasetBuildSec.toFixed(0)} s through TraceDb (indexes built after the load). Requests one at a time over HTTP to a receiver serving it:`,
