@@ -327,6 +327,21 @@ describe("the writer's index pass", () => {
     expect(index.maxDuration).toBe(Math.max(...rows.map((r) => Number(r.durationNs))));
   });
 
+  test('tag values carry the type of their attribute (Grafana quotes strings only)', () => {
+    const data = decodeTraceRequest(traceRequest(traceId(1), 'cart', 2), { maxAnyValueDepth: 32 });
+    for (const span of data[0].scopeSpans[0].spans)
+      span.attributes.push({ key: 'deployment.environment.name', value: 2.5 });
+    write(encodeTraceRequest(data), Date.now());
+    expect(tagValues(db, 'span.http.route', 10)).toStrictEqual([
+      { type: 'string', value: '/cart' },
+      { type: 'string', value: '/x/1' },
+    ]);
+    expect(tagValues(db, 'span.deployment.environment.name', 10)).toStrictEqual([{ type: 'float', value: '2.5' }]);
+    expect(tagValues(db, 'resource.deployment.environment.name', 10)).toStrictEqual([
+      { type: 'string', value: 'prod' },
+    ]);
+  });
+
   test('a request that does not read is left out whole, and counted', () => {
     const good = traceRequest(traceId(1), 'cart', 3);
     const torn = good.subarray(0, good.length - 7);

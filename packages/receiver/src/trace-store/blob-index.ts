@@ -48,6 +48,8 @@ export class BlobIndex {
   readonly names = new Set<string>();
   /** Statuses 0-2 seen, as bits (STATUS_KEY). */
   statuses = 0;
+  /** The value type of the attribute keys seen with a value that is not a string (Tempo's: int, float, bool). */
+  readonly types = new Map<string, ValueType>();
 
   /** All searchable values by posting key, names and statuses included. */
   postings(): Map<string, Set<string>> {
@@ -178,7 +180,10 @@ function indexResourceSpans(c: Cursor, end: number, keys: KeyTable, into: BlobIn
           c.pos = kvEnd;
           if (!kv) continue;
           if (kv[0] === 'service.name') service = kv[1];
-          else if (wanted(keys, kv[0])) resourceTags.push([`resource.${kv[0]}`, kv[1]]);
+          else if (wanted(keys, kv[0])) {
+            resourceTags.push([`resource.${kv[0]}`, kv[1]]);
+            if (lastType !== 'string') into.types.set(`resource.${kv[0]}`, lastType);
+          }
         } else c.skip(t & 7);
       }
       c.pos = resEnd;
@@ -252,7 +257,10 @@ function indexResourceSpans(c: Cursor, end: number, keys: KeyTable, into: BlobIn
           case 0x4a: {
             const kvEnd = c.end();
             const kv = readAttribute(c, kvEnd, keys);
-            if (kv) tags.push(kv);
+            if (kv) {
+              tags.push(kv);
+              if (lastType !== 'string') into.types.set(kv[0], lastType);
+            }
             c.pos = kvEnd;
             break;
           }
@@ -328,6 +336,11 @@ function wanted(keys: KeyTable, key: string): boolean {
  * and, when `keys` is given, for keys not in it (compared as bytes: their value is not read), the
  * key then scoped to the span ("span.x").
  */
+export type ValueType = 'string' | 'int' | 'float' | 'bool';
+
+/** The type of the value readAttribute returned last (a variable, not a third element: no allocation). */
+let lastType: ValueType = 'string';
+
 function readAttribute(c: Cursor, end: number, keys: KeyTable | undefined): [string, string] | undefined {
   const buf = c.buf;
   let key: string | undefined;
@@ -360,11 +373,13 @@ function readAttribute(c: Cursor, end: number, keys: KeyTable | undefined): [str
           case 0x0a: {
             const e = c.end();
             value = buf.utf8Slice(c.pos, e);
+            lastType = 'string';
             c.pos = e;
             break;
           }
           case 0x10:
             value = c.varint() !== 0 ? 'true' : 'false';
+            lastType = 'bool';
             break;
           case 0x18: {
             // int64: up to 4 bytes is a small non-negative number (most are: status codes, sizes);
@@ -372,10 +387,12 @@ function readAttribute(c: Cursor, end: number, keys: KeyTable | undefined): [str
             const at = c.pos;
             const n = c.varint();
             value = c.pos - at <= 4 ? String(n) : readInt64Text(buf, at);
+            lastType = 'int';
             break;
           }
           case 0x21:
             value = String(buf.readDoubleLE(c.pos));
+            lastType = 'float';
             c.pos += 8;
             break;
           default:

@@ -27,7 +27,7 @@
  * - postings: per searchable value (indexed attribute, service, span name, status) and batch, which
  *             of the batch's blobs hold it (a bitmap): a search through a value reads only those. Per
  *             batch, not per blob: a write adds a row per distinct value, not one per value and blob.
- * - tag_values: the distinct values of each searchable key, for the tag-values API.
+ * - tag_values: the distinct values of each searchable key and their type, for the tag-values API.
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -40,7 +40,7 @@ import { type Chunk, scanTraceRequest } from './scan';
  * The schema's version (PRAGMA user_version): a store written with another version is recreated
  * (its data removed) when the writer opens it, and the writer logs it.
  */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS batches (
@@ -60,7 +60,7 @@ CREATE TABLE IF NOT EXISTS postings (
   key TEXT NOT NULL, value TEXT NOT NULL, batch INTEGER NOT NULL, blobs BLOB NOT NULL,
   PRIMARY KEY (key, value, batch)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tag_values (
-  key TEXT NOT NULL, value TEXT NOT NULL, batch INTEGER NOT NULL, PRIMARY KEY (key, value)) WITHOUT ROWID;
+  key TEXT NOT NULL, value TEXT NOT NULL, batch INTEGER NOT NULL, type TEXT NOT NULL, PRIMARY KEY (key, value)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tag_values_batch ON tag_values (batch);
 `;
 
@@ -260,11 +260,14 @@ export class TraceDb {
         this.multiInsert('postings', 'key, value, batch, blobs', part.length / 4).run(...part);
       }
       const upsertValue = this.stmt(
-        'INSERT INTO tag_values (key, value, batch) VALUES (?, ?, ?) ON CONFLICT (key, value) DO UPDATE SET batch = excluded.batch',
+        'INSERT INTO tag_values (key, value, batch, type) VALUES (?, ?, ?, ?) ON CONFLICT (key, value) DO UPDATE SET batch = excluded.batch, type = excluded.type',
       );
+      const types = new Map<string, string>();
+      for (const { index } of blobs) for (const [k, t] of index.types) types.set(k, t);
       for (const [k, byValue] of postings) {
         if (k === STATUS_KEY) continue;
-        for (const v of byValue.keys()) upsertValue.run(k, v, batch);
+        const type = types.get(k) ?? 'string';
+        for (const v of byValue.keys()) upsertValue.run(k, v, batch, type);
       }
       this.stmt('UPDATE batches SET spans = ?, bytes = ?, first_blob = ?, last_blob = ? WHERE id = ?').run(
         result.spans,
@@ -555,6 +558,7 @@ function merge(into: BlobIndex, from: BlobIndex): void {
   for (const [k, set] of from.values) for (const v of set) into.add(k, v);
   for (const v of from.names) into.names.add(v);
   into.statuses |= from.statuses;
+  for (const [k, t] of from.types) into.types.set(k, t);
   for (const [key, t] of from.traces) {
     const seen = into.traces.get(key);
     if (!seen) {

@@ -237,11 +237,13 @@ export function tagValues(db: TraceDb, tag: string, limit: number): { type: stri
   else if (bare === 'service.name' || tag === 'resource.service.name') keys = ['resource.service.name'];
   else if (tag.startsWith('span.') || tag.startsWith('resource.')) keys = [tag];
   else keys = [`span.${bare}`, `resource.${bare}`];
-  const values = new Set<string>();
-  const stmt = db.stmt('SELECT value FROM tag_values WHERE key = ? ORDER BY value LIMIT ?');
-  for (const key of keys) for (const row of stmt.all(key, limit)) values.add(row.value as string);
+  // Typed as Tempo types them (string, int, float, bool: Grafana quotes strings only); a key seen
+  // with values of several types takes the latest batch's.
+  const values = new Map<string, string>();
+  const stmt = db.stmt('SELECT value, type FROM tag_values WHERE key = ? ORDER BY value LIMIT ?');
+  for (const key of keys) for (const row of stmt.all(key, limit)) values.set(row.value as string, row.type as string);
   return [...values]
-    .sort()
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
     .slice(0, limit)
-    .map((value) => ({ type: 'string', value }));
+    .map(([value, type]) => ({ type, value }));
 }
