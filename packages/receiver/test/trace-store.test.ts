@@ -418,3 +418,16 @@ test('the trace index spans buckets: lookups find traces in each, retention remo
   const rows = Number(db.db.prepare('SELECT count(*) AS n FROM traces').get()?.n);
   expect(rows).toBe(kept);
 });
+
+test('a bucket id reused after retention removed every bucket is not read through a stale bloom filter', () => {
+  const randomId = (n: number) => createHash('sha256').update(`reuse-${n}`).digest('hex').slice(0, 32);
+  const now = Date.now();
+  write(traceRequest(randomId(1), 'old', 1), now - 3 * 3600_000);
+  // The lookup caches bucket 1's bloom filter (1 row).
+  expect(db.traceChunks(Buffer.from(randomId(1), 'hex'))).toHaveLength(1);
+  expect(db.enforceRetention(now, 3600_000, 2 ** 40).batches).toBe(1);
+  // Every bucket is gone: the next write starts a bucket again, with as many rows as the cached one.
+  write(traceRequest(randomId(2), 'new', 1), now);
+  expect(db.traceChunks(Buffer.from(randomId(2), 'hex'))).toHaveLength(1);
+  expect(db.traceSummary(Buffer.from(randomId(2), 'hex'))?.rootService).toBe('new');
+});

@@ -133,8 +133,11 @@ export class TraceDb {
   private readonly keys: KeyTable;
   /** The writer's newest bucket (read at its first write). */
   private bucket: { id: number; rows: number; bloom: Uint8Array } | undefined;
-  /** A reader's bloom filters by bucket, with the row count they were read at (the newest one grows). */
-  private readonly blooms = new Map<number, { rows: number; bloom: Uint8Array }>();
+  /**
+   * A reader's bloom filters by bucket, with the row count and last blob they were read at (the newest
+   * one grows; a bucket id comes back after retention removed every bucket, blob ids never do).
+   */
+  private readonly blooms = new Map<number, { rows: number; lastBlob: number; bloom: Uint8Array }>();
 
   private constructor(db: DatabaseSync, indexedAttributes: Iterable<string>) {
     this.db = db;
@@ -454,7 +457,9 @@ export class TraceDb {
 
   /** A trace's rows (one per blob that holds its spans), optionally only those overlapping [startNs, endNs]. */
   private traceRows(traceId: Uint8Array, startNs = 0n, endNs = 2n ** 63n - 1n): TraceRow[] {
-    const buckets = this.stmt('SELECT id, rows FROM buckets WHERE max_end >= ? AND min_start <= ? ORDER BY id');
+    const buckets = this.stmt(
+      'SELECT id, rows, last_blob FROM buckets WHERE max_end >= ? AND min_start <= ? ORDER BY id',
+    );
     const bloomOf = this.stmt('SELECT bloom FROM buckets WHERE id = ?');
     const rows = this.stmt(
       'SELECT blob, start_ns, end_ns, root_service, root_name FROM traces WHERE bucket = ? AND trace_id = ? AND end_ns >= ? AND start_ns <= ?',
@@ -465,9 +470,10 @@ export class TraceDb {
     for (const b of buckets.all(startNs, endNs)) {
       const id = Number(b.id);
       const count = Number(b.rows);
+      const lastBlob = Number(b.last_blob);
       let cached = this.blooms.get(id);
-      if (cached?.rows !== count) {
-        cached = { rows: count, bloom: Uint8Array.from((bloomOf.get(id)?.bloom as Uint8Array) ?? []) };
+      if (cached?.rows !== count || cached.lastBlob !== lastBlob) {
+        cached = { rows: count, lastBlob, bloom: Uint8Array.from((bloomOf.get(id)?.bloom as Uint8Array) ?? []) };
         this.blooms.set(id, cached);
       }
       if (cached.bloom.length > 0 && !bloomHas(cached.bloom, traceId)) continue;
