@@ -431,3 +431,12 @@ test('a bucket id reused after retention removed every bucket is not read throug
   expect(db.traceChunks(Buffer.from(randomId(2), 'hex'))).toHaveLength(1);
   expect(db.traceSummary(Buffer.from(randomId(2), 'hex'))?.rootService).toBe('new');
 });
+
+test('a search without a driving value is not cut short by a later batch that stored no blob', () => {
+  const ms = Number(T0 / 1_000_000n);
+  write(traceRequest(traceId(1), 'cart', 2), ms);
+  // A batch whose only request does not read: a batch row without blobs (last_blob 0).
+  expect(db.write([Buffer.from([0x0a, 0xff])], ms + 3600_000).failed).toBe(1);
+  const r = search(db, parseTraceQL('{ kind = server }', INDEXED), { ...all, startNs: T0 - 1n, endNs: T0 + 1n });
+  expect(r.traces.map((t) => t.traceID)).toStrictEqual([traceId(1)]);
+});

@@ -502,10 +502,12 @@ export class TraceDb {
     return { lo: Number(lo?.id ?? 0), hi: hi?.id == null ? Number.MAX_SAFE_INTEGER : Number(hi.id) };
   }
 
-  /** As batchIdRange, for blob ids. */
+  /** As batchIdRange, for blob ids (a batch that stored no blob has last_blob 0: not a bound). */
   blobIdRange(startMs: number, endMs: number, slackMs: number): { lo: number; hi: number } {
     const lo = this.stmt('SELECT max(last_blob) AS id FROM batches WHERE received_ms < ?').get(startMs - slackMs);
-    const hi = this.stmt('SELECT min(last_blob) AS id FROM batches WHERE received_ms > ?').get(endMs + slackMs);
+    const hi = this.stmt('SELECT min(last_blob) AS id FROM batches WHERE received_ms > ? AND last_blob > 0').get(
+      endMs + slackMs,
+    );
     return { lo: Number(lo?.id ?? 0), hi: hi?.id == null ? Number.MAX_SAFE_INTEGER : Number(hi.id) };
   }
 
