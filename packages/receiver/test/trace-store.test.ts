@@ -440,3 +440,11 @@ test('a search without a driving value is not cut short by a later batch that st
   const r = search(db, parseTraceQL('{ kind = server }', INDEXED), { ...all, startNs: T0 - 1n, endNs: T0 + 1n });
   expect(r.traces.map((t) => t.traceID)).toStrictEqual([traceId(1)]);
 });
+
+test('spans starting at or after 2^63 ns do not fail the batch they arrive in', () => {
+  const result = db.write([traceRequest(traceId(1), 'cart', 2), traceRequest(traceId(2), 'far', 2, 2n ** 63n + 5n)], 1);
+  expect(result.spans).toBe(4);
+  expect(db.traceChunks(Buffer.from(traceId(1), 'hex'))).toHaveLength(1);
+  expect(db.traceChunks(Buffer.from(traceId(2), 'hex'))).toHaveLength(1);
+  expect(search(db, parseTraceQL('{ }', INDEXED), all).traces.map((t) => t.traceID)).toContain(traceId(1));
+});

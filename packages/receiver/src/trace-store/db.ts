@@ -295,8 +295,8 @@ export class TraceDb {
       this.stmt('INSERT INTO blobs (data, spans, min_start, max_start, max_duration) VALUES (?, ?, ?, ?, ?)').run(
         packed,
         index.spans,
-        empty ? 0n : timeToBigInt(index.minStart),
-        empty ? 0n : timeToBigInt(index.maxStart),
+        empty ? 0n : sqlTime(index.minStart),
+        empty ? 0n : sqlTime(index.maxStart),
         index.maxDuration,
       ).lastInsertRowid,
     );
@@ -322,8 +322,8 @@ export class TraceDb {
       const params: (Uint8Array | string | number | bigint | null)[] = [];
       for (let i = at; i < at + n; i++) {
         const t = traces[i];
-        const start = timeToBigInt(t.start);
-        const end = timeToBigInt(t.end);
+        const start = sqlTime(t.start);
+        const end = sqlTime(t.end);
         if (start < minStart) minStart = start;
         if (end > maxEnd) maxEnd = end;
         params.push(bucket.id, t.traceId, blob, start, end, t.rootService, t.rootName);
@@ -540,6 +540,17 @@ export class TraceDb {
 }
 
 const NONE: ReadonlySet<string> = new Set();
+
+const MAX_SQL_TIME = 2n ** 63n - 1n;
+
+/**
+ * A time as SQLite stores it (a signed 64-bit integer, which cannot bind 2^63 or more): later times
+ * (past the year 2262, so garbage) are clamped, rather than failing the whole batch's write.
+ */
+function sqlTime(t: Parameters<typeof timeToBigInt>[0]): bigint {
+  const v = timeToBigInt(t);
+  return v > MAX_SQL_TIME ? MAX_SQL_TIME : v;
+}
 
 interface TraceRow {
   blob: number;
