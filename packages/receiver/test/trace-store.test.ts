@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ResourceSpans } from '../src/model';
+import { MalformedPayloadError } from '../src/otlp/errors';
 import { decodeTraceRequest } from '../src/otlp/protobuf/decode-traces';
 import { encodeTraceRequest } from '../src/otlp/protobuf/encode-traces';
 import {
@@ -447,4 +448,46 @@ test('spans starting at or after 2^63 ns do not fail the batch they arrive in', 
   expect(db.traceChunks(Buffer.from(traceId(1), 'hex'))).toHaveLength(1);
   expect(db.traceChunks(Buffer.from(traceId(2), 'hex'))).toHaveLength(1);
   expect(search(db, parseTraceQL('{ }', INDEXED), all).traces.map((t) => t.traceID)).toContain(traceId(1));
+});
+
+describe('the index pass on bytes the scan would not read the same way', () => {
+  const keys = keyTable(INDEXED.indexedAttributes);
+  const wrap = (field: number, body: number[]) => [(field << 3) | 2, body.length, ...body];
+  test.each([
+    ['a truncated fixed64 field', Buffer.from([0x09, 1, 2, 3])],
+    ['a truncated fixed32 field', Buffer.from([0x0d, 1])],
+    ['a truncated varint', Buffer.from([0x08, 0x80])],
+    ['a truncated long varint', Buffer.from([0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])],
+    ['a varint longer than 10 bytes', Buffer.from([0x08, ...Array(10).fill(0xff), 0x01])],
+    ['a span start time cut at the end', Buffer.from(wrap(1, wrap(2, wrap(2, [0x39, 1, 2, 3]))))],
+    [
+      'a span end time cut at the end',
+      Buffer.from(wrap(1, wrap(2, wrap(2, [...wrap(1, Array(16).fill(7)), 0x41, 1])))),
+    ],
+    ['a double attribute cut at the end', Buffer.from(wrap(1, wrap(2, wrap(2, wrap(9, wrap(2, [0x21, 1, 2]))))))],
+  ])('%s: MalformedPayloadError, as from the scan', (_, body) => {
+    expect(() => scanTraceRequest(body, INDEXED)).toThrow(MalformedPayloadError);
+    expect(() => indexTraceRequest(body, keys, new BlobIndex())).toThrow(MalformedPayloadError);
+  });
+
+  test('a request that does not read is not stored in a blob with others', () => {
+    const good = traceRequest(traceId(1), 'cart', 3);
+    expect(db.write([good, Buffer.from([0x09, 1, 2, 3])], Date.now()).failed).toBe(1);
+    expect(search(db, parseTraceQL('{ }', INDEXED), all).traces.map((t) => t.traceID)).toStrictEqual([traceId(1)]);
+  });
+
+  test('varints wider than 32 bits read as their low 32 bits, as the scan reads them', () => {
+    // The ResourceSpans tag (0x0a) written with bit 32 set, then a span whose bool attribute is 2^32.
+    const wideTag = [0x8a, 0x80, 0x80, 0x80, 0x10];
+    const attr = [...wrap(1, [...Buffer.from('http.route')]), ...wrap(2, [0x10, 0x80, 0x80, 0x80, 0x80, 0x10])];
+    const span = [...wrap(1, Array(16).fill(7)), ...wrap(9, attr)];
+    const rs = wrap(2, wrap(2, span));
+    const body = Buffer.from([...wideTag, rs.length, ...rs]);
+    const scanned = scanTraceRequest(body, INDEXED).spans;
+    expect(scanned).toHaveLength(1);
+    const index = new BlobIndex();
+    indexTraceRequest(body, keys, index);
+    expect(index.spans).toBe(1);
+    expect([...(index.values.get('span.http.route') ?? [])]).toStrictEqual(scanned[0].tags.map(([, v]) => v));
+  });
 });
