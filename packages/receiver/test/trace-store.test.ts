@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ResourceSpans } from '../src/model';
+import { MalformedPayloadError } from '../src/otlp/errors';
 import { decodeTraceRequest } from '../src/otlp/protobuf/decode-traces';
 import { encodeTraceRequest } from '../src/otlp/protobuf/encode-traces';
 import {
@@ -432,4 +433,76 @@ test('the trace index spans buckets: lookups find traces in each, retention remo
   expect(db.traceChunks(Buffer.from(randomId(last), 'hex'))).toHaveLength(1);
   const rows = Number(db.db.prepare('SELECT count(*) AS n FROM traces').get()?.n);
   expect(rows).toBe(kept);
+});
+
+test('a bucket id reused after retention removed every bucket is not read through a stale bloom filter', () => {
+  const randomId = (n: number) => createHash('sha256').update(`reuse-${n}`).digest('hex').slice(0, 32);
+  const now = Date.now();
+  write(traceRequest(randomId(1), 'old', 1), now - 3 * 3600_000);
+  // The lookup caches bucket 1's bloom filter (1 row).
+  expect(db.traceChunks(Buffer.from(randomId(1), 'hex'))).toHaveLength(1);
+  expect(db.enforceRetention(now, 3600_000, 2 ** 40).batches).toBe(1);
+  // Every bucket is gone: the next write starts a bucket again, with as many rows as the cached one.
+  write(traceRequest(randomId(2), 'new', 1), now);
+  expect(db.traceChunks(Buffer.from(randomId(2), 'hex'))).toHaveLength(1);
+  expect(db.traceSummary(Buffer.from(randomId(2), 'hex'))?.rootService).toBe('new');
+});
+
+test('a search without a driving value is not cut short by a later batch that stored no blob', () => {
+  const ms = Number(T0 / 1_000_000n);
+  write(traceRequest(traceId(1), 'cart', 2), ms);
+  // A batch whose only request does not read: a batch row without blobs (last_blob 0).
+  expect(db.write([Buffer.from([0x0a, 0xff])], ms + 3600_000).failed).toBe(1);
+  const r = search(db, parseTraceQL('{ kind = server }', INDEXED), { ...all, startNs: T0 - 1n, endNs: T0 + 1n });
+  expect(r.traces.map((t) => t.traceID)).toStrictEqual([traceId(1)]);
+});
+
+test('spans starting at or after 2^63 ns do not fail the batch they arrive in', () => {
+  const result = db.write([traceRequest(traceId(1), 'cart', 2), traceRequest(traceId(2), 'far', 2, 2n ** 63n + 5n)], 1);
+  expect(result.spans).toBe(4);
+  expect(db.traceChunks(Buffer.from(traceId(1), 'hex'))).toHaveLength(1);
+  expect(db.traceChunks(Buffer.from(traceId(2), 'hex'))).toHaveLength(1);
+  expect(search(db, parseTraceQL('{ }', INDEXED), all).traces.map((t) => t.traceID)).toContain(traceId(1));
+});
+
+describe('the index pass on bytes the scan would not read the same way', () => {
+  const keys = keyTable(INDEXED.indexedAttributes);
+  const wrap = (field: number, body: number[]) => [(field << 3) | 2, body.length, ...body];
+  test.each([
+    ['a truncated fixed64 field', Buffer.from([0x09, 1, 2, 3])],
+    ['a truncated fixed32 field', Buffer.from([0x0d, 1])],
+    ['a truncated varint', Buffer.from([0x08, 0x80])],
+    ['a truncated long varint', Buffer.from([0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])],
+    ['a varint longer than 10 bytes', Buffer.from([0x08, ...Array(10).fill(0xff), 0x01])],
+    ['a span start time cut at the end', Buffer.from(wrap(1, wrap(2, wrap(2, [0x39, 1, 2, 3]))))],
+    [
+      'a span end time cut at the end',
+      Buffer.from(wrap(1, wrap(2, wrap(2, [...wrap(1, Array(16).fill(7)), 0x41, 1])))),
+    ],
+    ['a double attribute cut at the end', Buffer.from(wrap(1, wrap(2, wrap(2, wrap(9, wrap(2, [0x21, 1, 2]))))))],
+  ])('%s: MalformedPayloadError, as from the scan', (_, body) => {
+    expect(() => scanTraceRequest(body, INDEXED)).toThrow(MalformedPayloadError);
+    expect(() => indexTraceRequest(body, keys, new BlobIndex())).toThrow(MalformedPayloadError);
+  });
+
+  test('a request that does not read is not stored in a blob with others', () => {
+    const good = traceRequest(traceId(1), 'cart', 3);
+    expect(db.write([good, Buffer.from([0x09, 1, 2, 3])], Date.now()).failed).toBe(1);
+    expect(search(db, parseTraceQL('{ }', INDEXED), all).traces.map((t) => t.traceID)).toStrictEqual([traceId(1)]);
+  });
+
+  test('varints wider than 32 bits read as their low 32 bits, as the scan reads them', () => {
+    // The ResourceSpans tag (0x0a) written with bit 32 set, then a span whose bool attribute is 2^32.
+    const wideTag = [0x8a, 0x80, 0x80, 0x80, 0x10];
+    const attr = [...wrap(1, [...Buffer.from('http.route')]), ...wrap(2, [0x10, 0x80, 0x80, 0x80, 0x80, 0x10])];
+    const span = [...wrap(1, Array(16).fill(7)), ...wrap(9, attr)];
+    const rs = wrap(2, wrap(2, span));
+    const body = Buffer.from([...wideTag, rs.length, ...rs]);
+    const scanned = scanTraceRequest(body, INDEXED).spans;
+    expect(scanned).toHaveLength(1);
+    const index = new BlobIndex();
+    indexTraceRequest(body, keys, index);
+    expect(index.spans).toBe(1);
+    expect([...(index.values.get('span.http.route') ?? [])]).toStrictEqual(scanned[0].tags.map(([, v]) => v));
+  });
 });

@@ -175,10 +175,12 @@ function window(q: express.Request['query']): { startNs: bigint | undefined; end
     if (typeof v !== 'string' || !/^\d+$/.test(v)) throw new BadRequest(`${what} must be Unix seconds (got "${v}")`);
     return BigInt(v) * 1_000_000_000n;
   };
-  const startNs = seconds(q.start, 'start');
+  // The store's times stop at MAX_NS (SQLite's integers): a window past it is cut there.
+  const atMost = (ns: bigint | undefined) => (ns !== undefined && ns > MAX_NS ? MAX_NS : ns);
+  const startNs = atMost(seconds(q.start, 'start'));
   const end = seconds(q.end, 'end');
   // end is a whole second: spans that start within it count.
-  const endNs = end === undefined ? undefined : end + 999_999_999n;
+  const endNs = atMost(end === undefined ? undefined : end + 999_999_999n);
   if (startNs !== undefined && endNs !== undefined && startNs > endNs)
     throw new BadRequest('start must not be after end');
   return { startNs, endNs };

@@ -110,7 +110,11 @@ export function indexTraceRequest(buf: Buffer, keys: KeyTable, into: BlobIndex):
   }
 }
 
-/** A minimal protobuf cursor (the reader's, without what this pass does not use). */
+/**
+ * A minimal protobuf cursor (the reader's, without what this pass does not use). It reads as the
+ * scan's ProtoReader does (varints as their low 32 bits, the same truncation errors): a request this
+ * pass accepts is one a search can read again from its blob.
+ */
 class Cursor {
   pos = 0;
   constructor(readonly buf: Buffer) {}
@@ -121,16 +125,14 @@ class Cursor {
     if (b < 0x80) return b;
     let value = b & 0x7f;
     let shift = 7;
-    while (shift < 35) {
+    for (;;) {
       if (this.pos >= buf.length) throw new MalformedPayloadError('truncated varint');
       b = buf[this.pos++];
-      value += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) return value;
+      if (shift < 32) value += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return value >>> 0;
       shift += 7;
+      if (shift > 63) throw new MalformedPayloadError('varint longer than 10 bytes');
     }
-    // Wider than 32 bits: read on and drop the high bits (no field this pass reads is that wide).
-    while (this.pos < buf.length && buf[this.pos++] >= 0x80);
-    return value;
   }
 
   /** A length prefix read, the end of the delimited bytes. */
@@ -141,19 +143,27 @@ class Cursor {
     return e;
   }
 
+  /** The position of a fixed-width field of `bytes` bytes, which the cursor then skips. */
+  fixed(bytes: number): number {
+    const at = this.pos;
+    if (at + bytes > this.buf.length) throw new MalformedPayloadError('truncated fixed-width field');
+    this.pos = at + bytes;
+    return at;
+  }
+
   skip(wireType: number): void {
     switch (wireType) {
       case 0:
         this.varint();
         return;
       case 1:
-        this.pos += 8;
+        this.fixed(8);
         return;
       case 2:
         this.pos = this.end();
         return;
       case 5:
-        this.pos += 4;
+        this.fixed(4);
         return;
       default:
         throw new MalformedPayloadError(`unsupported wire type ${wireType}`);
@@ -244,16 +254,18 @@ function indexResourceSpans(c: Cursor, end: number, keys: KeyTable, into: BlobIn
             nameStart = c.pos;
             c.pos = nameEnd;
             break;
-          case 0x39:
-            start.lo = buf.readUInt32LE(c.pos);
-            start.hi = buf.readUInt32LE(c.pos + 4);
-            c.pos += 8;
+          case 0x39: {
+            const at = c.fixed(8);
+            start.lo = buf.readUInt32LE(at);
+            start.hi = buf.readUInt32LE(at + 4);
             break;
-          case 0x41:
-            stop.lo = buf.readUInt32LE(c.pos);
-            stop.hi = buf.readUInt32LE(c.pos + 4);
-            c.pos += 8;
+          }
+          case 0x41: {
+            const at = c.fixed(8);
+            stop.lo = buf.readUInt32LE(at);
+            stop.hi = buf.readUInt32LE(at + 4);
             break;
+          }
           case 0x4a: {
             const kvEnd = c.end();
             const kv = readAttribute(c, kvEnd, keys);
@@ -391,9 +403,8 @@ function readAttribute(c: Cursor, end: number, keys: KeyTable | undefined): [str
             break;
           }
           case 0x21:
-            value = String(buf.readDoubleLE(c.pos));
+            value = String(buf.readDoubleLE(c.fixed(8)));
             lastType = 'float';
-            c.pos += 8;
             break;
           default:
             c.skip(vt & 7);

@@ -40,7 +40,7 @@ import { type Chunk, scanTraceRequest } from './scan';
  * The schema's version (PRAGMA user_version): a store written with another version is recreated
  * (its data removed) when the writer opens it, and the writer logs it.
  */
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS batches (
@@ -77,10 +77,21 @@ export const BUCKET_ROWS = 4096;
 const BLOOM_BITS = 8 * BUCKET_ROWS;
 const BLOOM_HASHES = 5;
 
-/** The bloom filter's bits for a trace id: double hashing over its bytes (trace ids are random). */
+/**
+ * The bloom filter's bits for a trace id: double hashing over its bytes (trace ids are random). Both
+ * halves of the id go in: a 64-bit id from an older system, padded with zeros to 16 bytes, is random
+ * in its second half only.
+ */
 function bloomBits(id: Uint8Array, each: (bit: number) => void): void {
-  const h1 = (id[0] | (id[1] << 8) | (id[2] << 16) | (id[3] << 24)) >>> 0;
-  const h2 = (id[4] | (id[5] << 8) | (id[6] << 16) | (id[7] << 24) | 1) >>> 0;
+  const h1 =
+    ((id[0] | (id[1] << 8) | (id[2] << 16) | (id[3] << 24)) ^
+      (id[8] | (id[9] << 8) | (id[10] << 16) | (id[11] << 24))) >>>
+    0;
+  const h2 =
+    (((id[4] | (id[5] << 8) | (id[6] << 16) | (id[7] << 24)) ^
+      (id[12] | (id[13] << 8) | (id[14] << 16) | (id[15] << 24))) |
+      1) >>>
+    0;
   for (let i = 0; i < BLOOM_HASHES; i++) each((h1 + i * h2) % BLOOM_BITS);
 }
 
@@ -133,8 +144,11 @@ export class TraceDb {
   private readonly keys: KeyTable;
   /** The writer's newest bucket (read at its first write). */
   private bucket: { id: number; rows: number; bloom: Uint8Array } | undefined;
-  /** A reader's bloom filters by bucket, with the row count they were read at (the newest one grows). */
-  private readonly blooms = new Map<number, { rows: number; bloom: Uint8Array }>();
+  /**
+   * A reader's bloom filters by bucket, with the row count and last blob they were read at (the newest
+   * one grows; a bucket id comes back after retention removed every bucket, blob ids never do).
+   */
+  private readonly blooms = new Map<number, { rows: number; lastBlob: number; bloom: Uint8Array }>();
 
   private constructor(db: DatabaseSync, indexedAttributes: Iterable<string>) {
     this.db = db;
@@ -295,8 +309,8 @@ export class TraceDb {
       this.stmt('INSERT INTO blobs (data, spans, min_start, max_start, max_duration) VALUES (?, ?, ?, ?, ?)').run(
         packed,
         index.spans,
-        empty ? 0n : timeToBigInt(index.minStart),
-        empty ? 0n : timeToBigInt(index.maxStart),
+        empty ? 0n : sqlTime(index.minStart),
+        empty ? 0n : sqlTime(index.maxStart),
         index.maxDuration,
       ).lastInsertRowid,
     );
@@ -322,8 +336,8 @@ export class TraceDb {
       const params: (Uint8Array | string | number | bigint | null)[] = [];
       for (let i = at; i < at + n; i++) {
         const t = traces[i];
-        const start = timeToBigInt(t.start);
-        const end = timeToBigInt(t.end);
+        const start = sqlTime(t.start);
+        const end = sqlTime(t.end);
         if (start < minStart) minStart = start;
         if (end > maxEnd) maxEnd = end;
         params.push(bucket.id, t.traceId, blob, start, end, t.rootService, t.rootName);
@@ -457,7 +471,9 @@ export class TraceDb {
 
   /** A trace's rows (one per blob that holds its spans), optionally only those overlapping [startNs, endNs]. */
   private traceRows(traceId: Uint8Array, startNs = 0n, endNs = 2n ** 63n - 1n): TraceRow[] {
-    const buckets = this.stmt('SELECT id, rows FROM buckets WHERE max_end >= ? AND min_start <= ? ORDER BY id');
+    const buckets = this.stmt(
+      'SELECT id, rows, last_blob FROM buckets WHERE max_end >= ? AND min_start <= ? ORDER BY id',
+    );
     const bloomOf = this.stmt('SELECT bloom FROM buckets WHERE id = ?');
     const rows = this.stmt(
       'SELECT blob, start_ns, end_ns, root_service, root_name FROM traces WHERE bucket = ? AND trace_id = ? AND end_ns >= ? AND start_ns <= ?',
@@ -468,9 +484,10 @@ export class TraceDb {
     for (const b of buckets.all(startNs, endNs)) {
       const id = Number(b.id);
       const count = Number(b.rows);
+      const lastBlob = Number(b.last_blob);
       let cached = this.blooms.get(id);
-      if (cached?.rows !== count) {
-        cached = { rows: count, bloom: Uint8Array.from((bloomOf.get(id)?.bloom as Uint8Array) ?? []) };
+      if (cached?.rows !== count || cached.lastBlob !== lastBlob) {
+        cached = { rows: count, lastBlob, bloom: Uint8Array.from((bloomOf.get(id)?.bloom as Uint8Array) ?? []) };
         this.blooms.set(id, cached);
       }
       if (cached.bloom.length > 0 && !bloomHas(cached.bloom, traceId)) continue;
@@ -499,10 +516,12 @@ export class TraceDb {
     return { lo: Number(lo?.id ?? 0), hi: hi?.id == null ? Number.MAX_SAFE_INTEGER : Number(hi.id) };
   }
 
-  /** As batchIdRange, for blob ids. */
+  /** As batchIdRange, for blob ids (a batch that stored no blob has last_blob 0: not a bound). */
   blobIdRange(startMs: number, endMs: number, slackMs: number): { lo: number; hi: number } {
     const lo = this.stmt('SELECT max(last_blob) AS id FROM batches WHERE received_ms < ?').get(startMs - slackMs);
-    const hi = this.stmt('SELECT min(last_blob) AS id FROM batches WHERE received_ms > ?').get(endMs + slackMs);
+    const hi = this.stmt('SELECT min(last_blob) AS id FROM batches WHERE received_ms > ? AND last_blob > 0').get(
+      endMs + slackMs,
+    );
     return { lo: Number(lo?.id ?? 0), hi: hi?.id == null ? Number.MAX_SAFE_INTEGER : Number(hi.id) };
   }
 
@@ -535,6 +554,17 @@ export class TraceDb {
 }
 
 const NONE: ReadonlySet<string> = new Set();
+
+const MAX_SQL_TIME = 2n ** 63n - 1n;
+
+/**
+ * A time as SQLite stores it (a signed 64-bit integer, which cannot bind 2^63 or more): later times
+ * (past the year 2262, so garbage) are clamped, rather than failing the whole batch's write.
+ */
+function sqlTime(t: Parameters<typeof timeToBigInt>[0]): bigint {
+  const v = timeToBigInt(t);
+  return v > MAX_SQL_TIME ? MAX_SQL_TIME : v;
+}
 
 interface TraceRow {
   blob: number;
