@@ -86,7 +86,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   measureWriterCpu(makePayload(made, 100, 4), {
     spans,
     preload,
-    batchBytes: 4 * 1024 * 1024,
+    batchBytes: 16 * 1024 * 1024,
     log: (l) => console.log(l),
   });
 }

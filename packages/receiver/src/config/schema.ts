@@ -263,8 +263,8 @@ export const configSchema = z.strictObject({
       queue_size: size.default(64 * 1024 * 1024),
       /** When the write queue is full: refuse new spans with 503 + Retry-After, or accept them without storing (drop, counted). */
       on_full: z.enum(['refuse', 'drop']).default('refuse'),
-      /** A write transaction takes at most this many bytes of requests... */
-      batch_max_size: size.default(4 * 1024 * 1024),
+      /** A write transaction takes at most this many bytes of requests (fewer, larger transactions cost less per span)... */
+      batch_max_size: size.default(16 * 1024 * 1024),
       /** ...and waits at most this long for more. */
       batch_timeout: duration.default(100),
       /** How often retention runs. */

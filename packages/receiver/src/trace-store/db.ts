@@ -143,7 +143,7 @@ export class TraceDb {
   readonly indexedAttributes: ReadonlySet<string>;
   private readonly keys: KeyTable;
   /** The writer's newest bucket (read at its first write). */
-  private bucket: { id: number; rows: number; bloom: Uint8Array } | undefined;
+  private bucket: WriterBucket | undefined;
   /**
    * A reader's bloom filters by bucket, with the row count and last blob they were read at (the newest
    * one grows; a bucket id comes back after retention removed every bucket, blob ids never do).
@@ -267,6 +267,7 @@ export class TraceDb {
         lastBlob = this.writeBlob(parts, index);
         if (firstBlob === 0) firstBlob = lastBlob;
       }
+      if (this.bucket) this.saveBucket(this.bucket);
       const rows: (string | number | Uint8Array)[] = [];
       for (const [k, byValue] of postings) for (const [v, bits] of byValue) rows.push(k, v, batch, bits);
       for (let at = 0; at < rows.length; at += 4 * ROWS_PER_INSERT) {
@@ -326,6 +327,7 @@ export class TraceDb {
       this.bucket = bucket;
     }
     if (bucket.rows > 0 && bucket.rows + traces.length > BUCKET_ROWS) {
+      this.saveBucket(bucket);
       bucket = { id: bucket.id + 1, rows: 0, bloom: new Uint8Array(BLOOM_BITS / 8) };
       this.bucket = bucket;
     }
@@ -346,12 +348,28 @@ export class TraceDb {
       this.multiInsert('traces', 'bucket, trace_id, blob, start_ns, end_ns, root_service, root_name', n).run(...params);
     }
     bucket.rows += traces.length;
+    const d = bucket.dirty;
+    bucket.dirty = {
+      minStart: d && d.minStart < minStart ? d.minStart : minStart,
+      maxEnd: d && d.maxEnd > maxEnd ? d.maxEnd : maxEnd,
+      lastBlob: blob,
+    };
+    return blob;
+  }
+
+  /**
+   * Writes the bucket's row (count, extent, bloom filter, last blob) if blobs went into it since: once
+   * per transaction and bucket, not per blob (the bloom filter is 4 KiB).
+   */
+  private saveBucket(bucket: WriterBucket): void {
+    const d = bucket.dirty;
+    if (!d) return;
     this.stmt(
       `INSERT INTO buckets (id, rows, min_start, max_end, last_blob, bloom) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE
        SET rows = excluded.rows, min_start = min(min_start, excluded.min_start), max_end = max(max_end, excluded.max_end),
        last_blob = excluded.last_blob, bloom = excluded.bloom`,
-    ).run(bucket.id, bucket.rows, minStart, maxEnd, blob, bucket.bloom);
-    return blob;
+    ).run(bucket.id, bucket.rows, d.minStart, d.maxEnd, d.lastBlob, bucket.bloom);
+    bucket.dirty = undefined;
   }
 
   /** Drops the secondary indexes (bulk loads: build them once afterwards with createIndexes). */
@@ -564,6 +582,14 @@ const MAX_SQL_TIME = 2n ** 63n - 1n;
 function sqlTime(t: Parameters<typeof timeToBigInt>[0]): bigint {
   const v = timeToBigInt(t);
   return v > MAX_SQL_TIME ? MAX_SQL_TIME : v;
+}
+
+/** The writer's newest bucket, and what its row lacks of the blobs written into it in this transaction. */
+interface WriterBucket {
+  id: number;
+  rows: number;
+  bloom: Uint8Array;
+  dirty?: { minStart: bigint; maxEnd: bigint; lastBlob: number };
 }
 
 interface TraceRow {
