@@ -14,7 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { scanTraceRequest, startReceiver, TraceDb, validateConfig } from '../dist/index.js';
 import { fmtInt } from './decode-bench.ts';
@@ -419,7 +419,10 @@ export function renderStoreSection(r: StoreBenchResult): string {
     `| (diagnostic) writer CPU per span: index, compress and write in transactions of 16 MiB, ${fmtInt(r.writerCpu.spans)} spans into a store of ${fmtInt(r.writerCpu.preload)} | ${r.writerCpu.usPerSpan.toFixed(1)} µs (${fmtInt(r.writerCpu.spansPerCpuSec)} spans per CPU second) | |`,
     '',
     `Store off, on and on with \`on_full: drop\` ran as three receivers measured in alternating slices, each store's write queue drained before every slice. Store write rate while ingesting: ${fmtInt(r.storeWrittenSpans)} spans written during the store-on slices (${r.storeWriteSec.toFixed(1)} s): ${fmtInt(r.storeWriteSpansPerSec)} spans/s. ` +
-      `With \`on_full: drop\`, intake was ${fmtInt(r.intakeDrop.spansPerSec)} spans/s (${pct(r.intakeDrop.spansPerSec, r.intakeOff.spansPerSec)} of store off) and ${fmtInt(r.droppedSpans)} accepted spans were not stored.`,
+      `With \`on_full: drop\`, intake was ${fmtInt(r.intakeDrop.spansPerSec)} spans/s (${pct(r.intakeDrop.spansPerSec, r.intakeOff.spansPerSec)} of store off) and ${fmtInt(r.droppedSpans)} accepted spans were not stored. ` +
+      `Cores in use during the slices (the machine has ${availableParallelism()}): store off, receiver ${r.intakeOff.serverCores.toFixed(2)} + load generator ${r.intakeOff.clientCores.toFixed(2)}; ` +
+      `store on, receiver ${r.intakeOn.serverCores.toFixed(2)} (intake and writer threads) + load generator ${r.intakeOn.clientCores.toFixed(2)}. ` +
+      `Where both are near the machine's cores, the writer thread's CPU comes out of intake's: the ratio is bound by the writer's CPU per span above.`,
     '',
     `Data set: ${fmtInt(r.datasetSpans)} spans in ${fmtInt(r.datasetTraces)} traces (the bench payloads with fresh trace ids, spread over 24 hours), ${(r.databaseBytes / 2 ** 30).toFixed(2)} GiB on disk, written in ${r.datasetBuildSec.toFixed(0)} s through TraceDb (indexes built after the load). Requests one at a time over HTTP to a receiver serving it:`,
     '',
