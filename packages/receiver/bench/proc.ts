@@ -127,7 +127,7 @@ function makeServer(
 }
 
 /** A port free now on 127.0.0.1 (the receiver is started with it, since at log level warn it does not print its addresses). */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);

@@ -13,14 +13,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { scanTraceRequest, startReceiver, TraceDb, validateConfig } from '../dist/index.js';
 import { fmtInt } from './decode-bench.ts';
 import { compareMaxThroughput, type MaxThroughputSettings, type ThroughputResult } from './load.ts';
 import type { Payload } from './payloads.ts';
-import { startReceiver as startReceiverProcess } from './proc.ts';
+import { freePort, startReceiver as startReceiverProcess } from './proc.ts';
 import { measureWriterCpu, type WriterCpuResult } from './store-cpu.ts';
 
 export interface LatencyStats {
@@ -54,17 +53,6 @@ export interface StoreBenchResult {
 }
 
 const INDEXED = ['http.route', 'http.method', 'http.status_code', 'http.request.method', 'db.system.name'];
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function scrape(adminPort: number, name: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
