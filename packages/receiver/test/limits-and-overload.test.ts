@@ -3,6 +3,7 @@
  * over HTTP and gRPC — and that good clients and accepted data are not disturbed.
  */
 
+import { request } from 'node:http';
 import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { serviceDefinition } from '../src/intake/grpc';
@@ -224,6 +225,39 @@ describe('overload', () => {
       await t.close();
     }
   });
+});
+
+test('an overloaded receiver refuses on the headers: it answers before the body is sent', async () => {
+  const t = await startTestReceiver({
+    overload: { memory_limit: 1, memory_check_interval: '10ms', retry_after: '2s' },
+  });
+  try {
+    await new Promise((r) => setTimeout(r, 50));
+    const body = traceRequest([span()]);
+    const url = new URL(`${t.http}/v1/traces`);
+    const req = request({
+      host: url.hostname,
+      port: url.port,
+      path: url.pathname,
+      method: 'POST',
+      headers: { ...PROTOBUF, 'content-length': body.length },
+    });
+    // Headers only: the body is held back until the answer comes (which it would not, were the body awaited).
+    const answer = new Promise<{ status?: number; retryAfter?: string | string[] }>((resolve, reject) => {
+      req.on('response', (res) => {
+        res.resume();
+        resolve({ status: res.statusCode, retryAfter: res.headers['retry-after'] });
+      });
+      req.on('error', reject);
+      setTimeout(() => reject(new Error('no answer before the body was sent')), 5000).unref();
+    });
+    req.flushHeaders();
+    expect(await answer).toStrictEqual({ status: 503, retryAfter: '2' });
+    req.end(body);
+    expect(t.batches.traces).toHaveLength(0);
+  } finally {
+    await t.close();
+  }
 });
 
 describe('isolation', () => {

@@ -43,6 +43,17 @@ export class Admission {
 
   /** Reserves `bytes` for a request, or throws a retryable OtlpError. Pair with `release`. */
   acquire(signal: Signal, bytes: number): void {
+    this.check(signal, bytes);
+    this.inFlight += bytes;
+    this.metrics.inFlightBytes.set(this.inFlight);
+  }
+
+  /**
+   * Throws the retryable OtlpError that `acquire` would throw for `bytes` now, reserving nothing: the
+   * HTTP intake asks with the declared Content-Length before it reads a body, so that a request that
+   * would be refused is refused without reading, decompressing or decoding it.
+   */
+  check(signal: Signal, bytes: number): void {
     if (this.overMemory) {
       this.metrics.limitHits.inc({ signal, limit: 'memory_limit' });
       throw new OverloadedError(
@@ -60,8 +71,6 @@ export class Admission {
         this.retryAfterSeconds,
       );
     }
-    this.inFlight += bytes;
-    this.metrics.inFlightBytes.set(this.inFlight);
   }
 
   release(bytes: number): void {

@@ -104,6 +104,16 @@ export class ExportHandler {
     }
   }
 
+  /**
+   * Before the body is read (`bytes`: its declared length, at most its decompressed size): throws what
+   * `handle` would refuse the request with now (memory, in-flight bytes, a full export or store
+   * queue), without counting it (the caller answers through `refused`).
+   */
+  precheck(signal: Signal, bytes: number): void {
+    this.admission.check(signal, bytes);
+    this.pipeline.for(signal).admit(bytes);
+  }
+
   /** Counts and logs a refused request; returns the OtlpError to answer with. */
   refused<S extends Signal>(req: Omit<ExportRequest<S>, 'body' | 'encoding'>, err: unknown): OtlpError {
     const error = asOtlpError(err, this.logger);

@@ -63,6 +63,16 @@ export function createHttpIntake(handler: ExportHandler, options: HttpIntakeOpti
         );
         return;
       }
+      // Overloaded now: refuse before reading the body (its declared length is enough to know).
+      const declared = Number(req.headers['content-length']);
+      if (declared > 0) {
+        try {
+          handler.precheck(signal, declared);
+        } catch (err) {
+          refuse(err, encoding);
+          return;
+        }
+      }
       readBody(req, res, (bodyError?: unknown) => {
         if (bodyError) {
           if (!isClientGone(bodyError)) refuse(bodyReadError(bodyError, options.maxRequestBodySize, signal), encoding);
