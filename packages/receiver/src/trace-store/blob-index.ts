@@ -9,7 +9,7 @@
  * lengths: attribute keys are compared as bytes and only indexed ones decoded; times are read as two
  * 32-bit halves and compared as such (BigInt only for the few extremes kept).
  */
-import { MalformedPayloadError } from '../otlp/errors';
+import { ProtoReader } from '../otlp/protobuf/reader';
 
 /** Posting keys of the intrinsics (attribute keys are scoped: "span.x", "resource.x"). */
 export const SERVICE_KEY = 'resource.service.name';
@@ -98,80 +98,19 @@ export function keyTable(keys: Iterable<string>): KeyTable {
  * not one (intake validated them, so only a bug or a torn buffer gets there).
  */
 export function indexTraceRequest(buf: Buffer, keys: KeyTable, into: BlobIndex): void {
-  const c = new Cursor(buf);
+  const c = new ProtoReader(buf);
   const end = buf.length;
   while (c.pos < end) {
-    const tag = c.varint();
+    const tag = c.uint32();
     if (tag === 0x0a) {
-      const rsEnd = c.end();
+      const rsEnd = c.delimitedEnd();
       indexResourceSpans(c, rsEnd, keys, into);
       c.pos = rsEnd;
     } else c.skip(tag & 7);
   }
 }
 
-/**
- * A minimal protobuf cursor (the reader's, without what this pass does not use). It reads as the
- * scan's ProtoReader does (varints as their low 32 bits, the same truncation errors): a request this
- * pass accepts is one a search can read again from its blob.
- */
-class Cursor {
-  pos = 0;
-  constructor(readonly buf: Buffer) {}
-
-  varint(): number {
-    const buf = this.buf;
-    let b = buf[this.pos++];
-    if (b < 0x80) return b;
-    let value = b & 0x7f;
-    let shift = 7;
-    for (;;) {
-      if (this.pos >= buf.length) throw new MalformedPayloadError('truncated varint');
-      b = buf[this.pos++];
-      if (shift < 32) value += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) return value >>> 0;
-      shift += 7;
-      if (shift > 63) throw new MalformedPayloadError('varint longer than 10 bytes');
-    }
-  }
-
-  /** A length prefix read, the end of the delimited bytes. */
-  end(): number {
-    const len = this.varint();
-    const e = this.pos + len;
-    if (e > this.buf.length) throw new MalformedPayloadError('truncated length-delimited field');
-    return e;
-  }
-
-  /** The position of a fixed-width field of `bytes` bytes, which the cursor then skips. */
-  fixed(bytes: number): number {
-    const at = this.pos;
-    if (at + bytes > this.buf.length) throw new MalformedPayloadError('truncated fixed-width field');
-    this.pos = at + bytes;
-    return at;
-  }
-
-  skip(wireType: number): void {
-    switch (wireType) {
-      case 0:
-        this.varint();
-        return;
-      case 1:
-        this.fixed(8);
-        return;
-      case 2:
-        this.pos = this.end();
-        return;
-      case 5:
-        this.fixed(4);
-        return;
-      default:
-        throw new MalformedPayloadError(`unsupported wire type ${wireType}`);
-    }
-  }
-}
-
-function indexResourceSpans(c: Cursor, end: number, keys: KeyTable, into: BlobIndex): void {
+function indexResourceSpans(c: ProtoReader, end: number, keys: KeyTable, into: BlobIndex): void {
   const buf = c.buf;
   // The resource comes first in every SDK's encoding, but protobuf allows any order: find it first.
   let service = '';
@@ -179,13 +118,13 @@ function indexResourceSpans(c: Cursor, end: number, keys: KeyTable, into: BlobIn
   const resourceTags: [string, string][] = [];
   while (c.pos < end) {
     const at = c.pos;
-    const tag = c.varint();
+    const tag = c.uint32();
     if (tag === 0x0a) {
-      const resEnd = c.end();
+      const resEnd = c.delimitedEnd();
       while (c.pos < resEnd) {
-        const t = c.varint();
+        const t = c.uint32();
         if (t === 0x0a) {
-          const kvEnd = c.end();
+          const kvEnd = c.delimitedEnd();
           const kv = readAttribute(c, kvEnd, undefined);
           c.pos = kvEnd;
           if (!kv) continue;
@@ -213,19 +152,19 @@ function indexResourceSpans(c: Cursor, end: number, keys: KeyTable, into: BlobIn
   // The span's indexed attributes, added once the span turns out to have a trace id (as the scan).
   const tags: [string, string][] = [];
   while (c.pos < end) {
-    const tag = c.varint();
+    const tag = c.uint32();
     if (tag !== 0x12) {
       c.skip(tag & 7);
       continue;
     }
-    const ssEnd = c.end();
+    const ssEnd = c.delimitedEnd();
     while (c.pos < ssEnd) {
-      const t = c.varint();
+      const t = c.uint32();
       if (t !== 0x12) {
         c.skip(t & 7);
         continue;
       }
-      const spanEnd = c.end();
+      const spanEnd = c.delimitedEnd();
       // One span: trace id, parent, name, times, status, attributes.
       let traceAt = -1;
       let root = true;
@@ -235,39 +174,35 @@ function indexResourceSpans(c: Cursor, end: number, keys: KeyTable, into: BlobIn
       start.hi = start.lo = stop.hi = stop.lo = 0;
       tags.length = 0;
       while (c.pos < spanEnd) {
-        const f = c.varint();
+        const f = c.uint32();
         switch (f) {
           case 0x0a: {
-            const e = c.end();
+            const e = c.delimitedEnd();
             if (e - c.pos === 16) traceAt = c.pos;
             c.pos = e;
             break;
           }
           case 0x22: {
-            const e = c.end();
+            const e = c.delimitedEnd();
             root = e === c.pos;
             c.pos = e;
             break;
           }
           case 0x2a:
-            nameEnd = c.end();
+            nameEnd = c.delimitedEnd();
             nameStart = c.pos;
             c.pos = nameEnd;
             break;
-          case 0x39: {
-            const at = c.fixed(8);
-            start.lo = buf.readUInt32LE(at);
-            start.hi = buf.readUInt32LE(at + 4);
+          case 0x39:
+            start.lo = c.fixed32();
+            start.hi = c.fixed32();
             break;
-          }
-          case 0x41: {
-            const at = c.fixed(8);
-            stop.lo = buf.readUInt32LE(at);
-            stop.hi = buf.readUInt32LE(at + 4);
+          case 0x41:
+            stop.lo = c.fixed32();
+            stop.hi = c.fixed32();
             break;
-          }
           case 0x4a: {
-            const kvEnd = c.end();
+            const kvEnd = c.delimitedEnd();
             const kv = readAttribute(c, kvEnd, keys);
             if (kv) {
               tags.push(kv);
@@ -277,10 +212,10 @@ function indexResourceSpans(c: Cursor, end: number, keys: KeyTable, into: BlobIn
             break;
           }
           case 0x7a: {
-            const sEnd = c.end();
+            const sEnd = c.delimitedEnd();
             while (c.pos < sEnd) {
-              const st = c.varint();
-              if (st === 0x18) status = c.varint();
+              const st = c.uint32();
+              if (st === 0x18) status = c.uint32();
               else c.skip(st & 7);
             }
             c.pos = sEnd;
@@ -353,14 +288,14 @@ export type ValueType = 'string' | 'int' | 'float' | 'bool';
 /** The type of the value readAttribute returned last (a variable, not a third element: no allocation). */
 let lastType: ValueType = 'string';
 
-function readAttribute(c: Cursor, end: number, keys: KeyTable | undefined): [string, string] | undefined {
+function readAttribute(c: ProtoReader, end: number, keys: KeyTable | undefined): [string, string] | undefined {
   const buf = c.buf;
   let key: string | undefined;
   let value: string | undefined;
   while (c.pos < end) {
-    const t = c.varint();
+    const t = c.uint32();
     if (t === 0x0a) {
-      const kEnd = c.end();
+      const kEnd = c.delimitedEnd();
       if (keys) {
         const list = keys[kEnd - c.pos];
         if (list === undefined) return undefined;
@@ -378,32 +313,36 @@ function readAttribute(c: Cursor, end: number, keys: KeyTable | undefined): [str
       } else key = buf.utf8Slice(c.pos, kEnd);
       c.pos = kEnd;
     } else if (t === 0x12) {
-      const vEnd = c.end();
+      const vEnd = c.delimitedEnd();
       while (c.pos < vEnd) {
-        const vt = c.varint();
+        const vt = c.uint32();
         switch (vt) {
           case 0x0a: {
-            const e = c.end();
+            const e = c.delimitedEnd();
             value = buf.utf8Slice(c.pos, e);
             lastType = 'string';
             c.pos = e;
             break;
           }
           case 0x10:
-            value = c.varint() !== 0 ? 'true' : 'false';
+            value = c.uint32() !== 0 ? 'true' : 'false';
             lastType = 'bool';
             break;
           case 0x18: {
             // int64: up to 4 bytes is a small non-negative number (most are: status codes, sizes);
             // longer, read as the scan does (two's complement over 64 bits).
             const at = c.pos;
-            const n = c.varint();
-            value = c.pos - at <= 4 ? String(n) : readInt64Text(buf, at);
+            const n = c.uint32();
+            if (c.pos - at <= 4) value = String(n);
+            else {
+              c.pos = at;
+              value = c.int64().toString();
+            }
             lastType = 'int';
             break;
           }
           case 0x21:
-            value = String(buf.readDoubleLE(c.fixed(8)));
+            value = String(c.double());
             lastType = 'float';
             break;
           default:
@@ -414,16 +353,4 @@ function readAttribute(c: Cursor, end: number, keys: KeyTable | undefined): [str
     } else c.skip(t & 7);
   }
   return value === undefined || key === undefined || key === '' ? undefined : [key, value];
-}
-
-/** The int64 varint at `at`, as decimal text. */
-function readInt64Text(buf: Buffer, at: number): string {
-  let v = 0n;
-  let shift = 0n;
-  for (let i = at; i < buf.length && shift < 70n; i++) {
-    v |= BigInt(buf[i] & 0x7f) << shift;
-    if (buf[i] < 0x80) break;
-    shift += 7n;
-  }
-  return BigInt.asIntN(64, v).toString();
 }
