@@ -302,7 +302,7 @@ class BufferedExporter<T> {
     private readonly onDrop: ShipperOptions['onDrop'],
   ) {}
 
-  exportBatch(batch: T, done: (result: ExportResult) => void): void {
+  export(batch: T, done: (result: ExportResult) => void): void {
     if (this.stopped) {
       done({ code: ExportResultCode.FAILED, error: new Error('exporter shut down') });
       return;
@@ -331,73 +331,43 @@ class BufferedExporter<T> {
     void p.finally(() => this.inFlight.delete(p));
   }
 
-  async flush(): Promise<void> {
+  async forceFlush(): Promise<void> {
     await Promise.all([...this.inFlight]);
   }
 
   async shutdown(): Promise<void> {
-    await this.flush();
+    await this.forceFlush();
     this.stopped = true;
   }
 }
 
-export class SondeSpanExporter implements SpanExporter {
-  private readonly inner: BufferedExporter<ReadableSpan[]>;
+/** A list of items (spans, log records) after `transform`, counted by its length. */
+function listOf<I>(transform: (items: I[]) => I[]): (items: I[]) => { request: I[]; items: number } {
+  return (items) => {
+    const out = transform(items);
+    return { request: out, items: out.length };
+  };
+}
+
+export class SondeSpanExporter extends BufferedExporter<ReadableSpan[]> implements SpanExporter {
   constructor(
     shipper: Shipper,
     json: boolean,
     transform: (spans: ReadableSpan[]) => ReadableSpan[],
     onDrop: ShipperOptions['onDrop'],
   ) {
-    this.inner = new BufferedExporter(
-      'traces',
-      shipper,
-      json ? JsonTraceSerializer : ProtobufTraceSerializer,
-      (spans) => {
-        const out = transform(spans);
-        return { request: out, items: out.length };
-      },
-      onDrop,
-    );
-  }
-  export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
-    this.inner.exportBatch(spans, done);
-  }
-  forceFlush(): Promise<void> {
-    return this.inner.flush();
-  }
-  shutdown(): Promise<void> {
-    return this.inner.shutdown();
+    super('traces', shipper, json ? JsonTraceSerializer : ProtobufTraceSerializer, listOf(transform), onDrop);
   }
 }
 
-export class SondeLogExporter implements LogRecordExporter {
-  private readonly inner: BufferedExporter<ReadableLogRecord[]>;
+export class SondeLogExporter extends BufferedExporter<ReadableLogRecord[]> implements LogRecordExporter {
   constructor(
     shipper: Shipper,
     json: boolean,
     transform: (records: ReadableLogRecord[]) => ReadableLogRecord[],
     onDrop: ShipperOptions['onDrop'],
   ) {
-    this.inner = new BufferedExporter(
-      'logs',
-      shipper,
-      json ? JsonLogsSerializer : ProtobufLogsSerializer,
-      (records) => {
-        const out = transform(records);
-        return { request: out, items: out.length };
-      },
-      onDrop,
-    );
-  }
-  export(records: ReadableLogRecord[], done: (result: ExportResult) => void): void {
-    this.inner.exportBatch(records, done);
-  }
-  forceFlush(): Promise<void> {
-    return this.inner.flush();
-  }
-  shutdown(): Promise<void> {
-    return this.inner.shutdown();
+    super('logs', shipper, json ? JsonLogsSerializer : ProtobufLogsSerializer, listOf(transform), onDrop);
   }
 }
 
@@ -407,15 +377,14 @@ export function countDataPoints(rm: ResourceMetrics): number {
   return n;
 }
 
-export class SondeMetricExporter implements PushMetricExporter {
-  private readonly inner: BufferedExporter<ResourceMetrics>;
+export class SondeMetricExporter extends BufferedExporter<ResourceMetrics> implements PushMetricExporter {
   constructor(
     shipper: Shipper,
     json: boolean,
     transform: (rm: ResourceMetrics) => ResourceMetrics,
     onDrop: ShipperOptions['onDrop'],
   ) {
-    this.inner = new BufferedExporter(
+    super(
       'metrics',
       shipper,
       json ? JsonMetricsSerializer : ProtobufMetricsSerializer,
@@ -426,16 +395,7 @@ export class SondeMetricExporter implements PushMetricExporter {
       onDrop,
     );
   }
-  export(metrics: ResourceMetrics, done: (result: ExportResult) => void): void {
-    this.inner.exportBatch(metrics, done);
-  }
   selectAggregationTemporality(): AggregationTemporality {
     return AggregationTemporality.CUMULATIVE;
-  }
-  forceFlush(): Promise<void> {
-    return this.inner.flush();
-  }
-  shutdown(): Promise<void> {
-    return this.inner.shutdown();
   }
 }
