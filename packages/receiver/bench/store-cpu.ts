@@ -1,7 +1,7 @@
 /**
- * The trace store writer's CPU cost per span (`node bench/store-cpu.ts [spans] [preload]`): what the
- * writer thread does for each batch (index the request bodies, compress them into blobs, one write
- * transaction of up to batch_max_size bytes), timed with process.cpuUsage on this thread alone, into a store that already
+ * The trace store writer's CPU cost per span (`node bench/store-cpu.ts [spans] [preload] [batch MiB]`):
+ * what the writer thread does for each batch (index the request bodies, compress them into blobs, one
+ * write transaction of up to batch_max_size bytes, default 16 MiB as the config's), timed with process.cpuUsage on this thread alone, into a store that already
  * holds `preload` spans (default 1M: B-tree inserts get dearer as the indexes grow). Bodies are the
  * bench payloads with fresh trace ids, prepared before timing.
  */
@@ -86,7 +86,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   measureWriterCpu(makePayload(made, 100, 4), {
     spans,
     preload,
-    batchBytes: 16 * 1024 * 1024,
+    batchBytes: Number(process.argv[4] ?? 16) * 1024 * 1024,
     log: (l) => console.log(l),
   });
 }
