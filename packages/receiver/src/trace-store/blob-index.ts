@@ -93,6 +93,36 @@ export function keyTable(keys: Iterable<string>): KeyTable {
   return table;
 }
 
+const keyTables = new WeakMap<ReadonlySet<string>, KeyTable>();
+
+/** keyTable of a set, made once per set. */
+export function keyTableOf(keys: ReadonlySet<string>): KeyTable {
+  let table = keyTables.get(keys);
+  if (!table) {
+    table = keyTable(keys);
+    keyTables.set(keys, table);
+  }
+  return table;
+}
+
+/** The wanted key whose UTF-8 bytes are buf[start, end), if any (compared as bytes: nothing decoded). */
+export function matchKey(
+  keys: KeyTable,
+  buf: Buffer,
+  start: number,
+  end: number,
+): KeyTable[number][number] | undefined {
+  const list = keys[end - start];
+  if (list === undefined) return undefined;
+  for (const k of list) {
+    const bytes = k.bytes;
+    let i = 0;
+    while (i < bytes.length && bytes[i] === buf[start + i]) i++;
+    if (i === bytes.length) return k;
+  }
+  return undefined;
+}
+
 /**
  * Indexes one ExportTraceServiceRequest into `into`. Throws MalformedPayloadError on bytes that are
  * not one (intake validated them, so only a bug or a torn buffer gets there).
@@ -297,18 +327,7 @@ function readAttribute(c: ProtoReader, end: number, keys: KeyTable | undefined):
     if (t === 0x0a) {
       const kEnd = c.delimitedEnd();
       if (keys) {
-        const list = keys[kEnd - c.pos];
-        if (list === undefined) return undefined;
-        const at = c.pos;
-        for (const k of list) {
-          const bytes = k.bytes;
-          let i = 0;
-          while (i < bytes.length && bytes[i] === buf[at + i]) i++;
-          if (i === bytes.length) {
-            key = k.spanKey;
-            break;
-          }
-        }
+        key = matchKey(keys, buf, c.pos, kEnd)?.spanKey;
         if (key === undefined) return undefined;
       } else key = buf.utf8Slice(c.pos, kEnd);
       c.pos = kEnd;

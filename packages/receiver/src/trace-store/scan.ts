@@ -7,6 +7,7 @@
  * chunk that needs them, so a chunk is self-contained. (The writer's own pass is blob-index.ts.)
  */
 import { ProtoReader, WireType } from '../otlp/protobuf/reader';
+import { keyTableOf, matchKey } from './blob-index';
 
 const LEN = WireType.LEN;
 
@@ -251,7 +252,7 @@ function readStringAttribute(r: ProtoReader, end: number, wanted?: ReadonlySet<s
       if (wanted) {
         // Compared as bytes: most attributes are not indexed, and their keys are not decoded.
         const kEnd = r.delimitedEnd();
-        const match = matchKey(r.buf, r.pos, kEnd, keyBytes(wanted));
+        const match = matchKey(keyTableOf(wanted), r.buf, r.pos, kEnd)?.key;
         r.pos = kEnd;
         if (match === undefined) return undefined;
         key = match;
@@ -284,37 +285,6 @@ function readStringAttribute(r: ProtoReader, end: number, wanted?: ReadonlySet<s
 }
 
 const EMPTY = new Uint8Array(0);
-
-type KeyBytes = Map<number, { bytes: Buffer; key: string }[]>;
-const keyBytesCache = new WeakMap<ReadonlySet<string>, KeyBytes>();
-
-/** The wanted keys as UTF-8, by length. */
-function keyBytes(wanted: ReadonlySet<string>): KeyBytes {
-  let byLength = keyBytesCache.get(wanted);
-  if (!byLength) {
-    byLength = new Map();
-    for (const key of wanted) {
-      const bytes = Buffer.from(key);
-      const list = byLength.get(bytes.length) ?? [];
-      list.push({ bytes, key });
-      byLength.set(bytes.length, list);
-    }
-    keyBytesCache.set(wanted, byLength);
-  }
-  return byLength;
-}
-
-/** The wanted key whose bytes are buf[start, end), if any. */
-function matchKey(buf: Buffer, start: number, end: number, wanted: KeyBytes): string | undefined {
-  const list = wanted.get(end - start);
-  if (!list) return undefined;
-  for (const { bytes, key } of list) {
-    let i = 0;
-    while (i < bytes.length && bytes[i] === buf[start + i]) i++;
-    if (i === bytes.length) return key;
-  }
-  return undefined;
-}
 
 /** The tag and length of a length-delimited field. */
 function lengthPrefix(field: number, len: number): Buffer {
