@@ -240,3 +240,50 @@ describe('admin port with a token', () => {
     expect(refused[0].value).toBe(6);
   });
 });
+
+describe('admin port with protect_metrics and mutual TLS', () => {
+  let locked: Receiver | undefined;
+  let prometheus: Prometheus | undefined;
+  afterAll(async () => {
+    await prometheus?.stop();
+    await locked?.close();
+  });
+
+  test('Prometheus scrapes /metrics with the credentials_file and client certificate that prometheus.yml documents', async () => {
+    const adminTokens = path.join(pki.dir, 'admin-tokens-2');
+    fs.writeFileSync(adminTokens, `${ADMIN_TOKEN}\n`);
+    const credentials = path.join(pki.dir, 'prometheus-credentials');
+    fs.writeFileSync(credentials, ADMIN_TOKEN);
+    locked = await startReceiver(
+      validateConfig({
+        otlp: { http: { address: 'off' }, grpc: { address: 'off' } },
+        admin: {
+          address: '127.0.0.1:0',
+          tls: { cert_file: pki.server.cert, key_file: pki.server.key, client_ca_file: pki.ca.cert },
+          auth: { bearer_tokens_file: adminTokens, protect_metrics: true },
+        },
+        log: { level: 'silent', summary_interval: 0 },
+        trace_store: { enabled: false },
+      }),
+      { defaultMetrics: false },
+    );
+    prometheus = await startPrometheus({
+      targets: [locked.addresses.admin as string],
+      job: 'locked',
+      credentialsFile: credentials,
+      tls: { caFile: pki.ca.cert, certFile: pki.client.cert, keyFile: pki.client.key },
+    });
+    const [target] = await prometheus.waitForScrape(15_000);
+    expect([target.health, target.lastError]).toStrictEqual(['up', '']);
+    const series = await prometheus.waitFor(
+      'sonde_receiver_in_flight_bytes_limit{job="locked"}',
+      (s) => s.length === 1,
+      15_000,
+    );
+    expect(series[0].value).toBe(256 * 1024 * 1024);
+    // No scrape was refused.
+    expect(await locked.metrics.adminRefusedRequests.get().then((m) => m.values.reduce((n, v) => n + v.value, 0))).toBe(
+      0,
+    );
+  });
+});
