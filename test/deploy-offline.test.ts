@@ -179,6 +179,64 @@ describe('docker-compose.yml', () => {
   });
 });
 
+describe('safe to expose (issue 11)', () => {
+  const all = (a: { host: string; port: number } | 'off') => (a === 'off' ? 'off' : a.host);
+
+  test('the receiver binds every interface only where a file says so: image, compose and Kubernetes configs', () => {
+    // The receiver's own default is the loopback...
+    const defaults = validateConfig({});
+    expect([all(defaults.otlp.http.address), all(defaults.otlp.grpc.address), all(defaults.admin.address)]).toEqual([
+      '127.0.0.1',
+      '127.0.0.1',
+      '127.0.0.1',
+    ]);
+    // ...and the configurations for containers bind 0.0.0.0 explicitly.
+    for (const file of ['receiver/sonde.yaml', 'kubernetes/sonde.yaml']) {
+      const config = validateConfig(readYaml(path.join(DEPLOY, file)));
+      expect([file, all(config.otlp.http.address), all(config.otlp.grpc.address), all(config.admin.address)]).toEqual([
+        file,
+        '0.0.0.0',
+        '0.0.0.0',
+        '0.0.0.0',
+      ]);
+    }
+    // The image runs with the compose configuration baked in.
+    const dockerfile = fs.readFileSync(path.join(DEPLOY, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toContain('COPY deploy/receiver/sonde.yaml /etc/sonde/sonde.yaml');
+    expect(dockerfile).toContain('CMD ["--config", "/etc/sonde/sonde.yaml"]');
+  });
+
+  test('compose publishes every port on the host loopback only', () => {
+    for (const [name, s] of Object.entries(compose.services)) {
+      for (const p of s.ports ?? []) expect([name, p.split(':')[0]]).toEqual([name, '127.0.0.1']);
+    }
+  });
+
+  test('compose Grafana: anonymous visitors are Viewers, the admin password comes from the environment', () => {
+    const env = compose.services.grafana.environment!;
+    expect(env.GF_AUTH_ANONYMOUS_ORG_ROLE).toBe('Viewer');
+    expect(env.GF_AUTH_DISABLE_LOGIN_FORM).toBeUndefined();
+    // `${VAR:?message}`: compose refuses to start without it; no default password.
+    expect(env.GF_SECURITY_ADMIN_PASSWORD).toMatch(/^\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}$/);
+    expect(env.SONDE_ADMIN_TOKEN).toBe('${SONDE_ADMIN_TOKEN-}');
+  });
+
+  test("the Tempo datasource that reads the receiver sends the receiver's admin token", () => {
+    const ds = readYaml<{
+      datasources: {
+        type: string;
+        url: string;
+        jsonData: Record<string, unknown>;
+        secureJsonData?: Record<string, string>;
+      }[];
+    }>(path.join(ROOT, 'grafana/provisioning-embedded/datasources/datasources.yaml'));
+    const tempo = ds.datasources.find((d) => d.type === 'tempo')!;
+    expect(httpUrl(tempo.url)).toEqual({ host: 'receiver', port: 9464 });
+    expect(tempo.jsonData.httpHeaderName1).toBe('Authorization');
+    expect(tempo.secureJsonData).toEqual({ httpHeaderValue1: 'Bearer ${SONDE_ADMIN_TOKEN}' });
+  });
+});
+
 describe('kubernetes (kustomize)', () => {
   const dir = path.join(DEPLOY, 'kubernetes');
   const kustomization = readYaml<{

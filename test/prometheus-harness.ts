@@ -119,6 +119,10 @@ export interface PrometheusOptions {
   evaluationInterval?: string;
   /** --query.lookback-delta (Prometheus's default is 5m). */
   lookbackDelta?: string;
+  /** A file holding a bearer token that the scrapes send (`authorization.credentials_file`). */
+  credentialsFile?: string;
+  /** Scrape over https, trusting `caFile`, with a client certificate when given (`tls_config`). */
+  tls?: { caFile: string; certFile?: string; keyFile?: string };
 }
 
 /** One series of a range query, values parsed. */
@@ -176,6 +180,22 @@ async function startOnce(options: PrometheusOptions, port: number): Promise<Prom
       `  - job_name: ${JSON.stringify(job)}`,
       `    honor_labels: ${options.honorLabels ?? true}`,
       '    metrics_path: /metrics',
+      ...(options.credentialsFile
+        ? [
+            '    authorization:',
+            '      type: Bearer',
+            `      credentials_file: ${JSON.stringify(options.credentialsFile)}`,
+          ]
+        : []),
+      ...(options.tls
+        ? [
+            '    scheme: https',
+            '    tls_config:',
+            `      ca_file: ${JSON.stringify(options.tls.caFile)}`,
+            ...(options.tls.certFile ? [`      cert_file: ${JSON.stringify(options.tls.certFile)}`] : []),
+            ...(options.tls.keyFile ? [`      key_file: ${JSON.stringify(options.tls.keyFile)}`] : []),
+          ]
+        : []),
       '    static_configs:',
       `      - targets: ${JSON.stringify(options.targets)}`,
       '',

@@ -8,8 +8,10 @@
  * SDK (so nothing is retried twice) and never block the application: sends happen on the event loop
  * with a timeout, and everything held is bounded in bytes, with drops counted.
  */
+import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
+import { resolve as resolvePath } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { context } from '@opentelemetry/api';
 import { type ExportResult, ExportResultCode, suppressTracing } from '@opentelemetry/core';
@@ -35,6 +37,11 @@ export interface HttpTarget {
   json: boolean;
   gzip: boolean;
   timeoutMs: number;
+  /**
+   * PEM files for an https endpoint, from OTEL_EXPORTER_OTLP_[<SIGNAL>_]CERTIFICATE (CAs to trust instead
+   * of the system's), _CLIENT_CERTIFICATE and _CLIENT_KEY (mutual TLS). Undefined when none is set.
+   */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
 }
 
 export type Gate = () => boolean | Promise<boolean>;
@@ -56,11 +63,43 @@ export function parseHeaderList(value: string | undefined): Record<string, strin
   return out;
 }
 
+/**
+ * The TLS files of one signal, as the OpenTelemetry exporters read them: the signal's variable, else
+ * the general one; a path relative to the working directory. A file that cannot be read is left out,
+ * with a warning (as the upstream exporters do).
+ */
+export function tlsFromEnv(
+  signal: Signal,
+  env: NodeJS.ProcessEnv,
+  warn: (message: string) => void = () => {},
+): HttpTarget['tls'] {
+  const S = signal.toUpperCase();
+  const read = (name: string) => {
+    const file = (env[`OTEL_EXPORTER_OTLP_${S}_${name}`] || env[`OTEL_EXPORTER_OTLP_${name}`])?.trim();
+    if (!file) return undefined;
+    try {
+      return readFileSync(resolvePath(file));
+    } catch (err) {
+      warn(`cannot read ${file} (OTEL_EXPORTER_OTLP_${name}): ${(err as NodeJS.ErrnoException).code ?? err}`);
+      return undefined;
+    }
+  };
+  const tls = { ca: read('CERTIFICATE'), cert: read('CLIENT_CERTIFICATE'), key: read('CLIENT_KEY') };
+  if (Boolean(tls.cert) !== Boolean(tls.key)) {
+    warn(
+      'OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY go together; sending without a client certificate',
+    );
+    tls.cert = undefined;
+    tls.key = undefined;
+  }
+  return tls.ca || tls.cert ? tls : undefined;
+}
+
 /** The OTLP/HTTP target of one signal from the standard variables, the base endpoint defaulting to a local receiver. */
 export function httpTarget(
   signal: Signal,
   env: NodeJS.ProcessEnv,
-  options: { endpoint?: string; protocol: string },
+  options: { endpoint?: string; protocol: string; warn?: (message: string) => void },
 ): HttpTarget {
   const S = signal.toUpperCase();
   const signalEndpoint = env[`OTEL_EXPORTER_OTLP_${S}_ENDPOINT`];
@@ -77,6 +116,7 @@ export function httpTarget(
     json: options.protocol === 'http/json',
     gzip: compression === 'gzip',
     timeoutMs: Number.isFinite(timeout) && timeout > 0 ? timeout : 10000,
+    tls: url.startsWith('https:') ? tlsFromEnv(signal, env, options.warn) : undefined,
   };
 }
 
@@ -86,6 +126,20 @@ const agents = {
   http: new http.Agent({ keepAlive: true, maxSockets: 4 }),
   https: new https.Agent({ keepAlive: true, maxSockets: 4 }),
 };
+
+/** An https agent per target with its own CAs or client certificate. */
+const tlsAgents = new WeakMap<HttpTarget, https.Agent>();
+
+function agentFor(target: HttpTarget, url: URL): http.Agent {
+  if (url.protocol !== 'https:') return agents.http;
+  if (!target.tls) return agents.https;
+  let agent = tlsAgents.get(target);
+  if (!agent) {
+    agent = new https.Agent({ keepAlive: true, maxSockets: 4, ...target.tls });
+    tlsAgents.set(target, agent);
+  }
+  return agent;
+}
 
 /** One POST, outside any trace (so the HTTP instrumentation does not trace its own exports). */
 export function postOtlp(target: HttpTarget, body: Uint8Array): Promise<SendResult> {
@@ -111,7 +165,7 @@ export function postOtlp(target: HttpTarget, body: Uint8Array): Promise<SendResu
         {
           method: 'POST',
           headers,
-          agent: url.protocol === 'https:' ? agents.https : agents.http,
+          agent: agentFor(target, url),
           timeout: target.timeoutMs,
         },
         (res) => {

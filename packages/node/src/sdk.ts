@@ -449,7 +449,14 @@ function startInner(options: SondeOptions, env: NodeJS.ProcessEnv): void {
   const signalProtocol = (signal: Signal) =>
     (env[`OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_PROTOCOL`] ?? protocol).trim();
   const targets = Object.fromEntries(
-    SIGNALS.map((s) => [s, httpTarget(s, env, { endpoint: options.endpoint, protocol: signalProtocol(s) })]),
+    SIGNALS.map((s) => [
+      s,
+      httpTarget(s, env, {
+        endpoint: options.endpoint,
+        protocol: signalProtocol(s),
+        warn: (message) => logLine('warn', `sonde: ${message}`),
+      }),
+    ]),
   ) as Record<Signal, HttpTarget>;
 
   const bufferDir = options.bufferDir ?? env.SONDE_BUFFER_DIR;

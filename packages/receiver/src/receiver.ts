@@ -6,7 +6,7 @@
  */
 
 import { readFileSync } from 'node:fs';
-import type { Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import type { Server as GrpcServer } from '@grpc/grpc-js';
@@ -27,6 +27,8 @@ import { Pipeline } from './pipeline/pipeline';
 import { RecentTelemetry } from './pipeline/recent';
 import { Redaction } from './pipeline/redaction';
 import { PrometheusConsumer } from './prometheus/consumer';
+import { openServerTls, type ServerTls } from './security/tls';
+import { BearerTokens } from './security/tokens';
 import { SelfMetrics } from './self-metrics';
 import { createTempoApi } from './trace-store/api';
 import { TraceStore } from './trace-store/trace-store';
@@ -207,12 +209,18 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
   const intakeClosers: (() => Promise<void>)[] = [];
   let closeAdmin = async () => {};
   const addresses: ReceiverAddresses = { otlpHttp: undefined, otlpGrpc: undefined, admin: undefined };
+  /** The certificate and token files being watched, closed with the receiver. */
+  const watched: { close(): void }[] = [];
   try {
+    const security = openSecurity(config, logger, watched);
     const adminAddress = config.admin.address;
     if (adminAddress !== 'off') {
       const routers = traceStore ? [createTempoApi(traceStore)] : [];
-      const app = createAdminApp(metrics, recent, { ready: () => listening && !draining }, stores, routers);
-      const server = await listen(app, adminAddress, 'admin');
+      const app = createAdminApp(metrics, recent, { ready: () => listening && !draining }, stores, routers, {
+        tokens: security.adminTokens,
+        protectMetrics: config.admin.auth.protect_metrics,
+      });
+      const server = await listen(app, adminAddress, 'admin', security.adminTls);
       addresses.admin = boundAddress(server);
       closeAdmin = () => closeHttp(server, config.shutdown_timeout);
     }
@@ -221,20 +229,28 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
       const app = createHttpIntake(handler, {
         maxRequestBodySize: config.limits.max_request_body_size,
         corsAllowedOrigins: config.otlp.http.cors_allowed_origins,
+        tokens: security.otlpTokens,
       });
-      const server = await listen(app, httpAddress, 'OTLP/HTTP');
+      const server = await listen(app, httpAddress, 'OTLP/HTTP', security.otlpTls);
       addresses.otlpHttp = boundAddress(server);
       intakeClosers.push(() => closeHttp(server, config.shutdown_timeout));
     }
     const grpcAddress = config.otlp.grpc.address;
     if (grpcAddress !== 'off') {
       const server = createGrpcIntake(handler, { maxRequestBodySize: config.limits.max_request_body_size });
-      const port = await bindGrpc(server, grpcAddress.host, grpcAddress.port);
+      const port = await bindGrpc(server, grpcAddress.host, grpcAddress.port, {
+        tls: security.otlpTls,
+        tokens: security.otlpTokens,
+        onUnauthenticated: (signal, error) => {
+          if (signal) handler.refused({ signal, transport: 'grpc', startedAt: performance.now() }, error);
+        },
+      });
       addresses.otlpGrpc = formatAddress(grpcAddress.host, port);
       intakeClosers.push(() => closeGrpc(server, config.shutdown_timeout));
     }
   } catch (err) {
     await Promise.allSettled([...intakeClosers, closeAdmin].map((c) => c()));
+    for (const w of watched) w.close();
     await traceStore?.shutdown();
     admission.close();
     throw err;
@@ -263,6 +279,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
       await pipeline.shutdown();
       admission.close();
       await closeAdmin();
+      for (const w of watched) w.close();
       summary.log();
       logger.info('sonde-receiver stopped');
     })();
@@ -297,6 +314,23 @@ async function openTraceStore(config: ReceiverConfig, metrics: SelfMetrics, logg
     throw err;
   }
   return store;
+}
+
+/** The listeners' TLS and bearer tokens, as configured (each file read now, then watched). */
+function openSecurity(config: ReceiverConfig, logger: Logger, watched: { close(): void }[]) {
+  const log = logger.child({ component: 'security' });
+  const keep = <T extends { close(): void }>(x: T | undefined) => {
+    if (x) watched.push(x);
+    return x;
+  };
+  const tokens = (auth: { bearer_tokens_file: string; reload_interval: number }, key: string) =>
+    auth.bearer_tokens_file ? new BearerTokens(auth.bearer_tokens_file, auth.reload_interval, log, key) : undefined;
+  return {
+    otlpTls: keep(openServerTls(config.otlp.tls, 'otlp.tls', log)),
+    adminTls: keep(openServerTls(config.admin.tls, 'admin.tls', log)),
+    otlpTokens: keep(tokens(config.otlp.auth, 'otlp.auth.bearer_tokens_file')),
+    adminTokens: keep(tokens(config.admin.auth, 'admin.auth.bearer_tokens_file')),
+  };
 }
 
 /** Reads tempo.tls's files, with an error that names the key and the file. */
@@ -341,9 +375,10 @@ class ReceivedSummary {
   }
 }
 
-function listen(app: Express, address: ListenAddress, what: string): Promise<HttpServer> {
+function listen(app: Express, address: ListenAddress, what: string, tls?: ServerTls): Promise<HttpServer> {
   return new Promise((resolve, reject) => {
-    const server = app.listen(address.port, address.host);
+    const server = tls ? tls.createHttpsServer(app) : createHttpServer(app);
+    server.listen(address.port, address.host);
     const onError = (err: NodeJS.ErrnoException) => {
       const hint = err.code === 'EADDRINUSE' ? ' (another process holds the port; set another address or port 0)' : '';
       const where = formatAddress(address.host, address.port);

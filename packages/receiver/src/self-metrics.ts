@@ -40,6 +40,7 @@ export class SelfMetrics {
   readonly limitHits: Counter<'signal' | 'limit'>;
   readonly inFlightBytes: Gauge;
   readonly inFlightBytesLimit: Gauge;
+  readonly adminRefusedRequests: Counter<'reason'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -98,6 +99,12 @@ export class SelfMetrics {
     this.inFlightBytesLimit = new Gauge({
       name: 'sonde_receiver_in_flight_bytes_limit',
       help: 'overload.max_in_flight_bytes: the capacity that sonde_receiver_in_flight_bytes is measured against',
+      registers,
+    });
+    this.adminRefusedRequests = new Counter({
+      name: 'sonde_admin_refused_requests_total',
+      help: 'Admin port requests refused, by reason (unauthenticated: no valid admin.auth bearer token)',
+      labelNames: ['reason'] as const,
       registers,
     });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'sonde_' });

@@ -13,9 +13,9 @@ function file(text: string): string {
 describe('configuration', () => {
   test('defaults are the documented ones', () => {
     const c = loadConfig({ env: {} });
-    expect(c.otlp.http.address).toEqual({ host: '0.0.0.0', port: 4318 });
-    expect(c.otlp.grpc.address).toEqual({ host: '0.0.0.0', port: 4317 });
-    expect(c.admin.address).toEqual({ host: '0.0.0.0', port: 9464 });
+    expect(c.otlp.http.address).toEqual({ host: '127.0.0.1', port: 4318 });
+    expect(c.otlp.grpc.address).toEqual({ host: '127.0.0.1', port: 4317 });
+    expect(c.admin.address).toEqual({ host: '127.0.0.1', port: 9464 });
     expect(c.limits.max_request_body_size).toBe(64 * 1024 * 1024);
     expect(c.data_dir).toBe('./.sonde-data');
     expect(c.log.level).toBe('info');

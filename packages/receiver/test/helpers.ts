@@ -23,6 +23,7 @@ export async function startTestReceiver(overrides: ReceiverConfigInput = {}): Pr
   const config = validateConfig({
     ...overrides,
     otlp: {
+      ...overrides.otlp,
       http: { address: '127.0.0.1:0', ...overrides.otlp?.http },
       grpc: { address: '127.0.0.1:0', ...overrides.otlp?.grpc },
     },

@@ -9,11 +9,22 @@ import { encodeJsonRequest } from '../otlp/json/encode';
 import type { RecentTelemetry } from '../pipeline/recent';
 import { createScrapeHandler } from '../prometheus/scrape';
 import type { MetricStore } from '../prometheus/store';
+import { authFailureMessage, type BearerTokens, wwwAuthenticate } from '../security/tokens';
 import type { SelfMetrics } from '../self-metrics';
 
 export interface AdminState {
   ready(): boolean;
 }
+
+/** admin.auth: who may read the admin port's data. */
+export interface AdminAuth {
+  tokens?: BearerTokens;
+  /** /metrics needs a token too. */
+  protectMetrics?: boolean;
+}
+
+/** Paths that answer without a token: health and readiness (Tempo's /ready too), and /metrics unless protected. */
+const OPEN_PATHS = new Set(['/healthz', '/readyz', '/ready']);
 
 export function createAdminApp(
   metrics: SelfMetrics,
@@ -22,9 +33,11 @@ export function createAdminApp(
   stores: MetricStore[],
   /** More routes on the admin port (the trace store's Tempo API). */
   routers: express.Router[] = [],
+  auth: AdminAuth = {},
 ): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  if (auth.tokens) app.use(requireAdminToken(auth.tokens, auth.protectMetrics ?? false, metrics));
 
   app.get('/metrics', createScrapeHandler(metrics.registry, stores));
   app.get('/healthz', (_req, res) => {
@@ -64,4 +77,32 @@ export function createAdminApp(
       .json({ error: `no such endpoint: ${req.path}; try /metrics, /healthz, /readyz or /debug/recent?signal=traces` });
   });
   return app;
+}
+
+/**
+ * Everything but the open paths needs a known bearer token: /debug/* (raw recent payloads), Tempo's
+ * /api/* (stored traces; Grafana's datasource sends the token, /api/echo included, so "Save & test"
+ * checks it), unknown paths, and /metrics when protected.
+ */
+function requireAdminToken(
+  tokens: BearerTokens,
+  protectMetrics: boolean,
+  metrics: SelfMetrics,
+): express.RequestHandler {
+  return (req, res, next) => {
+    if (OPEN_PATHS.has(req.path) || (req.path === '/metrics' && !protectMetrics)) {
+      next();
+      return;
+    }
+    const verdict = tokens.authenticate(req.headers.authorization);
+    if (typeof verdict === 'object') {
+      next();
+      return;
+    }
+    metrics.adminRefusedRequests.inc({ reason: 'unauthenticated' });
+    res
+      .status(401)
+      .set('www-authenticate', wwwAuthenticate(verdict, 'sonde-admin'))
+      .json({ error: authFailureMessage(verdict) });
+  };
 }

@@ -35,13 +35,40 @@ const duration = z.union([z.number(), z.string()]).transform(converted(parseDura
 
 const positiveInt = z.number().int().positive();
 
+/** TLS of a listener (the Collector's configtls server settings); on when cert_file is set. */
+const serverTls = z
+  .strictObject({
+    /** PEM certificate (chain) of the listener; with key_file, turns TLS on. */
+    cert_file: z.string().default(''),
+    /** PEM private key of cert_file. */
+    key_file: z.string().default(''),
+    /** PEM CA certificates: when set, clients must present a certificate they signed (mutual TLS). */
+    client_ca_file: z.string().default(''),
+    /** Lowest TLS version accepted. */
+    min_version: z.enum(['1.2', '1.3']).default('1.2'),
+    /** How often the files are checked for changes (new handshakes use the new ones); 0: never. */
+    reload_interval: duration.default(1000),
+  })
+  .superRefine((v, ctx) => {
+    if (Boolean(v.cert_file) !== Boolean(v.key_file))
+      ctx.addIssue({ code: 'custom', message: 'cert_file and key_file go together (both, or neither)' });
+    if (v.client_ca_file && !v.cert_file)
+      ctx.addIssue({ code: 'custom', message: 'client_ca_file (mutual TLS) needs cert_file and key_file' });
+  })
+  .prefault({});
+
+/** A bearer token file: one token per line, optionally followed by whitespace and a tenant. */
+const bearerTokensFile = z.string().default('');
+/** How often the token file is checked for changes; 0: never. */
+const tokensReloadInterval = duration.default(1000);
+
 export const configSchema = z.strictObject({
   otlp: z
     .strictObject({
       http: z
         .strictObject({
           /** OTLP/HTTP listen address (POST /v1/traces, /v1/metrics, /v1/logs). */
-          address: address.default({ host: '0.0.0.0', port: 4318 }),
+          address: address.default({ host: '127.0.0.1', port: 4318 }),
           /** Origins allowed to send OTLP/HTTP from a browser (CORS); empty means CORS is off. */
           cors_allowed_origins: z.array(z.string()).default([]),
         })
@@ -49,7 +76,16 @@ export const configSchema = z.strictObject({
       grpc: z
         .strictObject({
           /** OTLP/gRPC listen address, or "off". */
-          address: address.default({ host: '0.0.0.0', port: 4317 }),
+          address: address.default({ host: '127.0.0.1', port: 4317 }),
+        })
+        .prefault({}),
+      /** TLS of both OTLP listeners (HTTP and gRPC). */
+      tls: serverTls,
+      auth: z
+        .strictObject({
+          /** Senders must present one of these tokens (Authorization: Bearer); empty: anyone may send. */
+          bearer_tokens_file: bearerTokensFile,
+          reload_interval: tokensReloadInterval,
         })
         .prefault({}),
     })
@@ -57,7 +93,17 @@ export const configSchema = z.strictObject({
   admin: z
     .strictObject({
       /** Admin listen address: /metrics, /healthz, /readyz, /debug/recent. */
-      address: address.default({ host: '0.0.0.0', port: 9464 }),
+      address: address.default({ host: '127.0.0.1', port: 9464 }),
+      tls: serverTls,
+      auth: z
+        .strictObject({
+          /** Tokens for /debug/* and the query APIs (everything but /metrics, /healthz, /readyz, /ready); empty: open. */
+          bearer_tokens_file: bearerTokensFile,
+          reload_interval: tokensReloadInterval,
+          /** Require a token for /metrics too (Prometheus then sends it: authorization.credentials_file). */
+          protect_metrics: z.boolean().default(false),
+        })
+        .prefault({}),
     })
     .prefault({}),
   limits: z

@@ -7,8 +7,10 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Signal } from '../model';
-import type { OtlpError } from '../otlp/errors';
+import { type OtlpError, UnauthenticatedError } from '../otlp/errors';
 import { encodeExportResponse, encodeStatusProto } from '../otlp/responses';
+import type { ServerTls } from '../security/tls';
+import { type BearerTokens, grpcAuthInterceptor } from '../security/tokens';
 import type { ExportHandler } from './export-handler';
 
 const SERVICE_PATH: Record<Signal, string> = {
@@ -62,11 +64,34 @@ function toServiceError(error: OtlpError): Partial<grpc.StatusObject> {
   return { code: error.grpcCode, details: error.message, metadata };
 }
 
-/** Binds the server; resolves with the bound port. */
-export function bindGrpc(server: grpc.Server, host: string, port: number): Promise<number> {
+export interface GrpcSecurity {
+  /** otlp.tls: the listener's certificate (reloaded), and client certificates when mutual. */
+  tls?: ServerTls;
+  /** otlp.auth: calls without a known bearer token are refused (UNAUTHENTICATED) on their metadata. */
+  tokens?: BearerTokens;
+  /** Counts a call refused for its token (`signal` undefined when the method is not an OTLP export). */
+  onUnauthenticated?(signal: Signal | undefined, error: OtlpError): void;
+}
+
+/** Binds the server (with TLS and token checks when configured); resolves with the bound port. */
+export function bindGrpc(
+  server: grpc.Server,
+  host: string,
+  port: number,
+  security: GrpcSecurity = {},
+): Promise<number> {
   const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  let credentials = security.tls ? security.tls.grpcCredentials() : grpc.ServerCredentials.createInsecure();
+  if (security.tokens) {
+    // Per-port interceptors (grpc-js runs them before the server's own), so the check comes first.
+    const auth = grpcAuthInterceptor(security.tokens, (path, status) => {
+      const signal = (Object.keys(SERVICE_PATH) as Signal[]).find((s) => SERVICE_PATH[s] === path);
+      security.onUnauthenticated?.(signal, new UnauthenticatedError(status.details));
+    });
+    credentials = grpc.experimental.createServerCredentialsWithInterceptors(credentials, [auth]);
+  }
   return new Promise((resolve, reject) => {
-    server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (err, boundPort) => {
+    server.bindAsync(target, credentials, (err, boundPort) => {
       if (err) reject(new Error(`cannot listen for OTLP/gRPC on ${target}: ${err.message}`));
       else resolve(boundPort);
     });

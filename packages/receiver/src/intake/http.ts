@@ -8,13 +8,16 @@
 import cors from 'cors';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { SIGNALS, type Signal } from '../model';
-import { GrpcCode, MalformedPayloadError, OtlpError, PayloadTooLargeError } from '../otlp/errors';
+import { GrpcCode, MalformedPayloadError, OtlpError, PayloadTooLargeError, UnauthenticatedError } from '../otlp/errors';
 import { CONTENT_TYPE, type Encoding, encodeExportResponse, encodeStatus } from '../otlp/responses';
+import { type AuthFailure, authFailureMessage, type BearerTokens, wwwAuthenticate } from '../security/tokens';
 import type { ExportHandler } from './export-handler';
 
 export interface HttpIntakeOptions {
   maxRequestBodySize: number;
   corsAllowedOrigins: string[];
+  /** otlp.auth: senders must present one of these bearer tokens. */
+  tokens?: BearerTokens;
 }
 
 /** The media types OTLP/HTTP accepts, and the encoding each selects (parameters such as charset are ignored). */
@@ -31,6 +34,9 @@ export function createHttpIntake(handler: ExportHandler, options: HttpIntakeOpti
   if (options.corsAllowedOrigins.length > 0) {
     app.use(cors({ origin: corsOrigin(options.corsAllowedOrigins), methods: ['POST'], maxAge: 7200 }));
   }
+  // After CORS (preflights are answered without a token, and a 401 carries the CORS headers a browser
+  // needs to read it), before any body is read.
+  if (options.tokens) app.use(requireToken(handler, options.tokens));
   // Decompression (gzip, deflate, br, zstd) and the body limit, before and after decompression.
   const readBody = express.raw({ type: () => true, limit: options.maxRequestBodySize, inflate: true });
 
@@ -114,6 +120,32 @@ export function createHttpIntake(handler: ExportHandler, options: HttpIntakeOpti
     );
   });
   return app;
+}
+
+/**
+ * Refuses a request without a known bearer token: 401, `WWW-Authenticate: Bearer`, a google.rpc.Status
+ * in the request's encoding, and `Connection: close` so that Node does not go on reading (and
+ * discarding) the body of an unauthenticated upload to keep the connection alive.
+ */
+function requireToken(handler: ExportHandler, tokens: BearerTokens): express.RequestHandler {
+  return (req, res, next) => {
+    if (req.method === 'OPTIONS') {
+      next();
+      return;
+    }
+    const verdict = tokens.authenticate(req.headers.authorization);
+    if (typeof verdict === 'object') {
+      next();
+      return;
+    }
+    const failure: AuthFailure = verdict;
+    const signal = SIGNALS.find((s) => req.path === `/v1/${s}`);
+    const error = new UnauthenticatedError(authFailureMessage(failure));
+    if (signal) handler.refused({ signal, transport: 'http', startedAt: performance.now() }, error);
+    res.setHeader('www-authenticate', wwwAuthenticate(failure, 'OTLP'));
+    res.setHeader('connection', 'close');
+    sendError(res, error, encodingOf(req.headers['content-type']) ?? 'json');
+  };
 }
 
 function encodingOf(contentType: string | undefined): Encoding | undefined {

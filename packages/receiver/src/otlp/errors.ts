@@ -13,6 +13,7 @@ export const GrpcCode = {
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
   UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
 } as const;
 
 export type RefusalReason =
@@ -23,6 +24,7 @@ export type RefusalReason =
   | 'unsupported_encoding'
   | 'method_not_allowed'
   | 'overloaded'
+  | 'unauthenticated'
   | 'internal';
 
 export class OtlpError extends Error {
@@ -76,6 +78,14 @@ export class PayloadTooLargeError extends OtlpError {
   constructor(message: string) {
     super(message, 413, GrpcCode.RESOURCE_EXHAUSTED, 'too_large');
     this.name = 'PayloadTooLargeError';
+  }
+}
+
+/** No known bearer token (otlp.auth): 401 / UNAUTHENTICATED, which clients must not retry. */
+export class UnauthenticatedError extends OtlpError {
+  constructor(message: string) {
+    super(message, 401, GrpcCode.UNAUTHENTICATED, 'unauthenticated');
+    this.name = 'UnauthenticatedError';
   }
 }
 
