@@ -31,9 +31,12 @@ export function listSegments(dir: string): number[] {
     .sort((a, b) => a - b);
 }
 
-/** One record (header and payload) in a buffer of its own. */
+/**
+ * One record (header and payload) in a buffer with an ArrayBuffer of its own (never Node's shared pool
+ * of small buffers): it can be transferred to another thread.
+ */
 export function encodeRecord(payload: Uint8Array, tag: number): Buffer {
-  const record = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
+  const record = Buffer.allocUnsafeSlow(HEADER_BYTES + payload.length);
   record.writeUInt32LE(payload.length, 0);
   record.writeUInt32LE(crc32(payload), 4);
   record.writeUInt32LE(tag >>> 0, 8);

@@ -23,6 +23,7 @@ export type RefusalReason =
   | 'unsupported_encoding'
   | 'method_not_allowed'
   | 'overloaded'
+  | 'storage_error'
   | 'internal';
 
 export class OtlpError extends Error {
