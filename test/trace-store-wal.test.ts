@@ -109,8 +109,7 @@ test('kill -9 at saturation loses no acknowledged trace: every trace answered 20
         else if (res.status === 503) {
           refused++;
           await new Promise((resolve) => setTimeout(resolve, 5));
-        }
-        else throw new Error(`unexpected status ${res.status}`);
+        } else throw new Error(`unexpected status ${res.status}`);
       } catch (err) {
         if (!killed) throw err;
       }
@@ -120,7 +119,8 @@ test('kill -9 at saturation loses no acknowledged trace: every trace answered 20
   // Mid-stream: once enough requests were acknowledged and the queue has refused some (saturation).
   const deadline = Date.now() + 20_000;
   while (acknowledged.length < 200 || refused === 0) {
-    if (Date.now() > deadline) throw new Error(`no saturation: ${acknowledged.length} acknowledged, ${refused} refused`);
+    if (Date.now() > deadline)
+      throw new Error(`no saturation: ${acknowledged.length} acknowledged, ${refused} refused`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   killed = true;

@@ -61,7 +61,8 @@ export function scanRecords(
     const crc = data.readUInt32LE(offset + 4);
     const tag = data.readUInt32LE(offset + 8);
     const end = offset + HEADER_BYTES + length;
-    if (end > data.length || crc32(data.subarray(offset + HEADER_BYTES, end)) !== crc) return { end: offset, bad: true };
+    if (end > data.length || crc32(data.subarray(offset + HEADER_BYTES, end)) !== crc)
+      return { end: offset, bad: true };
     each(offset, length, tag);
     offset = end;
   }

@@ -220,11 +220,7 @@ export class TraceDb {
    * `failed` and not stored. `walPosition`: the write-ahead log position these bodies end at, recorded
    * in the same transaction.
    */
-  write(
-    bodies: readonly Buffer[],
-    receivedMs: number,
-    walPosition?: { segment: number; offset: number },
-  ): WriteResult {
+  write(bodies: readonly Buffer[], receivedMs: number, walPosition?: { segment: number; offset: number }): WriteResult {
     const keys = this.keys;
     const result: WriteResult = { spans: 0, bytes: 0, failed: 0 };
     // Index first, outside the transaction: a body that does not read is left out whole (indexed on

@@ -26,7 +26,7 @@ import { TraceDb } from './db';
 import type { FromReader, ReaderQuery, ReaderSettings, ToReader } from './reader-protocol';
 import { type SearchOptions, type SearchResult, search, tagNames, tagValues } from './search';
 import { type SpansetQuery, UnsupportedQueryError } from './traceql';
-import { TraceWal } from './wal';
+import { TraceWal, type WalRecovery } from './wal';
 import type { FromWriter, ToWriter, WalPosition, WriterSettings } from './writer-protocol';
 
 export interface TraceStoreOptions {
@@ -70,6 +70,8 @@ export class TraceStore implements Consumer<'traces'> {
   private nextFlush = 0;
   private workerExited = false;
   private wal: TraceWal | undefined;
+  /** What the write-ahead log's recovery found at start (durability: wal). */
+  walRecovery: WalRecovery | undefined;
   /** Where the write-ahead log's records stop being stored in SQLite, as the writer said when ready. */
   private walCommitted: WalPosition | undefined;
 
@@ -283,6 +285,7 @@ export class TraceStore implements Consumer<'traces'> {
       }
       await this.flush();
     });
+    this.walRecovery = recovery;
     this.queueGauge.set(this.queued);
     this.walReplayed.inc(recovery.spans);
     if (recovery.records > 0 || recovery.truncatedBytes > 0 || recovery.corruptSegments > 0) {

@@ -141,6 +141,10 @@ export class TraceWal {
         else recovery.corruptSegments++;
         fs.truncateSync(file, end);
       }
+      if (end === 0) {
+        fs.rmSync(file, { force: true });
+        continue;
+      }
       // What a killed process left in the page cache is made durable now.
       const fd = fs.openSync(file, 'r+');
       try {
@@ -166,9 +170,7 @@ export class TraceWal {
     if (this.closed) return Promise.reject(new Error('the trace store write-ahead log is closed'));
     return new Promise<WalPosition>((resolve, reject) => {
       this.queue.push({ record, resolve, reject });
-      this.running ??= this.run().finally(() => {
-        this.running = undefined;
-      });
+      this.running ??= this.run();
     });
   }
 
@@ -189,44 +191,53 @@ export class TraceWal {
     const current = this.current;
     this.current = undefined;
     if (current) {
-      this.old.push({ seq: current.seq, size: current.size });
       await current.fh.close().catch(() => {});
+      if (current.size === 0) await fs.promises.rm(path.join(this.dir, segmentName(current.seq)), { force: true });
+      else this.old.push({ seq: current.seq, size: current.size });
     }
   }
 
+  /**
+   * Writes groups until the queue is empty. `running` is cleared in the same step as the queue is
+   * found empty (not a microtask later), so an append never finds a run that will not take it.
+   */
   private async run(): Promise<void> {
-    while (this.queue.length > 0) {
-      if (this.options.syncIntervalMs > 0) await sleep(this.options.syncIntervalMs);
-      const group = this.queue;
-      this.queue = [];
-      let bytes = 0;
-      for (const p of group) bytes += p.record.length;
-      let at = 0;
-      try {
-        if (this.current && this.current.size > 0 && this.current.size + bytes > this.options.segmentBytes) {
-          await this.rotate();
+    try {
+      while (this.queue.length > 0) {
+        if (this.options.syncIntervalMs > 0) await sleep(this.options.syncIntervalMs);
+        const group = this.queue;
+        this.queue = [];
+        let bytes = 0;
+        for (const p of group) bytes += p.record.length;
+        let at = 0;
+        try {
+          if (this.current && this.current.size > 0 && this.current.size + bytes > this.options.segmentBytes) {
+            await this.rotate();
+          }
+          const current = this.current ?? (await this.begin());
+          at = current.size;
+          await writeAll(
+            current.fh,
+            group.map((p) => p.record),
+            at,
+          );
+          await current.fh.datasync();
+          current.size = at + bytes;
+          this.bytesWritten += bytes;
+          this.syncs++;
+          let end = at;
+          for (const p of group) {
+            end += p.record.length;
+            p.resolve({ segment: current.seq, offset: end });
+          }
+        } catch (err) {
+          this.errors++;
+          await this.abandon(at);
+          for (const p of group) p.reject(err as Error);
         }
-        const current = this.current ?? (await this.begin());
-        at = current.size;
-        await writeAll(
-          current.fh,
-          group.map((p) => p.record),
-          at,
-        );
-        await current.fh.datasync();
-        current.size = at + bytes;
-        this.bytesWritten += bytes;
-        this.syncs++;
-        let end = at;
-        for (const p of group) {
-          end += p.record.length;
-          p.resolve({ segment: current.seq, offset: end });
-        }
-      } catch (err) {
-        this.errors++;
-        await this.abandon(at);
-        for (const p of group) p.reject(err as Error);
       }
+    } finally {
+      this.running = undefined;
     }
   }
 
@@ -266,7 +277,7 @@ export class TraceWal {
       size = Number.MAX_SAFE_INTEGER;
     }
     await current.fh.close().catch(() => {});
-    if (size === 0) await fs.promises.rm(path.join(this.dir, segmentName(current.seq)), { force: true }).catch(() => {});
+    if (at === 0) await fs.promises.rm(path.join(this.dir, segmentName(current.seq)), { force: true }).catch(() => {});
     else this.old.push({ seq: current.seq, size });
   }
 }

@@ -60,7 +60,10 @@ function flush(): void {
     bodies.push(Buffer.from(item.body.buffer, item.body.byteOffset, item.body.byteLength));
     if (item.receivedMs > receivedMs) receivedMs = item.receivedMs;
     const p = item.position;
-    if (p && (!position || p.segment > position.segment || (p.segment === position.segment && p.offset > position.offset))) {
+    if (
+      p &&
+      (!position || p.segment > position.segment || (p.segment === position.segment && p.offset > position.offset))
+    ) {
       position = p;
     }
   }
