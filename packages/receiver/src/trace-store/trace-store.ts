@@ -448,6 +448,7 @@ export class TraceStore implements Consumer<'traces'> {
    */
   private async journal(raw: Buffer, spans: number, receivedMs: number): Promise<void> {
     const wal = this.wal as TraceWal;
+    if (this.stopping) throw new OverloadedError('the receiver is shutting down; retry after 1s', 1);
     // One buffer with its own ArrayBuffer: written to the log, then moved (not cloned) to the writer.
     const record = encodeRecord(raw, spans);
     this.queued += raw.length;
