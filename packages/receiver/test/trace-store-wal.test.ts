@@ -242,3 +242,14 @@ test('a log that cannot be written (disk full) refuses the request with 503; the
   await store.flush();
   expect([await spans(store, id(1)), await spans(store, id(2)), await spans(store, id(3))]).toStrictEqual([2, 0, 2]);
 });
+
+test('with durability memory, a log left by a run with wal is still replayed, then removed', async () => {
+  await writeLog([request(id(1), 3)], [3]);
+  const { store } = await open({ durability: 'memory' });
+  expect(await spans(store, id(1))).toBe(3);
+  expect(fs.existsSync(walDir)).toBe(false);
+  await store.consume(batch(request(id(2), 2)));
+  await store.flush();
+  expect(await spans(store, id(2))).toBe(2);
+  expect(fs.existsSync(walDir)).toBe(false);
+});

@@ -13,7 +13,7 @@
  * With `memory`, requests are acknowledged once queued: a crash loses what the queue holds (up to
  * `queueBytes`) and the transaction being written.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
@@ -255,6 +255,14 @@ export class TraceStore implements Consumer<'traces'> {
   async start(): Promise<void> {
     await this.ready;
     if (this.durability === 'wal') await this.openWal();
+    else if (existsSync(this.walDir)) {
+      // Left by a run with durability: wal (a crash, then a switch to memory): its acknowledged
+      // requests are stored, then the log goes.
+      await this.openWal();
+      await this.wal?.close();
+      this.wal = undefined;
+      rmSync(this.walDir, { recursive: true, force: true });
+    }
     this.reader = TraceDb.open(this.options.path, {
       reader: true,
       indexedAttributes: this.options.indexedAttributes,
