@@ -91,12 +91,12 @@ export async function runStoreBench(
     const configFile = join(work, 'sonde.yaml');
     writeFileSync(configFile, `trace_store:\n  indexed_attributes: [${INDEXED.join(', ')}]\n`);
 
-    // Three receivers (store off, on, on with on_full: drop), measured in alternating slices, so that
+    // Four receivers (store off, on, on with durability: memory, on with on_full: drop), measured in alternating slices, so that
     // the ratios compare slices taken under the same machine conditions (this VM's speed drifts by tens
     // of percent over minutes). Before each slice, the stores' write queues are drained: no slice pays
     // for the writing of another's.
     log(
-      `store: intake with the store off, on (indexed attributes: ${INDEXED.join(', ')}) and on with on_full: drop, ` +
+      `store: intake with the store off, on (indexed attributes: ${INDEXED.join(', ')}) on with durability: memory and on with on_full: drop, ` +
         `${payload.spansPerRequest} spans/request, fresh receivers, in alternating slices`,
     );
     const dropConfig = join(work, 'drop.yaml');

@@ -74,6 +74,7 @@ export class TraceStore implements Consumer<'traces'> {
   walRecovery: WalRecovery | undefined;
   /** Where the write-ahead log's records stop being stored in SQLite, as the writer said when ready. */
   private walCommitted: WalPosition | undefined;
+  private walErrorLoggedAt = 0;
 
   private readonly written: Counter;
   private readonly dropped: Counter<'reason'>;
@@ -467,10 +468,15 @@ export class TraceStore implements Consumer<'traces'> {
     } catch (err) {
       this.release(raw.length);
       this.walErrors.inc();
-      this.logger.error(
-        { err: (err as Error).message, dir: this.walDir },
-        'the trace store could not write its write-ahead log (disk full or unwritable?); the request is refused with 503',
-      );
+      // Once a second at most: a full disk fails every request of every group.
+      const now = Date.now();
+      if (now - this.walErrorLoggedAt >= 1000) {
+        this.walErrorLoggedAt = now;
+        this.logger.error(
+          { err: (err as Error).message, dir: this.walDir },
+          'the trace store could not write its write-ahead log (disk full or unwritable?); requests are refused with 503',
+        );
+      }
       throw new OtlpError(
         'the trace store cannot write to disk now; retry after 1s',
         503,
