@@ -6,6 +6,9 @@
  *    writer thread keeps working after its slice and would take CPU from the other's). With the store
  *    on, the spans/s counted are the accepted ones (2xx); refusals (503 when the write queue is full)
  *    are reported, and so is the store's own write rate (sonde_trace_store_spans_written_total).
+ *    "Store on" has the default `durability: wal` (each request journaled and fdatasynced before its
+ *    response); "store on, durability memory" measures the same without the write-ahead log, so that
+ *    the log's intake cost is the ratio of the two (with the WAL's syncs per request).
  * 2. Queries over a large store: a data set of SDK-made traces (the bench payloads, with fresh trace
  *    ids and start times spread over the last 24 hours) written straight into the store's database
  *    through TraceDb (bulk: indexes built after the load), then a receiver serving it on its admin
@@ -38,6 +41,10 @@ export interface StoreBenchResult {
   writerCpu: WriterCpuResult;
   intakeOff: ThroughputResult;
   intakeOn: ThroughputResult;
+  /** The store on with durability: memory (no write-ahead log): intakeOn / intakeMemory is the WAL's cost. */
+  intakeMemory: ThroughputResult;
+  /** fdatasyncs of the write-ahead log per accepted request, in the store-on (wal) slices. */
+  walSyncsPerRequest: number;
   /** With trace_store.on_full: drop: intake, and the accepted spans the store dropped. */
   intakeDrop: ThroughputResult;
   droppedSpans: number;
@@ -84,17 +91,20 @@ export async function runStoreBench(
     const configFile = join(work, 'sonde.yaml');
     writeFileSync(configFile, `trace_store:\n  indexed_attributes: [${INDEXED.join(', ')}]\n`);
 
-    // Three receivers (store off, on, on with on_full: drop), measured in alternating slices, so that
+    // Four receivers (store off, on, on with durability: memory, on with on_full: drop), measured in alternating slices, so that
     // the ratios compare slices taken under the same machine conditions (this VM's speed drifts by tens
     // of percent over minutes). Before each slice, the stores' write queues are drained: no slice pays
     // for the writing of another's.
     log(
-      `store: intake with the store off, on (indexed attributes: ${INDEXED.join(', ')}) and on with on_full: drop, ` +
+      `store: intake with the store off, on (indexed attributes: ${INDEXED.join(', ')}) on with durability: memory and on with on_full: drop, ` +
         `${payload.spansPerRequest} spans/request, fresh receivers, in alternating slices`,
     );
     const dropConfig = join(work, 'drop.yaml');
     writeFileSync(dropConfig, `trace_store:\n  on_full: drop\n  indexed_attributes: [${INDEXED.join(', ')}]\n`);
+    const memoryConfig = join(work, 'memory.yaml');
+    writeFileSync(memoryConfig, `trace_store:\n  durability: memory\n  indexed_attributes: [${INDEXED.join(', ')}]\n`);
     const onPort = await freePort();
+    const memoryPort = await freePort();
     const dropPort = await freePort();
     const off = await startReceiverProcess({
       dataDir: join(work, 'off'),
@@ -106,6 +116,11 @@ export async function runStoreBench(
       env: { SONDE_TRACE_STORE: 'true', SONDE_ADMIN_ADDR: `127.0.0.1:${onPort}` },
       args: ['--config', configFile],
     });
+    const memory = await startReceiverProcess({
+      dataDir: join(work, 'memory'),
+      env: { SONDE_TRACE_STORE: 'true', SONDE_ADMIN_ADDR: `127.0.0.1:${memoryPort}` },
+      args: ['--config', memoryConfig],
+    });
     const drop = await startReceiverProcess({
       dataDir: join(work, 'drop'),
       env: { SONDE_TRACE_STORE: 'true', SONDE_ADMIN_ADDR: `127.0.0.1:${dropPort}` },
@@ -113,9 +128,12 @@ export async function runStoreBench(
     });
     off.name = 'store off';
     on.name = 'store on';
+    memory.name = 'store on, durability memory';
     drop.name = 'store on, drop';
     let intakeOff: ThroughputResult;
     let intakeOn: ThroughputResult;
+    let intakeMemory: ThroughputResult;
+    let walSyncs = 0;
     let intakeDrop: ThroughputResult;
     let written = 0;
     let writeSec = 0;
@@ -123,36 +141,54 @@ export async function runStoreBench(
     try {
       const drained = async () => {
         const t0 = performance.now();
-        for (const port of [onPort, dropPort]) {
+        for (const port of [onPort, memoryPort, dropPort]) {
           while ((await scrape(port, 'sonde_trace_store_queue_bytes')) > 0 && performance.now() - t0 < 120_000) {
             await sleep(100);
           }
         }
       };
       let before = 0;
-      [intakeOff, intakeOn, intakeDrop] = await compareMaxThroughput([off, on, drop], payload, settings, log, {
-        beforeSlice: async (server) => {
-          await drained();
-          if (server === on) before = await scrape(onPort, 'sonde_trace_store_spans_written_total');
+      let syncsBefore = 0;
+      [intakeOff, intakeOn, intakeMemory, intakeDrop] = await compareMaxThroughput(
+        [off, on, memory, drop],
+        payload,
+        settings,
+        log,
+        {
+          beforeSlice: async (server) => {
+            await drained();
+            if (server === on) {
+              before = await scrape(onPort, 'sonde_trace_store_spans_written_total');
+              syncsBefore = await scrape(onPort, 'sonde_trace_store_wal_syncs_total');
+            }
+          },
+          afterSlice: async (server, seconds) => {
+            if (server !== on) return;
+            written += (await scrape(onPort, 'sonde_trace_store_spans_written_total')) - before;
+            walSyncs += (await scrape(onPort, 'sonde_trace_store_wal_syncs_total')) - syncsBefore;
+            writeSec += seconds;
+          },
         },
-        afterSlice: async (server, seconds) => {
-          if (server !== on) return;
-          written += (await scrape(onPort, 'sonde_trace_store_spans_written_total')) - before;
-          writeSec += seconds;
-        },
-      });
+      );
       droppedSpans = await scrape(dropPort, 'sonde_trace_store_dropped_spans_total');
     } finally {
-      await Promise.all([off.stop(), on.stop(), drop.stop()]);
+      await Promise.all([off.stop(), on.stop(), memory.stop(), drop.stop()]);
     }
     intakeOff.server = 'receiver, store off';
-    intakeOn.server = 'receiver, store on';
+    intakeOn.server = 'receiver, store on (durability: wal)';
+    intakeMemory.server = 'receiver, store on, durability: memory';
+    const walSyncsPerRequest = walSyncs / intakeOn.ok;
     intakeDrop.server = 'receiver, store on, on_full: drop';
     const storeWriteSpansPerSec = written / writeSec;
     log(
       `  store off ${fmtInt(intakeOff.spansPerSec)} spans/s, store on ${fmtInt(intakeOn.spansPerSec)} spans/s accepted ` +
         `(${intakeOn.non2xx} refused requests): ${((intakeOn.spansPerSec / intakeOff.spansPerSec) * 100).toFixed(1)}%; ` +
         `the store wrote ${fmtInt(written)} spans during its ${writeSec.toFixed(1)} s of slices (${fmtInt(storeWriteSpansPerSec)} spans/s)`,
+    );
+    log(
+      `  store on, durability wal ${fmtInt(intakeOn.spansPerSec)} spans/s vs durability memory ${fmtInt(intakeMemory.spansPerSec)} spans/s ` +
+        `(${intakeMemory.non2xx} refused): ${pct(intakeOn.spansPerSec, intakeMemory.spansPerSec)}; ` +
+        `${walSyncsPerRequest.toFixed(2)} WAL fdatasyncs per accepted request; latency p50 ${intakeOn.latencyP50Ms.toFixed(1)} vs ${intakeMemory.latencyP50Ms.toFixed(1)} ms`,
     );
     log(
       `  store on (drop) ${fmtInt(intakeDrop.spansPerSec)} spans/s accepted: ${((intakeDrop.spansPerSec / intakeOff.spansPerSec) * 100).toFixed(1)}% of store off; ` +
@@ -281,6 +317,8 @@ export async function runStoreBench(
       writerCpu,
       intakeOff,
       intakeOn,
+      intakeMemory,
+      walSyncsPerRequest,
       intakeDrop,
       droppedSpans,
       storeWriteSpansPerSec,
@@ -402,11 +440,12 @@ export function renderStoreSection(r: StoreBenchResult): string {
     '| target | measured | verdict |',
     '|---|---|---|',
     `| intake with the store on ≥ 70% of intake without it (100 spans/request) | ${pct(r.intakeOn.spansPerSec, r.intakeOff.spansPerSec)} (${fmtInt(r.intakeOn.spansPerSec)} vs ${fmtInt(r.intakeOff.spansPerSec)} spans/s; ${r.intakeOn.non2xx} requests refused with 503) | ${r.intakeOn.spansPerSec >= 0.7 * r.intakeOff.spansPerSec ? 'met' : '**MISSED**'} |`,
+    `| (diagnostic) intake cost of the write-ahead log: store on with \`durability: wal\` (the default) vs \`memory\` | ${pct(r.intakeOn.spansPerSec, r.intakeMemory.spansPerSec)} (${fmtInt(r.intakeOn.spansPerSec)} vs ${fmtInt(r.intakeMemory.spansPerSec)} spans/s; ${r.walSyncsPerRequest.toFixed(2)} fdatasyncs per request; latency p50 ${r.intakeOn.latencyP50Ms.toFixed(1)} vs ${r.intakeMemory.latencyP50Ms.toFixed(1)} ms) | |`,
     `| trace by id p99 < 20 ms (${fmtInt(r.datasetSpans)} spans stored) | ${byId?.p99Ms.toFixed(1)} ms | ${byId && byId.p99Ms < 20 ? 'met' : '**MISSED**'} |`,
     `| tag search over 10 million spans p99 < 500 ms | ${tag?.p99Ms.toFixed(1)} ms over ${fmtInt(r.datasetSpans)} spans | ${tag && tag.p99Ms < 500 ? (r.datasetSpans >= 10_000_000 ? 'met' : `met at ${fmtInt(r.datasetSpans)} spans`) : '**MISSED**'} |`,
     `| (diagnostic) writer CPU per span: index, compress and write in transactions of 16 MiB, ${fmtInt(r.writerCpu.spans)} spans into a store of ${fmtInt(r.writerCpu.preload)} | ${r.writerCpu.usPerSpan.toFixed(1)} µs (${fmtInt(r.writerCpu.spansPerCpuSec)} spans per CPU second) | |`,
     '',
-    `Store off, on and on with \`on_full: drop\` ran as three receivers measured in alternating slices, each store's write queue drained before every slice. Store write rate while ingesting: ${fmtInt(r.storeWrittenSpans)} spans written during the store-on slices (${r.storeWriteSec.toFixed(1)} s): ${fmtInt(r.storeWriteSpansPerSec)} spans/s. ` +
+    `Store off, on (\`durability: wal\`), on with \`durability: memory\` and on with \`on_full: drop\` ran as four receivers measured in alternating slices, each store's write queue drained before every slice. Store write rate while ingesting: ${fmtInt(r.storeWrittenSpans)} spans written during the store-on slices (${r.storeWriteSec.toFixed(1)} s): ${fmtInt(r.storeWriteSpansPerSec)} spans/s. ` +
       `With \`on_full: drop\`, intake was ${fmtInt(r.intakeDrop.spansPerSec)} spans/s (${pct(r.intakeDrop.spansPerSec, r.intakeOff.spansPerSec)} of store off) and ${fmtInt(r.droppedSpans)} accepted spans were not stored. ` +
       `Cores in use during the slices (the machine has ${availableParallelism()}): store off, receiver ${r.intakeOff.serverCores.toFixed(2)} + load generator ${r.intakeOff.clientCores.toFixed(2)}; ` +
       `store on, receiver ${r.intakeOn.serverCores.toFixed(2)} (intake and writer threads) + load generator ${r.intakeOn.clientCores.toFixed(2)}. ` +

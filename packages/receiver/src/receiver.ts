@@ -303,6 +303,8 @@ async function openTraceStore(config: ReceiverConfig, metrics: SelfMetrics, logg
       flushIntervalMs: c.batch_timeout,
       retentionIntervalMs: c.retention_check_interval,
       indexedAttributes: c.indexed_attributes,
+      durability: c.durability,
+      walSyncIntervalMs: c.wal_sync_interval,
     },
     metrics.registry,
     logger.child({ component: 'trace-store' }),

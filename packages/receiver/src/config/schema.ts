@@ -309,6 +309,10 @@ export const configSchema = z.strictObject({
       queue_size: size.default(64 * 1024 * 1024),
       /** When the write queue is full: refuse new spans with 503 + Retry-After, or accept them without storing (drop, counted). */
       on_full: z.enum(['refuse', 'drop']).default('refuse'),
+      /** wal: a request is journaled (fdatasynced) before it is acknowledged, and replayed after a crash; memory: acknowledged once queued (a crash loses the queue). */
+      durability: z.enum(['wal', 'memory']).default('wal'),
+      /** With durability: wal, how long the log waits to gather concurrent requests into one write and fdatasync (0: none; each sync takes the requests that arrived during the previous one). */
+      wal_sync_interval: duration.default(0),
       /** A write transaction takes at most this many bytes of requests (fewer, larger transactions cost less per span)... */
       batch_max_size: size.default(16 * 1024 * 1024),
       /** ...and waits at most this long for more. */

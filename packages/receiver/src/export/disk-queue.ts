@@ -2,7 +2,8 @@
  * A persistent FIFO queue of payloads on local disk: an append-only log cut into segment files, and
  * a small `ack` file holding the position of the oldest record not yet acknowledged.
  *
- * On-disk format (all integers unsigned 32-bit little-endian):
+ * On-disk format (all integers unsigned 32-bit little-endian; the record format is record-log.ts's,
+ * shared with the trace store's write-ahead log):
  *
  * - `<dir>/<seq>.seg` (`seq` a 16-digit zero-padded decimal, increasing): records back to back, each
  *   `[length][crc32 of payload][spanCount][payload]` (12-byte header + `length` bytes).
@@ -31,7 +32,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { crc32 } from 'node:zlib';
+import { encodeRecord, HEADER_BYTES, listSegments, scanRecords, segmentName, syncDir } from '../record-log';
+
+export { HEADER_BYTES };
 
 export interface DiskQueueOptions {
   /** Bound of the unacknowledged payload bytes (record headers not counted). */
@@ -92,13 +95,7 @@ interface RecordRef {
   done: boolean;
 }
 
-export const HEADER_BYTES = 12;
 const DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024;
-const SEGMENT_RE = /^(\d{16})\.seg$/;
-
-function segmentName(seq: number): string {
-  return `${String(seq).padStart(16, '0')}.seg`;
-}
 
 export class DiskQueue {
   readonly recovery: DiskQueueRecovery;
@@ -156,11 +153,7 @@ export class DiskQueue {
     if (segment.size > 0 && segment.size + HEADER_BYTES + payload.length > this.segmentBytes) {
       segment = this.rotate();
     }
-    const record = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
-    record.writeUInt32LE(payload.length, 0);
-    record.writeUInt32LE(crc32(payload), 4);
-    record.writeUInt32LE(spanCount >>> 0, 8);
-    payload.copy(record, HEADER_BYTES);
+    const record = encodeRecord(payload, spanCount);
     const offset = segment.size;
     let written = 0;
     try {
@@ -309,12 +302,7 @@ export class DiskQueue {
   private recover(): void {
     fs.mkdirSync(this.dir, { recursive: true });
     const position = this.readPosition();
-    const seqs = fs
-      .readdirSync(this.dir)
-      .map((name) => SEGMENT_RE.exec(name))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => Number(m[1]))
-      .sort((a, b) => a - b);
+    const seqs = listSegments(this.dir);
     const openedAt = Date.now();
     for (let i = 0; i < seqs.length; i++) {
       const seq = seqs[i];
@@ -327,21 +315,7 @@ export class DiskQueue {
       const data = fs.readFileSync(file);
       const segment: Segment = { seq, fd: -1, size: data.length, live: 0 };
       const start = position && seq === position.segment ? position.offset : 0;
-      let offset = 0;
-      let bad = false;
-      while (offset < data.length) {
-        if (offset + HEADER_BYTES > data.length) {
-          bad = true;
-          break;
-        }
-        const length = data.readUInt32LE(offset);
-        const crc = data.readUInt32LE(offset + 4);
-        const spanCount = data.readUInt32LE(offset + 8);
-        const end = offset + HEADER_BYTES + length;
-        if (end > data.length || crc32(data.subarray(offset + HEADER_BYTES, end)) !== crc) {
-          bad = true;
-          break;
-        }
+      const { end: offset, bad } = scanRecords(data, (offset, length, spanCount) => {
         if (offset >= start) {
           this.records.push({ segment, offset, length, spanCount, appendedAt: openedAt, done: false });
           segment.live++;
@@ -349,8 +323,7 @@ export class DiskQueue {
           this.unackedCount++;
           this.unackedSpans += spanCount;
         }
-        offset = end;
-      }
+      });
       if (bad) {
         // Nothing after a bad record can be trusted (there are no sync markers): it is cut off.
         if (last) this.recovery.truncatedBytes += data.length - offset;
@@ -441,18 +414,5 @@ export class DiskQueue {
     } catch {
       // Recovery cuts a torn tail anyway.
     }
-  }
-}
-
-/** fsyncs a directory, so that a created or renamed entry survives a machine crash (best effort). */
-function syncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    // Not supported on every platform / filesystem.
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
   }
 }

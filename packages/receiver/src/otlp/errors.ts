@@ -25,6 +25,7 @@ export type RefusalReason =
   | 'method_not_allowed'
   | 'overloaded'
   | 'unauthenticated'
+  | 'storage_error'
   | 'internal';
 
 export class OtlpError extends Error {

@@ -28,6 +28,9 @@
  *             of the batch's blobs hold it (a bitmap): a search through a value reads only those. Per
  *             batch, not per blob: a write adds a row per distinct value, not one per value and blob.
  * - tag_values: the distinct values of each searchable key and their type, for the tag-values API.
+ * - wal_position: with `durability: wal`, the write-ahead log position (wal.ts) that the writes so far
+ *             hold, written in the same transaction as them: replay after a crash starts there, so a
+ *             request is stored once, never twice or not at all.
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -62,6 +65,8 @@ CREATE TABLE IF NOT EXISTS postings (
 CREATE TABLE IF NOT EXISTS tag_values (
   key TEXT NOT NULL, value TEXT NOT NULL, batch INTEGER NOT NULL, type TEXT NOT NULL, PRIMARY KEY (key, value)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tag_values_batch ON tag_values (batch);
+CREATE TABLE IF NOT EXISTS wal_position (
+  id INTEGER PRIMARY KEY CHECK (id = 1), segment INTEGER NOT NULL, byte_offset INTEGER NOT NULL);
 `;
 
 /** Uncompressed request bytes per blob (a request larger than this is a blob of its own). */
@@ -212,9 +217,10 @@ export class TraceDb {
   /**
    * Writes requests (protobuf ExportTraceServiceRequest bodies) in one transaction, as blobs of about
    * BLOB_BYTES, indexed for the store's indexed attributes. A body that cannot be read is counted in
-   * `failed` and not stored.
+   * `failed` and not stored. `walPosition`: the write-ahead log position these bodies end at, recorded
+   * in the same transaction.
    */
-  write(bodies: readonly Buffer[], receivedMs: number): WriteResult {
+  write(bodies: readonly Buffer[], receivedMs: number, walPosition?: { segment: number; offset: number }): WriteResult {
     const keys = this.keys;
     const result: WriteResult = { spans: 0, bytes: 0, failed: 0 };
     // Index first, outside the transaction: a body that does not read is left out whole (indexed on
@@ -291,6 +297,11 @@ export class TraceDb {
         lastBlob,
         batch,
       );
+      if (walPosition) {
+        this.stmt(
+          'INSERT INTO wal_position (id, segment, byte_offset) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET segment = excluded.segment, byte_offset = excluded.byte_offset',
+        ).run(walPosition.segment, walPosition.offset);
+      }
       db.exec('COMMIT');
     } catch (err) {
       db.exec('ROLLBACK');
@@ -298,6 +309,12 @@ export class TraceDb {
       throw new WriteError((err as Error).message, result.spans);
     }
     return result;
+  }
+
+  /** The write-ahead log position the stored writes end at (see `write`), if any. */
+  walPosition(): { segment: number; offset: number } | undefined {
+    const row = this.stmt('SELECT segment, byte_offset FROM wal_position WHERE id = 1').get();
+    return row ? { segment: Number(row.segment), offset: Number(row.byte_offset) } : undefined;
   }
 
   /** One blob and its trace rows. */

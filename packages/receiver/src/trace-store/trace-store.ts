@@ -5,20 +5,29 @@
  * they are decoded (503 + Retry-After, so clients retry), or, with `on_full: drop`, the request is
  * accepted and not stored (counted). Queries (the Tempo API) run on a reader thread with its own
  * read-only connection (reader-worker.ts).
+ *
+ * Durability (`durability`): with `wal` (the default), `consume` first appends the request to the
+ * write-ahead log (wal.ts) and resolves, so that the response is sent, only once the record is
+ * durable (fdatasync, shared by the requests of a group); a request the log cannot take is refused
+ * with 503. `start` replays the records that SQLite does not hold yet before the receiver listens.
+ * With `memory`, requests are acknowledged once queued: a crash loses what the queue holds (up to
+ * `queueBytes`) and the transaction being written.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../logger';
-import { OverloadedError } from '../otlp/errors';
+import { GrpcCode, OtlpError, OverloadedError } from '../otlp/errors';
 import { encodeTraceRequest } from '../otlp/protobuf/encode-traces';
 import type { Batch, Consumer } from '../pipeline/pipeline';
+import { encodeRecord, HEADER_BYTES } from '../record-log';
 import { TraceDb } from './db';
 import type { FromReader, ReaderQuery, ReaderSettings, ToReader } from './reader-protocol';
 import { type SearchOptions, type SearchResult, search, tagNames, tagValues } from './search';
 import { type SpansetQuery, UnsupportedQueryError } from './traceql';
-import type { FromWriter, ToWriter, WriterSettings } from './writer-protocol';
+import { TraceWal, type WalRecovery } from './wal';
+import type { FromWriter, ToWriter, WalPosition, WriterSettings } from './writer-protocol';
 
 export interface TraceStoreOptions {
   /** The SQLite file. */
@@ -33,7 +42,17 @@ export interface TraceStoreOptions {
   retentionIntervalMs: number;
   /** Attribute keys (looked up on spans and resources) indexed for search. */
   indexedAttributes: string[];
+  /** wal: requests are journaled (durable) before they are acknowledged; memory: queued only. */
+  durability?: 'wal' | 'memory';
+  /** The write-ahead log's directory (default: the database's path + `.journal`). */
+  walDir?: string;
+  /** How long the log waits to gather a group of requests before its write and fdatasync (ms, default 0). */
+  walSyncIntervalMs?: number;
+  /** Size at which the log begins a new segment (default 16 MiB). */
+  walSegmentBytes?: number;
 }
+
+const WAL_SEGMENT_BYTES = 16 * 1024 * 1024;
 
 export class TraceStore implements Consumer<'traces'> {
   readonly name = 'trace-store';
@@ -50,6 +69,12 @@ export class TraceStore implements Consumer<'traces'> {
   private flushes = new Map<number, () => void>();
   private nextFlush = 0;
   private workerExited = false;
+  private wal: TraceWal | undefined;
+  /** What the write-ahead log's recovery found at start (durability: wal). */
+  walRecovery: WalRecovery | undefined;
+  /** Where the write-ahead log's records stop being stored in SQLite, as the writer said when ready. */
+  private walCommitted: WalPosition | undefined;
+  private walErrorLoggedAt = 0;
 
   private readonly written: Counter;
   private readonly dropped: Counter<'reason'>;
@@ -57,6 +82,8 @@ export class TraceStore implements Consumer<'traces'> {
   private readonly deleted: Counter;
   private readonly usedBytes: Gauge;
   private readonly queueGauge: Gauge;
+  private readonly walReplayed: Counter;
+  private readonly walErrors: Counter;
   readonly queryDuration: Histogram<'endpoint'>;
 
   constructor(
@@ -101,6 +128,45 @@ export class TraceStore implements Consumer<'traces'> {
       help: 'Bytes of protobuf waiting for the trace store writer thread',
       registers,
     });
+    if (this.durability === 'wal') {
+      const wal = () => this.wal;
+      new Counter({
+        name: 'sonde_trace_store_wal_bytes_total',
+        help: 'Bytes appended to the trace store write-ahead log (record headers included)',
+        registers,
+        collect() {
+          this.reset();
+          this.inc(wal()?.bytesWritten ?? 0);
+        },
+      });
+      new Counter({
+        name: 'sonde_trace_store_wal_syncs_total',
+        help: 'fdatasyncs of the trace store write-ahead log (each made a group of requests durable)',
+        registers,
+        collect() {
+          this.reset();
+          this.inc(wal()?.syncs ?? 0);
+        },
+      });
+      new Gauge({
+        name: 'sonde_trace_store_wal_disk_bytes',
+        help: 'Bytes of the trace store write-ahead log segments on disk',
+        registers,
+        collect() {
+          this.set(wal()?.diskBytes ?? 0);
+        },
+      });
+    }
+    this.walReplayed = new Counter({
+      name: 'sonde_trace_store_wal_replayed_spans_total',
+      help: 'Spans replayed from the trace store write-ahead log at start (acknowledged, not yet in the database)',
+      registers,
+    });
+    this.walErrors = new Counter({
+      name: 'sonde_trace_store_wal_errors_total',
+      help: 'Writes or syncs of the trace store write-ahead log that failed (disk full, I/O error); their requests were refused with 503',
+      registers,
+    });
     this.queryDuration = new Histogram({
       name: 'sonde_trace_store_query_duration_seconds',
       help: 'Time to answer a Tempo API query from the trace store, by endpoint',
@@ -118,6 +184,7 @@ export class TraceStore implements Consumer<'traces'> {
       flushIntervalMs: options.flushIntervalMs,
       retentionIntervalMs: options.retentionIntervalMs,
       onFull: options.onFull,
+      durability: this.durability,
     };
     this.worker = new Worker(workerScript('writer-worker.js'), { workerData: settings });
     this.worker.unref();
@@ -131,6 +198,7 @@ export class TraceStore implements Consumer<'traces'> {
       switch (m.type) {
         case 'ready':
           this.usedBytes.set(m.usedBytes);
+          this.walCommitted = m.walPosition;
           if (m.recreatedFromVersion !== undefined) {
             this.logger.warn(
               { path: options.path, fromVersion: m.recreatedFromVersion, schemaVersion: m.schemaVersion },
@@ -145,6 +213,7 @@ export class TraceStore implements Consumer<'traces'> {
         case 'written':
           this.release(m.bytes);
           this.written.inc(m.spans);
+          if (m.position) this.wal?.committed(m.position);
           break;
         case 'write-failed':
           this.release(m.bytes);
@@ -186,11 +255,54 @@ export class TraceStore implements Consumer<'traces'> {
   /** Resolves once the database is open (rejects when it cannot be). */
   async start(): Promise<void> {
     await this.ready;
+    if (this.durability === 'wal') await this.openWal();
+    else if (existsSync(this.walDir)) {
+      // Left by a run with durability: wal (a crash, then a switch to memory): its acknowledged
+      // requests are stored, then the log goes.
+      await this.openWal();
+      await this.wal?.close();
+      this.wal = undefined;
+      rmSync(this.walDir, { recursive: true, force: true });
+    }
     this.reader = TraceDb.open(this.options.path, {
       reader: true,
       indexedAttributes: this.options.indexedAttributes,
     });
     await this.startReader();
+  }
+
+  get durability(): 'wal' | 'memory' {
+    return this.options.durability ?? 'wal';
+  }
+
+  /** The write-ahead log's directory. */
+  get walDir(): string {
+    return this.options.walDir ?? `${this.options.path}.journal`;
+  }
+
+  /** Opens the write-ahead log and replays into SQLite what it holds that SQLite does not. */
+  private async openWal(): Promise<void> {
+    const wal = TraceWal.open(this.walDir, {
+      segmentBytes: this.options.walSegmentBytes ?? WAL_SEGMENT_BYTES,
+      syncIntervalMs: this.options.walSyncIntervalMs ?? 0,
+    });
+    this.wal = wal;
+    const recovery = await wal.recover(this.walCommitted, async (records, receivedMs) => {
+      for (const r of records) {
+        this.queued += r.body.byteLength;
+        this.post({ type: 'write', body: r.body, receivedMs, position: r.end }, [r.body.buffer as ArrayBuffer]);
+      }
+      await this.flush();
+    });
+    this.walRecovery = recovery;
+    this.queueGauge.set(this.queued);
+    this.walReplayed.inc(recovery.spans);
+    if (recovery.records > 0 || recovery.truncatedBytes > 0 || recovery.corruptSegments > 0) {
+      this.logger.warn(
+        { dir: this.walDir, ...recovery },
+        'replayed the trace store write-ahead log: acknowledged requests that were not in the database yet',
+      );
+    }
   }
 
   /** Starts the reader thread; when it cannot start, queries run on this thread (logged). */
@@ -317,7 +429,7 @@ export class TraceStore implements Consumer<'traces'> {
     }
   }
 
-  consume(batch: Batch<'traces'>): void {
+  consume(batch: Batch<'traces'>): void | Promise<void> {
     if (this.workerExited) {
       this.dropped.inc({ reason: 'write_error' }, batch.itemCount);
       return;
@@ -331,11 +443,55 @@ export class TraceStore implements Consumer<'traces'> {
       this.dropped.inc({ reason: 'queue_full' }, batch.itemCount);
       return;
     }
+    if (this.wal) return this.journal(raw, batch.itemCount, batch.context.receivedAt);
     // A copy with its own ArrayBuffer, moved (not cloned) to the writer thread.
     const body = new Uint8Array(raw);
     this.queued += body.byteLength;
     this.queueGauge.set(this.queued);
     this.post({ type: 'write', body, receivedMs: batch.context.receivedAt }, [body.buffer]);
+  }
+
+  /**
+   * Appends the request to the write-ahead log and, once it is durable, hands it to the writer thread:
+   * resolves then (the request is acknowledged), or rejects with a 503 when the log cannot take it.
+   */
+  private async journal(raw: Buffer, spans: number, receivedMs: number): Promise<void> {
+    const wal = this.wal as TraceWal;
+    if (this.stopping) throw new OverloadedError('the receiver is shutting down; retry after 1s', 1);
+    // One buffer with its own ArrayBuffer: written to the log, then moved (not cloned) to the writer.
+    const record = encodeRecord(raw, spans);
+    this.queued += raw.length;
+    this.queueGauge.set(this.queued);
+    let position: WalPosition;
+    try {
+      position = await wal.append(record);
+    } catch (err) {
+      this.release(raw.length);
+      this.walErrors.inc();
+      // Once a second at most: a full disk fails every request of every group.
+      const now = Date.now();
+      if (now - this.walErrorLoggedAt >= 1000) {
+        this.walErrorLoggedAt = now;
+        this.logger.error(
+          { err: (err as Error).message, dir: this.walDir },
+          'the trace store could not write its write-ahead log (disk full or unwritable?); requests are refused with 503',
+        );
+      }
+      throw new OtlpError(
+        'the trace store cannot write to disk now; retry after 1s',
+        503,
+        GrpcCode.UNAVAILABLE,
+        'storage_error',
+        1,
+      );
+    }
+    if (this.workerExited) {
+      // Kept in the log: stored at the next start.
+      this.release(raw.length);
+      return;
+    }
+    const body = record.subarray(HEADER_BYTES);
+    this.post({ type: 'write', body, receivedMs, position }, [record.buffer as ArrayBuffer]);
   }
 
   private post(m: ToWriter, transfer: ArrayBuffer[] = []): void {
@@ -361,6 +517,8 @@ export class TraceStore implements Consumer<'traces'> {
   async shutdown(): Promise<void> {
     this.closed ??= (async () => {
       this.stopping = true;
+      // The appends under way finish (their requests are answered) before the writer is closed.
+      await this.wal?.close();
       if (!this.workerExited) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, 10_000);

@@ -1,5 +1,11 @@
 /** Messages between the TraceStore consumer (intake thread) and its writer thread. */
 
+/** A position in the trace store's write-ahead log (wal.ts): a segment and the offset past a record. */
+export interface WalPosition {
+  segment: number;
+  offset: number;
+}
+
 export interface WriterSettings {
   path: string;
   indexedAttributes: string[];
@@ -9,18 +15,36 @@ export interface WriterSettings {
   flushIntervalMs: number;
   retentionIntervalMs: number;
   onFull: 'refuse' | 'drop';
+  /** wal: every write records its log position, and commits with synchronous = FULL (see trace-store.ts). */
+  durability: 'wal' | 'memory';
 }
 
 export type ToWriter =
-  | { type: 'write'; body: Uint8Array; receivedMs: number }
+  | { type: 'write'; body: Uint8Array; receivedMs: number; position?: WalPosition }
   | { type: 'flush'; id: number }
   | { type: 'retention' }
   | { type: 'close' };
 
 export type FromWriter =
-  | { type: 'ready'; usedBytes: number; recreatedFromVersion?: number; schemaVersion: number }
+  | {
+      type: 'ready';
+      usedBytes: number;
+      recreatedFromVersion?: number;
+      schemaVersion: number;
+      /** Where the write-ahead log's records stop being stored (undefined: none is). */
+      walPosition?: WalPosition;
+    }
   | { type: 'failed'; message: string }
-  | { type: 'written'; bytes: number; spans: number; requests: number; ms: number; scanFailed: number }
+  | {
+      type: 'written';
+      bytes: number;
+      spans: number;
+      requests: number;
+      ms: number;
+      scanFailed: number;
+      /** The write-ahead log position the batch ended at, now committed. */
+      position?: WalPosition;
+    }
   | { type: 'write-failed'; bytes: number; spans: number; message: string }
   | { type: 'retention'; batches: number; spans: number; usedBytes: number }
   | { type: 'retention-failed'; message: string }

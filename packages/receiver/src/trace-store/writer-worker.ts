@@ -6,7 +6,7 @@
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { SCHEMA_VERSION, TraceDb, WriteError } from './db';
-import type { FromWriter, ToWriter, WriterSettings } from './writer-protocol';
+import type { FromWriter, ToWriter, WalPosition, WriterSettings } from './writer-protocol';
 
 const WRITER_NICENESS = 10;
 
@@ -31,12 +31,15 @@ const post = (m: FromWriter) => port.postMessage(m);
 let db: TraceDb;
 try {
   db = TraceDb.open(settings.path, { indexedAttributes: settings.indexedAttributes });
+  // With the write-ahead log, a committed transaction lets its log segments be deleted: it must survive
+  // a power loss too (NORMAL syncs SQLite's own WAL at checkpoints only), at one fsync per transaction.
+  if (settings.durability === 'wal') db.db.exec('PRAGMA synchronous = FULL');
 } catch (err) {
   post({ type: 'failed', message: (err as Error).message });
   throw err;
 }
 
-let pending: { body: Uint8Array; receivedMs: number }[] = [];
+let pending: { body: Uint8Array; receivedMs: number; position?: WalPosition }[] = [];
 let pendingBytes = 0;
 let timer: NodeJS.Timeout | undefined;
 let closing = false;
@@ -51,13 +54,21 @@ function flush(): void {
   pendingBytes = 0;
   const started = performance.now();
   let receivedMs = 0;
+  let position: WalPosition | undefined;
   const bodies: Buffer[] = [];
   for (const item of items) {
     bodies.push(Buffer.from(item.body.buffer, item.body.byteOffset, item.body.byteLength));
     if (item.receivedMs > receivedMs) receivedMs = item.receivedMs;
+    const p = item.position;
+    if (
+      p &&
+      (!position || p.segment > position.segment || (p.segment === position.segment && p.offset > position.offset))
+    ) {
+      position = p;
+    }
   }
   try {
-    const written = db.write(bodies, receivedMs);
+    const written = db.write(bodies, receivedMs, position);
     post({
       type: 'written',
       bytes,
@@ -65,6 +76,7 @@ function flush(): void {
       requests: items.length,
       ms: performance.now() - started,
       scanFailed: written.failed,
+      position,
     });
   } catch (err) {
     post({
@@ -87,7 +99,7 @@ function retention(): void {
 
 port.on('message', (m: ToWriter) => {
   if (m.type === 'write') {
-    pending.push({ body: m.body, receivedMs: m.receivedMs });
+    pending.push({ body: m.body, receivedMs: m.receivedMs, position: m.position });
     pendingBytes += m.body.byteLength;
     if (pendingBytes >= settings.batchMaxBytes) flush();
     else if (!timer && !closing) timer = setTimeout(flush, settings.flushIntervalMs);
@@ -117,4 +129,5 @@ post({
   usedBytes: db.usedBytes(),
   recreatedFromVersion: db.recreated?.fromVersion,
   schemaVersion: SCHEMA_VERSION,
+  walPosition: db.walPosition(),
 });
