@@ -211,7 +211,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     const adminAddress = config.admin.address;
     if (adminAddress !== 'off') {
       const routers = traceStore ? [createTempoApi(traceStore)] : [];
-      const app = createAdminApp(metrics, recent, { ready: () => listening && !draining }, stores, routers);
+      const app = createAdminApp(metrics, recent, { ready: () => listening && !draining }, stores, routers, logger);
       const server = await listen(app, adminAddress, 'admin');
       addresses.admin = boundAddress(server);
       closeAdmin = () => closeHttp(server, config.shutdown_timeout);
@@ -221,6 +221,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
       const app = createHttpIntake(handler, {
         maxRequestBodySize: config.limits.max_request_body_size,
         corsAllowedOrigins: config.otlp.http.cors_allowed_origins,
+        logger,
       });
       const server = await listen(app, httpAddress, 'OTLP/HTTP');
       addresses.otlpHttp = boundAddress(server);

@@ -4,6 +4,8 @@
  * the most recent telemetry of a signal as OTLP JSON, for newcomers and debugging.
  */
 import express from 'express';
+import { errorHandler } from '../http-errors';
+import type { Logger } from '../logger';
 import { SIGNALS, type Signal } from '../model';
 import { encodeJsonRequest } from '../otlp/json/encode';
 import type { RecentTelemetry } from '../pipeline/recent';
@@ -22,6 +24,8 @@ export function createAdminApp(
   stores: MetricStore[],
   /** More routes on the admin port (the trace store's Tempo API). */
   routers: express.Router[] = [],
+  /** Where unexpected errors are logged (their details are never answered). */
+  logger?: Logger,
 ): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -63,5 +67,6 @@ export function createAdminApp(
       .status(404)
       .json({ error: `no such endpoint: ${req.path}; try /metrics, /healthz, /readyz or /debug/recent?signal=traces` });
   });
+  app.use(errorHandler(logger, (res, status, message) => res.status(status).json({ error: message })));
   return app;
 }

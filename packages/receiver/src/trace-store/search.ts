@@ -231,7 +231,7 @@ export function tagNames(db: TraceDb): { resource: string[]; span: string[] } {
  */
 export function tagValues(db: TraceDb, tag: string, limit: number): { type: string; value: string }[] {
   const bare = tag.startsWith('.') ? tag.slice(1) : tag;
-  if (bare in KEYWORDS) return KEYWORDS[bare].map((value) => ({ type: 'keyword', value }));
+  if (Object.hasOwn(KEYWORDS, bare)) return KEYWORDS[bare].map((value) => ({ type: 'keyword', value }));
   let keys: string[];
   if (bare === 'name' || bare === 'span:name') keys = ['name'];
   else if (bare === 'service.name' || tag === 'resource.service.name') keys = ['resource.service.name'];

@@ -355,7 +355,7 @@ function checkCondition(name: string, field: Field, op: Op, value: Value): void 
   const fail = (why: string) => new UnsupportedQueryError(`${name} ${op} ...: ${why}`);
   if (field.type === 'status' || field.type === 'kind') {
     const table = field.type === 'status' ? STATUS : KIND;
-    if (value.type !== 'keyword' || !(value.value in table)) {
+    if (value.type !== 'keyword' || !Object.hasOwn(table, value.value)) {
       throw fail(`the value must be one of ${Object.keys(table).join(', ')}`);
     }
     if (op !== '=' && op !== '!=') throw fail('only = and != compare a status or kind');
@@ -398,7 +398,7 @@ export function parseLogfmtTags(tags: string, options: ParseOptions): SpanExpr {
     if (key === 'service.name') field = { type: 'service' };
     else if (key === 'name') field = { type: 'name' };
     else if (key === 'status' || key === 'status.code') {
-      if (!(value in STATUS)) throw new UnsupportedQueryError(`tags: status must be one of error, ok, unset`);
+      if (!Object.hasOwn(STATUS, value)) throw new UnsupportedQueryError(`tags: status must be one of error, ok, unset`);
       const cond: SpanExpr = { kind: 'cond', field: { type: 'status' }, op: '=', value: { type: 'keyword', value } };
       e = e.kind === 'all' ? cond : { kind: 'and', left: e, right: cond };
       continue;
