@@ -398,7 +398,8 @@ export function parseLogfmtTags(tags: string, options: ParseOptions): SpanExpr {
     if (key === 'service.name') field = { type: 'service' };
     else if (key === 'name') field = { type: 'name' };
     else if (key === 'status' || key === 'status.code') {
-      if (!Object.hasOwn(STATUS, value)) throw new UnsupportedQueryError(`tags: status must be one of error, ok, unset`);
+      if (!Object.hasOwn(STATUS, value))
+        throw new UnsupportedQueryError(`tags: status must be one of error, ok, unset`);
       const cond: SpanExpr = { kind: 'cond', field: { type: 'status' }, op: '=', value: { type: 'keyword', value } };
       e = e.kind === 'all' ? cond : { kind: 'and', left: e, right: cond };
       continue;
