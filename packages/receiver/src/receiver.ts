@@ -210,7 +210,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
   try {
     const adminAddress = config.admin.address;
     if (adminAddress !== 'off') {
-      const routers = traceStore ? [createTempoApi(traceStore)] : [];
+      const routers = traceStore ? [createTempoApi(traceStore, logger)] : [];
       const app = createAdminApp(metrics, recent, { ready: () => listening && !draining }, stores, routers, logger);
       const server = await listen(app, adminAddress, 'admin');
       addresses.admin = boundAddress(server);
@@ -287,6 +287,8 @@ async function openTraceStore(config: ReceiverConfig, metrics: SelfMetrics, logg
       flushIntervalMs: c.batch_timeout,
       retentionIntervalMs: c.retention_check_interval,
       indexedAttributes: c.indexed_attributes,
+      queryTimeoutMs: c.query_timeout,
+      queryWorkers: c.query_workers,
     },
     metrics.registry,
     logger.child({ component: 'trace-store' }),

@@ -273,6 +273,10 @@ export const configSchema = z.strictObject({
       indexed_attributes: z
         .array(z.string().min(1))
         .default(['http.route', 'http.request.method', 'http.response.status_code', 'db.system.name']),
+      /** A Tempo API query (search, trace by id, tag names or values) running longer is answered 504 and stopped. */
+      query_timeout: duration.default(30_000).refine((ms) => ms > 0, 'must be more than 0'),
+      /** Reader threads answering queries: a slow query holds one of them (at most query_timeout). */
+      query_workers: positiveInt.max(64).default(2),
     })
     .prefault({}),
   // --- end trace_store ---
