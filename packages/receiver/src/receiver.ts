@@ -211,7 +211,11 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     const adminAddress = config.admin.address;
     if (adminAddress !== 'off') {
       const routers = traceStore ? [createTempoApi(traceStore, logger)] : [];
-      const app = createAdminApp(metrics, recent, { ready: () => listening && !draining }, stores, routers, logger);
+      const app = createAdminApp(metrics, recent, { ready: () => listening && !draining }, stores, routers, {
+        logger,
+        maxConcurrentRenders: config.debug.max_concurrent_renders,
+        writeTimeoutMs: config.debug.write_timeout,
+      });
       const server = await listen(app, adminAddress, 'admin');
       addresses.admin = boundAddress(server);
       closeAdmin = () => closeHttp(server, config.shutdown_timeout);

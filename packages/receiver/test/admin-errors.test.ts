@@ -110,7 +110,7 @@ describe('an unexpected error', () => {
       { ready: () => true },
       [],
       [failing()],
-      logger,
+      { logger },
     );
     const res = await serve(app, '/boom');
     expect(res.status).toBe(500);

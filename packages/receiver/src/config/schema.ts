@@ -284,6 +284,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** How many recent items of each signal are kept in memory for GET /debug/recent (0 turns it off). */
       recent_items: z.number().int().nonnegative().default(1000),
+      /** /debug/recent responses being rendered and sent at once; more are answered 503 + Retry-After. */
+      max_concurrent_renders: positiveInt.default(4),
+      /** A /debug/recent response whose client takes nothing for this long is cut off (its connection closed). */
+      write_timeout: duration.default(30_000).refine((ms) => ms > 0, 'must be more than 0'),
     })
     .prefault({}),
   log: z
