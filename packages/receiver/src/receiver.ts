@@ -213,6 +213,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
       const routers = traceStore ? [createTempoApi(traceStore, logger)] : [];
       const app = createAdminApp(metrics, recent, { ready: () => listening && !draining }, stores, routers, {
         logger,
+        maxPipelinedRequests: config.admin.max_pipelined_requests,
         maxConcurrentRenders: config.debug.max_concurrent_renders,
         writeTimeoutMs: config.debug.write_timeout,
       });

@@ -18,7 +18,9 @@ export type LimitName =
   | 'max_in_flight_bytes'
   | 'memory_limit'
   /** debug.max_concurrent_renders (/debug/recent). */
-  | 'max_concurrent_renders';
+  | 'max_concurrent_renders'
+  /** admin.max_pipelined_requests (signal label empty). */
+  | 'max_pipelined_requests';
 
 const ITEM_METRIC: Record<Signal, string> = { traces: 'spans', metrics: 'metric_points', logs: 'log_records' };
 

@@ -27,6 +27,8 @@ export interface AdminState {
 export interface AdminOptions {
   /** Where unexpected errors are logged (their details are never answered). */
   logger?: Logger;
+  /** Requests a connection may pipeline ahead of its responses; past it the connection is closed (admin.max_pipelined_requests). */
+  maxPipelinedRequests?: number;
   /** /debug/recent responses rendering at once; more are answered 503 + Retry-After (debug.max_concurrent_renders). */
   maxConcurrentRenders?: number;
   /** A /debug/recent response whose client takes nothing for this long is cut off, in ms (debug.write_timeout). */
@@ -45,10 +47,10 @@ export function createAdminApp(
   routers: express.Router[] = [],
   options: AdminOptions = {},
 ): express.Express {
-  const { logger, maxConcurrentRenders = 4, writeTimeoutMs = 30_000 } = options;
+  const { logger, maxPipelinedRequests = 64, maxConcurrentRenders = 4, writeTimeoutMs = 30_000 } = options;
   const app = express();
   app.disable('x-powered-by');
-  app.use(inTurn);
+  app.use(inTurn(maxPipelinedRequests, () => metrics.limitHits.inc({ signal: '', limit: 'max_pipelined_requests' })));
   let rendering = 0;
 
   app.get('/metrics', createScrapeHandler(metrics.registry, stores));
@@ -106,26 +108,48 @@ export function createAdminApp(
  * Holds a request until its response is the connection's current one (the responses to the requests
  * pipelined before it are handed to the socket) and the socket takes more: a client that pipelines
  * requests and reads nothing gets nothing more rendered for it (node then stops reading its socket).
+ * A connection with more than `maxWaiting` requests waiting so is closed (node has parsed them, and
+ * holds each: a client must not pile them up).
  */
-const inTurn: express.RequestHandler = (_req, res, next) => {
-  const go = (socket: Socket) => {
-    if (!socket.writableNeedDrain) {
-      next();
+function inTurn(maxWaiting: number, onLimit: () => void): express.RequestHandler {
+  const waiting = new WeakMap<object, number>();
+  return (req, res, next) => {
+    if (res.socket) {
+      whenWritable(res.socket as Socket, next);
       return;
     }
-    const done = (drained: boolean) => {
-      socket.off('drain', onDrain);
-      socket.off('close', onClose);
-      if (drained) next();
-    };
-    const onDrain = () => done(true);
-    const onClose = () => done(false);
-    socket.on('drain', onDrain);
-    socket.on('close', onClose);
+    const socket = req.socket;
+    if (socket.destroyed) return;
+    const n = (waiting.get(socket) ?? 0) + 1;
+    if (n > maxWaiting) {
+      onLimit();
+      socket.destroy();
+      return;
+    }
+    waiting.set(socket, n);
+    res.once('socket', (s: Socket) => {
+      waiting.set(socket, (waiting.get(socket) ?? 1) - 1);
+      whenWritable(s, next);
+    });
   };
-  if (res.socket) go(res.socket as Socket);
-  else res.once('socket', go);
-};
+}
+
+/** Calls `next` once the socket takes more (never, when it closes first). */
+function whenWritable(socket: Socket, next: () => void): void {
+  if (!socket.writableNeedDrain) {
+    next();
+    return;
+  }
+  const done = (drained: boolean) => {
+    socket.off('drain', onDrain);
+    socket.off('close', onClose);
+    if (drained) next();
+  };
+  const onDrain = () => done(true);
+  const onClose = () => done(false);
+  socket.on('drain', onDrain);
+  socket.on('close', onClose);
+}
 
 /** The response of /debug/recent as pieces of JSON: one resource (or less) at a time. */
 function* recentJson(

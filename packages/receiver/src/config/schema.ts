@@ -58,6 +58,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Admin listen address: /metrics, /healthz, /readyz, /debug/recent. */
       address: address.default({ host: '0.0.0.0', port: 9464 }),
+      /** Requests a connection may pipeline ahead of its responses; past it the connection is closed. */
+      max_pipelined_requests: positiveInt.default(64),
     })
     .prefault({}),
   limits: z
