@@ -215,8 +215,12 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     const security = openSecurity(config, logger, watched);
     const adminAddress = config.admin.address;
     if (adminAddress !== 'off') {
-      const routers = traceStore ? [createTempoApi(traceStore)] : [];
+      const routers = traceStore ? [createTempoApi(traceStore, logger)] : [];
       const app = createAdminApp(metrics, recent, { ready: () => listening && !draining }, stores, routers, {
+        logger,
+        maxPipelinedRequests: config.admin.max_pipelined_requests,
+        maxConcurrentRenders: config.debug.max_concurrent_renders,
+        writeTimeoutMs: config.debug.write_timeout,
         tokens: security.adminTokens,
         protectMetrics: config.admin.auth.protect_metrics,
       });
@@ -230,6 +234,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
         maxRequestBodySize: config.limits.max_request_body_size,
         corsAllowedOrigins: config.otlp.http.cors_allowed_origins,
         tokens: security.otlpTokens,
+        logger,
       });
       const server = await listen(app, httpAddress, 'OTLP/HTTP', security.otlpTls);
       addresses.otlpHttp = boundAddress(server);
@@ -305,6 +310,8 @@ async function openTraceStore(config: ReceiverConfig, metrics: SelfMetrics, logg
       indexedAttributes: c.indexed_attributes,
       durability: c.durability,
       walSyncIntervalMs: c.wal_sync_interval,
+      queryTimeoutMs: c.query_timeout,
+      queryWorkers: c.query_workers,
     },
     metrics.registry,
     logger.child({ component: 'trace-store' }),

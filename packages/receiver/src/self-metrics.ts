@@ -16,7 +16,11 @@ export type LimitName =
   | 'max_attribute_value_length'
   | 'max_any_value_depth'
   | 'max_in_flight_bytes'
-  | 'memory_limit';
+  | 'memory_limit'
+  /** debug.max_concurrent_renders (/debug/recent). */
+  | 'max_concurrent_renders'
+  /** admin.max_pipelined_requests (signal label empty). */
+  | 'max_pipelined_requests';
 
 const ITEM_METRIC: Record<Signal, string> = { traces: 'spans', metrics: 'metric_points', logs: 'log_records' };
 

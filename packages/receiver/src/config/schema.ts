@@ -104,6 +104,8 @@ export const configSchema = z.strictObject({
           protect_metrics: z.boolean().default(false),
         })
         .prefault({}),
+      /** Requests a connection may pipeline ahead of its responses; past it the connection is closed. */
+      max_pipelined_requests: positiveInt.default(64),
     })
     .prefault({}),
   limits: z
@@ -323,6 +325,10 @@ export const configSchema = z.strictObject({
       indexed_attributes: z
         .array(z.string().min(1))
         .default(['http.route', 'http.request.method', 'http.response.status_code', 'db.system.name']),
+      /** A Tempo API query (search, trace by id, tag names or values) running longer is answered 504 and stopped. */
+      query_timeout: duration.default(30_000).refine((ms) => ms > 0, 'must be more than 0'),
+      /** Reader threads answering queries: a slow query holds one of them (at most query_timeout). */
+      query_workers: positiveInt.max(64).default(2),
     })
     .prefault({}),
   // --- end trace_store ---
@@ -330,6 +336,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** How many recent items of each signal are kept in memory for GET /debug/recent (0 turns it off). */
       recent_items: z.number().int().nonnegative().default(1000),
+      /** /debug/recent responses being rendered and sent at once; more are answered 503 + Retry-After. */
+      max_concurrent_renders: positiveInt.default(4),
+      /** A /debug/recent response whose client takes nothing for this long is cut off (its connection closed). */
+      write_timeout: duration.default(30_000).refine((ms) => ms > 0, 'must be more than 0'),
     })
     .prefault({}),
   log: z

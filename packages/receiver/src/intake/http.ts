@@ -7,6 +7,8 @@
  */
 import cors from 'cors';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { errorHandler } from '../http-errors';
+import type { Logger } from '../logger';
 import { SIGNALS, type Signal } from '../model';
 import { GrpcCode, MalformedPayloadError, OtlpError, PayloadTooLargeError, UnauthenticatedError } from '../otlp/errors';
 import { CONTENT_TYPE, type Encoding, encodeExportResponse, encodeStatus } from '../otlp/responses';
@@ -18,6 +20,8 @@ export interface HttpIntakeOptions {
   corsAllowedOrigins: string[];
   /** otlp.auth: senders must present one of these bearer tokens. */
   tokens?: BearerTokens;
+  /** Where unexpected errors are logged (their details are never answered). */
+  logger?: Logger;
 }
 
 /** The media types OTLP/HTTP accepts, and the encoding each selects (parameters such as charset are ignored). */
@@ -111,13 +115,18 @@ export function createHttpIntake(handler: ExportHandler, options: HttpIntakeOpti
       'json',
     );
   });
-  // Errors thrown outside the handlers above (e.g. by CORS) still get a Status body.
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+  // Errors thrown outside the handlers above (e.g. by CORS) still get a Status body, without their
+  // details (logged instead).
+  const unexpected = errorHandler(options.logger, (res, status, message) =>
     sendError(
       res,
-      err instanceof OtlpError ? err : new OtlpError(String(err), 500, GrpcCode.INTERNAL, 'internal'),
+      new OtlpError(message, status, status < 500 ? GrpcCode.INVALID_ARGUMENT : GrpcCode.INTERNAL, 'internal'),
       'json',
-    );
+    ),
+  );
+  app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (err instanceof OtlpError) sendError(res, err, 'json');
+    else unexpected(err, req, res, next);
   });
   return app;
 }

@@ -11,11 +11,16 @@
  *   GET /api/v2/search/tag/<tag>/values         {tagValues:[{type, value}]}
  *   GET /api/search/tags, /api/search/tag/<tag>/values   the v1 forms ({tagNames}, {tagValues:[string]})
  *
- * start/end are Unix seconds, as Tempo takes them. Errors are plain text, as Tempo's are.
+ * start/end are Unix seconds, as Tempo takes them. Errors are plain text, as Tempo's are: 400 for a
+ * query the store cannot answer, 504 past trace_store.query_timeout (as Tempo answers a deadline), 503
+ * when no reader thread runs, and a bare 500 for anything else (its details are logged, not answered).
+ * A query whose client leaves is stopped.
  */
 import express from 'express';
+import type { Logger } from '../logger';
 import { encodeJsonRequest } from '../otlp/json/encode';
 import { decodeTraceRequest } from '../otlp/protobuf/decode-traces';
+import { QueryCancelledError, QueryTimeoutError, ReaderUnavailableError } from './reader-protocol';
 import { lengthPrefix } from './scan';
 import { INTRINSIC_TAGS } from './search';
 import type { TraceStore } from './trace-store';
@@ -26,30 +31,39 @@ const MAX_NS = 2n ** 63n - 1n;
 
 class BadRequest extends Error {}
 
-export function createTempoApi(store: TraceStore): express.Router {
+export function createTempoApi(store: TraceStore, logger?: Logger): express.Router {
   const router = express.Router();
   const indexed = { indexedAttributes: new Set(store.options.indexedAttributes) };
 
   const timed =
-    (endpoint: string, handler: (req: express.Request, res: express.Response) => void | Promise<void>) =>
+    (
+      endpoint: string,
+      handler: (req: express.Request, res: express.Response, signal: AbortSignal) => void | Promise<void>,
+    ) =>
     (req: express.Request, res: express.Response) => {
       const end = store.queryDuration.startTimer({ endpoint });
+      // The client leaving stops its query.
+      const gone = new AbortController();
+      res.once('close', () => {
+        if (!res.writableFinished) gone.abort();
+      });
       const fail = (err: unknown) => {
-        if (res.headersSent) return;
-        if (err instanceof BadRequest || err instanceof UnsupportedQueryError) {
-          res
-            .status(400)
-            .type('text/plain')
-            .send(`${(err as Error).message}\n`);
+        if (res.headersSent || err instanceof QueryCancelledError) return;
+        const text = (status: number, message: string) => res.status(status).type('text/plain').send(`${message}\n`);
+        if (err instanceof BadRequest || err instanceof UnsupportedQueryError) text(400, (err as Error).message);
+        else if (err instanceof QueryTimeoutError) {
+          store.queryTimeouts.inc({ endpoint });
+          text(504, err.message);
+        } else if (err instanceof ReaderUnavailableError) {
+          res.setHeader('Retry-After', '1');
+          text(503, err.message);
         } else {
-          res
-            .status(500)
-            .type('text/plain')
-            .send(`the trace store could not answer: ${(err as Error).message}\n`);
+          logger?.error({ err, endpoint }, 'the trace store could not answer a query');
+          text(500, 'the trace store could not answer (the error is in the receiver log)');
         }
       };
       try {
-        const done = handler(req, res);
+        const done = handler(req, res, gone.signal);
         if (done instanceof Promise) {
           done.catch(fail).finally(end);
           return;
@@ -68,10 +82,10 @@ export function createTempoApi(store: TraceStore): express.Router {
   });
 
   const traceById = (v2: boolean) =>
-    timed(v2 ? 'trace_by_id_v2' : 'trace_by_id', async (req, res) => {
+    timed(v2 ? 'trace_by_id_v2' : 'trace_by_id', async (req, res, signal) => {
       const id = traceIdParam(String(req.params.id));
       const { startNs, endNs } = window(req.query);
-      const chunks = await store.traceChunks(id, startNs, endNs);
+      const chunks = await store.traceChunks(id, startNs, endNs, signal);
       if (chunks.length === 0) {
         res.status(404).type('text/plain').send('trace not found\n');
         return;
@@ -93,7 +107,7 @@ export function createTempoApi(store: TraceStore): express.Router {
 
   router.get(
     '/api/search',
-    timed('search', async (req, res) => {
+    timed('search', async (req, res, signal) => {
       const q = req.query;
       const limit = positiveInt(q.limit, 'limit', 20);
       const spss = positiveInt(q.spss, 'spss', 3);
@@ -104,23 +118,27 @@ export function createTempoApi(store: TraceStore): express.Router {
       else query = [parseLogfmtTags(typeof q.tags === 'string' ? q.tags : '', indexed)];
       const minDuration = typeof q.minDuration === 'string' && q.minDuration !== '' ? q.minDuration : undefined;
       const maxDuration = typeof q.maxDuration === 'string' && q.maxDuration !== '' ? q.maxDuration : undefined;
-      const result = await store.search(query, {
-        startNs: startNs ?? 0n,
-        endNs: endNs ?? MAX_NS,
-        limit,
-        spss,
-        minTraceDurationNs: minDuration ? parseGoDuration(minDuration, 'minDuration') : undefined,
-        maxTraceDurationNs: maxDuration ? parseGoDuration(maxDuration, 'maxDuration') : undefined,
-      });
+      const result = await store.search(
+        query,
+        {
+          startNs: startNs ?? 0n,
+          endNs: endNs ?? MAX_NS,
+          limit,
+          spss,
+          minTraceDurationNs: minDuration ? parseGoDuration(minDuration, 'minDuration') : undefined,
+          maxTraceDurationNs: maxDuration ? parseGoDuration(maxDuration, 'maxDuration') : undefined,
+        },
+        signal,
+      );
       res.json(result);
     }),
   );
 
   router.get(
     '/api/v2/search/tags',
-    timed('search_tags_v2', async (req, res) => {
+    timed('search_tags_v2', async (req, res, signal) => {
       const scope = typeof req.query.scope === 'string' ? req.query.scope : '';
-      const names = await store.tagNames();
+      const names = await store.tagNames(signal);
       const scopes = [
         { name: 'resource', tags: names.resource },
         { name: 'span', tags: names.span },
@@ -135,23 +153,23 @@ export function createTempoApi(store: TraceStore): express.Router {
   );
   router.get(
     '/api/search/tags',
-    timed('search_tags', async (_req, res) => {
-      const names = await store.tagNames();
+    timed('search_tags', async (_req, res, signal) => {
+      const names = await store.tagNames(signal);
       res.json({ tagNames: [...new Set([...names.resource, ...names.span])].sort() });
     }),
   );
   router.get(
     '/api/v2/search/tag/:tag/values',
-    timed('search_tag_values_v2', async (req, res) => {
+    timed('search_tag_values_v2', async (req, res, signal) => {
       const limit = positiveInt(req.query.limit, 'limit', 1000);
-      res.json({ tagValues: await store.tagValues(String(req.params.tag), limit) });
+      res.json({ tagValues: await store.tagValues(String(req.params.tag), limit, signal) });
     }),
   );
   router.get(
     '/api/search/tag/:tag/values',
-    timed('search_tag_values', async (req, res) => {
+    timed('search_tag_values', async (req, res, signal) => {
       const limit = positiveInt(req.query.limit, 'limit', 1000);
-      res.json({ tagValues: (await store.tagValues(String(req.params.tag), limit)).map((v) => v.value) });
+      res.json({ tagValues: (await store.tagValues(String(req.params.tag), limit, signal)).map((v) => v.value) });
     }),
   );
   return router;

@@ -490,12 +490,13 @@ export class TraceDb {
    * A trace's spans as encoded ResourceSpans (one per resource and blob, each with only this trace's
    * spans), optionally only from the blobs where the trace overlaps [startNs, endNs].
    */
-  traceChunks(traceId: Buffer, startNs?: bigint, endNs?: bigint): Buffer[] {
+  traceChunks(traceId: Buffer, startNs?: bigint, endNs?: bigint, checkpoint: () => void = () => {}): Buffer[] {
     const blobs = new Set<number>();
     for (const r of this.traceRows(traceId, startNs, endNs)) blobs.add(r.blob);
     const trace = hex(traceId);
     const out: Buffer[] = [];
     for (const blob of [...blobs].sort((a, b) => a - b)) {
+      checkpoint();
       const data = this.blob(blob);
       if (!data) continue;
       const chunks: Chunk[] = scanTraceRequest(data, { indexedAttributes: NONE, trace }).chunks;

@@ -3,6 +3,7 @@
  * up to `spss` matching spans each; and the tag names and values for Grafana's query builder.
  */
 import { hex, type TraceDb } from './db';
+import { type Checkpoint, NO_CHECKPOINT } from './reader-protocol';
 import { scanTraceRequest } from './scan';
 import { type CompiledSpanset, compileSpanset, type SpansetQuery } from './traceql';
 
@@ -69,12 +70,20 @@ interface Inspected {
   traces: Set<string>;
 }
 
-export function search(db: TraceDb, query: SpansetQuery, options: SearchOptions): SearchResult {
+/** `checkpoint` is called between steps (blobs, traces) and throws to stop the search (its time budget). */
+export function search(
+  db: TraceDb,
+  query: SpansetQuery,
+  options: SearchOptions,
+  checkpoint: Checkpoint = NO_CHECKPOINT,
+): SearchResult {
   const found = new Map<string, Found>();
   const inspected: Inspected = { spans: 0, bytes: 0, traces: new Set() };
-  for (const expr of query) collect(db, compileSpanset(expr), options, found, inspected);
+  for (const expr of query) collect(db, compileSpanset(expr), options, found, inspected, checkpoint);
   const traces: (TraceSearchMetadata & { latest: number })[] = [];
+  let step = 0;
   for (const [id, f] of found) {
+    if ((++step & 63) === 0) checkpoint();
     const t = db.traceSummary(f.traceId);
     if (!t) continue;
     const start = t.startNs;
@@ -110,7 +119,14 @@ export function search(db: TraceDb, query: SpansetQuery, options: SearchOptions)
  * by their spans' start extent) that hold the query's driving value (postings; for a regex, any
  * stored value it matches) and a span as long as its duration bound.
  */
-function collect(db: TraceDb, q: CompiledSpanset, o: SearchOptions, found: Map<string, Found>, inspected: Inspected) {
+function collect(
+  db: TraceDb,
+  q: CompiledSpanset,
+  o: SearchOptions,
+  found: Map<string, Found>,
+  inspected: Inspected,
+  checkpoint: Checkpoint,
+) {
   const bounds = 'max_start >= ? AND min_start <= ? AND max_duration >= ?';
   const window = [o.startNs, o.endNs, Math.floor(q.minDurationNs ?? 0)];
   const startMs = Number(o.startNs / 1_000_000n);
@@ -126,13 +142,17 @@ function collect(db: TraceDb, q: CompiledSpanset, o: SearchOptions, found: Map<s
           .stmt('SELECT value FROM tag_values WHERE key = ?')
           .all(key)
           .map((r) => r.value as string)
-          .filter((v) => q.regexDriver?.pattern.test(v));
+          .filter((v, i) => {
+            if ((i & 1023) === 1023) checkpoint();
+            return q.regexDriver?.pattern.test(v);
+          });
     const { lo, hi } = db.batchIdRange(startMs, endMs, ARRIVAL_SLACK_MS);
     const postings = db.stmt(
       'SELECT p.batch AS batch, p.blobs AS blobs, b.first_blob AS first FROM postings p JOIN batches b ON b.id = p.batch WHERE p.key = ? AND p.value = ? AND p.batch > ? AND p.batch <= ?',
     );
     const byBatch = new Map<number, { first: number; bits: Uint8Array }>();
     for (const value of values) {
+      checkpoint();
       for (const r of postings.all(key, value, lo, hi)) {
         const bits = r.blobs as Uint8Array;
         const seen = byBatch.get(Number(r.batch));
@@ -161,6 +181,7 @@ function collect(db: TraceDb, q: CompiledSpanset, o: SearchOptions, found: Map<s
   const rejected = new Set<string>();
   const scanOptions = { indexedAttributes: db.indexedAttributes, chunks: false };
   for (const blob of blobs) {
+    checkpoint();
     const data = db.blob(blob);
     if (!data) continue;
     inspected.bytes += data.length;
@@ -210,13 +231,14 @@ const KEYWORDS: Record<string, string[]> = {
 };
 
 /** Scoped tag names seen in the store: { resource: [...], span: [...] } (service.name always listed). */
-export function tagNames(db: TraceDb): { resource: string[]; span: string[] } {
+export function tagNames(db: TraceDb, checkpoint: Checkpoint = NO_CHECKPOINT): { resource: string[]; span: string[] } {
   const resource = new Set<string>(['service.name']);
   const span = new Set<string>();
   // The distinct keys, one index seek each (a skip scan over tag_values' primary key).
   let key: string | undefined = '';
   const nextKey = db.stmt('SELECT key FROM tag_values WHERE key > ? ORDER BY key LIMIT 1');
-  for (;;) {
+  for (let step = 1; ; step++) {
+    if ((step & 255) === 0) checkpoint();
     key = nextKey.get(key)?.key as string | undefined;
     if (key === undefined) break;
     if (key.startsWith('resource.')) resource.add(key.slice(9));
@@ -231,7 +253,7 @@ export function tagNames(db: TraceDb): { resource: string[]; span: string[] } {
  */
 export function tagValues(db: TraceDb, tag: string, limit: number): { type: string; value: string }[] {
   const bare = tag.startsWith('.') ? tag.slice(1) : tag;
-  if (bare in KEYWORDS) return KEYWORDS[bare].map((value) => ({ type: 'keyword', value }));
+  if (Object.hasOwn(KEYWORDS, bare)) return KEYWORDS[bare].map((value) => ({ type: 'keyword', value }));
   let keys: string[];
   if (bare === 'name' || bare === 'span:name') keys = ['name'];
   else if (bare === 'service.name' || tag === 'resource.service.name') keys = ['resource.service.name'];

@@ -3,8 +3,8 @@
  * thread (worker_threads) through a queue bounded in bytes, and returns; the writer batches it into
  * SQLite (see writer-worker.ts, db.ts). When the queue is full, `admit` refuses new requests before
  * they are decoded (503 + Retry-After, so clients retry), or, with `on_full: drop`, the request is
- * accepted and not stored (counted). Queries (the Tempo API) run on a reader thread with its own
- * read-only connection (reader-worker.ts).
+ * accepted and not stored (counted). Queries (the Tempo API) run on reader threads, each with its own
+ * read-only connection (reader-worker.ts), within a time budget (reader-pool.ts).
  *
  * Durability (`durability`): with `wal` (the default), `consume` first appends the request to the
  * write-ahead log (wal.ts) and resolves, so that the response is sent, only once the record is
@@ -23,9 +23,10 @@ import { encodeTraceRequest } from '../otlp/protobuf/encode-traces';
 import type { Batch, Consumer } from '../pipeline/pipeline';
 import { encodeRecord, HEADER_BYTES } from '../record-log';
 import { TraceDb } from './db';
-import type { FromReader, ReaderQuery, ReaderSettings, ToReader } from './reader-protocol';
+import { ReaderPool } from './reader-pool';
+import { type Checkpoint, checkpointFor, type ReaderQuery, type ReaderSettings } from './reader-protocol';
 import { type SearchOptions, type SearchResult, search, tagNames, tagValues } from './search';
-import { type SpansetQuery, UnsupportedQueryError } from './traceql';
+import type { SpansetQuery } from './traceql';
 import { TraceWal, type WalRecovery } from './wal';
 import type { FromWriter, ToWriter, WalPosition, WriterSettings } from './writer-protocol';
 
@@ -50,18 +51,23 @@ export interface TraceStoreOptions {
   walSyncIntervalMs?: number;
   /** Size at which the log begins a new segment (default 16 MiB). */
   walSegmentBytes?: number;
+  /** A query's time budget (trace_store.query_timeout), in ms. */
+  queryTimeoutMs?: number;
+  /** Reader threads answering queries (trace_store.query_workers). */
+  queryWorkers?: number;
 }
 
 const WAL_SEGMENT_BYTES = 16 * 1024 * 1024;
+
+/** How long a reader may take to stop a query past its budget before it is terminated (and replaced). */
+const READER_GRACE_MS = 1000;
 
 export class TraceStore implements Consumer<'traces'> {
   readonly name = 'trace-store';
   private readonly worker: Worker;
   private reader: TraceDb | undefined;
-  /** The reader thread (queries), once started; undefined when it failed (queries then run here). */
-  private readerWorker: Worker | undefined;
-  private readonly pendingQueries = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  private nextQuery = 0;
+  /** The reader threads (queries), once started; undefined when they failed (queries then run here). */
+  private readers: ReaderPool | undefined;
   private queued = 0;
   private stopping = false;
   private closed: Promise<void> | undefined;
@@ -85,6 +91,8 @@ export class TraceStore implements Consumer<'traces'> {
   private readonly walReplayed: Counter;
   private readonly walErrors: Counter;
   readonly queryDuration: Histogram<'endpoint'>;
+  readonly queryTimeouts: Counter<'endpoint'>;
+  private readonly readerRestarts: Counter;
 
   constructor(
     readonly options: TraceStoreOptions,
@@ -172,6 +180,17 @@ export class TraceStore implements Consumer<'traces'> {
       help: 'Time to answer a Tempo API query from the trace store, by endpoint',
       labelNames: ['endpoint'] as const,
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.queryTimeouts = new Counter({
+      name: 'sonde_trace_store_query_timeouts_total',
+      help: 'Tempo API queries answered 504 because they ran past trace_store.query_timeout, by endpoint',
+      labelNames: ['endpoint'] as const,
+      registers,
+    });
+    this.readerRestarts = new Counter({
+      name: 'sonde_trace_store_reader_restarts_total',
+      help: 'Reader threads terminated (and replaced) because they did not stop a query past its time budget',
       registers,
     });
 
@@ -305,79 +324,70 @@ export class TraceStore implements Consumer<'traces'> {
     }
   }
 
-  /** Starts the reader thread; when it cannot start, queries run on this thread (logged). */
-  private async startReader(): Promise<void> {
-    const settings: ReaderSettings = {
-      path: this.options.path,
-      indexedAttributes: this.options.indexedAttributes,
-    };
-    const worker = new Worker(workerScript('reader-worker.js'), { workerData: settings });
-    worker.unref();
-    const failAll = (err: Error) => {
-      for (const p of this.pendingQueries.values()) p.reject(err);
-      this.pendingQueries.clear();
-    };
-    try {
-      await new Promise<void>((resolve, reject) => {
-        worker.on('message', (m: FromReader) => {
-          if (m.type === 'ready') resolve();
-          else if (m.type === 'failed') reject(new Error(m.message));
-          else {
-            const p = this.pendingQueries.get(m.id);
-            this.pendingQueries.delete(m.id);
-            if (!p) return;
-            if (m.type === 'result') p.resolve(m.result);
-            else {
-              const err =
-                m.name === 'UnsupportedQueryError' ? new UnsupportedQueryError(m.message) : new Error(m.message);
-              p.reject(err);
-            }
-          }
-        });
-        worker.once('error', reject);
-      });
-    } catch (err) {
-      this.logger.warn({ err }, 'the trace store reader thread did not start; queries run on the admin thread');
-      await worker.terminate();
-      return;
-    }
-    worker.on('error', (err) => {
-      this.logger.error({ err }, 'the trace store reader thread failed; queries now run on the admin thread');
-      failAll(err);
-    });
-    worker.on('exit', () => {
-      if (this.readerWorker === worker) this.readerWorker = undefined;
-      failAll(new Error('the trace store reader thread exited; retry the query'));
-    });
-    this.readerWorker = worker;
+  /** A query's time budget, in ms. */
+  get queryTimeoutMs(): number {
+    return this.options.queryTimeoutMs ?? 30_000;
   }
 
-  private query<T>(q: ReaderQuery, here: (db: TraceDb) => T): Promise<T> {
-    const worker = this.readerWorker;
-    if (!worker) {
+  /** Starts the reader threads; when none can start, queries run on this thread (logged). */
+  private async startReader(): Promise<void> {
+    const pool = new ReaderPool({
+      size: this.options.queryWorkers ?? 2,
+      timeoutMs: this.queryTimeoutMs,
+      graceMs: READER_GRACE_MS,
+      spawn: (cancel) => {
+        const settings: ReaderSettings = {
+          path: this.options.path,
+          indexedAttributes: this.options.indexedAttributes,
+          cancel,
+        };
+        return new Worker(workerScript('reader-worker.js'), { workerData: settings });
+      },
+      logger: this.logger,
+      onTerminate: () => this.readerRestarts.inc(),
+    });
+    try {
+      await pool.start();
+    } catch (err) {
+      this.logger.warn({ err }, 'the trace store reader thread did not start; queries run on the admin thread');
+      await pool.close();
+      return;
+    }
+    this.readers = pool;
+  }
+
+  /**
+   * Runs a query on a reader thread (`signal`: its client left), or here when none runs; within the
+   * time budget either way (here, only at the query's steps).
+   */
+  private query<T>(q: ReaderQuery, here: (db: TraceDb, checkpoint: Checkpoint) => T, signal?: AbortSignal): Promise<T> {
+    const readers = this.readers;
+    if (!readers?.available) {
       try {
-        return Promise.resolve(here(this.db));
+        return Promise.resolve(
+          here(
+            this.db,
+            checkpointFor(Date.now() + this.queryTimeoutMs, () => !!signal?.aborted),
+          ),
+        );
       } catch (err) {
         return Promise.reject(err);
       }
     }
-    const id = this.nextQuery++;
-    return new Promise<T>((resolve, reject) => {
-      this.pendingQueries.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      worker.postMessage({ ...q, type: 'query', id } satisfies ToReader);
-    });
+    return readers.run<T>(q, signal);
   }
 
-  /** Whether queries run on the reader thread (false: it failed, and they run on this thread). */
+  /** Whether queries run on reader threads (false: they failed, and queries run on this thread). */
   get readerThread(): boolean {
-    return this.readerWorker !== undefined;
+    return this.readers?.available ?? false;
   }
 
   /** The stored chunks (encoded ResourceSpans) of a trace, read on the reader thread. */
-  async traceChunks(traceId: Buffer, startNs?: bigint, endNs?: bigint): Promise<Buffer[]> {
+  async traceChunks(traceId: Buffer, startNs?: bigint, endNs?: bigint, signal?: AbortSignal): Promise<Buffer[]> {
     const r = await this.query<Buffer[] | { data: Uint8Array; lengths: number[] }>(
       { op: 'trace', traceId, startNs, endNs },
-      (db) => db.traceChunks(traceId, startNs, endNs),
+      (db, checkpoint) => db.traceChunks(traceId, startNs, endNs, checkpoint),
+      signal,
     );
     if (Array.isArray(r)) return r;
     const data = Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength);
@@ -390,16 +400,20 @@ export class TraceStore implements Consumer<'traces'> {
     return out;
   }
 
-  search(query: SpansetQuery, options: SearchOptions): Promise<SearchResult> {
-    return this.query({ op: 'search', query, options }, (db) => search(db, query, options));
+  search(query: SpansetQuery, options: SearchOptions, signal?: AbortSignal): Promise<SearchResult> {
+    return this.query(
+      { op: 'search', query, options },
+      (db, checkpoint) => search(db, query, options, checkpoint),
+      signal,
+    );
   }
 
-  tagNames(): Promise<{ resource: string[]; span: string[] }> {
-    return this.query({ op: 'tagNames' }, (db) => tagNames(db));
+  tagNames(signal?: AbortSignal): Promise<{ resource: string[]; span: string[] }> {
+    return this.query({ op: 'tagNames' }, (db, checkpoint) => tagNames(db, checkpoint), signal);
   }
 
-  tagValues(tag: string, limit: number): Promise<{ type: string; value: string }[]> {
-    return this.query({ op: 'tagValues', tag, limit }, (db) => tagValues(db, tag, limit));
+  tagValues(tag: string, limit: number, signal?: AbortSignal): Promise<{ type: string; value: string }[]> {
+    return this.query({ op: 'tagValues', tag, limit }, (db) => tagValues(db, tag, limit), signal);
   }
 
   /** The read connection for queries. */
@@ -529,21 +543,15 @@ export class TraceStore implements Consumer<'traces'> {
           this.post({ type: 'close' });
         });
       }
-      const reader = this.readerWorker;
-      this.readerWorker = undefined;
-      if (reader) {
-        reader.postMessage({ type: 'close' } satisfies ToReader);
-        await Promise.race([new Promise((resolve) => reader.once('exit', resolve)), sleep(2000)]);
-        await reader.terminate();
-      }
+      const readers = this.readers;
+      this.readers = undefined;
+      await readers?.close();
       this.reader?.close();
       this.reader = undefined;
     })();
     return this.closed;
   }
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 /**
  * A worker thread's script (writer-worker.js, reader-worker.js): compiled JavaScript next to this file

@@ -13,11 +13,17 @@
  *   operators = != > >= < <= =~ !~, conditions combined with && || and parentheses inside a spanset,
  *   and spansets combined with ||.
  *
+ * Regular expressions are RE2's (Go's syntax, as Tempo's), matched in linear time (re2js: no pattern
+ * and value can make a match backtrack), and fully anchored with `.` matching a newline, as Tempo ≥ 2.7
+ * compiles them (`^(?s:re)$`). Patterns RE2 has no linear-time match for (backreferences, lookaround)
+ * are refused.
+ *
  * Anything else (pipelines, aggregates, structural operators, spanset &&, attributes that are not
  * indexed, trace-level intrinsics) is refused with an UnsupportedQueryError naming the part.
  * The legacy search's `tags` (logfmt) and `minDuration`/`maxDuration` compile through the same path.
  */
 
+import { RE2JS } from 're2js';
 import { NAME_KEY, SERVICE_KEY, STATUS_KEY } from './blob-index';
 import type { SpanRow } from './scan';
 
@@ -58,7 +64,7 @@ export interface CompiledSpanset {
    * Without a driver: a posting key whose value every match has matching this regex (the blobs a
    * search reads are those of the key's values that match), if any.
    */
-  regexDriver: { key: string; pattern: RegExp } | undefined;
+  regexDriver: { key: string; pattern: Matcher } | undefined;
   /** Attribute equalities every match has, echoed in the result's spans. */
   attributes: { key: string; value: string }[];
   /** The shortest duration every match has (a `duration >`/`>=` condition), in ns, if any. */
@@ -355,7 +361,7 @@ function checkCondition(name: string, field: Field, op: Op, value: Value): void 
   const fail = (why: string) => new UnsupportedQueryError(`${name} ${op} ...: ${why}`);
   if (field.type === 'status' || field.type === 'kind') {
     const table = field.type === 'status' ? STATUS : KIND;
-    if (value.type !== 'keyword' || !(value.value in table)) {
+    if (value.type !== 'keyword' || !Object.hasOwn(table, value.value)) {
       throw fail(`the value must be one of ${Object.keys(table).join(', ')}`);
     }
     if (op !== '=' && op !== '!=') throw fail('only = and != compare a status or kind');
@@ -372,7 +378,9 @@ function checkCondition(name: string, field: Field, op: Op, value: Value): void 
       try {
         regexFor(value.value as string);
       } catch (err) {
-        throw fail(`invalid regular expression: ${(err as Error).message}`);
+        throw fail(
+          `invalid regular expression: ${(err as Error).message} (TraceQL regexes are RE2's syntax, matched in linear time: no backreferences or lookaround)`,
+        );
       }
     }
     if (field.type !== 'tag' && value.type === 'number') throw fail('the value must be a string');
@@ -398,7 +406,8 @@ export function parseLogfmtTags(tags: string, options: ParseOptions): SpanExpr {
     if (key === 'service.name') field = { type: 'service' };
     else if (key === 'name') field = { type: 'name' };
     else if (key === 'status' || key === 'status.code') {
-      if (!(value in STATUS)) throw new UnsupportedQueryError(`tags: status must be one of error, ok, unset`);
+      if (!Object.hasOwn(STATUS, value))
+        throw new UnsupportedQueryError(`tags: status must be one of error, ok, unset`);
       const cond: SpanExpr = { kind: 'cond', field: { type: 'status' }, op: '=', value: { type: 'keyword', value } };
       e = e.kind === 'all' ? cond : { kind: 'and', left: e, right: cond };
       continue;
@@ -570,14 +579,38 @@ function asReal(text: string): number {
   return Number.isNaN(n) ? 0 : n;
 }
 
-const regexCache = new Map<string, RegExp>();
+/** A compiled TraceQL regex: whether a whole value matches. */
+export interface Matcher {
+  test(text: string): boolean;
+}
 
-/** TraceQL regexes match the whole value (as Go's regexp with ^...$). */
-function regexFor(pattern: string): RegExp {
+const regexCache = new Map<string, Matcher>();
+/** Values up to this length have their answer remembered (attribute values repeat: routes, names). */
+const MEMO_VALUE_LENGTH = 256;
+const MEMO_ENTRIES = 1024;
+
+/**
+ * TraceQL regexes match the whole value, `.` included newlines (Tempo's `^(?s:re)$`), on RE2's
+ * linear-time engine. Throws re2js's syntax error for a pattern RE2 does not take.
+ */
+function regexFor(pattern: string): Matcher {
   let re = regexCache.get(pattern);
   if (!re) {
-    re = new RegExp(`^(?:${pattern})$`);
-    if (regexCache.size > 1000) regexCache.clear();
+    const compiled = RE2JS.compile(pattern, RE2JS.DOTALL);
+    const memo = new Map<string, boolean>();
+    re = {
+      test(text: string): boolean {
+        if (text.length > MEMO_VALUE_LENGTH) return compiled.testExact(text);
+        let hit = memo.get(text);
+        if (hit === undefined) {
+          hit = compiled.testExact(text);
+          if (memo.size >= MEMO_ENTRIES) memo.clear();
+          memo.set(text, hit);
+        }
+        return hit;
+      },
+    };
+    if (regexCache.size >= 64) regexCache.clear();
     regexCache.set(pattern, re);
   }
   return re;

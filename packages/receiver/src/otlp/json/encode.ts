@@ -50,6 +50,26 @@ export function encodeJsonRequest<S extends Signal>(signal: S, data: SignalData[
   throw new Error(`unknown signal ${String(signal)}`);
 }
 
+/** The request's one field: the list of resources (`resourceSpans`, ...). */
+export const JSON_RESOURCES_FIELD = {
+  traces: 'resourceSpans',
+  metrics: 'resourceMetrics',
+  logs: 'resourceLogs',
+} as const;
+
+/** One item of that list (a request encoded resource by resource: /debug/recent's render in pieces). */
+export function encodeJsonResource<S extends Signal>(signal: S, resource: SignalData[S][number]): JsonObject {
+  switch (signal) {
+    case 'traces':
+      return encodeResourceSpans(resource as ResourceSpans);
+    case 'metrics':
+      return encodeResourceMetrics(resource as ResourceMetrics);
+    case 'logs':
+      return encodeResourceLogs(resource as ResourceLogs);
+  }
+  throw new Error(`unknown signal ${String(signal)}`);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Fields: each `put` leaves out a zero value.
 
