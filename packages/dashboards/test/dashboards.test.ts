@@ -116,12 +116,23 @@ describe.each(Object.entries(committed))('%s', (_file, d) => {
   );
 });
 
-test('both provisioning variants agree on everything but where Tempo is', () => {
+test('both provisioning variants agree on everything but where Tempo is (and the receiver token it needs)', () => {
   const a = provisioning('provisioning');
   const b = provisioning('provisioning-embedded');
+  // The embedded variant's Tempo is the receiver's admin port, which sends its admin token.
   const strip = (x: Datasources) =>
-    x.datasources.map((ds) => ({ ...ds, url: ds.type === 'tempo' ? '(tempo)' : ds.url }));
+    x.datasources.map((ds) => {
+      if (ds.type !== 'tempo') return ds;
+      const { secureJsonData: _token, ...rest } = ds as typeof ds & { secureJsonData?: unknown };
+      const { httpHeaderName1: _header, ...jsonData } = ds.jsonData ?? {};
+      return { ...rest, url: '(tempo)', jsonData };
+    });
   expect(strip(b)).toEqual(strip(a));
+  const embeddedTempo = b.datasources.find((ds) => ds.type === 'tempo') as Datasources['datasources'][number] & {
+    secureJsonData?: Record<string, string>;
+  };
+  expect(embeddedTempo.jsonData?.httpHeaderName1).toBe('Authorization');
+  expect(embeddedTempo.secureJsonData?.httpHeaderValue1).toBe('Bearer ${SONDE_ADMIN_TOKEN}');
   expect(a.datasources.find((ds) => ds.type === 'tempo')?.url).toBe('http://tempo:3200');
   expect(b.datasources.find((ds) => ds.type === 'tempo')?.url).toBe('http://receiver:9464');
   const prom = a.datasources.find((ds) => ds.type === 'prometheus')!;

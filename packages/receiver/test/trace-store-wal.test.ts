@@ -83,7 +83,8 @@ beforeEach(() => {
 
 afterEach(async () => {
   for (const s of stores.splice(0)) await s.shutdown();
-  fs.rmSync(dir, { recursive: true, force: true });
+  // maxRetries: SQLite's -shm/-wal files of a reader connection closing can still be going away.
+  fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
 });
 
 async function open(extra: Partial<TraceStoreOptions> = {}): Promise<{ store: TraceStore; registry: Registry }> {
