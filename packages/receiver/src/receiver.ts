@@ -6,7 +6,7 @@
  */
 
 import { readFileSync } from 'node:fs';
-import type { Server as HttpServer } from 'node:http';
+import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import type { Server as GrpcServer } from '@grpc/grpc-js';
@@ -20,6 +20,7 @@ import { Admission } from './intake/admission';
 import { ExportHandler } from './intake/export-handler';
 import { bindGrpc, createGrpcIntake } from './intake/grpc';
 import { createHttpIntake } from './intake/http';
+import { applyServerLimits, type ServerLimits } from './intake/server-limits';
 import { createLogger, type Logger } from './logger';
 import { ITEM_NAME, SIGNALS } from './model';
 import { AttributeLimitsProcessor } from './pipeline/attribute-limits';
@@ -212,7 +213,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     if (adminAddress !== 'off') {
       const routers = traceStore ? [createTempoApi(traceStore)] : [];
       const app = createAdminApp(metrics, recent, { ready: () => listening && !draining }, stores, routers);
-      const server = await listen(app, adminAddress, 'admin');
+      const server = await listen(app, adminAddress, 'admin', serverLimits(config.admin, 'admin'), metrics);
       addresses.admin = boundAddress(server);
       closeAdmin = () => closeHttp(server, config.shutdown_timeout);
     }
@@ -222,13 +223,21 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
         maxRequestBodySize: config.limits.max_request_body_size,
         corsAllowedOrigins: config.otlp.http.cors_allowed_origins,
       });
-      const server = await listen(app, httpAddress, 'OTLP/HTTP');
+      const server = await listen(app, httpAddress, 'OTLP/HTTP', serverLimits(config.otlp.http, 'otlp_http'), metrics);
       addresses.otlpHttp = boundAddress(server);
       intakeClosers.push(() => closeHttp(server, config.shutdown_timeout));
     }
     const grpcAddress = config.otlp.grpc.address;
     if (grpcAddress !== 'off') {
-      const server = createGrpcIntake(handler, { maxRequestBodySize: config.limits.max_request_body_size });
+      const g = config.otlp.grpc;
+      const server = createGrpcIntake(handler, {
+        maxRequestBodySize: config.limits.max_request_body_size,
+        maxConcurrentStreams: g.max_concurrent_streams,
+        maxConnectionIdleMs: g.max_connection_idle,
+        maxConnectionAgeMs: g.max_connection_age,
+        maxConnectionAgeGraceMs: g.max_connection_age_grace,
+        maxSessionMemory: g.max_session_memory,
+      });
       const port = await bindGrpc(server, grpcAddress.host, grpcAddress.port);
       addresses.otlpGrpc = formatAddress(grpcAddress.host, port);
       intakeClosers.push(() => closeGrpc(server, config.shutdown_timeout));
@@ -341,9 +350,29 @@ class ReceivedSummary {
   }
 }
 
-function listen(app: Express, address: ListenAddress, what: string): Promise<HttpServer> {
+/** A listener's timeouts and connection cap, from its config section (otlp.http or admin). */
+function serverLimits(c: ReceiverConfig['admin'], listener: string): ServerLimits {
+  return {
+    listener,
+    readHeaderTimeoutMs: c.read_header_timeout,
+    readTimeoutMs: c.read_timeout,
+    idleTimeoutMs: c.idle_timeout,
+    writeTimeoutMs: c.write_timeout,
+    maxConnections: c.max_connections,
+  };
+}
+
+function listen(
+  app: Express,
+  address: ListenAddress,
+  what: string,
+  limits: ServerLimits,
+  metrics: SelfMetrics,
+): Promise<HttpServer> {
   return new Promise((resolve, reject) => {
-    const server = app.listen(address.port, address.host);
+    const server = createServer(app);
+    applyServerLimits(server, limits, metrics);
+    server.listen(address.port, address.host);
     const onError = (err: NodeJS.ErrnoException) => {
       const hint = err.code === 'EADDRINUSE' ? ' (another process holds the port; set another address or port 0)' : '';
       const where = formatAddress(address.host, address.port);

@@ -40,6 +40,8 @@ export class SelfMetrics {
   readonly limitHits: Counter<'signal' | 'limit'>;
   readonly inFlightBytes: Gauge;
   readonly inFlightBytesLimit: Gauge;
+  readonly connectionsRefused: Counter<'listener'>;
+  readonly requestTimeouts: Counter<'listener' | 'kind'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -98,6 +100,18 @@ export class SelfMetrics {
     this.inFlightBytesLimit = new Gauge({
       name: 'sonde_receiver_in_flight_bytes_limit',
       help: 'overload.max_in_flight_bytes: the capacity that sonde_receiver_in_flight_bytes is measured against',
+      registers,
+    });
+    this.connectionsRefused = new Counter({
+      name: 'sonde_receiver_connections_refused_total',
+      help: 'Connections closed on arrival because the listener had max_connections open, by listener',
+      labelNames: ['listener'] as const,
+      registers,
+    });
+    this.requestTimeouts = new Counter({
+      name: 'sonde_receiver_request_timeouts_total',
+      help: 'Connections closed by a timeout (read_header, read, write, idle), by listener and kind',
+      labelNames: ['listener', 'kind'] as const,
       registers,
     });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'sonde_' });
