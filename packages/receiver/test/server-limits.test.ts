@@ -263,3 +263,17 @@ test('write_timeout: a client that does not read a large response has its connec
     await new Promise((r) => server.close(r));
   }
 });
+
+test('gRPC: a connection with no call is closed after max_connection_idle', async () => {
+  const t = await startTestReceiver({ otlp: { grpc: { max_connection_idle: '300ms' } } });
+  try {
+    const c = await open(`http://${t.grpc}`);
+    // The HTTP/2 preface and empty SETTINGS, then nothing.
+    c.socket.write(
+      Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]),
+    );
+    expect(await c.closed(5000)).toBeGreaterThanOrEqual(250);
+  } finally {
+    await t.close();
+  }
+});
