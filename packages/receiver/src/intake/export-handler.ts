@@ -111,9 +111,9 @@ export class ExportHandler {
 
   /**
    * Before the body is read (`bytes`: its declared length, at most its decompressed size; 0 when it
-   * is not declared): counts the bytes in flight while the body is read, or throws what `handle`
-   * would refuse the request with now (memory, in-flight bytes, a full export or store queue),
-   * reserving nothing and counting nothing (the caller answers through `refused`). Pair with `release`.
+   * is not declared): counts them in flight while the body is read. Or, reserving nothing, throws what
+   * `handle` would refuse the request with now (memory, in-flight bytes, a full export or store
+   * queue), without counting the refusal (the caller answers through `refused`). Pair with `release`.
    */
   reserve(signal: Signal, bytes: number): void {
     this.admission.acquire(signal, bytes);

@@ -66,7 +66,8 @@ export function applyServerLimits(server: HttpServer, limits: ServerLimits, metr
   const inRequest = new WeakSet<Socket>();
   /** Responses not yet done, with when the receiver was first seen sending them. */
   const responses = new Map<ServerResponse, number>();
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  // Before the application's own listener, so that a response it ends at once is still seen closing.
+  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
     const socket = req.socket;
     inRequest.add(socket);
     if (writeTimeoutMs > 0) responses.set(res, 0);
