@@ -5,6 +5,7 @@
  * overload.max_in_flight_bytes and are released whatever ends them. Real sockets against a real receiver.
  */
 import { createServer } from 'node:http';
+import { connect as http2Connect } from 'node:http2';
 import { type AddressInfo, connect, type Socket } from 'node:net';
 import { Counter } from 'prom-client';
 import { applyServerLimits } from '../src/intake/server-limits';
@@ -274,6 +275,21 @@ test('gRPC: a connection with no call is closed after max_connection_idle', asyn
     );
     expect(await c.closed(5000)).toBeGreaterThanOrEqual(250);
   } finally {
+    await t.close();
+  }
+});
+
+test('gRPC: the server announces max_concurrent_streams (grpc-js would allow 2^32-1 calls per connection)', async () => {
+  const t = await startTestReceiver({ otlp: { grpc: { max_concurrent_streams: 7 } } });
+  const session = http2Connect(`http://${t.grpc}`);
+  try {
+    session.on('error', () => {});
+    const settings = await new Promise<{ maxConcurrentStreams?: number }>((resolve) =>
+      session.once('remoteSettings', resolve),
+    );
+    expect(settings.maxConcurrentStreams).toBe(7);
+  } finally {
+    session.destroy();
     await t.close();
   }
 });
