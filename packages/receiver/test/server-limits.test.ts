@@ -4,9 +4,15 @@
  * max_connections), and uploads counted in flight from their headers on, so that stalled bodies fill
  * overload.max_in_flight_bytes and are released whatever ends them. Real sockets against a real receiver.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { connect as http2Connect } from 'node:http2';
+import { createServer as createHttpsServer } from 'node:https';
 import { type AddressInfo, connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { Counter } from 'prom-client';
 import { applyServerLimits } from '../src/intake/server-limits';
 import { PROTOBUF, post, span, startTestReceiver, type TestReceiver, traceRequest } from './helpers';
@@ -291,5 +297,60 @@ test('gRPC: the server announces max_concurrent_streams (grpc-js would allow 2^3
   } finally {
     session.destroy();
     await t.close();
+  }
+});
+
+test('over TLS, the same limits apply and are counted', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sonde-limits-tls-'));
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost'].concat([
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+    ]),
+    { stdio: 'ignore' },
+  );
+  const registers = { registers: [] };
+  const requestTimeouts = new Counter({ name: 't', help: 't', labelNames: ['listener', 'kind'], ...registers });
+  const connectionsRefused = new Counter({ name: 'r', help: 'r', labelNames: ['listener'], ...registers });
+  const server = createHttpsServer(
+    { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) },
+    (_req, res) => res.end(),
+  );
+  applyServerLimits(
+    server,
+    {
+      listener: 'tls',
+      readHeaderTimeoutMs: 300,
+      readTimeoutMs: 0,
+      idleTimeoutMs: 0,
+      writeTimeoutMs: 0,
+      maxConnections: 0,
+    },
+    { requestTimeouts, connectionsRefused },
+  );
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const port = (server.address() as AddressInfo).port;
+    const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false });
+    const chunks: Buffer[] = [];
+    socket.on('data', (c) => chunks.push(c));
+    socket.on('error', () => {});
+    await new Promise((r) => socket.once('secureConnect', r));
+    socket.write('POST / HTTP/1.1\r\nhost: localhost\r\n');
+    await new Promise<void>((resolve, reject) => {
+      socket.once('close', () => resolve());
+      setTimeout(() => reject(new Error('still open')), 5000).unref();
+    });
+    expect(Buffer.concat(chunks).toString()).toMatch(/^HTTP\/1\.1 408 /);
+    expect((await requestTimeouts.get()).values).toEqual([
+      { labels: { listener: 'tls', kind: 'read_header' }, value: 1 },
+    ]);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    rmSync(dir, { recursive: true, force: true });
   }
 });

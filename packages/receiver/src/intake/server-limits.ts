@@ -18,7 +18,9 @@
  * 0 turns a timeout off (and max_connections 0 means no cap).
  */
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import { Server as TlsServer } from 'node:tls';
 import type { Counter } from 'prom-client';
 
 export interface ServerLimits {
@@ -46,7 +48,11 @@ export type TimeoutKind = 'read_header' | 'read' | 'write' | 'idle';
 const MAX_CHECK_INTERVAL_MS = 1000;
 
 /** Applies `limits` to `server` (before it listens) and counts what they cut. */
-export function applyServerLimits(server: HttpServer, limits: ServerLimits, metrics: ServerLimitMetrics): void {
+export function applyServerLimits(
+  server: HttpServer | HttpsServer,
+  limits: ServerLimits,
+  metrics: ServerLimitMetrics,
+): void {
   const { listener, readHeaderTimeoutMs, readTimeoutMs, idleTimeoutMs, writeTimeoutMs, maxConnections } = limits;
   // Node's headersTimeout has no "off" of its own: it is capped by requestTimeout, and 0 in both is none.
   server.headersTimeout = readHeaderTimeoutMs > 0 ? readHeaderTimeoutMs : readTimeoutMs;
@@ -76,7 +82,8 @@ export function applyServerLimits(server: HttpServer, limits: ServerLimits, metr
       responses.delete(res);
     });
   });
-  server.on('connection', (socket: Socket) => {
+  // Over TLS, the socket HTTP runs on (and Node destroys) is the TLS one.
+  server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', (socket: Socket) => {
     // Node destroys the socket with this error when headersTimeout or requestTimeout passes (after
     // answering 408 when it still can).
     socket.on('error', (err: NodeJS.ErrnoException) => {
