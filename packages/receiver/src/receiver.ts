@@ -20,6 +20,7 @@ import { Admission } from './intake/admission';
 import { ExportHandler } from './intake/export-handler';
 import { bindGrpc, createGrpcIntake } from './intake/grpc';
 import { createHttpIntake } from './intake/http';
+import { applyServerLimits, type ServerLimits } from './intake/server-limits';
 import { createLogger, type Logger } from './logger';
 import { ITEM_NAME, SIGNALS } from './model';
 import { AttributeLimitsProcessor } from './pipeline/attribute-limits';
@@ -224,7 +225,14 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
         tokens: security.adminTokens,
         protectMetrics: config.admin.auth.protect_metrics,
       });
-      const server = await listen(app, adminAddress, 'admin', security.adminTls);
+      const server = await listen(
+        app,
+        adminAddress,
+        'admin',
+        security.adminTls,
+        serverLimits(config.admin, 'admin'),
+        metrics,
+      );
       addresses.admin = boundAddress(server);
       closeAdmin = () => closeHttp(server, config.shutdown_timeout);
     }
@@ -236,13 +244,28 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
         tokens: security.otlpTokens,
         logger,
       });
-      const server = await listen(app, httpAddress, 'OTLP/HTTP', security.otlpTls);
+      const server = await listen(
+        app,
+        httpAddress,
+        'OTLP/HTTP',
+        security.otlpTls,
+        serverLimits(config.otlp.http, 'otlp_http'),
+        metrics,
+      );
       addresses.otlpHttp = boundAddress(server);
       intakeClosers.push(() => closeHttp(server, config.shutdown_timeout));
     }
     const grpcAddress = config.otlp.grpc.address;
     if (grpcAddress !== 'off') {
-      const server = createGrpcIntake(handler, { maxRequestBodySize: config.limits.max_request_body_size });
+      const g = config.otlp.grpc;
+      const server = createGrpcIntake(handler, {
+        maxRequestBodySize: config.limits.max_request_body_size,
+        maxConcurrentStreams: g.max_concurrent_streams,
+        maxConnectionIdleMs: g.max_connection_idle,
+        maxConnectionAgeMs: g.max_connection_age,
+        maxConnectionAgeGraceMs: g.max_connection_age_grace,
+        maxSessionMemory: g.max_session_memory,
+      });
       const port = await bindGrpc(server, grpcAddress.host, grpcAddress.port, {
         tls: security.otlpTls,
         tokens: security.otlpTokens,
@@ -384,9 +407,35 @@ class ReceivedSummary {
   }
 }
 
-function listen(app: Express, address: ListenAddress, what: string, tls?: ServerTls): Promise<HttpServer> {
+/** A listener's timeouts and connection cap, from its config section (otlp.http or admin). */
+function serverLimits(
+  c: Pick<
+    ReceiverConfig['admin'],
+    'read_header_timeout' | 'read_timeout' | 'idle_timeout' | 'write_timeout' | 'max_connections'
+  >,
+  listener: string,
+): ServerLimits {
+  return {
+    listener,
+    readHeaderTimeoutMs: c.read_header_timeout,
+    readTimeoutMs: c.read_timeout,
+    idleTimeoutMs: c.idle_timeout,
+    writeTimeoutMs: c.write_timeout,
+    maxConnections: c.max_connections,
+  };
+}
+
+function listen(
+  app: Express,
+  address: ListenAddress,
+  what: string,
+  tls: ServerTls | undefined,
+  limits: ServerLimits,
+  metrics: SelfMetrics,
+): Promise<HttpServer> {
   return new Promise((resolve, reject) => {
     const server = tls ? tls.createHttpsServer(app) : createHttpServer(app);
+    applyServerLimits(server, limits, metrics);
     server.listen(address.port, address.host);
     const onError = (err: NodeJS.ErrnoException) => {
       const hint = err.code === 'EADDRINUSE' ? ' (another process holds the port; set another address or port 0)' : '';

@@ -45,6 +45,8 @@ export class SelfMetrics {
   readonly inFlightBytes: Gauge;
   readonly inFlightBytesLimit: Gauge;
   readonly adminRefusedRequests: Counter<'reason'>;
+  readonly connectionsRefused: Counter<'listener'>;
+  readonly requestTimeouts: Counter<'listener' | 'kind'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -109,6 +111,18 @@ export class SelfMetrics {
       name: 'sonde_admin_refused_requests_total',
       help: 'Admin port requests refused, by reason (unauthenticated: no valid admin.auth bearer token)',
       labelNames: ['reason'] as const,
+      registers,
+    });
+    this.connectionsRefused = new Counter({
+      name: 'sonde_receiver_connections_refused_total',
+      help: 'Connections closed on arrival because the listener had max_connections open, by listener',
+      labelNames: ['listener'] as const,
+      registers,
+    });
+    this.requestTimeouts = new Counter({
+      name: 'sonde_receiver_request_timeouts_total',
+      help: 'Connections closed by a timeout (read_header, read, write, idle), by listener and kind',
+      labelNames: ['listener', 'kind'] as const,
       registers,
     });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'sonde_' });

@@ -62,6 +62,23 @@ const bearerTokensFile = z.string().default('');
 /** How often the token file is checked for changes; 0: never. */
 const tokensReloadInterval = duration.default(1000);
 
+/**
+ * Timeouts and the connection cap of an HTTP listener (src/intake/server-limits.ts); 0 turns one off.
+ * As the Collector's confighttp, with bounds where it has none (a stalled upload must not hold memory for long).
+ */
+const serverLimits = (maxConnections: number) => ({
+  /** Longest time for a request's headers to arrive (408 and closed past it). */
+  read_header_timeout: duration.default(10_000),
+  /** Longest time for a whole request, headers and body (408 and closed past it). */
+  read_timeout: duration.default(60_000),
+  /** A keep-alive connection with no request for this long is closed. */
+  idle_timeout: duration.default(60_000),
+  /** A response the client has not taken this long after it began is cut (socket closed). */
+  write_timeout: duration.default(30_000),
+  /** Open connections at most; further ones are closed on arrival (counted). 0: no cap. */
+  max_connections: z.number().int().nonnegative().default(maxConnections),
+});
+
 export const configSchema = z.strictObject({
   otlp: z
     .strictObject({
@@ -71,12 +88,22 @@ export const configSchema = z.strictObject({
           address: address.default({ host: '127.0.0.1', port: 4318 }),
           /** Origins allowed to send OTLP/HTTP from a browser (CORS); empty means CORS is off. */
           cors_allowed_origins: z.array(z.string()).default([]),
+          ...serverLimits(4096),
         })
         .prefault({}),
       grpc: z
         .strictObject({
           /** OTLP/gRPC listen address, or "off". */
           address: address.default({ host: '127.0.0.1', port: 4317 }),
+          /** Concurrent calls on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
+          max_concurrent_streams: positiveInt.default(100),
+          /** A connection with no call for this long is closed (GOAWAY). */
+          max_connection_idle: duration.default(60_000),
+          /** A connection is closed (GOAWAY) after this long (±10%), and cut max_connection_age_grace later. */
+          max_connection_age: duration.default(10 * 60_000),
+          max_connection_age_grace: duration.default(30_000),
+          /** Memory one connection's HTTP/2 session may hold (headers, queued responses); new calls are refused over it. */
+          max_session_memory: size.default(64 * 1024 * 1024),
         })
         .prefault({}),
       /** TLS of both OTLP listeners (HTTP and gRPC). */
@@ -106,6 +133,7 @@ export const configSchema = z.strictObject({
         .prefault({}),
       /** Requests a connection may pipeline ahead of its responses; past it the connection is closed. */
       max_pipelined_requests: positiveInt.default(64),
+      ...serverLimits(256),
     })
     .prefault({}),
   limits: z

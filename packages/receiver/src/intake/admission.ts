@@ -2,7 +2,8 @@
  * Admission control: refuses work the receiver cannot take now, so that overload turns into
  * retryable refusals (429/503 with Retry-After) instead of lost data or a crash.
  *
- * - In-flight bytes: the decompressed bytes of requests being processed. A request that would take
+ * - In-flight bytes: the bytes of requests being read (over HTTP, from their headers on: as declared
+ *   by Content-Length, or as they arrive) or processed (decompressed). A request that would take
  *   the total over `max_in_flight_bytes` is refused with 429 (gRPC RESOURCE_EXHAUSTED + RetryInfo);
  *   a single request is always admitted when nothing else is in flight.
  * - Memory: when resident memory is over `memory_limit` (checked every `memory_check_interval`),
@@ -41,19 +42,18 @@ export class Admission {
     }
   }
 
-  /** Reserves `bytes` for a request, or throws a retryable OtlpError. Pair with `release`. */
-  acquire(signal: Signal, bytes: number): void {
-    this.check(signal, bytes);
+  /**
+   * Reserves `bytes` for a request that holds `held` already, or throws a retryable OtlpError. Pair
+   * with `release`.
+   */
+  acquire(signal: Signal, bytes: number, held = 0): void {
+    this.check(signal, bytes, held);
     this.inFlight += bytes;
     this.metrics.inFlightBytes.set(this.inFlight);
   }
 
-  /**
-   * Throws the retryable OtlpError that `acquire` would throw for `bytes` now, reserving nothing: the
-   * HTTP intake asks with the declared Content-Length before it reads a body, so that a request that
-   * would be refused is refused without reading, decompressing or decoding it.
-   */
-  check(signal: Signal, bytes: number): void {
+  /** Throws the retryable OtlpError that `acquire` would throw for `bytes` now, reserving nothing. */
+  check(signal: Signal, bytes: number, held = 0): void {
     if (this.overMemory) {
       this.metrics.limitHits.inc({ signal, limit: 'memory_limit' });
       throw new OverloadedError(
@@ -61,7 +61,7 @@ export class Admission {
         this.retryAfterSeconds,
       );
     }
-    if (this.inFlight > 0 && this.inFlight + bytes > this.options.maxInFlightBytes) {
+    if (this.inFlight > held && this.inFlight + bytes > this.options.maxInFlightBytes) {
       this.metrics.limitHits.inc({ signal, limit: 'max_in_flight_bytes' });
       throw new OtlpError(
         `the receiver is processing ${this.inFlight} bytes, at its limit (overload.max_in_flight_bytes); retry after ${this.retryAfterSeconds}s`,

@@ -22,6 +22,8 @@ export interface ExportRequest<S extends Signal> {
   body: Buffer;
   /** When reading the request began (performance.now()), for the duration histogram. */
   startedAt: number;
+  /** Bytes of this request already counted in flight by the transport while it read the body (`reserve`); the caller releases them. */
+  reservedBytes?: number;
 }
 
 export interface HandlerOptions {
@@ -48,8 +50,11 @@ export class ExportHandler {
     const { signal, transport, body } = req;
     const m = this.metrics.forRequest(signal, transport);
     m.receivedBytes.inc(body.length);
+    const reserved = req.reservedBytes ?? 0;
+    // What decompression added to the bytes the transport already holds for the request.
+    const extra = Math.max(0, body.length - reserved);
     try {
-      this.admission.acquire(signal, body.length);
+      this.admission.acquire(signal, extra, reserved);
     } catch (err) {
       throw this.refused(req, err);
     }
@@ -100,18 +105,33 @@ export class ExportHandler {
     } catch (err) {
       throw this.refused(req, err);
     } finally {
-      this.admission.release(body.length);
+      this.admission.release(extra);
     }
   }
 
   /**
-   * Before the body is read (`bytes`: its declared length, at most its decompressed size): throws what
+   * Before the body is read (`bytes`: its declared length, at most its decompressed size; 0 when it
+   * is not declared): counts them in flight while the body is read. Or, reserving nothing, throws what
    * `handle` would refuse the request with now (memory, in-flight bytes, a full export or store
-   * queue), without counting it (the caller answers through `refused`).
+   * queue), without counting the refusal (the caller answers through `refused`). Pair with `release`.
    */
-  precheck(signal: Signal, bytes: number): void {
-    this.admission.check(signal, bytes);
-    this.pipeline.for(signal).admit(bytes);
+  reserve(signal: Signal, bytes: number): void {
+    this.admission.acquire(signal, bytes);
+    try {
+      this.pipeline.for(signal).admit(bytes);
+    } catch (err) {
+      this.admission.release(bytes);
+      throw err;
+    }
+  }
+
+  /** While a body of undeclared length arrives: counts `bytes` more in flight for a request that holds `held`, or throws as `reserve`. */
+  reserveMore(signal: Signal, bytes: number, held: number): void {
+    this.admission.acquire(signal, bytes, held);
+  }
+
+  release(bytes: number): void {
+    this.admission.release(bytes);
   }
 
   /** Counts and logs a refused request; returns the OtlpError to answer with. */

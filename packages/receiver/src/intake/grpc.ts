@@ -38,12 +38,28 @@ export function serviceDefinition(signal: Signal): grpc.ServiceDefinition {
 
 export interface GrpcIntakeOptions {
   maxRequestBodySize: number;
+  maxConcurrentStreams: number;
+  /** 0: no limit (as the durations below). */
+  maxConnectionIdleMs: number;
+  maxConnectionAgeMs: number;
+  maxConnectionAgeGraceMs: number;
+  maxSessionMemory: number;
 }
+
+/** A duration option for grpc-js: whole milliseconds, or left out (grpc-js's "unlimited") for 0. */
+const ms = (value: number): number | undefined => (value > 0 ? Math.max(1, Math.round(value)) : undefined);
 
 export function createGrpcIntake(handler: ExportHandler, options: GrpcIntakeOptions): grpc.Server {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': options.maxRequestBodySize,
     'grpc.max_send_message_length': 4 * 1024 * 1024,
+    // grpc-js leaves these unlimited: a connection could hold any number of calls, forever.
+    'grpc.max_concurrent_streams': options.maxConcurrentStreams,
+    'grpc.max_connection_idle_ms': ms(options.maxConnectionIdleMs),
+    'grpc.max_connection_age_ms': ms(options.maxConnectionAgeMs),
+    'grpc.max_connection_age_grace_ms': ms(options.maxConnectionAgeGraceMs),
+    // In (decimal) megabytes, as Node's http2 maxSessionMemory; grpc-js's default disables the check.
+    'grpc-node.max_session_memory': Math.max(1, Math.ceil(options.maxSessionMemory / 1e6)),
   });
   for (const signal of ['traces', 'metrics', 'logs'] as const) {
     const exportCall: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => {

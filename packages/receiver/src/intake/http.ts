@@ -73,32 +73,73 @@ export function createHttpIntake(handler: ExportHandler, options: HttpIntakeOpti
         );
         return;
       }
-      // Overloaded now: refuse before reading the body (its declared length is enough to know).
-      const declared = Number(req.headers['content-length']);
-      if (declared > 0) {
-        try {
-          handler.precheck(signal, declared);
-        } catch (err) {
-          refuse(err, encoding);
-          return;
-        }
+      // The body counts as in flight from the headers on (as declared, or as it arrives), so that
+      // slow or stalled uploads fill overload.max_in_flight_bytes like requests being processed do.
+      // A request refused before its body is read gets Connection: close, so Node does not read the
+      // body off the connection for nothing.
+      const refuseUnread = (err: unknown) => {
+        res.setHeader('connection', 'close');
+        refuse(err, encoding);
+      };
+      // Node's parser has checked that a Content-Length is a number.
+      const length = req.headers['content-length'];
+      const declared = length === undefined ? undefined : Number(length);
+      if (declared !== undefined && declared > options.maxRequestBodySize) {
+        refuseUnread(tooLarge(options.maxRequestBodySize, signal));
+        return;
+      }
+      const reservation = new Reservation(handler, signal);
+      try {
+        reservation.reserve(declared ?? 0);
+      } catch (err) {
+        refuseUnread(err);
+        return;
+      }
+      // Released once: after the request is handled, or when it fails, or when its connection closes
+      // first (an abort or a timeout; the decompressor may then never report the end of the body).
+      let handling = false;
+      res.once('close', () => {
+        if (!handling) reservation.release();
+      });
+      if (declared === undefined) {
+        req.on('data', (chunk: Buffer) => {
+          if (reservation.released) return;
+          try {
+            reservation.reserveMore(chunk.length);
+          } catch (err) {
+            reservation.release();
+            refuseUnread(err);
+            res.once('finish', () => req.socket.destroy());
+          }
+        });
       }
       readBody(req, res, (bodyError?: unknown) => {
+        if (reservation.released) return;
         if (bodyError) {
+          reservation.release();
           if (!isClientGone(bodyError)) refuse(bodyReadError(bodyError, options.maxRequestBodySize, signal), encoding);
           return;
         }
         const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+        handling = true;
         handler
-          .handle({ signal, transport: 'http', encoding, body, startedAt })
+          .handle({ signal, transport: 'http', encoding, body, startedAt, reservedBytes: reservation.bytes })
           .then((partial) => sendBody(res, 200, encoding, encodeExportResponse(signal, encoding, partial)))
           .catch((err: unknown) =>
             sendError(
               res,
-              err instanceof OtlpError ? err : new OtlpError(String(err), 500, GrpcCode.INTERNAL, 'internal'),
+              err instanceof OtlpError
+                ? err
+                : new OtlpError(
+                    'internal error in the receiver; the request was not processed',
+                    500,
+                    GrpcCode.INTERNAL,
+                    'internal',
+                  ),
               encoding,
             ),
-          );
+          )
+          .finally(() => reservation.release());
       });
     });
   }
@@ -157,6 +198,35 @@ function requireToken(handler: ExportHandler, tokens: BearerTokens): express.Req
   };
 }
 
+/** The bytes of one request's body counted in flight while it is read and handled; released once. */
+class Reservation {
+  bytes = 0;
+  released = false;
+
+  constructor(
+    private readonly handler: ExportHandler,
+    private readonly signal: Signal,
+  ) {}
+
+  /** At the headers: the declared length (0 when not declared); throws when the request is to be refused. */
+  reserve(bytes: number): void {
+    this.handler.reserve(this.signal, bytes);
+    this.bytes = bytes;
+  }
+
+  /** A chunk of a body of undeclared length arrived; throws when it takes the receiver over its limit. */
+  reserveMore(bytes: number): void {
+    this.handler.reserveMore(this.signal, bytes, this.bytes);
+    this.bytes += bytes;
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.handler.release(this.bytes);
+  }
+}
+
 function encodingOf(contentType: string | undefined): Encoding | undefined {
   if (!contentType) return undefined;
   const semicolon = contentType.indexOf(';');
@@ -194,11 +264,7 @@ interface BodyParserError {
 /** Maps body-parser's errors (reading, decompressing, limiting) to OTLP errors. */
 function bodyReadError(err: unknown, limit: number, signal: Signal): OtlpError {
   const e = (err ?? {}) as BodyParserError;
-  if (e.type === 'entity.too.large' || e.status === 413) {
-    return new PayloadTooLargeError(
-      `request body for /v1/${signal} is over limits.max_request_body_size (${limit} bytes, on the wire or decompressed); send smaller batches`,
-    );
-  }
+  if (e.type === 'entity.too.large' || e.status === 413) return tooLarge(limit, signal);
   if (e.type === 'encoding.unsupported') {
     return new OtlpError(
       `${e.message}: use gzip, deflate, br, zstd or none`,
@@ -212,6 +278,12 @@ function bodyReadError(err: unknown, limit: number, signal: Signal): OtlpError {
   }
   return new MalformedPayloadError(
     `cannot read the request body: ${e.message ?? String(err)} (is Content-Encoding right?)`,
+  );
+}
+
+function tooLarge(limit: number, signal: Signal): PayloadTooLargeError {
+  return new PayloadTooLargeError(
+    `request body for /v1/${signal} is over limits.max_request_body_size (${limit} bytes, on the wire or decompressed); send smaller batches`,
   );
 }
 
