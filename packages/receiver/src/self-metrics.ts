@@ -16,7 +16,10 @@ export type LimitName =
   | 'max_attribute_value_length'
   | 'max_any_value_depth'
   | 'max_in_flight_bytes'
-  | 'memory_limit';
+  | 'memory_limit'
+  | 'max_histogram_buckets'
+  | 'max_label_value_length'
+  | 'max_labels_per_series';
 
 const ITEM_METRIC: Record<Signal, string> = { traces: 'spans', metrics: 'metric_points', logs: 'log_records' };
 

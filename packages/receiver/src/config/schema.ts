@@ -96,6 +96,12 @@ export const configSchema = z.strictObject({
       max_series_per_metric: positiveInt.default(2000),
       /** Resource attributes copied as labels onto every series of the resource (target_info has them all). */
       promote_resource_attributes: z.array(z.string()).default([]),
+      /** Most buckets (+Inf included) of a classic histogram series; finer points have adjacent buckets merged, summaries their quantiles thinned. */
+      max_histogram_buckets: z.number().int().min(2).default(160),
+      /** Longest label value (UTF-16 code units); longer values are truncated. 0 means no limit. */
+      max_label_value_length: z.number().int().nonnegative().default(2048),
+      /** Most labels on a series (le and quantile not counted); the point's attributes past it are left out, by name order. */
+      max_labels_per_series: positiveInt.default(64),
     })
     .prefault({}),
   span_metrics: z
