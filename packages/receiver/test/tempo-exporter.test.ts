@@ -447,6 +447,25 @@ describe('the queue', () => {
   });
 });
 
+describe('shutdown bound', () => {
+  test('an export the HTTP client never settles cannot hold shutdown past shutdown_timeout', async () => {
+    const s = await sink();
+    const headers: Record<string, string> = {};
+    const { e, registry } = exporter({ endpoint: s.url, headers, shutdownTimeoutMs: 300, batchTimeoutMs: 0 });
+    // A header name the constructor would refuse, slipped in afterwards: undici then fails a few
+    // requests and leaves the next one pending for good (what tempo.headers with a space did).
+    headers['x y'] = 'a';
+    e.consume(batch(model('a')));
+    await until('a pending request', async () => (await metric(registry, 'sonde_exporter_retries_total')) >= 4);
+    await sleep(200);
+    const started = Date.now();
+    await e.shutdown();
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(s.received).toHaveLength(0);
+    expect(await metric(registry, 'sonde_exporter_send_failed_spans_total', { reason: 'shutdown' })).toBe(1);
+  }, 15_000);
+});
+
 describe('the persistent queue (persistentDir)', () => {
   let dir: string;
   beforeEach(() => {
@@ -808,6 +827,17 @@ describe('configuration helpers', () => {
       authorization: 'Basic dXNlcjpwYXNz==',
     });
     expect(() => parseHeaders('novalue')).toThrow(/entry 1/);
+  });
+
+  test('the exporter refuses headers that no request could carry, instead of failing every export', () => {
+    const registry = new Registry();
+    const make = (headers: Record<string, string>) =>
+      new TempoExporter({ endpoint: 'http://127.0.0.1:9/v1/traces', headers }, registry, pino({ level: 'silent' }));
+    expect(() => make({ 'x y': 'a' })).toThrow(/"x y" is not a valid header name/);
+    expect(() => make({ 'x-a': 'a\r\nb: c' })).toThrow(/the value of "x-a"/);
+    expect(() => make({ 'transfer-encoding': 'chunked' })).toThrow(/"transfer-encoding" header cannot be set/);
+    expect(() => parseHeaders('host=tempo')).toThrow(/"host" header cannot be set/);
+    expect(() => parseHeaders('x-a=%0Ab')).toThrow(/the value of "x-a"/);
   });
 
   test('parseRetryAfter reads seconds and HTTP dates', () => {

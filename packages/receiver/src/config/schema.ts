@@ -5,7 +5,7 @@
  */
 import { DETECTORS, parseRedactionConfig, type RedactionConfig } from '@sonde/redact';
 import { z } from 'zod';
-import { parseHeaders, tempoEndpoint } from '../export/tempo-exporter';
+import { checkHeaders, parseHeaders, tempoEndpoint } from '../export/tempo-exporter';
 import { type ListenAddress, parseAddress, parseDuration, parseSize } from './units';
 
 /** A zod transform from a parser that returns either the value or an error text. */
@@ -166,14 +166,19 @@ export const configSchema = z.strictObject({
             return z.NEVER;
           }
         }),
-      /** Headers on every export request: a map, or `key=value,key2=value2` as OTEL_EXPORTER_OTLP_HEADERS. */
+      /**
+       * Headers on every export request: a map, or `key=value,key2=value2` as OTEL_EXPORTER_OTLP_HEADERS.
+       * Names must be RFC 9110 tokens, values free of CR, LF and NUL; host, content-length,
+       * transfer-encoding, connection and the other hop-by-hop headers cannot be set.
+       */
       headers: z
         .union([z.string(), z.record(z.string(), z.string())])
         .default({})
         .transform((v, ctx) => {
-          if (typeof v !== 'string') return v;
           try {
-            return parseHeaders(v);
+            if (typeof v === 'string') return parseHeaders(v);
+            checkHeaders(v);
+            return v;
           } catch (err) {
             ctx.addIssue({ code: 'custom', message: (err as Error).message });
             return z.NEVER;

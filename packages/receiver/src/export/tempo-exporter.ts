@@ -23,6 +23,7 @@
  *   as they finish, in any order; the persisted position only moves past a prefix of finished ones.
  *   At shutdown, what is left stays on disk instead of being dropped.
  */
+import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import type { Logger } from 'pino';
@@ -325,6 +326,7 @@ export class TempoExporter implements Consumer<'traces'> {
       ...options,
       retry: { ...DEFAULT_TEMPO_EXPORTER_OPTIONS.retry, ...options.retry },
     } as TempoExporterOptions;
+    checkHeaders(this.options.headers);
     this.queue = this.openQueue();
     this.gzipper = new GzipWorker(1, this.options.batchMaxBytes);
     const tls = this.options.tls ?? {};
@@ -501,11 +503,22 @@ export class TempoExporter implements Consumer<'traces'> {
     this.stopping = true;
     this.wake();
     const timer = setTimeout(() => this.abort.abort(), this.options.shutdownTimeoutMs);
+    // Every wait of a sender ends when `abort` fires (see untilAborted), so this is bounded by
+    // shutdown_timeout even if the HTTP client or the gzip worker never settles.
     await this.senders;
     clearTimeout(timer);
+    const aborted = this.abort.signal.aborted;
     this.abort.abort();
-    await this.agent.close().catch(() => {});
-    await this.gzipper.close().catch(() => {});
+    // close() waits for requests in flight; after the bound, anything left is cut (destroy).
+    const closing = aborted ? this.agent.destroy() : this.agent.close();
+    await within(
+      closing.catch(() => {}),
+      CLOSE_GRACE_MS,
+    );
+    await within(
+      this.gzipper.close().catch(() => {}),
+      CLOSE_GRACE_MS,
+    );
     if (this.queue.waitingCount > 0) {
       const spans = this.queue.waitingSpans;
       if (this.persistent) {
@@ -573,12 +586,19 @@ export class TempoExporter implements Consumer<'traces'> {
   private async send(batch: Taken): Promise<boolean> {
     const { retry, compression } = this.options;
     const { spans, payloads } = batch;
-    const body =
-      compression === 'gzip'
-        ? await this.compress(payloads)
-        : payloads.length === 1
-          ? payloads[0]
-          : Buffer.concat(payloads);
+    let body: Buffer;
+    try {
+      body =
+        compression === 'gzip'
+          ? await untilAborted(this.compress(payloads), this.abort.signal)
+          : payloads.length === 1
+            ? payloads[0]
+            : Buffer.concat(payloads);
+    } catch (err) {
+      if (!this.abort.signal.aborted) throw err;
+      this.abandoned(spans);
+      return false;
+    }
     const started = Date.now();
     let bound = retry.initialMs;
     for (;;) {
@@ -660,24 +680,29 @@ export class TempoExporter implements Consumer<'traces'> {
     const { endpoint, headers, compression, timeoutMs } = this.options;
     if (this.abort.signal.aborted) return { kind: 'aborted' };
     const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = AbortSignal.any([timeout, this.abort.signal]);
     let status: number;
     let responseHeaders: Record<string, string | string[] | undefined>;
     let text: Buffer;
     try {
-      const response = await request(endpoint, {
-        method: 'POST',
-        body,
-        headers: {
-          ...headers,
-          'content-type': 'application/x-protobuf',
-          ...(compression === 'gzip' ? { 'content-encoding': 'gzip' } : {}),
-        },
-        dispatcher: this.agent,
-        signal: AbortSignal.any([timeout, this.abort.signal]),
-      });
+      // The request and its body end when `signal` fires, even should the client not settle them.
+      const response = await untilAborted(
+        request(endpoint, {
+          method: 'POST',
+          body,
+          headers: {
+            ...headers,
+            'content-type': 'application/x-protobuf',
+            ...(compression === 'gzip' ? { 'content-encoding': 'gzip' } : {}),
+          },
+          dispatcher: this.agent,
+          signal,
+        }),
+        signal,
+      );
       status = response.statusCode;
       responseHeaders = response.headers;
-      text = Buffer.from(await response.body.arrayBuffer());
+      text = Buffer.from(await untilAborted(response.body.arrayBuffer(), signal));
     } catch (err) {
       if (this.abort.signal.aborted) return { kind: 'aborted' };
       if (timeout.aborted) {
@@ -775,6 +800,38 @@ export class TempoExporter implements Consumer<'traces'> {
   }
 }
 
+/** How long shutdown waits for the HTTP client and the gzip worker to close, after the senders stopped. */
+const CLOSE_GRACE_MS = 1000;
+
+/** `promise`, or a rejection with the signal's reason as soon as `signal` fires (whichever comes first). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+/** Waits for `promise`, at most `ms`. */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
 /**
  * The `partial_success` of an ExportTraceServiceResponse (protobuf, or JSON when the endpoint answers
  * in JSON): rejected spans and the message. Anything unreadable counts as a full success, as the
@@ -834,8 +891,56 @@ export function parseRetryAfter(value: string | null): number | undefined {
 }
 
 /**
+ * Headers `tempo.headers` may not set: the connection's and the message framing's (RFC 9110 §7.6.1,
+ * §8.6, §6.1), which the HTTP client sets itself. Overriding them made every export fail.
+ */
+const FORBIDDEN_HEADERS = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'upgrade',
+  'te',
+  'trailer',
+  'expect',
+]);
+
+/**
+ * Why a header of `tempo.headers` cannot be sent, or undefined when it can: a name that is not an
+ * RFC 9110 token, a value with CR, LF, NUL or another control character, or a header the HTTP client
+ * owns (FORBIDDEN_HEADERS). Names the header, never quotes its value (it may be a credential).
+ */
+export function headerProblem(name: string, value: string): string | undefined {
+  try {
+    validateHeaderName(name);
+  } catch {
+    return `${JSON.stringify(name)} is not a valid header name (an RFC 9110 token: letters, digits and !#$%&'*+-.^_\`|~, no spaces or separators)`;
+  }
+  if (FORBIDDEN_HEADERS.has(name.toLowerCase())) {
+    return `the ${JSON.stringify(name)} header cannot be set: the exporter's HTTP client sets it (connection and message framing)`;
+  }
+  try {
+    validateHeaderValue(name, value);
+  } catch {
+    return `the value of ${JSON.stringify(name)} holds a character a header value cannot have (CR, LF, NUL or another control character)`;
+  }
+  return undefined;
+}
+
+/** Throws on the first header that cannot be sent (see headerProblem). */
+export function checkHeaders(headers: Record<string, string>): void {
+  for (const [name, value] of Object.entries(headers)) {
+    const problem = headerProblem(name, value);
+    if (problem) throw new Error(problem);
+  }
+}
+
+/**
  * `SONDE_TEMPO_HEADERS`: `key=value,key2=value2`, as OTEL_EXPORTER_OTLP_HEADERS (W3C Baggage-like;
- * keys and values are trimmed and percent-decoded). Empty entries are skipped.
+ * keys and values are trimmed and percent-decoded). Empty entries are skipped. Throws on an entry
+ * that is not key=value and on a header that cannot be sent (checkHeaders).
  */
 export function parseHeaders(text: string): Record<string, string> {
   const headers: Record<string, string> = {};
@@ -848,6 +953,7 @@ export function parseHeaders(text: string): Record<string, string> {
     if (key === '') throw new Error(`SONDE_TEMPO_HEADERS: entry ${i + 1} is not key=value`);
     headers[key.toLowerCase()] = decode(entry.slice(eq + 1).trim());
   }
+  checkHeaders(headers);
   return headers;
 }
 
