@@ -502,6 +502,7 @@ export class TempoExporter implements Consumer<'traces'> {
   private async doShutdown(): Promise<void> {
     this.stopping = true;
     this.wake();
+    const deadline = Date.now() + this.options.shutdownTimeoutMs;
     const timer = setTimeout(() => this.abort.abort(), this.options.shutdownTimeoutMs);
     // Every wait of a sender ends when `abort` fires (see untilAborted), so this is bounded by
     // shutdown_timeout even if the HTTP client or the gzip worker never settles.
@@ -509,15 +510,12 @@ export class TempoExporter implements Consumer<'traces'> {
     clearTimeout(timer);
     const aborted = this.abort.signal.aborted;
     this.abort.abort();
-    // close() waits for requests in flight; after the bound, anything left is cut (destroy).
+    // close() waits for requests in flight; after the bound, anything left is cut (destroy). Closing
+    // takes what is left of shutdown_timeout, or CLOSE_GRACE_MS past it at most.
     const closing = aborted ? this.agent.destroy() : this.agent.close();
     await within(
-      closing.catch(() => {}),
-      CLOSE_GRACE_MS,
-    );
-    await within(
-      this.gzipper.close().catch(() => {}),
-      CLOSE_GRACE_MS,
+      Promise.all([closing.catch(() => {}), this.gzipper.close().catch(() => {})]),
+      Math.max(CLOSE_GRACE_MS, deadline - Date.now()),
     );
     if (this.queue.waitingCount > 0) {
       const spans = this.queue.waitingSpans;
@@ -800,8 +798,8 @@ export class TempoExporter implements Consumer<'traces'> {
   }
 }
 
-/** How long shutdown waits for the HTTP client and the gzip worker to close, after the senders stopped. */
-const CLOSE_GRACE_MS = 1000;
+/** How long past shutdown_timeout shutdown waits at most for the HTTP client and the gzip worker to close. */
+const CLOSE_GRACE_MS = 100;
 
 /** `promise`, or a rejection with the signal's reason as soon as `signal` fires (whichever comes first). */
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
