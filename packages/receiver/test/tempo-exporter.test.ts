@@ -509,6 +509,41 @@ describe('the persistent queue (persistentDir)', () => {
     expect(s.received).toHaveLength(delivered);
   });
 
+  test('sonde_exporter_queue_bytes reports the bytes on disk, in flight included, and after a restart', async () => {
+    const s = await sink();
+    s.replies = Array.from({ length: 1000 }, () => ({ status: 503 }));
+    const batches = [batch(model('a', 'b')), batch(model('c'))];
+    const bytes = batches.reduce((n, b) => n + (b.context.raw as Buffer).length, 0);
+    const options = {
+      endpoint: s.url,
+      persistentDir: dir,
+      batchTimeoutMs: 0,
+      shutdownTimeoutMs: 200,
+      retry: { initialMs: 10_000, maxMs: 10_000, maxElapsedMs: 60_000 },
+    };
+    const first = exporter(options);
+    for (const b of batches) first.e.consume(b);
+    // Tempo answers 503: every byte is in a request being retried, and still on disk.
+    await until('the attempts', () => s.received.length >= 1);
+    await sleep(50);
+    expect(await metric(first.registry, 'sonde_exporter_queue_bytes')).toBe(bytes);
+    await first.e.shutdown();
+    expect(await metric(first.registry, 'sonde_exporter_queue_bytes')).toBe(bytes);
+
+    const received = s.received.length;
+    const second = exporter(options);
+    expect(await metric(second.registry, 'sonde_exporter_queue_bytes')).toBe(bytes);
+    await until('the retry after the restart', () => s.received.length > received);
+    await sleep(50);
+    expect(await metric(second.registry, 'sonde_exporter_queue_bytes')).toBe(bytes);
+    await second.e.shutdown();
+
+    s.replies = [];
+    const third = exporter(options);
+    await until('the delivery', async () => (await metric(third.registry, 'sonde_exporter_sent_spans_total')) === 3);
+    await until('an empty queue', async () => (await metric(third.registry, 'sonde_exporter_queue_bytes')) === 0);
+  });
+
   test('a 4xx drops the batch from the disk for good', async () => {
     const s = await sink();
     s.replies = [{ status: 400 }];

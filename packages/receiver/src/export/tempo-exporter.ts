@@ -133,9 +133,11 @@ interface Taken {
   records?: DiskRecord[];
 }
 
-/** The export queue: in memory, or on disk. Bytes and counts leave out the batches in flight. */
+/** The export queue: in memory, or on disk. Bytes and counts leave out the batches in flight... */
 interface ExportQueue {
   readonly waitingBytes: number;
+  /** ...but these: bytes accepted and not yet done with (waiting, and in batches in flight; on disk, what it holds). */
+  readonly heldBytes: number;
   readonly waitingCount: number;
   readonly waitingSpans: number;
   /** When the oldest waiting payload was queued (ms since epoch). */
@@ -156,9 +158,14 @@ interface ExportQueue {
 class MemoryQueue implements ExportQueue {
   private readonly items: QueueItem[] = [];
   private bytes = 0;
+  private inFlightBytes = 0;
 
   get waitingBytes(): number {
     return this.bytes;
+  }
+
+  get heldBytes(): number {
+    return this.bytes + this.inFlightBytes;
   }
 
   get waitingCount(): number {
@@ -199,16 +206,22 @@ class MemoryQueue implements ExportQueue {
       taken.bytes += next.payload.length;
     }
     this.bytes -= taken.bytes;
+    this.inFlightBytes += taken.bytes;
     return taken;
   }
 
-  settle(): void {}
+  settle(batch: Taken): void {
+    this.inFlightBytes -= batch.bytes;
+  }
 
-  release(): void {}
+  release(batch: Taken): void {
+    this.inFlightBytes -= batch.bytes;
+  }
 
   close(): void {
     this.items.length = 0;
     this.bytes = 0;
+    this.inFlightBytes = 0;
   }
 }
 
@@ -226,6 +239,11 @@ class PersistentQueue implements ExportQueue {
 
   get waitingBytes(): number {
     return this.disk.bytes - this.inFlightBytes;
+  }
+
+  /** Every unacknowledged byte on disk (batches in flight stay there until Tempo took them), kept after close. */
+  get heldBytes(): number {
+    return this.disk.bytes;
   }
 
   get waitingCount(): number {
@@ -312,7 +330,6 @@ export class TempoExporter implements Consumer<'traces'> {
   private readonly failedSpans: Counter<'reason'>;
   private readonly retries: Counter;
   private readonly requests: Counter<'outcome'>;
-  private readonly queueGauge: Gauge;
   private readonly duration: Histogram<'outcome'>;
   private inFlightRequests = 0;
 
@@ -379,17 +396,19 @@ export class TempoExporter implements Consumer<'traces'> {
         this.set(self.inFlightRequests);
       },
     });
-    this.queueGauge = new Gauge({
+    new Gauge({
       name: 'sonde_exporter_queue_bytes',
-      help: 'Bytes of protobuf waiting in the Tempo export queue (not counting the request in flight)',
+      help: 'Bytes of protobuf accepted and not yet sent to Tempo: waiting in the export queue or in requests in flight (with tempo.persistent_queue, every byte the queue holds on disk)',
       registers: [registry],
+      collect() {
+        this.set(self.queue.heldBytes);
+      },
     });
     new Gauge({
       name: 'sonde_exporter_queue_capacity_bytes',
       help: 'Bound of the Tempo export queue (tempo.queue_size)',
       registers: [registry],
     }).set(this.options.queueBytes);
-    this.queueGauge.set(this.queue.waitingBytes);
     this.senders = Promise.all(
       Array.from({ length: Math.max(1, this.options.concurrency) }, () =>
         this.run().catch((err: unknown) => {
@@ -482,8 +501,6 @@ export class TempoExporter implements Consumer<'traces'> {
       this.fail('disk_error', spans);
       this.logger.error({ err }, 'could not write to the persistent Tempo export queue');
       throw new OverloadedError('the Tempo export queue could not store the request; retry after 5s', 5);
-    } finally {
-      this.queueGauge.set(this.queue.waitingBytes);
     }
     this.wake();
   }
@@ -537,7 +554,6 @@ export class TempoExporter implements Consumer<'traces'> {
     } catch (err) {
       this.logger.error({ err }, 'could not close the persistent Tempo export queue');
     }
-    this.queueGauge.set(0);
   }
 
   /** One sender (of `concurrency`): waits for data, batches it, sends one batch at a time. */
@@ -560,7 +576,6 @@ export class TempoExporter implements Consumer<'traces'> {
         }
       }
       const batch = this.queue.take(batchMaxBytes);
-      this.queueGauge.set(this.queue.waitingBytes);
       this.wake(); // more may wait for another sender
       const delivered = await this.send(batch);
       if (!delivered) {
