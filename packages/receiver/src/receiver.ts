@@ -128,6 +128,10 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
           metricExpirationMs: config.prometheus.metric_expiration,
           maxSeriesPerMetric: config.prometheus.max_series_per_metric,
           promoteResourceAttributes: config.prometheus.promote_resource_attributes,
+          maxHistogramBuckets: config.prometheus.max_histogram_buckets,
+          maxLabelValueLength: config.prometheus.max_label_value_length,
+          maxLabelsPerSeries: config.prometheus.max_labels_per_series,
+          onLimit: (limit, hits) => metrics.limitHits.inc({ signal: 'metrics', limit }, hits),
           // Names that /metrics already writes for the receiver itself and for span-derived metrics.
           takenElsewhere: (name) =>
             metrics.registry.getSingleMetric(name) !== undefined ||

@@ -20,7 +20,10 @@ export type LimitName =
   /** debug.max_concurrent_renders (/debug/recent). */
   | 'max_concurrent_renders'
   /** admin.max_pipelined_requests (signal label empty). */
-  | 'max_pipelined_requests';
+  | 'max_pipelined_requests'
+  | 'max_histogram_buckets'
+  | 'max_label_value_length'
+  | 'max_labels_per_series';
 
 const ITEM_METRIC: Record<Signal, string> = { traces: 'spans', metrics: 'metric_points', logs: 'log_records' };
 

@@ -52,6 +52,64 @@ describe('configuration', () => {
     );
   });
 
+  describe('tempo.headers that no request could carry are refused, naming the key (never the value)', () => {
+    test.each([
+      [
+        'a name with a space',
+        'tempo:\n  headers:\n    "x scope": tenant\n',
+        /tempo\.headers: "x scope" is not a valid header name/,
+      ],
+      [
+        'a value with CR LF',
+        'tempo:\n  headers:\n    x-scope-orgid: "a\\r\\nInjected: secret-1"\n',
+        /tempo\.headers: the value of "x-scope-orgid"/,
+      ],
+      [
+        'a value with NUL',
+        'tempo:\n  headers:\n    authorization: "Bearer \\0secret-1"\n',
+        /the value of "authorization"/,
+      ],
+      ['a host override', 'tempo:\n  headers:\n    Host: tempo.internal\n', /"Host" header cannot be set/],
+      [
+        'a content-length override',
+        'tempo:\n  headers:\n    content-length: "5"\n',
+        /"content-length" header cannot be set/,
+      ],
+      [
+        'transfer-encoding',
+        'tempo:\n  headers:\n    transfer-encoding: chunked\n',
+        /"transfer-encoding" header cannot be set/,
+      ],
+      ['connection', 'tempo:\n  headers:\n    connection: close\n', /"connection" header cannot be set/],
+      ['the string form', 'tempo:\n  headers: "x-a=1,upgrade=h2c"\n', /"upgrade" header cannot be set/],
+    ])('%s', (_what, text, message) => {
+      expect(() => loadConfig({ file: file(text), env: {} })).toThrow(message);
+      expect(() => loadConfig({ file: file(text), env: {} })).not.toThrow(/secret-1/);
+    });
+
+    test.each([
+      ['x-a=%0D%0AInjected:%20secret-1', /tempo\.headers \(from SONDE_TEMPO_HEADERS\): the value of "x-a"/],
+      ['bad%20name=1', /tempo\.headers \(from SONDE_TEMPO_HEADERS\): "bad name" is not a valid header name/],
+      ['host=evil', /tempo\.headers \(from SONDE_TEMPO_HEADERS\): the "host" header cannot be set/],
+      ['Content-Length=1', /the "content-length" header cannot be set/],
+    ])('SONDE_TEMPO_HEADERS=%s', (value, message) => {
+      expect(() => loadConfig({ env: { SONDE_TEMPO_HEADERS: value } })).toThrow(message);
+      expect(() => loadConfig({ env: { SONDE_TEMPO_HEADERS: value } })).not.toThrow(/secret-1/);
+    });
+
+    test('valid headers pass', () => {
+      const c = loadConfig({
+        file: file('tempo:\n  headers:\n    X-Scope-OrgID: tenant-a\n    authorization: "Basic dXNlcjpwYXNz=="\n'),
+        env: {},
+      });
+      expect(c.tempo.headers).toEqual({ 'X-Scope-OrgID': 'tenant-a', authorization: 'Basic dXNlcjpwYXNz==' });
+      expect(loadConfig({ env: { SONDE_TEMPO_HEADERS: 'x-scope-orgid=a,x-b=%C3%A9t%C3%A9' } }).tempo.headers).toEqual({
+        'x-scope-orgid': 'a',
+        'x-b': 'été',
+      });
+    });
+  });
+
   test('a missing file says so', () => {
     expect(() => loadConfig({ file: '/nonexistent/sonde.yaml', env: {} })).toThrow(/cannot read config file/);
   });

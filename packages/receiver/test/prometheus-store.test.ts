@@ -190,7 +190,7 @@ test('a family is rendered once and reused until it changes', () => {
   const family = store.family('g', 'gauge', '', 'help', 1) as Family;
   store.apply(family, '', 0n, S, { kind: 'gauge', value: 1 }, [], 0);
   expect(renderFamily(family, 'text')).toBe('# HELP g help\n# TYPE g gauge\ng 1\n');
-  family.text = Buffer.from('cached');
+  family.text = [Buffer.from('cached')];
   store.apply(family, '', 0n, 2n * S, { kind: 'gauge', value: 2 }, [], 0);
   expect(family.text).toBeUndefined();
 });

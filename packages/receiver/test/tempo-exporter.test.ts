@@ -448,6 +448,25 @@ describe('the queue', () => {
   });
 });
 
+describe('shutdown bound', () => {
+  test('an export the HTTP client never settles cannot hold shutdown past shutdown_timeout', async () => {
+    const s = await sink();
+    const headers: Record<string, string> = {};
+    const { e, registry } = exporter({ endpoint: s.url, headers, shutdownTimeoutMs: 300, batchTimeoutMs: 0 });
+    // A header name the constructor would refuse, slipped in afterwards: undici then fails a few
+    // requests and leaves the next one pending for good (what tempo.headers with a space did).
+    headers['x y'] = 'a';
+    e.consume(batch(model('a')));
+    await until('a pending request', async () => (await metric(registry, 'sonde_exporter_retries_total')) >= 4);
+    await sleep(200);
+    const started = Date.now();
+    await e.shutdown();
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(s.received).toHaveLength(0);
+    expect(await metric(registry, 'sonde_exporter_send_failed_spans_total', { reason: 'shutdown' })).toBe(1);
+  }, 15_000);
+});
+
 describe('the persistent queue (persistentDir)', () => {
   let dir: string;
   beforeEach(() => {
@@ -489,6 +508,41 @@ describe('the persistent queue (persistentDir)', () => {
     expect(third.e.queuedBytes).toBe(0);
     await sleep(50);
     expect(s.received).toHaveLength(delivered);
+  });
+
+  test('sonde_exporter_queue_bytes reports the bytes on disk, in flight included, and after a restart', async () => {
+    const s = await sink();
+    s.replies = Array.from({ length: 1000 }, () => ({ status: 503 }));
+    const batches = [batch(model('a', 'b')), batch(model('c'))];
+    const bytes = batches.reduce((n, b) => n + (b.context.raw as Buffer).length, 0);
+    const options = {
+      endpoint: s.url,
+      persistentDir: dir,
+      batchTimeoutMs: 0,
+      shutdownTimeoutMs: 200,
+      retry: { initialMs: 10_000, maxMs: 10_000, maxElapsedMs: 60_000 },
+    };
+    const first = exporter(options);
+    for (const b of batches) first.e.consume(b);
+    // Tempo answers 503: every byte is in a request being retried, and still on disk.
+    await until('the attempts', () => s.received.length >= 1);
+    await sleep(50);
+    expect(await metric(first.registry, 'sonde_exporter_queue_bytes')).toBe(bytes);
+    await first.e.shutdown();
+    expect(await metric(first.registry, 'sonde_exporter_queue_bytes')).toBe(bytes);
+
+    const received = s.received.length;
+    const second = exporter(options);
+    expect(await metric(second.registry, 'sonde_exporter_queue_bytes')).toBe(bytes);
+    await until('the retry after the restart', () => s.received.length > received);
+    await sleep(50);
+    expect(await metric(second.registry, 'sonde_exporter_queue_bytes')).toBe(bytes);
+    await second.e.shutdown();
+
+    s.replies = [];
+    const third = exporter(options);
+    await until('the delivery', async () => (await metric(third.registry, 'sonde_exporter_sent_spans_total')) === 3);
+    await until('an empty queue', async () => (await metric(third.registry, 'sonde_exporter_queue_bytes')) === 0);
   });
 
   test('a 4xx drops the batch from the disk for good', async () => {
@@ -809,6 +863,17 @@ describe('configuration helpers', () => {
       authorization: 'Basic dXNlcjpwYXNz==',
     });
     expect(() => parseHeaders('novalue')).toThrow(/entry 1/);
+  });
+
+  test('the exporter refuses headers that no request could carry, instead of failing every export', () => {
+    const registry = new Registry();
+    const make = (headers: Record<string, string>) =>
+      new TempoExporter({ endpoint: 'http://127.0.0.1:9/v1/traces', headers }, registry, pino({ level: 'silent' }));
+    expect(() => make({ 'x y': 'a' })).toThrow(/"x y" is not a valid header name/);
+    expect(() => make({ 'x-a': 'a\r\nb: c' })).toThrow(/the value of "x-a"/);
+    expect(() => make({ 'transfer-encoding': 'chunked' })).toThrow(/"transfer-encoding" header cannot be set/);
+    expect(() => parseHeaders('host=tempo')).toThrow(/"host" header cannot be set/);
+    expect(() => parseHeaders('x-a=%0Ab')).toThrow(/the value of "x-a"/);
   });
 
   test('parseRetryAfter reads seconds and HTTP dates', () => {

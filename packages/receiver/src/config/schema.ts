@@ -5,7 +5,7 @@
  */
 import { DETECTORS, parseRedactionConfig, type RedactionConfig } from '@sonde/redact';
 import { z } from 'zod';
-import { parseHeaders, tempoEndpoint } from '../export/tempo-exporter';
+import { checkHeaders, parseHeaders, tempoEndpoint } from '../export/tempo-exporter';
 import { type ListenAddress, parseAddress, parseDuration, parseSize } from './units';
 
 /** A zod transform from a parser that returns either the value or an error text. */
@@ -172,6 +172,12 @@ export const configSchema = z.strictObject({
       max_series_per_metric: positiveInt.default(2000),
       /** Resource attributes copied as labels onto every series of the resource (target_info has them all). */
       promote_resource_attributes: z.array(z.string()).default([]),
+      /** Most buckets (+Inf included) of a classic histogram series; finer points have adjacent buckets merged, summaries their quantiles thinned. */
+      max_histogram_buckets: z.number().int().min(2).default(160),
+      /** Longest label value (UTF-16 code units); longer values are truncated. 0 means no limit. */
+      max_label_value_length: z.number().int().nonnegative().default(2048),
+      /** Most labels on a series (le and quantile not counted); the point's attributes past it are left out, by name order. */
+      max_labels_per_series: positiveInt.default(64),
     })
     .prefault({}),
   span_metrics: z
@@ -236,14 +242,19 @@ export const configSchema = z.strictObject({
             return z.NEVER;
           }
         }),
-      /** Headers on every export request: a map, or `key=value,key2=value2` as OTEL_EXPORTER_OTLP_HEADERS. */
+      /**
+       * Headers on every export request: a map, or `key=value,key2=value2` as OTEL_EXPORTER_OTLP_HEADERS.
+       * Names must be RFC 9110 tokens, values free of CR, LF and NUL; host, content-length,
+       * transfer-encoding, connection and the other hop-by-hop headers cannot be set.
+       */
       headers: z
         .union([z.string(), z.record(z.string(), z.string())])
         .default({})
         .transform((v, ctx) => {
-          if (typeof v !== 'string') return v;
           try {
-            return parseHeaders(v);
+            if (typeof v === 'string') return parseHeaders(v);
+            checkHeaders(v);
+            return v;
           } catch (err) {
             ctx.addIssue({ code: 'custom', message: (err as Error).message });
             return z.NEVER;

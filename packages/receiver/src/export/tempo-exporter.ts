@@ -23,6 +23,7 @@
  *   as they finish, in any order; the persisted position only moves past a prefix of finished ones.
  *   At shutdown, what is left stays on disk instead of being dropped.
  */
+import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import type { Logger } from 'pino';
@@ -132,9 +133,11 @@ interface Taken {
   records?: DiskRecord[];
 }
 
-/** The export queue: in memory, or on disk. Bytes and counts leave out the batches in flight. */
+/** The export queue: in memory, or on disk. Bytes and counts leave out the batches in flight... */
 interface ExportQueue {
   readonly waitingBytes: number;
+  /** ...but these: bytes accepted and not yet done with (waiting, and in batches in flight; on disk, what it holds). */
+  readonly heldBytes: number;
   readonly waitingCount: number;
   readonly waitingSpans: number;
   /** When the oldest waiting payload was queued (ms since epoch). */
@@ -155,9 +158,14 @@ interface ExportQueue {
 class MemoryQueue implements ExportQueue {
   private readonly items: QueueItem[] = [];
   private bytes = 0;
+  private inFlightBytes = 0;
 
   get waitingBytes(): number {
     return this.bytes;
+  }
+
+  get heldBytes(): number {
+    return this.bytes + this.inFlightBytes;
   }
 
   get waitingCount(): number {
@@ -198,16 +206,22 @@ class MemoryQueue implements ExportQueue {
       taken.bytes += next.payload.length;
     }
     this.bytes -= taken.bytes;
+    this.inFlightBytes += taken.bytes;
     return taken;
   }
 
-  settle(): void {}
+  settle(batch: Taken): void {
+    this.inFlightBytes -= batch.bytes;
+  }
 
-  release(): void {}
+  release(batch: Taken): void {
+    this.inFlightBytes -= batch.bytes;
+  }
 
   close(): void {
     this.items.length = 0;
     this.bytes = 0;
+    this.inFlightBytes = 0;
   }
 }
 
@@ -225,6 +239,11 @@ class PersistentQueue implements ExportQueue {
 
   get waitingBytes(): number {
     return this.disk.bytes - this.inFlightBytes;
+  }
+
+  /** Every unacknowledged byte on disk (batches in flight stay there until Tempo took them), kept after close. */
+  get heldBytes(): number {
+    return this.disk.bytes;
   }
 
   get waitingCount(): number {
@@ -311,7 +330,6 @@ export class TempoExporter implements Consumer<'traces'> {
   private readonly failedSpans: Counter<'reason'>;
   private readonly retries: Counter;
   private readonly requests: Counter<'outcome'>;
-  private readonly queueGauge: Gauge;
   private readonly duration: Histogram<'outcome'>;
   private inFlightRequests = 0;
 
@@ -325,6 +343,7 @@ export class TempoExporter implements Consumer<'traces'> {
       ...options,
       retry: { ...DEFAULT_TEMPO_EXPORTER_OPTIONS.retry, ...options.retry },
     } as TempoExporterOptions;
+    checkHeaders(this.options.headers);
     this.queue = this.openQueue();
     this.gzipper = new GzipWorker(1, this.options.batchMaxBytes);
     const tls = this.options.tls ?? {};
@@ -377,17 +396,19 @@ export class TempoExporter implements Consumer<'traces'> {
         this.set(self.inFlightRequests);
       },
     });
-    this.queueGauge = new Gauge({
+    new Gauge({
       name: 'sonde_exporter_queue_bytes',
-      help: 'Bytes of protobuf waiting in the Tempo export queue (not counting the request in flight)',
+      help: 'Bytes of protobuf accepted and not yet sent to Tempo: waiting in the export queue or in requests in flight (with tempo.persistent_queue, every byte the queue holds on disk)',
       registers: [registry],
+      collect() {
+        this.set(self.queue.heldBytes);
+      },
     });
     new Gauge({
       name: 'sonde_exporter_queue_capacity_bytes',
       help: 'Bound of the Tempo export queue (tempo.queue_size)',
       registers: [registry],
     }).set(this.options.queueBytes);
-    this.queueGauge.set(this.queue.waitingBytes);
     this.senders = Promise.all(
       Array.from({ length: Math.max(1, this.options.concurrency) }, () =>
         this.run().catch((err: unknown) => {
@@ -480,8 +501,6 @@ export class TempoExporter implements Consumer<'traces'> {
       this.fail('disk_error', spans);
       this.logger.error({ err }, 'could not write to the persistent Tempo export queue');
       throw new OverloadedError('the Tempo export queue could not store the request; retry after 5s', 5);
-    } finally {
-      this.queueGauge.set(this.queue.waitingBytes);
     }
     this.wake();
   }
@@ -500,12 +519,21 @@ export class TempoExporter implements Consumer<'traces'> {
   private async doShutdown(): Promise<void> {
     this.stopping = true;
     this.wake();
+    const deadline = Date.now() + this.options.shutdownTimeoutMs;
     const timer = setTimeout(() => this.abort.abort(), this.options.shutdownTimeoutMs);
+    // Every wait of a sender ends when `abort` fires (see untilAborted), so this is bounded by
+    // shutdown_timeout even if the HTTP client or the gzip worker never settles.
     await this.senders;
     clearTimeout(timer);
+    const aborted = this.abort.signal.aborted;
     this.abort.abort();
-    await this.agent.close().catch(() => {});
-    await this.gzipper.close().catch(() => {});
+    // close() waits for requests in flight; after the bound, anything left is cut (destroy). Closing
+    // takes what is left of shutdown_timeout, or CLOSE_GRACE_MS past it at most.
+    const closing = aborted ? this.agent.destroy() : this.agent.close();
+    await within(
+      Promise.all([closing.catch(() => {}), this.gzipper.close().catch(() => {})]),
+      Math.max(CLOSE_GRACE_MS, deadline - Date.now()),
+    );
     if (this.queue.waitingCount > 0) {
       const spans = this.queue.waitingSpans;
       if (this.persistent) {
@@ -526,7 +554,6 @@ export class TempoExporter implements Consumer<'traces'> {
     } catch (err) {
       this.logger.error({ err }, 'could not close the persistent Tempo export queue');
     }
-    this.queueGauge.set(0);
   }
 
   /** One sender (of `concurrency`): waits for data, batches it, sends one batch at a time. */
@@ -549,7 +576,6 @@ export class TempoExporter implements Consumer<'traces'> {
         }
       }
       const batch = this.queue.take(batchMaxBytes);
-      this.queueGauge.set(this.queue.waitingBytes);
       this.wake(); // more may wait for another sender
       const delivered = await this.send(batch);
       if (!delivered) {
@@ -573,12 +599,19 @@ export class TempoExporter implements Consumer<'traces'> {
   private async send(batch: Taken): Promise<boolean> {
     const { retry, compression } = this.options;
     const { spans, payloads } = batch;
-    const body =
-      compression === 'gzip'
-        ? await this.compress(payloads)
-        : payloads.length === 1
-          ? payloads[0]
-          : Buffer.concat(payloads);
+    let body: Buffer;
+    try {
+      body =
+        compression === 'gzip'
+          ? await untilAborted(this.compress(payloads), this.abort.signal)
+          : payloads.length === 1
+            ? payloads[0]
+            : Buffer.concat(payloads);
+    } catch (err) {
+      if (!this.abort.signal.aborted) throw err;
+      this.abandoned(spans);
+      return false;
+    }
     const started = Date.now();
     let bound = retry.initialMs;
     for (;;) {
@@ -660,24 +693,29 @@ export class TempoExporter implements Consumer<'traces'> {
     const { endpoint, headers, compression, timeoutMs } = this.options;
     if (this.abort.signal.aborted) return { kind: 'aborted' };
     const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = AbortSignal.any([timeout, this.abort.signal]);
     let status: number;
     let responseHeaders: Record<string, string | string[] | undefined>;
     let text: Buffer;
     try {
-      const response = await request(endpoint, {
-        method: 'POST',
-        body,
-        headers: {
-          ...headers,
-          'content-type': 'application/x-protobuf',
-          ...(compression === 'gzip' ? { 'content-encoding': 'gzip' } : {}),
-        },
-        dispatcher: this.agent,
-        signal: AbortSignal.any([timeout, this.abort.signal]),
-      });
+      // The request and its body end when `signal` fires, even should the client not settle them.
+      const response = await untilAborted(
+        request(endpoint, {
+          method: 'POST',
+          body,
+          headers: {
+            ...headers,
+            'content-type': 'application/x-protobuf',
+            ...(compression === 'gzip' ? { 'content-encoding': 'gzip' } : {}),
+          },
+          dispatcher: this.agent,
+          signal,
+        }),
+        signal,
+      );
       status = response.statusCode;
       responseHeaders = response.headers;
-      text = Buffer.from(await response.body.arrayBuffer());
+      text = Buffer.from(await untilAborted(response.body.arrayBuffer(), signal));
     } catch (err) {
       if (this.abort.signal.aborted) return { kind: 'aborted' };
       if (timeout.aborted) {
@@ -775,6 +813,38 @@ export class TempoExporter implements Consumer<'traces'> {
   }
 }
 
+/** How long past shutdown_timeout shutdown waits at most for the HTTP client and the gzip worker to close. */
+const CLOSE_GRACE_MS = 100;
+
+/** `promise`, or a rejection with the signal's reason as soon as `signal` fires (whichever comes first). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+/** Waits for `promise`, at most `ms`. */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
 /**
  * The `partial_success` of an ExportTraceServiceResponse (protobuf, or JSON when the endpoint answers
  * in JSON): rejected spans and the message. Anything unreadable counts as a full success, as the
@@ -834,8 +904,56 @@ export function parseRetryAfter(value: string | null): number | undefined {
 }
 
 /**
+ * Headers `tempo.headers` may not set: the connection's and the message framing's (RFC 9110 §7.6.1,
+ * §8.6, §6.1), which the HTTP client sets itself. Overriding them made every export fail.
+ */
+const FORBIDDEN_HEADERS = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'upgrade',
+  'te',
+  'trailer',
+  'expect',
+]);
+
+/**
+ * Why a header of `tempo.headers` cannot be sent, or undefined when it can: a name that is not an
+ * RFC 9110 token, a value with CR, LF, NUL or another control character, or a header the HTTP client
+ * owns (FORBIDDEN_HEADERS). Names the header, never quotes its value (it may be a credential).
+ */
+export function headerProblem(name: string, value: string): string | undefined {
+  try {
+    validateHeaderName(name);
+  } catch {
+    return `${JSON.stringify(name)} is not a valid header name (an RFC 9110 token: letters, digits and !#$%&'*+-.^_\`|~, no spaces or separators)`;
+  }
+  if (FORBIDDEN_HEADERS.has(name.toLowerCase())) {
+    return `the ${JSON.stringify(name)} header cannot be set: the exporter's HTTP client sets it (connection and message framing)`;
+  }
+  try {
+    validateHeaderValue(name, value);
+  } catch {
+    return `the value of ${JSON.stringify(name)} holds a character a header value cannot have (CR, LF, NUL or another control character)`;
+  }
+  return undefined;
+}
+
+/** Throws on the first header that cannot be sent (see headerProblem). */
+export function checkHeaders(headers: Record<string, string>): void {
+  for (const [name, value] of Object.entries(headers)) {
+    const problem = headerProblem(name, value);
+    if (problem) throw new Error(problem);
+  }
+}
+
+/**
  * `SONDE_TEMPO_HEADERS`: `key=value,key2=value2`, as OTEL_EXPORTER_OTLP_HEADERS (W3C Baggage-like;
- * keys and values are trimmed and percent-decoded). Empty entries are skipped.
+ * keys and values are trimmed and percent-decoded). Empty entries are skipped. Throws on an entry
+ * that is not key=value and on a header that cannot be sent (checkHeaders).
  */
 export function parseHeaders(text: string): Record<string, string> {
   const headers: Record<string, string> = {};
@@ -848,6 +966,7 @@ export function parseHeaders(text: string): Record<string, string> {
     if (key === '') throw new Error(`SONDE_TEMPO_HEADERS: entry ${i + 1} is not key=value`);
     headers[key.toLowerCase()] = decode(entry.slice(eq + 1).trim());
   }
+  checkHeaders(headers);
   return headers;
 }
 

@@ -9,7 +9,12 @@
  *   point's attributes; the other resource attributes go to one `target_info` series per job/instance;
  * - exemplars with a trace id are kept for OpenMetrics scrapes.
  *
- * Temporality, expiry, series limits and conflicts are the store's (store.ts).
+ * Temporality, expiry, series limits and conflicts are the store's (store.ts). Here, each series is
+ * bounded before it reaches the store, so that a scrape always renders whatever clients send: a
+ * classic histogram has at most `maxHistogramBuckets` buckets (adjacent ones merged; a summary's
+ * quantiles thinned to as many), label values at most `maxLabelValueLength` characters (truncated),
+ * and a series at most `maxLabelsPerSeries` labels (the point's attributes past it left out, in name
+ * order). Each is counted in sonde_receiver_limit_hits_total{signal="metrics"} through `onLimit`.
  */
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -32,7 +37,15 @@ import {
   metricName,
   type PromType,
 } from './naming';
-import type { Exemplar, Family, MetricStore, PointUpdate, Temporality } from './store';
+import {
+  type Exemplar,
+  type Family,
+  type MetricStore,
+  mergeBuckets,
+  type PointUpdate,
+  type Temporality,
+  thinQuantiles,
+} from './store';
 
 export interface PrometheusOptions {
   metricExpirationMs: number;
@@ -41,6 +54,24 @@ export interface PrometheusOptions {
   promoteResourceAttributes: string[];
   /** Metric names other parts of /metrics use (span metrics, service graph, self-metrics). */
   takenElsewhere?: (name: string) => boolean;
+  /** Most buckets (+Inf included) of a classic histogram series (and quantiles of a summary); default 160. */
+  maxHistogramBuckets?: number;
+  /** Longest label value, in UTF-16 code units; 0 means no limit (default 2048). */
+  maxLabelValueLength?: number;
+  /** Most labels on a series, `le` and `quantile` not counted (default 64). */
+  maxLabelsPerSeries?: number;
+  /** Counts the hits of the limits above (the number of points, values or labels they changed). */
+  onLimit?: (limit: SeriesLimit, hits: number) => void;
+}
+
+export type SeriesLimit = 'max_histogram_buckets' | 'max_label_value_length' | 'max_labels_per_series';
+
+/** What the series bounds changed in a batch, and the bound on label values (0: none). */
+interface LabelTally {
+  maxValueLength: number;
+  truncated: number;
+  droppedLabels: number;
+  mergedPoints: number;
 }
 
 /** Resource attributes that make up job and instance, and so are left out of target_info. */
@@ -63,6 +94,9 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
   private readonly stopStore: () => void;
   /** Label names a point attribute may not take: the receiver's own and the promoted resource attributes. */
   private readonly reserved: ReadonlySet<string>;
+  private readonly maxBuckets: number;
+  private readonly maxLabels: number;
+  private readonly tally: LabelTally;
 
   constructor(
     private readonly options: PrometheusOptions,
@@ -83,11 +117,30 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
     this.store = measured.store;
     this.stopStore = measured.stop;
     this.reserved = new Set([...RESERVED, ...options.promoteResourceAttributes.map(labelName)]);
+    this.maxBuckets = Math.max(2, options.maxHistogramBuckets ?? 160);
+    this.maxLabels = options.maxLabelsPerSeries ?? 64;
+    this.tally = {
+      maxValueLength: options.maxLabelValueLength ?? 2048,
+      truncated: 0,
+      droppedLabels: 0,
+      mergedPoints: 0,
+    };
   }
 
   consume(batch: Batch<'metrics'>): void {
     const now = Date.now();
-    for (const rm of batch.data) this.consumeResource(rm, now);
+    const t = this.tally;
+    try {
+      for (const rm of batch.data) this.consumeResource(rm, now);
+    } finally {
+      const onLimit = this.options.onLimit;
+      if (onLimit && t.mergedPoints > 0) onLimit('max_histogram_buckets', t.mergedPoints);
+      if (onLimit && t.truncated > 0) onLimit('max_label_value_length', t.truncated);
+      if (onLimit && t.droppedLabels > 0) onLimit('max_labels_per_series', t.droppedLabels);
+      t.mergedPoints = 0;
+      t.truncated = 0;
+      t.droppedLabels = 0;
+    }
   }
 
   async shutdown(): Promise<void> {
@@ -96,16 +149,22 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
 
   private consumeResource(rm: ResourceMetrics, now: number): void {
     const resourceAttributes = rm.resource.attributes;
-    const { job, instance } = jobAndInstance(resourceAttributes);
-    const resourceLabels = `job="${escapeLabelValue(job)}",instance="${escapeLabelValue(instance)}"${this.promoted(resourceAttributes)}`;
+    const t = this.tally;
+    const ids = jobAndInstance(resourceAttributes);
+    const job = bounded(ids.job, t);
+    const instance = bounded(ids.instance, t);
+    const promoted = this.promoted(resourceAttributes);
+    const resourceLabels = `job="${escapeLabelValue(job)}",instance="${escapeLabelValue(instance)}"${promoted.labels}`;
     this.targetInfo(job, instance, resourceAttributes, now);
+    // Labels left for the point's attributes: job, instance, the promoted ones and the scope's two are set.
+    const budget = this.maxLabels - 4 - promoted.count;
     for (const sm of rm.scopeMetrics) {
-      const scopeLabels = `${resourceLabels},otel_scope_name="${escapeLabelValue(sm.scope.name)}",otel_scope_version="${escapeLabelValue(sm.scope.version)}"`;
-      for (const metric of sm.metrics) this.consumeMetric(metric, scopeLabels, now);
+      const scopeLabels = `${resourceLabels},otel_scope_name="${escapeLabelValue(bounded(sm.scope.name, t))}",otel_scope_version="${escapeLabelValue(bounded(sm.scope.version, t))}"`;
+      for (const metric of sm.metrics) this.consumeMetric(metric, scopeLabels, budget, now);
     }
   }
 
-  private consumeMetric(metric: Metric, baseLabels: string, now: number): void {
+  private consumeMetric(metric: Metric, baseLabels: string, budget: number, now: number): void {
     const data = metric.data;
     const store = this.store;
     const family = (type: PromType) => {
@@ -134,7 +193,7 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
           const update: PointUpdate = monotonic
             ? { kind: 'counter', value: p.value, temporality, monotonic: true }
             : { kind: 'gauge', value: p.value };
-          this.apply(f, baseLabels, p, update, monotonic ? exemplarsOf(p.exemplars) : [], now);
+          this.apply(f, baseLabels, budget, p, update, monotonic ? exemplarsOf(p.exemplars) : [], now);
         }
         return;
       }
@@ -143,7 +202,10 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
         if (!f) return;
         const temporality = temporalityOf(data.aggregationTemporality);
         for (const p of data.dataPoints) {
-          this.apply(f, baseLabels, p, { kind: 'histogram', point: p, temporality }, exemplarsOf(p.exemplars), now);
+          const point = mergeBuckets(p, this.maxBuckets);
+          if (point !== p) this.tally.mergedPoints++;
+          const update: PointUpdate = { kind: 'histogram', point, temporality };
+          this.apply(f, baseLabels, budget, p, update, exemplarsOf(p.exemplars), now);
         }
         return;
       }
@@ -152,15 +214,17 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
         if (!f) return;
         const temporality = temporalityOf(data.aggregationTemporality);
         for (const p of data.dataPoints)
-          this.apply(f, baseLabels, p, { kind: 'exponential', point: p, temporality }, [], now);
+          this.apply(f, baseLabels, budget, p, { kind: 'exponential', point: p, temporality }, [], now);
         return;
       }
       case 'summary': {
         const f = family('summary');
         if (!f) return;
         for (const p of data.dataPoints) {
-          const quantiles = p.quantileValues.map((q): [number, number] => [q.quantile, q.value]);
-          this.apply(f, baseLabels, p, { kind: 'summary', sum: p.sum, count: p.count, quantiles }, [], now);
+          const all = p.quantileValues.map((q): [number, number] => [q.quantile, q.value]);
+          const quantiles = thinQuantiles(all, this.maxBuckets);
+          if (quantiles !== all) this.tally.mergedPoints++;
+          this.apply(f, baseLabels, budget, p, { kind: 'summary', sum: p.sum, count: p.count, quantiles }, [], now);
         }
         return;
       }
@@ -170,24 +234,29 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
   private apply(
     family: Family,
     baseLabels: string,
+    budget: number,
     point: { attributes: KeyValue[]; startTimeUnixNano: bigint; timeUnixNano: bigint; flags: number },
     update: PointUpdate,
     exemplars: Exemplar[],
     now: number,
   ): void {
-    const labels = baseLabels + pointLabels(point.attributes, this.reserved);
+    const labels = baseLabels + pointLabels(point.attributes, this.reserved, budget, this.tally);
     if (point.flags & FLAG_NO_RECORDED_VALUE) this.store.remove(family, labels);
     else this.store.apply(family, labels, point.startTimeUnixNano, point.timeUnixNano, update, exemplars, now);
   }
 
-  private promoted(attributes: readonly KeyValue[]): string {
-    let out = '';
+  private promoted(attributes: readonly KeyValue[]): { labels: string; count: number } {
+    let labels = '';
+    let count = 0;
     for (const key of this.options.promoteResourceAttributes) {
       const value = attributeValue(attributes, key);
       const name = labelName(key);
-      if (value !== undefined && name !== '') out += `,${name}="${escapeLabelValue(labelValue(value))}"`;
+      if (value !== undefined && name !== '') {
+        labels += `,${name}="${escapeLabelValue(bounded(labelValue(value), this.tally))}"`;
+        count++;
+      }
     }
-    return out;
+    return { labels, count };
   }
 
   private targetInfo(job: string, instance: string, attributes: readonly KeyValue[], now: number): void {
@@ -195,7 +264,7 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
     if (rest.length === 0) return;
     const family = this.store.family('target_info', 'gauge', '', 'Target metadata', 1);
     if (!family) return;
-    const labels = `job="${escapeLabelValue(job)}",instance="${escapeLabelValue(instance)}"${pointLabels(rest, RESERVED)}`;
+    const labels = `job="${escapeLabelValue(job)}",instance="${escapeLabelValue(instance)}"${pointLabels(rest, RESERVED, this.maxLabels - 2, this.tally)}`;
     this.store.apply(family, labels, 0n, 0n, { kind: 'gauge', value: 1 }, [], now);
   }
 }
@@ -214,12 +283,27 @@ function cachedLabelName(key: string): string {
   return name;
 }
 
+/** `value` cut to the tally's bound on label values (never inside a surrogate pair); counted. */
+function bounded(value: string, t: LabelTally): string {
+  const max = t.maxValueLength;
+  if (max === 0 || value.length <= max) return value;
+  t.truncated++;
+  const last = value.charCodeAt(max - 1);
+  return value.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
+}
+
 /**
- * `,name="value"` for each attribute, sorted by name, reserved names left out. The common case (no
- * two keys sanitizing to the same name) is built here from cached names; collisions go through
- * labelsFromAttributes, which joins their values as the specification says.
+ * `,name="value"` for each attribute, sorted by name, reserved names left out, at most `budget` of
+ * them (the rest counted as dropped), values bounded. The common case (no two keys sanitizing to the
+ * same name) is built here from cached names; collisions go through labelsFromAttributes, which joins
+ * their values as the specification says.
  */
-function pointLabels(attributes: readonly KeyValue[], reserved: ReadonlySet<string>): string {
+function pointLabels(
+  attributes: readonly KeyValue[],
+  reserved: ReadonlySet<string>,
+  budget: number,
+  t: LabelTally,
+): string {
   const n = attributes.length;
   if (n === 0) return '';
   const names = new Array<string>(n);
@@ -235,21 +319,41 @@ function pointLabels(attributes: readonly KeyValue[], reserved: ReadonlySet<stri
     }
     order[j] = i;
   }
-  for (let i = 1; i < n; i++) if (names[order[i]] === names[order[i - 1]]) return collidingLabels(attributes, reserved);
+  for (let i = 1; i < n; i++)
+    if (names[order[i]] === names[order[i - 1]]) return collidingLabels(attributes, reserved, budget, t);
   let out = '';
+  let kept = 0;
   for (let i = 0; i < n; i++) {
     const name = names[order[i]];
     if (name === '' || reserved.has(name)) continue;
     const value = labelValue(attributes[order[i]].value);
-    if (value !== '') out += `,${name}="${escapeLabelValue(value)}"`;
+    if (value === '') continue;
+    if (kept >= budget) {
+      t.droppedLabels++;
+      continue;
+    }
+    kept++;
+    out += `,${name}="${escapeLabelValue(bounded(value, t))}"`;
   }
   return out;
 }
 
-function collidingLabels(attributes: readonly KeyValue[], reserved: ReadonlySet<string>): string {
+function collidingLabels(
+  attributes: readonly KeyValue[],
+  reserved: ReadonlySet<string>,
+  budget: number,
+  t: LabelTally,
+): string {
   let out = '';
+  let kept = 0;
   for (const [name, value] of labelsFromAttributes(attributes)) {
-    if (!reserved.has(name)) out += `,${name}="${escapeLabelValue(value)}"`;
+    if (reserved.has(name)) continue;
+    if (kept >= budget) {
+      t.droppedLabels++;
+      continue;
+    }
+    kept++;
+    out += `,${name}="${escapeLabelValue(bounded(value, t))}"`;
   }
   return out;
 }

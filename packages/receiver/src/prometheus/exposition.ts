@@ -7,6 +7,12 @@
  * Families are written in slices of at most SLICE_MS of work, yielding to the event loop between
  * them, so a scrape of 100,000 series never holds up intake for more than a few milliseconds.
  *
+ * No string longer than about CHUNK_CHARS plus one line is ever built: a family is rendered line by
+ * line into chunks of bytes, and the chunks are written one at a time, waiting for the sink to drain
+ * when it asks to (back-pressure), so neither V8's maximum string length nor a scraper that does not
+ * read can turn a large family into a failed scrape or unbounded memory. A family whose rendering
+ * still fails is left out (reported to `onSkipped`) and the rest of the scrape is written.
+ *
  * Exponential histograms are written as classic histograms: one bucket per exponential bucket from
  * the lowest to the highest populated index, `le` being the bucket's upper boundary
  * (base^(index+1), base = 2^(2^-scale); negative buckets -base^index), the zero bucket as
@@ -29,32 +35,76 @@ export function negotiateFormat(accept: string | undefined): Format {
   return accept?.includes('application/openmetrics-text') ? 'openmetrics' : 'text';
 }
 
+/** Characters of rendered lines gathered into one chunk of bytes. */
+const CHUNK_CHARS = 64 * 1024;
+
 /** Where the rendered families go: a response, or anything else that takes buffers. */
 export interface Sink {
-  write(chunk: Buffer): void;
+  /** False when the sink holds more than it wants (back-pressure): writing waits for `drained`. */
+  write(chunk: Buffer): unknown;
+  /** Resolves once the sink takes more, or is closed. */
+  drained?(): Promise<void>;
+  /** True once the sink is gone (the scraper went away): writing stops. */
+  readonly closed?: boolean;
   cork?(): void;
   uncork?(): void;
 }
 
-/** Writes every family of the stores to `sink`, yielding between slices. Returns the bytes written. */
-export async function writeFamilies(stores: MetricStore | MetricStore[], format: Format, sink: Sink): Promise<number> {
+/** The rendering of a family that failed: written as nothing, and reported to `onSkipped` at each scrape. */
+const SKIPPED: Buffer[] = [];
+
+/**
+ * Writes every family of the stores to `sink`, yielding between slices and waiting for the sink to
+ * drain when it asks to. A family that cannot be rendered is left out and reported to `onSkipped`.
+ * Returns the bytes written.
+ */
+export async function writeFamilies(
+  stores: MetricStore | MetricStore[],
+  format: Format,
+  sink: Sink,
+  onSkipped?: (family: Family, err: unknown) => void,
+): Promise<number> {
   let bytes = 0;
   let sliceStart = performance.now();
-  sink.cork?.();
-  for (const family of familiesOf(stores)) {
-    const rendered = renderedFamily(family, format);
-    if (rendered.length > 0) {
-      sink.write(rendered);
-      bytes += rendered.length;
+  let corked = false;
+  const cork = () => {
+    if (!corked && sink.cork) {
+      sink.cork();
+      corked = true;
     }
-    if (performance.now() - sliceStart > SLICE_MS) {
+  };
+  const uncork = () => {
+    if (corked) {
       sink.uncork?.();
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      sliceStart = performance.now();
-      sink.cork?.();
+      corked = false;
     }
+  };
+  try {
+    cork();
+    for (const family of familiesOf(stores)) {
+      if (sink.closed) break;
+      const chunks = renderedFamily(family, format);
+      if (chunks === SKIPPED) onSkipped?.(family, family.renderError);
+      for (const chunk of chunks) {
+        bytes += chunk.length;
+        if (sink.write(chunk) === false && sink.drained) {
+          uncork();
+          await sink.drained();
+          if (sink.closed) return bytes;
+          sliceStart = performance.now();
+          cork();
+        }
+      }
+      if (performance.now() - sliceStart > SLICE_MS) {
+        uncork();
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
+        cork();
+      }
+    }
+  } finally {
+    uncork();
   }
-  sink.uncork?.();
   return bytes;
 }
 
@@ -62,58 +112,95 @@ function* familiesOf(stores: MetricStore | MetricStore[]): Iterable<Family> {
   for (const store of Array.isArray(stores) ? stores : [stores]) yield* store.families.values();
 }
 
-function renderedFamily(family: Family, format: Format): Buffer {
+/** The family's rendering as chunks of bytes, from the cache or rendered (and cached) now; SKIPPED when it fails. */
+function renderedFamily(family: Family, format: Format): Buffer[] {
   const cached = format === 'text' ? family.text : family.openMetrics;
   if (cached !== undefined) return cached;
-  const rendered = Buffer.from(renderFamily(family, format), 'utf8');
+  let rendered: Buffer[];
+  try {
+    rendered = renderFamilyChunks(family, format);
+  } catch (err) {
+    // V8's maximum string length, or no memory for the bytes: the family is left out until it changes.
+    family.renderError = err;
+    rendered = SKIPPED;
+  }
   if (format === 'text') family.text = rendered;
   else family.openMetrics = rendered;
   return rendered;
 }
 
-export function renderFamily(family: Family, format: Format): string {
-  const om = format === 'openmetrics';
-  const familyName = om && family.type === 'counter' ? counterFamilyName(family.name) : family.name;
-  let out = '';
-  if (family.series.size === 0 && !family.overflow) return out;
-  if (family.help) out += `# HELP ${familyName} ${om ? escapeLabelValue(family.help) : escapeHelp(family.help)}\n`;
-  out += `# TYPE ${familyName} ${family.type}\n`;
-  for (const series of family.series.values()) out += renderSeries(family, series, om);
-  if (family.overflow) out += renderSeries(family, family.overflow, om);
-  return out;
-}
+/** Lines gathered into chunks of bytes of about CHUNK_CHARS characters. */
+class Chunks {
+  readonly parts: Buffer[] = [];
+  private text = '';
 
-function renderSeries(family: Family, s: Series, om: boolean): string {
-  const name = family.name;
-  switch (family.type) {
-    case 'counter':
-      return `${name}${braces(s.labels)} ${num(s.value)}${om && s.exemplar ? exemplar(family, s.exemplar) : ''}\n`;
-    case 'gauge':
-      return `${name}${braces(s.labels)} ${num(s.value)}\n`;
-    case 'summary': {
-      let out = '';
-      for (const [q, v] of s.quantiles ?? [])
-        out += `${name}${braces(withLabel(s.labels, 'quantile', num(q)))} ${num(v)}\n`;
-      return `${out}${name}_sum${braces(s.labels)} ${num(s.value)}\n${name}_count${braces(s.labels)} ${num(s.count)}\n`;
-    }
-    default:
-      return s.exponential ? renderExponential(name, s.labels, s.exponential) : renderHistogram(family, s, om);
+  add(line: string): void {
+    this.text += line;
+    if (this.text.length >= CHUNK_CHARS) this.flush();
+  }
+
+  flush(): Buffer[] {
+    if (this.text !== '') this.parts.push(Buffer.from(this.text, 'utf8'));
+    this.text = '';
+    return this.parts;
   }
 }
 
-function renderHistogram(family: Family, s: Series, om: boolean): string {
+/** The family in the given format, as one string (for tests and small families). */
+export function renderFamily(family: Family, format: Format): string {
+  return Buffer.concat(renderFamilyChunks(family, format)).toString('utf8');
+}
+
+/** The family in the given format, as chunks of bytes; no string built is longer than a chunk and a line. */
+export function renderFamilyChunks(family: Family, format: Format): Buffer[] {
+  const om = format === 'openmetrics';
+  const familyName = om && family.type === 'counter' ? counterFamilyName(family.name) : family.name;
+  const out = new Chunks();
+  if (family.series.size === 0 && !family.overflow) return out.flush();
+  if (family.help) out.add(`# HELP ${familyName} ${om ? escapeLabelValue(family.help) : escapeHelp(family.help)}\n`);
+  out.add(`# TYPE ${familyName} ${family.type}\n`);
+  for (const series of family.series.values()) renderSeries(family, series, om, out);
+  if (family.overflow) renderSeries(family, family.overflow, om, out);
+  return out.flush();
+}
+
+function renderSeries(family: Family, s: Series, om: boolean, out: Chunks): void {
+  const name = family.name;
+  switch (family.type) {
+    case 'counter':
+      out.add(`${name}${braces(s.labels)} ${num(s.value)}${om && s.exemplar ? exemplar(family, s.exemplar) : ''}\n`);
+      return;
+    case 'gauge':
+      out.add(`${name}${braces(s.labels)} ${num(s.value)}\n`);
+      return;
+    case 'summary': {
+      for (const [q, v] of s.quantiles ?? [])
+        out.add(`${name}${braces(withLabel(s.labels, 'quantile', num(q)))} ${num(v)}\n`);
+      out.add(`${name}_sum${braces(s.labels)} ${num(s.value)}\n`);
+      out.add(`${name}_count${braces(s.labels)} ${num(s.count)}\n`);
+      return;
+    }
+    default:
+      if (s.exponential) renderExponential(name, s.labels, s.exponential, out);
+      else renderHistogram(family, s, om, out);
+  }
+}
+
+function renderHistogram(family: Family, s: Series, om: boolean, out: Chunks): void {
   const name = family.name;
   const h = s.histogram;
-  if (!h) return '';
-  let out = '';
+  if (!h) return;
   let cumulative = 0;
   for (let i = 0; i < h.counts.length; i++) {
     cumulative += h.counts[i];
     const le = i < h.bounds.length ? num(h.bounds[i]) : '+Inf';
     const ex = om ? h.exemplars[i] : undefined;
-    out += `${name}_bucket${braces(withLabel(s.labels, 'le', le))} ${num(cumulative)}${ex ? exemplar(family, ex) : ''}\n`;
+    out.add(
+      `${name}_bucket${braces(withLabel(s.labels, 'le', le))} ${num(cumulative)}${ex ? exemplar(family, ex) : ''}\n`,
+    );
   }
-  return `${out}${name}_sum${braces(s.labels)} ${num(h.sum)}\n${name}_count${braces(s.labels)} ${num(h.count)}\n`;
+  out.add(`${name}_sum${braces(s.labels)} ${num(h.sum)}\n`);
+  out.add(`${name}_count${braces(s.labels)} ${num(h.count)}\n`);
 }
 
 /**
@@ -141,15 +228,15 @@ export function exponentialBuckets(e: ExponentialState): [number, number][] {
   return buckets;
 }
 
-function renderExponential(name: string, labels: string, e: ExponentialState): string {
-  let out = '';
+function renderExponential(name: string, labels: string, e: ExponentialState, out: Chunks): void {
   let cumulative = 0;
   for (const [upper, count] of exponentialBuckets(e)) {
     cumulative += count;
-    out += `${name}_bucket${braces(withLabel(labels, 'le', num(upper)))} ${num(cumulative)}\n`;
+    out.add(`${name}_bucket${braces(withLabel(labels, 'le', num(upper)))} ${num(cumulative)}\n`);
   }
-  out += `${name}_bucket${braces(withLabel(labels, 'le', '+Inf'))} ${num(e.count)}\n`;
-  return `${out}${name}_sum${braces(labels)} ${num(e.sum)}\n${name}_count${braces(labels)} ${num(e.count)}\n`;
+  out.add(`${name}_bucket${braces(withLabel(labels, 'le', '+Inf'))} ${num(e.count)}\n`);
+  out.add(`${name}_sum${braces(labels)} ${num(e.sum)}\n`);
+  out.add(`${name}_count${braces(labels)} ${num(e.count)}\n`);
 }
 
 function braces(labels: string): string {

@@ -97,9 +97,11 @@ export class Family {
   overflow: Series | undefined;
   /** Last cumulative values of the label sets folded into the overflow series (counters only). */
   overflowTracked: Map<string, number> | undefined;
-  /** Rendered text (0.0.4) and OpenMetrics of the family, or undefined when it changed since. */
-  text: Buffer | undefined;
-  openMetrics: Buffer | undefined;
+  /** Rendered text (0.0.4) and OpenMetrics of the family in chunks, or undefined when it changed since. */
+  text: Buffer[] | undefined;
+  openMetrics: Buffer[] | undefined;
+  /** Why the last rendering failed (the family is then left out of /metrics until it changes). */
+  renderError: unknown;
   conflictLogged = false;
   /** Kept in the store when it has no series left (for families a consumer holds on to). */
   pinned = false;
@@ -116,6 +118,7 @@ export class Family {
   changed(): void {
     this.text = undefined;
     this.openMetrics = undefined;
+    this.renderError = undefined;
   }
 }
 
@@ -515,6 +518,37 @@ function padCounts(p: HistogramDataPoint): number[] {
   const known = counts.reduce((a, b) => a + b, 0);
   counts[counts.length - 1] += Math.max(0, p.count - known);
   return counts;
+}
+
+/**
+ * A histogram point with at most `maxBuckets` buckets (+Inf included): the point itself when it has no
+ * more, else a copy whose adjacent finite buckets are merged k at a time (the smallest k that fits),
+ * each merged bucket taking the upper bound of the last one it holds. The cumulative counts at the
+ * bounds kept are exact and the highest finite bound is always kept, so the series stays a valid
+ * cumulative histogram, only coarser; the same bounds always merge the same way, so successive points
+ * (and deltas) of a series line up.
+ */
+export function mergeBuckets(p: HistogramDataPoint, maxBuckets: number): HistogramDataPoint {
+  const n = p.explicitBounds.length;
+  if (n + 1 <= maxBuckets) return p;
+  const counts = p.bucketCounts.length === n + 1 ? p.bucketCounts : padCounts(p);
+  const k = Math.ceil(n / (maxBuckets - 1));
+  const groups = Math.ceil(n / k);
+  const bounds = new Array<number>(groups);
+  const merged = new Array<number>(groups + 1).fill(0);
+  for (let i = 0; i < n; i++) merged[Math.floor(i / k)] += counts[i];
+  merged[groups] = counts[n];
+  for (let g = 0; g < groups; g++) bounds[g] = p.explicitBounds[Math.min(n - 1, g * k + k - 1)];
+  return { ...p, explicitBounds: bounds, bucketCounts: merged };
+}
+
+/** At most `max` quantiles of a summary, evenly spaced over the sorted list, the first and last kept. */
+export function thinQuantiles(quantiles: [number, number][], max: number): [number, number][] {
+  if (quantiles.length <= max) return quantiles;
+  const sorted = [...quantiles].sort((a, b) => a[0] - b[0]);
+  const out: [number, number][] = [];
+  for (let j = 0; j < max; j++) out.push(sorted[Math.round((j * (sorted.length - 1)) / Math.max(1, max - 1))]);
+  return out;
 }
 
 /** Most populated buckets an exponential series keeps (OpenTelemetry's default max_size). */
