@@ -10,6 +10,7 @@ import type { Signal } from '../model';
 import type { OtlpError } from '../otlp/errors';
 import { encodeExportResponse, encodeStatusProto } from '../otlp/responses';
 import type { ExportHandler } from './export-handler';
+import { framingInterceptor } from './grpc-framing';
 
 const SERVICE_PATH: Record<Signal, string> = {
   traces: '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
@@ -42,6 +43,8 @@ export function createGrpcIntake(handler: ExportHandler, options: GrpcIntakeOpti
   const server = new grpc.Server({
     'grpc.max_receive_message_length': options.maxRequestBodySize,
     'grpc.max_send_message_length': 4 * 1024 * 1024,
+    // Refusals grpc-js makes itself (a message flagged compressed that is not), answered and counted as ours.
+    interceptors: [framingInterceptor(handler)],
   });
   for (const signal of ['traces', 'metrics', 'logs'] as const) {
     const exportCall: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => {
@@ -56,7 +59,7 @@ export function createGrpcIntake(handler: ExportHandler, options: GrpcIntakeOpti
   return server;
 }
 
-function toServiceError(error: OtlpError): Partial<grpc.StatusObject> {
+export function toServiceError(error: OtlpError): Partial<grpc.StatusObject> {
   const metadata = new grpc.Metadata();
   metadata.set('grpc-status-details-bin', encodeStatusProto(error.grpcCode, error.message, error.retryAfterSeconds));
   return { code: error.grpcCode, details: error.message, metadata };
