@@ -127,6 +127,25 @@ export class ExportHandler {
     this.pipeline.for(signal).admit(bytes);
   }
 
+  /**
+   * Counts `bytes` in flight for a request whose body is not read yet (a gRPC call from its headers
+   * on), or throws what `handle` would refuse it with now (memory, in-flight bytes, a full export or
+   * store queue), counting nothing (the caller answers through `refused`). Pair with `release`.
+   */
+  reserve(signal: Signal, bytes: number): void {
+    this.admission.acquire(signal, bytes);
+    try {
+      this.pipeline.for(signal).admit(bytes);
+    } catch (err) {
+      this.admission.release(bytes);
+      throw err;
+    }
+  }
+
+  release(bytes: number): void {
+    this.admission.release(bytes);
+  }
+
   /** Counts and logs a refused request; returns the OtlpError to answer with. */
   refused<S extends Signal>(req: Omit<ExportRequest<S>, 'body' | 'encoding'>, err: unknown): OtlpError {
     const error = asOtlpError(err, this.logger);

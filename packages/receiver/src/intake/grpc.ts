@@ -10,7 +10,7 @@ import type { Signal } from '../model';
 import type { OtlpError } from '../otlp/errors';
 import { encodeExportResponse, encodeStatusProto } from '../otlp/responses';
 import type { ExportHandler } from './export-handler';
-import { framingInterceptor } from './grpc-framing';
+import { intakeInterceptor } from './grpc-interceptor';
 
 const SERVICE_PATH: Record<Signal, string> = {
   traces: '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
@@ -43,8 +43,9 @@ export function createGrpcIntake(handler: ExportHandler, options: GrpcIntakeOpti
   const server = new grpc.Server({
     'grpc.max_receive_message_length': options.maxRequestBodySize,
     'grpc.max_send_message_length': 4 * 1024 * 1024,
-    // Refusals grpc-js makes itself (a message flagged compressed that is not), answered and counted as ours.
-    interceptors: [framingInterceptor(handler)],
+    // Admission from a call's headers on, and the refusals grpc-js makes itself (a message flagged
+    // compressed that is not) answered and counted as ours. It reaches under any other interceptor.
+    interceptors: [intakeInterceptor(handler)],
   });
   for (const signal of ['traces', 'metrics', 'logs'] as const) {
     const exportCall: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => {
