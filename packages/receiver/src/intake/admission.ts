@@ -77,7 +77,7 @@ export class Admission {
    * Adds `bytes` to what an admitted request holds (its decoded size, known once decoded), so that the
    * requests that come meanwhile are measured against it; never refuses (the memory is taken). Pair with `release`.
    */
-  reserve(bytes: number): void {
+  hold(bytes: number): void {
     this.inFlight += bytes;
     this.metrics.inFlightBytes.set(this.inFlight);
   }

@@ -68,7 +68,7 @@ export class ExportHandler {
       }
       // Memory admission counts what the request became once decoded, not only its bytes, until it is done.
       const decodedBytes = Math.round((stats.structures ?? 0) * BYTES_PER_STRUCTURE);
-      this.admission.reserve(decodedBytes);
+      this.admission.hold(decodedBytes);
       held += decodedBytes;
       const rejection = validateRequest(signal, data, this.options.maxItemsPerRequest);
       if (rejection.overLimit > 0) this.metrics.limitHits.inc({ signal, limit: 'max_items_per_request' });
