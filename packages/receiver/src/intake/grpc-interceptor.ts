@@ -42,7 +42,11 @@ function asOtlpError(status: { code: number; details?: string }): OtlpError | un
   return undefined;
 }
 
-/** The innermost call of an interceptor chain: grpc-js's base call, which sends those statuses. */
+/**
+ * The innermost call of an interceptor chain: grpc-js's base call, which sends those statuses. Each
+ * ServerInterceptingCall keeps the call it wraps in `nextCall` (a private field of grpc-js 1.10 to
+ * 1.14, which the tests would catch changing), so this works wherever the interceptor sits in the list.
+ */
 function baseCall(call: grpc.ServerInterceptingCallInterface): grpc.ServerInterceptingCallInterface {
   let c = call as grpc.ServerInterceptingCallInterface & { nextCall?: grpc.ServerInterceptingCallInterface };
   while (c.nextCall) c = c.nextCall;
