@@ -5,6 +5,13 @@
  */
 import * as http2 from 'node:http2';
 import { gzipSync } from 'node:zlib';
+import * as grpc from '@grpc/grpc-js';
+import { createLogger, Pipeline, SelfMetrics } from '../src';
+import { Admission } from '../src/intake/admission';
+import { ExportHandler } from '../src/intake/export-handler';
+import { serviceDefinition } from '../src/intake/grpc';
+import { intakeInterceptor } from '../src/intake/grpc-interceptor';
+import { DEFAULT_DECODE_LIMITS } from '../src/otlp/limits';
 import { span, startTestReceiver, type TestReceiver, traceRequest } from './helpers';
 
 interface GrpcAnswer {
@@ -149,4 +156,40 @@ describe('admission from the headers of a call', () => {
       await r.close();
     }
   });
+});
+
+test('the interceptor reaches under another one listed before it (e.g. an authentication interceptor)', async () => {
+  const metrics = new SelfMetrics({ defaultMetrics: false });
+  const admission = new Admission(
+    { maxInFlightBytes: 1024 * 1024, memoryLimit: 0, memoryCheckInterval: 1000, retryAfterMs: 1000 },
+    metrics,
+  );
+  const handler = new ExportHandler(
+    { decodeLimits: DEFAULT_DECODE_LIMITS, maxItemsPerRequest: 1000 },
+    new Pipeline(),
+    admission,
+    metrics,
+    createLogger('silent'),
+  );
+  const outer: grpc.ServerInterceptor = (_method, call) => new grpc.ServerInterceptingCall(call);
+  const server = new grpc.Server({ interceptors: [outer, intakeInterceptor(handler)] });
+  server.addService(serviceDefinition('traces'), {
+    Export: (_call: unknown, callback: (err: null, res: Buffer) => void) => callback(null, Buffer.alloc(0)),
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
+  );
+  try {
+    const bad = Buffer.from('010000000568656c6c6f', 'hex');
+    const answer = await rawCall(`127.0.0.1:${port}`, bad, { 'grpc-encoding': 'gzip' });
+    expect(answer.grpcStatus).toBe('3');
+    expect(await metrics.registry.metrics()).toContain(
+      'sonde_receiver_refused_requests_total{signal="traces",transport="grpc",reason="malformed"} 1',
+    );
+  } finally {
+    server.forceShutdown();
+    admission.close();
+  }
 });
