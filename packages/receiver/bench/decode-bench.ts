@@ -21,7 +21,7 @@ import {
   type Span,
 } from './receiver.ts';
 
-const LIMITS = { maxAnyValueDepth: 32 };
+const LIMITS = { maxAnyValueDepth: 32, maxDecodedStructures: 4_000_000 };
 
 /**
  * A full GC between rounds, so that one decoder's garbage is not collected on another's time.

@@ -200,7 +200,10 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
   );
   const handler = new ExportHandler(
     {
-      decodeLimits: { maxAnyValueDepth: config.limits.max_any_value_depth },
+      decodeLimits: {
+        maxAnyValueDepth: config.limits.max_any_value_depth,
+        maxDecodedStructures: config.limits.max_decoded_structures,
+      },
       maxItemsPerRequest: config.limits.max_items_per_request,
     },
     pipeline,

@@ -102,7 +102,7 @@ export class SelfMetrics {
     });
     this.inFlightBytes = new Gauge({
       name: 'sonde_receiver_in_flight_bytes',
-      help: 'Request bytes being processed now',
+      help: 'Request bytes being processed now (decompressed, plus the estimated size of their decoded form)',
       registers,
     });
     this.inFlightBytesLimit = new Gauge({

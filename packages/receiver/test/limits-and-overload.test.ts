@@ -134,7 +134,8 @@ describe('attribute and item limits', () => {
     expect(res.body.length).toBe(0);
     const batch = t.batches.traces.at(-1);
     expect(batch?.context.modified).toBe(false);
-    expect(batch?.decodeStats).toEqual({ longestString: 5, mostAttributes: 3 });
+    // Structures: the resource (4: itself, its list, resource, attributes), the scope (4), the span (5), 3 attributes.
+    expect(batch?.decodeStats).toEqual({ longestString: 5, mostAttributes: 3, structures: 16 });
   });
 
   test('a JSON request over the limits is cut too (no decoder statistics there)', async () => {

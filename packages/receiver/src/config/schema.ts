@@ -148,11 +148,13 @@ export const configSchema = z.strictObject({
       max_attribute_value_length: z.number().int().nonnegative().default(8192),
       /** Deepest nesting of AnyValue arrays and maps (400 over it). */
       max_any_value_depth: positiveInt.default(32),
+      /** Most structures one request may decode into (resources, scopes, items, events, links, exemplars, attributes, array and map values, and their lists; in JSON also what JSON.parse would build); 400 over it, refused before it is built. */
+      max_decoded_structures: positiveInt.default(4_000_000),
     })
     .prefault({}),
   overload: z
     .strictObject({
-      /** Request bytes (decompressed) being processed at once; over it, 429 with Retry-After. */
+      /** Request bytes (decompressed) and the estimated size of what they decoded into, being processed at once; over it, 429 with Retry-After. */
       max_in_flight_bytes: size.default(256 * 1024 * 1024),
       /** Resident memory above which requests are refused with 503 and Retry-After; 0 turns the check off. */
       memory_limit: size.default(0),

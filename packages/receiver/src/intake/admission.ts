@@ -73,6 +73,15 @@ export class Admission {
     }
   }
 
+  /**
+   * Adds `bytes` to what an admitted request holds (its decoded size, known once decoded), so that the
+   * requests that come meanwhile are measured against it; never refuses (the memory is taken). Pair with `release`.
+   */
+  hold(bytes: number): void {
+    this.inFlight += bytes;
+    this.metrics.inFlightBytes.set(this.inFlight);
+  }
+
   release(bytes: number): void {
     this.inFlight -= bytes;
     this.metrics.inFlightBytes.set(this.inFlight);

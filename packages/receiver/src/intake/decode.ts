@@ -1,6 +1,6 @@
 /**
  * Decodes an OTLP export request body of either encoding into the model. Protobuf decoding also fills
- * `stats` (the JSON decoder does not, and leaves it untouched).
+ * `stats` (the JSON decoder only its `structures`).
  */
 import type { Signal, SignalData } from '../model';
 import { decodeJsonRequest } from '../otlp/json/decode';
@@ -24,7 +24,7 @@ export function decodeRequest<S extends Signal>(
   limits: DecodeLimits,
   stats?: DecodeStats,
 ): SignalData[S] {
-  if (encoding === 'json') return decodeJsonRequest(signal, body, limits);
+  if (encoding === 'json') return decodeJsonRequest(signal, body, limits, stats);
   const decode = PROTOBUF_DECODERS[signal] as (buf: Buffer, limits: DecodeLimits, stats?: DecodeStats) => SignalData[S];
   return decode(body, limits, stats);
 }

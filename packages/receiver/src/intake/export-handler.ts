@@ -4,9 +4,9 @@
  * self-metrics and the debug log line on the way. HTTP and gRPC only adapt their framing to it.
  */
 import type { Logger } from 'pino';
-import { ITEM_NAME, type Signal } from '../model';
-import { GrpcCode, OtlpError } from '../otlp/errors';
-import type { DecodeLimits, DecodeStats } from '../otlp/limits';
+import { ITEM_NAME, type Signal, type SignalData } from '../model';
+import { GrpcCode, OtlpError, TooManyStructuresError } from '../otlp/errors';
+import { BYTES_PER_STRUCTURE, type DecodeLimits, type DecodeStats } from '../otlp/limits';
 import type { Encoding, PartialSuccess } from '../otlp/responses';
 import type { Batch, Pipeline } from '../pipeline/pipeline';
 import type { SelfMetrics, Transport } from '../self-metrics';
@@ -58,10 +58,24 @@ export class ExportHandler {
     } catch (err) {
       throw this.refused(req, err);
     }
+    // What this call holds in flight: the bytes decompression added, then the decoded size too.
+    let held = extra;
     try {
       this.pipeline.for(signal).admit(body.length);
-      const stats: DecodeStats = { longestString: 0, mostAttributes: 0 };
-      const data = decodeRequest(signal, req.encoding, body, this.options.decodeLimits, stats);
+      const stats: DecodeStats = { longestString: 0, mostAttributes: 0, structures: 0 };
+      let data: SignalData[S];
+      try {
+        data = decodeRequest(signal, req.encoding, body, this.options.decodeLimits, stats);
+      } catch (err) {
+        if (err instanceof TooManyStructuresError) {
+          this.metrics.limitHits.inc({ signal, limit: 'max_decoded_structures' });
+        }
+        throw err;
+      }
+      // Memory admission counts what the request became once decoded, not only its bytes, until it is done.
+      const decodedBytes = Math.round((stats.structures ?? 0) * BYTES_PER_STRUCTURE);
+      this.admission.hold(decodedBytes);
+      held += decodedBytes;
       const rejection = validateRequest(signal, data, this.options.maxItemsPerRequest);
       if (rejection.overLimit > 0) this.metrics.limitHits.inc({ signal, limit: 'max_items_per_request' });
       const batch: Batch<S> = {
@@ -105,13 +119,14 @@ export class ExportHandler {
     } catch (err) {
       throw this.refused(req, err);
     } finally {
-      this.admission.release(extra);
+      this.admission.release(held);
     }
   }
 
   /**
-   * Before the body is read (`bytes`: its declared length, at most its decompressed size; 0 when it
-   * is not declared): counts them in flight while the body is read. Or, reserving nothing, throws what
+   * Before the body is read (HTTP: `bytes` is its declared length, at most its decompressed size, 0
+   * when it is not declared; gRPC: an estimate from the call's headers on): counts them in flight
+   * while the body is read. Or, reserving nothing, throws what
    * `handle` would refuse the request with now (memory, in-flight bytes, a full export or store
    * queue), without counting the refusal (the caller answers through `refused`). Pair with `release`.
    */

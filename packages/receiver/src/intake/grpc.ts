@@ -12,6 +12,7 @@ import { encodeExportResponse, encodeStatusProto } from '../otlp/responses';
 import type { ServerTls } from '../security/tls';
 import { type BearerTokens, grpcAuthInterceptor } from '../security/tokens';
 import type { ExportHandler } from './export-handler';
+import { intakeInterceptor } from './grpc-interceptor';
 
 const SERVICE_PATH: Record<Signal, string> = {
   traces: '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
@@ -60,6 +61,9 @@ export function createGrpcIntake(handler: ExportHandler, options: GrpcIntakeOpti
     'grpc.max_connection_age_grace_ms': ms(options.maxConnectionAgeGraceMs),
     // In (decimal) megabytes, as Node's http2 maxSessionMemory; grpc-js's default disables the check.
     'grpc-node.max_session_memory': Math.max(1, Math.ceil(options.maxSessionMemory / 1e6)),
+    // Admission from a call's headers on, and the refusals grpc-js makes itself (a message flagged
+    // compressed that is not) answered and counted as ours. It reaches under any other interceptor.
+    interceptors: [intakeInterceptor(handler)],
   });
   for (const signal of ['traces', 'metrics', 'logs'] as const) {
     const exportCall: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => {
@@ -74,7 +78,7 @@ export function createGrpcIntake(handler: ExportHandler, options: GrpcIntakeOpti
   return server;
 }
 
-function toServiceError(error: OtlpError): Partial<grpc.StatusObject> {
+export function toServiceError(error: OtlpError): Partial<grpc.StatusObject> {
   const metadata = new grpc.Metadata();
   metadata.set('grpc-status-details-bin', encodeStatusProto(error.grpcCode, error.message, error.retryAfterSeconds));
   return { code: error.grpcCode, details: error.message, metadata };

@@ -20,6 +20,7 @@ export type RefusalReason =
   | 'malformed'
   | 'too_large'
   | 'too_deep'
+  | 'too_many_structures'
   | 'unsupported_media_type'
   | 'unsupported_encoding'
   | 'method_not_allowed'
@@ -72,6 +73,18 @@ export class TooDeepError extends MalformedPayloadError {
   constructor(limit: number, path = '') {
     super(`AnyValue nested deeper than ${limit} levels (limits.max_any_value_depth)`, path, 'too_deep');
     this.name = 'TooDeepError';
+  }
+}
+
+/** A request that decodes into more structures than the configured limit (limits.max_decoded_structures). */
+export class TooManyStructuresError extends MalformedPayloadError {
+  constructor(limit: number) {
+    super(
+      `request decodes into more than ${limit} structures (limits.max_decoded_structures: resources, scopes, items, attributes, values and their lists); send smaller batches`,
+      '',
+      'too_many_structures',
+    );
+    this.name = 'TooManyStructuresError';
   }
 }
 

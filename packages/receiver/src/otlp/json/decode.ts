@@ -47,26 +47,85 @@ import {
   type SpanStatus,
   type SummaryDataPoint,
 } from '../../model';
-import { MalformedPayloadError, TooDeepError } from '../errors';
-import type { DecodeLimits } from '../limits';
+import { MalformedPayloadError, TooDeepError, TooManyStructuresError } from '../errors';
+import { type DecodeLimits, type DecodeStats, STRUCTURES } from '../limits';
 
 type JsonObject = Record<string, unknown>;
 
-/** Decodes an OTLP/HTTP JSON export request of `signal`. An empty body or `{}` is an empty request. */
-export function decodeJsonRequest<S extends Signal>(signal: S, body: Buffer, limits: DecodeLimits): SignalData[S] {
+/**
+ * Decodes an OTLP/HTTP JSON export request of `signal`. An empty body or `{}` is an empty request.
+ * `stats`, when given, receives the structures counted (DecodeStats.structures), and nothing else.
+ */
+export function decodeJsonRequest<S extends Signal>(
+  signal: S,
+  body: Buffer,
+  limits: DecodeLimits,
+  stats?: DecodeStats,
+): SignalData[S] {
   if (body.length === 0) return [] as SignalData[S];
+  const maxStructures = limits.maxDecodedStructures ?? Number.MAX_SAFE_INTEGER;
+  // JSON.parse builds a tree of the whole text, unknown fields included: bounded before it runs. (A
+  // body can count no more than one per byte, so a small one needs no scan.)
+  if (body.length > maxStructures && jsonStructures(body) > maxStructures) {
+    throw new TooManyStructuresError(maxStructures);
+  }
   const text = requestText(body);
   const maxDepth = limits.maxAnyValueDepth;
   const root = parseRoot(text, false);
+  let data: SignalData[Signal] | undefined;
   if (!usesSnakeCase(signal, root)) {
     try {
-      return readRequest(signal, root, maxDepth) as SignalData[S];
+      data = readCounted(signal, root, maxDepth, maxStructures);
     } catch (e) {
       if (e !== ROUNDED_INTEGER) throw e;
     }
   }
   // The slow path, for snake_case keys or an integer that JSON.parse rounded: parse again, exactly.
-  return readRequest(signal, parseRoot(text, true), maxDepth) as SignalData[S];
+  data ??= readCounted(signal, parseRoot(text, true), maxDepth, maxStructures);
+  if (stats) stats.structures = maxStructures - structuresLeft;
+  return data as SignalData[S];
+}
+
+/**
+ * Structures the model may still be built into (limits.max_decoded_structures), counted down by
+ * `take` as the readers go: module state, as decoding is synchronous and never nested.
+ */
+let structuresLeft = 0;
+let structuresLimit = 0;
+
+function take(n: number): void {
+  structuresLeft -= n;
+  if (structuresLeft < 0) throw new TooManyStructuresError(structuresLimit);
+}
+
+function readCounted(signal: Signal, root: JsonObject, maxDepth: number, maxStructures: number): SignalData[Signal] {
+  structuresLeft = maxStructures;
+  structuresLimit = maxStructures;
+  return readRequest(signal, root, maxDepth);
+}
+
+/**
+ * What JSON.parse would build from `body`, counted on its bytes before it runs: each object and
+ * array, and each value or member after a comma at half weight. Quotes, backslashes, braces,
+ * brackets and commas are ASCII, never part of a multi-byte UTF-8 sequence, so bytes are enough.
+ */
+function jsonStructures(body: Buffer): number {
+  let containers = 0;
+  let commas = 0;
+  const n = body.length;
+  for (let i = 0; i < n; i++) {
+    const c = body[i];
+    if (c === 0x22) {
+      // A string: skip to its closing quote (one not escaped).
+      for (i++; i < n; i++) {
+        const d = body[i];
+        if (d === 0x22) break;
+        if (d === 0x5c) i++;
+      }
+    } else if (c === 0x7b || c === 0x5b) containers++;
+    else if (c === 0x2c) commas++;
+  }
+  return containers + commas / 2;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -464,6 +523,7 @@ function readKeyValues(value: unknown, field: string, depth: number, maxDepth: n
 }
 
 function readKeyValue(item: unknown, depth: number, maxDepth: number): KeyValue {
+  take(STRUCTURES.value);
   const o = itemObject(item);
   const key = readString(o.key, 'key');
   let value: AnyValue;
@@ -492,13 +552,17 @@ function readAnyValue(value: unknown, depth: number, maxDepth: number): AnyValue
 }
 
 function readArrayValue(value: unknown, depth: number, maxDepth: number): AnyValue[] {
+  take(STRUCTURES.list);
   try {
     const o = optionalObject(value);
     const items = listOf(o?.values, 'values');
     const out: AnyValue[] = [];
     let i = 0;
     try {
-      for (; i < items.length; i++) out.push(readAnyValue(items[i], depth + 1, maxDepth));
+      for (; i < items.length; i++) {
+        take(STRUCTURES.value);
+        out.push(readAnyValue(items[i], depth + 1, maxDepth));
+      }
     } catch (e) {
       throw at(e, 'values', i);
     }
@@ -509,6 +573,7 @@ function readArrayValue(value: unknown, depth: number, maxDepth: number): AnyVal
 }
 
 function readKvlistValue(value: unknown, depth: number, maxDepth: number): KeyValueList {
+  take(STRUCTURES.list);
   try {
     const o = optionalObject(value);
     return new KeyValueList(readKeyValues(o?.values, 'values', depth + 1, maxDepth));
@@ -521,6 +586,7 @@ function readKvlistValue(value: unknown, depth: number, maxDepth: number): KeyVa
 // Traces
 
 function readResourceSpans(item: unknown, maxDepth: number): ResourceSpans {
+  take(STRUCTURES.resource);
   const o = itemObject(item);
   return {
     resource: readResource(o.resource, maxDepth),
@@ -530,6 +596,7 @@ function readResourceSpans(item: unknown, maxDepth: number): ResourceSpans {
 }
 
 function readScopeSpans(item: unknown, maxDepth: number): ScopeSpans {
+  take(STRUCTURES.scope);
   const o = itemObject(item);
   return {
     scope: readScope(o.scope, maxDepth),
@@ -539,6 +606,7 @@ function readScopeSpans(item: unknown, maxDepth: number): ScopeSpans {
 }
 
 function readSpan(item: unknown, maxDepth: number): Span {
+  take(STRUCTURES.span);
   const o = itemObject(item);
   return {
     traceId: readTraceId(o.traceId, 'traceId'),
@@ -561,6 +629,7 @@ function readSpan(item: unknown, maxDepth: number): Span {
 }
 
 function readSpanEvent(item: unknown, maxDepth: number): SpanEvent {
+  take(STRUCTURES.eventOrLink);
   const o = itemObject(item);
   return {
     timeUnixNano: readTimestamp(o.timeUnixNano, 'timeUnixNano'),
@@ -571,6 +640,7 @@ function readSpanEvent(item: unknown, maxDepth: number): SpanEvent {
 }
 
 function readSpanLink(item: unknown, maxDepth: number): SpanLink {
+  take(STRUCTURES.eventOrLink);
   const o = itemObject(item);
   return {
     traceId: readTraceId(o.traceId, 'traceId'),
@@ -599,6 +669,7 @@ function readStatus(value: unknown): SpanStatus {
 // Metrics
 
 function readResourceMetrics(item: unknown, maxDepth: number): ResourceMetrics {
+  take(STRUCTURES.resource);
   const o = itemObject(item);
   return {
     resource: readResource(o.resource, maxDepth),
@@ -608,6 +679,7 @@ function readResourceMetrics(item: unknown, maxDepth: number): ResourceMetrics {
 }
 
 function readScopeMetrics(item: unknown, maxDepth: number): ScopeMetrics {
+  take(STRUCTURES.scope);
   const o = itemObject(item);
   return {
     scope: readScope(o.scope, maxDepth),
@@ -617,6 +689,7 @@ function readScopeMetrics(item: unknown, maxDepth: number): ScopeMetrics {
 }
 
 function readMetric(item: unknown, maxDepth: number): Metric {
+  take(STRUCTURES.metric);
   const o = itemObject(item);
   return {
     name: readString(o.name, 'name'),
@@ -716,6 +789,7 @@ function readTemporality(value: unknown): number {
 }
 
 function readNumberDataPoint(item: unknown, maxDepth: number): NumberDataPoint {
+  take(STRUCTURES.point);
   const o = itemObject(item);
   const asDouble = o.asDouble;
   const isInt = asDouble == null && o.asInt != null;
@@ -731,6 +805,7 @@ function readNumberDataPoint(item: unknown, maxDepth: number): NumberDataPoint {
 }
 
 function readHistogramDataPoint(item: unknown, maxDepth: number): HistogramDataPoint {
+  take(STRUCTURES.point);
   const o = itemObject(item);
   return {
     attributes: readAttributes(o.attributes, 'attributes', maxDepth),
@@ -748,6 +823,7 @@ function readHistogramDataPoint(item: unknown, maxDepth: number): HistogramDataP
 }
 
 function readExponentialHistogramDataPoint(item: unknown, maxDepth: number): ExponentialHistogramDataPoint {
+  take(STRUCTURES.point);
   const o = itemObject(item);
   return {
     attributes: readAttributes(o.attributes, 'attributes', maxDepth),
@@ -768,6 +844,7 @@ function readExponentialHistogramDataPoint(item: unknown, maxDepth: number): Exp
 }
 
 function readBuckets(value: unknown, field: string): ExponentialBuckets {
+  take(STRUCTURES.small);
   try {
     const o = optionalObject(value);
     if (o === undefined) return { offset: 0, bucketCounts: [] };
@@ -781,6 +858,7 @@ function readBuckets(value: unknown, field: string): ExponentialBuckets {
 }
 
 function readSummaryDataPoint(item: unknown, maxDepth: number): SummaryDataPoint {
+  take(STRUCTURES.point);
   const o = itemObject(item);
   return {
     attributes: readAttributes(o.attributes, 'attributes', maxDepth),
@@ -794,11 +872,13 @@ function readSummaryDataPoint(item: unknown, maxDepth: number): SummaryDataPoint
 }
 
 function readQuantile(item: unknown): { quantile: number; value: number } {
+  take(STRUCTURES.small);
   const o = itemObject(item);
   return { quantile: readDouble(o.quantile, 'quantile'), value: readDouble(o.value, 'value') };
 }
 
 function readExemplar(item: unknown, maxDepth: number): Exemplar {
+  take(STRUCTURES.small);
   const o = itemObject(item);
   const asDouble = o.asDouble;
   const isInt = asDouble == null && o.asInt != null;
@@ -815,6 +895,7 @@ function readExemplar(item: unknown, maxDepth: number): Exemplar {
 /** A repeated uint64 count (histogram buckets). */
 function readCounts(value: unknown, field: string): number[] {
   const items = listOf(value, field);
+  take(Math.ceil(items.length / 8));
   const out: number[] = [];
   let i = 0;
   try {
@@ -828,6 +909,7 @@ function readCounts(value: unknown, field: string): number[] {
 /** A repeated double (histogram bounds). */
 function readDoubles(value: unknown, field: string): number[] {
   const items = listOf(value, field);
+  take(Math.ceil(items.length / 8));
   const out: number[] = [];
   let i = 0;
   try {
@@ -842,6 +924,7 @@ function readDoubles(value: unknown, field: string): number[] {
 // Logs
 
 function readResourceLogs(item: unknown, maxDepth: number): ResourceLogs {
+  take(STRUCTURES.resource);
   const o = itemObject(item);
   return {
     resource: readResource(o.resource, maxDepth),
@@ -851,6 +934,7 @@ function readResourceLogs(item: unknown, maxDepth: number): ResourceLogs {
 }
 
 function readScopeLogs(item: unknown, maxDepth: number): ScopeLogs {
+  take(STRUCTURES.scope);
   const o = itemObject(item);
   return {
     scope: readScope(o.scope, maxDepth),
@@ -860,6 +944,7 @@ function readScopeLogs(item: unknown, maxDepth: number): ScopeLogs {
 }
 
 function readLogRecord(item: unknown, maxDepth: number): LogRecord {
+  take(STRUCTURES.logRecord);
   const o = itemObject(item);
   return {
     timeUnixNano: readTimestamp(o.timeUnixNano, 'timeUnixNano'),

@@ -4,7 +4,7 @@
  */
 import { type AnyValue, type InstrumentationScope, type KeyValue, KeyValueList, type Resource } from '../../model';
 import { MalformedPayloadError, TooDeepError } from '../errors';
-import type { DecodeLimits } from '../limits';
+import { type DecodeLimits, STRUCTURES } from '../limits';
 import { type ProtoReader, WireType } from './reader';
 
 /** Decodes a length-delimited AnyValue. `depth` is the nesting level of this value (1 for an attribute's value). */
@@ -46,10 +46,12 @@ export function decodeAnyValue(r: ProtoReader, limits: DecodeLimits, depth: numb
 
 function decodeArrayValue(r: ProtoReader, limits: DecodeLimits, depth: number): AnyValue[] {
   const end = r.delimitedEnd();
+  r.take(STRUCTURES.list);
   const values: AnyValue[] = [];
   while (r.pos < end) {
     const tag = r.uint32();
     if (tag === ((1 << 3) | WireType.LEN)) {
+      r.take(STRUCTURES.value);
       values.push(decodeAnyValue(r, limits, depth + 1));
     } else r.skip(tag & 7);
   }
@@ -59,6 +61,7 @@ function decodeArrayValue(r: ProtoReader, limits: DecodeLimits, depth: number): 
 
 function decodeKeyValueList(r: ProtoReader, limits: DecodeLimits, depth: number): KeyValue[] {
   const end = r.delimitedEnd();
+  r.take(STRUCTURES.list);
   const values: KeyValue[] = [];
   while (r.pos < end) {
     const tag = r.uint32();
@@ -73,6 +76,7 @@ function decodeKeyValueList(r: ProtoReader, limits: DecodeLimits, depth: number)
 /** Decodes one length-delimited KeyValue whose value sits at nesting level `depth`. */
 export function decodeKeyValue(r: ProtoReader, limits: DecodeLimits, depth = 1): KeyValue {
   const end = r.delimitedEnd();
+  r.take(STRUCTURES.value);
   let key = '';
   let value: AnyValue;
   while (r.pos < end) {

@@ -12,7 +12,7 @@ import {
   type ResourceLogs,
   type ScopeLogs,
 } from '../../model';
-import type { DecodeLimits, DecodeStats } from '../limits';
+import { type DecodeLimits, type DecodeStats, STRUCTURES } from '../limits';
 import { atPath, checkEnd, decodeAnyValue, decodeAttributeInto, decodeResource, decodeScope } from './decode-common';
 import { ProtoReader, WireType } from './reader';
 
@@ -24,6 +24,7 @@ const I32 = WireType.I32;
 /** Decodes a request body; `stats`, when given, receives what the decoder saw (see DecodeStats). */
 export function decodeLogsRequest(buf: Buffer, limits: DecodeLimits, stats?: DecodeStats): ResourceLogs[] {
   const r = new ProtoReader(buf);
+  r.limitStructures(limits.maxDecodedStructures);
   const out: ResourceLogs[] = [];
   while (r.pos < buf.length) {
     const tag = r.uint32();
@@ -38,12 +39,14 @@ export function decodeLogsRequest(buf: Buffer, limits: DecodeLimits, stats?: Dec
   if (stats) {
     stats.longestString = r.longestString;
     stats.mostAttributes = r.mostAttributes;
+    stats.structures = r.structures;
   }
   return out;
 }
 
 function decodeResourceLogs(r: ProtoReader, limits: DecodeLimits): ResourceLogs {
   const end = r.delimitedEnd();
+  r.take(STRUCTURES.resource);
   let resource: Resource | undefined;
   const scopeLogs: ScopeLogs[] = [];
   let schemaUrl = '';
@@ -77,6 +80,7 @@ function decodeResourceLogs(r: ProtoReader, limits: DecodeLimits): ResourceLogs 
 
 function decodeScopeLogs(r: ProtoReader, limits: DecodeLimits): ScopeLogs {
   const end = r.delimitedEnd();
+  r.take(STRUCTURES.scope);
   let scope: InstrumentationScope | undefined;
   const logRecords: LogRecord[] = [];
   let schemaUrl = '';
@@ -110,6 +114,7 @@ function decodeScopeLogs(r: ProtoReader, limits: DecodeLimits): ScopeLogs {
 
 function decodeLogRecord(r: ProtoReader, limits: DecodeLimits): LogRecord {
   const end = r.delimitedEnd();
+  r.take(STRUCTURES.logRecord);
   let timeUnixNano = 0n;
   let observedTimeUnixNano = 0n;
   let severityNumber = 0;

@@ -20,7 +20,7 @@ import {
   type SummaryDataPoint,
 } from '../../model';
 import { MalformedPayloadError } from '../errors';
-import type { DecodeLimits, DecodeStats } from '../limits';
+import { type DecodeLimits, type DecodeStats, STRUCTURES } from '../limits';
 import { atPath, checkEnd, decodeAttributeInto, decodeResource, decodeScope } from './decode-common';
 import { ProtoReader, WireType } from './reader';
 
@@ -31,6 +31,7 @@ const I64 = WireType.I64;
 /** Decodes a request body; `stats`, when given, receives what the decoder saw (see DecodeStats). */
 export function decodeMetricsRequest(buf: Buffer, limits: DecodeLimits, stats?: DecodeStats): ResourceMetrics[] {
   const r = new ProtoReader(buf);
+  r.limitStructures(limits.maxDecodedStructures);
   const out: ResourceMetrics[] = [];
   while (r.pos < buf.length) {
     const tag = r.uint32();
@@ -45,12 +46,14 @@ export function decodeMetricsRequest(buf: Buffer, limits: DecodeLimits, stats?: 
   if (stats) {
     stats.longestString = r.longestString;
     stats.mostAttributes = r.mostAttributes;
+    stats.structures = r.structures;
   }
   return out;
 }
 
 function decodeResourceMetrics(r: ProtoReader, limits: DecodeLimits): ResourceMetrics {
   const end = r.delimitedEnd();
+  r.take(STRUCTURES.resource);
   let resource: Resource | undefined;
   const scopeMetrics: ScopeMetrics[] = [];
   let schemaUrl = '';
@@ -84,6 +87,7 @@ function decodeResourceMetrics(r: ProtoReader, limits: DecodeLimits): ResourceMe
 
 function decodeScopeMetrics(r: ProtoReader, limits: DecodeLimits): ScopeMetrics {
   const end = r.delimitedEnd();
+  r.take(STRUCTURES.scope);
   let scope: InstrumentationScope | undefined;
   const metrics: Metric[] = [];
   let schemaUrl = '';
@@ -117,6 +121,7 @@ function decodeScopeMetrics(r: ProtoReader, limits: DecodeLimits): ScopeMetrics 
 
 function decodeMetric(r: ProtoReader, limits: DecodeLimits): Metric {
   const end = r.delimitedEnd();
+  r.take(STRUCTURES.metric);
   let name = '';
   let description = '';
   let unit = '';
@@ -238,6 +243,7 @@ function decodeSummary(r: ProtoReader, limits: DecodeLimits): MetricData {
 
 function decodeNumberPoint(r: ProtoReader, limits: DecodeLimits): NumberDataPoint {
   const end = r.delimitedEnd();
+  r.take(STRUCTURES.point);
   const attributes: KeyValue[] = [];
   let startTimeUnixNano = 0n;
   let timeUnixNano = 0n;
@@ -281,6 +287,7 @@ function decodeNumberPoint(r: ProtoReader, limits: DecodeLimits): NumberDataPoin
 
 function decodeHistogramPoint(r: ProtoReader, limits: DecodeLimits): HistogramDataPoint {
   const end = r.delimitedEnd();
+  r.take(STRUCTURES.point);
   const attributes: KeyValue[] = [];
   let startTimeUnixNano = 0n;
   let timeUnixNano = 0n;
@@ -356,6 +363,7 @@ function decodeHistogramPoint(r: ProtoReader, limits: DecodeLimits): HistogramDa
 
 function decodeExponentialPoint(r: ProtoReader, limits: DecodeLimits): ExponentialHistogramDataPoint {
   const end = r.delimitedEnd();
+  r.take(STRUCTURES.point);
   const attributes: KeyValue[] = [];
   let startTimeUnixNano = 0n;
   let timeUnixNano = 0n;
@@ -440,6 +448,7 @@ function decodeExponentialPoint(r: ProtoReader, limits: DecodeLimits): Exponenti
 
 function decodeBuckets(r: ProtoReader): ExponentialBuckets {
   const end = r.delimitedEnd();
+  r.take(STRUCTURES.small);
   let offset = 0;
   const bucketCounts: number[] = [];
   while (r.pos < end) {
@@ -455,6 +464,7 @@ function decodeBuckets(r: ProtoReader): ExponentialBuckets {
 
 function decodeSummaryPoint(r: ProtoReader, limits: DecodeLimits): SummaryDataPoint {
   const end = r.delimitedEnd();
+  r.take(STRUCTURES.point);
   const attributes: KeyValue[] = [];
   let startTimeUnixNano = 0n;
   let timeUnixNano = 0n;
@@ -496,6 +506,7 @@ function decodeSummaryPoint(r: ProtoReader, limits: DecodeLimits): SummaryDataPo
 
 function decodeValueAtQuantile(r: ProtoReader): { quantile: number; value: number } {
   const end = r.delimitedEnd();
+  r.take(STRUCTURES.small);
   let quantile = 0;
   let value = 0;
   while (r.pos < end) {
@@ -512,6 +523,7 @@ function decodeExemplarInto(r: ProtoReader, limits: DecodeLimits, into: Exemplar
   const index = into.length;
   try {
     const end = r.delimitedEnd();
+    r.take(STRUCTURES.small);
     const filteredAttributes: KeyValue[] = [];
     let timeUnixNano = 0n;
     let value = 0;
@@ -555,6 +567,8 @@ function decodeExemplarInto(r: ProtoReader, limits: DecodeLimits, into: Exemplar
 /** Reads a packed repeated scalar; `width` is the element size in bytes, 0 for varints. */
 function readPacked(r: ProtoReader, into: number[], width: number, read: () => number): void {
   const end = r.delimitedEnd();
+  // At most one value per byte (varints) or per `width` bytes, 8 to a structure: counted before the list grows.
+  r.take(Math.ceil((end - r.pos) / (width || 1) / 8));
   if (width > 0 && (end - r.pos) % width !== 0) {
     r.pos = end;
     throw new MalformedPayloadError(

@@ -14,7 +14,7 @@ import {
   type SpanLink,
   type SpanStatus,
 } from '../../model';
-import type { DecodeLimits, DecodeStats } from '../limits';
+import { type DecodeLimits, type DecodeStats, STRUCTURES } from '../limits';
 import { atPath, checkEnd, decodeAttributeInto, decodeResource, decodeScope } from './decode-common';
 import { ProtoReader, WireType } from './reader';
 
@@ -26,6 +26,7 @@ const I32 = WireType.I32;
 /** Decodes a request body; `stats`, when given, receives what the decoder saw (see DecodeStats). */
 export function decodeTraceRequest(buf: Buffer, limits: DecodeLimits, stats?: DecodeStats): ResourceSpans[] {
   const r = new ProtoReader(buf);
+  r.limitStructures(limits.maxDecodedStructures);
   const out: ResourceSpans[] = [];
   while (r.pos < buf.length) {
     const tag = r.uint32();
@@ -40,12 +41,14 @@ export function decodeTraceRequest(buf: Buffer, limits: DecodeLimits, stats?: De
   if (stats) {
     stats.longestString = r.longestString;
     stats.mostAttributes = r.mostAttributes;
+    stats.structures = r.structures;
   }
   return out;
 }
 
 function decodeResourceSpans(r: ProtoReader, limits: DecodeLimits): ResourceSpans {
   const end = r.delimitedEnd();
+  r.take(STRUCTURES.resource);
   let resource: Resource | undefined;
   const scopeSpans: ScopeSpans[] = [];
   let schemaUrl = '';
@@ -79,6 +82,7 @@ function decodeResourceSpans(r: ProtoReader, limits: DecodeLimits): ResourceSpan
 
 function decodeScopeSpans(r: ProtoReader, limits: DecodeLimits): ScopeSpans {
   const end = r.delimitedEnd();
+  r.take(STRUCTURES.scope);
   let scope: InstrumentationScope | undefined;
   const spans: Span[] = [];
   let schemaUrl = '';
@@ -112,6 +116,7 @@ function decodeScopeSpans(r: ProtoReader, limits: DecodeLimits): ScopeSpans {
 
 function decodeSpan(r: ProtoReader, limits: DecodeLimits): Span {
   const end = r.delimitedEnd();
+  r.take(STRUCTURES.span);
   let traceId = '';
   let spanId = '';
   let traceState = '';
@@ -214,6 +219,7 @@ function decodeSpan(r: ProtoReader, limits: DecodeLimits): Span {
 
 function decodeEvent(r: ProtoReader, limits: DecodeLimits): SpanEvent {
   const end = r.delimitedEnd();
+  r.take(STRUCTURES.eventOrLink);
   let timeUnixNano = 0n;
   let name = '';
   const attributes: KeyValue[] = [];
@@ -243,6 +249,7 @@ function decodeEvent(r: ProtoReader, limits: DecodeLimits): SpanEvent {
 
 function decodeLink(r: ProtoReader, limits: DecodeLimits): SpanLink {
   const end = r.delimitedEnd();
+  r.take(STRUCTURES.eventOrLink);
   let traceId = '';
   let spanId = '';
   let traceState = '';

@@ -5,7 +5,7 @@
  * Every read is bounds-checked: a truncated or corrupt payload raises MalformedPayloadError, never a
  * RangeError or an out-of-bounds read.
  */
-import { MalformedPayloadError } from '../errors';
+import { MalformedPayloadError, TooManyStructuresError } from '../errors';
 
 export const WireType = { VARINT: 0, I64: 1, LEN: 2, SGROUP: 3, EGROUP: 4, I32: 5 } as const;
 
@@ -19,6 +19,10 @@ export class ProtoReader {
   longestString = 0;
   /** The most attributes seen on one item so far (set by the decoders). */
   mostAttributes = 0;
+  /** Structures that may still be built (limits.max_decoded_structures); see `take`. */
+  structuresLeft = Number.MAX_SAFE_INTEGER;
+  /** The limit `structuresLeft` started from (none: MAX_SAFE_INTEGER, which a buffer cannot reach). */
+  maxStructures = Number.MAX_SAFE_INTEGER;
   /** Where the previous 16-byte id sits in `buf`, and its hex: spans of one trace come together. */
   private lastIdAt = -1;
   private lastIdHex = '';
@@ -27,6 +31,24 @@ export class ProtoReader {
     this.buf = buf;
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     this.pos = pos;
+  }
+
+  /** Starts counting structures against `limit` (undefined: no limit). */
+  limitStructures(limit: number | undefined): void {
+    if (limit === undefined) return;
+    this.maxStructures = limit;
+    this.structuresLeft = limit;
+  }
+
+  /** Counts `n` structures about to be built against the limit; throws TooManyStructuresError over it. */
+  take(n: number): void {
+    this.structuresLeft -= n;
+    if (this.structuresLeft < 0) throw new TooManyStructuresError(this.maxStructures);
+  }
+
+  /** Structures counted so far. */
+  get structures(): number {
+    return this.maxStructures - this.structuresLeft;
   }
 
   /** A varint that fits in 32 bits (tags, lengths, enums, int32). Larger varints are truncated to their low 32 bits. */
