@@ -17,8 +17,10 @@ export interface ChildReceiver {
   otlpGrpc: string;
   admin: string;
   dataDir: string;
-  /** Still running? */
+  /** Still running? (A process that is aborting counts as running until it is gone.) */
   alive(): boolean;
+  /** Whether it still runs, and the fatal lines of its stderr: for failure messages. */
+  state(): string;
   /**
    * Resident memory in bytes: all of it now (VmRSS), the anonymous part now (RssAnon: heap, buffers,
    * threads; not the trace store's memory-mapped database file, which the kernel can drop), and the
@@ -73,6 +75,15 @@ export async function startChildReceiver(
     admin: first.admin as string,
     dataDir,
     alive: () => cli.child.exitCode === null && cli.child.signalCode === null,
+    state: () => {
+      const running = cli.child.exitCode === null && cli.child.signalCode === null;
+      const fatal = cli.stderr
+        .join('')
+        .split('\n')
+        .filter((l) => /FATAL|Error|error/.test(l))
+        .slice(0, 3);
+      return `receiver ${running ? 'running' : `exited (${cli.child.exitCode ?? cli.child.signalCode})`}${fatal.length > 0 ? `; stderr: ${fatal.join(' | ')}` : ''}`;
+    },
     memory: () => procMemory(pid),
     stop,
   };
@@ -94,7 +105,9 @@ export async function getWithin(url: string, ms: number): Promise<{ status: numb
 /** /healthz answers 200 "ok" within `ms`; the time it took, or an error saying what happened. */
 export async function healthz(admin: string, ms = 5_000): Promise<number> {
   const started = performance.now();
-  const { status, body } = await getWithin(`http://${admin}/healthz`, ms);
+  const { status, body } = await getWithin(`http://${admin}/healthz`, ms).catch((err: Error) => {
+    throw new Error(`/healthz did not answer within ${ms} ms: ${err.message}`);
+  });
   if (status !== 200 || body !== 'ok\n') throw new Error(`/healthz answered ${status} ${JSON.stringify(body)}`);
   return performance.now() - started;
 }
