@@ -41,7 +41,11 @@ const resource = (name: string) =>
 
 async function spanRequests(): Promise<{ protobuf: Buffer[]; json: Buffer[] }> {
   const exporter = new InMemorySpanExporter();
+  // Ids from a counter instead of random ones, so the corpus (and every case) is the same each run.
+  let id = 0;
+  const hex = (digits: number) => (++id).toString(16).padStart(digits, '0');
   const provider = new TracerProvider({
+    idGenerator: { generateTraceId: () => `7f${hex(30)}`, generateSpanId: () => `5a${hex(14)}` },
     resource: resource('fuzz-traces'),
     spanProcessors: [new SimpleSpanProcessor({ exporter })],
   });
@@ -78,7 +82,11 @@ async function spanRequests(): Promise<{ protobuf: Buffer[]; json: Buffer[] }> {
     db.setStatus({ code: SpanStatusCode.ERROR, message: 'connection reset' });
     db.end([T0 + t, 900_000]);
     const job = other.startSpan('render', { kind: SpanKind.INTERNAL, startTime: [T0 + t, 7000] }, ctx);
-    job.recordException(new Error('template missing'), [T0 + t, 8000]);
+    // A fixed stack: a real one would hold this machine's paths, and differ between checkouts.
+    job.recordException(
+      { name: 'TemplateError', message: 'template missing', stack: 'TemplateError: template missing (render)' },
+      [T0 + t, 8000],
+    );
     job.end([T0 + t, 950_000]);
     server.setStatus({ code: SpanStatusCode.OK });
     server.end([T0 + t, 999_999]);
@@ -125,6 +133,12 @@ async function metricRequests(): Promise<{ protobuf: Buffer[]; json: Buffer[] }>
 
   const { resourceMetrics, errors } = await reader.collect();
   if (errors.length > 0) throw new Error(`metric collection failed: ${errors.join(', ')}`);
+  // Fixed times instead of the clock's, so the corpus is the same each run.
+  for (const scope of resourceMetrics.scopeMetrics) {
+    for (const metric of scope.metrics) {
+      for (const point of metric.dataPoints) Object.assign(point, { startTime: [T0, 0], endTime: [T0 + 10, 0] });
+    }
+  }
   await provider.shutdown();
   const single = {
     resource: resourceMetrics.resource,
@@ -150,6 +164,7 @@ async function logRequests(): Promise<{ protobuf: Buffer[]; json: Buffer[] }> {
   const ctx = trace.setSpanContext(context.active(), span);
   logger.emit({
     timestamp: [T0, 1],
+    observedTimestamp: [T0, 11],
     severityNumber: SeverityNumber.ERROR,
     severityText: 'ERROR',
     body: 'payment failed for order 42',
@@ -158,11 +173,12 @@ async function logRequests(): Promise<{ protobuf: Buffer[]; json: Buffer[] }> {
   });
   logger.emit({
     timestamp: [T0, 2],
+    observedTimestamp: [T0, 12],
     severityNumber: SeverityNumber.INFO,
     body: { message: 'structured', nested: { list: [1, 'two', false], ratio: 0.5 } },
     attributes: { 'event.name': 'cart.checkout', 'sonde.consent.category': 'product' },
   });
-  logger.emit({ timestamp: [T0, 3], severityNumber: SeverityNumber.DEBUG, body: 'short' });
+  logger.emit({ timestamp: [T0, 3], observedTimestamp: [T0, 13], severityNumber: SeverityNumber.DEBUG, body: 'short' });
   await provider.forceFlush();
   const records = exporter.getFinishedLogRecords();
   await provider.shutdown();
