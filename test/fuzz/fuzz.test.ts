@@ -89,6 +89,8 @@ interface HttpCase {
   signal: Signal;
   encoding: 'protobuf' | 'json';
   contentEncoding?: string;
+  /** The Content-Type sent: the body's own, or now and then the other one. */
+  contentType: string;
   /** The mutated body before compression, for the report. */
   plain: Buffer;
   /** What is sent. */
@@ -125,7 +127,11 @@ function httpCase(index: number): HttpCase {
     else for (let n = 1 + rng.int(4); n > 0; n--) wire[rng.int(wire.length)] ^= 1 << rng.int(8);
     steps.push('brokenGzip');
   }
-  return { id: `http:${index}`, signal, encoding, contentEncoding, plain: body, wire, steps };
+  // Now and then a body labelled as the other encoding: protobuf read as JSON and the other way round.
+  const swapped = rng.chance(0.03);
+  if (swapped) steps.push('otherContentType');
+  const contentType = (encoding === 'protobuf') !== swapped ? 'application/x-protobuf' : 'application/json';
+  return { id: `http:${index}`, signal, encoding, contentEncoding, contentType, plain: body, wire, steps };
 }
 
 type FrameKind =
@@ -254,7 +260,7 @@ function post(
         method: 'POST',
         path: `/v1/${c.signal}`,
         headers: {
-          'content-type': c.encoding === 'protobuf' ? 'application/x-protobuf' : 'application/json',
+          'content-type': c.contentType,
           'content-length': c.wire.length,
           ...(c.contentEncoding ? { 'content-encoding': c.contentEncoding } : {}),
         },
@@ -337,7 +343,7 @@ function report(c: HttpCase | GrpcCase, problem: string): void {
   const hex = c.plain.length <= 16_384 ? c.plain.toString('hex') : `${c.plain.subarray(0, 16_384).toString('hex')}...`;
   const what =
     'encoding' in c
-      ? `POST /v1/${c.signal} ${c.encoding}${c.contentEncoding ? ` Content-Encoding: ${c.contentEncoding}` : ''}`
+      ? `POST /v1/${c.signal} ${c.encoding} body, Content-Type: ${c.contentType}${c.contentEncoding ? ` Content-Encoding: ${c.contentEncoding}` : ''}`
       : `gRPC ${GRPC_PATH[c.signal]} frame=${c.kind}${c.grpcEncoding ? ` grpc-encoding: ${c.grpcEncoding}` : ''}`;
   failures.push(
     `${problem}\n  replay: SONDE_FUZZ_SEED=${SEED} SONDE_FUZZ_CASE=${c.id} npx jest fuzz/fuzz\n  ${what}; mutations: ${c.steps.join(', ') || 'none'}\n` +

@@ -343,12 +343,14 @@ const nestDeep = onTree((rng, root) => {
   if (candidates.length === 0) return;
   const { field } = rng.pick(candidates);
   const depth = rng.pick([8, 33, 100, 1000, 5000]);
-  let inner: Field[] = field.children ?? [];
+  // Wrapped as bytes, level by level, rather than as a tree: serialize() would recurse once per level.
+  let inner = serialize(field.children ?? []);
   for (let i = 0; i < depth; i++) {
     const n = rng.chance(0.5) ? field.number : 1 + rng.int(6);
-    inner = [{ number: n, wireType: 2, children: inner }];
+    inner = Buffer.concat([writeVarint(BigInt(n) * 8n + 2n), writeVarint(BigInt(inner.length)), inner]);
   }
-  field.children = inner;
+  field.children = undefined;
+  field.bytes = inner;
 });
 
 /** A sub-message of another corpus entry put into a random message of this one. */
