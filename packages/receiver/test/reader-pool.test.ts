@@ -48,3 +48,36 @@ test('a reader stuck past the deadline is answered for, terminated and replaced'
     await pool.close();
   }
 });
+
+/** Takes a while to say it is ready (as a real reader opening its database on a loaded machine does). */
+const SLOW_START_READER = `
+const { parentPort, workerData } = require('node:worker_threads');
+parentPort.on('message', (m) => {
+  if (m.type === 'close') return process.exit(0);
+  parentPort.postMessage({ type: 'result', id: m.id, result: { resource: [], span: [] } });
+});
+setTimeout(() => parentPort.postMessage({ type: 'ready' }), workerData.delayMs);
+`;
+
+test('close waits for every reader thread, those still starting and those being terminated, to exit', async () => {
+  const workers: Worker[] = [];
+  let n = 0;
+  const pool = new ReaderPool({
+    size: 3,
+    timeoutMs: 1000,
+    graceMs: 200,
+    // The first reader starts at once (start() waits for it), the others only after 300 ms.
+    spawn: (cancel) => {
+      const w = new Worker(SLOW_START_READER, { eval: true, workerData: { cancel, delayMs: n++ === 0 ? 0 : 300 } });
+      workers.push(w);
+      return w;
+    },
+    logger: pino({ level: 'silent' }),
+  });
+  await pool.start();
+  const exited = workers.map((w) => new Promise<boolean>((resolve) => w.once('exit', () => resolve(true))));
+  await pool.close();
+  // Once close() resolves, no reader thread may still run (a real one would still hold the database).
+  const state = await Promise.all(exited.map((e) => Promise.race([e, Promise.resolve(false)])));
+  expect(state).toStrictEqual([true, true, true]);
+});

@@ -83,8 +83,7 @@ beforeEach(() => {
 
 afterEach(async () => {
   for (const s of stores.splice(0)) await s.shutdown();
-  // maxRetries: SQLite's -shm/-wal files of a reader connection closing can still be going away.
-  fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
+  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 async function open(extra: Partial<TraceStoreOptions> = {}): Promise<{ store: TraceStore; registry: Registry }> {

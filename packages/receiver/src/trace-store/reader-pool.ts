@@ -60,6 +60,8 @@ export class ReaderPool {
   private readonly queue: Job[] = [];
   private nextId = 0;
   private closing = false;
+  /** Every reader thread that has not exited yet: starting, serving, or being terminated. */
+  private readonly live = new Set<Worker>();
 
   constructor(private readonly options: ReaderPoolOptions) {}
 
@@ -181,6 +183,8 @@ export class ReaderPool {
     const cancel = new SharedArrayBuffer(4);
     const worker = this.options.spawn(cancel);
     worker.unref();
+    this.live.add(worker);
+    worker.once('exit', () => this.live.delete(worker));
     const slot: Slot = { worker, cancel: new Int32Array(cancel) };
     return new Promise<void>((resolve, reject) => {
       let started = false;
@@ -247,6 +251,9 @@ export class ReaderPool {
         if (slot.job) this.settle(slot.job, new ReaderUnavailableError('the trace store is closing'));
       }),
     );
+    // Readers still starting (start() waits for the first only) and readers terminated past their
+    // grace: once close() resolves, no thread holds the database.
+    await Promise.all([...this.live].map((w) => w.terminate()));
   }
 }
 
