@@ -20,7 +20,7 @@ import { Admission } from './intake/admission';
 import { ExportHandler } from './intake/export-handler';
 import { bindGrpc, createGrpcIntake } from './intake/grpc';
 import { createHttpIntake } from './intake/http';
-import { applyServerLimits, type ServerLimits } from './intake/server-limits';
+import { applyServerLimits, headersTimeoutOf, type ServerLimits } from './intake/server-limits';
 import { createLogger, type Logger } from './logger';
 import { ITEM_NAME, SIGNALS } from './model';
 import { AttributeLimitsProcessor } from './pipeline/attribute-limits';
@@ -441,7 +441,7 @@ function listen(
   metrics: SelfMetrics,
 ): Promise<HttpServer> {
   return new Promise((resolve, reject) => {
-    const server = tls ? tls.createHttpsServer(app) : createHttpServer(app);
+    const server = tls ? tls.createHttpsServer(app, headersTimeoutOf(limits)) : createHttpServer(app);
     applyServerLimits(server, limits, metrics);
     server.listen(address.port, address.host);
     const onError = (err: NodeJS.ErrnoException) => {
