@@ -272,6 +272,8 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
         maxConnectionAgeMs: g.max_connection_age,
         maxConnectionAgeGraceMs: g.max_connection_age_grace,
         maxSessionMemory: g.max_session_memory,
+        readTimeoutMs: g.read_timeout,
+        onReadTimeout: () => metrics.requestTimeouts.inc({ listener: 'otlp_grpc', kind: 'read' }),
       });
       const port = await bindGrpc(server, grpcAddress.host, grpcAddress.port, {
         tls: security.otlpTls,

@@ -158,6 +158,33 @@ describe('admission from the headers of a call', () => {
   });
 });
 
+test('a call whose message does not arrive within otlp.grpc.read_timeout → DEADLINE_EXCEEDED, released, counted', async () => {
+  const r = await startTestReceiver({ otlp: { grpc: { read_timeout: '300ms' } } });
+  try {
+    // Headers, and half a message, then nothing (no grpc-timeout: the client sets no deadline of its own).
+    // The status comes as a trailers-only response (the client's side of the stream stays open, as
+    // with grpc-js's own deadlines).
+    const stalled = openCall(r.grpc);
+    stalled.answer.catch(() => undefined);
+    stalled.stream.write(frame(false, traceRequest([span()])).subarray(0, 10));
+    const headers = await Promise.race([
+      new Promise<http2.IncomingHttpHeaders>((resolve) => stalled.stream.once('response', resolve)),
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 5000).unref()),
+    ]);
+    expect(headers?.['grpc-status']).toBe('4');
+    expect(decodeURIComponent(String(headers?.['grpc-message']))).toMatch(/otlp\.grpc\.read_timeout/);
+    const metrics = await (await fetch(`${r.admin}/metrics`)).text();
+    expect(metrics).toMatch(/^sonde_receiver_in_flight_bytes 0$/m);
+    expect(metrics).toContain('sonde_receiver_request_timeouts_total{listener="otlp_grpc",kind="read"} 1');
+    // A call that sends its message in time is not cut.
+    expect((await rawCall(r.grpc, frame(false, traceRequest([span()])), {})).grpcStatus).toBe('0');
+    expect(r.batches.traces).toHaveLength(1);
+  } finally {
+    for (const session of sessions.splice(0)) session.destroy();
+    await r.close();
+  }
+});
+
 test('the interceptor reaches under another one listed before it (e.g. an authentication interceptor)', async () => {
   const metrics = new SelfMetrics({ defaultMetrics: false });
   const admission = new Admission(
