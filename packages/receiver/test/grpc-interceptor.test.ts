@@ -3,7 +3,10 @@
  * as the client's fault and counted. A frame flagged compressed that is not (`01 00000005 68656c6c6f`
  * with `grpc-encoding: gzip`) used to be INTERNAL, and uncounted. Sent here over a raw HTTP/2 stream.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { createLogger, Pipeline, SelfMetrics } from '../src';
@@ -182,6 +185,33 @@ test('a call whose message does not arrive within otlp.grpc.read_timeout → DEA
   } finally {
     for (const session of sessions.splice(0)) session.destroy();
     await r.close();
+  }
+});
+
+test('an unauthenticated call takes no in-flight bytes and counts no overload: it is refused for its token alone', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sonde-grpc-auth-'));
+  const tokens = join(dir, 'tokens');
+  writeFileSync(tokens, 'good-token\n');
+  const r = await startTestReceiver({
+    otlp: { auth: { bearer_tokens_file: tokens } },
+    overload: { max_in_flight_bytes: '100KiB' },
+  });
+  try {
+    // An authenticated call holds the first estimate (64 KiB); another estimate would pass 100 KiB.
+    const pending = openCall(r.grpc, { authorization: 'Bearer good-token' });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const answer = await rawCall(r.grpc, frame(false, traceRequest([span()])), { authorization: 'Bearer wrong' });
+    expect(answer.grpcStatus).toBe('16');
+    const metrics = await (await fetch(`${r.admin}/metrics`)).text();
+    expect(metrics).not.toContain('limit="max_in_flight_bytes"');
+    expect(metrics).not.toContain('reason="overloaded"');
+    pending.stream.end(frame(false, traceRequest([span()])));
+    expect((await pending.answer).grpcStatus).toBe('0');
+    expect(await (await fetch(`${r.admin}/metrics`)).text()).toMatch(/^sonde_receiver_in_flight_bytes 0$/m);
+  } finally {
+    for (const session of sessions.splice(0)) session.destroy();
+    await r.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -89,22 +89,14 @@ export function intakeInterceptor(
       };
     };
 
-    // Counted in flight from now until its message is handed to the handler, or the call ends.
+    // Counted in flight from its headers (once an authentication interceptor, which sees them
+    // first, let them through) until its message is handed to the handler, or the call ends.
     let held = 0;
     const release = () => {
       if (held === 0) return;
       handler.release(held);
       held = 0;
     };
-    let refusal: OtlpError | undefined;
-    const estimate = Math.round(averageSize);
-    try {
-      handler.reserve(signal, estimate);
-      held = estimate;
-    } catch (err) {
-      refusal = err instanceof OtlpError ? err : undefined;
-      if (!refusal) throw err;
-    }
 
     // A call whose message is not in within readTimeoutMs (a client that stalls, with no deadline of
     // its own) is answered DEADLINE_EXCEEDED, which ends it and releases what it holds.
@@ -134,9 +126,17 @@ export function intakeInterceptor(
 
     const listener = new grpc.ServerListenerBuilder()
       .withOnReceiveMetadata((metadata, next) => {
-        // Refused on its headers: the handler never sees the call, and its message is not read.
-        if (refusal) call.sendStatus(statusOf(refusal));
-        else next(metadata);
+        const estimate = Math.round(averageSize);
+        try {
+          handler.reserve(signal, estimate);
+          held = estimate;
+        } catch (err) {
+          if (!(err instanceof OtlpError)) throw err;
+          // Refused on its headers: the handler never sees the call, and its message is not read.
+          call.sendStatus(statusOf(err));
+          return;
+        }
+        next(metadata);
       })
       .withOnReceiveMessage((message: Buffer, next) => {
         averageSize += (message.length - averageSize) / 8;
