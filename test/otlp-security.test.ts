@@ -25,7 +25,7 @@ import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs
 import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { type Batch, type Receiver, type Signal, startReceiver, validateConfig } from '@sonde/receiver';
-import { makePki, type TestPki } from './certs';
+import { makePki, type TestPki } from '../packages/receiver/test/certs';
 import { type ExportResultLike, tap } from './helpers';
 import { type Prometheus, startPrometheus } from './prometheus-harness';
 

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type Batch, type Receiver, startReceiver, validateConfig } from '@sonde/receiver';
-import { makePki, type TestPki } from './certs';
+import { makePki, type TestPki } from '../../receiver/test/certs';
 import { attr, ESM, startApp, waitFor } from './harness';
 
 const TOKEN = 'node-sdk-token-0123456789';

@@ -20,7 +20,7 @@ import { Admission } from './intake/admission';
 import { ExportHandler } from './intake/export-handler';
 import { bindGrpc, createGrpcIntake } from './intake/grpc';
 import { createHttpIntake } from './intake/http';
-import { applyServerLimits, type ServerLimits } from './intake/server-limits';
+import { applyServerLimits, headersTimeoutOf, type ServerLimits } from './intake/server-limits';
 import { createLogger, type Logger } from './logger';
 import { ITEM_NAME, SIGNALS } from './model';
 import { AttributeLimitsProcessor } from './pipeline/attribute-limits';
@@ -272,6 +272,8 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
         maxConnectionAgeMs: g.max_connection_age,
         maxConnectionAgeGraceMs: g.max_connection_age_grace,
         maxSessionMemory: g.max_session_memory,
+        readTimeoutMs: g.read_timeout,
+        onReadTimeout: () => metrics.requestTimeouts.inc({ listener: 'otlp_grpc', kind: 'read' }),
       });
       const port = await bindGrpc(server, grpcAddress.host, grpcAddress.port, {
         tls: security.otlpTls,
@@ -441,7 +443,7 @@ function listen(
   metrics: SelfMetrics,
 ): Promise<HttpServer> {
   return new Promise((resolve, reject) => {
-    const server = tls ? tls.createHttpsServer(app) : createHttpServer(app);
+    const server = tls ? tls.createHttpsServer(app, headersTimeoutOf(limits)) : createHttpServer(app);
     applyServerLimits(server, limits, metrics);
     server.listen(address.port, address.host);
     const onError = (err: NodeJS.ErrnoException) => {

@@ -124,7 +124,7 @@ export class SelfMetrics {
     });
     this.requestTimeouts = new Counter({
       name: 'sonde_receiver_request_timeouts_total',
-      help: 'Connections closed by a timeout (read_header, read, write, idle), by listener and kind',
+      help: 'Connections closed (and gRPC calls ended) by a timeout (read_header, read, write, idle), by listener and kind',
       labelNames: ['listener', 'kind'] as const,
       registers,
     });

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import express from 'express';
 import pino from 'pino';
+import { Gauge } from 'prom-client';
 import { createAdminApp } from '../src/admin/server';
 import { errorHandler } from '../src/http-errors';
 import { RecentTelemetry } from '../src/pipeline/recent';
@@ -121,6 +122,31 @@ describe('an unexpected error', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0].err?.stack).toContain('secret internal detail');
     expect(lines[0].path).toBe('/boom');
+  });
+
+  test('a scrape that fails before its first byte is a bare 500; its details are logged', async () => {
+    lines.length = 0;
+    const recent = {
+      traces: new RecentTelemetry<'traces'>(1),
+      metrics: new RecentTelemetry<'metrics'>(1),
+      logs: new RecentTelemetry<'logs'>(1),
+    };
+    const metrics = new SelfMetrics({ defaultMetrics: false });
+    new Gauge({
+      name: 'failing_gauge',
+      help: 'its collect throws',
+      registers: [metrics.registry],
+      collect() {
+        throw new Error(`cannot open ${__filename}: secret internal detail`);
+      },
+    });
+    const app = createAdminApp(metrics, recent, { ready: () => true }, [], [], { logger });
+    const res = await serve(app, '/metrics');
+    expect(res.status).toBe(500);
+    expect(res.text).not.toContain('secret internal detail');
+    expectNoDetails(res.text);
+    expect(lines).toHaveLength(1);
+    expect(lines[0].err?.stack).toContain('secret internal detail');
   });
 
   test('the shared handler answers the intake (google.rpc.Status) without details, and logs them', async () => {

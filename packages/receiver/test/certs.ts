@@ -1,5 +1,5 @@
 /**
- * Test certificates, made at test time with the openssl CLI (no key is committed): a CA, a server
+ * Test certificates (also used by packages/node and the end-to-end tests in test/), made at test time with the openssl CLI (no key is committed): a CA, a server
  * certificate for 127.0.0.1 / localhost signed by it, and client certificates for mutual TLS.
  * EC P-256 keys, so that making them takes milliseconds.
  */

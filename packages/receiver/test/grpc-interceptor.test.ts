@@ -3,7 +3,10 @@
  * as the client's fault and counted. A frame flagged compressed that is not (`01 00000005 68656c6c6f`
  * with `grpc-encoding: gzip`) used to be INTERNAL, and uncounted. Sent here over a raw HTTP/2 stream.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { createLogger, Pipeline, SelfMetrics } from '../src';
@@ -156,6 +159,60 @@ describe('admission from the headers of a call', () => {
       await r.close();
     }
   });
+});
+
+test('a call whose message does not arrive within otlp.grpc.read_timeout → DEADLINE_EXCEEDED, released, counted', async () => {
+  const r = await startTestReceiver({ otlp: { grpc: { read_timeout: '300ms' } } });
+  try {
+    // Headers, and half a message, then nothing (no grpc-timeout: the client sets no deadline of its own).
+    // The status comes as a trailers-only response (the client's side of the stream stays open, as
+    // with grpc-js's own deadlines).
+    const stalled = openCall(r.grpc);
+    stalled.answer.catch(() => undefined);
+    stalled.stream.write(frame(false, traceRequest([span()])).subarray(0, 10));
+    const headers = await Promise.race([
+      new Promise<http2.IncomingHttpHeaders>((resolve) => stalled.stream.once('response', resolve)),
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 5000).unref()),
+    ]);
+    expect(headers?.['grpc-status']).toBe('4');
+    expect(decodeURIComponent(String(headers?.['grpc-message']))).toMatch(/otlp\.grpc\.read_timeout/);
+    const metrics = await (await fetch(`${r.admin}/metrics`)).text();
+    expect(metrics).toMatch(/^sonde_receiver_in_flight_bytes 0$/m);
+    expect(metrics).toContain('sonde_receiver_request_timeouts_total{listener="otlp_grpc",kind="read"} 1');
+    // A call that sends its message in time is not cut.
+    expect((await rawCall(r.grpc, frame(false, traceRequest([span()])), {})).grpcStatus).toBe('0');
+    expect(r.batches.traces).toHaveLength(1);
+  } finally {
+    for (const session of sessions.splice(0)) session.destroy();
+    await r.close();
+  }
+});
+
+test('an unauthenticated call takes no in-flight bytes and counts no overload: it is refused for its token alone', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sonde-grpc-auth-'));
+  const tokens = join(dir, 'tokens');
+  writeFileSync(tokens, 'good-token\n');
+  const r = await startTestReceiver({
+    otlp: { auth: { bearer_tokens_file: tokens } },
+    overload: { max_in_flight_bytes: '100KiB' },
+  });
+  try {
+    // An authenticated call holds the first estimate (64 KiB); another estimate would pass 100 KiB.
+    const pending = openCall(r.grpc, { authorization: 'Bearer good-token' });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const answer = await rawCall(r.grpc, frame(false, traceRequest([span()])), { authorization: 'Bearer wrong' });
+    expect(answer.grpcStatus).toBe('16');
+    const metrics = await (await fetch(`${r.admin}/metrics`)).text();
+    expect(metrics).not.toContain('limit="max_in_flight_bytes"');
+    expect(metrics).not.toContain('reason="overloaded"');
+    pending.stream.end(frame(false, traceRequest([span()])));
+    expect((await pending.answer).grpcStatus).toBe('0');
+    expect(await (await fetch(`${r.admin}/metrics`)).text()).toMatch(/^sonde_receiver_in_flight_bytes 0$/m);
+  } finally {
+    for (const session of sessions.splice(0)) session.destroy();
+    await r.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('the interceptor reaches under another one listed before it (e.g. an authentication interceptor)', async () => {

@@ -264,6 +264,33 @@ describe('OTLP over TLS', () => {
     expect(spansReceived(r)).toBe(2);
   });
 
+  test('a connection that never completes its TLS handshake is closed at read_header_timeout, counted', async () => {
+    r = await start({
+      otlp: { tls: { cert_file: pki.server.cert, key_file: pki.server.key }, http: { read_header_timeout: '300ms' } },
+      admin: { tls: { cert_file: pki.server.cert, key_file: pki.server.key }, read_header_timeout: '300ms' },
+    });
+    // Node's own handshake timeout is 120 s: a client that opens TCP and sends nothing would hold the
+    // socket that long, past read_header_timeout, which the plaintext listeners enforce.
+    for (const [base, listener] of [
+      [r.http, 'otlp_http'],
+      [r.admin, 'admin'],
+    ] as const) {
+      const url = new URL(base);
+      const socket = net.connect({ host: url.hostname, port: Number(url.port) });
+      socket.on('error', () => {});
+      const closed = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 5000);
+        socket.once('close', () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+      socket.destroy();
+      expect(closed).toBe(true);
+      expect(await metricValue(r, 'sonde_receiver_request_timeouts_total', { listener, kind: 'read_header' })).toBe(1);
+    }
+  });
+
   test('min_version 1.3 refuses a TLS 1.2 client', async () => {
     r = await start({ otlp: { tls: { cert_file: pki.server.cert, key_file: pki.server.key, min_version: '1.3' } } });
     const url = `${r.http.replace('http:', 'https:')}/v1/traces`;

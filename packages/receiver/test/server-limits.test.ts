@@ -4,17 +4,14 @@
  * max_connections), and uploads counted in flight from their headers on, so that stalled bodies fill
  * overload.max_in_flight_bytes and are released whatever ends them. Real sockets against a real receiver.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { connect as http2Connect } from 'node:http2';
 import { createServer as createHttpsServer } from 'node:https';
 import { type AddressInfo, connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { Counter } from 'prom-client';
 import { applyServerLimits } from '../src/intake/server-limits';
+import { makePki } from './certs';
 import { PROTOBUF, post, span, startTestReceiver, type TestReceiver, traceRequest } from './helpers';
 
 /** A raw TCP connection to `base` (http://host:port), with everything it receives and when it closed. */
@@ -301,23 +298,12 @@ test('gRPC: the server announces max_concurrent_streams (grpc-js would allow 2^3
 });
 
 test('over TLS, the same limits apply and are counted', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'sonde-limits-tls-'));
-  execFileSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost'].concat([
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-    ]),
-    { stdio: 'ignore' },
-  );
+  const pki = makePki();
   const registers = { registers: [] };
   const requestTimeouts = new Counter({ name: 't', help: 't', labelNames: ['listener', 'kind'], ...registers });
   const connectionsRefused = new Counter({ name: 'r', help: 'r', labelNames: ['listener'], ...registers });
-  const server = createHttpsServer(
-    { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) },
-    (_req, res) => res.end(),
+  const server = createHttpsServer({ key: pki.read(pki.server.key), cert: pki.read(pki.server.cert) }, (_req, res) =>
+    res.end(),
   );
   applyServerLimits(
     server,
@@ -351,6 +337,6 @@ test('over TLS, the same limits apply and are counted', async () => {
   } finally {
     server.closeAllConnections();
     await new Promise((r) => server.close(r));
-    rmSync(dir, { recursive: true, force: true });
+    pki.cleanup();
   }
 });

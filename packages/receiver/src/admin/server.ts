@@ -62,7 +62,7 @@ export function createAdminApp(
   if (options.tokens) app.use(requireAdminToken(options.tokens, options.protectMetrics ?? false, metrics));
   let rendering = 0;
 
-  app.get('/metrics', createScrapeHandler(metrics.registry, stores));
+  app.get('/metrics', createScrapeHandler(metrics.registry, stores, logger));
   app.get('/healthz', (_req, res) => {
     res.type('text/plain').send('ok\n');
   });

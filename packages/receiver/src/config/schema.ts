@@ -104,6 +104,8 @@ export const configSchema = z.strictObject({
           max_connection_age_grace: duration.default(30_000),
           /** Memory one connection's HTTP/2 session may hold (headers, queued responses); new calls are refused over it. */
           max_session_memory: size.default(64 * 1024 * 1024),
+          /** A call's request message must arrive in full this long after its headers (DEADLINE_EXCEEDED and counted past it); 0 turns it off. */
+          read_timeout: duration.default(60_000),
         })
         .prefault({}),
       /** TLS of both OTLP listeners (HTTP and gRPC). */

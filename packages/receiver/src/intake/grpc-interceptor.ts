@@ -15,6 +15,9 @@
  *   the base call's `sendStatus` and, for those statuses only, answers as our handler would
  *   (INVALID_ARGUMENT for a malformed message, with a google.rpc.Status in grpc-status-details-bin)
  *   and counts the refusal (sonde_receiver_refused_requests_total).
+ * - A read timeout (otlp.grpc.read_timeout): a call whose message is not in that long after its
+ *   headers is answered DEADLINE_EXCEEDED (grpc-js has no such bound: a stalled call held its
+ *   in-flight estimate and its stream until the connection's max age).
  */
 import * as grpc from '@grpc/grpc-js';
 import { SIGNALS, type Signal } from '../model';
@@ -56,8 +59,19 @@ function baseCall(call: grpc.ServerInterceptingCallInterface): grpc.ServerInterc
 /** Until messages have been seen: what a call is counted for before its message is in. */
 const FIRST_ESTIMATE = 64 * 1024;
 
+export interface IntakeInterceptorOptions {
+  /** A call's message must be in (half-closed) this long after its headers; 0 or unset: no limit. */
+  readTimeoutMs?: number;
+  /** Called for each call cut by `readTimeoutMs`. */
+  onReadTimeout?: () => void;
+}
+
 /** The interceptor (for `new grpc.Server({ interceptors })`), counting through the handler. */
-export function intakeInterceptor(handler: ExportHandler): grpc.ServerInterceptor {
+export function intakeInterceptor(
+  handler: ExportHandler,
+  options: IntakeInterceptorOptions = {},
+): grpc.ServerInterceptor {
+  const { readTimeoutMs = 0, onReadTimeout } = options;
   const signalOfPath = new Map<string, Signal>(SIGNALS.map((s) => [serviceDefinition(s).Export.path, s] as const));
   /** Moving average of the message sizes seen (decompressed). */
   let averageSize = FIRST_ESTIMATE;
@@ -75,36 +89,54 @@ export function intakeInterceptor(handler: ExportHandler): grpc.ServerIntercepto
       };
     };
 
-    // Counted in flight from now until its message is handed to the handler, or the call ends.
+    // Counted in flight from its headers (once an authentication interceptor, which sees them
+    // first, let them through) until its message is handed to the handler, or the call ends.
     let held = 0;
     const release = () => {
       if (held === 0) return;
       handler.release(held);
       held = 0;
     };
-    let refusal: OtlpError | undefined;
-    const estimate = Math.round(averageSize);
-    try {
-      handler.reserve(signal, estimate);
-      held = estimate;
-    } catch (err) {
-      refusal = err instanceof OtlpError ? err : undefined;
-      if (!refusal) throw err;
-    }
+
+    // A call whose message is not in within readTimeoutMs (a client that stalls, with no deadline of
+    // its own) is answered DEADLINE_EXCEEDED, which ends it and releases what it holds.
+    const timer =
+      readTimeoutMs > 0
+        ? setTimeout(() => {
+            onReadTimeout?.();
+            call.sendStatus({
+              code: grpc.status.DEADLINE_EXCEEDED,
+              details: `the request message did not arrive within otlp.grpc.read_timeout (${readTimeoutMs} ms)`,
+              metadata: new grpc.Metadata(),
+            });
+          }, readTimeoutMs).unref()
+        : undefined;
+    const done = () => {
+      clearTimeout(timer);
+      release();
+    };
 
     const base = baseCall(call);
     const sendStatus = base.sendStatus.bind(base);
     base.sendStatus = (status) => {
-      release();
+      done();
       const error = asOtlpError(status);
       sendStatus(error ? statusOf(error) : status);
     };
 
     const listener = new grpc.ServerListenerBuilder()
       .withOnReceiveMetadata((metadata, next) => {
-        // Refused on its headers: the handler never sees the call, and its message is not read.
-        if (refusal) call.sendStatus(statusOf(refusal));
-        else next(metadata);
+        const estimate = Math.round(averageSize);
+        try {
+          handler.reserve(signal, estimate);
+          held = estimate;
+        } catch (err) {
+          if (!(err instanceof OtlpError)) throw err;
+          // Refused on its headers: the handler never sees the call, and its message is not read.
+          call.sendStatus(statusOf(err));
+          return;
+        }
+        next(metadata);
       })
       .withOnReceiveMessage((message: Buffer, next) => {
         averageSize += (message.length - averageSize) / 8;
@@ -112,10 +144,10 @@ export function intakeInterceptor(handler: ExportHandler): grpc.ServerIntercepto
       })
       .withOnReceiveHalfClose((next) => {
         // The handler runs next, and counts the message itself (ExportHandler.handle).
-        release();
+        done();
         next();
       })
-      .withOnCancel(release)
+      .withOnCancel(done)
       .build();
     return new grpc.ServerInterceptingCall(call, { start: (next) => next(listener) });
   };

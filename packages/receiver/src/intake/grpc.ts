@@ -45,6 +45,9 @@ export interface GrpcIntakeOptions {
   maxConnectionAgeMs: number;
   maxConnectionAgeGraceMs: number;
   maxSessionMemory: number;
+  /** A call's message must be in this long after its headers (0: no limit); `onReadTimeout` counts the calls cut. */
+  readTimeoutMs?: number;
+  onReadTimeout?: () => void;
 }
 
 /** A duration option for grpc-js: whole milliseconds, or left out (grpc-js's "unlimited") for 0. */
@@ -61,9 +64,11 @@ export function createGrpcIntake(handler: ExportHandler, options: GrpcIntakeOpti
     'grpc.max_connection_age_grace_ms': ms(options.maxConnectionAgeGraceMs),
     // In (decimal) megabytes, as Node's http2 maxSessionMemory; grpc-js's default disables the check.
     'grpc-node.max_session_memory': Math.max(1, Math.ceil(options.maxSessionMemory / 1e6)),
-    // Admission from a call's headers on, and the refusals grpc-js makes itself (a message flagged
-    // compressed that is not) answered and counted as ours. It reaches under any other interceptor.
-    interceptors: [intakeInterceptor(handler)],
+    // Admission and a read timeout from a call's headers on, and the refusals grpc-js makes itself (a
+    // message flagged compressed that is not) answered and counted as ours. It reaches under any other interceptor.
+    interceptors: [
+      intakeInterceptor(handler, { readTimeoutMs: options.readTimeoutMs, onReadTimeout: options.onReadTimeout }),
+    ],
   });
   for (const signal of ['traces', 'metrics', 'logs'] as const) {
     const exportCall: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => {

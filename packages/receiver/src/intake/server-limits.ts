@@ -44,6 +44,15 @@ export interface ServerLimitMetrics {
 /** The timeout kinds counted in sonde_receiver_request_timeouts_total{kind}. */
 export type TimeoutKind = 'read_header' | 'read' | 'write' | 'idle';
 
+/**
+ * How long a client has for its request headers (Node's headersTimeout, and a TLS listener's
+ * handshakeTimeout, as the handshake comes before the headers): read_header_timeout, or
+ * read_timeout when that is off; 0 when both are.
+ */
+export function headersTimeoutOf(limits: Pick<ServerLimits, 'readHeaderTimeoutMs' | 'readTimeoutMs'>): number {
+  return limits.readHeaderTimeoutMs > 0 ? limits.readHeaderTimeoutMs : limits.readTimeoutMs;
+}
+
 /** The longest time between two checks of the header, request and write timeouts. */
 const MAX_CHECK_INTERVAL_MS = 1000;
 
@@ -55,7 +64,7 @@ export function applyServerLimits(
 ): void {
   const { listener, readHeaderTimeoutMs, readTimeoutMs, idleTimeoutMs, writeTimeoutMs, maxConnections } = limits;
   // Node's headersTimeout has no "off" of its own: it is capped by requestTimeout, and 0 in both is none.
-  server.headersTimeout = readHeaderTimeoutMs > 0 ? readHeaderTimeoutMs : readTimeoutMs;
+  server.headersTimeout = headersTimeoutOf(limits);
   server.requestTimeout = readTimeoutMs;
   server.keepAliveTimeout = idleTimeoutMs;
   const timeouts = [readHeaderTimeoutMs, readTimeoutMs, writeTimeoutMs].filter((t) => t > 0);
@@ -90,6 +99,13 @@ export function applyServerLimits(
       if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') count(inRequest.has(socket) ? 'read' : 'read_header');
     });
   });
+  // Over TLS, a handshake not done within the TLS server's handshakeTimeout (headersTimeoutOf, given
+  // to its constructor): the headers never came either.
+  if (server instanceof TlsServer) {
+    server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') count('read_header');
+    });
+  }
   // A keep-alive connection idle for keepAliveTimeout: without a listener, Node destroys the socket;
   // with one, that is left to the listener.
   server.on('timeout', (socket: Socket) => {

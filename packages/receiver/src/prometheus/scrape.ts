@@ -9,10 +9,12 @@
  */
 import type { Request, Response } from 'express';
 import { Counter, Histogram, Registry, type RegistryContentType } from 'prom-client';
+import type { Logger } from '../logger';
 import { FORMAT_CONTENT_TYPE, type Format, negotiateFormat, type Sink, writeFamilies } from './exposition';
 import type { MetricStore } from './store';
 
-export function createScrapeHandler(registry: Registry, stores: MetricStore[]) {
+/** `logger` gets a failed scrape's error (its details are never answered). */
+export function createScrapeHandler(registry: Registry, stores: MetricStore[], logger?: Logger) {
   const duration = new Histogram({
     name: 'sonde_prometheus_scrape_duration_seconds',
     help: 'Time to write /metrics, by format',
@@ -40,7 +42,7 @@ export function createScrapeHandler(registry: Registry, stores: MetricStore[]) {
     const own = () => ownMetrics(format, registry);
     const turn = previous.then(own, own);
     previous = turn.catch(() => {});
-    void scrape(format, turn, res, stores, duration, size, skipped);
+    void scrape(format, turn, res, stores, duration, size, skipped, logger);
   };
 }
 
@@ -90,6 +92,7 @@ async function scrape(
   duration: Histogram<'format'>,
   size: Histogram<'format'>,
   skipped: Counter,
+  logger: Logger | undefined,
 ): Promise<void> {
   const started = performance.now();
   try {
@@ -107,12 +110,10 @@ async function scrape(
     res.end();
     size.observe({ format }, bytes);
   } catch (err) {
+    logger?.error({ err }, 'a /metrics scrape failed');
     if (!res.headersSent)
-      res
-        .status(500)
-        .type('text/plain')
-        .send(`scrape failed: ${(err as Error).message}\n`);
-    else res.destroy(err as Error);
+      res.status(500).type('text/plain').send('scrape failed: internal error (logged by the receiver)\n');
+    else res.destroy();
   } finally {
     duration.observe({ format }, (performance.now() - started) / 1000);
   }

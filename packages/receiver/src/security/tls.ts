@@ -86,9 +86,19 @@ export class ServerTls {
     this.listeners.clear();
   }
 
-  /** An HTTPS server for `app` that follows the files. */
-  createHttpsServer(app: Express): HttpServer {
-    const server = https.createServer({ ...this.serverOptions, ...this.context }, app);
+  /**
+   * An HTTPS server for `app` that follows the files. A client has `handshakeTimeoutMs` to complete its
+   * TLS handshake (0: Node's 120 s): the listener's read_header_timeout, which only starts after it.
+   */
+  createHttpsServer(app: Express, handshakeTimeoutMs = 0): HttpServer {
+    const server = https.createServer(
+      {
+        ...this.serverOptions,
+        ...this.context,
+        ...(handshakeTimeoutMs > 0 ? { handshakeTimeout: handshakeTimeoutMs } : {}),
+      },
+      app,
+    );
     const off = this.onUpdate((context) => server.setSecureContext(context));
     server.once('close', off);
     // A failed handshake (wrong CA, no client certificate, plain HTTP) is the client's problem: Node

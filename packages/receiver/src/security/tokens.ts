@@ -72,10 +72,6 @@ export class BearerTokens {
     );
   }
 
-  get size(): number {
-    return this.tokens.length;
-  }
-
   /** The `Authorization` header's verdict: who, or why not. */
   authenticate(authorization: string | undefined): Authenticated | AuthFailure {
     const presented = bearerToken(authorization);
