@@ -12,6 +12,9 @@
  * the origin is allowed, and nothing otherwise; the browser's own verdict on every request (CORS error
  * or not) is read from the DevTools protocol's Network domain. Nothing leaves 127.0.0.1: host names
  * do not resolve in this browser.
+ *
+ * Before the receiver's CORS answers allowed credentials, every sendBeacon export was blocked
+ * (`PreflightInvalidAllowCredentials`) while the SDK reported success: the sendBeacon cases here failed.
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
