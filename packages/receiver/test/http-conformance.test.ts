@@ -520,4 +520,61 @@ describe('CORS (otlp.http.cors_allowed_origins)', () => {
     const res = await post(`${t.http}/v1/traces`, '{}', { ...JSON_TYPE, origin: 'https://evil.test' });
     expect(res.headers.get('access-control-allow-origin')).toBeNull();
   });
+
+  // navigator.sendBeacon (the default of OpenTelemetry's browser exporters up to 0.2xx) sends with
+  // credentials: Chromium then wants Access-Control-Allow-Credentials: true on the preflight and the
+  // origin itself (never `*`) in Access-Control-Allow-Origin, as the Collector answers.
+  test('credentialed requests (sendBeacon) are allowed: the origin is echoed with Allow-Credentials and Vary', async () => {
+    const preflight = await fetch(`${t.http}/v1/traces`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'https://app.example.com',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type',
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    expect(preflight.headers.get('access-control-allow-credentials')).toBe('true');
+    expect(preflight.headers.get('vary')).toMatch(/\bOrigin\b/);
+    const res = await post(`${t.http}/v1/traces`, '{}', { ...JSON_TYPE, origin: 'https://app.example.com' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('access-control-allow-credentials')).toBe('true');
+    expect(res.headers.get('vary')).toMatch(/\bOrigin\b/);
+  });
+
+  test('the browser may read Retry-After (exporters back off by it on 429 and 503)', async () => {
+    const res = await post(`${t.http}/v1/traces`, '{}', { ...JSON_TYPE, origin: 'https://app.example.com' });
+    expect(res.headers.get('access-control-expose-headers')?.toLowerCase()).toContain('retry-after');
+  });
+
+  test('a request without Origin (not from a browser) gets no CORS headers', async () => {
+    const res = await post(`${t.http}/v1/traces`, '{}', JSON_TYPE);
+    expect(res.status).toBe(200);
+    expect([...res.headers.keys()].filter((k) => k.startsWith('access-control-'))).toEqual([]);
+  });
+});
+
+describe('CORS with `*` among the allowed origins', () => {
+  let t: TestReceiver;
+  beforeAll(async () => {
+    t = await startTestReceiver({ otlp: { http: { cors_allowed_origins: ['*'] } } });
+  });
+  afterAll(() => t.close());
+
+  test('the request origin is echoed, never `*` (which browsers refuse for credentialed requests)', async () => {
+    for (const origin of ['http://127.0.0.1:8080', 'https://shop.example.org']) {
+      const preflight = await fetch(`${t.http}/v1/logs`, {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+      });
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers.get('access-control-allow-origin')).toBe(origin);
+      expect(preflight.headers.get('access-control-allow-credentials')).toBe('true');
+      expect(preflight.headers.get('vary')).toMatch(/\bOrigin\b/);
+      const res = await post(`${t.http}/v1/logs`, '{}', { ...JSON_TYPE, origin });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('access-control-allow-origin')).toBe(origin);
+    }
+  });
 });

@@ -445,6 +445,8 @@ describe('OTLP bearer tokens', () => {
     });
     expect(refused.status).toBe(401);
     expect(refused.headers.get('access-control-allow-origin')).toBe('https://app.example');
+    // A credentialed request (sendBeacon, fetch with credentials) can read the 401 only with this.
+    expect(refused.headers.get('access-control-allow-credentials')).toBe('true');
   });
 
   test('OTLP/gRPC without a known token: UNAUTHENTICATED, nothing accepted', async () => {

@@ -36,7 +36,20 @@ export function createHttpIntake(handler: ExportHandler, options: HttpIntakeOpti
   app.disable('x-powered-by');
   app.disable('etag');
   if (options.corsAllowedOrigins.length > 0) {
-    app.use(cors({ origin: corsOrigin(options.corsAllowedOrigins), methods: ['POST'], maxAge: 7200 }));
+    // As the Collector's confighttp: credentials allowed (navigator.sendBeacon always sends with
+    // credentials, and Chromium then blocks the POST unless the preflight answer allows them), so the
+    // allowed origin is echoed, never `*`, with Vary: Origin. Nothing here authenticates by cookie
+    // (otlp.auth takes an Authorization header, which a browser never adds by itself), so allowing
+    // credentials lends a page no ambient authority. Retry-After is exposed for exporters' back-off.
+    app.use(
+      cors({
+        origin: corsOrigin(options.corsAllowedOrigins),
+        methods: ['POST'],
+        credentials: true,
+        exposedHeaders: ['Retry-After'],
+        maxAge: 7200,
+      }),
+    );
   }
   // After CORS (preflights are answered without a token, and a 401 carries the CORS headers a browser
   // needs to read it), before any body is read.
@@ -292,12 +305,16 @@ function isClientGone(err: unknown): boolean {
   return e.type === 'request.aborted' || e.code === 'ECONNRESET';
 }
 
-/** CORS origins: exact strings, or patterns with `*` (e.g. `https://*.example.com`). */
+/**
+ * CORS origins: exact strings, or patterns with `*` (e.g. `https://*.example.com`; `*` alone allows
+ * every origin, which is then echoed). A request without Origin (not from a browser) and one from
+ * another origin get no CORS headers.
+ */
 function corsOrigin(
   allowed: string[],
 ): (origin: string | undefined, cb: (err: Error | null, allow?: boolean) => void) => void {
   const patterns = allowed.map((a) => new RegExp(`^${a.split('*').map(escapeRegExp).join('.*')}$`));
-  return (origin, cb) => cb(null, origin === undefined || patterns.some((p) => p.test(origin)));
+  return (origin, cb) => cb(null, origin !== undefined && patterns.some((p) => p.test(origin)));
 }
 
 function escapeRegExp(s: string): string {
