@@ -3,7 +3,7 @@
  * test/setup/debian-packages.sh; driven by puppeteer-core). A page served from one loopback origin
  * loads the real OpenTelemetry web SDK, bundled by esbuild at test time, and exports a span to
  * receivers on other loopback origins:
- * - sdk-trace-web 2.2 / exporter 0.208 (test-clients/otel-web-2.2) with its browser default,
+ * - sdk-trace-web 2.2 / exporter 0.208 (packages/test-clients/otel-web-2.2) with its browser default,
  *   navigator.sendBeacon, which always sends with credentials;
  * - the same with `headers: {}`, which makes it send with fetch (CORS mode, no credentials);
  * - sdk-trace 3 / exporter 0.301 (the release line of test/package.json), which sends with fetch.
@@ -30,7 +30,7 @@ const REPO = path.resolve(__dirname, '../..');
 
 /** The page's SDKs: global name in the page → entry file bundled into it. */
 const BUNDLES = {
-  otelWeb22: path.join(REPO, 'test-clients/otel-web-2.2/page.js'),
+  otelWeb22: path.join(REPO, 'packages/test-clients/otel-web-2.2/page.js'),
   otelLatest: path.join(__dirname, 'page-latest.js'),
 } as const;
 type Sdk = keyof typeof BUNDLES;
