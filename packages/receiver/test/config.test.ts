@@ -127,7 +127,9 @@ describe('configuration', () => {
       const c = loadConfig({ env: {} });
       expect(c.loki).toEqual(c.tempo);
       const l = loadConfig({
-        file: file('loki:\n  endpoint: http://loki:3100\n  persistent_queue: true\n  queue_size: 1MiB\n  on_full: drop_oldest\n'),
+        file: file(
+          'loki:\n  endpoint: http://loki:3100\n  persistent_queue: true\n  queue_size: 1MiB\n  on_full: drop_oldest\n',
+        ),
         env: {},
       }).loki;
       expect(l).toMatchObject({ persistent_queue: true, queue_size: 1024 * 1024, on_full: 'drop_oldest' });

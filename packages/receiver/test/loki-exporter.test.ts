@@ -231,8 +231,12 @@ describe('what Loki receives', () => {
     await until('the delivery', async () => (await metric(registry, 'sonde_exporter_sent_log_records_total')) === 3);
     expect(loki.received).toHaveLength(3);
     expect(await metric(registry, 'sonde_exporter_retries_total', { exporter: 'loki' })).toBe(2);
-    expect(await metric(registry, 'sonde_exporter_requests_total', { exporter: 'loki', outcome: 'status_503' })).toBe(1);
-    expect(await metric(registry, 'sonde_exporter_requests_total', { exporter: 'loki', outcome: 'status_429' })).toBe(1);
+    expect(await metric(registry, 'sonde_exporter_requests_total', { exporter: 'loki', outcome: 'status_503' })).toBe(
+      1,
+    );
+    expect(await metric(registry, 'sonde_exporter_requests_total', { exporter: 'loki', outcome: 'status_429' })).toBe(
+      1,
+    );
   });
 
   test("Loki's 400 drops the batch, counted as rejected_4xx, not retried", async () => {
@@ -306,9 +310,14 @@ describe('the queue and the self-metrics', () => {
       refused = err;
     }
     expect(refused).toBeInstanceOf(OverloadedError);
-    expect((refused as Error).message).toMatch(/^the Loki export queue is full \(loki\.queue_size\); retry after \d+s$/);
+    expect((refused as Error).message).toMatch(
+      /^the Loki export queue is full \(loki\.queue_size\); retry after \d+s$/,
+    );
     expect(
-      await metric(registry, 'sonde_exporter_send_failed_log_records_total', { exporter: 'loki', reason: 'queue_full' }),
+      await metric(registry, 'sonde_exporter_send_failed_log_records_total', {
+        exporter: 'loki',
+        reason: 'queue_full',
+      }),
     ).toBe(1);
     expect(await metric(registry, 'sonde_exporter_queue_bytes', { exporter: 'loki' })).toBe(size);
   });
