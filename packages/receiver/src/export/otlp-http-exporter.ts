@@ -179,6 +179,7 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
   private readonly metrics: ExporterMetrics;
   /** This exporter's `exporter` label. */
   private readonly label: { exporter: string };
+  /** Requests in flight now (sonde_exporter_in_flight_requests). */
   inFlightRequests = 0;
 
   constructor(
@@ -366,7 +367,6 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
         );
       }
     }
-    this.metrics.remove(this);
     try {
       this.queue.close();
     } catch (err) {
@@ -661,7 +661,7 @@ class ExporterMetrics {
     return m;
   }
 
-  /** The exporters the gauges report (an exporter leaves at shutdown, its last values kept). */
+  /** The exporters the gauges report (after shutdown too: the queue bytes a persistent queue keeps). */
   private readonly exporters = new Set<OtlpHttpExporter<Signal>>();
   private readonly itemCounters = new Map<string, Counter<'exporter'> | Counter<'exporter' | 'reason'>>();
   readonly retries: Counter<'exporter'>;
@@ -720,11 +720,6 @@ class ExporterMetrics {
   add(e: OtlpHttpExporter<Signal>): void {
     this.exporters.add(e);
     this.capacity.set({ exporter: e.name }, e.options.queueBytes);
-  }
-
-  /** Stops reporting `e`'s gauges (queue bytes and in-flight requests) once it is shut down. */
-  remove(e: OtlpHttpExporter<Signal>): void {
-    this.exporters.delete(e);
   }
 
   /** sonde_exporter_sent_<items>_total or sonde_exporter_send_failed_<items>_total, made once. */
