@@ -18,6 +18,7 @@ import { DEFAULT_DECODE_LIMITS } from '../src/otlp/limits';
 import { decodeLogsRequest } from '../src/otlp/protobuf/decode-logs';
 import { encodeLogsRequest } from '../src/otlp/protobuf/encode-logs';
 import { ProtoWriter } from '../src/otlp/protobuf/writer';
+import { JSON_TYPE, post, startTestReceiver } from './helpers';
 
 interface Reply {
   status: number;
@@ -341,5 +342,35 @@ describe('the queue and the self-metrics', () => {
     const text = await registry.metrics();
     expect(text).toContain('sonde_exporter_in_flight_requests{exporter="loki"} 0');
     expect(text).toContain('sonde_exporter_in_flight_requests{exporter="tempo"} 0');
+  });
+});
+
+describe('in the receiver', () => {
+  test('the Loki exporter is the first logs consumer: a full queue refuses with 503 + Retry-After before anything counted the records', async () => {
+    const r = await startTestReceiver({
+      // Loki unreachable (the discard port), and nothing leaves the queue within the test.
+      loki: { endpoint: 'http://127.0.0.1:9', queue_size: 500, batch_timeout: '60s' },
+    });
+    closers.push({ shutdown: () => r.close() });
+    const request = (body: string) =>
+      JSON.stringify({
+        resourceLogs: [
+          {
+            resource: { attributes: [{ key: 'service.name', value: { stringValue: 'shop' } }] },
+            scopeLogs: [{ scope: { name: 'e2e' }, logRecords: [{ severityNumber: 17, body: { stringValue: body } }] }],
+          },
+        ],
+      });
+    const first = await post(`${r.http}/v1/logs`, request(`first-record ${'x'.repeat(300)}`), JSON_TYPE);
+    expect(first.status).toBe(200);
+    const second = await post(`${r.http}/v1/logs`, request(`second-record ${'x'.repeat(300)}`), JSON_TYPE);
+    expect(second.status).toBe(503);
+    expect(Number(second.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(second.body.toString()).toContain('the Loki export queue is full (loki.queue_size)');
+    // Only the first request reached the consumers after the exporter.
+    expect(r.batches.logs).toHaveLength(1);
+    const recent = await post(`${r.admin}/debug/recent?signal=logs`, '', {}, 'GET');
+    expect(recent.body.toString()).toContain('first-record');
+    expect(recent.body.toString()).not.toContain('second-record');
   });
 });
