@@ -352,17 +352,17 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
       Math.max(CLOSE_GRACE_MS, deadline - Date.now()),
     );
     if (this.queue.waitingCount > 0) {
-      const spans = this.queue.waitingItems;
+      const items = this.queue.waitingItems;
       const { backend, section, items: itemsName } = this.signal;
       if (this.persistent) {
         this.logger.warn(
-          { [this.signal.metricItems]: spans },
+          { [this.signal.metricItems]: items },
           `the ${backend} export queue was not flushed within ${section}.shutdown_timeout: ${itemsName} kept on disk for the next start`,
         );
       } else {
-        this.fail('shutdown', spans);
+        this.fail('shutdown', items);
         this.logger.warn(
-          { [this.signal.metricItems]: spans },
+          { [this.signal.metricItems]: items },
           `the ${backend} export queue was not flushed within ${section}.shutdown_timeout: ${itemsName} dropped`,
         );
       }
@@ -419,7 +419,7 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
    */
   private async send(batch: Taken): Promise<boolean> {
     const { retry, compression } = this.options;
-    const { items: spans, payloads } = batch;
+    const { items, payloads } = batch;
     const { backend, section, items: itemsName } = this.signal;
     let body: Buffer;
     try {
@@ -431,7 +431,7 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
             : Buffer.concat(payloads);
     } catch (err) {
       if (!this.abort.signal.aborted) throw err;
-      this.abandoned(spans);
+      this.abandoned(items);
       return false;
     }
     const started = Date.now();
@@ -450,14 +450,14 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
         case 'ok': {
           this.metrics.requests.inc({ ...this.label, outcome: 'success' });
           // The backend (like any OTLP receiver) may refuse part of the request in a partial_success.
-          const rejected = Math.min(result.rejected, spans);
-          this.sentItems.inc(this.label, spans - rejected);
+          const rejected = Math.min(result.rejected, items);
+          this.sentItems.inc(this.label, items - rejected);
           if (rejected > 0 || result.message) {
             this.fail('rejected_partial', rejected);
             this.logger.warn(
               {
                 [`rejected_${this.signal.metricItems}`]: rejected,
-                [this.signal.metricItems]: spans,
+                [this.signal.metricItems]: items,
                 message: result.message,
               },
               `${backend} accepted an export request in part (partial_success); the rejected ${itemsName} are dropped`,
@@ -466,13 +466,13 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
           return true;
         }
         case 'aborted':
-          this.abandoned(spans);
+          this.abandoned(items);
           return false;
         case 'reject': {
           this.metrics.requests.inc({ ...this.label, outcome: `status_${result.status}` });
-          this.fail(result.status < 500 ? 'rejected_4xx' : 'rejected_5xx', spans);
+          this.fail(result.status < 500 ? 'rejected_4xx' : 'rejected_5xx', items);
           this.logger.error(
-            { status: result.status, response: result.detail, [this.signal.metricItems]: spans },
+            { status: result.status, response: result.detail, [this.signal.metricItems]: items },
             `${backend} rejected an export request; its ${itemsName} are dropped`,
           );
           return true;
@@ -483,9 +483,9 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
           const wait = result.retryAfterMs ?? backoff;
           const elapsed = Date.now() - started;
           if (elapsed + wait > retry.maxElapsedMs) {
-            this.fail('retries_exhausted', spans);
+            this.fail('retries_exhausted', items);
             this.logger.error(
-              { reason: result.detail, [this.signal.metricItems]: spans, elapsedMs: elapsed },
+              { reason: result.detail, [this.signal.metricItems]: items, elapsedMs: elapsed },
               `${backend} export failed after retrying for ${section}.retry.max_elapsed_time; its ${itemsName} are dropped`,
             );
             return true;
@@ -496,7 +496,7 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
           const slept = await this.sleep(wait);
           this.nextAttemptAt = 0;
           if (!slept) {
-            this.abandoned(spans);
+            this.abandoned(items);
             return false;
           }
           bound = Math.min(bound * retry.multiplier, retry.maxMs);
@@ -624,17 +624,17 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
     return Math.min(30, Math.max(1, Math.ceil(remaining / 1000)));
   }
 
-  private abandoned(spans: number): void {
+  private abandoned(items: number): void {
     const { backend, section } = this.signal;
     if (this.persistent) {
       this.logger.warn(
-        { [this.signal.metricItems]: spans },
+        { [this.signal.metricItems]: items },
         `${backend} export abandoned at shutdown (${section}.shutdown_timeout): kept on disk for the next start`,
       );
     } else {
-      this.fail('shutdown', spans);
+      this.fail('shutdown', items);
       this.logger.warn(
-        { [this.signal.metricItems]: spans },
+        { [this.signal.metricItems]: items },
         `${backend} export abandoned at shutdown (${section}.shutdown_timeout)`,
       );
     }
