@@ -5,8 +5,8 @@
  * dashboard and panel.
  *
  * - The feed: test/feed/index.ts, the one place that picks it: the demo shop (@sonde/demo, three
- *   services instrumented by @sonde/node, under load), plus a misbehaving OTLP client and a flaky
- *   Tempo stand-in, so that the refusal, drop, limit and export-failure counters have data too.
+ *   services instrumented by @sonde/node, under load), plus a misbehaving OTLP client and flaky
+ *   Tempo and Loki stand-ins, so that the refusal, drop, limit and export-failure counters have data too.
  * - Queries are taken from the committed files (grafana/dashboards/*.json, deploy/prometheus/rules,
  *   grafana/provisioning), with template variables resolved and substituted as Grafana does: each
  *   variable's own query is run (label_values → the label values API), its saved selection (All) is
@@ -51,6 +51,8 @@ const MAX_ITEMS_PER_REQUEST = 2000;
 const DATA_DEADLINE_MS = 60_000;
 
 let tempo: FlakyTempo;
+/** The same flaky backend standing in for Loki's OTLP intake (it answers any path), for the log exporter's series. */
+let loki: FlakyTempo;
 let receiver: Receiver;
 let prometheus: Prometheus;
 let feed: Feed | undefined;
@@ -63,6 +65,7 @@ const seen = { eventNames: new Set<string>(), metricNames: new Set<string>() };
 beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-dashboards-'));
   tempo = await startFlakyTempo();
+  loki = await startFlakyTempo();
   receiver = await startReceiver(
     validateConfig({
       otlp: { http: { address: '127.0.0.1:0' }, grpc: { address: 'off' } },
@@ -75,6 +78,11 @@ beforeAll(async () => {
       service_graph: { wait: '2s' },
       tempo: {
         endpoint: tempo.url,
+        batch_timeout: '100ms',
+        retry: { initial_interval: '50ms', max_interval: '200ms', max_elapsed_time: '5s' },
+      },
+      loki: {
+        endpoint: loki.url,
         batch_timeout: '100ms',
         retry: { initial_interval: '50ms', max_interval: '200ms', max_elapsed_time: '5s' },
       },
@@ -116,6 +124,7 @@ afterAll(async () => {
   await prometheus?.stop();
   await receiver?.close();
   await tempo?.close();
+  await loki?.close();
   if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
 }, 30_000);
 

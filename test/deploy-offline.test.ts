@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { validateConfig } from '@sonde/receiver';
+import { loadConfig, validateConfig } from '@sonde/receiver';
 import * as YAML from 'yaml';
 import { PROMTOOL_BIN } from './prometheus-harness';
 
@@ -52,8 +52,15 @@ const httpUrl = (u: string) => {
 };
 
 describe('docker-compose.yml', () => {
-  test('has the receiver, Prometheus, Tempo and Grafana, and the demo behind a profile', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['demo', 'grafana', 'prometheus', 'receiver', 'tempo']);
+  test('has the receiver, Prometheus, Tempo, Loki and Grafana, and the demo behind a profile', () => {
+    expect(Object.keys(compose.services).sort()).toEqual([
+      'demo',
+      'grafana',
+      'loki',
+      'prometheus',
+      'receiver',
+      'tempo',
+    ]);
     expect(compose.services.demo.profiles).toEqual(['demo']);
     // The demo runs the demo package's CLI from the workspace image, against the receiver service.
     const demo = compose.services.demo;
@@ -131,6 +138,54 @@ describe('docker-compose.yml', () => {
       interpolateCompose(compose.services.receiver.environment!.SONDE_TEMPO_ENDPOINT, { SONDE_TEMPO_ENDPOINT: '' }),
     ).toBe('');
     expect(containerPorts(compose.services.tempo)).toContain(tempo.server.http_listen_port);
+  });
+
+  test('Loki: a pinned Loki 3 image, its mounted config with OTLP intake, structured metadata, filesystem storage and no tenants', () => {
+    const loki = compose.services.loki;
+    expect(loki.image).toMatch(/^grafana\/loki:3\.\d+\.\d+$/);
+    expect(loki.command).toEqual(['-config.file=/etc/loki/loki.yaml']);
+    expect(loki.volumes).toContain('./loki/loki.yaml:/etc/loki/loki.yaml:ro');
+    const config = readYaml<{
+      auth_enabled: boolean;
+      server: { http_listen_port: number };
+      common: { path_prefix: string; storage: { filesystem: Record<string, string> } };
+      schema_config: { configs: { store: string; object_store: string; schema: string }[] };
+      limits_config: { allow_structured_metadata: boolean; volume_enabled: boolean };
+      // OTLP intake is on by default in Loki 3; a `distributor.otlp_config` could only narrow it.
+      distributor?: unknown;
+    }>(path.join(DEPLOY, 'loki/loki.yaml'));
+    expect(config.auth_enabled).toBe(false);
+    expect(config.limits_config.allow_structured_metadata).toBe(true);
+    expect(config.limits_config.volume_enabled).toBe(true);
+    // Structured metadata needs the tsdb index and schema v13, on the filesystem.
+    expect(config.schema_config.configs.at(-1)).toMatchObject({
+      store: 'tsdb',
+      object_store: 'filesystem',
+      schema: 'v13',
+    });
+    for (const dir of Object.values(config.common.storage.filesystem)) expect(dir.startsWith('/loki/')).toBe(true);
+    // Its data is in a named volume at the path prefix; its API is published on the loopback.
+    expect(loki.volumes).toContain(`loki-data:${config.common.path_prefix}`);
+    expect('loki-data' in compose.volumes).toBe(true);
+    expect(loki.ports).toEqual([`127.0.0.1:${config.server.http_listen_port}:${config.server.http_listen_port}`]);
+  });
+
+  test("the receiver exports logs to Loki's OTLP intake (loki.endpoint), and an empty SONDE_LOKI_ENDPOINT turns it off", () => {
+    const loki = readYaml<{ server: { http_listen_port: number } }>(path.join(DEPLOY, 'loki/loki.yaml'));
+    const variable = compose.services.receiver.environment!.SONDE_LOKI_ENDPOINT;
+    const endpoint = interpolateCompose(variable, {});
+    expect(httpUrl(endpoint)).toEqual({ host: 'loki', port: loki.server.http_listen_port });
+    // The receiver's compose configuration with the variable compose sets, through the receiver's own
+    // loader and schema: logs go to <loki>/otlp/v1/logs, kept on disk while Loki is down.
+    const config = loadConfig({
+      file: path.join(DEPLOY, 'receiver/sonde.yaml'),
+      env: { SONDE_LOKI_ENDPOINT: endpoint },
+    });
+    expect(config.loki.endpoint).toBe(`http://loki:${loki.server.http_listen_port}/otlp/v1/logs`);
+    expect(config.loki.persistent_queue).toBe(true);
+    // The variable set empty: no export (the file holds no endpoint that an empty variable could not clear).
+    expect(interpolateCompose(variable, { SONDE_LOKI_ENDPOINT: '' })).toBe('');
+    expect(loadConfig({ file: path.join(DEPLOY, 'receiver/sonde.yaml'), env: {} }).loki.endpoint).toBe('');
   });
 
   test.each(['provisioning', 'provisioning-embedded'])(

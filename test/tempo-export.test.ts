@@ -119,5 +119,5 @@ test('a 400 from the sink drops the batch, counted, without a retry', async () =
   await new Promise((r) => setTimeout(r, 200));
   expect(received).toHaveLength(1);
   const metrics = await (await fetch(`http://${receiver.addresses.admin}/metrics`)).text();
-  expect(metrics).toContain('sonde_exporter_send_failed_spans_total{reason="rejected_4xx"} 1');
+  expect(metrics).toContain('sonde_exporter_send_failed_spans_total{exporter="tempo",reason="rejected_4xx"} 1');
 });

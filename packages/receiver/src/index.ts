@@ -1,6 +1,8 @@
 /** @sonde/receiver: the OTLP receiver, as a library. The CLI is `sonde-receiver` (src/cli.ts). */
 export { ConfigError, ENV_OVERRIDES, loadConfig, validateConfig } from './config/load';
 export type { ReceiverConfig, ReceiverConfigInput } from './config/schema';
+export { LokiExporter, lokiEndpoint } from './export/loki-exporter';
+export { OtlpHttpExporter, type OtlpHttpExporterOptions } from './export/otlp-http-exporter';
 export { parseHeaders, TempoExporter, type TempoExporterOptions, tempoEndpoint } from './export/tempo-exporter';
 export { createLogger } from './logger';
 export * from './model';
@@ -16,6 +18,7 @@ export type { DecodeLimits } from './otlp/limits';
 export { decodeLogsRequest } from './otlp/protobuf/decode-logs';
 export { decodeMetricsRequest } from './otlp/protobuf/decode-metrics';
 export { decodeTraceRequest } from './otlp/protobuf/decode-traces';
+export { encodeLogsRequest } from './otlp/protobuf/encode-logs';
 export type { Batch, Consumer, Processor, ReceiveContext } from './pipeline/pipeline';
 export { Pipeline, SignalPipeline } from './pipeline/pipeline';
 export { PrometheusConsumer, type PrometheusOptions } from './prometheus/consumer';

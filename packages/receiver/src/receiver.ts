@@ -15,7 +15,9 @@ import { createAdminApp } from './admin/server';
 import { type ReceiverConfig, toRedactionConfig } from './config/schema';
 import { formatAddress, type ListenAddress } from './config/units';
 import { EventMetricsConsumer } from './events/event-metrics';
-import { TempoExporter, type TlsOptions } from './export/tempo-exporter';
+import { LokiExporter } from './export/loki-exporter';
+import type { OtlpHttpExporterOptionsInput, TlsOptions } from './export/otlp-http-exporter';
+import { TempoExporter } from './export/tempo-exporter';
 import { Admission } from './intake/admission';
 import { ExportHandler } from './intake/export-handler';
 import { bindGrpc, createGrpcIntake } from './intake/grpc';
@@ -91,37 +93,20 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
   // The Tempo exporter goes first: when its queue is full it refuses the request (503 + Retry-After)
   // before any other consumer has counted the spans, so the client's retry is not counted twice.
   const tempo = config.tempo.endpoint
-    ? new TempoExporter(
-        {
-          endpoint: config.tempo.endpoint,
-          tls: readTls(config.tempo.tls),
-          headers: config.tempo.headers,
-          compression: config.tempo.compression,
-          timeoutMs: config.tempo.timeout,
-          queueBytes: config.tempo.queue_size,
-          onFull: config.tempo.on_full,
-          batchMaxBytes: config.tempo.batch_max_size,
-          batchTimeoutMs: config.tempo.batch_timeout,
-          concurrency: config.tempo.concurrency,
-          retry: {
-            initialMs: config.tempo.retry.initial_interval,
-            maxMs: config.tempo.retry.max_interval,
-            maxElapsedMs: config.tempo.retry.max_elapsed_time,
-            multiplier: config.tempo.retry.multiplier,
-          },
-          shutdownTimeoutMs: config.tempo.shutdown_timeout,
-          persistentDir: config.tempo.persistent_queue ? join(config.data_dir, 'tempo-queue') : undefined,
-        },
-        metrics.registry,
-        logger.child({ component: 'tempo' }),
-      )
+    ? new TempoExporter(exporterOptions(config, 'tempo'), metrics.registry, logger.child({ component: 'tempo' }))
     : undefined;
   if (tempo) pipeline.traces.addConsumer(tempo);
   const traceStore = await openTraceStore(config, metrics, logger);
   if (traceStore) pipeline.traces.addConsumer(traceStore);
   pipeline.traces.addConsumer(recent.traces);
   pipeline.metrics.addProcessor(new AttributeLimitsProcessor(limits, metrics)).addConsumer(recent.metrics);
-  pipeline.logs.addProcessor(new AttributeLimitsProcessor(limits, metrics)).addConsumer(recent.logs);
+  pipeline.logs.addProcessor(new AttributeLimitsProcessor(limits, metrics));
+  // The Loki exporter is the first logs consumer, for the same reason as the Tempo exporter's place.
+  const loki = config.loki.endpoint
+    ? new LokiExporter(exporterOptions(config, 'loki'), metrics.registry, logger.child({ component: 'loki' }))
+    : undefined;
+  if (loki) pipeline.logs.addConsumer(loki);
+  pipeline.logs.addConsumer(recent.logs);
   const prometheus = config.prometheus.enabled
     ? new PrometheusConsumer(
         {
@@ -297,6 +282,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     {
       ...addresses,
       tempo: config.tempo.endpoint || undefined,
+      loki: config.loki.endpoint || undefined,
       traceStore: traceStore?.options.path,
       dataDir: config.data_dir,
     },
@@ -374,18 +360,43 @@ function openSecurity(config: ReceiverConfig, logger: Logger, watched: { close()
   };
 }
 
-/** Reads tempo.tls's files, with an error that names the key and the file. */
-function readTls(tls: ReceiverConfig['tempo']['tls']): TlsOptions {
+/** An exporter's options from its config section (tempo, loki); its persistent queue in <data_dir>/<section>-queue. */
+function exporterOptions(config: ReceiverConfig, section: 'tempo' | 'loki'): OtlpHttpExporterOptionsInput {
+  const c = config[section];
+  return {
+    endpoint: c.endpoint,
+    tls: readTls(c.tls, section),
+    headers: c.headers,
+    compression: c.compression,
+    timeoutMs: c.timeout,
+    queueBytes: c.queue_size,
+    onFull: c.on_full,
+    batchMaxBytes: c.batch_max_size,
+    batchTimeoutMs: c.batch_timeout,
+    concurrency: c.concurrency,
+    retry: {
+      initialMs: c.retry.initial_interval,
+      maxMs: c.retry.max_interval,
+      maxElapsedMs: c.retry.max_elapsed_time,
+      multiplier: c.retry.multiplier,
+    },
+    shutdownTimeoutMs: c.shutdown_timeout,
+    persistentDir: c.persistent_queue ? join(config.data_dir, `${section}-queue`) : undefined,
+  };
+}
+
+/** Reads <section>.tls's files, with an error that names the key and the file. */
+function readTls(tls: ReceiverConfig['tempo']['tls'], section: string): TlsOptions {
   const read = (key: string, file: string) => {
     if (!file) return undefined;
     try {
       return readFileSync(file);
     } catch (err) {
-      throw new Error(`tempo.tls.${key}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+      throw new Error(`${section}.tls.${key}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
     }
   };
   if (Boolean(tls.cert_file) !== Boolean(tls.key_file)) {
-    throw new Error('tempo.tls: cert_file and key_file go together (mutual TLS needs both)');
+    throw new Error(`${section}.tls: cert_file and key_file go together (mutual TLS needs both)`);
   }
   return {
     ca: read('ca_file', tls.ca_file),

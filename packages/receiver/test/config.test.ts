@@ -110,6 +110,51 @@ describe('configuration', () => {
     });
   });
 
+  describe('loki: the same keys as tempo, its own endpoint path and variables', () => {
+    test('SONDE_LOKI_ENDPOINT gets /otlp/v1/logs unless it has a path; SONDE_LOKI_HEADERS as the Tempo ones', () => {
+      const c = loadConfig({
+        env: { SONDE_LOKI_ENDPOINT: 'http://loki:3100', SONDE_LOKI_HEADERS: 'X-Scope-OrgID=team%20a' },
+      });
+      expect(c.loki.endpoint).toBe('http://loki:3100/otlp/v1/logs');
+      expect(c.loki.headers).toEqual({ 'x-scope-orgid': 'team a' });
+      expect(c.tempo.endpoint).toBe('');
+      expect(loadConfig({ env: { SONDE_LOKI_ENDPOINT: 'https://gw.example/v1/logs' } }).loki.endpoint).toBe(
+        'https://gw.example/v1/logs',
+      );
+    });
+
+    test('every tempo key, with the same defaults', () => {
+      const c = loadConfig({ env: {} });
+      expect(c.loki).toEqual(c.tempo);
+      const l = loadConfig({
+        file: file(
+          'loki:\n  endpoint: http://loki:3100\n  persistent_queue: true\n  queue_size: 1MiB\n  on_full: drop_oldest\n',
+        ),
+        env: {},
+      }).loki;
+      expect(l).toMatchObject({ persistent_queue: true, queue_size: 1024 * 1024, on_full: 'drop_oldest' });
+    });
+
+    test.each([
+      ['ftp://loki', /loki\.endpoint \(from SONDE_LOKI_ENDPOINT\): the Loki endpoint must be an http\(s\) URL/],
+    ])('SONDE_LOKI_ENDPOINT=%s', (value, message) => {
+      expect(() => loadConfig({ env: { SONDE_LOKI_ENDPOINT: value } })).toThrow(message);
+    });
+
+    test.each([
+      ['x-a=%0D%0AInjected:%20secret-1', /loki\.headers \(from SONDE_LOKI_HEADERS\): the value of "x-a"/],
+      ['host=evil', /loki\.headers \(from SONDE_LOKI_HEADERS\): the "host" header cannot be set/],
+      ['novalue', /SONDE_LOKI_HEADERS: entry 1 is not key=value/],
+    ])('SONDE_LOKI_HEADERS=%s', (value, message) => {
+      expect(() => loadConfig({ env: { SONDE_LOKI_HEADERS: value } })).toThrow(message);
+      expect(() => loadConfig({ env: { SONDE_LOKI_HEADERS: value } })).not.toThrow(/secret-1/);
+    });
+
+    test('an unknown loki key is refused', () => {
+      expect(() => loadConfig({ file: file('loki:\n  endpont: http://loki:3100\n'), env: {} })).toThrow(/endpont/);
+    });
+  });
+
   test('a missing file says so', () => {
     expect(() => loadConfig({ file: '/nonexistent/sonde.yaml', env: {} })).toThrow(/cannot read config file/);
   });

@@ -88,37 +88,63 @@ export function pipelineHealth(): dashboard.Dashboard {
         ),
       ),
   ]);
-  row(d, 'Export to Tempo', [
+  row(d, 'Export to Tempo and Loki', [
     new timeseries.PanelBuilder()
-      .title('Exported spans per second')
-      .description('Spans Tempo accepted per second.')
+      .title('Exported spans and log records per second')
+      .description('Spans Tempo accepted and log records Loki accepted, per second.')
       .unit(units.CountsPerSecond)
-      .withTarget(promql(`sum(rate(sonde_exporter_sent_spans_total{${R}}[$__rate_interval]))`, 'sent')),
+      .withTarget(promql(`sum(rate(sonde_exporter_sent_spans_total{${R}}[$__rate_interval]))`, 'spans', 'A'))
+      .withTarget(
+        promql(`sum(rate(sonde_exporter_sent_log_records_total{${R}}[$__rate_interval]))`, 'log records', 'B'),
+      ),
     new timeseries.PanelBuilder()
       .title('Export failures per second')
       .description(
-        'Spans that could not be exported and were dropped, by reason (rejected_4xx, rejected_5xx, retries_exhausted, queue_full, dropped_oldest…).',
+        'Spans and log records that could not be exported and were dropped, by reason (rejected_4xx, rejected_5xx, retries_exhausted, queue_full, dropped_oldest…).',
       )
       .unit(units.CountsPerSecond)
       .withTarget(
-        promql(`sum by (reason) (rate(sonde_exporter_send_failed_spans_total{${R}}[$__rate_interval]))`, '{{reason}}'),
+        promql(
+          `sum by (reason) (rate(sonde_exporter_send_failed_spans_total{${R}}[$__rate_interval]))`,
+          'spans {{reason}}',
+          'A',
+        ),
+      )
+      .withTarget(
+        promql(
+          `sum by (reason) (rate(sonde_exporter_send_failed_log_records_total{${R}}[$__rate_interval]))`,
+          'log records {{reason}}',
+          'B',
+        ),
       ),
     new timeseries.PanelBuilder()
       .title('Export requests and retries')
-      .description('Export requests per second by outcome, and retries per second (after 429/5xx or network errors).')
+      .description(
+        'Export requests per second by exporter (tempo, loki) and outcome, and retries per second (after 429/5xx or network errors).',
+      )
       .unit(units.RequestsPerSecond)
       .withTarget(
-        promql(`sum by (outcome) (rate(sonde_exporter_requests_total{${R}}[$__rate_interval]))`, '{{outcome}}', 'A'),
+        promql(
+          `sum by (exporter, outcome) (rate(sonde_exporter_requests_total{${R}}[$__rate_interval]))`,
+          '{{exporter}} {{outcome}}',
+          'A',
+        ),
       )
-      .withTarget(promql(`sum(rate(sonde_exporter_retries_total{${R}}[$__rate_interval]))`, 'retries', 'B')),
+      .withTarget(
+        promql(
+          `sum by (exporter) (rate(sonde_exporter_retries_total{${R}}[$__rate_interval]))`,
+          '{{exporter}} retries',
+          'B',
+        ),
+      ),
     new timeseries.PanelBuilder()
       .title('Export request duration p99')
-      .description('99th percentile of the time of an export request to Tempo, by outcome.')
+      .description('99th percentile of the time of an export request, by exporter (tempo, loki) and outcome.')
       .unit(units.Seconds)
       .withTarget(
         promql(
-          `histogram_quantile(0.99, sum by (le, outcome) (rate(sonde_exporter_request_duration_seconds_bucket{${R}}[$__rate_interval])))`,
-          '{{outcome}}',
+          `histogram_quantile(0.99, sum by (le, exporter, outcome) (rate(sonde_exporter_request_duration_seconds_bucket{${R}}[$__rate_interval])))`,
+          '{{exporter}} {{outcome}}',
         ),
       ),
   ]);
@@ -134,7 +160,7 @@ export function pipelineHealth(): dashboard.Dashboard {
       .withTarget(
         promql(
           `sonde_exporter_queue_bytes{${R}} / sonde_exporter_queue_capacity_bytes{${R}}`,
-          'export queue {{instance}}',
+          'export queue {{exporter}} {{instance}}',
           'A',
         ),
       )
@@ -147,9 +173,11 @@ export function pipelineHealth(): dashboard.Dashboard {
       ),
     new timeseries.PanelBuilder()
       .title('Export requests in flight')
-      .description('Export requests to Tempo in flight now, per receiver (at most tempo.concurrency).')
+      .description(
+        'Export requests in flight now, per exporter (tempo, loki) and receiver (at most tempo.concurrency, loki.concurrency).',
+      )
       .unit(units.Short)
-      .withTarget(promql(`sonde_exporter_in_flight_requests{${R}}`, '{{instance}}')),
+      .withTarget(promql(`sonde_exporter_in_flight_requests{${R}}`, '{{exporter}} {{instance}}')),
   ]);
   row(d, 'Drops, limits and cardinality', [
     new timeseries.PanelBuilder()

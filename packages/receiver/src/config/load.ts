@@ -24,6 +24,8 @@ export const ENV_OVERRIDES: Record<string, string[]> = {
   SONDE_LOG_LEVEL: ['log', 'level'],
   SONDE_TEMPO_ENDPOINT: ['tempo', 'endpoint'],
   SONDE_TEMPO_HEADERS: ['tempo', 'headers'],
+  SONDE_LOKI_ENDPOINT: ['loki', 'endpoint'],
+  SONDE_LOKI_HEADERS: ['loki', 'headers'],
   SONDE_REDACTION_HMAC_KEY: ['redaction', 'hmac_key'],
   SONDE_TRACE_STORE: ['trace_store', 'enabled'],
 };

@@ -5,7 +5,9 @@
  */
 import { DETECTORS, parseRedactionConfig, type RedactionConfig } from '@sonde/redact';
 import { z } from 'zod';
-import { checkHeaders, parseHeaders, tempoEndpoint } from '../export/tempo-exporter';
+import { checkHeaders, parseHeaders } from '../export/http';
+import { lokiEndpoint } from '../export/loki-exporter';
+import { tempoEndpoint } from '../export/tempo-exporter';
 import { type ListenAddress, parseAddress, parseDuration, parseSize } from './units';
 
 /** A zod transform from a parser that returns either the value or an error text. */
@@ -34,6 +36,92 @@ const size = z.union([z.number(), z.string()]).transform(converted(parseSize, is
 const duration = z.union([z.number(), z.string()]).transform(converted(parseDuration, isNumber));
 
 const positiveInt = z.number().int().positive();
+
+/**
+ * An OTLP/HTTP exporter's section (`tempo:`, `loki:`): the same keys for every signal (one
+ * OtlpHttpExporter, src/export/otlp-http-exporter.ts). `endpoint` turns a base URL into the signal's
+ * endpoint; `headersVariable` names the environment variable in a header-list error.
+ */
+function otlpExporterSection(endpoint: (base: string) => string, headersVariable: string) {
+  return z
+    .strictObject({
+      /**
+       * OTLP/HTTP endpoint to forward to: a base URL, to which the signal's path (tempo: /v1/traces,
+       * loki: /otlp/v1/logs) is appended unless it has a path. Empty: no export.
+       */
+      endpoint: z
+        .string()
+        .default('')
+        .transform((v, ctx) => {
+          if (v.trim() === '') return '';
+          try {
+            return endpoint(v.trim());
+          } catch (err) {
+            ctx.addIssue({ code: 'custom', message: (err as Error).message });
+            return z.NEVER;
+          }
+        }),
+      /**
+       * Headers on every export request: a map, or `key=value,key2=value2` as OTEL_EXPORTER_OTLP_HEADERS.
+       * Names must be RFC 9110 tokens, values free of CR, LF and NUL; host, content-length,
+       * transfer-encoding, connection and the other hop-by-hop headers cannot be set.
+       */
+      headers: z
+        .union([z.string(), z.record(z.string(), z.string())])
+        .default({})
+        .transform((v, ctx) => {
+          try {
+            if (typeof v === 'string') return parseHeaders(v, headersVariable);
+            checkHeaders(v);
+            return v;
+          } catch (err) {
+            ctx.addIssue({ code: 'custom', message: (err as Error).message });
+            return z.NEVER;
+          }
+        }),
+      compression: z.enum(['gzip', 'none']).default('gzip'),
+      /** Per-request timeout. */
+      timeout: duration.default(10_000),
+      /** Bound of the export queue, in bytes of protobuf. */
+      queue_size: size.default(64 * 1024 * 1024),
+      /** When the queue is full: refuse new data with 503 + Retry-After (clients retry), or drop the oldest (counted). */
+      on_full: z.enum(['refuse', 'drop_oldest']).default('refuse'),
+      /** An export request carries at most this many bytes... */
+      batch_max_size: size.default(4 * 1024 * 1024),
+      /** ...and waits at most this long for more. */
+      batch_timeout: duration.default(200),
+      /** TLS for an https endpoint (the Collector's configtls client settings). */
+      tls: z
+        .strictObject({
+          /** PEM file of CA certificates to trust instead of the system's. */
+          ca_file: z.string().default(''),
+          /** PEM client certificate and key, for mutual TLS. */
+          cert_file: z.string().default(''),
+          key_file: z.string().default(''),
+          /** Accept any server certificate (testing only). */
+          insecure_skip_verify: z.boolean().default(false),
+          /** Name to verify the server certificate against, instead of the endpoint's host. */
+          server_name_override: z.string().default(''),
+        })
+        .prefault({}),
+      /** Export requests in flight at once, each with its own batch (the Collector's num_consumers). */
+      concurrency: positiveInt.default(4),
+      retry: z
+        .strictObject({
+          initial_interval: duration.default(1000),
+          max_interval: duration.default(30_000),
+          /** After this long, a batch that still fails is dropped (counted). */
+          max_elapsed_time: duration.default(300_000),
+          multiplier: z.number().min(1).default(1.5),
+        })
+        .prefault({}),
+      /** How long shutdown tries to send what is queued. */
+      shutdown_timeout: duration.default(5000),
+      /** Keep the export queue on disk (<data_dir>/tempo-queue, <data_dir>/loki-queue): what was accepted survives a restart, kill -9 included. */
+      persistent_queue: z.boolean().default(false),
+    })
+    .prefault({});
+}
 
 /** TLS of a listener (the Collector's configtls server settings); on when cert_file is set. */
 const serverTls = z
@@ -228,84 +316,10 @@ export const configSchema = z.strictObject({
       metric_expiration: duration.default(15 * 60_000),
     })
     .prefault({}),
-  tempo: z
-    .strictObject({
-      /**
-       * OTLP/HTTP traces endpoint to forward spans to (Tempo, or any OTLP receiver): a base URL, to which
-       * /v1/traces is appended unless it has a path. Empty: no export.
-       */
-      endpoint: z
-        .string()
-        .default('')
-        .transform((v, ctx) => {
-          if (v.trim() === '') return '';
-          try {
-            return tempoEndpoint(v.trim());
-          } catch (err) {
-            ctx.addIssue({ code: 'custom', message: (err as Error).message });
-            return z.NEVER;
-          }
-        }),
-      /**
-       * Headers on every export request: a map, or `key=value,key2=value2` as OTEL_EXPORTER_OTLP_HEADERS.
-       * Names must be RFC 9110 tokens, values free of CR, LF and NUL; host, content-length,
-       * transfer-encoding, connection and the other hop-by-hop headers cannot be set.
-       */
-      headers: z
-        .union([z.string(), z.record(z.string(), z.string())])
-        .default({})
-        .transform((v, ctx) => {
-          try {
-            if (typeof v === 'string') return parseHeaders(v);
-            checkHeaders(v);
-            return v;
-          } catch (err) {
-            ctx.addIssue({ code: 'custom', message: (err as Error).message });
-            return z.NEVER;
-          }
-        }),
-      compression: z.enum(['gzip', 'none']).default('gzip'),
-      /** Per-request timeout. */
-      timeout: duration.default(10_000),
-      /** Bound of the export queue, in bytes of protobuf. */
-      queue_size: size.default(64 * 1024 * 1024),
-      /** When the queue is full: refuse new spans with 503 + Retry-After (clients retry), or drop the oldest (counted). */
-      on_full: z.enum(['refuse', 'drop_oldest']).default('refuse'),
-      /** A request to Tempo carries at most this many bytes... */
-      batch_max_size: size.default(4 * 1024 * 1024),
-      /** ...and waits at most this long for more. */
-      batch_timeout: duration.default(200),
-      /** TLS for an https endpoint (the Collector's configtls client settings). */
-      tls: z
-        .strictObject({
-          /** PEM file of CA certificates to trust instead of the system's. */
-          ca_file: z.string().default(''),
-          /** PEM client certificate and key, for mutual TLS. */
-          cert_file: z.string().default(''),
-          key_file: z.string().default(''),
-          /** Accept any server certificate (testing only). */
-          insecure_skip_verify: z.boolean().default(false),
-          /** Name to verify the server certificate against, instead of the endpoint's host. */
-          server_name_override: z.string().default(''),
-        })
-        .prefault({}),
-      /** Export requests in flight at once, each with its own batch (the Collector's num_consumers). */
-      concurrency: positiveInt.default(4),
-      retry: z
-        .strictObject({
-          initial_interval: duration.default(1000),
-          max_interval: duration.default(30_000),
-          /** After this long, a batch that still fails is dropped (counted). */
-          max_elapsed_time: duration.default(300_000),
-          multiplier: z.number().min(1).default(1.5),
-        })
-        .prefault({}),
-      /** How long shutdown tries to send what is queued. */
-      shutdown_timeout: duration.default(5000),
-      /** Keep the export queue on disk (<data_dir>/tempo-queue): spans survive a restart, kill -9 included. */
-      persistent_queue: z.boolean().default(false),
-    })
-    .prefault({}),
+  /** Forwarding of traces to Tempo (or any OTLP/HTTP traces endpoint), to <endpoint>/v1/traces. */
+  tempo: otlpExporterSection(tempoEndpoint, 'SONDE_TEMPO_HEADERS'),
+  /** Forwarding of logs to Loki's OTLP intake (or any OTLP/HTTP logs endpoint), to <endpoint>/otlp/v1/logs. */
+  loki: otlpExporterSection(lokiEndpoint, 'SONDE_LOKI_HEADERS'),
   redaction: z
     .strictObject({
       /** Apply the redaction rules (@sonde/redact) to everything received, before any consumer sees it. */

@@ -1,0 +1,215 @@
+/**
+ * Logs forwarded to Loki, end to end: `sonde-receiver` started with SONDE_LOKI_ENDPOINT and
+ * SONDE_LOKI_HEADERS takes log records from the real OpenTelemetry JS logs exporters (OTLP/HTTP JSON,
+ * OTLP/HTTP protobuf, OTLP/gRPC) and hands them to a stand-in Loki that answers 503 for a while, then
+ * 204 with an empty body as Loki's OTLP intake does. Every record arrives, on /otlp/v1/logs, with the
+ * tenant header. With `loki.persistent_queue`, records accepted while Loki is down survive a SIGKILL
+ * and are delivered after the restart.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { SeverityNumber } from '@opentelemetry/api';
+import { OTLPLogExporter as GrpcLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
+import { OTLPLogExporter as HttpJsonLogExporter } from '@opentelemetry/exporter-logs-otlp-http';
+import { OTLPLogExporter as HttpProtoLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs';
+import { decodeLogsRequest } from '@sonde/receiver';
+import { type CliProcess, startCli } from './cli';
+import { tap } from './helpers';
+
+const running: CliProcess[] = [];
+
+function startTracked(args: string[], env: Record<string, string>): CliProcess {
+  const cli = startCli(args, env);
+  running.push(cli);
+  return cli;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `cond` until it holds; fails with the receiver's output after `timeoutMs` or if it exits first. */
+async function until(what: string, cond: () => boolean, cli: CliProcess, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    const state = `stdout: ${JSON.stringify(cli.lines)}; stderr: ${cli.stderr.join('')}`;
+    if (cli.child.exitCode !== null || cli.child.signalCode !== null) {
+      throw new Error(`sonde-receiver exited before ${what}; ${state}`);
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; ${state}`);
+    await sleep(20);
+  }
+}
+
+interface Push {
+  status: number;
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** The stand-in Loki: answers `status` (503 while "down", then 204 with no body) and records every push. */
+let loki: Server;
+let status = 503;
+const pushes: Push[] = [];
+let work: string;
+
+beforeAll(async () => {
+  work = mkdtempSync(path.join(tmpdir(), 'sonde-e2e-loki-'));
+  loki = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const answer = status;
+      pushes.push({ status: answer, path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks) });
+      if (answer === 204) res.writeHead(204).end();
+      else
+        res
+          .writeHead(answer, { 'content-type': 'text/plain' })
+          .end('at least 1 live replicas required, could only find 0');
+    });
+  });
+  await new Promise<void>((resolve) => loki.listen(0, '127.0.0.1', resolve));
+});
+
+afterEach(async () => {
+  for (const cli of running.splice(0)) {
+    if (cli.child.exitCode === null && cli.child.signalCode === null) {
+      cli.child.kill('SIGKILL');
+      await cli.exited;
+    }
+  }
+  pushes.length = 0;
+  status = 503;
+});
+
+afterAll(async () => {
+  loki.closeAllConnections();
+  await new Promise((resolve) => loki.close(resolve));
+  rmSync(work, { recursive: true, force: true });
+});
+
+function env(dataDir: string, grpc: boolean): Record<string, string> {
+  return {
+    SONDE_OTLP_HTTP_ADDR: '127.0.0.1:0',
+    SONDE_OTLP_GRPC_ADDR: grpc ? '127.0.0.1:0' : 'off',
+    SONDE_ADMIN_ADDR: '127.0.0.1:0',
+    SONDE_DATA_DIR: dataDir,
+    SONDE_LOG_LEVEL: 'info',
+    SONDE_TRACE_STORE: 'false',
+    SONDE_LOKI_ENDPOINT: `http://127.0.0.1:${(loki.address() as AddressInfo).port}`,
+    SONDE_LOKI_HEADERS: 'X-Scope-OrgID=team-a',
+  };
+}
+
+function config(name: string, persistent: boolean): string {
+  const file = path.join(work, name);
+  writeFileSync(
+    file,
+    [
+      'loki:',
+      `  persistent_queue: ${persistent}`,
+      '  batch_timeout: 20ms',
+      '  retry:',
+      '    initial_interval: 50ms',
+      '    max_interval: 200ms',
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
+
+type LogExporter = HttpJsonLogExporter | HttpProtoLogExporter | GrpcLogExporter;
+
+/** Emits `bodies` through a LoggerProvider whose only processor exports to `exporter`; resolves once exported. */
+async function emit(exporter: LogExporter, bodies: string[]): Promise<void> {
+  const taps = tap(exporter);
+  const provider = new LoggerProvider({
+    resource: resourceFromAttributes({ 'service.name': 'loki-e2e' }),
+    processors: [new BatchLogRecordProcessor({ exporter, scheduledDelayMillis: 3_600_000 })],
+  });
+  const logger = provider.getLogger('e2e');
+  for (const body of bodies) {
+    logger.emit({ severityNumber: SeverityNumber.ERROR, severityText: 'ERROR', body, attributes: { body } });
+  }
+  await provider.forceFlush();
+  await provider.shutdown();
+  // The receiver answered 200: the records are in its export queue.
+  expect(taps.results.map((r) => r.code)).toStrictEqual([0]);
+}
+
+/** Log bodies Loki took (204), each as many times as it was delivered. */
+function delivered(): string[] {
+  return pushes
+    .filter((p) => p.status === 204)
+    .flatMap((p) => decodeLogsRequest(gunzipSync(p.body), { maxAnyValueDepth: 32 }))
+    .flatMap((rl) => rl.scopeLogs.flatMap((sl) => sl.logRecords.map((r) => String(r.body))));
+}
+
+test('every record from the three OTel exporters reaches Loki once it recovers from 503s, with the tenant', async () => {
+  const cli = startTracked(['--config', config('memory.yaml', false)], env(path.join(work, 'memory'), true));
+  const listening = await cli.waitForLine((l) => l.msg === 'sonde-receiver listening', 10_000);
+  const http = `http://${listening.otlpHttp as string}`;
+  const sent = {
+    json: ['json: payment declined', 'json: card expired'],
+    proto: ['proto: stock low', 'proto: retrying reservation', 'proto: reservation failed'],
+    grpc: ['grpc: upstream timeout'],
+  };
+  await emit(new HttpJsonLogExporter({ url: `${http}/v1/logs` }), sent.json);
+  await emit(new HttpProtoLogExporter({ url: `${http}/v1/logs`, compression: 'gzip' as never }), sent.proto);
+  await emit(new GrpcLogExporter({ url: `http://${listening.otlpGrpc as string}` }), sent.grpc);
+
+  // Loki is down for a while: the exporter retries.
+  await until('three refused pushes', () => pushes.filter((p) => p.status === 503).length >= 3, cli);
+  status = 204;
+  const all = [...sent.json, ...sent.proto, ...sent.grpc];
+  await until('every record', () => new Set(delivered()).size === all.length, cli);
+
+  expect([...new Set(delivered())].sort()).toStrictEqual([...all].sort());
+  for (const p of pushes) {
+    expect(p.path).toBe('/otlp/v1/logs');
+    expect(p.headers['x-scope-orgid']).toBe('team-a');
+    expect(p.headers['content-type']).toBe('application/x-protobuf');
+  }
+  cli.child.kill('SIGTERM');
+  expect(await cli.exited).toStrictEqual({ code: 0, signal: null });
+  expect(cli.lines.filter((l) => l.level >= 50)).toStrictEqual([]);
+}, 30_000);
+
+test('with loki.persistent_queue, records accepted while Loki is down survive kill -9 and are delivered after the restart', async () => {
+  const file = config('persistent.yaml', true);
+  const dataDir = path.join(work, 'persistent');
+  const first = startTracked(['--config', file], env(dataDir, false));
+  const listening = await first.waitForLine((l) => l.msg === 'sonde-receiver listening', 10_000);
+  const bodies = Array.from({ length: 20 }, (_, i) => `record ${i} of the outage`);
+  const exporter = new HttpProtoLogExporter({ url: `http://${listening.otlpHttp as string}/v1/logs` });
+  await emit(exporter, bodies.slice(0, 10));
+  await emit(exporter, bodies.slice(10));
+  await until('two refused pushes', () => pushes.filter((p) => p.status === 503).length >= 2, first);
+
+  // kill -9: no shutdown, no flush.
+  first.child.kill('SIGKILL');
+  expect(await first.exited).toStrictEqual({ code: null, signal: 'SIGKILL' });
+  expect(delivered()).toStrictEqual([]);
+
+  // Loki is back; the receiver starts again on the same data directory and sends what it kept.
+  status = 204;
+  const second = startTracked(['--config', file], env(dataDir, false));
+  await until('every record', () => new Set(delivered()).size === bodies.length, second);
+  // At least once: every record, possibly more than once, nothing else.
+  expect([...new Set(delivered())].sort()).toStrictEqual([...bodies].sort());
+  expect(pushes.every((p) => p.headers['x-scope-orgid'] === 'team-a')).toBe(true);
+  expect(
+    second.lines.some(
+      (l) => l.msg === 'log records left in the persistent Loki export queue by the previous run are sent again',
+    ),
+  ).toBe(true);
+
+  second.child.kill('SIGTERM');
+  expect(await second.exited).toStrictEqual({ code: 0, signal: null });
+  expect(second.lines.filter((l) => l.level >= 50)).toStrictEqual([]);
+}, 30_000);
