@@ -21,6 +21,7 @@ import { ExportHandler } from './intake/export-handler';
 import { bindGrpc, createGrpcIntake } from './intake/grpc';
 import { createHttpIntake } from './intake/http';
 import { applyServerLimits, type ServerLimits } from './intake/server-limits';
+import { LogStore } from './log-store/log-store';
 import { createLogger, type Logger } from './logger';
 import { ITEM_NAME, SIGNALS } from './model';
 import { AttributeLimitsProcessor } from './pipeline/attribute-limits';
@@ -50,6 +51,8 @@ export interface Receiver {
   readonly logger: Logger;
   /** The embedded trace store, when it is on (trace_store.enabled). */
   readonly traceStore: TraceStore | undefined;
+  /** The embedded log store, when it is on (log_store.enabled): a LogSource for Loki's query API. */
+  readonly logStore: LogStore | undefined;
   readonly recent: {
     traces: RecentTelemetry<'traces'>;
     metrics: RecentTelemetry<'metrics'>;
@@ -121,7 +124,16 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
   if (traceStore) pipeline.traces.addConsumer(traceStore);
   pipeline.traces.addConsumer(recent.traces);
   pipeline.metrics.addProcessor(new AttributeLimitsProcessor(limits, metrics)).addConsumer(recent.metrics);
-  pipeline.logs.addProcessor(new AttributeLimitsProcessor(limits, metrics)).addConsumer(recent.logs);
+  pipeline.logs.addProcessor(new AttributeLimitsProcessor(limits, metrics));
+  let logStore: LogStore | undefined;
+  try {
+    logStore = await openLogStore(config, metrics, logger);
+  } catch (err) {
+    await traceStore?.shutdown();
+    throw err;
+  }
+  if (logStore) pipeline.logs.addConsumer(logStore);
+  pipeline.logs.addConsumer(recent.logs);
   const prometheus = config.prometheus.enabled
     ? new PrometheusConsumer(
         {
@@ -287,6 +299,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     await Promise.allSettled([...intakeClosers, closeAdmin].map((c) => c()));
     for (const w of watched) w.close();
     await traceStore?.shutdown();
+    await logStore?.shutdown();
     admission.close();
     throw err;
   }
@@ -296,6 +309,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
       ...addresses,
       tempo: config.tempo.endpoint || undefined,
       traceStore: traceStore?.options.path,
+      logStore: logStore?.options.path,
       dataDir: config.data_dir,
     },
     'sonde-receiver listening',
@@ -320,7 +334,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     })();
     return closing;
   };
-  return { addresses, pipeline, metrics, logger, recent, traceStore, close };
+  return { addresses, pipeline, metrics, logger, recent, traceStore, logStore, close };
 }
 
 /** The embedded trace store (trace_store.enabled: auto = when no Tempo endpoint is set), opened. */
@@ -345,6 +359,39 @@ async function openTraceStore(config: ReceiverConfig, metrics: SelfMetrics, logg
     },
     metrics.registry,
     logger.child({ component: 'trace-store' }),
+  );
+  try {
+    await store.start();
+  } catch (err) {
+    await store.shutdown();
+    throw err;
+  }
+  return store;
+}
+
+/** The embedded log store (log_store.enabled: auto = when no Loki endpoint is set), opened. */
+async function openLogStore(config: ReceiverConfig, metrics: SelfMetrics, logger: Logger) {
+  const c = config.log_store;
+  // loki.endpoint belongs to the Loki exporter's section (read defensively: it may not be configured).
+  const lokiEndpoint = (config as { loki?: { endpoint?: string } }).loki?.endpoint;
+  if (!(c.enabled === true || (c.enabled === 'auto' && !lokiEndpoint))) return undefined;
+  const store = new LogStore(
+    {
+      path: isAbsolute(c.path) ? c.path : join(config.data_dir, c.path),
+      retentionMs: c.retention,
+      maxBytes: c.max_size,
+      queueBytes: c.queue_size,
+      onFull: c.on_full,
+      batchMaxBytes: c.batch_max_size,
+      flushIntervalMs: c.batch_timeout,
+      retentionIntervalMs: c.retention_check_interval,
+      durability: c.durability,
+      walSyncIntervalMs: c.wal_sync_interval,
+      queryTimeoutMs: c.query_timeout,
+      queryWorkers: c.query_workers,
+    },
+    metrics.registry,
+    logger.child({ component: 'log-store' }),
   );
   try {
     await store.start();

@@ -26,6 +26,7 @@ export const ENV_OVERRIDES: Record<string, string[]> = {
   SONDE_TEMPO_HEADERS: ['tempo', 'headers'],
   SONDE_REDACTION_HMAC_KEY: ['redaction', 'hmac_key'],
   SONDE_TRACE_STORE: ['trace_store', 'enabled'],
+  SONDE_LOG_STORE: ['log_store', 'enabled'],
 };
 
 export class ConfigError extends Error {

@@ -1,0 +1,618 @@
+/**
+ * The log store's SQLite database, on the blob store engine's SQLite side (src/blob-store/blob-db.ts):
+ * export requests stored whole, as arrived, in zstd-compressed blobs of about BLOB_BYTES, indexed
+ * so that a query reads only the blobs that can hold its entries:
+ *
+ * - batches:   one row per written batch (arrival time, records, bytes, its blob id range): retention
+ *              removes whole batches, oldest first (as the trace store).
+ * - blobs:     the compressed requests with their entries' time extent, their arrival time (the time
+ *              of an entry that has none) and whether every body is a string (`plain`: a line
+ *              filter's substring can then be looked for in the blob's bytes before decoding it).
+ * - streams:   each stream's labels (Loki 3's OTLP mapping, loki-entry.ts), its time extent and the
+ *              last batch that wrote it: label names and values, series, and the streams a selector
+ *              matches (regexes included) are answered here without reading blobs.
+ * - postings:  per stream and batch, which of the batch's blobs hold the stream's entries (a bitmap),
+ *              with its entries and line bytes there: the label postings, at stream grain (a label
+ *              matcher selects streams, their postings name the blobs).
+ * - trace_ids: per bucket, the trace ids of the records' `trace_id` structured metadata and the blobs
+ *              that hold them, each bucket with a bloom filter and time extent (`buckets`), as the
+ *              trace store's traces: a `| trace_id="…"` lookup over 24 h seeks in a few buckets.
+ * - wal_position: the write-ahead log position the writes hold (durability: wal).
+ */
+import type { DatabaseSync } from 'node:sqlite';
+import {
+  BLOOM_BITS,
+  BUCKET_ROWS,
+  bloomAdd,
+  bloomHas,
+  openSqlite,
+  packBlob,
+  ROWS_PER_INSERT,
+  SqliteBase,
+  unpackBlob,
+  WAL_POSITION_SCHEMA,
+} from '../blob-store/blob-db';
+import type { Checkpoint } from '../blob-store/reader-protocol';
+import type { ResourceLogs } from '../model';
+import { decodeLogsRequest } from '../otlp/protobuf/decode-logs';
+import { type LabelMatcher, type LokiEntry, toLokiEntries } from './loki-entry';
+import { checkMatchers, matches, streamKey } from './matchers';
+
+export const LOG_SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS batches (
+  id INTEGER PRIMARY KEY, received_ms INTEGER NOT NULL, records INTEGER NOT NULL DEFAULT 0,
+  bytes INTEGER NOT NULL DEFAULT 0, first_blob INTEGER NOT NULL DEFAULT 0, last_blob INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS batches_received ON batches (received_ms);
+CREATE TABLE IF NOT EXISTS blobs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, records INTEGER NOT NULL, min_ns INTEGER NOT NULL, max_ns INTEGER NOT NULL,
+  received_ms INTEGER NOT NULL, plain INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS streams (
+  id INTEGER PRIMARY KEY, labels TEXT NOT NULL UNIQUE, min_ns INTEGER NOT NULL, max_ns INTEGER NOT NULL,
+  batch INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS streams_batch ON streams (batch);
+CREATE TABLE IF NOT EXISTS postings (
+  stream INTEGER NOT NULL, batch INTEGER NOT NULL, blobs BLOB NOT NULL, entries INTEGER NOT NULL,
+  bytes INTEGER NOT NULL, PRIMARY KEY (stream, batch)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS trace_ids (
+  bucket INTEGER NOT NULL, trace_id BLOB NOT NULL, blob INTEGER NOT NULL,
+  PRIMARY KEY (bucket, trace_id, blob)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS buckets (
+  id INTEGER PRIMARY KEY, rows INTEGER NOT NULL, min_ns INTEGER NOT NULL, max_ns INTEGER NOT NULL,
+  last_blob INTEGER NOT NULL, bloom BLOB NOT NULL);
+${WAL_POSITION_SCHEMA}`;
+
+/** Uncompressed request bytes per blob (a request larger than this is a blob of its own). */
+export const BLOB_BYTES = 256 * 1024;
+
+const MAX_NS = 2n ** 63n - 1n;
+const TRACE_ID = /^[0-9a-f]{32}$/;
+
+/** What the writer gathers of one blob's requests. */
+interface BlobIndex {
+  parts: Buffer[];
+  size: number;
+  records: number;
+  minNs: bigint;
+  maxNs: bigint;
+  plain: boolean;
+  /** Per stream key: its labels, entries and line bytes. */
+  streams: Map<string, { entries: number; bytes: number; min: bigint; max: bigint }>;
+  traceIds: Set<string>;
+}
+
+function newBlob(): BlobIndex {
+  return {
+    parts: [],
+    size: 0,
+    records: 0,
+    minNs: MAX_NS,
+    maxNs: 0n,
+    plain: true,
+    streams: new Map(),
+    traceIds: new Set(),
+  };
+}
+
+/** A write that failed (and was rolled back): `items` records were not stored. */
+export class LogWriteError extends Error {
+  constructor(
+    message: string,
+    readonly items: number,
+  ) {
+    super(message);
+    this.name = 'LogWriteError';
+  }
+}
+
+/** A position in a selection's order, past which the next page starts. */
+export interface SelectCursor {
+  timeNs: bigint;
+  blob: number;
+  index: number;
+}
+
+/** One page of a selection (LogSource.select reads pages until `next` is undefined). */
+export interface SelectPage {
+  entries: LokiEntry[];
+  next?: SelectCursor;
+}
+
+export interface SelectQuery {
+  matchers: LabelMatcher[];
+  startNs: bigint;
+  endNs: bigint;
+  direction: 'forward' | 'backward';
+  lineContains?: string[];
+  traceId?: string;
+  after?: SelectCursor;
+  /** Entries per page at most. */
+  max: number;
+}
+
+interface Keyed {
+  entry: LokiEntry;
+  blob: number;
+  index: number;
+}
+
+const decodeLimits = { maxAnyValueDepth: 64 };
+
+/** The requests of a blob (or one body), as Loki entries; `receivedMs` is the time of an entry that has none. */
+function entriesOf(data: Buffer, receivedMs: number): { entries: LokiEntry[]; resourceLogs: ResourceLogs[] } {
+  const resourceLogs = decodeLogsRequest(data, decodeLimits);
+  // Whole milliseconds (a replayed request's arrival is its log segment's mtime, a fraction).
+  return { entries: toLokiEntries(resourceLogs, BigInt(Math.trunc(receivedMs)) * 1_000_000n), resourceLogs };
+}
+
+function sqlTime(t: bigint): bigint {
+  return t > MAX_NS ? MAX_NS : t < 0n ? 0n : t;
+}
+
+export class LogDb extends SqliteBase {
+  /** Set by open() when it removed a store written with another schema version. */
+  recreated: { fromVersion: number } | undefined;
+  /** The writer's newest trace-id bucket. */
+  private bucket:
+    | { id: number; rows: number; bloom: Uint8Array; dirty?: { min: bigint; max: bigint; last: number } }
+    | undefined;
+  /** A reader's bloom filters by bucket (see TraceDb). */
+  private readonly blooms = new Map<number, { rows: number; lastBlob: number; bloom: Uint8Array }>();
+
+  private constructor(db: DatabaseSync) {
+    super(db);
+  }
+
+  static open(path: string, options: { reader?: boolean } = {}): LogDb {
+    const { db, recreated } = openSqlite(path, { reader: options.reader, schema: SCHEMA, version: LOG_SCHEMA_VERSION });
+    const store = new LogDb(db);
+    store.recreated = recreated;
+    return store;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /**
+   * Writes requests (protobuf ExportLogsServiceRequest bodies) in one transaction. A body that cannot
+   * be read is counted in `failed` and not stored (whole: never half of it).
+   */
+  write(
+    bodies: readonly Buffer[],
+    receivedMs: number,
+    walPosition?: { segment: number; offset: number },
+  ): { items: number; bytes: number; failed: number } {
+    receivedMs = Math.trunc(receivedMs);
+    const result = { items: 0, bytes: 0, failed: 0 };
+    const blobs: BlobIndex[] = [];
+    let current = newBlob();
+    for (const body of bodies) {
+      let entries: LokiEntry[];
+      let resourceLogs: ResourceLogs[];
+      try {
+        ({ entries, resourceLogs } = entriesOf(body, receivedMs));
+      } catch {
+        result.failed++;
+        continue;
+      }
+      current.parts.push(body);
+      current.size += body.length;
+      current.records += entries.length;
+      result.bytes += body.length;
+      result.items += entries.length;
+      for (const rl of resourceLogs) {
+        for (const sl of rl.scopeLogs) {
+          for (const r of sl.logRecords) if (r.body !== undefined && typeof r.body !== 'string') current.plain = false;
+        }
+      }
+      const keys = new Map<Record<string, string>, string>();
+      for (const e of entries) {
+        let key = keys.get(e.stream);
+        if (key === undefined) {
+          key = streamKey(e.stream);
+          keys.set(e.stream, key);
+        }
+        const t = sqlTime(e.timeNs);
+        const s = current.streams.get(key) ?? { entries: 0, bytes: 0, min: t, max: t };
+        s.entries++;
+        s.bytes += Buffer.byteLength(e.line);
+        if (t < s.min) s.min = t;
+        if (t > s.max) s.max = t;
+        current.streams.set(key, s);
+        if (t < current.minNs) current.minNs = t;
+        if (t > current.maxNs) current.maxNs = t;
+        const traceId = e.metadata.trace_id;
+        if (traceId && TRACE_ID.test(traceId)) current.traceIds.add(traceId);
+      }
+      if (current.size >= BLOB_BYTES) {
+        blobs.push(current);
+        current = newBlob();
+      }
+    }
+    if (current.parts.length > 0) blobs.push(current);
+    const db = this.db;
+    db.exec('BEGIN');
+    try {
+      const batch = Number(this.stmt('INSERT INTO batches (received_ms) VALUES (?)').run(receivedMs).lastInsertRowid);
+      let firstBlob = 0;
+      let lastBlob = 0;
+      // Per stream: the bitmap of the batch's blobs that hold it, its entries and bytes, its extent.
+      const postings = new Map<
+        string,
+        { bits: Uint8Array; entries: number; bytes: number; min: bigint; max: bigint }
+      >();
+      const bitmapBytes = Math.ceil(blobs.length / 8);
+      blobs.forEach((b, i) => {
+        lastBlob = this.writeBlob(b, receivedMs);
+        if (firstBlob === 0) firstBlob = lastBlob;
+        for (const [key, s] of b.streams) {
+          let p = postings.get(key);
+          if (!p) {
+            p = { bits: new Uint8Array(bitmapBytes), entries: 0, bytes: 0, min: s.min, max: s.max };
+            postings.set(key, p);
+          }
+          p.bits[i >> 3] |= 1 << (i & 7);
+          p.entries += s.entries;
+          p.bytes += s.bytes;
+          if (s.min < p.min) p.min = s.min;
+          if (s.max > p.max) p.max = s.max;
+        }
+      });
+      this.saveBucket();
+      const upsertStream = this.stmt(
+        `INSERT INTO streams (labels, min_ns, max_ns, batch) VALUES (?, ?, ?, ?) ON CONFLICT (labels) DO UPDATE
+         SET min_ns = min(min_ns, excluded.min_ns), max_ns = max(max_ns, excluded.max_ns), batch = excluded.batch RETURNING id`,
+      );
+      const insertPosting = this.stmt(
+        'INSERT INTO postings (stream, batch, blobs, entries, bytes) VALUES (?, ?, ?, ?, ?)',
+      );
+      for (const [key, p] of postings) {
+        const id = Number(upsertStream.get(key, p.min, p.max, batch)?.id);
+        insertPosting.run(id, batch, p.bits, p.entries, p.bytes);
+      }
+      this.stmt('UPDATE batches SET records = ?, bytes = ?, first_blob = ?, last_blob = ? WHERE id = ?').run(
+        result.items,
+        result.bytes,
+        firstBlob,
+        lastBlob,
+        batch,
+      );
+      if (walPosition) this.saveWalPosition(walPosition);
+      db.exec('COMMIT');
+    } catch (err) {
+      db.exec('ROLLBACK');
+      this.bucket = undefined;
+      throw new LogWriteError((err as Error).message, result.items);
+    }
+    return result;
+  }
+
+  private writeBlob(b: BlobIndex, receivedMs: number): number {
+    const empty = b.records === 0;
+    const blob = Number(
+      this.stmt('INSERT INTO blobs (records, min_ns, max_ns, received_ms, plain, data) VALUES (?, ?, ?, ?, ?, ?)').run(
+        b.records,
+        empty ? 0n : b.minNs,
+        empty ? 0n : b.maxNs,
+        receivedMs,
+        b.plain ? 1 : 0,
+        packBlob(b.parts),
+      ).lastInsertRowid,
+    );
+    if (b.traceIds.size === 0) return blob;
+    let bucket = this.bucket;
+    if (!bucket) {
+      const newest = this.stmt('SELECT id, rows, bloom FROM buckets ORDER BY id DESC LIMIT 1').get();
+      bucket = newest
+        ? { id: Number(newest.id), rows: Number(newest.rows), bloom: Uint8Array.from(newest.bloom as Uint8Array) }
+        : { id: 1, rows: 0, bloom: new Uint8Array(BLOOM_BITS / 8) };
+      this.bucket = bucket;
+    }
+    if (bucket.rows > 0 && bucket.rows + b.traceIds.size > BUCKET_ROWS) {
+      this.saveBucket();
+      bucket = { id: bucket.id + 1, rows: 0, bloom: new Uint8Array(BLOOM_BITS / 8) };
+      this.bucket = bucket;
+    }
+    const ids = [...b.traceIds];
+    for (let at = 0; at < ids.length; at += ROWS_PER_INSERT) {
+      const n = Math.min(ROWS_PER_INSERT, ids.length - at);
+      const params: (number | Uint8Array)[] = [];
+      for (let i = at; i < at + n; i++) {
+        const id = Buffer.from(ids[i], 'hex');
+        params.push(bucket.id, id, blob);
+        bloomAdd(bucket.bloom, id);
+      }
+      this.multiInsert('trace_ids', 'bucket, trace_id, blob', n).run(...params);
+    }
+    bucket.rows += ids.length;
+    const d = bucket.dirty;
+    bucket.dirty = {
+      min: d && d.min < b.minNs ? d.min : b.minNs,
+      max: d && d.max > b.maxNs ? d.max : b.maxNs,
+      last: blob,
+    };
+    return blob;
+  }
+
+  private saveBucket(): void {
+    const bucket = this.bucket;
+    const d = bucket?.dirty;
+    if (!bucket || !d) return;
+    this.stmt(
+      `INSERT INTO buckets (id, rows, min_ns, max_ns, last_blob, bloom) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE
+       SET rows = excluded.rows, min_ns = min(min_ns, excluded.min_ns), max_ns = max(max_ns, excluded.max_ns),
+       last_blob = excluded.last_blob, bloom = excluded.bloom`,
+    ).run(bucket.id, bucket.rows, d.min, d.max, d.last, bucket.bloom);
+    bucket.dirty = undefined;
+  }
+
+  enforceRetention(nowMs: number, retentionMs: number, maxBytes: number): { batches: number; items: number } {
+    return this.retain(nowMs, retentionMs, maxBytes, (batch, removed) => this.removeUpTo(batch, removed));
+  }
+
+  private removeUpTo(batch: number, removed: { batches: number; items: number }): void {
+    const last = this.stmt(
+      'SELECT max(last_blob) AS x, sum(records) AS n, count(*) AS b FROM batches WHERE id <= ?',
+    ).get(batch);
+    if (!last || Number(last.b) === 0) return;
+    const lastBlob = Number(last.x);
+    this.bucket = undefined;
+    this.db.exec('BEGIN');
+    try {
+      // postings are keyed by (stream, batch): one range per stream.
+      const deletePostings = this.stmt('DELETE FROM postings WHERE stream = ? AND batch <= ?');
+      for (const row of this.stmt('SELECT id FROM streams').all()) deletePostings.run(Number(row.id), batch);
+      this.stmt('DELETE FROM streams WHERE batch <= ?').run(batch);
+      const whole = this.stmt('SELECT max(id) AS id FROM buckets WHERE last_blob <= ?').get(lastBlob)?.id;
+      if (whole != null) {
+        this.stmt('DELETE FROM trace_ids WHERE bucket <= ?').run(Number(whole));
+        this.stmt('DELETE FROM buckets WHERE id <= ?').run(Number(whole));
+      }
+      const partial = this.stmt('SELECT min(id) AS id FROM buckets').get()?.id;
+      if (partial != null) {
+        this.stmt('DELETE FROM trace_ids WHERE bucket = ? AND blob <= ?').run(Number(partial), lastBlob);
+      }
+      this.stmt('DELETE FROM blobs WHERE id <= ?').run(lastBlob);
+      this.stmt('DELETE FROM batches WHERE id <= ?').run(batch);
+      this.db.exec('COMMIT');
+    } catch (err) {
+      this.db.exec('ROLLBACK');
+      throw err;
+    }
+    removed.batches += Number(last.b);
+    removed.items += Number(last.n ?? 0);
+  }
+
+  /** Records stored. */
+  recordCount(): number {
+    return Number(this.stmt('SELECT sum(records) AS n FROM blobs').get()?.n ?? 0);
+  }
+
+  // --- reads ---
+
+  /** The streams overlapping [startNs, endNs) whose labels match `matchers` (all streams when none). */
+  streams(startNs: bigint, endNs: bigint, matchers: readonly LabelMatcher[] = []): Map<number, Record<string, string>> {
+    checkMatchers(matchers);
+    const out = new Map<number, Record<string, string>>();
+    for (const row of this.stmt('SELECT id, labels FROM streams WHERE max_ns >= ? AND min_ns < ?').iterate(
+      sqlTime(startNs),
+      sqlTime(endNs),
+    )) {
+      const labels = JSON.parse(row.labels as string) as Record<string, string>;
+      if (matches(labels, matchers)) out.set(Number(row.id), labels);
+    }
+    return out;
+  }
+
+  /** Per posting of these streams: its blob ids, entries and bytes. */
+  private postingsOf(
+    streams: Iterable<number>,
+    each: (blobs: number[], entries: number, bytes: number, stream: number) => void,
+  ): void {
+    const rows = this.stmt('SELECT batch, blobs, entries, bytes FROM postings WHERE stream = ?');
+    const firstOf = this.stmt('SELECT first_blob FROM batches WHERE id = ?');
+    const firsts = new Map<number, number>();
+    for (const stream of streams) {
+      for (const row of rows.iterate(stream)) {
+        const batch = Number(row.batch);
+        let first = firsts.get(batch);
+        if (first === undefined) {
+          first = Number(firstOf.get(batch)?.first_blob ?? 0);
+          firsts.set(batch, first);
+        }
+        const bits = row.blobs as Uint8Array;
+        const ids: number[] = [];
+        for (let i = 0; i < bits.length * 8; i++) if (bits[i >> 3] & (1 << (i & 7))) ids.push(first + i);
+        each(ids, Number(row.entries), Number(row.bytes), stream);
+      }
+    }
+  }
+
+  /** The blobs that may hold a trace id's records in [startNs, endNs), through the buckets' bloom filters. */
+  private traceBlobs(traceId: Buffer, startNs: bigint, endNs: bigint): Set<number> {
+    const out = new Set<number>();
+    const bloomOf = this.stmt('SELECT bloom FROM buckets WHERE id = ?');
+    const rows = this.stmt('SELECT blob FROM trace_ids WHERE bucket = ? AND trace_id = ?');
+    if (this.blooms.size > 100_000) this.blooms.clear();
+    for (const b of this.stmt(
+      'SELECT id, rows, last_blob FROM buckets WHERE max_ns >= ? AND min_ns < ? ORDER BY id',
+    ).all(sqlTime(startNs), sqlTime(endNs))) {
+      const id = Number(b.id);
+      const count = Number(b.rows);
+      const lastBlob = Number(b.last_blob);
+      let cached = this.blooms.get(id);
+      if (cached?.rows !== count || cached.lastBlob !== lastBlob) {
+        cached = { rows: count, lastBlob, bloom: Uint8Array.from((bloomOf.get(id)?.bloom as Uint8Array) ?? []) };
+        this.blooms.set(id, cached);
+      }
+      if (cached.bloom.length > 0 && !bloomHas(cached.bloom, traceId)) continue;
+      for (const r of rows.iterate(id, traceId)) out.add(Number(r.blob));
+    }
+    return out;
+  }
+
+  /**
+   * A page of the entries of the streams matching `q.matchers` in [startNs, endNs), in the
+   * selection's direction (by time; ties in arrival order, reversed for backward), after `q.after`.
+   * Reads only the blobs the postings (or, with `traceId`, the trace-id index) name and whose time
+   * extent overlaps the window; a blob of string bodies without a `lineContains` substring is not
+   * decoded. `checkpoint` runs before each blob (the query's budget).
+   */
+  selectPage(q: SelectQuery, checkpoint: Checkpoint = () => {}): SelectPage {
+    const streams = this.streams(q.startNs, q.endNs, q.matchers);
+    if (streams.size === 0 || q.endNs <= q.startNs) return { entries: [] };
+    const keys = new Set<string>();
+    for (const labels of streams.values()) keys.add(streamKey(labels));
+    const traceId = q.traceId?.toLowerCase();
+    let candidates: Set<number>;
+    if (traceId !== undefined) {
+      if (!TRACE_ID.test(traceId)) return { entries: [] };
+      candidates = this.traceBlobs(Buffer.from(traceId, 'hex'), q.startNs, q.endNs);
+    } else {
+      candidates = new Set();
+      this.postingsOf(streams.keys(), (ids) => {
+        for (const id of ids) candidates.add(id);
+      });
+    }
+    if (candidates.size === 0) return { entries: [] };
+    const forward = q.direction === 'forward';
+    const after = q.after;
+    const blobs: { id: number; min: bigint; max: bigint; plain: boolean; receivedMs: number }[] = [];
+    const extents = this.stmt(
+      'SELECT id, min_ns, max_ns, plain, received_ms FROM blobs WHERE max_ns >= ? AND min_ns < ? AND records > 0',
+    );
+    extents.setReadBigInts(true);
+    for (const row of extents.iterate(sqlTime(q.startNs), sqlTime(q.endNs))) {
+      const id = Number(row.id);
+      if (!candidates.has(id)) continue;
+      const min = row.min_ns as bigint;
+      const max = row.max_ns as bigint;
+      if (after && (forward ? max < after.timeNs : min > after.timeNs)) continue;
+      blobs.push({ id, min, max, plain: row.plain === 1n, receivedMs: Number(row.received_ms) });
+    }
+    blobs.sort(forward ? (a, b) => cmpBig(a.min, b.min) || a.id - b.id : (a, b) => cmpBig(b.max, a.max) || b.id - a.id);
+    // Forward order of two entries: time, then arrival (blob, index in it).
+    const order = (a: Keyed, b: Keyed) =>
+      cmpBig(a.entry.timeNs, b.entry.timeNs) || a.blob - b.blob || a.index - b.index;
+    const cmp = forward ? order : (a: Keyed, b: Keyed) => order(b, a);
+    const afterKey = after
+      ? { entry: { timeNs: after.timeNs } as LokiEntry, blob: after.blob, index: after.index }
+      : undefined;
+    const needles = (q.lineContains ?? []).filter((s) => s !== '');
+    const needleBytes = needles.map((s) => Buffer.from(s));
+    const data = this.stmt('SELECT data FROM blobs WHERE id = ?');
+    let buffer: Keyed[] = [];
+    const out: LokiEntry[] = [];
+    let last: Keyed | undefined;
+    for (let i = 0; i < blobs.length; i++) {
+      checkpoint();
+      const b = blobs[i];
+      const row = data.get(b.id);
+      if (row) {
+        const raw = unpackBlob(row.data as Uint8Array);
+        if (!(b.plain && needleBytes.some((n) => raw.indexOf(n) < 0))) {
+          const { entries } = entriesOf(raw, b.receivedMs);
+          const keyOf = new Map<Record<string, string>, boolean>();
+          entries.forEach((entry, index) => {
+            if (entry.timeNs < q.startNs || entry.timeNs >= q.endNs) return;
+            let ok = keyOf.get(entry.stream);
+            if (ok === undefined) {
+              ok = keys.has(streamKey(entry.stream));
+              keyOf.set(entry.stream, ok);
+            }
+            if (!ok) return;
+            if (traceId !== undefined && entry.metadata.trace_id?.toLowerCase() !== traceId) return;
+            for (const n of needles) if (!entry.line.includes(n)) return;
+            const k = { entry, blob: b.id, index };
+            if (afterKey && cmp(k, afterKey) <= 0) return;
+            buffer.push(k);
+          });
+        }
+      }
+      // Entries before the next blob's first (forward; after its last, backward) are final.
+      const next = blobs[i + 1];
+      buffer.sort(cmp);
+      let n = buffer.length;
+      if (next) {
+        n = 0;
+        while (n < buffer.length && (forward ? buffer[n].entry.timeNs < next.min : buffer[n].entry.timeNs > next.max))
+          n++;
+      }
+      const take = Math.min(n, q.max - out.length);
+      for (let j = 0; j < take; j++) out.push(buffer[j].entry);
+      if (take > 0) last = buffer[take - 1];
+      buffer = buffer.slice(take);
+      if (out.length >= q.max) {
+        const more = buffer.length > 0 || i + 1 < blobs.length;
+        return {
+          entries: out,
+          next: more && last ? { timeNs: last.entry.timeNs, blob: last.blob, index: last.index } : undefined,
+        };
+      }
+    }
+    return { entries: out };
+  }
+
+  labelNames(startNs: bigint, endNs: bigint, matchers?: LabelMatcher[]): string[] {
+    const names = new Set<string>();
+    for (const labels of this.streams(startNs, endNs, matchers).values())
+      for (const n of Object.keys(labels)) names.add(n);
+    return [...names].sort();
+  }
+
+  labelValues(name: string, startNs: bigint, endNs: bigint, matchers?: LabelMatcher[]): string[] {
+    const values = new Set<string>();
+    for (const labels of this.streams(startNs, endNs, matchers).values()) {
+      const v = labels[name];
+      if (v !== undefined) values.add(v);
+    }
+    return [...values].sort();
+  }
+
+  series(selectors: LabelMatcher[][], startNs: bigint, endNs: bigint): Record<string, string>[] {
+    for (const m of selectors) checkMatchers(m);
+    const all = this.streams(startNs, endNs);
+    const out: Record<string, string>[] = [];
+    for (const labels of all.values()) {
+      if (selectors.length === 0 || selectors.some((m) => matches(labels, m))) out.push(labels);
+    }
+    return out;
+  }
+
+  /** Streams, chunks (blobs), line bytes and entries of the matching streams' postings overlapping the window. */
+  stats(
+    matchers: LabelMatcher[],
+    startNs: bigint,
+    endNs: bigint,
+    checkpoint: Checkpoint = () => {},
+  ): { streams: number; chunks: number; bytes: number; entries: number } {
+    const streams = this.streams(startNs, endNs, matchers);
+    const inWindow = new Set<number>();
+    for (const row of this.stmt('SELECT id FROM blobs WHERE max_ns >= ? AND min_ns < ?').iterate(
+      sqlTime(startNs),
+      sqlTime(endNs),
+    )) {
+      inWindow.add(Number(row.id));
+    }
+    checkpoint();
+    const chunks = new Set<number>();
+    const seen = new Set<number>();
+    let bytes = 0;
+    let entries = 0;
+    this.postingsOf(streams.keys(), (ids, n, b, stream) => {
+      const hit = ids.filter((id) => inWindow.has(id));
+      if (hit.length === 0) return;
+      for (const id of hit) chunks.add(id);
+      seen.add(stream);
+      entries += n;
+      bytes += b;
+    });
+    return { streams: seen.size, chunks: chunks.size, bytes, entries };
+  }
+}
+
+function cmpBig(a: bigint, b: bigint): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

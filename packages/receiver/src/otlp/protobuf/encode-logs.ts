@@ -1,0 +1,41 @@
+/**
+ * Protobuf encoding of the model into `ExportLogsServiceRequest` (opentelemetry-proto logs.proto, v1):
+ * the mirror image of decode-logs.ts, for the log store when the pipeline has no raw protobuf body
+ * (HTTP/JSON requests, or a processor changed the records). Proto3 zero values are omitted.
+ */
+import type { LogRecord, ResourceLogs, ScopeLogs } from '../../model';
+import { writeAnyValue, writeAttributes, writeResource, writeScope } from './encode-traces';
+import { ProtoWriter } from './writer';
+
+/** Encodes `data` as an ExportLogsServiceRequest. */
+export function encodeLogsRequest(data: readonly ResourceLogs[]): Buffer {
+  const w = new ProtoWriter(4096);
+  for (const rl of data) {
+    w.message(1, (m) => {
+      m.message(1, (r) => writeResource(r, rl.resource));
+      for (const sl of rl.scopeLogs) m.message(2, (s) => writeScopeLogs(s, sl));
+      m.stringField(3, rl.schemaUrl);
+    });
+  }
+  return w.finish();
+}
+
+function writeScopeLogs(w: ProtoWriter, sl: ScopeLogs): void {
+  w.message(1, (m) => writeScope(m, sl.scope));
+  for (const record of sl.logRecords) w.message(2, (m) => writeLogRecord(m, record));
+  w.stringField(3, sl.schemaUrl);
+}
+
+function writeLogRecord(w: ProtoWriter, r: LogRecord): void {
+  if (r.timeUnixNano !== 0n) w.fixed64Field(1, r.timeUnixNano);
+  w.varintField(2, r.severityNumber);
+  w.stringField(3, r.severityText);
+  if (r.body !== undefined) w.message(5, (m) => writeAnyValue(m, r.body));
+  writeAttributes(w, 6, r.attributes);
+  w.varintField(7, r.droppedAttributesCount);
+  if (r.flags !== 0) w.fixed32Field(8, r.flags);
+  if (r.traceId !== '') w.bytesField(9, Buffer.from(r.traceId, 'hex'));
+  if (r.spanId !== '') w.bytesField(10, Buffer.from(r.spanId, 'hex'));
+  if (r.observedTimeUnixNano !== 0n) w.fixed64Field(11, r.observedTimeUnixNano);
+  w.stringField(12, r.eventName);
+}
