@@ -2,6 +2,9 @@
 export { ConfigError, ENV_OVERRIDES, loadConfig, validateConfig } from './config/load';
 export type { ReceiverConfig, ReceiverConfigInput } from './config/schema';
 export { parseHeaders, TempoExporter, type TempoExporterOptions, tempoEndpoint } from './export/tempo-exporter';
+export { LogDb } from './log-store/log-db';
+export { LogStore, type LogStoreOptions } from './log-store/log-store';
+export type { LabelMatcher, LogSelection, LogSource, LokiEntry } from './log-store/loki-entry';
 export { createLogger } from './logger';
 export * from './model';
 export {
@@ -16,6 +19,7 @@ export type { DecodeLimits } from './otlp/limits';
 export { decodeLogsRequest } from './otlp/protobuf/decode-logs';
 export { decodeMetricsRequest } from './otlp/protobuf/decode-metrics';
 export { decodeTraceRequest } from './otlp/protobuf/decode-traces';
+export { encodeLogsRequest } from './otlp/protobuf/encode-logs';
 export type { Batch, Consumer, Processor, ReceiveContext } from './pipeline/pipeline';
 export { Pipeline, SignalPipeline } from './pipeline/pipeline';
 export { PrometheusConsumer, type PrometheusOptions } from './prometheus/consumer';
