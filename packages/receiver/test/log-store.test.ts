@@ -12,8 +12,10 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { BlobWal } from '../src/blob-store/wal';
 import { LogDb } from '../src/log-store/log-db';
+import { indexLogsRequest } from '../src/log-store/log-index';
 import { LogStore, type LogStoreOptions } from '../src/log-store/log-store';
-import type { LabelMatcher, LokiEntry } from '../src/log-store/loki-entry';
+import { type LabelMatcher, type LokiEntry, toLokiEntries } from '../src/log-store/loki-entry';
+import { streamKey } from '../src/log-store/matchers';
 import { createLogger } from '../src/logger';
 import { type AnyValue, KeyValueList, type ResourceLogs } from '../src/model';
 import { OverloadedError } from '../src/otlp/errors';
@@ -300,6 +302,68 @@ test('retention removes batches by age, then the oldest past the size bound; ind
   );
   expect(kept.length).toBeGreaterThan(0);
   expect(kept).toStrictEqual(Array.from({ length: kept.length }, (_, i) => 40 - kept.length + i));
+});
+
+test("the writer's index pass agrees with toLokiEntries: stream, time fallbacks, trace id, string bodies", () => {
+  const data: ResourceLogs[] = [
+    {
+      resource: {
+        attributes: [
+          { key: 'k8s.container.name', value: 'fallback-name' },
+          { key: 'k8s.pod.name', value: 'pod-1' },
+          { key: 'host.name', value: 'h' },
+        ],
+        droppedAttributesCount: 0,
+      },
+      schemaUrl: '',
+      scopeLogs: [
+        {
+          scope: { name: 's', version: '', attributes: [], droppedAttributesCount: 0 },
+          schemaUrl: '',
+          logRecords: [
+            { t: T0, obs: 0n, body: 'plain ünïcode', trace: traceId(9) },
+            { t: 0n, obs: T0 + 5n, body: new KeyValueList([{ key: 'a', value: 1n }]), trace: '' },
+            { t: 0n, obs: 0n, body: undefined, trace: '' },
+            { t: 0n, obs: 0n, body: 2.5, trace: traceId(10) },
+          ].map((r) => ({
+            timeUnixNano: r.t,
+            observedTimeUnixNano: r.obs,
+            severityNumber: 0,
+            severityText: '',
+            body: r.body as AnyValue,
+            attributes: [],
+            droppedAttributesCount: 0,
+            flags: 0,
+            traceId: r.trace,
+            spanId: '',
+            eventName: '',
+          })),
+        },
+      ],
+    },
+    { resource: { attributes: [], droppedAttributesCount: 0 }, schemaUrl: '', scopeLogs: [] },
+  ];
+  const body = encodeLogsRequest(data);
+  const receivedNs = 1_700_000_000_123_000_000n;
+  const entries = toLokiEntries(decodeLogsRequest(body, { maxAnyValueDepth: 32 }), receivedNs);
+  const indexed: unknown[] = [];
+  indexLogsRequest(body, receivedNs, (r) =>
+    indexed.push({ stream: r.stream, timeNs: r.timeNs, traceId: r.traceId?.toString('hex'), plain: r.plain }),
+  );
+  expect(indexed).toStrictEqual(
+    entries.map((e, i) => ({
+      stream: streamKey(e.stream),
+      timeNs: e.timeNs,
+      traceId: e.metadata.trace_id,
+      plain: i !== 1 && i !== 3,
+    })),
+  );
+  expect(entries[0].stream).toStrictEqual({
+    k8s_container_name: 'fallback-name',
+    k8s_pod_name: 'pod-1',
+    service_name: 'fallback-name',
+  });
+  expect(() => indexLogsRequest(Buffer.from([0x0a, 0x05, 0x12, 0x09]), receivedNs, () => {})).toThrow();
 });
 
 function logsBatch(body: Buffer, raw = true): Batch<'logs'> {

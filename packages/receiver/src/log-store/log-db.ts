@@ -35,6 +35,7 @@ import {
 import type { Checkpoint } from '../blob-store/reader-protocol';
 import type { ResourceLogs } from '../model';
 import { decodeLogsRequest } from '../otlp/protobuf/decode-logs';
+import { type IndexedRecord, indexLogsRequest } from './log-index';
 import { type LabelMatcher, type LokiEntry, toLokiEntries } from './loki-entry';
 import { checkMatchers, matches, streamKey } from './matchers';
 
@@ -188,43 +189,33 @@ export class LogDb extends SqliteBase {
     const result = { items: 0, bytes: 0, failed: 0 };
     const blobs: BlobIndex[] = [];
     let current = newBlob();
+    const receivedNs = BigInt(receivedMs) * 1_000_000n;
     for (const body of bodies) {
-      let entries: LokiEntry[];
-      let resourceLogs: ResourceLogs[];
+      // Indexed on its own first: a body that does not read is left out whole.
+      const records: IndexedRecord[] = [];
       try {
-        ({ entries, resourceLogs } = entriesOf(body, receivedMs));
+        indexLogsRequest(body, receivedNs, (r) => records.push(r));
       } catch {
         result.failed++;
         continue;
       }
       current.parts.push(body);
       current.size += body.length;
-      current.records += entries.length;
+      current.records += records.length;
       result.bytes += body.length;
-      result.items += entries.length;
-      for (const rl of resourceLogs) {
-        for (const sl of rl.scopeLogs) {
-          for (const r of sl.logRecords) if (r.body !== undefined && typeof r.body !== 'string') current.plain = false;
-        }
-      }
-      const keys = new Map<Record<string, string>, string>();
-      for (const e of entries) {
-        let key = keys.get(e.stream);
-        if (key === undefined) {
-          key = streamKey(e.stream);
-          keys.set(e.stream, key);
-        }
+      result.items += records.length;
+      for (const e of records) {
+        if (!e.plain) current.plain = false;
         const t = sqlTime(e.timeNs);
-        const s = current.streams.get(key) ?? { entries: 0, bytes: 0, min: t, max: t };
+        const s = current.streams.get(e.stream) ?? { entries: 0, bytes: 0, min: t, max: t };
         s.entries++;
-        s.bytes += Buffer.byteLength(e.line);
+        s.bytes += e.lineBytes;
         if (t < s.min) s.min = t;
         if (t > s.max) s.max = t;
-        current.streams.set(key, s);
+        current.streams.set(e.stream, s);
         if (t < current.minNs) current.minNs = t;
         if (t > current.maxNs) current.maxNs = t;
-        const traceId = e.metadata.trace_id;
-        if (traceId && TRACE_ID.test(traceId)) current.traceIds.add(traceId);
+        if (e.traceId) current.traceIds.add(e.traceId.toString('hex'));
       }
       if (current.size >= BLOB_BYTES) {
         blobs.push(current);
