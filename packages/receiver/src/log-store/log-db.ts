@@ -14,20 +14,21 @@
  * - postings:  per stream and batch, which of the batch's blobs hold the stream's entries (a bitmap),
  *              with its entries and line bytes there: the label postings, at stream grain (a label
  *              matcher selects streams, their postings name the blobs).
- * - trace_ids: per bucket, the trace ids of the records' `trace_id` structured metadata and the blobs
- *              that hold them, each bucket with a bloom filter and time extent (`buckets`), as the
- *              trace store's traces: a `| trace_id="…"` lookup over 24 h seeks in a few buckets.
+ * - blob_traces: per blob, a bloom filter of the trace ids of its records (the `trace_id` structured
+ *              metadata), as Loki's blooms over structured metadata: a `| trace_id="…"` lookup over
+ *              24 h checks the blooms of the blobs in the window (cached by the reader: blobs do not
+ *              change) and reads the one or two that may hold it. A row per trace id and blob (the
+ *              trace store's bucketed trace rows) cost the writer 70% of its time with a trace id on
+ *              every record; a bloom costs it a few hashes.
  * - wal_position: the write-ahead log position the writes hold (durability: wal).
  */
 import type { DatabaseSync } from 'node:sqlite';
 import {
-  BLOOM_BITS,
-  BUCKET_ROWS,
-  bloomAdd,
-  bloomHas,
+  blobBloomAdd,
+  blobBloomHas,
+  newBlobBloom,
   openSqlite,
   packBlob,
-  ROWS_PER_INSERT,
   SqliteBase,
   unpackBlob,
   WAL_POSITION_SCHEMA,
@@ -39,7 +40,7 @@ import { type IndexedRecord, indexLogsRequest } from './log-index';
 import { type LabelMatcher, type LokiEntry, toLokiEntries } from './loki-entry';
 import { checkMatchers, matches, streamKey } from './matchers';
 
-export const LOG_SCHEMA_VERSION = 1;
+export const LOG_SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS batches (
@@ -56,12 +57,7 @@ CREATE INDEX IF NOT EXISTS streams_batch ON streams (batch);
 CREATE TABLE IF NOT EXISTS postings (
   stream INTEGER NOT NULL, batch INTEGER NOT NULL, blobs BLOB NOT NULL, entries INTEGER NOT NULL,
   bytes INTEGER NOT NULL, PRIMARY KEY (stream, batch)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS trace_ids (
-  bucket INTEGER NOT NULL, trace_id BLOB NOT NULL, blob INTEGER NOT NULL,
-  PRIMARY KEY (bucket, trace_id, blob)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS buckets (
-  id INTEGER PRIMARY KEY, rows INTEGER NOT NULL, min_ns INTEGER NOT NULL, max_ns INTEGER NOT NULL,
-  last_blob INTEGER NOT NULL, bloom BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS blob_traces (blob INTEGER PRIMARY KEY, bloom BLOB NOT NULL);
 ${WAL_POSITION_SCHEMA}`;
 
 /** Uncompressed request bytes per blob (a request larger than this is a blob of its own). */
@@ -80,7 +76,8 @@ interface BlobIndex {
   plain: boolean;
   /** Per stream key: its labels, entries and line bytes. */
   streams: Map<string, { entries: number; bytes: number; min: bigint; max: bigint }>;
-  traceIds: Set<string>;
+  /** Views of the trace ids in the blob's requests (repeats included). */
+  traceIds: Buffer[];
 }
 
 function newBlob(): BlobIndex {
@@ -92,7 +89,7 @@ function newBlob(): BlobIndex {
     maxNs: 0n,
     plain: true,
     streams: new Map(),
-    traceIds: new Set(),
+    traceIds: [],
   };
 }
 
@@ -154,12 +151,9 @@ function sqlTime(t: bigint): bigint {
 export class LogDb extends SqliteBase {
   /** Set by open() when it removed a store written with another schema version. */
   recreated: { fromVersion: number } | undefined;
-  /** The writer's newest trace-id bucket. */
-  private bucket:
-    | { id: number; rows: number; bloom: Uint8Array; dirty?: { min: bigint; max: bigint; last: number } }
-    | undefined;
-  /** A reader's bloom filters by bucket (see TraceDb). */
-  private readonly blooms = new Map<number, { rows: number; lastBlob: number; bloom: Uint8Array }>();
+  /** A reader's blobs' trace-id bloom filters (a blob never changes; retention removes the oldest). */
+  private readonly blooms = new Map<number, Uint8Array>();
+  private bloomBytes = 0;
 
   private constructor(db: DatabaseSync) {
     super(db);
@@ -215,7 +209,7 @@ export class LogDb extends SqliteBase {
         current.streams.set(e.stream, s);
         if (t < current.minNs) current.minNs = t;
         if (t > current.maxNs) current.maxNs = t;
-        if (e.traceId) current.traceIds.add(e.traceId.toString('hex'));
+        if (e.traceId) current.traceIds.push(e.traceId);
       }
       if (current.size >= BLOB_BYTES) {
         blobs.push(current);
@@ -251,7 +245,6 @@ export class LogDb extends SqliteBase {
           if (s.max > p.max) p.max = s.max;
         }
       });
-      this.saveBucket();
       const upsertStream = this.stmt(
         `INSERT INTO streams (labels, min_ns, max_ns, batch) VALUES (?, ?, ?, ?) ON CONFLICT (labels) DO UPDATE
          SET min_ns = min(min_ns, excluded.min_ns), max_ns = max(max_ns, excluded.max_ns), batch = excluded.batch RETURNING id`,
@@ -274,7 +267,6 @@ export class LogDb extends SqliteBase {
       db.exec('COMMIT');
     } catch (err) {
       db.exec('ROLLBACK');
-      this.bucket = undefined;
       throw new LogWriteError((err as Error).message, result.items);
     }
     return result;
@@ -292,51 +284,11 @@ export class LogDb extends SqliteBase {
         packBlob(b.parts),
       ).lastInsertRowid,
     );
-    if (b.traceIds.size === 0) return blob;
-    let bucket = this.bucket;
-    if (!bucket) {
-      const newest = this.stmt('SELECT id, rows, bloom FROM buckets ORDER BY id DESC LIMIT 1').get();
-      bucket = newest
-        ? { id: Number(newest.id), rows: Number(newest.rows), bloom: Uint8Array.from(newest.bloom as Uint8Array) }
-        : { id: 1, rows: 0, bloom: new Uint8Array(BLOOM_BITS / 8) };
-      this.bucket = bucket;
-    }
-    if (bucket.rows > 0 && bucket.rows + b.traceIds.size > BUCKET_ROWS) {
-      this.saveBucket();
-      bucket = { id: bucket.id + 1, rows: 0, bloom: new Uint8Array(BLOOM_BITS / 8) };
-      this.bucket = bucket;
-    }
-    const ids = [...b.traceIds];
-    for (let at = 0; at < ids.length; at += ROWS_PER_INSERT) {
-      const n = Math.min(ROWS_PER_INSERT, ids.length - at);
-      const params: (number | Uint8Array)[] = [];
-      for (let i = at; i < at + n; i++) {
-        const id = Buffer.from(ids[i], 'hex');
-        params.push(bucket.id, id, blob);
-        bloomAdd(bucket.bloom, id);
-      }
-      this.multiInsert('trace_ids', 'bucket, trace_id, blob', n).run(...params);
-    }
-    bucket.rows += ids.length;
-    const d = bucket.dirty;
-    bucket.dirty = {
-      min: d && d.min < b.minNs ? d.min : b.minNs,
-      max: d && d.max > b.maxNs ? d.max : b.maxNs,
-      last: blob,
-    };
+    if (b.traceIds.length === 0) return blob;
+    const bloom = newBlobBloom(b.traceIds.length);
+    for (const id of b.traceIds) blobBloomAdd(bloom, id);
+    this.stmt('INSERT INTO blob_traces (blob, bloom) VALUES (?, ?)').run(blob, bloom);
     return blob;
-  }
-
-  private saveBucket(): void {
-    const bucket = this.bucket;
-    const d = bucket?.dirty;
-    if (!bucket || !d) return;
-    this.stmt(
-      `INSERT INTO buckets (id, rows, min_ns, max_ns, last_blob, bloom) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE
-       SET rows = excluded.rows, min_ns = min(min_ns, excluded.min_ns), max_ns = max(max_ns, excluded.max_ns),
-       last_blob = excluded.last_blob, bloom = excluded.bloom`,
-    ).run(bucket.id, bucket.rows, d.min, d.max, d.last, bucket.bloom);
-    bucket.dirty = undefined;
   }
 
   enforceRetention(nowMs: number, retentionMs: number, maxBytes: number): { batches: number; items: number } {
@@ -349,22 +301,13 @@ export class LogDb extends SqliteBase {
     ).get(batch);
     if (!last || Number(last.b) === 0) return;
     const lastBlob = Number(last.x);
-    this.bucket = undefined;
     this.db.exec('BEGIN');
     try {
       // postings are keyed by (stream, batch): one range per stream.
       const deletePostings = this.stmt('DELETE FROM postings WHERE stream = ? AND batch <= ?');
       for (const row of this.stmt('SELECT id FROM streams').all()) deletePostings.run(Number(row.id), batch);
       this.stmt('DELETE FROM streams WHERE batch <= ?').run(batch);
-      const whole = this.stmt('SELECT max(id) AS id FROM buckets WHERE last_blob <= ?').get(lastBlob)?.id;
-      if (whole != null) {
-        this.stmt('DELETE FROM trace_ids WHERE bucket <= ?').run(Number(whole));
-        this.stmt('DELETE FROM buckets WHERE id <= ?').run(Number(whole));
-      }
-      const partial = this.stmt('SELECT min(id) AS id FROM buckets').get()?.id;
-      if (partial != null) {
-        this.stmt('DELETE FROM trace_ids WHERE bucket = ? AND blob <= ?').run(Number(partial), lastBlob);
-      }
+      this.stmt('DELETE FROM blob_traces WHERE blob <= ?').run(lastBlob);
       this.stmt('DELETE FROM blobs WHERE id <= ?').run(lastBlob);
       this.stmt('DELETE FROM batches WHERE id <= ?').run(batch);
       this.db.exec('COMMIT');
@@ -421,25 +364,30 @@ export class LogDb extends SqliteBase {
     }
   }
 
-  /** The blobs that may hold a trace id's records in [startNs, endNs), through the buckets' bloom filters. */
-  private traceBlobs(traceId: Buffer, startNs: bigint, endNs: bigint): Set<number> {
+  /** The blobs in [startNs, endNs) that may hold a trace id's records, through their bloom filters. */
+  private traceBlobs(traceId: Buffer, startNs: bigint, endNs: bigint, checkpoint: Checkpoint): Set<number> {
     const out = new Set<number>();
-    const bloomOf = this.stmt('SELECT bloom FROM buckets WHERE id = ?');
-    const rows = this.stmt('SELECT blob FROM trace_ids WHERE bucket = ? AND trace_id = ?');
-    if (this.blooms.size > 100_000) this.blooms.clear();
-    for (const b of this.stmt(
-      'SELECT id, rows, last_blob FROM buckets WHERE max_ns >= ? AND min_ns < ? ORDER BY id',
-    ).all(sqlTime(startNs), sqlTime(endNs))) {
-      const id = Number(b.id);
-      const count = Number(b.rows);
-      const lastBlob = Number(b.last_blob);
-      let cached = this.blooms.get(id);
-      if (cached?.rows !== count || cached.lastBlob !== lastBlob) {
-        cached = { rows: count, lastBlob, bloom: Uint8Array.from((bloomOf.get(id)?.bloom as Uint8Array) ?? []) };
-        this.blooms.set(id, cached);
+    const bloomOf = this.stmt('SELECT bloom FROM blob_traces WHERE blob = ?');
+    if (this.bloomBytes > 256 * 2 ** 20) {
+      this.blooms.clear();
+      this.bloomBytes = 0;
+    }
+    let n = 0;
+    for (const row of this.stmt('SELECT id FROM blobs WHERE max_ns >= ? AND min_ns < ?').iterate(
+      sqlTime(startNs),
+      sqlTime(endNs),
+    )) {
+      if (++n % 1024 === 0) checkpoint();
+      const id = Number(row.id);
+      let bloom = this.blooms.get(id);
+      if (!bloom) {
+        const b = bloomOf.get(id)?.bloom as Uint8Array | undefined;
+        if (!b) continue;
+        bloom = Uint8Array.from(b);
+        this.blooms.set(id, bloom);
+        this.bloomBytes += bloom.length;
       }
-      if (cached.bloom.length > 0 && !bloomHas(cached.bloom, traceId)) continue;
-      for (const r of rows.iterate(id, traceId)) out.add(Number(r.blob));
+      if (blobBloomHas(bloom, traceId)) out.add(id);
     }
     return out;
   }
@@ -460,7 +408,7 @@ export class LogDb extends SqliteBase {
     let candidates: Set<number>;
     if (traceId !== undefined) {
       if (!TRACE_ID.test(traceId)) return { entries: [] };
-      candidates = this.traceBlobs(Buffer.from(traceId, 'hex'), q.startNs, q.endNs);
+      candidates = this.traceBlobs(Buffer.from(traceId, 'hex'), q.startNs, q.endNs, checkpoint);
     } else {
       candidates = new Set();
       this.postingsOf(streams.keys(), (ids) => {
