@@ -160,7 +160,8 @@ export async function runLogIntake(work: string, settings: MaxThroughputSettings
     log(
       `  store off ${fmtInt(rOff.spansPerSec)} records/s; on (wal) ${fmtInt(rOn.spansPerSec)} records/s accepted (${rOn.non2xx} refused): ${((rOn.spansPerSec / rOff.spansPerSec) * 100).toFixed(1)}%; ` +
         `on (memory) ${fmtInt(rMemory.spansPerSec)} records/s (${rMemory.non2xx} refused): ${((rMemory.spansPerSec / rOff.spansPerSec) * 100).toFixed(1)}%; ` +
-        `latency p50 ${rOff.latencyP50Ms.toFixed(1)} / ${rOn.latencyP50Ms.toFixed(1)} / ${rMemory.latencyP50Ms.toFixed(1)} ms; ${fmtInt(written)} records written by the wal store`,
+        `latency p50 ${rOff.latencyP50Ms.toFixed(1)} / ${rOn.latencyP50Ms.toFixed(1)} / ${rMemory.latencyP50Ms.toFixed(1)} ms; ${fmtInt(written)} records written by the wal store; ` +
+        `receiver CPU ${rOff.serverCores.toFixed(2)} / ${rOn.serverCores.toFixed(2)} / ${rMemory.serverCores.toFixed(2)} cores, client ${rOff.clientCores.toFixed(2)} / ${rOn.clientCores.toFixed(2)} / ${rMemory.clientCores.toFixed(2)}, other ${rOff.otherCores.toFixed(2)} / ${rOn.otherCores.toFixed(2)} / ${rMemory.otherCores.toFixed(2)}`,
     );
     return { off: rOff, on: rOn, memory: rMemory };
   } finally {
