@@ -5,7 +5,7 @@
  *
  * - batches:   one row per written batch (arrival time, records, bytes, its blob id range): retention
  *              removes whole batches, oldest first (as the trace store).
- * - blobs:     the compressed requests with their entries' time extent, their arrival time (the time
+ * - blobs:     the compressed requests with their entries' time extent (indexed by its end), their batch, their arrival time (the time
  *              of an entry that has none) and whether every body is a string (`plain`: a line
  *              filter's substring can then be looked for in the blob's bytes before decoding it).
  * - streams:   each stream's labels (Loki 3's OTLP mapping, loki-entry.ts), its time extent and the
@@ -40,7 +40,7 @@ import { type IndexedRecord, indexLogsRequest } from './log-index';
 import { type LabelMatcher, type LokiEntry, toLokiEntries } from './loki-entry';
 import { checkMatchers, matches, streamKey } from './matchers';
 
-export const LOG_SCHEMA_VERSION = 2;
+export const LOG_SCHEMA_VERSION = 3;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS batches (
@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS batches (
 CREATE INDEX IF NOT EXISTS batches_received ON batches (received_ms);
 CREATE TABLE IF NOT EXISTS blobs (
   id INTEGER PRIMARY KEY AUTOINCREMENT, records INTEGER NOT NULL, min_ns INTEGER NOT NULL, max_ns INTEGER NOT NULL,
-  received_ms INTEGER NOT NULL, plain INTEGER NOT NULL, data BLOB NOT NULL);
+  received_ms INTEGER NOT NULL, plain INTEGER NOT NULL, batch INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS blobs_max ON blobs (max_ns);
 CREATE TABLE IF NOT EXISTS streams (
   id INTEGER PRIMARY KEY, labels TEXT NOT NULL UNIQUE, min_ns INTEGER NOT NULL, max_ns INTEGER NOT NULL,
   batch INTEGER NOT NULL);
@@ -230,7 +231,7 @@ export class LogDb extends SqliteBase {
       >();
       const bitmapBytes = Math.ceil(blobs.length / 8);
       blobs.forEach((b, i) => {
-        lastBlob = this.writeBlob(b, receivedMs);
+        lastBlob = this.writeBlob(b, receivedMs, batch);
         if (firstBlob === 0) firstBlob = lastBlob;
         for (const [key, s] of b.streams) {
           let p = postings.get(key);
@@ -272,15 +273,18 @@ export class LogDb extends SqliteBase {
     return result;
   }
 
-  private writeBlob(b: BlobIndex, receivedMs: number): number {
+  private writeBlob(b: BlobIndex, receivedMs: number, batch: number): number {
     const empty = b.records === 0;
     const blob = Number(
-      this.stmt('INSERT INTO blobs (records, min_ns, max_ns, received_ms, plain, data) VALUES (?, ?, ?, ?, ?, ?)').run(
+      this.stmt(
+        'INSERT INTO blobs (records, min_ns, max_ns, received_ms, plain, batch, data) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ).run(
         b.records,
         empty ? 0n : b.minNs,
         empty ? 0n : b.maxNs,
         receivedMs,
         b.plain ? 1 : 0,
+        batch,
         packBlob(b.parts),
       ).lastInsertRowid,
     );
@@ -340,16 +344,19 @@ export class LogDb extends SqliteBase {
     return out;
   }
 
-  /** Per posting of these streams: its blob ids, entries and bytes. */
+  /** Per posting of these streams in batches [lo, hi]: its blob ids, entries and bytes. */
   private postingsOf(
     streams: Iterable<number>,
+    range: { lo: number; hi: number },
     each: (blobs: number[], entries: number, bytes: number, stream: number) => void,
   ): void {
-    const rows = this.stmt('SELECT batch, blobs, entries, bytes FROM postings WHERE stream = ?');
+    const rows = this.stmt(
+      'SELECT batch, blobs, entries, bytes FROM postings WHERE stream = ? AND batch >= ? AND batch <= ?',
+    );
     const firstOf = this.stmt('SELECT first_blob FROM batches WHERE id = ?');
     const firsts = new Map<number, number>();
     for (const stream of streams) {
-      for (const row of rows.iterate(stream)) {
+      for (const row of rows.iterate(stream, range.lo, range.hi)) {
         const batch = Number(row.batch);
         let first = firsts.get(batch);
         if (first === undefined) {
@@ -364,8 +371,37 @@ export class LogDb extends SqliteBase {
     }
   }
 
+  /**
+   * The blobs whose time extent overlaps [startNs, endNs) (through the index on their end), and the
+   * range of batches that wrote them (the postings to read).
+   */
+  private window(
+    startNs: bigint,
+    endNs: bigint,
+  ): { blobs: Map<number, { min: bigint; max: bigint; plain: boolean; receivedMs: number }>; lo: number; hi: number } {
+    const extents = this.stmt(
+      'SELECT id, min_ns, max_ns, plain, received_ms, batch FROM blobs WHERE max_ns >= ? AND min_ns < ? AND records > 0',
+    );
+    extents.setReadBigInts(true);
+    const blobs = new Map<number, { min: bigint; max: bigint; plain: boolean; receivedMs: number }>();
+    let lo = Number.MAX_SAFE_INTEGER;
+    let hi = 0;
+    for (const row of extents.iterate(sqlTime(startNs), sqlTime(endNs))) {
+      const batch = Number(row.batch);
+      if (batch < lo) lo = batch;
+      if (batch > hi) hi = batch;
+      blobs.set(Number(row.id), {
+        min: row.min_ns as bigint,
+        max: row.max_ns as bigint,
+        plain: row.plain === 1n,
+        receivedMs: Number(row.received_ms),
+      });
+    }
+    return { blobs, lo, hi };
+  }
+
   /** The blobs in [startNs, endNs) that may hold a trace id's records, through their bloom filters. */
-  private traceBlobs(traceId: Buffer, startNs: bigint, endNs: bigint, checkpoint: Checkpoint): Set<number> {
+  private traceBlobs(traceId: Buffer, inWindow: Iterable<number>, checkpoint: Checkpoint): Set<number> {
     const out = new Set<number>();
     const bloomOf = this.stmt('SELECT bloom FROM blob_traces WHERE blob = ?');
     if (this.bloomBytes > 256 * 2 ** 20) {
@@ -373,12 +409,8 @@ export class LogDb extends SqliteBase {
       this.bloomBytes = 0;
     }
     let n = 0;
-    for (const row of this.stmt('SELECT id FROM blobs WHERE max_ns >= ? AND min_ns < ?').iterate(
-      sqlTime(startNs),
-      sqlTime(endNs),
-    )) {
+    for (const id of inWindow) {
       if (++n % 1024 === 0) checkpoint();
-      const id = Number(row.id);
       let bloom = this.blooms.get(id);
       if (!bloom) {
         const b = bloomOf.get(id)?.bloom as Uint8Array | undefined;
@@ -405,13 +437,15 @@ export class LogDb extends SqliteBase {
     const keys = new Set<string>();
     for (const labels of streams.values()) keys.add(streamKey(labels));
     const traceId = q.traceId?.toLowerCase();
+    if (traceId !== undefined && !TRACE_ID.test(traceId)) return { entries: [] };
+    const window = this.window(q.startNs, q.endNs);
+    if (window.blobs.size === 0) return { entries: [] };
     let candidates: Set<number>;
     if (traceId !== undefined) {
-      if (!TRACE_ID.test(traceId)) return { entries: [] };
-      candidates = this.traceBlobs(Buffer.from(traceId, 'hex'), q.startNs, q.endNs, checkpoint);
+      candidates = this.traceBlobs(Buffer.from(traceId, 'hex'), window.blobs.keys(), checkpoint);
     } else {
       candidates = new Set();
-      this.postingsOf(streams.keys(), (ids) => {
+      this.postingsOf(streams.keys(), window, (ids) => {
         for (const id of ids) candidates.add(id);
       });
     }
@@ -419,17 +453,11 @@ export class LogDb extends SqliteBase {
     const forward = q.direction === 'forward';
     const after = q.after;
     const blobs: { id: number; min: bigint; max: bigint; plain: boolean; receivedMs: number }[] = [];
-    const extents = this.stmt(
-      'SELECT id, min_ns, max_ns, plain, received_ms FROM blobs WHERE max_ns >= ? AND min_ns < ? AND records > 0',
-    );
-    extents.setReadBigInts(true);
-    for (const row of extents.iterate(sqlTime(q.startNs), sqlTime(q.endNs))) {
-      const id = Number(row.id);
-      if (!candidates.has(id)) continue;
-      const min = row.min_ns as bigint;
-      const max = row.max_ns as bigint;
-      if (after && (forward ? max < after.timeNs : min > after.timeNs)) continue;
-      blobs.push({ id, min, max, plain: row.plain === 1n, receivedMs: Number(row.received_ms) });
+    for (const id of candidates) {
+      const b = window.blobs.get(id);
+      if (!b) continue;
+      if (after && (forward ? b.max < after.timeNs : b.min > after.timeNs)) continue;
+      blobs.push({ id, ...b });
     }
     blobs.sort(forward ? (a, b) => cmpBig(a.min, b.min) || a.id - b.id : (a, b) => cmpBig(b.max, a.max) || b.id - a.id);
     // Forward order of two entries: time, then arrival (blob, index in it).
@@ -528,20 +556,14 @@ export class LogDb extends SqliteBase {
     checkpoint: Checkpoint = () => {},
   ): { streams: number; chunks: number; bytes: number; entries: number } {
     const streams = this.streams(startNs, endNs, matchers);
-    const inWindow = new Set<number>();
-    for (const row of this.stmt('SELECT id FROM blobs WHERE max_ns >= ? AND min_ns < ?').iterate(
-      sqlTime(startNs),
-      sqlTime(endNs),
-    )) {
-      inWindow.add(Number(row.id));
-    }
+    const window = this.window(startNs, endNs);
     checkpoint();
     const chunks = new Set<number>();
     const seen = new Set<number>();
     let bytes = 0;
     let entries = 0;
-    this.postingsOf(streams.keys(), (ids, n, b, stream) => {
-      const hit = ids.filter((id) => inWindow.has(id));
+    this.postingsOf(streams.keys(), window, (ids, n, b, stream) => {
+      const hit = ids.filter((id) => window.blobs.has(id));
       if (hit.length === 0) return;
       for (const id of hit) chunks.add(id);
       seen.add(stream);
