@@ -57,7 +57,7 @@ function cannon(url: string, payload: Payload, connections: number, durationSec:
         timeout: 10,
         requests: payload.bodies.map((body) => ({
           method: 'POST',
-          path: '/v1/traces',
+          path: payload.path ?? '/v1/traces',
           headers: { 'content-type': 'application/x-protobuf' },
           body,
         })),

@@ -12,6 +12,9 @@
  * store          (a positional argument: `npm run bench -- store`) only the embedded trace store's section:
  *                intake with the store on vs off, then trace by id and searches over a data set of
  *                SONDE_BENCH_STORE_SPANS spans (default 10,000,000, in the full run too)
+ * logs           (positional: `npm run bench -- logs`) only the embedded log store's section
+ *                (log-store-bench.ts): log intake with the store off / on, then queries through
+ *                LogSource over SONDE_BENCH_LOG_RECORDS records (default 1,000,000)
  *                micro-benchmark; off by default (a Node process normally has its GC threads on other cores)
  * The environment variables SONDE_BENCH_QUICK=1, SONDE_BENCH_PROFILE=0, SONDE_BENCH_WRITE=0 and
  * SONDE_BENCH_PIN=1 do the same (handy from the root, where `npm run bench` takes no arguments).
@@ -31,6 +34,7 @@ import {
   steady,
   type ThroughputResult,
 } from './load.ts';
+import { runLogIntake, runLogQueries } from './log-store-bench.ts';
 import { describeMachine, machineLine } from './machine.ts';
 import { runMetricsBench } from './metrics-bench.ts';
 import { makePayload, makeSpans, type Payload } from './payloads.ts';
@@ -54,6 +58,7 @@ const { values: flags, positionals } = parseArgs({
 });
 const quick = flags.quick === true;
 const storeOnly = positionals.includes('store');
+const logsOnly = positionals.includes('logs');
 const storeSpans = Number(process.env.SONDE_BENCH_STORE_SPANS ?? (quick ? 200_000 : 10_000_000));
 
 const SETTINGS = {
@@ -146,6 +151,20 @@ async function main(): Promise<void> {
         )
         .join(', '),
   );
+
+  if (logsOnly) {
+    const work = mkdtempSync(join(tmpdir(), 'sonde-bench-log-store-'));
+    try {
+      await runLogIntake(work, SETTINGS, log);
+      await runLogQueries(work, Number(process.env.SONDE_BENCH_LOG_RECORDS ?? (quick ? 100_000 : 1_000_000)), log);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+    log(
+      `done in ${((Date.now() - started) / 1000).toFixed(0)} s (docs/benchmarks.md not written: log store section only)`,
+    );
+    return;
+  }
 
   if (storeOnly) {
     const result = await runStoreBench(payloads[0], SETTINGS, { datasetSpans: storeSpans, log });

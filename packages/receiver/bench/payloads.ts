@@ -209,7 +209,10 @@ export async function makeSpans(count: number, seed = 42): Promise<ReadableSpan[
 }
 
 export interface Payload {
+  /** Items (spans, log records) per request. */
   spansPerRequest: number;
+  /** The OTLP/HTTP path the bodies go to (default /v1/traces). */
+  path?: string;
   /** Several different bodies of the same size class (different traces), cycled through by the client. */
   bodies: Buffer[];
 }

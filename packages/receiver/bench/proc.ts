@@ -180,6 +180,8 @@ export async function startReceiver(options: ReceiverOptions): Promise<Server> {
       // The embedded trace store is on by default (no Tempo endpoint); the intake sections measure
       // intake without it, and the store section (store-bench.ts) turns it on and compares.
       SONDE_TRACE_STORE: 'false',
+      // Likewise the log store (log-store-bench.ts turns it on).
+      SONDE_LOG_STORE: 'false',
       ...options.env,
     };
     delete env.SONDE_CONFIG;

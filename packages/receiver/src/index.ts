@@ -4,6 +4,9 @@ export type { ReceiverConfig, ReceiverConfigInput } from './config/schema';
 export { LokiExporter, lokiEndpoint } from './export/loki-exporter';
 export { OtlpHttpExporter, type OtlpHttpExporterOptions } from './export/otlp-http-exporter';
 export { parseHeaders, TempoExporter, type TempoExporterOptions, tempoEndpoint } from './export/tempo-exporter';
+export { LogDb } from './log-store/log-db';
+export { LogStore, type LogStoreOptions } from './log-store/log-store';
+export type { LabelMatcher, LogSelection, LogSource, LokiEntry } from './log-store/loki-entry';
 export { createLogger } from './logger';
 export * from './model';
 export {

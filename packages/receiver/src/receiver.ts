@@ -23,6 +23,7 @@ import { ExportHandler } from './intake/export-handler';
 import { bindGrpc, createGrpcIntake } from './intake/grpc';
 import { createHttpIntake } from './intake/http';
 import { applyServerLimits, headersTimeoutOf, type ServerLimits } from './intake/server-limits';
+import { LogStore } from './log-store/log-store';
 import { createLogger, type Logger } from './logger';
 import { ITEM_NAME, SIGNALS } from './model';
 import { AttributeLimitsProcessor } from './pipeline/attribute-limits';
@@ -52,6 +53,8 @@ export interface Receiver {
   readonly logger: Logger;
   /** The embedded trace store, when it is on (trace_store.enabled). */
   readonly traceStore: TraceStore | undefined;
+  /** The embedded log store, when it is on (log_store.enabled): a LogSource for Loki's query API. */
+  readonly logStore: LogStore | undefined;
   readonly recent: {
     traces: RecentTelemetry<'traces'>;
     metrics: RecentTelemetry<'metrics'>;
@@ -106,6 +109,14 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     ? new LokiExporter(exporterOptions(config, 'loki'), metrics.registry, logger.child({ component: 'loki' }))
     : undefined;
   if (loki) pipeline.logs.addConsumer(loki);
+  let logStore: LogStore | undefined;
+  try {
+    logStore = await openLogStore(config, metrics, logger);
+  } catch (err) {
+    await traceStore?.shutdown();
+    throw err;
+  }
+  if (logStore) pipeline.logs.addConsumer(logStore);
   pipeline.logs.addConsumer(recent.logs);
   const prometheus = config.prometheus.enabled
     ? new PrometheusConsumer(
@@ -274,6 +285,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     await Promise.allSettled([...intakeClosers, closeAdmin].map((c) => c()));
     for (const w of watched) w.close();
     await traceStore?.shutdown();
+    await logStore?.shutdown();
     admission.close();
     throw err;
   }
@@ -284,6 +296,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
       tempo: config.tempo.endpoint || undefined,
       loki: config.loki.endpoint || undefined,
       traceStore: traceStore?.options.path,
+      logStore: logStore?.options.path,
       dataDir: config.data_dir,
     },
     'sonde-receiver listening',
@@ -308,7 +321,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     })();
     return closing;
   };
-  return { addresses, pipeline, metrics, logger, recent, traceStore, close };
+  return { addresses, pipeline, metrics, logger, recent, traceStore, logStore, close };
 }
 
 /** The embedded trace store (trace_store.enabled: auto = when no Tempo endpoint is set), opened. */
@@ -333,6 +346,37 @@ async function openTraceStore(config: ReceiverConfig, metrics: SelfMetrics, logg
     },
     metrics.registry,
     logger.child({ component: 'trace-store' }),
+  );
+  try {
+    await store.start();
+  } catch (err) {
+    await store.shutdown();
+    throw err;
+  }
+  return store;
+}
+
+/** The embedded log store (log_store.enabled: auto = when no Loki endpoint is set), opened. */
+async function openLogStore(config: ReceiverConfig, metrics: SelfMetrics, logger: Logger) {
+  const c = config.log_store;
+  if (!(c.enabled === true || (c.enabled === 'auto' && !config.loki.endpoint))) return undefined;
+  const store = new LogStore(
+    {
+      path: isAbsolute(c.path) ? c.path : join(config.data_dir, c.path),
+      retentionMs: c.retention,
+      maxBytes: c.max_size,
+      queueBytes: c.queue_size,
+      onFull: c.on_full,
+      batchMaxBytes: c.batch_max_size,
+      flushIntervalMs: c.batch_timeout,
+      retentionIntervalMs: c.retention_check_interval,
+      durability: c.durability,
+      walSyncIntervalMs: c.wal_sync_interval,
+      queryTimeoutMs: c.query_timeout,
+      queryWorkers: c.query_workers,
+    },
+    metrics.registry,
+    logger.child({ component: 'log-store' }),
   );
   try {
     await store.start();

@@ -28,6 +28,7 @@ export const ENV_OVERRIDES: Record<string, string[]> = {
   SONDE_LOKI_HEADERS: ['loki', 'headers'],
   SONDE_REDACTION_HMAC_KEY: ['redaction', 'hmac_key'],
   SONDE_TRACE_STORE: ['trace_store', 'enabled'],
+  SONDE_LOG_STORE: ['log_store', 'enabled'],
 };
 
 export class ConfigError extends Error {

@@ -389,6 +389,41 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   // --- end trace_store ---
+  // --- log_store (embedded log store, on the trace store's engine: src/log-store/, src/blob-store/) ---
+  log_store: z
+    .strictObject({
+      /** Keep logs in an embedded database (read by Loki's query API): auto = when loki.endpoint is empty. */
+      enabled: z
+        .union([z.enum(['auto', 'true', 'false']), z.boolean()])
+        .default('auto')
+        .transform((v) => (v === 'true' ? true : v === 'false' ? false : v)),
+      /** The SQLite file, relative to data_dir (or absolute). */
+      path: z.string().min(1).default('logs.db'),
+      /** Records older than this (by arrival) are removed. */
+      retention: duration.default(24 * 3600_000),
+      /** Size bound of the database; the oldest records are removed past it. */
+      max_size: size.default(1024 * 1024 * 1024),
+      /** Bound of the write queue (protobuf bytes waiting for the writer thread). */
+      queue_size: size.default(64 * 1024 * 1024),
+      /** When the write queue is full: refuse new records with 503 + Retry-After, or accept them without storing (drop, counted). */
+      on_full: z.enum(['refuse', 'drop']).default('refuse'),
+      /** wal: a request is journaled (fdatasynced) before it is acknowledged, and replayed after a crash; memory: acknowledged once queued. */
+      durability: z.enum(['wal', 'memory']).default('wal'),
+      /** With durability: wal, how long the log waits to gather concurrent requests into one write and fdatasync. */
+      wal_sync_interval: duration.default(0),
+      /** A write transaction takes at most this many bytes of requests... */
+      batch_max_size: size.default(16 * 1024 * 1024),
+      /** ...and waits at most this long for more. */
+      batch_timeout: duration.default(100),
+      /** How often retention runs. */
+      retention_check_interval: duration.default(30_000),
+      /** A log query (a page of a selection, label names or values, series, stats) running longer is stopped (504). */
+      query_timeout: duration.default(30_000).refine((ms) => ms > 0, 'must be more than 0'),
+      /** Reader threads answering log queries. */
+      query_workers: positiveInt.max(64).default(2),
+    })
+    .prefault({}),
+  // --- end log_store ---
   debug: z
     .strictObject({
       /** How many recent items of each signal are kept in memory for GET /debug/recent (0 turns it off). */

@@ -32,10 +32,19 @@
  *             hold, written in the same transaction as them: replay after a crash starts there, so a
  *             request is stored once, never twice or not at all.
  */
-import { mkdirSync, rmSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { constants as zlib, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
+import type { DatabaseSync } from 'node:sqlite';
+import {
+  BLOOM_BITS,
+  BUCKET_ROWS,
+  bloomAdd,
+  bloomHas,
+  openSqlite,
+  packBlob,
+  ROWS_PER_INSERT,
+  SqliteBase,
+  unpackBlob,
+  WAL_POSITION_SCHEMA,
+} from '../blob-store/blob-db';
 import { BlobIndex, indexTraceRequest, type KeyTable, keyTable, STATUS_KEY, timeToBigInt } from './blob-index';
 import { type Chunk, scanTraceRequest } from './scan';
 
@@ -65,57 +74,13 @@ CREATE TABLE IF NOT EXISTS postings (
 CREATE TABLE IF NOT EXISTS tag_values (
   key TEXT NOT NULL, value TEXT NOT NULL, batch INTEGER NOT NULL, type TEXT NOT NULL, PRIMARY KEY (key, value)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tag_values_batch ON tag_values (batch);
-CREATE TABLE IF NOT EXISTS wal_position (
-  id INTEGER PRIMARY KEY CHECK (id = 1), segment INTEGER NOT NULL, byte_offset INTEGER NOT NULL);
-`;
+${WAL_POSITION_SCHEMA}`;
 
 /** Uncompressed request bytes per blob (a request larger than this is a blob of its own). */
 export const BLOB_BYTES = 256 * 1024;
 
-/** Trace rows per bucket (see the traces table): 10 million spans make about 450 buckets. */
-export const BUCKET_ROWS = 4096;
-
-/**
- * A bucket's bloom filter of trace ids: BLOOM_BITS bits, BLOOM_HASHES bits per id. With BUCKET_ROWS
- * ids, about 2% of the buckets that do not hold an id answer that they may.
- */
-const BLOOM_BITS = 8 * BUCKET_ROWS;
-const BLOOM_HASHES = 5;
-
-/**
- * The bloom filter's bits for a trace id: double hashing over its bytes (trace ids are random). Both
- * halves of the id go in: a 64-bit id from an older system, padded with zeros to 16 bytes, is random
- * in its second half only.
- */
-function bloomBits(id: Uint8Array, each: (bit: number) => void): void {
-  const h1 =
-    ((id[0] | (id[1] << 8) | (id[2] << 16) | (id[3] << 24)) ^
-      (id[8] | (id[9] << 8) | (id[10] << 16) | (id[11] << 24))) >>>
-    0;
-  const h2 =
-    (((id[4] | (id[5] << 8) | (id[6] << 16) | (id[7] << 24)) ^
-      (id[12] | (id[13] << 8) | (id[14] << 16) | (id[15] << 24))) |
-      1) >>>
-    0;
-  for (let i = 0; i < BLOOM_HASHES; i++) each((h1 + i * h2) % BLOOM_BITS);
-}
-
-function bloomAdd(bloom: Uint8Array, id: Uint8Array): void {
-  bloomBits(id, (bit) => {
-    bloom[bit >> 3] |= 1 << (bit & 7);
-  });
-}
-
-function bloomHas(bloom: Uint8Array, id: Uint8Array): boolean {
-  let all = true;
-  bloomBits(id, (bit) => {
-    if ((bloom[bit >> 3] & (1 << (bit & 7))) === 0) all = false;
-  });
-  return all;
-}
-
-/** Rows per multi-row INSERT (fewer calls into SQLite; well under its 32,766 bound on parameters). */
-const ROWS_PER_INSERT = 64;
+/** Trace rows per bucket (see the traces table, and src/blob-store/blob-db.ts): 10 million spans make about 450 buckets. */
+export { BUCKET_ROWS };
 
 export interface WriteResult {
   spans: number;
@@ -140,10 +105,7 @@ export class WriteError extends Error {
   }
 }
 
-export class TraceDb {
-  readonly db: DatabaseSync;
-  private readonly stmts = new Map<string, StatementSync>();
-
+export class TraceDb extends SqliteBase {
   /** The attribute keys indexed for search (postings, tag values) and read by a search's scan. */
   readonly indexedAttributes: ReadonlySet<string>;
   private readonly keys: KeyTable;
@@ -156,7 +118,7 @@ export class TraceDb {
   private readonly blooms = new Map<number, { rows: number; lastBlob: number; bloom: Uint8Array }>();
 
   private constructor(db: DatabaseSync, indexedAttributes: Iterable<string>) {
-    this.db = db;
+    super(db);
     this.indexedAttributes = new Set(indexedAttributes);
     this.keys = keyTable(this.indexedAttributes);
   }
@@ -166,35 +128,9 @@ export class TraceDb {
    * with another schema version: `recreated` then says which); a reader only reads.
    */
   static open(path: string, options: { reader?: boolean; indexedAttributes?: Iterable<string> } = {}): TraceDb {
-    if (!options.reader) mkdirSync(dirname(path), { recursive: true });
-    let db = new DatabaseSync(path, { timeout: 5000 });
-    let recreated: { fromVersion: number } | undefined;
-    if (!options.reader) {
-      const version = Number(db.prepare('PRAGMA user_version').get()?.user_version ?? 0);
-      const tables = Number(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get()?.n ?? 0);
-      if (tables > 0 && version !== SCHEMA_VERSION) {
-        db.close();
-        for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
-        db = new DatabaseSync(path, { timeout: 5000 });
-        recreated = { fromVersion: version };
-      }
-    }
+    const { db, recreated } = openSqlite(path, { reader: options.reader, schema: SCHEMA, version: SCHEMA_VERSION });
     const store = new TraceDb(db, options.indexedAttributes ?? []);
     store.recreated = recreated;
-    if (!options.reader) {
-      // auto_vacuum must be chosen before the first table exists; it lets retention give pages back.
-      db.exec('PRAGMA auto_vacuum = INCREMENTAL');
-      db.exec('PRAGMA journal_mode = WAL');
-      db.exec('PRAGMA synchronous = NORMAL');
-      db.exec('PRAGMA cache_size = -32768');
-      // Checkpoints (WAL to database, with an fsync) every 16 MiB of WAL rather than every 4 MiB.
-      db.exec('PRAGMA wal_autocheckpoint = 16384');
-      db.exec(SCHEMA);
-      db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
-    }
-    db.exec('PRAGMA temp_store = MEMORY');
-    // Reads through the page cache of the OS, without copies (up to 1 GiB of the file mapped).
-    db.exec('PRAGMA mmap_size = 1073741824');
     return store;
   }
 
@@ -203,15 +139,6 @@ export class TraceDb {
 
   close(): void {
     this.db.close();
-  }
-
-  stmt(sql: string): StatementSync {
-    let s = this.stmts.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.stmts.set(sql, s);
-    }
-    return s;
   }
 
   /**
@@ -298,9 +225,7 @@ export class TraceDb {
         batch,
       );
       if (walPosition) {
-        this.stmt(
-          'INSERT INTO wal_position (id, segment, byte_offset) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET segment = excluded.segment, byte_offset = excluded.byte_offset',
-        ).run(walPosition.segment, walPosition.offset);
+        this.saveWalPosition(walPosition);
       }
       db.exec('COMMIT');
     } catch (err) {
@@ -311,17 +236,9 @@ export class TraceDb {
     return result;
   }
 
-  /** The write-ahead log position the stored writes end at (see `write`), if any. */
-  walPosition(): { segment: number; offset: number } | undefined {
-    const row = this.stmt('SELECT segment, byte_offset FROM wal_position WHERE id = 1').get();
-    return row ? { segment: Number(row.segment), offset: Number(row.byte_offset) } : undefined;
-  }
-
   /** One blob and its trace rows. */
   private writeBlob(parts: Buffer[], index: BlobIndex): number {
-    const packed = zstdCompressSync(parts.length === 1 ? parts[0] : Buffer.concat(parts), {
-      params: { [zlib.ZSTD_c_compressionLevel]: 1 },
-    });
+    const packed = packBlob(parts);
     const empty = index.spans === 0;
     const blob = Number(
       this.stmt('INSERT INTO blobs (data, spans, min_start, max_start, max_duration) VALUES (?, ?, ?, ?, ?)').run(
@@ -398,53 +315,16 @@ export class TraceDb {
     this.db.exec(SCHEMA);
   }
 
-  private multiInsert(table: string, columns: string, rows: number): StatementSync {
-    const one = `(${columns
-      .split(',')
-      .map(() => '?')
-      .join(', ')})`;
-    return this.stmt(`INSERT INTO ${table} (${columns}) VALUES ${Array(rows).fill(one).join(', ')}`);
-  }
-
-  /** Bytes the database's live pages take (freed pages not counted). */
-  usedBytes(): number {
-    const pages = Number(this.db.prepare('PRAGMA page_count').get()?.page_count ?? 0);
-    const free = Number(this.db.prepare('PRAGMA freelist_count').get()?.freelist_count ?? 0);
-    const size = Number(this.db.prepare('PRAGMA page_size').get()?.page_size ?? 4096);
-    return (pages - free) * size;
-  }
-
   /**
    * Removes batches that arrived before `nowMs - retentionMs`, then, while the live pages exceed
    * `maxBytes`, the oldest batches down to 90% of it. Returns what it removed.
    */
   enforceRetention(nowMs: number, retentionMs: number, maxBytes: number): RetentionResult {
-    const removed: RetentionResult = { batches: 0, spans: 0 };
-    const old = this.stmt('SELECT max(id) AS id FROM batches WHERE received_ms < ?').get(nowMs - retentionMs);
-    if (old?.id != null) this.removeUpTo(Number(old.id), removed);
-    // Over the size bound: remove the oldest batches, estimating their share of the file from their
-    // request bytes; deleted rows free whole pages only once a page is empty, so check and repeat.
-    for (let round = 0; round < 50; round++) {
-      const used = this.usedBytes();
-      if (used <= maxBytes) break;
-      const total = Number(this.stmt('SELECT sum(bytes) AS b FROM batches').get()?.b ?? 0);
-      if (total <= 0) break;
-      const ratio = used / total;
-      let toFree = used - maxBytes * 0.9;
-      let upTo = 0;
-      for (const row of this.stmt('SELECT id, bytes FROM batches ORDER BY id').iterate()) {
-        upTo = Number(row.id);
-        toFree -= Number(row.bytes) * ratio;
-        if (toFree <= 0) break;
-      }
-      if (upTo === 0) break;
-      this.removeUpTo(upTo, removed);
-    }
-    if (removed.batches > 0) this.db.exec('PRAGMA incremental_vacuum');
-    return removed;
+    const r = this.retain(nowMs, retentionMs, maxBytes, (batch, removed) => this.removeUpTo(batch, removed));
+    return { batches: r.batches, spans: r.items };
   }
 
-  private removeUpTo(batch: number, removed: RetentionResult): void {
+  private removeUpTo(batch: number, removed: { batches: number; items: number }): void {
     const last = this.stmt('SELECT max(last_blob) AS x, sum(spans) AS n, count(*) AS b FROM batches WHERE id <= ?').get(
       batch,
     );
@@ -477,13 +357,13 @@ export class TraceDb {
       throw err;
     }
     removed.batches += Number(last.b);
-    removed.spans += Number(last.n ?? 0);
+    removed.items += Number(last.n ?? 0);
   }
 
   /** A blob's requests, decompressed (undefined when retention removed it). */
   blob(id: number): Buffer | undefined {
     const row = this.stmt('SELECT data FROM blobs WHERE id = ?').get(id);
-    return row ? zstdDecompressSync(row.data as Uint8Array) : undefined;
+    return row ? unpackBlob(row.data as Uint8Array) : undefined;
   }
 
   /**

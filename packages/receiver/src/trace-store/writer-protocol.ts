@@ -1,52 +1,8 @@
-/** Messages between the TraceStore consumer (intake thread) and its writer thread. */
+/** Messages between the TraceStore consumer (intake thread) and its writer thread (src/blob-store/writer-protocol.ts). */
+import type { WriterSettings as BlobWriterSettings } from '../blob-store/writer-protocol';
 
-/** A position in the trace store's write-ahead log (wal.ts): a segment and the offset past a record. */
-export interface WalPosition {
-  segment: number;
-  offset: number;
-}
+export type { FromWriter, ToWriter, WalPosition } from '../blob-store/writer-protocol';
 
-export interface WriterSettings {
-  path: string;
+export interface WriterSettings extends BlobWriterSettings {
   indexedAttributes: string[];
-  retentionMs: number;
-  maxBytes: number;
-  batchMaxBytes: number;
-  flushIntervalMs: number;
-  retentionIntervalMs: number;
-  onFull: 'refuse' | 'drop';
-  /** wal: every write records its log position, and commits with synchronous = FULL (see trace-store.ts). */
-  durability: 'wal' | 'memory';
 }
-
-export type ToWriter =
-  | { type: 'write'; body: Uint8Array; receivedMs: number; position?: WalPosition }
-  | { type: 'flush'; id: number }
-  | { type: 'retention' }
-  | { type: 'close' };
-
-export type FromWriter =
-  | {
-      type: 'ready';
-      usedBytes: number;
-      recreatedFromVersion?: number;
-      schemaVersion: number;
-      /** Where the write-ahead log's records stop being stored (undefined: none is). */
-      walPosition?: WalPosition;
-    }
-  | { type: 'failed'; message: string }
-  | {
-      type: 'written';
-      bytes: number;
-      spans: number;
-      requests: number;
-      ms: number;
-      scanFailed: number;
-      /** The write-ahead log position the batch ended at, now committed. */
-      position?: WalPosition;
-    }
-  | { type: 'write-failed'; bytes: number; spans: number; message: string }
-  | { type: 'retention'; batches: number; spans: number; usedBytes: number }
-  | { type: 'retention-failed'; message: string }
-  | { type: 'flushed'; id: number }
-  | { type: 'closed' };

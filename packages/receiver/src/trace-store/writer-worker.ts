@@ -1,133 +1,29 @@
 /**
- * The trace store's writer thread: receives request bodies (protobuf ExportTraceServiceRequest) from
- * the TraceStore consumer, scans them and writes them to SQLite in batched transactions, and applies
- * retention on a timer. SQLite calls are synchronous: here they never hold up the intake's thread.
+ * The trace store's writer thread: the blob store's writer loop (src/blob-store/writer-loop.ts) over
+ * the trace database (db.ts), which indexes each request's spans (blob-index.ts).
  */
-import { setPriority } from 'node:os';
-import { parentPort, workerData } from 'node:worker_threads';
-import { SCHEMA_VERSION, TraceDb, WriteError } from './db';
-import type { FromWriter, ToWriter, WalPosition, WriterSettings } from './writer-protocol';
-
-const WRITER_NICENESS = 10;
+import { workerData } from 'node:worker_threads';
+import { runWriter } from '../blob-store/writer-loop';
+import { SCHEMA_VERSION, TraceDb } from './db';
+import type { WriterSettings } from './writer-protocol';
 
 const settings = workerData as WriterSettings;
 
-// With on_full: drop, the store is best effort: the writer yields the CPU to intake (on Linux,
-// setpriority(PRIO_PROCESS, 0) concerns the calling thread only, so this lowers this thread's priority
-// and not the receiver's). With refuse, intake waits for the store anyway when the queue is full, so
-// the writer keeps the receiver's priority.
-if (settings.onFull === 'drop') {
-  try {
-    setPriority(0, WRITER_NICENESS);
-  } catch {
-    // Not permitted or not supported here: the writer runs at the receiver's priority.
-  }
-}
-const port = parentPort;
-if (!port) throw new Error('writer-worker.ts runs as a worker thread (started by TraceStore)');
-
-const post = (m: FromWriter) => port.postMessage(m);
-
-let db: TraceDb;
-try {
-  db = TraceDb.open(settings.path, { indexedAttributes: settings.indexedAttributes });
-  // With the write-ahead log, a committed transaction lets its log segments be deleted: it must survive
-  // a power loss too (NORMAL syncs SQLite's own WAL at checkpoints only), at one fsync per transaction.
-  if (settings.durability === 'wal') db.db.exec('PRAGMA synchronous = FULL');
-} catch (err) {
-  post({ type: 'failed', message: (err as Error).message });
-  throw err;
-}
-
-let pending: { body: Uint8Array; receivedMs: number; position?: WalPosition }[] = [];
-let pendingBytes = 0;
-let timer: NodeJS.Timeout | undefined;
-let closing = false;
-
-function flush(): void {
-  if (timer) clearTimeout(timer);
-  timer = undefined;
-  if (pending.length === 0) return;
-  const items = pending;
-  const bytes = pendingBytes;
-  pending = [];
-  pendingBytes = 0;
-  const started = performance.now();
-  let receivedMs = 0;
-  let position: WalPosition | undefined;
-  const bodies: Buffer[] = [];
-  for (const item of items) {
-    bodies.push(Buffer.from(item.body.buffer, item.body.byteOffset, item.body.byteLength));
-    if (item.receivedMs > receivedMs) receivedMs = item.receivedMs;
-    const p = item.position;
-    if (
-      p &&
-      (!position || p.segment > position.segment || (p.segment === position.segment && p.offset > position.offset))
-    ) {
-      position = p;
-    }
-  }
-  try {
-    const written = db.write(bodies, receivedMs, position);
-    post({
-      type: 'written',
-      bytes,
-      spans: written.spans,
-      requests: items.length,
-      ms: performance.now() - started,
-      scanFailed: written.failed,
-      position,
-    });
-  } catch (err) {
-    post({
-      type: 'write-failed',
-      bytes,
-      spans: err instanceof WriteError ? err.spans : 0,
-      message: (err as Error).message,
-    });
-  }
-}
-
-function retention(): void {
-  try {
-    const removed = db.enforceRetention(Date.now(), settings.retentionMs, settings.maxBytes);
-    post({ type: 'retention', batches: removed.batches, spans: removed.spans, usedBytes: db.usedBytes() });
-  } catch (err) {
-    post({ type: 'retention-failed', message: (err as Error).message });
-  }
-}
-
-port.on('message', (m: ToWriter) => {
-  if (m.type === 'write') {
-    pending.push({ body: m.body, receivedMs: m.receivedMs, position: m.position });
-    pendingBytes += m.body.byteLength;
-    if (pendingBytes >= settings.batchMaxBytes) flush();
-    else if (!timer && !closing) timer = setTimeout(flush, settings.flushIntervalMs);
-  } else if (m.type === 'flush') {
-    flush();
-    post({ type: 'flushed', id: m.id });
-  } else if (m.type === 'retention') {
-    retention();
-  } else if (m.type === 'close') {
-    closing = true;
-    flush();
-    clearInterval(retentionTimer);
-    try {
-      db.db.exec('PRAGMA optimize');
-      db.close();
-    } finally {
-      post({ type: 'closed' });
-      port.close();
-    }
-  }
-});
-
-retention();
-const retentionTimer = setInterval(retention, settings.retentionIntervalMs);
-post({
-  type: 'ready',
-  usedBytes: db.usedBytes(),
-  recreatedFromVersion: db.recreated?.fromVersion,
-  schemaVersion: SCHEMA_VERSION,
-  walPosition: db.walPosition(),
+runWriter(settings, SCHEMA_VERSION, () => {
+  const db = TraceDb.open(settings.path, { indexedAttributes: settings.indexedAttributes });
+  return {
+    write: (bodies, receivedMs, position) => {
+      const r = db.write(bodies, receivedMs, position);
+      return { items: r.spans, bytes: r.bytes, failed: r.failed };
+    },
+    enforceRetention: (now, retentionMs, maxBytes) => {
+      const r = db.enforceRetention(now, retentionMs, maxBytes);
+      return { batches: r.batches, items: r.spans };
+    },
+    usedBytes: () => db.usedBytes(),
+    walPosition: () => db.walPosition(),
+    recreated: db.recreated,
+    exec: (sql) => db.db.exec(sql),
+    close: () => db.close(),
+  };
 });

@@ -1,0 +1,319 @@
+/**
+ * A blob store's write-ahead log (`trace_store.durability: wal`, `log_store.durability: wal`): every
+ * request the store takes is
+ * appended here, and made durable (fdatasync), before the request is acknowledged; the writer thread
+ * writes it to SQLite afterwards, and records there, in the same transaction, the log position it
+ * has written up to. A process killed at any moment (kill -9, OOM, crash) therefore loses no
+ * acknowledged request: at the next start, the records past the committed position are replayed
+ * into SQLite before the receiver listens.
+ *
+ * Format: record-log.ts's (segments `<seq>.seg` of CRC-checked records; the tag is the request's span
+ * count), shared with the Tempo exporter's persistent queue.
+ *
+ * Group commit: appends that arrive while a write and fdatasync are under way wait for it to finish,
+ * then go together in one `writev` and one `fdatasync`, so concurrent requests share a sync (with
+ * `syncIntervalMs`, the log also waits that long before each group, to gather larger ones). A write
+ * or sync that fails (disk full, I/O error) rejects every append of its group: those requests are
+ * refused, never acknowledged. The partial write is cut off and the log goes on in a new segment.
+ *
+ * Segments are deleted once everything in them is committed to SQLite (`committed`). Recovery cuts a
+ * segment at its first torn or corrupt record (nothing after it can be trusted).
+ *
+ * Runs on the intake's thread with asynchronous file operations (libuv's thread pool does the I/O).
+ */
+import * as fs from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import * as path from 'node:path';
+import { HEADER_BYTES, listSegments, scanRecords, segmentName } from '../record-log';
+
+/** A position in the log: the end of a record (its segment, and the offset just past it). */
+export interface WalPosition {
+  segment: number;
+  offset: number;
+}
+
+export interface WalOptions {
+  /** A new segment is begun once the current one holds this many bytes. */
+  segmentBytes: number;
+  /** How long to wait, before writing and syncing a group, for more appends to join it (0: none). */
+  syncIntervalMs: number;
+}
+
+/** A record found by recovery past the committed position, to write to SQLite again. */
+export interface ReplayRecord {
+  /** The request body, in an ArrayBuffer of its own (transferable). */
+  body: Uint8Array;
+  /** The record's tag: the request's item count (spans, log records). */
+  spans: number;
+  end: WalPosition;
+}
+
+export interface WalRecovery {
+  /** Records replayed (past the committed position). */
+  records: number;
+  bytes: number;
+  spans: number;
+  /** Bytes cut off the tail of the last segment (a torn or corrupt record). */
+  truncatedBytes: number;
+  /** Earlier segments cut at a corrupt record. */
+  corruptSegments: number;
+}
+
+interface Segment {
+  seq: number;
+  fh: FileHandle;
+  size: number;
+}
+
+interface Pending {
+  record: Buffer;
+  resolve: (end: WalPosition) => void;
+  reject: (err: Error) => void;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export class BlobWal {
+  /** Segments before the current one, oldest first (sizes as written). */
+  private readonly old: { seq: number; size: number }[] = [];
+  private current: Segment | undefined;
+  private nextSeq = 1;
+  private queue: Pending[] = [];
+  private running: Promise<void> | undefined;
+  private closed = false;
+
+  /** Bytes written (record headers included) and fdatasyncs done, since open. */
+  bytesWritten = 0;
+  syncs = 0;
+  /** Failed group writes (each refused its requests). */
+  errors = 0;
+
+  private constructor(
+    readonly dir: string,
+    private readonly options: WalOptions,
+  ) {}
+
+  /** Opens the log in `dir` (created if needed); call `recover` before appending. */
+  static open(dir: string, options: WalOptions): BlobWal {
+    fs.mkdirSync(dir, { recursive: true });
+    return new BlobWal(dir, options);
+  }
+
+  /** Bytes of the log's segments on disk. */
+  get diskBytes(): number {
+    let n = this.current?.size ?? 0;
+    for (const s of this.old) n += s.size;
+    return n;
+  }
+
+  /**
+   * Reads the segments in order, cuts each at its first torn or corrupt record, and hands the records
+   * past `committed` (what SQLite holds) to `replay`, a segment at a time (with the segment's
+   * modification time as their arrival), waiting for it. Then begins a new segment for appends.
+   */
+  async recover(
+    committed: WalPosition | undefined,
+    replay: (records: ReplayRecord[], receivedMs: number) => Promise<void>,
+  ): Promise<WalRecovery> {
+    const recovery: WalRecovery = { records: 0, bytes: 0, spans: 0, truncatedBytes: 0, corruptSegments: 0 };
+    const seqs = listSegments(this.dir);
+    for (let i = 0; i < seqs.length; i++) {
+      const seq = seqs[i];
+      const file = path.join(this.dir, segmentName(seq));
+      const stat = fs.lstatSync(file);
+      if (!stat.isFile()) {
+        // Not a segment this log wrote (a link, a device): not read.
+        fs.rmSync(file, { force: true });
+        continue;
+      }
+      const data = fs.readFileSync(file);
+      const records: ReplayRecord[] = [];
+      const { end, bad } = scanRecords(data, (offset, length, spans) => {
+        const stop = offset + HEADER_BYTES + length;
+        if (committed && (seq < committed.segment || (seq === committed.segment && stop <= committed.offset))) return;
+        // A copy with its own ArrayBuffer, to be moved to the writer thread.
+        const body = new Uint8Array(data.subarray(offset + HEADER_BYTES, stop));
+        records.push({ body, spans, end: { segment: seq, offset: stop } });
+        recovery.records++;
+        recovery.bytes += length;
+        recovery.spans += spans;
+      });
+      if (bad) {
+        if (i === seqs.length - 1) recovery.truncatedBytes += data.length - end;
+        else recovery.corruptSegments++;
+        fs.truncateSync(file, end);
+      }
+      if (end === 0) {
+        fs.rmSync(file, { force: true });
+        continue;
+      }
+      // What a killed process left in the page cache is made durable now.
+      const fd = fs.openSync(file, 'r+');
+      try {
+        fs.fdatasyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      this.old.push({ seq, size: end });
+      if (records.length > 0) await replay(records, stat.mtimeMs);
+    }
+    const last = seqs.length > 0 ? seqs[seqs.length - 1] : 0;
+    this.nextSeq = Math.max(last, committed?.segment ?? 0) + 1;
+    if (committed) this.committed(committed);
+    await this.begin();
+    return recovery;
+  }
+
+  /**
+   * Appends a record (from `encodeRecord`); resolves with its end position once it is durable (written
+   * and fdatasynced), rejects when it could not be written.
+   */
+  append(record: Buffer): Promise<WalPosition> {
+    if (this.closed) return Promise.reject(new Error('the write-ahead log is closed'));
+    return new Promise<WalPosition>((resolve, reject) => {
+      this.queue.push({ record, resolve, reject });
+      this.running ??= this.run();
+    });
+  }
+
+  /** SQLite holds everything up to `position`: segments wholly before it are deleted. */
+  committed(position: WalPosition): void {
+    while (this.old.length > 0) {
+      const s = this.old[0];
+      if (s.seq > position.segment || (s.seq === position.segment && position.offset < s.size)) break;
+      this.old.shift();
+      fs.promises.rm(path.join(this.dir, segmentName(s.seq)), { force: true }).catch(() => {});
+    }
+  }
+
+  /** Waits for the appends under way, then closes the current segment. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.running) await this.running;
+    const current = this.current;
+    this.current = undefined;
+    if (current) {
+      await current.fh.close().catch(() => {});
+      if (current.size === 0) await fs.promises.rm(path.join(this.dir, segmentName(current.seq)), { force: true });
+      else this.old.push({ seq: current.seq, size: current.size });
+    }
+  }
+
+  /**
+   * Writes groups until the queue is empty. `running` is cleared in the same step as the queue is
+   * found empty (not a microtask later), so an append never finds a run that will not take it.
+   */
+  private async run(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        if (this.options.syncIntervalMs > 0) await sleep(this.options.syncIntervalMs);
+        const group = this.queue;
+        this.queue = [];
+        let bytes = 0;
+        for (const p of group) bytes += p.record.length;
+        let at = 0;
+        try {
+          if (this.current && this.current.size > 0 && this.current.size + bytes > this.options.segmentBytes) {
+            await this.rotate();
+          }
+          const current = this.current ?? (await this.begin());
+          at = current.size;
+          await writeAll(
+            current.fh,
+            group.map((p) => p.record),
+            at,
+          );
+          await current.fh.datasync();
+          current.size = at + bytes;
+          this.bytesWritten += bytes;
+          this.syncs++;
+          let end = at;
+          for (const p of group) {
+            end += p.record.length;
+            p.resolve({ segment: current.seq, offset: end });
+          }
+        } catch (err) {
+          this.errors++;
+          await this.abandon(at);
+          for (const p of group) p.reject(err as Error);
+        }
+      }
+    } finally {
+      this.running = undefined;
+    }
+  }
+
+  /** Begins a new segment (the current one, if any, is left as it is). */
+  private async begin(): Promise<Segment> {
+    const seq = this.nextSeq++;
+    const fh = await fs.promises.open(path.join(this.dir, segmentName(seq)), 'w');
+    const segment = { seq, fh, size: 0 };
+    this.current = segment;
+    await syncDir(this.dir);
+    return segment;
+  }
+
+  private async rotate(): Promise<void> {
+    const current = this.current;
+    if (!current) return;
+    this.current = undefined;
+    this.old.push({ seq: current.seq, size: current.size });
+    await current.fh.close();
+    await this.begin();
+  }
+
+  /**
+   * After a failed write or sync: cuts what was written of the group off the segment (so no refused
+   * request comes back at recovery) and leaves it (after a failed fdatasync, what the page cache holds
+   * of the file cannot be trusted); the next group begins a new segment.
+   */
+  private async abandon(at: number): Promise<void> {
+    const current = this.current;
+    if (!current) return;
+    this.current = undefined;
+    let size = at;
+    try {
+      await current.fh.truncate(at);
+    } catch {
+      // The refused records may stay on disk, to be stored at recovery (as a retried request would be).
+      size = Number.MAX_SAFE_INTEGER;
+    }
+    await current.fh.close().catch(() => {});
+    if (at === 0) await fs.promises.rm(path.join(this.dir, segmentName(current.seq)), { force: true }).catch(() => {});
+    else this.old.push({ seq: current.seq, size });
+  }
+}
+
+/** Writes `buffers` at `position`, going on after partial writes; throws on a write that makes no progress. */
+async function writeAll(fh: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+  let rest = buffers;
+  let at = position;
+  while (rest.length > 0) {
+    const { bytesWritten } = await fh.writev(rest, at);
+    if (bytesWritten <= 0) throw new Error('the write-ahead log write made no progress');
+    at += bytesWritten;
+    let skip = bytesWritten;
+    const next: Buffer[] = [];
+    for (const b of rest) {
+      if (skip >= b.length) skip -= b.length;
+      else {
+        next.push(skip > 0 ? b.subarray(skip) : b);
+        skip = 0;
+      }
+    }
+    rest = next;
+  }
+}
+
+/** fsyncs a directory, so that a created segment survives a machine crash (best effort). */
+async function syncDir(dir: string): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await fs.promises.open(dir, 'r');
+    await fh.sync();
+  } catch {
+    // Not supported on every platform / filesystem.
+  } finally {
+    await fh?.close();
+  }
+}

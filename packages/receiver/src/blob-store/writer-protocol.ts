@@ -1,0 +1,49 @@
+/** Messages between a blob store's consumer (intake thread) and its writer thread (writer-loop.ts). */
+import type { WalPosition } from './wal';
+
+export type { WalPosition } from './wal';
+
+export interface WriterSettings {
+  path: string;
+  retentionMs: number;
+  maxBytes: number;
+  batchMaxBytes: number;
+  flushIntervalMs: number;
+  retentionIntervalMs: number;
+  onFull: 'refuse' | 'drop';
+  /** wal: every write records its log position, and commits with synchronous = FULL (see engine.ts). */
+  durability: 'wal' | 'memory';
+}
+
+export type ToWriter =
+  | { type: 'write'; body: Uint8Array; receivedMs: number; position?: WalPosition }
+  | { type: 'flush'; id: number }
+  | { type: 'retention' }
+  | { type: 'close' };
+
+/** `spans`: items (spans, log records), as each store counts them. */
+export type FromWriter =
+  | {
+      type: 'ready';
+      usedBytes: number;
+      recreatedFromVersion?: number;
+      schemaVersion: number;
+      /** Where the write-ahead log's records stop being stored (undefined: none is). */
+      walPosition?: WalPosition;
+    }
+  | { type: 'failed'; message: string }
+  | {
+      type: 'written';
+      bytes: number;
+      spans: number;
+      requests: number;
+      ms: number;
+      scanFailed: number;
+      /** The write-ahead log position the batch ended at, now committed. */
+      position?: WalPosition;
+    }
+  | { type: 'write-failed'; bytes: number; spans: number; message: string }
+  | { type: 'retention'; batches: number; spans: number; usedBytes: number }
+  | { type: 'retention-failed'; message: string }
+  | { type: 'flushed'; id: number }
+  | { type: 'closed' };

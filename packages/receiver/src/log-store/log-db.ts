@@ -1,0 +1,579 @@
+/**
+ * The log store's SQLite database, on the blob store engine's SQLite side (src/blob-store/blob-db.ts):
+ * export requests stored whole, as arrived, in zstd-compressed blobs of about BLOB_BYTES, indexed
+ * so that a query reads only the blobs that can hold its entries:
+ *
+ * - batches:   one row per written batch (arrival time, records, bytes, its blob id range): retention
+ *              removes whole batches, oldest first (as the trace store).
+ * - blobs:     the compressed requests with their entries' time extent (indexed by its end), their batch, their arrival time (the time
+ *              of an entry that has none) and whether every body is a string (`plain`: a line
+ *              filter's substring can then be looked for in the blob's bytes before decoding it).
+ * - streams:   each stream's labels (Loki 3's OTLP mapping, loki-entry.ts), its time extent and the
+ *              last batch that wrote it: label names and values, series, and the streams a selector
+ *              matches (regexes included) are answered here without reading blobs.
+ * - postings:  per stream and batch, which of the batch's blobs hold the stream's entries (a bitmap),
+ *              with its entries and line bytes there: the label postings, at stream grain (a label
+ *              matcher selects streams, their postings name the blobs).
+ * - blob_traces: per blob, a bloom filter of the trace ids of its records (the `trace_id` structured
+ *              metadata), as Loki's blooms over structured metadata: a `| trace_id="…"` lookup over
+ *              24 h checks the blooms of the blobs in the window (cached by the reader: blobs do not
+ *              change) and reads the one or two that may hold it. A row per trace id and blob (the
+ *              trace store's bucketed trace rows) cost the writer 70% of its time with a trace id on
+ *              every record; a bloom costs it a few hashes.
+ * - wal_position: the write-ahead log position the writes hold (durability: wal).
+ */
+import type { DatabaseSync } from 'node:sqlite';
+import {
+  blobBloomAdd,
+  blobBloomHas,
+  newBlobBloom,
+  openSqlite,
+  packBlob,
+  SqliteBase,
+  unpackBlob,
+  WAL_POSITION_SCHEMA,
+} from '../blob-store/blob-db';
+import type { Checkpoint } from '../blob-store/reader-protocol';
+import type { ResourceLogs } from '../model';
+import { decodeLogsRequest } from '../otlp/protobuf/decode-logs';
+import { type IndexedRecord, indexLogsRequest } from './log-index';
+import { type LabelMatcher, type LokiEntry, toLokiEntries } from './loki-entry';
+import { checkMatchers, matches, streamKey } from './matchers';
+
+export const LOG_SCHEMA_VERSION = 3;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS batches (
+  id INTEGER PRIMARY KEY, received_ms INTEGER NOT NULL, records INTEGER NOT NULL DEFAULT 0,
+  bytes INTEGER NOT NULL DEFAULT 0, first_blob INTEGER NOT NULL DEFAULT 0, last_blob INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS batches_received ON batches (received_ms);
+CREATE TABLE IF NOT EXISTS blobs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, records INTEGER NOT NULL, min_ns INTEGER NOT NULL, max_ns INTEGER NOT NULL,
+  received_ms INTEGER NOT NULL, plain INTEGER NOT NULL, batch INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS blobs_max ON blobs (max_ns);
+CREATE TABLE IF NOT EXISTS streams (
+  id INTEGER PRIMARY KEY, labels TEXT NOT NULL UNIQUE, min_ns INTEGER NOT NULL, max_ns INTEGER NOT NULL,
+  batch INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS streams_batch ON streams (batch);
+CREATE TABLE IF NOT EXISTS postings (
+  stream INTEGER NOT NULL, batch INTEGER NOT NULL, blobs BLOB NOT NULL, entries INTEGER NOT NULL,
+  bytes INTEGER NOT NULL, PRIMARY KEY (stream, batch)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blob_traces (blob INTEGER PRIMARY KEY, bloom BLOB NOT NULL);
+${WAL_POSITION_SCHEMA}`;
+
+/** Uncompressed request bytes per blob (a request larger than this is a blob of its own). */
+export const BLOB_BYTES = 256 * 1024;
+
+const MAX_NS = 2n ** 63n - 1n;
+const TRACE_ID = /^[0-9a-f]{32}$/;
+
+/** What the writer gathers of one blob's requests. */
+interface BlobIndex {
+  parts: Buffer[];
+  size: number;
+  records: number;
+  minNs: bigint;
+  maxNs: bigint;
+  plain: boolean;
+  /** Per stream key: its labels, entries and line bytes. */
+  streams: Map<string, { entries: number; bytes: number; min: bigint; max: bigint }>;
+  /** Views of the trace ids in the blob's requests (repeats included). */
+  traceIds: Buffer[];
+}
+
+function newBlob(): BlobIndex {
+  return {
+    parts: [],
+    size: 0,
+    records: 0,
+    minNs: MAX_NS,
+    maxNs: 0n,
+    plain: true,
+    streams: new Map(),
+    traceIds: [],
+  };
+}
+
+/** A write that failed (and was rolled back): `items` records were not stored. */
+export class LogWriteError extends Error {
+  constructor(
+    message: string,
+    readonly items: number,
+  ) {
+    super(message);
+    this.name = 'LogWriteError';
+  }
+}
+
+/** A position in a selection's order, past which the next page starts. */
+export interface SelectCursor {
+  timeNs: bigint;
+  blob: number;
+  index: number;
+}
+
+/** One page of a selection (LogSource.select reads pages until `next` is undefined). */
+export interface SelectPage {
+  entries: LokiEntry[];
+  next?: SelectCursor;
+}
+
+export interface SelectQuery {
+  matchers: LabelMatcher[];
+  startNs: bigint;
+  endNs: bigint;
+  direction: 'forward' | 'backward';
+  lineContains?: string[];
+  traceId?: string;
+  after?: SelectCursor;
+  /** Entries per page at most. */
+  max: number;
+}
+
+interface Keyed {
+  entry: LokiEntry;
+  blob: number;
+  index: number;
+}
+
+const decodeLimits = { maxAnyValueDepth: 64 };
+
+/** The requests of a blob (or one body), as Loki entries; `receivedMs` is the time of an entry that has none. */
+function entriesOf(data: Buffer, receivedMs: number): { entries: LokiEntry[]; resourceLogs: ResourceLogs[] } {
+  const resourceLogs = decodeLogsRequest(data, decodeLimits);
+  // Whole milliseconds (a replayed request's arrival is its log segment's mtime, a fraction).
+  return { entries: toLokiEntries(resourceLogs, BigInt(Math.trunc(receivedMs)) * 1_000_000n), resourceLogs };
+}
+
+function sqlTime(t: bigint): bigint {
+  return t > MAX_NS ? MAX_NS : t < 0n ? 0n : t;
+}
+
+export class LogDb extends SqliteBase {
+  /** Set by open() when it removed a store written with another schema version. */
+  recreated: { fromVersion: number } | undefined;
+  /** A reader's blobs' trace-id bloom filters (a blob never changes; retention removes the oldest). */
+  private readonly blooms = new Map<number, Uint8Array>();
+  private bloomBytes = 0;
+
+  private constructor(db: DatabaseSync) {
+    super(db);
+  }
+
+  static open(path: string, options: { reader?: boolean } = {}): LogDb {
+    const { db, recreated } = openSqlite(path, { reader: options.reader, schema: SCHEMA, version: LOG_SCHEMA_VERSION });
+    const store = new LogDb(db);
+    store.recreated = recreated;
+    return store;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /**
+   * Writes requests (protobuf ExportLogsServiceRequest bodies) in one transaction. A body that cannot
+   * be read is counted in `failed` and not stored (whole: never half of it).
+   */
+  write(
+    bodies: readonly Buffer[],
+    receivedMs: number,
+    walPosition?: { segment: number; offset: number },
+  ): { items: number; bytes: number; failed: number } {
+    receivedMs = Math.trunc(receivedMs);
+    const result = { items: 0, bytes: 0, failed: 0 };
+    const blobs: BlobIndex[] = [];
+    let current = newBlob();
+    const receivedNs = BigInt(receivedMs) * 1_000_000n;
+    for (const body of bodies) {
+      // Indexed on its own first: a body that does not read is left out whole.
+      const records: IndexedRecord[] = [];
+      try {
+        indexLogsRequest(body, receivedNs, (r) => records.push(r));
+      } catch {
+        result.failed++;
+        continue;
+      }
+      current.parts.push(body);
+      current.size += body.length;
+      current.records += records.length;
+      result.bytes += body.length;
+      result.items += records.length;
+      for (const e of records) {
+        if (!e.plain) current.plain = false;
+        const t = sqlTime(e.timeNs);
+        const s = current.streams.get(e.stream) ?? { entries: 0, bytes: 0, min: t, max: t };
+        s.entries++;
+        s.bytes += e.lineBytes;
+        if (t < s.min) s.min = t;
+        if (t > s.max) s.max = t;
+        current.streams.set(e.stream, s);
+        if (t < current.minNs) current.minNs = t;
+        if (t > current.maxNs) current.maxNs = t;
+        if (e.traceId) current.traceIds.push(e.traceId);
+      }
+      if (current.size >= BLOB_BYTES) {
+        blobs.push(current);
+        current = newBlob();
+      }
+    }
+    if (current.parts.length > 0) blobs.push(current);
+    const db = this.db;
+    db.exec('BEGIN');
+    try {
+      const batch = Number(this.stmt('INSERT INTO batches (received_ms) VALUES (?)').run(receivedMs).lastInsertRowid);
+      let firstBlob = 0;
+      let lastBlob = 0;
+      // Per stream: the bitmap of the batch's blobs that hold it, its entries and bytes, its extent.
+      const postings = new Map<
+        string,
+        { bits: Uint8Array; entries: number; bytes: number; min: bigint; max: bigint }
+      >();
+      const bitmapBytes = Math.ceil(blobs.length / 8);
+      blobs.forEach((b, i) => {
+        lastBlob = this.writeBlob(b, receivedMs, batch);
+        if (firstBlob === 0) firstBlob = lastBlob;
+        for (const [key, s] of b.streams) {
+          let p = postings.get(key);
+          if (!p) {
+            p = { bits: new Uint8Array(bitmapBytes), entries: 0, bytes: 0, min: s.min, max: s.max };
+            postings.set(key, p);
+          }
+          p.bits[i >> 3] |= 1 << (i & 7);
+          p.entries += s.entries;
+          p.bytes += s.bytes;
+          if (s.min < p.min) p.min = s.min;
+          if (s.max > p.max) p.max = s.max;
+        }
+      });
+      const upsertStream = this.stmt(
+        `INSERT INTO streams (labels, min_ns, max_ns, batch) VALUES (?, ?, ?, ?) ON CONFLICT (labels) DO UPDATE
+         SET min_ns = min(min_ns, excluded.min_ns), max_ns = max(max_ns, excluded.max_ns), batch = excluded.batch RETURNING id`,
+      );
+      const insertPosting = this.stmt(
+        'INSERT INTO postings (stream, batch, blobs, entries, bytes) VALUES (?, ?, ?, ?, ?)',
+      );
+      for (const [key, p] of postings) {
+        const id = Number(upsertStream.get(key, p.min, p.max, batch)?.id);
+        insertPosting.run(id, batch, p.bits, p.entries, p.bytes);
+      }
+      this.stmt('UPDATE batches SET records = ?, bytes = ?, first_blob = ?, last_blob = ? WHERE id = ?').run(
+        result.items,
+        result.bytes,
+        firstBlob,
+        lastBlob,
+        batch,
+      );
+      if (walPosition) this.saveWalPosition(walPosition);
+      db.exec('COMMIT');
+    } catch (err) {
+      db.exec('ROLLBACK');
+      throw new LogWriteError((err as Error).message, result.items);
+    }
+    return result;
+  }
+
+  private writeBlob(b: BlobIndex, receivedMs: number, batch: number): number {
+    const empty = b.records === 0;
+    const blob = Number(
+      this.stmt(
+        'INSERT INTO blobs (records, min_ns, max_ns, received_ms, plain, batch, data) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ).run(
+        b.records,
+        empty ? 0n : b.minNs,
+        empty ? 0n : b.maxNs,
+        receivedMs,
+        b.plain ? 1 : 0,
+        batch,
+        packBlob(b.parts),
+      ).lastInsertRowid,
+    );
+    if (b.traceIds.length === 0) return blob;
+    const bloom = newBlobBloom(b.traceIds.length);
+    for (const id of b.traceIds) blobBloomAdd(bloom, id);
+    this.stmt('INSERT INTO blob_traces (blob, bloom) VALUES (?, ?)').run(blob, bloom);
+    return blob;
+  }
+
+  enforceRetention(nowMs: number, retentionMs: number, maxBytes: number): { batches: number; items: number } {
+    return this.retain(nowMs, retentionMs, maxBytes, (batch, removed) => this.removeUpTo(batch, removed));
+  }
+
+  private removeUpTo(batch: number, removed: { batches: number; items: number }): void {
+    const last = this.stmt(
+      'SELECT max(last_blob) AS x, sum(records) AS n, count(*) AS b FROM batches WHERE id <= ?',
+    ).get(batch);
+    if (!last || Number(last.b) === 0) return;
+    const lastBlob = Number(last.x);
+    this.db.exec('BEGIN');
+    try {
+      // postings are keyed by (stream, batch): one range per stream.
+      const deletePostings = this.stmt('DELETE FROM postings WHERE stream = ? AND batch <= ?');
+      for (const row of this.stmt('SELECT id FROM streams').all()) deletePostings.run(Number(row.id), batch);
+      this.stmt('DELETE FROM streams WHERE batch <= ?').run(batch);
+      this.stmt('DELETE FROM blob_traces WHERE blob <= ?').run(lastBlob);
+      this.stmt('DELETE FROM blobs WHERE id <= ?').run(lastBlob);
+      this.stmt('DELETE FROM batches WHERE id <= ?').run(batch);
+      this.db.exec('COMMIT');
+    } catch (err) {
+      this.db.exec('ROLLBACK');
+      throw err;
+    }
+    removed.batches += Number(last.b);
+    removed.items += Number(last.n ?? 0);
+  }
+
+  /** Records stored. */
+  recordCount(): number {
+    return Number(this.stmt('SELECT sum(records) AS n FROM blobs').get()?.n ?? 0);
+  }
+
+  // --- reads ---
+
+  /** The streams overlapping [startNs, endNs) whose labels match `matchers` (all streams when none). */
+  streams(startNs: bigint, endNs: bigint, matchers: readonly LabelMatcher[] = []): Map<number, Record<string, string>> {
+    checkMatchers(matchers);
+    const out = new Map<number, Record<string, string>>();
+    for (const row of this.stmt('SELECT id, labels FROM streams WHERE max_ns >= ? AND min_ns < ?').iterate(
+      sqlTime(startNs),
+      sqlTime(endNs),
+    )) {
+      const labels = JSON.parse(row.labels as string) as Record<string, string>;
+      if (matches(labels, matchers)) out.set(Number(row.id), labels);
+    }
+    return out;
+  }
+
+  /** Per posting of these streams in batches [lo, hi]: its blob ids, entries and bytes. */
+  private postingsOf(
+    streams: Iterable<number>,
+    range: { lo: number; hi: number },
+    each: (blobs: number[], entries: number, bytes: number, stream: number) => void,
+  ): void {
+    const rows = this.stmt(
+      'SELECT batch, blobs, entries, bytes FROM postings WHERE stream = ? AND batch >= ? AND batch <= ?',
+    );
+    const firstOf = this.stmt('SELECT first_blob FROM batches WHERE id = ?');
+    const firsts = new Map<number, number>();
+    for (const stream of streams) {
+      for (const row of rows.iterate(stream, range.lo, range.hi)) {
+        const batch = Number(row.batch);
+        let first = firsts.get(batch);
+        if (first === undefined) {
+          first = Number(firstOf.get(batch)?.first_blob ?? 0);
+          firsts.set(batch, first);
+        }
+        const bits = row.blobs as Uint8Array;
+        const ids: number[] = [];
+        for (let i = 0; i < bits.length * 8; i++) if (bits[i >> 3] & (1 << (i & 7))) ids.push(first + i);
+        each(ids, Number(row.entries), Number(row.bytes), stream);
+      }
+    }
+  }
+
+  /**
+   * The blobs whose time extent overlaps [startNs, endNs) (through the index on their end), and the
+   * range of batches that wrote them (the postings to read).
+   */
+  private window(
+    startNs: bigint,
+    endNs: bigint,
+  ): { blobs: Map<number, { min: bigint; max: bigint; plain: boolean; receivedMs: number }>; lo: number; hi: number } {
+    const extents = this.stmt(
+      'SELECT id, min_ns, max_ns, plain, received_ms, batch FROM blobs WHERE max_ns >= ? AND min_ns < ? AND records > 0',
+    );
+    extents.setReadBigInts(true);
+    const blobs = new Map<number, { min: bigint; max: bigint; plain: boolean; receivedMs: number }>();
+    let lo = Number.MAX_SAFE_INTEGER;
+    let hi = 0;
+    for (const row of extents.iterate(sqlTime(startNs), sqlTime(endNs))) {
+      const batch = Number(row.batch);
+      if (batch < lo) lo = batch;
+      if (batch > hi) hi = batch;
+      blobs.set(Number(row.id), {
+        min: row.min_ns as bigint,
+        max: row.max_ns as bigint,
+        plain: row.plain === 1n,
+        receivedMs: Number(row.received_ms),
+      });
+    }
+    return { blobs, lo, hi };
+  }
+
+  /** The blobs in [startNs, endNs) that may hold a trace id's records, through their bloom filters. */
+  private traceBlobs(traceId: Buffer, inWindow: Iterable<number>, checkpoint: Checkpoint): Set<number> {
+    const out = new Set<number>();
+    const bloomOf = this.stmt('SELECT bloom FROM blob_traces WHERE blob = ?');
+    if (this.bloomBytes > 256 * 2 ** 20) {
+      this.blooms.clear();
+      this.bloomBytes = 0;
+    }
+    let n = 0;
+    for (const id of inWindow) {
+      if (++n % 1024 === 0) checkpoint();
+      let bloom = this.blooms.get(id);
+      if (!bloom) {
+        const b = bloomOf.get(id)?.bloom as Uint8Array | undefined;
+        if (!b) continue;
+        bloom = Uint8Array.from(b);
+        this.blooms.set(id, bloom);
+        this.bloomBytes += bloom.length;
+      }
+      if (blobBloomHas(bloom, traceId)) out.add(id);
+    }
+    return out;
+  }
+
+  /**
+   * A page of the entries of the streams matching `q.matchers` in [startNs, endNs), in the
+   * selection's direction (by time; ties in arrival order, reversed for backward), after `q.after`.
+   * Reads only the blobs the postings (or, with `traceId`, the trace-id index) name and whose time
+   * extent overlaps the window; a blob of string bodies without a `lineContains` substring is not
+   * decoded. `checkpoint` runs before each blob (the query's budget).
+   */
+  selectPage(q: SelectQuery, checkpoint: Checkpoint = () => {}): SelectPage {
+    const streams = this.streams(q.startNs, q.endNs, q.matchers);
+    if (streams.size === 0 || q.endNs <= q.startNs) return { entries: [] };
+    const keys = new Set<string>();
+    for (const labels of streams.values()) keys.add(streamKey(labels));
+    const traceId = q.traceId?.toLowerCase();
+    if (traceId !== undefined && !TRACE_ID.test(traceId)) return { entries: [] };
+    const window = this.window(q.startNs, q.endNs);
+    if (window.blobs.size === 0) return { entries: [] };
+    let candidates: Set<number>;
+    if (traceId !== undefined) {
+      candidates = this.traceBlobs(Buffer.from(traceId, 'hex'), window.blobs.keys(), checkpoint);
+    } else {
+      candidates = new Set();
+      this.postingsOf(streams.keys(), window, (ids) => {
+        for (const id of ids) candidates.add(id);
+      });
+    }
+    if (candidates.size === 0) return { entries: [] };
+    const forward = q.direction === 'forward';
+    const after = q.after;
+    const blobs: { id: number; min: bigint; max: bigint; plain: boolean; receivedMs: number }[] = [];
+    for (const id of candidates) {
+      const b = window.blobs.get(id);
+      if (!b) continue;
+      if (after && (forward ? b.max < after.timeNs : b.min > after.timeNs)) continue;
+      blobs.push({ id, ...b });
+    }
+    blobs.sort(forward ? (a, b) => cmpBig(a.min, b.min) || a.id - b.id : (a, b) => cmpBig(b.max, a.max) || b.id - a.id);
+    // Forward order of two entries: time, then arrival (blob, index in it).
+    const order = (a: Keyed, b: Keyed) =>
+      cmpBig(a.entry.timeNs, b.entry.timeNs) || a.blob - b.blob || a.index - b.index;
+    const cmp = forward ? order : (a: Keyed, b: Keyed) => order(b, a);
+    const afterKey = after
+      ? { entry: { timeNs: after.timeNs } as LokiEntry, blob: after.blob, index: after.index }
+      : undefined;
+    const needles = (q.lineContains ?? []).filter((s) => s !== '');
+    const needleBytes = needles.map((s) => Buffer.from(s));
+    const data = this.stmt('SELECT data FROM blobs WHERE id = ?');
+    let buffer: Keyed[] = [];
+    const out: LokiEntry[] = [];
+    let last: Keyed | undefined;
+    for (let i = 0; i < blobs.length; i++) {
+      checkpoint();
+      const b = blobs[i];
+      const row = data.get(b.id);
+      if (row) {
+        const raw = unpackBlob(row.data as Uint8Array);
+        if (!(b.plain && needleBytes.some((n) => raw.indexOf(n) < 0))) {
+          const { entries } = entriesOf(raw, b.receivedMs);
+          const keyOf = new Map<Record<string, string>, boolean>();
+          entries.forEach((entry, index) => {
+            if (entry.timeNs < q.startNs || entry.timeNs >= q.endNs) return;
+            let ok = keyOf.get(entry.stream);
+            if (ok === undefined) {
+              ok = keys.has(streamKey(entry.stream));
+              keyOf.set(entry.stream, ok);
+            }
+            if (!ok) return;
+            if (traceId !== undefined && entry.metadata.trace_id?.toLowerCase() !== traceId) return;
+            for (const n of needles) if (!entry.line.includes(n)) return;
+            const k = { entry, blob: b.id, index };
+            if (afterKey && cmp(k, afterKey) <= 0) return;
+            buffer.push(k);
+          });
+        }
+      }
+      // Entries before the next blob's first (forward; after its last, backward) are final.
+      const next = blobs[i + 1];
+      buffer.sort(cmp);
+      let n = buffer.length;
+      if (next) {
+        n = 0;
+        while (n < buffer.length && (forward ? buffer[n].entry.timeNs < next.min : buffer[n].entry.timeNs > next.max))
+          n++;
+      }
+      const take = Math.min(n, q.max - out.length);
+      for (let j = 0; j < take; j++) out.push(buffer[j].entry);
+      if (take > 0) last = buffer[take - 1];
+      buffer = buffer.slice(take);
+      if (out.length >= q.max) {
+        const more = buffer.length > 0 || i + 1 < blobs.length;
+        return {
+          entries: out,
+          next: more && last ? { timeNs: last.entry.timeNs, blob: last.blob, index: last.index } : undefined,
+        };
+      }
+    }
+    return { entries: out };
+  }
+
+  labelNames(startNs: bigint, endNs: bigint, matchers?: LabelMatcher[]): string[] {
+    const names = new Set<string>();
+    for (const labels of this.streams(startNs, endNs, matchers).values())
+      for (const n of Object.keys(labels)) names.add(n);
+    return [...names].sort();
+  }
+
+  labelValues(name: string, startNs: bigint, endNs: bigint, matchers?: LabelMatcher[]): string[] {
+    const values = new Set<string>();
+    for (const labels of this.streams(startNs, endNs, matchers).values()) {
+      const v = labels[name];
+      if (v !== undefined) values.add(v);
+    }
+    return [...values].sort();
+  }
+
+  series(selectors: LabelMatcher[][], startNs: bigint, endNs: bigint): Record<string, string>[] {
+    for (const m of selectors) checkMatchers(m);
+    const all = this.streams(startNs, endNs);
+    const out: Record<string, string>[] = [];
+    for (const labels of all.values()) {
+      if (selectors.length === 0 || selectors.some((m) => matches(labels, m))) out.push(labels);
+    }
+    return out;
+  }
+
+  /** Streams, chunks (blobs), line bytes and entries of the matching streams' postings overlapping the window. */
+  stats(
+    matchers: LabelMatcher[],
+    startNs: bigint,
+    endNs: bigint,
+    checkpoint: Checkpoint = () => {},
+  ): { streams: number; chunks: number; bytes: number; entries: number } {
+    const streams = this.streams(startNs, endNs, matchers);
+    const window = this.window(startNs, endNs);
+    checkpoint();
+    const chunks = new Set<number>();
+    const seen = new Set<number>();
+    let bytes = 0;
+    let entries = 0;
+    this.postingsOf(streams.keys(), window, (ids, n, b, stream) => {
+      const hit = ids.filter((id) => window.blobs.has(id));
+      if (hit.length === 0) return;
+      for (const id of hit) chunks.add(id);
+      seen.add(stream);
+      entries += n;
+      bytes += b;
+    });
+    return { streams: seen.size, chunks: chunks.size, bytes, entries };
+  }
+}
+
+function cmpBig(a: bigint, b: bigint): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,516 @@
+/**
+ * The embedded log store (src/log-store/): the log database directly (selection by stream matchers,
+ * regexes, time window, direction and pages, line and trace-id hints, label names and values,
+ * series, stats, retention by age and size, a malformed request refused whole), and the LogStore
+ * consumer in process with its real writer and reader threads (LogSource over the reader threads,
+ * on_full refuse, replay of the write-ahead log after a crash, requests without a raw body).
+ * End to end with the OpenTelemetry exporters: test/log-store-e2e.test.ts at the repository root.
+ */
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { BlobWal } from '../src/blob-store/wal';
+import { LogDb } from '../src/log-store/log-db';
+import { indexLogsRequest } from '../src/log-store/log-index';
+import { LogStore, type LogStoreOptions } from '../src/log-store/log-store';
+import { type LabelMatcher, type LokiEntry, toLokiEntries } from '../src/log-store/loki-entry';
+import { streamKey } from '../src/log-store/matchers';
+import { createLogger } from '../src/logger';
+import { type AnyValue, KeyValueList, type ResourceLogs } from '../src/model';
+import { OverloadedError } from '../src/otlp/errors';
+import { decodeLogsRequest } from '../src/otlp/protobuf/decode-logs';
+import { encodeLogsRequest } from '../src/otlp/protobuf/encode-logs';
+import type { Batch } from '../src/pipeline/pipeline';
+import { encodeRecord } from '../src/record-log';
+
+const T0 = 1_700_000_000_000_000_000n;
+const SEC = 1_000_000_000n;
+const ALL = { startNs: 0n, endNs: 2n ** 62n };
+const traceId = (n: number) => n.toString(16).padStart(32, '0');
+
+interface Rec {
+  t: bigint;
+  body: AnyValue;
+  level?: string;
+  trace?: string;
+  attrs?: Record<string, string>;
+}
+
+function request(service: string, records: Rec[], extraResource: Record<string, string> = {}): Buffer {
+  const data: ResourceLogs[] = [
+    {
+      resource: {
+        attributes: [
+          { key: 'service.name', value: service },
+          ...Object.entries(extraResource).map(([key, value]) => ({ key, value })),
+        ],
+        droppedAttributesCount: 0,
+      },
+      schemaUrl: '',
+      scopeLogs: [
+        {
+          scope: { name: 'test', version: '1', attributes: [], droppedAttributesCount: 0 },
+          schemaUrl: '',
+          logRecords: records.map((r) => ({
+            timeUnixNano: r.t,
+            observedTimeUnixNano: 0n,
+            severityNumber: r.level === 'error' ? 17 : 9,
+            severityText: r.level ?? 'info',
+            body: r.body,
+            attributes: Object.entries(r.attrs ?? {}).map(([key, value]) => ({ key, value })),
+            droppedAttributesCount: 0,
+            flags: 0,
+            traceId: r.trace ?? '',
+            spanId: r.trace ? '0102030405060708' : '',
+            eventName: '',
+          })),
+        },
+      ],
+    },
+  ];
+  return encodeLogsRequest(data);
+}
+
+let dir: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(join(tmpdir(), 'sonde-log-store-'));
+});
+const stores: LogStore[] = [];
+const dbs: LogDb[] = [];
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.shutdown();
+  for (const d of dbs.splice(0)) d.close();
+  fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
+});
+
+function openDb(): LogDb {
+  const db = LogDb.open(join(dir, 'logs.db'));
+  dbs.push(db);
+  return db;
+}
+
+/** Every entry of a selection, read page by page (`max` entries a page). */
+function selectAll(
+  db: LogDb,
+  matchers: LabelMatcher[],
+  extra: Partial<Parameters<LogDb['selectPage']>[0]> = {},
+  max = 1000,
+): LokiEntry[] {
+  const out: LokiEntry[] = [];
+  let after: Parameters<LogDb['selectPage']>[0]['after'];
+  for (;;) {
+    const page = db.selectPage({ matchers, ...ALL, direction: 'forward', ...extra, after, max });
+    out.push(...page.entries);
+    if (!page.next) return out;
+    after = page.next;
+  }
+}
+
+const lines = (entries: LokiEntry[]) => entries.map((e) => e.line);
+
+test('entries come back with their stream labels, line, metadata and trace id; matchers select streams', () => {
+  const db = openDb();
+  db.write(
+    [
+      request('checkout', [
+        { t: T0, body: 'order placed', trace: traceId(1), attrs: { 'order.id': '42' } },
+        { t: T0 + SEC, body: 'payment failed', level: 'error' },
+      ]),
+      request('cart', [{ t: T0 + 2n * SEC, body: 'cart emptied' }], { 'k8s.namespace.name': 'shop' }),
+      request('cart-api', [{ t: T0 + 3n * SEC, body: new KeyValueList([{ key: 'kind', value: 'map' }]) }]),
+    ],
+    1_700_000_000_000,
+  );
+  const [first] = selectAll(db, [{ name: 'service_name', op: '=', value: 'checkout' }]);
+  expect(first).toStrictEqual({
+    timeNs: T0,
+    line: 'order placed',
+    stream: { service_name: 'checkout' },
+    metadata: expect.objectContaining({
+      trace_id: traceId(1),
+      span_id: '0102030405060708',
+      order_id: '42',
+      severity_text: 'info',
+      detected_level: 'info',
+      scope_name: 'test',
+    }),
+  });
+  expect(lines(selectAll(db, [{ name: 'service_name', op: '=', value: 'checkout' }]))).toStrictEqual([
+    'order placed',
+    'payment failed',
+  ]);
+  expect(lines(selectAll(db, [{ name: 'service_name', op: '=~', value: 'cart.*' }]))).toStrictEqual([
+    'cart emptied',
+    expect.any(String),
+  ]);
+  // Regexes are anchored: "cart" does not match "cart-api".
+  expect(lines(selectAll(db, [{ name: 'service_name', op: '=~', value: 'cart' }]))).toStrictEqual(['cart emptied']);
+  expect(lines(selectAll(db, [{ name: 'service_name', op: '!~', value: 'cart.*' }]))).toHaveLength(2);
+  expect(lines(selectAll(db, [{ name: 'service_name', op: '!=', value: 'checkout' }]))).toHaveLength(2);
+  // A missing label is "": != "shop" holds for streams without the label.
+  expect(selectAll(db, [{ name: 'k8s_namespace_name', op: '!=', value: 'shop' }])).toHaveLength(3);
+  expect(lines(selectAll(db, [{ name: 'k8s_namespace_name', op: '=', value: 'shop' }]))).toStrictEqual([
+    'cart emptied',
+  ]);
+  expect(selectAll(db, [{ name: 'service_name', op: '=', value: 'nope' }])).toStrictEqual([]);
+  expect(() => selectAll(db, [{ name: 'service_name', op: '=~', value: '(a' }])).toThrow(/invalid regular expression/);
+});
+
+test('time window [start, end), both directions, ties in arrival order, across overlapping blobs and pages', () => {
+  const db = openDb();
+  // Three writes (three blobs) whose times interleave, with ties.
+  const times = [
+    [5n, 1n, 9n, 3n],
+    [2n, 8n, 3n, 7n],
+    [6n, 3n, 4n, 10n],
+  ];
+  for (const [w, ts] of times.entries()) {
+    db.write(
+      [
+        request(
+          's',
+          ts.map((t, i) => ({ t: T0 + t * SEC, body: `w${w}-i${i}-t${t}` })),
+        ),
+      ],
+      1_700_000_000_000,
+    );
+  }
+  const all = times.flatMap((ts, w) => ts.map((t, i) => ({ t, line: `w${w}-i${i}-t${t}` })));
+  const forward = [...all].sort((a, b) => Number(a.t - b.t)).map((x) => x.line); // stable: arrival order on ties
+  const m: LabelMatcher[] = [{ name: 'service_name', op: '=', value: 's' }];
+  expect(lines(selectAll(db, m))).toStrictEqual(forward);
+  expect(lines(selectAll(db, m, { direction: 'backward' }))).toStrictEqual([...forward].reverse());
+  // Pages of 2 or 3 give the same sequence.
+  expect(lines(selectAll(db, m, {}, 2))).toStrictEqual(forward);
+  expect(lines(selectAll(db, m, { direction: 'backward' }, 3))).toStrictEqual([...forward].reverse());
+  // [3s, 7s): 3 included, 7 not.
+  const window = { startNs: T0 + 3n * SEC, endNs: T0 + 7n * SEC };
+  expect(lines(selectAll(db, m, window))).toStrictEqual(
+    all
+      .filter((x) => x.t >= 3n && x.t < 7n)
+      .sort((a, b) => Number(a.t - b.t))
+      .map((x) => x.line),
+  );
+  // A limit: the first page of 4, backward, is the 4 latest.
+  const page = db.selectPage({ matchers: m, ...ALL, direction: 'backward', max: 4 });
+  expect(lines(page.entries)).toStrictEqual([...forward].reverse().slice(0, 4));
+  expect(page.next).toBeDefined();
+});
+
+test('line and trace id hints: only matching entries (a map body matched on its JSON line); trace id lookup through the index', () => {
+  const db = openDb();
+  for (let i = 0; i < 50; i++) {
+    db.write(
+      [
+        request('api', [
+          {
+            t: T0 + BigInt(i) * SEC,
+            body: i === 17 ? 'found the needle here' : `plain line ${i}`,
+            trace: traceId(i + 1),
+          },
+        ]),
+      ],
+      1_700_000_000_000 + i,
+    );
+  }
+  const m: LabelMatcher[] = [{ name: 'service_name', op: '=', value: 'api' }];
+  expect(lines(selectAll(db, m, { lineContains: ['needle'] }))).toStrictEqual(['found the needle here']);
+  expect(lines(selectAll(db, m, { lineContains: ['plain', 'line 3'] }))).toStrictEqual([
+    'plain line 3',
+    ...Array.from({ length: 10 }, (_, i) => `plain line ${30 + i}`),
+  ]);
+  const hit = selectAll(db, m, { traceId: traceId(31).toUpperCase() });
+  expect(hit.map((e) => e.metadata.trace_id)).toStrictEqual([traceId(31)]);
+  expect(selectAll(db, m, { traceId: traceId(999) })).toStrictEqual([]);
+  // A blob with a map body: its line is JSON, whose quotes are not in the protobuf; it is still read.
+  db.write([request('api', [{ t: T0, body: new KeyValueList([{ key: 'msg', value: 'quoted' }]) }])], 1_700_000_000_000);
+  expect(lines(selectAll(db, m, { lineContains: ['"msg":"quoted"'] }))).toStrictEqual(['{"msg":"quoted"}']);
+  expect(selectAll(db, m, { traceId: 'not-hex' })).toStrictEqual([]);
+  // The trace id, outside the window: not returned.
+  expect(selectAll(db, m, { traceId: traceId(31), startNs: T0, endNs: T0 + 10n * SEC })).toStrictEqual([]);
+});
+
+test('label names and values, series and stats come from the streams and postings', () => {
+  const db = openDb();
+  db.write(
+    [
+      request('a', [{ t: T0, body: 'xx' }], { 'deployment.environment': 'prod', 'host.name': 'h1' }),
+      request('b', [
+        { t: T0 + 10n * SEC, body: 'yyy' },
+        { t: T0 + 11n * SEC, body: 'zzzz' },
+      ]),
+    ],
+    1_700_000_000_000,
+  );
+  expect(db.labelNames(ALL.startNs, ALL.endNs)).toStrictEqual(['deployment_environment', 'service_name']);
+  expect(db.labelValues('service_name', ALL.startNs, ALL.endNs)).toStrictEqual(['a', 'b']);
+  expect(
+    db.labelValues('service_name', ALL.startNs, ALL.endNs, [
+      { name: 'deployment_environment', op: '=', value: 'prod' },
+    ]),
+  ).toStrictEqual(['a']);
+  // Only streams with entries in the window.
+  expect(db.labelValues('service_name', T0 + 5n * SEC, T0 + 20n * SEC)).toStrictEqual(['b']);
+  expect(db.series([[{ name: 'service_name', op: '=~', value: 'a|b' }]], ALL.startNs, ALL.endNs)).toStrictEqual([
+    { deployment_environment: 'prod', service_name: 'a' },
+    { service_name: 'b' },
+  ]);
+  expect(db.stats([{ name: 'service_name', op: '=', value: 'b' }], ALL.startNs, ALL.endNs)).toStrictEqual({
+    streams: 1,
+    chunks: 1,
+    bytes: 7,
+    entries: 2,
+  });
+});
+
+test('a request that does not decode is refused whole; the others of its batch are stored', () => {
+  const db = openDb();
+  const good = request('ok', [{ t: T0, body: 'kept' }]);
+  const bad = Buffer.concat([request('bad', [{ t: T0, body: 'half' }]), Buffer.from([0x0a, 0xff, 0xff])]);
+  const r = db.write([good, bad], 1_700_000_000_000);
+  expect(r).toStrictEqual({ items: 1, bytes: good.length, failed: 1 });
+  expect(lines(selectAll(db, [{ name: 'service_name', op: '=~', value: '.+' }]))).toStrictEqual(['kept']);
+  expect(db.labelValues('service_name', ALL.startNs, ALL.endNs)).toStrictEqual(['ok']);
+});
+
+test('retention removes batches by age, then the oldest past the size bound; indexes go with them', () => {
+  const db = openDb();
+  const now = 1_700_000_000_000;
+  db.write([request('old', [{ t: T0, body: 'old', trace: traceId(1) }])], now - 2 * 3600_000);
+  db.write([request('new', [{ t: T0 + SEC, body: 'new', trace: traceId(2) }])], now);
+  expect(db.enforceRetention(now, 3600_000, 2 ** 30)).toStrictEqual({ batches: 1, items: 1 });
+  const any: LabelMatcher[] = [{ name: 'service_name', op: '=~', value: '.+' }];
+  expect(lines(selectAll(db, any))).toStrictEqual(['new']);
+  expect(db.labelValues('service_name', ALL.startNs, ALL.endNs)).toStrictEqual(['new']);
+  expect(selectAll(db, any, { traceId: traceId(1) })).toStrictEqual([]);
+  expect(lines(selectAll(db, any, { traceId: traceId(2) }))).toStrictEqual(['new']);
+
+  // Size: 40 batches of incompressible lines, then a bound below their size keeps the newest only.
+  for (let i = 0; i < 40; i++) {
+    const noise = Buffer.alloc(20_000);
+    for (let j = 0; j < noise.length; j++) noise[j] = (Math.imul(j + 1, 2654435761 + i) >>> 24) & 0xff;
+    db.write([request('bulk', [{ t: T0 + BigInt(10 + i) * SEC, body: `${i} ${noise.toString('base64')}` }])], now);
+  }
+  const before = db.usedBytes();
+  const bound = Math.floor(before / 2);
+  const removed = db.enforceRetention(now, 3600_000, bound);
+  expect(removed.items).toBeGreaterThan(10);
+  expect(db.usedBytes()).toBeLessThanOrEqual(bound);
+  const kept = lines(selectAll(db, [{ name: 'service_name', op: '=', value: 'bulk' }])).map((l) =>
+    Number(l.split(' ')[0]),
+  );
+  expect(kept.length).toBeGreaterThan(0);
+  expect(kept).toStrictEqual(Array.from({ length: kept.length }, (_, i) => 40 - kept.length + i));
+});
+
+test("the writer's index pass agrees with toLokiEntries: stream, time fallbacks, trace id, string bodies", () => {
+  const data: ResourceLogs[] = [
+    {
+      resource: {
+        attributes: [
+          { key: 'k8s.container.name', value: 'fallback-name' },
+          { key: 'k8s.pod.name', value: 'pod-1' },
+          { key: 'host.name', value: 'h' },
+        ],
+        droppedAttributesCount: 0,
+      },
+      schemaUrl: '',
+      scopeLogs: [
+        {
+          scope: { name: 's', version: '', attributes: [], droppedAttributesCount: 0 },
+          schemaUrl: '',
+          logRecords: [
+            { t: T0, obs: 0n, body: 'plain ünïcode', trace: traceId(9) },
+            { t: 0n, obs: T0 + 5n, body: new KeyValueList([{ key: 'a', value: 1n }]), trace: '' },
+            { t: 0n, obs: 0n, body: undefined, trace: '' },
+            { t: 0n, obs: 0n, body: 2.5, trace: traceId(10) },
+          ].map((r) => ({
+            timeUnixNano: r.t,
+            observedTimeUnixNano: r.obs,
+            severityNumber: 0,
+            severityText: '',
+            body: r.body as AnyValue,
+            attributes: [],
+            droppedAttributesCount: 0,
+            flags: 0,
+            traceId: r.trace,
+            spanId: '',
+            eventName: '',
+          })),
+        },
+      ],
+    },
+    { resource: { attributes: [], droppedAttributesCount: 0 }, schemaUrl: '', scopeLogs: [] },
+  ];
+  const body = encodeLogsRequest(data);
+  const receivedNs = 1_700_000_000_123_000_000n;
+  const entries = toLokiEntries(decodeLogsRequest(body, { maxAnyValueDepth: 32 }), receivedNs);
+  const indexed: unknown[] = [];
+  indexLogsRequest(body, receivedNs, (r) =>
+    indexed.push({ stream: r.stream, timeNs: r.timeNs, traceId: r.traceId?.toString('hex'), plain: r.plain }),
+  );
+  expect(indexed).toStrictEqual(
+    entries.map((e, i) => ({
+      stream: streamKey(e.stream),
+      timeNs: e.timeNs,
+      traceId: e.metadata.trace_id,
+      plain: i !== 1 && i !== 3,
+    })),
+  );
+  expect(entries[0].stream).toStrictEqual({
+    k8s_container_name: 'fallback-name',
+    k8s_pod_name: 'pod-1',
+    service_name: 'fallback-name',
+  });
+  expect(() => indexLogsRequest(Buffer.from([0x0a, 0x05, 0x12, 0x09]), receivedNs, () => {})).toThrow();
+});
+
+function logsBatch(body: Buffer, raw = true): Batch<'logs'> {
+  const data = decodeLogsRequest(body, { maxAnyValueDepth: 32 });
+  return {
+    signal: 'logs',
+    data,
+    itemCount: data.reduce((n, rl) => n + rl.scopeLogs.reduce((m, sl) => m + sl.logRecords.length, 0), 0),
+    context: {
+      transport: 'http',
+      encoding: raw ? 'protobuf' : 'json',
+      receivedAt: Date.now(),
+      raw: raw ? body : undefined,
+      modified: false,
+    },
+    warnings: [],
+    decodeStats: undefined,
+  };
+}
+
+async function openStore(extra: Partial<LogStoreOptions> = {}): Promise<{ store: LogStore; registry: Registry }> {
+  const registry = new Registry();
+  const store = new LogStore(
+    {
+      path: join(dir, 'logs.db'),
+      retentionMs: 24 * 3600_000,
+      maxBytes: 2 ** 30,
+      queueBytes: 64 * 2 ** 20,
+      onFull: 'refuse',
+      batchMaxBytes: 16 * 2 ** 20,
+      flushIntervalMs: 20,
+      retentionIntervalMs: 3600_000,
+      durability: 'wal',
+      ...extra,
+    },
+    registry,
+    createLogger('silent'),
+  );
+  stores.push(store);
+  await store.start();
+  return { store, registry };
+}
+
+async function collect(it: AsyncIterable<LokiEntry>, limit = Infinity): Promise<LokiEntry[]> {
+  const out: LokiEntry[] = [];
+  for await (const e of it) {
+    out.push(e);
+    if (out.length >= limit) break;
+  }
+  return out;
+}
+
+test('LogStore: consumed requests (protobuf or not) are read through LogSource on the reader threads', async () => {
+  const { store, registry } = await openStore();
+  await store.consume(logsBatch(request('svc', [{ t: T0, body: 'from protobuf', trace: traceId(7) }])));
+  await store.consume(logsBatch(request('svc', [{ t: T0 + SEC, body: 'from json' }]), false));
+  // 2500 more: a selection reads more than one page.
+  for (let i = 0; i < 5; i++) {
+    await store.consume(
+      logsBatch(
+        request(
+          'bulk',
+          Array.from({ length: 500 }, (_, j) => ({ t: T0 + BigInt(i * 500 + j), body: `n${i * 500 + j}` })),
+        ),
+      ),
+    );
+  }
+  await store.flush();
+  expect(store.readerThread).toBe(true);
+  const svc: LabelMatcher[] = [{ name: 'service_name', op: '=', value: 'svc' }];
+  const got = await collect(store.select({ matchers: svc, ...ALL, direction: 'backward' }));
+  expect(lines(got)).toStrictEqual(['from json', 'from protobuf']);
+  expect(got[1].metadata.trace_id).toBe(traceId(7));
+  const bulk = await collect(
+    store.select({ matchers: [{ name: 'service_name', op: '=', value: 'bulk' }], ...ALL, direction: 'forward' }),
+  );
+  expect(bulk).toHaveLength(2500);
+  expect(bulk.map((e) => e.line)).toStrictEqual(Array.from({ length: 2500 }, (_, i) => `n${i}`));
+  expect(
+    await collect(store.select({ matchers: svc, ...ALL, direction: 'forward', traceId: traceId(7) })),
+  ).toHaveLength(1);
+  expect(await store.labelValues('service_name', ALL.startNs, ALL.endNs)).toStrictEqual(['bulk', 'svc']);
+  expect(await store.labelNames(ALL.startNs, ALL.endNs)).toStrictEqual(['service_name']);
+  expect(await store.series([svc], ALL.startNs, ALL.endNs)).toStrictEqual([{ service_name: 'svc' }]);
+  expect((await store.stats(svc, ALL.startNs, ALL.endNs)).entries).toBe(2);
+  await expect(
+    collect(store.select({ matchers: [{ name: 'x', op: '=~', value: '(' }], ...ALL, direction: 'forward' })),
+  ).rejects.toThrow(/invalid regular expression/);
+  const written = (await registry.getSingleMetric('sonde_log_store_records_written_total')?.get())?.values[0].value;
+  expect(written).toBe(2502);
+  // A cancelled selection stops.
+  const ac = new AbortController();
+  ac.abort();
+  await expect(
+    collect(store.select({ matchers: svc, ...ALL, direction: 'forward', signal: ac.signal })),
+  ).rejects.toThrow(/cancelled/);
+});
+
+test('LogStore: a full write queue refuses with 503 + Retry-After (on_full: refuse), never half-written', async () => {
+  const body = request('svc', [{ t: T0, body: 'x'.repeat(1000) }]);
+  const { store, registry } = await openStore({
+    queueBytes: body.length + 10,
+    durability: 'memory',
+    flushIntervalMs: 60_000,
+  });
+  store.consume(logsBatch(body)); // queued: the writer waits for its flush interval
+  let refused: unknown;
+  try {
+    store.admit(body.length);
+  } catch (err) {
+    refused = err;
+  }
+  expect(refused).toBeInstanceOf(OverloadedError);
+  expect((refused as OverloadedError).httpStatus).toBe(503);
+  expect((refused as OverloadedError).retryAfterSeconds).toBe(1);
+  expect((refused as Error).message).toMatch(/log_store\.queue_size/);
+  expect(() => store.consume(logsBatch(body))).toThrow(OverloadedError);
+  expect((await registry.getSingleMetric('sonde_log_store_refused_requests_total')?.get())?.values[0].value).toBe(2);
+  await store.flush();
+  expect(
+    await collect(
+      store.select({ matchers: [{ name: 'service_name', op: '=', value: 'svc' }], ...ALL, direction: 'forward' }),
+    ),
+  ).toHaveLength(1);
+});
+
+test('LogStore: acknowledged requests in the write-ahead log that SQLite lacks are replayed at start', async () => {
+  // A killed receiver's log: two requests journaled (acknowledged), none written to SQLite.
+  const walDir = join(dir, 'logs.db.journal');
+  const wal = BlobWal.open(walDir, { segmentBytes: 2 ** 30, syncIntervalMs: 0 });
+  await wal.recover(undefined, async () => {});
+  await wal.append(encodeRecord(request('crash', [{ t: T0, body: 'first' }]), 1));
+  await wal.append(encodeRecord(request('crash', [{ t: T0 + SEC, body: 'second', trace: traceId(3) }]), 1));
+  await wal.close();
+  const { store, registry } = await openStore();
+  expect(store.walRecovery?.records).toBe(2);
+  const m: LabelMatcher[] = [{ name: 'service_name', op: '=', value: 'crash' }];
+  expect(lines(await collect(store.select({ matchers: m, ...ALL, direction: 'forward' })))).toStrictEqual([
+    'first',
+    'second',
+  ]);
+  expect((await registry.getSingleMetric('sonde_log_store_wal_replayed_records_total')?.get())?.values[0].value).toBe(
+    2,
+  );
+  await store.shutdown();
+  // Once: a second start replays nothing, and holds them once.
+  const again = await openStore();
+  expect(again.store.walRecovery?.records).toBe(0);
+  expect(await collect(again.store.select({ matchers: m, ...ALL, direction: 'forward' }))).toHaveLength(2);
+});
