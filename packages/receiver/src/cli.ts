@@ -45,23 +45,10 @@ async function main(): Promise<void> {
   const logger = createLogger(config.log.level);
   // The logger writes synchronously (see logger.ts), so every line is out when process.exit runs.
   const exit = (code: number) => process.exit(code);
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
-  try {
-    receiver = await startReceiver(config, { logger });
-  } catch (err) {
-    logger.fatal({ err }, (err as Error).message);
-    exit(1);
-    return;
-  }
+  let receiver: Awaited<ReturnType<typeof startReceiver>> | undefined;
   let signals = 0;
-  const stop = (signal: NodeJS.Signals) => {
-    signals++;
-    if (signals > 1) {
-      logger.warn({ signal }, 'second signal: exiting without draining');
-      exit(1);
-      return;
-    }
-    logger.info({ signal, timeoutMs: config.shutdown_timeout }, 'shutting down: draining in-flight requests');
+  const shutdown = (started: NonNullable<typeof receiver>) => {
+    logger.info({ timeoutMs: config.shutdown_timeout }, 'shutting down: draining in-flight requests');
     // Draining the listeners is bounded by shutdown_timeout each; this bounds the whole of it.
     setTimeout(
       () => {
@@ -70,7 +57,7 @@ async function main(): Promise<void> {
       },
       2 * config.shutdown_timeout + 1000,
     ).unref();
-    receiver.close().then(
+    started.close().then(
       () => exit(0),
       (err) => {
         logger.error({ err }, 'error while shutting down');
@@ -78,8 +65,28 @@ async function main(): Promise<void> {
       },
     );
   };
+  const stop = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      logger.warn({ signal }, 'second signal: exiting without draining');
+      exit(1);
+      return;
+    }
+    logger.info({ signal }, 'signal received');
+    // During start-up (stores replaying their logs, listeners binding) the stop waits for it to end.
+    if (receiver) shutdown(receiver);
+  };
+  // Before start-up, so that a signal during it is a clean stop, not Node's default (killed by it).
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  try {
+    receiver = await startReceiver(config, { logger });
+  } catch (err) {
+    logger.fatal({ err }, (err as Error).message);
+    exit(1);
+    return;
+  }
+  if (signals > 0) shutdown(receiver);
 }
 
 void main();

@@ -229,7 +229,9 @@ export class ReaderPool<Q extends { op: string } = { op: string } & Record<strin
       });
       worker.on('exit', () => {
         if (!started) {
-          reject(new Error(`the ${this.what} reader thread exited while starting`));
+          // Terminated by close() while starting: not a failure to report.
+          if (this.closing) resolve();
+          else reject(new Error(`the ${this.what} reader thread exited while starting`));
           return;
         }
         if (!this.slots.delete(slot)) return;
