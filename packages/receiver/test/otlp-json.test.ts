@@ -676,6 +676,64 @@ describe('decodeJsonRequest: snake_case keys (the original proto field names) ar
   });
 });
 
+describe('decodeJsonRequest: the names of OTLP before 0.15 (instrumentationLibrary…), as exporters before OpenTelemetry JS 0.29 send', () => {
+  const OLD_NAMES: Record<string, string> = {
+    scopeSpans: 'instrumentationLibrarySpans',
+    scopeMetrics: 'instrumentationLibraryMetrics',
+    scopeLogs: 'instrumentationLibraryLogs',
+    scope: 'instrumentationLibrary',
+  };
+  const withOldNames = (json: unknown): unknown => {
+    if (Array.isArray(json)) return json.map(withOldNames);
+    if (typeof json !== 'object' || json === null) return json;
+    return Object.fromEntries(Object.entries(json).map(([k, v]) => [OLD_NAMES[k] ?? k, withOldNames(v)]));
+  };
+  test.each([
+    ['traces', RICH_TRACES],
+    ['metrics', RICH_METRICS],
+    ['logs', RICH_LOGS],
+  ] as const)('%s decode as with the new names', (signal, model) => {
+    const json = JSON.stringify(withOldNames(encodeJsonRequest(signal, model)));
+    expect(json).toContain('"instrumentationLibrary"');
+    expect(json).not.toMatch(/"scope(Spans|Metrics|Logs)?":/);
+    expect(decode(signal, json)).toStrictEqual(model);
+  });
+
+  test('in snake_case too', () => {
+    const json = {
+      resource_spans: [
+        {
+          instrumentation_library_spans: [
+            { instrumentation_library: { name: 'lib', version: '1' }, spans: [{ name: 's' }] },
+          ],
+        },
+      ],
+    };
+    const [scopeSpans] = decode('traces', json)[0].scopeSpans;
+    expect(scopeSpans.scope).toStrictEqual({ ...emptyScope(), name: 'lib', version: '1' });
+    expect(scopeSpans.spans.map((s) => s.name)).toStrictEqual(['s']);
+  });
+
+  test('the new names win when a request holds both, and errors name the field as sent', () => {
+    const both = {
+      resourceSpans: [
+        { scopeSpans: [{ spans: [{ name: 'new' }] }], instrumentationLibrarySpans: [{ spans: [{ name: 'old' }] }] },
+      ],
+    };
+    expect(decode('traces', both)[0].scopeSpans.flatMap((s) => s.spans.map((x) => x.name))).toStrictEqual(['new']);
+    expect(
+      refusal('traces', { resourceSpans: [{ instrumentationLibrarySpans: [{ spans: [{ name: 3 }] }] }] }).message,
+    ).toContain('resourceSpans[0].instrumentationLibrarySpans[0].spans[0].name');
+  });
+
+  test('old structures count against max_decoded_structures as new ones do', () => {
+    const request = {
+      resourceSpans: [{ instrumentationLibrarySpans: Array.from({ length: 10 }, () => ({ spans: [{}] })) }],
+    };
+    expect(() => decode('traces', request, { maxAnyValueDepth: 4, maxDecodedStructures: 40 })).toThrow(/structures/);
+  });
+});
+
 describe('decodeJsonRequest: enums', () => {
   test.each([
     ['an integer', 3, 3],

@@ -6,7 +6,10 @@
  * lowerCamelCase keys, unknown fields ignored. 64-bit integers come as decimal strings or numbers,
  * doubles as numbers or "NaN"/"Infinity"/"-Infinity", bytes as base64. Two courtesies beyond the
  * spec, as the OpenTelemetry Collector grants them: enum names ("SPAN_KIND_SERVER") and snake_case
- * keys (noticed at the top of the request, then handled by the slow parse below).
+ * keys (noticed at the top of the request, then handled by the slow parse below). And, as the
+ * Collector did for years, the names of OTLP before 0.15 that exporters before OpenTelemetry JS 0.29
+ * send: `instrumentationLibrarySpans`/`…Metrics`/`…Logs` for the scope lists and
+ * `instrumentationLibrary` for the scope (read when the new name is absent).
  *
  * Hot path: one plain JSON.parse, then one small reader per message, building each model object in
  * one literal in the field order of the model interfaces. Only a request using snake_case keys, or
@@ -590,7 +593,10 @@ function readResourceSpans(item: unknown, maxDepth: number): ResourceSpans {
   const o = itemObject(item);
   return {
     resource: readResource(o.resource, maxDepth),
-    scopeSpans: readList(o.scopeSpans, 'scopeSpans', maxDepth, readScopeSpans),
+    scopeSpans:
+      o.scopeSpans == null && o.instrumentationLibrarySpans != null
+        ? readList(o.instrumentationLibrarySpans, 'instrumentationLibrarySpans', maxDepth, readScopeSpans)
+        : readList(o.scopeSpans, 'scopeSpans', maxDepth, readScopeSpans),
     schemaUrl: readString(o.schemaUrl, 'schemaUrl'),
   };
 }
@@ -599,7 +605,7 @@ function readScopeSpans(item: unknown, maxDepth: number): ScopeSpans {
   take(STRUCTURES.scope);
   const o = itemObject(item);
   return {
-    scope: readScope(o.scope, maxDepth),
+    scope: readScope(o.scope ?? o.instrumentationLibrary, maxDepth),
     spans: readList(o.spans, 'spans', maxDepth, readSpan),
     schemaUrl: readString(o.schemaUrl, 'schemaUrl'),
   };
@@ -673,7 +679,10 @@ function readResourceMetrics(item: unknown, maxDepth: number): ResourceMetrics {
   const o = itemObject(item);
   return {
     resource: readResource(o.resource, maxDepth),
-    scopeMetrics: readList(o.scopeMetrics, 'scopeMetrics', maxDepth, readScopeMetrics),
+    scopeMetrics:
+      o.scopeMetrics == null && o.instrumentationLibraryMetrics != null
+        ? readList(o.instrumentationLibraryMetrics, 'instrumentationLibraryMetrics', maxDepth, readScopeMetrics)
+        : readList(o.scopeMetrics, 'scopeMetrics', maxDepth, readScopeMetrics),
     schemaUrl: readString(o.schemaUrl, 'schemaUrl'),
   };
 }
@@ -682,7 +691,7 @@ function readScopeMetrics(item: unknown, maxDepth: number): ScopeMetrics {
   take(STRUCTURES.scope);
   const o = itemObject(item);
   return {
-    scope: readScope(o.scope, maxDepth),
+    scope: readScope(o.scope ?? o.instrumentationLibrary, maxDepth),
     metrics: readList(o.metrics, 'metrics', maxDepth, readMetric),
     schemaUrl: readString(o.schemaUrl, 'schemaUrl'),
   };
@@ -928,7 +937,10 @@ function readResourceLogs(item: unknown, maxDepth: number): ResourceLogs {
   const o = itemObject(item);
   return {
     resource: readResource(o.resource, maxDepth),
-    scopeLogs: readList(o.scopeLogs, 'scopeLogs', maxDepth, readScopeLogs),
+    scopeLogs:
+      o.scopeLogs == null && o.instrumentationLibraryLogs != null
+        ? readList(o.instrumentationLibraryLogs, 'instrumentationLibraryLogs', maxDepth, readScopeLogs)
+        : readList(o.scopeLogs, 'scopeLogs', maxDepth, readScopeLogs),
     schemaUrl: readString(o.schemaUrl, 'schemaUrl'),
   };
 }
@@ -937,7 +949,7 @@ function readScopeLogs(item: unknown, maxDepth: number): ScopeLogs {
   take(STRUCTURES.scope);
   const o = itemObject(item);
   return {
-    scope: readScope(o.scope, maxDepth),
+    scope: readScope(o.scope ?? o.instrumentationLibrary, maxDepth),
     logRecords: readList(o.logRecords, 'logRecords', maxDepth, readLogRecord),
     schemaUrl: readString(o.schemaUrl, 'schemaUrl'),
   };
