@@ -250,6 +250,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
         corsAllowedOrigins: config.otlp.http.cors_allowed_origins,
         tokens: security.otlpTokens,
         logger,
+        metrics,
       });
       const server = await listen(
         app,
