@@ -255,8 +255,8 @@ export function num(v: number): string {
   return String(v);
 }
 
-/** An OpenMetrics exemplar: ` # {trace_id="…",span_id="…"} value timestamp` (label names per family). */
+/** An OpenMetrics exemplar: ` # {trace_id="…",span_id="…",…} value timestamp` (label names per family). */
 function exemplar(family: Family, e: Exemplar): string {
   const l = family.exemplarLabels;
-  return ` # {${l.trace}="${e.traceId}",${l.span}="${e.spanId}"} ${num(e.value)} ${e.timestamp.toFixed(3)}`;
+  return ` # {${l.trace}="${e.traceId}",${l.span}="${e.spanId}"${e.labels ?? ''}} ${num(e.value)} ${e.timestamp.toFixed(3)}`;
 }
