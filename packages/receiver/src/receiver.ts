@@ -273,6 +273,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
         maxConnectionAgeMs: g.max_connection_age,
         maxConnectionAgeGraceMs: g.max_connection_age_grace,
         maxSessionMemory: g.max_session_memory,
+        reflection: g.reflection,
       });
       const port = await bindGrpc(server, grpcAddress.host, grpcAddress.port, {
         tls: security.otlpTls,

@@ -104,6 +104,8 @@ export const configSchema = z.strictObject({
           max_connection_age_grace: duration.default(30_000),
           /** Memory one connection's HTTP/2 session may hold (headers, queued responses); new calls are refused over it. */
           max_session_memory: size.default(64 * 1024 * 1024),
+          /** gRPC server reflection (grpc.reflection.v1 and v1alpha), so grpcurl / buf curl need no proto files. */
+          reflection: z.boolean().default(false),
         })
         .prefault({}),
       /** TLS of both OTLP listeners (HTTP and gRPC). */
