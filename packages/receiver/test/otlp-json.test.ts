@@ -734,6 +734,59 @@ describe('decodeJsonRequest: the names of OTLP before 0.15 (instrumentationLibra
   });
 });
 
+describe('decodeJsonRequest: the metric types of OTLP before 0.9 (doubleSum, intGauge, labels…), as OpenTelemetry JS 0.27 sends them', () => {
+  // What @opentelemetry/exporter-metrics-otlp-http 0.27.0 sent for a counter and a histogram (captured).
+  const SENT_BY_027 = `{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"svc"}}],"droppedAttributesCount":0},"instrumentationLibraryMetrics":[{"metrics":[{"name":"compat.requests","description":"","unit":"1","doubleSum":{"dataPoints":[{"labels":[{"key":"route","value":"/a"}],"value":3,"startTimeUnixNano":1796437007801000000,"timeUnixNano":1796437007802745000}],"isMonotonic":true,"aggregationTemporality":2}},{"name":"compat.latency","description":"","unit":"1","doubleHistogram":{"dataPoints":[{"labels":[{"key":"route","value":"/a"}],"sum":10,"count":1,"startTimeUnixNano":1796437007801000000,"timeUnixNano":1796437007802968300,"bucketCounts":[1,0],"explicitBounds":[null]}],"aggregationTemporality":2}}],"instrumentationLibrary":{"name":"compat","version":"1.2.3"}}]}]}`;
+
+  test('doubleSum and doubleHistogram with labels, and an infinite bound written as null', () => {
+    const [rm] = decode('metrics', SENT_BY_027);
+    const [sum, histogram] = rm.scopeMetrics[0].metrics;
+    expect(rm.scopeMetrics[0].scope.name).toBe('compat');
+    expect(sum.data).toStrictEqual({
+      type: 'sum',
+      isMonotonic: true,
+      aggregationTemporality: 2,
+      dataPoints: [
+        {
+          attributes: [kv('route', '/a')],
+          startTimeUnixNano: 1796437007801000000n,
+          timeUnixNano: 1796437007802745000n,
+          exemplars: [],
+          flags: 0,
+          value: 3,
+          isInt: false,
+        },
+      ],
+    });
+    expect(histogram.data).toMatchObject({
+      type: 'histogram',
+      aggregationTemporality: 2,
+      dataPoints: [{ attributes: [kv('route', '/a')], count: 1, sum: 10, bucketCounts: [1], explicitBounds: [] }],
+    });
+  });
+
+  test('intGauge and intSum values are ints; more than one type is refused', () => {
+    const point = { labels: [{ key: 'k', value: 'v' }], value: '7', timeUnixNano: '1' };
+    expect(firstMetric(metricsRequest({ name: 'g', intGauge: { dataPoints: [point] } })).data).toMatchObject({
+      type: 'gauge',
+      dataPoints: [{ attributes: [kv('k', 'v')], value: 7, isInt: true }],
+    });
+    expect(
+      firstMetric(
+        metricsRequest({ name: 's', intSum: { dataPoints: [point], isMonotonic: false, aggregationTemporality: 1 } }),
+      ).data,
+    ).toMatchObject({
+      type: 'sum',
+      isMonotonic: false,
+      aggregationTemporality: 1,
+      dataPoints: [{ value: 7, isInt: true }],
+    });
+    expect(() => decode('metrics', metricsRequest({ name: 'x', intSum: {}, doubleGauge: {} }))).toThrow(
+      MalformedPayloadError,
+    );
+  });
+});
+
 describe('decodeJsonRequest: enums', () => {
   test.each([
     ['an integer', 3, 3],

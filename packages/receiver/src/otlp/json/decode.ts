@@ -726,7 +726,89 @@ function readMetricData(metric: JsonObject, maxDepth: number): MetricData {
   if (histogram != null) return readHistogram(histogram, maxDepth);
   if (exponentialHistogram != null) return readExponentialHistogram(exponentialHistogram, maxDepth);
   if (summary != null) return readSummary(summary, maxDepth);
-  return { type: 'none', dataPoints: [] };
+  return readLegacyMetricData(metric, maxDepth) ?? { type: 'none', dataPoints: [] };
+}
+
+/**
+ * The metric types of OTLP before 0.9 (intGauge, doubleGauge, intSum, doubleSum, intHistogram,
+ * doubleHistogram), as OpenTelemetry JS 0.27 and other exporters of 2021 send them: their points carry
+ * `labels` (string key/value pairs) and `value`. Read as the types that replaced them; only looked
+ * for when a metric has none of the current ones.
+ */
+function readLegacyMetricData(metric: JsonObject, maxDepth: number): MetricData | undefined {
+  let field: string | undefined;
+  let members = 0;
+  for (const k of LEGACY_METRIC_TYPES) {
+    if (metric[k] == null) continue;
+    field ??= k;
+    members++;
+  }
+  if (field === undefined) return undefined;
+  if (members > 1) throw new MalformedPayloadError(`expected at most one of ${LEGACY_METRIC_TYPES.join(', ')}`);
+  try {
+    const o = itemObject(metric[field]);
+    if (field.endsWith('Histogram')) {
+      return {
+        type: 'histogram',
+        dataPoints: readList(o.dataPoints, 'dataPoints', maxDepth, (p, d) =>
+          readHistogramDataPoint(legacyHistogramPoint(p), d),
+        ),
+        aggregationTemporality: readTemporality(o.aggregationTemporality),
+      };
+    }
+    const isInt = field.startsWith('int');
+    const dataPoints = readList(o.dataPoints, 'dataPoints', maxDepth, (p, d) =>
+      readNumberDataPoint(legacyNumberPoint(p, isInt), d),
+    );
+    if (field.endsWith('Gauge')) return { type: 'gauge', dataPoints };
+    return {
+      type: 'sum',
+      dataPoints,
+      aggregationTemporality: readTemporality(o.aggregationTemporality),
+      isMonotonic: readBool(o.isMonotonic, 'isMonotonic'),
+    };
+  } catch (e) {
+    throw at(e, field);
+  }
+}
+
+const LEGACY_METRIC_TYPES = ['intGauge', 'doubleGauge', 'intSum', 'doubleSum', 'intHistogram', 'doubleHistogram'];
+
+/** `labels` (StringKeyValue: a string value) as attributes, when the point has no attributes. */
+function legacyAttributes(o: JsonObject): unknown {
+  if (o.attributes != null || !Array.isArray(o.labels)) return o.attributes;
+  return o.labels.map((l) => {
+    const label = itemObject(l);
+    return { key: label.key, value: { stringValue: label.value } };
+  });
+}
+
+function legacyNumberPoint(item: unknown, isInt: boolean): JsonObject {
+  const o = itemObject(item);
+  return { ...o, attributes: legacyAttributes(o), [isInt ? 'asInt' : 'asDouble']: o.value };
+}
+
+/**
+ * A legacy histogram point. Its bounds may end in `null`: an infinite bound that JSON.stringify could
+ * not write (OpenTelemetry JS 0.27's default boundaries are [Infinity]); the bucket above an infinite
+ * bound is empty, so such a bound is dropped and the bucket merged with the one below.
+ */
+function legacyHistogramPoint(item: unknown): JsonObject {
+  const o = itemObject(item);
+  let bounds = o.explicitBounds;
+  let counts = o.bucketCounts;
+  if (Array.isArray(bounds) && Array.isArray(counts) && counts.length === bounds.length + 1) {
+    bounds = [...bounds];
+    counts = [...counts];
+    const b = bounds as unknown[];
+    const c = counts as unknown[];
+    while (b.length > 0 && (b[b.length - 1] === null || b[b.length - 1] === 'Infinity')) {
+      b.pop();
+      const top = c.pop();
+      c[c.length - 1] = Number(c[c.length - 1]) + Number(top);
+    }
+  }
+  return { ...o, attributes: legacyAttributes(o), explicitBounds: bounds, bucketCounts: counts };
 }
 
 function readGauge(value: unknown, maxDepth: number): MetricData {
