@@ -134,10 +134,6 @@ const line027: Line = (() => {
     sdkVersion,
     nanosAsDouble: true,
     knownGaps: {
-      'metrics http/json':
-        'OTLP 0.7 metric types (doubleSum, doubleHistogram, labels as StringKeyValue) are not decoded: nothing arrives',
-      'metrics http/protobuf':
-        'OTLP 0.7 metric types: int_sum/int_histogram and the labels field (1) are unknown to OTLP 1.x decoders',
       'traces grpc': 'the 0.27 gRPC exporter (grpc-js with proto-loader 0.6) delivers nothing on Node 24 within 5 s',
     },
     transports: { traces: TRANSPORTS, metrics: ['http/json', 'http/protobuf'], logs: [] },

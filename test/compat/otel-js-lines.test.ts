@@ -6,7 +6,7 @@
  * timestamps, attributes, events and status; metric names, kinds and values; log bodies,
  * severities and attributes; and events counted in sonde_events_total.
  */
-import type { AnyValue, KeyValue, ResourceLogs, ResourceMetrics, ResourceSpans } from '@sonde/receiver';
+import type { AnyValue, KeyValue, Metric, ResourceLogs, ResourceMetrics, ResourceSpans } from '@sonde/receiver';
 import { KeyValueList } from '@sonde/receiver';
 import { type Harness, received, startHarness } from '../helpers';
 import { type Endpoints, LINES, type Line, type Transport } from './clients';
@@ -141,7 +141,13 @@ describe.each(cases('metrics'))('OpenTelemetry JS %s metrics over %s', (lineName
     const resources = ofService(received(harness.batches.metrics) as ResourceMetrics[], service);
     expect(resources.length).toBeGreaterThanOrEqual(1);
     const metrics = resources.flatMap((r) => r.scopeMetrics.flatMap((s) => s.metrics));
-    const byName = Object.fromEntries(metrics.map((m) => [m.name, m]));
+    // One metric per name, its points gathered (0.27 sends a metric per label set).
+    const byName: Record<string, Metric> = {};
+    for (const m of metrics) {
+      const seen = byName[m.name];
+      if (seen) (seen.data.dataPoints as unknown[]).push(...m.data.dataPoints);
+      else byName[m.name] = { ...m, data: { ...m.data, dataPoints: [...m.data.dataPoints] } as Metric['data'] };
+    }
     const counter = byName['compat.requests'];
     expect(counter?.data.type).toBe('sum');
     if (counter?.data.type !== 'sum') return;
