@@ -398,3 +398,28 @@ describe('exemplar attributes (filteredAttributes) on OpenMetrics exemplars', ()
     expect(chars).toBeLessThanOrEqual(128);
   });
 });
+
+describe('a histogram whose explicit bounds end in +Inf (OpenTelemetry JS 0.27 sends [Infinity])', () => {
+  let t: TestReceiver;
+  beforeAll(async () => {
+    t = await startTestReceiver();
+  });
+  afterAll(() => t.close());
+
+  test('has one le="+Inf" bucket, holding every count', async () => {
+    const body = request([
+      {
+        name: 'latency',
+        histogram: {
+          aggregationTemporality: 2,
+          dataPoints: [
+            { timeUnixNano: T1, count: '3', sum: 12, bucketCounts: ['1', '2', '0'], explicitBounds: [5, 'Infinity'] },
+          ],
+        },
+      },
+    ]);
+    expect((await post(`${t.http}/v1/metrics`, body, JSON_TYPE)).status).toBe(200);
+    const buckets = (await scrape(t)).filter((l) => l.startsWith('latency_bucket'));
+    expect(buckets).toEqual([`latency_bucket{${BASE},le="5"} 1`, `latency_bucket{${BASE},le="+Inf"} 3`]);
+  });
+});

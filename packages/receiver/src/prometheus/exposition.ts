@@ -193,6 +193,8 @@ function renderHistogram(family: Family, s: Series, om: boolean, out: Chunks): v
   let cumulative = 0;
   for (let i = 0; i < h.counts.length; i++) {
     cumulative += h.counts[i];
+    // A bound of +Inf (OpenTelemetry JS 0.27 sends [Infinity]) is the le="+Inf" bucket written last.
+    if (h.bounds[i] === Number.POSITIVE_INFINITY) continue;
     const le = i < h.bounds.length ? num(h.bounds[i]) : '+Inf';
     const ex = om ? h.exemplars[i] : undefined;
     out.add(
