@@ -246,6 +246,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
         corsAllowedOrigins: config.otlp.http.cors_allowed_origins,
         tokens: security.otlpTokens,
         logger,
+        metrics,
       });
       const server = await listen(
         app,
@@ -270,6 +271,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
         maxSessionMemory: g.max_session_memory,
         readTimeoutMs: g.read_timeout,
         onReadTimeout: () => metrics.requestTimeouts.inc({ listener: 'otlp_grpc', kind: 'read' }),
+        reflection: g.reflection,
       });
       const port = await bindGrpc(server, grpcAddress.host, grpcAddress.port, {
         tls: security.otlpTls,

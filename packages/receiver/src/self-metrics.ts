@@ -50,6 +50,7 @@ export class SelfMetrics {
   readonly adminRefusedRequests: Counter<'reason'>;
   readonly connectionsRefused: Counter<'listener'>;
   readonly requestTimeouts: Counter<'listener' | 'kind'>;
+  readonly corsPreflights: Counter<'signal' | 'outcome'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -120,6 +121,12 @@ export class SelfMetrics {
       name: 'sonde_receiver_connections_refused_total',
       help: 'Connections closed on arrival because the listener had max_connections open, by listener',
       labelNames: ['listener'] as const,
+      registers,
+    });
+    this.corsPreflights = new Counter({
+      name: 'sonde_receiver_cors_preflights_total',
+      help: 'CORS preflights (OPTIONS) on OTLP/HTTP, by outcome: allowed, origin_not_allowed, cors_disabled; not export requests',
+      labelNames: ['signal', 'outcome'] as const,
       registers,
     });
     this.requestTimeouts = new Counter({

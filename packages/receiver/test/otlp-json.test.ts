@@ -676,6 +676,117 @@ describe('decodeJsonRequest: snake_case keys (the original proto field names) ar
   });
 });
 
+describe('decodeJsonRequest: the names of OTLP before 0.15 (instrumentationLibrary…), as exporters before OpenTelemetry JS 0.29 send', () => {
+  const OLD_NAMES: Record<string, string> = {
+    scopeSpans: 'instrumentationLibrarySpans',
+    scopeMetrics: 'instrumentationLibraryMetrics',
+    scopeLogs: 'instrumentationLibraryLogs',
+    scope: 'instrumentationLibrary',
+  };
+  const withOldNames = (json: unknown): unknown => {
+    if (Array.isArray(json)) return json.map(withOldNames);
+    if (typeof json !== 'object' || json === null) return json;
+    return Object.fromEntries(Object.entries(json).map(([k, v]) => [OLD_NAMES[k] ?? k, withOldNames(v)]));
+  };
+  test.each([
+    ['traces', RICH_TRACES],
+    ['metrics', RICH_METRICS],
+    ['logs', RICH_LOGS],
+  ] as const)('%s decode as with the new names', (signal, model) => {
+    const json = JSON.stringify(withOldNames(encodeJsonRequest(signal, model)));
+    expect(json).toContain('"instrumentationLibrary"');
+    expect(json).not.toMatch(/"scope(Spans|Metrics|Logs)?":/);
+    expect(decode(signal, json)).toStrictEqual(model);
+  });
+
+  test('in snake_case too', () => {
+    const json = {
+      resource_spans: [
+        {
+          instrumentation_library_spans: [
+            { instrumentation_library: { name: 'lib', version: '1' }, spans: [{ name: 's' }] },
+          ],
+        },
+      ],
+    };
+    const [scopeSpans] = decode('traces', json)[0].scopeSpans;
+    expect(scopeSpans.scope).toStrictEqual({ ...emptyScope(), name: 'lib', version: '1' });
+    expect(scopeSpans.spans.map((s) => s.name)).toStrictEqual(['s']);
+  });
+
+  test('the new names win when a request holds both, and errors name the field as sent', () => {
+    const both = {
+      resourceSpans: [
+        { scopeSpans: [{ spans: [{ name: 'new' }] }], instrumentationLibrarySpans: [{ spans: [{ name: 'old' }] }] },
+      ],
+    };
+    expect(decode('traces', both)[0].scopeSpans.flatMap((s) => s.spans.map((x) => x.name))).toStrictEqual(['new']);
+    expect(
+      refusal('traces', { resourceSpans: [{ instrumentationLibrarySpans: [{ spans: [{ name: 3 }] }] }] }).message,
+    ).toContain('resourceSpans[0].instrumentationLibrarySpans[0].spans[0].name');
+  });
+
+  test('old structures count against max_decoded_structures as new ones do', () => {
+    const request = {
+      resourceSpans: [{ instrumentationLibrarySpans: Array.from({ length: 10 }, () => ({ spans: [{}] })) }],
+    };
+    expect(() => decode('traces', request, { maxAnyValueDepth: 4, maxDecodedStructures: 40 })).toThrow(/structures/);
+  });
+});
+
+describe('decodeJsonRequest: the metric types of OTLP before 0.9 (doubleSum, intGauge, labels…), as OpenTelemetry JS 0.27 sends them', () => {
+  // What @opentelemetry/exporter-metrics-otlp-http 0.27.0 sent for a counter and a histogram (captured).
+  const SENT_BY_027 = `{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"svc"}}],"droppedAttributesCount":0},"instrumentationLibraryMetrics":[{"metrics":[{"name":"compat.requests","description":"","unit":"1","doubleSum":{"dataPoints":[{"labels":[{"key":"route","value":"/a"}],"value":3,"startTimeUnixNano":1796437007801000000,"timeUnixNano":1796437007802745000}],"isMonotonic":true,"aggregationTemporality":2}},{"name":"compat.latency","description":"","unit":"1","doubleHistogram":{"dataPoints":[{"labels":[{"key":"route","value":"/a"}],"sum":10,"count":1,"startTimeUnixNano":1796437007801000000,"timeUnixNano":1796437007802968300,"bucketCounts":[1,0],"explicitBounds":[null]}],"aggregationTemporality":2}}],"instrumentationLibrary":{"name":"compat","version":"1.2.3"}}]}]}`;
+
+  test('doubleSum and doubleHistogram with labels, and an infinite bound written as null', () => {
+    const [rm] = decode('metrics', SENT_BY_027);
+    const [sum, histogram] = rm.scopeMetrics[0].metrics;
+    expect(rm.scopeMetrics[0].scope.name).toBe('compat');
+    expect(sum.data).toStrictEqual({
+      type: 'sum',
+      isMonotonic: true,
+      aggregationTemporality: 2,
+      dataPoints: [
+        {
+          attributes: [kv('route', '/a')],
+          startTimeUnixNano: 1796437007801000000n,
+          timeUnixNano: 1796437007802745000n,
+          exemplars: [],
+          flags: 0,
+          value: 3,
+          isInt: false,
+        },
+      ],
+    });
+    expect(histogram.data).toMatchObject({
+      type: 'histogram',
+      aggregationTemporality: 2,
+      dataPoints: [{ attributes: [kv('route', '/a')], count: 1, sum: 10, bucketCounts: [1], explicitBounds: [] }],
+    });
+  });
+
+  test('intGauge and intSum values are ints; more than one type is refused', () => {
+    const point = { labels: [{ key: 'k', value: 'v' }], value: '7', timeUnixNano: '1' };
+    expect(firstMetric(metricsRequest({ name: 'g', intGauge: { dataPoints: [point] } })).data).toMatchObject({
+      type: 'gauge',
+      dataPoints: [{ attributes: [kv('k', 'v')], value: 7, isInt: true }],
+    });
+    expect(
+      firstMetric(
+        metricsRequest({ name: 's', intSum: { dataPoints: [point], isMonotonic: false, aggregationTemporality: 1 } }),
+      ).data,
+    ).toMatchObject({
+      type: 'sum',
+      isMonotonic: false,
+      aggregationTemporality: 1,
+      dataPoints: [{ value: 7, isInt: true }],
+    });
+    expect(() => decode('metrics', metricsRequest({ name: 'x', intSum: {}, doubleGauge: {} }))).toThrow(
+      MalformedPayloadError,
+    );
+  });
+});
+
 describe('decodeJsonRequest: enums', () => {
   test.each([
     ['an integer', 3, 3],

@@ -347,3 +347,79 @@ describe('OTLP metrics on /metrics', () => {
     expect(text).toContain('sonde_prometheus_dropped_points_total{reason="type_conflict"} 2');
   });
 });
+
+describe('exemplar attributes (filteredAttributes) on OpenMetrics exemplars', () => {
+  let t: TestReceiver;
+  beforeAll(async () => {
+    t = await startTestReceiver({ redaction: { enabled: true, block_keys: ['user.secret'] } });
+  });
+  afterAll(() => t.close());
+
+  const TRACE = '5b8efff798038103d269b633813fc60c';
+  const SPAN = 'eee19b7ec3c1b174';
+  const exemplarLine = async (name: string) => {
+    const lines = await scrape(t, 'application/openmetrics-text; version=1.0.0');
+    return lines.find((l) => l.startsWith(`${name}{`) && l.includes(' # {'));
+  };
+
+  test('kept as labels after redaction, within the 128-character exemplar label set; what does not fit is left out', async () => {
+    const filteredAttributes = [
+      { key: 'user.id', value: str('u-42') },
+      { key: 'user.secret', value: str('hunter2') },
+      { key: 'contact', value: str('ada@example.com') },
+      { key: 'too.long', value: str('x'.repeat(60)) },
+      { key: 'retry', value: { intValue: '3' } },
+    ];
+    const body = request([
+      {
+        name: 'checkouts',
+        sum: {
+          isMonotonic: true,
+          aggregationTemporality: 2,
+          dataPoints: [
+            {
+              asInt: '2',
+              timeUnixNano: T1,
+              exemplars: [{ asInt: '1', timeUnixNano: T1, traceId: TRACE, spanId: SPAN, filteredAttributes }],
+            },
+          ],
+        },
+      },
+    ]);
+    expect((await post(`${t.http}/v1/metrics`, body, JSON_TYPE)).status).toBe(200);
+    const line = await exemplarLine('checkouts_total');
+    const labelSet = /# \{(.*)\}/.exec(line ?? '')?.[1] ?? '';
+    expect(labelSet).toBe(`trace_id="${TRACE}",span_id="${SPAN}",user_id="u-42",contact="[REDACTED:email]",retry="3"`);
+    // OpenMetrics: label names and values together at most 128 characters.
+    const chars = [...labelSet.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].reduce(
+      (n, m) => n + [...m[1]].length + [...m[2]].length,
+      0,
+    );
+    expect(chars).toBeLessThanOrEqual(128);
+  });
+});
+
+describe('a histogram whose explicit bounds end in +Inf (OpenTelemetry JS 0.27 sends [Infinity])', () => {
+  let t: TestReceiver;
+  beforeAll(async () => {
+    t = await startTestReceiver();
+  });
+  afterAll(() => t.close());
+
+  test('has one le="+Inf" bucket, holding every count', async () => {
+    const body = request([
+      {
+        name: 'latency',
+        histogram: {
+          aggregationTemporality: 2,
+          dataPoints: [
+            { timeUnixNano: T1, count: '3', sum: 12, bucketCounts: ['1', '2', '0'], explicitBounds: [5, 'Infinity'] },
+          ],
+        },
+      },
+    ]);
+    expect((await post(`${t.http}/v1/metrics`, body, JSON_TYPE)).status).toBe(200);
+    const buckets = (await scrape(t)).filter((l) => l.startsWith('latency_bucket'));
+    expect(buckets).toEqual([`latency_bucket{${BASE},le="5"} 1`, `latency_bucket{${BASE},le="+Inf"} 3`]);
+  });
+});

@@ -322,3 +322,112 @@ describe('protobuf metrics decoding', () => {
     ).toThrow(/resourceMetrics\[0\]\.scopeMetrics\[0\]\.metrics\[0\]\.histogram\.dataPoints\[0\]: packed field/);
   });
 });
+
+describe('the metric types of OTLP before 0.9, as OpenTelemetry JS 0.27 sends them', () => {
+  const labels = (key: string, value: string): Field => [
+    1,
+    'message',
+    [
+      [1, 'bytes', key],
+      [2, 'bytes', value],
+    ],
+  ];
+
+  test('double_sum (7) and double_histogram (9) points with labels (field 1, StringKeyValue)', () => {
+    const sum = decodeOne([
+      [1, 'bytes', 'requests'],
+      [
+        7,
+        'message',
+        [
+          [1, 'message', point([labels('route', '/a'), [4, 'double', 5]])],
+          [2, 'varint', 2],
+          [3, 'varint', 1],
+        ],
+      ],
+    ]);
+    expect(sum.data).toMatchObject({
+      type: 'sum',
+      dataPoints: [{ attributes: [{ key: 'route', value: '/a' }], value: 5, isInt: false }],
+    });
+    const histogram = decodeOne([
+      [1, 'bytes', 'latency'],
+      [
+        9,
+        'message',
+        [
+          [
+            1,
+            'message',
+            point([
+              labels('route', '/a'),
+              [4, 'fixed64', 2n],
+              [5, 'double', 40],
+              [6, 'bytes', packedFixed64([1, 1])],
+              [7, 'bytes', packedDoubles([20])],
+            ]),
+          ],
+          [2, 'varint', 2],
+        ],
+      ],
+    ]);
+    expect(histogram.data).toMatchObject({
+      type: 'histogram',
+      dataPoints: [
+        { attributes: [{ key: 'route', value: '/a' }], count: 2, sum: 40, bucketCounts: [1, 1], explicitBounds: [20] },
+      ],
+    });
+  });
+
+  test('int_gauge (4), int_sum (6) and int_histogram (8): sfixed64 values and sums', () => {
+    const gauge = decodeOne([
+      [1, 'bytes', 'g'],
+      [4, 'message', [[1, 'message', point([labels('k', 'v'), [4, 'fixed64', BigInt.asUintN(64, -7n)]])]]],
+    ]);
+    expect(gauge.data).toMatchObject({
+      type: 'gauge',
+      dataPoints: [{ attributes: [{ key: 'k', value: 'v' }], value: -7, isInt: true }],
+    });
+    const sum = decodeOne([
+      [1, 'bytes', 's'],
+      [
+        6,
+        'message',
+        [
+          [1, 'message', point([[4, 'fixed64', 9n]])],
+          [2, 'varint', 1],
+          [3, 'varint', 1],
+        ],
+      ],
+    ]);
+    expect(sum.data).toMatchObject({
+      type: 'sum',
+      aggregationTemporality: 1,
+      isMonotonic: true,
+      dataPoints: [{ value: 9, isInt: true }],
+    });
+    const histogram = decodeOne([
+      [1, 'bytes', 'h'],
+      [
+        8,
+        'message',
+        [
+          [
+            1,
+            'message',
+            point([
+              [4, 'fixed64', 3n],
+              [5, 'fixed64', 30n],
+              [6, 'bytes', packedFixed64([3])],
+            ]),
+          ],
+          [2, 'varint', 2],
+        ],
+      ],
+    ]);
+    expect(histogram.data).toMatchObject({
+      type: 'histogram',
+      dataPoints: [{ count: 3, sum: 30, bucketCounts: [3], explicitBounds: [] }],
+    });
+  });
+});

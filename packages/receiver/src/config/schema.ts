@@ -194,6 +194,8 @@ export const configSchema = z.strictObject({
           max_session_memory: size.default(64 * 1024 * 1024),
           /** A call's request message must arrive in full this long after its headers (DEADLINE_EXCEEDED and counted past it); 0 turns it off. */
           read_timeout: duration.default(60_000),
+          /** gRPC server reflection (grpc.reflection.v1 and v1alpha), so grpcurl / buf curl need no proto files. */
+          reflection: z.boolean().default(false),
         })
         .prefault({}),
       /** TLS of both OTLP listeners (HTTP and gRPC). */

@@ -1,6 +1,7 @@
 /**
  * Business-event counts from log records, so dashboards can show feature usage and funnels for
- * events from any OpenTelemetry SDK (a log record whose `eventName` is set is an event):
+ * events from any OpenTelemetry SDK (a log record whose `eventName` is set is an event; before OTLP
+ * 1.5 SDKs wrote it as an `event.name` attribute, also read):
  *
  * - `sonde_events_total{service, event_name, category}`: one per event record;
  * - `category` is the record's consent category attribute (`sonde.consent.category`, as `@sonde/node`'s
@@ -75,11 +76,12 @@ export class EventMetricsConsumer implements Consumer<'logs'> {
       let service: string | undefined;
       for (const sl of rl.scopeLogs) {
         for (const record of sl.logRecords) {
-          if (record.eventName === '') continue;
+          const eventName = record.eventName || legacyEventName(record.attributes);
+          if (eventName === '') continue;
           service ??= `service="${escapeLabelValue(text(attributeValue(resource, 'service.name')))}"`;
           const category = text(attributeValue(record.attributes, this.options.categoryAttribute));
           const labels =
-            `${service},event_name="${escapeLabelValue(record.eventName)}",category="${escapeLabelValue(category)}"` +
+            `${service},event_name="${escapeLabelValue(eventName)}",category="${escapeLabelValue(category)}"` +
             this.dimensionLabels(record.attributes, resource);
           const time = record.timeUnixNano || record.observedTimeUnixNano;
           const exemplar =
@@ -109,6 +111,16 @@ export class EventMetricsConsumer implements Consumer<'logs'> {
   async shutdown(): Promise<void> {
     this.stopStore();
   }
+}
+
+/**
+ * The event name of a record from an SDK before the top-level eventName field (OTLP 1.5): the
+ * Events API of OpenTelemetry JS 0.41 to 0.57 (and other SDKs of that time) put it in an
+ * `event.name` string attribute.
+ */
+function legacyEventName(attributes: readonly KeyValue[]): string {
+  const value = attributeValue(attributes, 'event.name');
+  return typeof value === 'string' ? value : '';
 }
 
 function text(value: Parameters<typeof labelValue>[0] | undefined): string {

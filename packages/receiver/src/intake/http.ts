@@ -13,6 +13,7 @@ import { SIGNALS, type Signal } from '../model';
 import { GrpcCode, MalformedPayloadError, OtlpError, PayloadTooLargeError, UnauthenticatedError } from '../otlp/errors';
 import { CONTENT_TYPE, type Encoding, encodeExportResponse, encodeStatus } from '../otlp/responses';
 import { type AuthFailure, authFailureMessage, type BearerTokens, wwwAuthenticate } from '../security/tokens';
+import type { SelfMetrics } from '../self-metrics';
 import type { ExportHandler } from './export-handler';
 
 export interface HttpIntakeOptions {
@@ -22,6 +23,8 @@ export interface HttpIntakeOptions {
   tokens?: BearerTokens;
   /** Where unexpected errors are logged (their details are never answered). */
   logger?: Logger;
+  /** Where CORS preflights are counted (sonde_receiver_cors_preflights_total). */
+  metrics?: Pick<SelfMetrics, 'corsPreflights'>;
 }
 
 /** The media types OTLP/HTTP accepts, and the encoding each selects (parameters such as charset are ignored). */
@@ -35,6 +38,25 @@ export function createHttpIntake(handler: ExportHandler, options: HttpIntakeOpti
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
+  // CORS preflights are no export requests: counted apart, whoever answers them (the cors middleware
+  // when the origin is allowed, else the 405 below), and never as refused export requests.
+  const preflights = options.metrics?.corsPreflights;
+  if (preflights) {
+    app.use((req, res, next) => {
+      const signal = isPreflight(req) ? SIGNALS.find((s) => req.path === `/v1/${s}`) : undefined;
+      if (signal) {
+        res.once('finish', () => {
+          const outcome = res.getHeader('access-control-allow-origin')
+            ? 'allowed'
+            : options.corsAllowedOrigins.length > 0
+              ? 'origin_not_allowed'
+              : 'cors_disabled';
+          preflights.inc({ signal, outcome });
+        });
+      }
+      next();
+    });
+  }
   if (options.corsAllowedOrigins.length > 0) {
     // As the Collector's confighttp: credentials allowed (navigator.sendBeacon always sends with
     // credentials, and Chromium then blocks the POST unless the preflight answer allows them), so the
@@ -64,14 +86,15 @@ export function createHttpIntake(handler: ExportHandler, options: HttpIntakeOpti
         sendError(res, handler.refused({ signal, transport: 'http', startedAt }, err), encoding);
       if (req.method !== 'POST') {
         res.setHeader('Allow', 'POST');
-        refuse(
-          new OtlpError(
-            `${req.method} is not allowed on /v1/${signal}: OTLP/HTTP takes POST`,
-            405,
-            GrpcCode.UNIMPLEMENTED,
-            'method_not_allowed',
-          ),
+        const error = new OtlpError(
+          `${req.method} is not allowed on /v1/${signal}: OTLP/HTTP takes POST`,
+          405,
+          GrpcCode.UNIMPLEMENTED,
+          'method_not_allowed',
         );
+        // A preflight not answered by CORS (origin not allowed, or CORS off) is counted as a preflight.
+        if (isPreflight(req)) sendError(res, error, 'json');
+        else refuse(error);
         return;
       }
       const encoding = encodingOf(req.headers['content-type']);
@@ -297,6 +320,15 @@ function bodyReadError(err: unknown, limit: number, signal: Signal): OtlpError {
 function tooLarge(limit: number, signal: Signal): PayloadTooLargeError {
   return new PayloadTooLargeError(
     `request body for /v1/${signal} is over limits.max_request_body_size (${limit} bytes, on the wire or decompressed); send smaller batches`,
+  );
+}
+
+/** A CORS preflight: OPTIONS with an Origin and the method the browser asks for (Fetch standard). */
+function isPreflight(req: Request): boolean {
+  return (
+    req.method === 'OPTIONS' &&
+    req.headers.origin !== undefined &&
+    req.headers['access-control-request-method'] !== undefined
   );
 }
 

@@ -366,12 +366,54 @@ function exemplarsOf(exemplars: OtlpExemplar[]): Exemplar[] {
   const out: Exemplar[] = [];
   for (const e of exemplars) {
     if (e.traceId === '') continue;
-    out.push({
+    const exemplar: Exemplar = {
       traceId: e.traceId,
       spanId: e.spanId,
       value: e.value,
       timestamp: Number(e.timeUnixNano / 1_000_000n) / 1000,
-    });
+    };
+    if (e.filteredAttributes.length > 0) {
+      const labels = exemplarLabels(e.filteredAttributes, e.traceId.length + e.spanId.length);
+      if (labels !== '') exemplar.labels = labels;
+    }
+    out.push(exemplar);
   }
   return out;
+}
+
+/** OpenMetrics 1.0: an exemplar's label names and values together hold at most 128 code points. */
+const EXEMPLAR_LABEL_CHARS = 128;
+const EXEMPLAR_ID_LABELS = new Set(['trace_id', 'span_id']);
+
+/**
+ * An exemplar's filtered attributes (already redacted: the redaction processor runs before consumers)
+ * as extra exemplar labels `,name="value"`, in their order, each kept if it still fits in the 128
+ * code points left by trace_id and span_id; one that does not fit is left out, a later shorter one
+ * may still fit.
+ */
+function exemplarLabels(attributes: readonly KeyValue[], idChars: number): string {
+  let used = 'trace_id'.length + 'span_id'.length + idChars;
+  let out = '';
+  const seen = new Set<string>();
+  for (const { key, value } of attributes) {
+    const name = labelName(key);
+    if (EXEMPLAR_ID_LABELS.has(name) || seen.has(name)) continue;
+    const text = labelValue(value);
+    if (text === '') continue; // as for series labels: an empty value is no label
+    const chars = codePoints(name) + codePoints(text);
+    if (used + chars > EXEMPLAR_LABEL_CHARS) continue;
+    used += chars;
+    seen.add(name);
+    out += `,${name}="${escapeLabelValue(text)}"`;
+  }
+  return out;
+}
+
+function codePoints(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) n--; // a surrogate pair is one code point
+  }
+  return n;
 }

@@ -193,6 +193,8 @@ function renderHistogram(family: Family, s: Series, om: boolean, out: Chunks): v
   let cumulative = 0;
   for (let i = 0; i < h.counts.length; i++) {
     cumulative += h.counts[i];
+    // A bound of +Inf (OpenTelemetry JS 0.27 sends [Infinity]) is the le="+Inf" bucket written last.
+    if (h.bounds[i] === Number.POSITIVE_INFINITY) continue;
     const le = i < h.bounds.length ? num(h.bounds[i]) : '+Inf';
     const ex = om ? h.exemplars[i] : undefined;
     out.add(
@@ -255,8 +257,8 @@ export function num(v: number): string {
   return String(v);
 }
 
-/** An OpenMetrics exemplar: ` # {trace_id="…",span_id="…"} value timestamp` (label names per family). */
+/** An OpenMetrics exemplar: ` # {trace_id="…",span_id="…",…} value timestamp` (label names per family). */
 function exemplar(family: Family, e: Exemplar): string {
   const l = family.exemplarLabels;
-  return ` # {${l.trace}="${e.traceId}",${l.span}="${e.spanId}"} ${num(e.value)} ${e.timestamp.toFixed(3)}`;
+  return ` # {${l.trace}="${e.traceId}",${l.span}="${e.spanId}"${e.labels ?? ''}} ${num(e.value)} ${e.timestamp.toFixed(3)}`;
 }

@@ -51,6 +51,8 @@ export interface Exemplar {
   value: number;
   /** Unix time in seconds (OpenMetrics exemplar timestamp). */
   timestamp: number;
+  /** Further exemplar labels, rendered: `,name="value"…` (the OTLP exemplar's filtered attributes). */
+  labels?: string;
 }
 
 /** A classic histogram's state: cumulative counts per upper bound, plus sum and count. */

@@ -6,7 +6,10 @@
  * lowerCamelCase keys, unknown fields ignored. 64-bit integers come as decimal strings or numbers,
  * doubles as numbers or "NaN"/"Infinity"/"-Infinity", bytes as base64. Two courtesies beyond the
  * spec, as the OpenTelemetry Collector grants them: enum names ("SPAN_KIND_SERVER") and snake_case
- * keys (noticed at the top of the request, then handled by the slow parse below).
+ * keys (noticed at the top of the request, then handled by the slow parse below). And, as the
+ * Collector did for years, the names of OTLP before 0.15 that exporters before OpenTelemetry JS 0.29
+ * send: `instrumentationLibrarySpans`/`…Metrics`/`…Logs` for the scope lists and
+ * `instrumentationLibrary` for the scope (read when the new name is absent).
  *
  * Hot path: one plain JSON.parse, then one small reader per message, building each model object in
  * one literal in the field order of the model interfaces. Only a request using snake_case keys, or
@@ -590,7 +593,10 @@ function readResourceSpans(item: unknown, maxDepth: number): ResourceSpans {
   const o = itemObject(item);
   return {
     resource: readResource(o.resource, maxDepth),
-    scopeSpans: readList(o.scopeSpans, 'scopeSpans', maxDepth, readScopeSpans),
+    scopeSpans:
+      o.scopeSpans == null && o.instrumentationLibrarySpans != null
+        ? readList(o.instrumentationLibrarySpans, 'instrumentationLibrarySpans', maxDepth, readScopeSpans)
+        : readList(o.scopeSpans, 'scopeSpans', maxDepth, readScopeSpans),
     schemaUrl: readString(o.schemaUrl, 'schemaUrl'),
   };
 }
@@ -599,7 +605,7 @@ function readScopeSpans(item: unknown, maxDepth: number): ScopeSpans {
   take(STRUCTURES.scope);
   const o = itemObject(item);
   return {
-    scope: readScope(o.scope, maxDepth),
+    scope: readScope(o.scope ?? o.instrumentationLibrary, maxDepth),
     spans: readList(o.spans, 'spans', maxDepth, readSpan),
     schemaUrl: readString(o.schemaUrl, 'schemaUrl'),
   };
@@ -673,7 +679,10 @@ function readResourceMetrics(item: unknown, maxDepth: number): ResourceMetrics {
   const o = itemObject(item);
   return {
     resource: readResource(o.resource, maxDepth),
-    scopeMetrics: readList(o.scopeMetrics, 'scopeMetrics', maxDepth, readScopeMetrics),
+    scopeMetrics:
+      o.scopeMetrics == null && o.instrumentationLibraryMetrics != null
+        ? readList(o.instrumentationLibraryMetrics, 'instrumentationLibraryMetrics', maxDepth, readScopeMetrics)
+        : readList(o.scopeMetrics, 'scopeMetrics', maxDepth, readScopeMetrics),
     schemaUrl: readString(o.schemaUrl, 'schemaUrl'),
   };
 }
@@ -682,7 +691,7 @@ function readScopeMetrics(item: unknown, maxDepth: number): ScopeMetrics {
   take(STRUCTURES.scope);
   const o = itemObject(item);
   return {
-    scope: readScope(o.scope, maxDepth),
+    scope: readScope(o.scope ?? o.instrumentationLibrary, maxDepth),
     metrics: readList(o.metrics, 'metrics', maxDepth, readMetric),
     schemaUrl: readString(o.schemaUrl, 'schemaUrl'),
   };
@@ -717,7 +726,89 @@ function readMetricData(metric: JsonObject, maxDepth: number): MetricData {
   if (histogram != null) return readHistogram(histogram, maxDepth);
   if (exponentialHistogram != null) return readExponentialHistogram(exponentialHistogram, maxDepth);
   if (summary != null) return readSummary(summary, maxDepth);
-  return { type: 'none', dataPoints: [] };
+  return readLegacyMetricData(metric, maxDepth) ?? { type: 'none', dataPoints: [] };
+}
+
+/**
+ * The metric types of OTLP before 0.9 (intGauge, doubleGauge, intSum, doubleSum, intHistogram,
+ * doubleHistogram), as OpenTelemetry JS 0.27 and other exporters of 2021 send them: their points carry
+ * `labels` (string key/value pairs) and `value`. Read as the types that replaced them; only looked
+ * for when a metric has none of the current ones.
+ */
+function readLegacyMetricData(metric: JsonObject, maxDepth: number): MetricData | undefined {
+  let field: string | undefined;
+  let members = 0;
+  for (const k of LEGACY_METRIC_TYPES) {
+    if (metric[k] == null) continue;
+    field ??= k;
+    members++;
+  }
+  if (field === undefined) return undefined;
+  if (members > 1) throw new MalformedPayloadError(`expected at most one of ${LEGACY_METRIC_TYPES.join(', ')}`);
+  try {
+    const o = itemObject(metric[field]);
+    if (field.endsWith('Histogram')) {
+      return {
+        type: 'histogram',
+        dataPoints: readList(o.dataPoints, 'dataPoints', maxDepth, (p, d) =>
+          readHistogramDataPoint(legacyHistogramPoint(p), d),
+        ),
+        aggregationTemporality: readTemporality(o.aggregationTemporality),
+      };
+    }
+    const isInt = field.startsWith('int');
+    const dataPoints = readList(o.dataPoints, 'dataPoints', maxDepth, (p, d) =>
+      readNumberDataPoint(legacyNumberPoint(p, isInt), d),
+    );
+    if (field.endsWith('Gauge')) return { type: 'gauge', dataPoints };
+    return {
+      type: 'sum',
+      dataPoints,
+      aggregationTemporality: readTemporality(o.aggregationTemporality),
+      isMonotonic: readBool(o.isMonotonic, 'isMonotonic'),
+    };
+  } catch (e) {
+    throw at(e, field);
+  }
+}
+
+const LEGACY_METRIC_TYPES = ['intGauge', 'doubleGauge', 'intSum', 'doubleSum', 'intHistogram', 'doubleHistogram'];
+
+/** `labels` (StringKeyValue: a string value) as attributes, when the point has no attributes. */
+function legacyAttributes(o: JsonObject): unknown {
+  if (o.attributes != null || !Array.isArray(o.labels)) return o.attributes;
+  return o.labels.map((l) => {
+    const label = itemObject(l);
+    return { key: label.key, value: { stringValue: label.value } };
+  });
+}
+
+function legacyNumberPoint(item: unknown, isInt: boolean): JsonObject {
+  const o = itemObject(item);
+  return { ...o, attributes: legacyAttributes(o), [isInt ? 'asInt' : 'asDouble']: o.value };
+}
+
+/**
+ * A legacy histogram point. Its bounds may end in `null`: an infinite bound that JSON.stringify could
+ * not write (OpenTelemetry JS 0.27's default boundaries are [Infinity]); the bucket above an infinite
+ * bound is empty, so such a bound is dropped and the bucket merged with the one below.
+ */
+function legacyHistogramPoint(item: unknown): JsonObject {
+  const o = itemObject(item);
+  let bounds = o.explicitBounds;
+  let counts = o.bucketCounts;
+  if (Array.isArray(bounds) && Array.isArray(counts) && counts.length === bounds.length + 1) {
+    bounds = [...bounds];
+    counts = [...counts];
+    const b = bounds as unknown[];
+    const c = counts as unknown[];
+    while (b.length > 0 && (b[b.length - 1] === null || b[b.length - 1] === 'Infinity')) {
+      b.pop();
+      const top = c.pop();
+      c[c.length - 1] = Number(c[c.length - 1]) + Number(top);
+    }
+  }
+  return { ...o, attributes: legacyAttributes(o), explicitBounds: bounds, bucketCounts: counts };
 }
 
 function readGauge(value: unknown, maxDepth: number): MetricData {
@@ -928,7 +1019,10 @@ function readResourceLogs(item: unknown, maxDepth: number): ResourceLogs {
   const o = itemObject(item);
   return {
     resource: readResource(o.resource, maxDepth),
-    scopeLogs: readList(o.scopeLogs, 'scopeLogs', maxDepth, readScopeLogs),
+    scopeLogs:
+      o.scopeLogs == null && o.instrumentationLibraryLogs != null
+        ? readList(o.instrumentationLibraryLogs, 'instrumentationLibraryLogs', maxDepth, readScopeLogs)
+        : readList(o.scopeLogs, 'scopeLogs', maxDepth, readScopeLogs),
     schemaUrl: readString(o.schemaUrl, 'schemaUrl'),
   };
 }
@@ -937,7 +1031,7 @@ function readScopeLogs(item: unknown, maxDepth: number): ScopeLogs {
   take(STRUCTURES.scope);
   const o = itemObject(item);
   return {
-    scope: readScope(o.scope, maxDepth),
+    scope: readScope(o.scope ?? o.instrumentationLibrary, maxDepth),
     logRecords: readList(o.logRecords, 'logRecords', maxDepth, readLogRecord),
     schemaUrl: readString(o.schemaUrl, 'schemaUrl'),
   };

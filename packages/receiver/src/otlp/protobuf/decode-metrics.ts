@@ -148,6 +148,17 @@ function decodeMetric(r: ProtoReader, limits: DecodeLimits): Metric {
       case (9 << 3) | LEN:
         data = withPath(() => decodeHistogram(r, limits), 'histogram');
         break;
+      // OTLP before 0.9 (OpenTelemetry JS 0.27): int_gauge, int_sum, int_histogram, whose values and
+      // histogram sums are sfixed64; their double_ namesakes are fields 5, 7 and 9 above.
+      case (4 << 3) | LEN:
+        data = withPath(() => decodeGauge(r, limits, true), 'intGauge');
+        break;
+      case (6 << 3) | LEN:
+        data = withPath(() => decodeSum(r, limits, true), 'intSum');
+        break;
+      case (8 << 3) | LEN:
+        data = withPath(() => decodeHistogram(r, limits, true), 'intHistogram');
+        break;
       case (10 << 3) | LEN:
         data = withPath(() => decodeExponentialHistogram(r, limits), 'exponentialHistogram');
         break;
@@ -163,6 +174,26 @@ function decodeMetric(r: ProtoReader, limits: DecodeLimits): Metric {
   }
   checkEnd(r, end);
   return { name, description, unit, data, metadata };
+}
+
+/**
+ * A label of a data point of OTLP before 0.9 (field 1, StringKeyValue: key 1, value 2), as OpenTelemetry
+ * JS 0.27 sends them: appended as an attribute with a string value, counted as one.
+ */
+function decodeLegacyLabelInto(r: ProtoReader, into: KeyValue[]): void {
+  const end = r.delimitedEnd();
+  r.take(STRUCTURES.value);
+  let key = '';
+  let value = '';
+  while (r.pos < end) {
+    const tag = r.uint32();
+    if (tag === ((1 << 3) | LEN)) key = r.string();
+    else if (tag === ((2 << 3) | LEN)) value = r.string();
+    else r.skip(tag & 7);
+  }
+  checkEnd(r, end);
+  into.push({ key, value });
+  if (into.length > r.mostAttributes) r.mostAttributes = into.length;
 }
 
 /** Runs a sub-decoder and names `segment` in its error path. Used once per metric, not per point. */
@@ -197,17 +228,19 @@ function decodePoints<P>(
   return points;
 }
 
-function decodeGauge(r: ProtoReader, limits: DecodeLimits): MetricData {
+function decodeGauge(r: ProtoReader, limits: DecodeLimits, legacyInt = false): MetricData {
   const end = r.delimitedEnd();
-  const dataPoints = decodePoints(r, end, decodeNumberPoint, limits, (tag) => r.skip(tag & 7));
+  const decodePoint = legacyInt ? decodeLegacyIntPoint : decodeNumberPoint;
+  const dataPoints = decodePoints(r, end, decodePoint, limits, (tag) => r.skip(tag & 7));
   return { type: 'gauge', dataPoints };
 }
 
-function decodeSum(r: ProtoReader, limits: DecodeLimits): MetricData {
+function decodeSum(r: ProtoReader, limits: DecodeLimits, legacyInt = false): MetricData {
   const end = r.delimitedEnd();
   let aggregationTemporality = 0;
   let isMonotonic = false;
-  const dataPoints = decodePoints(r, end, decodeNumberPoint, limits, (tag) => {
+  const decodePoint = legacyInt ? decodeLegacyIntPoint : decodeNumberPoint;
+  const dataPoints = decodePoints(r, end, decodePoint, limits, (tag) => {
     if (tag === ((2 << 3) | VARINT)) aggregationTemporality = r.int32();
     else if (tag === ((3 << 3) | VARINT)) isMonotonic = r.bool();
     else r.skip(tag & 7);
@@ -215,10 +248,11 @@ function decodeSum(r: ProtoReader, limits: DecodeLimits): MetricData {
   return { type: 'sum', dataPoints, aggregationTemporality, isMonotonic };
 }
 
-function decodeHistogram(r: ProtoReader, limits: DecodeLimits): MetricData {
+function decodeHistogram(r: ProtoReader, limits: DecodeLimits, legacyInt = false): MetricData {
   const end = r.delimitedEnd();
   let aggregationTemporality = 0;
-  const dataPoints = decodePoints(r, end, decodeHistogramPoint, limits, (tag) => {
+  const decodePoint = legacyInt ? decodeLegacyIntHistogramPoint : decodeHistogramPoint;
+  const dataPoints = decodePoints(r, end, decodePoint, limits, (tag) => {
     if (tag === ((2 << 3) | VARINT)) aggregationTemporality = r.int32();
     else r.skip(tag & 7);
   });
@@ -241,7 +275,11 @@ function decodeSummary(r: ProtoReader, limits: DecodeLimits): MetricData {
   return { type: 'summary', dataPoints };
 }
 
-function decodeNumberPoint(r: ProtoReader, limits: DecodeLimits): NumberDataPoint {
+const decodeLegacyIntPoint = (r: ProtoReader, limits: DecodeLimits) => decodeNumberPoint(r, limits, true);
+const decodeLegacyIntHistogramPoint = (r: ProtoReader, limits: DecodeLimits) => decodeHistogramPoint(r, limits, true);
+
+/** `legacyInt`: an IntDataPoint of OTLP before 0.9, whose value (field 4) is sfixed64. */
+function decodeNumberPoint(r: ProtoReader, limits: DecodeLimits, legacyInt = false): NumberDataPoint {
   const end = r.delimitedEnd();
   r.take(STRUCTURES.point);
   const attributes: KeyValue[] = [];
@@ -261,8 +299,8 @@ function decodeNumberPoint(r: ProtoReader, limits: DecodeLimits): NumberDataPoin
         timeUnixNano = r.fixed64();
         break;
       case (4 << 3) | I64:
-        value = r.double();
-        isInt = false;
+        isInt = legacyInt;
+        value = legacyInt ? r.sfixed64Number() : r.double();
         break;
       case (5 << 3) | LEN:
         decodeExemplarInto(r, limits, exemplars);
@@ -277,6 +315,9 @@ function decodeNumberPoint(r: ProtoReader, limits: DecodeLimits): NumberDataPoin
       case (8 << 3) | VARINT:
         flags = r.uint32();
         break;
+      case (1 << 3) | LEN: // labels, OTLP before 0.9
+        decodeLegacyLabelInto(r, attributes);
+        break;
       default:
         r.skip(tag & 7);
     }
@@ -285,7 +326,8 @@ function decodeNumberPoint(r: ProtoReader, limits: DecodeLimits): NumberDataPoin
   return { attributes, startTimeUnixNano, timeUnixNano, exemplars, flags, value, isInt };
 }
 
-function decodeHistogramPoint(r: ProtoReader, limits: DecodeLimits): HistogramDataPoint {
+/** `legacyInt`: an IntHistogramDataPoint of OTLP before 0.9, whose sum (field 5) is sfixed64. */
+function decodeHistogramPoint(r: ProtoReader, limits: DecodeLimits, legacyInt = false): HistogramDataPoint {
   const end = r.delimitedEnd();
   r.take(STRUCTURES.point);
   const attributes: KeyValue[] = [];
@@ -312,7 +354,7 @@ function decodeHistogramPoint(r: ProtoReader, limits: DecodeLimits): HistogramDa
         count = r.fixed64Number();
         break;
       case (5 << 3) | I64:
-        sum = r.double();
+        sum = legacyInt ? r.sfixed64Number() : r.double();
         break;
       case (6 << 3) | LEN:
         readPacked(r, bucketCounts, 8, () => r.fixed64Number());
@@ -340,6 +382,9 @@ function decodeHistogramPoint(r: ProtoReader, limits: DecodeLimits): HistogramDa
         break;
       case (12 << 3) | I64:
         max = r.double();
+        break;
+      case (1 << 3) | LEN: // labels, OTLP before 0.9
+        decodeLegacyLabelInto(r, attributes);
         break;
       default:
         r.skip(tag & 7);
@@ -495,6 +540,9 @@ function decodeSummaryPoint(r: ProtoReader, limits: DecodeLimits): SummaryDataPo
         break;
       case (8 << 3) | VARINT:
         flags = r.uint32();
+        break;
+      case (1 << 3) | LEN: // labels, OTLP before 0.9
+        decodeLegacyLabelInto(r, attributes);
         break;
       default:
         r.skip(tag & 7);
