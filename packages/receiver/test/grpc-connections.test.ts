@@ -4,6 +4,7 @@
  * when there is one (otlp.grpc.read_header_timeout), so that idle sockets cannot exhaust file
  * descriptors. Real sockets and a real grpc-js client against a real receiver.
  */
+import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
@@ -20,6 +21,13 @@ const TraceClient = grpc.makeGenericClientConstructor(serviceDefinition('traces'
 type TraceClient = grpc.Client & {
   Export(req: Buffer, md: grpc.Metadata, cb: (err: grpc.ServiceError | null) => void): void;
 };
+
+/** A grpc-js client, closed after the test. */
+function newClient(address: string, credentials: grpc.ChannelCredentials): TraceClient {
+  const client = new TraceClient(address, credentials) as unknown as TraceClient;
+  clients.push(client);
+  return client;
+}
 
 function exportOn(client: TraceClient): Promise<grpc.ServiceError | null> {
   return new Promise((resolve) => client.Export(BODY, new grpc.Metadata(), (err) => resolve(err)));
@@ -67,7 +75,10 @@ function track(socket: net.Socket, connected: string): Promise<Conn> {
 }
 
 function open(address: string): Promise<Conn> {
-  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+  const [host, port] = [
+    address.slice(0, address.lastIndexOf(':')),
+    Number(address.slice(address.lastIndexOf(':') + 1)),
+  ];
   return track(net.connect({ host, port }), 'connect');
 }
 
@@ -103,8 +114,7 @@ afterEach(async () => {
 
 test('max_connections: a connection over the cap is closed and counted; /healthz and calls on open connections go on', async () => {
   t = await startTestReceiver({ otlp: { grpc: { max_connections: 3 } } });
-  const client = new TraceClient(t.grpc, grpc.credentials.createInsecure()) as TraceClient;
-  clients.push(client);
+  const client = newClient(t.grpc, grpc.credentials.createInsecure());
   expect(await exportOn(client)).toBeNull();
   for (let i = 0; i < 2; i++) {
     const c = await open(t.grpc);
@@ -125,8 +135,7 @@ test('max_connections: a connection over the cap is closed and counted; /healthz
   expect(t.batches.traces.length).toBe(2);
   // A slot freed is a slot taken again.
   conns[0].socket.destroy();
-  const other = new TraceClient(t.grpc, grpc.credentials.createInsecure()) as TraceClient;
-  clients.push(other);
+  const other = newClient(t.grpc, grpc.credentials.createInsecure());
   await eventually(async () => (await exportOn(other)) === null, true);
 });
 
@@ -153,9 +162,50 @@ test('read_header_timeout: a connection without its HTTP/2 preface in time is cl
   await new Promise((r) => setTimeout(r, 400));
   expect(complete.isOpen()).toBe(true);
   // And calls go through.
-  const client = new TraceClient(t.grpc, grpc.credentials.createInsecure()) as TraceClient;
-  clients.push(client);
+  const client = newClient(t.grpc, grpc.credentials.createInsecure());
   expect(await exportOn(client)).toBeNull();
+});
+
+test('shutdown: new connections are refused, a call in progress completes, then close resolves', async () => {
+  t = await startTestReceiver({ shutdown_timeout: '10s' });
+  const receiver = t;
+  const session = http2.connect(`http://${receiver.grpc}`);
+  session.on('error', () => {});
+  const stream = session.request({
+    ':method': 'POST',
+    ':path': '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
+    'content-type': 'application/grpc',
+    te: 'trailers',
+  });
+  const status = new Promise<string>((resolve) => {
+    stream.on('trailers', (trailers) => resolve(String(trailers['grpc-status'])));
+    stream.on('close', () => resolve('closed without a status'));
+  });
+  stream.on('data', () => {});
+  stream.on('error', () => {});
+  // The call is open (its headers taken) before the receiver closes.
+  await new Promise((r) => stream.once('ready', r));
+  await new Promise((r) => setTimeout(r, 100));
+  const startedAt = performance.now();
+  const closed = receiver.close();
+  t = undefined;
+  await new Promise((r) => setTimeout(r, 100));
+  const refused = await open(receiver.grpc).then(
+    (c) => {
+      c.socket.destroy();
+      return false;
+    },
+    () => true,
+  );
+  expect(refused).toBe(true);
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(BODY.length, 1);
+  stream.end(Buffer.concat([prefix, BODY]));
+  expect(await status).toBe('0');
+  await closed;
+  session.destroy();
+  expect(performance.now() - startedAt).toBeLessThan(5000);
+  expect(receiver.batches.traces.length).toBe(1);
 });
 
 describe('over TLS', () => {
@@ -176,7 +226,13 @@ describe('over TLS', () => {
     const silent = await open(t.grpc);
     // The handshake done, then nothing.
     const secure = await track(
-      tls.connect({ host, port: Number(port), ca: pki.read(pki.ca.cert), servername: 'localhost', ALPNProtocols: ['h2'] }),
+      tls.connect({
+        host,
+        port: Number(port),
+        ca: pki.read(pki.ca.cert),
+        servername: 'localhost',
+        ALPNProtocols: ['h2'],
+      }),
       'secureConnect',
     );
     conns.push(silent, secure);
@@ -184,8 +240,7 @@ describe('over TLS', () => {
     expect(
       await metric(t, 'sonde_receiver_request_timeouts_total', { listener: 'otlp_grpc', kind: 'read_header' }),
     ).toBe(2);
-    const client = new TraceClient(t.grpc, grpc.credentials.createSsl(pki.read(pki.ca.cert))) as TraceClient;
-    clients.push(client);
+    const client = newClient(t.grpc, grpc.credentials.createSsl(pki.read(pki.ca.cert)));
     expect(await exportOn(client)).toBeNull();
     await new Promise((r) => setTimeout(r, 400));
     // Past the timeout: the client's connection was not cut (no third timeout).
