@@ -166,6 +166,17 @@ test('read_header_timeout: a connection without its HTTP/2 preface in time is cl
   expect(await exportOn(client)).toBeNull();
 });
 
+test('a connection that is not HTTP/2 is handed over at once, and HTTP/2 refuses it (no timeout)', async () => {
+  t = await startTestReceiver({ otlp: { grpc: { read_header_timeout: '10s' } } });
+  const c = await open(t.grpc);
+  conns.push(c);
+  c.socket.write(`GET / HTTP/1.1\r\nhost: ${t.grpc}\r\n\r\n`);
+  await c.closed(5000);
+  expect(await metric(t, 'sonde_receiver_request_timeouts_total', { listener: 'otlp_grpc', kind: 'read_header' })).toBe(
+    0,
+  );
+});
+
 test('shutdown: new connections are refused, a call in progress completes, then close resolves', async () => {
   t = await startTestReceiver({ shutdown_timeout: '10s' });
   const receiver = t;
