@@ -9,7 +9,6 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isAbsolute, join } from 'node:path';
-import type { Server as GrpcServer } from '@grpc/grpc-js';
 import type { Express } from 'express';
 import { createAdminApp } from './admin/server';
 import { type ReceiverConfig, toRedactionConfig } from './config/schema';
@@ -273,15 +272,26 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
         onReadTimeout: () => metrics.requestTimeouts.inc({ listener: 'otlp_grpc', kind: 'read' }),
         reflection: g.reflection,
       });
-      const port = await bindGrpc(server, grpcAddress.host, grpcAddress.port, {
-        tls: security.otlpTls,
-        tokens: security.otlpTokens,
-        onUnauthenticated: (signal, error) => {
-          if (signal) handler.refused({ signal, transport: 'grpc', startedAt: performance.now() }, error);
+      const listener = await bindGrpc(
+        server,
+        grpcAddress.host,
+        grpcAddress.port,
+        {
+          tls: security.otlpTls,
+          tokens: security.otlpTokens,
+          onUnauthenticated: (signal, error) => {
+            if (signal) handler.refused({ signal, transport: 'grpc', startedAt: performance.now() }, error);
+          },
         },
-      });
-      addresses.otlpGrpc = formatAddress(grpcAddress.host, port);
-      intakeClosers.push(() => closeGrpc(server, config.shutdown_timeout));
+        {
+          maxConnections: g.max_connections,
+          onConnectionRefused: () => metrics.connectionsRefused.inc({ listener: 'otlp_grpc' }),
+          prefaceTimeoutMs: g.read_header_timeout,
+          onPrefaceTimeout: () => metrics.requestTimeouts.inc({ listener: 'otlp_grpc', kind: 'read_header' }),
+        },
+      );
+      addresses.otlpGrpc = formatAddress(grpcAddress.host, listener.port);
+      intakeClosers.push(() => listener.close(config.shutdown_timeout));
     }
   } catch (err) {
     await Promise.allSettled([...intakeClosers, closeAdmin].map((c) => c()));
@@ -534,18 +544,5 @@ function closeHttp(server: HttpServer, timeoutMs: number): Promise<void> {
       resolve();
     });
     server.closeIdleConnections();
-  });
-}
-
-function closeGrpc(server: GrpcServer, timeoutMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      server.forceShutdown();
-      resolve();
-    }, timeoutMs);
-    server.tryShutdown(() => {
-      clearTimeout(timer);
-      resolve();
-    });
   });
 }

@@ -196,6 +196,10 @@ export const configSchema = z.strictObject({
           read_timeout: duration.default(60_000),
           /** gRPC server reflection (grpc.reflection.v1 and v1alpha), so grpcurl / buf curl need no proto files. */
           reflection: z.boolean().default(false),
+          /** A connection must have sent its HTTP/2 preface (after the TLS handshake, if any) this long after it opened; closed and counted past it. 0 turns it off. */
+          read_header_timeout: duration.default(10_000),
+          /** Open connections at most; further ones are closed on arrival (counted). 0: no cap. */
+          max_connections: z.number().int().nonnegative().default(4096),
         })
         .prefault({}),
       /** TLS of both OTLP listeners (HTTP and gRPC). */

@@ -16,6 +16,7 @@ import type { ServerTls } from '../security/tls';
 import { type BearerTokens, grpcAuthInterceptor } from '../security/tokens';
 import type { ExportHandler } from './export-handler';
 import { intakeInterceptor } from './grpc-interceptor';
+import { type GrpcListener, type GrpcListenOptions, listenGrpc } from './grpc-listener';
 
 const SERVICE_PATH: Record<Signal, string> = {
   traces: '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
@@ -122,15 +123,25 @@ export interface GrpcSecurity {
   onUnauthenticated?(signal: Signal | undefined, error: OtlpError): void;
 }
 
-/** Binds the server (with TLS and token checks when configured); resolves with the bound port. */
+/** How the listener takes connections (see grpc-listener.ts). */
+export type GrpcConnectionLimits = Pick<
+  GrpcListenOptions,
+  'maxConnections' | 'onConnectionRefused' | 'prefaceTimeoutMs' | 'onPrefaceTimeout'
+>;
+
+/**
+ * Listens for the server (with TLS and token checks when configured) on a socket the receiver owns,
+ * which caps connections and closes those that do not send their HTTP/2 preface in time.
+ */
 export function bindGrpc(
   server: grpc.Server,
   host: string,
   port: number,
-  security: GrpcSecurity = {},
-): Promise<number> {
-  const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-  let credentials = security.tls ? security.tls.grpcCredentials() : grpc.ServerCredentials.createInsecure();
+  security: GrpcSecurity,
+  limits: GrpcConnectionLimits,
+): Promise<GrpcListener> {
+  // TLS is done by the listener, before grpc-js gets the connection.
+  let credentials = grpc.ServerCredentials.createInsecure();
   if (security.tokens) {
     // Per-port interceptors (grpc-js runs them before the server's own), so the check comes first.
     const auth = grpcAuthInterceptor(security.tokens, (path, status) => {
@@ -139,10 +150,5 @@ export function bindGrpc(
     });
     credentials = grpc.experimental.createServerCredentialsWithInterceptors(credentials, [auth]);
   }
-  return new Promise((resolve, reject) => {
-    server.bindAsync(target, credentials, (err, boundPort) => {
-      if (err) reject(new Error(`cannot listen for OTLP/gRPC on ${target}: ${err.message}`));
-      else resolve(boundPort);
-    });
-  });
+  return listenGrpc(server, { host, port, credentials, tls: security.tls, ...limits });
 }

@@ -5,14 +5,12 @@
  * `min_version` is the lowest protocol version accepted. The files are re-read when they change
  * (see watch.ts): new handshakes use the new certificate, established connections keep theirs.
  *
- * HTTP listeners take the new context through `server.setSecureContext`; the gRPC listener through
- * `ReloadingServerCredentials`, a grpc-js `ServerCredentials` whose `updateSecureContextOptions` (the
- * hook its own certificate providers use) hands the new context to every bound port.
+ * Every listener takes the new context through `server.setSecureContext`: the HTTP ones on their
+ * HTTPS server, the gRPC one on the `tls.Server` that does its handshakes (src/intake/grpc-listener.ts).
  */
 import type { Server as HttpServer } from 'node:http';
 import * as https from 'node:https';
 import * as tls from 'node:tls';
-import * as grpc from '@grpc/grpc-js';
 import type { Express } from 'express';
 import type { Logger } from '../logger';
 import { WatchedFiles } from './watch';
@@ -108,20 +106,15 @@ export class ServerTls {
     return server as unknown as HttpServer;
   }
 
-  /** gRPC server credentials that follow the files. */
-  grpcCredentials(): grpc.ServerCredentials {
-    return new ReloadingServerCredentials(this);
-  }
-}
-
-class ReloadingServerCredentials extends grpc.ServerCredentials {
-  constructor(source: ServerTls) {
-    super(source.serverOptions, source.contextOptions);
-    source.onUpdate((context) => this.updateSecureContextOptions(context));
-  }
-
-  _equals(other: grpc.ServerCredentials): boolean {
-    return other === this;
+  /**
+   * A TLS server that follows the files, with `options` besides (ALPN, handshake timeout). It need not
+   * listen: a TCP socket emitted to it as 'connection' goes through the handshake.
+   */
+  createTlsServer(options: tls.TlsOptions = {}): tls.Server {
+    const server = tls.createServer({ ...options, ...this.serverOptions, ...this.context });
+    const off = this.onUpdate((context) => server.setSecureContext(context));
+    server.once('close', off);
+    return server;
   }
 }
 
