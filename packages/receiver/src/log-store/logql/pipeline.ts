@@ -48,7 +48,10 @@ export class EntryLabels {
   }
 
   delete(name: string): void {
-    if (name === ERROR_LABEL) this.error = undefined;
+    if (name === ERROR_LABEL) {
+      this.error = undefined;
+      this.errorDetails = undefined;
+    }
     else if (name === ERROR_DETAILS_LABEL) this.errorDetails = undefined;
     else {
       delete this.parsed[name];

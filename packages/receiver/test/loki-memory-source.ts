@@ -1,0 +1,76 @@
+/**
+ * A LogSource over entries held in memory, for the Loki API and LogQL tests: entries made by
+ * toLokiEntries from decoded OTLP requests, returned as the store returns them (by time in the
+ * selection's direction, ties in arrival order), honouring the selection's window and its abort signal.
+ */
+import type { LabelMatcher, LogSelection, LogSource, LokiEntry, ResourceLogs } from '../src';
+import { toLokiEntries } from '../src/log-store/loki-entry';
+import { matchesAll } from '../src/log-store/logql/regex';
+
+export class MemoryLogSource implements LogSource {
+  readonly entries: LokiEntry[] = [];
+  /** The selections asked for, in order (tests check the hints and windows). */
+  readonly selections: LogSelection[] = [];
+
+  add(resourceLogs: readonly ResourceLogs[], receivedNs = 0n): this {
+    this.entries.push(...toLokiEntries(resourceLogs, receivedNs));
+    this.entries.sort((a, b) => (a.timeNs < b.timeNs ? -1 : a.timeNs > b.timeNs ? 1 : 0));
+    return this;
+  }
+
+  addEntries(entries: LokiEntry[]): this {
+    this.entries.push(...entries);
+    this.entries.sort((a, b) => (a.timeNs < b.timeNs ? -1 : a.timeNs > b.timeNs ? 1 : 0));
+    return this;
+  }
+
+  async *select(selection: LogSelection): AsyncIterable<LokiEntry> {
+    this.selections.push(selection);
+    const inWindow = this.entries.filter(
+      (e) => e.timeNs >= selection.startNs && e.timeNs < selection.endNs && matchesAll(selection.matchers, e.stream),
+    );
+    if (selection.direction === 'backward') inWindow.reverse();
+    for (const e of inWindow) {
+      selection.signal?.throwIfAborted();
+      yield e;
+    }
+  }
+
+  private streams(startNs: bigint, endNs: bigint, matchers: LabelMatcher[] = []): Record<string, string>[] {
+    const seen = new Map<string, Record<string, string>>();
+    for (const e of this.entries) {
+      if (e.timeNs < startNs || e.timeNs >= endNs || !matchesAll(matchers, e.stream)) continue;
+      seen.set(JSON.stringify(Object.entries(e.stream).sort()), e.stream);
+    }
+    return [...seen.values()];
+  }
+
+  async labelNames(startNs: bigint, endNs: bigint, matchers?: LabelMatcher[]): Promise<string[]> {
+    return [...new Set(this.streams(startNs, endNs, matchers).flatMap((s) => Object.keys(s)))].sort();
+  }
+
+  async labelValues(name: string, startNs: bigint, endNs: bigint, matchers?: LabelMatcher[]): Promise<string[]> {
+    const values = this.streams(startNs, endNs, matchers)
+      .map((s) => s[name])
+      .filter((v) => v !== undefined);
+    return [...new Set(values)].sort();
+  }
+
+  async series(selectors: LabelMatcher[][], startNs: bigint, endNs: bigint): Promise<Record<string, string>[]> {
+    const seen = new Map<string, Record<string, string>>();
+    for (const m of selectors) {
+      for (const s of this.streams(startNs, endNs, m)) seen.set(JSON.stringify(Object.entries(s).sort()), s);
+    }
+    return [...seen.values()];
+  }
+
+  async stats(matchers: LabelMatcher[], startNs: bigint, endNs: bigint) {
+    const hits = this.entries.filter((e) => e.timeNs >= startNs && e.timeNs < endNs && matchesAll(matchers, e.stream));
+    return {
+      streams: this.streams(startNs, endNs, matchers).length,
+      chunks: hits.length > 0 ? 1 : 0,
+      bytes: hits.reduce((n, e) => n + Buffer.byteLength(e.line), 0),
+      entries: hits.length,
+    };
+  }
+}
