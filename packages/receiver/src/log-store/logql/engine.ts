@@ -477,10 +477,10 @@ function binary(op: BinaryOp, bool: boolean, left: MetricValue, right: MetricVal
     return out;
   };
   if (left.type === 'matrix' && right.type === 'scalar') {
-    return { type: 'matrix', series: left.series.map((s) => mapSeries(s, (v) => point(v, right.value, v))) };
+    return { type: 'matrix', series: nonEmpty(left.series.map((s) => mapSeries(s, (v) => point(v, right.value, v)))) };
   }
   if (left.type === 'scalar' && right.type === 'matrix') {
-    return { type: 'matrix', series: right.series.map((s) => mapSeries(s, (v) => point(left.value, v, v))) };
+    return { type: 'matrix', series: nonEmpty(right.series.map((s) => mapSeries(s, (v) => point(left.value, v, v)))) };
   }
   const l = left as { type: 'matrix'; series: Series[] };
   const r = right as { type: 'matrix'; series: Series[] };
@@ -503,6 +503,8 @@ function binary(op: BinaryOp, bool: boolean, left: MetricValue, right: MetricVal
   }
   return { type: 'matrix', series };
 }
+
+const nonEmpty = (series: Series[]) => series.filter((s) => s.steps.length > 0);
 
 export function isLogQuery(e: Expr): e is LogExpr {
   return e.kind === 'log';

@@ -475,7 +475,7 @@ class Parser {
       regex(t.value!);
     } catch (err) {
       throw new ParseError(
-        `parse error at line ${t.line}, col ${t.col}: error parsing regexp: ${(err as Error).message} (RE2 syntax: no backreferences or lookaround)`,
+        `parse error at line ${t.line}, col ${t.col}: error parsing regexp: ${(err as Error).message.replace(/^error parsing regexp: /, '')} (RE2 syntax: no backreferences or lookaround)`,
       );
     }
   }
