@@ -2,6 +2,15 @@
 export { ConfigError, ENV_OVERRIDES, loadConfig, validateConfig } from './config/load';
 export type { ReceiverConfig, ReceiverConfigInput } from './config/schema';
 export { parseHeaders, TempoExporter, type TempoExporterOptions, tempoEndpoint } from './export/tempo-exporter';
+export { createLokiApi, LOKI_API_DEFAULTS, type LokiApiOptions } from './log-store/api';
+export {
+  type LabelMatcher,
+  type LogSelection,
+  type LogSource,
+  type LokiEntry,
+  toLokiEntries,
+} from './log-store/loki-entry';
+export { MemoryLogSource } from './log-store/memory-source';
 export { createLogger } from './logger';
 export * from './model';
 export {

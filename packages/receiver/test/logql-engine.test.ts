@@ -14,7 +14,7 @@ import {
 } from '../src/log-store/logql/engine';
 import { parseQuery } from '../src/log-store/logql/parser';
 import { BASE_S, demoSource, NS, TRACE_ID } from './loki-fixtures';
-import { MemoryLogSource } from './loki-memory-source';
+import { MemoryLogSource } from '../src/log-store/memory-source';
 
 let source: MemoryLogSource;
 beforeAll(async () => {

@@ -9,7 +9,7 @@ import express from 'express';
 import { createLokiApi, type LokiApiOptions } from '../src/log-store/api';
 import type { LogSelection, LokiEntry } from '../src/log-store/loki-entry';
 import { BASE_S, demoSource, NS, TRACE_ID } from './loki-fixtures';
-import { MemoryLogSource } from './loki-memory-source';
+import { MemoryLogSource } from '../src/log-store/memory-source';
 
 let server: Server;
 let base: string;

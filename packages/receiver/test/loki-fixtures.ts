@@ -12,7 +12,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { InMemoryLogRecordExporter, LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { decodeLogsRequest, type ResourceLogs } from '../src';
 import { DEFAULT_DECODE_LIMITS } from '../src/otlp/limits';
-import { MemoryLogSource } from './loki-memory-source';
+import { MemoryLogSource } from '../src/log-store/memory-source';
 
 /** 2024-08-22T04:13:20Z. */
 export const BASE_S = 1_724_300_000;

@@ -1,11 +1,12 @@
 /**
- * A LogSource over entries held in memory, for the Loki API and LogQL tests: entries made by
- * toLokiEntries from decoded OTLP requests, returned as the store returns them (by time in the
- * selection's direction, ties in arrival order), honouring the selection's window and its abort signal.
+ * A LogSource over entries held in memory (tests, and a reference for stores): entries made by
+ * toLokiEntries from decoded OTLP requests, returned as LogSource requires (by time in the
+ * selection's direction, ties in arrival order), honouring the selection's window and its abort
+ * signal. Unbounded: not for production data.
  */
-import type { LabelMatcher, LogSelection, LogSource, LokiEntry, ResourceLogs } from '../src';
-import { toLokiEntries } from '../src/log-store/loki-entry';
-import { matchesAll } from '../src/log-store/logql/regex';
+import type { ResourceLogs } from '../model/logs';
+import { type LabelMatcher, type LogSelection, type LogSource, type LokiEntry, toLokiEntries } from './loki-entry';
+import { matchesAll } from './logql/regex';
 
 export class MemoryLogSource implements LogSource {
   readonly entries: LokiEntry[] = [];
