@@ -18,12 +18,19 @@ import * as fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import { context, trace } from '@opentelemetry/api';
 import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs';
-import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
-import { builtIns, interpolate, type LokiPanelQuery, lokiQueries, type VariableValue, variableQueries } from '@sonde/dashboards';
+import {
+  builtIns,
+  interpolate,
+  type LokiPanelQuery,
+  lokiQueries,
+  type VariableValue,
+  variableQueries,
+} from '@sonde/dashboards';
 import { createLokiApi, decodeLogsRequest, MemoryLogSource } from '@sonde/receiver';
 import express from 'express';
 import * as YAML from 'yaml';
@@ -50,7 +57,10 @@ async function startLokiApi(): Promise<{ url: string; server: import('node:http'
   const app = express();
   app.post('/v1/logs', express.raw({ type: '*/*', limit: '16mb' }), (req, res) => {
     const body = req.headers['content-encoding'] === 'gzip' ? gunzipSync(req.body as Buffer) : (req.body as Buffer);
-    source.add(decodeLogsRequest(body, { maxAnyValueDepth: 32, maxDecodedStructures: 1_000_000 }), BigInt(Date.now()) * 1_000_000n);
+    source.add(
+      decodeLogsRequest(body, { maxAnyValueDepth: 32, maxDecodedStructures: 1_000_000 }),
+      BigInt(Date.now()) * 1_000_000n,
+    );
     res.status(200).type('application/x-protobuf').send(Buffer.alloc(0));
   });
   app.use(createLokiApi(source));
@@ -91,8 +101,19 @@ async function sendDemoLogs(url: string): Promise<void> {
       const [severityNumber, severityText, body] = kinds[i % kinds.length];
       const timeMs = now - (60 - i) * 10_000;
       const traceId = `${service.length.toString(16)}${i.toString(16).padStart(31, '0')}`;
-      const ctx = trace.setSpanContext(context.active(), { traceId, spanId: (i + 1).toString(16).padStart(16, '0'), traceFlags: 1 });
-      logger.emit({ timestamp: timeMs, severityNumber, severityText, body, attributes: { 'http.route': '/x' }, context: ctx });
+      const ctx = trace.setSpanContext(context.active(), {
+        traceId,
+        spanId: (i + 1).toString(16).padStart(16, '0'),
+        traceFlags: 1,
+      });
+      logger.emit({
+        timestamp: timeMs,
+        severityNumber,
+        severityText,
+        body,
+        attributes: { 'http.route': '/x' },
+        context: ctx,
+      });
       emitted.push({ service, traceId, timeMs });
     }
     await provider.forceFlush();
@@ -117,11 +138,17 @@ async function call(p: string, params: Record<string, string | string[]>, header
   const res = await fetch(`${lokiUrl}/loki/api/v1/${p}?${qs}`, { headers });
   const text = await res.text();
   if (res.status !== 200) throw new Error(`${p} ${JSON.stringify(params)}: ${res.status} ${text}`);
-  return JSON.parse(text) as { status?: string; data?: { resultType: string; result: unknown[] } } & Record<string, unknown>;
+  return JSON.parse(text) as { status?: string; data?: { resultType: string; result: unknown[] } } & Record<
+    string,
+    unknown
+  >;
 }
 
 /** A range query as Grafana's Loki datasource sends it. */
-async function queryRange(expr: string, opts: { limit?: number; stepMs?: number; startMs?: number; endMs?: number; tags?: string } = {}) {
+async function queryRange(
+  expr: string,
+  opts: { limit?: number; stepMs?: number; startMs?: number; endMs?: number; tags?: string } = {},
+) {
   const start = opts.startMs ?? endMs - RANGE_MS;
   const end = opts.endMs ?? endMs;
   return call(
@@ -158,7 +185,9 @@ function substitute(d: dashboard.Dashboard, expr: string): string {
 
 const results = (r: { data?: { result: unknown[] } }) => r.data?.result ?? [];
 
-const panels = dashboardsWithLoki().flatMap(({ d, queries }) => queries.map((q) => ({ d, q, expr: substitute(d, q.expr) })));
+const panels = dashboardsWithLoki().flatMap(({ d, queries }) =>
+  queries.map((q) => ({ d, q, expr: substitute(d, q.expr) })),
+);
 
 test('the dashboards have Loki queries (service detail: logs and error logs)', () => {
   expect(panels.map((p) => p.q.panel).sort()).toEqual(['Error logs per second', 'Logs']);
@@ -180,16 +209,24 @@ describe.each(panels.map((p) => [`${p.q.dashboard} / ${p.q.panel}`, p] as const)
     });
 
     test('its lines carry trace_id, which the derived field turns into a Tempo link', async () => {
-      const ds = YAML.parse(fs.readFileSync(path.join(ROOT, 'grafana/provisioning/datasources/datasources.yaml'), 'utf8')) as {
-        datasources: { type: string; jsonData?: { derivedFields?: { matcherType: string; matcherRegex: string; datasourceUid: string }[] } }[];
+      const ds = YAML.parse(
+        fs.readFileSync(path.join(ROOT, 'grafana/provisioning/datasources/datasources.yaml'), 'utf8'),
+      ) as {
+        datasources: {
+          type: string;
+          jsonData?: { derivedFields?: { matcherType: string; matcherRegex: string; datasourceUid: string }[] };
+        }[];
       };
       const field = ds.datasources.find((x) => x.type === 'loki')!.jsonData!.derivedFields![0];
       expect(field).toMatchObject({ matcherType: 'label', datasourceUid: 'tempo' });
       const r = await queryRange(expr, { limit: 100 });
       const re = new RegExp(field.matcherRegex);
-      const values = (results(r) as { stream: Record<string, string>; values: [string, string, { structuredMetadata?: Record<string, string>; parsed?: Record<string, string> }][] }[]).flatMap(
-        (s) => s.values,
-      );
+      const values = (
+        results(r) as {
+          stream: Record<string, string>;
+          values: [string, string, { structuredMetadata?: Record<string, string>; parsed?: Record<string, string> }][];
+        }[]
+      ).flatMap((s) => s.values);
       expect(values.length).toBeGreaterThan(0);
       for (const [, , extra] of values) {
         // Grafana tests the regex against every label name (stream, metadata, parsed).
@@ -203,9 +240,15 @@ describe.each(panels.map((p) => [`${p.q.dashboard} / ${p.q.panel}`, p] as const)
       const start = `${BigInt(endMs - RANGE_MS) * 1_000_000n}`;
       const end = `${BigInt(endMs) * 1_000_000n}`;
       const selector = expr.replace(/\}.*$/s, '}');
-      expect((await call('labels', { start, end })).data).toEqual(expect.arrayContaining(['service_name', 'service_namespace', 'deployment_environment_name']));
+      expect((await call('labels', { start, end })).data).toEqual(
+        expect.arrayContaining(['service_name', 'service_namespace', 'deployment_environment_name']),
+      );
       expect((await call('labels', { start, end, query: selector })).data).toContain('service_name');
-      expect((await call('label/service_name/values', { start, end })).data).toEqual(['cart', 'payments', 'storefront']);
+      expect((await call('label/service_name/values', { start, end })).data).toEqual([
+        'cart',
+        'payments',
+        'storefront',
+      ]);
       expect((await call('label/service_name/values', { start, end, query: selector })).data).toHaveLength(3);
       expect(((await call('series', { 'match[]': selector, start, end })).data as unknown as unknown[]).length).toBe(3);
       expect((await call('index/stats', { query: selector, start, end })).entries).toBe(180);
@@ -227,19 +270,47 @@ test("the Loki datasource's health check (vector(1)+vector(1) at time 4000000000
   expect(r.data).toMatchObject({ resultType: 'vector', result: [{ metric: {}, value: [4000000000, '2'] }] });
 });
 
-test.each(['provisioning', 'provisioning-embedded'])("the Tempo datasource's trace-to-logs query (grafana/%s) finds the span's logs", async (variant) => {
-  const ds = YAML.parse(fs.readFileSync(path.join(ROOT, 'grafana', variant, 'datasources/datasources.yaml'), 'utf8')) as {
-    datasources: { type: string; jsonData?: { tracesToLogsV2?: { query: string; tags: { key: string; value?: string }[]; spanStartTimeShift: string; spanEndTimeShift: string } } }[];
-  };
-  const t2l = ds.datasources.find((x) => x.type === 'tempo')!.jsonData!.tracesToLogsV2!;
-  // `$$` is `$` once Grafana has read the file; ${__tags} is `label="value"` for each configured tag the span has.
-  const span = emitted.find((e) => e.service === 'payments')!;
-  const tags = t2l.tags.map((t) => `${t.value ?? t.key.replace(/\./g, '_')}="${t.key === 'service.name' ? span.service : ''}"`).join(', ');
-  const expr = t2l.query.replace(/\$\$/g, '$').replace('${__tags}', tags).replace('${__trace.traceId}', span.traceId);
-  expect(expr).toBe(`{service_name="payments"} | trace_id="${span.traceId}"`);
-  const shift = (s: string) => Number(s.replace(/s$/, '')) * 1000;
-  const r = await queryRange(expr, { limit: 1000, startMs: span.timeMs + shift(t2l.spanStartTimeShift), endMs: span.timeMs + 1 + shift(t2l.spanEndTimeShift) });
-  const lines = (results(r) as { values: [string, string, { structuredMetadata?: Record<string, string> }][] }[]).flatMap((s) => s.values);
-  expect(lines).toHaveLength(1);
-  expect(lines[0][2].structuredMetadata?.trace_id).toBe(span.traceId);
-});
+test.each(['provisioning', 'provisioning-embedded'])(
+  "the Tempo datasource's trace-to-logs query (grafana/%s) finds the span's logs",
+  async (variant) => {
+    const ds = YAML.parse(
+      fs.readFileSync(path.join(ROOT, 'grafana', variant, 'datasources/datasources.yaml'), 'utf8'),
+    ) as {
+      datasources: {
+        type: string;
+        jsonData?: {
+          tracesToLogsV2?: {
+            query: string;
+            tags: { key: string; value?: string }[];
+            spanStartTimeShift: string;
+            spanEndTimeShift: string;
+          };
+        };
+      }[];
+    };
+    const t2l = ds.datasources.find((x) => x.type === 'tempo')!.jsonData!.tracesToLogsV2!;
+    // `$$` is `$` once Grafana has read the file; ${__tags} is `label="value"` for each configured tag the span has.
+    const span = emitted.find((e) => e.service === 'payments')!;
+    const tags = t2l.tags
+      .map((t) => `${t.value ?? t.key.replace(/\./g, '_')}="${t.key === 'service.name' ? span.service : ''}"`)
+      .join(', ');
+    const expr = t2l.query
+      .replace(/\$\$/g, '$')
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's link variables
+      .replace('${__tags}', tags)
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's link variables
+      .replace('${__trace.traceId}', span.traceId);
+    expect(expr).toBe(`{service_name="payments"} | trace_id="${span.traceId}"`);
+    const shift = (s: string) => Number(s.replace(/s$/, '')) * 1000;
+    const r = await queryRange(expr, {
+      limit: 1000,
+      startMs: span.timeMs + shift(t2l.spanStartTimeShift),
+      endMs: span.timeMs + 1 + shift(t2l.spanEndTimeShift),
+    });
+    const lines = (
+      results(r) as { values: [string, string, { structuredMetadata?: Record<string, string> }][] }[]
+    ).flatMap((s) => s.values);
+    expect(lines).toHaveLength(1);
+    expect(lines[0][2].structuredMetadata?.trace_id).toBe(span.traceId);
+  },
+);

@@ -87,7 +87,12 @@ export const LOG_STREAMS =
 
 /** A Loki range query (logs, or a metric query over logs). */
 export function logql(expr: string, legend = '', refId = 'A'): loki.DataqueryBuilder {
-  const q = new loki.DataqueryBuilder().datasource(LOKI).expr(expr).refId(refId).range(true).editorMode(loki.QueryEditorMode.Code);
+  const q = new loki.DataqueryBuilder()
+    .datasource(LOKI)
+    .expr(expr)
+    .refId(refId)
+    .range(true)
+    .editorMode(loki.QueryEditorMode.Code);
   return legend ? q.legendFormat(legend) : q;
 }
 

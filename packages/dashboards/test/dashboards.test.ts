@@ -139,6 +139,7 @@ test('both provisioning variants agree on everything but where Tempo and Loki ar
   for (const type of ['tempo', 'loki']) {
     const embedded = b.datasources.find((ds) => ds.type === type)!;
     expect(embedded.jsonData?.httpHeaderName1).toBe('Authorization');
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's environment variable syntax
     expect(embedded.secureJsonData?.httpHeaderValue1).toBe('Bearer ${SONDE_ADMIN_TOKEN}');
     expect(embedded.url).toBe('http://receiver:9464');
     expect(a.datasources.find((ds) => ds.type === type)?.secureJsonData).toBeUndefined();
@@ -191,7 +192,9 @@ test('the service-detail dashboard has a logs panel and an error-logs rate over 
     ['Logs', true],
   ]);
   for (const x of q) expect(x.expr).toContain('service_name=~"$service"');
-  expect(q[0].expr).toMatch(/^sum by \(service_name, detected_level\) \(rate\(\{.*\} \| detected_level=~"error\|fatal\|critical" \[\$__rate_interval\]\)\)$/);
+  expect(q[0].expr).toMatch(
+    /^sum by \(service_name, detected_level\) \(rate\(\{.*\} \| detected_level=~"error\|fatal\|critical" \[\$__rate_interval\]\)\)$/,
+  );
 });
 
 test('the dashboards provider points where compose mounts grafana/dashboards', () => {

@@ -2,7 +2,7 @@
  * The LogQL engine over an in-memory LogSource fed with demo-like records (emitted by the OpenTelemetry
  * logs SDK, serialized by its protobuf serializer, decoded and mapped by the receiver).
  */
-import type { LokiEntry } from '../src/log-store/loki-entry';
+
 import type { LogExpr, MetricExpr } from '../src/log-store/logql/ast';
 import {
   type EngineLimits,
@@ -13,8 +13,9 @@ import {
   stepsOf,
 } from '../src/log-store/logql/engine';
 import { parseQuery } from '../src/log-store/logql/parser';
-import { BASE_S, demoSource, NS, TRACE_ID } from './loki-fixtures';
+import type { LokiEntry } from '../src/log-store/loki-entry';
 import { MemoryLogSource } from '../src/log-store/memory-source';
+import { BASE_S, demoSource, NS, TRACE_ID } from './loki-fixtures';
 
 let source: MemoryLogSource;
 beforeAll(async () => {
@@ -58,7 +59,11 @@ async function metric(text: string, start: number, end: number, step: number, li
 describe('log queries', () => {
   test('selector, direction and limit: the oldest N forward, the newest N backward', async () => {
     const fwd = await logs('{service_name="cart"}', { limit: 3 });
-    expect(fwd.map((e) => e.line)).toEqual(['payment failed for cart 0: card declined', 'added item 1 to cart', 'added item 2 to cart']);
+    expect(fwd.map((e) => e.line)).toEqual([
+      'payment failed for cart 0: card declined',
+      'added item 1 to cart',
+      'added item 2 to cart',
+    ]);
     const back = await logs('{service_name="cart"}', { limit: 2, direction: 'backward' });
     expect(back.map((e) => e.line)).toEqual(['added item 29 to cart', 'added item 28 to cart']);
     const all = await logs('{service_name=~"cart|frontend"}');
@@ -90,7 +95,12 @@ describe('log queries', () => {
   test('json and logfmt parsers; numeric, duration and bytes filters on parsed fields; drop __error__', async () => {
     const json = await logs('{service_name="payment"} | json | amount > 30');
     // The logfmt lines fail the JSON parser: kept, with __error__ (a numeric filter lets errors through).
-    expect(json.filter((e) => e.labels.error === undefined).map((e) => e.labels.get('amount'))).toEqual(['32', '34', '36', '38']);
+    expect(json.filter((e) => e.labels.error === undefined).map((e) => e.labels.get('amount'))).toEqual([
+      '32',
+      '34',
+      '36',
+      '38',
+    ]);
     expect(json.filter((e) => e.labels.error === 'JSONParserErr')).toHaveLength(15);
     expect(json.find((e) => e.labels.get('amount') === '32')?.labels.get('card_brand')).toBe('amex');
     expect(json.find((e) => e.labels.get('amount') === '34')?.labels.get('card_brand')).toBe('visa');
@@ -105,7 +115,12 @@ describe('log queries', () => {
 
   test('a parsed key that is a stream label becomes <key>_extracted; json fields by path', async () => {
     const src = new MemoryLogSource().addEntries([
-      { timeNs: at(BASE_S), line: '{"service_name":"x","a":{"b":[1,2]},"c":{"d":"e"}}', stream: { service_name: 's' }, metadata: {} },
+      {
+        timeNs: at(BASE_S),
+        line: '{"service_name":"x","a":{"b":[1,2]},"c":{"d":"e"}}',
+        stream: { service_name: 's' },
+        metadata: {},
+      },
     ]);
     const [e] = await logs('{service_name="s"} | json', {}, src);
     expect(e.labels.all()).toEqual({ service_name: 's', service_name_extracted: 'x', c_d: 'e' });
@@ -114,14 +129,20 @@ describe('log queries', () => {
   });
 
   test('line_format and label_format templates, as trace to logs writes them', async () => {
-    const lf = await logs('{service_name="payment"} |= "level=" | logfmt | line_format "{{.msg | upper}} {{ default \\"-\\" .nope }} {{ printf \\"%s!\\" .amount }}"', { limit: 2 });
+    const lf = await logs(
+      '{service_name="payment"} |= "level=" | logfmt | line_format "{{.msg | upper}} {{ default \\"-\\" .nope }} {{ printf \\"%s!\\" .amount }}"',
+      { limit: 2 },
+    );
     expect(lf.map((e) => e.line)).toEqual(['CHARGED - 11!', 'CHARGED - 13!']);
     const t2l = await logs(
       `{service_name="cart"} | label_format log_line_contains_trace_id=\`{{ contains "${TRACE_ID}" __line__  }}\` | log_line_contains_trace_id="true" or trace_id="${TRACE_ID}"`,
     );
     expect(t2l.map((e) => e.line)).toEqual(['payment failed for cart 0: card declined']);
     expect(t2l[0].labels.parsed).toEqual({ log_line_contains_trace_id: 'false' });
-    const renamed = await logs('{service_name="cart"} | label_format route=http_route, x="{{ replace \\"/\\" \\"_\\" .http_route }}"', { limit: 1 });
+    const renamed = await logs(
+      '{service_name="cart"} | label_format route=http_route, x="{{ replace \\"/\\" \\"_\\" .http_route }}"',
+      { limit: 1 },
+    );
     expect(renamed[0].labels.get('route')).toBe('/cart');
     expect(renamed[0].labels.get('http_route')).toBeUndefined();
     expect(renamed[0].labels.get('x')).toBe('_cart');
@@ -149,12 +170,21 @@ describe('log queries', () => {
 
   test('an aborted signal stops the query', async () => {
     const big = new MemoryLogSource().addEntries(
-      Array.from({ length: 5000 }, (_, i): LokiEntry => ({ timeNs: at(BASE_S) + BigInt(i), line: 'x', stream: { a: 'b' }, metadata: {} })),
+      Array.from(
+        { length: 5000 },
+        (_, i): LokiEntry => ({ timeNs: at(BASE_S) + BigInt(i), line: 'x', stream: { a: 'b' }, metadata: {} }),
+      ),
     );
     const ac = new AbortController();
     ac.abort();
     await expect(
-      runLogQuery(big, parseQuery('{a="b"} |= "nothing"') as LogExpr, { startNs: at(BASE_S), endNs: at(BASE_S + 1), direction: 'forward', limit: 10 }, { maxSeries: 5, signal: ac.signal, timedOut: () => true }, newStats()),
+      runLogQuery(
+        big,
+        parseQuery('{a="b"} |= "nothing"') as LogExpr,
+        { startNs: at(BASE_S), endNs: at(BASE_S + 1), direction: 'forward', limit: 10 },
+        { maxSeries: 5, signal: ac.signal, timedOut: () => true },
+        newStats(),
+      ),
     ).rejects.toThrow();
   });
 });
@@ -163,13 +193,31 @@ describe('metric queries', () => {
   test('count_over_time over step windows (t − range, t]', async () => {
     // cart logs at BASE_S + 0, 10, 20…: the window (t−30s, t] holds 3 of them from t = BASE_S + 20 on.
     // Without aggregation each label set is a series: every record has its own trace id.
-    const each = (await metric('count_over_time({service_name="cart"}[30s])', BASE_S, BASE_S + 40, 10)) as { labels: Record<string, string>; points: number[][] }[];
+    const each = (await metric('count_over_time({service_name="cart"}[30s])', BASE_S, BASE_S + 40, 10)) as {
+      labels: Record<string, string>;
+      points: number[][];
+    }[];
     expect(each).toHaveLength(5);
     const first = each.find((s) => s.labels.trace_id === TRACE_ID)!;
     expect(first.labels).toMatchObject({ service_name: 'cart', detected_level: 'error', http_route: '/cart' });
-    expect(first.points).toEqual([[BASE_S, 1], [BASE_S + 10, 1], [BASE_S + 20, 1]]);
+    expect(first.points).toEqual([
+      [BASE_S, 1],
+      [BASE_S + 10, 1],
+      [BASE_S + 20, 1],
+    ]);
     const summed = await metric('sum(count_over_time({service_name="cart"}[30s]))', BASE_S, BASE_S + 40, 10);
-    expect(summed).toEqual([{ labels: {}, points: [[BASE_S, 1], [BASE_S + 10, 2], [BASE_S + 20, 3], [BASE_S + 30, 3], [BASE_S + 40, 3]] }]);
+    expect(summed).toEqual([
+      {
+        labels: {},
+        points: [
+          [BASE_S, 1],
+          [BASE_S + 10, 2],
+          [BASE_S + 20, 3],
+          [BASE_S + 30, 3],
+          [BASE_S + 40, 3],
+        ],
+      },
+    ]);
     // Steps whose window holds no line have no point: before the first line, and at BASE_S + 5, whose
     // window (BASE_S, BASE_S + 5] leaves out the line at BASE_S.
     const early = await metric('sum(count_over_time({service_name="cart"}[5s]))', BASE_S - 20, BASE_S + 5, 5);
@@ -180,7 +228,9 @@ describe('metric queries', () => {
     expect(await metric('sum(rate({service_name="cart"}[1m]))', BASE_S + 60, BASE_S + 60, 1)).toEqual([
       { labels: {}, points: [[BASE_S + 60, 6 / 60]] },
     ]);
-    const lines = source.entries.filter((e) => e.stream.service_name === 'frontend' && e.timeNs > at(BASE_S) && e.timeNs <= at(BASE_S + 30));
+    const lines = source.entries.filter(
+      (e) => e.stream.service_name === 'frontend' && e.timeNs > at(BASE_S) && e.timeNs <= at(BASE_S + 30),
+    );
     const bytes = lines.reduce((n, e) => n + Buffer.byteLength(e.line), 0);
     expect(lines).toHaveLength(3);
     expect(await metric('sum(bytes_over_time({service_name="frontend"}[30s]))', BASE_S + 30, BASE_S + 30, 1)).toEqual([
@@ -192,7 +242,12 @@ describe('metric queries', () => {
   });
 
   test("Grafana's log volume: sum by (level, detected_level), empty labels left out", async () => {
-    const v = await metric('sum by (level, detected_level) (count_over_time({service_name=~".+"} | drop __error__[5m]))', BASE_S + 299, BASE_S + 299, 1);
+    const v = await metric(
+      'sum by (level, detected_level) (count_over_time({service_name=~".+"} | drop __error__[5m]))',
+      BASE_S + 299,
+      BASE_S + 299,
+      1,
+    );
     expect(v).toEqual([
       { labels: { detected_level: 'error' }, points: [[BASE_S + 299, 16]] },
       { labels: { detected_level: 'fatal' }, points: [[BASE_S + 299, 3]] },
@@ -200,7 +255,12 @@ describe('metric queries', () => {
       { labels: { detected_level: 'warn' }, points: [[BASE_S + 299, 27]] },
     ]);
     // With a parser, level comes from the lines.
-    const p = await metric('sum by (level) (count_over_time({service_name="payment"} | json | logfmt | drop __error__[5m]))', BASE_S + 299, BASE_S + 299, 1);
+    const p = await metric(
+      'sum by (level) (count_over_time({service_name="payment"} | json | logfmt | drop __error__[5m]))',
+      BASE_S + 299,
+      BASE_S + 299,
+      1,
+    );
     expect(p).toEqual([
       { labels: { level: 'error' }, points: [[BASE_S + 299, 6]] },
       { labels: { level: 'info' }, points: [[BASE_S + 299, 24]] },
@@ -208,7 +268,9 @@ describe('metric queries', () => {
   });
 
   test('a metric query whose samples keep __error__ fails, as in Loki', async () => {
-    await expect(metric('sum(count_over_time({service_name="payment"} | json [5m]))', BASE_S + 299, BASE_S + 299, 1)).rejects.toThrow(
+    await expect(
+      metric('sum(count_over_time({service_name="payment"} | json [5m]))', BASE_S + 299, BASE_S + 299, 1),
+    ).rejects.toThrow(
       /^pipeline error: 'JSONParserErr' for series: .*Use a label filter to intentionally skip this error/s,
     );
   });
@@ -216,11 +278,17 @@ describe('metric queries', () => {
   test('sum/count/max/min/avg by and without, topk and bottomk', async () => {
     const t = BASE_S + 299;
     const q = (text: string) => metric(text, t, t, 1);
-    expect(await q('count(sum by (service_name) (count_over_time({service_name=~".+"}[5m])))')).toEqual([{ labels: {}, points: [[t, 3]] }]);
+    expect(await q('count(sum by (service_name) (count_over_time({service_name=~".+"}[5m])))')).toEqual([
+      { labels: {}, points: [[t, 3]] },
+    ]);
     expect(await q('max by (service_name) (count_over_time({service_name="cart"}[5m]))')).toEqual([
       { labels: { service_name: 'cart' }, points: [[t, 1]] },
     ]);
-    expect(await q('sum without (host_name) (count_over_time({service_name="cart"} | keep service_name, host_name, detected_level [5m]))')).toEqual([
+    expect(
+      await q(
+        'sum without (host_name) (count_over_time({service_name="cart"} | keep service_name, host_name, detected_level [5m]))',
+      ),
+    ).toEqual([
       { labels: { detected_level: 'error', service_name: 'cart' }, points: [[t, 10]] },
       { labels: { detected_level: 'info', service_name: 'cart' }, points: [[t, 20]] },
     ]);
@@ -230,21 +298,32 @@ describe('metric queries', () => {
     expect(await q('bottomk(1, sum by (detected_level) (count_over_time({service_name=~".+"}[5m])))')).toEqual([
       { labels: { detected_level: 'fatal' }, points: [[t, 3]] },
     ]);
-    expect(await q('avg(sum by (detected_level) (count_over_time({service_name=~".+"}[5m])))')).toEqual([{ labels: {}, points: [[t, 22.5]] }]);
-    expect(await q('min(sum by (detected_level) (count_over_time({service_name=~".+"}[5m])))')).toEqual([{ labels: {}, points: [[t, 3]] }]);
+    expect(await q('avg(sum by (detected_level) (count_over_time({service_name=~".+"}[5m])))')).toEqual([
+      { labels: {}, points: [[t, 22.5]] },
+    ]);
+    expect(await q('min(sum by (detected_level) (count_over_time({service_name=~".+"}[5m])))')).toEqual([
+      { labels: {}, points: [[t, 3]] },
+    ]);
   });
 
   test('binary operations and vector()', async () => {
     const t = BASE_S + 299;
     expect(await metric('vector(1)+vector(1)', t, t, 1)).toEqual([{ labels: {}, points: [[t, 2]] }]);
     expect(await metric('1 + 2 * 3', t, t, 1)).toBe(7);
-    expect(await metric('sum(count_over_time({service_name="cart"}[5m])) / 30 * 100', t, t, 1)).toEqual([{ labels: {}, points: [[t, 100]] }]);
+    expect(await metric('sum(count_over_time({service_name="cart"}[5m])) / 30 * 100', t, t, 1)).toEqual([
+      { labels: {}, points: [[t, 100]] },
+    ]);
     expect(await metric('sum by (detected_level) (count_over_time({service_name=~".+"}[5m])) > 20', t, t, 1)).toEqual([
       { labels: { detected_level: 'info' }, points: [[t, 44]] },
       { labels: { detected_level: 'warn' }, points: [[t, 27]] },
     ]);
     expect(
-      await metric('sum(count_over_time({service_name="cart"} |= "failed" [5m])) / sum(count_over_time({service_name="cart"}[5m]))', t, t, 1),
+      await metric(
+        'sum(count_over_time({service_name="cart"} |= "failed" [5m])) / sum(count_over_time({service_name="cart"}[5m]))',
+        t,
+        t,
+        1,
+      ),
     ).toEqual([{ labels: {}, points: [[t, 1 / 3]] }]);
   });
 
@@ -254,13 +333,15 @@ describe('metric queries', () => {
     await expect(metric(text, BASE_S + 299, BASE_S + 299, 1, { maxSeries: 50 })).rejects.toThrow(
       /^maximum number of series \(50\) reached for a single query/,
     );
-    expect(await metric(`sum by (service_name) (${text})`, BASE_S + 299, BASE_S + 299, 1, { maxSeries: 5 })).toHaveLength(3);
+    expect(
+      await metric(`sum by (service_name) (${text})`, BASE_S + 299, BASE_S + 299, 1, { maxSeries: 5 }),
+    ).toHaveLength(3);
   });
 
   test('offset shifts the windows back', async () => {
-    expect(await metric('sum(count_over_time({service_name="cart"}[30s] offset 1m))', BASE_S + 60, BASE_S + 60, 1)).toEqual([
-      { labels: {}, points: [[BASE_S + 60, 1]] },
-    ]);
+    expect(
+      await metric('sum(count_over_time({service_name="cart"}[30s] offset 1m))', BASE_S + 60, BASE_S + 60, 1),
+    ).toEqual([{ labels: {}, points: [[BASE_S + 60, 1]] }]);
   });
 
   test('absent_over_time', async () => {
@@ -274,7 +355,13 @@ describe('metric queries', () => {
     const ac = new AbortController();
     ac.abort();
     await expect(
-      runMetricQuery(source, parseQuery('sum(count_over_time({service_name=~".+"}[5m]))') as MetricExpr, stepsOf(at(BASE_S), at(BASE_S + 300), at(1)), { maxSeries: 5, signal: ac.signal, timedOut: () => true }, newStats()),
+      runMetricQuery(
+        source,
+        parseQuery('sum(count_over_time({service_name=~".+"}[5m]))') as MetricExpr,
+        stepsOf(at(BASE_S), at(BASE_S + 300), at(1)),
+        { maxSeries: 5, signal: ac.signal, timedOut: () => true },
+        newStats(),
+      ),
     ).rejects.toThrow();
     void QueryAbortedError;
   });

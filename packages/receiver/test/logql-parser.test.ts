@@ -48,7 +48,9 @@ describe('stream selectors', () => {
     expect(err('{a="x"')).toBe('parse error at line 1, col 7: syntax error: unexpected end of input, expecting ","');
     expect(err('{a="x"} |')).toBe('parse error at line 1, col 10: syntax error: unexpected end of input');
     expect(err('{a=x}')).toBe('parse error at line 1, col 4: syntax error: unexpected IDENT x, expecting STRING');
-    expect(err('{a="x"}\n  |= 5')).toBe('parse error at line 2, col 6: syntax error: unexpected NUMBER 5, expecting STRING');
+    expect(err('{a="x"}\n  |= 5')).toBe(
+      'parse error at line 2, col 6: syntax error: unexpected NUMBER 5, expecting STRING',
+    );
     expect(err('{a="\\q"}')).toMatch(/^parse error at line 1, col 4: syntax error: invalid escape/);
     expect(err('')).toBe('parse error : syntax error: the query is empty');
     expect(err('count_over_time({a="x"}[$__auto])')).toMatch(/substitute the variable "\$__auto" first/);
@@ -101,12 +103,29 @@ describe('pipeline stages', () => {
   });
 
   test('parsers: json (with fields), logfmt (flags, fields), regexp', () => {
-    expect(q('{a="x"} | json | json first="servers[0]", ua="request.headers[\\"User-Agent\\"]" | logfmt --strict --keep-empty | logfmt dur="duration", level | regexp "(?P<ip>\\\\S+) -"')).toMatchObject({
+    expect(
+      q(
+        '{a="x"} | json | json first="servers[0]", ua="request.headers[\\"User-Agent\\"]" | logfmt --strict --keep-empty | logfmt dur="duration", level | regexp "(?P<ip>\\\\S+) -"',
+      ),
+    ).toMatchObject({
       stages: [
         { kind: 'json', fields: undefined },
-        { kind: 'json', fields: [{ name: 'first', path: ['servers', 0] }, { name: 'ua', path: ['request', 'headers', 'User-Agent'] }] },
+        {
+          kind: 'json',
+          fields: [
+            { name: 'first', path: ['servers', 0] },
+            { name: 'ua', path: ['request', 'headers', 'User-Agent'] },
+          ],
+        },
         { kind: 'logfmt', strict: true, keepEmpty: true },
-        { kind: 'logfmt', strict: false, fields: [{ name: 'dur', key: 'duration' }, { name: 'level', key: 'level' }] },
+        {
+          kind: 'logfmt',
+          strict: false,
+          fields: [
+            { name: 'dur', key: 'duration' },
+            { name: 'level', key: 'level' },
+          ],
+        },
         { kind: 'regexp', pattern: '(?P<ip>\\S+) -' },
       ],
     });
@@ -114,7 +133,9 @@ describe('pipeline stages', () => {
   });
 
   test('drop, keep, line_format, label_format', () => {
-    const e = q('{a="x"} | drop __error__, level="debug" | keep a, b=~"x.*" | line_format "{{.a}} {{ __line__ }}" | label_format dst=src, t="{{ upper .a }}"');
+    const e = q(
+      '{a="x"} | drop __error__, level="debug" | keep a, b=~"x.*" | line_format "{{.a}} {{ __line__ }}" | label_format dst=src, t="{{ upper .a }}"',
+    );
     expect(e).toMatchObject({
       stages: [
         { kind: 'drop', items: [{ name: '__error__' }, { name: 'level', matcher: { op: '=', value: 'debug' } }] },
@@ -127,7 +148,9 @@ describe('pipeline stages', () => {
 
   test('templates Grafana generates (trace to logs) parse; unsupported template parts are named', () => {
     expect(() =>
-      q('{service_name="cart"} | label_format log_line_contains_trace_id=`{{ contains "4bf9" __line__  }}` | log_line_contains_trace_id="true" or trace_id="4bf9"'),
+      q(
+        '{service_name="cart"} | label_format log_line_contains_trace_id=`{{ contains "4bf9" __line__  }}` | log_line_contains_trace_id="true" or trace_id="4bf9"',
+      ),
     ).not.toThrow();
     expect(err('{a="x"} | line_format "{{ if .a }}x{{ end }}"')).toMatch(
       /^parse error at line 1, col 23: syntax error: invalid line template: "\{\{if\}\}" is not supported/,
@@ -167,7 +190,9 @@ describe('metric queries', () => {
   });
 
   test("Grafana's log volume query", () => {
-    expect(q('sum by (level, detected_level) (count_over_time({service_name="cart"} | drop __error__[1m]))')).toMatchObject({
+    expect(
+      q('sum by (level, detected_level) (count_over_time({service_name="cart"} | drop __error__[1m]))'),
+    ).toMatchObject({
       kind: 'vector_agg',
       op: 'sum',
       grouping: { without: false, labels: ['level', 'detected_level'] },
@@ -176,11 +201,21 @@ describe('metric queries', () => {
   });
 
   test('vector aggregations: grouping before or after, topk/bottomk, without', () => {
-    expect(q('sum(rate({a="x"}[1m])) by (b)')).toMatchObject({ op: 'sum', grouping: { without: false, labels: ['b'] } });
+    expect(q('sum(rate({a="x"}[1m])) by (b)')).toMatchObject({
+      op: 'sum',
+      grouping: { without: false, labels: ['b'] },
+    });
     expect(q('topk(3, sum by (b) (rate({a="x"}[1m])))')).toMatchObject({ op: 'topk', param: 3, inner: { op: 'sum' } });
-    expect(q('bottomk by (c) (2, count_over_time({a="x"}[1m]))')).toMatchObject({ op: 'bottomk', param: 2, grouping: { labels: ['c'] } });
+    expect(q('bottomk by (c) (2, count_over_time({a="x"}[1m]))')).toMatchObject({
+      op: 'bottomk',
+      param: 2,
+      grouping: { labels: ['c'] },
+    });
     for (const op of ['avg', 'min', 'max', 'count', 'stddev', 'stdvar']) {
-      expect(q(`${op} without (b) (rate({a="x"}[1m]))`)).toMatchObject({ op, grouping: { without: true, labels: ['b'] } });
+      expect(q(`${op} without (b) (rate({a="x"}[1m]))`)).toMatchObject({
+        op,
+        grouping: { without: true, labels: ['b'] },
+      });
     }
   });
 
@@ -201,7 +236,9 @@ describe('metric queries', () => {
   });
 
   test('unsupported metric constructs are 400s naming them', () => {
-    expect(err('sum_over_time({a="x"} | unwrap d [1m])')).toMatch(/col 1: syntax error: "sum_over_time" \(range aggregations of unwrapped values\) is not supported/);
+    expect(err('sum_over_time({a="x"} | unwrap d [1m])')).toMatch(
+      /col 1: syntax error: "sum_over_time" \(range aggregations of unwrapped values\) is not supported/,
+    );
     expect(err('rate({a="x"}[1m]) and rate({b="y"}[1m])')).toMatch(/the set operator "and" is not supported/);
     expect(err('rate({a="x"}[1m]) / on (b) rate({b="y"}[1m])')).toMatch(/vector matching "on" is not supported/);
     expect(err('label_replace(rate({a="x"}[1m]), "d", "$1", "s", "(.*)")')).toMatch(/"label_replace" is not supported/);

@@ -8,10 +8,9 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { createLokiApi, type LokiApiOptions } from '../src/log-store/api';
 import type { LogSelection, LokiEntry } from '../src/log-store/loki-entry';
-import { BASE_S, demoSource, NS, TRACE_ID } from './loki-fixtures';
 import { MemoryLogSource } from '../src/log-store/memory-source';
+import { BASE_S, demoSource, NS, TRACE_ID } from './loki-fixtures';
 
-let server: Server;
 let base: string;
 let source: MemoryLogSource;
 const limitHits: string[] = [];
@@ -28,7 +27,7 @@ async function start(src: MemoryLogSource, options: LokiApiOptions = {}): Promis
 
 beforeAll(async () => {
   source = await demoSource();
-  ({ server, base } = await start(source));
+  ({ base } = await start(source));
 });
 afterAll(async () => {
   for (const s of servers) {
@@ -51,12 +50,21 @@ describe('query_range: log queries', () => {
   test('categorize-labels: index labels in stream, metadata and parsed labels in the third element', async () => {
     const r = await get(
       '/loki/api/v1/query_range',
-      { query: `{service_name="cart"} | trace_id="${TRACE_ID}" | label_format x="{{.detected_level}}"`, start: START, end: END, limit: '10', direction: 'backward', step: '1000ms' },
+      {
+        query: `{service_name="cart"} | trace_id="${TRACE_ID}" | label_format x="{{.detected_level}}"`,
+        start: START,
+        end: END,
+        limit: '10',
+        direction: 'backward',
+        step: '1000ms',
+      },
       CATEGORIZE,
     );
     expect(r.status).toBe(200);
     // Loki's key order: resultType, encodingFlags, result, stats (Grafana's reader needs the flags first).
-    expect(r.text).toMatch(/^\{"status":"success","data":\{"resultType":"streams","encodingFlags":\["categorize-labels"\],"result":\[\{"stream":/);
+    expect(r.text).toMatch(
+      /^\{"status":"success","data":\{"resultType":"streams","encodingFlags":\["categorize-labels"\],"result":\[\{"stream":/,
+    );
     const body = r.json();
     expect(body.data.result).toEqual([
       {
@@ -80,11 +88,19 @@ describe('query_range: log queries', () => {
         ],
       },
     ]);
-    expect(body.data.stats.summary).toMatchObject({ totalEntriesReturned: 1, totalLinesProcessed: expect.any(Number), execTime: expect.any(Number) });
+    expect(body.data.stats.summary).toMatchObject({
+      totalEntriesReturned: 1,
+      totalLinesProcessed: expect.any(Number),
+      execTime: expect.any(Number),
+    });
   });
 
   test('every value has a third element, {} when it has neither metadata nor parsed labels', async () => {
-    const r = await get('/loki/api/v1/query_range', { query: '{service_name="cart"} | keep service_name', start: START, end: END, limit: '2' }, CATEGORIZE);
+    const r = await get(
+      '/loki/api/v1/query_range',
+      { query: '{service_name="cart"} | keep service_name', start: START, end: END, limit: '2' },
+      CATEGORIZE,
+    );
     expect(r.json().data.result).toEqual([
       {
         stream: { service_name: 'cart' },
@@ -107,22 +123,30 @@ describe('query_range: log queries', () => {
     const body = r.json();
     expect(body.data.encodingFlags).toBeUndefined();
     expect(body.data.result).toEqual([
-      { stream: { service_name: 'payment', level: 'error' }, values: [[`${BASE_S}005000000`, expect.stringContaining('"charge failed"')]] },
+      {
+        stream: { service_name: 'payment', level: 'error' },
+        values: [[`${BASE_S}005000000`, expect.stringContaining('"charge failed"')]],
+      },
       {
         stream: { service_name: 'payment' },
-        values: [[`${BASE_S + 10}005000000`, expect.stringMatching(/^level=info/)], [`${BASE_S + 30}005000000`, expect.stringMatching(/^level=info/)]],
+        values: [
+          [`${BASE_S + 10}005000000`, expect.stringMatching(/^level=info/)],
+          [`${BASE_S + 30}005000000`, expect.stringMatching(/^level=info/)],
+        ],
       },
-      { stream: { service_name: 'payment', level: 'info' }, values: [[`${BASE_S + 20}005000000`, expect.stringContaining('"charged"')]] },
+      {
+        stream: { service_name: 'payment', level: 'info' },
+        values: [[`${BASE_S + 20}005000000`, expect.stringContaining('"charged"')]],
+      },
     ]);
   });
 
   test('times in ns, RFC 3339 and seconds; since; the window is [start, end)', async () => {
     const q = { query: '{service_name="cart"}', direction: 'forward', limit: '100' };
     const count = async (params: Record<string, string>) =>
-      ((await get('/loki/api/v1/query_range', { ...q, ...params })).json().data.result as { values: unknown[] }[]).reduce(
-        (n, s) => n + s.values.length,
-        0,
-      );
+      (
+        (await get('/loki/api/v1/query_range', { ...q, ...params })).json().data.result as { values: unknown[] }[]
+      ).reduce((n, s) => n + s.values.length, 0);
     expect(await count({ start: `${BASE_S + 10}`, end: `${BASE_S + 40}` })).toBe(3);
     expect(await count({ start: `${BASE_S + 10}000000000`, end: `${BASE_S + 40}000000001` })).toBe(4);
     expect(await count({ start: new Date((BASE_S + 10) * 1000).toISOString(), end: '2024-08-22T04:14:00.5Z' })).toBe(4);
@@ -145,20 +169,58 @@ describe('query_range: metric queries', () => {
     const body = r.json();
     expect(body.data.resultType).toBe('matrix');
     expect(body.data.result).toEqual([
-      { metric: { detected_level: 'error' }, values: [[BASE_S, '1'], [BASE_S + 60, '2'], [BASE_S + 120, '2']] },
-      { metric: { detected_level: 'fatal' }, values: [[BASE_S + 60, '1'], [BASE_S + 120, '1']] },
-      { metric: { detected_level: 'info' }, values: [[BASE_S + 60, '4'], [BASE_S + 120, '4']] },
-      { metric: { detected_level: 'warn' }, values: [[BASE_S + 60, '5'], [BASE_S + 120, '5']] },
+      {
+        metric: { detected_level: 'error' },
+        values: [
+          [BASE_S, '1'],
+          [BASE_S + 60, '2'],
+          [BASE_S + 120, '2'],
+        ],
+      },
+      {
+        metric: { detected_level: 'fatal' },
+        values: [
+          [BASE_S + 60, '1'],
+          [BASE_S + 120, '1'],
+        ],
+      },
+      {
+        metric: { detected_level: 'info' },
+        values: [
+          [BASE_S + 60, '4'],
+          [BASE_S + 120, '4'],
+        ],
+      },
+      {
+        metric: { detected_level: 'warn' },
+        values: [
+          [BASE_S + 60, '5'],
+          [BASE_S + 120, '5'],
+        ],
+      },
     ]);
     expect(body.data.stats.summary.totalLinesProcessed).toBeGreaterThan(0);
   });
 
   test('rate values as Prometheus formats them; step in seconds; default step', async () => {
-    const r = await get('/loki/api/v1/query_range', { query: 'sum(rate({service_name="cart"}[1m]))', start: `${BASE_S + 60}`, end: `${BASE_S + 60}`, step: '15' });
+    const r = await get('/loki/api/v1/query_range', {
+      query: 'sum(rate({service_name="cart"}[1m]))',
+      start: `${BASE_S + 60}`,
+      end: `${BASE_S + 60}`,
+      step: '15',
+    });
     expect(r.json().data.result).toEqual([{ metric: {}, values: [[BASE_S + 60, '0.1']] }]);
-    const d = await get('/loki/api/v1/query_range', { query: 'sum(count_over_time({service_name="cart"}[10s]))', start: `${BASE_S}`, end: `${BASE_S + 500}` });
+    const d = await get('/loki/api/v1/query_range', {
+      query: 'sum(count_over_time({service_name="cart"}[10s]))',
+      start: `${BASE_S}`,
+      end: `${BASE_S + 500}`,
+    });
     // range 500 s / 250 → a 2 s step: points at BASE_S, +10, +20… (one line each).
-    expect(d.json().data.result[0].values.slice(0, 3)).toEqual([[BASE_S, '1'], [BASE_S + 2, '1'], [BASE_S + 4, '1']]);
+    expect(d.json().data.result[0].values.slice(0, 3)).toEqual([
+      [BASE_S, '1'],
+      [BASE_S + 2, '1'],
+      [BASE_S + 4, '1'],
+    ]);
   });
 });
 
@@ -173,7 +235,10 @@ describe('query (instant)', () => {
   });
 
   test('a metric query gives a vector; a scalar gives a scalar; a log query is a 400', async () => {
-    const v = await get('/loki/api/v1/query', { query: 'sum by (service_name) (count_over_time({service_name=~".+"}[10m]))', time: `${BASE_S + 300}` });
+    const v = await get('/loki/api/v1/query', {
+      query: 'sum by (service_name) (count_over_time({service_name=~".+"}[10m]))',
+      time: `${BASE_S + 300}`,
+    });
     expect(v.json().data.result).toEqual([
       { metric: { service_name: 'cart' }, value: [BASE_S + 300, '30'] },
       { metric: { service_name: 'frontend' }, value: [BASE_S + 300, '30'] },
@@ -182,24 +247,51 @@ describe('query (instant)', () => {
     const s = await get('/loki/api/v1/query', { query: '2 * 3', time: `${BASE_S}` });
     expect(s.json().data).toMatchObject({ resultType: 'scalar', result: [BASE_S, '6'] });
     const l = await get('/loki/api/v1/query', { query: '{service_name="cart"}' });
-    expect([l.status, l.text]).toEqual([400, 'log queries are not supported as an instant query type, please change your query to a range query type\n']);
+    expect([l.status, l.text]).toEqual([
+      400,
+      'log queries are not supported as an instant query type, please change your query to a range query type\n',
+    ]);
   });
 });
 
 describe('errors: 400 with Loki text, text/plain', () => {
   test.each([
-    [{ query: '{service_name="cart"} | pattern "<_>"' }, /^parse error at line 1, col 25: syntax error: the pattern parser is not supported/],
+    [
+      { query: '{service_name="cart"} | pattern "<_>"' },
+      /^parse error at line 1, col 25: syntax error: the pattern parser is not supported/,
+    ],
     [{ query: '{}' }, /^parse error : queries require at least one regexp or equality matcher/],
-    [{ query: '{service_name="cart"', start: START, end: END }, /^parse error at line 1, col 21: syntax error: unexpected end of input/],
-    [{ query: '{service_name="cart"}', limit: '6000' }, /^max entries limit per query exceeded, limit > max_entries_limit_per_query \(6000 > 5000\)$/],
+    [
+      { query: '{service_name="cart"', start: START, end: END },
+      /^parse error at line 1, col 21: syntax error: unexpected end of input/,
+    ],
+    [
+      { query: '{service_name="cart"}', limit: '6000' },
+      /^max entries limit per query exceeded, limit > max_entries_limit_per_query \(6000 > 5000\)$/,
+    ],
     [{ query: '{service_name="cart"}', limit: '0' }, /^limit must be a positive value$/],
     [{ query: '{service_name="cart"}', direction: 'sideways' }, /direction/],
-    [{ query: '{service_name="cart"}', start: END, end: START }, /^end timestamp must not be before or equal to start time$/],
-    [{ query: '{service_name="cart"}', start: 'yesterday' }, /^invalid parameter "start": cannot parse "yesterday" to a valid timestamp$/],
+    [
+      { query: '{service_name="cart"}', start: END, end: START },
+      /^end timestamp must not be before or equal to start time$/,
+    ],
+    [
+      { query: '{service_name="cart"}', start: 'yesterday' },
+      /^invalid parameter "start": cannot parse "yesterday" to a valid timestamp$/,
+    ],
     [{ query: '{service_name="cart"}', step: '0' }, /^zero or negative query resolution step widths are not accepted/],
-    [{ query: 'rate({service_name="cart"}[1m])', start: '0', end: '86400', step: '1' }, /^exceeded maximum resolution of 11,000 points per timeseries/],
-    [{ query: '{service_name="cart"}', start: '0', end: `${800 * 3600}` }, /^the query time range exceeds the limit \(query length: 800h0m0s, limit: 721h0m0s\)$/],
-    [{ query: 'sum(count_over_time({service_name="payment"} | json [5m]))', start: START, end: END }, /^pipeline error: 'JSONParserErr'/],
+    [
+      { query: 'rate({service_name="cart"}[1m])', start: '0', end: '86400', step: '1' },
+      /^exceeded maximum resolution of 11,000 points per timeseries/,
+    ],
+    [
+      { query: '{service_name="cart"}', start: '0', end: `${800 * 3600}` },
+      /^the query time range exceeds the limit \(query length: 800h0m0s, limit: 721h0m0s\)$/,
+    ],
+    [
+      { query: 'sum(count_over_time({service_name="payment"} | json [5m]))', start: START, end: END },
+      /^pipeline error: 'JSONParserErr'/,
+    ],
     [{ query: '' }, /^invalid parameter "query": the query is empty$/],
   ])('%j', async (params, text) => {
     const r = await get('/loki/api/v1/query_range', params as Record<string, string>);
@@ -211,7 +303,12 @@ describe('errors: 400 with Loki text, text/plain', () => {
   test('limits refused are counted by name', async () => {
     limitHits.length = 0;
     await get('/loki/api/v1/query_range', { query: '{service_name="cart"}', limit: '6000' });
-    await get('/loki/api/v1/query_range', { query: 'count_over_time({service_name=~".+"}[1h])', start: START, end: END }, {}, (await start(source, { maxQuerySeries: 10 })).base);
+    await get(
+      '/loki/api/v1/query_range',
+      { query: 'count_over_time({service_name=~".+"}[1h])', start: START, end: END },
+      {},
+      (await start(source, { maxQuerySeries: 10 })).base,
+    );
     expect(limitHits).toEqual(['max_entries_limit_per_query', 'max_query_series']);
   });
 
@@ -225,7 +322,12 @@ describe('errors: 400 with Loki text, text/plain', () => {
       }
     };
     const s1 = await start(slow, { queryTimeoutMs: 100 });
-    const r = await get('/loki/api/v1/query_range', { query: '{a="b"} |= "never"', start: START, end: END }, {}, s1.base);
+    const r = await get(
+      '/loki/api/v1/query_range',
+      { query: '{a="b"} |= "never"', start: START, end: END },
+      {},
+      s1.base,
+    );
     expect([r.status, r.text]).toEqual([504, 'the query timed out after 100 ms (query_timeout)\n']);
     const broken = new MemoryLogSource();
     broken.select = () => {
@@ -240,13 +342,22 @@ describe('errors: 400 with Loki text, text/plain', () => {
 describe('labels, series, stats, volume', () => {
   test('labels and label values (index labels only), with and without a selector', async () => {
     const names = await get('/loki/api/v1/labels', { start: START, end: END });
-    expect(names.json()).toEqual({ status: 'success', data: ['deployment_environment_name', 'service_name', 'service_namespace'] });
+    expect(names.json()).toEqual({
+      status: 'success',
+      data: ['deployment_environment_name', 'service_name', 'service_namespace'],
+    });
     const values = await get('/loki/api/v1/label/service_name/values', { start: START, end: END });
     expect(values.json()).toEqual({ status: 'success', data: ['cart', 'frontend', 'payment'] });
-    const filtered = await get('/loki/api/v1/label/service_name/values', { start: START, end: END, query: '{service_name=~"c.*"}' });
+    const filtered = await get('/loki/api/v1/label/service_name/values', {
+      start: START,
+      end: END,
+      query: '{service_name=~"c.*"}',
+    });
     expect(filtered.json()).toEqual({ status: 'success', data: ['cart'] });
     // None: Loki leaves data out.
-    expect((await get('/loki/api/v1/label/nope/values', { start: START, end: END })).json()).toEqual({ status: 'success' });
+    expect((await get('/loki/api/v1/label/nope/values', { start: START, end: END })).json()).toEqual({
+      status: 'success',
+    });
   });
 
   test('series: GET with match[] (repeated), POST form, {} alone for all', async () => {
@@ -267,7 +378,11 @@ describe('labels, series, stats, volume', () => {
     const p = await fetch(`${base}/loki/api/v1/series`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams([['match[]', '{}'], ['start', START], ['end', END]]).toString(),
+      body: new URLSearchParams([
+        ['match[]', '{}'],
+        ['start', START],
+        ['end', END],
+      ]).toString(),
     });
     expect(((await p.json()) as { data: unknown[] }).data).toHaveLength(3);
     const none = await get('/loki/api/v1/series', { start: START, end: END });
@@ -276,20 +391,37 @@ describe('labels, series, stats, volume', () => {
 
   test('index/stats', async () => {
     const r = await get('/loki/api/v1/index/stats', { query: '{service_name="frontend"}', start: START, end: END });
-    const bytes = source.entries.filter((e) => e.stream.service_name === 'frontend').reduce((n, e) => n + Buffer.byteLength(e.line), 0);
+    const bytes = source.entries
+      .filter((e) => e.stream.service_name === 'frontend')
+      .reduce((n, e) => n + Buffer.byteLength(e.line), 0);
     expect(r.json()).toEqual({ streams: 1, chunks: 1, bytes, entries: 30 });
   });
 
   test('index/volume: bytes by the selector labels (or targetLabels), largest first, limited', async () => {
-    const r = await get('/loki/api/v1/index/volume', { query: '{service_name=~".+"}', start: START, end: END, limit: '2' });
+    const r = await get('/loki/api/v1/index/volume', {
+      query: '{service_name=~".+"}',
+      start: START,
+      end: END,
+      limit: '2',
+    });
     const body = r.json();
     expect(body.status).toBe('success');
     expect(body.data.resultType).toBe('vector');
     expect(body.data.result).toHaveLength(2);
-    expect(body.data.result[0]).toEqual({ metric: { service_name: 'payment' }, value: [BASE_S + 600, expect.stringMatching(/^\d+$/)] });
+    expect(body.data.result[0]).toEqual({
+      metric: { service_name: 'payment' },
+      value: [BASE_S + 600, expect.stringMatching(/^\d+$/)],
+    });
     expect(Number(body.data.result[0].value[1])).toBeGreaterThan(Number(body.data.result[1].value[1]));
-    const t = await get('/loki/api/v1/index/volume', { query: '{service_name=~".+"}', start: START, end: END, targetLabels: 'service_namespace' });
-    expect(t.json().data.result).toEqual([{ metric: { service_namespace: 'shop' }, value: [BASE_S + 600, expect.any(String)] }]);
+    const t = await get('/loki/api/v1/index/volume', {
+      query: '{service_name=~".+"}',
+      start: START,
+      end: END,
+      targetLabels: 'service_namespace',
+    });
+    expect(t.json().data.result).toEqual([
+      { metric: { service_namespace: 'shop' }, value: [BASE_S + 600, expect.any(String)] },
+    ]);
   });
 });
 
@@ -307,7 +439,10 @@ describe('detected labels and fields, buildinfo', () => {
 
   test('detected_fields: metadata (parsers null) and fields of JSON and logfmt lines with types', async () => {
     const r = await get('/loki/api/v1/detected_fields', { query: '{service_name="payment"}', start: START, end: END });
-    const body = r.json() as { fields: { label: string; type: string; cardinality: number; parsers: string[] | null; jsonPath?: string[] }[]; limit: number };
+    const body = r.json() as {
+      fields: { label: string; type: string; cardinality: number; parsers: string[] | null; jsonPath?: string[] }[];
+      limit: number;
+    };
     const by = Object.fromEntries(body.fields.map((f) => [f.label, f]));
     expect(body.limit).toBe(1000);
     expect(by.trace_id).toEqual({ label: 'trace_id', type: 'string', cardinality: 30, parsers: null });
@@ -315,8 +450,18 @@ describe('detected labels and fields, buildinfo', () => {
     expect(by.amount).toMatchObject({ type: 'int', cardinality: 30, parsers: ['json', 'logfmt'] });
     expect(by.duration).toMatchObject({ type: 'duration', parsers: ['json', 'logfmt'] });
     expect(by.size).toMatchObject({ type: 'bytes', parsers: ['logfmt'] });
-    expect(by.card_brand).toEqual({ label: 'card_brand', type: 'string', cardinality: 2, parsers: ['json'], jsonPath: ['card', 'brand'] });
-    const v = await get('/loki/api/v1/detected_field/card_brand/values', { query: '{service_name="payment"}', start: START, end: END });
+    expect(by.card_brand).toEqual({
+      label: 'card_brand',
+      type: 'string',
+      cardinality: 2,
+      parsers: ['json'],
+      jsonPath: ['card', 'brand'],
+    });
+    const v = await get('/loki/api/v1/detected_field/card_brand/values', {
+      query: '{service_name="payment"}',
+      start: START,
+      end: END,
+    });
     expect(v.json()).toEqual({ values: expect.arrayContaining(['visa', 'amex']), limit: 1000 });
   });
 

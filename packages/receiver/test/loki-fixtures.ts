@@ -11,8 +11,8 @@ import { ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { InMemoryLogRecordExporter, LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { decodeLogsRequest, type ResourceLogs } from '../src';
-import { DEFAULT_DECODE_LIMITS } from '../src/otlp/limits';
 import { MemoryLogSource } from '../src/log-store/memory-source';
+import { DEFAULT_DECODE_LIMITS } from '../src/otlp/limits';
 
 /** 2024-08-22T04:13:20Z. */
 export const BASE_S = 1_724_300_000;
@@ -71,7 +71,13 @@ export async function demoRequests(): Promise<ResourceLogs[][]> {
       const error = i % 5 === 0;
       const body =
         i % 2 === 0
-          ? JSON.stringify({ level: error ? 'error' : 'info', msg: error ? 'charge failed' : 'charged', amount: 10 + i, duration: `${100 + i * 10}ms`, card: { brand: i % 4 === 0 ? 'visa' : 'amex' } })
+          ? JSON.stringify({
+              level: error ? 'error' : 'info',
+              msg: error ? 'charge failed' : 'charged',
+              amount: 10 + i,
+              duration: `${100 + i * 10}ms`,
+              card: { brand: i % 4 === 0 ? 'visa' : 'amex' },
+            })
           : `level=${error ? 'error' : 'info'} msg="${error ? 'charge failed' : 'charged'}" amount=${10 + i} duration=${100 + i * 10}ms size=${i}KB`;
       logger.emit({
         timestamp: [BASE_S + i * 10, 5_000_000],

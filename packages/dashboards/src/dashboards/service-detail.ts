@@ -3,8 +3,9 @@
  * the service's dependencies in and out (service graph edges), its Node runtime, its events and
  * errors, and its logs (Loki datasource).
  */
-import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
+
 import * as common from '@grafana/grafana-foundation-sdk/common';
+import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import * as heatmap from '@grafana/grafana-foundation-sdk/heatmap';
 import * as logs from '@grafana/grafana-foundation-sdk/logs';
 import * as prometheus from '@grafana/grafana-foundation-sdk/prometheus';

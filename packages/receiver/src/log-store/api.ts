@@ -22,7 +22,6 @@
  */
 import express from 'express';
 import type { Logger } from '../logger';
-import type { LabelMatcher, LogSource } from './loki-entry';
 import type { Expr, LogExpr, MetricExpr } from './logql/ast';
 import {
   type EngineLimits,
@@ -36,9 +35,17 @@ import {
   stepsOf,
   stepTime,
 } from './logql/engine';
-import { DEFAULT_MAX_QUERY_CHARS, ParseError, parseDurationNs, parseQuery, parseSelector } from './logql/parser';
+import {
+  DEFAULT_MAX_QUERY_CHARS,
+  ParseError,
+  parseBytes,
+  parseDurationNs,
+  parseDurationValue,
+  parseQuery,
+  parseSelector,
+} from './logql/parser';
 import { logfmtPairs, parseNumber, sanitizeKey } from './logql/pipeline';
-import { parseBytes, parseDurationValue } from './logql/parser';
+import type { LabelMatcher, LogSource } from './loki-entry';
 
 export interface LokiApiOptions {
   /** Largest `limit` a log query may ask for (Loki's max_entries_limit_per_query). */
@@ -103,7 +110,12 @@ export function createLokiApi(source: LogSource, options: LokiApiOptions = {}): 
       handler(req, res, { signal, limits }).catch((err: unknown) => {
         if (res.headersSent || gone.signal.aborted) return;
         if (err instanceof BadRequest || err instanceof ParseError || err instanceof QueryError) {
-          const limit = err instanceof BadRequest ? err.limit : /maximum number of series/.test(err.message) ? 'max_query_series' : undefined;
+          const limit =
+            err instanceof BadRequest
+              ? err.limit
+              : /maximum number of series/.test(err.message)
+                ? 'max_query_series'
+                : undefined;
           if (limit) options.onLimit?.(limit);
           text(400, err.message);
         } else if ((err instanceof QueryAbortedError && err.timeout) || timeout.aborted) {
@@ -123,7 +135,10 @@ export function createLokiApi(source: LogSource, options: LokiApiOptions = {}): 
   };
   const parse = (text: string): Expr => {
     if (text.length > o.maxQueryChars) {
-      throw new BadRequest(`the query is ${text.length} characters long, over the limit of ${o.maxQueryChars}`, 'max_query_chars');
+      throw new BadRequest(
+        `the query is ${text.length} characters long, over the limit of ${o.maxQueryChars}`,
+        'max_query_chars',
+      );
     }
     return parseQuery(text, { maxLength: o.maxQueryChars });
   };
@@ -143,7 +158,8 @@ export function createLokiApi(source: LogSource, options: LokiApiOptions = {}): 
   };
   const directionOf = (req: express.Request): 'forward' | 'backward' => {
     const v = (param(req, 'direction') ?? 'backward').toLowerCase();
-    if (v !== 'forward' && v !== 'backward') throw new BadRequest(`invalid parameter "direction": "${v}" is not forward or backward`);
+    if (v !== 'forward' && v !== 'backward')
+      throw new BadRequest(`invalid parameter "direction": "${v}" is not forward or backward`);
     return v;
   };
   const rangeOf = (req: express.Request): { startNs: bigint; endNs: bigint } => {
@@ -151,6 +167,7 @@ export function createLokiApi(source: LogSource, options: LokiApiOptions = {}): 
     const endNs = timeParam(req, 'end') ?? t;
     const since = param(req, 'since');
     const sinceNs = since ? durationParam(since, 'since') : HOUR_NS;
+    // biome-ignore lint/complexity/useMathMinMax: bigints
     const startNs = timeParam(req, 'start') ?? (endNs < t ? endNs : t) - sinceNs;
     if (endNs < startNs) throw new BadRequest('end timestamp must not be before or equal to start time');
     if (endNs - startNs > o.maxQueryLengthNs) {
@@ -195,7 +212,8 @@ export function createLokiApi(source: LogSource, options: LokiApiOptions = {}): 
       const stepNs = stepParam
         ? durationParam(stepParam, 'step')
         : maxBig(((endNs - startNs) / NS_PER_S / 250n) * NS_PER_S, NS_PER_S);
-      if (stepNs <= 0n) throw new BadRequest('zero or negative query resolution step widths are not accepted. Try a positive integer');
+      if (stepNs <= 0n)
+        throw new BadRequest('zero or negative query resolution step widths are not accepted. Try a positive integer');
       if ((endNs - startNs) / stepNs > BigInt(MAX_STEPS)) {
         throw new BadRequest(
           'exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)',
@@ -250,19 +268,25 @@ export function createLokiApi(source: LogSource, options: LokiApiOptions = {}): 
       directionOf(req);
       const expr = parse(text);
       if (expr.kind === 'log') {
-        throw new BadRequest('log queries are not supported as an instant query type, please change your query to a range query type');
+        throw new BadRequest(
+          'log queries are not supported as an instant query type, please change your query to a range query type',
+        );
       }
       const s: QueryStats = { linesProcessed: 0, bytesProcessed: 0, entriesReturned: 0 };
       const steps = stepsOf(t, t, 1n);
       const v = await runMetricQuery(source, expr, steps, limits, s);
       if (v.type === 'scalar') {
-        res.json({ status: 'success', data: { resultType: 'scalar', result: [seconds(t), sampleValue(v.value)], stats: stats(s, startedAt) } });
+        res.json({
+          status: 'success',
+          data: { resultType: 'scalar', result: [seconds(t), sampleValue(v.value)], stats: stats(s, startedAt) },
+        });
         return;
       }
       let result = v.series.filter((x) => x.steps.length > 0);
-      result = outerOp(expr) === 'sort' || outerOp(expr) === 'sort_desc'
-        ? result.sort((a, b) => (outerOp(expr) === 'sort' ? a.values[0] - b.values[0] : b.values[0] - a.values[0]))
-        : sortSeries(result);
+      result =
+        outerOp(expr) === 'sort' || outerOp(expr) === 'sort_desc'
+          ? result.sort((a, b) => (outerOp(expr) === 'sort' ? a.values[0] - b.values[0] : b.values[0] - a.values[0]))
+          : sortSeries(result);
       res.json({
         status: 'success',
         data: {
@@ -295,7 +319,10 @@ export function createLokiApi(source: LogSource, options: LokiApiOptions = {}): 
     '/loki/api/v1/label/:name/values',
     handle(async (req, res) => {
       const { startNs, endNs } = rangeOf(req);
-      labelsResponse(res, (await source.labelValues(String(req.params.name), startNs, endNs, selectorParam(req))).sort());
+      labelsResponse(
+        res,
+        (await source.labelValues(String(req.params.name), startNs, endNs, selectorParam(req))).sort(),
+      );
     }),
   );
 
@@ -440,9 +467,7 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 }
 
 function wantsCategorized(req: express.Request): boolean {
-  return (req.get('x-loki-response-encoding-flags') ?? '')
-    .split(',')
-    .some((f) => f.trim() === 'categorize-labels');
+  return (req.get('x-loki-response-encoding-flags') ?? '').split(',').some((f) => f.trim() === 'categorize-labels');
 }
 
 /** A query or form parameter as one string (the first when repeated). */
@@ -499,7 +524,8 @@ function durationParam(v: string, name: string): bigint {
 function optionalPositiveInt(v: string | undefined, name: string): number | undefined {
   if (v === undefined || v === '') return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new BadRequest(`invalid parameter "${name}": must be a positive integer (got "${v}")`);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new BadRequest(`invalid parameter "${name}": must be a positive integer (got "${v}")`);
   return n;
 }
 
@@ -569,8 +595,8 @@ function streams(entries: LogResultEntry[], categorize: boolean): unknown[] {
   for (const e of entries) {
     const stream = categorize ? e.labels.stream : e.labels.all();
     const key = labelsKey(stream);
-    let s = out.get(key);
-    if (!s) out.set(key, (s = { stream, values: [] }));
+    const s = out.get(key) ?? { stream, values: [] };
+    out.set(key, s);
     if (!categorize) {
       s.values.push([e.timeNs.toString(), e.line]);
       continue;
@@ -608,8 +634,8 @@ const MAX_FIELD_VALUES = 1000;
 function detectedFields(entries: LogResultEntry[], queryParser: string): Map<string, Field> {
   const fields = new Map<string, Field>();
   const add = (label: string, value: string, parser?: string, jsonPath?: string[]) => {
-    let f = fields.get(label);
-    if (!f) fields.set(label, (f = new Field(label)));
+    const f = fields.get(label) ?? new Field(label);
+    fields.set(label, f);
     if (f.values.size < MAX_FIELD_VALUES) f.values.add(value);
     if (parser) f.parsers.add(parser);
     if (jsonPath && !f.jsonPath) f.jsonPath = jsonPath;
@@ -630,7 +656,8 @@ function detectedFields(entries: LogResultEntry[], queryParser: string): Map<str
         for (const [k, v] of Object.entries(obj as Record<string, unknown>)) {
           const key = prefix ? `${prefix}_${sanitizeKey(k)}` : sanitizeKey(k);
           if (v !== null && typeof v === 'object') walk(v, key, [...path, k], depth + 1);
-          else if (v !== null) add(Object.hasOwn(e.labels.stream, key) ? `${key}_extracted` : key, String(v), 'json', [...path, k]);
+          else if (v !== null)
+            add(Object.hasOwn(e.labels.stream, key) ? `${key}_extracted` : key, String(v), 'json', [...path, k]);
         }
       };
       walk(doc, '', [], 0);

@@ -5,8 +5,8 @@
  * signal. Unbounded: not for production data.
  */
 import type { ResourceLogs } from '../model/logs';
-import { type LabelMatcher, type LogSelection, type LogSource, type LokiEntry, toLokiEntries } from './loki-entry';
 import { matchesAll } from './logql/regex';
+import { type LabelMatcher, type LogSelection, type LogSource, type LokiEntry, toLokiEntries } from './loki-entry';
 
 export class MemoryLogSource implements LogSource {
   readonly entries: LokiEntry[] = [];

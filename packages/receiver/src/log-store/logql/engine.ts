@@ -6,7 +6,7 @@
  */
 import type { LabelMatcher, LogSelection, LogSource, LokiEntry } from '../loki-entry';
 import type { BinaryOp, Expr, LogExpr, MetricExpr, Stage } from './ast';
-import { compilePipeline, ERROR_LABEL, type EntryLabels } from './pipeline';
+import { compilePipeline, type EntryLabels } from './pipeline';
 
 /** A query's input is wrong or over a limit: answered 400 with the message. */
 export class QueryError extends Error {
@@ -356,8 +356,8 @@ function vectorAggregation(expr: MetricExpr & { kind: 'vector_agg' }, series: Se
     const byStep = new Map<number, { s: number; v: number }[]>();
     series.forEach((s, i) => {
       s.steps.forEach((step, j) => {
-        let list = byStep.get(step);
-        if (!list) byStep.set(step, (list = []));
+        const list = byStep.get(step) ?? [];
+        if (list.length === 0) byStep.set(step, list);
         list.push({ s: i, v: s.values[j] });
       });
     });
@@ -369,8 +369,8 @@ function vectorAggregation(expr: MetricExpr & { kind: 'vector_agg' }, series: Se
       const groups = new Map<string, { s: number; v: number }[]>();
       for (const item of list) {
         const g = groupOf[item.s];
-        let l = groups.get(g);
-        if (!l) groups.set(g, (l = []));
+        const l = groups.get(g) ?? [];
+        if (l.length === 0) groups.set(g, l);
         l.push(item);
       }
       for (const l of groups.values()) {
@@ -387,18 +387,22 @@ function vectorAggregation(expr: MetricExpr & { kind: 'vector_agg' }, series: Se
   for (const s of series) {
     const labels = project(s.labels);
     const key = labelsKey(labels);
-    let g = groups.get(key);
-    if (!g) groups.set(key, (g = { labels, byStep: new Map() }));
+    const g = groups.get(key) ?? { labels, byStep: new Map<number, number[]>() };
+    groups.set(key, g);
     s.steps.forEach((step, j) => {
-      let vs = g.byStep.get(step);
-      if (!vs) g.byStep.set(step, (vs = []));
+      const vs = g.byStep.get(step) ?? [];
+      if (vs.length === 0) g.byStep.set(step, vs);
       vs.push(s.values[j]);
     });
   }
   const out: Series[] = [];
   for (const g of groups.values()) {
     const stepsSorted = [...g.byStep.keys()].sort((a, b) => a - b);
-    out.push({ labels: g.labels, steps: stepsSorted, values: stepsSorted.map((k) => aggregate(expr.op, g.byStep.get(k)!)) });
+    out.push({
+      labels: g.labels,
+      steps: stepsSorted,
+      values: stepsSorted.map((k) => aggregate(expr.op, g.byStep.get(k)!)),
+    });
   }
   return out;
 }
@@ -487,7 +491,8 @@ function binary(op: BinaryOp, bool: boolean, left: MetricValue, right: MetricVal
   const rightByKey = new Map<string, Series>();
   for (const s of r.series) {
     const key = labelsKey(s.labels);
-    if (rightByKey.has(key)) throw new QueryError('found duplicate series for the match group on the right hand-side of the operation');
+    if (rightByKey.has(key))
+      throw new QueryError('found duplicate series for the match group on the right hand-side of the operation');
     rightByKey.set(key, s);
   }
   const series: Series[] = [];

@@ -19,7 +19,17 @@
  * `parse error at line 1, col N: syntax error: …`.
  */
 import type { LabelMatcher } from '../loki-entry';
-import type { BinaryOp, CompareOp, Expr, LabelFilterExpr, LabelItem, LogExpr, MetricExpr, Stage, VectorOp } from './ast';
+import type {
+  BinaryOp,
+  CompareOp,
+  Expr,
+  LabelFilterExpr,
+  LabelItem,
+  LogExpr,
+  MetricExpr,
+  Stage,
+  VectorOp,
+} from './ast';
 import { regex } from './regex';
 import { parseTemplate, TemplateError } from './template';
 
@@ -74,7 +84,8 @@ const OPS = [
 ];
 
 const DURATION_RE = /^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h|d|w|y))+(?![\w.])/;
-const BYTES_RE = /^\d+(?:\.\d+)?(?:b|kib|kb|mib|mb|gib|gb|tib|tb|pib|pb|eib|eb|ki|k|mi|m|gi|g|ti|t|pi|p|ei|e)(?![\w.])/i;
+const BYTES_RE =
+  /^\d+(?:\.\d+)?(?:b|kib|kb|mib|mb|gib|gb|tib|tb|pib|pb|eib|eb|ki|k|mi|m|gi|g|ti|t|pi|p|ei|e)(?![\w.])/i;
 const NUMBER_RE = /^(?:0x[0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)(?![\w.])/;
 
 function lex(src: string): Token[] {
@@ -82,7 +93,8 @@ function lex(src: string): Token[] {
   let i = 0;
   let line = 1;
   let lineStart = 0;
-  const err = (at: number, msg: string) => new ParseError(`parse error at line ${line}, col ${at - lineStart + 1}: ${msg}`);
+  const err = (at: number, msg: string) =>
+    new ParseError(`parse error at line ${line}, col ${at - lineStart + 1}: ${msg}`);
   while (i < src.length) {
     const c = src[i];
     if (c === '\n') {
@@ -149,7 +161,8 @@ function lex(src: string): Token[] {
       i += m[0].length;
       continue;
     }
-    if (c === '$') throw err(i, `syntax error: unexpected "$": substitute the variable "${/^\$\{?\w*\}?/.exec(rest)?.[0]}" first`);
+    if (c === '$')
+      throw err(i, `syntax error: unexpected "$": substitute the variable "${/^\$\{?\w*\}?/.exec(rest)?.[0]}" first`);
     const op = OPS.find((o) => src.startsWith(o, i));
     if (!op) throw err(i, `syntax error: unexpected character "${c}"`);
     out.push({ kind: 'op', text: op, line, col });
@@ -211,7 +224,19 @@ const UNWRAP_FUNCTIONS = new Set([
   'quantile_over_time',
   'rate_counter',
 ]);
-const VECTOR_OPS = new Set(['sum', 'avg', 'min', 'max', 'count', 'stddev', 'stdvar', 'topk', 'bottomk', 'sort', 'sort_desc']);
+const VECTOR_OPS = new Set([
+  'sum',
+  'avg',
+  'min',
+  'max',
+  'count',
+  'stddev',
+  'stdvar',
+  'topk',
+  'bottomk',
+  'sort',
+  'sort_desc',
+]);
 const UNSUPPORTED_FUNCTIONS = new Set(['label_replace', 'approx_topk', 'absent', 'scalar', 'vector_of']);
 const UNSUPPORTED_STAGES: Record<string, string> = {
   unwrap: 'unwrap',
@@ -248,7 +273,9 @@ export function parseQuery(text: string, limits: ParseLimits = {}): Expr {
 /** Parses a stream selector alone (`/series`' match[], `/index/stats`' query); `{}` is taken when `allowEmpty`. */
 export function parseSelector(text: string, allowEmpty = false): LabelMatcher[] {
   if (text.length > DEFAULT_MAX_QUERY_CHARS) {
-    throw new ParseError(`parse error : the selector is ${text.length} characters long, over the limit of ${DEFAULT_MAX_QUERY_CHARS}`);
+    throw new ParseError(
+      `parse error : the selector is ${text.length} characters long, over the limit of ${DEFAULT_MAX_QUERY_CHARS}`,
+    );
   }
   const p = new Parser(lex(text), DEFAULT_MAX_DEPTH);
   const matchers = p.parseSelectorOnly();
@@ -331,11 +358,15 @@ class Parser {
     return new ParseError(`parse error at line ${t.line}, col ${t.col}: syntax error: ${message}`);
   }
   private unexpected(t: Token, expecting?: string): ParseError {
-    const what = t.kind === 'eof' ? 'end of input' : t.kind === 'op' ? `"${t.text}"` : `${t.kind.toUpperCase()} ${t.text}`;
+    const what =
+      t.kind === 'eof' ? 'end of input' : t.kind === 'op' ? `"${t.text}"` : `${t.kind.toUpperCase()} ${t.text}`;
     return this.fail(t, `unexpected ${what}${expecting ? `, expecting ${expecting}` : ''}`);
   }
   private unsupported(t: Token, what: string): ParseError {
-    return this.fail(t, `${what} is not supported by this receiver's LogQL (see the receiver README, "Loki query API")`);
+    return this.fail(
+      t,
+      `${what} is not supported by this receiver's LogQL (see the receiver README, "Loki query API")`,
+    );
   }
   private expect(text: string): Token {
     const t = this.next();
@@ -380,7 +411,8 @@ class Parser {
         this.next();
         bool = true;
       }
-      if (this.is('on') || this.is('ignoring')) throw this.unsupported(this.peek(), `vector matching "${this.peek().text}"`);
+      if (this.is('on') || this.is('ignoring'))
+        throw this.unsupported(this.peek(), `vector matching "${this.peek().text}"`);
       // ^ is right-associative.
       const right = this.expr(op === '^' ? prec : prec + 1);
       this.leave();
@@ -627,7 +659,10 @@ class Parser {
 
   private jsonFields(): { name: string; path: (string | number)[] }[] | undefined {
     const fields = this.extractionFields();
-    return fields?.map((f) => ({ name: f.name, path: jsonPath(f.expr, () => this.fail(this.peek(), `invalid JSON path "${f.expr}"`)) }));
+    return fields?.map((f) => ({
+      name: f.name,
+      path: jsonPath(f.expr, () => this.fail(this.peek(), `invalid JSON path "${f.expr}"`)),
+    }));
   }
 
   private labelItems(): LabelItem[] {
@@ -642,7 +677,10 @@ class Parser {
         const v = this.next();
         if (v.kind !== 'string') throw this.unexpected(v, 'STRING');
         if (op.text === '=~' || op.text === '!~') this.checkRegex(v);
-        items.push({ name: name.text, matcher: { name: name.text, op: op.text as LabelMatcher['op'], value: v.value! } });
+        items.push({
+          name: name.text,
+          matcher: { name: name.text, op: op.text as LabelMatcher['op'], value: v.value! },
+        });
       } else items.push({ name: name.text });
     } while (this.is(','));
     return items;
@@ -712,11 +750,13 @@ class Parser {
       sign = -1;
       num = this.next();
     }
-    if (num.kind === 'number') return { kind: 'number', name: name.text, op, value: sign * Number(num.text), unit: 'number' };
+    if (num.kind === 'number')
+      return { kind: 'number', name: name.text, op, value: sign * Number(num.text), unit: 'number' };
     if (num.kind === 'duration') {
       return { kind: 'number', name: name.text, op, value: sign * parseDurationSeconds(num.text), unit: 'duration' };
     }
-    if (num.kind === 'bytes') return { kind: 'number', name: name.text, op, value: sign * parseBytes(num.text), unit: 'bytes' };
+    if (num.kind === 'bytes')
+      return { kind: 'number', name: name.text, op, value: sign * parseBytes(num.text), unit: 'bytes' };
     throw this.unexpected(num, 'STRING, NUMBER, DURATION or BYTES');
   }
 
@@ -749,7 +789,8 @@ class Parser {
     for (; parens > 0; parens--) this.expect(')');
     const open = this.expect('[');
     const d = this.next();
-    if (d.kind !== 'duration' && !(d.kind === 'number' && d.text === '0')) throw this.unexpected(d, 'a DURATION such as 5m');
+    if (d.kind !== 'duration' && !(d.kind === 'number' && d.text === '0'))
+      throw this.unexpected(d, 'a DURATION such as 5m');
     const rangeNs = parseDurationNs(d.text);
     if (rangeNs <= 0n) throw this.fail(open, 'the range must be positive');
     this.expect(']');
@@ -763,9 +804,11 @@ class Parser {
       if (o.kind !== 'duration') throw this.unexpected(o, 'DURATION');
       offsetNs = parseDurationNs(o.text);
     }
-    if (this.is('by') || this.is('without')) throw this.unsupported(this.peek(), `"${this.peek().text}" on a range aggregation`);
+    if (this.is('by') || this.is('without'))
+      throw this.unsupported(this.peek(), `"${this.peek().text}" on a range aggregation`);
     this.expect(')');
-    if (this.is('by') || this.is('without')) throw this.unsupported(this.peek(), `"${this.peek().text}" on a range aggregation`);
+    if (this.is('by') || this.is('without'))
+      throw this.unsupported(this.peek(), `"${this.peek().text}" on a range aggregation`);
     this.leave();
     return { kind: 'range', fn: fnTok.text as 'rate', log, rangeNs, offsetNs };
   }
@@ -781,7 +824,8 @@ class Parser {
       const n = this.next();
       if (n.kind !== 'number') throw this.unexpected(n, 'NUMBER');
       param = Number(n.text);
-      if (!Number.isInteger(param) || param < 1) throw this.fail(n, `invalid parameter for ${op}: ${n.text} (a positive integer)`);
+      if (!Number.isInteger(param) || param < 1)
+        throw this.fail(n, `invalid parameter for ${op}: ${n.text} (a positive integer)`);
       this.expect(',');
     }
     const inner = this.expr(0);

@@ -8,7 +8,7 @@ import type { LokiEntry } from '../loki-entry';
 import type { LabelFilterExpr, LineFilter, Stage } from './ast';
 import { parseBytes, parseDurationValue } from './parser';
 import { matchesValue, regex } from './regex';
-import { renderTemplate, TemplateError } from './template';
+import { renderTemplate } from './template';
 
 export const ERROR_LABEL = '__error__';
 export const ERROR_DETAILS_LABEL = '__error_details__';
@@ -51,8 +51,7 @@ export class EntryLabels {
     if (name === ERROR_LABEL) {
       this.error = undefined;
       this.errorDetails = undefined;
-    }
-    else if (name === ERROR_DETAILS_LABEL) this.errorDetails = undefined;
+    } else if (name === ERROR_DETAILS_LABEL) this.errorDetails = undefined;
     else {
       delete this.parsed[name];
       this.removeFromBase(name);
@@ -301,7 +300,7 @@ function jsonParser(fields: { name: string; path: (string | number)[] }[] | unde
     const trimmed = line.trimStart();
     let doc: unknown;
     if (!trimmed.startsWith('{')) {
-      labels.setError('JSONParserErr', 'Value looks like object, but can\'t find closing \'}\' symbol');
+      labels.setError('JSONParserErr', "Value looks like object, but can't find closing '}' symbol");
       return line;
     }
     try {

@@ -68,7 +68,10 @@ const FUNCTIONS: Record<string, { min: number; max: number; fn: (...a: Value[]) 
   regexReplaceAllLiteral: {
     min: 3,
     max: 3,
-    fn: (re, s, r) => compile(str(re)).matcher(str(s)).replaceAll(RE2JS.quoteReplacement(str(r))),
+    fn: (re, s, r) =>
+      compile(str(re))
+        .matcher(str(s))
+        .replaceAll(RE2JS.quoteReplacement(str(r))),
   },
   len: { min: 1, max: 1, fn: (s) => str(s).length },
   printf: { min: 1, max: 32, fn: (f, ...a) => printf(str(f), a) },
