@@ -255,3 +255,104 @@ describe('metric queries', () => {
     expect(() => parseQuery(deep)).toThrow(/nests deeper than 64 levels/);
   });
 });
+
+describe('nothing but a ParseError, whatever the text', () => {
+  // Token soup from LogQL's vocabulary, and truncations of valid queries: a query is network input,
+  // and anything the parser throws besides ParseError would be a 500.
+  const VOCAB = [
+    '{',
+    '}',
+    '(',
+    ')',
+    '[',
+    ']',
+    ',',
+    '|',
+    '|=',
+    '!=',
+    '|~',
+    '!~',
+    '=',
+    '=~',
+    '==',
+    '>',
+    '>=',
+    '<',
+    '<=',
+    '+',
+    '-',
+    '*',
+    '/',
+    '%',
+    '^',
+    'a',
+    'b',
+    '"x"',
+    '"(?P<n>.)"',
+    '`{{.a}}`',
+    '"{{"',
+    '"\\\\"',
+    '1',
+    '0',
+    '1m',
+    '5s',
+    '20MB',
+    '1e3',
+    'json',
+    'logfmt',
+    'drop',
+    'keep',
+    'line_format',
+    'label_format',
+    'regexp',
+    'or',
+    'and',
+    'by',
+    'without',
+    'offset',
+    'bool',
+    'sum',
+    'count_over_time',
+    'rate',
+    'topk',
+    'vector',
+    'unwrap',
+    'pattern',
+    '__error__',
+    '#',
+    '\n',
+    '"\\x"',
+    '.5',
+    '0x1',
+  ];
+  const VALID = [
+    'sum by (level, detected_level) (count_over_time({service_name="cart"} | drop __error__[1m]))',
+    '{service_name="cart"} | label_format x=`{{ contains "ab" __line__ }}` | x="true" or trace_id="ab"',
+    'topk(2, sum by (a) (rate({a=~"x.+"} |= "e" | json | logfmt --strict | n > 5 and d < 2s [5m] offset 1h)))',
+  ];
+  let seed = 42;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+
+  test('random token sequences and truncated queries', () => {
+    const inputs: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const n = 1 + rand(14);
+      inputs.push(Array.from({ length: n }, () => VOCAB[rand(VOCAB.length)]).join(rand(2) ? ' ' : ''));
+    }
+    for (const v of VALID) for (let i = 0; i <= v.length; i++) inputs.push(v.slice(0, i), v.slice(i));
+    let parsed = 0;
+    for (const text of inputs) {
+      try {
+        parseQuery(text);
+        parsed++;
+      } catch (e) {
+        if (!(e instanceof ParseError)) throw new Error(`${JSON.stringify(text)} threw ${(e as Error).stack}`);
+        expect(e.message).toMatch(/^parse error (at line \d+, col \d+: |: )/);
+      }
+    }
+    expect(parsed).toBeGreaterThan(3);
+  });
+});

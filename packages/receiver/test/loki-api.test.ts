@@ -293,6 +293,19 @@ describe('errors: 400 with Loki text, text/plain', () => {
       /^pipeline error: 'JSONParserErr'/,
     ],
     [{ query: '' }, /^invalid parameter "query": the query is empty$/],
+    [
+      { query: '{service_name="cart"}', end: '99999999999999999999999' },
+      /^invalid parameter "end": .* is outside 1970 to 2262$/,
+    ],
+    [{ query: '1 > 2' }, /^parse error : comparisons between scalars must use the bool modifier$/],
+    [
+      {
+        query: 'count_over_time({service_name="cart"} | line_format "{{ regexReplaceAll \\"(\\" .a \\"x\\" }}" [1m])',
+        start: START,
+        end: END,
+      },
+      /^pipeline error: 'TemplateFormatErr'/,
+    ],
   ])('%j', async (params, text) => {
     const r = await get('/loki/api/v1/query_range', params as Record<string, string>);
     expect(r.status).toBe(400);
@@ -337,6 +350,20 @@ describe('errors: 400 with Loki text, text/plain', () => {
     const b = await get('/loki/api/v1/query_range', { query: '{a="b"}', start: START, end: END }, {}, s2.base);
     expect([b.status, b.text]).toEqual([500, 'the log store could not answer (the error is in the receiver log)\n']);
   });
+});
+
+test('odd but valid metric queries answer 200', async () => {
+  for (const query of [
+    'sum(rate({service_name="cart"}[1m])) / 0',
+    'vector(1) > bool vector(2)',
+    'topk(1, vector(1))',
+    'sum(vector(1)) * -1',
+    'sort_desc(sum by (service_name) (count_over_time({service_name=~".+"}[10m])))',
+    'count_over_time({service_name="cart"} | json | x > 1 | drop __error__ [1m])',
+  ]) {
+    const r = await get('/loki/api/v1/query_range', { query, start: START, end: END, step: '60' });
+    expect([query, r.status]).toEqual([query, 200]);
+  }
 });
 
 describe('labels, series, stats, volume', () => {

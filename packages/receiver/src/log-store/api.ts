@@ -489,6 +489,17 @@ function params(req: express.Request, name: string): string[] {
 
 /** Loki's time parameter: ≤ 10 digits are seconds, more are ns, a `.` makes float seconds, else RFC 3339. */
 function timeParam(req: express.Request, name: string): bigint | undefined {
+  const ns = parseTimeParam(req, name);
+  if (ns !== undefined && (ns < 0n || ns > MAX_NS)) {
+    throw new BadRequest(`invalid parameter "${name}": ${param(req, name)} is outside 1970 to 2262`);
+  }
+  return ns;
+}
+
+/** The largest time a store holds (int64 ns). */
+const MAX_NS = 2n ** 63n - 1n;
+
+function parseTimeParam(req: express.Request, name: string): bigint | undefined {
   const v = param(req, name);
   if (v === undefined || v === '') return undefined;
   const bad = () => new BadRequest(`invalid parameter "${name}": cannot parse "${v}" to a valid timestamp`);

@@ -245,8 +245,8 @@ async function rangeAggregation(
   const groups = new Map<string, { labels: Record<string, string>; times: number[]; bytes: number[] }>();
   const selection: LogSelection = {
     matchers: expr.log.matchers,
-    startNs: base + 1n,
-    endNs: last + 1n,
+    startNs: base + 1n > 0n ? base + 1n : 0n,
+    endNs: last + 1n > 0n ? last + 1n : 0n,
     direction: 'forward',
     signal: limits.signal,
     ...hints(expr.log.stages),
