@@ -14,13 +14,13 @@ export class MemoryLogSource implements LogSource {
   readonly selections: LogSelection[] = [];
 
   add(resourceLogs: readonly ResourceLogs[], receivedNs = 0n): this {
-    this.entries.push(...toLokiEntries(resourceLogs, receivedNs));
+    for (const e of toLokiEntries(resourceLogs, receivedNs)) this.entries.push(e);
     this.entries.sort((a, b) => (a.timeNs < b.timeNs ? -1 : a.timeNs > b.timeNs ? 1 : 0));
     return this;
   }
 
   addEntries(entries: LokiEntry[]): this {
-    this.entries.push(...entries);
+    for (const e of entries) this.entries.push(e);
     this.entries.sort((a, b) => (a.timeNs < b.timeNs ? -1 : a.timeNs > b.timeNs ? 1 : 0));
     return this;
   }

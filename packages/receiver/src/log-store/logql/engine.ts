@@ -6,7 +6,7 @@
  */
 import type { LabelMatcher, LogSelection, LogSource, LokiEntry } from '../loki-entry';
 import type { BinaryOp, Expr, LogExpr, MetricExpr, Stage } from './ast';
-import { compilePipeline, type EntryLabels } from './pipeline';
+import { compileLineOnly, compilePipeline, type EntryLabels } from './pipeline';
 
 /** A query's input is wrong or over a limit: answered 400 with the message. */
 export class QueryError extends Error {
@@ -169,10 +169,13 @@ function seriesLimit(max: number): QueryError {
   );
 }
 
-type Projection = (labels: Record<string, string>) => Record<string, string>;
+type Projection = ((labels: Record<string, string>) => Record<string, string>) & {
+  /** The labels kept, for `by (…)` (and none, for no grouping): read straight off a line's labels. */
+  by?: string[];
+};
 
 function projection(g: { without: boolean; labels: string[] } | undefined): Projection {
-  if (!g) return () => ({});
+  if (!g) return Object.assign(() => ({}), { by: [] as string[] });
   if (g.without) {
     const drop = new Set(g.labels);
     return (labels) => {
@@ -181,11 +184,13 @@ function projection(g: { without: boolean; labels: string[] } | undefined): Proj
       return out;
     };
   }
-  return (labels) => {
+  const by = g.labels;
+  const f = (labels: Record<string, string>) => {
     const out: Record<string, string> = {};
-    for (const k of g.labels) if (Object.hasOwn(labels, k) && labels[k] !== '') out[k] = labels[k];
+    for (const k of by) if (Object.hasOwn(labels, k) && labels[k] !== '') out[k] = labels[k];
     return out;
   };
+  return Object.assign(f, { by });
 }
 
 async function evaluate(
@@ -241,6 +246,8 @@ async function rangeAggregation(
     throw new QueryError('the query time range plus the range of its range aggregation is too long');
   }
   const pipeline = compilePipeline(expr.log.stages);
+  const lineOnly = compileLineOnly(expr.log.stages);
+  const needBytes = expr.fn === 'bytes_over_time' || expr.fn === 'bytes_rate';
   const maxInner = limits.maxSeries * 10;
   const groups = new Map<string, { labels: Record<string, string>; times: number[]; bytes: number[] }>();
   const selection: LogSelection = {
@@ -256,22 +263,49 @@ async function rangeAggregation(
     checkAbort(limits, ++stats.linesProcessed);
     stats.bytesProcessed += entry.line.length;
     if (entry.timeNs <= base || entry.timeNs > last) continue;
-    const r = pipeline(entry);
-    if (!r) continue;
-    if (r.labels.error !== undefined) throw pipelineError(r.labels);
-    const all = r.labels.all();
-    const labels = project ? project(all) : all;
-    const key = labelsKey(labels);
+    let key: string;
+    let labels: Record<string, string> | undefined;
+    let allLabels: () => Record<string, string>;
+    let line = entry.line;
+    if (lineOnly && project?.by) {
+      allLabels = () => ({ ...entry.stream, ...entry.metadata });
+      // Fast path: the stages only filter lines, the grouping labels are the entry's own.
+      if (!lineOnly(line)) continue;
+      key = '';
+      for (const name of project.by) {
+        const v = Object.hasOwn(entry.metadata, name)
+          ? entry.metadata[name]
+          : Object.hasOwn(entry.stream, name)
+            ? entry.stream[name]
+            : '';
+        key += `${v}\u0000`;
+      }
+    } else {
+      const r = pipeline(entry);
+      if (!r) continue;
+      if (r.labels.error !== undefined) throw pipelineError(r.labels);
+      line = r.line;
+      allLabels = () => r.labels.all();
+      if (project?.by) {
+        // Grouping by a few labels: read them off the line, no label set built.
+        key = '';
+        for (const name of project.by) key += `${r.labels.get(name) ?? ''}\u0000`;
+      } else {
+        const all = r.labels.all();
+        labels = project ? project(all) : all;
+        key = labelsKey(labels);
+      }
+    }
     let g = groups.get(key);
     if (!g) {
       if (groups.size >= maxInner) throw seriesLimit(limits.maxSeries);
-      g = { labels, times: [], bytes: [] };
+      g = { labels: labels ?? project!(allLabels()), times: [], bytes: [] };
       groups.set(key, g);
     }
     const t = Number(entry.timeNs - base);
     if (g.times.length > 0 && t < g.times[g.times.length - 1]) sorted = false;
     g.times.push(t);
-    g.bytes.push(Buffer.byteLength(r.line));
+    if (needBytes) g.bytes.push(Buffer.byteLength(line));
   }
   const range = Number(rangeNs);
   const rangeS = range / 1e9;
@@ -281,9 +315,9 @@ async function rangeAggregation(
     if (!sorted) {
       const order = times.map((_, i) => i).sort((a, b) => times[a] - times[b]);
       times = order.map((i) => g.times[i]);
-      bytes = order.map((i) => g.bytes[i]);
+      bytes = needBytes ? order.map((i) => g.bytes[i]) : bytes;
     }
-    const prefix = new Float64Array(bytes.length + 1);
+    const prefix = new Float64Array(needBytes ? bytes.length + 1 : 0);
     for (let i = 0; i < bytes.length; i++) prefix[i + 1] = prefix[i] + bytes[i];
     const s: Series = { labels: g.labels, steps: [], values: [] };
     let lo = 0;
@@ -414,9 +448,9 @@ function aggregate(op: string, vs: number[]): number {
     case 'count':
       return vs.length;
     case 'min':
-      return Math.min(...vs);
+      return vs.reduce((a, b) => Math.min(a, b));
     case 'max':
-      return Math.max(...vs);
+      return vs.reduce((a, b) => Math.max(a, b));
     case 'avg':
       return vs.reduce((a, b) => a + b, 0) / vs.length;
     default: {

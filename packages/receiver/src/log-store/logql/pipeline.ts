@@ -126,6 +126,29 @@ export function compilePipeline(stages: readonly Stage[]): Pipeline {
   };
 }
 
+/**
+ * For stages that change neither the line nor the labels (line filters, and `drop __error__`, which
+ * has nothing to drop without a parser), a test of the line alone: the fast path of metric queries
+ * (no label set is built per line). Undefined when a stage needs the full pipeline.
+ */
+export function compileLineOnly(stages: readonly Stage[]): ((line: string) => boolean) | undefined {
+  const tests: ((line: string) => boolean)[] = [];
+  for (const stage of stages) {
+    if (stage.kind === 'line') {
+      const f = lineFilter(stage.filter);
+      tests.push((line) => f(line, undefined as unknown as EntryLabels, 0n) !== null);
+    } else if (
+      !(
+        stage.kind === 'drop' &&
+        stage.items.every((i) => !i.matcher && (i.name === ERROR_LABEL || i.name === ERROR_DETAILS_LABEL))
+      )
+    ) {
+      return undefined;
+    }
+  }
+  return (line) => tests.every((t) => t(line));
+}
+
 type Step = (line: string, labels: EntryLabels, timeNs: bigint) => string | null;
 
 function compileStage(stage: Stage): Step {
