@@ -381,6 +381,8 @@ describe('labels, series, stats, volume', () => {
       query: '{service_name=~"c.*"}',
     });
     expect(filtered.json()).toEqual({ status: 'success', data: ['cart'] });
+    const all = await get('/loki/api/v1/label/service_name/values', { start: START, end: END, query: '{}' });
+    expect(all.json()).toEqual(values.json());
     // None: Loki leaves data out.
     expect((await get('/loki/api/v1/label/nope/values', { start: START, end: END })).json()).toEqual({
       status: 'success',

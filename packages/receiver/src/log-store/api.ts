@@ -208,7 +208,8 @@ export function createLokiApi(source: LogSource, options: LokiApiOptions = {}): 
       const { startNs, endNs } = rangeOf(req);
       const limit = limitOf(req);
       const direction = directionOf(req);
-      const stepParam = param(req, 'step') ?? param(req, 'interval');
+      // (Loki's `interval`, a sampling interval for log lines, is not supported and ignored.)
+      const stepParam = param(req, 'step');
       const stepNs = stepParam
         ? durationParam(stepParam, 'step')
         : maxBig(((endNs - startNs) / NS_PER_S / 250n) * NS_PER_S, NS_PER_S);
@@ -300,7 +301,8 @@ export function createLokiApi(source: LogSource, options: LokiApiOptions = {}): 
 
   const selectorParam = (req: express.Request): LabelMatcher[] | undefined => {
     const q = param(req, 'query');
-    if (q === undefined || q.trim() === '') return undefined;
+    // `{}`: every stream (as no selector).
+    if (q === undefined || q.trim() === '' || /^\{\s*\}$/.test(q.trim())) return undefined;
     return matchersOf(parse(q));
   };
   const labelsResponse = (res: express.Response, values: string[]) => {
