@@ -168,6 +168,25 @@ describe('log queries', () => {
     expect(src.selections[1].lineContains).toBeUndefined();
   });
 
+  test('a long query yields to the event loop while it reads', async () => {
+    const many = new MemoryLogSource().addEntries(
+      Array.from(
+        { length: 20_000 },
+        (_, i): LokiEntry => ({ timeNs: at(BASE_S) + BigInt(i), line: 'x', stream: { a: 'b' }, metadata: {} }),
+      ),
+    );
+    const order: string[] = [];
+    setImmediate(() => order.push('event loop'));
+    await runMetricQuery(
+      many,
+      parseQuery('sum(count_over_time({a="b"}[1s]))') as MetricExpr,
+      stepsOf(at(BASE_S + 1), at(BASE_S + 1), at(1)),
+      limits,
+      newStats(),
+    ).then(() => order.push('query'));
+    expect(order).toEqual(['event loop', 'query']);
+  });
+
   test('an aborted signal stops the query', async () => {
     const big = new MemoryLogSource().addEntries(
       Array.from(

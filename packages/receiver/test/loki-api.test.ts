@@ -366,6 +366,30 @@ test('odd but valid metric queries answer 200', async () => {
   }
 });
 
+test('past maxConcurrentQueries a request is refused 429 with Retry-After, and counted', async () => {
+  let release!: () => void;
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  const slow = new MemoryLogSource();
+  slow.select = async function* (): AsyncIterable<LokiEntry> {
+    await held;
+  };
+  const s = await start(slow, { maxConcurrentQueries: 1 });
+  limitHits.length = 0;
+  const first = get('/loki/api/v1/query_range', { query: '{a="b"}', start: START, end: END }, {}, s.base);
+  await new Promise((r) => setTimeout(r, 50));
+  const second = await get('/loki/api/v1/query_range', { query: '{a="b"}', start: START, end: END }, {}, s.base);
+  expect([second.status, second.text]).toEqual([429, 'too many outstanding requests\n']);
+  expect(limitHits).toEqual(['max_concurrent_queries']);
+  release();
+  expect((await first).status).toBe(200);
+  // The slot is free again.
+  expect((await get('/loki/api/v1/query_range', { query: '{a="b"}', start: START, end: END }, {}, s.base)).status).toBe(
+    200,
+  );
+});
+
 describe('labels, series, stats, volume', () => {
   test('labels and label values (index labels only), with and without a selector', async () => {
     const names = await get('/loki/api/v1/labels', { start: START, end: END });

@@ -58,6 +58,8 @@ export interface LokiApiOptions {
   queryTimeoutMs?: number;
   /** Longest query text, in characters. */
   maxQueryChars?: number;
+  /** Requests answered at once; more are refused 429 (Loki's "too many outstanding requests"). */
+  maxConcurrentQueries?: number;
   /** Called with the limit's name each time a request is refused by one (for limit_hits_total). */
   onLimit?: (limit: string) => void;
   logger?: Logger;
@@ -71,6 +73,7 @@ export const LOKI_API_DEFAULTS = {
   maxQueryLengthNs: 721n * 3_600_000_000_000n,
   queryTimeoutMs: 60_000,
   maxQueryChars: DEFAULT_MAX_QUERY_CHARS,
+  maxConcurrentQueries: 8,
 };
 
 /** Points per series a query may ask for (Loki's fixed bound). */
@@ -96,9 +99,16 @@ export function createLokiApi(source: LogSource, options: LokiApiOptions = {}): 
   const form = express.urlencoded({ extended: false, limit: '64kb' });
 
   type Ctx = { signal: AbortSignal; limits: EngineLimits };
+  let running = 0;
   const handle =
     (handler: (req: express.Request, res: express.Response, ctx: Ctx) => Promise<void>) =>
     (req: express.Request, res: express.Response) => {
+      if (running >= o.maxConcurrentQueries) {
+        options.onLimit?.('max_concurrent_queries');
+        res.status(429).set('Retry-After', '1').type('text/plain').send('too many outstanding requests\n');
+        return;
+      }
+      running++;
       const gone = new AbortController();
       res.once('close', () => {
         if (!res.writableFinished) gone.abort();
@@ -107,7 +117,12 @@ export function createLokiApi(source: LogSource, options: LokiApiOptions = {}): 
       const signal = AbortSignal.any([timeout, gone.signal]);
       const limits: EngineLimits = { maxSeries: o.maxQuerySeries, signal, timedOut: () => timeout.aborted };
       const text = (status: number, message: string) => res.status(status).type('text/plain').send(`${message}\n`);
-      handler(req, res, { signal, limits }).catch((err: unknown) => {
+      const done = handler(req, res, { signal, limits });
+      done.then(
+        () => running--,
+        () => running--,
+      );
+      done.catch((err: unknown) => {
         if (res.headersSent || gone.signal.aborted) return;
         if (err instanceof BadRequest || err instanceof ParseError || err instanceof QueryError) {
           const limit =

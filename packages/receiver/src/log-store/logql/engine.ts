@@ -66,6 +66,7 @@ export async function runLogQuery(
   if (window.limit <= 0) return out;
   for await (const entry of source.select(selection)) {
     checkAbort(limits, ++stats.linesProcessed);
+    if (stats.linesProcessed % YIELD_EVERY === 0) await yieldToEventLoop();
     stats.bytesProcessed += entry.line.length;
     if (entry.timeNs < window.startNs || entry.timeNs >= window.endNs) continue;
     const r = pipeline(entry);
@@ -80,6 +81,10 @@ export async function runLogQuery(
 function checkAbort(limits: EngineLimits, n: number): void {
   if ((n & 255) === 0 && limits.signal?.aborted) throw new QueryAbortedError(limits.timedOut?.() ?? false);
 }
+
+/** Lines between two yields to the event loop: a long query does not hold up intake and other requests. */
+const YIELD_EVERY = 4096;
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
  * What a source may use to skip data: substrings every line must hold (`|=` filters before any
@@ -261,6 +266,7 @@ async function rangeAggregation(
   let sorted = true;
   for await (const entry of source.select(selection)) {
     checkAbort(limits, ++stats.linesProcessed);
+    if (stats.linesProcessed % YIELD_EVERY === 0) await yieldToEventLoop();
     stats.bytesProcessed += entry.line.length;
     if (entry.timeNs <= base || entry.timeNs > last) continue;
     let key: string;
