@@ -374,6 +374,7 @@ test('past maxConcurrentQueries a request is refused 429 with Retry-After, and c
   const slow = new MemoryLogSource();
   slow.select = async function* (): AsyncIterable<LokiEntry> {
     await held;
+    yield* [];
   };
   const s = await start(slow, { maxConcurrentQueries: 1 });
   limitHits.length = 0;
