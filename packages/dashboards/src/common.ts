@@ -3,13 +3,16 @@
  * selectors over the span metrics, and small builders for the panel shapes used again and again.
  */
 import * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
+import * as loki from '@grafana/grafana-foundation-sdk/loki';
 import * as prometheus from '@grafana/grafana-foundation-sdk/prometheus';
 
 /** Datasource uids, fixed in grafana/provisioning/datasources/datasources.yaml. */
 export const PROMETHEUS_UID = 'prometheus';
 export const TEMPO_UID = 'tempo';
 
+export const LOKI_UID = 'loki';
 export const PROMETHEUS = { type: 'prometheus', uid: PROMETHEUS_UID };
+export const LOKI = { type: 'loki', uid: LOKI_UID };
 export const TEMPO = { type: 'tempo', uid: TEMPO_UID };
 
 /** Span metrics of the chosen environment, namespace and services. */
@@ -72,6 +75,25 @@ export function queryVariable(
     .includeAll(true)
     .allValue('.*')
     .current({ selected: true, text: ['All'], value: ['$__all'] });
+}
+
+/**
+ * Log streams of the chosen environment, namespace and services (stream labels of OTLP logs in Loki:
+ * service.name, service.namespace and deployment.environment.name). `service_name=~".+"` keeps the
+ * selector valid when every variable is All (`.*`): Loki refuses a selector that matches the empty value.
+ */
+export const LOG_STREAMS =
+  'service_name=~".+", service_name=~"$service", service_namespace=~"$service_namespace", deployment_environment_name=~"$environment"';
+
+/** A Loki range query (logs, or a metric query over logs). */
+export function logql(expr: string, legend = '', refId = 'A'): loki.DataqueryBuilder {
+  const q = new loki.DataqueryBuilder()
+    .datasource(LOKI)
+    .expr(expr)
+    .refId(refId)
+    .range(true)
+    .editorMode(loki.QueryEditorMode.Code);
+  return legend ? q.legendFormat(legend) : q;
 }
 
 /** A Prometheus range query. */

@@ -8,7 +8,7 @@ import { PRODUCT_USAGE_UID, productUsage } from './dashboards/product-usage';
 import { SERVICE_DETAIL_UID, serviceDetail } from './dashboards/service-detail';
 import { SERVICES_OVERVIEW_UID, servicesOverview } from './dashboards/services-overview';
 
-export { PROMETHEUS_UID, TEMPO_UID } from './common';
+export { LOKI_UID, PROMETHEUS_UID, TEMPO_UID } from './common';
 export * from './queries';
 export { PIPELINE_HEALTH_UID, PRODUCT_USAGE_UID, SERVICE_DETAIL_UID, SERVICES_OVERVIEW_UID };
 

@@ -100,6 +100,40 @@ export function panelQueries(d: dashboard.Dashboard): PanelQuery[] {
   return out;
 }
 
+/** A LogQL query of a panel (Loki datasource). */
+export interface LokiPanelQuery {
+  dashboard: string;
+  panel: string;
+  refId: string;
+  /** The expression as written in the dashboard (variables not substituted). */
+  expr: string;
+  /** A log query (a stream selector and stages), else a metric query over logs. */
+  logs: boolean;
+  /** The line limit a logs query asks for, when the panel sets one. */
+  maxLines?: number;
+}
+
+/** Every Loki query of every panel, including those in rows. */
+export function lokiQueries(d: dashboard.Dashboard): LokiPanelQuery[] {
+  const out: LokiPanelQuery[] = [];
+  for (const p of allPanels(d)) {
+    if (p.type === 'row') continue;
+    for (const t of (p.targets ?? []) as (TargetLike & { maxLines?: number })[]) {
+      const type = t.datasource?.type ?? p.datasource?.type;
+      if (type !== 'loki' || t.expr === undefined) continue;
+      out.push({
+        dashboard: d.title ?? '',
+        panel: p.title ?? '(untitled)',
+        refId: t.refId ?? 'A',
+        expr: t.expr,
+        logs: t.expr.trim().startsWith('{'),
+        ...(t.maxLines !== undefined ? { maxLines: t.maxLines } : {}),
+      });
+    }
+  }
+  return out;
+}
+
 export interface VariableQuery {
   name: string;
   /** label_values(...) or query_result(...) as written. */

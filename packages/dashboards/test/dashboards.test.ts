@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import * as units from '@grafana/grafana-foundation-sdk/units';
 import * as YAML from 'yaml';
-import { allPanels, dashboards, panelQueries, render, variableQueries } from '../src';
+import { allPanels, dashboards, lokiQueries, panelQueries, render, variableQueries } from '../src';
 import { DASHBOARDS_DIR, staleFiles } from '../src/generate';
 
 const ROOT = path.resolve(__dirname, '../../..');
@@ -16,12 +16,19 @@ const committed = Object.fromEntries(
 );
 
 /** Panel types used here, as the foundation SDK names them (its panel builders' `type`). */
-const PANEL_TYPES = new Set(['row', 'timeseries', 'table', 'stat', 'bargauge', 'heatmap', 'nodeGraph']);
+const PANEL_TYPES = new Set(['row', 'timeseries', 'table', 'stat', 'bargauge', 'heatmap', 'nodeGraph', 'logs']);
 
 const KNOWN_UNITS = new Set<string>(Object.values(units).filter((u) => typeof u === 'string'));
 
 interface Datasources {
-  datasources: { name: string; type: string; uid: string; url: string; jsonData?: Record<string, unknown> }[];
+  datasources: {
+    name: string;
+    type: string;
+    uid: string;
+    url: string;
+    jsonData?: Record<string, unknown>;
+    secureJsonData?: Record<string, string>;
+  }[];
 }
 const provisioning = (variant: string) =>
   YAML.parse(
@@ -66,11 +73,12 @@ describe.each(Object.entries(committed))('%s', (_file, d) => {
     }
   });
 
-  test('every panel has a title, a description, a unit and queries with distinct refIds', () => {
+  test('every panel has a title, a description, a unit (but log lists) and queries with distinct refIds', () => {
     for (const p of panels) {
       const where = `${d.title} / ${p.title}`;
       expect([where, p.title?.length ?? 0]).not.toEqual([where, 0]);
       expect([where, (p.description ?? '').length > 20]).toEqual([where, true]);
+      if (p.type === 'logs') continue;
       expect([where, p.fieldConfig?.defaults?.unit ?? '']).not.toEqual([where, '']);
       // A unit Grafana knows (the foundation SDK's list), not a free-form suffix.
       expect([where, KNOWN_UNITS.has(p.fieldConfig?.defaults?.unit ?? '')]).toEqual([where, true]);
@@ -86,7 +94,7 @@ describe.each(Object.entries(committed))('%s', (_file, d) => {
   });
 
   test('every range selector is $__rate_interval or $__range, never a fixed window', () => {
-    for (const q of panelQueries(d).filter((q) => q.origin === 'target')) {
+    for (const q of [...panelQueries(d).filter((q) => q.origin === 'target'), ...lokiQueries(d)]) {
       const windows = [...q.expr.matchAll(/\[([^\]]+)\]/g)].map((m) => m[1]);
       for (const w of windows)
         expect([q.panel, w]).toEqual([q.panel, expect.stringMatching(/^\$__(rate_interval|range)$/)]);
@@ -116,25 +124,28 @@ describe.each(Object.entries(committed))('%s', (_file, d) => {
   );
 });
 
-test('both provisioning variants agree on everything but where Tempo is (and the receiver token it needs)', () => {
+test('both provisioning variants agree on everything but where Tempo and Loki are (and the receiver token they need)', () => {
   const a = provisioning('provisioning');
   const b = provisioning('provisioning-embedded');
-  // The embedded variant's Tempo is the receiver's admin port, which sends its admin token.
+  // The embedded variant's Tempo and Loki are the receiver's admin port, which needs its admin token.
   const strip = (x: Datasources) =>
     x.datasources.map((ds) => {
-      if (ds.type !== 'tempo') return ds;
-      const { secureJsonData: _token, ...rest } = ds as typeof ds & { secureJsonData?: unknown };
+      if (ds.type !== 'tempo' && ds.type !== 'loki') return ds;
+      const { secureJsonData: _token, ...rest } = ds;
       const { httpHeaderName1: _header, ...jsonData } = ds.jsonData ?? {};
-      return { ...rest, url: '(tempo)', jsonData };
+      return { ...rest, url: `(${ds.type})`, jsonData };
     });
   expect(strip(b)).toEqual(strip(a));
-  const embeddedTempo = b.datasources.find((ds) => ds.type === 'tempo') as Datasources['datasources'][number] & {
-    secureJsonData?: Record<string, string>;
-  };
-  expect(embeddedTempo.jsonData?.httpHeaderName1).toBe('Authorization');
-  expect(embeddedTempo.secureJsonData?.httpHeaderValue1).toBe('Bearer ${SONDE_ADMIN_TOKEN}');
+  for (const type of ['tempo', 'loki']) {
+    const embedded = b.datasources.find((ds) => ds.type === type)!;
+    expect(embedded.jsonData?.httpHeaderName1).toBe('Authorization');
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's environment variable syntax
+    expect(embedded.secureJsonData?.httpHeaderValue1).toBe('Bearer ${SONDE_ADMIN_TOKEN}');
+    expect(embedded.url).toBe('http://receiver:9464');
+    expect(a.datasources.find((ds) => ds.type === type)?.secureJsonData).toBeUndefined();
+  }
   expect(a.datasources.find((ds) => ds.type === 'tempo')?.url).toBe('http://tempo:3200');
-  expect(b.datasources.find((ds) => ds.type === 'tempo')?.url).toBe('http://receiver:9464');
+  expect(a.datasources.find((ds) => ds.type === 'loki')?.url).toBe('http://loki:3100');
   const prom = a.datasources.find((ds) => ds.type === 'prometheus')!;
   const destinations = prom.jsonData?.exemplarTraceIdDestinations as { name: string; datasourceUid: string }[];
   expect(destinations.map((e) => e.name).sort()).toEqual(['traceID', 'trace_id']);
@@ -142,6 +153,48 @@ test('both provisioning variants agree on everything but where Tempo is (and the
   const tempo = a.datasources.find((ds) => ds.type === 'tempo')!.jsonData as Record<string, { datasourceUid?: string }>;
   expect(tempo.serviceMap.datasourceUid).toBe('prometheus');
   expect(tempo.tracesToMetrics.datasourceUid).toBe('prometheus');
+});
+
+test('logs and traces link both ways: derived field trace_id → Tempo, traces to logs → Loki', () => {
+  for (const variant of ['provisioning', 'provisioning-embedded']) {
+    const ds = provisioning(variant).datasources;
+    const loki = ds.find((d) => d.type === 'loki')!;
+    expect(loki.uid).toBe('loki');
+    expect(loki.jsonData?.derivedFields).toEqual([
+      {
+        name: 'TraceID',
+        matcherType: 'label',
+        matcherRegex: '^trace_id$',
+        datasourceUid: 'tempo',
+        // `$$` is Grafana's escape of `$` in provisioning files.
+        url: '$${__value.raw}',
+        urlDisplayLabel: 'View trace',
+      },
+    ]);
+    const t2l = ds.find((d) => d.type === 'tempo')!.jsonData?.tracesToLogsV2 as Record<string, unknown>;
+    expect(t2l).toEqual({
+      datasourceUid: 'loki',
+      spanStartTimeShift: '-2s',
+      spanEndTimeShift: '2s',
+      tags: [{ key: 'service.name', value: 'service_name' }],
+      filterByTraceID: true,
+      filterBySpanID: false,
+      customQuery: true,
+      query: '{$${__tags}} | trace_id="$${__trace.traceId}"',
+    });
+  }
+});
+
+test('the service-detail dashboard has a logs panel and an error-logs rate over the Loki datasource', () => {
+  const q = lokiQueries(generated['service-detail.json']);
+  expect(q.map((x) => [x.panel, x.logs])).toEqual([
+    ['Error logs per second', false],
+    ['Logs', true],
+  ]);
+  for (const x of q) expect(x.expr).toContain('service_name=~"$service"');
+  expect(q[0].expr).toMatch(
+    /^sum by \(service_name, detected_level\) \(rate\(\{.*\} \| detected_level=~"error\|fatal\|critical" \[\$__rate_interval\]\)\)$/,
+  );
 });
 
 test('the dashboards provider points where compose mounts grafana/dashboards', () => {

@@ -4,9 +4,17 @@ export type { ReceiverConfig, ReceiverConfigInput } from './config/schema';
 export { LokiExporter, lokiEndpoint } from './export/loki-exporter';
 export { OtlpHttpExporter, type OtlpHttpExporterOptions } from './export/otlp-http-exporter';
 export { parseHeaders, TempoExporter, type TempoExporterOptions, tempoEndpoint } from './export/tempo-exporter';
+export { createLokiApi, LOKI_API_DEFAULTS, type LokiApiOptions } from './log-store/api';
 export { LogDb } from './log-store/log-db';
 export { LogStore, type LogStoreOptions } from './log-store/log-store';
-export type { LabelMatcher, LogSelection, LogSource, LokiEntry } from './log-store/loki-entry';
+export {
+  type LabelMatcher,
+  type LogSelection,
+  type LogSource,
+  type LokiEntry,
+  toLokiEntries,
+} from './log-store/loki-entry';
+export { MemoryLogSource } from './log-store/memory-source';
 export { createLogger } from './logger';
 export * from './model';
 export {

@@ -22,6 +22,7 @@ import { ExportHandler } from './intake/export-handler';
 import { bindGrpc, createGrpcIntake } from './intake/grpc';
 import { createHttpIntake } from './intake/http';
 import { applyServerLimits, headersTimeoutOf, type ServerLimits } from './intake/server-limits';
+import { createLokiApi, type LokiApiOptions } from './log-store/api';
 import { LogStore } from './log-store/log-store';
 import { createLogger, type Logger } from './logger';
 import { ITEM_NAME, SIGNALS } from './model';
@@ -218,7 +219,10 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     const security = openSecurity(config, logger, watched);
     const adminAddress = config.admin.address;
     if (adminAddress !== 'off') {
-      const routers = traceStore ? [createTempoApi(traceStore, logger)] : [];
+      const routers = [
+        ...(traceStore ? [createTempoApi(traceStore, logger)] : []),
+        ...(logStore ? [createLokiApi(logStore, lokiApiOptions(config, metrics, logger))] : []),
+      ];
       const app = createAdminApp(metrics, recent, { ready: () => listening && !draining }, stores, routers, {
         logger,
         maxPipelinedRequests: config.admin.max_pipelined_requests,
@@ -334,6 +338,20 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     return closing;
   };
   return { addresses, pipeline, metrics, logger, recent, traceStore, logStore, close };
+}
+
+/** Loki's query API over the log store: log_store's query limits, hits counted as limit_hits{signal="logs"}. */
+function lokiApiOptions(config: ReceiverConfig, metrics: SelfMetrics, logger: Logger): LokiApiOptions {
+  const c = config.log_store;
+  return {
+    maxEntriesLimitPerQuery: c.max_entries_limit_per_query,
+    maxQuerySeries: c.max_query_series,
+    maxQueryLengthNs: BigInt(c.max_query_length) * 1_000_000n,
+    queryTimeoutMs: c.query_timeout,
+    maxConcurrentQueries: c.max_concurrent_queries,
+    onLimit: (limit) => metrics.limitHits.inc({ signal: 'logs', limit }),
+    logger: logger.child({ component: 'loki-api' }),
+  };
 }
 
 /** The embedded trace store (trace_store.enabled: auto = when no Tempo endpoint is set), opened. */

@@ -23,7 +23,13 @@ export type LimitName =
   | 'max_pipelined_requests'
   | 'max_histogram_buckets'
   | 'max_label_value_length'
-  | 'max_labels_per_series';
+  | 'max_labels_per_series'
+  /** Loki's query API (log_store.*; signal="logs"): refused queries. */
+  | 'max_entries_limit_per_query'
+  | 'max_query_series'
+  | 'max_query_length'
+  | 'max_concurrent_queries'
+  | 'query_timeout';
 
 const ITEM_METRIC: Record<Signal, string> = { traces: 'spans', metrics: 'metric_points', logs: 'log_records' };
 

@@ -1,14 +1,28 @@
 /**
  * Service detail: per-operation rate, errors and duration (percentiles and a heatmap with exemplars),
- * the service's dependencies in and out (service graph edges), its Node runtime, and its events and
- * errors.
+ * the service's dependencies in and out (service graph edges), its Node runtime, its events and
+ * errors, and its logs (Loki datasource).
  */
+
+import * as common from '@grafana/grafana-foundation-sdk/common';
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import * as heatmap from '@grafana/grafana-foundation-sdk/heatmap';
+import * as logs from '@grafana/grafana-foundation-sdk/logs';
 import * as prometheus from '@grafana/grafana-foundation-sdk/prometheus';
 import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
 import * as units from '@grafana/grafana-foundation-sdk/units';
-import { baseDashboard, ENTRY, IN_ENVIRONMENT, JOB, promql, ratio, SPANS, standardVariables } from '../common';
+import {
+  baseDashboard,
+  ENTRY,
+  IN_ENVIRONMENT,
+  JOB,
+  LOG_STREAMS,
+  logql,
+  promql,
+  ratio,
+  SPANS,
+  standardVariables,
+} from '../common';
 import { row } from '../layout';
 
 export const SERVICE_DETAIL_UID = 'sonde-service-detail';
@@ -174,5 +188,34 @@ export function serviceDetail(): dashboard.Dashboard {
         ),
       ),
   ]);
+  row(
+    d,
+    'Logs',
+    [
+      new timeseries.PanelBuilder()
+        .title('Error logs per second')
+        .description(
+          'Log lines at level error, fatal or critical per second, by service and level (detected_level: the OTLP severity, as Loki derives it).',
+        )
+        .unit(units.CountsPerSecond)
+        .withTarget(
+          logql(
+            `sum by (service_name, detected_level) (rate({${LOG_STREAMS}} | detected_level=~"error|fatal|critical" [$__rate_interval]))`,
+            '{{service_name}} {{detected_level}}',
+          ),
+        ),
+      new logs.PanelBuilder()
+        .title('Logs')
+        .description(
+          'The log lines of the chosen services, newest first. Open a line for its structured metadata; its trace_id links to the trace in Tempo.',
+        )
+        .showTime(true)
+        .enableLogDetails(true)
+        .wrapLogMessage(true)
+        .sortOrder(common.LogsSortOrder.Descending)
+        .withTarget(logql(`{${LOG_STREAMS}}`)),
+    ],
+    10,
+  );
   return d.build();
 }

@@ -427,6 +427,14 @@ export const configSchema = z.strictObject({
       query_timeout: duration.default(30_000).refine((ms) => ms > 0, 'must be more than 0'),
       /** Reader threads answering log queries. */
       query_workers: positiveInt.max(64).default(2),
+      /** Loki's query API: the largest `limit` a log query may ask for (Loki's max_entries_limit_per_query). */
+      max_entries_limit_per_query: positiveInt.default(5000),
+      /** Loki's query API: series a metric query may return (Loki's max_query_series). */
+      max_query_series: positiveInt.default(500),
+      /** Loki's query API: the longest time range a query may cover (Loki's max_query_length). */
+      max_query_length: duration.default(721 * 3600_000),
+      /** Loki's query API: queries answered at once; more are refused with 429 + Retry-After. */
+      max_concurrent_queries: positiveInt.default(8),
     })
     .prefault({}),
   // --- end log_store ---
