@@ -355,59 +355,42 @@ function lokiApiOptions(config: ReceiverConfig, metrics: SelfMetrics, logger: Lo
 }
 
 /** The embedded trace store (trace_store.enabled: auto = when no Tempo endpoint is set), opened. */
-async function openTraceStore(config: ReceiverConfig, metrics: SelfMetrics, logger: Logger) {
+function openTraceStore(config: ReceiverConfig, metrics: SelfMetrics, logger: Logger) {
   const c = config.trace_store;
   if (!(c.enabled === true || (c.enabled === 'auto' && !config.tempo.endpoint))) return undefined;
-  const store = new TraceStore(
-    {
-      path: isAbsolute(c.path) ? c.path : join(config.data_dir, c.path),
-      retentionMs: c.retention,
-      maxBytes: c.max_size,
-      queueBytes: c.queue_size,
-      onFull: c.on_full,
-      batchMaxBytes: c.batch_max_size,
-      flushIntervalMs: c.batch_timeout,
-      retentionIntervalMs: c.retention_check_interval,
-      indexedAttributes: c.indexed_attributes,
-      durability: c.durability,
-      walSyncIntervalMs: c.wal_sync_interval,
-      queryTimeoutMs: c.query_timeout,
-      queryWorkers: c.query_workers,
-    },
-    metrics.registry,
-    logger.child({ component: 'trace-store' }),
-  );
-  try {
-    await store.start();
-  } catch (err) {
-    await store.shutdown();
-    throw err;
-  }
-  return store;
+  const options = { ...embeddedStoreOptions(config, c), indexedAttributes: c.indexed_attributes };
+  return started(new TraceStore(options, metrics.registry, logger.child({ component: 'trace-store' })));
 }
 
 /** The embedded log store (log_store.enabled: auto = when no Loki endpoint is set), opened. */
-async function openLogStore(config: ReceiverConfig, metrics: SelfMetrics, logger: Logger) {
+function openLogStore(config: ReceiverConfig, metrics: SelfMetrics, logger: Logger) {
   const c = config.log_store;
   if (!(c.enabled === true || (c.enabled === 'auto' && !config.loki.endpoint))) return undefined;
-  const store = new LogStore(
-    {
-      path: isAbsolute(c.path) ? c.path : join(config.data_dir, c.path),
-      retentionMs: c.retention,
-      maxBytes: c.max_size,
-      queueBytes: c.queue_size,
-      onFull: c.on_full,
-      batchMaxBytes: c.batch_max_size,
-      flushIntervalMs: c.batch_timeout,
-      retentionIntervalMs: c.retention_check_interval,
-      durability: c.durability,
-      walSyncIntervalMs: c.wal_sync_interval,
-      queryTimeoutMs: c.query_timeout,
-      queryWorkers: c.query_workers,
-    },
-    metrics.registry,
-    logger.child({ component: 'log-store' }),
+  return started(
+    new LogStore(embeddedStoreOptions(config, c), metrics.registry, logger.child({ component: 'log-store' })),
   );
+}
+
+/** The options both stores take, from their config section (the keys config/schema.ts's embeddedStore gives both). */
+function embeddedStoreOptions(config: ReceiverConfig, c: ReceiverConfig['trace_store'] | ReceiverConfig['log_store']) {
+  return {
+    path: isAbsolute(c.path) ? c.path : join(config.data_dir, c.path),
+    retentionMs: c.retention,
+    maxBytes: c.max_size,
+    queueBytes: c.queue_size,
+    onFull: c.on_full,
+    batchMaxBytes: c.batch_max_size,
+    flushIntervalMs: c.batch_timeout,
+    retentionIntervalMs: c.retention_check_interval,
+    durability: c.durability,
+    walSyncIntervalMs: c.wal_sync_interval,
+    queryTimeoutMs: c.query_timeout,
+    queryWorkers: c.query_workers,
+  };
+}
+
+/** A store once started (its log replayed); shut down again when it cannot start. */
+async function started<T extends { start(): Promise<void>; shutdown(): Promise<void> }>(store: T): Promise<T> {
   try {
     await store.start();
   } catch (err) {

@@ -167,6 +167,43 @@ const serverLimits = (maxConnections: number) => ({
   max_connections: z.number().int().nonnegative().default(maxConnections),
 });
 
+/**
+ * The keys both embedded stores (trace_store, log_store) have: they run on one engine (src/blob-store/).
+ * `file` is the default database file in data_dir; `auto` turns a store on when its backend (tempo.endpoint,
+ * loki.endpoint) is empty.
+ */
+const embeddedStore = (file: string) => ({
+  /** Keep the signal in an embedded database and answer the backend's query API on the admin port: auto = when the backend's endpoint is empty. */
+  enabled: z
+    .union([z.enum(['auto', 'true', 'false']), z.boolean()])
+    .default('auto')
+    .transform((v) => (v === 'true' ? true : v === 'false' ? false : v)),
+  /** The SQLite file, relative to data_dir (or absolute). */
+  path: z.string().min(1).default(file),
+  /** Items older than this (by arrival) are removed. */
+  retention: duration.default(24 * 3600_000),
+  /** Size bound of the database; the oldest items are removed past it. */
+  max_size: size.default(1024 * 1024 * 1024),
+  /** Bound of the write queue (protobuf bytes waiting for the writer thread). */
+  queue_size: size.default(64 * 1024 * 1024),
+  /** When the write queue is full: refuse new requests with 503 + Retry-After, or accept them without storing (drop, counted). */
+  on_full: z.enum(['refuse', 'drop']).default('refuse'),
+  /** wal: a request is journaled (fdatasynced) before it is acknowledged, and replayed after a crash; memory: acknowledged once queued (a crash loses the queue). */
+  durability: z.enum(['wal', 'memory']).default('wal'),
+  /** With durability: wal, how long the log waits to gather concurrent requests into one write and fdatasync (0: none; each sync takes the requests that arrived during the previous one). */
+  wal_sync_interval: duration.default(0),
+  /** A write transaction takes at most this many bytes of requests (fewer, larger transactions cost less per item)... */
+  batch_max_size: size.default(16 * 1024 * 1024),
+  /** ...and waits at most this long for more. */
+  batch_timeout: duration.default(100),
+  /** How often retention runs. */
+  retention_check_interval: duration.default(30_000),
+  /** A query running longer is answered 504 and stopped. */
+  query_timeout: duration.default(30_000).refine((ms) => ms > 0, 'must be more than 0'),
+  /** Reader threads answering queries: a slow query holds one of them (at most query_timeout). */
+  query_workers: positiveInt.max(64).default(2),
+});
+
 export const configSchema = z.strictObject({
   otlp: z
     .strictObject({
@@ -359,74 +396,18 @@ export const configSchema = z.strictObject({
   // --- trace_store (embedded trace store with Tempo's query API: src/trace-store/) ---
   trace_store: z
     .strictObject({
-      /** Keep traces in an embedded database and answer Tempo's query API on the admin port: auto = when tempo.endpoint is empty. */
-      enabled: z
-        .union([z.enum(['auto', 'true', 'false']), z.boolean()])
-        .default('auto')
-        .transform((v) => (v === 'true' ? true : v === 'false' ? false : v)),
-      /** The SQLite file, relative to data_dir (or absolute). */
-      path: z.string().min(1).default('traces.db'),
-      /** Spans older than this (by arrival) are removed. */
-      retention: duration.default(24 * 3600_000),
-      /** Size bound of the database; the oldest spans are removed past it. */
-      max_size: size.default(1024 * 1024 * 1024),
-      /** Bound of the write queue (protobuf bytes waiting for the writer thread). */
-      queue_size: size.default(64 * 1024 * 1024),
-      /** When the write queue is full: refuse new spans with 503 + Retry-After, or accept them without storing (drop, counted). */
-      on_full: z.enum(['refuse', 'drop']).default('refuse'),
-      /** wal: a request is journaled (fdatasynced) before it is acknowledged, and replayed after a crash; memory: acknowledged once queued (a crash loses the queue). */
-      durability: z.enum(['wal', 'memory']).default('wal'),
-      /** With durability: wal, how long the log waits to gather concurrent requests into one write and fdatasync (0: none; each sync takes the requests that arrived during the previous one). */
-      wal_sync_interval: duration.default(0),
-      /** A write transaction takes at most this many bytes of requests (fewer, larger transactions cost less per span)... */
-      batch_max_size: size.default(16 * 1024 * 1024),
-      /** ...and waits at most this long for more. */
-      batch_timeout: duration.default(100),
-      /** How often retention runs. */
-      retention_check_interval: duration.default(30_000),
+      ...embeddedStore('traces.db'),
       /** Attribute keys (on spans or resources) indexed for tag search; service.name, name, status, kind and duration always are. */
       indexed_attributes: z
         .array(z.string().min(1))
         .default(['http.route', 'http.request.method', 'http.response.status_code', 'db.system.name']),
-      /** A Tempo API query (search, trace by id, tag names or values) running longer is answered 504 and stopped. */
-      query_timeout: duration.default(30_000).refine((ms) => ms > 0, 'must be more than 0'),
-      /** Reader threads answering queries: a slow query holds one of them (at most query_timeout). */
-      query_workers: positiveInt.max(64).default(2),
     })
     .prefault({}),
   // --- end trace_store ---
-  // --- log_store (embedded log store, on the trace store's engine: src/log-store/, src/blob-store/) ---
+  // --- log_store (embedded log store with Loki's query API, on the same engine: src/log-store/, src/blob-store/) ---
   log_store: z
     .strictObject({
-      /** Keep logs in an embedded database (read by Loki's query API): auto = when loki.endpoint is empty. */
-      enabled: z
-        .union([z.enum(['auto', 'true', 'false']), z.boolean()])
-        .default('auto')
-        .transform((v) => (v === 'true' ? true : v === 'false' ? false : v)),
-      /** The SQLite file, relative to data_dir (or absolute). */
-      path: z.string().min(1).default('logs.db'),
-      /** Records older than this (by arrival) are removed. */
-      retention: duration.default(24 * 3600_000),
-      /** Size bound of the database; the oldest records are removed past it. */
-      max_size: size.default(1024 * 1024 * 1024),
-      /** Bound of the write queue (protobuf bytes waiting for the writer thread). */
-      queue_size: size.default(64 * 1024 * 1024),
-      /** When the write queue is full: refuse new records with 503 + Retry-After, or accept them without storing (drop, counted). */
-      on_full: z.enum(['refuse', 'drop']).default('refuse'),
-      /** wal: a request is journaled (fdatasynced) before it is acknowledged, and replayed after a crash; memory: acknowledged once queued. */
-      durability: z.enum(['wal', 'memory']).default('wal'),
-      /** With durability: wal, how long the log waits to gather concurrent requests into one write and fdatasync. */
-      wal_sync_interval: duration.default(0),
-      /** A write transaction takes at most this many bytes of requests... */
-      batch_max_size: size.default(16 * 1024 * 1024),
-      /** ...and waits at most this long for more. */
-      batch_timeout: duration.default(100),
-      /** How often retention runs. */
-      retention_check_interval: duration.default(30_000),
-      /** A log query (a page of a selection, label names or values, series, stats) running longer is stopped (504). */
-      query_timeout: duration.default(30_000).refine((ms) => ms > 0, 'must be more than 0'),
-      /** Reader threads answering log queries. */
-      query_workers: positiveInt.max(64).default(2),
+      ...embeddedStore('logs.db'),
       /** Loki's query API: the largest `limit` a log query may ask for (Loki's max_entries_limit_per_query). */
       max_entries_limit_per_query: positiveInt.default(5000),
       /** Loki's query API: series a metric query may return (Loki's max_query_series). */
