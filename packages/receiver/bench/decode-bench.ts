@@ -4,11 +4,11 @@
  * generic message objects to the same model (ids to hex, Long to bigint, AnyValue to the model's
  * representation). Both outputs are checked deep-equal before anything is timed.
  */
+import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import protobuf from 'protobufjs';
-import { COMMON_PROTO, RESOURCE_PROTO, TRACE_PROTO, TRACE_SERVICE_PROTO } from './otlp-proto.ts';
 import type { Payload } from './payloads.ts';
 import {
   type AnyValue,
@@ -27,14 +27,17 @@ const LIMITS = { maxAnyValueDepth: 32, maxDecodedStructures: 4_000_000 };
  * A full GC between rounds, so that one decoder's garbage is not collected on another's time.
  * (`--expose-gc` set at run time; the function comes from a fresh context, where it is defined.)
  */
+/** opentelemetry-proto's .proto files, shipped with the package for gRPC reflection. */
+const PROTO_DIR = join(import.meta.dirname, '..', 'proto');
+
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
-/** The OTLP ExportTraceServiceRequest type, from the .proto text. */
+/** The OTLP ExportTraceServiceRequest type, from the opentelemetry-proto files the package ships (proto/). */
 export function loadRequestType(): protobuf.Type {
   const root = new protobuf.Root();
-  for (const text of [COMMON_PROTO, RESOURCE_PROTO, TRACE_PROTO, TRACE_SERVICE_PROTO])
-    protobuf.parse(text, root, { keepCase: false });
+  root.resolvePath = (_origin, target) => join(PROTO_DIR, target);
+  root.loadSync('opentelemetry/proto/collector/trace/v1/trace_service.proto', { keepCase: false });
   root.resolveAll();
   return root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest');
 }
