@@ -4,7 +4,8 @@
  * default: no Loki endpoint; durability: wal); the receiver is killed with SIGKILL as soon as every
  * export was acknowledged, then started again in process on the same data directory: every record is
  * returned by `receiver.logStore.select` (the LogSource the Loki API reads) with its body, level,
- * trace id and structured metadata, and by a trace id lookup.
+ * trace id and structured metadata, and by a trace id lookup; and by the admin port's Loki API as
+ * Grafana asks it: query_range (categorize-labels), `| trace_id="…"`, and the log volume query.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -148,4 +149,53 @@ test('records sent by the OpenTelemetry logs exporters are stored, survive kill 
   expect(await store.labelValues('service_name', window.startNs, window.endNs)).toStrictEqual(
     transports.map((t) => `shop-${t.name}`).sort(),
   );
+
+  // The same through Loki's query API on the admin port, as Grafana's Loki datasource sends it.
+  const loki = async (query: string, extra: Record<string, string> = {}) => {
+    const qs = new URLSearchParams({
+      query,
+      start: String(window.startNs),
+      end: String(window.endNs),
+      limit: '1000',
+      direction: 'backward',
+      ...extra,
+    });
+    const res = await fetch(`http://${receiver?.addresses.admin}/loki/api/v1/query_range?${qs}`, {
+      headers: { 'X-Loki-Response-Encoding-Flags': 'categorize-labels' },
+    });
+    expect(res.status).toBe(200);
+    return (await res.json()) as { data: { resultType: string; result: Record<string, unknown>[] } };
+  };
+  for (const [i, t] of transports.entries()) {
+    const logs = await loki(`{service_name="shop-${t.name}"} | trace_id="${traceIdOf(i)}"`);
+    expect(logs.data.resultType).toBe('streams');
+    expect(logs.data.result).toStrictEqual([
+      {
+        stream: { service_name: `shop-${t.name}`, deployment_environment_name: 'e2e' },
+        values: [
+          [
+            expect.stringMatching(/^\d{19}$/),
+            `payment failed via ${t.name}`,
+            {
+              structuredMetadata: expect.objectContaining({
+                trace_id: traceIdOf(i),
+                detected_level: 'error',
+                severity_text: 'ERROR',
+                order_id: `o-${i}`,
+              }),
+            },
+          ],
+        ],
+      },
+    ]);
+  }
+  // Grafana's log volume query: one record of level error per service.
+  const volume = await loki(
+    'sum by (level, detected_level) (count_over_time({service_name=~"shop-.+"} | drop __error__ [1h]))',
+    { step: '60000ms' },
+  );
+  expect(volume.data.resultType).toBe('matrix');
+  expect(volume.data.result.map((r) => r.metric)).toStrictEqual([{ detected_level: 'error' }]);
+  const values = (volume.data.result[0].values as [number, string][]).map((v) => Number(v[1]));
+  expect(Math.max(...values)).toBe(transports.length);
 }, 30_000);
