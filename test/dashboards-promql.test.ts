@@ -16,6 +16,9 @@
  *   threshold comparisons (`a > 0.072 and b > 0.072`): every operand must have data, i.e. the alert is
  *   able to fire on this data. Whether it fires at the right threshold is what promtool's unit tests
  *   prove (deploy/prometheus/rules/tests, run by test/deploy-offline.test.ts).
+ * - Loki: the same receiver keeps the shop's logs in its embedded log store (and exports them to the
+ *   flaky Loki stand-in as well), and every Loki query of the provisioned Grafana runs against its
+ *   admin port's Loki API (test/dashboards-logql.ts), in the same run of the shop.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -33,6 +36,7 @@ import {
 } from '@sonde/dashboards';
 import { type Receiver, startReceiver, validateConfig } from '@sonde/receiver';
 import * as YAML from 'yaml';
+import { describeLokiQueries } from './dashboards-logql';
 import { type Feed, startFeed } from './feed';
 import { type FlakyTempo, startFlakyTempo } from './feed/flaky-tempo';
 import { startMisbehavingClient } from './feed/misbehaving-client';
@@ -86,6 +90,8 @@ beforeAll(async () => {
         batch_timeout: '100ms',
         retry: { initial_interval: '50ms', max_interval: '200ms', max_elapsed_time: '5s' },
       },
+      // On by default only without loki.endpoint: both the export and the store, whose Loki API the Loki checks query.
+      log_store: { enabled: true },
     }),
   );
   receiver.pipeline.logs.addConsumer({
@@ -391,3 +397,9 @@ test('the feed sends business events as log records with an eventName, and the c
     await new Promise((r) => setTimeout(r, 500));
   expect(missing()).toEqual([]);
 }, 120_000);
+
+describeLokiQueries({
+  url: () => `http://${receiver.addresses.admin}`,
+  services: ['cart', 'payments', 'storefront'],
+  deadline: () => feedStart + DATA_DEADLINE_MS,
+});
