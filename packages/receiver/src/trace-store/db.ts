@@ -406,8 +406,7 @@ export class TraceDb extends SqliteBase {
     // at 1 again once every bucket is gone), so a cache of every id seen would grow without bound.
     const live = this.stmt('SELECT min(id) AS lo, max(id) AS hi FROM buckets').get();
     if (live?.lo == null) this.blooms.clear();
-    else
-      for (const id of this.blooms.keys()) if (id < Number(live.lo) || id > Number(live.hi)) this.blooms.delete(id);
+    else for (const id of this.blooms.keys()) if (id < Number(live.lo) || id > Number(live.hi)) this.blooms.delete(id);
     for (const b of buckets.all(startNs, endNs)) {
       const id = Number(b.id);
       const count = Number(b.rows);
