@@ -435,6 +435,32 @@ test('the trace index spans buckets: lookups find traces in each, retention remo
   expect(rows).toBe(kept);
 });
 
+test('the bloom filters a reader caches are those of the live buckets: retention drops the removed ones', () => {
+  // Bucket ids only grow (blob ids never come back), so a cache keyed by them that kept the removed
+  // buckets' filters (4 KiB each) would grow with every bucket a long-running store ever had.
+  const randomId = (n: number) => createHash('sha256').update(`live-${n}`).digest('hex').slice(0, 32);
+  const request = (from: number, n: number) => {
+    const data = decodeTraceRequest(traceRequest(traceId(1), 'many', 1), { maxAnyValueDepth: 32 });
+    const template = data[0].scopeSpans[0].spans[0];
+    data[0].scopeSpans[0].spans = Array.from({ length: n }, (_, i) => ({ ...template, traceId: randomId(from + i) }));
+    return encodeTraceRequest(data);
+  };
+  const liveBuckets = () => Number(db.db.prepare('SELECT count(*) AS n FROM buckets').get()?.n);
+  const now = Date.now();
+  // Rounds of one bucket's worth of traces, each older than the next by an hour; every round looks
+  // traces up (caching the filters), then retention keeps the last hour only.
+  for (let round = 0; round < 4; round++) {
+    const first = round * BUCKET_ROWS;
+    write(request(first, BUCKET_ROWS), now - (4 - round) * 3600_000 + 1);
+    expect(db.traceChunks(Buffer.from(randomId(first), 'hex'))).toHaveLength(1);
+    expect(db.traceChunks(Buffer.from(randomId(first + BUCKET_ROWS - 1), 'hex'))).toHaveLength(1);
+    db.enforceRetention(now - (3 - round) * 3600_000, 3600_000, 2 ** 40);
+    expect(db.traceChunks(Buffer.from(randomId(first), 'hex'))).toHaveLength(1);
+    expect(liveBuckets()).toBe(1);
+    expect(db.cachedBloomFilters()).toBeLessThanOrEqual(liveBuckets());
+  }
+});
+
 test('a bucket id reused after retention removed every bucket is not read through a stale bloom filter', () => {
   const randomId = (n: number) => createHash('sha256').update(`reuse-${n}`).digest('hex').slice(0, 32);
   const now = Date.now();

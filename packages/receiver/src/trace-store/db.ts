@@ -113,7 +113,8 @@ export class TraceDb extends SqliteBase {
   private bucket: WriterBucket | undefined;
   /**
    * A reader's bloom filters by bucket, with the row count and last blob they were read at (the newest
-   * one grows; a bucket id comes back after retention removed every bucket, blob ids never do).
+   * one grows; a bucket id comes back after retention removed every bucket, blob ids never do): those
+   * of the live buckets only, so at most 4 KiB per bucket in the database (traceRows).
    */
   private readonly blooms = new Map<number, { rows: number; lastBlob: number; bloom: Uint8Array }>();
 
@@ -385,6 +386,11 @@ export class TraceDb extends SqliteBase {
     return out;
   }
 
+  /** How many buckets' bloom filters this reader holds (4 KiB each). */
+  cachedBloomFilters(): number {
+    return this.blooms.size;
+  }
+
   /** A trace's rows (one per blob that holds its spans), optionally only those overlapping [startNs, endNs]. */
   private traceRows(traceId: Uint8Array, startNs = 0n, endNs = 2n ** 63n - 1n): TraceRow[] {
     const buckets = this.stmt(
@@ -396,7 +402,11 @@ export class TraceDb extends SqliteBase {
     );
     rows.setReadBigInts(true);
     const out: TraceRow[] = [];
-    if (this.blooms.size > 100_000) this.blooms.clear();
+    // Only the live buckets' filters are kept: retention removes buckets and ids only grow (they start
+    // at 1 again once every bucket is gone), so a cache of every id seen would grow without bound.
+    const live = this.stmt('SELECT min(id) AS lo, max(id) AS hi FROM buckets').get();
+    if (live?.lo == null) this.blooms.clear();
+    else for (const id of this.blooms.keys()) if (id < Number(live.lo) || id > Number(live.hi)) this.blooms.delete(id);
     for (const b of buckets.all(startNs, endNs)) {
       const id = Number(b.id);
       const count = Number(b.rows);
