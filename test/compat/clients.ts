@@ -63,7 +63,13 @@ function exporterOptions(e: Endpoints, t: Transport, signal: 'traces' | 'metrics
   return t === 'grpc' ? { url: e.grpc } : { url: `${e.http}/v1/${signal}` };
 }
 
+/**
+ * An HrTime as nanoseconds. Old lines (0.27) compute the nanosecond part in floating point, so it can
+ * come out as 551166416.0000001; their exporters then send `t[0] * 1e9 + t[1]` as a double (an integer
+ * at today's times): that sum, exactly, is what they put on the wire (onWire in otel-js-lines.test.ts).
+ */
 function hrNanos(t: [number, number]): bigint {
+  if (!Number.isInteger(t[1])) return BigInt(t[0] * 1e9 + t[1]);
   return BigInt(t[0]) * 1_000_000_000n + BigInt(t[1]);
 }
 
