@@ -87,3 +87,39 @@ export function startCli(args: string[], env: Record<string, string>): CliProces
     },
   };
 }
+
+/** Starts CLIs and kills (SIGKILL) whichever still run at `killAll`: for afterEach/afterAll. */
+export function cliTracker(): {
+  start(args: string[], env: Record<string, string>): CliProcess;
+  killAll(): Promise<void>;
+} {
+  const running: CliProcess[] = [];
+  return {
+    start(args, env) {
+      const cli = startCli(args, env);
+      running.push(cli);
+      return cli;
+    },
+    async killAll() {
+      for (const cli of running.splice(0)) {
+        if (cli.child.exitCode === null && cli.child.signalCode === null) {
+          cli.child.kill('SIGKILL');
+          await cli.exited;
+        }
+      }
+    },
+  };
+}
+
+/** Polls `cond` until it holds; fails with the receiver's output after `timeoutMs` or if `cli` exits first. */
+export async function untilCli(what: string, cond: () => boolean, cli: CliProcess, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    const state = `stdout: ${JSON.stringify(cli.lines)}; stderr: ${cli.stderr.join('')}`;
+    if (cli.child.exitCode !== null || cli.child.signalCode !== null) {
+      throw new Error(`sonde-receiver exited before ${what}; ${state}`);
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; ${state}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

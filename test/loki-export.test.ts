@@ -7,8 +7,6 @@
  * and are delivered after the restart.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -19,77 +17,27 @@ import { OTLPLogExporter as HttpProtoLogExporter } from '@opentelemetry/exporter
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs';
 import { decodeLogsRequest } from '@sonde/receiver';
-import { type CliProcess, startCli } from './cli';
+import { cliTracker, untilCli } from './cli';
+import { type RecordingBackend, startRecordingBackend } from './feed/recording-backend';
 import { tap } from './helpers';
 
-const running: CliProcess[] = [];
-
-function startTracked(args: string[], env: Record<string, string>): CliProcess {
-  const cli = startCli(args, env);
-  running.push(cli);
-  return cli;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `cond` until it holds; fails with the receiver's output after `timeoutMs` or if it exits first. */
-async function until(what: string, cond: () => boolean, cli: CliProcess, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    const state = `stdout: ${JSON.stringify(cli.lines)}; stderr: ${cli.stderr.join('')}`;
-    if (cli.child.exitCode !== null || cli.child.signalCode !== null) {
-      throw new Error(`sonde-receiver exited before ${what}; ${state}`);
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; ${state}`);
-    await sleep(20);
-  }
-}
-
-interface Push {
-  status: number;
-  path: string;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-}
-
-/** The stand-in Loki: answers `status` (503 while "down", then 204 with no body) and records every push. */
-let loki: Server;
-let status = 503;
-const pushes: Push[] = [];
+const clis = cliTracker();
+let loki: RecordingBackend;
 let work: string;
 
 beforeAll(async () => {
   work = mkdtempSync(path.join(tmpdir(), 'sonde-e2e-loki-'));
-  loki = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const answer = status;
-      pushes.push({ status: answer, path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks) });
-      if (answer === 204) res.writeHead(204).end();
-      else
-        res
-          .writeHead(answer, { 'content-type': 'text/plain' })
-          .end('at least 1 live replicas required, could only find 0');
-    });
-  });
-  await new Promise<void>((resolve) => loki.listen(0, '127.0.0.1', resolve));
+  loki = await startRecordingBackend(204);
 });
 
 afterEach(async () => {
-  for (const cli of running.splice(0)) {
-    if (cli.child.exitCode === null && cli.child.signalCode === null) {
-      cli.child.kill('SIGKILL');
-      await cli.exited;
-    }
-  }
-  pushes.length = 0;
-  status = 503;
+  await clis.killAll();
+  loki.received.length = 0;
+  loki.status = 503;
 });
 
 afterAll(async () => {
-  loki.closeAllConnections();
-  await new Promise((resolve) => loki.close(resolve));
+  await loki.close();
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -101,7 +49,7 @@ function env(dataDir: string, grpc: boolean): Record<string, string> {
     SONDE_DATA_DIR: dataDir,
     SONDE_LOG_LEVEL: 'info',
     SONDE_TRACE_STORE: 'false',
-    SONDE_LOKI_ENDPOINT: `http://127.0.0.1:${(loki.address() as AddressInfo).port}`,
+    SONDE_LOKI_ENDPOINT: loki.url,
     SONDE_LOKI_HEADERS: 'X-Scope-OrgID=team-a',
   };
 }
@@ -144,14 +92,14 @@ async function emit(exporter: LogExporter, bodies: string[]): Promise<void> {
 
 /** Log bodies Loki took (204), each as many times as it was delivered. */
 function delivered(): string[] {
-  return pushes
+  return loki.received
     .filter((p) => p.status === 204)
     .flatMap((p) => decodeLogsRequest(gunzipSync(p.body), { maxAnyValueDepth: 32 }))
     .flatMap((rl) => rl.scopeLogs.flatMap((sl) => sl.logRecords.map((r) => String(r.body))));
 }
 
 test('every record from the three OTel exporters reaches Loki once it recovers from 503s, with the tenant', async () => {
-  const cli = startTracked(['--config', config('memory.yaml', false)], env(path.join(work, 'memory'), true));
+  const cli = clis.start(['--config', config('memory.yaml', false)], env(path.join(work, 'memory'), true));
   const listening = await cli.waitForLine((l) => l.msg === 'sonde-receiver listening', 10_000);
   const http = `http://${listening.otlpHttp as string}`;
   const sent = {
@@ -164,13 +112,13 @@ test('every record from the three OTel exporters reaches Loki once it recovers f
   await emit(new GrpcLogExporter({ url: `http://${listening.otlpGrpc as string}` }), sent.grpc);
 
   // Loki is down for a while: the exporter retries.
-  await until('three refused pushes', () => pushes.filter((p) => p.status === 503).length >= 3, cli);
-  status = 204;
+  await untilCli('three refused pushes', () => loki.received.filter((p) => p.status === 503).length >= 3, cli);
+  loki.status = 204;
   const all = [...sent.json, ...sent.proto, ...sent.grpc];
-  await until('every record', () => new Set(delivered()).size === all.length, cli);
+  await untilCli('every record', () => new Set(delivered()).size === all.length, cli);
 
   expect([...new Set(delivered())].sort()).toStrictEqual([...all].sort());
-  for (const p of pushes) {
+  for (const p of loki.received) {
     expect(p.path).toBe('/otlp/v1/logs');
     expect(p.headers['x-scope-orgid']).toBe('team-a');
     expect(p.headers['content-type']).toBe('application/x-protobuf');
@@ -183,13 +131,13 @@ test('every record from the three OTel exporters reaches Loki once it recovers f
 test('with loki.persistent_queue, records accepted while Loki is down survive kill -9 and are delivered after the restart', async () => {
   const file = config('persistent.yaml', true);
   const dataDir = path.join(work, 'persistent');
-  const first = startTracked(['--config', file], env(dataDir, false));
+  const first = clis.start(['--config', file], env(dataDir, false));
   const listening = await first.waitForLine((l) => l.msg === 'sonde-receiver listening', 10_000);
   const bodies = Array.from({ length: 20 }, (_, i) => `record ${i} of the outage`);
   const exporter = new HttpProtoLogExporter({ url: `http://${listening.otlpHttp as string}/v1/logs` });
   await emit(exporter, bodies.slice(0, 10));
   await emit(exporter, bodies.slice(10));
-  await until('two refused pushes', () => pushes.filter((p) => p.status === 503).length >= 2, first);
+  await untilCli('two refused pushes', () => loki.received.filter((p) => p.status === 503).length >= 2, first);
 
   // kill -9: no shutdown, no flush.
   first.child.kill('SIGKILL');
@@ -197,12 +145,12 @@ test('with loki.persistent_queue, records accepted while Loki is down survive ki
   expect(delivered()).toStrictEqual([]);
 
   // Loki is back; the receiver starts again on the same data directory and sends what it kept.
-  status = 204;
-  const second = startTracked(['--config', file], env(dataDir, false));
-  await until('every record', () => new Set(delivered()).size === bodies.length, second);
+  loki.status = 204;
+  const second = clis.start(['--config', file], env(dataDir, false));
+  await untilCli('every record', () => new Set(delivered()).size === bodies.length, second);
   // At least once: every record, possibly more than once, nothing else.
   expect([...new Set(delivered())].sort()).toStrictEqual([...bodies].sort());
-  expect(pushes.every((p) => p.headers['x-scope-orgid'] === 'team-a')).toBe(true);
+  expect(loki.received.every((p) => p.headers['x-scope-orgid'] === 'team-a')).toBe(true);
   expect(
     second.lines.some(
       (l) => l.msg === 'log records left in the persistent Loki export queue by the previous run are sent again',
