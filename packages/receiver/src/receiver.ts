@@ -346,6 +346,7 @@ function lokiApiOptions(config: ReceiverConfig, metrics: SelfMetrics, logger: Lo
   return {
     maxEntriesLimitPerQuery: c.max_entries_limit_per_query,
     maxQuerySeries: c.max_query_series,
+    maxVolumeSeries: c.volume_max_series,
     maxQueryLengthNs: BigInt(c.max_query_length) * 1_000_000n,
     queryTimeoutMs: c.query_timeout,
     maxConcurrentQueries: c.max_concurrent_queries,

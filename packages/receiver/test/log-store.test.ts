@@ -264,6 +264,48 @@ test('label names and values, series and stats come from the streams and posting
   });
 });
 
+test('volume: line bytes per stream and interval from the postings, a blob spread over its time extent', () => {
+  const db = openDb();
+  // One write (one batch, one blob) per minute: each blob lies in one interval of a 60 s step.
+  db.write([request('a', [{ t: T0, body: 'xx' }]), request('b', [{ t: T0 + 1n * SEC, body: 'yyy' }])], 1);
+  db.write([request('a', [{ t: T0 + 60n * SEC, body: 'xxxx' }])], 2);
+  const bounds = [T0, T0 + 60n * SEC, T0 + 120n * SEC];
+  const by = (v: ReturnType<LogDb['volume']>) => Object.fromEntries(v.map((x) => [x.labels.service_name, x.bytes]));
+  expect(by(db.volume([], bounds))).toStrictEqual({
+    a: [
+      [0, 2],
+      [1, 4],
+    ],
+    b: [[0, 3]],
+  });
+  expect(by(db.volume([{ name: 'service_name', op: '=', value: 'a' }], bounds))).toStrictEqual({
+    a: [
+      [0, 2],
+      [1, 4],
+    ],
+  });
+  // Outside the bounds: left out.
+  expect(by(db.volume([], [T0 + 30n * SEC, T0 + 90n * SEC]))).toStrictEqual({ a: [[0, 4]] });
+  // A blob whose entries span two intervals (10 s .. 70 s): its bytes spread by time, 5/6 and 1/6.
+  const db2 = LogDb.open(join(dir, 'spread.db'));
+  dbs.push(db2);
+  db2.write(
+    [
+      request('c', [
+        { t: T0 + 10n * SEC, body: 'abc' },
+        { t: T0 + 70n * SEC, body: 'abc' },
+      ]),
+    ],
+    1,
+  );
+  expect(by(db2.volume([], bounds))).toStrictEqual({
+    c: [
+      [0, 5],
+      [1, 1],
+    ],
+  });
+});
+
 test('a request that does not decode is refused whole; the others of its batch are stored', () => {
   const db = openDb();
   const good = request('ok', [{ t: T0, body: 'kept' }]);
