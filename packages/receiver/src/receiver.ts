@@ -275,6 +275,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
         readTimeoutMs: g.read_timeout,
         onReadTimeout: () => metrics.requestTimeouts.inc({ listener: 'otlp_grpc', kind: 'read' }),
         reflection: g.reflection,
+        tokens: security.otlpTokens,
       });
       const listener = await bindGrpc(
         server,
