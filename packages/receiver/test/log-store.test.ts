@@ -306,6 +306,76 @@ test('volume: line bytes per stream and interval from the postings, a blob sprea
   });
 });
 
+/** One request with a resource (a stream) per service name, one record each. */
+function manyStreams(n: number, extra: (i: number) => Record<string, string> = () => ({})): Buffer {
+  const data: ResourceLogs[] = Array.from({ length: n }, (_, i) => ({
+    resource: {
+      attributes: Object.entries({ 'service.name': `s${i}`, ...extra(i) }).map(([key, value]) => ({ key, value })),
+      droppedAttributesCount: 0,
+    },
+    schemaUrl: '',
+    scopeLogs: [
+      {
+        scope: { name: 'test', version: '1', attributes: [], droppedAttributesCount: 0 },
+        schemaUrl: '',
+        logRecords: [
+          {
+            timeUnixNano: T0 + BigInt(i),
+            observedTimeUnixNano: 0n,
+            severityNumber: 9,
+            severityText: 'info',
+            body: `line of s${i}`,
+            attributes: [],
+            droppedAttributesCount: 0,
+            flags: 0,
+            traceId: '',
+            spanId: '',
+            eventName: '',
+          },
+        ],
+      },
+    ],
+  }));
+  return encodeLogsRequest(data);
+}
+
+test('label-value postings: a selector with an equality or a regex that needs the label reads only the streams it names', () => {
+  const db = openDb();
+  db.write([manyStreams(10_000, (i) => ({ 'deployment.environment': i % 2 ? 'prod' : 'dev' }))], 1);
+  const examined = (f: () => unknown) => {
+    db.streamsExamined = 0;
+    f();
+    return db.streamsExamined;
+  };
+  const m = (name: string, op: LabelMatcher['op'], value: string): LabelMatcher => ({ name, op, value });
+  let got: LokiEntry[] = [];
+  expect(examined(() => (got = selectAll(db, [m('service_name', '=', 's4242')])))).toBe(1);
+  expect(lines(got)).toStrictEqual(['line of s4242']);
+  expect(examined(() => (got = selectAll(db, [m('service_name', '=~', 's424[0-9]')])))).toBe(10);
+  expect(lines(got)).toHaveLength(10);
+  // Both: the equality's postings, then the other matchers on those streams.
+  expect(
+    examined(() => (got = selectAll(db, [m('service_name', '=', 's7'), m('deployment_environment', '=', 'prod')]))),
+  ).toBe(1);
+  expect(lines(got)).toStrictEqual(['line of s7']);
+  expect(selectAll(db, [m('service_name', '=', 's8'), m('deployment_environment', '=', 'prod')])).toStrictEqual([]);
+  expect(
+    examined(() => db.labelValues('deployment_environment', ALL.startNs, ALL.endNs, [m('service_name', '=', 's3')])),
+  ).toBe(1);
+  // A label that is not there, and matchers an absent label satisfies (every stream is read, as before).
+  expect(selectAll(db, [m('service_name', '=', 'nope')])).toStrictEqual([]);
+  expect(
+    examined(() =>
+      db.labelValues('service_name', ALL.startNs, ALL.endNs, [m('service_name', '!=', 's1'), m('region', '=', '')]),
+    ),
+  ).toBe(10_000);
+  expect(selectAll(db, [m('service_name', '!=', 's1'), m('region', '=', '')])).toHaveLength(9_999);
+  // Retention removes the postings with their streams.
+  db.enforceRetention(Date.now(), 1, Number.MAX_SAFE_INTEGER);
+  expect(selectAll(db, [m('service_name', '=', 's4242')])).toStrictEqual([]);
+  expect(Number(db.db.prepare('SELECT count(*) AS n FROM stream_labels').get()?.n)).toBe(0);
+});
+
 test('a request that does not decode is refused whole; the others of its batch are stored', () => {
   const db = openDb();
   const good = request('ok', [{ t: T0, body: 'kept' }]);
