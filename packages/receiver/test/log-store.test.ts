@@ -376,6 +376,21 @@ test('label-value postings: a selector with an equality or a regex that needs th
   expect(Number(db.db.prepare('SELECT count(*) AS n FROM stream_labels').get()?.n)).toBe(0);
 });
 
+test('a store written before the label-value postings gets them at the next start', () => {
+  const first = LogDb.open(join(dir, 'old.db'));
+  first.write([manyStreams(3)], 1);
+  first.db.exec('DELETE FROM stream_labels');
+  first.close();
+  const db = LogDb.open(join(dir, 'old.db'));
+  dbs.push(db);
+  expect(db.db.prepare('SELECT name, value FROM stream_labels ORDER BY value').all()).toEqual([
+    { name: 'service_name', value: 's0' },
+    { name: 'service_name', value: 's1' },
+    { name: 'service_name', value: 's2' },
+  ]);
+  expect(lines(selectAll(db, [{ name: 'service_name', op: '=', value: 's1' }]))).toStrictEqual(['line of s1']);
+});
+
 test('a request that does not decode is refused whole; the others of its batch are stored', () => {
   const db = openDb();
   const good = request('ok', [{ t: T0, body: 'kept' }]);
