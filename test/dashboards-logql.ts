@@ -210,6 +210,17 @@ export function describeLokiQueries(target: LokiTarget): void {
         >[];
         expect(series.map((s) => s.service_name)).toEqual(expect.arrayContaining(target.services));
         expect((await call('index/stats', { query: selector, start, end })).entries).toBeGreaterThan(0);
+        // Logs Drilldown's service list (index/volume over service_name, limit 5000) and the volume over time.
+        const volume = (await call('index/volume', { query: '{service_name=~".+"}', start, end, limit: '5000' }))
+          .data as unknown as { resultType: string; result: { metric: Record<string, string> }[] };
+        expect(volume.resultType).toBe('vector');
+        expect(volume.result.map((r) => r.metric.service_name)).toEqual(expect.arrayContaining(target.services));
+        const byLabel = (await call('index/volume', { query: selector, start, end, aggregateBy: 'labels' }))
+          .data as unknown as { result: { metric: Record<string, string> }[] };
+        expect(byLabel.result.map((r) => r.metric)).toContainEqual({ service_name: '' });
+        const range = (await call('index/volume_range', { query: selector, start, end, step: '60s' }))
+          .data as unknown as { result: { values?: [number, string][]; value?: [number, string] }[] };
+        expect(range.result.length).toBeGreaterThan(0);
         // The fields of a shop service's lines (those of the misbehaving client's bursts have no trace).
         const one = substitute(d, q.expr, target.services[target.services.length - 1]);
         const fields = (await call('detected_fields', { query: one, start, end })).fields as { label: string }[];

@@ -275,6 +275,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
         readTimeoutMs: g.read_timeout,
         onReadTimeout: () => metrics.requestTimeouts.inc({ listener: 'otlp_grpc', kind: 'read' }),
         reflection: g.reflection,
+        tokens: security.otlpTokens,
       });
       const listener = await bindGrpc(
         server,
@@ -346,6 +347,7 @@ function lokiApiOptions(config: ReceiverConfig, metrics: SelfMetrics, logger: Lo
   return {
     maxEntriesLimitPerQuery: c.max_entries_limit_per_query,
     maxQuerySeries: c.max_query_series,
+    maxVolumeSeries: c.volume_max_series,
     maxQueryLengthNs: BigInt(c.max_query_length) * 1_000_000n,
     queryTimeoutMs: c.query_timeout,
     maxConcurrentQueries: c.max_concurrent_queries,

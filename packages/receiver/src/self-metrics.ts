@@ -27,6 +27,7 @@ export type LimitName =
   /** Loki's query API (log_store.*; signal="logs"): refused queries. */
   | 'max_entries_limit_per_query'
   | 'max_query_series'
+  | 'max_volume_series'
   | 'max_query_length'
   | 'max_concurrent_queries'
   | 'query_timeout';

@@ -170,3 +170,39 @@ test('an unreadable ack file means nothing is acknowledged (records are sent aga
   fs.writeFileSync(path.join(dir, 'ack'), '{"segm');
   expect(contents(openQueue()).map(([p]) => p)).toEqual([1, 2]);
 });
+
+test('a tenant is kept with its record across a restart; peek stops before another tenant; older records have none', () => {
+  const q = openQueue();
+  q.append(payload(1), 1);
+  q.append(payload(2), 2, 'team-a');
+  q.append(payload(3), 3, 'team-a');
+  q.append(payload(4), 4, 'team-b');
+  // Payload bytes count the export request only.
+  expect(q.bytes).toBe(80);
+  const batches = () => {
+    const out: [string | undefined, number[]][] = [];
+    let skip = 0;
+    for (;;) {
+      const rs = q2.peek(Number.POSITIVE_INFINITY, skip);
+      if (rs.length === 0) return out;
+      out.push([rs[0].tenant, rs.map((r) => r.payload[0])]);
+      expect(rs.every((r) => r.tenant === rs[0].tenant && r.payload.equals(payload(r.payload[0])))).toBe(true);
+      skip += rs.length;
+    }
+  };
+  let q2 = q;
+  expect(batches()).toStrictEqual([
+    [undefined, [1]],
+    ['team-a', [2, 3]],
+    ['team-b', [4]],
+  ]);
+  q.close();
+  q2 = openQueue();
+  expect(q2.recovery).toMatchObject({ records: 4, bytes: 80, spans: 10 });
+  expect(batches()).toStrictEqual([
+    [undefined, [1]],
+    ['team-a', [2, 3]],
+    ['team-b', [4]],
+  ]);
+  expect(q2.peek(Number.POSITIVE_INFINITY, 1).map((r) => r.spanCount)).toStrictEqual([2, 3]);
+});

@@ -264,6 +264,133 @@ test('label names and values, series and stats come from the streams and posting
   });
 });
 
+test('volume: line bytes per stream and interval from the postings, a blob spread over its time extent', () => {
+  const db = openDb();
+  // One write (one batch, one blob) per minute: each blob lies in one interval of a 60 s step.
+  db.write([request('a', [{ t: T0, body: 'xx' }]), request('b', [{ t: T0 + 1n * SEC, body: 'yyy' }])], 1);
+  db.write([request('a', [{ t: T0 + 60n * SEC, body: 'xxxx' }])], 2);
+  const bounds = [T0, T0 + 60n * SEC, T0 + 120n * SEC];
+  const by = (v: ReturnType<LogDb['volume']>) => Object.fromEntries(v.map((x) => [x.labels.service_name, x.bytes]));
+  expect(by(db.volume([], bounds))).toStrictEqual({
+    a: [
+      [0, 2],
+      [1, 4],
+    ],
+    b: [[0, 3]],
+  });
+  expect(by(db.volume([{ name: 'service_name', op: '=', value: 'a' }], bounds))).toStrictEqual({
+    a: [
+      [0, 2],
+      [1, 4],
+    ],
+  });
+  // Outside the bounds: left out.
+  expect(by(db.volume([], [T0 + 30n * SEC, T0 + 90n * SEC]))).toStrictEqual({ a: [[0, 4]] });
+  // A blob whose entries span two intervals (10 s .. 70 s): its bytes spread by time, 5/6 and 1/6.
+  const db2 = LogDb.open(join(dir, 'spread.db'));
+  dbs.push(db2);
+  db2.write(
+    [
+      request('c', [
+        { t: T0 + 10n * SEC, body: 'abc' },
+        { t: T0 + 70n * SEC, body: 'abc' },
+      ]),
+    ],
+    1,
+  );
+  expect(by(db2.volume([], bounds))).toStrictEqual({
+    c: [
+      [0, 5],
+      [1, 1],
+    ],
+  });
+});
+
+/** One request with a resource (a stream) per service name, one record each. */
+function manyStreams(n: number, extra: (i: number) => Record<string, string> = () => ({})): Buffer {
+  const data: ResourceLogs[] = Array.from({ length: n }, (_, i) => ({
+    resource: {
+      attributes: Object.entries({ 'service.name': `s${i}`, ...extra(i) }).map(([key, value]) => ({ key, value })),
+      droppedAttributesCount: 0,
+    },
+    schemaUrl: '',
+    scopeLogs: [
+      {
+        scope: { name: 'test', version: '1', attributes: [], droppedAttributesCount: 0 },
+        schemaUrl: '',
+        logRecords: [
+          {
+            timeUnixNano: T0 + BigInt(i),
+            observedTimeUnixNano: 0n,
+            severityNumber: 9,
+            severityText: 'info',
+            body: `line of s${i}`,
+            attributes: [],
+            droppedAttributesCount: 0,
+            flags: 0,
+            traceId: '',
+            spanId: '',
+            eventName: '',
+          },
+        ],
+      },
+    ],
+  }));
+  return encodeLogsRequest(data);
+}
+
+test('label-value postings: a selector with an equality or a regex that needs the label reads only the streams it names', () => {
+  const db = openDb();
+  db.write([manyStreams(10_000, (i) => ({ 'deployment.environment': i % 2 ? 'prod' : 'dev' }))], 1);
+  const examined = (f: () => unknown) => {
+    db.streamsExamined = 0;
+    f();
+    return db.streamsExamined;
+  };
+  const m = (name: string, op: LabelMatcher['op'], value: string): LabelMatcher => ({ name, op, value });
+  let got: LokiEntry[] = [];
+  expect(examined(() => (got = selectAll(db, [m('service_name', '=', 's4242')])))).toBe(1);
+  expect(lines(got)).toStrictEqual(['line of s4242']);
+  expect(examined(() => (got = selectAll(db, [m('service_name', '=~', 's424[0-9]')])))).toBe(10);
+  expect(lines(got)).toHaveLength(10);
+  // Both: the equality's postings, then the other matchers on those streams.
+  expect(
+    examined(() => (got = selectAll(db, [m('service_name', '=', 's7'), m('deployment_environment', '=', 'prod')]))),
+  ).toBe(1);
+  expect(lines(got)).toStrictEqual(['line of s7']);
+  expect(selectAll(db, [m('service_name', '=', 's8'), m('deployment_environment', '=', 'prod')])).toStrictEqual([]);
+  expect(
+    examined(() => db.labelValues('deployment_environment', ALL.startNs, ALL.endNs, [m('service_name', '=', 's3')])),
+  ).toBe(1);
+  // A label that is not there, and matchers an absent label satisfies (every stream is read, as before).
+  expect(selectAll(db, [m('service_name', '=', 'nope')])).toStrictEqual([]);
+  expect(
+    examined(() =>
+      db.labelValues('service_name', ALL.startNs, ALL.endNs, [m('service_name', '!=', 's1'), m('region', '=', '')]),
+    ),
+  ).toBe(10_000);
+  expect(selectAll(db, [m('service_name', '!=', 's1'), m('region', '=', '')])).toHaveLength(9_999);
+  // Retention removes the postings with their streams.
+  db.enforceRetention(Date.now(), 1, Number.MAX_SAFE_INTEGER);
+  expect(selectAll(db, [m('service_name', '=', 's4242')])).toStrictEqual([]);
+  expect(Number(db.db.prepare('SELECT count(*) AS n FROM stream_labels').get()?.n)).toBe(0);
+});
+
+test('a store written before the label-value postings gets them at the next start', () => {
+  const first = LogDb.open(join(dir, 'old.db'));
+  first.write([manyStreams(3)], 1);
+  first.db.exec('DELETE FROM stream_labels');
+  first.close();
+  const db = LogDb.open(join(dir, 'old.db'));
+  dbs.push(db);
+  expect(db.db.prepare('SELECT name, value FROM stream_labels ORDER BY value').all()).toEqual([
+    { name: 'service_name', value: 's0' },
+    { name: 'service_name', value: 's1' },
+    { name: 'service_name', value: 's2' },
+  ]);
+  expect(lines(selectAll(db, [{ name: 'service_name', op: '=', value: 's1' }]))).toStrictEqual(['line of s1']);
+});
+
 test('a request that does not decode is refused whole; the others of its batch are stored', () => {
   const db = openDb();
   const good = request('ok', [{ t: T0, body: 'kept' }]);

@@ -479,6 +479,162 @@ describe('labels, series, stats, volume', () => {
   });
 });
 
+describe('index/volume aggregateBy=labels and index/volume_range (Loki 3 pkg/querier/queryrange/volume.go)', () => {
+  const bytesOf = (pred: (e: LokiEntry) => boolean) =>
+    source.entries.filter(pred).reduce((n, e) => n + Buffer.byteLength(e.line), 0);
+  const all = () => bytesOf(() => true);
+
+  test('aggregateBy=labels: one series per label name, value "", largest first then by name', async () => {
+    const r = await get('/loki/api/v1/index/volume', {
+      query: '{service_name=~".+"}',
+      start: START,
+      end: END,
+      aggregateBy: 'labels',
+    });
+    expect(r.status).toBe(200);
+    expect(r.json()).toEqual({
+      status: 'success',
+      data: {
+        resultType: 'vector',
+        result: [
+          { metric: { deployment_environment_name: '' }, value: [BASE_S + 600, String(all())] },
+          { metric: { service_name: '' }, value: [BASE_S + 600, String(all())] },
+          { metric: { service_namespace: '' }, value: [BASE_S + 600, String(all())] },
+        ],
+      },
+    });
+    const t = await get('/loki/api/v1/index/volume', {
+      query: '{service_name=~"cart|payment"}',
+      start: START,
+      end: END,
+      aggregateBy: 'labels',
+      targetLabels: 'service_name',
+    });
+    const cartPayment = bytesOf((e) => e.stream.service_name !== 'frontend');
+    expect(t.json().data.result).toEqual([
+      { metric: { service_name: '' }, value: [BASE_S + 600, String(cartPayment)] },
+    ]);
+  });
+
+  test("aggregateBy other than series or labels is a 400 with Loki's text", async () => {
+    const r = await get('/loki/api/v1/index/volume', { query: '{service_name="cart"}', aggregateBy: 'streams' });
+    expect(r.status).toBe(400);
+    expect(r.text).toBe('invalid aggregation option\n');
+  });
+
+  test('targetLabels only counts streams that have them (Loki adds `label=~".+"`), and {} aggregates whole series', async () => {
+    const r = await get('/loki/api/v1/index/volume', {
+      query: '{service_namespace="shop"}',
+      start: START,
+      end: END,
+      targetLabels: 'service_name',
+    });
+    expect(r.json().data.result.map((x: { metric: unknown }) => x.metric)).toEqual(
+      expect.arrayContaining([{ service_name: 'cart' }, { service_name: 'payment' }, { service_name: 'frontend' }]),
+    );
+    const any = await get('/loki/api/v1/index/volume', { query: '{}', start: START, end: END });
+    expect(any.status).toBe(200);
+    expect(any.json().data.result).toHaveLength(3);
+    expect(Object.keys(any.json().data.result[0].metric).sort()).toEqual([
+      'deployment_environment_name',
+      'service_name',
+      'service_namespace',
+    ]);
+  });
+
+  test('volume_range: a matrix of bytes per step bucket, buckets aligned to the step and keyed by their end (less 1 ms)', async () => {
+    const r = await get('/loki/api/v1/index/volume_range', {
+      query: '{service_name="cart"}',
+      start: START,
+      end: END,
+      step: '60s',
+    });
+    expect(r.status).toBe(200);
+    const body = r.json();
+    expect(body.status).toBe('success');
+    expect(body.data.resultType).toBe('matrix');
+    // Buckets: [start, next multiple of 60 s), then 60 s each, the last ending at `end`.
+    const first = BASE_S - (BASE_S % 60) + 60;
+    const buckets: [number, number][] = [[BASE_S, first]];
+    for (let b = first; b < BASE_S + 600; b += 60) buckets.push([b, Math.min(b + 60, BASE_S + 600)]);
+    const values = buckets
+      .map(([a, b], i) => {
+        const key = i === buckets.length - 1 ? b : b - 0.001;
+        const v = bytesOf(
+          (e) => e.stream.service_name === 'cart' && e.timeNs >= BigInt(a) * NS && e.timeNs < BigInt(b) * NS,
+        );
+        return [Number(key.toFixed(3)), String(v)] as [number, string];
+      })
+      .filter(([, v]) => v !== '0');
+    expect(values.length).toBeGreaterThan(3);
+    expect(body.data.result).toEqual([{ metric: { service_name: 'cart' }, values }]);
+  });
+
+  test('volume_range with aggregateBy=labels, and one bucket is a vector (as Loki answers)', async () => {
+    const r = await get('/loki/api/v1/index/volume_range', {
+      query: '{service_name=~".+"}',
+      start: START,
+      end: END,
+      step: '5m',
+      aggregateBy: 'labels',
+      targetLabels: 'service_name',
+    });
+    const body = r.json();
+    expect(body.data.resultType).toBe('matrix');
+    expect(body.data.result).toHaveLength(1);
+    expect(body.data.result[0].metric).toEqual({ service_name: '' });
+    const total = body.data.result[0].values.reduce((n: number, [, v]: [number, string]) => n + Number(v), 0);
+    expect(total).toBe(all());
+    const one = await get('/loki/api/v1/index/volume_range', {
+      query: '{service_name="cart"}',
+      start: START,
+      end: END,
+      step: '1h',
+    });
+    expect(one.json().data).toEqual({
+      resultType: 'vector',
+      result: [
+        {
+          metric: { service_name: 'cart' },
+          value: [BASE_S + 600, String(bytesOf((e) => e.stream.service_name === 'cart'))],
+        },
+      ],
+    });
+  });
+
+  test('volume_range is bounded like query_range: step > 0, at most 11,000 points', async () => {
+    const zero = await get('/loki/api/v1/index/volume_range', {
+      query: '{service_name="cart"}',
+      start: START,
+      end: END,
+      step: '0',
+    });
+    expect(zero.status).toBe(400);
+    const many = await get('/loki/api/v1/index/volume_range', {
+      query: '{service_name="cart"}',
+      start: START,
+      end: END,
+      step: '0.01',
+    });
+    expect(many.status).toBe(400);
+    expect(many.text).toMatch(/exceeded maximum resolution of 11,000 points/);
+  });
+
+  test("the aggregated series are bounded (Loki's volume_max_series), counted as a limit hit", async () => {
+    const { base: small } = await start(source, { maxVolumeSeries: 2 });
+    limitHits.length = 0;
+    const r = await get(
+      '/loki/api/v1/index/volume',
+      { query: '{service_name=~".+"}', start: START, end: END },
+      {},
+      small,
+    );
+    expect(r.status).toBe(400);
+    expect(r.text).toBe('the query hit the max number of series limit (limit: 2 series)\n');
+    expect(limitHits).toEqual(['max_volume_series']);
+  });
+});
+
 describe('detected labels and fields, buildinfo', () => {
   test('detected_labels', async () => {
     const r = await get('/loki/api/v1/detected_labels', { query: '{service_name=~".+"}', start: START, end: END });

@@ -4,8 +4,11 @@
  * receiver that sends one, retries, and its self-metrics beside the Tempo exporter's.
  */
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -99,7 +102,7 @@ function model(...bodies: string[]): ResourceLogs[] {
 /** A top-level unknown field (99, varint 1): the decoder skips it, so re-encoding would lose it. */
 const UNKNOWN_FIELD = Buffer.from([0x98, 0x06, 0x01]);
 
-function batch(data: ResourceLogs[], modified = false): Batch<'logs'> {
+function batch(data: ResourceLogs[], modified = false, tenant?: string): Batch<'logs'> {
   return {
     signal: 'logs',
     itemCount: 0,
@@ -111,6 +114,7 @@ function batch(data: ResourceLogs[], modified = false): Batch<'logs'> {
       receivedAt: Date.now(),
       raw: Buffer.concat([encodeLogsRequest(data), UNKNOWN_FIELD]),
       modified,
+      tenant,
     },
     data,
   };
@@ -253,6 +257,45 @@ describe('what Loki receives', () => {
     expect(loki.received).toHaveLength(1);
     expect(await metric(registry, 'sonde_exporter_sent_log_records_total')).toBe(0);
   });
+});
+
+describe('tenants (the tenant after a bearer token)', () => {
+  const bodiesOf = (body: Buffer) =>
+    decode(body).flatMap((rl) => rl.scopeLogs.flatMap((sl) => sl.logRecords.map((r) => String(r.body))));
+
+  test.each([
+    ['in memory', false],
+    ['on disk', true],
+  ])(
+    '%s: a batch per tenant, sent with X-Scope-OrgID: <tenant>; tokenless data with the static header',
+    async (_name, onDisk) => {
+      const loki = await fakeLoki();
+      const dir = onDisk ? mkdtempSync(join(tmpdir(), 'sonde-loki-tenant-')) : undefined;
+      const { e, registry } = exporter({
+        endpoint: lokiEndpoint(loki.base),
+        headers: { 'x-scope-orgid': 'static', 'X-Other': 'kept' },
+        batchTimeoutMs: 200,
+        concurrency: 1,
+        persistentDir: dir,
+      });
+      // Interleaved tenants within one batch timeout: batches must not mix them.
+      e.consume(batch(model('a1'), false, 'team-a'));
+      e.consume(batch(model('b1'), false, 'team-b'));
+      e.consume(batch(model('a2'), false, 'team-a'));
+      e.consume(batch(model('a3'), false, 'team-a'));
+      e.consume(batch(model('n1')));
+      await until('every record', async () => (await metric(registry, 'sonde_exporter_sent_log_records_total')) === 5);
+      const got = loki.received.map((r) => [r.headers['x-scope-orgid'], bodiesOf(r.body), r.headers['x-other']]);
+      expect(got).toStrictEqual([
+        ['team-a', ['a1'], 'kept'],
+        ['team-b', ['b1'], 'kept'],
+        ['team-a', ['a2', 'a3'], 'kept'],
+        ['static', ['n1'], 'kept'],
+      ]);
+      await e.shutdown();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    },
+  );
 });
 
 describe('partial success from an OTLP logs receiver', () => {

@@ -412,6 +412,8 @@ export const configSchema = z.strictObject({
       max_entries_limit_per_query: positiveInt.default(5000),
       /** Loki's query API: series a metric query may return (Loki's max_query_series). */
       max_query_series: positiveInt.default(500),
+      /** Loki's query API: series (or label names) in one bucket of an `/index/volume(_range)` answer (Loki's volume_max_series). */
+      volume_max_series: positiveInt.default(1000),
       /** Loki's query API: the longest time range a query may cover (Loki's max_query_length). */
       max_query_length: duration.default(721 * 3600_000),
       /** Loki's query API: queries answered at once; more are refused with 429 + Retry-After. */

@@ -7,6 +7,9 @@
  *
  * - `<dir>/<seq>.seg` (`seq` a 16-digit zero-padded decimal, increasing): records back to back, each
  *   `[length][crc32 of payload][spanCount][payload]` (12-byte header + `length` bytes).
+ *   A record of a payload sent for a tenant has the top bit of `spanCount` set (TENANT_FLAG; span
+ *   counts stay far below 2^31) and its payload begins with the tenant: `[n: u8][n bytes]`, then the
+ *   export request. Records without the bit (older queues too) have no tenant.
  * - `<dir>/ack`: JSON `{"segment": seq, "offset": byteOffset}`, the first unacknowledged record
  *   (records before it, and whole segments with a lower seq, are acknowledged). Written to
  *   `ack.tmp`, fsynced, then renamed over `ack`, so it is always either the old or the new position.
@@ -56,9 +59,14 @@ export class DiskQueueFullError extends Error {
   }
 }
 
+/** The top bit of a record's span count: its payload begins with a tenant (see the format above). */
+export const TENANT_FLAG = 0x8000_0000;
+
 export interface DiskRecord {
   payload: Buffer;
   spanCount: number;
+  /** The tenant it is sent for, if any. */
+  tenant: string | undefined;
   /** When it was appended (ms since epoch), or when the queue was opened for a recovered record. */
   appendedAt: number;
   /** The queue's handle on the record, for `ackRecords`. */
@@ -87,8 +95,13 @@ interface Segment {
 
 interface RecordRef {
   segment: Segment;
+  /** Of the record's header. */
   offset: number;
+  /** Of the export request (the payload less its tenant prefix). */
   length: number;
+  /** Bytes of the tenant prefix at the start of the payload (0: none). */
+  prefix: number;
+  tenant: string | undefined;
   spanCount: number;
   appendedAt: number;
   /** Acknowledged out of order (see `ack`'s `skip`): gone from the queue, its position not yet persisted. */
@@ -143,17 +156,21 @@ export class DiskQueue {
     return this.unackedCount;
   }
 
-  /** Appends a record; throws DiskQueueFullError when it would pass `maxBytes`. */
-  append(payload: Buffer, spanCount: number): void {
+  /** Appends a record (for `tenant`, if given); throws DiskQueueFullError when it would pass `maxBytes`. */
+  append(payload: Buffer, spanCount: number, tenant?: string): void {
     this.checkOpen();
     if (this.unackedBytes + payload.length > this.maxBytes) {
       throw new DiskQueueFullError(this.unackedBytes, this.maxBytes);
     }
+    const prefix = tenant === undefined ? undefined : tenantPrefix(tenant);
     let segment = this.segments[this.segments.length - 1];
-    if (segment.size > 0 && segment.size + HEADER_BYTES + payload.length > this.segmentBytes) {
+    const size = HEADER_BYTES + (prefix?.length ?? 0) + payload.length;
+    if (segment.size > 0 && segment.size + size > this.segmentBytes) {
       segment = this.rotate();
     }
-    const record = encodeRecord(payload, spanCount);
+    const record = prefix
+      ? encodeRecord(Buffer.concat([prefix, payload]), (spanCount | TENANT_FLAG) >>> 0)
+      : encodeRecord(payload, spanCount);
     const offset = segment.size;
     let written = 0;
     try {
@@ -169,7 +186,16 @@ export class DiskQueue {
     }
     segment.size += record.length;
     segment.live++;
-    this.records.push({ segment, offset, length: payload.length, spanCount, appendedAt: Date.now(), done: false });
+    this.records.push({
+      segment,
+      offset,
+      length: payload.length,
+      prefix: prefix?.length ?? 0,
+      tenant,
+      spanCount,
+      appendedAt: Date.now(),
+      done: false,
+    });
     this.unackedBytes += payload.length;
     this.unackedCount++;
     this.unackedSpans += spanCount;
@@ -178,7 +204,8 @@ export class DiskQueue {
 
   /**
    * The oldest unacknowledged records, after the first `skip` of them, up to `maxBytes` of payload
-   * (at least one, if there is any). They stay in the queue until acknowledged.
+   * (at least one, if there is any), all of the first one's tenant (stopping before another's). They
+   * stay in the queue until acknowledged.
    */
   peek(maxBytes: number, skip = 0): DiskRecord[] {
     this.checkOpen();
@@ -191,11 +218,11 @@ export class DiskQueue {
         skipped++;
         continue;
       }
-      if (out.length > 0 && bytes + ref.length > maxBytes) break;
+      if (out.length > 0 && (bytes + ref.length > maxBytes || ref.tenant !== out[0].tenant)) break;
       const payload = Buffer.allocUnsafe(ref.length);
-      const n = fs.readSync(ref.segment.fd, payload, 0, ref.length, ref.offset + HEADER_BYTES);
+      const n = fs.readSync(ref.segment.fd, payload, 0, ref.length, ref.offset + HEADER_BYTES + ref.prefix);
       if (n !== ref.length) throw new Error(`short read from the disk queue (${n} of ${ref.length} bytes)`);
-      out.push({ payload, spanCount: ref.spanCount, appendedAt: ref.appendedAt, handle: ref });
+      out.push({ payload, spanCount: ref.spanCount, tenant: ref.tenant, appendedAt: ref.appendedAt, handle: ref });
       bytes += ref.length;
     }
     return out;
@@ -315,9 +342,19 @@ export class DiskQueue {
       const data = fs.readFileSync(file);
       const segment: Segment = { seq, fd: -1, size: data.length, live: 0 };
       const start = position && seq === position.segment ? position.offset : 0;
-      const { end: offset, bad } = scanRecords(data, (offset, length, spanCount) => {
+      const { end: offset, bad } = scanRecords(data, (offset, recordLength, tag) => {
         if (offset >= start) {
-          this.records.push({ segment, offset, length, spanCount, appendedAt: openedAt, done: false });
+          let tenant: string | undefined;
+          let prefix = 0;
+          let spanCount = tag;
+          if (tag & TENANT_FLAG) {
+            const n = data[offset + HEADER_BYTES];
+            tenant = data.toString('latin1', offset + HEADER_BYTES + 1, offset + HEADER_BYTES + 1 + n);
+            prefix = 1 + n;
+            spanCount = (tag & ~TENANT_FLAG) >>> 0;
+          }
+          const length = recordLength - prefix;
+          this.records.push({ segment, offset, length, prefix, tenant, spanCount, appendedAt: openedAt, done: false });
           segment.live++;
           this.unackedBytes += length;
           this.unackedCount++;
@@ -415,4 +452,11 @@ export class DiskQueue {
       // Recovery cuts a torn tail anyway.
     }
   }
+}
+
+/** A record's tenant prefix: its length (one byte) and its bytes (tokens.ts allows 1-150 ASCII characters). */
+function tenantPrefix(tenant: string): Buffer {
+  const bytes = Buffer.from(tenant, 'latin1');
+  if (bytes.length > 255) throw new Error('a tenant longer than 255 bytes cannot be queued');
+  return Buffer.concat([Buffer.from([bytes.length]), bytes]);
 }

@@ -9,6 +9,7 @@ export interface QueueItem {
   payload: Buffer;
   count: number;
   enqueuedAt: number;
+  tenant: string | undefined;
 }
 
 /** A batch taken from the queue: in flight until `settle` (sent or dropped) or `release` (kept). */
@@ -18,6 +19,8 @@ export interface Taken {
   bytes: number;
   /** The records on disk (persistent queue). */
   records?: DiskRecord[];
+  /** The tenant of every payload of the batch (a batch never mixes tenants). */
+  tenant: string | undefined;
 }
 
 /** The export queue: in memory, or on disk. Bytes and counts leave out the batches in flight... */
@@ -29,10 +32,13 @@ export interface ExportQueue {
   readonly waitingItems: number;
   /** When the oldest waiting payload was queued (ms since epoch). */
   oldestAt(): number | undefined;
-  push(payload: Buffer, items: number): void;
+  push(payload: Buffer, items: number, tenant?: string): void;
   /** Drops the oldest waiting payload; undefined when none waits. */
   dropOldest(): { bytes: number; items: number } | undefined;
-  /** Takes the oldest waiting payloads up to `maxBytes` (at least one) as a batch in flight. */
+  /**
+   * Takes the oldest waiting payloads up to `maxBytes` (at least one) as a batch in flight, stopping
+   * before a payload of another tenant than the first's.
+   */
   take(maxBytes: number): Taken;
   /** A batch in flight is done with (delivered, or dropped for good). */
   settle(batch: Taken): void;
@@ -67,11 +73,11 @@ export class MemoryQueue implements ExportQueue {
     return this.queued[0]?.enqueuedAt;
   }
 
-  push(payload: Buffer, items: number): void {
+  push(payload: Buffer, items: number, tenant?: string): void {
     // A body that is a view on a larger buffer (a gRPC frame, the Buffer pool) is copied, so that the
     // queue holds only what it counts.
     const owned = payload.byteLength < payload.buffer.byteLength ? Buffer.from(payload) : payload;
-    this.queued.push({ payload: owned, count: items, enqueuedAt: Date.now() });
+    this.queued.push({ payload: owned, count: items, enqueuedAt: Date.now(), tenant });
     this.bytes += payload.length;
   }
 
@@ -83,9 +89,10 @@ export class MemoryQueue implements ExportQueue {
   }
 
   take(maxBytes: number): Taken {
-    const taken: Taken = { payloads: [], items: 0, bytes: 0 };
+    const taken: Taken = { payloads: [], items: 0, bytes: 0, tenant: this.queued[0]?.tenant };
     while (this.queued.length > 0) {
       const next = this.queued[0];
+      if (next.tenant !== taken.tenant) break;
       if (taken.payloads.length > 0 && taken.bytes + next.payload.length > maxBytes) break;
       this.queued.shift();
       taken.payloads.push(next.payload);
@@ -145,8 +152,8 @@ export class PersistentQueue implements ExportQueue {
     return this.disk.oldestAppendedAt(this.inFlight);
   }
 
-  push(payload: Buffer, items: number): void {
-    this.disk.append(payload, items);
+  push(payload: Buffer, items: number, tenant?: string): void {
+    this.disk.append(payload, items, tenant);
   }
 
   dropOldest(): { bytes: number; items: number } | undefined {
@@ -156,7 +163,7 @@ export class PersistentQueue implements ExportQueue {
 
   take(maxBytes: number): Taken {
     const records = this.disk.peek(maxBytes, this.inFlight);
-    const taken: Taken = { payloads: [], items: 0, bytes: 0, records };
+    const taken: Taken = { payloads: [], items: 0, bytes: 0, records, tenant: records[0]?.tenant };
     for (const r of records) {
       taken.payloads.push(r.payload);
       taken.items += r.spanCount;

@@ -18,6 +18,11 @@
  *   Any 2xx is a success; its body, when there is one, may hold a partial_success (Loki answers 204
  *   with an empty body). Every item that does not reach the backend is counted in
  *   `sonde_exporter_send_failed_<items>_total{exporter,reason}` and logged.
+ * - Tenants: a request let in by a bearer token with a tenant (otlp.auth.bearer_tokens_file) carries
+ *   it (`batch.context.tenant`), and its data is sent with `X-Scope-OrgID: <tenant>` in place of any
+ *   configured one; data without a tenant is sent with the configured headers. A batch never mixes
+ *   tenants: it is the oldest payloads of one tenant in a row (queue order is kept), and the
+ *   persistent queue keeps each payload's tenant across a restart.
  * - `shutdown` stops accepting, flushes within `shutdownTimeoutMs` and counts what is left.
  * - With `persistentDir`, the queue is a DiskQueue (disk-queue.ts) in that directory instead of
  *   memory: same bound, same refuse/drop_oldest behaviour, but a batch leaves the queue only once
@@ -307,7 +312,7 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
       );
     }
     try {
-      this.queue.push(payload, items);
+      this.queue.push(payload, items, batch.context.tenant);
     } catch (err) {
       if (err instanceof DiskQueueFullError) this.refuseFull(items);
       this.fail('disk_error', items);
@@ -419,7 +424,7 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
    */
   private async send(batch: Taken): Promise<boolean> {
     const { retry, compression } = this.options;
-    const { items, payloads } = batch;
+    const { items, payloads, tenant } = batch;
     const { backend, section, items: itemsName } = this.signal;
     let body: Buffer;
     try {
@@ -439,7 +444,7 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
     for (;;) {
       const attemptStarted = performance.now();
       this.inFlightRequests++;
-      const result = await this.attempt(body);
+      const result = await this.attempt(body, tenant);
       this.inFlightRequests--;
       const outcome =
         result.kind === 'ok' ? 'success' : result.kind === 'reject' ? `status_${result.status}` : undefined;
@@ -515,8 +520,9 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
     }
   }
 
-  private async attempt(body: Buffer): Promise<AttemptResult> {
-    const { endpoint, headers, compression, timeoutMs } = this.options;
+  private async attempt(body: Buffer, tenant: string | undefined): Promise<AttemptResult> {
+    const { endpoint, compression, timeoutMs } = this.options;
+    const headers = tenant === undefined ? this.options.headers : withTenant(this.options.headers, tenant);
     if (this.abort.signal.aborted) return { kind: 'aborted' };
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = AbortSignal.any([timeout, this.abort.signal]);
@@ -785,4 +791,12 @@ async function within(promise: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
   clearTimeout(timer);
+}
+
+/** The configured headers with `X-Scope-OrgID` set to the tenant (in place of a static one, whatever its case). */
+function withTenant(headers: Record<string, string>, tenant: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() !== 'x-scope-orgid') out[k] = v;
+  out['X-Scope-OrgID'] = tenant;
+  return out;
 }

@@ -24,6 +24,8 @@ export interface ExportRequest<S extends Signal> {
   startedAt: number;
   /** Bytes of this request already counted in flight by the transport while it read the body (`reserve`); the caller releases them. */
   reservedBytes?: number;
+  /** The tenant of the sender's bearer token, if any. */
+  tenant?: string;
 }
 
 export interface HandlerOptions {
@@ -88,6 +90,7 @@ export class ExportHandler {
           receivedAt: Date.now(),
           raw: req.encoding === 'protobuf' ? body : undefined,
           modified: rejection.count > 0,
+          tenant: req.tenant,
         },
         warnings: [],
         decodeStats: req.encoding === 'protobuf' ? stats : undefined,

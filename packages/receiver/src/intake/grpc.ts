@@ -54,10 +54,22 @@ export interface GrpcIntakeOptions {
   onReadTimeout?: () => void;
   /** Offer gRPC server reflection of the three Export services (otlp.grpc.reflection). */
   reflection?: boolean;
+  /**
+   * otlp.auth's tokens, for the tenant after a call's token (the auth interceptor of bindGrpc has
+   * let the call in; the handler looks its token up again to learn the tenant).
+   */
+  tokens?: BearerTokens;
 }
 
 /** A duration option for grpc-js: whole milliseconds, or left out (grpc-js's "unlimited") for 0. */
 const ms = (value: number): number | undefined => (value > 0 ? Math.max(1, Math.round(value)) : undefined);
+
+/** The tenant after the call's bearer token, if it names one. */
+function tenantOf(tokens: BearerTokens, metadata: grpc.Metadata): string | undefined {
+  const values = metadata.get('authorization');
+  const verdict = tokens.authenticate(values.length === 1 && typeof values[0] === 'string' ? values[0] : undefined);
+  return typeof verdict === 'object' ? verdict.tenant : undefined;
+}
 
 export function createGrpcIntake(handler: ExportHandler, options: GrpcIntakeOptions): grpc.Server {
   const server = new grpc.Server({
@@ -80,7 +92,14 @@ export function createGrpcIntake(handler: ExportHandler, options: GrpcIntakeOpti
     const exportCall: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => {
       const startedAt = performance.now();
       handler
-        .handle({ signal, transport: 'grpc', encoding: 'protobuf', body: call.request, startedAt })
+        .handle({
+          signal,
+          transport: 'grpc',
+          encoding: 'protobuf',
+          body: call.request,
+          startedAt,
+          tenant: options.tokens ? tenantOf(options.tokens, call.metadata) : undefined,
+        })
         .then((partial) => callback(null, encodeExportResponse(signal, 'protobuf', partial)))
         .catch((err: OtlpError) => callback(toServiceError(err)));
     };

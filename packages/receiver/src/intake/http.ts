@@ -159,7 +159,15 @@ export function createHttpIntake(handler: ExportHandler, options: HttpIntakeOpti
         const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
         handling = true;
         handler
-          .handle({ signal, transport: 'http', encoding, body, startedAt, reservedBytes: reservation.bytes })
+          .handle({
+            signal,
+            transport: 'http',
+            encoding,
+            body,
+            startedAt,
+            reservedBytes: reservation.bytes,
+            tenant: typeof res.locals.tenant === 'string' ? res.locals.tenant : undefined,
+          })
           .then((partial) => sendBody(res, 200, encoding, encodeExportResponse(signal, encoding, partial)))
           .catch((err: unknown) =>
             sendError(
@@ -221,6 +229,8 @@ function requireToken(handler: ExportHandler, tokens: BearerTokens): express.Req
     }
     const verdict = tokens.authenticate(req.headers.authorization);
     if (typeof verdict === 'object') {
+      // The tenant after the token: the exporters send this request's data as that tenant.
+      res.locals.tenant = verdict.tenant;
       next();
       return;
     }

@@ -7,7 +7,8 @@
  *   GET /loki/api/v1/labels, /label/<n>/values        index label names and values
  *   GET|POST /loki/api/v1/series            label sets of the streams matching match[] ({} alone: all)
  *   GET /loki/api/v1/index/stats            {streams, chunks, bytes, entries}
- *   GET /loki/api/v1/index/volume           bytes per label set (a vector, largest first)
+ *   GET|POST /loki/api/v1/index/volume      bytes per label set or label name (a vector, largest first)
+ *   GET|POST /loki/api/v1/index/volume_range  the same per step bucket (a matrix)
  *   GET /loki/api/v1/detected_labels, /detected_fields, /detected_field/<n>/values
  *   GET /loki/api/v1/patterns               always empty (no pattern detection)
  *   GET /loki/api/v1/status/buildinfo
@@ -58,6 +59,8 @@ export interface LokiApiOptions {
   queryTimeoutMs?: number;
   /** Longest query text, in characters. */
   maxQueryChars?: number;
+  /** Series (or label names) in one bucket of a volume answer (Loki's volume_max_series). */
+  maxVolumeSeries?: number;
   /** Requests answered at once; more are refused 429 (Loki's "too many outstanding requests"). */
   maxConcurrentQueries?: number;
   /** Called with the limit's name each time a request is refused by one (for limit_hits_total). */
@@ -70,6 +73,7 @@ export interface LokiApiOptions {
 export const LOKI_API_DEFAULTS = {
   maxEntriesLimitPerQuery: 5000,
   maxQuerySeries: 500,
+  maxVolumeSeries: 1000,
   maxQueryLengthNs: 721n * 3_600_000_000_000n,
   queryTimeoutMs: 60_000,
   maxQueryChars: DEFAULT_MAX_QUERY_CHARS,
@@ -194,6 +198,23 @@ export function createLokiApi(source: LogSource, options: LokiApiOptions = {}): 
     return { startNs, endNs };
   };
 
+  /** `step` as Loki reads it (a duration or seconds; by default (end − start)/250 in whole seconds, at least 1 s), bounded. */
+  const stepOf = (req: express.Request, startNs: bigint, endNs: bigint): bigint => {
+    const stepParam = param(req, 'step');
+    const stepNs = stepParam
+      ? durationParam(stepParam, 'step')
+      : maxBig(((endNs - startNs) / NS_PER_S / 250n) * NS_PER_S, NS_PER_S);
+    if (stepNs <= 0n)
+      throw new BadRequest('zero or negative query resolution step widths are not accepted. Try a positive integer');
+    if ((endNs - startNs) / stepNs > BigInt(MAX_STEPS)) {
+      throw new BadRequest(
+        'exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)',
+        'max_query_steps',
+      );
+    }
+    return stepNs;
+  };
+
   const stats = (s: QueryStats, startedAt: number) => {
     const execTime = (performance.now() - startedAt) / 1000;
     const per = (n: number) => (execTime > 0 ? Math.round(n / execTime) : 0);
@@ -224,18 +245,7 @@ export function createLokiApi(source: LogSource, options: LokiApiOptions = {}): 
       const limit = limitOf(req);
       const direction = directionOf(req);
       // (Loki's `interval`, a sampling interval for log lines, is not supported and ignored.)
-      const stepParam = param(req, 'step');
-      const stepNs = stepParam
-        ? durationParam(stepParam, 'step')
-        : maxBig(((endNs - startNs) / NS_PER_S / 250n) * NS_PER_S, NS_PER_S);
-      if (stepNs <= 0n)
-        throw new BadRequest('zero or negative query resolution step widths are not accepted. Try a positive integer');
-      if ((endNs - startNs) / stepNs > BigInt(MAX_STEPS)) {
-        throw new BadRequest(
-          'exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)',
-          'max_query_steps',
-        );
-      }
+      const stepNs = stepOf(req, startNs, endNs);
       const expr = parse(text);
       const s: QueryStats = { linesProcessed: 0, bytesProcessed: 0, entriesReturned: 0 };
       if (expr.kind === 'log') {
@@ -363,44 +373,108 @@ export function createLokiApi(source: LogSource, options: LokiApiOptions = {}): 
     }),
   );
 
-  router.get(
-    '/loki/api/v1/index/volume',
+  /**
+   * `/index/volume` (a vector at `end`) and `/index/volume_range` (per `step` bucket: a matrix, or a
+   * vector when every series has one sample), as Loki's volume middleware (pkg/querier/queryrange/
+   * volume.go) answers: buckets aligned to the step, keyed by their end less 1 ms (the last by `end`);
+   * per bucket the `limit` largest series; `aggregateBy=series` (default) groups by the selector's
+   * label names (or `targetLabels`, which must be present: Loki adds `name=~".+"`; `{}`: whole
+   * series), `aggregateBy=labels` by label name (value "").
+   */
+  const volume = (range: boolean) =>
     handle(async (req, res, { signal }) => {
       const { startNs, endNs } = rangeOf(req);
-      const matchers = matchersOf(parse(queryOf(req)));
-      const limit = optionalPositiveInt(param(req, 'limit'), 'limit') ?? 100;
+      const text = queryOf(req).trim();
+      const matchAny = /^\{\s*\}$/.test(text);
+      const matchers = matchAny ? [] : matchersOf(parse(text));
+      const limitText = param(req, 'limit') ?? '';
+      const limitNumber = limitText === '' ? 0 : Number(limitText);
+      if (!Number.isInteger(limitNumber))
+        throw new BadRequest(`invalid parameter "limit": cannot parse "${limitText}" as an integer`);
+      if (limitNumber < 0) throw new BadRequest('limit must be a positive value');
+      const limit = limitNumber === 0 ? 100 : limitNumber;
+      const aggregateBy = param(req, 'aggregateBy') || 'series';
+      if (aggregateBy !== 'series' && aggregateBy !== 'labels') throw new BadRequest('invalid aggregation option');
       const targets = (param(req, 'targetLabels') ?? '')
         .split(',')
         .map((l) => l.trim())
         .filter(Boolean);
-      const by = targets.length > 0 ? targets : [...new Set(matchers.map((m) => m.name))];
-      const all = await source.series([matchers], startNs, endNs);
-      const maxSeries = o.maxQuerySeries * 10;
-      if (all.length > maxSeries) {
-        throw new BadRequest(
-          `maximum number of series (${maxSeries}) reached for a single volume query; consider a more specific selector`,
-          'max_query_series',
-        );
+      const bounds = [startNs];
+      const keys: bigint[] = [];
+      if (range) {
+        const stepNs = stepOf(req, startNs, endNs);
+        // util.ForInterval: intervals aligned to the step; the first starts at `start`, the last ends at `end`.
+        for (let s = startNs - (startNs % stepNs); s < endNs; s += stepNs) {
+          const e = s + stepNs;
+          if (e >= endNs) break;
+          bounds.push(e);
+          keys.push(e - 1_000_000n);
+        }
       }
-      const groups = new Map<string, { metric: Record<string, string>; bytes: number }>();
-      for (const labels of all) {
+      bounds.push(endNs);
+      keys.push(endNs);
+      if (endNs <= startNs) {
+        res.json({ status: 'success', data: { resultType: 'vector', result: [] } });
+        return;
+      }
+      const selection = [...matchers];
+      const names = new Set(matchers.map((m) => m.name));
+      for (const t of targets) if (!names.has(t)) selection.push({ name: t, op: '=~', value: '.+' });
+      const by = new Set(targets.length > 0 ? targets : names);
+      const streams = await source.volume(selection, bounds, signal);
+      // Per bucket: name → volume, then the `limit` largest (seriesvolume.MapToVolumeResponse).
+      const buckets = keys.map(() => new Map<string, number>());
+      const metrics = new Map<string, Record<string, string>>();
+      for (const s of streams) {
         if (signal.aborted) throw new QueryAbortedError(false);
-        const exact: LabelMatcher[] = Object.entries(labels).map(([name, value]) => ({ name, op: '=', value }));
-        const { bytes } = await source.stats([...matchers, ...exact], startNs, endNs);
-        const metric: Record<string, string> = {};
-        for (const l of by) if (labels[l] !== undefined) metric[l] = labels[l];
-        const key = JSON.stringify(Object.entries(metric).sort());
-        const g = groups.get(key) ?? { metric, bytes: 0 };
-        g.bytes += bytes;
-        groups.set(key, g);
+        const groups: [string, Record<string, string>][] = [];
+        if (aggregateBy === 'series') {
+          const metric: Record<string, string> = {};
+          for (const n of Object.keys(s.labels).sort()) if (matchAny || by.has(n)) metric[n] = s.labels[n];
+          groups.push([seriesName(metric), metric]);
+        } else {
+          for (const n of Object.keys(s.labels)) if (targets.length === 0 || by.has(n)) groups.push([n, { [n]: '' }]);
+        }
+        for (const [i, bytes] of s.bytes) {
+          const bucket = buckets[i];
+          for (const [name, metric] of groups) {
+            metrics.set(name, metric);
+            bucket.set(name, (bucket.get(name) ?? 0) + bytes);
+            if (bucket.size > o.maxVolumeSeries) {
+              throw new BadRequest(
+                `the query hit the max number of series limit (limit: ${o.maxVolumeSeries} series)`,
+                'max_volume_series',
+              );
+            }
+          }
+        }
       }
-      const result = [...groups.values()]
-        .sort((a, b) => b.bytes - a.bytes)
-        .slice(0, limit)
-        .map((g) => ({ metric: g.metric, value: [seconds(endNs), String(g.bytes)] }));
-      res.json({ status: 'success', data: { resultType: 'vector', result } });
-    }),
-  );
+      const samples = new Map<string, [bigint, number][]>();
+      buckets.forEach((bucket, i) => {
+        const top = [...bucket]
+          .map(([name, v]) => [name, Math.round(v)] as [string, number])
+          .filter(([, v]) => v > 0)
+          .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+          .slice(0, limit);
+        for (const [name, v] of top) {
+          const list = samples.get(name) ?? [];
+          samples.set(name, list);
+          list.push([keys[i], v]);
+        }
+      });
+      const series = [...samples].sort(([an, a], [bn, b]) => b[0][1] - a[0][1] || (an < bn ? -1 : an > bn ? 1 : 0));
+      const matrix = series.some(([, list]) => list.length > 1);
+      const result = series.map(([name, list]) =>
+        matrix
+          ? { metric: metrics.get(name), values: list.map(([t, v]) => [seconds(t), String(v)]) }
+          : { metric: metrics.get(name), value: [seconds(list[0][0]), String(list[0][1])] },
+      );
+      res.json({ status: 'success', data: { resultType: matrix ? 'matrix' : 'vector', result } });
+    });
+  router.get('/loki/api/v1/index/volume', volume(false));
+  router.post('/loki/api/v1/index/volume', form, volume(false));
+  router.get('/loki/api/v1/index/volume_range', volume(true));
+  router.post('/loki/api/v1/index/volume_range', form, volume(true));
 
   router.get(
     '/loki/api/v1/detected_labels',
@@ -582,6 +656,13 @@ function goDuration(ns: bigint): string {
   const m = (total % 3600n) / 60n;
   const s = total % 60n;
   return `${h}h${m}m${s}s`;
+}
+
+/** A label set as Prometheus prints one (`{a="x", b="y"}`), the name Loki sorts volume series by. */
+function seriesName(labels: Record<string, string>): string {
+  return `{${Object.entries(labels)
+    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+    .join(', ')}}`;
 }
 
 const labelsKey = (labels: Record<string, string>) => JSON.stringify(Object.entries(labels).sort());

@@ -14,6 +14,12 @@
  * - postings:  per stream and batch, which of the batch's blobs hold the stream's entries (a bitmap),
  *              with its entries and line bytes there: the label postings, at stream grain (a label
  *              matcher selects streams, their postings name the blobs).
+ * - stream_labels: the label-value postings: per label name and value, the streams that have it. A
+ *              selector with a matcher an absent label cannot satisfy (`name="x"`, `name=~"a|b"`)
+ *              reads only the streams it names, not every stream (an equality through the index, a
+ *              regex over the name's values); other selectors read every stream, as before.
+ *              Written when the writer first meets a stream; filled from `streams` for a store
+ *              written before the table existed.
  * - blob_traces: per blob, a bloom filter of the trace ids of its records (the `trace_id` structured
  *              metadata), as Loki's blooms over structured metadata: a `| trace_id="…"` lookup over
  *              24 h checks the blooms of the blobs in the window (cached by the reader: blobs do not
@@ -37,7 +43,7 @@ import type { Checkpoint } from '../blob-store/reader-protocol';
 import type { ResourceLogs } from '../model';
 import { decodeLogsRequest } from '../otlp/protobuf/decode-logs';
 import { type IndexedRecord, indexLogsRequest } from './log-index';
-import { type LabelMatcher, type LokiEntry, toLokiEntries } from './loki-entry';
+import { intervalOf, type LabelMatcher, type LokiEntry, type StreamVolume, toLokiEntries } from './loki-entry';
 import { checkMatchers, matches, streamKey } from './matchers';
 
 export const LOG_SCHEMA_VERSION = 3;
@@ -59,6 +65,9 @@ CREATE TABLE IF NOT EXISTS postings (
   stream INTEGER NOT NULL, batch INTEGER NOT NULL, blobs BLOB NOT NULL, entries INTEGER NOT NULL,
   bytes INTEGER NOT NULL, PRIMARY KEY (stream, batch)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blob_traces (blob INTEGER PRIMARY KEY, bloom BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS stream_labels (
+  name TEXT NOT NULL, value TEXT NOT NULL, stream INTEGER NOT NULL, PRIMARY KEY (name, value, stream)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS stream_labels_stream ON stream_labels (stream);
 ${WAL_POSITION_SCHEMA}`;
 
 /** Uncompressed request bytes per blob (a request larger than this is a blob of its own). */
@@ -155,6 +164,10 @@ export class LogDb extends SqliteBase {
   /** A reader's blobs' trace-id bloom filters (a blob never changes; retention removes the oldest). */
   private readonly blooms = new Map<number, Uint8Array>();
   private bloomBytes = 0;
+  /** The writer's streams whose label postings are written (cleared when retention removes streams: ids may be reused). */
+  private readonly labelled = new Set<number>();
+  /** Stream rows whose labels a read parsed and matched (tests: the label postings spare the others). */
+  streamsExamined = 0;
 
   private constructor(db: DatabaseSync) {
     super(db);
@@ -164,6 +177,7 @@ export class LogDb extends SqliteBase {
     const { db, recreated } = openSqlite(path, { reader: options.reader, schema: SCHEMA, version: LOG_SCHEMA_VERSION });
     const store = new LogDb(db);
     store.recreated = recreated;
+    if (!options.reader) store.fillLabelPostings();
     return store;
   }
 
@@ -256,6 +270,7 @@ export class LogDb extends SqliteBase {
       for (const [key, p] of postings) {
         const id = Number(upsertStream.get(key, p.min, p.max, batch)?.id);
         insertPosting.run(id, batch, p.bits, p.entries, p.bytes);
+        if (!this.labelled.has(id)) this.writeLabelPostings(id, key);
       }
       this.stmt('UPDATE batches SET records = ?, bytes = ?, first_blob = ?, last_blob = ? WHERE id = ?').run(
         result.items,
@@ -271,6 +286,23 @@ export class LogDb extends SqliteBase {
       throw new LogWriteError((err as Error).message, result.items);
     }
     return result;
+  }
+
+  /** A stream's label postings (idempotent: a stream met again after a restart is written again, ignored). */
+  private writeLabelPostings(id: number, key: string): void {
+    const insert = this.stmt('INSERT OR IGNORE INTO stream_labels (name, value, stream) VALUES (?, ?, ?)');
+    for (const [name, value] of Object.entries(JSON.parse(key) as Record<string, string>)) insert.run(name, value, id);
+    if (this.labelled.size >= 1_000_000) this.labelled.clear();
+    this.labelled.add(id);
+  }
+
+  /** A store written before stream_labels existed: its postings from the streams table, once. */
+  private fillLabelPostings(): void {
+    if (this.stmt('SELECT 1 FROM stream_labels LIMIT 1').get() || !this.stmt('SELECT 1 FROM streams LIMIT 1').get())
+      return;
+    this.db.exec(
+      'INSERT OR IGNORE INTO stream_labels (name, value, stream) SELECT j.key, j.value, s.id FROM streams s, json_each(s.labels) j',
+    );
   }
 
   private writeBlob(b: BlobIndex, receivedMs: number, batch: number): number {
@@ -310,7 +342,9 @@ export class LogDb extends SqliteBase {
       // postings are keyed by (stream, batch): one range per stream.
       const deletePostings = this.stmt('DELETE FROM postings WHERE stream = ? AND batch <= ?');
       for (const row of this.stmt('SELECT id FROM streams').all()) deletePostings.run(Number(row.id), batch);
+      this.stmt('DELETE FROM stream_labels WHERE stream IN (SELECT id FROM streams WHERE batch <= ?)').run(batch);
       this.stmt('DELETE FROM streams WHERE batch <= ?').run(batch);
+      this.labelled.clear();
       this.stmt('DELETE FROM blob_traces WHERE blob <= ?').run(lastBlob);
       this.stmt('DELETE FROM blobs WHERE id <= ?').run(lastBlob);
       this.stmt('DELETE FROM batches WHERE id <= ?').run(batch);
@@ -334,14 +368,66 @@ export class LogDb extends SqliteBase {
   streams(startNs: bigint, endNs: bigint, matchers: readonly LabelMatcher[] = []): Map<number, Record<string, string>> {
     checkMatchers(matchers);
     const out = new Map<number, Record<string, string>>();
+    const add = (id: number, text: string) => {
+      this.streamsExamined++;
+      const labels = JSON.parse(text) as Record<string, string>;
+      if (matches(labels, matchers)) out.set(id, labels);
+    };
+    const candidates = this.labelCandidates(matchers);
+    if (candidates) {
+      const one = this.stmt('SELECT labels FROM streams WHERE id = ? AND max_ns >= ? AND min_ns < ?');
+      for (const id of candidates) {
+        const row = one.get(id, sqlTime(startNs), sqlTime(endNs));
+        if (row) add(id, row.labels as string);
+      }
+      return out;
+    }
     for (const row of this.stmt('SELECT id, labels FROM streams WHERE max_ns >= ? AND min_ns < ?').iterate(
       sqlTime(startNs),
       sqlTime(endNs),
     )) {
-      const labels = JSON.parse(row.labels as string) as Record<string, string>;
-      if (matches(labels, matchers)) out.set(Number(row.id), labels);
+      add(Number(row.id), row.labels as string);
     }
     return out;
+  }
+
+  /**
+   * The streams that may match, from the label-value postings, when a matcher needs its label (an
+   * absent label, the empty string, does not satisfy it): through the equalities' postings if there
+   * are any (intersected), else through the values of the first such matcher's label. Undefined when
+   * no matcher needs its label (every stream must be read).
+   */
+  private labelCandidates(matchers: readonly LabelMatcher[]): Set<number> | undefined {
+    const needed = matchers.filter((m) => !matches({}, [m]));
+    if (needed.length === 0) return undefined;
+    const equal = needed.filter((m) => m.op === '=');
+    let result: Set<number> | undefined;
+    if (equal.length > 0) {
+      const byValue = this.stmt('SELECT stream FROM stream_labels WHERE name = ? AND value = ?');
+      for (const m of equal) {
+        const ids = new Set<number>();
+        for (const row of byValue.iterate(m.name, m.value)) {
+          const id = Number(row.stream);
+          if (!result || result.has(id)) ids.add(id);
+        }
+        result = ids;
+        if (result.size === 0) break;
+      }
+      return result;
+    }
+    const m = needed[0];
+    const verdicts = new Map<string, boolean>();
+    result = new Set<number>();
+    for (const row of this.stmt('SELECT value, stream FROM stream_labels WHERE name = ?').iterate(m.name)) {
+      const value = row.value as string;
+      let ok = verdicts.get(value);
+      if (ok === undefined) {
+        ok = matches({ [m.name]: value }, [m]);
+        verdicts.set(value, ok);
+      }
+      if (ok) result.add(Number(row.stream));
+    }
+    return result;
   }
 
   /** Per posting of these streams in batches [lo, hi]: its blob ids, entries and bytes. */
@@ -571,6 +657,60 @@ export class LogDb extends SqliteBase {
       bytes += b;
     });
     return { streams: seen.size, chunks: chunks.size, bytes, entries };
+  }
+
+  /**
+   * Line bytes of the matching streams per interval of `bounds` (LogSource.volume), from the postings
+   * without reading blobs: a posting's bytes are shared evenly by its blobs, and a blob's share spread
+   * over its time extent (as Loki's ingester spreads a chunk's size, GetFactorOfTime); what falls
+   * outside [bounds[0], bounds[last]) is left out. An estimate at blob grain, exact when each blob
+   * lies in one interval.
+   */
+  volume(matchers: LabelMatcher[], bounds: bigint[], checkpoint: Checkpoint = () => {}): StreamVolume[] {
+    const startNs = bounds[0];
+    const endNs = bounds[bounds.length - 1];
+    const streams = this.streams(startNs, endNs, matchers);
+    const window = this.window(startNs, endNs);
+    checkpoint();
+    const per = new Map<number, Map<number, number>>();
+    let n = 0;
+    this.postingsOf(streams.keys(), window, (ids, _entries, bytes, stream) => {
+      if (++n % 1024 === 0) checkpoint();
+      const share = bytes / ids.length;
+      let out = per.get(stream);
+      for (const id of ids) {
+        const b = window.blobs.get(id);
+        if (!b) continue;
+        if (!out) {
+          out = new Map();
+          per.set(stream, out);
+        }
+        spread(out, bounds, b.min, b.max, share);
+      }
+    });
+    const result: StreamVolume[] = [];
+    for (const [stream, out] of per) {
+      const labels = streams.get(stream);
+      if (labels && out.size > 0) result.push({ labels, bytes: [...out].sort((a, b) => a[0] - b[0]) });
+    }
+    return result;
+  }
+}
+
+/** Adds `bytes` spread evenly over [min, max] to the intervals of `bounds` it overlaps. */
+function spread(out: Map<number, number>, bounds: readonly bigint[], min: bigint, max: bigint, bytes: number): void {
+  if (min === max) {
+    const i = intervalOf(bounds, min);
+    if (i >= 0) out.set(i, (out.get(i) ?? 0) + bytes);
+    return;
+  }
+  const span = Number(max - min);
+  let i = Math.max(0, intervalOf(bounds, min < bounds[0] ? bounds[0] : min));
+  for (; i < bounds.length - 1 && bounds[i] <= max; i++) {
+    const lo = bounds[i] > min ? bounds[i] : min;
+    const hi = bounds[i + 1] < max ? bounds[i + 1] : max;
+    if (hi <= lo) continue;
+    out.set(i, (out.get(i) ?? 0) + (bytes * Number(hi - lo)) / span);
   }
 }
 

@@ -7,4 +7,5 @@ export type LogReaderQuery =
   | { op: 'labelNames'; startNs: bigint; endNs: bigint; matchers?: LabelMatcher[] }
   | { op: 'labelValues'; name: string; startNs: bigint; endNs: bigint; matchers?: LabelMatcher[] }
   | { op: 'series'; selectors: LabelMatcher[][]; startNs: bigint; endNs: bigint }
-  | { op: 'stats'; matchers: LabelMatcher[]; startNs: bigint; endNs: bigint };
+  | { op: 'stats'; matchers: LabelMatcher[]; startNs: bigint; endNs: bigint }
+  | { op: 'volume'; matchers: LabelMatcher[]; bounds: bigint[] };

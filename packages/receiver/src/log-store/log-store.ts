@@ -13,7 +13,7 @@ import type { Logger } from '../logger';
 import { encodeLogsRequest } from '../otlp/protobuf/encode-logs';
 import { LogDb, type SelectCursor, type SelectPage } from './log-db';
 import type { LogReaderQuery } from './log-protocol';
-import type { LabelMatcher, LogSelection, LogSource, LokiEntry } from './loki-entry';
+import type { LabelMatcher, LogSelection, LogSource, LokiEntry, StreamVolume } from './loki-entry';
 import { InvalidMatcherError } from './matchers';
 
 export type LogStoreOptions = BlobStoreOptions;
@@ -35,6 +35,8 @@ export function answer(db: LogDb, q: LogReaderQuery, checkpoint: Checkpoint): un
       return db.series(q.selectors, q.startNs, q.endNs);
     case 'stats':
       return db.stats(q.matchers, q.startNs, q.endNs, checkpoint);
+    case 'volume':
+      return db.volume(q.matchers, q.bounds, checkpoint);
   }
 }
 
@@ -96,5 +98,9 @@ export class LogStore extends BlobStore<'logs', LogReaderQuery, LogDb> implement
     endNs: bigint,
   ): Promise<{ streams: number; chunks: number; bytes: number; entries: number }> {
     return this.ask({ op: 'stats', matchers, startNs, endNs });
+  }
+
+  volume(matchers: LabelMatcher[], bounds: bigint[], signal?: AbortSignal): Promise<StreamVolume[]> {
+    return this.ask({ op: 'volume', matchers, bounds }, signal);
   }
 }

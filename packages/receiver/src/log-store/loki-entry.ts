@@ -249,4 +249,29 @@ export interface LogSource {
     startNs: bigint,
     endNs: bigint,
   ): Promise<{ streams: number; chunks: number; bytes: number; entries: number }>;
+  /**
+   * Line bytes of the streams matching `matchers` (every stream when empty) per interval of `bounds`
+   * (interval i is [bounds[i], bounds[i+1]); at least two bounds), for `/index/volume(_range)`: per
+   * stream, its labels and its non-zero intervals as [i, bytes]. A store may estimate at its chunk
+   * grain (as Loki does).
+   */
+  volume(matchers: LabelMatcher[], bounds: bigint[], signal?: AbortSignal): Promise<StreamVolume[]>;
+}
+
+export interface StreamVolume {
+  labels: Record<string, string>;
+  bytes: [number, number][];
+}
+
+/** The interval of `bounds` (sorted) that holds `t`, or -1 outside [bounds[0], bounds[last]). */
+export function intervalOf(bounds: readonly bigint[], t: bigint): number {
+  if (t < bounds[0] || t >= bounds[bounds.length - 1]) return -1;
+  let lo = 0;
+  let hi = bounds.length - 2;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (bounds[mid] <= t) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
 }

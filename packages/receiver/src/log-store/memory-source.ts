@@ -6,7 +6,15 @@
  */
 import type { ResourceLogs } from '../model/logs';
 import { matchesAll } from './logql/regex';
-import { type LabelMatcher, type LogSelection, type LogSource, type LokiEntry, toLokiEntries } from './loki-entry';
+import {
+  intervalOf,
+  type LabelMatcher,
+  type LogSelection,
+  type LogSource,
+  type LokiEntry,
+  type StreamVolume,
+  toLokiEntries,
+} from './loki-entry';
 
 export class MemoryLogSource implements LogSource {
   readonly entries: LokiEntry[] = [];
@@ -73,5 +81,19 @@ export class MemoryLogSource implements LogSource {
       bytes: hits.reduce((n, e) => n + Buffer.byteLength(e.line), 0),
       entries: hits.length,
     };
+  }
+
+  async volume(matchers: LabelMatcher[], bounds: bigint[], signal?: AbortSignal): Promise<StreamVolume[]> {
+    signal?.throwIfAborted();
+    const out = new Map<string, { labels: Record<string, string>; bytes: Map<number, number> }>();
+    for (const e of this.entries) {
+      const i = intervalOf(bounds, e.timeNs);
+      if (i < 0 || !matchesAll(matchers, e.stream)) continue;
+      const key = JSON.stringify(Object.entries(e.stream).sort());
+      const v = out.get(key) ?? { labels: e.stream, bytes: new Map<number, number>() };
+      out.set(key, v);
+      v.bytes.set(i, (v.bytes.get(i) ?? 0) + Buffer.byteLength(e.line));
+    }
+    return [...out.values()].map((v) => ({ labels: v.labels, bytes: [...v.bytes].sort((a, b) => a[0] - b[0]) }));
   }
 }

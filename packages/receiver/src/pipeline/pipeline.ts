@@ -18,6 +18,11 @@ export interface ReceiveContext {
   raw: Buffer | undefined;
   /** Set by any processor that changes the data: `raw` then no longer matches it. */
   modified: boolean;
+  /**
+   * The tenant written after the sender's bearer token (otlp.auth.bearer_tokens_file), if any: the
+   * exporters send its data with `X-Scope-OrgID: <tenant>`.
+   */
+  tenant?: string;
 }
 
 export interface Batch<S extends Signal> {
