@@ -22,11 +22,23 @@ test('SONDE_CONSENT lists', () => {
 });
 
 test('start-up consent: env, options, DO_NOT_TRACK and essential categories', () => {
+  // Protective default: product analytics off until granted.
   expect(resolveConsent({}, undefined, undefined).granted).toEqual({
+    diagnostics: true,
+    performance: true,
+    product: false,
+  });
+  expect(resolveConsent({ SONDE_CONSENT: 'product=true' }, undefined, undefined).granted).toEqual({
     diagnostics: true,
     performance: true,
     product: true,
   });
+  expect(resolveConsent({ SONDE_CONSENT: 'performance=false' }, undefined, undefined).granted).toEqual({
+    diagnostics: true,
+    performance: false,
+    product: false,
+  });
+  expect(resolveConsent({}, { product: true }, undefined).granted.product).toBe(true);
   expect(resolveConsent({ SONDE_CONSENT: 'diagnostics' }, { product: true }, undefined).granted).toEqual({
     diagnostics: true,
     performance: false,
