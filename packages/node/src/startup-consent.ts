@@ -15,7 +15,7 @@
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { LoggerProvider, type LogRecordExporter, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
-import { CATEGORIES, type Category, type ConsentMap, parseConsentList } from './consent';
+import { CATEGORIES, type Category, type ConsentMap, DEFAULT_CONSENT, parseConsentList } from './consent';
 
 export const CONSENT_CHOICE_EVENT = 'sonde.consent.choice';
 
@@ -28,8 +28,8 @@ export interface StartupChoice {
 
 /**
  * The categories withdrawn at start and why: DO_NOT_TRACK for every category it turned off (the
- * non-essential ones); else `startup` for each category SONDE_CONSENT denies (when it is set, it
- * states every category) or the `consent` option sets to false. Defaults are not choices: `product`
+ * non-essential ones); else `startup` for each category SONDE_CONSENT withdraws (see
+ * deniedBySondeConsent) or the `consent` option sets to false. Defaults are not choices: `product`
  * off because nothing granted it is not counted.
  */
 export function startupChoices(
@@ -45,13 +45,25 @@ export function startupChoices(
       continue;
     }
     const byOption = option?.[category] === false;
-    const byEnv =
-      option?.[category] === undefined &&
-      env.SONDE_CONSENT !== undefined &&
-      !parseConsentList(env.SONDE_CONSENT).granted[category];
+    const byEnv = option?.[category] === undefined && deniedBySondeConsent(env.SONDE_CONSENT, category);
     if (byOption || byEnv) out.push({ category, source: 'startup' });
   }
   return out;
+}
+
+/**
+ * Whether SONDE_CONSENT withdraws `category` by choice: `none`, an explicit `category=false`, or a
+ * list that leaves out a category that is on by default. A list that leaves out `product` (off by
+ * default) states no choice about it.
+ */
+function deniedBySondeConsent(value: string | undefined, category: Category): boolean {
+  if (value === undefined) return false;
+  const v = value.trim().toLowerCase();
+  if (v === 'none' || v === '') return true;
+  if (parseConsentList(v).granted[category]) return false;
+  // Explicit form: withdrawn when named (`performance=false`); the categories not named keep their defaults.
+  if (v.includes('=')) return v.split(',').some((part) => part.split('=')[0].trim() === category);
+  return DEFAULT_CONSENT[category];
 }
 
 /** service.name as the SDK will set it, without any other resource attribute. */
