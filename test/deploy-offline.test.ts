@@ -255,6 +255,12 @@ describe('safe to expose (issue 11)', () => {
         '0.0.0.0',
       ]);
     }
+    // ...and both redact (the receiver's default, written out so that nobody turns it off by accident).
+    for (const file of ['receiver/sonde.yaml', 'kubernetes/sonde.yaml']) {
+      const raw = readYaml<{ redaction?: { enabled?: boolean } }>(path.join(DEPLOY, file));
+      expect([file, raw.redaction?.enabled]).toEqual([file, true]);
+      expect([file, validateConfig(raw as never).redaction.detectors.length]).toEqual([file, 5]);
+    }
     // The image runs with the compose configuration baked in.
     const dockerfile = fs.readFileSync(path.join(DEPLOY, 'Dockerfile'), 'utf8');
     expect(dockerfile).toContain('COPY deploy/receiver/sonde.yaml /etc/sonde/sonde.yaml');

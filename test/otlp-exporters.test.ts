@@ -898,7 +898,7 @@ async function recordLogs(provider: LoggerProvider, tracerProvider: TracerProvid
     severityText: 'INFO',
     body: 'user signed in',
     attributes: {
-      'user.id': 42,
+      'account.id': 42,
       'session.new': true,
       'auth.latency_s': 0.25,
       'auth.methods': ['password', 'otp'],
@@ -955,7 +955,7 @@ function expectedLogs(
       severityText: 'INFO',
       body: 'user signed in',
       attributes: attrs({
-        'user.id': 42n,
+        'account.id': 42n,
         'session.new': true,
         'auth.latency_s': 0.25,
         'auth.methods': ['password', 'otp'],

@@ -112,6 +112,9 @@ export async function startShop(options: ShopOptions): Promise<Shop> {
     OTEL_EXPORTER_OTLP_ENDPOINT: options.otlpEndpoint,
     OTEL_RESOURCE_ATTRIBUTES: 'service.namespace=sonde-demo,deployment.environment.name=demo',
     OTEL_METRIC_EXPORT_INTERVAL: '10000',
+    // Product analytics are off by default in @sonde/node: the shop grants them process-wide, and each
+    // shopper's `x-consent` header narrows that per request (consentMiddleware in the storefront).
+    SONDE_CONSENT: process.env.SONDE_CONSENT ?? 'all',
     // One key for the whole shop, so that a user's pseudonym is the same in every service.
     SONDE_HMAC_KEY: randomBytes(24).toString('hex'),
     CART_DB: path.join(dataDir, 'cart-store.db'),

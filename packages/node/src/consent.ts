@@ -30,10 +30,21 @@ export function isCategory(value: unknown): value is Category {
   return typeof value === 'string' && (CATEGORIES as readonly string[]).includes(value);
 }
 
+/**
+ * The start-up consent when nothing says otherwise: `diagnostics` and `performance` on (operating the
+ * service: errors, latency), `product` off until granted (SONDE_CONSENT, the `consent` option or
+ * `consent.set`): usage analytics are not needed to run the service.
+ */
+export const DEFAULT_CONSENT: Readonly<Record<Category, boolean>> = Object.freeze({
+  diagnostics: true,
+  performance: true,
+  product: false,
+});
+
 type Listener = (category: Category, granted: boolean) => void;
 
 class ConsentState {
-  private readonly granted: Record<Category, boolean> = { diagnostics: true, performance: true, product: true };
+  private readonly granted: Record<Category, boolean> = { ...DEFAULT_CONSENT };
   private counter: Counter | undefined;
   private readonly pending: [Category, boolean][] = [];
   private readonly listeners: Listener[] = [];
@@ -115,6 +126,24 @@ export function isTraceWithdrawn(traceId: string): boolean {
   return withdrawnTraces.size > 0 && withdrawnTraces.has(traceId);
 }
 
+/**
+ * Traces in which a scope withdrew `performance`: measurements recorded in their context (e.g. the
+ * HTTP server duration, recorded when the response ends, outside the middleware's scope) are not
+ * recorded (see metrics-consent.ts). Bounded like withdrawnTraces.
+ */
+const performanceWithdrawnTraces = new Set<string>();
+
+export function isPerformanceWithdrawnInTrace(traceId: string): boolean {
+  return performanceWithdrawnTraces.size > 0 && performanceWithdrawnTraces.has(traceId);
+}
+
+function withdrawPerformance(traceId: string): void {
+  if (performanceWithdrawnTraces.has(traceId)) return;
+  if (performanceWithdrawnTraces.size >= MAX_WITHDRAWN_TRACES)
+    performanceWithdrawnTraces.delete(performanceWithdrawnTraces.values().next().value as string);
+  performanceWithdrawnTraces.add(traceId);
+}
+
 /** The public consent API. */
 export const consent = {
   /** Process-wide: grant or withdraw one category at run time. Counted as one decision. */
@@ -137,6 +166,10 @@ export function consentContext(choice: ConsentMap, ctx: Context = context.active
   if (choice.diagnostics === false) {
     const span = trace.getSpan(ctx);
     if (span) withdrawTrace(span.spanContext().traceId);
+  }
+  if (choice.performance === false) {
+    const span = trace.getSpan(ctx);
+    if (span) withdrawPerformance(span.spanContext().traceId);
   }
   const outer = ctx.getValue(SCOPE_KEY) as ConsentMap | undefined;
   const merged: ConsentMap = { ...outer };
@@ -190,7 +223,7 @@ export function parseConsentList(value: string): { granted: Record<Category, boo
   const granted: Record<Category, boolean> = { diagnostics: false, performance: false, product: false };
   if (v === 'none' || v === '') return { granted, errors };
   const explicit = v.includes('=');
-  if (explicit) Object.assign(granted, { diagnostics: true, performance: true, product: true });
+  if (explicit) Object.assign(granted, DEFAULT_CONSENT); // `product=true` grants product on top of the defaults
   for (const part of v.split(',')) {
     const [name, flag] = part.split('=').map((s) => s.trim());
     if (!name) continue;

@@ -1,6 +1,7 @@
 /**
  * Redaction before export, with @sonde/redact (the same engine the receiver runs): span names,
- * span/event/link attributes, status messages, log bodies and log/event attributes. URL attributes
+ * span/event/link attributes, status messages, log bodies and log/event attributes, and the
+ * resource and instrumentation scope attributes of spans, log records and metrics. URL attributes
  * (`url.full`, `url.query`, `http.target`, ...) go through the URL rules. `enduser.id` becomes
  * `enduser.pseudo.id` (a keyed HMAC) when a key is configured, and is dropped otherwise.
  *
@@ -9,6 +10,8 @@
  * original ones, so nothing the application holds is modified.
  */
 import type { AnyValue, Attributes } from '@opentelemetry/api';
+import type { InstrumentationScope } from '@opentelemetry/core';
+import { type Resource, resourceFromAttributes } from '@opentelemetry/resources';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
 import { createRedactor, parseRedactionConfig, type RedactionConfig, type Redactor } from '@sonde/redact';
@@ -121,6 +124,50 @@ function redactAttrs(redactor: Redactor, memo: Memo, attrs: Attributes | undefin
   return out === undefined ? attrs : (out as Attributes);
 }
 
+/** Redacted resources and scopes, by the original (they are few and shared by every item). */
+const resources = new WeakMap<Redactor, WeakMap<Resource, Resource>>();
+const scopes = new WeakMap<Redactor, WeakMap<InstrumentationScope, InstrumentationScope>>();
+
+/**
+ * The resource with its attributes through the key rules and the detectors (the same object when
+ * nothing changed). Read at export, when the detectors' asynchronous attributes have settled.
+ */
+export function redactResource(redactor: Redactor, resource: Resource): Resource {
+  let byResource = resources.get(redactor);
+  if (!byResource) {
+    byResource = new WeakMap();
+    resources.set(redactor, byResource);
+  }
+  const known = byResource.get(resource);
+  if (known) return known;
+  if (resource.asyncAttributesPending) return resource; // not settled yet: decided at a later export
+  const attributes = redactAttrs(redactor, memoOf(redactor), resource.attributes) ?? resource.attributes;
+  const out =
+    attributes === resource.attributes
+      ? resource
+      : resourceFromAttributes(attributes, resource.schemaUrl ? { schemaUrl: resource.schemaUrl } : undefined);
+  byResource.set(resource, out);
+  return out;
+}
+
+/** The instrumentation scope with its attributes redacted (the same object when nothing changed). */
+export function redactScope(redactor: Redactor, scope: InstrumentationScope): InstrumentationScope {
+  const attrs = (scope as { attributes?: Attributes }).attributes;
+  if (!attrs) return scope;
+  let byScope = scopes.get(redactor);
+  if (!byScope) {
+    byScope = new WeakMap();
+    scopes.set(redactor, byScope);
+  }
+  let out = byScope.get(scope);
+  if (!out) {
+    const attributes = redactAttrs(redactor, memoOf(redactor), attrs);
+    out = attributes === attrs ? scope : ({ ...scope, attributes } as InstrumentationScope);
+    byScope.set(scope, out);
+  }
+  return out;
+}
+
 /**
  * A redacted copy of a span: a plain object of the ReadableSpan fields (not an `Object.create` view:
  * descriptor-defined properties over a prototype make every exporter's field reads slow).
@@ -169,6 +216,9 @@ export function redactSpan(redactor: Redactor, span: ReadableSpan): ReadableSpan
       changed = true;
     }
   }
+  const resource = redactResource(redactor, span.resource);
+  const instrumentationScope = redactScope(redactor, span.instrumentationScope);
+  if (resource !== span.resource || instrumentationScope !== span.instrumentationScope) changed = true;
   if (!changed) return span;
   const ctx = span.spanContext();
   return {
@@ -184,8 +234,8 @@ export function redactSpan(redactor: Redactor, span: ReadableSpan): ReadableSpan
     events,
     duration: span.duration,
     ended: span.ended,
-    resource: span.resource,
-    instrumentationScope: span.instrumentationScope,
+    resource,
+    instrumentationScope,
     droppedAttributesCount: span.droppedAttributesCount,
     droppedEventsCount: span.droppedEventsCount,
     droppedLinksCount: span.droppedLinksCount,
@@ -196,8 +246,18 @@ export function redactSpan(redactor: Redactor, span: ReadableSpan): ReadableSpan
 export function redactLogRecord(redactor: Redactor, record: ReadableLogRecord): ReadableLogRecord {
   const attributes = redactAttrs(redactor, memoOf(redactor), record.attributes);
   const body = redactor.redactValue(record.body) as AnyValue | undefined;
-  if (attributes === record.attributes && body === record.body) return record;
+  const resource = redactResource(redactor, record.resource);
+  const scope = redactScope(redactor, record.instrumentationScope);
+  if (
+    attributes === record.attributes &&
+    body === record.body &&
+    resource === record.resource &&
+    scope === record.instrumentationScope
+  )
+    return record;
   const props: PropertyDescriptorMap = {};
+  if (resource !== record.resource) props.resource = { value: resource, enumerable: true };
+  if (scope !== record.instrumentationScope) props.instrumentationScope = { value: scope, enumerable: true };
   if (attributes !== record.attributes) props.attributes = { value: attributes, enumerable: true };
   if (body !== record.body) props.body = { value: body, enumerable: true };
   return Object.create(record, props) as ReadableLogRecord;

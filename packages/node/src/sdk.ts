@@ -60,11 +60,13 @@ import {
   type Category,
   type ConsentMap,
   consentState,
+  DEFAULT_CONSENT,
   isCategory,
   isTraceWithdrawn,
   parseConsentList,
 } from './consent';
 import { CONSENT_CATEGORY_ATTRIBUTE, setEventsActive } from './events';
+import { ConsentMeterProvider } from './metrics-consent';
 import {
   type DropReason,
   type Gate,
@@ -77,8 +79,10 @@ import {
   SondeMetricExporter,
   SondeSpanExporter,
 } from './otlp-http';
-import { redactLogRecord, redactSpan, setupRedaction } from './redaction';
+import { redactLogRecord, redactResource, redactSpan, setupRedaction } from './redaction';
+import { resourceAllowList, resourceDetectors } from './resource';
 import { instrumentSqlite } from './sqlite';
+import { sendStartupChoices, serviceNameOf, startupChoices } from './startup-consent';
 
 export const VERSION: string = (() => {
   try {
@@ -97,8 +101,15 @@ export interface SondeOptions {
   endpoint?: string;
   /** Extra resource attributes (merged over OTEL_RESOURCE_ATTRIBUTES). */
   resourceAttributes?: Attributes;
-  /** Start-up consent per category (wins over SONDE_CONSENT). Default: every category granted. */
+  /** Start-up consent per category (wins over SONDE_CONSENT). Default: diagnostics and performance granted, product not. */
   consent?: ConsentMap;
+  /**
+   * One anonymous consent choice record per category withdrawn at start (DO_NOT_TRACK, SONDE_CONSENT,
+   * `consent`), so that start-up opt-outs are counted: default true (SONDE_COUNT_OPT_OUT=false).
+   */
+  countOptOut?: boolean;
+  /** Detected resource keys left out by default (host.name, host.id, process.owner, command line...) to keep (SONDE_RESOURCE_ALLOW). */
+  resourceAllow?: string[];
   /** Categories kept when DO_NOT_TRACK is set (default SONDE_ESSENTIAL, else none). */
   essential?: Category[];
   /** Redaction rules (@sonde/redact), or false to turn redaction off. Default SONDE_REDACTION, else the built-in rules. */
@@ -146,6 +157,8 @@ interface State {
   shuttingDown?: Promise<void>;
   listeners: [string, (...args: unknown[]) => void][];
   gateRef: { gate?: Gate };
+  /** The provider of the start-up consent choice records (startup-consent.ts), if any were sent. */
+  choicesProvider?: { shutdown(): Promise<void> };
 }
 
 let state: State | undefined;
@@ -260,10 +273,14 @@ class ConsentLogProcessor implements LogRecordProcessor {
   }
 }
 
-/** Metrics are `performance`; Sonde's own anonymous metrics (consent decisions, drops) are always sent. */
+/**
+ * Metrics are `performance`; Sonde's own anonymous metrics (drops, buffer) are sent while any category
+ * is granted. With none granted (DO_NOT_TRACK, `consent: none`) nothing is sent, not even target_info.
+ */
 function filterMetrics(rm: ResourceMetrics): ResourceMetrics {
   if (consentState.get('performance')) return rm;
-  return { ...rm, scopeMetrics: rm.scopeMetrics.filter((sm) => sm.scope.name === SELF_SCOPE) };
+  const silent = !consentState.get('diagnostics') && !consentState.get('product');
+  return { ...rm, scopeMetrics: silent ? [] : rm.scopeMetrics.filter((sm) => sm.scope.name === SELF_SCOPE) };
 }
 
 function safeMap<T>(items: T[], fn: (item: T) => T, onError: (n: number) => void): T[] {
@@ -377,13 +394,13 @@ function readRedactionConfig(
   return {};
 }
 
-/** Start-up consent: every category, narrowed by SONDE_CONSENT or the option, then DO_NOT_TRACK. */
+/** Start-up consent: the defaults (product off), replaced by SONDE_CONSENT or the option, then DO_NOT_TRACK. */
 export function resolveConsent(
   env: NodeJS.ProcessEnv,
   option: ConsentMap | undefined,
   essentialOption: Category[] | undefined,
 ): { granted: Record<Category, boolean>; doNotTrack: boolean; essential: Category[] } {
-  let granted: Record<Category, boolean> = { diagnostics: true, performance: true, product: true };
+  let granted: Record<Category, boolean> = { ...DEFAULT_CONSENT };
   if (env.SONDE_CONSENT !== undefined) {
     const parsed = parseConsentList(env.SONDE_CONSENT);
     for (const e of parsed.errors) logLine('warn', `sonde: SONDE_CONSENT: ${e}`);
@@ -489,6 +506,12 @@ function startInner(options: SondeOptions, env: NodeJS.ProcessEnv): void {
     redactor ? safeMap(spans, (s) => redactSpan(redactor, s), redactFailed('traces')) : spans;
   const logTransform = (records: ReadableLogRecord[]) =>
     redactor ? safeMap(records, (r) => redactLogRecord(redactor, r), redactFailed('logs')) : records;
+  const metricTransform = (rm: ResourceMetrics): ResourceMetrics => {
+    const out = filterMetrics(rm);
+    if (!redactor || out.scopeMetrics.length === 0) return out;
+    const resource = redactResource(redactor, out.resource);
+    return resource === out.resource ? out : { ...out, resource };
+  };
 
   // Traces
   const spanProcessors: SpanProcessor[] = [];
@@ -523,8 +546,8 @@ function startInner(options: SondeOptions, env: NodeJS.ProcessEnv): void {
     let exporter: PushMetricExporter;
     if (kind === 'console') exporter = new ConsoleMetricExporter();
     else if (signalProtocol('metrics') === 'grpc')
-      exporter = transformMetricExporter(new GrpcMetricExporter(), filterMetrics);
-    else exporter = new SondeMetricExporter(shipper, targets.metrics.json, filterMetrics, countDrop);
+      exporter = transformMetricExporter(new GrpcMetricExporter(), metricTransform);
+    else exporter = new SondeMetricExporter(shipper, targets.metrics.json, metricTransform, countDrop);
     return new PeriodicExportingMetricReader({
       exporter,
       exportIntervalMillis,
@@ -553,6 +576,7 @@ function startInner(options: SondeOptions, env: NodeJS.ProcessEnv): void {
 
   const sdk = new NodeSDK({
     resource,
+    resourceDetectors: resourceDetectors(env, resourceAllowList(env, options.resourceAllow)),
     serviceName: options.serviceName,
     sampler: new ConsentSampler(samplerFromEnv(env)),
     spanProcessors,
@@ -562,9 +586,36 @@ function startInner(options: SondeOptions, env: NodeJS.ProcessEnv): void {
   });
   sdk.start();
   bridgeApiLogs();
+  // Per-request withdrawal of `performance`: the application's and the instrumentations' meters
+  // come from a wrapper that drops measurements recorded where it is withdrawn (metrics-consent.ts).
+  const sdkMeterProvider = metrics.getMeterProvider();
+  if (metricReaders.length > 0) {
+    metrics.disable();
+    metrics.setGlobalMeterProvider(new ConsentMeterProvider(sdkMeterProvider));
+    for (const i of instrumentations) i.setMeterProvider(metrics.getMeterProvider());
+  }
+
+  // Start-up opt-outs, counted anonymously (startup-consent.ts).
+  let choicesProvider: { shutdown(): Promise<void> } | undefined;
+  const choices = startupChoices(env, options.consent, consentCfg);
+  if (choices.length > 0 && (options.countOptOut ?? envBool(env, 'SONDE_COUNT_OPT_OUT') ?? true)) {
+    const kind = exportersOf('logs').find((k) => k === 'otlp');
+    if (kind) {
+      const exporter: LogRecordExporter =
+        signalProtocol('logs') === 'grpc'
+          ? new GrpcLogExporter()
+          : new SondeLogExporter(shipper, targets.logs.json, (r) => r, countDrop);
+      choicesProvider = sendStartupChoices(
+        choices,
+        serviceNameOf(env, options.serviceName, options.resourceAttributes),
+        exporter,
+        VERSION,
+      );
+    }
+  }
 
   const sqlite = instrumentSqlite(() => trace.getTracer('@sonde/node/sqlite', VERSION));
-  const meter = metrics.getMeter(SELF_SCOPE, VERSION);
+  const meter = sdkMeterProvider.getMeter(SELF_SCOPE, VERSION);
   consentState.attachCounter(
     meter.createCounter('sonde.consent.decisions', {
       unit: '{decision}',
@@ -606,6 +657,7 @@ function startInner(options: SondeOptions, env: NodeJS.ProcessEnv): void {
     shutdownTimeoutMs: options.shutdownTimeoutMs ?? envNumber(env, 'SONDE_SHUTDOWN_TIMEOUT_MS') ?? 5000,
     listeners: [],
     gateRef,
+    choicesProvider,
   };
   if (options.handleSignals ?? true) installHandlers(state);
 
@@ -762,7 +814,7 @@ export function shutdown(): Promise<void> {
   s.shuttingDown = (async () => {
     const deadline = Date.now() + s.shutdownTimeoutMs;
     setEventsActive(false);
-    await withTimeout(s.sdk.shutdown(), s.shutdownTimeoutMs);
+    await withTimeout(Promise.all([s.sdk.shutdown(), s.choicesProvider?.shutdown()]), s.shutdownTimeoutMs);
     await s.shipper?.shutdown(Math.max(0, deadline - Date.now()));
   })();
   return s.shuttingDown;

@@ -4,6 +4,7 @@ import { track } from '../src/events';
 import { httpTarget, parseHeaderList } from '../src/otlp-http';
 import { resolveConsent, start } from '../src/sdk';
 import { sanitizeSql, summarizeSql } from '../src/sqlite';
+import { serviceNameOf, startupChoices } from '../src/startup-consent';
 
 test('SONDE_CONSENT lists', () => {
   expect(parseConsentList('diagnostics,performance').granted).toEqual({
@@ -22,11 +23,23 @@ test('SONDE_CONSENT lists', () => {
 });
 
 test('start-up consent: env, options, DO_NOT_TRACK and essential categories', () => {
+  // Protective default: product analytics off until granted.
   expect(resolveConsent({}, undefined, undefined).granted).toEqual({
+    diagnostics: true,
+    performance: true,
+    product: false,
+  });
+  expect(resolveConsent({ SONDE_CONSENT: 'product=true' }, undefined, undefined).granted).toEqual({
     diagnostics: true,
     performance: true,
     product: true,
   });
+  expect(resolveConsent({ SONDE_CONSENT: 'performance=false' }, undefined, undefined).granted).toEqual({
+    diagnostics: true,
+    performance: false,
+    product: false,
+  });
+  expect(resolveConsent({}, { product: true }, undefined).granted.product).toBe(true);
   expect(resolveConsent({ SONDE_CONSENT: 'diagnostics' }, { product: true }, undefined).granted).toEqual({
     diagnostics: true,
     performance: false,
@@ -107,4 +120,34 @@ test('OTEL_SDK_DISABLED: nothing starts, track() is a no-op, the summary says so
   } finally {
     spy.mockRestore();
   }
+});
+
+test('start-up opt-outs counted: DO_NOT_TRACK, SONDE_CONSENT and the option; defaults are not choices', () => {
+  const choices = (env: NodeJS.ProcessEnv, option?: Parameters<typeof resolveConsent>[1], essential?: string[]) =>
+    startupChoices(env, option, resolveConsent(env, option, essential as never)).map(
+      (c) => `${c.category}:${c.source}`,
+    );
+  expect(choices({})).toEqual([]); // product off by default: not a choice
+  expect(choices({ DO_NOT_TRACK: '1' })).toEqual([
+    'diagnostics:do_not_track',
+    'performance:do_not_track',
+    'product:do_not_track',
+  ]);
+  expect(choices({ DO_NOT_TRACK: '1', SONDE_ESSENTIAL: 'diagnostics' })).toEqual([
+    'performance:do_not_track',
+    'product:do_not_track',
+  ]);
+  expect(choices({ SONDE_CONSENT: 'diagnostics' })).toEqual(['performance:startup']);
+  expect(choices({ SONDE_CONSENT: 'diagnostics,product=false' })).toEqual(['product:startup']);
+  expect(choices({ SONDE_CONSENT: 'none' })).toEqual(['diagnostics:startup', 'performance:startup', 'product:startup']);
+  expect(choices({ SONDE_CONSENT: 'performance=false' })).toEqual(['performance:startup']);
+  expect(choices({ SONDE_CONSENT: 'all' }, { product: false })).toEqual(['product:startup']);
+  expect(choices({ SONDE_CONSENT: 'none' }, { diagnostics: true })).toEqual(['performance:startup', 'product:startup']);
+
+  expect(serviceNameOf({ OTEL_SERVICE_NAME: 'env' }, 'option')).toBe('option');
+  expect(serviceNameOf({ OTEL_SERVICE_NAME: 'env', OTEL_RESOURCE_ATTRIBUTES: 'service.name=attr' }, undefined)).toBe(
+    'env',
+  );
+  expect(serviceNameOf({ OTEL_RESOURCE_ATTRIBUTES: 'a=b,service.name=my%20svc' }, undefined)).toBe('my svc');
+  expect(serviceNameOf({}, undefined)).toBe('unknown_service:node');
 });

@@ -55,6 +55,7 @@ test('per-request consent, events, redaction and pseudonyms at the receiver', as
     OTEL_EXPORTER_OTLP_ENDPOINT: rx.endpoint,
     OTEL_INSTRUMENTATION_HTTP_SERVER_CAPTURE_REQUEST_HEADERS: 'authorization,x-consent',
     SONDE_HMAC_KEY: HMAC_KEY,
+    SONDE_CONSENT: 'all', // product analytics are off until granted
   });
   try {
     expect((await checkout(app.url, 'A')).status).toBe(200);
@@ -173,10 +174,16 @@ test('process-wide consent and DO_NOT_TRACK: what is off sends nothing', async (
     expect(a.stderr.join('')).toContain('"consent":{"diagnostics":true,"performance":false,"product":false}');
     expect(b.stderr.join('')).toContain('"doNotTrack":true');
 
-    // diagnostics only: spans and logs, no event, and no metric but Sonde's own anonymous ones.
+    // diagnostics only: spans and logs, no event but the anonymous start-up opt-out records, and no
+    // metric but Sonde's own anonymous ones.
     expect(serverSpanOf(partial, 'P1')).toBeDefined();
     expect(logOf(partial, 'P1')).toBeDefined();
-    expect(rx.logs().some((l) => l.service === partial && l.record.eventName)).toBe(false);
+    const partialEvents = rx.logs().filter((l) => l.service === partial && l.record.eventName);
+    // (SONDE_CONSENT=diagnostics withdraws performance, on by default; product is off by default
+    // and left out of the list, which is no choice about it)
+    expect(partialEvents.map((l) => [l.record.eventName, attr(l.record.attributes, 'sonde.consent.category')])).toEqual(
+      [['sonde.consent.choice', 'performance']],
+    );
     const partialScopes = new Set(
       rx
         .metrics()
@@ -185,17 +192,20 @@ test('process-wide consent and DO_NOT_TRACK: what is off sends nothing', async (
     );
     expect([...partialScopes]).toEqual(['@sonde/node']);
 
-    // DO_NOT_TRACK: nothing at all but Sonde's own anonymous metrics.
+    // DO_NOT_TRACK: nothing at all but one anonymous opt-out record per category (silence.test.ts
+    // checks every byte).
     expect(rx.spans().some((s) => s.service === dnt)).toBe(false);
-    expect(rx.logs().some((l) => l.service === dnt)).toBe(false);
+    expect(rx.metrics().some((m) => m.service === dnt)).toBe(false);
     expect(
-      new Set(
-        rx
-          .metrics()
-          .filter((m) => m.service === dnt)
-          .map((m) => m.scope),
-      ),
-    ).toEqual(new Set(['@sonde/node']));
+      rx
+        .logs()
+        .filter((l) => l.service === dnt)
+        .map((l) => [l.record.eventName, attr(l.record.attributes, 'sonde.consent.source')]),
+    ).toEqual([
+      ['sonde.consent.choice', 'do_not_track'],
+      ['sonde.consent.choice', 'do_not_track'],
+      ['sonde.consent.choice', 'do_not_track'],
+    ]);
   } finally {
     await Promise.all([a.stop('SIGKILL'), b.stop('SIGKILL')]);
   }

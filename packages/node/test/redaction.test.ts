@@ -4,9 +4,11 @@
  * the memo (bounded) never changes an outcome: past its bound, results equal a fresh redactor's.
  */
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { InMemoryLogRecordExporter, LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { createRedactor } from '@sonde/redact';
-import { redactSpan, setupRedaction } from '../src/redaction';
+import { redactLogRecord, redactSpan, setupRedaction } from '../src/redaction';
 
 const KEY = 'a-test-key-of-32-characters-long';
 
@@ -79,4 +81,41 @@ test('the memo never changes an outcome, past its bound too', async () => {
     for (const [i, s] of all.entries())
       expect(redactSpan(memoised, s).attributes['enduser.pseudo.id']).toBe(pseudo.pseudonym(users[i]));
   }
+});
+
+test('resource and instrumentation scope attributes are redacted too (spans, log records), once per resource', async () => {
+  const { redactor } = setupRedaction({}, undefined);
+  const resource = resourceFromAttributes({
+    'service.name': 'shop',
+    'deployment.owner': 'ann@example.com',
+    'db.password': 'hunter2',
+  });
+  const exporter = new InMemorySpanExporter();
+  const processor = new SimpleSpanProcessor({ exporter });
+  const provider = new TracerProvider({ resource, spanProcessors: [processor] });
+  provider.getTracer('test').startSpan('a').end();
+  provider.getTracer('test').startSpan('b').end();
+  await processor.forceFlush();
+  const [a, b] = exporter.getFinishedSpans().map((s) => redactSpan(redactor, s));
+  expect(a.resource.attributes).toEqual({ 'service.name': 'shop', 'deployment.owner': '[REDACTED:email]' });
+  expect(b.resource).toBe(a.resource); // one redacted resource for every span of the original
+  const encoded = Buffer.from(ProtobufTraceSerializer.serializeRequest([a, b]) ?? new Uint8Array());
+  expect(encoded.includes('ann@example.com')).toBe(false);
+  expect(encoded.includes('hunter2')).toBe(false);
+
+  const logs = new InMemoryLogRecordExporter();
+  const loggerProvider = new LoggerProvider({
+    resource,
+    processors: [new SimpleLogRecordProcessor({ exporter: logs })],
+  });
+  loggerProvider
+    .getLogger('audit', '1.0.0', { attributes: { 'audit.contact': 'bob@example.com', api_key: 'k-1' } })
+    .emit({ body: 'ok' });
+  const [record] = logs.getFinishedLogRecords().map((r) => redactLogRecord(redactor, r));
+  expect(record.resource.attributes['deployment.owner']).toBe('[REDACTED:email]');
+  expect(record.resource.attributes['db.password']).toBeUndefined();
+  expect((record.instrumentationScope as { attributes?: Record<string, unknown> }).attributes).toEqual({
+    'audit.contact': '[REDACTED:email]',
+  });
+  expect(record.body).toBe('ok');
 });

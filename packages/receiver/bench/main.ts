@@ -15,6 +15,8 @@
  * logs           (positional: `npm run bench -- logs`) only the embedded log store's section
  *                (log-store-bench.ts): log intake with the store off / on, then queries through
  *                LogSource over SONDE_BENCH_LOG_RECORDS records (default 1,000,000)
+ * redaction      (positional: `npm run bench -- redaction`) only the redaction cost: intake with
+ *                `redaction.enabled: false` vs the default (on), alternating slices (redaction-bench.ts)
  *                micro-benchmark; off by default (a Node process normally has its GC threads on other cores)
  * The environment variables SONDE_BENCH_QUICK=1, SONDE_BENCH_PROFILE=0, SONDE_BENCH_WRITE=0 and
  * SONDE_BENCH_PIN=1 do the same (handy from the root, where `npm run bench` takes no arguments).
@@ -40,6 +42,7 @@ import { runMetricsBench } from './metrics-bench.ts';
 import { makePayload, makeSpans, type Payload } from './payloads.ts';
 import { CpuWindow, enablePinning, killAll, type Server, startReceiver, startSink } from './proc.ts';
 import { type ProfileSummary, summariseProfile } from './profile.ts';
+import { renderRedactionSection, runRedactionBench } from './redaction-bench.ts';
 import { type Report, renderDoc, renderSummary } from './report.ts';
 import { renderStoreSection, runStoreBench, type StoreBenchResult } from './store-bench.ts';
 
@@ -59,6 +62,7 @@ const { values: flags, positionals } = parseArgs({
 const quick = flags.quick === true;
 const storeOnly = positionals.includes('store');
 const logsOnly = positionals.includes('logs');
+const redactionOnly = positionals.includes('redaction');
 const storeSpans = Number(process.env.SONDE_BENCH_STORE_SPANS ?? (quick ? 200_000 : 10_000_000));
 
 const SETTINGS = {
@@ -162,6 +166,21 @@ async function main(): Promise<void> {
     }
     log(
       `done in ${((Date.now() - started) / 1000).toFixed(0)} s (docs/benchmarks.md not written: log store section only)`,
+    );
+    return;
+  }
+
+  if (redactionOnly) {
+    const work = mkdtempSync(join(tmpdir(), 'sonde-bench-redaction-'));
+    try {
+      const rows = await runRedactionBench(payloads, SETTINGS, work, log);
+      process.stdout.write(`\n${renderRedactionSection(rows)}\n`);
+    } finally {
+      killAll();
+      rmSync(work, { recursive: true, force: true });
+    }
+    log(
+      `done in ${((Date.now() - started) / 1000).toFixed(0)} s (docs/benchmarks.md not written: redaction section only)`,
     );
     return;
   }

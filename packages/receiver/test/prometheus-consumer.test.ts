@@ -256,7 +256,7 @@ describe('OTLP metrics on /metrics', () => {
     const points = Array.from({ length: 5000 }, (_, i) => ({
       asInt: '1',
       timeUnixNano: T1,
-      attributes: [{ key: 'user.id', value: str(`u-${i}`) }],
+      attributes: [{ key: 'visitor.session', value: str(`s-${i}`) }],
     }));
     await send(
       request([{ name: 'clicks', sum: { isMonotonic: true, aggregationTemporality: 2, dataPoints: points } }]),
@@ -364,7 +364,7 @@ describe('exemplar attributes (filteredAttributes) on OpenMetrics exemplars', ()
 
   test('kept as labels after redaction, within the 128-character exemplar label set; what does not fit is left out', async () => {
     const filteredAttributes = [
-      { key: 'user.id', value: str('u-42') },
+      { key: 'cart.id', value: str('c-42') },
       { key: 'user.secret', value: str('hunter2') },
       { key: 'contact', value: str('ada@example.com') },
       { key: 'too.long', value: str('x'.repeat(60)) },
@@ -389,7 +389,7 @@ describe('exemplar attributes (filteredAttributes) on OpenMetrics exemplars', ()
     expect((await post(`${t.http}/v1/metrics`, body, JSON_TYPE)).status).toBe(200);
     const line = await exemplarLine('checkouts_total');
     const labelSet = /# \{(.*)\}/.exec(line ?? '')?.[1] ?? '';
-    expect(labelSet).toBe(`trace_id="${TRACE}",span_id="${SPAN}",user_id="u-42",contact="[REDACTED:email]",retry="3"`);
+    expect(labelSet).toBe(`trace_id="${TRACE}",span_id="${SPAN}",cart_id="c-42",contact="[REDACTED:email]",retry="3"`);
     // OpenMetrics: label names and values together at most 128 characters.
     const chars = [...labelSet.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].reduce(
       (n, m) => n + [...m[1]].length + [...m[2]].length,

@@ -117,10 +117,61 @@ describe('redaction processor', () => {
   });
 });
 
+describe('redaction: resource and scope attributes, end-user ids', () => {
+  const endUser = (): KeyValue[] => [
+    { key: 'enduser.id', value: 'u-42' },
+    { key: 'user.id', value: 'u-42' },
+  ];
+
+  test('resource and scope attributes go through the key rules and the detectors', () => {
+    const { r } = redaction({});
+    const batch = logsBatch('ok', [{ key: 'http.route', value: '/a' }]);
+    const rl = batch.data[0];
+    rl.resource.attributes.push(
+      { key: 'process.command_line', value: 'node app.js --db-password=hunter2 --admin alice@example.com' },
+      { key: 'db.password', value: 'hunter2' },
+    );
+    rl.scopeLogs[0].scope.attributes.push({ key: 'owner', value: 'bob@example.org' }, { key: 'api_key', value: 'x' });
+    r.process(batch);
+    expect(batch.context.modified).toBe(true);
+    expect(rl.resource.attributes).toEqual([
+      { key: 'service.name', value: 'svc' },
+      { key: 'process.command_line', value: 'node app.js --db-password=hunter2 --admin [REDACTED:email]' },
+    ]);
+    expect(rl.scopeLogs[0].scope.attributes).toEqual([{ key: 'owner', value: '[REDACTED:email]' }]);
+  });
+
+  test('without an HMAC key, enduser.id and user.id are dropped, on resources too', () => {
+    const { r } = redaction({});
+    const batch = logsBatch('ok', endUser());
+    batch.data[0].resource.attributes.push(...endUser());
+    r.process(batch);
+    expect(batch.data[0].scopeLogs[0].logRecords[0].attributes).toEqual([]);
+    expect(batch.data[0].resource.attributes).toEqual([{ key: 'service.name', value: 'svc' }]);
+  });
+
+  test('with an HMAC key, they become keyed pseudonyms', () => {
+    const { r } = redaction({ hmac_key: KEY });
+    const batch = logsBatch('ok', endUser());
+    r.process(batch);
+    expect(batch.data[0].scopeLogs[0].logRecords[0].attributes).toEqual([
+      { key: 'enduser.pseudo.id', value: r.redactor.pseudonym('u-42') },
+      { key: 'user.pseudo.id', value: r.redactor.pseudonym('u-42') },
+    ]);
+  });
+
+  test('an end-user key listed by name in allow_keys passes', () => {
+    const { r } = redaction({ allow_keys: ['enduser.id'] });
+    const batch = logsBatch('ok', endUser());
+    r.process(batch);
+    expect(batch.data[0].scopeLogs[0].logRecords[0].attributes).toEqual([{ key: 'enduser.id', value: 'u-42' }]);
+  });
+});
+
 describe('redaction configuration', () => {
-  test('defaults: off, block mode, every detector, mask', () => {
+  test('defaults: on, block mode, every detector, mask', () => {
     expect(validateConfig({}).redaction).toEqual({
-      enabled: false,
+      enabled: true,
       mode: 'block',
       allow_keys: [],
       block_keys: [],

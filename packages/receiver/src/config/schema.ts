@@ -365,8 +365,11 @@ export const configSchema = z.strictObject({
   loki: otlpExporterSection(lokiEndpoint, 'SONDE_LOKI_HEADERS'),
   redaction: z
     .strictObject({
-      /** Apply the redaction rules (@sonde/redact) to everything received, before any consumer sees it. */
-      enabled: z.boolean().default(false),
+      /**
+       * Apply the redaction rules (@sonde/redact) to everything received, before any consumer sees it.
+       * On by default: services not instrumented with Sonde send personal data and secrets unredacted.
+       */
+      enabled: z.boolean().default(true),
       /** `block`: every attribute key passes except the blocked ones. `allow`: only `allow_keys` pass. */
       mode: z.enum(['block', 'allow']).default('block'),
       /** Keys that pass (`*` wildcards); in allow mode every other top-level attribute key is dropped. */
@@ -379,7 +382,10 @@ export const configSchema = z.strictObject({
       action: z.enum(['mask', 'pseudonymize']).default('mask'),
       /** HMAC-SHA256 key of the pseudonyms (16+ characters); better from SONDE_REDACTION_HMAC_KEY than from the file. */
       hmac_key: z.string().default(''),
-      /** Keys whose whole value becomes its pseudonym (enduser.id is emitted as enduser.pseudo.id). */
+      /**
+       * Keys whose whole value becomes its pseudonym (enduser.id is emitted as enduser.pseudo.id), on top
+       * of END_USER_KEYS (pseudonymized with hmac_key, dropped without it).
+       */
       pseudonymize_keys: z.array(z.string().min(1)).default([]),
     })
     .superRefine((v, ctx) => {
@@ -445,7 +451,13 @@ export const configSchema = z.strictObject({
   data_dir: z.string().min(1).default('./.sonde-data'),
 });
 
-/** The `redaction:` section as @sonde/redact takes it. */
+/**
+ * End-user id keys: pseudonymized when `redaction.hmac_key` is set, dropped otherwise (never passed in
+ * clear). Listing one in `allow_keys` by its exact name lets it pass.
+ */
+export const END_USER_KEYS: readonly string[] = ['enduser.id', 'user.id'];
+
+/** The `redaction:` section as @sonde/redact takes it (END_USER_KEYS added to pseudonymize_keys or block_keys). */
 export function toRedactionConfig(r: {
   mode: 'block' | 'allow';
   allow_keys: string[];
@@ -455,14 +467,17 @@ export function toRedactionConfig(r: {
   hmac_key: string;
   pseudonymize_keys: string[];
 }): RedactionConfig {
+  const keyed = r.hmac_key !== '';
+  const allowed = new Set(r.allow_keys.map((k) => k.toLowerCase()));
+  const endUser = END_USER_KEYS.filter((k) => !allowed.has(k));
   return {
     mode: r.mode,
     allow_keys: r.allow_keys,
-    block_keys: r.block_keys,
+    block_keys: keyed ? r.block_keys : [...new Set([...r.block_keys, ...endUser])],
     detectors: r.detectors as RedactionConfig['detectors'],
     action: r.action,
-    hmac_key: r.hmac_key === '' ? undefined : r.hmac_key,
-    pseudonymize_keys: r.pseudonymize_keys,
+    hmac_key: keyed ? r.hmac_key : undefined,
+    pseudonymize_keys: keyed ? [...new Set([...r.pseudonymize_keys, ...endUser])] : r.pseudonymize_keys,
   };
 }
 
