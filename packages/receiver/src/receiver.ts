@@ -13,6 +13,7 @@ import type { Express } from 'express';
 import { createAdminApp } from './admin/server';
 import { type ReceiverConfig, toRedactionConfig } from './config/schema';
 import { formatAddress, type ListenAddress } from './config/units';
+import { ConsentPeopleConsumer } from './consent/people';
 import { EventMetricsConsumer } from './events/event-metrics';
 import { LokiExporter } from './export/loki-exporter';
 import type { OtlpHttpExporterOptionsInput, TlsOptions } from './export/otlp-http-exporter';
@@ -180,6 +181,14 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
       )
     : undefined;
   if (eventMetrics) pipeline.logs.addConsumer(eventMetrics);
+  if (config.consent_people.enabled)
+    pipeline.logs.addConsumer(
+      new ConsentPeopleConsumer(
+        { precision: config.consent_people.precision },
+        metrics.registry,
+        logger.child({ component: 'consent-people' }),
+      ),
+    );
   /** The stores whose series /metrics exposes, after the receiver's own metrics. */
   const stores = [prometheus?.store, spanMetrics?.store, serviceGraph?.store, eventMetrics?.store].filter(
     (s) => s !== undefined,
