@@ -75,6 +75,9 @@ export class ConsentPeopleConsumer implements Consumer<'logs'> {
       labelNames: ['reason'] as const,
       registers,
     });
+    // Every series from the start (at 0), so that "records stopped arriving" can be told after a restart.
+    for (const category of CONSENT_CATEGORIES)
+      for (const choice of CONSENT_CHOICES) this.records.inc({ category, choice }, 0);
     const sketches = this.sketches;
     const clock = this.now;
     new Gauge({
