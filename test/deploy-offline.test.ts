@@ -378,7 +378,8 @@ describe('promtool', () => {
   test('check config: deploy/prometheus/prometheus.yml and the rule files it loads', async () => {
     const { stdout, stderr } = await promtool('check', 'config', 'prometheus.yml');
     expect(`${stdout}${stderr}`).toMatch(/SUCCESS: prometheus\.yml is valid/);
-    expect(`${stdout}${stderr}`).toMatch(/SUCCESS: 2 rule files found/);
+    const ruleFiles = fs.readdirSync(path.join(DEPLOY, 'prometheus/rules')).filter((f) => f.endsWith('.rules.yml'));
+    expect(`${stdout}${stderr}`).toContain(`SUCCESS: ${ruleFiles.length} rule files found`);
   });
 
   test('check rules', async () => {

@@ -1,6 +1,6 @@
 /**
  * Business events, end to end: a service instrumented with the real OpenTelemetry SDK emits events
- * (log records with an event name) inside traced requests, and a consent-decision counter; /metrics
+ * (log records with an event name) inside traced requests, and a counter of its own named sonde.*; /metrics
  * shows `sonde_events_total` by service, event name and consent category, with exemplars naming the
  * real trace ids, and the counter under its translated name (a `sonde_` name from a service is not
  * mistaken for the receiver's own metrics).
@@ -87,15 +87,15 @@ test("a service's own sonde.* metric is exposed under its translated name, next 
       }),
     ],
   });
-  const decisions = provider.getMeter('consent').createCounter('sonde.consent.decisions', { unit: '{decision}' });
-  decisions.add(3, { category: 'product', granted: 'true' });
-  decisions.add(1, { category: 'product', granted: 'false' });
+  const evaluations = provider.getMeter('flags').createCounter('sonde.flag.evaluations', { unit: '{evaluation}' });
+  evaluations.add(3, { flag: 'new-checkout', enabled: 'true' });
+  evaluations.add(1, { flag: 'new-checkout', enabled: 'false' });
   await provider.forceFlush();
   const text = await (await fetch(`http://${receiver.addresses.admin}/metrics`)).text();
-  const lines = text.split('\n').filter((l) => l.startsWith('sonde_consent_decisions_total'));
+  const lines = text.split('\n').filter((l) => l.startsWith('sonde_flag_evaluations_total'));
   expect(lines.map((l) => l.replace(/,otel_scope_version="[^"]*"/, '').replace(/,instance="[^"]*"/, ''))).toEqual([
-    'sonde_consent_decisions_total{job="shop/storefront",otel_scope_name="consent",category="product",granted="true"} 3',
-    'sonde_consent_decisions_total{job="shop/storefront",otel_scope_name="consent",category="product",granted="false"} 1',
+    'sonde_flag_evaluations_total{job="shop/storefront",otel_scope_name="flags",enabled="true",flag="new-checkout"} 3',
+    'sonde_flag_evaluations_total{job="shop/storefront",otel_scope_name="flags",enabled="false",flag="new-checkout"} 1',
   ]);
   expect(text).not.toMatch(/sonde_prometheus_dropped_points_total\{reason="type_conflict"\} [1-9]/);
   await provider.shutdown();

@@ -16,7 +16,7 @@ const committed = Object.fromEntries(
 );
 
 /** Panel types used here, as the foundation SDK names them (its panel builders' `type`). */
-const PANEL_TYPES = new Set(['row', 'timeseries', 'table', 'stat', 'bargauge', 'heatmap', 'nodeGraph', 'logs']);
+const PANEL_TYPES = new Set(['row', 'timeseries', 'table', 'stat', 'bargauge', 'heatmap', 'nodeGraph', 'logs', 'text']);
 
 const KNOWN_UNITS = new Set<string>(Object.values(units).filter((u) => typeof u === 'string'));
 
@@ -73,12 +73,17 @@ describe.each(Object.entries(committed))('%s', (_file, d) => {
     }
   });
 
-  test('every panel has a title, a description, a unit (but log lists) and queries with distinct refIds', () => {
+  test('every panel has a title, a description, a unit (but log lists and text notes) and queries with distinct refIds', () => {
     for (const p of panels) {
       const where = `${d.title} / ${p.title}`;
       expect([where, p.title?.length ?? 0]).not.toEqual([where, 0]);
       expect([where, (p.description ?? '').length > 20]).toEqual([where, true]);
       if (p.type === 'logs') continue;
+      // A text panel (a note for the reader) has neither unit nor query.
+      if (p.type === 'text') {
+        expect([where, ((p.options as { content?: string })?.content ?? '').length > 20]).toEqual([where, true]);
+        continue;
+      }
       expect([where, p.fieldConfig?.defaults?.unit ?? '']).not.toEqual([where, '']);
       // A unit Grafana knows (the foundation SDK's list), not a free-form suffix.
       expect([where, KNOWN_UNITS.has(p.fieldConfig?.defaults?.unit ?? '')]).toEqual([where, true]);
@@ -107,7 +112,7 @@ describe.each(Object.entries(committed))('%s', (_file, d) => {
       const uids = new Map(provisioning(variant).datasources.map((ds) => [ds.uid, ds.type]));
       const refs: { where: string; ref?: { type?: string; uid?: string } }[] = [];
       for (const p of allPanels(d) as unknown as dashboard.Panel[]) {
-        if (p.type === 'row') continue;
+        if (p.type === 'row' || p.type === 'text') continue; // a text note queries nothing
         refs.push({ where: `${p.title}`, ref: p.datasource });
         for (const t of (p.targets ?? []) as { refId?: string; datasource?: { type?: string; uid?: string } }[])
           refs.push({ where: `${p.title} [${t.refId}]`, ref: t.datasource });

@@ -50,8 +50,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadStats> {
   const one = async (): Promise<void> => {
     const u = Math.floor(Math.random() * users);
     const headers: Record<string, string> = { 'x-user': `shopper-${u}`, 'content-type': 'application/json' };
-    // Every shopper states a choice, so that the storefront counts granted and withdrawn decisions
-    // alike (sonde_consent_decisions_total) and the opt-out share is a share of all shoppers.
+    // Every shopper states a choice, so that the storefront records granted and withdrawn choices
+    // alike (sonde_consent_people) and the opt-out share is a share of all shoppers.
     headers['x-consent'] = isOptedOut(u) ? 'product=0' : 'product=1';
     const r = Math.random();
     const action: Action = r < 0.6 ? 'view' : r < 0.88 ? 'add' : 'checkout';

@@ -66,24 +66,25 @@ test('storefront, cart and payments send correlated telemetry; events and opt-ou
     const events = logs.flatMap((b) =>
       b.data.flatMap((rl) => rl.scopeLogs.flatMap((sl) => sl.logRecords.filter((r) => r.eventName !== ''))),
     );
-    const names = new Set(events.map((e) => e.eventName));
+    const choiceRecords = events.filter((e) => e.eventName === 'sonde.consent.choice');
+    const business = events.filter((e) => e.eventName !== 'sonde.consent.choice');
+    const names = new Set(business.map((e) => e.eventName));
     for (const n of ['product.viewed', 'cart.item_added', 'checkout.started']) expect(names).toContain(n);
-    expect(events.every((e) => attr(e.attributes, 'sonde.consent.category') === 'product')).toBe(true);
+    expect(business.every((e) => attr(e.attributes, 'sonde.consent.category') === 'product')).toBe(true);
 
-    // shopper-0 and shopper-5 opted out of product analytics, the others said yes: both counted.
-    const decisions = { true: 0, false: 0 };
-    for (const b of metrics)
-      for (const rm of b.data)
-        for (const sm of rm.scopeMetrics)
-          for (const m of sm.metrics)
-            if (m.name === 'sonde.consent.decisions' && m.data.type === 'sum')
-              for (const p of m.data.dataPoints)
-                if (attr(p.attributes, 'category') === 'product') {
-                  const granted = attr(p.attributes, 'granted') as 'true' | 'false';
-                  decisions[granted] = Math.max(decisions[granted], p.value);
-                }
-    expect(decisions.false).toBeGreaterThan(0);
-    expect(decisions.true).toBeGreaterThan(decisions.false); // 2 of 10 shoppers opted out
+    // shopper-0 and shopper-5 opted out of product analytics, the others said yes: each shopper's
+    // choice is recorded as people (one consent choice record per shopper, however many requests).
+    const choices = new Map<string, Set<string>>();
+    for (const e of choiceRecords) {
+      const choice = String(attr(e.attributes, 'sonde.consent.choice'));
+      const subject = String(attr(e.attributes, 'sonde.consent.subject'));
+      expect(subject).toMatch(/^[0-9a-f]{16}$/);
+      if (!choices.has(choice)) choices.set(choice, new Set());
+      choices.get(choice)!.add(subject);
+    }
+    expect(choices.get('denied')?.size).toBe(2);
+    expect(choices.get('granted')?.size).toBeGreaterThan(2);
+    expect(choiceRecords.length).toBe((choices.get('denied')?.size ?? 0) + (choices.get('granted')?.size ?? 0));
   } finally {
     await receiver.close();
   }

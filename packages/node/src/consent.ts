@@ -11,12 +11,24 @@
  *   user's opt-out follows the request into the services it calls). Baggage can only withdraw consent,
  *   never grant it.
  *
- * Every decision applied (a process-wide change, or a scope opened with `withConsent`) increments the
- * counter `sonde.consent.decisions{category, granted}`: anonymous (no user id), and sent whatever the
- * consent (it holds no personal data, and without it the share of users who opted out would itself be
- * invisible).
+ * Scopes and process-wide changes are not counted: a request is not a person. A person's choice is
+ * recorded once, when it is made or changed, with `consent.record(choices, { subject })`: one
+ * consent choice record (an OTLP log record `sonde.consent.choice`) per category, the subject a keyed
+ * HMAC pseudonym computed here, so the receiver can estimate distinct people per category and choice
+ * without ever holding an id (see CONSENT-WIRE in the README). Choice records are sent whatever the
+ * consent: they are the consent record itself and hold no personal data.
  */
-import { type Context, type Counter, context, createContextKey, propagation, trace } from '@opentelemetry/api';
+import {
+  type Context,
+  context,
+  createContextKey,
+  type Logger,
+  propagation,
+  ROOT_CONTEXT,
+  SeverityNumber,
+  trace,
+} from '@opentelemetry/api';
+import { createRedactor } from '@sonde/redact';
 
 export const CATEGORIES = ['diagnostics', 'performance', 'product'] as const;
 export type Category = (typeof CATEGORIES)[number];
@@ -25,6 +37,9 @@ export type ConsentMap = Partial<Record<Category, boolean>>;
 const SCOPE_KEY = createContextKey('sonde.consent');
 /** Baggage entry carrying withdrawn categories across services: `diagnostics=0,product=0` (only zeros count). */
 export const CONSENT_BAGGAGE = 'sonde.consent';
+
+/** The record attribute naming a category (as track() writes it). */
+const CONSENT_CATEGORY_KEY = 'sonde.consent.category';
 
 export function isCategory(value: unknown): value is Category {
   return typeof value === 'string' && (CATEGORIES as readonly string[]).includes(value);
@@ -40,33 +55,134 @@ export const DEFAULT_CONSENT: Readonly<Record<Category, boolean>> = Object.freez
   performance: true,
   product: false,
 });
+/** The event name of a consent choice record (CONSENT-WIRE). */
+export const CONSENT_CHOICE_EVENT = 'sonde.consent.choice';
+export const CONSENT_CHOICE_ATTRIBUTE = 'sonde.consent.choice';
+export const CONSENT_SUBJECT_ATTRIBUTE = 'sonde.consent.subject';
+export const CONSENT_SOURCE_ATTRIBUTE = 'sonde.consent.source';
+export const CONSENT_SCOPE = '@sonde/node/consent';
+/** A person's choice for one category: `default` = the person made no choice (yet). */
+export type Choice = 'granted' | 'denied' | 'default';
+export const CHOICES: readonly Choice[] = ['granted', 'denied', 'default'];
+/** Where a choice comes from: the person (`user`), start-up configuration, or a browser/OS signal. */
+export type ChoiceSource = 'user' | 'startup' | 'do_not_track' | 'global_privacy_control';
+const SOURCES: readonly ChoiceSource[] = ['user', 'startup', 'do_not_track', 'global_privacy_control'];
+/** Choices per category: `true`/`'granted'`, `false`/`'denied'`, or `'default'` (no choice made). */
+export type ChoiceMap = Partial<Record<Category, boolean | Choice>>;
+
+export interface RecordOptions {
+  /**
+   * The application's own id of the person (a user id, an account id, a device id): pseudonymised
+   * here with the keyed HMAC (`SONDE_HMAC_KEY` or `redaction.hmac_key`) before it leaves the
+   * process. Absent: the record counts as one anonymous person of its own.
+   */
+  subject?: string;
+  /** Default `user`. */
+  source?: ChoiceSource;
+}
+
+/** Records made before start() are held (at most this many) and sent once the SDK runs. */
+const MAX_PENDING_CHOICES = 1000;
+
+interface PendingChoice {
+  category: Category;
+  choice: Choice;
+  subject: string | undefined;
+  source: ChoiceSource;
+}
+
+/** The SDK's side of consent choice records: where they go and how subjects are pseudonymised. */
+export interface ChoiceRecorder {
+  logger: Logger;
+  /** Keyed HMAC pseudonym of a subject id; undefined without a key (subjects are then left out). */
+  pseudonym?: (id: string) => string;
+  /** Called once when a subject is left out for want of a key. */
+  warnNoKey?: () => void;
+}
+
+/** The pseudonym function of an HMAC key (the same HMAC as `enduser.pseudo.id`): undefined without a usable key. */
+export function pseudonymiser(key: string | undefined): ((id: string) => string) | undefined {
+  if (!key) return undefined;
+  const redactor = createRedactor({ hmac_key: key });
+  return (id) => redactor.pseudonym(id);
+}
 
 type Listener = (category: Category, granted: boolean) => void;
 
 class ConsentState {
   private readonly granted: Record<Category, boolean> = { ...DEFAULT_CONSENT };
-  private counter: Counter | undefined;
-  private readonly pending: [Category, boolean][] = [];
+  private recorder: ChoiceRecorder | undefined;
+  private readonly pending: PendingChoice[] = [];
+  private warnedNoKey = false;
   private readonly listeners: Listener[] = [];
 
-  /** Start-up defaults: not counted as decisions (they are configuration, not a choice). */
+  /** Start-up defaults. */
   init(initial: Record<Category, boolean>): void {
     Object.assign(this.granted, initial);
   }
 
-  /** The counter is created once the meter provider exists; decisions made before are replayed. */
-  attachCounter(counter: Counter | undefined): void {
-    this.counter = counter;
-    if (counter) for (const [category, granted] of this.pending.splice(0)) this.count(category, granted);
+  /** Attached by start() once the logger provider exists (undefined at shutdown); held records are sent then. */
+  attachRecorder(recorder: ChoiceRecorder | undefined): void {
+    this.recorder = recorder;
+    if (recorder) for (const p of this.pending.splice(0)) this.emitChoice(p);
   }
 
   onChange(listener: Listener): void {
     this.listeners.push(listener);
   }
 
-  count(category: Category, granted: boolean): void {
-    if (this.counter) this.counter.add(1, { category, granted: granted ? 'true' : 'false' });
-    else if (this.pending.length < 1000) this.pending.push([category, granted]);
+  /** One consent choice record per category given (see `consent.record`). */
+  record(choices: ChoiceMap, options: RecordOptions = {}): void {
+    if (choices === null || typeof choices !== 'object')
+      throw new TypeError('consent.record(choices): choices must be an object such as { product: false }');
+    const subject = options.subject;
+    if (subject !== undefined && (typeof subject !== 'string' || subject === ''))
+      throw new TypeError('consent.record(): subject must be a non-empty string (or left out for an anonymous person)');
+    const source = options.source ?? 'user';
+    if (!SOURCES.includes(source))
+      throw new TypeError(`consent.record(): unknown source ${String(source)}; use one of ${SOURCES.join(', ')}`);
+    const list: PendingChoice[] = [];
+    for (const [category, value] of Object.entries(choices)) {
+      if (value === undefined) continue;
+      if (!isCategory(category))
+        throw new TypeError(`unknown consent category ${String(category)}; use one of ${CATEGORIES.join(', ')}`);
+      const choice = value === true ? 'granted' : value === false ? 'denied' : value;
+      if (!CHOICES.includes(choice as Choice))
+        throw new TypeError(
+          `consent.record(): the choice for ${category} must be true, false, 'granted', 'denied' or 'default', not ${String(value)}`,
+        );
+      list.push({ category, choice: choice as Choice, subject, source });
+    }
+    for (const p of list) {
+      if (this.recorder) this.emitChoice(p);
+      else if (this.pending.length < MAX_PENDING_CHOICES) this.pending.push(p);
+    }
+  }
+
+  private emitChoice(p: PendingChoice): void {
+    const recorder = this.recorder;
+    if (!recorder) return;
+    const attributes: Record<string, string> = {
+      'event.name': CONSENT_CHOICE_EVENT,
+      [CONSENT_CATEGORY_KEY]: p.category,
+      [CONSENT_CHOICE_ATTRIBUTE]: p.choice,
+      [CONSENT_SOURCE_ATTRIBUTE]: p.source,
+    };
+    if (p.subject !== undefined) {
+      if (recorder.pseudonym) attributes[CONSENT_SUBJECT_ATTRIBUTE] = recorder.pseudonym(p.subject);
+      else if (!this.warnedNoKey) {
+        this.warnedNoKey = true;
+        recorder.warnNoKey?.();
+      }
+    }
+    // In the root context: the record carries no trace or span id, nothing that ties it to a request.
+    recorder.logger.emit({
+      eventName: CONSENT_CHOICE_EVENT,
+      severityNumber: SeverityNumber.INFO,
+      severityText: 'INFO',
+      attributes,
+      context: ROOT_CONTEXT,
+    });
   }
 
   /** Process-wide consent for one category (e.g. from the operator's or the single user's settings). */
@@ -74,7 +190,6 @@ class ConsentState {
     if (!isCategory(category))
       throw new TypeError(`unknown consent category ${String(category)}; use one of ${CATEGORIES.join(', ')}`);
     this.granted[category] = granted;
-    this.count(category, granted);
     for (const l of this.listeners) l(category, granted);
   }
 
@@ -146,7 +261,16 @@ function withdrawPerformance(traceId: string): void {
 
 /** The public consent API. */
 export const consent = {
-  /** Process-wide: grant or withdraw one category at run time. Counted as one decision. */
+  /**
+   * Records one person's choice, once, when it is made or changed: one consent choice record per
+   * category given (`{ product: false, performance: true }`, or `'default'` for "this person made no
+   * choice"). The subject is pseudonymised with the keyed HMAC before it leaves the process; without
+   * a key (`SONDE_HMAC_KEY`) it is left out (one warning) and the record counts as an anonymous
+   * person. It does not change what this process sends: apply the choice with `withConsent` / the
+   * middleware (per request) or `set` (process-wide).
+   */
+  record: (choices: ChoiceMap, options?: RecordOptions): void => consentState.record(choices, options),
+  /** Process-wide: grant or withdraw one category at run time (not counted: see `record`). */
   set: (category: Category, granted: boolean): void => consentState.set(category, granted),
   /** Process-wide setting of a category. */
   get: (category: Category): boolean => consentState.get(category),
@@ -158,7 +282,7 @@ export const consent = {
 
 /**
  * A context in which the given categories are granted or withdrawn (for one end user, one request).
- * Counts one decision per category given. Withdrawn categories are also put in the baggage, so that
+ * Not counted (a request is not a person: see `consent.record`). Withdrawn categories are also put in the baggage, so that
  * services called from this context honour the choice. A scope can only narrow the process-wide
  * consent: `{ product: true }` does not grant what the process has withdrawn.
  */
@@ -178,7 +302,6 @@ export function consentContext(choice: ConsentMap, ctx: Context = context.active
     const value = choice[category];
     if (value === undefined) continue;
     merged[category] = value;
-    consentState.count(category, value);
   }
   for (const category of CATEGORIES) if (merged[category] === false) withdrawn.push(`${category}=0`);
   let next = ctx.setValue(SCOPE_KEY, merged);

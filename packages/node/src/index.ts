@@ -6,11 +6,17 @@
 export {
   CATEGORIES,
   type Category,
+  CHOICES,
+  type Choice,
+  type ChoiceMap,
+  type ChoiceSource,
+  CONSENT_CHOICE_EVENT,
   type ConsentMap,
   consent,
   consentContext,
   consentMiddleware,
   parseConsentList,
+  type RecordOptions,
   withConsent,
 } from './consent';
 export { CONSENT_CATEGORY_ATTRIBUTE, type TrackOptions, track } from './events';

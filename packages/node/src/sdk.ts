@@ -58,12 +58,15 @@ import { RequestBuffer } from './buffer';
 import {
   CATEGORIES,
   type Category,
+  CONSENT_CHOICE_EVENT,
+  CONSENT_SCOPE,
   type ConsentMap,
   consentState,
   DEFAULT_CONSENT,
   isCategory,
   isTraceWithdrawn,
   parseConsentList,
+  pseudonymiser,
 } from './consent';
 import { CONSENT_CATEGORY_ATTRIBUTE, setEventsActive } from './events';
 import { ConsentMeterProvider } from './metrics-consent';
@@ -258,7 +261,12 @@ function categoryOfLog(eventName: string | undefined, attributes: Attributes | u
 class ConsentLogProcessor implements LogRecordProcessor {
   constructor(private readonly inner: LogRecordProcessor) {}
   onEmit(record: ReadWriteLogRecord, ctx?: Context): void {
-    if (!consentState.isGranted(categoryOfLog(record.eventName, record.attributes), ctx ?? context.active())) return;
+    // Consent choice records are the consent record itself (no personal data): sent whatever the consent.
+    if (
+      record.eventName !== CONSENT_CHOICE_EVENT &&
+      !consentState.isGranted(categoryOfLog(record.eventName, record.attributes), ctx ?? context.active())
+    )
+      return;
     this.inner.onEmit(record, ctx);
   }
   enabled(options: { context: Context; eventName?: string }): boolean {
@@ -504,8 +512,16 @@ function startInner(options: SondeOptions, env: NodeJS.ProcessEnv): void {
   const redactFailed = (signal: Signal) => (n: number) => countDrop(signal, n, 'redaction_failed');
   const spanTransform = (spans: ReadableSpan[]) =>
     redactor ? safeMap(spans, (s) => redactSpan(redactor, s), redactFailed('traces')) : spans;
+  // Consent choice records hold only Sonde's own attributes (the subject already an HMAC pseudonym):
+  // not redacted, so that no detector or allow list can mangle or drop the pseudonym.
   const logTransform = (records: ReadableLogRecord[]) =>
-    redactor ? safeMap(records, (r) => redactLogRecord(redactor, r), redactFailed('logs')) : records;
+    redactor
+      ? safeMap(
+          records,
+          (r) => (r.eventName === CONSENT_CHOICE_EVENT ? r : redactLogRecord(redactor, r)),
+          redactFailed('logs'),
+        )
+      : records;
   const metricTransform = (rm: ResourceMetrics): ResourceMetrics => {
     const out = filterMetrics(rm);
     if (!redactor || out.scopeMetrics.length === 0) return out;
@@ -616,13 +632,15 @@ function startInner(options: SondeOptions, env: NodeJS.ProcessEnv): void {
 
   const sqlite = instrumentSqlite(() => trace.getTracer('@sonde/node/sqlite', VERSION));
   const meter = sdkMeterProvider.getMeter(SELF_SCOPE, VERSION);
-  consentState.attachCounter(
-    meter.createCounter('sonde.consent.decisions', {
-      unit: '{decision}',
-      description:
-        'Consent decisions applied (per end-user scope or process-wide change), by category and outcome; anonymous',
-    }),
-  );
+  consentState.attachRecorder({
+    logger: logs.getLogger(CONSENT_SCOPE, VERSION),
+    pseudonym: pseudonymiser((redactionInput !== false && redactionInput.hmac_key) || env.SONDE_HMAC_KEY),
+    warnNoKey: () =>
+      logLine(
+        'warn',
+        'sonde: consent.record() was given a subject but no HMAC key is set (SONDE_HMAC_KEY): the subject is left out and each record counts as an anonymous person',
+      ),
+  });
   meter
     .createObservableCounter('sonde.telemetry.dropped', {
       unit: '{item}',
@@ -814,6 +832,7 @@ export function shutdown(): Promise<void> {
   s.shuttingDown = (async () => {
     const deadline = Date.now() + s.shutdownTimeoutMs;
     setEventsActive(false);
+    consentState.attachRecorder(undefined);
     await withTimeout(Promise.all([s.sdk.shutdown(), s.choicesProvider?.shutdown()]), s.shutdownTimeoutMs);
     await s.shipper?.shutdown(Math.max(0, deadline - Date.now()));
   })();

@@ -13,6 +13,9 @@ import type { Express } from 'express';
 import { createAdminApp } from './admin/server';
 import { type ReceiverConfig, toRedactionConfig } from './config/schema';
 import { formatAddress, type ListenAddress } from './config/units';
+import { ConsentPeopleConsumer } from './consent/people';
+import { createErasureApi, ErasedLogSource } from './erasure/api';
+import { Erasure } from './erasure/erasure';
 import { EventMetricsConsumer } from './events/event-metrics';
 import { LokiExporter } from './export/loki-exporter';
 import type { OtlpHttpExporterOptionsInput, TlsOptions } from './export/otlp-http-exporter';
@@ -99,6 +102,8 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     ? new TempoExporter(exporterOptions(config, 'tempo'), metrics.registry, logger.child({ component: 'tempo' }))
     : undefined;
   if (tempo) pipeline.traces.addConsumer(tempo);
+  // Erasure tombstones are read before any store opens: a file that cannot be read stops the start-up.
+  const erasure = openErasure(config);
   const traceStore = await openTraceStore(config, metrics, logger);
   if (traceStore) pipeline.traces.addConsumer(traceStore);
   pipeline.traces.addConsumer(recent.traces);
@@ -180,6 +185,14 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
       )
     : undefined;
   if (eventMetrics) pipeline.logs.addConsumer(eventMetrics);
+  if (config.consent_people.enabled)
+    pipeline.logs.addConsumer(
+      new ConsentPeopleConsumer(
+        { precision: config.consent_people.precision },
+        metrics.registry,
+        logger.child({ component: 'consent-people' }),
+      ),
+    );
   /** The stores whose series /metrics exposes, after the receiver's own metrics. */
   const stores = [prometheus?.store, spanMetrics?.store, serviceGraph?.store, eventMetrics?.store].filter(
     (s) => s !== undefined,
@@ -220,8 +233,24 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     const adminAddress = config.admin.address;
     if (adminAddress !== 'off') {
       const routers = [
-        ...(traceStore ? [createTempoApi(traceStore, logger)] : []),
-        ...(logStore ? [createLokiApi(logStore, lokiApiOptions(config, metrics, logger))] : []),
+        ...(traceStore ? [createTempoApi(traceStore, logger, erasure)] : []),
+        ...(logStore
+          ? [
+              createLokiApi(
+                erasure ? new ErasedLogSource(logStore, erasure) : logStore,
+                lokiApiOptions(config, metrics, logger),
+              ),
+            ]
+          : []),
+        ...(erasure && (traceStore || logStore)
+          ? [
+              createErasureApi(erasure, traceStore, {
+                tokensConfigured: security.adminTokens !== undefined,
+                registry: metrics.registry,
+                logger: logger.child({ component: 'erasure' }),
+              }),
+            ]
+          : []),
       ];
       const app = createAdminApp(metrics, recent, { ready: () => listening && !draining }, stores, routers, {
         logger,
@@ -356,11 +385,28 @@ function lokiApiOptions(config: ReceiverConfig, metrics: SelfMetrics, logger: Lo
   };
 }
 
+/** The erasure tombstones (<data_dir>/erasure.json), read; undefined when erasure is off. */
+function openErasure(config: ReceiverConfig): Erasure | undefined {
+  if (!config.erasure.enabled) return undefined;
+  const erasure = new Erasure({
+    file: join(config.data_dir, 'erasure.json'),
+    subjectKeys: config.erasure.subject_keys,
+    retentionMs: Math.max(config.trace_store.retention, config.log_store.retention),
+    maxTraces: config.erasure.max_traces,
+  });
+  erasure.load();
+  return erasure;
+}
+
 /** The embedded trace store (trace_store.enabled: auto = when no Tempo endpoint is set), opened. */
 function openTraceStore(config: ReceiverConfig, metrics: SelfMetrics, logger: Logger) {
   const c = config.trace_store;
   if (!(c.enabled === true || (c.enabled === 'auto' && !config.tempo.endpoint))) return undefined;
-  const options = { ...embeddedStoreOptions(config, c), indexedAttributes: c.indexed_attributes };
+  // The subject keys are indexed so that an erasure can find the traces that carry a subject.
+  const indexedAttributes = [
+    ...new Set([...c.indexed_attributes, ...(config.erasure.enabled ? config.erasure.subject_keys : [])]),
+  ];
+  const options = { ...embeddedStoreOptions(config, c), indexedAttributes };
   return started(new TraceStore(options, metrics.registry, logger.child({ component: 'trace-store' })));
 }
 

@@ -1,22 +1,37 @@
 /**
  * Product and usage: what people do in the product (business events), how far they get through the
- * shop's funnel, and how many chose not to share each category of telemetry. Written for product and
- * business readers: no span names, no percentiles.
+ * shop's funnel, and how many people chose not to share each category of telemetry. Written for
+ * product and business readers: no span names, no percentiles.
+ *
+ * Shares of people come from `sonde_consent_people` (distinct people per consent category and
+ * choice, estimated by the receiver from consent choice records): people, not requests. They stand
+ * next to the usage figures because those figures only cover the people who agreed (selection bias).
  */
 import * as bargauge from '@grafana/grafana-foundation-sdk/bargauge';
 import * as common from '@grafana/grafana-foundation-sdk/common';
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import * as stat from '@grafana/grafana-foundation-sdk/stat';
+import * as text from '@grafana/grafana-foundation-sdk/text';
 import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
 import * as units from '@grafana/grafana-foundation-sdk/units';
-import { baseDashboard, JOB, promql, ratio, standardVariables } from '../common';
+import { baseDashboard, promql, standardVariables } from '../common';
 import { row } from '../layout';
 
 export const PRODUCT_USAGE_UID = 'sonde-product-usage';
 
 const EVENTS = 'sonde_events_total{service=~"$service"}';
-const CONSENT = `sonde_consent_decisions_total{${JOB}}`;
-const OPTED_OUT = `sonde_consent_decisions_total{${JOB}, granted="false"}`;
+/** Distinct people per category and choice in a window (24h or 7d): receiver-wide, not per service. */
+const people = (window: '24h' | '7d', choice?: string) =>
+  `sonde_consent_people{window="${window}"${choice ? `, choice="${choice}"` : ''}}`;
+/** The share of people who made `choice` for each category, of all people counted for it (no series for a category without people). */
+export const peopleShare = (choice: string, window: '24h' | '7d', category?: string) => {
+  const sel = (c?: string) =>
+    category ? people(window, c).replace('}', `, category="${category}"}`) : people(window, c);
+  return `sum by (category) (${sel(choice)}) / (sum by (category) (${sel()}) > 0)`;
+};
+const SELECTION_BIAS_NOTE = `**Who these figures cover.** Events, funnels and features count only what people who agreed to product analytics did. People who said no (or made no choice, where product analytics is off until granted) are invisible in them, and they may behave differently: a feature used mostly by privacy-minded people looks less used than it is.
+
+**People, not requests.** "Share of people" panels count each person once per window (last 24 hours, last 7 days), from the choices people made, estimated with a HyperLogLog sketch (standard error about 0.8%). Someone who changed their mind within the window counts under both answers. They count people of every service together; the service filter does not apply to them.`;
 
 /** The shop's funnel, in order: event name and how a reader would say it. */
 export const FUNNEL: [string, string][] = [
@@ -59,6 +74,16 @@ export function productUsage(): dashboard.Dashboard {
       .unit(units.Short)
       .orientation(common.VizOrientation.Horizontal)
       .withTarget(promql(`sort_desc(sum by (event_name) (increase(${EVENTS}[$__range])))`, '{{event_name}}').instant()),
+    new stat.PanelBuilder()
+      .title('Share of people these figures cover')
+      .description(
+        'Of the people who made a choice about product analytics, the share who agreed, over the last 24 hours and the last 7 days. Events come only from them: the rest are not in the figures on the left.',
+      )
+      .unit(units.PercentUnit)
+      .min(0)
+      .max(1)
+      .withTarget(promql(peopleShare('granted', '24h', 'product'), 'last 24 hours', 'A').instant())
+      .withTarget(promql(peopleShare('granted', '7d', 'product'), 'last 7 days', 'B').instant()),
   ]);
   row(d, 'Purchase path', [
     funnel,
@@ -81,28 +106,25 @@ export function productUsage(): dashboard.Dashboard {
     new bargauge.PanelBuilder()
       .title('Share of people who said no, by kind of data')
       .description(
-        'Of the consent decisions in the selected period, the share that refused each category of telemetry (diagnostics, performance, product). What they did is invisible in the other panels.',
+        'Of the people who made a choice in the last 24 hours, the share who refused each category of telemetry (diagnostics, performance, product): people, not requests. What they did is invisible in the other panels.',
       )
       .unit(units.PercentUnit)
       .min(0)
       .max(1)
       .orientation(common.VizOrientation.Horizontal)
-      .withTarget(
-        promql(
-          ratio('category', `increase(${OPTED_OUT}[$__range])`, `increase(${CONSENT}[$__range])`),
-          '{{category}}',
-        ).instant(),
-      ),
+      .withTarget(promql(peopleShare('denied', '24h'), '{{category}}').instant()),
     new timeseries.PanelBuilder()
-      .title('Privacy choices per minute')
-      .description('Consent decisions per minute, by category and answer (said yes or said no).')
-      .unit(units.CountsPerMinute)
-      .withTarget(
-        promql(
-          `sum by (category, granted) (rate(${CONSENT}[$__rate_interval])) * 60`,
-          '{{category}}: granted={{granted}}',
-        ),
-      ),
+      .title('People by choice (last 24 hours)')
+      .description(
+        'Distinct people who said yes (granted), said no (denied) or made no choice (default) for each category within the 24 hours before each point.',
+      )
+      .unit(units.Short)
+      .withTarget(promql(`sum by (category, choice) (${people('24h')})`, '{{category}}: {{choice}}')),
+    new text.PanelBuilder()
+      .title('About these figures')
+      .description('Which people the usage figures cover (selection bias), and how people are counted.')
+      .mode(text.TextMode.Markdown)
+      .content(SELECTION_BIAS_NOTE),
   ]);
   return d.build();
 }

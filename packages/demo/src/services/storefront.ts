@@ -2,11 +2,11 @@
  * The storefront: the catalogue, the cart and the checkout, calling the cart and payments services
  * over HTTP. Business events with track(); each end user's consent from the `x-consent` header
  * (`product=0` = opted out of product analytics), honoured here and, through the baggage, in the
- * services it calls; the user id (`x-user`) on the span as enduser.id, which @sonde/node turns into
+ * services it calls, and recorded once per shopper with consent.record(); the user id (`x-user`) on the span as enduser.id, which @sonde/node turns into
  * a pseudonym before export.
  */
 import { trace } from '@opentelemetry/api';
-import { consentMiddleware, track } from '@sonde/node';
+import { consent, consentMiddleware, track } from '@sonde/node';
 import express from 'express';
 import { CATALOG, parseConsentHeader } from '../catalog';
 import { latency, listen, logger, sleep } from './common';
@@ -24,6 +24,21 @@ async function call(url: string, init?: RequestInit): Promise<Response> {
 const app = express();
 app.use(express.json());
 app.use(consentMiddleware((req: express.Request) => parseConsentHeader(req.get('x-consent'))));
+// A shopper's choice is recorded once, when this storefront first sees it or it changes (a real shop
+// would do it in its consent banner's handler): people are counted, not requests. The shopper id is
+// pseudonymised by @sonde/node before it is sent.
+const knownChoices = new Map<string, string>();
+app.use((req, _res, next) => {
+  const user = req.get('x-user');
+  const header = req.get('x-consent');
+  const choice = parseConsentHeader(header);
+  if (user && header && choice && knownChoices.get(user) !== header) {
+    if (knownChoices.size >= 10_000) knownChoices.clear();
+    knownChoices.set(user, header);
+    consent.record(choice, { subject: user });
+  }
+  next();
+});
 app.use((req, _res, next) => {
   const user = req.get('x-user');
   if (user) trace.getActiveSpan()?.setAttribute('enduser.id', user);

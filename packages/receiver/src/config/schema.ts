@@ -343,6 +343,26 @@ export const configSchema = z.strictObject({
       metric_expiration: duration.default(15 * 60_000),
     })
     .prefault({}),
+  erasure: z
+    .strictObject({
+      /** POST /api/admin/erase on the admin port: tombstones one subject's data in the embedded stores. */
+      enabled: z.boolean().default(true),
+      /** Attribute keys whose value identifies a subject; the trace store indexes them so their traces can be found. */
+      subject_keys: z
+        .array(z.string().min(1))
+        .default(['enduser.pseudo.id', 'user.pseudo.id', 'sonde.consent.subject']),
+      /** Most traces one erasure may tombstone (more: the call is refused, nothing erased). */
+      max_traces: positiveInt.default(10_000),
+    })
+    .prefault({}),
+  consent_people: z
+    .strictObject({
+      /** Distinct people per consent category and choice (sonde_consent_people) from consent choice records. */
+      enabled: z.boolean().default(true),
+      /** HyperLogLog precision: 2^precision registers per sketch; standard error 1.04/√(2^precision) (14: 0.81%). */
+      precision: z.number().int().min(4).max(18).default(14),
+    })
+    .prefault({}),
   service_graph: z
     .strictObject({
       /** Service-graph metrics from client/server and producer/consumer span pairs (traces_service_graph_*). */

@@ -10,11 +10,13 @@
  * - exemplars carry the record's trace id as `traceID` (and span id), so a bar on a funnel opens the
  *   request that emitted the event.
  *
- * Plain log records (no eventName) are not counted. Bounded by the store's series limit (overflow
+ * Plain log records (no eventName) and consent choice records (`sonde.consent.choice`, counted as
+ * people by consent/people.ts) are not counted. Bounded by the store's series limit (overflow
  * series) and expiry, like span metrics.
  */
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { CONSENT_CHOICE_EVENT } from '../consent/people';
 import { attributeValue, type KeyValue } from '../model';
 import type { Batch, Consumer } from '../pipeline/pipeline';
 import { createMeasuredStore } from '../prometheus/measured-store';
@@ -77,7 +79,8 @@ export class EventMetricsConsumer implements Consumer<'logs'> {
       for (const sl of rl.scopeLogs) {
         for (const record of sl.logRecords) {
           const eventName = record.eventName || legacyEventName(record.attributes);
-          if (eventName === '') continue;
+          // Consent choice records are not business events of their category: consent/people.ts counts them as people.
+          if (eventName === '' || eventName === CONSENT_CHOICE_EVENT) continue;
           service ??= `service="${escapeLabelValue(text(attributeValue(resource, 'service.name')))}"`;
           const category = text(attributeValue(record.attributes, this.options.categoryAttribute));
           const labels =

@@ -31,7 +31,14 @@ const MAX_NS = 2n ** 63n - 1n;
 
 class BadRequest extends Error {}
 
-export function createTempoApi(store: TraceStore, logger?: Logger): express.Router {
+/** What the API leaves out: erased traces and subjects (src/erasure). */
+export interface TempoApiErasure {
+  isTraceErased(traceIdHex: string): boolean;
+  isErasedValue(value: string): boolean;
+  readonly tombstones: { traces: number };
+}
+
+export function createTempoApi(store: TraceStore, logger?: Logger, erasure?: TempoApiErasure): express.Router {
   const router = express.Router();
   const indexed = { indexedAttributes: new Set(store.options.indexedAttributes) };
 
@@ -85,7 +92,8 @@ export function createTempoApi(store: TraceStore, logger?: Logger): express.Rout
     timed(v2 ? 'trace_by_id_v2' : 'trace_by_id', async (req, res, signal) => {
       const id = traceIdParam(String(req.params.id));
       const { startNs, endNs } = window(req.query);
-      const chunks = await store.traceChunks(id, startNs, endNs, signal);
+      const erased = erasure?.isTraceErased(id.toString('hex')) ?? false;
+      const chunks = erased ? [] : await store.traceChunks(id, startNs, endNs, signal);
       if (chunks.length === 0) {
         res.status(404).type('text/plain').send('trace not found\n');
         return;
@@ -118,18 +126,21 @@ export function createTempoApi(store: TraceStore, logger?: Logger): express.Rout
       else query = [parseLogfmtTags(typeof q.tags === 'string' ? q.tags : '', indexed)];
       const minDuration = typeof q.minDuration === 'string' && q.minDuration !== '' ? q.minDuration : undefined;
       const maxDuration = typeof q.maxDuration === 'string' && q.maxDuration !== '' ? q.maxDuration : undefined;
+      // Erased traces are left out: ask for as many more as there are tombstones (up to 1000).
+      const extra = Math.min(erasure?.tombstones.traces ?? 0, 1000);
       const result = await store.search(
         query,
         {
           startNs: startNs ?? 0n,
           endNs: endNs ?? MAX_NS,
-          limit,
+          limit: limit + extra,
           spss,
           minTraceDurationNs: minDuration ? parseGoDuration(minDuration, 'minDuration') : undefined,
           maxTraceDurationNs: maxDuration ? parseGoDuration(maxDuration, 'maxDuration') : undefined,
         },
         signal,
       );
+      if (erasure) result.traces = result.traces.filter((t) => !erasure.isTraceErased(t.traceID)).slice(0, limit);
       res.json(result);
     }),
   );
@@ -162,14 +173,16 @@ export function createTempoApi(store: TraceStore, logger?: Logger): express.Rout
     '/api/v2/search/tag/:tag/values',
     timed('search_tag_values_v2', async (req, res, signal) => {
       const limit = positiveInt(req.query.limit, 'limit', 1000);
-      res.json({ tagValues: await store.tagValues(String(req.params.tag), limit, signal) });
+      const values = await store.tagValues(String(req.params.tag), limit, signal);
+      res.json({ tagValues: erasure ? values.filter((v) => !erasure.isErasedValue(v.value)) : values });
     }),
   );
   router.get(
     '/api/search/tag/:tag/values',
     timed('search_tag_values', async (req, res, signal) => {
       const limit = positiveInt(req.query.limit, 'limit', 1000);
-      res.json({ tagValues: (await store.tagValues(String(req.params.tag), limit, signal)).map((v) => v.value) });
+      const values = (await store.tagValues(String(req.params.tag), limit, signal)).map((v) => v.value);
+      res.json({ tagValues: erasure ? values.filter((v) => !erasure.isErasedValue(v)) : values });
     }),
   );
   return router;
