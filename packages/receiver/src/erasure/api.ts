@@ -185,4 +185,9 @@ export class ErasedLogSource implements LogSource {
   stats(matchers: LabelMatcher[], startNs: bigint, endNs: bigint) {
     return this.inner.stats(matchers, startNs, endNs);
   }
+
+  /** Volumes are counts per stream, like stats: they hold no subject and are not filtered. */
+  volume(matchers: LabelMatcher[], bounds: bigint[], signal?: AbortSignal) {
+    return this.inner.volume(matchers, bounds, signal);
+  }
 }
