@@ -110,7 +110,8 @@ export function installCrashHandlers(options: CrashOptions): () => void {
   let lastPrimitive: { value: unknown } | undefined;
   let dying = false;
 
-  const record = (value: unknown, origin: 'uncaughtException' | 'unhandledRejection') => {
+  /** `fatal`: the process is about to die of it (the span is then ended, so that it is exported). */
+  const record = (value: unknown, origin: 'uncaughtException' | 'unhandledRejection', fatal: boolean) => {
     // strict mode: Node emits uncaughtException, then unhandledRejection for the same reason.
     if (typeof value === 'object' && value !== null) {
       if (recorded.has(value)) return;
@@ -125,8 +126,8 @@ export function installCrashHandlers(options: CrashOptions): () => void {
       if (span?.isRecording()) {
         span.recordException(value instanceof Error ? value : (attributes['exception.message'] as Exception));
         span.setStatus({ code: SpanStatusCode.ERROR, message: attributes['exception.message'] });
-        // The process may end before the span would have: end it, so that it is exported.
-        if (dying || countOthers(origin) === 0) span.end();
+        // The process ends before the span would have: end it, so that it is exported.
+        if (fatal) span.end();
       }
       options.logger.emit({
         severityNumber: SeverityNumber.FATAL,
@@ -162,8 +163,9 @@ export function installCrashHandlers(options: CrashOptions): () => void {
 
   const onException = (err: unknown, origin: string) => {
     if (dying) return;
-    record(err, origin === 'unhandledRejection' ? 'unhandledRejection' : 'uncaughtException');
-    if (countOthers('uncaughtException') > 0) {
+    const fatal = countOthers('uncaughtException') === 0;
+    record(err, origin === 'unhandledRejection' ? 'unhandledRejection' : 'uncaughtException', fatal);
+    if (!fatal) {
       // The application handles it: flush in the background, nothing else.
       options.flush(options.flushTimeoutMs).catch(() => {});
       return;
@@ -194,8 +196,10 @@ export function installCrashHandlers(options: CrashOptions): () => void {
 
   const onRejection = (reason: unknown) => {
     if (dying) return;
-    record(reason, 'unhandledRejection');
-    if (countOthers('unhandledRejection') > 0 || mode === 'warn' || mode === 'none') {
+    const handled = countOthers('unhandledRejection') > 0 || mode === 'warn' || mode === 'none';
+    const fatal = !handled && mode === 'throw' && countOthers('uncaughtException') === 0;
+    record(reason, 'unhandledRejection', fatal);
+    if (handled) {
       options.flush(options.flushTimeoutMs).catch(() => {});
       return;
     }

@@ -178,17 +178,31 @@ test.each([
   60_000,
 );
 
-test('--unhandled-rejections=warn: recorded, and the process lives on and ends as without Sonde', async () => {
-  const args = ['--unhandled-rejections=warn'];
-  const [without, withSonde] = await Promise.all([
-    run('rejection', { sonde: false, args }),
-    run('rejection', { sonde: true, args, service: 'crash-warn' }),
-  ]);
-  // Both survive the rejection (Node only warns) and end normally when the fixture stops its timer.
-  expect([without.code, withSonde.code]).toEqual([0, 0]);
-  expect(withSonde.stderr.replace(/\(node:\d+\)/g, '')).toBe(without.stderr.replace(/\(node:\d+\)/g, ''));
-  await crashRecord('crash-warn');
-}, 60_000);
+test.each([
+  // Node only warns: both survive and end normally (0) when the fixture stops its timer.
+  ['warn', 0],
+  // Node warns and sets exit code 1, and the process goes on until its timer stops.
+  ['warn-with-error-code', 1],
+  // Node raises it as an uncaught exception: the process dies (1).
+  ['strict', 1],
+])(
+  '--unhandled-rejections=%s: recorded, and the process ends as without Sonde (exit code %d)',
+  async (mode, code) => {
+    const args = [`--unhandled-rejections=${mode}`];
+    const [without, withSonde] = await Promise.all([
+      run('rejection', { sonde: false, args }),
+      run('rejection', { sonde: true, args, service: `crash-${mode}` }),
+    ]);
+    expect([without.code, withSonde.code]).toEqual([code, code]);
+    // Same warning, but for the pid and, with warn-with-error-code, the rejection id: Sonde hands the
+    // reason back to Node as a new rejection (id 2).
+    const normal = (stderr: string) => stderr.replace(/\(node:\d+\)/g, '').replace(/\(rejection id: \d+\)/g, '');
+    expect(normal(withSonde.stderr)).toBe(normal(without.stderr));
+    const [, , meta] = await crashRecord(`crash-${mode}`);
+    expect(meta.structuredMetadata?.exception_message).toBe('payment service unreachable');
+  },
+  60_000,
+);
 
 test("the application's own uncaughtException handler decides: it runs, and its exit code stands", async () => {
   const result = await run('handled', { sonde: true });
