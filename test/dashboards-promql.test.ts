@@ -93,6 +93,11 @@ beforeAll(async () => {
       },
       // On by default only without loki.endpoint: both the export and the store, whose Loki API the Loki checks query.
       log_store: { enabled: true },
+      // Likewise the trace store beside the Tempo export: the pipeline-health store panels and the store alerts read it.
+      trace_store: { enabled: true },
+      // The receiver's own redaction (off by default), for the clients not instrumented with Sonde: the
+      // misbehaving client sends an email in clear, which the Redactions panel counts.
+      redaction: { enabled: true },
     }),
   );
   receiver.pipeline.logs.addConsumer({

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfig, validateConfig } from '@sonde/receiver';
 import * as YAML from 'yaml';
+import { amtoolCheckConfig } from './alertmanager-harness';
 import { PROMTOOL_BIN } from './prometheus-harness';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -52,8 +53,9 @@ const httpUrl = (u: string) => {
 };
 
 describe('docker-compose.yml', () => {
-  test('has the receiver, Prometheus, Tempo, Loki and Grafana, and the demo behind a profile', () => {
+  test('has the receiver, Prometheus, Alertmanager, Tempo, Loki and Grafana, and the demo behind a profile', () => {
     expect(Object.keys(compose.services).sort()).toEqual([
+      'alertmanager',
       'demo',
       'grafana',
       'loki',
@@ -232,6 +234,23 @@ describe('docker-compose.yml', () => {
     expect(prom.rule_files).toEqual(['rules/*.rules.yml']);
     expect(compose.services.prometheus.volumes).toContain('./prometheus/rules:/etc/prometheus/rules:ro');
   });
+
+  test('Prometheus sends to the compose Alertmanager, a pinned image running the mounted deploy/alertmanager configuration', () => {
+    const prom = readYaml<{ alerting: { alertmanagers: { static_configs: { targets: string[] }[] }[] } }>(
+      path.join(DEPLOY, 'prometheus/prometheus.yml'),
+    );
+    const targets = prom.alerting.alertmanagers.flatMap((a) => a.static_configs.flatMap((c) => c.targets));
+    expect(targets).toEqual(['alertmanager:9093']);
+    const am = compose.services.alertmanager;
+    expect(am.image).toMatch(/^prom\/alertmanager:v\d+\.\d+\.\d+$/);
+    expect(containerPorts(am)).toEqual([9093]);
+    expect(am.ports).toEqual(['127.0.0.1:9093:9093']);
+    const mount = am.volumes!.find((v) => v.endsWith(':ro'))!;
+    const [source, target] = mount.split(':');
+    expect(path.resolve(DEPLOY, source)).toBe(path.join(DEPLOY, 'alertmanager/alertmanager.yml'));
+    expect(am.command).toContain(`--config.file=${target}`);
+    expect(compose.services.prometheus.depends_on).toContain('alertmanager');
+  });
 });
 
 describe('safe to expose (issue 11)', () => {
@@ -408,5 +427,121 @@ describe('promtool', () => {
       ]).toEqual([a, true]);
     const fired = [...testText.matchAll(/exp_labels:\s*(?:\{\s*)?alertname: (\w+)/g)].map((m) => m[1]);
     expect([...new Set(fired)].sort()).toEqual([...new Set(alerts)].sort());
+  });
+});
+
+describe('Alertmanager and runbooks', () => {
+  test('amtool check-config accepts deploy/alertmanager/alertmanager.yml, with a route to each receiver', async () => {
+    const file = path.join(DEPLOY, 'alertmanager/alertmanager.yml');
+    const { ok, output } = await amtoolCheckConfig(file);
+    expect([ok, output]).toEqual([true, expect.stringContaining('SUCCESS')]);
+    const config = readYaml<{
+      route: { receiver: string; routes: { receiver: string; matchers: string[] }[] };
+      receivers: { name: string; webhook_configs: { url: string; send_resolved: boolean }[] }[];
+    }>(file);
+    // Pages go to the pager receiver, everything else to tickets; both webhooks send resolutions.
+    expect(config.route.receiver).toBe('tickets');
+    expect(config.route.routes).toEqual([
+      expect.objectContaining({ receiver: 'pager', matchers: ['severity="page"'] }),
+    ]);
+    expect(config.receivers.map((r) => r.name).sort()).toEqual(['pager', 'tickets']);
+    for (const r of config.receivers) expect(r.webhook_configs.every((w) => w.send_resolved)).toBe(true);
+  });
+
+  test('kubernetes/alerting: an Alertmanager Deployment and Service with the same configuration as compose', () => {
+    const dir = path.join(DEPLOY, 'kubernetes/alerting');
+    const kustomization = readYaml<{
+      namespace: string;
+      resources: string[];
+      configMapGenerator: { name: string; files: string[] }[];
+    }>(path.join(dir, 'kustomization.yaml'));
+    expect(kustomization.namespace).toBe('sonde');
+    expect(fs.readFileSync(path.join(dir, 'alertmanager.yml'), 'utf8')).toBe(
+      fs.readFileSync(path.join(DEPLOY, 'alertmanager/alertmanager.yml'), 'utf8'),
+    );
+    // biome-ignore lint/suspicious/noExplicitAny: manifests are checked field by field below
+    const docs = kustomization.resources.flatMap((r) => readAllYaml(path.join(dir, r))) as any[];
+    const deployment = docs.find((d) => d.kind === 'Deployment');
+    const service = docs.find((d) => d.kind === 'Service');
+    const [c] = deployment.spec.template.spec.containers;
+    expect(c.image).toBe(compose.services.alertmanager.image);
+    const configVolume = deployment.spec.template.spec.volumes.find((v: { configMap?: unknown }) => v.configMap);
+    expect(configVolume.configMap.name).toBe(kustomization.configMapGenerator[0].name);
+    const mount = c.volumeMounts.find((m: { name: string }) => m.name === configVolume.name);
+    expect(c.args).toContain(`--config.file=${mount.mountPath}/${kustomization.configMapGenerator[0].files[0]}`);
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/-/ready', port: 'http' });
+    expect(c.securityContext.readOnlyRootFilesystem).toBe(true);
+    expect(service.spec.selector).toEqual(deployment.spec.selector.matchLabels);
+    expect(service.spec.ports).toEqual([{ name: 'http', port: 9093, targetPort: 'http' }]);
+    // The address the kustomization tells Prometheus to send to is this Service's.
+    expect(fs.readFileSync(path.join(dir, 'kustomization.yaml'), 'utf8')).toContain(
+      `${service.metadata.name}.${kustomization.namespace}.svc:9093`,
+    );
+  });
+
+  test('every alert has a severity, summary, description and a runbook_url whose anchor is a heading of docs/runbooks.md', () => {
+    const runbooks = fs.readFileSync(path.join(ROOT, 'docs/runbooks.md'), 'utf8');
+    // GitHub's heading anchors: lower case, punctuation other than - and _ removed, spaces to -.
+    const anchors = new Set(
+      [...runbooks.matchAll(/^#{1,6} (.+)$/gm)].map((m) =>
+        m[1]
+          .trim()
+          .toLowerCase()
+          .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+          .replace(/\s/g, '-'),
+      ),
+    );
+    const dir = path.join(DEPLOY, 'prometheus/rules');
+    const problems: string[] = [];
+    let alerts = 0;
+    for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.rules.yml'))) {
+      const rules = readYaml<{
+        groups: {
+          rules: { alert?: string; labels?: Record<string, string>; annotations?: Record<string, string> }[];
+        }[];
+      }>(path.join(dir, f));
+      for (const r of rules.groups.flatMap((g) => g.rules)) {
+        if (!r.alert) continue;
+        alerts++;
+        const a = r.annotations ?? {};
+        for (const key of ['summary', 'description', 'runbook_url'])
+          if (!a[key]?.trim()) problems.push(`${f} ${r.alert}: no ${key}`);
+        if (!['page', 'ticket', 'warning'].includes(r.labels?.severity ?? ''))
+          problems.push(`${f} ${r.alert}: severity ${r.labels?.severity}`);
+        const m = /^docs\/runbooks\.md#(.+)$/.exec(a.runbook_url ?? '');
+        if (!m) problems.push(`${f} ${r.alert}: runbook_url ${a.runbook_url} is not docs/runbooks.md#<anchor>`);
+        else if (!anchors.has(m[1])) problems.push(`${f} ${r.alert}: no heading for #${m[1]} in docs/runbooks.md`);
+        else if (m[1] !== r.alert.toLowerCase()) problems.push(`${f} ${r.alert}: runbook anchor #${m[1]}`);
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(alerts).toBeGreaterThan(10);
+  });
+
+  test('each runbook section says what the alert means, what to check first on which dashboard panel, and how to fix it', () => {
+    const runbooks = fs.readFileSync(path.join(ROOT, 'docs/runbooks.md'), 'utf8');
+    const sections = runbooks.split(/^### /m).slice(1);
+    const titles = new Set(
+      fs
+        .readdirSync(path.join(ROOT, 'grafana/dashboards'))
+        .filter((f) => f.endsWith('.json'))
+        .flatMap((f) => {
+          const d = JSON.parse(fs.readFileSync(path.join(ROOT, 'grafana/dashboards', f), 'utf8')) as {
+            panels: { title: string }[];
+          };
+          return d.panels.map((p) => p.title);
+        }),
+    );
+    const problems: string[] = [];
+    for (const s of sections) {
+      const name = s.split('\n')[0].trim();
+      for (const part of ['**Meaning.**', '**First checks.**', '**Fixes.**'])
+        if (!s.includes(part)) problems.push(`${name}: no ${part}`);
+      // Panels are named in italics after "→"; each must be a panel of a committed dashboard.
+      const panels = [...s.matchAll(/(?<!\*)\*([^*]+)\*(?!\*)/g)].map((m) => m[1].replace(/\s+/g, ' '));
+      if (panels.length === 0) problems.push(`${name}: names no dashboard panel`);
+      for (const p of panels) if (!titles.has(p)) problems.push(`${name}: no panel titled "${p}"`);
+    }
+    expect(problems).toEqual([]);
   });
 });

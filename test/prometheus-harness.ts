@@ -123,6 +123,8 @@ export interface PrometheusOptions {
   credentialsFile?: string;
   /** Scrape over https, trusting `caFile`, with a client certificate when given (`tls_config`). */
   tls?: { caFile: string; certFile?: string; keyFile?: string };
+  /** "host:port" of Alertmanagers to send alerts to (`alerting.alertmanagers`, API v2, over http). */
+  alertmanagers?: string[];
 }
 
 /** One series of a range query, values parsed. */
@@ -175,6 +177,15 @@ async function startOnce(options: PrometheusOptions, port: number): Promise<Prom
       `  evaluation_interval: ${options.evaluationInterval ?? '1m'}`,
       ...(options.ruleFiles?.length
         ? ['rule_files:', ...options.ruleFiles.map((f) => `  - ${JSON.stringify(f)}`)]
+        : []),
+      ...(options.alertmanagers?.length
+        ? [
+            'alerting:',
+            '  alertmanagers:',
+            '    - api_version: v2',
+            '      static_configs:',
+            `        - targets: ${JSON.stringify(options.alertmanagers)}`,
+          ]
         : []),
       'scrape_configs:',
       `  - job_name: ${JSON.stringify(job)}`,
@@ -410,7 +421,7 @@ async function startOnce(options: PrometheusOptions, port: number): Promise<Prom
   };
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);

@@ -5,7 +5,8 @@
  *
  * - a body that is not protobuf → 400, `sonde_receiver_refused_requests_total{reason="malformed"}`;
  * - spans, one without a trace id (rejected in a partial success) and one with a 10 KB attribute
- *   value (truncated: `sonde_receiver_limit_hits_total{limit="max_attribute_value_length"}`);
+ *   value (truncated: `sonde_receiver_limit_hits_total{limit="max_attribute_value_length"}`) and an
+ *   email address (masked: `sonde_receiver_redactions_total{signal="traces"}`);
  * - a metric without a name (rejected) and a non-monotonic delta sum (dropped:
  *   `sonde_prometheus_dropped_points_total{reason="non_monotonic_delta"}`);
  * - `logRecordsPerBurst` log records, one more than the receiver's `limits.max_items_per_request` when
@@ -64,7 +65,11 @@ export function startMisbehavingClient(options: MisbehavingClientOptions): { sto
                       kind: 1,
                       startTimeUnixNano: String(now - 5_000_000n),
                       endTimeUnixNano: String(now),
-                      attributes: [{ key: 'export.payload', value: { stringValue: 'x'.repeat(10_000) } }],
+                      attributes: [
+                        { key: 'export.payload', value: { stringValue: 'x'.repeat(10_000) } },
+                        // A service without Sonde's SDK sends an email in clear: the receiver's redaction masks it.
+                        { key: 'export.owner', value: { stringValue: 'ops-team@example.com' } },
+                      ],
                     },
                   ],
                 },

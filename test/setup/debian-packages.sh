@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the end-to-end tests run for real, when they are missing: `prometheus`
-# (prometheus + promtool, for test/prometheus*.test.ts, dashboards-promql and deploy-offline) and
-# `chromium` (headless, for test/browser/).
+# (prometheus + promtool, for test/prometheus*.test.ts, dashboards-promql and deploy-offline),
+# `prometheus-alertmanager` (prometheus-alertmanager + amtool, for test/alerts.test.ts and deploy-offline)
+# and `chromium` (headless, for test/browser/).
 # Runs before `npm test` (the root `pretest` script), so the README's test command works alone on a bare
 # machine of this kind; .ci/run goes through the same path. Needs root and apt-get; elsewhere it says
 # what to install and exits non-zero.
@@ -9,6 +10,7 @@ set -euo pipefail
 
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v amtool >/dev/null 2>&1 && command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 

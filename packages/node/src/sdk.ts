@@ -68,6 +68,7 @@ import {
   parseConsentList,
   pseudonymiser,
 } from './consent';
+import { installCrashHandlers } from './crash';
 import { CONSENT_CATEGORY_ATTRIBUTE, setEventsActive } from './events';
 import { ConsentMeterProvider } from './metrics-consent';
 import {
@@ -82,6 +83,7 @@ import {
   SondeMetricExporter,
   SondeSpanExporter,
 } from './otlp-http';
+import { registerProcessMetrics } from './process-metrics';
 import { redactLogRecord, redactResource, redactSpan, setupRedaction } from './redaction';
 import { resourceAllowList, resourceDetectors } from './resource';
 import { instrumentSqlite } from './sqlite';
@@ -139,6 +141,10 @@ export interface SondeOptions {
   summary?: boolean;
   /** Upper bound of shutdown(), ms: default 5000 (SONDE_SHUTDOWN_TIMEOUT_MS). */
   shutdownTimeoutMs?: number;
+  /** Record uncaught exceptions and unhandled rejections, flush, then let the process die as it would: default true (SONDE_RECORD_CRASHES). See crash.ts. */
+  recordCrashes?: boolean;
+  /** Upper bound of the flush before a crashing process dies, ms: default 2000 (SONDE_CRASH_FLUSH_TIMEOUT_MS). */
+  crashFlushTimeoutMs?: number;
   /** Set by the register entry: the ESM loader hooks are installed. */
   esmHooks?: boolean;
 }
@@ -647,6 +653,9 @@ function startInner(options: SondeOptions, env: NodeJS.ProcessEnv): void {
       description: 'Telemetry items dropped by the SDK, by signal and reason',
     })
     .addCallback((result) => {
+      // buffer_full of each signal from 0, so that rate() and the SDK-drop alert have a series before the first loss.
+      for (const signal of ['traces', 'metrics', 'logs'])
+        if (!dropped.has(`${signal}|buffer_full`)) result.observe(0, { signal, reason: 'buffer_full' });
       for (const [key, value] of dropped) {
         const [signal, reason] = key.split('|');
         result.observe(value, { signal, reason });
@@ -660,12 +669,19 @@ function startInner(options: SondeOptions, env: NodeJS.ProcessEnv): void {
     .addCallback((result) =>
       result.observe(shipper.buffer.bytes, { 'sonde.buffer.kind': bufferDir ? 'disk' : 'memory' }),
     );
+  meter
+    .createObservableGauge('sonde.buffer.limit', {
+      unit: 'By',
+      description: 'Bound of sonde.buffer.usage (bufferMaxBytes): past it the oldest requests are dropped',
+    })
+    .addCallback((result) => result.observe(bufferMaxBytes, { 'sonde.buffer.kind': bufferDir ? 'disk' : 'memory' }));
 
   const runtime = instrumentations.find((i) => i.instrumentationName === '@opentelemetry/instrumentation-runtime-node');
   toggleRuntime(runtime, consentState.get('performance'));
   consentState.onChange((category, granted) => {
     if (category === 'performance') toggleRuntime(runtime, granted);
   });
+  registerProcessMetrics(meter, () => runtime !== undefined && consentState.get('performance'));
   setEventsActive(true, VERSION);
 
   state = {
@@ -678,6 +694,12 @@ function startInner(options: SondeOptions, env: NodeJS.ProcessEnv): void {
     choicesProvider,
   };
   if (options.handleSignals ?? true) installHandlers(state);
+  if (options.recordCrashes ?? envBool(env, 'SONDE_RECORD_CRASHES') ?? true)
+    installCrashHandlers({
+      logger: logs.getLogger(SELF_SCOPE, VERSION),
+      flush,
+      flushTimeoutMs: options.crashFlushTimeoutMs ?? envNumber(env, 'SONDE_CRASH_FLUSH_TIMEOUT_MS') ?? 2000,
+    });
 
   if (options.summary ?? envBool(env, 'SONDE_SUMMARY') ?? true) {
     const resourceAttrs = (sdk as unknown as { _resource?: { attributes: Attributes } })._resource?.attributes ?? {};

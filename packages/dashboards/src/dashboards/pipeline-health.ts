@@ -1,12 +1,13 @@
 /**
  * Pipeline health: the Sonde receiver's own metrics. What it accepted and refused per signal, what it
  * exported to Tempo and what failed or was retried, how full its queue and intake are, what it
- * dropped and why, cardinality overflow, and the size and cost of the /metrics scrape.
+ * dropped and why, cardinality overflow, the size and cost of the /metrics scrape, and the losses from
+ * the SDK to the backend: SDK drops and buffer, the embedded stores' drops, backlog and size, redactions.
  */
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
 import * as units from '@grafana/grafana-foundation-sdk/units';
-import { baseDashboard, promql, queryVariable, SPANS, standardVariables } from '../common';
+import { baseDashboard, JOB, promql, queryVariable, SPANS, standardVariables } from '../common';
 import { row } from '../layout';
 
 export const PIPELINE_HEALTH_UID = 'sonde-pipeline-health';
@@ -222,6 +223,7 @@ export function pipelineHealth(): dashboard.Dashboard {
         promql(`sum(rate(sonde_service_graph_overflow_points_total{${R}}[$__rate_interval]))`, 'service graph', 'C'),
       ),
   ]);
+  lossRows(d);
   row(d, 'Scrape and sources', [
     new timeseries.PanelBuilder()
       .title('Scrape size')
@@ -252,4 +254,122 @@ export function pipelineHealth(): dashboard.Dashboard {
       ),
   ]);
   return d.build();
+}
+
+/**
+ * Losses from the SDK to the backend, end to end: what @sonde/node dropped before sending and how full
+ * its buffer is (series of the services: filtered by namespace and service, not by receiver), what the
+ * embedded trace and log stores dropped, how far their writers lag and how full they are, and what
+ * redaction removed. Export failures and retries are in the "Export to Tempo and Loki" row. Each alert
+ * of deploy/prometheus/rules/sonde-losses.rules.yml reads one of these panels (docs/runbooks.md).
+ */
+function lossRows(d: dashboard.DashboardBuilder): void {
+  row(d, 'Losses from SDK to backend', [
+    new timeseries.PanelBuilder()
+      .title('SDK drops per second')
+      .description(
+        'Items @sonde/node dropped before they reached the receiver, by service, signal and reason (buffer_full: the receiver was unreachable for longer than the buffer holds; rejected: a 4xx; encode_failed, redaction_failed).',
+      )
+      .unit(units.CountsPerSecond)
+      .withTarget(
+        promql(
+          `sum by (job, signal, reason) (rate(sonde_telemetry_dropped_total{${JOB}}[$__rate_interval]))`,
+          '{{job}} {{signal}} {{reason}}',
+        ),
+      ),
+    new timeseries.PanelBuilder()
+      .title('SDK buffer fill')
+      .description(
+        'Bytes the SDK holds (receiver unreachable, 429/5xx, or the gate closed) over its bound (bufferMaxBytes), per process. At 100% the oldest requests are dropped.',
+      )
+      .unit(units.PercentUnit)
+      .min(0)
+      .max(1)
+      .withTarget(
+        promql(
+          `max by (job, instance) (sonde_buffer_usage_bytes{${JOB}} / sonde_buffer_limit_bytes{${JOB}})`,
+          '{{job}} {{instance}}',
+        ),
+      ),
+    new timeseries.PanelBuilder()
+      .title('Store drops per second')
+      .description(
+        'Spans and log records the receiver accepted but its embedded stores did not keep, by reason (queue_full with on_full: drop; write_error: SQLite could not write).',
+      )
+      .unit(units.CountsPerSecond)
+      .withTarget(
+        promql(
+          `sum by (reason) (rate(sonde_trace_store_dropped_spans_total{${R}}[$__rate_interval]))`,
+          'trace store {{reason}}',
+          'A',
+        ),
+      )
+      .withTarget(
+        promql(
+          `sum by (reason) (rate(sonde_log_store_dropped_records_total{${R}}[$__rate_interval]))`,
+          'log store {{reason}}',
+          'B',
+        ),
+      ),
+    new timeseries.PanelBuilder()
+      .title('Store write backlog')
+      .description(
+        "Bytes waiting for each store's writer thread over the queue's bound (queue_size), per receiver: the write lag. Queued data is acknowledged but not yet queryable; a full queue refuses (503) or drops.",
+      )
+      .unit(units.PercentUnit)
+      .min(0)
+      .max(1)
+      .withTarget(
+        promql(
+          `sonde_trace_store_queue_bytes{${R}} / sonde_trace_store_queue_capacity_bytes{${R}}`,
+          'trace store {{instance}}',
+          'A',
+        ),
+      )
+      .withTarget(
+        promql(
+          `sonde_log_store_queue_bytes{${R}} / sonde_log_store_queue_capacity_bytes{${R}}`,
+          'log store {{instance}}',
+          'B',
+        ),
+      ),
+  ]);
+  row(d, 'Stores and redaction', [
+    new timeseries.PanelBuilder()
+      .title('Store size')
+      .description(
+        'Bytes each embedded store uses on disk over its bound (max_size), per receiver. At the bound, retention deletes the oldest data early.',
+      )
+      .unit(units.PercentUnit)
+      .min(0)
+      .max(1)
+      .withTarget(
+        promql(`sonde_trace_store_bytes{${R}} / sonde_trace_store_max_bytes{${R}}`, 'trace store {{instance}}', 'A'),
+      )
+      .withTarget(
+        promql(`sonde_log_store_bytes{${R}} / sonde_log_store_max_bytes{${R}}`, 'log store {{instance}}', 'B'),
+      ),
+    new timeseries.PanelBuilder()
+      .title('Stored items per second')
+      .description(
+        'Spans and log records written to the embedded stores per second; compare with Accepted items per second.',
+      )
+      .unit(units.CountsPerSecond)
+      .withTarget(promql(`sum(rate(sonde_trace_store_spans_written_total{${R}}[$__rate_interval]))`, 'spans', 'A'))
+      .withTarget(
+        promql(`sum(rate(sonde_log_store_records_written_total{${R}}[$__rate_interval]))`, 'log records', 'B'),
+      ),
+    new timeseries.PanelBuilder()
+      .title('Redactions per second')
+      .description(
+        "What the receiver's redaction (redaction.enabled) removed or masked per second, by signal and reason (a detector such as email or card, a blocked or pseudonymized key). Services instrumented with Sonde redact before sending: this counts what other clients sent in clear.",
+      )
+      .unit(units.CountsPerSecond)
+      .withTarget(
+        promql(
+          `sum by (signal, reason) (rate(sonde_receiver_redactions_total{${R}}[$__rate_interval]))`,
+          '{{signal}} {{reason}}',
+        ),
+      ),
+  ]);
 }

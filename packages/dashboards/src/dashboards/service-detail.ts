@@ -1,7 +1,7 @@
 /**
  * Service detail: per-operation rate, errors and duration (percentiles and a heatmap with exemplars),
- * the service's dependencies in and out (service graph edges), its Node runtime, its events and
- * errors, and its logs (Loki datasource).
+ * the service's dependencies in and out (service graph edges), its Node runtime, CPU and memory, its
+ * events and errors, and its logs (Loki datasource).
  */
 
 import * as common from '@grafana/grafana-foundation-sdk/common';
@@ -156,6 +156,7 @@ export function serviceDetail(): dashboard.Dashboard {
         ),
       ),
   ]);
+  resourceRow(d);
   row(d, 'Events and errors', [
     new timeseries.PanelBuilder()
       .title('HTTP responses by status code')
@@ -218,4 +219,58 @@ export function serviceDetail(): dashboard.Dashboard {
     10,
   );
   return d.build();
+}
+
+/**
+ * CPU and memory per process of the chosen services, from @sonde/node's process metrics
+ * (process.cpu.time, process.memory.usage: RSS) and the runtime instrumentation's V8 heap.
+ */
+function resourceRow(d: dashboard.DashboardBuilder): void {
+  row(d, 'CPU and memory', [
+    new timeseries.PanelBuilder()
+      .title('CPU per process')
+      .description(
+        'CPU time per second of each process, user and system together (process.cpu.time): 100% is one core fully busy.',
+      )
+      .unit(units.PercentUnit)
+      .min(0)
+      .withTarget(
+        promql(
+          `sum by (job, instance) (rate(process_cpu_time_seconds_total{${JOB}}[$__rate_interval])) ${IN_ENVIRONMENT}`,
+          '{{job}} {{instance}}',
+        ),
+      ),
+    new timeseries.PanelBuilder()
+      .title('CPU per service')
+      .description('CPU cores used by all processes of each service together, by mode (user, system).')
+      .unit(units.Short)
+      .min(0)
+      .withTarget(
+        promql(
+          `sum by (job, cpu_mode) (rate(process_cpu_time_seconds_total{${JOB}}[$__rate_interval]) ${IN_ENVIRONMENT})`,
+          '{{job}} {{cpu_mode}}',
+        ),
+      ),
+    new timeseries.PanelBuilder()
+      .title('Memory per process (RSS and heap)')
+      .description(
+        'Resident set size of each process (process.memory.usage), and the V8 heap in use within it; the difference is native memory (buffers, code, threads).',
+      )
+      .unit(units.BytesIEC)
+      .min(0)
+      .withTarget(
+        promql(
+          `sum by (job, instance) (process_memory_usage_bytes{${JOB}}) ${IN_ENVIRONMENT}`,
+          'RSS {{job}} {{instance}}',
+          'A',
+        ),
+      )
+      .withTarget(
+        promql(
+          `sum by (job, instance) (v8js_memory_heap_used_bytes{${JOB}}) ${IN_ENVIRONMENT}`,
+          'heap {{job}} {{instance}}',
+          'B',
+        ),
+      ),
+  ]);
 }

@@ -148,6 +148,8 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
       labelNames: ['reason'] as const,
       registers,
     });
+    // Both reasons exist from the start (at 0), so that rate() and the alert on drops have a series to read.
+    for (const reason of ['queue_full', 'write_error']) this.dropped.inc({ reason }, 0);
     this.refused = new Counter({
       name: `${p}_refused_requests_total`,
       help: `Requests refused (503 + Retry-After) because the ${what} write queue was full`,
@@ -173,6 +175,11 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
       help: `Bytes of protobuf waiting for the ${what} writer thread`,
       registers,
     });
+    new Gauge({
+      name: `${p}_queue_capacity_bytes`,
+      help: `Bound of the bytes waiting for the ${what} writer thread (${configKey}.queue_size)`,
+      registers,
+    }).set(options.queueBytes);
     if (this.durability === 'wal') {
       const wal = () => this.wal;
       new Counter({
