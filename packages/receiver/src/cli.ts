@@ -33,8 +33,9 @@ async function main(): Promise<void> {
     return;
   }
   let config: ReturnType<typeof loadConfig>;
+  const warnings: string[] = [];
   try {
-    config = loadConfig({ file: values.config ?? process.env.SONDE_CONFIG });
+    config = loadConfig({ file: values.config ?? process.env.SONDE_CONFIG, onWarning: (m) => warnings.push(m) });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`sonde-receiver: ${err.message}\n`);
@@ -43,6 +44,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.log.level);
+  for (const warning of warnings) logger.warn(warning);
   // The logger writes synchronously (see logger.ts), so every line is out when process.exit runs.
   const exit = (code: number) => process.exit(code);
   let receiver: Awaited<ReturnType<typeof startReceiver>> | undefined;

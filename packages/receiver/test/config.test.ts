@@ -204,3 +204,46 @@ describe('the README configuration reference', () => {
     for (const variable of Object.keys(ENV_OVERRIDES)) expect(reference).toContain(`\`${variable}\``);
   });
 });
+
+describe('the HMAC key variable', () => {
+  const KEY = 'config-test-hmac-key-0123456789';
+  const OTHER = 'config-test-other-key-987654321';
+
+  test('SONDE_HMAC_KEY, the name @sonde/node reads, sets redaction.hmac_key without a warning', () => {
+    const warnings: string[] = [];
+    const c = loadConfig({ env: { SONDE_HMAC_KEY: KEY }, onWarning: (m) => warnings.push(m) });
+    expect(c.redaction.hmac_key).toBe(KEY);
+    expect(warnings).toEqual([]);
+  });
+
+  test('the former SONDE_REDACTION_HMAC_KEY is still read, with one deprecation line naming the new one', () => {
+    const warnings: string[] = [];
+    const c = loadConfig({ env: { SONDE_REDACTION_HMAC_KEY: KEY }, onWarning: (m) => warnings.push(m) });
+    expect(c.redaction.hmac_key).toBe(KEY);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/SONDE_REDACTION_HMAC_KEY is deprecated.*SONDE_HMAC_KEY/);
+    expect(warnings[0]).not.toContain(KEY);
+    expect(warnings[0]).not.toContain('\n');
+  });
+
+  test('with both set, SONDE_HMAC_KEY wins and the old one is still reported', () => {
+    const warnings: string[] = [];
+    const c = loadConfig({
+      env: { SONDE_HMAC_KEY: KEY, SONDE_REDACTION_HMAC_KEY: OTHER },
+      onWarning: (m) => warnings.push(m),
+    });
+    expect(c.redaction.hmac_key).toBe(KEY);
+    expect(warnings).toHaveLength(1);
+    expect(warnings.join()).not.toContain(OTHER);
+  });
+
+  test('an invalid key names the variable it came from', () => {
+    const path = file('redaction:\n  enabled: true\n');
+    expect(() => loadConfig({ file: path, env: { SONDE_REDACTION_HMAC_KEY: 'short' }, onWarning: () => {} })).toThrow(
+      /redaction\.hmac_key \(from SONDE_REDACTION_HMAC_KEY\)/,
+    );
+    expect(() => loadConfig({ file: path, env: { SONDE_HMAC_KEY: 'short' } })).toThrow(
+      /redaction\.hmac_key \(from SONDE_HMAC_KEY\)/,
+    );
+  });
+});

@@ -26,9 +26,18 @@ export const ENV_OVERRIDES: Record<string, string[]> = {
   SONDE_TEMPO_HEADERS: ['tempo', 'headers'],
   SONDE_LOKI_ENDPOINT: ['loki', 'endpoint'],
   SONDE_LOKI_HEADERS: ['loki', 'headers'],
-  SONDE_REDACTION_HMAC_KEY: ['redaction', 'hmac_key'],
+  SONDE_HMAC_KEY: ['redaction', 'hmac_key'],
   SONDE_TRACE_STORE: ['trace_store', 'enabled'],
   SONDE_LOG_STORE: ['log_store', 'enabled'],
+};
+
+/**
+ * Former names of environment variables and their current names. A former name is still read when
+ * the current one is not set, and either way reported by one deprecation line (`onWarning`).
+ * SONDE_HMAC_KEY is the name @sonde/node reads: one variable gives both the same pseudonym key.
+ */
+export const DEPRECATED_ENV: Record<string, string> = {
+  SONDE_REDACTION_HMAC_KEY: 'SONDE_HMAC_KEY',
 };
 
 export class ConfigError extends Error {
@@ -38,9 +47,15 @@ export class ConfigError extends Error {
   }
 }
 
-/** Reads and validates the configuration. `file` is optional; every setting has a default. */
-export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } = {}): ReceiverConfig {
+/**
+ * Reads and validates the configuration. `file` is optional; every setting has a default.
+ * `onWarning` receives one line per deprecated variable set (by default, a Node DeprecationWarning).
+ */
+export function loadConfig(
+  options: { file?: string; env?: NodeJS.ProcessEnv; onWarning?: (message: string) => void } = {},
+): ReceiverConfig {
   const env = options.env ?? process.env;
+  const warn = options.onWarning ?? ((message: string) => process.emitWarning(message, 'DeprecationWarning'));
   let raw: unknown = {};
   if (options.file) {
     let text: string;
@@ -59,12 +74,20 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
     }
   }
   const fromEnv: Record<string, string> = {};
+  const set = (variable: string, path: string[], value: string) => {
+    setPath(raw as Record<string, unknown>, path, value);
+    fromEnv[path.join('.')] = variable;
+  };
+  for (const [former, current] of Object.entries(DEPRECATED_ENV)) {
+    const value = env[former];
+    if (value === undefined || value === '') continue;
+    const inUse = env[current] === undefined || env[current] === '';
+    warn(`${former} is deprecated: set ${current} instead${inUse ? '' : ` (${current} is set and wins)`}`);
+    if (inUse) set(former, ENV_OVERRIDES[current], value);
+  }
   for (const [variable, path] of Object.entries(ENV_OVERRIDES)) {
     const value = env[variable];
-    if (value !== undefined && value !== '') {
-      setPath(raw as Record<string, unknown>, path, value);
-      fromEnv[path.join('.')] = variable;
-    }
+    if (value !== undefined && value !== '') set(variable, path, value);
   }
   return validateConfig(raw as ReceiverConfigInput, { source: options.file, fromEnv });
 }

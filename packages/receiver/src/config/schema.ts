@@ -400,7 +400,7 @@ export const configSchema = z.strictObject({
       detectors: z.array(z.enum(DETECTORS as [string, ...string[]])).default([...DETECTORS]),
       /** What an email, card number or IP found in a value becomes: a `[REDACTED:email]` mask or a keyed pseudonym. */
       action: z.enum(['mask', 'pseudonymize']).default('mask'),
-      /** HMAC-SHA256 key of the pseudonyms (16+ characters); better from SONDE_REDACTION_HMAC_KEY than from the file. */
+      /** HMAC-SHA256 key of the pseudonyms (16+ characters); better from SONDE_HMAC_KEY than from the file. */
       hmac_key: z.string().default(''),
       /**
        * Keys whose whole value becomes its pseudonym (enduser.id is emitted as enduser.pseudo.id), on top
