@@ -5,7 +5,8 @@
  * opt out of product analytics and every person makes 20 requests (and half record their choice
  * twice): the product dashboard's opt-out-share query (taken from the committed
  * grafana/dashboards/product-usage.json) returns 30% ± 3% for `product`; consent choice records are
- * not business events, and no subject reaches /metrics.
+ * not business events, and no subject reaches /metrics. Start-up choices (SONDE_CONSENT) and
+ * DO_NOT_TRACK count one anonymous person per process start.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -41,8 +42,8 @@ afterAll(async () => {
   await receiver?.close();
 }, 30_000);
 
-/** Runs the simulated people to the end; resolves with what the app printed last. */
-function runPeople(): Promise<{ done: boolean; events: number }> {
+/** Runs a fixture with `env` to the end; resolves with what it printed last. */
+function runFixture<T extends { done: boolean }>(fixture: string, env: Record<string, string>): Promise<T> {
   const inherited = Object.fromEntries(
     Object.entries(process.env).filter(
       ([k]) => !k.startsWith('OTEL_') && !k.startsWith('SONDE_') && k !== 'DO_NOT_TRACK',
@@ -50,21 +51,14 @@ function runPeople(): Promise<{ done: boolean; events: number }> {
   );
   const child = spawn(
     process.execPath,
-    ['--import', '@sonde/node/register', path.join(__dirname, 'fixtures/consent-people.mjs')],
+    ['--import', '@sonde/node/register', path.join(__dirname, 'fixtures', fixture)],
     {
       cwd: __dirname,
       env: {
         ...inherited,
-        OTEL_SERVICE_NAME: 'people-sim',
         OTEL_EXPORTER_OTLP_ENDPOINT: `http://${receiver.addresses.otlpHttp}`,
-        OTEL_TRACES_EXPORTER: 'none',
-        OTEL_METRICS_EXPORTER: 'none',
-        SONDE_CONSENT: 'all',
-        SONDE_HMAC_KEY: 'e2e-consent-people-key-0123456789',
         SONDE_SUMMARY: 'false',
-        PEOPLE: String(PEOPLE),
-        OPTED_OUT: String(OPTED_OUT),
-        REQUESTS_PER_PERSON: String(REQUESTS_PER_PERSON),
+        ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
@@ -72,7 +66,7 @@ function runPeople(): Promise<{ done: boolean; events: number }> {
   const stderr: string[] = [];
   child.stderr.on('data', (c: Buffer) => stderr.push(c.toString()));
   return new Promise((resolve, reject) => {
-    let last: { done: boolean; events: number } | undefined;
+    let last: T | undefined;
     createInterface({ input: child.stdout }).on('line', (line) => {
       try {
         last = JSON.parse(line);
@@ -81,7 +75,7 @@ function runPeople(): Promise<{ done: boolean; events: number }> {
       }
     });
     child.once('exit', (code) =>
-      code === 0 && last?.done ? resolve(last) : reject(new Error(`people app exited ${code}: ${stderr.join('')}`)),
+      code === 0 && last?.done ? resolve(last) : reject(new Error(`${fixture} exited ${code}: ${stderr.join('')}`)),
     );
   });
 }
@@ -96,7 +90,16 @@ function dashboardQuery(title: string): string {
 }
 
 test('1,000 people, 300 opted out of product, many requests each: the dashboard shows 30% ± 3%', async () => {
-  const outcome = await runPeople();
+  const outcome = await runFixture<{ done: boolean; events: number }>('consent-people.mjs', {
+    OTEL_SERVICE_NAME: 'people-sim',
+    OTEL_TRACES_EXPORTER: 'none',
+    OTEL_METRICS_EXPORTER: 'none',
+    SONDE_CONSENT: 'all',
+    SONDE_HMAC_KEY: 'e2e-consent-people-key-0123456789',
+    PEOPLE: String(PEOPLE),
+    OPTED_OUT: String(OPTED_OUT),
+    REQUESTS_PER_PERSON: String(REQUESTS_PER_PERSON),
+  });
   // Only the people who agreed sent events: 700 × 20.
   expect(outcome.events).toBe((PEOPLE - OPTED_OUT) * REQUESTS_PER_PERSON);
 
@@ -123,3 +126,20 @@ test('1,000 people, 300 opted out of product, many requests each: the dashboard 
   const total = (PEOPLE - OPTED_OUT) * REQUESTS_PER_PERSON;
   await prometheus.waitFor('sum(sonde_events_total{event_name="feature.used"})', (s) => s[0]?.value === total, 15_000);
 }, 120_000);
+
+test('start-up and DO_NOT_TRACK opt-outs are counted as people too, one per process start', async () => {
+  const denied = (category: string) => `sonde_consent_people{category="${category}", choice="denied", window="24h"}`;
+  const productBefore = (await prometheus.query(denied('product')))[0]?.value ?? 0;
+  // Two processes under DO_NOT_TRACK (every category withdrawn), and one whose SONDE_CONSENT grants
+  // diagnostics only: it withdraws performance (on by default); product is off by default, which is
+  // not a choice and not counted. The first test recorded product choices only, so the diagnostics and
+  // performance sketches start empty and count these few exactly.
+  await runFixture('consent-startup.mjs', { OTEL_SERVICE_NAME: 'dnt-cli', DO_NOT_TRACK: '1' });
+  await runFixture('consent-startup.mjs', { OTEL_SERVICE_NAME: 'dnt-cli', DO_NOT_TRACK: '1' });
+  await runFixture('consent-startup.mjs', { OTEL_SERVICE_NAME: 'startup-app', SONDE_CONSENT: 'diagnostics' });
+  await prometheus.waitFor(denied('diagnostics'), (s) => s[0]?.value === 2, 30_000);
+  await prometheus.waitFor(denied('performance'), (s) => s[0]?.value === 3, 30_000);
+  // Among ~300 people already counted, a new one may share a sketch register (about 2% each).
+  const product = await prometheus.waitFor(denied('product'), (s) => (s[0]?.value ?? 0) >= productBefore + 1, 30_000);
+  expect(product[0].value).toBeLessThanOrEqual(productBefore + 2.5);
+}, 90_000);
