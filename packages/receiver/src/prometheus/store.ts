@@ -323,11 +323,16 @@ export class MetricStore {
     value: number,
     exemplar: Exemplar | undefined,
     now: number,
+    weight = 1,
   ): void {
-    this.observeSeries(family, this.seriesFor(family, labels, now), bounds, value, exemplar, now);
+    this.observeSeries(family, this.seriesFor(family, labels, now), bounds, value, exemplar, now, weight);
   }
 
-  /** observe() on a series the caller already holds (from seriesFor; check `removed` before reuse). */
+  /**
+   * observe() on a series the caller already holds (from seriesFor; check `removed` before reuse).
+   * `weight` is how many observations this one stands for (a sampled span's adjusted count): its
+   * bucket and the count grow by it, the sum by value × weight.
+   */
   observeSeries(
     family: Family,
     series: Series,
@@ -335,6 +340,7 @@ export class MetricStore {
     value: number,
     exemplar: Exemplar | undefined,
     now: number,
+    weight = 1,
   ): void {
     let h = series.histogram;
     if (!h) {
@@ -349,9 +355,9 @@ export class MetricStore {
     }
     let i = 0;
     while (i < bounds.length && value > bounds[i]) i++;
-    h.counts[i]++;
-    h.sum += value;
-    h.count++;
+    h.counts[i] += weight;
+    h.sum += value * weight;
+    h.count += weight;
     if (exemplar) h.exemplars[i] = exemplar;
     series.updatedAt = now;
     family.changed();
