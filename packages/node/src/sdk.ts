@@ -65,6 +65,7 @@ import {
   parseConsentList,
 } from './consent';
 import { CONSENT_CATEGORY_ATTRIBUTE, setEventsActive } from './events';
+import { defaultInstanceAttributes } from './instance';
 import {
   type DropReason,
   type Gate,
@@ -547,6 +548,7 @@ function startInner(options: SondeOptions, env: NodeJS.ProcessEnv): void {
     resourceFromAttributes({
       'telemetry.distro.name': 'sonde',
       'telemetry.distro.version': VERSION,
+      ...defaultInstanceAttributes(),
       ...options.resourceAttributes,
     }),
   );
