@@ -1,6 +1,6 @@
 /**
- * Every PromQL query of every dashboard panel, template variable, alert rule and provisioned
- * trace-to-metrics link, run against a real Prometheus (Debian's package) that scrapes a real receiver
+ * Every PromQL query of every dashboard panel, annotation (the deployment marks), template variable,
+ * alert rule and provisioned trace-to-metrics link, run against a real Prometheus (Debian's package) that scrapes a real receiver
  * fed by real telemetry, must return data. A query that returns nothing fails the test, naming the
  * dashboard and panel.
  *

@@ -72,7 +72,7 @@ test('a frontend calling a checkout service gives exact RED series, with exempla
   const text = await (await fetch(`http://${receiver.addresses.admin}/metrics`)).text();
   const lines = text.split('\n').filter((l) => l.startsWith('traces_spanmetrics_'));
   const series = (service: string, name: string, kind: string, status: string) =>
-    `service="${service}",span_name="${name}",span_kind="SPAN_KIND_${kind}",status_code="STATUS_CODE_${status}"`;
+    `service="${service}",service_version="",span_name="${name}",span_kind="SPAN_KIND_${kind}",status_code="STATUS_CODE_${status}"`;
   const root_ = series('frontend', 'GET /cart', 'SERVER', 'OK');
   const call_ = series('frontend', 'POST /checkout', 'CLIENT', 'UNSET');
   const server_ = series('checkout', 'POST /checkout', 'SERVER', 'ERROR');

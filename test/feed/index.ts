@@ -3,6 +3,10 @@
  * storefront, cart with SQLite, payments, each instrumented by `@sonde/node` only, in child processes)
  * under a steady load from its own `runLoad`. Telemetry is flushed faster than the defaults (spans and
  * logs every 200 ms, metrics every second) so that the test has data within seconds.
+ *
+ * A rollout is in progress: the shop runs release `CURRENT_VERSION`, and the storefront has a second
+ * replica still on `PREVIOUS_VERSION`, each with half the load, so that the release comparison and the
+ * deployment annotations have two versions to show, and the dashboards sum over replicas.
  */
 import { runLoad, startShop } from '@sonde/demo';
 
@@ -13,9 +17,14 @@ export interface Feed {
   stop(): Promise<void>;
 }
 
+export const CURRENT_VERSION = '1.1.0';
+export const PREVIOUS_VERSION = '1.0.0';
+
 export async function startFeed(otlpEndpoint: string): Promise<Feed> {
   const shop = await startShop({
     otlpEndpoint,
+    version: CURRENT_VERSION,
+    storefronts: [{}, { version: PREVIOUS_VERSION }],
     env: {
       OTEL_METRIC_EXPORT_INTERVAL: '1000',
       OTEL_BSP_SCHEDULE_DELAY: '200',
@@ -23,14 +32,18 @@ export async function startFeed(otlpEndpoint: string): Promise<Feed> {
     },
   });
   const abort = new AbortController();
-  const load = runLoad({
-    url: shop.storefrontUrl,
-    rps: 40,
-    durationMs: Number.POSITIVE_INFINITY,
-    signal: abort.signal,
-  });
+  const load = Promise.all(
+    shop.storefrontUrls.map((url) =>
+      runLoad({
+        url,
+        rps: 40 / shop.storefrontUrls.length,
+        durationMs: Number.POSITIVE_INFINITY,
+        signal: abort.signal,
+      }),
+    ),
+  );
   return {
-    description: `the demo shop (@sonde/demo) at ${shop.storefrontUrl}`,
+    description: `the demo shop (@sonde/demo) at ${shop.storefrontUrls.join(' and ')}`,
     async stop() {
       abort.abort();
       await load.catch(() => undefined);

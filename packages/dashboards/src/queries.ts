@@ -14,8 +14,11 @@ export interface PanelQuery {
   expr: string;
   /** An instant query (tables, stats, gauges); otherwise a range query. */
   instant: boolean;
-  /** Where the query comes from: the panel's own target, or what Grafana's Tempo datasource derives. */
-  origin: 'target' | 'tempo-service-map';
+  /**
+   * Where the query comes from: the panel's own target, what Grafana's Tempo datasource derives, or a
+   * dashboard annotation (`panel` is then `annotation "<name>"`; a range query, as Grafana runs it).
+   */
+  origin: 'target' | 'tempo-service-map' | 'annotation';
 }
 
 interface TargetLike {
@@ -80,9 +83,25 @@ export const TEMPO_SERVICE_MAP_QUERIES: { refId: string; expr: string }[] = [
   },
 ];
 
-/** Every Prometheus query of every panel (Tempo service-map panels expanded to their Prometheus queries). */
+/**
+ * Every Prometheus query of every panel (Tempo service-map panels expanded to their Prometheus
+ * queries), then of every Prometheus annotation.
+ */
 export function panelQueries(d: dashboard.Dashboard): PanelQuery[] {
   const out: PanelQuery[] = [];
+  for (const a of d.annotations?.list ?? []) {
+    const target = a.target as TargetLike | undefined;
+    const expr = target?.expr ?? a.expr;
+    if (a.datasource?.type !== 'prometheus' || expr === undefined) continue;
+    out.push({
+      dashboard: d.title ?? '',
+      panel: `annotation "${a.name}"`,
+      refId: target?.refId ?? 'Anno',
+      expr,
+      instant: false,
+      origin: 'annotation',
+    });
+  }
   for (const p of allPanels(d)) {
     if (p.type === 'row') continue;
     for (const t of p.targets ?? []) {

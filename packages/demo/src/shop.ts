@@ -31,10 +31,20 @@ export interface ShopOptions {
    * process, which then stops them in order (storefront first, while the receiver still runs). Default false.
    */
   detached?: boolean;
+  /** service.version of every service (default: this package's version). */
+  version?: string;
+  /**
+   * The storefront replicas, each with its own process (and so its own service.instance.id) and
+   * optionally its own service.version, e.g. the previous release during a rollout. Default: one.
+   */
+  storefronts?: { version?: string }[];
 }
 
 export interface Shop {
+  /** The first storefront replica. */
   storefrontUrl: string;
+  /** Every storefront replica, in the order of `storefronts`. */
+  storefrontUrls: string[];
   urls: Record<ServiceName, string>;
   pids: Record<ServiceName, number>;
   stop(): Promise<void>;
@@ -42,6 +52,9 @@ export interface Shop {
 
 /** The package directory (from dist/ or, under jest, src/): the services always run from dist/. */
 const PACKAGE_DIR = path.join(__dirname, '..');
+const PACKAGE_VERSION = (
+  JSON.parse(fs.readFileSync(path.join(PACKAGE_DIR, 'package.json'), 'utf8')) as { version: string }
+).version;
 
 function startService(
   name: ServiceName,
@@ -107,10 +120,13 @@ function stopChild(child: ChildProcess): Promise<void> {
 
 export async function startShop(options: ShopOptions): Promise<Shop> {
   const instrument = options.instrument ?? true;
+  const version = options.version ?? PACKAGE_VERSION;
+  const resourceAttributes = (v: string) =>
+    `service.namespace=sonde-demo,deployment.environment.name=demo,service.version=${v}`;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-demo-'));
   const env: Record<string, string> = {
     OTEL_EXPORTER_OTLP_ENDPOINT: options.otlpEndpoint,
-    OTEL_RESOURCE_ATTRIBUTES: 'service.namespace=sonde-demo,deployment.environment.name=demo',
+    OTEL_RESOURCE_ATTRIBUTES: resourceAttributes(version),
     OTEL_METRIC_EXPORT_INTERVAL: '10000',
     // Product analytics are off by default in @sonde/node: the shop grants them process-wide, and each
     // shopper's `x-consent` header narrows that per request (consentMiddleware in the storefront).
@@ -139,25 +155,38 @@ export async function startShop(options: ShopOptions): Promise<Shop> {
       cart: `http://127.0.0.1:${cart.port}`,
       payments: `http://127.0.0.1:${payments.port}`,
     };
-    const storefront = await track(
-      startService(
-        'storefront',
-        port(0),
-        { ...env, CART_URL: urls.cart, PAYMENTS_URL: urls.payments },
-        instrument,
-        forward,
-        options.nodeArgs,
-        detached,
-      ),
+    const replicas = options.storefronts ?? [{}];
+    const storefronts = await Promise.all(
+      replicas.map((replica, i) => {
+        const replicaEnv: Record<string, string> = { ...env, CART_URL: urls.cart, PAYMENTS_URL: urls.payments };
+        // A replica's own version, unless the caller set the resource attributes themselves.
+        if (replica.version && !options.env?.OTEL_RESOURCE_ATTRIBUTES)
+          replicaEnv.OTEL_RESOURCE_ATTRIBUTES = resourceAttributes(replica.version);
+        // Only the first replica takes the configured port; the others any free one.
+        return track(
+          startService(
+            'storefront',
+            i === 0 ? port(0) : 0,
+            replicaEnv,
+            instrument,
+            forward,
+            options.nodeArgs,
+            detached,
+          ),
+        );
+      }),
     );
-    const storefrontUrl = `http://127.0.0.1:${storefront.port}`;
+    const storefront = storefronts[0];
+    const storefrontUrls = storefronts.map((s) => `http://127.0.0.1:${s.port}`);
+    const storefrontUrl = storefrontUrls[0];
     return {
       storefrontUrl,
+      storefrontUrls,
       urls: { ...urls, storefront: storefrontUrl },
       pids: { cart: cart.child.pid!, payments: payments.child.pid!, storefront: storefront.child.pid! },
       async stop() {
-        // The storefront first (it calls the others), then the rest.
-        await stopChild(storefront.child);
+        // The storefronts first (they call the others), then the rest.
+        await Promise.all(storefronts.map((s) => stopChild(s.child)));
         await Promise.all([stopChild(cart.child), stopChild(payments.child)]);
         fs.rmSync(dataDir, { recursive: true, force: true });
       },

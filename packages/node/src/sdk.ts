@@ -70,6 +70,7 @@ import {
 } from './consent';
 import { installCrashHandlers } from './crash';
 import { CONSENT_CATEGORY_ATTRIBUTE, setEventsActive } from './events';
+import { defaultInstanceAttributes } from './instance';
 import { ConsentMeterProvider } from './metrics-consent';
 import {
   type DropReason,
@@ -592,6 +593,7 @@ function startInner(options: SondeOptions, env: NodeJS.ProcessEnv): void {
     resourceFromAttributes({
       'telemetry.distro.name': 'sonde',
       'telemetry.distro.version': VERSION,
+      ...defaultInstanceAttributes(),
       ...options.resourceAttributes,
     }),
   );

@@ -149,6 +149,8 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     ? new SpanMetricsConsumer(
         {
           dimensions: config.span_metrics.dimensions,
+          serviceVersion: config.span_metrics.service_version,
+          spanMultiplierKey: config.span_metrics.span_multiplier_key,
           latencyBuckets: config.span_metrics.latency_buckets,
           maxSeriesPerMetric: config.span_metrics.max_series_per_metric,
           metricExpirationMs: config.span_metrics.metric_expiration,
@@ -166,6 +168,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
           latencyBuckets: config.service_graph.latency_buckets,
           maxSeriesPerMetric: config.service_graph.max_series_per_metric,
           metricExpirationMs: config.service_graph.metric_expiration,
+          spanMultiplierKey: config.service_graph.span_multiplier_key,
         },
         metrics.registry,
         logger,

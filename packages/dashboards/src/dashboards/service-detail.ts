@@ -1,5 +1,6 @@
 /**
  * Service detail: per-operation rate, errors and duration (percentiles and a heatmap with exemplars),
+ * releases compared (../releases.ts, with deployment annotations),
  * the service's dependencies in and out (service graph edges), its Node runtime, CPU and memory, its
  * events and errors, and its logs (Loki datasource).
  */
@@ -24,6 +25,7 @@ import {
   standardVariables,
 } from '../common';
 import { row } from '../layout';
+import { deploymentAnnotation, releasesRow, versionVariable } from '../releases';
 
 export const SERVICE_DETAIL_UID = 'sonde-service-detail';
 
@@ -38,6 +40,8 @@ export function serviceDetail(): dashboard.Dashboard {
     'One service (or a few) in depth: its operations, the services it calls and is called by, its Node.js runtime, and its events and errors.',
   );
   for (const v of standardVariables()) d.withVariable(v);
+  d.withVariable(versionVariable());
+  d.annotation(deploymentAnnotation());
   row(d, 'Operations', [
     new timeseries.PanelBuilder()
       .title('Requests per second by operation')
@@ -83,6 +87,7 @@ export function serviceDetail(): dashboard.Dashboard {
           .exemplar(true),
       ),
   ]);
+  releasesRow(d);
   row(d, 'Dependencies', [
     new timeseries.PanelBuilder()
       .title('Called by')

@@ -10,6 +10,7 @@ import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
 import * as units from '@grafana/grafana-foundation-sdk/units';
 import { baseDashboard, ENTRY, promql, promTable, ratio, SPANS, standardVariables, TEMPO, tracesLink } from '../common';
 import { row } from '../layout';
+import { deploymentAnnotation } from '../releases';
 
 export const SERVICES_OVERVIEW_UID = 'sonde-services-overview';
 
@@ -25,6 +26,7 @@ export function servicesOverview(): dashboard.Dashboard {
     'Rate, errors and duration of every service, how they call each other, and the operations to look at first. From the span metrics and service graph that the Sonde receiver derives from traces.',
   );
   for (const v of standardVariables()) d.withVariable(v);
+  d.annotation(deploymentAnnotation());
   row(d, 'Rate, errors, duration', [
     new timeseries.PanelBuilder()
       .title('Requests per second')

@@ -321,6 +321,10 @@ export const configSchema = z.strictObject({
       enabled: z.boolean().default(true),
       /** Extra label dimensions: attribute keys looked up on the span, then on its resource. */
       dimensions: z.array(z.string()).default([]),
+      /** Label every series with `service_version` (the resource's service.version), so releases can be compared; bounded by max_series_per_metric. */
+      service_version: z.boolean().default(true),
+      /** Span, else resource, attribute whose number (≥ 1) is a span's adjusted count when its tracestate has no `ot=th` sampling threshold (Tempo's span_multiplier_key); empty for none. */
+      span_multiplier_key: z.string().default(''),
       /** Latency histogram bounds in seconds; Tempo's default is 2 ms doubling up to 16.384 s. */
       latency_buckets: z.array(z.number().positive()).default(Array.from({ length: 14 }, (_, i) => 0.002 * 2 ** i)),
       /** Most series per span metric; the rest fold into one otel_metric_overflow="true" series. */
@@ -371,6 +375,8 @@ export const configSchema = z.strictObject({
       wait: duration.default(10_000),
       /** Edges waiting at once; spans past it are dropped and counted. */
       max_items: positiveInt.default(10_000),
+      /** Span, else resource, attribute whose number (≥ 1) is a span's adjusted count when its tracestate has no `ot=th` sampling threshold (Tempo's span_multiplier_key); empty for none. */
+      span_multiplier_key: z.string().default(''),
       /** Request latency histogram bounds in seconds (Tempo's default). */
       latency_buckets: z.array(z.number().positive()).default([0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8]),
       /** Most series per service-graph metric. */

@@ -15,9 +15,14 @@
  * quantiles thinned to as many), label values at most `maxLabelValueLength` characters (truncated),
  * and a series at most `maxLabelsPerSeries` labels (the point's attributes past it left out, in name
  * order). Each is counted in sonde_receiver_limit_hits_total{signal="metrics"} through `onLimit`.
+ *
+ * Two writers of one cumulative series (processes of one service that send no service.instance.id,
+ * so share job and instance) are told apart by their start times and values (store.ts); the other
+ * writer's points are dropped and counted in sonde_receiver_metric_writer_conflicts_total, and a
+ * warning naming the metric and series is logged at most once per `conflictWarningIntervalMs`.
  */
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
+import { Counter, type Registry } from 'prom-client';
 import {
   attributeValue,
   FLAG_NO_RECORDED_VALUE,
@@ -62,6 +67,8 @@ export interface PrometheusOptions {
   maxLabelsPerSeries?: number;
   /** Counts the hits of the limits above (the number of points, values or labels they changed). */
   onLimit?: (limit: SeriesLimit, hits: number) => void;
+  /** Least time between two warnings about conflicting writers (default 60 s). */
+  conflictWarningIntervalMs?: number;
 }
 
 export type SeriesLimit = 'max_histogram_buckets' | 'max_label_value_length' | 'max_labels_per_series';
@@ -97,6 +104,10 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
   private readonly maxBuckets: number;
   private readonly maxLabels: number;
   private readonly tally: LabelTally;
+  private readonly conflicts: Counter;
+  /** When the last conflict warning was logged, and the conflicts since. */
+  private lastConflictWarning = Number.NEGATIVE_INFINITY;
+  private conflictsSinceWarning = 0;
 
   constructor(
     private readonly options: PrometheusOptions,
@@ -113,7 +124,14 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
           { metric: family.name, kept: { type: family.type, unit: family.unit }, dropped: { type, unit } },
           `two metrics translate to ${family.name} with different ${family.type !== type ? 'types' : 'units'}; the first one is kept and the other dropped (sonde_prometheus_dropped_points_total)`,
         ),
+      Date.now,
+      (family, labels) => this.conflictingWriter(family, labels),
     );
+    this.conflicts = new Counter({
+      name: 'sonde_receiver_metric_writer_conflicts_total',
+      help: 'Cumulative metric points dropped because another writer (a process with the same job and instance: replicas without service.instance.id) writes the same series',
+      registers: [registry],
+    });
     this.store = measured.store;
     this.stopStore = measured.stop;
     this.reserved = new Set([...RESERVED, ...options.promoteResourceAttributes.map(labelName)]);
@@ -145,6 +163,23 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
 
   async shutdown(): Promise<void> {
     this.stopStore();
+  }
+
+  private conflictingWriter(family: Family, labels: string): void {
+    this.conflicts.inc();
+    this.conflictsSinceWarning++;
+    const now = Date.now();
+    if (now - this.lastConflictWarning < (this.options.conflictWarningIntervalMs ?? 60_000)) return;
+    this.logger.warn(
+      {
+        metric: family.name,
+        series: labels.length > 300 ? `${labels.slice(0, 300)}…` : labels,
+        conflicts: this.conflictsSinceWarning,
+      },
+      'two processes write the same cumulative series (same job and instance: give each replica its own service.instance.id); the points of the one that started earlier are dropped (sonde_receiver_metric_writer_conflicts_total)',
+    );
+    this.lastConflictWarning = now;
+    this.conflictsSinceWarning = 0;
   }
 
   private consumeResource(rm: ResourceMetrics, now: number): void {

@@ -25,6 +25,7 @@ export function createMeasuredStore(
   registry: Registry,
   onConflict: (family: Family, type: PromType, unit: string) => void,
   now: () => number = Date.now,
+  onConflictingWriter?: (family: Family, labels: string) => void,
 ): MeasuredStore {
   const registers = [registry];
   const dropped = new Counter({
@@ -55,6 +56,7 @@ export function createMeasuredStore(
       reset: () => resets.inc(),
       overflow: () => overflow.inc(),
       expired: (n) => expired.inc(n),
+      conflictingWriter: onConflictingWriter,
     },
     onConflict,
   );

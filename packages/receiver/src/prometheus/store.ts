@@ -6,6 +6,12 @@
  *   continues the series (start = previous point's time), and otherwise reset it (counted).
  * - Non-monotonic deltas and points without temporality are dropped (counted), as the Collector does.
  * - Out-of-order and duplicate points (time not after the series' last time) are dropped (counted).
+ * - Two writers of one cumulative series (replicas of a service without a service.instance.id, so
+ *   with the same job and instance) are never mixed: a point whose start time is earlier than the
+ *   series' (one process's start time never goes back; a restart only moves it forward), or whose
+ *   count went down without a new start time, comes from another writer; it is dropped and counted
+ *   (`conflicting_writer`, and `conflictingWriter`), so the series stays one writer's valid counter:
+ *   the one that started last.
  * - A point flagged "no recorded value" removes its series.
  * - Series not updated for `metricExpirationMs` are removed by `sweep()`.
  * - Each family holds at most `maxSeriesPerMetric` series; points of further label sets are folded
@@ -36,13 +42,16 @@ export type DropReason =
   | 'unit_conflict'
   | 'overflow_untracked'
   | 'bucket_layout_changed'
-  | 'unnamable';
+  | 'unnamable'
+  | 'conflicting_writer';
 
 export interface StoreCounters {
   dropped(reason: DropReason, points: number): void;
   reset(): void;
   overflow(): void;
   expired(series: number): void;
+  /** A cumulative point that another writer of the same series sent (see apply()); it was dropped. */
+  conflictingWriter?(family: Family, labels: string): void;
 }
 
 export interface Exemplar {
@@ -238,6 +247,11 @@ export class MetricStore {
         series.startTime = startTime;
       }
     } else {
+      if (update.kind !== 'gauge' && conflicting(series, startTime, update)) {
+        this.counters.dropped('conflicting_writer', 1);
+        this.counters.conflictingWriter?.(family, labels);
+        return;
+      }
       if (series.startTime !== 0n && startTime > series.startTime) this.counters.reset();
       setValue(series, update);
       series.startTime = startTime;
@@ -323,11 +337,16 @@ export class MetricStore {
     value: number,
     exemplar: Exemplar | undefined,
     now: number,
+    weight = 1,
   ): void {
-    this.observeSeries(family, this.seriesFor(family, labels, now), bounds, value, exemplar, now);
+    this.observeSeries(family, this.seriesFor(family, labels, now), bounds, value, exemplar, now, weight);
   }
 
-  /** observe() on a series the caller already holds (from seriesFor; check `removed` before reuse). */
+  /**
+   * observe() on a series the caller already holds (from seriesFor; check `removed` before reuse).
+   * `weight` is how many observations this one stands for (a sampled span's adjusted count): its
+   * bucket and the count grow by it, the sum by value × weight.
+   */
   observeSeries(
     family: Family,
     series: Series,
@@ -335,6 +354,7 @@ export class MetricStore {
     value: number,
     exemplar: Exemplar | undefined,
     now: number,
+    weight = 1,
   ): void {
     let h = series.histogram;
     if (!h) {
@@ -349,9 +369,9 @@ export class MetricStore {
     }
     let i = 0;
     while (i < bounds.length && value > bounds[i]) i++;
-    h.counts[i]++;
-    h.sum += value;
-    h.count++;
+    h.counts[i] += weight;
+    h.sum += value * weight;
+    h.count += weight;
     if (exemplar) h.exemplars[i] = exemplar;
     series.updatedAt = now;
     family.changed();
@@ -421,6 +441,29 @@ function newSeries(labels: string, startTime: bigint, time: bigint, now: number)
     lastTime: time,
     updatedAt: now,
   };
+}
+
+/**
+ * Whether a cumulative point cannot come from the writer the series has followed: its start time is
+ * earlier than the series' (0 means unknown and is never taken as one), or, with the same (known) start
+ * time, its count is lower (a counter's value, a histogram's or summary's count).
+ */
+function conflicting(series: Series, startTime: bigint, update: PointUpdate): boolean {
+  if (startTime !== 0n && series.startTime !== 0n && startTime < series.startTime) return true;
+  // Without a start time (0) a lower count is a restart, as Prometheus takes it.
+  if (startTime === 0n || startTime !== series.startTime) return false;
+  switch (update.kind) {
+    case 'counter':
+      return update.value < series.value;
+    case 'histogram':
+      return series.histogram !== undefined && update.point.count < series.histogram.count;
+    case 'exponential':
+      return series.exponential !== undefined && update.point.count < series.exponential.count;
+    case 'summary':
+      return series.quantiles !== undefined && update.count < series.count;
+    default:
+      return false;
+  }
 }
 
 /** Sets the series to the point's value (a cumulative point, the first point, or a reset). */

@@ -31,6 +31,11 @@
  *
  * Exemplars (`traceID`/`spanID`, Tempo's label names) carry the server span's ids, or the only span's;
  * their value is 1 on counters and the observed seconds on histograms, their time the span's end.
+ *
+ * Sampling: each edge counts as many requests as its spans' adjusted count (adjusted-count.ts: the
+ * `ot=th` threshold in the tracestate, else the configured multiplier attribute, else 1), the server
+ * half's when there is one, else the client's; so do the histograms' buckets, counts and sums. The
+ * unpaired and dropped counters count spans, unweighted.
  */
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
@@ -39,6 +44,7 @@ import type { Batch, Consumer } from '../pipeline/pipeline';
 import { createMeasuredStore } from '../prometheus/measured-store';
 import { escapeLabelValue, labelValue } from '../prometheus/naming';
 import type { Exemplar, Family, MetricStore } from '../prometheus/store';
+import { AdjustedCounter } from './adjusted-count';
 
 export interface ServiceGraphOptions {
   /** How long an unpaired half waits for its other half, in ms. */
@@ -49,6 +55,8 @@ export interface ServiceGraphOptions {
   latencyBuckets: number[];
   maxSeriesPerMetric: number;
   metricExpirationMs: number;
+  /** Span, else resource, attribute holding a sampling multiplier (Tempo's span_multiplier_key); '' for none. */
+  spanMultiplierKey?: string;
 }
 
 export const DEFAULT_SERVICE_GRAPH_WAIT_MS = 10_000;
@@ -72,6 +80,8 @@ interface Half {
   failed: boolean;
   /** The span's end, as an exemplar timestamp (Unix seconds). */
   timestamp: number;
+  /** The span's adjusted count (how many requests it stands for after sampling). */
+  weight: number;
   /** PRODUCER for a client half, CONSUMER for a server half. */
   messaging: boolean;
   /** Client halves: the virtual server to use on expiry ('' when none). */
@@ -99,6 +109,7 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
   private readonly dropped: Family;
   private readonly expirer: NodeJS.Timeout;
   private readonly stopStore: () => void;
+  private readonly adjusted: AdjustedCounter;
 
   constructor(
     private readonly options: ServiceGraphOptions,
@@ -116,6 +127,7 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
     );
     this.store = measured.store;
     this.stopStore = measured.stop;
+    this.adjusted = new AdjustedCounter(options.spanMultiplierKey ?? '');
     const edges = this.edges;
     new Gauge({
       name: 'sonde_service_graph_waiting_edges',
@@ -174,17 +186,18 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
   consume(batch: Batch<'traces'>): void {
     const now = this.now();
     for (const rs of batch.data) {
-      const service = stringOf(attributeValue(rs.resource.attributes, 'service.name'));
+      const resource = rs.resource.attributes;
+      const service = stringOf(attributeValue(resource, 'service.name'));
       for (const ss of rs.scopeSpans) {
         for (const span of ss.spans) {
           switch (span.kind) {
             case SpanKind.CLIENT:
             case SpanKind.PRODUCER:
-              this.client(span, service, now);
+              this.client(span, service, this.adjusted.of(span.traceState, span.attributes, resource), now);
               break;
             case SpanKind.SERVER:
             case SpanKind.CONSUMER:
-              this.server(span, service, now);
+              this.server(span, service, this.adjusted.of(span.traceState, span.attributes, resource), now);
               break;
           }
         }
@@ -192,8 +205,8 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
     }
   }
 
-  private client(span: Span, service: string, now: number): void {
-    const half = halfOf(span, service, span.kind === SpanKind.PRODUCER);
+  private client(span: Span, service: string, weight: number, now: number): void {
+    const half = halfOf(span, service, weight, span.kind === SpanKind.PRODUCER);
     if (span.kind === SpanKind.CLIENT) {
       const system = firstOf(span.attributes, ['db.system.name', 'db.system']);
       if (system !== '') {
@@ -206,8 +219,8 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
     this.upsert(span.traceId, span.spanId, half, undefined, now);
   }
 
-  private server(span: Span, service: string, now: number): void {
-    const half = halfOf(span, service, span.kind === SpanKind.CONSUMER);
+  private server(span: Span, service: string, weight: number, now: number): void {
+    const half = halfOf(span, service, weight, span.kind === SpanKind.CONSUMER);
     if (span.parentSpanId === '') {
       this.emit(span.traceId, { ...half, service: 'user' }, half, 'virtual_node', now);
       return;
@@ -272,10 +285,12 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
     });
     const store = this.store;
     const buckets = this.options.latencyBuckets;
-    store.increment(this.requests, labels, 1, exemplar(1), now);
-    if (client.failed || server.failed) store.increment(this.failed, labels, 1, exemplar(1), now);
-    store.observe(this.serverSeconds, labels, buckets, server.seconds, exemplar(server.seconds), now);
-    store.observe(this.clientSeconds, labels, buckets, client.seconds, exemplar(client.seconds), now);
+    // A virtual or database server half is a copy of the client half, so it has the client's weight.
+    const weight = server.weight;
+    store.increment(this.requests, labels, weight, exemplar(1), now);
+    if (client.failed || server.failed) store.increment(this.failed, labels, weight, exemplar(1), now);
+    store.observe(this.serverSeconds, labels, buckets, server.seconds, exemplar(server.seconds), now, weight);
+    store.observe(this.clientSeconds, labels, buckets, client.seconds, exemplar(client.seconds), now, weight);
   }
 
   private count(family: Family, client: string, server: string, now: number): void {
@@ -293,7 +308,7 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
   }
 }
 
-function halfOf(span: Span, service: string, messaging: boolean): Half {
+function halfOf(span: Span, service: string, weight: number, messaging: boolean): Half {
   const seconds =
     span.endTimeUnixNano > span.startTimeUnixNano ? Number(span.endTimeUnixNano - span.startTimeUnixNano) / 1e9 : 0;
   return {
@@ -302,6 +317,7 @@ function halfOf(span: Span, service: string, messaging: boolean): Half {
     seconds,
     failed: span.status.code === StatusCode.ERROR,
     timestamp: Number(span.endTimeUnixNano / 1_000_000n) / 1000,
+    weight,
     messaging,
     peer: '',
   };

@@ -2,8 +2,13 @@
  * RED metrics from spans, as Tempo's metrics-generator writes them, because Grafana's Tempo
  * datasource queries these exact names and labels for its Service Graph view and RED table:
  *
- * - `traces_spanmetrics_calls_total{service, span_name, span_kind, status_code}`: one per span;
- * - `traces_spanmetrics_latency_bucket/_sum/_count{…, le}`: the span's duration in seconds;
+ * - `traces_spanmetrics_calls_total{service, span_name, span_kind, status_code}`: one per span, or
+ *   rather the span's adjusted count (adjusted-count.ts: the `ot=th` sampling threshold in its
+ *   tracestate, else a configured multiplier attribute, else 1), so that sampled traffic still counts
+ *   every call; a counter may then grow by a fraction, which Prometheus takes as it is;
+ * - `traces_spanmetrics_latency_bucket/_sum/_count{…, le}`: the span's duration in seconds, its
+ *   bucket, count and sum weighted by the adjusted count too (exemplars keep the span's own duration);
+ * - `service_version` (on by default): the resource's service.version, so releases can be compared;
  * - `span_kind` is `SPAN_KIND_SERVER|CLIENT|PRODUCER|CONSUMER|INTERNAL|UNSPECIFIED`, `status_code`
  *   `STATUS_CODE_OK|ERROR|UNSET`;
  * - configured extra dimensions come from the span's attributes, else the resource's, else "";
@@ -20,6 +25,7 @@ import type { Batch, Consumer } from '../pipeline/pipeline';
 import { createMeasuredStore } from '../prometheus/measured-store';
 import { escapeLabelValue, labelName, labelValue } from '../prometheus/naming';
 import type { Family, MetricStore, Series } from '../prometheus/store';
+import { AdjustedCounter } from './adjusted-count';
 
 interface SeriesPair {
   calls: Series;
@@ -33,6 +39,10 @@ export interface SpanMetricsOptions {
   latencyBuckets: number[];
   maxSeriesPerMetric: number;
   metricExpirationMs: number;
+  /** Adds `service_version` (the resource's service.version, "" when none) to every series. */
+  serviceVersion?: boolean;
+  /** Span, else resource, attribute holding a sampling multiplier (Tempo's span_multiplier_key); '' for none. */
+  spanMultiplierKey?: string;
 }
 
 /** Tempo's default: 2 ms doubling, 14 buckets, up to 16.384 s. */
@@ -49,6 +59,7 @@ const SPAN_KINDS = [
 const STATUS_CODES = ['STATUS_CODE_UNSET', 'STATUS_CODE_OK', 'STATUS_CODE_ERROR'];
 const EXEMPLAR_LABELS = { trace: 'traceID', span: 'spanID' };
 const DEFAULT_LABELS = new Set(['service', 'span_name', 'span_kind', 'status_code']);
+const VERSION_LABEL = 'service_version';
 
 export class SpanMetricsConsumer implements Consumer<'traces'> {
   readonly name = 'span_metrics';
@@ -57,6 +68,7 @@ export class SpanMetricsConsumer implements Consumer<'traces'> {
   private readonly latency: Family;
   private readonly dimensions: { key: string; label: string }[];
   private readonly stopStore: () => void;
+  private readonly adjusted: AdjustedCounter;
 
   constructor(
     private readonly options: SpanMetricsOptions,
@@ -79,10 +91,14 @@ export class SpanMetricsConsumer implements Consumer<'traces'> {
     );
     this.latency = this.family('traces_spanmetrics_latency', 'histogram', 'Span duration in seconds');
     // A dimension whose label would collide with a default label gets a `__` prefix, as Tempo does.
-    this.dimensions = options.dimensions.map((key) => {
-      const label = labelName(key);
-      return { key, label: DEFAULT_LABELS.has(label) ? `__${label}` : label };
-    });
+    // service.version as a dimension too would repeat service_version.
+    this.dimensions = options.dimensions
+      .map((key) => {
+        const label = labelName(key);
+        return { key, label: DEFAULT_LABELS.has(label) ? `__${label}` : label };
+      })
+      .filter((d) => !(options.serviceVersion && d.label === VERSION_LABEL));
+    this.adjusted = new AdjustedCounter(options.spanMultiplierKey ?? '');
   }
 
   private family(name: string, type: 'counter' | 'histogram', help: string): Family {
@@ -108,7 +124,9 @@ export class SpanMetricsConsumer implements Consumer<'traces'> {
     const fast = this.dimensions.length === 0;
     for (const rs of batch.data) {
       const resource = rs.resource.attributes;
-      const service = `service="${escapeLabelValue(stringOf(attributeValue(resource, 'service.name')))}"`;
+      let service = `service="${escapeLabelValue(stringOf(attributeValue(resource, 'service.name')))}"`;
+      if (this.options.serviceVersion)
+        service += `,${VERSION_LABEL}="${escapeLabelValue(stringOf(attributeValue(resource, 'service.version')))}"`;
       const byName = fast ? this.byService(service) : undefined;
       for (const ss of rs.scopeSpans) {
         for (const span of ss.spans) {
@@ -147,7 +165,8 @@ export class SpanMetricsConsumer implements Consumer<'traces'> {
               : 0;
           const timestamp = Number(span.endTimeUnixNano / 1_000_000n) / 1000;
           const ids = { traceId: span.traceId, spanId: span.spanId };
-          this.store.incrementSeries(this.calls, pair.calls, 1, { ...ids, value: 1, timestamp }, now);
+          const weight = this.adjusted.of(span.traceState, span.attributes, resource);
+          this.store.incrementSeries(this.calls, pair.calls, weight, { ...ids, value: 1, timestamp }, now);
           this.store.observeSeries(
             this.latency,
             pair.latency,
@@ -155,6 +174,7 @@ export class SpanMetricsConsumer implements Consumer<'traces'> {
             seconds,
             { ...ids, value: seconds, timestamp },
             now,
+            weight,
           );
         }
       }
