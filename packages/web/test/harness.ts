@@ -245,3 +245,34 @@ export async function until(condition: () => boolean | Promise<boolean>, what: s
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+export interface PointOut {
+  metric: string;
+  unit: string;
+  attributes: Record<string, unknown>;
+  count: number;
+  sum?: number;
+  resource: Record<string, unknown>;
+}
+
+/** Histogram points at the receiver. */
+export function histogramsOf(r: TestReceiver): PointOut[] {
+  return r.metrics.flatMap((b) =>
+    b.data.flatMap((rm) =>
+      rm.scopeMetrics.flatMap((sm) =>
+        sm.metrics.flatMap((m) =>
+          m.data.type === 'histogram'
+            ? m.data.dataPoints.map((p) => ({
+                metric: m.name,
+                unit: m.unit,
+                attributes: attrMap(p.attributes as never),
+                count: p.count,
+                sum: p.sum,
+                resource: attrMap(rm.resource.attributes as never),
+              }))
+            : [],
+        ),
+      ),
+    ),
+  );
+}
