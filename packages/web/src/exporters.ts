@@ -10,19 +10,25 @@ import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-lo
 import { AggregationTemporality, type PushMetricExporter, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
 import { type Category, CONSENT_CATEGORY_ATTRIBUTE, type ConsentState } from './consent';
+import type { WebRedaction } from './redaction';
 import type { Signal, Transport } from './transport';
-
-/** Rewrites attributes before export (redaction); returns the same object when nothing changed. */
-export type AttributeRewriter = (attrs: Attributes) => Attributes;
 
 const decoder = new TextDecoder();
 
-/** A view of `item` with other attributes: the item's other fields and methods are read through the prototype. */
-function withAttributes<T extends { attributes: Attributes }>(item: T, rewrite: AttributeRewriter | undefined): T {
-  if (!rewrite) return item;
-  const attributes = rewrite(item.attributes);
-  if (attributes === item.attributes) return item;
-  return Object.assign(Object.create(item) as T, { attributes });
+/** A view of `item` with redacted attributes (and body): its other fields and methods are read through the prototype. */
+function redacted<T extends { attributes: Attributes; body?: unknown }>(
+  item: T,
+  redaction: WebRedaction | undefined,
+): T {
+  if (!redaction) return item;
+  const attributes = redaction.attributes(item.attributes);
+  const body = item.body === undefined ? undefined : redaction.value(item.body);
+  if (attributes === item.attributes && body === item.body) return item;
+  // Own data properties (the SDK's records have accessors that ignore writes once emitted).
+  return Object.create(item, {
+    attributes: { value: attributes, enumerable: true },
+    ...(body === item.body ? {} : { body: { value: body, enumerable: true } }),
+  }) as T;
 }
 
 abstract class Base {
@@ -31,6 +37,26 @@ abstract class Base {
     protected readonly transport: Transport,
     protected readonly signal: Signal,
   ) {}
+
+  /**
+   * Serializes (redacting first) and ships. When redaction met values without their pseudonym yet
+   * (WebCrypto is asynchronous), they are computed and the items redacted and serialized again.
+   */
+  protected redactAndShip(
+    serialize: () => Uint8Array | undefined,
+    redaction: WebRedaction | undefined,
+    done: (r: ExportResult) => void,
+  ): void {
+    const bytes = serialize();
+    if (!redaction?.pending()) {
+      this.ship(bytes, done);
+      return;
+    }
+    redaction.compute().then(
+      () => this.ship(serialize(), done),
+      (error: Error) => done({ code: ExportResultCode.FAILED, error }),
+    );
+  }
 
   protected ship(bytes: Uint8Array | undefined, done: (r: ExportResult) => void): void {
     if (!bytes) {
@@ -58,7 +84,7 @@ export class SpanExporterImpl extends Base implements SpanExporter {
   constructor(
     transport: Transport,
     private readonly consent: ConsentState,
-    private readonly rewrite?: AttributeRewriter,
+    private readonly redaction?: WebRedaction,
   ) {
     super(transport, 'traces');
   }
@@ -68,7 +94,11 @@ export class SpanExporterImpl extends Base implements SpanExporter {
       done({ code: ExportResultCode.SUCCESS });
       return;
     }
-    this.ship(JsonTraceSerializer.serializeRequest(spans.map((s) => withAttributes(s, this.rewrite))), done);
+    this.redactAndShip(
+      () => JsonTraceSerializer.serializeRequest(spans.map((s) => redacted(s, this.redaction))),
+      this.redaction,
+      done,
+    );
   }
 }
 
@@ -76,25 +106,27 @@ export class LogExporterImpl extends Base implements LogRecordExporter {
   constructor(
     transport: Transport,
     private readonly consent: ConsentState,
-    private readonly rewrite?: AttributeRewriter,
+    private readonly redaction?: WebRedaction,
   ) {
     super(transport, 'logs');
   }
 
   export(records: ReadableLogRecord[], done: (r: ExportResult) => void): void {
-    const kept = records
-      .filter((r) => {
-        // Consent choice records are sent whatever the consent (they are the consent record itself).
-        if (r.eventName === 'sonde.consent.choice') return true;
-        const category = r.attributes[CONSENT_CATEGORY_ATTRIBUTE] as Category | undefined;
-        return category === undefined || this.consent.get(category);
-      })
-      .map((r) => withAttributes(r, this.rewrite));
+    const kept = records.filter((r) => {
+      // Consent choice records are sent whatever the consent (they are the consent record itself).
+      if (r.eventName === 'sonde.consent.choice') return true;
+      const category = r.attributes[CONSENT_CATEGORY_ATTRIBUTE] as Category | undefined;
+      return category === undefined || this.consent.get(category);
+    });
     if (kept.length === 0) {
       done({ code: ExportResultCode.SUCCESS });
       return;
     }
-    this.ship(JsonLogsSerializer.serializeRequest(kept), done);
+    this.redactAndShip(
+      () => JsonLogsSerializer.serializeRequest(kept.map((r) => redacted(r, this.redaction))),
+      this.redaction,
+      done,
+    );
   }
 }
 

@@ -43,8 +43,8 @@ import {
   hmacHex,
   isCategory,
 } from './consent';
-import { type AttributeRewriter, LogExporterImpl, MetricExporterImpl, SpanExporterImpl } from './exporters';
-import { createWebRedaction, type RedactionConfig } from './redaction';
+import { LogExporterImpl, MetricExporterImpl, SpanExporterImpl } from './exporters';
+import { createWebRedaction, type RedactionConfig, type WebRedaction } from './redaction';
 import { browserSegments } from './segments';
 import { Sessions } from './session';
 import { type DeferPolicy, Transport, type TransportStats } from './transport';
@@ -185,7 +185,7 @@ export function start(options: SondeWebOptions): boolean {
     compress: options.compress ?? true,
     dbName: options.dbName ?? 'sonde-web',
   });
-  const rewrite: AttributeRewriter | undefined =
+  const rewrite: WebRedaction | undefined =
     options.redaction === false ? undefined : createWebRedaction(options.redaction);
 
   const resource = resourceFromAttributes({
