@@ -121,8 +121,8 @@ export class Transport {
       this.cleanup.push(() => connection.removeEventListener('change', wake));
     }
     this.timer = setInterval(wake, options.pollMs);
-    // Exports left by an earlier page (e.g. on a metered connection) go out as soon as allowed.
-    if (options.defer !== 'never') queueMicrotask(wake);
+    // Exports left by an earlier page (deferred, or failed) go out as soon as allowed.
+    queueMicrotask(wake);
   }
 
   private connection(): Connection | undefined {
