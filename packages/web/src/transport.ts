@@ -259,7 +259,14 @@ export class Transport {
   /** Sends what waits in the queue, merged by signal, when the network allows. */
   drain(): Promise<void> {
     if (this.draining) return this.draining;
-    this.draining = this.drainInner().finally(() => {
+    // One tab of the origin at a time sends the shared queue (Web Locks), else two tabs could send the same exports.
+    const locks = (navigator as Navigator & { locks?: LockManager }).locks;
+    const run = locks
+      ? locks.request(`sonde-web-drain:${this.options.dbName}`, { ifAvailable: true }, (lock) =>
+          lock ? this.drainInner() : undefined,
+        )
+      : this.drainInner();
+    this.draining = Promise.resolve(run).finally(() => {
       this.draining = undefined;
     });
     return this.draining;
