@@ -45,12 +45,13 @@ import {
 } from './consent';
 import { LogExporterImpl, MetricExporterImpl, SpanExporterImpl } from './exporters';
 import { createWebRedaction, type RedactionConfig, type WebRedaction } from './redaction';
+import { defaultRoute } from './route';
 import { browserSegments } from './segments';
 import { Sessions } from './session';
 import { type DeferPolicy, Transport, type TransportStats } from './transport';
 
 export type { Category, ConsentMap, DeferPolicy, RedactionConfig, TransportStats };
-export { CATEGORIES };
+export { CATEGORIES, defaultRoute };
 
 export const VERSION = '0.1.0';
 export const CONSENT_CHOICE_EVENT = 'sonde.consent.choice';
@@ -126,23 +127,6 @@ interface State {
 
 const consentState = new ConsentState();
 let state: State | undefined;
-
-/** The page route: the path with numeric ids, UUIDs and long hex or base64-like segments replaced by `:id`. */
-export function defaultRoute(location: Pick<Location, 'pathname'>): string {
-  return (
-    location.pathname
-      .split('/')
-      .map((seg) =>
-        /^\d+$/.test(seg) ||
-        /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(seg) ||
-        /^[0-9a-f]{16,}$/i.test(seg) ||
-        (seg.length >= 20 && /^[A-Za-z0-9_-]+$/.test(seg) && /\d/.test(seg))
-          ? ':id'
-          : seg,
-      )
-      .join('/') || '/'
-  );
-}
 
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

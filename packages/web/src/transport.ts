@@ -56,6 +56,8 @@ interface QueueItem {
 }
 
 const STORE = 'exports';
+/** Most characters the pagehide stash in localStorage takes (its quota is some 5 MB per origin, shared with the app). */
+const STASH_MAX_CHARS = 512 * 1024;
 
 function openDb(name: string): Promise<IDBDatabase> {
   return new Promise((resolve, reject) => {
@@ -121,8 +123,11 @@ export class Transport {
       this.cleanup.push(() => connection.removeEventListener('change', wake));
     }
     this.timer = setInterval(wake, options.pollMs);
-    // Exports left by an earlier page (deferred, or failed) go out as soon as allowed.
-    queueMicrotask(wake);
+    // The database is opened now, so that a page being hidden needs one transaction only to keep
+    // its last exports; what an earlier page left (deferred, or failed) goes out as soon as allowed.
+    void this.database()
+      .then(() => this.unstash())
+      .then(wake);
   }
 
   private connection(): Connection | undefined {
@@ -151,6 +156,8 @@ export class Transport {
     const reason = this.deferReason();
     this.stats.deferredBy = reason;
     if (reason) {
+      // A page being hidden may be gone before an IndexedDB transaction commits: localStorage is synchronous.
+      if (this.unloading && this.stash({ signal, body })) return true;
       await this.enqueue([{ signal, body }]);
       return true;
     }
@@ -208,6 +215,42 @@ export class Transport {
       // keepalive refuses bodies above its 64 KiB budget: sendBeacon (no custom headers) may take it.
       return navigator.sendBeacon(this.url(signal), new Blob([body], { type: 'application/json' }));
     }
+  }
+
+  private stashKey(): string {
+    return `${this.options.dbName}:stash`;
+  }
+
+  /** Keeps an export synchronously in localStorage (moved to the queue by the next page); false if refused. */
+  private stash(item: QueueItem): boolean {
+    try {
+      const key = this.stashKey();
+      const items = JSON.parse(localStorage.getItem(key) ?? '[]') as QueueItem[];
+      items.push({ signal: item.signal, body: item.body });
+      const text = JSON.stringify(items);
+      if (text.length > STASH_MAX_CHARS) return false;
+      localStorage.setItem(key, text);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Moves what a page being hidden stashed in localStorage into the queue. */
+  private async unstash(): Promise<void> {
+    let items: QueueItem[];
+    try {
+      const key = this.stashKey();
+      items = JSON.parse(localStorage.getItem(key) ?? '[]') as QueueItem[];
+      localStorage.removeItem(key);
+    } catch {
+      return;
+    }
+    const valid = items.filter(
+      (i) =>
+        i && typeof i.body === 'string' && (i.signal === 'traces' || i.signal === 'logs' || i.signal === 'metrics'),
+    );
+    if (valid.length > 0) await this.enqueue(valid);
   }
 
   private database(): Promise<IDBDatabase | undefined> {

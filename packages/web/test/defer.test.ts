@@ -59,19 +59,25 @@ const eventsNamed = (prefix: string) =>
     .map((l) => l.eventName ?? '')
     .filter((n) => n.startsWith(prefix));
 
-/** Exports now in the page's IndexedDB queue, read from the database directly. */
+/** Exports now in the page's IndexedDB queue, read from the database directly (0 when there is none). */
 function queuedInDb(page: TestBrowser['page'], db: string): Promise<number> {
   return page.evaluate(
     (name) =>
-      new Promise<number>((resolve, reject) => {
+      new Promise<number>((resolve) => {
         const open = indexedDB.open(name);
-        open.onerror = () => reject(open.error);
+        open.onerror = () => resolve(0);
         open.onsuccess = () => {
-          const count = open.result.transaction('exports', 'readonly').objectStore('exports').count();
-          count.onsuccess = () => {
-            resolve(count.result);
+          try {
+            const count = open.result.transaction('exports', 'readonly').objectStore('exports').count();
+            count.onsuccess = () => {
+              resolve(count.result);
+              open.result.close();
+            };
+            count.onerror = () => resolve(0);
+          } catch {
             open.result.close();
-          };
+            resolve(0);
+          }
         };
       }),
     db,
@@ -197,5 +203,64 @@ test('the last event of a page is delivered when the page is left (keepalive on 
   expect(eventsNamed('last.')).toEqual([]); // batched for ten minutes
   await page.goto(`${server.origin}/elsewhere`, { waitUntil: 'load' });
   await until(() => eventsNamed('last.').length === 1, 'the last event after navigating away');
+  await page.close();
+});
+
+test('a tab closed on a metered connection: its last export is kept and sent by the next page of the origin', async () => {
+  server.pages.set('/persist', testPage(options('q-persist', ', batchDelayMs: 600000')));
+  server.pages.set('/blank', '<!doctype html><p>no sonde here</p>');
+  const page = await tb.browser.newPage();
+  await page.evaluateOnNewDocument(() => {
+    const c = Object.assign(new EventTarget(), { saveData: true, type: 'wifi' });
+    Object.defineProperty(Navigator.prototype, 'connection', { get: () => c });
+  });
+  await page.goto(`${server.origin}/persist`, { waitUntil: 'load' });
+  await page.evaluate(() => sonde.track('left.behind', { n: 1 }));
+  // The tab is closed: pagehide exports the batch, which must wait; the page is gone before an
+  // IndexedDB transaction could commit, so it is kept synchronously (localStorage), moved to the queue later.
+  await page.close({ runBeforeUnload: true });
+  await new Promise((r) => setTimeout(r, 300));
+  expect(eventsNamed('left.')).toEqual([]);
+
+  // The next page of the origin, on wifi without saveData.
+  const next = await tb.browser.newPage();
+  await next.goto(`${server.origin}/persist`, { waitUntil: 'load' });
+  await until(() => eventsNamed('left.').length === 1, 'the event sent by the next page');
+  await until(async () => (await queuedInDb(next, 'q-persist')) === 0, 'an empty queue');
+  expect(await next.evaluate(() => localStorage.getItem('q-persist:stash'))).toBeNull();
+  await next.close();
+});
+
+test('bad options are refused with an error that names them', async () => {
+  server.pages.set('/bad', '<!doctype html><script src="/sonde-web.min.js"></script>');
+  const page = await tb.browser.newPage();
+  await page.goto(`${server.origin}/bad`, { waitUntil: 'load' });
+  const errors = await page.evaluate(() => {
+    const s = (globalThis as unknown as { sonde: { start(o: unknown): boolean } }).sonde;
+    const attempt = (o: unknown) => {
+      try {
+        s.start(o);
+        return 'started';
+      } catch (e) {
+        return (e as Error).message;
+      }
+    };
+    return [
+      attempt({ serviceName: 'x' }),
+      attempt({ endpoint: 'otlp.example.com', serviceName: 'x' }),
+      attempt({ endpoint: 'http://127.0.0.1:1' }),
+      attempt({ endpoint: 'http://127.0.0.1:1', serviceName: 'x', defer: 'sometimes' }),
+      attempt({ endpoint: 'http://127.0.0.1:1', serviceName: 'x', hmacKey: 'short' }),
+      attempt({ endpoint: 'http://127.0.0.1:1', serviceName: 'x', essential: ['marketing'] }),
+    ];
+  });
+  expect(errors).toEqual([
+    expect.stringContaining('endpoint must be an http(s) URL'),
+    expect.stringContaining('endpoint must be an http(s) URL'),
+    expect.stringContaining('serviceName is required'),
+    expect.stringContaining("defer must be 'metered', 'offline' or 'never'"),
+    expect.stringContaining('hmacKey must have at least 32 characters'),
+    expect.stringContaining('unknown essential category marketing'),
+  ]);
   await page.close();
 });
