@@ -269,14 +269,15 @@ export function start(options: SondeWebOptions): boolean {
 
   const logger = loggerProvider.getLogger(SCOPE, VERSION);
   const consentLogger = consentLoggerProvider.getLogger(SCOPE, VERSION);
-  const emitProduct = (name: string, attributes: Attributes) => {
-    if (!consentState.get('product')) return;
+  const emitProduct = (name: string, attributes: Attributes): boolean => {
+    if (!consentState.get('product')) return false;
     logger.emit({
       eventName: name,
       severityNumber: SeverityNumber.INFO,
       severityText: 'INFO',
       attributes: { ...attributes, [CONSENT_CATEGORY_ATTRIBUTE]: 'product' },
     });
+    return true;
   };
   sessions = new Sessions(options.sessionInactivityMs ?? 30 * 60_000, consentState.get('product'), emitProduct);
 

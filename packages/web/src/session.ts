@@ -14,10 +14,11 @@ export interface SessionData {
 
 const KEY = 'sonde.session';
 
+/** Emits a session event; returns whether it was sent (false while `product` is not granted). */
 export type SessionEvents = (
   name: 'session.start' | 'session.end',
   attributes: Record<string, string | number>,
-) => void;
+) => boolean;
 
 function newId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
@@ -30,6 +31,8 @@ export class Sessions {
   private data: SessionData;
   private timer: ReturnType<typeof setInterval> | undefined;
   private ended = false;
+  /** Whether this session's start event was sent (it is sent once `product` is granted, if not at start). */
+  private announced = false;
 
   constructor(
     private readonly inactivityMs: number,
@@ -40,11 +43,13 @@ export class Sessions {
     const stored = this.load();
     const t = this.now();
     if (stored && t - stored.last <= inactivityMs) {
+      // Kept only while product was granted: its start was sent by the page that began it.
       this.data = stored;
+      this.announced = true;
     } else {
       if (stored) this.end(stored);
       this.data = { id: newId(), start: t, last: t };
-      this.emit('session.start', { 'session.id': this.data.id });
+      this.announced = this.emit('session.start', { 'session.id': this.data.id });
     }
     this.save();
     this.timer = setInterval(() => this.check(), Math.min(60_000, Math.max(1000, inactivityMs / 4)));
@@ -73,9 +78,10 @@ export class Sessions {
     }
   }
 
-  /** `product` granted or withdrawn: keep the id in sessionStorage or remove it. */
+  /** `product` granted or withdrawn: keep the id in sessionStorage or remove it; a new session's start is sent once granted. */
   setPersist(on: boolean): void {
     this.persist = on;
+    if (on && !this.announced) this.announced = this.emit('session.start', { 'session.id': this.data.id });
     this.save();
   }
 
@@ -98,7 +104,7 @@ export class Sessions {
     if (this.ended) {
       this.ended = false;
       this.data = { id: newId(), start: t, last: t };
-      this.emit('session.start', { 'session.id': this.data.id });
+      this.announced = this.emit('session.start', { 'session.id': this.data.id });
     }
     this.data.last = t;
     this.save();

@@ -83,6 +83,8 @@ test('product is off until granted; a withdrawn category sends nothing, not even
   });
   expect(granted).toEqual([true, true]);
   await until(() => events('product.viewed').length === 1 && choices().length === 2, 'the event and the choices');
+  // The session began before product was granted: its start is sent once it is.
+  await until(() => events('session.start').length === 1, 'the session start, once product is granted');
   const subject = createHmac('sha256', HMAC_KEY).update('customer-42').digest('hex');
   expect(choices()).toEqual([
     {
