@@ -1,10 +1,12 @@
 /**
  * The one place that decides what feeds the dashboard and alert test: the demo shop (`@sonde/demo`:
  * storefront, cart with SQLite, payments, each instrumented by `@sonde/node` only, in child processes)
- * under a steady load from its own `runLoad`. Telemetry is flushed faster than the defaults (spans and
- * logs every 200 ms, metrics every second) so that the test has data within seconds.
+ * under a steady load from its own `runLoad`, and its browser page (@sonde/web) visited in headless
+ * Chromium by `runBrowserLoad` (the receiver must allow the storefront's origin: CORS). Telemetry is
+ * flushed faster than the defaults (spans and logs every 200 ms, metrics every second) so that the
+ * test has data within seconds.
  */
-import { runLoad, startShop } from '@sonde/demo';
+import { runBrowserLoad, runLoad, startShop } from '@sonde/demo';
 
 export interface Feed {
   /** What produced the telemetry, for failure messages. */
@@ -20,6 +22,7 @@ export async function startFeed(otlpEndpoint: string): Promise<Feed> {
       OTEL_METRIC_EXPORT_INTERVAL: '1000',
       OTEL_BSP_SCHEDULE_DELAY: '200',
       OTEL_BLRP_SCHEDULE_DELAY: '200',
+      DEMO_WEB_OTLP_ENDPOINT: otlpEndpoint,
     },
   });
   const abort = new AbortController();
@@ -29,11 +32,18 @@ export async function startFeed(otlpEndpoint: string): Promise<Feed> {
     durationMs: Number.POSITIVE_INFINITY,
     signal: abort.signal,
   });
+  const browsers = runBrowserLoad({
+    url: shop.storefrontUrl,
+    visitsPerMinute: 30,
+    durationMs: Number.POSITIVE_INFINITY,
+    signal: abort.signal,
+  });
   return {
-    description: `the demo shop (@sonde/demo) at ${shop.storefrontUrl}`,
+    description: `the demo shop (@sonde/demo) at ${shop.storefrontUrl}, with browser visits to its page`,
     async stop() {
       abort.abort();
       await load.catch(() => undefined);
+      await browsers.catch(() => undefined);
       await shop.stop();
     },
   };

@@ -5,6 +5,7 @@
  * One visitor in five declines product analytics. Needs a Chromium (Debian's `chromium`).
  */
 import * as fs from 'node:fs';
+import puppeteer from 'puppeteer-core';
 
 export interface BrowserLoadOptions {
   /** Storefront base URL (its page at `/` needs DEMO_WEB_OTLP_ENDPOINT set on the storefront). */
@@ -43,7 +44,6 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 export async function runBrowserLoad(options: BrowserLoadOptions): Promise<BrowserLoadStats> {
   const executablePath = chromiumPath(options.executablePath);
   if (!executablePath) throw new Error('runBrowserLoad: no Chromium found (install chromium, or set DEMO_CHROMIUM)');
-  const { default: puppeteer } = await import('puppeteer-core');
   const browser = await puppeteer.launch({ executablePath, headless: true, args: ['--no-sandbox'], timeout: 30_000 });
   const stats: BrowserLoadStats = { visits: 0, completed: 0, errors: 0 };
   const base = options.url.replace(/\/+$/, '');

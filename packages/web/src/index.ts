@@ -64,6 +64,8 @@ export interface SondeWebOptions {
   serviceName: string;
   /** `service.version`. */
   serviceVersion?: string;
+  /** `service.namespace` (the receiver's `job` label is namespace/name). */
+  serviceNamespace?: string;
   /** `deployment.environment.name`. */
   environment?: string;
   /** Extra headers on every export (e.g. `Authorization` for otlp.auth). Not sent on beacons the browser refuses to keep alive. */
@@ -175,6 +177,7 @@ export function start(options: SondeWebOptions): boolean {
   const resource = resourceFromAttributes({
     'service.name': options.serviceName,
     ...(options.serviceVersion ? { 'service.version': options.serviceVersion } : {}),
+    ...(options.serviceNamespace ? { 'service.namespace': options.serviceNamespace } : {}),
     ...(options.environment ? { 'deployment.environment.name': options.environment } : {}),
     'telemetry.sdk.name': '@sonde/web',
     'telemetry.sdk.language': 'webjs',

@@ -11,7 +11,7 @@ export function shopPage(otlpEndpoint: string): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <script src="/sonde-web.min.js"></script>
 <script>
-  sonde.start({ endpoint: ${JSON.stringify(otlpEndpoint)}, serviceName: 'storefront-web', serviceVersion: '1.0.0',
+  sonde.start({ endpoint: ${JSON.stringify(otlpEndpoint)}, serviceName: 'storefront-web', serviceNamespace: 'sonde-demo', serviceVersion: '1.0.0',
     environment: 'demo', batchDelayMs: 2000, metricIntervalMs: 10000 });
   const user = sessionStorage.getItem('demo.user') || 'browser-' + Math.random().toString(36).slice(2, 8);
   sessionStorage.setItem('demo.user', user);
