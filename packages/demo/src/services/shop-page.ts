@@ -50,11 +50,12 @@ export function shopPage(otlpEndpoint: string): string {
       b.type = 'button';
       b.className = 'product';
       b.textContent = p.name;
-      b.onclick = () => openProduct(p.sku);
+      b.addEventListener('click', () => openProduct(p.sku));
       list.append(b);
     }
-    document.getElementById('add').onclick = addToCart;
-    document.getElementById('checkout').onclick = checkout;
+    // addEventListener (not onclick): @sonde/web's user-interaction instrumentation traces these clicks.
+    document.getElementById('add').addEventListener('click', addToCart);
+    document.getElementById('checkout').addEventListener('click', checkout);
     document.body.dataset.ready = '1';
   });
 </script>
