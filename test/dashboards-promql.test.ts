@@ -73,10 +73,16 @@ beforeAll(async () => {
   loki = await startFlakyTempo();
   receiver = await startReceiver(
     validateConfig({
-      otlp: { http: { address: '127.0.0.1:0' }, grpc: { address: 'off' } },
+      // The storefront's browser page sends from the storefront's origin.
+      otlp: {
+        http: { address: '127.0.0.1:0', cors_allowed_origins: ['http://127.0.0.1:*'] },
+        grpc: { address: 'off' },
+      },
       admin: { address: '127.0.0.1:0' },
       log: { level: 'silent', summary_interval: 0 },
       data_dir: dataDir,
+      // As deploy/receiver/sonde.yaml: the product dashboard's visits by device and browser.
+      event_metrics: { dimensions: ['device.type', 'browser.name'] },
       limits: { max_items_per_request: MAX_ITEMS_PER_REQUEST },
       // As deploy/receiver/sonde.yaml: the dashboards' namespace and environment variables filter on these.
       span_metrics: { dimensions: ['service.namespace', 'deployment.environment.name'] },

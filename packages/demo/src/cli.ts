@@ -4,10 +4,16 @@
  * @sonde/node, and shoppers, together, until Ctrl-C.
  *
  * Environment: DEMO_RPS (default 10), DEMO_BASE_PORT (default 3000: storefront 3000, cart 3001,
- * payments 3002), DEMO_OTLP_ENDPOINT (use a receiver that is already running instead of starting one).
+ * payments 3002), DEMO_OTLP_ENDPOINT (use a receiver that is already running instead of starting one),
+ * DEMO_BROWSER_VISITS_PER_MIN (default 6; 0 turns them off): visitors in headless Chromium on the
+ * storefront's browser page (@sonde/web), when a Chromium is installed (DEMO_CHROMIUM, else
+ * /usr/bin/chromium). The receiver started here allows the storefront's origin (CORS).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { chromiumPath, runBrowserLoad } from './browser-load';
 import { runLoad } from './load';
 import { startShop } from './shop';
 
@@ -31,17 +37,28 @@ async function waitForReceiver(url: string, timeoutMs: number): Promise<void> {
 async function main(): Promise<void> {
   const rps = Number(process.env.DEMO_RPS ?? 10);
   const basePort = Number(process.env.DEMO_BASE_PORT ?? 3000);
+  const browserVisits = Number(process.env.DEMO_BROWSER_VISITS_PER_MIN ?? 6);
+  const chromium = browserVisits > 0 ? chromiumPath() : undefined;
   let receiver: ChildProcess | undefined;
   let endpoint = process.env.DEMO_OTLP_ENDPOINT;
   const admin = 'http://localhost:9464';
   if (!endpoint) {
     const bin = path.join(path.dirname(require.resolve('@sonde/receiver/package.json')), 'bin', 'sonde-receiver.js');
+    // The storefront's browser page sends from the storefront's origin.
+    const configDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-demo-receiver-'));
+    const config = path.join(configDir, 'receiver.yaml');
+    const origins = [`http://127.0.0.1:${basePort}`, `http://localhost:${basePort}`];
+    fs.writeFileSync(config, `otlp:\n  http:\n    cors_allowed_origins: ${JSON.stringify(origins)}\n`);
     // Its own process group: Ctrl-C reaches only this process, which stops the services first and the
     // receiver last, so that the services' final flush still has somewhere to go.
-    receiver = spawn(process.execPath, [bin], { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+    receiver = spawn(process.execPath, [bin, '--config', config], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      detached: true,
+    });
     const r = receiver;
     process.once('exit', () => {
       if (r.exitCode === null) r.kill('SIGKILL');
+      fs.rmSync(configDir, { recursive: true, force: true });
     });
     endpoint = 'http://localhost:4318';
     await waitForReceiver(`${admin}/readyz`, 20000);
@@ -49,7 +66,7 @@ async function main(): Promise<void> {
   const shop = await startShop({
     otlpEndpoint: endpoint,
     basePort,
-    env: { OTEL_METRIC_EXPORT_INTERVAL: '5000' },
+    env: { OTEL_METRIC_EXPORT_INTERVAL: '5000', DEMO_WEB_OTLP_ENDPOINT: endpoint },
     forwardLogs: true,
     detached: true,
   });
@@ -68,6 +85,8 @@ async function main(): Promise<void> {
     payments: shop.urls.payments,
     otlp: endpoint,
     rps,
+    browserVisitsPerMinute: chromium ? browserVisits : 0,
+    page: `${shop.storefrontUrl}/`,
     look: receiver
       ? [
           `${admin}/debug/recent?signal=traces&limit=20`,
@@ -87,6 +106,18 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  const browsers = chromium
+    ? runBrowserLoad({
+        url: shop.storefrontUrl,
+        visitsPerMinute: browserVisits,
+        durationMs: Number(process.env.DEMO_DURATION_MS ?? Number.POSITIVE_INFINITY),
+        executablePath: chromium,
+        signal: abort.signal,
+      }).catch((err: Error) => {
+        log('browser visitors stopped', { error: err.message });
+        return undefined;
+      })
+    : undefined;
   const stats = await runLoad({
     url: shop.storefrontUrl,
     rps,
@@ -94,7 +125,13 @@ async function main(): Promise<void> {
     signal: abort.signal,
     onProgress: (s) => log('load', { requests: s.requests, errors: s.errors, byStatus: s.byStatus }),
   });
-  log('load finished', { requests: stats.requests, errors: stats.errors, byStatus: stats.byStatus });
+  const browserStats = await browsers;
+  log('load finished', {
+    requests: stats.requests,
+    errors: stats.errors,
+    byStatus: stats.byStatus,
+    ...(browserStats ? { browserVisits: browserStats.visits, browserErrors: browserStats.errors } : {}),
+  });
   await shop.stop();
   if (receiver) {
     await new Promise<void>((resolve) => {

@@ -368,7 +368,7 @@ export function findBearer(s: string): Found[] {
     const start = m.index + m[0].length - token.length;
     if (m[1].toLowerCase() === 'basic') {
       // Only a real user:password pair, so "Basic authentication failed" stays readable.
-      if (token.length < 8 || !Buffer.from(token, 'base64').toString('latin1').includes(':')) continue;
+      if (token.length < 8 || !base64Latin1(token).includes(':')) continue;
     } else if (token.length < 16 && !(token.length >= 8 && TOKEN_SYMBOL.test(token))) {
       continue; // "Bearer token expired" is prose, not a credential
     }
@@ -473,4 +473,18 @@ export function findUrlSecrets(s: string): Found[] {
   }
   out.sort((a, b) => a.start - b.start);
   return out;
+}
+
+/** Base64 (or base64url) to latin1, leniently like Node's Buffer (which is used where it exists); '' if undecodable. */
+function base64Latin1(s: string): string {
+  if (typeof Buffer !== 'undefined') return Buffer.from(s, 'base64').toString('latin1');
+  try {
+    const t = s
+      .replace(/-/g, '+')
+      .replace(/_/g, '/')
+      .replace(/[^A-Za-z0-9+/]/g, '');
+    return atob(t + '='.repeat((4 - (t.length % 4)) % 4));
+  } catch {
+    return '';
+  }
 }

@@ -3,7 +3,6 @@
  * detectors on strings and URLs. One instance per configuration; it holds the HMAC key inside a
  * closure only, so neither JSON.stringify nor util.inspect of it can show the key.
  */
-import { createHmac, createSecretKey } from 'node:crypto';
 import { DEFAULT_BLOCK_KEYS, DETECTORS, type Detector, parseRedactionConfig, type RedactionConfig } from './config';
 import {
   type Found,
@@ -23,6 +22,7 @@ import {
   MAY_IPV6,
   MAY_URL_SECRET,
 } from './detectors';
+import { hmacOf } from './hmac';
 
 export type KeyAction = 'keep' | 'drop' | 'pseudonymize';
 
@@ -176,7 +176,7 @@ class RedactorImpl implements Redactor {
     };
     this.#enabledBits = detectors.reduce((bits, d) => bits | bit[d], 0);
     this.#pseudonymizeValues = config.action === 'pseudonymize';
-    this.#hmac = config.hmac_key === undefined ? undefined : hmacOf(config.hmac_key);
+    this.#hmac = config.hmac_key === undefined ? undefined : hmacOf(config.hmac_key, PSEUDONYM_LENGTH, MAX_MEMO);
   }
 
   keyAction(key: string): KeyAction {
@@ -509,20 +509,6 @@ class RedactorImpl implements Redactor {
   toJSON(): { stats: { [reason: string]: number } } {
     return { stats: this.stats };
   }
-}
-
-function hmacOf(key: string): (value: string) => string {
-  const secret = createSecretKey(Buffer.from(key, 'utf8'));
-  const cache = new Map<string, string>();
-  return (value: string) => {
-    let p = cache.get(value);
-    if (p === undefined) {
-      p = createHmac('sha256', secret).update(value, 'utf8').digest('hex').slice(0, PSEUDONYM_LENGTH);
-      if (cache.size >= MAX_MEMO) cache.clear();
-      cache.set(value, p);
-    }
-    return p;
-  };
 }
 
 /** Builds a redactor; the configuration is validated first (see parseRedactionConfig). */

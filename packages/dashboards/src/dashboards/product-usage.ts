@@ -1,7 +1,9 @@
 /**
  * Product and usage: what people do in the product (business events), how far they get through the
- * shop's funnel, and how many people chose not to share each category of telemetry. Written for
- * product and business readers: no span names, no percentiles.
+ * shop's funnel, and how many people chose not to share each category of telemetry; and in the browser
+ * (@sonde/web): visits, devices and browsers, and a funnel whose steps are a dashboard variable. (Core
+ * Web Vitals have no panel yet: see packages/web/README.md.) Written for product and business
+ * readers: no span names, no percentiles.
  *
  * Shares of people come from `sonde_consent_people` (distinct people per consent category and
  * choice, estimated by the receiver from consent choice records): people, not requests. They stand
@@ -9,12 +11,12 @@
  */
 import * as bargauge from '@grafana/grafana-foundation-sdk/bargauge';
 import * as common from '@grafana/grafana-foundation-sdk/common';
-import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
+import * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import * as stat from '@grafana/grafana-foundation-sdk/stat';
 import * as text from '@grafana/grafana-foundation-sdk/text';
 import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
 import * as units from '@grafana/grafana-foundation-sdk/units';
-import { baseDashboard, promql, standardVariables } from '../common';
+import { baseDashboard, JOB, promql, queryVariable, ratio, standardVariables } from '../common';
 import { row } from '../layout';
 
 export const PRODUCT_USAGE_UID = 'sonde-product-usage';
@@ -41,6 +43,12 @@ export const FUNNEL: [string, string][] = [
   ['checkout.completed', '4. Paid'],
 ];
 
+/** The default steps of the browser funnel (the $funnel_steps variable): the demo shop page's events. */
+export const FUNNEL_STEPS = ['shop.product_opened', 'shop.cart_added', 'shop.checkout_clicked'];
+
+/** Visits: session starts of pages instrumented by @sonde/web. */
+const VISITS = `sonde_events_total{service=~"$service", event_name="session.start"}`;
+
 const increase = (eventName: string) =>
   `sum(increase(sonde_events_total{service=~"$service", event_name="${eventName}"}[$__range]))`;
 
@@ -51,6 +59,17 @@ export function productUsage(): dashboard.Dashboard {
     'What people do in the product and how far they get, from the events the services record, and how many people chose not to share each kind of data.',
   );
   for (const v of standardVariables()) d.withVariable(v);
+  d.withVariable(
+    queryVariable(
+      'funnel_steps',
+      'Funnel steps',
+      'label_values(sonde_events_total{service=~"$service"}, event_name)',
+      'The events that make up the browser funnel panel, in the order people go through them',
+    )
+      .includeAll(false)
+      .sort(dashboard.VariableSort.Disabled)
+      .current({ selected: true, text: FUNNEL_STEPS, value: FUNNEL_STEPS }),
+  );
   const funnel = new bargauge.PanelBuilder()
     .title('How far people get')
     .description(
@@ -100,6 +119,47 @@ export function productUsage(): dashboard.Dashboard {
       .unit(units.Short)
       .withTarget(
         promql(`${increase('payment.failed')} or 0 * ${increase('checkout.started')}`, 'failed payments').instant(),
+      ),
+  ]);
+  row(d, 'In the browser', [
+    new stat.PanelBuilder()
+      .title('Visits')
+      .description(
+        'Visits (sessions) of the pages instrumented by @sonde/web in the selected period, of people who allow product analytics.',
+      )
+      .unit(units.Short)
+      .withTarget(promql(`sum(increase(${VISITS}[$__range]))`, 'visits').instant()),
+    new bargauge.PanelBuilder()
+      .title('Visits by device')
+      .description('Visits in the selected period by kind of device (mobile, tablet, desktop).')
+      .unit(units.Short)
+      .orientation(common.VizOrientation.Horizontal)
+      .withTarget(
+        promql(`sort_desc(sum by (device_type) (increase(${VISITS}[$__range])))`, '{{device_type}}').instant(),
+      ),
+    new bargauge.PanelBuilder()
+      .title('Visits by browser')
+      .description('Visits in the selected period by browser (name only; versions are in the raw data).')
+      .unit(units.Short)
+      .orientation(common.VizOrientation.Horizontal)
+      .withTarget(
+        promql(`sort_desc(sum by (browser_name) (increase(${VISITS}[$__range])))`, '{{browser_name}}').instant(),
+      ),
+    new bargauge.PanelBuilder()
+      .title('Funnel (steps chosen above)')
+      .description(
+        'How many times each step of the funnel happened in the browser in the selected period. The steps are the Funnel steps variable at the top: pick the events of the path you care about.',
+      )
+      .unit(units.Short)
+      .orientation(common.VizOrientation.Horizontal)
+      .displayMode(common.BarGaugeDisplayMode.Gradient)
+      .withTarget(
+        promql(
+          // :pipe: the event names as they are (their dots match themselves), as one alternation.
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana variable syntax, substituted by Grafana
+          'sort_desc(sum by (event_name) (increase(sonde_events_total{service=~"$service", event_name=~"${funnel_steps:pipe}"}[$__range])))',
+          '{{event_name}}',
+        ).instant(),
       ),
   ]);
   row(d, 'Privacy choices', [

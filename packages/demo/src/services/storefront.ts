@@ -3,13 +3,14 @@
  * over HTTP. Business events with track(); each end user's consent from the `x-consent` header
  * (`product=0` = opted out of product analytics), honoured here and, through the baggage, in the
  * services it calls, and recorded once per shopper with consent.record(); the user id (`x-user`) on the span as enduser.id, which @sonde/node turns into
- * a pseudonym before export.
+ * a pseudonym before export. With DEMO_WEB_OTLP_ENDPOINT, also a browser page at `/` (shop-page.ts).
  */
 import { trace } from '@opentelemetry/api';
 import { consent, consentMiddleware, track } from '@sonde/node';
 import express from 'express';
 import { CATALOG, parseConsentHeader } from '../catalog';
 import { latency, listen, logger, sleep } from './common';
+import { shopPage } from './shop-page';
 
 const log = logger('storefront');
 const CART = process.env.CART_URL ?? 'http://127.0.0.1:3001';
@@ -44,6 +45,19 @@ app.use((req, _res, next) => {
   if (user) trace.getActiveSpan()?.setAttribute('enduser.id', user);
   next();
 });
+
+// The browser page, instrumented by @sonde/web, when the receiver's address as browsers see it is known.
+const WEB_OTLP_ENDPOINT = process.env.DEMO_WEB_OTLP_ENDPOINT;
+if (WEB_OTLP_ENDPOINT) {
+  const page = shopPage(WEB_OTLP_ENDPOINT);
+  const bundle = require.resolve('@sonde/web/sonde-web.min.js');
+  app.get('/', (_req, res) => {
+    res.type('html').send(page);
+  });
+  app.get('/sonde-web.min.js', (_req, res) => {
+    res.type('text/javascript').sendFile(bundle);
+  });
+}
 
 app.get('/healthz', (_req, res) => {
   res.send('ok\n');
