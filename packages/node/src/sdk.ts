@@ -72,13 +72,9 @@ import { installCrashHandlers } from './crash';
 import { CONSENT_CATEGORY_ATTRIBUTE, setEventsActive } from './events';
 import { ConsentMeterProvider } from './metrics-consent';
 import {
-  type DropReason,
-  type Gate,
   type HttpTarget,
   httpTarget,
   Shipper,
-  SIGNALS,
-  type Signal,
   SondeLogExporter,
   SondeMetricExporter,
   SondeSpanExporter,
@@ -88,6 +84,7 @@ import { redactLogRecord, redactResource, redactSpan, setupRedaction } from './r
 import { resourceAllowList, resourceDetectors } from './resource';
 import { instrumentSqlite } from './sqlite';
 import { sendStartupChoices, serviceNameOf, startupChoices } from './startup-consent';
+import { type DropReason, type Gate, SIGNALS, type Signal } from './types';
 
 export const VERSION: string = (() => {
   try {
