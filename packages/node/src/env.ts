@@ -77,19 +77,34 @@ export interface SondeOptions {
   esmHooks?: boolean;
 }
 
-/** A boolean variable: `1`, `true`, `yes`, `on` (any case) are true, anything else set is false; unset or blank: undefined. */
-export function envBool(env: NodeJS.ProcessEnv, name: string): boolean | undefined {
+const TRUE_WORDS = ['1', 'true', 'yes', 'on'];
+const FALSE_WORDS = ['0', 'false', 'no', 'off'];
+
+/** Where a variable that cannot be read is reported (one stderr line each, by default). */
+export type Warn = (message: string) => void;
+const warnOnStderr: Warn = (message) => logLine('warn', `sonde: ${message}`);
+
+/**
+ * A boolean variable: `1`, `true`, `yes`, `on` (any case) are true, anything else set is false (a
+ * value that is not a false word either is reported to `warn`); unset or blank: undefined.
+ */
+export function envBool(env: NodeJS.ProcessEnv, name: string, warn?: Warn): boolean | undefined {
   const v = env[name]?.trim().toLowerCase();
   if (v === undefined || v === '') return undefined;
-  return v === '1' || v === 'true' || v === 'yes' || v === 'on';
+  if (TRUE_WORDS.includes(v)) return true;
+  if (!FALSE_WORDS.includes(v))
+    warn?.(`${name}=${JSON.stringify(env[name])} is not a boolean (true/false, 1/0, yes/no, on/off); read as false`);
+  return false;
 }
 
-/** A finite, non-negative number; undefined when unset, empty or anything else. */
-export function envNumber(env: NodeJS.ProcessEnv, name: string): number | undefined {
+/** A finite, non-negative number; undefined when unset or empty, and when anything else (reported to `warn`). */
+export function envNumber(env: NodeJS.ProcessEnv, name: string, warn?: Warn): number | undefined {
   const v = env[name];
   if (v === undefined || v === '') return undefined;
   const n = Number(v);
-  return Number.isFinite(n) && n >= 0 ? n : undefined;
+  if (Number.isFinite(n) && n >= 0) return n;
+  warn?.(`${name}=${JSON.stringify(v)} is not a non-negative number; using the default`);
+  return undefined;
 }
 
 /** A comma-separated list, entries trimmed (and lower-cased with `lower`), empty ones left out; undefined when unset or empty. */
@@ -243,7 +258,14 @@ export function summaryOn(options: SondeOptions, env: NodeJS.ProcessEnv): boolea
  * (resolveConsent), so that consent is in force even if a later part of the configuration is invalid.
  * Throws on a redaction configuration that cannot be read.
  */
-export function resolveConfig(options: SondeOptions, env: NodeJS.ProcessEnv, consent: ResolvedConsent): SondeConfig {
+export function resolveConfig(
+  options: SondeOptions,
+  env: NodeJS.ProcessEnv,
+  consent: ResolvedConsent,
+  warn: Warn = warnOnStderr,
+): SondeConfig {
+  const num = (name: string) => envNumber(env, name, warn);
+  const bool = (name: string) => envBool(env, name, warn);
   const redaction = readRedactionConfig(env, options.redaction);
   const protocol = (env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf').trim();
   const signalConfig = (signal: Signal): SignalConfig => {
@@ -257,27 +279,26 @@ export function resolveConfig(options: SondeOptions, env: NodeJS.ProcessEnv, con
       target: httpTarget(signal, env, {
         endpoint: options.endpoint,
         protocol: signalProtocol,
-        warn: (message) => logLine('warn', `sonde: ${message}`),
+        warn,
       }),
     };
   };
-  const metricExportIntervalMs =
-    options.metricExportIntervalMs ?? envNumber(env, 'OTEL_METRIC_EXPORT_INTERVAL') ?? 60000;
+  const metricExportIntervalMs = options.metricExportIntervalMs ?? num('OTEL_METRIC_EXPORT_INTERVAL') ?? 60000;
   return {
     consent,
-    countOptOut: options.countOptOut ?? envBool(env, 'SONDE_COUNT_OPT_OUT') ?? true,
+    countOptOut: options.countOptOut ?? bool('SONDE_COUNT_OPT_OUT') ?? true,
     redaction,
     hmacKey: env.SONDE_HMAC_KEY,
     protocol,
     signals: Object.fromEntries(SIGNALS.map((s) => [s, signalConfig(s)])) as Record<Signal, SignalConfig>,
     bufferDir: options.bufferDir ?? env.SONDE_BUFFER_DIR,
-    bufferMaxBytes: options.bufferMaxBytes ?? envNumber(env, 'SONDE_BUFFER_MAX_BYTES') ?? 16 * 1024 * 1024,
-    gatePollMs: options.gatePollMs ?? envNumber(env, 'SONDE_GATE_POLL_MS') ?? 5000,
+    bufferMaxBytes: options.bufferMaxBytes ?? num('SONDE_BUFFER_MAX_BYTES') ?? 16 * 1024 * 1024,
+    gatePollMs: options.gatePollMs ?? num('SONDE_GATE_POLL_MS') ?? 5000,
     metricExportIntervalMs,
-    metricExportTimeoutMs: Math.min(metricExportIntervalMs, envNumber(env, 'OTEL_METRIC_EXPORT_TIMEOUT') ?? 30000),
-    runtimeMetrics: options.runtimeMetrics ?? envBool(env, 'SONDE_RUNTIME_METRICS') ?? true,
-    logSending: options.logSending ?? envBool(env, 'SONDE_LOG_SENDING') ?? true,
-    expressHandlerSpans: envBool(env, 'SONDE_EXPRESS_HANDLER_SPANS') === true,
+    metricExportTimeoutMs: Math.min(metricExportIntervalMs, num('OTEL_METRIC_EXPORT_TIMEOUT') ?? 30000),
+    runtimeMetrics: options.runtimeMetrics ?? bool('SONDE_RUNTIME_METRICS') ?? true,
+    logSending: options.logSending ?? bool('SONDE_LOG_SENDING') ?? true,
+    expressHandlerSpans: bool('SONDE_EXPRESS_HANDLER_SPANS') === true,
     captureHeaders: {
       serverRequest: envList(env, 'OTEL_INSTRUMENTATION_HTTP_SERVER_CAPTURE_REQUEST_HEADERS', true),
       serverResponse: envList(env, 'OTEL_INSTRUMENTATION_HTTP_SERVER_CAPTURE_RESPONSE_HEADERS', true),
@@ -289,8 +310,8 @@ export function resolveConfig(options: SondeOptions, env: NodeJS.ProcessEnv, con
     sampler: samplerFromEnv(env),
     handleSignals: options.handleSignals ?? true,
     summary: summaryOn(options, env),
-    shutdownTimeoutMs: options.shutdownTimeoutMs ?? envNumber(env, 'SONDE_SHUTDOWN_TIMEOUT_MS') ?? 5000,
-    recordCrashes: options.recordCrashes ?? envBool(env, 'SONDE_RECORD_CRASHES') ?? true,
-    crashFlushTimeoutMs: options.crashFlushTimeoutMs ?? envNumber(env, 'SONDE_CRASH_FLUSH_TIMEOUT_MS') ?? 2000,
+    shutdownTimeoutMs: options.shutdownTimeoutMs ?? num('SONDE_SHUTDOWN_TIMEOUT_MS') ?? 5000,
+    recordCrashes: options.recordCrashes ?? bool('SONDE_RECORD_CRASHES') ?? true,
+    crashFlushTimeoutMs: options.crashFlushTimeoutMs ?? num('SONDE_CRASH_FLUSH_TIMEOUT_MS') ?? 2000,
   };
 }
