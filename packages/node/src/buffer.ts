@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Signal } from './otlp-http';
+import type { Signal } from './types';
 
 export interface BufferedRequest {
   signal: Signal;

@@ -38,8 +38,8 @@ const SCOPE_KEY = createContextKey('sonde.consent');
 /** Baggage entry carrying withdrawn categories across services: `diagnostics=0,product=0` (only zeros count). */
 export const CONSENT_BAGGAGE = 'sonde.consent';
 
-/** The record attribute naming a category (as track() writes it). */
-const CONSENT_CATEGORY_KEY = 'sonde.consent.category';
+/** The record attribute naming a category (events written by track(), consent choice records). */
+export const CONSENT_CATEGORY_ATTRIBUTE = 'sonde.consent.category';
 
 export function isCategory(value: unknown): value is Category {
   return typeof value === 'string' && (CATEGORIES as readonly string[]).includes(value);
@@ -164,7 +164,7 @@ class ConsentState {
     if (!recorder) return;
     const attributes: Record<string, string> = {
       'event.name': CONSENT_CHOICE_EVENT,
-      [CONSENT_CATEGORY_KEY]: p.category,
+      [CONSENT_CATEGORY_ATTRIBUTE]: p.category,
       [CONSENT_CHOICE_ATTRIBUTE]: p.choice,
       [CONSENT_SOURCE_ATTRIBUTE]: p.source,
     };
@@ -320,7 +320,7 @@ export function withConsent<T>(choice: ConsentMap, fn: () => T): T {
 /**
  * Express/connect-style middleware: `app.use(consentMiddleware((req) => ({ product: req.get('x-consent-product') !== 'no' })))`.
  * The rest of the request runs in the consent scope. The server span of the request was started
- * before any middleware: if the scope withdraws `diagnostics`, that span is dropped too (see sdk.ts).
+ * before any middleware: if the scope withdraws `diagnostics`, that span is dropped too (see consent-processors.ts).
  */
 export function consentMiddleware<Req>(
   choose: (req: Req) => ConsentMap | undefined,

@@ -7,9 +7,9 @@
  * context, nothing is built or emitted.
  */
 import { type Attributes, context, type Logger, logs, SeverityNumber } from '@opentelemetry/api';
-import { type Category, consentState, isCategory } from './consent';
+import { type Category, CONSENT_CATEGORY_ATTRIBUTE, consentState, isCategory } from './consent';
 
-export const CONSENT_CATEGORY_ATTRIBUTE = 'sonde.consent.category';
+export { CONSENT_CATEGORY_ATTRIBUTE };
 export const EVENTS_SCOPE = '@sonde/node/events';
 
 export interface TrackOptions {

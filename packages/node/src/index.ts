@@ -20,7 +20,6 @@ export {
   withConsent,
 } from './consent';
 export { CONSENT_CATEGORY_ATTRIBUTE, type TrackOptions, track } from './events';
-export type { Gate } from './otlp-http';
 export {
   drainBuffer,
   flush,
@@ -33,3 +32,4 @@ export {
   VERSION,
 } from './sdk';
 export { sanitizeSql, summarizeSql } from './sqlite';
+export type { Gate } from './types';

@@ -10,7 +10,7 @@
  * Why here rather than in a view or the exporter: an aggregated point cannot be taken apart at export
  * time, and views see attributes only, not the context. Observable instruments are read by the SDK
  * outside any request and are left as they are; a process-wide withdrawal of `performance` drops
- * every point at export (sdk.ts).
+ * every point at export (consent-processors.ts).
  */
 import {
   type Attributes,

@@ -27,9 +27,7 @@ import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-lo
 import { AggregationTemporality, type PushMetricExporter, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
 import type { RequestBuffer } from './buffer';
-
-export type Signal = 'traces' | 'metrics' | 'logs';
-export const SIGNALS: Signal[] = ['traces', 'metrics', 'logs'];
+import type { DropReason, Gate, Signal } from './types';
 
 export interface HttpTarget {
   url: string;
@@ -43,9 +41,6 @@ export interface HttpTarget {
    */
   tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
 }
-
-export type Gate = () => boolean | Promise<boolean>;
-export type DropReason = 'buffer_full' | 'rejected' | 'shutdown' | 'encode_failed';
 
 /** Parses `key=value,key2=value2` (values URL-decoded), as OTEL_EXPORTER_OTLP_HEADERS. */
 export function parseHeaderList(value: string | undefined): Record<string, string> {

@@ -14,7 +14,7 @@ import type { InstrumentationScope } from '@opentelemetry/core';
 import { type Resource, resourceFromAttributes } from '@opentelemetry/resources';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
-import { createRedactor, parseRedactionConfig, type RedactionConfig, type Redactor } from '@sonde/redact';
+import { createRedactor, DETECTORS, parseRedactionConfig, type RedactionConfig, type Redactor } from '@sonde/redact';
 
 /** Attribute keys whose values are pseudonymized by default when an HMAC key is configured. */
 export const DEFAULT_PSEUDONYMIZE_KEYS = ['enduser.id', 'user.id'];
@@ -40,7 +40,7 @@ export function setupRedaction(input: RedactionConfig | undefined, hmacKeyFromEn
     config.block_keys = [...new Set([...(config.block_keys ?? []), ...DEFAULT_PSEUDONYMIZE_KEYS])];
   }
   const redactor = createRedactor(config);
-  const detectors = (config.detectors ?? ['email', 'card', 'ip', 'bearer', 'url_secret']).join('+');
+  const detectors = (config.detectors ?? DETECTORS).join('+');
   const describe = `${config.mode ?? 'block'}(${detectors}; ${config.action ?? 'mask'}; pseudonyms ${config.hmac_key ? 'on' : 'off: enduser.id dropped'})`;
   return { redactor, describe };
 }

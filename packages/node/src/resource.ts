@@ -16,16 +16,21 @@
  * `resourceAllow` option or SONDE_RESOURCE_ALLOW (comma-separated), e.g. `host.name` on servers
  * where it names a machine, not a person.
  */
+import type { Attributes } from '@opentelemetry/api';
 import {
   type DetectedResource,
+  defaultResource,
   envDetector,
   hostDetector,
   osDetector,
   processDetector,
+  type Resource,
   type ResourceDetectionConfig,
   type ResourceDetector,
+  resourceFromAttributes,
   serviceInstanceIdDetector,
 } from '@opentelemetry/resources';
+import { defaultInstanceAttributes } from './instance';
 
 export const PERSONAL_RESOURCE_KEYS: readonly string[] = [
   'host.name',
@@ -84,4 +89,20 @@ export function resourceDetectors(env: NodeJS.ProcessEnv, allow: string[]): Reso
   else if (names.includes('all')) chosen = Object.keys(BY_NAME);
   else chosen = names.filter((n) => n in BY_NAME);
   return chosen.map((n) => (n === 'env' ? BY_NAME[n] : withoutKeys(BY_NAME[n], drop)));
+}
+
+/**
+ * The resource NodeSDK starts from (the detectors' attributes are merged into it): the SDK's default
+ * (`telemetry.sdk.*`, `service.name` unknown_service), `telemetry.distro.name=sonde` and its version,
+ * then the `resourceAttributes` option.
+ */
+export function baseResource(version: string, attributes: Attributes | undefined): Resource {
+  return defaultResource().merge(
+    resourceFromAttributes({
+      'telemetry.distro.name': 'sonde',
+      'telemetry.distro.version': version,
+      ...defaultInstanceAttributes(),
+      ...attributes,
+    }),
+  );
 }

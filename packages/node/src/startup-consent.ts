@@ -10,14 +10,25 @@
  *
  * The records go through their own LoggerProvider, around every consent gate (they are the consent
  * record itself and hold no personal data), to the same shipper as the rest (transmission gate,
- * buffer, retries).
+ * buffer, retries). Not through the SDK's logger, as consent.record() is: the SDK's provider carries
+ * the detected resource (process, OS, runtime, SDK), which a process that asked for silence must not
+ * send; these records carry a resource of service.name only (test/silence.test.ts checks every byte).
  */
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { LoggerProvider, type LogRecordExporter, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
-import { CATEGORIES, type Category, type ConsentMap, DEFAULT_CONSENT, parseConsentList } from './consent';
-
-export const CONSENT_CHOICE_EVENT = 'sonde.consent.choice';
+import {
+  CATEGORIES,
+  type Category,
+  CONSENT_CATEGORY_ATTRIBUTE,
+  CONSENT_CHOICE_ATTRIBUTE,
+  CONSENT_CHOICE_EVENT,
+  CONSENT_SOURCE_ATTRIBUTE,
+  type ConsentMap,
+  DEFAULT_CONSENT,
+  parseConsentList,
+} from './consent';
+import { SELF_SCOPE } from './self';
 
 export type StartupSource = 'startup' | 'do_not_track';
 
@@ -101,16 +112,16 @@ export function sendStartupChoices(
     resource: resourceFromAttributes({ 'service.name': serviceName }),
     processors: [new SimpleLogRecordProcessor({ exporter })],
   });
-  const logger = provider.getLogger('@sonde/node', version);
+  const logger = provider.getLogger(SELF_SCOPE, version);
   for (const { category, source } of choices) {
     logger.emit({
       eventName: CONSENT_CHOICE_EVENT,
       severityNumber: SeverityNumber.INFO,
       severityText: 'INFO',
       attributes: {
-        'sonde.consent.category': category,
-        'sonde.consent.choice': 'denied',
-        'sonde.consent.source': source,
+        [CONSENT_CATEGORY_ATTRIBUTE]: category,
+        [CONSENT_CHOICE_ATTRIBUTE]: 'denied',
+        [CONSENT_SOURCE_ATTRIBUTE]: source,
       },
     });
   }
