@@ -23,7 +23,7 @@ import * as grpc from '@grpc/grpc-js';
 import { SIGNALS, type Signal } from '../model';
 import { GrpcCode, MalformedPayloadError, OtlpError, PayloadTooLargeError } from '../otlp/errors';
 import type { ExportHandler } from './export-handler';
-import { serviceDefinition, toServiceError } from './grpc';
+import { serviceDefinition, toServiceError } from './grpc-service';
 
 /** The statuses grpc-js's base call sends on its own (server-interceptors.ts), as our errors. */
 function asOtlpError(status: { code: number; details?: string }): OtlpError | undefined {

@@ -11,35 +11,15 @@ import type * as ProtoLoader from '@grpc/proto-loader';
 import type * as Reflection from '@grpc/reflection';
 import type { Signal } from '../model';
 import { type OtlpError, UnauthenticatedError } from '../otlp/errors';
-import { encodeExportResponse, encodeStatusProto } from '../otlp/responses';
+import { encodeExportResponse } from '../otlp/responses';
 import type { ServerTls } from '../security/tls';
 import { type BearerTokens, grpcAuthInterceptor } from '../security/tokens';
 import type { ExportHandler } from './export-handler';
 import { intakeInterceptor } from './grpc-interceptor';
 import { type GrpcListener, type GrpcListenOptions, listenGrpc } from './grpc-listener';
+import { SERVICE_PATH, serviceDefinition, toServiceError } from './grpc-service';
 
-const SERVICE_PATH: Record<Signal, string> = {
-  traces: '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
-  metrics: '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export',
-  logs: '/opentelemetry.proto.collector.logs.v1.LogsService/Export',
-};
-
-const identity = (b: Buffer): Buffer => b;
-
-/** The collector's `Export` service of a signal, with bytes in and out (also usable to make a client). */
-export function serviceDefinition(signal: Signal): grpc.ServiceDefinition {
-  return {
-    Export: {
-      path: SERVICE_PATH[signal],
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: identity,
-      requestDeserialize: identity,
-      responseSerialize: identity,
-      responseDeserialize: identity,
-    },
-  };
-}
+export { serviceDefinition, toServiceError } from './grpc-service';
 
 export interface GrpcIntakeOptions {
   maxRequestBodySize: number;
@@ -125,12 +105,6 @@ function otlpPackageDefinition(): ProtoLoader.PackageDefinition {
     ['trace', 'metrics', 'logs'].map((s) => `opentelemetry/proto/collector/${s}/v1/${s}_service.proto`),
     { includeDirs: [includeDir] },
   );
-}
-
-export function toServiceError(error: OtlpError): Partial<grpc.StatusObject> {
-  const metadata = new grpc.Metadata();
-  metadata.set('grpc-status-details-bin', encodeStatusProto(error.grpcCode, error.message, error.retryAfterSeconds));
-  return { code: error.grpcCode, details: error.message, metadata };
 }
 
 export interface GrpcSecurity {

@@ -2,8 +2,9 @@
  * The reads behind Tempo's search API over the trace store: most recent matching traces first, with
  * up to `spss` matching spans each; and the tag names and values for Grafana's query builder.
  */
+
+import { type Checkpoint, NO_CHECKPOINT } from '../blob-store/reader-protocol';
 import { hex, type TraceDb } from './db';
-import { type Checkpoint, NO_CHECKPOINT } from './reader-protocol';
 import { scanTraceRequest } from './scan';
 import { type CompiledSpanset, compileSpanset, type SpansetQuery } from './traceql';
 
