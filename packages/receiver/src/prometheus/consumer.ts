@@ -34,7 +34,7 @@ import {
 } from '../model';
 import type { Batch, Consumer } from '../pipeline/pipeline';
 import { createMeasuredStore } from './measured-store';
-import { PROMETHEUS_CONSUMER_METRICS } from './metrics';
+import { PROMETHEUS_CONSUMER_METRICS, PROMETHEUS_STORE } from './metrics';
 import {
   escapeLabelValue,
   jobAndInstance,
@@ -117,8 +117,8 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
     private readonly logger: Logger,
   ) {
     const measured = createMeasuredStore(
-      'sonde_prometheus',
-      'OTLP metrics for Prometheus',
+      PROMETHEUS_STORE.prefix,
+      PROMETHEUS_STORE.what,
       options,
       registry,
       (family: Family, type: PromType, unit: string) =>

@@ -29,6 +29,9 @@ export const SCRAPE_METRICS = {
   },
 } as const satisfies MetricTable;
 
+/** The store of OTLP metrics (consumer.ts; its families: `measuredStoreMetrics`). */
+export const PROMETHEUS_STORE = { prefix: 'sonde_prometheus', what: 'OTLP metrics for Prometheus' } as const;
+
 /** A series store's families: `prefix` names them, `what` begins their help (`Span metrics`). */
 export function measuredStoreMetrics(prefix: string, what: string) {
   return {

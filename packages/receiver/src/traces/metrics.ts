@@ -5,6 +5,12 @@
  */
 import type { MetricTable } from '../metrics/define';
 
+/** The span metrics' series store (its families: `measuredStoreMetrics`). */
+export const SPAN_METRICS_STORE = { prefix: 'sonde_span_metrics', what: 'Span metrics' } as const;
+
+/** The service graph's series store. */
+export const SERVICE_GRAPH_STORE = { prefix: 'sonde_service_graph', what: 'Service graph' } as const;
+
 export const SERVICE_GRAPH_METRICS = {
   waitingEdges: {
     type: 'gauge',

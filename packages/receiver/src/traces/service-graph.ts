@@ -46,7 +46,7 @@ import { createMeasuredStore } from '../prometheus/measured-store';
 import { escapeLabelValue, labelValue } from '../prometheus/naming';
 import type { Exemplar, Family, MetricStore } from '../prometheus/store';
 import { AdjustedCounter } from './adjusted-count';
-import { SERVICE_GRAPH_METRICS } from './metrics';
+import { SERVICE_GRAPH_METRICS, SERVICE_GRAPH_STORE } from './metrics';
 
 export interface ServiceGraphOptions {
   /** How long an unpaired half waits for its other half, in ms. */
@@ -120,8 +120,8 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
     private readonly now: () => number = Date.now,
   ) {
     const measured = createMeasuredStore(
-      'sonde_service_graph',
-      'Service graph',
+      SERVICE_GRAPH_STORE.prefix,
+      SERVICE_GRAPH_STORE.what,
       { maxSeriesPerMetric: options.maxSeriesPerMetric, metricExpirationMs: options.metricExpirationMs },
       registry,
       (family) => logger.warn({ metric: family.name }, 'service graph: metric name conflict'),
