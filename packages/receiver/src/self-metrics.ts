@@ -3,7 +3,8 @@
  * (`otelcol_receiver_accepted_spans` → `sonde_receiver_accepted_spans_total`) so that people who know
  * one know the other. Every metric is registered on a private registry, never prom-client's global one.
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { type Counter, collectDefaultMetrics, type Histogram, Registry } from 'prom-client';
+import { type MetricHandles, type MetricTable, registerMetrics } from './metrics/define';
 import type { Signal } from './model';
 
 export type Transport = 'http' | 'grpc';
@@ -32,7 +33,117 @@ export type LimitName =
   | 'max_concurrent_queries'
   | 'query_timeout';
 
-const ITEM_METRIC: Record<Signal, string> = { traces: 'spans', metrics: 'metric_points', logs: 'log_records' };
+/**
+ * The intake's and the admin port's self-metrics (`src/intake/`, `src/admin/`, `src/pipeline/attribute-limits.ts`).
+ */
+export const RECEIVER_METRICS = {
+  acceptedSpans: {
+    type: 'counter',
+    name: 'sonde_receiver_accepted_spans_total',
+    help: 'spans accepted into the pipeline',
+    labels: ['transport'],
+  },
+  acceptedMetricPoints: {
+    type: 'counter',
+    name: 'sonde_receiver_accepted_metric_points_total',
+    help: 'metric points accepted into the pipeline',
+    labels: ['transport'],
+  },
+  acceptedLogRecords: {
+    type: 'counter',
+    name: 'sonde_receiver_accepted_log_records_total',
+    help: 'log records accepted into the pipeline',
+    labels: ['transport'],
+  },
+  refusedSpans: {
+    type: 'counter',
+    name: 'sonde_receiver_refused_spans_total',
+    help: 'spans that were decoded but refused (partial success, overload), by reason',
+    labels: ['transport', 'reason'],
+  },
+  refusedMetricPoints: {
+    type: 'counter',
+    name: 'sonde_receiver_refused_metric_points_total',
+    help: 'metric points that were decoded but refused (partial success, overload), by reason',
+    labels: ['transport', 'reason'],
+  },
+  refusedLogRecords: {
+    type: 'counter',
+    name: 'sonde_receiver_refused_log_records_total',
+    help: 'log records that were decoded but refused (partial success, overload), by reason',
+    labels: ['transport', 'reason'],
+  },
+  refusedRequests: {
+    type: 'counter',
+    name: 'sonde_receiver_refused_requests_total',
+    help: 'Export requests refused whole (malformed, too large, overloaded, ...), by reason',
+    labels: ['signal', 'transport', 'reason'],
+  },
+  requests: {
+    type: 'counter',
+    name: 'sonde_receiver_requests_total',
+    help: 'Export requests by outcome: success, partial_success or refused',
+    labels: ['signal', 'transport', 'outcome'],
+  },
+  requestDuration: {
+    type: 'histogram',
+    name: 'sonde_receiver_request_duration_seconds',
+    help: 'Time from a request body being read to its response, in seconds',
+    labels: ['signal', 'transport'],
+    unit: 'seconds',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  },
+  receivedBytes: {
+    type: 'counter',
+    name: 'sonde_receiver_received_bytes_total',
+    help: 'Request body bytes received, after decompression',
+    labels: ['signal', 'transport'],
+    unit: 'bytes',
+  },
+  limitHits: {
+    type: 'counter',
+    name: 'sonde_receiver_limit_hits_total',
+    help: 'Times a configured limit was hit (items truncated, dropped or refused), by limit',
+    labels: ['signal', 'limit'],
+  },
+  inFlightBytes: {
+    type: 'gauge',
+    name: 'sonde_receiver_in_flight_bytes',
+    help: 'Request bytes being processed now (decompressed, plus the estimated size of their decoded form)',
+    unit: 'bytes',
+  },
+  inFlightBytesLimit: {
+    type: 'gauge',
+    name: 'sonde_receiver_in_flight_bytes_limit',
+    help: 'overload.max_in_flight_bytes: the capacity that sonde_receiver_in_flight_bytes is measured against',
+  },
+  adminRefusedRequests: {
+    type: 'counter',
+    name: 'sonde_admin_refused_requests_total',
+    help: 'Admin port requests refused, by reason (unauthenticated: no valid admin.auth bearer token)',
+    labels: ['reason'],
+  },
+  connectionsRefused: {
+    type: 'counter',
+    name: 'sonde_receiver_connections_refused_total',
+    help: 'Connections closed on arrival because the listener had max_connections open, by listener',
+    labels: ['listener'],
+  },
+  corsPreflights: {
+    type: 'counter',
+    name: 'sonde_receiver_cors_preflights_total',
+    help: 'CORS preflights (OPTIONS) on OTLP/HTTP, by outcome: allowed, origin_not_allowed, cors_disabled; not export requests',
+    labels: ['signal', 'outcome'],
+  },
+  requestTimeouts: {
+    type: 'counter',
+    name: 'sonde_receiver_request_timeouts_total',
+    help: 'Connections closed (and gRPC calls ended) by a timeout (read_header, read, write, idle), by listener and kind',
+    labels: ['listener', 'kind'],
+  },
+} as const satisfies MetricTable;
+
+type Handles = MetricHandles<typeof RECEIVER_METRICS>;
 
 export interface RequestMetrics {
   receivedBytes: Counter.Internal;
@@ -45,103 +156,35 @@ export interface RequestMetrics {
 
 export class SelfMetrics {
   readonly registry = new Registry();
-  private readonly accepted: Record<Signal, Counter<'transport'>>;
-  private readonly refused: Record<Signal, Counter<'transport' | 'reason'>>;
-  readonly refusedRequests: Counter<'signal' | 'transport' | 'reason'>;
-  readonly requests: Counter<'signal' | 'transport' | 'outcome'>;
-  readonly requestDuration: Histogram<'signal' | 'transport'>;
-  readonly receivedBytes: Counter<'signal' | 'transport'>;
-  readonly limitHits: Counter<'signal' | 'limit'>;
-  readonly inFlightBytes: Gauge;
-  readonly inFlightBytesLimit: Gauge;
-  readonly adminRefusedRequests: Counter<'reason'>;
-  readonly connectionsRefused: Counter<'listener'>;
-  readonly requestTimeouts: Counter<'listener' | 'kind'>;
-  readonly corsPreflights: Counter<'signal' | 'outcome'>;
+  private readonly accepted: Record<Signal, Handles['acceptedSpans']>;
+  private readonly refused: Record<Signal, Handles['refusedSpans']>;
+  readonly refusedRequests: Handles['refusedRequests'];
+  readonly requests: Handles['requests'];
+  readonly requestDuration: Handles['requestDuration'];
+  readonly receivedBytes: Handles['receivedBytes'];
+  readonly limitHits: Handles['limitHits'];
+  readonly inFlightBytes: Handles['inFlightBytes'];
+  readonly inFlightBytesLimit: Handles['inFlightBytesLimit'];
+  readonly adminRefusedRequests: Handles['adminRefusedRequests'];
+  readonly connectionsRefused: Handles['connectionsRefused'];
+  readonly requestTimeouts: Handles['requestTimeouts'];
+  readonly corsPreflights: Handles['corsPreflights'];
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
-    const registers = [this.registry];
-    const make = (signal: Signal) =>
-      new Counter({
-        name: `sonde_receiver_accepted_${ITEM_METRIC[signal]}_total`,
-        help: `${ITEM_METRIC[signal].replace('_', ' ')} accepted into the pipeline`,
-        labelNames: ['transport'] as const,
-        registers,
-      });
-    this.accepted = { traces: make('traces'), metrics: make('metrics'), logs: make('logs') };
-    const makeRefused = (signal: Signal) =>
-      new Counter({
-        name: `sonde_receiver_refused_${ITEM_METRIC[signal]}_total`,
-        help: `${ITEM_METRIC[signal].replace('_', ' ')} that were decoded but refused (partial success, overload), by reason`,
-        labelNames: ['transport', 'reason'] as const,
-        registers,
-      });
-    this.refused = { traces: makeRefused('traces'), metrics: makeRefused('metrics'), logs: makeRefused('logs') };
-    this.refusedRequests = new Counter({
-      name: 'sonde_receiver_refused_requests_total',
-      help: 'Export requests refused whole (malformed, too large, overloaded, ...), by reason',
-      labelNames: ['signal', 'transport', 'reason'] as const,
-      registers,
-    });
-    this.requests = new Counter({
-      name: 'sonde_receiver_requests_total',
-      help: 'Export requests by outcome: success, partial_success or refused',
-      labelNames: ['signal', 'transport', 'outcome'] as const,
-      registers,
-    });
-    this.requestDuration = new Histogram({
-      name: 'sonde_receiver_request_duration_seconds',
-      help: 'Time from a request body being read to its response, in seconds',
-      labelNames: ['signal', 'transport'] as const,
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-      registers,
-    });
-    this.receivedBytes = new Counter({
-      name: 'sonde_receiver_received_bytes_total',
-      help: 'Request body bytes received, after decompression',
-      labelNames: ['signal', 'transport'] as const,
-      registers,
-    });
-    this.limitHits = new Counter({
-      name: 'sonde_receiver_limit_hits_total',
-      help: 'Times a configured limit was hit (items truncated, dropped or refused), by limit',
-      labelNames: ['signal', 'limit'] as const,
-      registers,
-    });
-    this.inFlightBytes = new Gauge({
-      name: 'sonde_receiver_in_flight_bytes',
-      help: 'Request bytes being processed now (decompressed, plus the estimated size of their decoded form)',
-      registers,
-    });
-    this.inFlightBytesLimit = new Gauge({
-      name: 'sonde_receiver_in_flight_bytes_limit',
-      help: 'overload.max_in_flight_bytes: the capacity that sonde_receiver_in_flight_bytes is measured against',
-      registers,
-    });
-    this.adminRefusedRequests = new Counter({
-      name: 'sonde_admin_refused_requests_total',
-      help: 'Admin port requests refused, by reason (unauthenticated: no valid admin.auth bearer token)',
-      labelNames: ['reason'] as const,
-      registers,
-    });
-    this.connectionsRefused = new Counter({
-      name: 'sonde_receiver_connections_refused_total',
-      help: 'Connections closed on arrival because the listener had max_connections open, by listener',
-      labelNames: ['listener'] as const,
-      registers,
-    });
-    this.corsPreflights = new Counter({
-      name: 'sonde_receiver_cors_preflights_total',
-      help: 'CORS preflights (OPTIONS) on OTLP/HTTP, by outcome: allowed, origin_not_allowed, cors_disabled; not export requests',
-      labelNames: ['signal', 'outcome'] as const,
-      registers,
-    });
-    this.requestTimeouts = new Counter({
-      name: 'sonde_receiver_request_timeouts_total',
-      help: 'Connections closed (and gRPC calls ended) by a timeout (read_header, read, write, idle), by listener and kind',
-      labelNames: ['listener', 'kind'] as const,
-      registers,
-    });
+    const m = registerMetrics(this.registry, RECEIVER_METRICS);
+    this.accepted = { traces: m.acceptedSpans, metrics: m.acceptedMetricPoints, logs: m.acceptedLogRecords };
+    this.refused = { traces: m.refusedSpans, metrics: m.refusedMetricPoints, logs: m.refusedLogRecords };
+    this.refusedRequests = m.refusedRequests;
+    this.requests = m.requests;
+    this.requestDuration = m.requestDuration;
+    this.receivedBytes = m.receivedBytes;
+    this.limitHits = m.limitHits;
+    this.inFlightBytes = m.inFlightBytes;
+    this.inFlightBytesLimit = m.inFlightBytesLimit;
+    this.adminRefusedRequests = m.adminRefusedRequests;
+    this.connectionsRefused = m.connectionsRefused;
+    this.corsPreflights = m.corsPreflights;
+    this.requestTimeouts = m.requestTimeouts;
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'sonde_' });
   }
 

@@ -17,12 +17,14 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from '../logger';
+import { registerMetrics } from '../metrics/define';
 import type { Signal } from '../model';
 import { GrpcCode, OtlpError, OverloadedError } from '../otlp/errors';
 import type { Batch, Consumer } from '../pipeline/pipeline';
 import { encodeRecord, HEADER_BYTES } from '../record-log';
+import { blobStoreMetrics, blobStoreWalMetrics } from './metrics';
 import { ReaderPool } from './reader-pool';
 import { type Checkpoint, checkpointFor } from './reader-protocol';
 import { BlobWal, type WalPosition, type WalRecovery } from './wal';
@@ -133,110 +135,39 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
     protected readonly logger: Logger,
   ) {
     this.name = kind.configKey.replace('_', '-');
-    const registers = [registry];
-    const p = kind.metricPrefix;
-    const { what, items, configKey } = kind;
-    const Items = items[0].toUpperCase() + items.slice(1);
-    this.written = new Counter({
-      name: `${p}_${items}_written_total`,
-      help: `${Items} written to the embedded ${what}`,
-      registers,
-    });
-    this.dropped = new Counter({
-      name: `${p}_dropped_${items}_total`,
-      help: `${Items} accepted by the receiver but not stored, by reason (queue_full with on_full: drop, write_error)`,
-      labelNames: ['reason'] as const,
-      registers,
-    });
+    const { what, items } = kind;
+    const m = registerMetrics(registry, blobStoreMetrics(kind));
+    this.written = m.written;
+    this.dropped = m.dropped;
     // Both reasons exist from the start (at 0), so that rate() and the alert on drops have a series to read.
     for (const reason of ['queue_full', 'write_error']) this.dropped.inc({ reason }, 0);
-    this.refused = new Counter({
-      name: `${p}_refused_requests_total`,
-      help: `Requests refused (503 + Retry-After) because the ${what} write queue was full`,
-      registers,
-    });
-    this.deleted = new Counter({
-      name: `${p}_retention_deleted_${items}_total`,
-      help: `${Items} removed by retention (age or size)`,
-      registers,
-    });
-    this.usedBytes = new Gauge({
-      name: `${p}_bytes`,
-      help: `Bytes of the ${what} database in use on disk (live pages)`,
-      registers,
-    });
-    new Gauge({
-      name: `${p}_max_bytes`,
-      help: `Size bound of the ${what} (${configKey}.max_size)`,
-      registers,
-    }).set(options.maxBytes);
-    this.queueGauge = new Gauge({
-      name: `${p}_queue_bytes`,
-      help: `Bytes of protobuf waiting for the ${what} writer thread`,
-      registers,
-    });
-    new Gauge({
-      name: `${p}_queue_capacity_bytes`,
-      help: `Bound of the bytes waiting for the ${what} writer thread (${configKey}.queue_size)`,
-      registers,
-    }).set(options.queueBytes);
+    this.refused = m.refused;
+    this.deleted = m.deleted;
+    this.usedBytes = m.usedBytes;
+    m.maxBytes.set(options.maxBytes);
+    this.queueGauge = m.queueBytes;
+    m.queueCapacityBytes.set(options.queueBytes);
+    this.walReplayed = m.walReplayed;
+    this.walErrors = m.walErrors;
+    this.queryDuration = m.queryDuration;
+    this.queryTimeouts = m.queryTimeouts;
+    this.readerRestarts = m.readerRestarts;
     if (this.durability === 'wal') {
       const wal = () => this.wal;
-      new Counter({
-        name: `${p}_wal_bytes_total`,
-        help: `Bytes appended to the ${what} write-ahead log (record headers included)`,
-        registers,
-        collect() {
+      registerMetrics(registry, blobStoreWalMetrics(kind), {
+        walBytes() {
           this.reset();
           this.inc(wal()?.bytesWritten ?? 0);
         },
-      });
-      new Counter({
-        name: `${p}_wal_syncs_total`,
-        help: `fdatasyncs of the ${what} write-ahead log (each made a group of requests durable)`,
-        registers,
-        collect() {
+        walSyncs() {
           this.reset();
           this.inc(wal()?.syncs ?? 0);
         },
-      });
-      new Gauge({
-        name: `${p}_wal_disk_bytes`,
-        help: `Bytes of the ${what} write-ahead log segments on disk`,
-        registers,
-        collect() {
+        walDiskBytes() {
           this.set(wal()?.diskBytes ?? 0);
         },
       });
     }
-    this.walReplayed = new Counter({
-      name: `${p}_wal_replayed_${items}_total`,
-      help: `${Items} replayed from the ${what} write-ahead log at start (acknowledged, not yet in the database)`,
-      registers,
-    });
-    this.walErrors = new Counter({
-      name: `${p}_wal_errors_total`,
-      help: `Writes or syncs of the ${what} write-ahead log that failed (disk full, I/O error); their requests were refused with 503`,
-      registers,
-    });
-    this.queryDuration = new Histogram({
-      name: `${p}_query_duration_seconds`,
-      help: `Time to answer a query from the ${what}, by endpoint`,
-      labelNames: ['endpoint'] as const,
-      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers,
-    });
-    this.queryTimeouts = new Counter({
-      name: `${p}_query_timeouts_total`,
-      help: `Queries answered 504 because they ran past ${configKey}.query_timeout, by endpoint`,
-      labelNames: ['endpoint'] as const,
-      registers,
-    });
-    this.readerRestarts = new Counter({
-      name: `${p}_reader_restarts_total`,
-      help: 'Reader threads terminated (and replaced) because they did not stop a query past its time budget',
-      registers,
-    });
 
     const settings: WriterSettings & Record<string, unknown> = {
       ...kind.extraSettings,

@@ -22,10 +22,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Counter, Registry } from 'prom-client';
+import { registerMetrics } from '../metrics/define';
 import { attributeValue } from '../model';
 import type { Batch, Consumer } from '../pipeline/pipeline';
-import { hash64, standardError } from './hll';
+import { hash64 } from './hll';
+import { consentMetrics } from './metrics';
 import { RollingSketch } from './rolling';
 
 export const CONSENT_CHOICE_EVENT = 'sonde.consent.choice';
@@ -62,30 +64,10 @@ export class ConsentPeopleConsumer implements Consumer<'logs'> {
           `${category}|${choice}`,
           WINDOWS.map((w) => new RollingSketch(w.windowMs, w.bucketMs, options.precision)),
         );
-    const registers = [registry];
-    this.records = new Counter({
-      name: 'sonde_consent_choice_records_total',
-      help: 'Consent choice records (sonde.consent.choice) counted into sonde_consent_people, by category and choice',
-      labelNames: ['category', 'choice'] as const,
-      registers,
-    });
-    this.rejected = new Counter({
-      name: 'sonde_consent_choice_records_rejected_total',
-      help: 'Consent choice records not counted, by reason (unknown_category, unknown_choice, bad_subject, too_old)',
-      labelNames: ['reason'] as const,
-      registers,
-    });
-    // Every series from the start (at 0), so that "records stopped arriving" can be told after a restart.
-    for (const category of CONSENT_CATEGORIES)
-      for (const choice of CONSENT_CHOICES) this.records.inc({ category, choice }, 0);
     const sketches = this.sketches;
     const clock = this.now;
-    new Gauge({
-      name: 'sonde_consent_people',
-      help: `Distinct people (consent subjects; each anonymous record is one) whose consent choice records said this choice for this category within the window: a HyperLogLog estimate, standard error ${(standardError(options.precision) * 100).toFixed(2)}%`,
-      labelNames: ['category', 'choice', 'window'] as const,
-      registers,
-      collect() {
+    const m = registerMetrics(registry, consentMetrics(options.precision), {
+      people() {
         const t = clock();
         for (const [key, rolling] of sketches) {
           const [category, choice] = key.split('|');
@@ -94,22 +76,18 @@ export class ConsentPeopleConsumer implements Consumer<'logs'> {
           });
         }
       },
-    });
-    new Gauge({
-      name: 'sonde_consent_sketch_bytes',
-      help: 'Bytes held by the consent people sketches now',
-      registers,
-      collect() {
+      sketchBytes() {
         let bytes = 0;
         for (const rolling of sketches.values()) for (const r of rolling) bytes += r.bytes;
         this.set(bytes);
       },
     });
-    new Gauge({
-      name: 'sonde_consent_sketch_max_bytes',
-      help: 'The most bytes the consent people sketches can hold',
-      registers,
-    }).set(this.maxBytes);
+    this.records = m.records;
+    this.rejected = m.rejected;
+    // Every series from the start (at 0), so that "records stopped arriving" can be told after a restart.
+    for (const category of CONSENT_CATEGORIES)
+      for (const choice of CONSENT_CHOICES) this.records.inc({ category, choice }, 0);
+    m.sketchMaxBytes.set(this.maxBytes);
   }
 
   /** The most bytes the sketches ever hold: fixed by the precision. */

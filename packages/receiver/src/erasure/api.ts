@@ -10,14 +10,16 @@
  * when more than erasure.max_traces traces carry the subject, 504/503 as the trace store's queries.
  */
 import express from 'express';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { LabelMatcher, LogSelection, LogSource, LokiEntry } from '../log-store/loki-entry';
 import type { Logger } from '../logger';
+import { registerMetrics } from '../metrics/define';
 import { labelName } from '../prometheus/naming';
 import { QueryTimeoutError, ReaderUnavailableError } from '../trace-store/reader-protocol';
 import type { TraceStore } from '../trace-store/trace-store';
 import { parseTraceQL, type SpansetQuery } from '../trace-store/traceql';
 import type { Erasure } from './erasure';
+import { ERASURE_METRICS } from './metrics';
 
 const MAX_NS = 2n ** 63n - 1n;
 const MAX_VALUE_LENGTH = 1024;
@@ -35,18 +37,8 @@ export function createErasureApi(
   options: ErasureApiOptions,
 ): express.Router {
   const router = express.Router();
-  const requests = new Counter({
-    name: 'sonde_erasure_requests_total',
-    help: 'Erasure calls (POST /api/admin/erase), by outcome (erased, bad_request, forbidden, too_many_traces, timeout, unavailable, error)',
-    labelNames: ['outcome'] as const,
-    registers: [options.registry],
-  });
-  new Gauge({
-    name: 'sonde_erasure_tombstones',
-    help: 'Erasure tombstones in force, by kind (subjects, traces)',
-    labelNames: ['kind'] as const,
-    registers: [options.registry],
-    collect() {
+  const { requests } = registerMetrics(options.registry, ERASURE_METRICS, {
+    tombstones() {
       const t = erasure.tombstones;
       this.set({ kind: 'subjects' }, t.subjects);
       this.set({ kind: 'traces' }, t.traces);

@@ -22,6 +22,7 @@ import type { Batch, Consumer } from '../pipeline/pipeline';
 import { createMeasuredStore } from '../prometheus/measured-store';
 import { escapeLabelValue, labelName, labelValue } from '../prometheus/naming';
 import type { Family, MetricStore } from '../prometheus/store';
+import { EVENT_METRICS_STORE } from './metrics';
 
 export interface EventMetricsOptions {
   /** The record attribute that names the event's consent category. */
@@ -48,8 +49,8 @@ export class EventMetricsConsumer implements Consumer<'logs'> {
     logger: Logger,
   ) {
     const measured = createMeasuredStore(
-      'sonde_event_metrics',
-      'Event metrics',
+      EVENT_METRICS_STORE.prefix,
+      EVENT_METRICS_STORE.what,
       { maxSeriesPerMetric: options.maxSeriesPerMetric, metricExpirationMs: options.metricExpirationMs },
       registry,
       (family) => logger.warn({ metric: family.name }, 'event metrics: metric name conflict'),

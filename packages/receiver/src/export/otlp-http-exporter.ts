@@ -39,8 +39,9 @@
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import type { Logger } from 'pino';
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { Agent, request } from 'undici';
+import { type MetricHandles, registerMetrics } from '../metrics/define';
 import type { Signal, SignalData } from '../model';
 import { OverloadedError, PayloadTooLargeError } from '../otlp/errors';
 import type { Batch, Consumer } from '../pipeline/pipeline';
@@ -48,6 +49,7 @@ import { DiskQueue, DiskQueueFullError } from './disk-queue';
 import { type ExportQueue, MemoryQueue, PersistentQueue, type Taken } from './export-queue';
 import { GzipWorker } from './gzip-worker';
 import { checkHeaders, parseRetryAfter, partialSuccess } from './http';
+import { EXPORTER_METRICS, exporterItemMetrics } from './metrics';
 
 const gzip = promisify(gzipCallback);
 
@@ -217,8 +219,9 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
     this.label = { exporter: signal.name };
     this.metrics = ExporterMetrics.of(registry);
     this.metrics.add(this);
-    this.sentItems = this.metrics.items(signal.metricItems, 'sent');
-    this.failedItems = this.metrics.items(signal.metricItems, 'failed');
+    const itemCounters = this.metrics.items(signal.metricItems);
+    this.sentItems = itemCounters.sent;
+    this.failedItems = itemCounters.failed;
     this.senders = Promise.all(
       Array.from({ length: Math.max(1, this.options.concurrency) }, () =>
         this.run().catch((err: unknown) => {
@@ -669,58 +672,26 @@ class ExporterMetrics {
 
   /** The exporters the gauges report (after shutdown too: the queue bytes a persistent queue keeps). */
   private readonly exporters = new Set<OtlpHttpExporter<Signal>>();
-  private readonly itemCounters = new Map<string, Counter<'exporter'> | Counter<'exporter' | 'reason'>>();
+  private readonly itemCounters = new Map<string, MetricHandles<ReturnType<typeof exporterItemMetrics>>>();
   readonly retries: Counter<'exporter'>;
   readonly requests: Counter<'exporter' | 'outcome'>;
   readonly duration: Histogram<'exporter' | 'outcome'>;
   private readonly capacity: Gauge<'exporter'>;
 
   private constructor(private readonly registry: Registry) {
-    const registers = [registry];
-    this.retries = new Counter({
-      name: 'sonde_exporter_retries_total',
-      help: 'Export requests retried after a network error, a timeout or a 429/502/503/504, by exporter (tempo, loki)',
-      labelNames: ['exporter'] as const,
-      registers,
-    });
-    this.requests = new Counter({
-      name: 'sonde_exporter_requests_total',
-      help: 'Export requests by exporter (tempo, loki) and outcome (success, status_<code>, network_error, timeout)',
-      labelNames: ['exporter', 'outcome'] as const,
-      registers,
-    });
-    this.duration = new Histogram({
-      name: 'sonde_exporter_request_duration_seconds',
-      help: 'Time of each export request, by exporter (tempo, loki) and outcome (success, status_<code>, network_error, timeout)',
-      labelNames: ['exporter', 'outcome'] as const,
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers,
-    });
     const exporters = this.exporters;
-    new Gauge({
-      name: 'sonde_exporter_in_flight_requests',
-      help: 'Export requests in flight now, by exporter (at most tempo.concurrency, loki.concurrency)',
-      labelNames: ['exporter'] as const,
-      registers,
-      collect() {
+    const m = registerMetrics(registry, EXPORTER_METRICS, {
+      inFlightRequests() {
         for (const e of exporters) this.set({ exporter: e.name }, e.inFlightRequests);
       },
-    });
-    new Gauge({
-      name: 'sonde_exporter_queue_bytes',
-      help: 'Bytes of protobuf accepted and not yet sent, by exporter: waiting in the export queue or in requests in flight (with a persistent_queue, every byte the queue holds on disk)',
-      labelNames: ['exporter'] as const,
-      registers,
-      collect() {
+      queueBytes() {
         for (const e of exporters) this.set({ exporter: e.name }, e.heldBytes);
       },
     });
-    this.capacity = new Gauge({
-      name: 'sonde_exporter_queue_capacity_bytes',
-      help: 'Bound of an export queue, by exporter (tempo.queue_size, loki.queue_size)',
-      labelNames: ['exporter'] as const,
-      registers,
-    });
+    this.retries = m.retries;
+    this.requests = m.requests;
+    this.duration = m.duration;
+    this.capacity = m.queueCapacityBytes;
   }
 
   add(e: OtlpHttpExporter<Signal>): void {
@@ -728,37 +699,15 @@ class ExporterMetrics {
     this.capacity.set({ exporter: e.name }, e.options.queueBytes);
   }
 
-  /** sonde_exporter_sent_<items>_total or sonde_exporter_send_failed_<items>_total, made once. */
-  items(metricItems: string, kind: 'sent'): Counter<'exporter'>;
-  items(metricItems: string, kind: 'failed'): Counter<'exporter' | 'reason'>;
-  items(metricItems: string, kind: 'sent' | 'failed'): Counter<'exporter'> | Counter<'exporter' | 'reason'> {
-    const name =
-      kind === 'sent' ? `sonde_exporter_sent_${metricItems}_total` : `sonde_exporter_send_failed_${metricItems}_total`;
-    let c = this.itemCounters.get(name);
+  /** sonde_exporter_sent_<items>_total and sonde_exporter_send_failed_<items>_total, made once. */
+  items(metricItems: string): MetricHandles<ReturnType<typeof exporterItemMetrics>> {
+    let c = this.itemCounters.get(metricItems);
     if (!c) {
-      const what = metricItems.replace(/_/g, ' ');
-      c =
-        kind === 'sent'
-          ? new Counter({
-              name,
-              help: `${capitalize(what)} accepted by the backend (2xx), by exporter`,
-              labelNames: ['exporter'] as const,
-              registers: [this.registry],
-            })
-          : new Counter({
-              name,
-              help: `${capitalize(what)} that did not reach the backend, by exporter and reason`,
-              labelNames: ['exporter', 'reason'] as const,
-              registers: [this.registry],
-            });
-      this.itemCounters.set(name, c);
+      c = registerMetrics(this.registry, exporterItemMetrics(metricItems));
+      this.itemCounters.set(metricItems, c);
     }
     return c;
   }
-}
-
-function capitalize(text: string): string {
-  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 /** How long past shutdown_timeout shutdown waits at most for the HTTP client and the gzip worker to close. */

@@ -15,6 +15,7 @@ import { LogDb, type SelectCursor, type SelectPage } from './log-db';
 import type { LogReaderQuery } from './log-protocol';
 import type { LabelMatcher, LogSelection, LogSource, LokiEntry, StreamVolume } from './loki-entry';
 import { InvalidMatcherError } from './matchers';
+import { LOG_STORE_METRIC_NAMES } from './metrics';
 
 export type LogStoreOptions = BlobStoreOptions;
 
@@ -46,10 +47,7 @@ export class LogStore extends BlobStore<'logs', LogReaderQuery, LogDb> implement
       options,
       {
         signal: 'logs',
-        what: 'log store',
-        configKey: 'log_store',
-        metricPrefix: 'sonde_log_store',
-        items: 'records',
+        ...LOG_STORE_METRIC_NAMES,
         writerScript: workerScript(__dirname, 'log-writer-worker.js'),
         readerScript: workerScript(__dirname, 'log-reader-worker.js'),
         extraSettings: {},

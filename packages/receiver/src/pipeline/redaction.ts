@@ -12,9 +12,11 @@
  * forwarding the original bytes. Redactions are counted in sonde_receiver_redactions_total{signal,reason}.
  */
 import { createRedactor, pseudonymKey, type RedactionConfig, type Redactor } from '@sonde/redact';
-import { Counter, type Registry } from 'prom-client';
+import type { Counter, Registry } from 'prom-client';
+import { registerMetrics } from '../metrics/define';
 import { type AnyValue, type KeyValue, KeyValueList, type Signal, type SignalData } from '../model';
 import { visit } from './attribute-limits';
+import { REDACTION_METRICS } from './metrics';
 import type { Batch, Processor } from './pipeline';
 
 /** Reasons counted from the redactor's own stats (one per detector). */
@@ -40,12 +42,7 @@ export class Redaction {
   constructor(config: RedactionConfig, registry: Registry) {
     this.redactor = createRedactor(config);
     this.nested = config.mode === 'allow' ? createRedactor({ ...config, mode: 'block' }) : this.redactor;
-    this.counter = new Counter({
-      name: 'sonde_receiver_redactions_total',
-      help: 'Attribute keys dropped or pseudonymized, and values masked or pseudonymized by a detector, by signal and reason',
-      labelNames: ['signal', 'reason'] as const,
-      registers: [registry],
-    });
+    this.counter = registerMetrics(registry, REDACTION_METRICS).redactions;
   }
 
   processor<S extends Signal>(): Processor<S> {

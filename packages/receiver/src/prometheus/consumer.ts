@@ -22,7 +22,8 @@
  * warning naming the metric and series is logged at most once per `conflictWarningIntervalMs`.
  */
 import type { Logger } from 'pino';
-import { Counter, type Registry } from 'prom-client';
+import type { Counter, Registry } from 'prom-client';
+import { registerMetrics } from '../metrics/define';
 import {
   attributeValue,
   FLAG_NO_RECORDED_VALUE,
@@ -33,6 +34,7 @@ import {
 } from '../model';
 import type { Batch, Consumer } from '../pipeline/pipeline';
 import { createMeasuredStore } from './measured-store';
+import { PROMETHEUS_CONSUMER_METRICS, PROMETHEUS_STORE } from './metrics';
 import {
   escapeLabelValue,
   jobAndInstance,
@@ -115,8 +117,8 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
     private readonly logger: Logger,
   ) {
     const measured = createMeasuredStore(
-      'sonde_prometheus',
-      'OTLP metrics for Prometheus',
+      PROMETHEUS_STORE.prefix,
+      PROMETHEUS_STORE.what,
       options,
       registry,
       (family: Family, type: PromType, unit: string) =>
@@ -127,11 +129,7 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
       Date.now,
       (family, labels) => this.conflictingWriter(family, labels),
     );
-    this.conflicts = new Counter({
-      name: 'sonde_receiver_metric_writer_conflicts_total',
-      help: 'Cumulative metric points dropped because another writer (a process with the same job and instance: replicas without service.instance.id) writes the same series',
-      registers: [registry],
-    });
+    this.conflicts = registerMetrics(registry, PROMETHEUS_CONSUMER_METRICS).writerConflicts;
     this.store = measured.store;
     this.stopStore = measured.stop;
     this.reserved = new Set([...RESERVED, ...options.promoteResourceAttributes.map(labelName)]);

@@ -8,7 +8,9 @@
  * - `<prefix>_expired_series_total`: series removed after their expiration
  * - `<prefix>_series`: series on /metrics now
  */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { registerMetrics } from '../metrics/define';
+import { measuredStoreMetrics } from './metrics';
 import type { PromType } from './naming';
 import { type Family, MetricStore, type StoreOptions } from './store';
 
@@ -27,27 +29,11 @@ export function createMeasuredStore(
   now: () => number = Date.now,
   onConflictingWriter?: (family: Family, labels: string) => void,
 ): MeasuredStore {
-  const registers = [registry];
-  const dropped = new Counter({
-    name: `${prefix}_dropped_points_total`,
-    help: `${what}: updates not turned into series, by reason`,
-    labelNames: ['reason'] as const,
-    registers,
-  });
-  const resets = new Counter({
-    name: `${prefix}_series_resets_total`,
-    help: `${what}: series reset because a point did not continue the previous one (delta gap, new start time)`,
-    registers,
-  });
-  const overflow = new Counter({
-    name: `${prefix}_overflow_points_total`,
-    help: `${what}: updates folded into an otel_metric_overflow="true" series because their metric had max_series_per_metric series`,
-    registers,
-  });
-  const expired = new Counter({
-    name: `${prefix}_expired_series_total`,
-    help: `${what}: series removed because they were not updated within their expiration`,
-    registers,
+  const { dropped, resets, overflow, expired } = registerMetrics(registry, measuredStoreMetrics(prefix, what), {
+    // Read at scrape time, once the store below exists.
+    series() {
+      this.set(store.activeSeries);
+    },
   });
   const store = new MetricStore(
     options,
@@ -60,14 +46,6 @@ export function createMeasuredStore(
     },
     onConflict,
   );
-  new Gauge({
-    name: `${prefix}_series`,
-    help: `${what}: series on /metrics (overflow series included)`,
-    registers,
-    collect() {
-      this.set(store.activeSeries);
-    },
-  });
   const sweeper = setInterval(() => store.sweep(now()), Math.max(1000, options.metricExpirationMs / 10));
   sweeper.unref();
   return { store, stop: () => clearInterval(sweeper) };

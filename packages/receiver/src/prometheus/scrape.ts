@@ -8,32 +8,16 @@
  * (rendered by prom-client, one scrape at a time) wait for other scrapes.
  */
 import type { Request, Response } from 'express';
-import { Counter, Histogram, Registry, type RegistryContentType } from 'prom-client';
+import { type Counter, type Histogram, Registry, type RegistryContentType } from 'prom-client';
 import type { Logger } from '../logger';
+import { registerMetrics } from '../metrics/define';
 import { FORMAT_CONTENT_TYPE, type Format, negotiateFormat, type Sink, writeFamilies } from './exposition';
+import { SCRAPE_METRICS } from './metrics';
 import type { MetricStore } from './store';
 
 /** `logger` gets a failed scrape's error (its details are never answered). */
 export function createScrapeHandler(registry: Registry, stores: MetricStore[], logger?: Logger) {
-  const duration = new Histogram({
-    name: 'sonde_prometheus_scrape_duration_seconds',
-    help: 'Time to write /metrics, by format',
-    labelNames: ['format'] as const,
-    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [registry],
-  });
-  const size = new Histogram({
-    name: 'sonde_prometheus_scrape_size_bytes',
-    help: 'Size of /metrics responses, by format',
-    labelNames: ['format'] as const,
-    buckets: [1e4, 1e5, 1e6, 1e7, 1e8],
-    registers: [registry],
-  });
-  const skipped = new Counter({
-    name: 'sonde_prometheus_scrape_skipped_families_total',
-    help: 'Metric families left out of a /metrics response because they could not be rendered (each scrape counts)',
-    registers: [registry],
-  });
+  const { duration, size, skipped } = registerMetrics(registry, SCRAPE_METRICS);
   // prom-client's registry has one content type at a time: scrapes take turns for the receiver's own
   // metrics, and stream the rest without waiting for one another.
   let previous: Promise<unknown> = Promise.resolve();

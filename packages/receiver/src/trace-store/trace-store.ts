@@ -10,6 +10,7 @@ import { BlobStore, type BlobStoreOptions, workerScript } from '../blob-store/en
 import type { Logger } from '../logger';
 import { encodeTraceRequest } from '../otlp/protobuf/encode-traces';
 import { TraceDb } from './db';
+import { TRACE_STORE_METRIC_NAMES } from './metrics';
 import type { ReaderQuery } from './reader-protocol';
 import { type SearchOptions, type SearchResult, search, tagNames, tagValues } from './search';
 import { type SpansetQuery, UnsupportedQueryError } from './traceql';
@@ -27,10 +28,7 @@ export class TraceStore extends BlobStore<'traces', ReaderQuery, TraceDb> {
       options,
       {
         signal: 'traces',
-        what: 'trace store',
-        configKey: 'trace_store',
-        metricPrefix: 'sonde_trace_store',
-        items: 'spans',
+        ...TRACE_STORE_METRIC_NAMES,
         writerScript: workerScript(__dirname, 'writer-worker.js'),
         readerScript: workerScript(__dirname, 'reader-worker.js'),
         extraSettings: { indexedAttributes: options.indexedAttributes },

@@ -38,13 +38,15 @@
  * unpaired and dropped counters count spans, unweighted.
  */
 import type { Logger } from 'pino';
-import { Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { registerMetrics } from '../metrics/define';
 import { type AnyValue, attributeValue, type KeyValue, type Span, SpanKind, StatusCode } from '../model';
 import type { Batch, Consumer } from '../pipeline/pipeline';
 import { createMeasuredStore } from '../prometheus/measured-store';
 import { escapeLabelValue, labelValue } from '../prometheus/naming';
 import type { Exemplar, Family, MetricStore } from '../prometheus/store';
 import { AdjustedCounter } from './adjusted-count';
+import { SERVICE_GRAPH_METRICS, SERVICE_GRAPH_STORE } from './metrics';
 
 export interface ServiceGraphOptions {
   /** How long an unpaired half waits for its other half, in ms. */
@@ -118,8 +120,8 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
     private readonly now: () => number = Date.now,
   ) {
     const measured = createMeasuredStore(
-      'sonde_service_graph',
-      'Service graph',
+      SERVICE_GRAPH_STORE.prefix,
+      SERVICE_GRAPH_STORE.what,
       { maxSeriesPerMetric: options.maxSeriesPerMetric, metricExpirationMs: options.metricExpirationMs },
       registry,
       (family) => logger.warn({ metric: family.name }, 'service graph: metric name conflict'),
@@ -129,11 +131,8 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
     this.stopStore = measured.stop;
     this.adjusted = new AdjustedCounter(options.spanMultiplierKey ?? '');
     const edges = this.edges;
-    new Gauge({
-      name: 'sonde_service_graph_waiting_edges',
-      help: 'Service graph edges waiting for their other half',
-      registers: [registry],
-      collect() {
+    registerMetrics(registry, SERVICE_GRAPH_METRICS, {
+      waitingEdges() {
         this.set(edges.size);
       },
     });

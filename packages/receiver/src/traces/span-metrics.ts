@@ -26,6 +26,7 @@ import { createMeasuredStore } from '../prometheus/measured-store';
 import { escapeLabelValue, labelName, labelValue } from '../prometheus/naming';
 import type { Family, MetricStore, Series } from '../prometheus/store';
 import { AdjustedCounter } from './adjusted-count';
+import { SPAN_METRICS_STORE } from './metrics';
 
 interface SeriesPair {
   calls: Series;
@@ -76,8 +77,8 @@ export class SpanMetricsConsumer implements Consumer<'traces'> {
     logger: Logger,
   ) {
     const measured = createMeasuredStore(
-      'sonde_span_metrics',
-      'Span metrics',
+      SPAN_METRICS_STORE.prefix,
+      SPAN_METRICS_STORE.what,
       { maxSeriesPerMetric: options.maxSeriesPerMetric, metricExpirationMs: options.metricExpirationMs },
       registry,
       (family) => logger.warn({ metric: family.name }, 'span metrics: metric name conflict'),
