@@ -20,6 +20,7 @@ import { createScrapeHandler } from '../prometheus/scrape';
 import type { MetricStore } from '../prometheus/store';
 import { authFailureMessage, type BearerTokens, wwwAuthenticate } from '../security/tokens';
 import type { SelfMetrics } from '../self-metrics';
+import { ADMIN_DEFAULTS } from './config';
 
 export interface AdminState {
   ready(): boolean;
@@ -55,7 +56,12 @@ export function createAdminApp(
   routers: express.Router[] = [],
   options: AdminOptions = {},
 ): express.Express {
-  const { logger, maxPipelinedRequests = 64, maxConcurrentRenders = 4, writeTimeoutMs = 30_000 } = options;
+  const {
+    logger,
+    maxPipelinedRequests = ADMIN_DEFAULTS.maxPipelinedRequests,
+    maxConcurrentRenders = ADMIN_DEFAULTS.maxConcurrentRenders,
+    writeTimeoutMs = ADMIN_DEFAULTS.writeTimeoutMs,
+  } = options;
   const app = express();
   app.disable('x-powered-by');
   app.use(inTurn(maxPipelinedRequests, () => metrics.limitHits.inc({ signal: '', limit: 'max_pipelined_requests' })));

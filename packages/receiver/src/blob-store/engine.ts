@@ -23,6 +23,7 @@ import type { Signal } from '../model';
 import { GrpcCode, OtlpError, OverloadedError } from '../otlp/errors';
 import type { Batch, Consumer } from '../pipeline/pipeline';
 import { encodeRecord, HEADER_BYTES } from '../record-log';
+import { BLOB_STORE_DEFAULTS } from './config';
 import { ReaderPool } from './reader-pool';
 import { type Checkpoint, checkpointFor } from './reader-protocol';
 import { BlobWal, type WalPosition, type WalRecovery } from './wal';
@@ -332,7 +333,7 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
   }
 
   get durability(): 'wal' | 'memory' {
-    return this.options.durability ?? 'wal';
+    return this.options.durability ?? BLOB_STORE_DEFAULTS.durability;
   }
 
   /** The write-ahead log's directory. */
@@ -344,7 +345,7 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
   private async openWal(): Promise<void> {
     const wal = BlobWal.open(this.walDir, {
       segmentBytes: this.options.walSegmentBytes ?? WAL_SEGMENT_BYTES,
-      syncIntervalMs: this.options.walSyncIntervalMs ?? 0,
+      syncIntervalMs: this.options.walSyncIntervalMs ?? BLOB_STORE_DEFAULTS.walSyncIntervalMs,
     });
     this.wal = wal;
     const recovery = await wal.recover(this.walCommitted, async (records, receivedMs) => {
@@ -367,13 +368,13 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
 
   /** A query's time budget, in ms. */
   get queryTimeoutMs(): number {
-    return this.options.queryTimeoutMs ?? 30_000;
+    return this.options.queryTimeoutMs ?? BLOB_STORE_DEFAULTS.queryTimeoutMs;
   }
 
   /** Starts the reader threads; when none can start, queries run on this thread (logged). */
   private async startReader(): Promise<void> {
     const pool = new ReaderPool<Q>({
-      size: this.options.queryWorkers ?? 2,
+      size: this.options.queryWorkers ?? BLOB_STORE_DEFAULTS.queryWorkers,
       timeoutMs: this.queryTimeoutMs,
       graceMs: READER_GRACE_MS,
       spawn: (cancel) =>

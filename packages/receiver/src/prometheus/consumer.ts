@@ -32,6 +32,7 @@ import {
   type ResourceMetrics,
 } from '../model';
 import type { Batch, Consumer } from '../pipeline/pipeline';
+import { PROMETHEUS_DEFAULTS } from './config';
 import { createMeasuredStore } from './measured-store';
 import {
   escapeLabelValue,
@@ -135,10 +136,10 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
     this.store = measured.store;
     this.stopStore = measured.stop;
     this.reserved = new Set([...RESERVED, ...options.promoteResourceAttributes.map(labelName)]);
-    this.maxBuckets = Math.max(2, options.maxHistogramBuckets ?? 160);
-    this.maxLabels = options.maxLabelsPerSeries ?? 64;
+    this.maxBuckets = Math.max(2, options.maxHistogramBuckets ?? PROMETHEUS_DEFAULTS.maxHistogramBuckets);
+    this.maxLabels = options.maxLabelsPerSeries ?? PROMETHEUS_DEFAULTS.maxLabelsPerSeries;
     this.tally = {
-      maxValueLength: options.maxLabelValueLength ?? 2048,
+      maxValueLength: options.maxLabelValueLength ?? PROMETHEUS_DEFAULTS.maxLabelValueLength,
       truncated: 0,
       droppedLabels: 0,
       mergedPoints: 0,
