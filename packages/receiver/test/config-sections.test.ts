@@ -1,28 +1,31 @@
 /**
  * Each component owns its config section (src/<component>/config.ts: keys, defaults, conversion to
- * its options); src/config/schema.ts only composes them, and startReceiver only wires. These tests
- * check that a component's own defaults (what it takes when an option is left out, as a library) are
- * the defaults its config keys give, through the section's conversion, so that the two cannot drift.
+ * its options); src/config/schema.ts only composes them, and startReceiver only wires. A component's
+ * defaults are written once, in the component (what it takes when an option is left out, as a
+ * library); these tests check that its config keys give the same, through the section's conversion.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../src';
-import { ADMIN_DEFAULTS, toAdminOptions } from '../src/admin/config';
-import { BLOB_STORE_DEFAULTS, toBlobStoreOptions } from '../src/blob-store/config';
-import { DEFAULT_EXPORTER_OPTIONS, toExporterOptions } from '../src/export/config';
+import { toAdminOptions } from '../src/admin/config';
+import { ADMIN_DEFAULTS } from '../src/admin/server';
+import { toBlobStoreOptions } from '../src/blob-store/config';
+import { BLOB_STORE_DEFAULTS } from '../src/blob-store/engine';
+import { toExporterOptions } from '../src/export/config';
+import { DEFAULT_EXPORTER_OPTIONS } from '../src/export/otlp-http-exporter';
 import { toHandlerOptions } from '../src/intake/config';
 import { LOKI_API_DEFAULTS } from '../src/log-store/api';
 import { toLokiApiOptions } from '../src/log-store/config';
 import { DEFAULT_DECODE_LIMITS } from '../src/otlp/limits';
-import { PROMETHEUS_DEFAULTS, toPrometheusOptions } from '../src/prometheus/config';
+import { toPrometheusOptions } from '../src/prometheus/config';
+import { PROMETHEUS_DEFAULTS } from '../src/prometheus/consumer';
+import { toServiceGraphOptions, toSpanMetricsOptions } from '../src/traces/config';
 import {
-  DEFAULT_LATENCY_BUCKETS,
   DEFAULT_SERVICE_GRAPH_BUCKETS,
   DEFAULT_SERVICE_GRAPH_MAX_ITEMS,
   DEFAULT_SERVICE_GRAPH_WAIT_MS,
-  toServiceGraphOptions,
-  toSpanMetricsOptions,
-} from '../src/traces/config';
+} from '../src/traces/service-graph';
+import { DEFAULT_LATENCY_BUCKETS } from '../src/traces/span-metrics';
 
 const SRC = join(__dirname, '..', 'src');
 const defaults = loadConfig({ env: {} });

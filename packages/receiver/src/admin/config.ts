@@ -6,13 +6,7 @@ import { z } from 'zod';
 import { address, duration, positiveInt } from '../config/fields';
 import { serverLimitsFields } from '../intake/config';
 import { bearerTokensFields, serverTlsSection } from '../security/config';
-
-/** The admin app's defaults (createAdminApp), which the config keys take as theirs. */
-export const ADMIN_DEFAULTS = {
-  maxPipelinedRequests: 64,
-  maxConcurrentRenders: 4,
-  writeTimeoutMs: 30_000,
-};
+import { ADMIN_DEFAULTS } from './server';
 
 export const adminSection = z
   .strictObject({

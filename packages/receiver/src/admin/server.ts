@@ -20,7 +20,6 @@ import { createScrapeHandler } from '../prometheus/scrape';
 import type { MetricStore } from '../prometheus/store';
 import { authFailureMessage, type BearerTokens, wwwAuthenticate } from '../security/tokens';
 import type { SelfMetrics } from '../self-metrics';
-import { ADMIN_DEFAULTS } from './config';
 
 export interface AdminState {
   ready(): boolean;
@@ -40,6 +39,13 @@ export interface AdminOptions {
   /** A /debug/recent response whose client takes nothing for this long is cut off, in ms (debug.write_timeout). */
   writeTimeoutMs?: number;
 }
+
+/** What createAdminApp takes when an option is left out (and what the admin and debug keys default to). */
+export const ADMIN_DEFAULTS = {
+  maxPipelinedRequests: 64,
+  maxConcurrentRenders: 4,
+  writeTimeoutMs: 30_000,
+};
 
 /** Bytes of a render written at once. */
 const PIECE = 64 * 1024;

@@ -1,20 +1,12 @@
 /**
  * The keys both embedded stores (trace_store, log_store) have, because they run on one engine
  * (engine.ts): the database file, retention, size bound, write queue, durability and query threads.
- * The engine's defaults for the optional options are the config defaults (BLOB_STORE_DEFAULTS).
+ * The keys' defaults for the engine's optional options are the engine's own (BLOB_STORE_DEFAULTS).
  */
 import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
 import { duration, positiveInt, size } from '../config/fields';
-import type { BlobStoreOptions } from './engine';
-
-/** What the engine takes when an optional option is left out (and what the config keys default to). */
-export const BLOB_STORE_DEFAULTS = {
-  durability: 'wal',
-  walSyncIntervalMs: 0,
-  queryTimeoutMs: 30_000,
-  queryWorkers: 2,
-} as const satisfies Partial<BlobStoreOptions>;
+import { BLOB_STORE_DEFAULTS, type BlobStoreOptions } from './engine';
 
 /**
  * A store section's shared keys. `file` is the default database file in data_dir; `auto` turns a

@@ -23,7 +23,6 @@ import type { Signal } from '../model';
 import { GrpcCode, OtlpError, OverloadedError } from '../otlp/errors';
 import type { Batch, Consumer } from '../pipeline/pipeline';
 import { encodeRecord, HEADER_BYTES } from '../record-log';
-import { BLOB_STORE_DEFAULTS } from './config';
 import { ReaderPool } from './reader-pool';
 import { type Checkpoint, checkpointFor } from './reader-protocol';
 import { BlobWal, type WalPosition, type WalRecovery } from './wal';
@@ -53,6 +52,14 @@ export interface BlobStoreOptions {
   /** Reader threads answering queries (<store>.query_workers). */
   queryWorkers?: number;
 }
+
+/** What the engine takes when an optional option is left out (and what the config keys default to). */
+export const BLOB_STORE_DEFAULTS = {
+  durability: 'wal',
+  walSyncIntervalMs: 0,
+  queryTimeoutMs: 30_000,
+  queryWorkers: 2,
+} as const satisfies Partial<BlobStoreOptions>;
 
 /** What differs between the stores built on the engine. */
 export interface StoreKind<S extends Signal, Db> {

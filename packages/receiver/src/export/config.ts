@@ -8,21 +8,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { duration, positiveInt, size } from '../config/fields';
 import { checkHeaders, otlpEndpoint, parseHeaders } from './http';
-import type { OtlpHttpExporterOptions, OtlpHttpExporterOptionsInput, TlsOptions } from './otlp-http-exporter';
-
-/** What an exporter takes when an option is left out (and what the config keys default to). */
-export const DEFAULT_EXPORTER_OPTIONS = {
-  headers: {},
-  compression: 'gzip',
-  timeoutMs: 10_000,
-  queueBytes: 64 * 1024 * 1024,
-  onFull: 'refuse',
-  batchMaxBytes: 4 * 1024 * 1024,
-  batchTimeoutMs: 200,
-  concurrency: 4,
-  retry: { initialMs: 1000, maxMs: 30_000, maxElapsedMs: 300_000, multiplier: 1.5 },
-  shutdownTimeoutMs: 5000,
-} as const satisfies Omit<OtlpHttpExporterOptions, 'endpoint'>;
+import { DEFAULT_EXPORTER_OPTIONS, type OtlpHttpExporterOptionsInput, type TlsOptions } from './otlp-http-exporter';
 
 /**
  * `SONDE_TEMPO_ENDPOINT`: a base URL as in OTEL_EXPORTER_OTLP_ENDPOINT; `/v1/traces` is appended
@@ -40,6 +26,7 @@ export function lokiEndpoint(base: string): string {
   return otlpEndpoint(base, '/otlp/v1/logs', 'Loki');
 }
 
+/** The exporter's own defaults (what it takes when an option is left out) are the keys' defaults. */
 const D = DEFAULT_EXPORTER_OPTIONS;
 
 /**

@@ -44,7 +44,6 @@ import { Agent, request } from 'undici';
 import type { Signal, SignalData } from '../model';
 import { OverloadedError, PayloadTooLargeError } from '../otlp/errors';
 import type { Batch, Consumer } from '../pipeline/pipeline';
-import { DEFAULT_EXPORTER_OPTIONS } from './config';
 import { DiskQueue, DiskQueueFullError } from './disk-queue';
 import { type ExportQueue, MemoryQueue, PersistentQueue, type Taken } from './export-queue';
 import { GzipWorker } from './gzip-worker';
@@ -124,8 +123,18 @@ export interface OtlpHttpExporterOptions {
   random?: () => number;
 }
 
-/** The defaults live with the exporters' config section (config.ts), which the config keys take as theirs. */
-export { DEFAULT_EXPORTER_OPTIONS };
+export const DEFAULT_EXPORTER_OPTIONS = {
+  headers: {},
+  compression: 'gzip',
+  timeoutMs: 10_000,
+  queueBytes: 64 * 1024 * 1024,
+  onFull: 'refuse',
+  batchMaxBytes: 4 * 1024 * 1024,
+  batchTimeoutMs: 200,
+  concurrency: 4,
+  retry: { initialMs: 1000, maxMs: 30_000, maxElapsedMs: 300_000, multiplier: 1.5 },
+  shutdownTimeoutMs: 5000,
+} as const satisfies Omit<OtlpHttpExporterOptions, 'endpoint'>;
 
 export type OtlpHttpExporterOptionsInput = Pick<OtlpHttpExporterOptions, 'endpoint'> &
   Partial<Omit<OtlpHttpExporterOptions, 'endpoint' | 'retry'>> & { retry?: Partial<RetryOptions> };

@@ -1,17 +1,10 @@
 /**
- * The `prometheus:` section (OTLP metrics exposed on /metrics), the consumer's defaults for its
- * optional bounds (which the keys default to), and the conversion to PrometheusOptions.
+ * The `prometheus:` section (OTLP metrics exposed on /metrics), whose bounds default to the
+ * consumer's own (PROMETHEUS_DEFAULTS), and the conversion to PrometheusOptions.
  */
 import { z } from 'zod';
 import { duration, positiveInt } from '../config/fields';
-import type { PrometheusOptions } from './consumer';
-
-/** What the consumer takes when an optional bound is left out (and what the config keys default to). */
-export const PROMETHEUS_DEFAULTS = {
-  maxHistogramBuckets: 160,
-  maxLabelValueLength: 2048,
-  maxLabelsPerSeries: 64,
-} as const satisfies Partial<PrometheusOptions>;
+import { PROMETHEUS_DEFAULTS, type PrometheusOptions } from './consumer';
 
 export const prometheusSection = z
   .strictObject({

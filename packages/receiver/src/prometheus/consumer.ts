@@ -32,7 +32,6 @@ import {
   type ResourceMetrics,
 } from '../model';
 import type { Batch, Consumer } from '../pipeline/pipeline';
-import { PROMETHEUS_DEFAULTS } from './config';
 import { createMeasuredStore } from './measured-store';
 import {
   escapeLabelValue,
@@ -71,6 +70,13 @@ export interface PrometheusOptions {
   /** Least time between two warnings about conflicting writers (default 60 s). */
   conflictWarningIntervalMs?: number;
 }
+
+/** What the consumer takes when an optional bound is left out (and what the config keys default to). */
+export const PROMETHEUS_DEFAULTS = {
+  maxHistogramBuckets: 160,
+  maxLabelValueLength: 2048,
+  maxLabelsPerSeries: 64,
+} as const satisfies Partial<PrometheusOptions>;
 
 export type SeriesLimit = 'max_histogram_buckets' | 'max_label_value_length' | 'max_labels_per_series';
 

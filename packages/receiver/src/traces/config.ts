@@ -1,19 +1,17 @@
 /**
  * The sections of the metrics derived from spans: `span_metrics` (traces_spanmetrics_*) and
- * `service_graph` (traces_service_graph_*), Tempo's metrics-generator defaults, and their conversion
- * to the consumers' options.
+ * `service_graph` (traces_service_graph_*), with the consumers' defaults (Tempo's metrics-generator's),
+ * and their conversion to the consumers' options.
  */
 import { z } from 'zod';
 import { duration, positiveInt } from '../config/fields';
-import type { ServiceGraphOptions } from './service-graph';
-import type { SpanMetricsOptions } from './span-metrics';
-
-/** Tempo's default span-metrics latency buckets: 2 ms doubling, 14 buckets, up to 16.384 s. */
-export const DEFAULT_LATENCY_BUCKETS: readonly number[] = Array.from({ length: 14 }, (_, i) => 0.002 * 2 ** i);
-export const DEFAULT_SERVICE_GRAPH_WAIT_MS = 10_000;
-export const DEFAULT_SERVICE_GRAPH_MAX_ITEMS = 10_000;
-/** Tempo's default service graph buckets, in seconds. */
-export const DEFAULT_SERVICE_GRAPH_BUCKETS = [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8];
+import {
+  DEFAULT_SERVICE_GRAPH_BUCKETS,
+  DEFAULT_SERVICE_GRAPH_MAX_ITEMS,
+  DEFAULT_SERVICE_GRAPH_WAIT_MS,
+  type ServiceGraphOptions,
+} from './service-graph';
+import { DEFAULT_LATENCY_BUCKETS, type SpanMetricsOptions } from './span-metrics';
 
 /** Span, else resource, attribute whose number (≥ 1) is a span's adjusted count when its tracestate has no `ot=th` sampling threshold (Tempo's span_multiplier_key); empty for none. */
 const spanMultiplierKey = z.string().default('');
@@ -28,7 +26,7 @@ export const spanMetricsSection = z
     service_version: z.boolean().default(true),
     span_multiplier_key: spanMultiplierKey,
     /** Latency histogram bounds in seconds; Tempo's default is 2 ms doubling up to 16.384 s. */
-    latency_buckets: z.array(z.number().positive()).default([...DEFAULT_LATENCY_BUCKETS]),
+    latency_buckets: z.array(z.number().positive()).default(DEFAULT_LATENCY_BUCKETS),
     /** Most series per span metric; the rest fold into one otel_metric_overflow="true" series. */
     max_series_per_metric: positiveInt.default(10_000),
     /** Series without spans for this long disappear. */

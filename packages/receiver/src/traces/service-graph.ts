@@ -59,12 +59,10 @@ export interface ServiceGraphOptions {
   spanMultiplierKey?: string;
 }
 
-/** The defaults (Tempo's) live with the service_graph section (config.ts). */
-export {
-  DEFAULT_SERVICE_GRAPH_BUCKETS,
-  DEFAULT_SERVICE_GRAPH_MAX_ITEMS,
-  DEFAULT_SERVICE_GRAPH_WAIT_MS,
-} from './config';
+export const DEFAULT_SERVICE_GRAPH_WAIT_MS = 10_000;
+export const DEFAULT_SERVICE_GRAPH_MAX_ITEMS = 10_000;
+/** Tempo's default service graph buckets, in seconds. */
+export const DEFAULT_SERVICE_GRAPH_BUCKETS = [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8];
 
 export type ConnectionType = '' | 'virtual_node' | 'messaging_system' | 'database';
 

@@ -45,6 +45,9 @@ export interface SpanMetricsOptions {
   spanMultiplierKey?: string;
 }
 
+/** Tempo's default: 2 ms doubling, 14 buckets, up to 16.384 s. */
+export const DEFAULT_LATENCY_BUCKETS = Array.from({ length: 14 }, (_, i) => 0.002 * 2 ** i);
+
 const SPAN_KINDS = [
   'SPAN_KIND_UNSPECIFIED',
   'SPAN_KIND_INTERNAL',
