@@ -7,6 +7,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { formatAddress, type ListenAddress } from '../config/units';
+import type { Logger } from '../logger';
 import type { ListenerSecurity } from '../security/config';
 import type { ServerTls } from '../security/tls';
 import type { SelfMetrics } from '../self-metrics';
@@ -80,7 +81,7 @@ export async function startOtlpListeners(
   handler: ExportHandler,
   security: Pick<ListenerSecurity, 'otlpTls' | 'otlpTokens'>,
   metrics: SelfMetrics,
-  logger: Parameters<typeof createHttpIntake>[1]['logger'],
+  logger: Logger,
   started: { http?: StartedListener; grpc?: StartedListener },
 ): Promise<void> {
   if (otlp.http.address !== 'off') {
