@@ -40,6 +40,13 @@ export interface AdminOptions {
   writeTimeoutMs?: number;
 }
 
+/** What createAdminApp takes when an option is left out (and what the admin and debug keys default to). */
+export const ADMIN_DEFAULTS = {
+  maxPipelinedRequests: 64,
+  maxConcurrentRenders: 4,
+  writeTimeoutMs: 30_000,
+};
+
 /** Bytes of a render written at once. */
 const PIECE = 64 * 1024;
 
@@ -55,7 +62,12 @@ export function createAdminApp(
   routers: express.Router[] = [],
   options: AdminOptions = {},
 ): express.Express {
-  const { logger, maxPipelinedRequests = 64, maxConcurrentRenders = 4, writeTimeoutMs = 30_000 } = options;
+  const {
+    logger,
+    maxPipelinedRequests = ADMIN_DEFAULTS.maxPipelinedRequests,
+    maxConcurrentRenders = ADMIN_DEFAULTS.maxConcurrentRenders,
+    writeTimeoutMs = ADMIN_DEFAULTS.writeTimeoutMs,
+  } = options;
   const app = express();
   app.disable('x-powered-by');
   app.use(inTurn(maxPipelinedRequests, () => metrics.limitHits.inc({ signal: '', limit: 'max_pipelined_requests' })));

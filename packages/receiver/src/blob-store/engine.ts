@@ -55,6 +55,14 @@ export interface BlobStoreOptions {
   queryWorkers?: number;
 }
 
+/** What the engine takes when an optional option is left out (and what the config keys default to). */
+export const BLOB_STORE_DEFAULTS = {
+  durability: 'wal',
+  walSyncIntervalMs: 0,
+  queryTimeoutMs: 30_000,
+  queryWorkers: 2,
+} as const satisfies Partial<BlobStoreOptions>;
+
 /** What differs between the stores built on the engine. */
 export interface StoreKind<S extends Signal, Db> {
   signal: S;
@@ -263,7 +271,7 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
   }
 
   get durability(): 'wal' | 'memory' {
-    return this.options.durability ?? 'wal';
+    return this.options.durability ?? BLOB_STORE_DEFAULTS.durability;
   }
 
   /** The write-ahead log's directory. */
@@ -275,7 +283,7 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
   private async openWal(): Promise<void> {
     const wal = BlobWal.open(this.walDir, {
       segmentBytes: this.options.walSegmentBytes ?? WAL_SEGMENT_BYTES,
-      syncIntervalMs: this.options.walSyncIntervalMs ?? 0,
+      syncIntervalMs: this.options.walSyncIntervalMs ?? BLOB_STORE_DEFAULTS.walSyncIntervalMs,
     });
     this.wal = wal;
     const recovery = await wal.recover(this.walCommitted, async (records, receivedMs) => {
@@ -298,13 +306,13 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
 
   /** A query's time budget, in ms. */
   get queryTimeoutMs(): number {
-    return this.options.queryTimeoutMs ?? 30_000;
+    return this.options.queryTimeoutMs ?? BLOB_STORE_DEFAULTS.queryTimeoutMs;
   }
 
   /** Starts the reader threads; when none can start, queries run on this thread (logged). */
   private async startReader(): Promise<void> {
     const pool = new ReaderPool<Q>({
-      size: this.options.queryWorkers ?? 2,
+      size: this.options.queryWorkers ?? BLOB_STORE_DEFAULTS.queryWorkers,
       timeoutMs: this.queryTimeoutMs,
       graceMs: READER_GRACE_MS,
       spawn: (cancel) =>

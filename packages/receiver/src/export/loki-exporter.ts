@@ -13,7 +13,9 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ResourceLogs } from '../model';
 import { encodeLogsRequest } from '../otlp/protobuf/encode-logs';
-import { otlpEndpoint } from './http';
+
+export { lokiEndpoint } from './config';
+
 import { type ExportSignal, OtlpHttpExporter, type OtlpHttpExporterOptionsInput } from './otlp-http-exporter';
 
 export const LOGS_SIGNAL: ExportSignal<'logs'> = {
@@ -37,12 +39,4 @@ function countLogRecords(data: readonly ResourceLogs[]): number {
   let n = 0;
   for (const rl of data) for (const sl of rl.scopeLogs) n += sl.logRecords.length;
   return n;
-}
-
-/**
- * `SONDE_LOKI_ENDPOINT`: Loki's base URL (`http://loki:3100`); `/otlp/v1/logs` is appended unless
- * the URL already has a path other than `/` (so `https://otlp.example/v1/logs` is kept as it is).
- */
-export function lokiEndpoint(base: string): string {
-  return otlpEndpoint(base, '/otlp/v1/logs', 'Loki');
 }

@@ -8,21 +8,19 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ResourceSpans } from '../model';
 import { encodeTraceRequest } from '../otlp/protobuf/encode-traces';
-import { otlpEndpoint } from './http';
 import {
-  DEFAULT_EXPORTER_OPTIONS,
   type ExportSignal,
   OtlpHttpExporter,
   type OtlpHttpExporterOptions,
   type OtlpHttpExporterOptionsInput,
 } from './otlp-http-exporter';
 
+export { tempoEndpoint } from './config';
 export { checkHeaders, headerProblem, parseHeaders, parseRetryAfter, partialSuccess } from './http';
 export type { RetryOptions, SendFailedReason, TlsOptions } from './otlp-http-exporter';
 
 export type TempoExporterOptions = OtlpHttpExporterOptions;
 export type TempoExporterOptionsInput = OtlpHttpExporterOptionsInput;
-export const DEFAULT_TEMPO_EXPORTER_OPTIONS = DEFAULT_EXPORTER_OPTIONS;
 
 export const TRACES_SIGNAL: ExportSignal<'traces'> = {
   name: 'tempo',
@@ -45,12 +43,4 @@ function countSpans(data: readonly ResourceSpans[]): number {
   let n = 0;
   for (const rs of data) for (const ss of rs.scopeSpans) n += ss.spans.length;
   return n;
-}
-
-/**
- * `SONDE_TEMPO_ENDPOINT`: a base URL as in OTEL_EXPORTER_OTLP_ENDPOINT; `/v1/traces` is appended
- * unless the URL already has a path other than `/`.
- */
-export function tempoEndpoint(base: string): string {
-  return otlpEndpoint(base, '/v1/traces', 'Tempo');
 }

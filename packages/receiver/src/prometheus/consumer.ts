@@ -73,6 +73,13 @@ export interface PrometheusOptions {
   conflictWarningIntervalMs?: number;
 }
 
+/** What the consumer takes when an optional bound is left out (and what the config keys default to). */
+export const PROMETHEUS_DEFAULTS = {
+  maxHistogramBuckets: 160,
+  maxLabelValueLength: 2048,
+  maxLabelsPerSeries: 64,
+} as const satisfies Partial<PrometheusOptions>;
+
 export type SeriesLimit = 'max_histogram_buckets' | 'max_label_value_length' | 'max_labels_per_series';
 
 /** What the series bounds changed in a batch, and the bound on label values (0: none). */
@@ -133,10 +140,10 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
     this.store = measured.store;
     this.stopStore = measured.stop;
     this.reserved = new Set([...RESERVED, ...options.promoteResourceAttributes.map(labelName)]);
-    this.maxBuckets = Math.max(2, options.maxHistogramBuckets ?? 160);
-    this.maxLabels = options.maxLabelsPerSeries ?? 64;
+    this.maxBuckets = Math.max(2, options.maxHistogramBuckets ?? PROMETHEUS_DEFAULTS.maxHistogramBuckets);
+    this.maxLabels = options.maxLabelsPerSeries ?? PROMETHEUS_DEFAULTS.maxLabelsPerSeries;
     this.tally = {
-      maxValueLength: options.maxLabelValueLength ?? 2048,
+      maxValueLength: options.maxLabelValueLength ?? PROMETHEUS_DEFAULTS.maxLabelValueLength,
       truncated: 0,
       droppedLabels: 0,
       mergedPoints: 0,
