@@ -253,3 +253,25 @@ test('with durability memory, a log left by a run with wal is still replayed, th
   expect(await spans(store, id(2))).toBe(2);
   expect(fs.existsSync(walDir)).toBe(false);
 });
+
+test('with durability wal_async, consume resolves once the request is written, the fdatasync follows, and a crash keeps it', async () => {
+  const { store, registry } = await open({ durability: 'wal_async', flushIntervalMs: 60_000 });
+  await store.consume(batch(request(id(7), 6)));
+  // Answered before any fdatasync ran: the sync runs behind the write (a wal store has synced by now).
+  expect(await metric(registry, 'sonde_trace_store_wal_syncs_total')).toBe(0);
+  expect(await metric(registry, 'sonde_trace_store_wal_bytes_total')).toBeGreaterThan(0);
+  await Promise.all(Array.from({ length: 5 }, (_, i) => store.consume(batch(request(id(8 + i), 2)))));
+  const deadline = Date.now() + 5000;
+  while ((await metric(registry, 'sonde_trace_store_wal_syncs_total')) === 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  expect(await metric(registry, 'sonde_trace_store_wal_syncs_total')).toBeGreaterThan(0);
+  // The writer holds them in memory (a 60 s batch); the data directory as a killed process leaves it.
+  const crashed = join(dir, 'crashed');
+  fs.cpSync(walDir, join(crashed, 'traces.db.journal'), { recursive: true });
+  dbPath = join(crashed, 'traces.db');
+  walDir = `${dbPath}.journal`;
+  const { store: after, registry: r2 } = await open({ durability: 'wal_async' });
+  expect([await spans(after, id(7)), await spans(after, id(8)), await spans(after, id(12))]).toStrictEqual([6, 2, 2]);
+  expect(await metric(r2, 'sonde_trace_store_wal_replayed_spans_total')).toBe(16);
+});

@@ -172,7 +172,7 @@ const serverLimits = (maxConnections: number) => ({
  * `file` is the default database file in data_dir; `auto` turns a store on when its backend (tempo.endpoint,
  * loki.endpoint) is empty.
  */
-const embeddedStore = (file: string) => ({
+const embeddedStore = (file: string, durability: 'wal' | 'wal_async') => ({
   /** Keep the signal in an embedded database and answer the backend's query API on the admin port: auto = when the backend's endpoint is empty. */
   enabled: z
     .union([z.enum(['auto', 'true', 'false']), z.boolean()])
@@ -188,9 +188,9 @@ const embeddedStore = (file: string) => ({
   queue_size: size.default(64 * 1024 * 1024),
   /** When the write queue is full: refuse new requests with 503 + Retry-After, or accept them without storing (drop, counted). */
   on_full: z.enum(['refuse', 'drop']).default('refuse'),
-  /** wal: a request is journaled (fdatasynced) before it is acknowledged, and replayed after a crash; memory: acknowledged once queued (a crash loses the queue). */
-  durability: z.enum(['wal', 'memory']).default('wal'),
-  /** With durability: wal, how long the log waits to gather concurrent requests into one write and fdatasync (0: none; each sync takes the requests that arrived during the previous one). */
+  /** wal: a request is journaled and fdatasynced before it is acknowledged, and replayed after a crash; wal_async: journaled (written, so kill -9 loses nothing) before it is acknowledged, fdatasynced in the background (a power loss can lose the last milliseconds); memory: acknowledged once queued (a crash loses the queue). */
+  durability: z.enum(['wal', 'wal_async', 'memory']).default(durability),
+  /** With durability: wal, how long the log waits to gather concurrent requests into one write and fdatasync (0: none; each sync takes the requests that arrived during the previous one); with wal_async, how long between two background fdatasyncs (0: back to back). */
   wal_sync_interval: duration.default(0),
   /** A write transaction takes at most this many bytes of requests (fewer, larger transactions cost less per item)... */
   batch_max_size: size.default(16 * 1024 * 1024),
@@ -396,7 +396,7 @@ export const configSchema = z.strictObject({
   // --- trace_store (embedded trace store with Tempo's query API: src/trace-store/) ---
   trace_store: z
     .strictObject({
-      ...embeddedStore('traces.db'),
+      ...embeddedStore('traces.db', 'wal'),
       /** Attribute keys (on spans or resources) indexed for tag search; service.name, name, status, kind and duration always are. */
       indexed_attributes: z
         .array(z.string().min(1))
@@ -407,7 +407,7 @@ export const configSchema = z.strictObject({
   // --- log_store (embedded log store with Loki's query API, on the same engine: src/log-store/, src/blob-store/) ---
   log_store: z
     .strictObject({
-      ...embeddedStore('logs.db'),
+      ...embeddedStore('logs.db', 'wal_async'),
       /** Loki's query API: the largest `limit` a log query may ask for (Loki's max_entries_limit_per_query). */
       max_entries_limit_per_query: positiveInt.default(5000),
       /** Loki's query API: series a metric query may return (Loki's max_query_series). */
