@@ -20,7 +20,12 @@
  *              change) and reads the one or two that may hold it. A row per trace id and blob (the
  *              trace store's bucketed trace rows) cost the writer 70% of its time with a trace id on
  *              every record; a bloom costs it a few hashes.
- * - wal_position: the write-ahead log position the writes hold (durability: wal).
+ * - level_times: per blob, stream, `level` and `detected_level` (the labels the log-volume query groups
+ *              by, log-index.ts), the entries' count, time extent and times (delta varints): a
+ *              `sum by (level, detected_level) (count_over_time({…} [1m]))` counts from these rows
+ *              without reading a blob: a row wholly inside its step windows adds its count, another
+ *              one its times. A blob without rows (written before they were) is read.
+ * - wal_position: the write-ahead log position the writes hold (durability: wal, wal_async).
  */
 import type { DatabaseSync } from 'node:sqlite';
 import {
@@ -59,6 +64,10 @@ CREATE TABLE IF NOT EXISTS postings (
   stream INTEGER NOT NULL, batch INTEGER NOT NULL, blobs BLOB NOT NULL, entries INTEGER NOT NULL,
   bytes INTEGER NOT NULL, PRIMARY KEY (stream, batch)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blob_traces (blob INTEGER PRIMARY KEY, bloom BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS level_times (
+  blob INTEGER NOT NULL, stream INTEGER NOT NULL, level TEXT NOT NULL, detected_level TEXT NOT NULL,
+  entries INTEGER NOT NULL, min_ns INTEGER NOT NULL, max_ns INTEGER NOT NULL, times BLOB,
+  PRIMARY KEY (blob, stream, level, detected_level)) WITHOUT ROWID;
 ${WAL_POSITION_SCHEMA}`;
 
 /** Uncompressed request bytes per blob (a request larger than this is a blob of its own). */
@@ -66,6 +75,19 @@ export const BLOB_BYTES = 256 * 1024;
 
 const MAX_NS = 2n ** 63n - 1n;
 const TRACE_ID = /^[0-9a-f]{32}$/;
+
+/** A blob's entries of one stream, level and detected_level. */
+interface LevelGroup {
+  stream: string;
+  level: string;
+  detectedLevel: string;
+  entries: number;
+  bytes: number;
+  min: bigint;
+  max: bigint;
+  /** The entries' times, in order. */
+  times: bigint[];
+}
 
 /** What the writer gathers of one blob's requests. */
 interface BlobIndex {
@@ -75,8 +97,8 @@ interface BlobIndex {
   minNs: bigint;
   maxNs: bigint;
   plain: boolean;
-  /** Per stream key: its labels, entries and line bytes. */
-  streams: Map<string, { entries: number; bytes: number; min: bigint; max: bigint }>;
+  /** Per stream key, level and detected level (`groupKey`). */
+  groups: Map<string, LevelGroup>;
   /** Views of the trace ids in the blob's requests (repeats included). */
   traceIds: Buffer[];
 }
@@ -89,9 +111,71 @@ function newBlob(): BlobIndex {
     minNs: MAX_NS,
     maxNs: 0n,
     plain: true,
-    streams: new Map(),
+    groups: new Map(),
     traceIds: [],
   };
+}
+
+const groupKey = (stream: string, level: string, detectedLevel: string) =>
+  `${stream}\u0000${level}\u0000${detectedLevel}`;
+
+/** Per stream key of a blob: its entries, line bytes and time extent (summed over its groups). */
+function streamsOf(b: BlobIndex): Map<string, { entries: number; bytes: number; min: bigint; max: bigint }> {
+  const out = new Map<string, { entries: number; bytes: number; min: bigint; max: bigint }>();
+  for (const g of b.groups.values()) {
+    const s = out.get(g.stream);
+    if (!s) out.set(g.stream, { entries: g.entries, bytes: g.bytes, min: g.min, max: g.max });
+    else {
+      s.entries += g.entries;
+      s.bytes += g.bytes;
+      if (g.min < s.min) s.min = g.min;
+      if (g.max > s.max) s.max = g.max;
+    }
+  }
+  return out;
+}
+
+/** Beyond this, a time offset is not exact as a double: the row keeps no times (its blob is read). */
+const MAX_OFFSET = 2 ** 53;
+
+/**
+ * A group's times as varints: the first one's offset from `min`, then each one's difference from
+ * the one before (zigzag: times need not be in order); undefined when an offset is not exact.
+ */
+export function packTimes(times: readonly bigint[], min: bigint): Uint8Array | undefined {
+  const out: number[] = [];
+  let prev = min;
+  for (const t of times) {
+    const d = Number(t - prev);
+    if (d > MAX_OFFSET || d < -MAX_OFFSET) return undefined;
+    prev = t;
+    // zigzag, in doubles (beyond 32 bits)
+    let z = d >= 0 ? d * 2 : -d * 2 - 1;
+    while (z >= 128) {
+      out.push((z % 128) | 128);
+      z = Math.floor(z / 128);
+    }
+    out.push(z);
+  }
+  return Uint8Array.from(out);
+}
+
+/** The times packTimes packed, as offsets from `min` (exact doubles), in order. */
+export function unpackTimes(data: Uint8Array, each: (offset: number) => void): void {
+  let at = 0;
+  let offset = 0;
+  while (at < data.length) {
+    let z = 0;
+    let scale = 1;
+    let b: number;
+    do {
+      b = data[at++];
+      z += (b & 127) * scale;
+      scale *= 128;
+    } while (b & 128 && at < data.length);
+    offset += z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+    each(offset);
+  }
 }
 
 /** A write that failed (and was rolled back): `items` records were not stored. */
@@ -128,6 +212,32 @@ export interface SelectQuery {
   after?: SelectCursor;
   /** Entries per page at most. */
   max: number;
+}
+
+/** Labels a volume query may group by: those the level_times rows hold. */
+export const VOLUME_LABELS: readonly string[] = ['level', 'detected_level'];
+
+/**
+ * Counts of the entries of the streams matching `matchers`, grouped by `by` (of VOLUME_LABELS), in
+ * step windows: window k holds the entries whose time t has baseNs + k·stepNs < t ≤ baseNs + k·stepNs +
+ * rangeNs, for k < count (count_over_time's windows, as the LogQL engine computes them).
+ */
+export interface VolumeQuery {
+  matchers: LabelMatcher[];
+  by: string[];
+  baseNs: bigint;
+  rangeNs: number;
+  stepNs: number;
+  count: number;
+}
+
+/** A group's counts: its labels (the `by` labels with a value), the windows with entries and their counts. */
+export interface VolumeGroup {
+  labels: Record<string, string>;
+  steps: number[];
+  values: number[];
+  /** Entries counted (each once). */
+  entries: number;
 }
 
 interface Keyed {
@@ -199,15 +309,33 @@ export class LogDb extends SqliteBase {
       current.records += records.length;
       result.bytes += body.length;
       result.items += records.length;
+      let g: LevelGroup | undefined;
       for (const e of records) {
         if (!e.plain) current.plain = false;
         const t = sqlTime(e.timeNs);
-        const s = current.streams.get(e.stream) ?? { entries: 0, bytes: 0, min: t, max: t };
-        s.entries++;
-        s.bytes += e.lineBytes;
-        if (t < s.min) s.min = t;
-        if (t > s.max) s.max = t;
-        current.streams.set(e.stream, s);
+        // Records in a row mostly share stream and levels.
+        if (!g || g.stream !== e.stream || g.level !== e.level || g.detectedLevel !== e.detectedLevel) {
+          const key = groupKey(e.stream, e.level, e.detectedLevel);
+          g = current.groups.get(key);
+          if (!g) {
+            g = {
+              stream: e.stream,
+              level: e.level,
+              detectedLevel: e.detectedLevel,
+              entries: 0,
+              bytes: 0,
+              min: t,
+              max: t,
+              times: [],
+            };
+            current.groups.set(key, g);
+          }
+        }
+        g.entries++;
+        g.bytes += e.lineBytes;
+        g.times.push(t);
+        if (t < g.min) g.min = t;
+        if (t > g.max) g.max = t;
         if (t < current.minNs) current.minNs = t;
         if (t > current.maxNs) current.maxNs = t;
         if (e.traceId) current.traceIds.push(e.traceId);
@@ -230,10 +358,12 @@ export class LogDb extends SqliteBase {
         { bits: Uint8Array; entries: number; bytes: number; min: bigint; max: bigint }
       >();
       const bitmapBytes = Math.ceil(blobs.length / 8);
+      const blobIds: number[] = [];
       blobs.forEach((b, i) => {
         lastBlob = this.writeBlob(b, receivedMs, batch);
+        blobIds.push(lastBlob);
         if (firstBlob === 0) firstBlob = lastBlob;
-        for (const [key, s] of b.streams) {
+        for (const [key, s] of streamsOf(b)) {
           let p = postings.get(key);
           if (!p) {
             p = { bits: new Uint8Array(bitmapBytes), entries: 0, bytes: 0, min: s.min, max: s.max };
@@ -253,10 +383,29 @@ export class LogDb extends SqliteBase {
       const insertPosting = this.stmt(
         'INSERT INTO postings (stream, batch, blobs, entries, bytes) VALUES (?, ?, ?, ?, ?)',
       );
+      const ids = new Map<string, number>();
       for (const [key, p] of postings) {
         const id = Number(upsertStream.get(key, p.min, p.max, batch)?.id);
+        ids.set(key, id);
         insertPosting.run(id, batch, p.bits, p.entries, p.bytes);
       }
+      const insertLevels = this.stmt(
+        'INSERT INTO level_times (blob, stream, level, detected_level, entries, min_ns, max_ns, times) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      );
+      blobs.forEach((b, i) => {
+        for (const g of b.groups.values()) {
+          insertLevels.run(
+            blobIds[i],
+            ids.get(g.stream) ?? 0,
+            g.level,
+            g.detectedLevel,
+            g.entries,
+            g.min,
+            g.max,
+            packTimes(g.times, g.min) ?? null,
+          );
+        }
+      });
       this.stmt('UPDATE batches SET records = ?, bytes = ?, first_blob = ?, last_blob = ? WHERE id = ?').run(
         result.items,
         result.bytes,
@@ -312,6 +461,7 @@ export class LogDb extends SqliteBase {
       for (const row of this.stmt('SELECT id FROM streams').all()) deletePostings.run(Number(row.id), batch);
       this.stmt('DELETE FROM streams WHERE batch <= ?').run(batch);
       this.stmt('DELETE FROM blob_traces WHERE blob <= ?').run(lastBlob);
+      this.stmt('DELETE FROM level_times WHERE blob <= ?').run(lastBlob);
       this.stmt('DELETE FROM blobs WHERE id <= ?').run(lastBlob);
       this.stmt('DELETE FROM batches WHERE id <= ?').run(batch);
       this.db.exec('COMMIT');
@@ -520,6 +670,160 @@ export class LogDb extends SqliteBase {
       }
     }
     return { entries: out };
+  }
+
+  /**
+   * A volume query (see VolumeQuery) from the level_times rows: a row whose entries all fall in the
+   * same windows adds its count to them; another one adds each of its times; a blob in the window
+   * without rows is read.
+   */
+  volume(q: VolumeQuery, checkpoint: Checkpoint = () => {}): VolumeGroup[] {
+    for (const name of q.by) {
+      if (!VOLUME_LABELS.includes(name))
+        throw new Error(`a volume query groups by ${VOLUME_LABELS.join(', ')}, not ${name}`);
+    }
+    const { baseNs, rangeNs: range, stepNs: step, count } = q;
+    const startNs = baseNs + 1n;
+    const endNs = baseNs + BigInt(range) + BigInt(count - 1) * BigInt(step) + 1n;
+    const groups = new Map<string, { labels: Record<string, string>; counts: Float64Array; entries: number }>();
+    const groupOf = (level: string, detectedLevel: string) => {
+      const labels: Record<string, string> = {};
+      let key = '';
+      for (const name of q.by) {
+        const v = name === 'level' ? level : detectedLevel;
+        key += `${v}\u0000`;
+        if (v !== '') labels[name] = v;
+      }
+      let g = groups.get(key);
+      if (!g) {
+        g = { labels, counts: new Float64Array(count), entries: 0 };
+        groups.set(key, g);
+      }
+      return g;
+    };
+    // The windows of an offset t from baseNs: k·step < t ≤ k·step + range.
+    const lo = (t: number) => Math.max(0, Math.ceil((t - range) / step));
+    const hi = (t: number) => Math.min(count - 1, Math.ceil(t / step) - 1);
+    const streams = this.streams(startNs, endNs, q.matchers);
+    if (streams.size === 0 || count <= 0) return [];
+    const window = this.window(startNs, endNs);
+    if (window.blobs.size === 0) return [];
+    let first = Number.MAX_SAFE_INTEGER;
+    let last = 0;
+    for (const id of window.blobs.keys()) {
+      if (id < first) first = id;
+      if (id > last) last = id;
+    }
+    const rows = this.stmt(
+      'SELECT blob, stream, level, detected_level, entries, min_ns, max_ns FROM level_times WHERE blob >= ? AND blob <= ?',
+    );
+    rows.setReadBigInts(true);
+    const timesOf = this.stmt(
+      'SELECT times FROM level_times WHERE blob = ? AND stream = ? AND level = ? AND detected_level = ?',
+    );
+    // Rows of the matching streams in the window; blobs to read instead (no rows, or a row to split
+    // without exact times).
+    const found: {
+      blob: bigint;
+      stream: bigint;
+      level: string;
+      detectedLevel: string;
+      entries: number;
+      mn: number;
+      mx: number;
+    }[] = [];
+    const covered = new Set<number>();
+    const read = new Set<number>();
+    let n = 0;
+    for (const row of rows.iterate(first, last)) {
+      if (++n % 4096 === 0) checkpoint();
+      const blob = Number(row.blob);
+      if (!window.blobs.has(blob)) continue;
+      covered.add(blob);
+      if (!streams.has(Number(row.stream))) continue;
+      found.push({
+        blob: row.blob as bigint,
+        stream: row.stream as bigint,
+        level: row.level as string,
+        detectedLevel: row.detected_level as string,
+        entries: Number(row.entries),
+        mn: Number((row.min_ns as bigint) - baseNs),
+        mx: Number((row.max_ns as bigint) - baseNs),
+      });
+    }
+    for (const id of window.blobs.keys()) if (!covered.has(id)) read.add(id);
+    const split: { row: (typeof found)[number]; times: Uint8Array }[] = [];
+    for (const row of found) {
+      const a = lo(row.mn);
+      const b = hi(row.mx);
+      if (a > b || (lo(row.mx) === a && hi(row.mn) === b)) continue;
+      const times = timesOf.get(row.blob, row.stream, row.level, row.detectedLevel)?.times as
+        | Uint8Array
+        | null
+        | undefined;
+      if (times) split.push({ row, times });
+      else read.add(Number(row.blob));
+    }
+    const splitOf = new Map(split.map((x) => [x.row, x.times]));
+    for (const row of found) {
+      if (read.has(Number(row.blob))) continue;
+      const a = lo(row.mn);
+      const b = hi(row.mx);
+      if (a > b) continue; // in no window
+      const g = groupOf(row.level, row.detectedLevel);
+      const times = splitOf.get(row);
+      if (!times) {
+        // Every entry is in windows a..b.
+        for (let k = a; k <= b; k++) g.counts[k] += row.entries;
+        g.entries += row.entries;
+        continue;
+      }
+      unpackTimes(times, (offset) => {
+        const t = row.mn + offset;
+        const from = lo(t);
+        const to = hi(t);
+        if (from > to) return;
+        for (let k = from; k <= to; k++) g.counts[k]++;
+        g.entries++;
+      });
+    }
+    if (read.size > 0) {
+      const keys = new Set<string>();
+      for (const labels of streams.values()) keys.add(streamKey(labels));
+      const data = this.stmt('SELECT data FROM blobs WHERE id = ?');
+      for (const id of read) {
+        checkpoint();
+        const b = window.blobs.get(id);
+        const row = b && data.get(id);
+        if (!b || !row) continue;
+        const { entries } = entriesOf(unpackBlob(row.data as Uint8Array), b.receivedMs);
+        for (const e of entries) {
+          if (!keys.has(streamKey(e.stream))) continue;
+          const t = Number(e.timeNs - baseNs);
+          const from = lo(t);
+          const to = hi(t);
+          if (from > to || t <= 0) continue;
+          const label = (name: string) =>
+            Object.hasOwn(e.metadata, name) ? e.metadata[name] : Object.hasOwn(e.stream, name) ? e.stream[name] : '';
+          const g = groupOf(label('level'), label('detected_level'));
+          for (let k = from; k <= to; k++) g.counts[k]++;
+          g.entries++;
+        }
+      }
+    }
+    const out: VolumeGroup[] = [];
+    for (const g of groups.values()) {
+      const steps: number[] = [];
+      const values: number[] = [];
+      g.counts.forEach((v, k) => {
+        if (v > 0) {
+          steps.push(k);
+          values.push(v);
+        }
+      });
+      if (steps.length > 0) out.push({ labels: g.labels, steps, values, entries: g.entries });
+    }
+    return out;
   }
 
   labelNames(startNs: bigint, endNs: bigint, matchers?: LabelMatcher[]): string[] {

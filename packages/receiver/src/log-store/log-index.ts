@@ -3,17 +3,53 @@
  * its stream (the resource's stream labels, as `toLokiEntries` maps them), its time (time, else
  * observed time, else arrival), its line's size, its trace id and whether its body is a string, in
  * one pass over the bytes: resources are decoded (they are few), records are not (no model objects,
- * no structured metadata built). What it finds agrees with `toLokiEntries` on the same bytes
+ * no structured metadata built). It also finds each record's `level` and `detected_level` labels
+ * (what the log-volume query groups by): of a record's attributes, only those whose name may be a
+ * level key are read. What it finds agrees with `toLokiEntries` on the same bytes
  * (test/log-store.test.ts checks it); the reads decode blobs fully.
  */
+
+import type { KeyValue } from '../model/common';
 import { DEFAULT_DECODE_LIMITS } from '../otlp/limits';
-import { checkEnd, decodeResource } from '../otlp/protobuf/decode-common';
+import { checkEnd, decodeKeyValue, decodeResource, decodeScope } from '../otlp/protobuf/decode-common';
 import { ProtoReader, WireType } from '../otlp/protobuf/reader';
-import { streamOf } from './loki-entry';
+import { labelName, labelValue } from '../prometheus/naming';
+import { foldLevel, LEVEL_KEYS, levelOf, severityLevel, streamOf } from './loki-entry';
 import { streamKey } from './matchers';
 
 const LEN = WireType.LEN;
 const I64 = WireType.I64;
+const VARINT = WireType.VARINT;
+
+/** Structured metadata names that decide `level` and `detected_level`. */
+const LEVEL_NAMES = new Set([...LEVEL_KEYS, 'detected_level']);
+/**
+ * First bytes of the attribute keys that may be named one of LEVEL_NAMES: a key whose first byte is
+ * a letter or digit keeps it in its label name, any other first byte becomes `_` (none starts so).
+ */
+const LEVEL_FIRST = new Set([...LEVEL_NAMES].map((n) => n.charCodeAt(0)));
+
+/** The level names among attributes, as structured metadata gets them (a later attribute wins); undefined when none. */
+function levelAttributes(
+  attributes: readonly KeyValue[],
+  into?: Record<string, string>,
+): Record<string, string> | undefined {
+  for (const kv of attributes) {
+    const name = labelName(kv.key);
+    if (!LEVEL_NAMES.has(name)) continue;
+    into ??= {};
+    into[name] = labelValue(kv.value);
+  }
+  return into;
+}
+
+/** What decides a resource's (and scope's) records' levels before their own attributes. */
+interface LevelContext {
+  /** The level the stream labels name (they come first), if any. */
+  stream: string | undefined;
+  /** Level names in the resource's and scope's metadata. */
+  metadata: Record<string, string> | undefined;
+}
 
 export interface IndexedRecord {
   /** The stream's key (streamKey of its labels). */
@@ -25,6 +61,10 @@ export interface IndexedRecord {
   traceId: Buffer | undefined;
   /** The body is a string (or absent): the line is its bytes, verbatim in the request. */
   plain: boolean;
+  /** The `level` label (structured metadata), '' when the record has none. */
+  level: string;
+  /** The `detected_level` label. */
+  detectedLevel: string;
 }
 
 /** Calls `each` for every record of the request, in order; throws on a body that does not read. */
@@ -41,11 +81,13 @@ export function indexLogsRequest(body: Buffer, receivedNs: bigint, each: (r: Ind
     let stream = '';
     const scopes: { start: number; end: number }[] = [];
     let sawResource = false;
+    let context: LevelContext = { stream: undefined, metadata: undefined };
     while (r.pos < end) {
       const t = r.uint32();
       if (t === ((1 << 3) | LEN)) {
-        const { stream: labels } = streamOf(decodeResource(r, DEFAULT_DECODE_LIMITS).attributes);
+        const { stream: labels, resourceMetadata } = streamOf(decodeResource(r, DEFAULT_DECODE_LIMITS).attributes);
         stream = streamKey(labels);
+        context = { stream: levelOf(labels), metadata: pick(resourceMetadata) };
         sawResource = true;
       } else if (t === ((2 << 3) | LEN)) {
         // Scopes may come before the resource on the wire: read them once it is known.
@@ -57,11 +99,24 @@ export function indexLogsRequest(body: Buffer, receivedNs: bigint, each: (r: Ind
     checkEnd(r, end);
     if (!sawResource) stream = streamKey(streamOf([]).stream);
     for (const s of scopes) {
+      // The scope (field 1) may come after its records on the wire: found first.
+      let scoped = context;
+      r.pos = s.start;
+      while (r.pos < s.end) {
+        const t = r.uint32();
+        if (t === ((1 << 3) | LEN)) {
+          const scope = decodeScope(r, DEFAULT_DECODE_LIMITS);
+          if (scope.attributes.length > 0) {
+            const metadata = levelAttributes(scope.attributes, context.metadata && { ...context.metadata });
+            scoped = { stream: context.stream, metadata };
+          }
+        } else r.skip(t & 7);
+      }
       r.pos = s.start;
       while (r.pos < s.end) {
         const t = r.uint32();
         if (t === ((2 << 3) | LEN)) {
-          each(record(r, stream, receivedNs));
+          each(record(r, stream, receivedNs, scoped));
           n++;
         } else r.skip(t & 7);
       }
@@ -72,16 +127,59 @@ export function indexLogsRequest(body: Buffer, receivedNs: bigint, each: (r: Ind
   return n;
 }
 
-function record(r: ProtoReader, stream: string, receivedNs: bigint): IndexedRecord {
+/** The level names of a resource's metadata, undefined when none. */
+function pick(metadata: Record<string, string>): Record<string, string> | undefined {
+  let out: Record<string, string> | undefined;
+  for (const name in metadata) {
+    if (!LEVEL_NAMES.has(name)) continue;
+    out ??= {};
+    out[name] = metadata[name];
+  }
+  return out;
+}
+
+function record(r: ProtoReader, stream: string, receivedNs: bigint, context: LevelContext): IndexedRecord {
   const end = r.delimitedEnd();
   let time = 0n;
   let observed = 0n;
   let lineBytes = 0;
   let plain = true;
   let traceId: Buffer | undefined;
+  let severityNumber = 0;
+  let severityText = '';
+  // The level names among the metadata: copied from the context's on the record's first one.
+  let metadata = context.metadata;
+  let own = false;
   while (r.pos < end) {
     const tag = r.uint32();
     switch (tag) {
+      case (2 << 3) | VARINT:
+        severityNumber = r.uint32();
+        break;
+      case (3 << 3) | LEN:
+        severityText = r.string();
+        break;
+      case (6 << 3) | LEN: {
+        // An attribute: read only when its key may name a level (its first byte tells).
+        const at = r.pos;
+        const e = r.delimitedEnd();
+        const first = firstKeyByte(r, e);
+        if (first !== 0 && !LEVEL_FIRST.has(first)) {
+          r.pos = e;
+          break;
+        }
+        r.pos = at;
+        const kv = decodeKeyValue(r, DEFAULT_DECODE_LIMITS);
+        const name = labelName(kv.key);
+        if (LEVEL_NAMES.has(name)) {
+          if (!own) {
+            metadata = { ...metadata };
+            own = true;
+          }
+          (metadata as Record<string, string>)[name] = labelValue(kv.value);
+        }
+        break;
+      }
       case (1 << 3) | I64:
         time = r.fixed64();
         break;
@@ -114,5 +212,34 @@ function record(r: ProtoReader, stream: string, receivedNs: bigint): IndexedReco
     }
   }
   checkEnd(r, end);
-  return { stream, timeNs: time || observed || receivedNs, lineBytes, traceId, plain };
+  if (severityText) {
+    if (!own) metadata = { ...metadata };
+    (metadata as Record<string, string>).severity_text = severityText;
+  }
+  let detectedLevel: string;
+  if (metadata === undefined) detectedLevel = context.stream ?? severityLevel(severityNumber);
+  else if (metadata.detected_level !== undefined) detectedLevel = metadata.detected_level;
+  else if (context.stream !== undefined) detectedLevel = context.stream;
+  else if (severityText && metadata.severity_text === severityText && Object.keys(metadata).length === 1)
+    detectedLevel = foldLevel(severityText);
+  else detectedLevel = levelOf(metadata) ?? severityLevel(severityNumber);
+  return {
+    stream,
+    timeNs: time || observed || receivedNs,
+    lineBytes,
+    traceId,
+    plain,
+    level: metadata?.level ?? '',
+    detectedLevel,
+  };
+}
+
+/** The first byte of a KeyValue's key when the key comes first and is not empty (else 0: read it whole). */
+function firstKeyByte(r: ProtoReader, end: number): number {
+  // Tag 0x0a, then the key's length as a varint (one byte when below 128), then its bytes.
+  const at = r.pos;
+  if (at + 2 >= end || r.buf[at] !== ((1 << 3) | LEN)) return 0;
+  const len = r.buf[at + 1];
+  if (len === 0 || len >= 128) return 0;
+  return r.buf[at + 2];
 }

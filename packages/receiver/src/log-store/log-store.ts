@@ -11,7 +11,7 @@ import { BlobStore, type BlobStoreOptions, workerScript } from '../blob-store/en
 import type { Checkpoint } from '../blob-store/reader-protocol';
 import type { Logger } from '../logger';
 import { encodeLogsRequest } from '../otlp/protobuf/encode-logs';
-import { LogDb, type SelectCursor, type SelectPage } from './log-db';
+import { LogDb, type SelectCursor, type SelectPage, VOLUME_LABELS, type VolumeGroup, type VolumeQuery } from './log-db';
 import type { LogReaderQuery } from './log-protocol';
 import type { LabelMatcher, LogSelection, LogSource, LokiEntry } from './loki-entry';
 import { InvalidMatcherError } from './matchers';
@@ -35,6 +35,8 @@ export function answer(db: LogDb, q: LogReaderQuery, checkpoint: Checkpoint): un
       return db.series(q.selectors, q.startNs, q.endNs);
     case 'stats':
       return db.stats(q.matchers, q.startNs, q.endNs, checkpoint);
+    case 'volume':
+      return db.volume(q, checkpoint);
   }
 }
 
@@ -76,6 +78,13 @@ export class LogStore extends BlobStore<'logs', LogReaderQuery, LogDb> implement
       after = page.next;
       max = Math.min(max * 4, MAX_PAGE);
     }
+  }
+
+  readonly volumeLabels = VOLUME_LABELS;
+
+  /** Counts by level and detected_level in step windows, from the store's level index (log-db.ts). */
+  volume(q: VolumeQuery, signal?: AbortSignal): Promise<VolumeGroup[]> {
+    return this.ask({ op: 'volume', ...q }, signal);
   }
 
   labelNames(startNs: bigint, endNs: bigint, matchers?: LabelMatcher[]): Promise<string[]> {
