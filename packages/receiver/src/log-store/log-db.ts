@@ -41,7 +41,7 @@ import {
 import type { Checkpoint } from '../blob-store/reader-protocol';
 import type { ResourceLogs } from '../model';
 import { decodeLogsRequest } from '../otlp/protobuf/decode-logs';
-import { type IndexedRecord, indexLogsRequest } from './log-index';
+import { type IndexedRecord, indexLogsRequest, requestParts } from './log-index';
 import { type LabelMatcher, type LokiEntry, toLokiEntries } from './loki-entry';
 import { checkMatchers, matches, streamKey } from './matchers';
 
@@ -65,9 +65,10 @@ CREATE TABLE IF NOT EXISTS postings (
   bytes INTEGER NOT NULL, PRIMARY KEY (stream, batch)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blob_traces (blob INTEGER PRIMARY KEY, bloom BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS level_times (
-  blob INTEGER NOT NULL, stream INTEGER NOT NULL, level TEXT NOT NULL, detected_level TEXT NOT NULL,
+  stream INTEGER NOT NULL, blob INTEGER NOT NULL, level TEXT NOT NULL, detected_level TEXT NOT NULL,
   entries INTEGER NOT NULL, min_ns INTEGER NOT NULL, max_ns INTEGER NOT NULL, times BLOB,
-  PRIMARY KEY (blob, stream, level, detected_level)) WITHOUT ROWID;
+  PRIMARY KEY (stream, blob, level, detected_level)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS level_times_blob ON level_times (blob);
 ${WAL_POSITION_SCHEMA}`;
 
 /** Uncompressed request bytes per blob (a request larger than this is a blob of its own). */
@@ -97,8 +98,8 @@ interface BlobIndex {
   minNs: bigint;
   maxNs: bigint;
   plain: boolean;
-  /** Per stream key, level and detected level (`groupKey`). */
-  groups: Map<string, LevelGroup>;
+  /** Per stream key, level and detected level. */
+  groups: Map<string, Map<string, Map<string, LevelGroup>>>;
   /** Views of the trace ids in the blob's requests (repeats included). */
   traceIds: Buffer[];
 }
@@ -116,21 +117,26 @@ function newBlob(): BlobIndex {
   };
 }
 
-const groupKey = (stream: string, level: string, detectedLevel: string) =>
-  `${stream}\u0000${level}\u0000${detectedLevel}`;
+/** A blob's groups, one after the other. */
+function* groupsOf(b: BlobIndex): Generator<LevelGroup> {
+  for (const levels of b.groups.values()) for (const detected of levels.values()) yield* detected.values();
+}
 
 /** Per stream key of a blob: its entries, line bytes and time extent (summed over its groups). */
 function streamsOf(b: BlobIndex): Map<string, { entries: number; bytes: number; min: bigint; max: bigint }> {
   const out = new Map<string, { entries: number; bytes: number; min: bigint; max: bigint }>();
-  for (const g of b.groups.values()) {
-    const s = out.get(g.stream);
-    if (!s) out.set(g.stream, { entries: g.entries, bytes: g.bytes, min: g.min, max: g.max });
-    else {
-      s.entries += g.entries;
-      s.bytes += g.bytes;
-      if (g.min < s.min) s.min = g.min;
-      if (g.max > s.max) s.max = g.max;
+  for (const [stream, levels] of b.groups) {
+    let s: { entries: number; bytes: number; min: bigint; max: bigint } | undefined;
+    for (const g of [...levels.values()].flatMap((m) => [...m.values()])) {
+      if (!s) s = { entries: g.entries, bytes: g.bytes, min: g.min, max: g.max };
+      else {
+        s.entries += g.entries;
+        s.bytes += g.bytes;
+        if (g.min < s.min) s.min = g.min;
+        if (g.max > s.max) s.max = g.max;
+      }
     }
+    if (s) out.set(stream, s);
   }
   return out;
 }
@@ -315,8 +321,17 @@ export class LogDb extends SqliteBase {
         const t = sqlTime(e.timeNs);
         // Records in a row mostly share stream and levels.
         if (!g || g.stream !== e.stream || g.level !== e.level || g.detectedLevel !== e.detectedLevel) {
-          const key = groupKey(e.stream, e.level, e.detectedLevel);
-          g = current.groups.get(key);
+          let levels = current.groups.get(e.stream);
+          if (!levels) {
+            levels = new Map();
+            current.groups.set(e.stream, levels);
+          }
+          let groups = levels.get(e.level);
+          if (!groups) {
+            groups = new Map();
+            levels.set(e.level, groups);
+          }
+          g = groups.get(e.detectedLevel);
           if (!g) {
             g = {
               stream: e.stream,
@@ -328,7 +343,7 @@ export class LogDb extends SqliteBase {
               max: t,
               times: [],
             };
-            current.groups.set(key, g);
+            groups.set(e.detectedLevel, g);
           }
         }
         g.entries++;
@@ -393,7 +408,7 @@ export class LogDb extends SqliteBase {
         'INSERT INTO level_times (blob, stream, level, detected_level, entries, min_ns, max_ns, times) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       );
       blobs.forEach((b, i) => {
-        for (const g of b.groups.values()) {
+        for (const g of groupsOf(b)) {
           insertLevels.run(
             blobIds[i],
             ids.get(g.stream) ?? 0,
@@ -529,25 +544,39 @@ export class LogDb extends SqliteBase {
     startNs: bigint,
     endNs: bigint,
   ): { blobs: Map<number, { min: bigint; max: bigint; plain: boolean; receivedMs: number }>; lo: number; hi: number } {
-    const extents = this.stmt(
-      'SELECT id, min_ns, max_ns, plain, received_ms, batch FROM blobs WHERE max_ns >= ? AND min_ns < ? AND records > 0',
-    );
-    extents.setReadBigInts(true);
+    const x = this.extents.refresh(this);
     const blobs = new Map<number, { min: bigint; max: bigint; plain: boolean; receivedMs: number }>();
     let lo = Number.MAX_SAFE_INTEGER;
     let hi = 0;
-    for (const row of extents.iterate(sqlTime(startNs), sqlTime(endNs))) {
-      const batch = Number(row.batch);
+    const start = sqlTime(startNs);
+    const end = sqlTime(endNs);
+    // Doubles first (within a few hundred ns of the times), then the exact times of those near.
+    const startF = Number(start) - 4096;
+    const endF = Number(end) + 4096;
+    for (let i = x.from; i < x.length; i++) {
+      if (x.maxF[i] < startF || x.minF[i] >= endF) continue;
+      const min = x.min[i];
+      const max = x.max[i];
+      if (max < start || min >= end) continue;
+      const batch = x.batch[i];
       if (batch < lo) lo = batch;
       if (batch > hi) hi = batch;
-      blobs.set(Number(row.id), {
-        min: row.min_ns as bigint,
-        max: row.max_ns as bigint,
-        plain: row.plain === 1n,
-        receivedMs: Number(row.received_ms),
-      });
+      blobs.set(x.id[i], { min, max, plain: x.plain[i] === 1, receivedMs: x.receivedMs[i] });
     }
     return { blobs, lo, hi };
+  }
+
+  /** Every blob's extent (a reader's cache: blobs do not change; new ones are read, removed ones dropped). */
+  private readonly extents = new BlobExtents();
+
+  /** Blobs with an id above `after` (and records), in id order; the lowest blob id left. */
+  loadExtents(after: number, each: (row: Record<string, unknown>) => void): number {
+    const rows = this.stmt(
+      'SELECT id, min_ns, max_ns, plain, received_ms, batch FROM blobs WHERE id > ? AND records > 0 ORDER BY id',
+    );
+    rows.setReadBigInts(true);
+    for (const row of rows.iterate(after)) each(row);
+    return Number(this.stmt('SELECT min(id) AS m FROM blobs').get()?.m ?? 0);
   }
 
   /** The blobs in [startNs, endNs) that may hold a trace id's records, through their bloom filters. */
@@ -619,6 +648,12 @@ export class LogDb extends SqliteBase {
       : undefined;
     const needles = (q.lineContains ?? []).filter((s) => s !== '');
     const needleBytes = needles.map((s) => Buffer.from(s));
+    // A trace id is in a request as its 16 bytes (or, in an attribute, as its hex): a blob holding
+    // neither (a bloom filter's false positive) is not decoded.
+    const traceBytes =
+      traceId !== undefined
+        ? [Buffer.from(traceId, 'hex'), Buffer.from(traceId), Buffer.from(traceId.toUpperCase())]
+        : undefined;
     const data = this.stmt('SELECT data FROM blobs WHERE id = ?');
     let buffer: Keyed[] = [];
     const out: LokiEntry[] = [];
@@ -629,20 +664,22 @@ export class LogDb extends SqliteBase {
       const row = data.get(b.id);
       if (row) {
         const raw = unpackBlob(row.data as Uint8Array);
-        if (!(b.plain && needleBytes.some((n) => raw.indexOf(n) < 0))) {
-          const { entries } = entriesOf(raw, b.receivedMs);
-          const keyOf = new Map<Record<string, string>, boolean>();
-          entries.forEach((entry, index) => {
+        // Only the blob's requests (ResourceLogs) that can hold a matching entry are decoded: of a
+        // matching stream, holding every substring (string bodies) and the trace id's bytes.
+        // Entries are numbered across the whole blob (the cursor's `index`).
+        let base = 0;
+        for (const part of requestParts(raw)) {
+          const first = base;
+          base += part.records;
+          if (!keys.has(part.stream)) continue;
+          const bytes = raw.subarray(part.start, part.end);
+          if (b.plain && needleBytes.some((n) => bytes.indexOf(n) < 0)) continue;
+          if (traceBytes?.every((t) => bytes.indexOf(t) < 0)) continue;
+          entriesOf(bytes, b.receivedMs).entries.forEach((entry, i) => {
             if (entry.timeNs < q.startNs || entry.timeNs >= q.endNs) return;
-            let ok = keyOf.get(entry.stream);
-            if (ok === undefined) {
-              ok = keys.has(streamKey(entry.stream));
-              keyOf.set(entry.stream, ok);
-            }
-            if (!ok) return;
             if (traceId !== undefined && entry.metadata.trace_id?.toLowerCase() !== traceId) return;
             for (const n of needles) if (!entry.line.includes(n)) return;
-            const k = { entry, blob: b.id, index };
+            const k = { entry, blob: b.id, index: first + i };
             if (afterKey && cmp(k, afterKey) <= 0) return;
             buffer.push(k);
           });
@@ -714,50 +751,53 @@ export class LogDb extends SqliteBase {
       if (id < first) first = id;
       if (id > last) last = id;
     }
+    // Blobs have rows from the first one written with them on (ids only grow): older ones are read.
+    const withRows = Number(this.stmt('SELECT min(blob) AS b FROM level_times').get()?.b ?? Number.MAX_SAFE_INTEGER);
+    // Offsets from baseNs computed by SQLite: exact as doubles near the windows (beyond 2^53 ns, a
+    // time is past every window's edge anyway).
     const rows = this.stmt(
-      'SELECT blob, stream, level, detected_level, entries, min_ns, max_ns FROM level_times WHERE blob >= ? AND blob <= ?',
+      `SELECT blob, level, detected_level, entries, min_ns - ? AS mn, max_ns - ? AS mx FROM level_times
+       WHERE stream = ? AND blob >= ? AND blob <= ?`,
     );
-    rows.setReadBigInts(true);
     const timesOf = this.stmt(
-      'SELECT times FROM level_times WHERE blob = ? AND stream = ? AND level = ? AND detected_level = ?',
+      'SELECT times FROM level_times WHERE stream = ? AND blob = ? AND level = ? AND detected_level = ?',
     );
     // Rows of the matching streams in the window; blobs to read instead (no rows, or a row to split
     // without exact times).
     const found: {
-      blob: bigint;
-      stream: bigint;
+      blob: number;
+      stream: number;
       level: string;
       detectedLevel: string;
       entries: number;
       mn: number;
       mx: number;
     }[] = [];
-    const covered = new Set<number>();
     const read = new Set<number>();
     let n = 0;
-    for (const row of rows.iterate(first, last)) {
-      if (++n % 4096 === 0) checkpoint();
-      const blob = Number(row.blob);
-      if (!window.blobs.has(blob)) continue;
-      covered.add(blob);
-      if (!streams.has(Number(row.stream))) continue;
-      found.push({
-        blob: row.blob as bigint,
-        stream: row.stream as bigint,
-        level: row.level as string,
-        detectedLevel: row.detected_level as string,
-        entries: Number(row.entries),
-        mn: Number((row.min_ns as bigint) - baseNs),
-        mx: Number((row.max_ns as bigint) - baseNs),
-      });
+    for (const stream of streams.keys()) {
+      for (const row of rows.iterate(baseNs, baseNs, stream, Math.max(first, withRows), last)) {
+        if (++n % 4096 === 0) checkpoint();
+        const blob = row.blob as number;
+        if (!window.blobs.has(blob)) continue;
+        found.push({
+          blob,
+          stream,
+          level: row.level as string,
+          detectedLevel: row.detected_level as string,
+          entries: row.entries as number,
+          mn: row.mn as number,
+          mx: row.mx as number,
+        });
+      }
     }
-    for (const id of window.blobs.keys()) if (!covered.has(id)) read.add(id);
+    for (const id of window.blobs.keys()) if (id < withRows) read.add(id);
     const split: { row: (typeof found)[number]; times: Uint8Array }[] = [];
     for (const row of found) {
       const a = lo(row.mn);
       const b = hi(row.mx);
       if (a > b || (lo(row.mx) === a && hi(row.mn) === b)) continue;
-      const times = timesOf.get(row.blob, row.stream, row.level, row.detectedLevel)?.times as
+      const times = timesOf.get(row.stream, row.blob, row.level, row.detectedLevel)?.times as
         | Uint8Array
         | null
         | undefined;
@@ -796,9 +836,11 @@ export class LogDb extends SqliteBase {
         const b = window.blobs.get(id);
         const row = b && data.get(id);
         if (!b || !row) continue;
-        const { entries } = entriesOf(unpackBlob(row.data as Uint8Array), b.receivedMs);
+        const raw = unpackBlob(row.data as Uint8Array);
+        const entries = requestParts(raw)
+          .filter((part) => keys.has(part.stream))
+          .flatMap((part) => entriesOf(raw.subarray(part.start, part.end), b.receivedMs).entries);
         for (const e of entries) {
-          if (!keys.has(streamKey(e.stream))) continue;
           const t = Number(e.timeNs - baseNs);
           const from = lo(t);
           const to = hi(t);
@@ -875,6 +917,62 @@ export class LogDb extends SqliteBase {
       bytes += b;
     });
     return { streams: seen.size, chunks: chunks.size, bytes, entries };
+  }
+}
+
+/** The blobs' extents, in columns (a few dozen bytes per blob), in id order. */
+class BlobExtents {
+  id = new Float64Array(1024);
+  min = new BigInt64Array(1024);
+  max = new BigInt64Array(1024);
+  minF = new Float64Array(1024);
+  maxF = new Float64Array(1024);
+  plain = new Uint8Array(1024);
+  receivedMs = new Float64Array(1024);
+  batch = new Float64Array(1024);
+  /** The first live entry (those before it were removed by retention), and the end. */
+  from = 0;
+  length = 0;
+
+  refresh(db: LogDb): this {
+    const last = this.length > 0 ? this.id[this.length - 1] : 0;
+    const lowest = db.loadExtents(last, (row) => {
+      if (this.length === this.id.length) this.grow();
+      const i = this.length++;
+      this.id[i] = Number(row.id);
+      this.min[i] = row.min_ns as bigint;
+      this.max[i] = row.max_ns as bigint;
+      this.minF[i] = Number(row.min_ns);
+      this.maxF[i] = Number(row.max_ns);
+      this.plain[i] = Number(row.plain);
+      this.receivedMs[i] = Number(row.received_ms);
+      this.batch[i] = Number(row.batch);
+    });
+    while (this.from < this.length && this.id[this.from] < lowest) this.from++;
+    if (this.from > 4096 && this.from * 2 > this.length) this.compact();
+    return this;
+  }
+
+  private columns(): (keyof this & ('id' | 'min' | 'max' | 'minF' | 'maxF' | 'plain' | 'receivedMs' | 'batch'))[] {
+    return ['id', 'min', 'max', 'minF', 'maxF', 'plain', 'receivedMs', 'batch'];
+  }
+
+  private grow(): void {
+    for (const c of this.columns()) {
+      const old = this[c] as Float64Array | BigInt64Array | Uint8Array;
+      const next = new (old.constructor as new (n: number) => typeof old)(old.length * 2);
+      next.set(old as never);
+      (this as Record<string, unknown>)[c] = next;
+    }
+  }
+
+  private compact(): void {
+    for (const c of this.columns()) {
+      const col = this[c] as Float64Array | BigInt64Array | Uint8Array;
+      col.copyWithin(0, this.from, this.length);
+    }
+    this.length -= this.from;
+    this.from = 0;
   }
 }
 

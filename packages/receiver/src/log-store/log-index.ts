@@ -212,17 +212,18 @@ function record(r: ProtoReader, stream: string, receivedNs: bigint, context: Lev
     }
   }
   checkEnd(r, end);
-  if (severityText) {
-    if (!own) metadata = { ...metadata };
-    (metadata as Record<string, string>).severity_text = severityText;
-  }
   let detectedLevel: string;
-  if (metadata === undefined) detectedLevel = context.stream ?? severityLevel(severityNumber);
-  else if (metadata.detected_level !== undefined) detectedLevel = metadata.detected_level;
-  else if (context.stream !== undefined) detectedLevel = context.stream;
-  else if (severityText && metadata.severity_text === severityText && Object.keys(metadata).length === 1)
-    detectedLevel = foldLevel(severityText);
-  else detectedLevel = levelOf(metadata) ?? severityLevel(severityNumber);
+  if (metadata === undefined) {
+    // No level name among the metadata but severity_text (the common case): no object built.
+    detectedLevel = context.stream ?? (severityText ? foldLevel(severityText) : severityLevel(severityNumber));
+  } else {
+    if (severityText) {
+      if (!own) metadata = { ...metadata };
+      metadata.severity_text = severityText;
+    }
+    if (metadata.detected_level !== undefined) detectedLevel = metadata.detected_level;
+    else detectedLevel = context.stream ?? levelOf(metadata) ?? severityLevel(severityNumber);
+  }
   return {
     stream,
     timeNs: time || observed || receivedNs,
@@ -242,4 +243,53 @@ function firstKeyByte(r: ProtoReader, end: number): number {
   const len = r.buf[at + 1];
   if (len === 0 || len >= 128) return 0;
   return r.buf[at + 2];
+}
+
+/** One ResourceLogs of a blob (or request): its bytes as a request of its own, its stream and record count. */
+export interface RequestPart {
+  /** From its tag to its end: decodes as an ExportLogsServiceRequest of this one ResourceLogs. */
+  start: number;
+  end: number;
+  /** The stream's key (streamKey of its labels). */
+  stream: string;
+  records: number;
+}
+
+/**
+ * The ResourceLogs of a request (or of a blob of requests, which concatenated are one request), in
+ * order, without decoding their records: a read decodes only the parts it needs (their stream
+ * matches, their bytes hold a line filter's substring or a trace id), and numbers entries across the
+ * whole blob from the parts' record counts.
+ */
+export function requestParts(body: Buffer): RequestPart[] {
+  const r = new ProtoReader(body);
+  const out: RequestPart[] = [];
+  while (r.pos < body.length) {
+    const start = r.pos;
+    const tag = r.uint32();
+    if (tag !== ((1 << 3) | LEN)) {
+      r.skip(tag & 7);
+      continue;
+    }
+    const end = r.delimitedEnd();
+    let labels: Record<string, string> | undefined;
+    let records = 0;
+    while (r.pos < end) {
+      const t = r.uint32();
+      if (t === ((1 << 3) | LEN)) {
+        labels = streamOf(decodeResource(r, DEFAULT_DECODE_LIMITS).attributes).stream;
+      } else if (t === ((2 << 3) | LEN)) {
+        const e = r.delimitedEnd();
+        while (r.pos < e) {
+          const u = r.uint32();
+          if (u === ((2 << 3) | LEN)) records++;
+          r.skip(u & 7);
+        }
+        r.pos = e;
+      } else r.skip(t & 7);
+    }
+    r.pos = end;
+    out.push({ start, end, stream: streamKey(labels ?? streamOf([]).stream), records });
+  }
+  return out;
 }
