@@ -13,8 +13,9 @@
  *                intake with the store on vs off, then trace by id and searches over a data set of
  *                SONDE_BENCH_STORE_SPANS spans (default 10,000,000, in the full run too)
  * logs           (positional: `npm run bench -- logs`) only the embedded log store's section
- *                (log-store-bench.ts): log intake with the store off / on, then queries through
- *                LogSource over SONDE_BENCH_LOG_RECORDS records (default 1,000,000)
+ *                (log-store-bench.ts): log intake with the store off / on (each durability), then
+ *                Loki API queries over SONDE_BENCH_LOG_RECORDS records (default 10,000,000), each
+ *                against its target; prints the section for docs/benchmarks.md
  *                micro-benchmark; off by default (a Node process normally has its GC threads on other cores)
  * The environment variables SONDE_BENCH_QUICK=1, SONDE_BENCH_PROFILE=0, SONDE_BENCH_WRITE=0 and
  * SONDE_BENCH_PIN=1 do the same (handy from the root, where `npm run bench` takes no arguments).
@@ -34,7 +35,7 @@ import {
   steady,
   type ThroughputResult,
 } from './load.ts';
-import { runLogIntake, runLogQueries } from './log-store-bench.ts';
+import { renderLogSection, runLogIntake, runLogQueries } from './log-store-bench.ts';
 import { describeMachine, machineLine } from './machine.ts';
 import { runMetricsBench } from './metrics-bench.ts';
 import { makePayload, makeSpans, type Payload } from './payloads.ts';
@@ -155,8 +156,13 @@ async function main(): Promise<void> {
   if (logsOnly) {
     const work = mkdtempSync(join(tmpdir(), 'sonde-bench-log-store-'));
     try {
-      await runLogIntake(work, SETTINGS, log);
-      await runLogQueries(work, Number(process.env.SONDE_BENCH_LOG_RECORDS ?? (quick ? 100_000 : 1_000_000)), log);
+      const intake = await runLogIntake(work, SETTINGS, log);
+      const queries = await runLogQueries(
+        work,
+        Number(process.env.SONDE_BENCH_LOG_RECORDS ?? (quick ? 100_000 : 10_000_000)),
+        log,
+      );
+      process.stdout.write(`\n${renderLogSection(intake, queries, machineLine(machine))}\n`);
     } finally {
       rmSync(work, { recursive: true, force: true });
     }
