@@ -16,9 +16,10 @@
  * or sync that fails (disk full, I/O error) rejects every append of its group: those requests are
  * refused, never acknowledged. The partial write is cut off and the log goes on in a new segment.
  *
- * With `sync: 'background'` (durability: wal_async) an append resolves once its group is written
- * (in the kernel's page cache: a killed receiver loses nothing), and the fdatasyncs run behind the
- * writes, back to back: a machine crash or power loss can lose what was acknowledged since the last
+ * With `sync: 'background'` (durability: wal_async) an append is written at once, synchronously (a
+ * copy into the kernel's page cache: a killed receiver loses nothing; through the thread pool, the
+ * hop cost the answer more than the write), and resolves; the fdatasyncs run behind the writes,
+ * back to back (`syncIntervalMs` apart): a machine crash or power loss can lose what was acknowledged since the last
  * sync began (a few milliseconds of requests). A background sync that fails is counted in `errors`
  * and told through `onSyncError` (its requests were answered already); a segment is synced before it
  * is closed (rotation, shutdown).
@@ -193,6 +194,37 @@ export class BlobWal {
    */
   append(record: Buffer): Promise<WalPosition> {
     if (this.closed) return Promise.reject(new Error('the write-ahead log is closed'));
+    const current = this.current;
+    if (
+      this.background &&
+      !this.running &&
+      current &&
+      !(current.size > 0 && current.size + record.length > this.options.segmentBytes)
+    ) {
+      // sync: background: the record is written here and now (a copy into the page cache; a trip
+      // through libuv's thread pool would cost the answer more, on a busy machine most of all).
+      // Rotation, a failure and what queued meanwhile go through `run`, in order.
+      const at = current.size;
+      try {
+        writeAllSync(current.fh.fd, record, at);
+      } catch (err) {
+        this.errors++;
+        this.running = (async () => {
+          try {
+            await this.abandon(at);
+          } finally {
+            this.running = undefined;
+            if (this.queue.length > 0) this.running = this.run();
+          }
+        })();
+        return Promise.reject(err as Error);
+      }
+      current.size = at + record.length;
+      this.bytesWritten += record.length;
+      this.unsynced = true;
+      this.syncSoon();
+      return Promise.resolve({ segment: current.seq, offset: current.size });
+    }
     return new Promise<WalPosition>((resolve, reject) => {
       this.queue.push({ record, resolve, reject });
       this.running ??= this.run();
@@ -230,7 +262,8 @@ export class BlobWal {
   private async run(): Promise<void> {
     try {
       while (this.queue.length > 0) {
-        if (this.options.syncIntervalMs > 0) await sleep(this.options.syncIntervalMs);
+        // The gather window is for syncs before the answer; in the background the syncs wait instead.
+        if (this.options.syncIntervalMs > 0 && !this.background) await sleep(this.options.syncIntervalMs);
         const group = this.queue;
         this.queue = [];
         let bytes = 0;
@@ -384,6 +417,16 @@ async function writeAll(fh: FileHandle, buffers: Buffer[], position: number): Pr
       }
     }
     rest = next;
+  }
+}
+
+/** Writes `data` at `position`, going on after partial writes; throws on a write that makes no progress. */
+function writeAllSync(fd: number, data: Buffer, position: number): void {
+  let done = 0;
+  while (done < data.length) {
+    const n = fs.writeSync(fd, data, done, data.length - done, position + done);
+    if (n <= 0) throw new Error('the write-ahead log write made no progress');
+    done += n;
   }
 }
 
