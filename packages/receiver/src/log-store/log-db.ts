@@ -84,10 +84,35 @@ interface LevelGroup {
   detectedLevel: string;
   entries: number;
   bytes: number;
+  /** The first entry's time (high and low 32 bits): the others' are offsets from it. */
+  hi0: number;
+  lo0: number;
+  /** The entries' times as offsets from the first (exact while `wide` is false), in order. */
+  times: number[];
+  minOff: number;
+  maxOff: number;
+  /** An offset is beyond 2^53 ns: the extent is kept in `wideMin`/`wideMax`, no times. */
+  wide: boolean;
+  wideMin: bigint;
+  wideMax: bigint;
+  /** The extent, once the blob is complete (`finish`). */
   min: bigint;
   max: bigint;
-  /** The entries' times, in order. */
-  times: bigint[];
+}
+
+const TWO_32 = 2 ** 32;
+const nsOf = (hi: number, lo: number) => (BigInt(hi) << 32n) | BigInt(lo);
+
+/** Sets a group's extent from its offsets. */
+function finish(g: LevelGroup): void {
+  if (g.wide) {
+    g.min = g.wideMin;
+    g.max = g.wideMax;
+    return;
+  }
+  const first = nsOf(g.hi0, g.lo0);
+  g.min = first + BigInt(g.minOff);
+  g.max = first + BigInt(g.maxOff);
 }
 
 /** What the writer gathers of one blob's requests. */
@@ -95,13 +120,17 @@ interface BlobIndex {
   parts: Buffer[];
   size: number;
   records: number;
-  minNs: bigint;
-  maxNs: bigint;
+  /** The entries' extent, as (high, low) 32-bit halves. */
+  minHi: number;
+  minLo: number;
+  maxHi: number;
+  maxLo: number;
   plain: boolean;
   /** Per stream key, level and detected level. */
   groups: Map<string, Map<string, Map<string, LevelGroup>>>;
-  /** Views of the trace ids in the blob's requests (repeats included). */
-  traceIds: Buffer[];
+  /** The trace ids in the blob's requests (repeats included): the body and where in it each starts. */
+  traceBodies: Buffer[];
+  traceAts: number[];
 }
 
 function newBlob(): BlobIndex {
@@ -109,11 +138,14 @@ function newBlob(): BlobIndex {
     parts: [],
     size: 0,
     records: 0,
-    minNs: MAX_NS,
-    maxNs: 0n,
+    minHi: 0x7fffffff,
+    minLo: 0xffffffff,
+    maxHi: 0,
+    maxLo: 0,
     plain: true,
     groups: new Map(),
-    traceIds: [],
+    traceBodies: [],
+    traceAts: [],
   };
 }
 
@@ -148,11 +180,11 @@ const MAX_OFFSET = 2 ** 53;
  * A group's times as varints: the first one's offset from `min`, then each one's difference from
  * the one before (zigzag: times need not be in order); undefined when an offset is not exact.
  */
-export function packTimes(times: readonly bigint[], min: bigint): Uint8Array | undefined {
+export function packTimes(times: readonly number[], min: number): Uint8Array | undefined {
   const out: number[] = [];
   let prev = min;
   for (const t of times) {
-    const d = Number(t - prev);
+    const d = t - prev;
     if (d > MAX_OFFSET || d < -MAX_OFFSET) return undefined;
     prev = t;
     // zigzag, in doubles (beyond 32 bits)
@@ -318,7 +350,13 @@ export class LogDb extends SqliteBase {
       let g: LevelGroup | undefined;
       for (const e of records) {
         if (!e.plain) current.plain = false;
-        const t = sqlTime(e.timeNs);
+        let hi = e.timeHi;
+        let lo = e.timeLo;
+        if (hi > 0x7fffffff) {
+          // Past SQLite's largest integer: kept at it.
+          hi = 0x7fffffff;
+          lo = 0xffffffff;
+        }
         // Records in a row mostly share stream and levels.
         if (!g || g.stream !== e.stream || g.level !== e.level || g.detectedLevel !== e.detectedLevel) {
           let levels = current.groups.get(e.stream);
@@ -339,21 +377,51 @@ export class LogDb extends SqliteBase {
               detectedLevel: e.detectedLevel,
               entries: 0,
               bytes: 0,
-              min: t,
-              max: t,
+              hi0: hi,
+              lo0: lo,
               times: [],
+              minOff: 0,
+              maxOff: 0,
+              wide: false,
+              wideMin: 0n,
+              wideMax: 0n,
+              min: 0n,
+              max: 0n,
             };
             groups.set(e.detectedLevel, g);
           }
         }
         g.entries++;
         g.bytes += e.lineBytes;
-        g.times.push(t);
-        if (t < g.min) g.min = t;
-        if (t > g.max) g.max = t;
-        if (t < current.minNs) current.minNs = t;
-        if (t > current.maxNs) current.maxNs = t;
-        if (e.traceId) current.traceIds.push(e.traceId);
+        const off = (hi - g.hi0) * TWO_32 + (lo - g.lo0);
+        if (!g.wide && (off > MAX_OFFSET || off < -MAX_OFFSET)) {
+          // Not exact as a double: this group keeps its extent in BigInt, and no times.
+          g.wide = true;
+          finish(g);
+          g.wideMin = g.min;
+          g.wideMax = g.max;
+        }
+        if (g.wide) {
+          const t = nsOf(hi, lo);
+          if (t < g.wideMin) g.wideMin = t;
+          if (t > g.wideMax) g.wideMax = t;
+        } else {
+          g.times.push(off);
+          if (off < g.minOff) g.minOff = off;
+          if (off > g.maxOff) g.maxOff = off;
+        }
+        if (hi < current.minHi || (hi === current.minHi && lo < current.minLo)) {
+          current.minHi = hi;
+          current.minLo = lo;
+        }
+        if (hi > current.maxHi || (hi === current.maxHi && lo > current.maxLo)) {
+          current.maxHi = hi;
+          current.maxLo = lo;
+        }
+        if (e.traceAt >= 0) {
+          current.traceBodies.push(body);
+          current.traceAts.push(e.traceAt);
+        }
       }
       if (current.size >= BLOB_BYTES) {
         blobs.push(current);
@@ -361,6 +429,7 @@ export class LogDb extends SqliteBase {
       }
     }
     if (current.parts.length > 0) blobs.push(current);
+    for (const b of blobs) for (const g of groupsOf(b)) finish(g);
     const db = this.db;
     db.exec('BEGIN');
     try {
@@ -417,7 +486,7 @@ export class LogDb extends SqliteBase {
             g.entries,
             g.min,
             g.max,
-            packTimes(g.times, g.min) ?? null,
+            (g.wide ? undefined : packTimes(g.times, g.minOff)) ?? null,
           );
         }
       });
@@ -444,17 +513,17 @@ export class LogDb extends SqliteBase {
         'INSERT INTO blobs (records, min_ns, max_ns, received_ms, plain, batch, data) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ).run(
         b.records,
-        empty ? 0n : b.minNs,
-        empty ? 0n : b.maxNs,
+        empty ? 0n : nsOf(b.minHi, b.minLo),
+        empty ? 0n : nsOf(b.maxHi, b.maxLo),
         receivedMs,
         b.plain ? 1 : 0,
         batch,
         packBlob(b.parts),
       ).lastInsertRowid,
     );
-    if (b.traceIds.length === 0) return blob;
-    const bloom = newBlobBloom(b.traceIds.length);
-    for (const id of b.traceIds) blobBloomAdd(bloom, id);
+    if (b.traceAts.length === 0) return blob;
+    const bloom = newBlobBloom(b.traceAts.length);
+    for (let i = 0; i < b.traceAts.length; i++) blobBloomAdd(bloom, b.traceBodies[i], b.traceAts[i]);
     this.stmt('INSERT INTO blob_traces (blob, bloom) VALUES (?, ?)').run(blob, bloom);
     return blob;
   }
@@ -753,11 +822,13 @@ export class LogDb extends SqliteBase {
     }
     // Blobs have rows from the first one written with them on (ids only grow): older ones are read.
     const withRows = Number(this.stmt('SELECT min(blob) AS b FROM level_times').get()?.b ?? Number.MAX_SAFE_INTEGER);
-    // Offsets from baseNs computed by SQLite: exact as doubles near the windows (beyond 2^53 ns, a
-    // time is past every window's edge anyway).
+    // Offsets from baseNs computed by SQLite (no BigInt per row); a row reaching further than a
+    // double holds exactly (2^53 ns, 104 days) has its blob read.
+    const L = Number.MAX_SAFE_INTEGER;
     const rows = this.stmt(
-      `SELECT blob, level, detected_level, entries, min_ns - ? AS mn, max_ns - ? AS mx FROM level_times
-       WHERE stream = ? AND blob >= ? AND blob <= ?`,
+      `SELECT blob, level, detected_level, entries, max(min(min_ns - ?1, ${L}), -${L}) AS mn,
+       max(min(max_ns - ?1, ${L}), -${L}) AS mx, (min_ns - ?1 <= -${L} OR max_ns - ?1 >= ${L}) AS far
+       FROM level_times WHERE stream = ?2 AND blob >= ?3 AND blob <= ?4`,
     );
     const timesOf = this.stmt(
       'SELECT times FROM level_times WHERE stream = ? AND blob = ? AND level = ? AND detected_level = ?',
@@ -776,10 +847,14 @@ export class LogDb extends SqliteBase {
     const read = new Set<number>();
     let n = 0;
     for (const stream of streams.keys()) {
-      for (const row of rows.iterate(baseNs, baseNs, stream, Math.max(first, withRows), last)) {
+      for (const row of rows.iterate(baseNs, stream, Math.max(first, withRows), last)) {
         if (++n % 4096 === 0) checkpoint();
         const blob = row.blob as number;
         if (!window.blobs.has(blob)) continue;
+        if (row.far) {
+          read.add(blob);
+          continue;
+        }
         found.push({
           blob,
           stream,

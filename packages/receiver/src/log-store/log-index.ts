@@ -54,11 +54,13 @@ interface LevelContext {
 export interface IndexedRecord {
   /** The stream's key (streamKey of its labels). */
   stream: string;
-  timeNs: bigint;
+  /** The time in ns, as its high and low 32 bits (no BigInt per record: `indexedTime` makes one). */
+  timeHi: number;
+  timeLo: number;
   /** The line's UTF-8 bytes (a string body's; other bodies: their encoded size, an estimate). */
   lineBytes: number;
-  /** The 16-byte trace id (a view into the body), if the record has one. */
-  traceId: Buffer | undefined;
+  /** Where in the body the record's 16-byte trace id starts; -1 when it has none. */
+  traceAt: number;
   /** The body is a string (or absent): the line is its bytes, verbatim in the request. */
   plain: boolean;
   /** The `level` label (structured metadata), '' when the record has none. */
@@ -67,9 +69,15 @@ export interface IndexedRecord {
   detectedLevel: string;
 }
 
+/** A record's time in ns. */
+export function indexedTime(r: Pick<IndexedRecord, 'timeHi' | 'timeLo'>): bigint {
+  return (BigInt(r.timeHi) << 32n) | BigInt(r.timeLo);
+}
+
 /** Calls `each` for every record of the request, in order; throws on a body that does not read. */
 export function indexLogsRequest(body: Buffer, receivedNs: bigint, each: (r: IndexedRecord) => void): number {
   const r = new ProtoReader(body);
+  const received = { hi: Number(receivedNs >> 32n), lo: Number(receivedNs & 0xffffffffn) };
   let n = 0;
   while (r.pos < body.length) {
     const tag = r.uint32();
@@ -116,7 +124,7 @@ export function indexLogsRequest(body: Buffer, receivedNs: bigint, each: (r: Ind
       while (r.pos < s.end) {
         const t = r.uint32();
         if (t === ((2 << 3) | LEN)) {
-          each(record(r, stream, receivedNs, scoped));
+          each(record(r, stream, received, scoped));
           n++;
         } else r.skip(t & 7);
       }
@@ -138,13 +146,20 @@ function pick(metadata: Record<string, string>): Record<string, string> | undefi
   return out;
 }
 
-function record(r: ProtoReader, stream: string, receivedNs: bigint, context: LevelContext): IndexedRecord {
+function record(
+  r: ProtoReader,
+  stream: string,
+  received: { hi: number; lo: number },
+  context: LevelContext,
+): IndexedRecord {
   const end = r.delimitedEnd();
-  let time = 0n;
-  let observed = 0n;
+  let timeHi = 0;
+  let timeLo = 0;
+  let observedHi = 0;
+  let observedLo = 0;
   let lineBytes = 0;
   let plain = true;
-  let traceId: Buffer | undefined;
+  let traceAt = -1;
   let severityNumber = 0;
   let severityText = '';
   // The level names among the metadata: copied from the context's on the record's first one.
@@ -181,10 +196,16 @@ function record(r: ProtoReader, stream: string, receivedNs: bigint, context: Lev
         break;
       }
       case (1 << 3) | I64:
-        time = r.fixed64();
+        if (r.pos + 8 > r.buf.length) r.fixed64(); // throws: truncated
+        timeLo = r.view.getUint32(r.pos, true);
+        timeHi = r.view.getUint32(r.pos + 4, true);
+        r.pos += 8;
         break;
       case (11 << 3) | I64:
-        observed = r.fixed64();
+        if (r.pos + 8 > r.buf.length) r.fixed64();
+        observedLo = r.view.getUint32(r.pos, true);
+        observedHi = r.view.getUint32(r.pos + 4, true);
+        r.pos += 8;
         break;
       case (5 << 3) | LEN: {
         const e = r.delimitedEnd();
@@ -203,7 +224,7 @@ function record(r: ProtoReader, stream: string, receivedNs: bigint, context: Lev
       }
       case (9 << 3) | LEN: {
         const e = r.delimitedEnd();
-        traceId = e - r.pos === 16 ? r.buf.subarray(r.pos, e) : undefined;
+        traceAt = e - r.pos === 16 ? r.pos : -1;
         r.pos = e;
         break;
       }
@@ -224,11 +245,21 @@ function record(r: ProtoReader, stream: string, receivedNs: bigint, context: Lev
     if (metadata.detected_level !== undefined) detectedLevel = metadata.detected_level;
     else detectedLevel = context.stream ?? levelOf(metadata) ?? severityLevel(severityNumber);
   }
+  // The time, else the observed time, else the arrival.
+  if (timeHi === 0 && timeLo === 0) {
+    timeHi = observedHi;
+    timeLo = observedLo;
+    if (timeHi === 0 && timeLo === 0) {
+      timeHi = received.hi;
+      timeLo = received.lo;
+    }
+  }
   return {
     stream,
-    timeNs: time || observed || receivedNs,
+    timeHi,
+    timeLo,
     lineBytes,
-    traceId,
+    traceAt,
     plain,
     level: metadata?.level ?? '',
     detectedLevel,
