@@ -404,6 +404,9 @@ export async function runLogQueries(
 }
 
 /** The benchmarks page's Logs section (Markdown) from a run's results. */
+/** A Markdown table cell's text: its pipes escaped. */
+const cell = (text: string) => text.replace(/\|/g, '\\|');
+
 export function renderLogSection(
   intake: LogIntakeResult | undefined,
   queries: LogQueryResult | undefined,
@@ -425,13 +428,13 @@ export function renderLogSection(
       if (!s.target) continue;
       const goal = QUERY_TARGETS[s.target];
       lines.push(
-        `| ${goal.what} p99 < ${goal.p99Ms} ms (${fmtInt(queries.records)} records) | ${s.p99Ms.toFixed(1)} ms | ${s.p99Ms < goal.p99Ms ? 'met' : '**MISSED**'} |`,
+        `| ${cell(goal.what)} p99 < ${goal.p99Ms} ms (${fmtInt(queries.records)} records) | ${s.p99Ms.toFixed(1)} ms | ${s.p99Ms < goal.p99Ms ? 'met' : '**MISSED**'} |`,
       );
     }
     lines.push('', '| query | request | p50 | p99 | max | per answer |', '|---|---|---|---|---|---|');
     for (const s of queries.stats) {
       lines.push(
-        `| ${s.name} | \`${s.request}\` | ${s.p50Ms.toFixed(1)} ms | ${s.p99Ms.toFixed(1)} ms | ${s.maxMs.toFixed(1)} ms | ${s.avgResult.toFixed(1)} |`,
+        `| ${cell(s.name)} | \`${cell(s.request)}\` | ${s.p50Ms.toFixed(1)} ms | ${s.p99Ms.toFixed(1)} ms | ${s.maxMs.toFixed(1)} ms | ${s.avgResult.toFixed(1)} |`,
       );
     }
   }
