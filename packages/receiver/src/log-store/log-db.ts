@@ -303,6 +303,8 @@ export class LogDb extends SqliteBase {
   /** A reader's blobs' trace-id bloom filters (a blob never changes; retention removes the oldest). */
   private readonly blooms = new Map<number, Uint8Array>();
   private bloomBytes = 0;
+  /** Blobs known to have no bloom filter (none of their records has a trace id). */
+  private readonly noBloom = new Set<number>();
 
   private constructor(db: DatabaseSync) {
     super(db);
@@ -652,17 +654,47 @@ export class LogDb extends SqliteBase {
   private traceBlobs(traceId: Buffer, inWindow: Iterable<number>, checkpoint: Checkpoint): Set<number> {
     const out = new Set<number>();
     const bloomOf = this.stmt('SELECT bloom FROM blob_traces WHERE blob = ?');
-    if (this.bloomBytes > 256 * 2 ** 20) {
+    if (this.bloomBytes > 256 * 2 ** 20 || this.noBloom.size > 1_000_000) {
       this.blooms.clear();
+      this.noBloom.clear();
       this.bloomBytes = 0;
     }
+    const ids = [...inWindow];
+    // Filters not cached yet: many (a reader's first lookups) are read in one range scan.
+    const missing = ids.filter((id) => !this.blooms.has(id) && !this.noBloom.has(id));
+    if (missing.length > 32) {
+      const want = new Set(missing);
+      let lo = Number.MAX_SAFE_INTEGER;
+      let hi = 0;
+      for (const id of missing) {
+        if (id < lo) lo = id;
+        if (id > hi) hi = id;
+      }
+      const range = this.stmt('SELECT blob, bloom FROM blob_traces WHERE blob >= ? AND blob <= ?');
+      let n = 0;
+      for (const row of range.iterate(lo, hi)) {
+        if (++n % 1024 === 0) checkpoint();
+        const id = Number(row.blob);
+        if (!want.has(id)) continue;
+        const bloom = Uint8Array.from(row.bloom as Uint8Array);
+        this.blooms.set(id, bloom);
+        this.bloomBytes += bloom.length;
+        want.delete(id);
+      }
+      for (const id of want) this.noBloom.add(id);
+    }
     let n = 0;
-    for (const id of inWindow) {
+    for (const id of ids) {
       if (++n % 1024 === 0) checkpoint();
       let bloom = this.blooms.get(id);
       if (!bloom) {
+        if (this.noBloom.has(id)) continue;
         const b = bloomOf.get(id)?.bloom as Uint8Array | undefined;
-        if (!b) continue;
+        if (!b) {
+          // No record of the blob has a trace id (blobs do not change).
+          this.noBloom.add(id);
+          continue;
+        }
         bloom = Uint8Array.from(b);
         this.blooms.set(id, bloom);
         this.bloomBytes += bloom.length;
