@@ -14,6 +14,7 @@
  *    "needle"` over 1 h, a trace id lookup over 24 h, label values, and the log-volume query over 6
  *    h, each against the issue's p99 target. SONDE_BENCH_LOG_DATA=<dir> keeps the data set there
  *    and reuses it on the next run (same record count, made less than 6 hours before).
+ *    SONDE_BENCH_LOG_JSON=<file> also writes the results there as JSON.
  *
  * Prints each target with met / MISSED, then the benchmarks page's section (Markdown).
  */
@@ -325,7 +326,7 @@ export async function runLogQueries(
     await time(
       '{service_name="svc-N"} |= "needle" over 1 h (limit 1000, backward)',
       'GET /loki/api/v1/query_range?query={service_name="svc-N"} |= "needle"&limit=1000&direction=backward',
-      40,
+      100,
       (i) =>
         get('/loki/api/v1/query_range', {
           query: `{service_name="svc-${i % SERVICES}"} |= "needle"`,
@@ -364,7 +365,7 @@ export async function runLogQueries(
     await time(
       'log volume of {service_name="svc-N"} over 6 h, step 20 s',
       `GET /loki/api/v1/query_range?query=${volume('{service_name="svc-N"}')}&step=20s`,
-      40,
+      100,
       (i) =>
         get('/loki/api/v1/query_range', {
           query: volume(`{service_name="svc-${i % SERVICES}"}`),
@@ -416,6 +417,16 @@ export function renderLogSection(
   machine: string,
 ): string {
   const lines: string[] = ['## Embedded log store', '', `Machine: ${machine}.`, ''];
+  if (intake) {
+    const all = [intake.off, intake.on.wal_async, intake.on.wal, intake.on.memory];
+    const other = Math.max(...all.map((r) => r.otherCores));
+    lines.push(
+      other > 0.1
+        ? `> **Other processes used up to ${other.toFixed(2)} of the machine's cores during the intake slices** (other work shares this machine): the intake figures are those of a receiver with about one core, or less, to itself, and the query latencies' tails include waits for the CPU.`
+        : 'Other processes used at most 10% of a core during the intake slices.',
+      '',
+    );
+  }
   lines.push('| target | measured | verdict |', '|---|---|---|');
   if (intake) {
     for (const mode of ['wal_async', 'wal', 'memory'] as const) {
@@ -441,6 +452,12 @@ export function renderLogSection(
       );
     }
   }
+  lines.push(
+    '',
+    "**Method.** Intake: four receivers (the CLI, built `dist/`, default configuration but for `log_store`), the log store off, and on with `durability: wal_async` (the default), `wal` and `memory`, measured in alternating slices, each store's write queue drained before each slice; autocannon in the bench process, 10 connections, no pipelining, `POST /v1/logs` of OTLP protobuf requests of 100 records (~21 KiB: one service resource, a ~90-byte line, three attributes, severity, trace and span ids). records/s = 2xx responses × 100 ÷ duration. Receiver CPU counts every thread of its process (intake, the store's writer, libuv's).",
+    '',
+    `Queries: ${queries ? fmtInt(queries.records) : 'N'} records in requests of 500 (one service each, 20 services), spread over the 24 hours before the run, each with a trace id, \`needle\` in every 10,000th line, written into the database through \`LogDb.write\` in transactions of 32 requests, as the writer thread does${queries ? ` (${queries.buildSec.toFixed(0)} s, ${(queries.dbBytes / 2 ** 30).toFixed(2)} GiB on disk)` : ''}. A receiver serves the file (default query settings: two reader threads); each query is asked over HTTP of its Loki API, one at a time, after a warm-up query for each reader thread, from varying services and windows. The log-volume query is Grafana's, \`sum by (level, detected_level) (count_over_time({…} \\| drop __error__ [$__auto]))\`, with a 20 s step over 6 h (1,081 points).`,
+  );
   if (intake) {
     lines.push(
       '',
@@ -475,6 +492,9 @@ if (import.meta.main) {
         ? await runLogIntake(work, { connections: 10, warmupSec: 2, durationSec: 24, rounds: 6 }, log)
         : undefined;
     const queries = records > 0 ? await runLogQueries(work, records, log) : undefined;
+    // SONDE_BENCH_LOG_JSON=<file>: the results, as numbers, for whoever updates the docs.
+    const json = process.env.SONDE_BENCH_LOG_JSON;
+    if (json) writeFileSync(json, JSON.stringify({ machine, intake, queries }, null, 2));
     process.stdout.write(`\n${renderLogSection(intake, queries, machine)}\n`);
   } finally {
     rmSync(work, { recursive: true, force: true });

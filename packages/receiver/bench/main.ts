@@ -75,7 +75,7 @@ const SETTINGS = {
   variants: 4,
 };
 /** Whatever happens, the bench ends by then (children killed). */
-const WATCHDOG_MS = 8 * 60_000 + 20 * 60_000; // the store section's data set takes minutes to write
+const WATCHDOG_MS = 8 * 60_000 + 20 * 60_000 + 15 * 60_000; // the stores' data sets take minutes to write
 
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s`;
@@ -315,6 +315,19 @@ async function main(): Promise<void> {
   }
 
   const store: StoreBenchResult = await runStoreBench(payloads[0], SETTINGS, { datasetSpans: storeSpans, log });
+  const logWork = mkdtempSync(join(tmpdir(), 'sonde-bench-log-store-'));
+  let logSection: string;
+  try {
+    const logIntake = await runLogIntake(logWork, SETTINGS, log);
+    const logQueries = await runLogQueries(
+      logWork,
+      Number(process.env.SONDE_BENCH_LOG_RECORDS ?? (quick ? 100_000 : 10_000_000)),
+      log,
+    );
+    logSection = renderLogSection(logIntake, logQueries, machineLine(machine));
+  } finally {
+    rmSync(logWork, { recursive: true, force: true });
+  }
 
   const report: Report = {
     date: new Date().toISOString(),
@@ -334,10 +347,10 @@ async function main(): Promise<void> {
     outage: outageSlices,
     profile,
   };
-  process.stdout.write(`\n${renderSummary(report)}\n\n${renderStoreSection(store)}\n`);
+  process.stdout.write(`\n${renderSummary(report)}\n\n${renderStoreSection(store)}\n\n${logSection}\n`);
   if (!flags['no-write'] && !quick) {
     mkdirSync(dirname(DOC), { recursive: true });
-    writeFileSync(DOC, `${renderDoc(report)}\n${renderStoreSection(store)}`);
+    writeFileSync(DOC, `${renderDoc(report)}\n${renderStoreSection(store)}\n${logSection}\n`);
     log(`wrote ${relative(process.cwd(), DOC) || DOC}`);
   } else if (quick) {
     log(`quick mode: ${relative(process.cwd(), DOC)} not written`);
