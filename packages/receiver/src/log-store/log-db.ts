@@ -614,6 +614,7 @@ export class LogDb extends SqliteBase {
   private window(
     startNs: bigint,
     endNs: bigint,
+    keep?: (id: number) => boolean,
   ): { blobs: Map<number, { min: bigint; max: bigint; plain: boolean; receivedMs: number }>; lo: number; hi: number } {
     const x = this.extents.refresh(this);
     const blobs = new Map<number, { min: bigint; max: bigint; plain: boolean; receivedMs: number }>();
@@ -629,6 +630,7 @@ export class LogDb extends SqliteBase {
       const min = x.min[i];
       const max = x.max[i];
       if (max < start || min >= end) continue;
+      if (keep && !keep(x.id[i])) continue;
       const batch = x.batch[i];
       if (batch < lo) lo = batch;
       if (batch > hi) hi = batch;
@@ -650,18 +652,22 @@ export class LogDb extends SqliteBase {
     return Number(this.stmt('SELECT min(id) AS m FROM blobs').get()?.m ?? 0);
   }
 
-  /** The blobs in [startNs, endNs) that may hold a trace id's records, through their bloom filters. */
-  private traceBlobs(traceId: Buffer, inWindow: Iterable<number>, checkpoint: Checkpoint): Set<number> {
-    const out = new Set<number>();
-    const bloomOf = this.stmt('SELECT bloom FROM blob_traces WHERE blob = ?');
+  /**
+   * Whether a blob may hold a trace id's records, through its bloom filter (cached: a blob never
+   * changes). The filters of the blobs in [startNs, endNs) not cached yet, when many (a reader's
+   * first lookups), are read first in one range scan.
+   */
+  private traceFilter(startNs: bigint, endNs: bigint, checkpoint: Checkpoint): (blob: number, id: Buffer) => boolean {
     if (this.bloomBytes > 256 * 2 ** 20 || this.noBloom.size > 1_000_000) {
       this.blooms.clear();
       this.noBloom.clear();
       this.bloomBytes = 0;
     }
-    const ids = [...inWindow];
-    // Filters not cached yet: many (a reader's first lookups) are read in one range scan.
-    const missing = ids.filter((id) => !this.blooms.has(id) && !this.noBloom.has(id));
+    const missing: number[] = [];
+    this.window(startNs, endNs, (blob) => {
+      if (!this.blooms.has(blob) && !this.noBloom.has(blob)) missing.push(blob);
+      return false;
+    });
     if (missing.length > 32) {
       const want = new Set(missing);
       let lo = Number.MAX_SAFE_INTEGER;
@@ -683,25 +689,25 @@ export class LogDb extends SqliteBase {
       }
       for (const id of want) this.noBloom.add(id);
     }
+    const bloomOf = this.stmt('SELECT bloom FROM blob_traces WHERE blob = ?');
     let n = 0;
-    for (const id of ids) {
+    return (blob, id) => {
       if (++n % 1024 === 0) checkpoint();
-      let bloom = this.blooms.get(id);
+      let bloom = this.blooms.get(blob);
       if (!bloom) {
-        if (this.noBloom.has(id)) continue;
-        const b = bloomOf.get(id)?.bloom as Uint8Array | undefined;
+        if (this.noBloom.has(blob)) return false;
+        const b = bloomOf.get(blob)?.bloom as Uint8Array | undefined;
         if (!b) {
           // No record of the blob has a trace id (blobs do not change).
-          this.noBloom.add(id);
-          continue;
+          this.noBloom.add(blob);
+          return false;
         }
         bloom = Uint8Array.from(b);
-        this.blooms.set(id, bloom);
+        this.blooms.set(blob, bloom);
         this.bloomBytes += bloom.length;
       }
-      if (blobBloomHas(bloom, traceId)) out.add(id);
-    }
-    return out;
+      return blobBloomHas(bloom, id);
+    };
   }
 
   /**
@@ -718,12 +724,17 @@ export class LogDb extends SqliteBase {
     for (const labels of streams.values()) keys.add(streamKey(labels));
     const traceId = q.traceId?.toLowerCase();
     if (traceId !== undefined && !TRACE_ID.test(traceId)) return { entries: [] };
-    const window = this.window(q.startNs, q.endNs);
-    if (window.blobs.size === 0) return { entries: [] };
+    let window: ReturnType<LogDb['window']>;
     let candidates: Set<number>;
     if (traceId !== undefined) {
-      candidates = this.traceBlobs(Buffer.from(traceId, 'hex'), window.blobs.keys(), checkpoint);
+      // Only the blobs whose bloom filter may hold the trace id (no entry made for the others).
+      const id = Buffer.from(traceId, 'hex');
+      const may = this.traceFilter(q.startNs, q.endNs, checkpoint);
+      window = this.window(q.startNs, q.endNs, (blob) => may(blob, id));
+      candidates = new Set(window.blobs.keys());
     } else {
+      window = this.window(q.startNs, q.endNs);
+      if (window.blobs.size === 0) return { entries: [] };
       candidates = new Set();
       this.postingsOf(streams.keys(), window, (ids) => {
         for (const id of ids) candidates.add(id);
