@@ -1,7 +1,7 @@
 /**
  * The embedded log store end to end: the real OpenTelemetry JS logs exporters (OTLP/HTTP protobuf,
  * OTLP/HTTP JSON, OTLP/gRPC) send records to `sonde-receiver` as a child process (log store on by
- * default: no Loki endpoint; durability: wal); the receiver is killed with SIGKILL as soon as every
+ * default: no Loki endpoint; durability: wal_async, the default); the receiver is killed with SIGKILL as soon as every
  * export was acknowledged, then started again in process on the same data directory: every record is
  * returned by `receiver.logStore.select` (the LogSource the Loki API reads) with its body, level,
  * trace id and structured metadata, and by a trace id lookup; and by the admin port's Loki API as

@@ -13,8 +13,9 @@
  *                intake with the store on vs off, then trace by id and searches over a data set of
  *                SONDE_BENCH_STORE_SPANS spans (default 10,000,000, in the full run too)
  * logs           (positional: `npm run bench -- logs`) only the embedded log store's section
- *                (log-store-bench.ts): log intake with the store off / on, then queries through
- *                LogSource over SONDE_BENCH_LOG_RECORDS records (default 1,000,000)
+ *                (log-store-bench.ts): log intake with the store off / on (each durability), then
+ *                Loki API queries over SONDE_BENCH_LOG_RECORDS records (default 10,000,000), each
+ *                against its target; prints the section for docs/benchmarks.md
  * redaction      (positional: `npm run bench -- redaction`) only the redaction cost: intake with
  *                `redaction.enabled: false` vs the default (on), alternating slices (redaction-bench.ts)
  *                micro-benchmark; off by default (a Node process normally has its GC threads on other cores)
@@ -36,7 +37,7 @@ import {
   steady,
   type ThroughputResult,
 } from './load.ts';
-import { runLogIntake, runLogQueries } from './log-store-bench.ts';
+import { renderLogSection, runLogIntake, runLogQueries } from './log-store-bench.ts';
 import { describeMachine, machineLine } from './machine.ts';
 import { runMetricsBench } from './metrics-bench.ts';
 import { makePayload, makeSpans, type Payload } from './payloads.ts';
@@ -78,7 +79,7 @@ const SETTINGS = {
   variants: 4,
 };
 /** Whatever happens, the bench ends by then (children killed). */
-const WATCHDOG_MS = 8 * 60_000 + 20 * 60_000; // the store section's data set takes minutes to write
+const WATCHDOG_MS = 8 * 60_000 + 20 * 60_000 + 15 * 60_000; // the stores' data sets take minutes to write
 
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s`;
@@ -159,8 +160,13 @@ async function main(): Promise<void> {
   if (logsOnly) {
     const work = mkdtempSync(join(tmpdir(), 'sonde-bench-log-store-'));
     try {
-      await runLogIntake(work, SETTINGS, log);
-      await runLogQueries(work, Number(process.env.SONDE_BENCH_LOG_RECORDS ?? (quick ? 100_000 : 1_000_000)), log);
+      const intake = await runLogIntake(work, SETTINGS, log);
+      const queries = await runLogQueries(
+        work,
+        Number(process.env.SONDE_BENCH_LOG_RECORDS ?? (quick ? 100_000 : 10_000_000)),
+        log,
+      );
+      process.stdout.write(`\n${renderLogSection(intake, queries, machineLine(machine))}\n`);
     } finally {
       rmSync(work, { recursive: true, force: true });
     }
@@ -328,6 +334,19 @@ async function main(): Promise<void> {
   }
 
   const store: StoreBenchResult = await runStoreBench(payloads[0], SETTINGS, { datasetSpans: storeSpans, log });
+  const logWork = mkdtempSync(join(tmpdir(), 'sonde-bench-log-store-'));
+  let logSection: string;
+  try {
+    const logIntake = await runLogIntake(logWork, SETTINGS, log);
+    const logQueries = await runLogQueries(
+      logWork,
+      Number(process.env.SONDE_BENCH_LOG_RECORDS ?? (quick ? 100_000 : 10_000_000)),
+      log,
+    );
+    logSection = renderLogSection(logIntake, logQueries, machineLine(machine));
+  } finally {
+    rmSync(logWork, { recursive: true, force: true });
+  }
 
   const report: Report = {
     date: new Date().toISOString(),
@@ -347,10 +366,10 @@ async function main(): Promise<void> {
     outage: outageSlices,
     profile,
   };
-  process.stdout.write(`\n${renderSummary(report)}\n\n${renderStoreSection(store)}\n`);
+  process.stdout.write(`\n${renderSummary(report)}\n\n${renderStoreSection(store)}\n\n${logSection}\n`);
   if (!flags['no-write'] && !quick) {
     mkdirSync(dirname(DOC), { recursive: true });
-    writeFileSync(DOC, `${renderDoc(report)}\n${renderStoreSection(store)}`);
+    writeFileSync(DOC, `${renderDoc(report)}\n${renderStoreSection(store)}\n${logSection}\n`);
     log(`wrote ${relative(process.cwd(), DOC) || DOC}`);
   } else if (quick) {
     log(`quick mode: ${relative(process.cwd(), DOC)} not written`);

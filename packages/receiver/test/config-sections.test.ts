@@ -16,6 +16,7 @@ import { DEFAULT_EXPORTER_OPTIONS } from '../src/export/otlp-http-exporter';
 import { toHandlerOptions } from '../src/intake/config';
 import { LOKI_API_DEFAULTS } from '../src/log-store/api';
 import { toLokiApiOptions } from '../src/log-store/config';
+import { LOG_STORE_DURABILITY } from '../src/log-store/log-store';
 import { DEFAULT_DECODE_LIMITS } from '../src/otlp/limits';
 import { toPrometheusOptions } from '../src/prometheus/config';
 import { PROMETHEUS_DEFAULTS } from '../src/prometheus/consumer';
@@ -40,9 +41,12 @@ describe("a component's library defaults are its config defaults", () => {
   });
 
   test('the embedded stores (trace_store, log_store)', () => {
-    for (const c of [defaults.trace_store, defaults.log_store]) {
-      expect(toBlobStoreOptions(c, '/data')).toMatchObject(BLOB_STORE_DEFAULTS);
-    }
+    expect(toBlobStoreOptions(defaults.trace_store, '/data')).toMatchObject(BLOB_STORE_DEFAULTS);
+    // The log store's own durability default (LOG_STORE_DURABILITY), the engine's for the rest.
+    expect(toBlobStoreOptions(defaults.log_store, '/data')).toMatchObject({
+      ...BLOB_STORE_DEFAULTS,
+      durability: LOG_STORE_DURABILITY,
+    });
     expect(toBlobStoreOptions(defaults.trace_store, '/data').path).toBe(join('/data', 'traces.db'));
     expect(toBlobStoreOptions({ ...defaults.log_store, path: '/abs/logs.db' }, '/data').path).toBe('/abs/logs.db');
   });

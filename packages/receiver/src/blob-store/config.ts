@@ -6,13 +6,13 @@
 import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
 import { duration, positiveInt, size } from '../config/fields';
-import { BLOB_STORE_DEFAULTS, type BlobStoreOptions } from './engine';
+import { BLOB_STORE_DEFAULTS, type BlobStoreOptions, type Durability } from './engine';
 
 /**
  * A store section's shared keys. `file` is the default database file in data_dir; `auto` turns a
  * store on when its backend (tempo.endpoint, loki.endpoint) is empty.
  */
-export const embeddedStoreFields = (file: string) => ({
+export const embeddedStoreFields = (file: string, durability: Durability = BLOB_STORE_DEFAULTS.durability) => ({
   /** Keep the signal in an embedded database and answer the backend's query API on the admin port: auto = when the backend's endpoint is empty. */
   enabled: z
     .union([z.enum(['auto', 'true', 'false']), z.boolean()])
@@ -28,9 +28,9 @@ export const embeddedStoreFields = (file: string) => ({
   queue_size: size.default(64 * 1024 * 1024),
   /** When the write queue is full: refuse new requests with 503 + Retry-After, or accept them without storing (drop, counted). */
   on_full: z.enum(['refuse', 'drop']).default('refuse'),
-  /** wal: a request is journaled (fdatasynced) before it is acknowledged, and replayed after a crash; memory: acknowledged once queued (a crash loses the queue). */
-  durability: z.enum(['wal', 'memory']).default(BLOB_STORE_DEFAULTS.durability),
-  /** With durability: wal, how long the log waits to gather concurrent requests into one write and fdatasync (0: none; each sync takes the requests that arrived during the previous one). */
+  /** wal: a request is journaled and fdatasynced before it is acknowledged, and replayed after a crash; wal_async: journaled (written, so kill -9 loses nothing) before it is acknowledged, fdatasynced in the background (a power loss can lose the last milliseconds); memory: acknowledged once queued (a crash loses the queue). */
+  durability: z.enum(['wal', 'wal_async', 'memory']).default(durability),
+  /** With durability: wal, how long the log waits to gather concurrent requests into one write and fdatasync (0: none; each sync takes the requests that arrived during the previous one); with wal_async, how long between two background fdatasyncs (0: back to back). */
   wal_sync_interval: duration.default(BLOB_STORE_DEFAULTS.walSyncIntervalMs),
   /** A write transaction takes at most this many bytes of requests (fewer, larger transactions cost less per item)... */
   batch_max_size: size.default(16 * 1024 * 1024),

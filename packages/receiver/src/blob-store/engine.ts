@@ -11,6 +11,9 @@
  * write-ahead log (wal.ts) and resolves, so that the response is sent, only once the record is
  * durable (fdatasync, shared by the requests of a group); a request the log cannot take is refused
  * with 503. `start` replays the records that SQLite does not hold yet before the receiver listens.
+ * With `wal_async`, `consume` resolves once the request is written to the log (the kernel holds it:
+ * kill -9 loses nothing) and the log's fdatasyncs run in the background, back to back: a machine
+ * crash or power loss can lose the requests acknowledged since the last sync began (milliseconds).
  * With `memory`, requests are acknowledged once queued: a crash loses what the queue holds (up to
  * `queueBytes`) and the transaction being written.
  */
@@ -30,6 +33,8 @@ import { type Checkpoint, checkpointFor } from './reader-protocol';
 import { BlobWal, type WalPosition, type WalRecovery } from './wal';
 import type { FromWriter, ToWriter, WriterSettings } from './writer-protocol';
 
+export type Durability = 'wal' | 'wal_async' | 'memory';
+
 export interface BlobStoreOptions {
   /** The SQLite file. */
   path: string;
@@ -41,11 +46,14 @@ export interface BlobStoreOptions {
   batchMaxBytes: number;
   flushIntervalMs: number;
   retentionIntervalMs: number;
-  /** wal: requests are journaled (durable) before they are acknowledged; memory: queued only. */
-  durability?: 'wal' | 'memory';
+  /**
+   * wal: requests are journaled and fdatasynced before they are acknowledged; wal_async: journaled
+   * (written) before, fdatasynced in the background; memory: queued only.
+   */
+  durability?: Durability;
   /** The write-ahead log's directory (default: the database's path + `.journal`). */
   walDir?: string;
-  /** How long the log waits to gather a group of requests before its write and fdatasync (ms, default 0). */
+  /** wal: how long the log waits to gather a group of requests before its write and fdatasync; wal_async: between two background fdatasyncs (ms, default 0). */
   walSyncIntervalMs?: number;
   /** Size at which the log begins a new segment (default 16 MiB). */
   walSegmentBytes?: number;
@@ -160,7 +168,7 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
     this.queryDuration = m.queryDuration;
     this.queryTimeouts = m.queryTimeouts;
     this.readerRestarts = m.readerRestarts;
-    if (this.durability === 'wal') {
+    if (this.durability !== 'memory') {
       const wal = () => this.wal;
       registerMetrics(registry, blobStoreWalMetrics(kind), {
         walBytes() {
@@ -257,7 +265,7 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
   /** Resolves once the database is open (rejects when it cannot be). */
   async start(): Promise<void> {
     await this.ready;
-    if (this.durability === 'wal') await this.openWal();
+    if (this.durability !== 'memory') await this.openWal();
     else if (existsSync(this.walDir)) {
       // Left by a run with durability: wal (a crash, then a switch to memory): its acknowledged
       // requests are stored, then the log goes.
@@ -270,7 +278,7 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
     await this.startReader();
   }
 
-  get durability(): 'wal' | 'memory' {
+  get durability(): Durability {
     return this.options.durability ?? BLOB_STORE_DEFAULTS.durability;
   }
 
@@ -284,7 +292,10 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
     const wal = BlobWal.open(this.walDir, {
       segmentBytes: this.options.walSegmentBytes ?? WAL_SEGMENT_BYTES,
       syncIntervalMs: this.options.walSyncIntervalMs ?? BLOB_STORE_DEFAULTS.walSyncIntervalMs,
+      sync: this.durability === 'wal_async' ? 'background' : 'before',
     });
+    wal.onSyncError = (err) =>
+      this.walFailed(err, 'requests acknowledged since the last sync may be lost if the machine stops');
     this.wal = wal;
     const recovery = await wal.recover(this.walCommitted, async (records, receivedMs) => {
       for (const r of records) {
@@ -431,16 +442,7 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
       position = await wal.append(record);
     } catch (err) {
       this.release(raw.length);
-      this.walErrors.inc();
-      // Once a second at most: a full disk fails every request of every group.
-      const now = Date.now();
-      if (now - this.walErrorLoggedAt >= 1000) {
-        this.walErrorLoggedAt = now;
-        this.logger.error(
-          { err: (err as Error).message, dir: this.walDir },
-          `the ${this.kind.what} could not write its write-ahead log (disk full or unwritable?); requests are refused with 503`,
-        );
-      }
+      this.walFailed(err as Error, 'requests are refused with 503');
       throw new OtlpError(
         `the ${this.kind.what} cannot write to disk now; retry after 1s`,
         503,
@@ -456,6 +458,18 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
     }
     const body = record.subarray(HEADER_BYTES);
     this.post({ type: 'write', body, receivedMs, position }, [record.buffer as ArrayBuffer]);
+  }
+
+  /** A write or sync of the log failed: counted, and logged once a second at most (a full disk fails every group). */
+  private walFailed(err: Error, consequence: string): void {
+    this.walErrors.inc();
+    const now = Date.now();
+    if (now - this.walErrorLoggedAt < 1000) return;
+    this.walErrorLoggedAt = now;
+    this.logger.error(
+      { err: err.message, dir: this.walDir },
+      `the ${this.kind.what} could not write its write-ahead log (disk full or unwritable?); ${consequence}`,
+    );
   }
 
   private post(m: ToWriter, transfer: ArrayBuffer[] = []): void {

@@ -16,6 +16,14 @@
  * or sync that fails (disk full, I/O error) rejects every append of its group: those requests are
  * refused, never acknowledged. The partial write is cut off and the log goes on in a new segment.
  *
+ * With `sync: 'background'` (durability: wal_async) an append is written at once, synchronously (a
+ * copy into the kernel's page cache: a killed receiver loses nothing; through the thread pool, the
+ * hop cost the answer more than the write), and resolves; the fdatasyncs run behind the writes,
+ * back to back (`syncIntervalMs` apart): a machine crash or power loss can lose what was acknowledged since the last
+ * sync began (a few milliseconds of requests). A background sync that fails is counted in `errors`
+ * and told through `onSyncError` (its requests were answered already); a segment is synced before it
+ * is closed (rotation, shutdown).
+ *
  * Segments are deleted once everything in them is committed to SQLite (`committed`). Recovery cuts a
  * segment at its first torn or corrupt record (nothing after it can be trusted).
  *
@@ -35,8 +43,18 @@ export interface WalPosition {
 export interface WalOptions {
   /** A new segment is begun once the current one holds this many bytes. */
   segmentBytes: number;
-  /** How long to wait, before writing and syncing a group, for more appends to join it (0: none). */
+  /**
+   * Before its fdatasync: how long to wait, before writing and syncing a group, for more appends to
+   * join it. In the background: how long to wait between two fdatasyncs (0: none either way).
+   */
   syncIntervalMs: number;
+  /**
+   * Where the fdatasync happens. `before` (durability: wal): an append resolves once its record is
+   * written and synced. `background` (durability: wal_async): once it is written (the kernel holds
+   * it: a killed process loses nothing); the syncs run back to back (`syncIntervalMs` apart) behind
+   * the writes, so a machine crash loses at most what was written since the last one began.
+   */
+  sync?: 'before' | 'background';
 }
 
 /** A record found by recovery past the committed position, to write to SQLite again. */
@@ -80,13 +98,19 @@ export class BlobWal {
   private nextSeq = 1;
   private queue: Pending[] = [];
   private running: Promise<void> | undefined;
+  /** The background fdatasync loop (sync: background), while it runs. */
+  private syncing: Promise<void> | undefined;
+  /** Bytes written to the current segment since its last fdatasync began (sync: background). */
+  private unsynced = false;
   private closed = false;
 
   /** Bytes written (record headers included) and fdatasyncs done, since open. */
   bytesWritten = 0;
   syncs = 0;
-  /** Failed group writes (each refused its requests). */
+  /** Failed group writes (each refused its requests), and failed background syncs. */
   errors = 0;
+  /** Called when a background fdatasync fails (its records were acknowledged already). */
+  onSyncError: ((err: Error) => void) | undefined;
 
   private constructor(
     readonly dir: string,
@@ -170,6 +194,37 @@ export class BlobWal {
    */
   append(record: Buffer): Promise<WalPosition> {
     if (this.closed) return Promise.reject(new Error('the write-ahead log is closed'));
+    const current = this.current;
+    if (
+      this.background &&
+      !this.running &&
+      current &&
+      !(current.size > 0 && current.size + record.length > this.options.segmentBytes)
+    ) {
+      // sync: background: the record is written here and now (a copy into the page cache; a trip
+      // through libuv's thread pool would cost the answer more, on a busy machine most of all).
+      // Rotation, a failure and what queued meanwhile go through `run`, in order.
+      const at = current.size;
+      try {
+        writeAllSync(current.fh.fd, record, at);
+      } catch (err) {
+        this.errors++;
+        this.running = (async () => {
+          try {
+            await this.abandon(at);
+          } finally {
+            this.running = undefined;
+            if (this.queue.length > 0) this.running = this.run();
+          }
+        })();
+        return Promise.reject(err as Error);
+      }
+      current.size = at + record.length;
+      this.bytesWritten += record.length;
+      this.unsynced = true;
+      this.syncSoon();
+      return Promise.resolve({ segment: current.seq, offset: current.size });
+    }
     return new Promise<WalPosition>((resolve, reject) => {
       this.queue.push({ record, resolve, reject });
       this.running ??= this.run();
@@ -190,6 +245,7 @@ export class BlobWal {
   async close(): Promise<void> {
     this.closed = true;
     while (this.running) await this.running;
+    await this.settle();
     const current = this.current;
     this.current = undefined;
     if (current) {
@@ -206,7 +262,8 @@ export class BlobWal {
   private async run(): Promise<void> {
     try {
       while (this.queue.length > 0) {
-        if (this.options.syncIntervalMs > 0) await sleep(this.options.syncIntervalMs);
+        // The gather window is for syncs before the answer; in the background the syncs wait instead.
+        if (this.options.syncIntervalMs > 0 && !this.background) await sleep(this.options.syncIntervalMs);
         const group = this.queue;
         this.queue = [];
         let bytes = 0;
@@ -223,15 +280,19 @@ export class BlobWal {
             group.map((p) => p.record),
             at,
           );
-          await current.fh.datasync();
+          if (this.background) this.unsynced = true;
+          else {
+            await current.fh.datasync();
+            this.syncs++;
+          }
           current.size = at + bytes;
           this.bytesWritten += bytes;
-          this.syncs++;
           let end = at;
           for (const p of group) {
             end += p.record.length;
             p.resolve({ segment: current.seq, offset: end });
           }
+          if (this.background) this.syncSoon();
         } catch (err) {
           this.errors++;
           await this.abandon(at);
@@ -240,6 +301,53 @@ export class BlobWal {
       }
     } finally {
       this.running = undefined;
+    }
+  }
+
+  private get background(): boolean {
+    return this.options.sync === 'background';
+  }
+
+  /**
+   * Starts the background fdatasync loop unless it runs (it then takes the new writes with its next
+   * sync). `syncing` is cleared in the same step as `unsynced` is found false, so no write is left
+   * unsynced by a loop that is ending.
+   */
+  private syncSoon(): void {
+    this.syncing ??= (async () => {
+      try {
+        while (this.unsynced) {
+          if (this.options.syncIntervalMs > 0) await sleep(this.options.syncIntervalMs);
+          this.unsynced = false;
+          const current = this.current;
+          if (!current) break;
+          try {
+            await current.fh.datasync();
+            this.syncs++;
+          } catch (err) {
+            // Acknowledged already: counted and told (the store logs it); the next write syncs again.
+            this.errors++;
+            this.onSyncError?.(err as Error);
+          }
+        }
+      } finally {
+        this.syncing = undefined;
+      }
+    })();
+  }
+
+  /** Waits for the background syncs, then syncs what the current segment holds unsynced (rotation, close). */
+  private async settle(): Promise<void> {
+    while (this.syncing) await this.syncing;
+    const current = this.current;
+    if (!this.unsynced || !current) return;
+    this.unsynced = false;
+    try {
+      await current.fh.datasync();
+      this.syncs++;
+    } catch (err) {
+      this.errors++;
+      this.onSyncError?.(err as Error);
     }
   }
 
@@ -254,6 +362,7 @@ export class BlobWal {
   }
 
   private async rotate(): Promise<void> {
+    await this.settle();
     const current = this.current;
     if (!current) return;
     this.current = undefined;
@@ -268,6 +377,7 @@ export class BlobWal {
    * of the file cannot be trusted); the next group begins a new segment.
    */
   private async abandon(at: number): Promise<void> {
+    while (this.syncing) await this.syncing;
     const current = this.current;
     if (!current) return;
     this.current = undefined;
@@ -277,6 +387,11 @@ export class BlobWal {
     } catch {
       // The refused records may stay on disk, to be stored at recovery (as a retried request would be).
       size = Number.MAX_SAFE_INTEGER;
+    }
+    if (this.unsynced) {
+      // Acknowledged records before the failed write (sync: background): best effort.
+      this.unsynced = false;
+      await current.fh.datasync().catch(() => {});
     }
     await current.fh.close().catch(() => {});
     if (at === 0) await fs.promises.rm(path.join(this.dir, segmentName(current.seq)), { force: true }).catch(() => {});
@@ -302,6 +417,16 @@ async function writeAll(fh: FileHandle, buffers: Buffer[], position: number): Pr
       }
     }
     rest = next;
+  }
+}
+
+/** Writes `data` at `position`, going on after partial writes; throws on a write that makes no progress. */
+function writeAllSync(fd: number, data: Buffer, position: number): void {
+  let done = 0;
+  while (done < data.length) {
+    const n = fs.writeSync(fd, data, done, data.length - done, position + done);
+    if (n <= 0) throw new Error('the write-ahead log write made no progress');
+    done += n;
   }
 }
 

@@ -57,7 +57,7 @@ export function runWriter(settings: WriterSettings, schemaVersion: number, open:
     db = open();
     // With the write-ahead log, a committed transaction lets its log segments be deleted: it must survive
     // a power loss too (NORMAL syncs SQLite's own WAL at checkpoints only), at one fsync per transaction.
-    if (settings.durability === 'wal') db.exec('PRAGMA synchronous = FULL');
+    if (settings.durability !== 'memory') db.exec('PRAGMA synchronous = FULL');
   } catch (err) {
     post({ type: 'failed', message: (err as Error).message });
     throw err;

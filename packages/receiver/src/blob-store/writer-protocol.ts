@@ -11,8 +11,8 @@ export interface WriterSettings {
   flushIntervalMs: number;
   retentionIntervalMs: number;
   onFull: 'refuse' | 'drop';
-  /** wal: every write records its log position, and commits with synchronous = FULL (see engine.ts). */
-  durability: 'wal' | 'memory';
+  /** wal, wal_async: every write records its log position, and commits with synchronous = FULL (see engine.ts). */
+  durability: 'wal' | 'wal_async' | 'memory';
 }
 
 export type ToWriter =

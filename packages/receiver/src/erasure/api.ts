@@ -178,6 +178,18 @@ export class ErasedLogSource implements LogSource {
     return this.inner.stats(matchers, startNs, endNs);
   }
 
+  /**
+   * The level index's counts (the log-volume query) while nothing is erased; once something is, the
+   * LogQL engine counts the entries this source yields instead, so that erased records are not counted.
+   */
+  get countVolume(): LogSource['countVolume'] {
+    return this.erasure.active ? undefined : this.inner.countVolume?.bind(this.inner);
+  }
+
+  get countVolumeLabels(): LogSource['countVolumeLabels'] {
+    return this.inner.countVolumeLabels;
+  }
+
   /** Volumes are counts per stream, like stats: they hold no subject and are not filtered. */
   volume(matchers: LabelMatcher[], bounds: bigint[], signal?: AbortSignal) {
     return this.inner.volume(matchers, bounds, signal);

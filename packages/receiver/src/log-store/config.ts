@@ -8,11 +8,11 @@ import { z } from 'zod';
 import { embeddedStoreFields, toBlobStoreOptions } from '../blob-store/config';
 import { duration, positiveInt } from '../config/fields';
 import { LOKI_API_DEFAULTS, type LokiApiOptions } from './api';
-import type { LogStoreOptions } from './log-store';
+import { LOG_STORE_DURABILITY, type LogStoreOptions } from './log-store';
 
 export const logStoreSection = z
   .strictObject({
-    ...embeddedStoreFields('logs.db'),
+    ...embeddedStoreFields('logs.db', LOG_STORE_DURABILITY),
     /** Loki's query API: the largest `limit` a log query may ask for (Loki's max_entries_limit_per_query). */
     max_entries_limit_per_query: positiveInt.default(LOKI_API_DEFAULTS.maxEntriesLimitPerQuery),
     /** Loki's query API: series a metric query may return (Loki's max_query_series). */

@@ -26,7 +26,12 @@
  *              change) and reads the one or two that may hold it. A row per trace id and blob (the
  *              trace store's bucketed trace rows) cost the writer 70% of its time with a trace id on
  *              every record; a bloom costs it a few hashes.
- * - wal_position: the write-ahead log position the writes hold (durability: wal).
+ * - level_times: per blob, stream, `level` and `detected_level` (the labels the log-volume query groups
+ *              by, log-index.ts), the entries' count, time extent and times (delta varints): a
+ *              `sum by (level, detected_level) (count_over_time({…} [1m]))` counts from these rows
+ *              without reading a blob: a row wholly inside its step windows adds its count, another
+ *              one its times. A blob without rows (written before they were) is read.
+ * - wal_position: the write-ahead log position the writes hold (durability: wal, wal_async).
  */
 import type { DatabaseSync } from 'node:sqlite';
 import {
@@ -42,7 +47,7 @@ import {
 import type { Checkpoint } from '../blob-store/reader-protocol';
 import type { ResourceLogs } from '../model';
 import { decodeLogsRequest } from '../otlp/protobuf/decode-logs';
-import { type IndexedRecord, indexLogsRequest } from './log-index';
+import { type IndexedRecord, indexLogsRequest, requestParts } from './log-index';
 import { intervalOf, type LabelMatcher, type LokiEntry, type StreamVolume, toLokiEntries } from './loki-entry';
 import { checkMatchers, matches, streamKey } from './matchers';
 
@@ -68,6 +73,11 @@ CREATE TABLE IF NOT EXISTS blob_traces (blob INTEGER PRIMARY KEY, bloom BLOB NOT
 CREATE TABLE IF NOT EXISTS stream_labels (
   name TEXT NOT NULL, value TEXT NOT NULL, stream INTEGER NOT NULL, PRIMARY KEY (name, value, stream)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS stream_labels_stream ON stream_labels (stream);
+CREATE TABLE IF NOT EXISTS level_times (
+  stream INTEGER NOT NULL, blob INTEGER NOT NULL, level TEXT NOT NULL, detected_level TEXT NOT NULL,
+  entries INTEGER NOT NULL, min_ns INTEGER NOT NULL, max_ns INTEGER NOT NULL, times BLOB,
+  PRIMARY KEY (stream, blob, level, detected_level)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS level_times_blob ON level_times (blob);
 ${WAL_POSITION_SCHEMA}`;
 
 /** Uncompressed request bytes per blob (a request larger than this is a blob of its own). */
@@ -76,18 +86,60 @@ export const BLOB_BYTES = 256 * 1024;
 const MAX_NS = 2n ** 63n - 1n;
 const TRACE_ID = /^[0-9a-f]{32}$/;
 
+/** A blob's entries of one stream, level and detected_level. */
+interface LevelGroup {
+  stream: string;
+  level: string;
+  detectedLevel: string;
+  entries: number;
+  bytes: number;
+  /** The first entry's time (high and low 32 bits): the others' are offsets from it. */
+  hi0: number;
+  lo0: number;
+  /** The entries' times as offsets from the first (exact while `wide` is false), in order. */
+  times: number[];
+  minOff: number;
+  maxOff: number;
+  /** An offset is beyond 2^53 ns: the extent is kept in `wideMin`/`wideMax`, no times. */
+  wide: boolean;
+  wideMin: bigint;
+  wideMax: bigint;
+  /** The extent, once the blob is complete (`finish`). */
+  min: bigint;
+  max: bigint;
+}
+
+const TWO_32 = 2 ** 32;
+const nsOf = (hi: number, lo: number) => (BigInt(hi) << 32n) | BigInt(lo);
+
+/** Sets a group's extent from its offsets. */
+function finish(g: LevelGroup): void {
+  if (g.wide) {
+    g.min = g.wideMin;
+    g.max = g.wideMax;
+    return;
+  }
+  const first = nsOf(g.hi0, g.lo0);
+  g.min = first + BigInt(g.minOff);
+  g.max = first + BigInt(g.maxOff);
+}
+
 /** What the writer gathers of one blob's requests. */
 interface BlobIndex {
   parts: Buffer[];
   size: number;
   records: number;
-  minNs: bigint;
-  maxNs: bigint;
+  /** The entries' extent, as (high, low) 32-bit halves. */
+  minHi: number;
+  minLo: number;
+  maxHi: number;
+  maxLo: number;
   plain: boolean;
-  /** Per stream key: its labels, entries and line bytes. */
-  streams: Map<string, { entries: number; bytes: number; min: bigint; max: bigint }>;
-  /** Views of the trace ids in the blob's requests (repeats included). */
-  traceIds: Buffer[];
+  /** Per stream key, level and detected level. */
+  groups: Map<string, Map<string, Map<string, LevelGroup>>>;
+  /** The trace ids in the blob's requests (repeats included): the body and where in it each starts. */
+  traceBodies: Buffer[];
+  traceAts: number[];
 }
 
 function newBlob(): BlobIndex {
@@ -95,12 +147,82 @@ function newBlob(): BlobIndex {
     parts: [],
     size: 0,
     records: 0,
-    minNs: MAX_NS,
-    maxNs: 0n,
+    minHi: 0x7fffffff,
+    minLo: 0xffffffff,
+    maxHi: 0,
+    maxLo: 0,
     plain: true,
-    streams: new Map(),
-    traceIds: [],
+    groups: new Map(),
+    traceBodies: [],
+    traceAts: [],
   };
+}
+
+/** A blob's groups, one after the other. */
+function* groupsOf(b: BlobIndex): Generator<LevelGroup> {
+  for (const levels of b.groups.values()) for (const detected of levels.values()) yield* detected.values();
+}
+
+/** Per stream key of a blob: its entries, line bytes and time extent (summed over its groups). */
+function streamsOf(b: BlobIndex): Map<string, { entries: number; bytes: number; min: bigint; max: bigint }> {
+  const out = new Map<string, { entries: number; bytes: number; min: bigint; max: bigint }>();
+  for (const [stream, levels] of b.groups) {
+    let s: { entries: number; bytes: number; min: bigint; max: bigint } | undefined;
+    for (const g of [...levels.values()].flatMap((m) => [...m.values()])) {
+      if (!s) s = { entries: g.entries, bytes: g.bytes, min: g.min, max: g.max };
+      else {
+        s.entries += g.entries;
+        s.bytes += g.bytes;
+        if (g.min < s.min) s.min = g.min;
+        if (g.max > s.max) s.max = g.max;
+      }
+    }
+    if (s) out.set(stream, s);
+  }
+  return out;
+}
+
+/** Beyond this, a time offset is not exact as a double: the row keeps no times (its blob is read). */
+const MAX_OFFSET = 2 ** 53;
+
+/**
+ * A group's times as varints: the first one's offset from `min`, then each one's difference from
+ * the one before (zigzag: times need not be in order); undefined when an offset is not exact.
+ */
+export function packTimes(times: readonly number[], min: number): Uint8Array | undefined {
+  const out: number[] = [];
+  let prev = min;
+  for (const t of times) {
+    const d = t - prev;
+    if (d > MAX_OFFSET || d < -MAX_OFFSET) return undefined;
+    prev = t;
+    // zigzag, in doubles (beyond 32 bits)
+    let z = d >= 0 ? d * 2 : -d * 2 - 1;
+    while (z >= 128) {
+      out.push((z % 128) | 128);
+      z = Math.floor(z / 128);
+    }
+    out.push(z);
+  }
+  return Uint8Array.from(out);
+}
+
+/** The times packTimes packed, as offsets from `min` (exact doubles), in order. */
+export function unpackTimes(data: Uint8Array, each: (offset: number) => void): void {
+  let at = 0;
+  let offset = 0;
+  while (at < data.length) {
+    let z = 0;
+    let scale = 1;
+    let b: number;
+    do {
+      b = data[at++];
+      z += (b & 127) * scale;
+      scale *= 128;
+    } while (b & 128 && at < data.length);
+    offset += z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+    each(offset);
+  }
 }
 
 /** A write that failed (and was rolled back): `items` records were not stored. */
@@ -139,6 +261,32 @@ export interface SelectQuery {
   max: number;
 }
 
+/** Labels a volume query may group by: those the level_times rows hold. */
+export const VOLUME_LABELS: readonly string[] = ['level', 'detected_level'];
+
+/**
+ * Counts of the entries of the streams matching `matchers`, grouped by `by` (of VOLUME_LABELS), in
+ * step windows: window k holds the entries whose time t has baseNs + k·stepNs < t ≤ baseNs + k·stepNs +
+ * rangeNs, for k < count (count_over_time's windows, as the LogQL engine computes them).
+ */
+export interface VolumeQuery {
+  matchers: LabelMatcher[];
+  by: string[];
+  baseNs: bigint;
+  rangeNs: number;
+  stepNs: number;
+  count: number;
+}
+
+/** A group's counts: its labels (the `by` labels with a value), the windows with entries and their counts. */
+export interface VolumeGroup {
+  labels: Record<string, string>;
+  steps: number[];
+  values: number[];
+  /** Entries counted (each once). */
+  entries: number;
+}
+
 interface Keyed {
   entry: LokiEntry;
   blob: number;
@@ -168,6 +316,8 @@ export class LogDb extends SqliteBase {
   private readonly labelled = new Set<number>();
   /** Stream rows whose labels a read parsed and matched (tests: the label postings spare the others). */
   streamsExamined = 0;
+  /** Blobs known to have no bloom filter (none of their records has a trace id). */
+  private readonly noBloom = new Set<number>();
 
   private constructor(db: DatabaseSync) {
     super(db);
@@ -213,18 +363,81 @@ export class LogDb extends SqliteBase {
       current.records += records.length;
       result.bytes += body.length;
       result.items += records.length;
+      let g: LevelGroup | undefined;
       for (const e of records) {
         if (!e.plain) current.plain = false;
-        const t = sqlTime(e.timeNs);
-        const s = current.streams.get(e.stream) ?? { entries: 0, bytes: 0, min: t, max: t };
-        s.entries++;
-        s.bytes += e.lineBytes;
-        if (t < s.min) s.min = t;
-        if (t > s.max) s.max = t;
-        current.streams.set(e.stream, s);
-        if (t < current.minNs) current.minNs = t;
-        if (t > current.maxNs) current.maxNs = t;
-        if (e.traceId) current.traceIds.push(e.traceId);
+        let hi = e.timeHi;
+        let lo = e.timeLo;
+        if (hi > 0x7fffffff) {
+          // Past SQLite's largest integer: kept at it.
+          hi = 0x7fffffff;
+          lo = 0xffffffff;
+        }
+        // Records in a row mostly share stream and levels.
+        if (!g || g.stream !== e.stream || g.level !== e.level || g.detectedLevel !== e.detectedLevel) {
+          let levels = current.groups.get(e.stream);
+          if (!levels) {
+            levels = new Map();
+            current.groups.set(e.stream, levels);
+          }
+          let groups = levels.get(e.level);
+          if (!groups) {
+            groups = new Map();
+            levels.set(e.level, groups);
+          }
+          g = groups.get(e.detectedLevel);
+          if (!g) {
+            g = {
+              stream: e.stream,
+              level: e.level,
+              detectedLevel: e.detectedLevel,
+              entries: 0,
+              bytes: 0,
+              hi0: hi,
+              lo0: lo,
+              times: [],
+              minOff: 0,
+              maxOff: 0,
+              wide: false,
+              wideMin: 0n,
+              wideMax: 0n,
+              min: 0n,
+              max: 0n,
+            };
+            groups.set(e.detectedLevel, g);
+          }
+        }
+        g.entries++;
+        g.bytes += e.lineBytes;
+        const off = (hi - g.hi0) * TWO_32 + (lo - g.lo0);
+        if (!g.wide && (off > MAX_OFFSET || off < -MAX_OFFSET)) {
+          // Not exact as a double: this group keeps its extent in BigInt, and no times.
+          g.wide = true;
+          finish(g);
+          g.wideMin = g.min;
+          g.wideMax = g.max;
+        }
+        if (g.wide) {
+          const t = nsOf(hi, lo);
+          if (t < g.wideMin) g.wideMin = t;
+          if (t > g.wideMax) g.wideMax = t;
+        } else {
+          g.times.push(off);
+          if (off < g.minOff) g.minOff = off;
+          if (off > g.maxOff) g.maxOff = off;
+        }
+        if (hi < current.minHi || (hi === current.minHi && lo < current.minLo)) {
+          current.minHi = hi;
+          current.minLo = lo;
+        }
+        if (hi > current.maxHi || (hi === current.maxHi && lo > current.maxLo)) {
+          current.maxHi = hi;
+          current.maxLo = lo;
+        }
+        if (e.traceAt >= 0) {
+          current.traceBodies.push(body);
+          current.traceAts.push(e.traceAt);
+        }
       }
       if (current.size >= BLOB_BYTES) {
         blobs.push(current);
@@ -232,6 +445,7 @@ export class LogDb extends SqliteBase {
       }
     }
     if (current.parts.length > 0) blobs.push(current);
+    for (const b of blobs) for (const g of groupsOf(b)) finish(g);
     const db = this.db;
     db.exec('BEGIN');
     try {
@@ -244,10 +458,12 @@ export class LogDb extends SqliteBase {
         { bits: Uint8Array; entries: number; bytes: number; min: bigint; max: bigint }
       >();
       const bitmapBytes = Math.ceil(blobs.length / 8);
+      const blobIds: number[] = [];
       blobs.forEach((b, i) => {
         lastBlob = this.writeBlob(b, receivedMs, batch);
+        blobIds.push(lastBlob);
         if (firstBlob === 0) firstBlob = lastBlob;
-        for (const [key, s] of b.streams) {
+        for (const [key, s] of streamsOf(b)) {
           let p = postings.get(key);
           if (!p) {
             p = { bits: new Uint8Array(bitmapBytes), entries: 0, bytes: 0, min: s.min, max: s.max };
@@ -267,11 +483,30 @@ export class LogDb extends SqliteBase {
       const insertPosting = this.stmt(
         'INSERT INTO postings (stream, batch, blobs, entries, bytes) VALUES (?, ?, ?, ?, ?)',
       );
+      const ids = new Map<string, number>();
       for (const [key, p] of postings) {
         const id = Number(upsertStream.get(key, p.min, p.max, batch)?.id);
+        ids.set(key, id);
         insertPosting.run(id, batch, p.bits, p.entries, p.bytes);
         if (!this.labelled.has(id)) this.writeLabelPostings(id, key);
       }
+      const insertLevels = this.stmt(
+        'INSERT INTO level_times (blob, stream, level, detected_level, entries, min_ns, max_ns, times) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      );
+      blobs.forEach((b, i) => {
+        for (const g of groupsOf(b)) {
+          insertLevels.run(
+            blobIds[i],
+            ids.get(g.stream) ?? 0,
+            g.level,
+            g.detectedLevel,
+            g.entries,
+            g.min,
+            g.max,
+            (g.wide ? undefined : packTimes(g.times, g.minOff)) ?? null,
+          );
+        }
+      });
       this.stmt('UPDATE batches SET records = ?, bytes = ?, first_blob = ?, last_blob = ? WHERE id = ?').run(
         result.items,
         result.bytes,
@@ -312,17 +547,17 @@ export class LogDb extends SqliteBase {
         'INSERT INTO blobs (records, min_ns, max_ns, received_ms, plain, batch, data) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ).run(
         b.records,
-        empty ? 0n : b.minNs,
-        empty ? 0n : b.maxNs,
+        empty ? 0n : nsOf(b.minHi, b.minLo),
+        empty ? 0n : nsOf(b.maxHi, b.maxLo),
         receivedMs,
         b.plain ? 1 : 0,
         batch,
         packBlob(b.parts),
       ).lastInsertRowid,
     );
-    if (b.traceIds.length === 0) return blob;
-    const bloom = newBlobBloom(b.traceIds.length);
-    for (const id of b.traceIds) blobBloomAdd(bloom, id);
+    if (b.traceAts.length === 0) return blob;
+    const bloom = newBlobBloom(b.traceAts.length);
+    for (let i = 0; i < b.traceAts.length; i++) blobBloomAdd(bloom, b.traceBodies[i], b.traceAts[i]);
     this.stmt('INSERT INTO blob_traces (blob, bloom) VALUES (?, ?)').run(blob, bloom);
     return blob;
   }
@@ -346,6 +581,7 @@ export class LogDb extends SqliteBase {
       this.stmt('DELETE FROM streams WHERE batch <= ?').run(batch);
       this.labelled.clear();
       this.stmt('DELETE FROM blob_traces WHERE blob <= ?').run(lastBlob);
+      this.stmt('DELETE FROM level_times WHERE blob <= ?').run(lastBlob);
       this.stmt('DELETE FROM blobs WHERE id <= ?').run(lastBlob);
       this.stmt('DELETE FROM batches WHERE id <= ?').run(batch);
       this.db.exec('COMMIT');
@@ -464,50 +700,100 @@ export class LogDb extends SqliteBase {
   private window(
     startNs: bigint,
     endNs: bigint,
+    keep?: (id: number) => boolean,
   ): { blobs: Map<number, { min: bigint; max: bigint; plain: boolean; receivedMs: number }>; lo: number; hi: number } {
-    const extents = this.stmt(
-      'SELECT id, min_ns, max_ns, plain, received_ms, batch FROM blobs WHERE max_ns >= ? AND min_ns < ? AND records > 0',
-    );
-    extents.setReadBigInts(true);
+    const x = this.extents.refresh(this);
     const blobs = new Map<number, { min: bigint; max: bigint; plain: boolean; receivedMs: number }>();
     let lo = Number.MAX_SAFE_INTEGER;
     let hi = 0;
-    for (const row of extents.iterate(sqlTime(startNs), sqlTime(endNs))) {
-      const batch = Number(row.batch);
+    const start = sqlTime(startNs);
+    const end = sqlTime(endNs);
+    // Doubles first (within a few hundred ns of the times), then the exact times of those near.
+    const startF = Number(start) - 4096;
+    const endF = Number(end) + 4096;
+    for (let i = x.from; i < x.length; i++) {
+      if (x.maxF[i] < startF || x.minF[i] >= endF) continue;
+      const min = x.min[i];
+      const max = x.max[i];
+      if (max < start || min >= end) continue;
+      if (keep && !keep(x.id[i])) continue;
+      const batch = x.batch[i];
       if (batch < lo) lo = batch;
       if (batch > hi) hi = batch;
-      blobs.set(Number(row.id), {
-        min: row.min_ns as bigint,
-        max: row.max_ns as bigint,
-        plain: row.plain === 1n,
-        receivedMs: Number(row.received_ms),
-      });
+      blobs.set(x.id[i], { min, max, plain: x.plain[i] === 1, receivedMs: x.receivedMs[i] });
     }
     return { blobs, lo, hi };
   }
 
-  /** The blobs in [startNs, endNs) that may hold a trace id's records, through their bloom filters. */
-  private traceBlobs(traceId: Buffer, inWindow: Iterable<number>, checkpoint: Checkpoint): Set<number> {
-    const out = new Set<number>();
-    const bloomOf = this.stmt('SELECT bloom FROM blob_traces WHERE blob = ?');
-    if (this.bloomBytes > 256 * 2 ** 20) {
+  /** Every blob's extent (a reader's cache: blobs do not change; new ones are read, removed ones dropped). */
+  private readonly extents = new BlobExtents();
+
+  /** Blobs with an id above `after` (and records), in id order; the lowest blob id left. */
+  loadExtents(after: number, each: (row: Record<string, unknown>) => void): number {
+    const rows = this.stmt(
+      'SELECT id, min_ns, max_ns, plain, received_ms, batch FROM blobs WHERE id > ? AND records > 0 ORDER BY id',
+    );
+    rows.setReadBigInts(true);
+    for (const row of rows.iterate(after)) each(row);
+    return Number(this.stmt('SELECT min(id) AS m FROM blobs').get()?.m ?? 0);
+  }
+
+  /**
+   * Whether a blob may hold a trace id's records, through its bloom filter (cached: a blob never
+   * changes). The filters of the blobs in [startNs, endNs) not cached yet, when many (a reader's
+   * first lookups), are read first in one range scan.
+   */
+  private traceFilter(startNs: bigint, endNs: bigint, checkpoint: Checkpoint): (blob: number, id: Buffer) => boolean {
+    if (this.bloomBytes > 256 * 2 ** 20 || this.noBloom.size > 1_000_000) {
       this.blooms.clear();
+      this.noBloom.clear();
       this.bloomBytes = 0;
     }
-    let n = 0;
-    for (const id of inWindow) {
-      if (++n % 1024 === 0) checkpoint();
-      let bloom = this.blooms.get(id);
-      if (!bloom) {
-        const b = bloomOf.get(id)?.bloom as Uint8Array | undefined;
-        if (!b) continue;
-        bloom = Uint8Array.from(b);
+    const missing: number[] = [];
+    this.window(startNs, endNs, (blob) => {
+      if (!this.blooms.has(blob) && !this.noBloom.has(blob)) missing.push(blob);
+      return false;
+    });
+    if (missing.length > 32) {
+      const want = new Set(missing);
+      let lo = Number.MAX_SAFE_INTEGER;
+      let hi = 0;
+      for (const id of missing) {
+        if (id < lo) lo = id;
+        if (id > hi) hi = id;
+      }
+      const range = this.stmt('SELECT blob, bloom FROM blob_traces WHERE blob >= ? AND blob <= ?');
+      let n = 0;
+      for (const row of range.iterate(lo, hi)) {
+        if (++n % 1024 === 0) checkpoint();
+        const id = Number(row.blob);
+        if (!want.has(id)) continue;
+        const bloom = Uint8Array.from(row.bloom as Uint8Array);
         this.blooms.set(id, bloom);
         this.bloomBytes += bloom.length;
+        want.delete(id);
       }
-      if (blobBloomHas(bloom, traceId)) out.add(id);
+      for (const id of want) this.noBloom.add(id);
     }
-    return out;
+    const bloomOf = this.stmt('SELECT bloom FROM blob_traces WHERE blob = ?');
+    let n = 0;
+    return (blob, id) => {
+      if (++n % 1024 === 0) checkpoint();
+      let bloom = this.blooms.get(blob);
+      if (!bloom) {
+        if (this.noBloom.has(blob)) return false;
+        const b = bloomOf.get(blob)?.bloom as Uint8Array | undefined;
+        if (!b) {
+          // No record of the blob has a trace id (blobs do not change).
+          this.noBloom.add(blob);
+          return false;
+        }
+        bloom = Uint8Array.from(b);
+        this.blooms.set(blob, bloom);
+        this.bloomBytes += bloom.length;
+      }
+      return blobBloomHas(bloom, id);
+    };
   }
 
   /**
@@ -524,12 +810,17 @@ export class LogDb extends SqliteBase {
     for (const labels of streams.values()) keys.add(streamKey(labels));
     const traceId = q.traceId?.toLowerCase();
     if (traceId !== undefined && !TRACE_ID.test(traceId)) return { entries: [] };
-    const window = this.window(q.startNs, q.endNs);
-    if (window.blobs.size === 0) return { entries: [] };
+    let window: ReturnType<LogDb['window']>;
     let candidates: Set<number>;
     if (traceId !== undefined) {
-      candidates = this.traceBlobs(Buffer.from(traceId, 'hex'), window.blobs.keys(), checkpoint);
+      // Only the blobs whose bloom filter may hold the trace id (no entry made for the others).
+      const id = Buffer.from(traceId, 'hex');
+      const may = this.traceFilter(q.startNs, q.endNs, checkpoint);
+      window = this.window(q.startNs, q.endNs, (blob) => may(blob, id));
+      candidates = new Set(window.blobs.keys());
     } else {
+      window = this.window(q.startNs, q.endNs);
+      if (window.blobs.size === 0) return { entries: [] };
       candidates = new Set();
       this.postingsOf(streams.keys(), window, (ids) => {
         for (const id of ids) candidates.add(id);
@@ -555,6 +846,12 @@ export class LogDb extends SqliteBase {
       : undefined;
     const needles = (q.lineContains ?? []).filter((s) => s !== '');
     const needleBytes = needles.map((s) => Buffer.from(s));
+    // A trace id is in a request as its 16 bytes (or, in an attribute, as its hex): a blob holding
+    // neither (a bloom filter's false positive) is not decoded.
+    const traceBytes =
+      traceId !== undefined
+        ? [Buffer.from(traceId, 'hex'), Buffer.from(traceId), Buffer.from(traceId.toUpperCase())]
+        : undefined;
     const data = this.stmt('SELECT data FROM blobs WHERE id = ?');
     let buffer: Keyed[] = [];
     const out: LokiEntry[] = [];
@@ -565,20 +862,22 @@ export class LogDb extends SqliteBase {
       const row = data.get(b.id);
       if (row) {
         const raw = unpackBlob(row.data as Uint8Array);
-        if (!(b.plain && needleBytes.some((n) => raw.indexOf(n) < 0))) {
-          const { entries } = entriesOf(raw, b.receivedMs);
-          const keyOf = new Map<Record<string, string>, boolean>();
-          entries.forEach((entry, index) => {
+        // Only the blob's requests (ResourceLogs) that can hold a matching entry are decoded: of a
+        // matching stream, holding every substring (string bodies) and the trace id's bytes.
+        // Entries are numbered across the whole blob (the cursor's `index`).
+        let base = 0;
+        for (const part of requestParts(raw)) {
+          const first = base;
+          base += part.records;
+          if (!keys.has(part.stream)) continue;
+          const bytes = raw.subarray(part.start, part.end);
+          if (b.plain && needleBytes.some((n) => bytes.indexOf(n) < 0)) continue;
+          if (traceBytes?.every((t) => bytes.indexOf(t) < 0)) continue;
+          entriesOf(bytes, b.receivedMs).entries.forEach((entry, i) => {
             if (entry.timeNs < q.startNs || entry.timeNs >= q.endNs) return;
-            let ok = keyOf.get(entry.stream);
-            if (ok === undefined) {
-              ok = keys.has(streamKey(entry.stream));
-              keyOf.set(entry.stream, ok);
-            }
-            if (!ok) return;
             if (traceId !== undefined && entry.metadata.trace_id?.toLowerCase() !== traceId) return;
             for (const n of needles) if (!entry.line.includes(n)) return;
-            const k = { entry, blob: b.id, index };
+            const k = { entry, blob: b.id, index: first + i };
             if (afterKey && cmp(k, afterKey) <= 0) return;
             buffer.push(k);
           });
@@ -606,6 +905,171 @@ export class LogDb extends SqliteBase {
       }
     }
     return { entries: out };
+  }
+
+  /**
+   * A volume query (see VolumeQuery) from the level_times rows: a row whose entries all fall in the
+   * same windows adds its count to them; another one adds each of its times; a blob in the window
+   * without rows is read.
+   */
+  countVolume(q: VolumeQuery, checkpoint: Checkpoint = () => {}): VolumeGroup[] {
+    for (const name of q.by) {
+      if (!VOLUME_LABELS.includes(name))
+        throw new Error(`a volume query groups by ${VOLUME_LABELS.join(', ')}, not ${name}`);
+    }
+    const { baseNs, rangeNs: range, stepNs: step, count } = q;
+    const startNs = baseNs + 1n;
+    const endNs = baseNs + BigInt(range) + BigInt(count - 1) * BigInt(step) + 1n;
+    const groups = new Map<string, { labels: Record<string, string>; counts: Float64Array; entries: number }>();
+    const groupOf = (level: string, detectedLevel: string) => {
+      const labels: Record<string, string> = {};
+      let key = '';
+      for (const name of q.by) {
+        const v = name === 'level' ? level : detectedLevel;
+        key += `${v}\u0000`;
+        if (v !== '') labels[name] = v;
+      }
+      let g = groups.get(key);
+      if (!g) {
+        g = { labels, counts: new Float64Array(count), entries: 0 };
+        groups.set(key, g);
+      }
+      return g;
+    };
+    // The windows of an offset t from baseNs: k·step < t ≤ k·step + range.
+    const lo = (t: number) => Math.max(0, Math.ceil((t - range) / step));
+    const hi = (t: number) => Math.min(count - 1, Math.ceil(t / step) - 1);
+    const streams = this.streams(startNs, endNs, q.matchers);
+    if (streams.size === 0 || count <= 0) return [];
+    const window = this.window(startNs, endNs);
+    if (window.blobs.size === 0) return [];
+    let first = Number.MAX_SAFE_INTEGER;
+    let last = 0;
+    for (const id of window.blobs.keys()) {
+      if (id < first) first = id;
+      if (id > last) last = id;
+    }
+    // Blobs have rows from the first one written with them on (ids only grow): older ones are read.
+    const withRows = Number(this.stmt('SELECT min(blob) AS b FROM level_times').get()?.b ?? Number.MAX_SAFE_INTEGER);
+    // Offsets from baseNs computed by SQLite (no BigInt per row); a row reaching further than a
+    // double holds exactly (2^53 ns, 104 days) has its blob read.
+    const L = Number.MAX_SAFE_INTEGER;
+    const rows = this.stmt(
+      `SELECT blob, level, detected_level, entries, max(min(min_ns - ?1, ${L}), -${L}) AS mn,
+       max(min(max_ns - ?1, ${L}), -${L}) AS mx, (min_ns - ?1 <= -${L} OR max_ns - ?1 >= ${L}) AS far
+       FROM level_times WHERE stream = ?2 AND blob >= ?3 AND blob <= ?4`,
+    );
+    const timesOf = this.stmt(
+      'SELECT times FROM level_times WHERE stream = ? AND blob = ? AND level = ? AND detected_level = ?',
+    );
+    // Rows of the matching streams in the window; blobs to read instead (no rows, or a row to split
+    // without exact times).
+    const found: {
+      blob: number;
+      stream: number;
+      level: string;
+      detectedLevel: string;
+      entries: number;
+      mn: number;
+      mx: number;
+    }[] = [];
+    const read = new Set<number>();
+    let n = 0;
+    for (const stream of streams.keys()) {
+      for (const row of rows.iterate(baseNs, stream, Math.max(first, withRows), last)) {
+        if (++n % 4096 === 0) checkpoint();
+        const blob = row.blob as number;
+        if (!window.blobs.has(blob)) continue;
+        if (row.far) {
+          read.add(blob);
+          continue;
+        }
+        found.push({
+          blob,
+          stream,
+          level: row.level as string,
+          detectedLevel: row.detected_level as string,
+          entries: row.entries as number,
+          mn: row.mn as number,
+          mx: row.mx as number,
+        });
+      }
+    }
+    for (const id of window.blobs.keys()) if (id < withRows) read.add(id);
+    const split: { row: (typeof found)[number]; times: Uint8Array }[] = [];
+    for (const row of found) {
+      const a = lo(row.mn);
+      const b = hi(row.mx);
+      if (a > b || (lo(row.mx) === a && hi(row.mn) === b)) continue;
+      const times = timesOf.get(row.stream, row.blob, row.level, row.detectedLevel)?.times as
+        | Uint8Array
+        | null
+        | undefined;
+      if (times) split.push({ row, times });
+      else read.add(Number(row.blob));
+    }
+    const splitOf = new Map(split.map((x) => [x.row, x.times]));
+    for (const row of found) {
+      if (read.has(Number(row.blob))) continue;
+      const a = lo(row.mn);
+      const b = hi(row.mx);
+      if (a > b) continue; // in no window
+      const g = groupOf(row.level, row.detectedLevel);
+      const times = splitOf.get(row);
+      if (!times) {
+        // Every entry is in windows a..b.
+        for (let k = a; k <= b; k++) g.counts[k] += row.entries;
+        g.entries += row.entries;
+        continue;
+      }
+      unpackTimes(times, (offset) => {
+        const t = row.mn + offset;
+        const from = lo(t);
+        const to = hi(t);
+        if (from > to) return;
+        for (let k = from; k <= to; k++) g.counts[k]++;
+        g.entries++;
+      });
+    }
+    if (read.size > 0) {
+      const keys = new Set<string>();
+      for (const labels of streams.values()) keys.add(streamKey(labels));
+      const data = this.stmt('SELECT data FROM blobs WHERE id = ?');
+      for (const id of read) {
+        checkpoint();
+        const b = window.blobs.get(id);
+        const row = b && data.get(id);
+        if (!b || !row) continue;
+        const raw = unpackBlob(row.data as Uint8Array);
+        const entries = requestParts(raw)
+          .filter((part) => keys.has(part.stream))
+          .flatMap((part) => entriesOf(raw.subarray(part.start, part.end), b.receivedMs).entries);
+        for (const e of entries) {
+          const t = Number(e.timeNs - baseNs);
+          const from = lo(t);
+          const to = hi(t);
+          if (from > to || t <= 0) continue;
+          const label = (name: string) =>
+            Object.hasOwn(e.metadata, name) ? e.metadata[name] : Object.hasOwn(e.stream, name) ? e.stream[name] : '';
+          const g = groupOf(label('level'), label('detected_level'));
+          for (let k = from; k <= to; k++) g.counts[k]++;
+          g.entries++;
+        }
+      }
+    }
+    const out: VolumeGroup[] = [];
+    for (const g of groups.values()) {
+      const steps: number[] = [];
+      const values: number[] = [];
+      g.counts.forEach((v, k) => {
+        if (v > 0) {
+          steps.push(k);
+          values.push(v);
+        }
+      });
+      if (steps.length > 0) out.push({ labels: g.labels, steps, values, entries: g.entries });
+    }
+    return out;
   }
 
   labelNames(startNs: bigint, endNs: bigint, matchers?: LabelMatcher[]): string[] {
@@ -711,6 +1175,62 @@ function spread(out: Map<number, number>, bounds: readonly bigint[], min: bigint
     const hi = bounds[i + 1] < max ? bounds[i + 1] : max;
     if (hi <= lo) continue;
     out.set(i, (out.get(i) ?? 0) + (bytes * Number(hi - lo)) / span);
+  }
+}
+
+/** The blobs' extents, in columns (a few dozen bytes per blob), in id order. */
+class BlobExtents {
+  id = new Float64Array(1024);
+  min = new BigInt64Array(1024);
+  max = new BigInt64Array(1024);
+  minF = new Float64Array(1024);
+  maxF = new Float64Array(1024);
+  plain = new Uint8Array(1024);
+  receivedMs = new Float64Array(1024);
+  batch = new Float64Array(1024);
+  /** The first live entry (those before it were removed by retention), and the end. */
+  from = 0;
+  length = 0;
+
+  refresh(db: LogDb): this {
+    const last = this.length > 0 ? this.id[this.length - 1] : 0;
+    const lowest = db.loadExtents(last, (row) => {
+      if (this.length === this.id.length) this.grow();
+      const i = this.length++;
+      this.id[i] = Number(row.id);
+      this.min[i] = row.min_ns as bigint;
+      this.max[i] = row.max_ns as bigint;
+      this.minF[i] = Number(row.min_ns);
+      this.maxF[i] = Number(row.max_ns);
+      this.plain[i] = Number(row.plain);
+      this.receivedMs[i] = Number(row.received_ms);
+      this.batch[i] = Number(row.batch);
+    });
+    while (this.from < this.length && this.id[this.from] < lowest) this.from++;
+    if (this.from > 4096 && this.from * 2 > this.length) this.compact();
+    return this;
+  }
+
+  private columns(): (keyof this & ('id' | 'min' | 'max' | 'minF' | 'maxF' | 'plain' | 'receivedMs' | 'batch'))[] {
+    return ['id', 'min', 'max', 'minF', 'maxF', 'plain', 'receivedMs', 'batch'];
+  }
+
+  private grow(): void {
+    for (const c of this.columns()) {
+      const old = this[c] as Float64Array | BigInt64Array | Uint8Array;
+      const next = new (old.constructor as new (n: number) => typeof old)(old.length * 2);
+      next.set(old as never);
+      (this as Record<string, unknown>)[c] = next;
+    }
+  }
+
+  private compact(): void {
+    for (const c of this.columns()) {
+      const col = this[c] as Float64Array | BigInt64Array | Uint8Array;
+      col.copyWithin(0, this.from, this.length);
+    }
+    this.length -= this.from;
+    this.from = 0;
   }
 }
 

@@ -1,5 +1,5 @@
 /** Queries the LogStore sends its reader threads (log-reader-worker.ts). */
-import type { SelectQuery } from './log-db';
+import type { SelectQuery, VolumeQuery } from './log-db';
 import type { LabelMatcher } from './loki-entry';
 
 export type LogReaderQuery =
@@ -8,4 +8,5 @@ export type LogReaderQuery =
   | { op: 'labelValues'; name: string; startNs: bigint; endNs: bigint; matchers?: LabelMatcher[] }
   | { op: 'series'; selectors: LabelMatcher[][]; startNs: bigint; endNs: bigint }
   | { op: 'stats'; matchers: LabelMatcher[]; startNs: bigint; endNs: bigint }
-  | { op: 'volume'; matchers: LabelMatcher[]; bounds: bigint[] };
+  | { op: 'volume'; matchers: LabelMatcher[]; bounds: bigint[] }
+  | ({ op: 'countVolume' } & VolumeQuery);

@@ -11,13 +11,20 @@ import { BlobStore, type BlobStoreOptions, workerScript } from '../blob-store/en
 import type { Checkpoint } from '../blob-store/reader-protocol';
 import type { Logger } from '../logger';
 import { encodeLogsRequest } from '../otlp/protobuf/encode-logs';
-import { LogDb, type SelectCursor, type SelectPage } from './log-db';
+import { LogDb, type SelectCursor, type SelectPage, VOLUME_LABELS, type VolumeGroup, type VolumeQuery } from './log-db';
 import type { LogReaderQuery } from './log-protocol';
 import type { LabelMatcher, LogSelection, LogSource, LokiEntry, StreamVolume } from './loki-entry';
 import { InvalidMatcherError } from './matchers';
 import { LOG_STORE_METRIC_NAMES } from './metrics';
 
 export type LogStoreOptions = BlobStoreOptions;
+
+/**
+ * The log store's durability when none is given: `wal_async` (answered once the request is written to
+ * the write-ahead log, synced right after), as Loki's ingesters do not sync per push either; the trace
+ * store keeps the engine's `wal`.
+ */
+export const LOG_STORE_DURABILITY = 'wal_async' satisfies BlobStoreOptions['durability'];
 
 /** Entries in a selection's first page; later pages grow to MAX_PAGE. */
 const FIRST_PAGE = 1000;
@@ -38,13 +45,15 @@ export function answer(db: LogDb, q: LogReaderQuery, checkpoint: Checkpoint): un
       return db.stats(q.matchers, q.startNs, q.endNs, checkpoint);
     case 'volume':
       return db.volume(q.matchers, q.bounds, checkpoint);
+    case 'countVolume':
+      return db.countVolume(q, checkpoint);
   }
 }
 
 export class LogStore extends BlobStore<'logs', LogReaderQuery, LogDb> implements LogSource {
   constructor(options: LogStoreOptions, registry: Registry, logger: Logger) {
     super(
-      options,
+      { durability: LOG_STORE_DURABILITY, ...options },
       {
         signal: 'logs',
         ...LOG_STORE_METRIC_NAMES,
@@ -76,6 +85,13 @@ export class LogStore extends BlobStore<'logs', LogReaderQuery, LogDb> implement
       after = page.next;
       max = Math.min(max * 4, MAX_PAGE);
     }
+  }
+
+  readonly countVolumeLabels = VOLUME_LABELS;
+
+  /** Counts by level and detected_level in step windows, from the store's level index (log-db.ts). */
+  countVolume(q: VolumeQuery, signal?: AbortSignal): Promise<VolumeGroup[]> {
+    return this.ask({ op: 'countVolume', ...q }, signal);
   }
 
   labelNames(startNs: bigint, endNs: bigint, matchers?: LabelMatcher[]): Promise<string[]> {

@@ -150,7 +150,7 @@ function addAttributes(into: Record<string, string>, attributes: readonly KeyVal
 }
 
 /** Keys whose value names a level, in the order Loki looks for them (stream labels, then metadata). */
-const LEVEL_KEYS = [
+export const LEVEL_KEYS: readonly string[] = [
   'level',
   'LEVEL',
   'Level',
@@ -195,15 +195,28 @@ export function detectedLevel(
   metadata: Record<string, string>,
   record: Pick<LogRecord, 'severityNumber'>,
 ): string {
-  for (const source of [stream, metadata]) {
-    for (const key of LEVEL_KEYS) {
-      const v = source[key];
-      if (v) return LEVEL_ALIASES[v.toLowerCase()] ?? v;
-    }
+  return levelOf(stream) ?? levelOf(metadata) ?? severityLevel(record.severityNumber);
+}
+
+/** The first level key with a value in `labels`, its aliases folded; undefined when none has one. */
+export function levelOf(labels: Record<string, string>): string | undefined {
+  for (const key of LEVEL_KEYS) {
+    const v = labels[key];
+    if (v) return foldLevel(v);
   }
-  const n = record.severityNumber;
-  if (n >= 1 && n <= 24) return ['trace', 'debug', 'info', 'warn', 'error', 'fatal'][Math.floor((n - 1) / 4)];
-  return 'unknown';
+  return undefined;
+}
+
+/** A level's value as `detected_level` gives it (aliases folded, others kept verbatim). */
+export function foldLevel(v: string): string {
+  return LEVEL_ALIASES[v.toLowerCase()] ?? v;
+}
+
+const SEVERITY_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
+
+/** `detected_level` from an OTLP severity number alone (`unknown` outside 1-24). */
+export function severityLevel(n: number): string {
+  return n >= 1 && n <= 24 ? SEVERITY_LEVELS[Math.floor((n - 1) / 4)] : 'unknown';
 }
 
 /** A stream selector's matcher (`{name op "value"}`); regexes are RE2, fully anchored. */
@@ -243,6 +256,25 @@ export interface LogSource {
   labelValues(name: string, startNs: bigint, endNs: bigint, matchers?: LabelMatcher[]): Promise<string[]>;
   /** Label sets of the streams matching any of the selectors. */
   series(selectors: LabelMatcher[][], startNs: bigint, endNs: bigint): Promise<Record<string, string>[]>;
+  /**
+   * Optional: counts of the entries of the streams matching `matchers`, grouped by labels among
+   * `countVolumeLabels`, in count_over_time's step windows (window k: baseNs + k·stepNs < t ≤ that +
+   * rangeNs), without reading the entries: the LogQL engine uses it for `sum by (level,
+   * detected_level) (count_over_time({…} [r]))`, the log-volume query.
+   */
+  countVolume?(
+    q: {
+      matchers: LabelMatcher[];
+      by: string[];
+      baseNs: bigint;
+      rangeNs: number;
+      stepNs: number;
+      count: number;
+    },
+    signal?: AbortSignal,
+  ): Promise<{ labels: Record<string, string>; steps: number[]; values: number[]; entries: number }[]>;
+  /** The labels `countVolume` can group by. */
+  readonly countVolumeLabels?: readonly string[];
   /** Sizes for `/index/stats`: streams, chunks (blobs), bytes of lines, entries. */
   stats(
     matchers: LabelMatcher[],

@@ -253,6 +253,37 @@ async function rangeAggregation(
   const pipeline = compilePipeline(expr.log.stages);
   const lineOnly = compileLineOnly(expr.log.stages);
   const needBytes = expr.fn === 'bytes_over_time' || expr.fn === 'bytes_rate';
+  // The log-volume query, `sum by (level, detected_level) (count_over_time({…} | drop __error__ [r]))`:
+  // counted by the source from its level index when it has one, without reading entries.
+  const by = project?.by;
+  if (
+    source.countVolume &&
+    by &&
+    (expr.fn === 'count_over_time' || expr.fn === 'rate') &&
+    lineOnly &&
+    expr.log.stages.every((s) => s.kind !== 'line') &&
+    by.every((name) => source.countVolumeLabels?.includes(name))
+  ) {
+    const groups = await source.countVolume(
+      {
+        matchers: expr.log.matchers,
+        by,
+        baseNs: base,
+        rangeNs: Number(rangeNs),
+        stepNs: Number(steps.stepNs),
+        count: steps.count,
+      },
+      limits.signal,
+    );
+    if (groups.length > limits.maxSeries * 10) throw seriesLimit(limits.maxSeries);
+    const rangeS = Number(rangeNs) / 1e9;
+    for (const g of groups) stats.linesProcessed += g.entries;
+    return groups.map((g) => ({
+      labels: g.labels,
+      steps: g.steps,
+      values: expr.fn === 'rate' ? g.values.map((v) => v / rangeS) : g.values,
+    }));
+  }
   const maxInner = limits.maxSeries * 10;
   const groups = new Map<string, { labels: Record<string, string>; times: number[]; bytes: number[] }>();
   const selection: LogSelection = {
