@@ -212,8 +212,11 @@ async function main(): Promise<void> {
           `peak ${mib(Math.max(r.rssPeak, r.hwm)).toFixed(1)} MiB (VmHWM)`,
       );
     try {
+      // SONDE_BENCH_NODE_ARGS: node flags for the receiver (e.g. --max-semi-space-size=4), to compare.
+      const nodeArgs = (process.env.SONDE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+      if (nodeArgs.length > 0) log(`  receiver node flags: ${nodeArgs.join(' ')}`);
       const receiver = await withServer(
-        () => startReceiver({ dataDir }),
+        () => startReceiver({ dataDir, nodeArgs }),
         (server) => steady(server, payloads[0], settings),
       );
       describe('receiver', receiver);
