@@ -16,6 +16,10 @@
  *                (log-store-bench.ts): log intake with the store off / on (each durability), then
  *                Loki API queries over SONDE_BENCH_LOG_RECORDS records (default 10,000,000), each
  *                against its target; prints the section for docs/benchmarks.md
+ * steady         (positional: `npm run bench -- steady`) only the steady 10,000 spans/s case: the
+ *                receiver (bench defaults: trace and log stores off, redaction on), then the bare sink,
+ *                then the receiver again under `node --cpu-prof` unless --no-profile (profile under /tmp)
+ * metrics        (positional: `npm run bench -- metrics`) only the in-process Prometheus stage
  * redaction      (positional: `npm run bench -- redaction`) only the redaction cost: intake with
  *                `redaction.enabled: false` vs the default (on), alternating slices (redaction-bench.ts)
  *                micro-benchmark; off by default (a Node process normally has its GC threads on other cores)
@@ -64,6 +68,8 @@ const quick = flags.quick === true;
 const storeOnly = positionals.includes('store');
 const logsOnly = positionals.includes('logs');
 const redactionOnly = positionals.includes('redaction');
+const steadyOnly = positionals.includes('steady');
+const metricsOnly = positionals.includes('metrics');
 const storeSpans = Number(process.env.SONDE_BENCH_STORE_SPANS ?? (quick ? 200_000 : 10_000_000));
 
 const SETTINGS = {
@@ -188,6 +194,71 @@ async function main(): Promise<void> {
     log(
       `done in ${((Date.now() - started) / 1000).toFixed(0)} s (docs/benchmarks.md not written: redaction section only)`,
     );
+    return;
+  }
+
+  if (metricsOnly) {
+    const metrics = await runMetricsBench(log, quick);
+    log(`  ${JSON.stringify(metrics)}`);
+    log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s (docs/benchmarks.md not written: metrics only)`);
+    return;
+  }
+
+  if (steadyOnly) {
+    const dataDir = mkdtempSync(join(tmpdir(), 'sonde-bench-data-'));
+    const settings = {
+      requestsPerSec: SETTINGS.steadyRequestsPerSec,
+      warmupSec: SETTINGS.steadyWarmupSec,
+      durationSec: SETTINGS.steadySec,
+    };
+    const describe = (name: string, r: SteadyResult) =>
+      log(
+        `  ${name}: ${fmtInt(r.achievedSpansPerSec)} spans/s (${r.ok}/${r.sent} 2xx), CPU ${(r.serverCores * 100).toFixed(2)}% of a core ` +
+          `(other processes ${(r.otherCores * 100).toFixed(1)}%), RSS avg ${mib(r.rssAvg).toFixed(1)} MiB, ` +
+          `peak ${mib(Math.max(r.rssPeak, r.hwm)).toFixed(1)} MiB (VmHWM)`,
+      );
+    try {
+      // SONDE_BENCH_NODE_ARGS: node flags for the receiver (e.g. --max-semi-space-size=4), to compare.
+      const nodeArgs = (process.env.SONDE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+      if (nodeArgs.length > 0) log(`  receiver node flags: ${nodeArgs.join(' ')}`);
+      const receiver = await withServer(
+        () => startReceiver({ dataDir, nodeArgs }),
+        (server) => steady(server, payloads[0], settings),
+      );
+      describe('receiver', receiver);
+      const sink = await withServer(startSink, (server) => steady(server, payloads[0], settings));
+      describe('sink', sink);
+      log(
+        `  receiver/sink: CPU ${(receiver.serverCores / sink.serverCores).toFixed(2)}×, ` +
+          `peak RSS +${mib(Math.max(receiver.rssPeak, receiver.hwm) - Math.max(sink.rssPeak, sink.hwm)).toFixed(1)} MiB, ` +
+          `average RSS +${mib(receiver.rssAvg - sink.rssAvg).toFixed(1)} MiB`,
+      );
+      if (!flags['no-profile']) {
+        const profileDir = mkdtempSync(join(tmpdir(), 'sonde-bench-profile-'));
+        log(`profile: receiver under node --cpu-prof at the steady rate (profile in ${profileDir})`);
+        await withServer(
+          () =>
+            startReceiver({
+              dataDir,
+              nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--cpu-prof-name=receiver.cpuprofile'],
+            }),
+          (server) => steady(server, payloads[0], settings),
+        );
+        const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
+        if (file) {
+          const profile = summariseProfile(join(profileDir, file));
+          log(`  ${profile.file}: ${(profile.busyMs / 1000).toFixed(1)} s busy; top self time:`);
+          for (const row of profile.top.slice(0, 25)) {
+            log(`    ${(row.share * 100).toFixed(1).padStart(5)}%  ${row.function}  (${row.where})`);
+          }
+          for (const row of profile.phases) log(`    phase ${(row.share * 100).toFixed(1).padStart(5)}%  ${row.phase}`);
+        }
+      }
+    } finally {
+      killAll();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+    log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s (docs/benchmarks.md not written: steady case only)`);
     return;
   }
 

@@ -47,8 +47,10 @@ export const TARGETS = {
   ingestShareOfSink: 0.25,
   /** The issue's own estimate of what 25% of the sink comes to on one core. */
   ingestSpansPerSecEstimate: 300_000,
-  steadyCpuShareOfCore: 0.05,
-  steadyRssMiB: 100,
+  /** Issue 15: the receiver's CPU at the steady rate, at most this many times the bare sink's under the same load. */
+  steadyCpuTimesSink: 2,
+  /** Issue 15: the receiver's peak RSS at the steady rate, at most the sink's plus this. */
+  steadyRssOverSinkMiB: 30,
   metricsPointsPerSec: 500_000,
   fullPathShareOfSink: 0.2,
   scrape100kMs: 300,
@@ -203,23 +205,26 @@ export function targets(report: Report): TargetRow[] {
     });
   }
   const s = report.steady;
+  const sink = report.steadySink;
+  const cpuTimes = s.serverCores / sink.serverCores;
   rows.push({
-    target: `steady 10,000 spans/s in batches of 100: CPU < ${pct(TARGETS.steadyCpuShareOfCore, 0)} of a core`,
-    measured: pct(s.serverCores, 2),
-    ok: s.serverCores < TARGETS.steadyCpuShareOfCore,
+    target: `steady 10,000 spans/s in batches of 100: CPU ≤ ${TARGETS.steadyCpuTimesSink}× the bare sink's`,
+    measured: `${cpuTimes.toFixed(2)}× (${pct(s.serverCores, 2)} vs ${pct(sink.serverCores, 2)} of a core)`,
+    ok: cpuTimes <= TARGETS.steadyCpuTimesSink,
   });
   const peak = Math.max(s.rssPeak, s.hwm);
+  const sinkPeak = Math.max(sink.rssPeak, sink.hwm);
   rows.push({
-    target: `steady 10,000 spans/s in batches of 100: RSS < ${TARGETS.steadyRssMiB} MiB`,
-    measured: `${mib(peak)} peak, ${mib(s.rssAvg)} average`,
-    ok: peak < TARGETS.steadyRssMiB * 2 ** 20,
+    target: `steady 10,000 spans/s in batches of 100: peak RSS ≤ the bare sink's + ${TARGETS.steadyRssOverSinkMiB} MiB`,
+    measured: `+${mib(peak - sinkPeak)} (${mib(peak)} vs ${mib(sinkPeak)} peak)`,
+    ok: peak - sinkPeak <= TARGETS.steadyRssOverSinkMiB * 2 ** 20,
   });
   const ingest = report.metrics.ingest.find((r) => r.series === 10_000);
   if (ingest) {
     rows.push({
       target: `OTLP metrics ingest ≥ ${int(TARGETS.metricsPointsPerSec)} data points/s on one core, 10,000 active series`,
-      measured: `${int(ingest.pointsPerSec)} points/s`,
-      ok: ingest.pointsPerSec >= TARGETS.metricsPointsPerSec,
+      measured: `${int(ingest.pointsPerCpuSec)} points per CPU second (${int(ingest.pointsPerSec)} points/s of wall time)`,
+      ok: ingest.pointsPerCpuSec >= TARGETS.metricsPointsPerSec,
     });
   }
   const scrape = report.metrics.scrape.find((r) => r.series === 100_000);
@@ -269,11 +274,12 @@ export function targetsTable(report: Report): string {
 }
 
 export function metricsTable(report: Report): string {
-  const ingest = new Map(report.metrics.ingest.map((r) => [r.series, r.pointsPerSec]));
+  const ingest = new Map(report.metrics.ingest.map((r) => [r.series, r]));
   return table(
     [
       'active series',
-      'ingest (points/s, one core)',
+      'ingest (points per CPU second, all threads)',
+      'ingest (points/s of wall time)',
       '/metrics size',
       'scrape, all rendered',
       'scrape, all changed',
@@ -283,7 +289,8 @@ export function metricsTable(report: Report): string {
     ],
     report.metrics.scrape.map((r) => [
       int(r.series),
-      int(ingest.get(r.series) ?? 0),
+      int(ingest.get(r.series)?.pointsPerCpuSec ?? 0),
+      int(ingest.get(r.series)?.pointsPerSec ?? 0),
       mib(r.bytes),
       `${r.firstMs.toFixed(0)} ms`,
       `${r.changedMs.toFixed(0)} ms`,
@@ -519,7 +526,7 @@ export function renderDoc(report: Report): string {
     '',
     metricsTable(report),
     '',
-    `In process (\`bench/metrics-bench.ts\`): the receiver's Prometheus consumer takes batches of cumulative counters (1,000 series per metric, 3 attributes per point; the batches are built beforehand and only \`consume()\` is timed), then \`/metrics\` is rendered into a counting sink three times: the first scrape (every family rendered), a scrape with nothing changed (the per-family cache is written as it is: the heap it allocates does not grow with the store), and one after every series changed. The longest event-loop stall is the longest gap seen by a 0 ms interval timer during that last scrape: what a request arriving mid-scrape would wait.`,
+    `In process (\`bench/metrics-bench.ts\`): the receiver's Prometheus consumer takes batches of cumulative counters (1,000 series per metric, 3 attributes per point; the batches are built beforehand and only \`consume()\` is timed, in wall time and in CPU time of the whole process, the latter being the "one core" figure and the one that holds on a busy machine), then \`/metrics\` is rendered into a counting sink three times: the first scrape (every family rendered), a scrape with nothing changed (the per-family cache is written as it is: the heap it allocates does not grow with the store), and one after every series changed. The longest event-loop stall is the longest gap seen by a 0 ms interval timer during that last scrape: what a request arriving mid-scrape would wait.`,
   );
   if (report.profile) lines.push('', '### Where the receiver spends its CPU', '', profileSection(report.profile));
   lines.push('');

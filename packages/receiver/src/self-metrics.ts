@@ -185,7 +185,11 @@ export class SelfMetrics {
     this.connectionsRefused = m.connectionsRefused;
     this.corsPreflights = m.corsPreflights;
     this.requestTimeouts = m.requestTimeouts;
-    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'sonde_' });
+    // The event-loop-delay sampler fires every eventLoopMonitoringPrecision ms: prom-client's 10 ms
+    // default woke an idle receiver 100 times a second; at 100 ms a blocked loop still shows in the
+    // lag gauges (the delayed tick records it), with 10 samples a second.
+    if (options.defaultMetrics !== false)
+      collectDefaultMetrics({ register: this.registry, prefix: 'sonde_', eventLoopMonitoringPrecision: 100 });
   }
 
   private readonly perRequest = new Map<string, RequestMetrics>();

@@ -3,6 +3,7 @@
  * HTTP to a running receiver, asserting status codes, response bodies (in the request's encoding)
  * and exactly what reached the pipeline.
  */
+import { connect } from 'node:net';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { KeyValueList } from '../src';
 import { ProtoReader } from '../src/otlp/protobuf/reader';
@@ -90,6 +91,53 @@ describe('OTLP/HTTP conformance', () => {
       expect(res.headers.get('content-type')).toContain(headers['content-type']);
       expect(res.body.toString()).toBe(expected);
       expect(t.batches.traces).toHaveLength(0);
+    });
+  });
+
+  describe('a body of declared length (read straight into one buffer)', () => {
+    /** Sends `head` then `body` in pieces of `piece` bytes over a raw socket; resolves with what came back when it closed. */
+    function rawPost(body: Buffer, declared: number, piece: number, end: boolean): Promise<string> {
+      const url = new URL(traces());
+      return new Promise((resolve, reject) => {
+        const socket = connect(Number(url.port), url.hostname);
+        let answer = '';
+        socket.on('data', (d: Buffer) => {
+          answer += d.toString('latin1');
+        });
+        socket.on('error', reject);
+        socket.on('close', () => resolve(answer));
+        socket.on('connect', async () => {
+          socket.write(
+            `POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: ${declared}\r\nConnection: close\r\n\r\n`,
+          );
+          for (let i = 0; i < body.length; i += piece) {
+            socket.write(body.subarray(i, i + piece));
+            await new Promise((r) => setTimeout(r, 1));
+          }
+          if (end) socket.end();
+          else setTimeout(() => socket.destroy(), 200);
+        });
+      });
+    }
+    const request = () =>
+      traceRequest([span([[5, 'bytes', 'trickled']]), span([[5, 'bytes', 'second']], TRACE_ID, PARENT_ID)]);
+
+    test('arriving in many small pieces, it is decoded whole', async () => {
+      const body = request();
+      const answer = await rawPost(body, body.length, 7, true);
+      expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+      expect(t.batches.traces).toHaveLength(1);
+      expect(t.batches.traces[0].data[0].scopeSpans[0].spans.map((s) => s.name)).toStrictEqual(['trickled', 'second']);
+      expect(t.batches.traces[0].context.raw).toStrictEqual(body);
+    });
+
+    test('cut short by the client, it reaches no consumer and its bytes are no longer held in flight', async () => {
+      const body = request();
+      const answer = await rawPost(body.subarray(0, body.length - 10), body.length, 16, false);
+      expect(answer).toBe('');
+      expect(t.batches.traces).toHaveLength(0);
+      const admin = await fetch(`${t.admin}/metrics`);
+      expect(await admin.text()).toMatch(/^sonde_receiver_in_flight_bytes 0$/m);
     });
   });
 

@@ -3,7 +3,7 @@
  * Errors name the key (and the environment variable when it came from one) and say what is expected.
  */
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import type * as Yaml from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type ReceiverConfig, type ReceiverConfigInput } from './schema';
 
@@ -65,7 +65,8 @@ export function loadConfig(
       throw new ConfigError(`cannot read config file ${options.file}: ${(err as Error).message}`);
     }
     try {
-      raw = parseYaml(text) ?? {};
+      // Required here: a receiver started without a file does not load (and keep in memory) the YAML parser.
+      raw = (require('yaml') as typeof Yaml).parse(text) ?? {};
     } catch (err) {
       throw new ConfigError(`config file ${options.file} is not valid YAML: ${(err as Error).message}`);
     }

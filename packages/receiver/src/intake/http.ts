@@ -149,14 +149,14 @@ export function createHttpIntake(handler: ExportHandler, options: HttpIntakeOpti
           }
         });
       }
-      readBody(req, res, (bodyError?: unknown) => {
+      const onBody = (bodyError: unknown, read: unknown) => {
         if (reservation.released) return;
         if (bodyError) {
           reservation.release();
           if (!isClientGone(bodyError)) refuse(bodyReadError(bodyError, options.maxRequestBodySize, signal), encoding);
           return;
         }
-        const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+        const body = Buffer.isBuffer(read) ? read : Buffer.alloc(0);
         handling = true;
         handler
           .handle({
@@ -184,7 +184,13 @@ export function createHttpIntake(handler: ExportHandler, options: HttpIntakeOpti
             ),
           )
           .finally(() => reservation.release());
-      });
+      };
+      // An uncompressed body of declared length (what exporters send) is read straight into one
+      // buffer of that length; the rest (compressed, chunked) through body-parser.
+      const contentEncoding = req.headers['content-encoding'];
+      if (declared !== undefined && (contentEncoding === undefined || contentEncoding.toLowerCase() === 'identity'))
+        readDeclaredBody(req, declared, onBody);
+      else readBody(req, res, (bodyError?: unknown) => onBody(bodyError, req.body));
     });
   }
 
@@ -242,6 +248,53 @@ function requireToken(handler: ExportHandler, tokens: BearerTokens): express.Req
     res.setHeader('connection', 'close');
     sendError(res, error, encodingOf(req.headers['content-type']) ?? 'json');
   };
+}
+
+/**
+ * Reads a body of `length` bytes (its Content-Length, already checked against the limit and counted in
+ * flight) into one buffer allocated up front. Errors have body-parser's shape, so that they map to
+ * the same answers: a body of another length is `request.size.invalid`, a connection closed first is
+ * `request.aborted`.
+ */
+function readDeclaredBody(req: Request, length: number, done: (err: unknown, body?: Buffer) => void): void {
+  const body = Buffer.allocUnsafe(length);
+  let received = 0;
+  let finished = false;
+  const finish = (err: unknown) => {
+    if (finished) return;
+    finished = true;
+    req.off('data', onData);
+    req.off('end', onEnd);
+    req.off('error', onError);
+    req.off('close', onClose);
+    if (err) {
+      // As body-parser: what is left of the body is read and dropped.
+      req.resume();
+      done(err);
+    } else done(undefined, body);
+  };
+  const invalid = () => ({
+    type: 'request.size.invalid',
+    message: `request size did not match content length (expected ${length} bytes, received ${received})`,
+  });
+  const onData = (chunk: Buffer) => {
+    if (received + chunk.length > length) {
+      received += chunk.length;
+      finish(invalid());
+      return;
+    }
+    chunk.copy(body, received);
+    received += chunk.length;
+  };
+  const onEnd = () => finish(received === length ? undefined : invalid());
+  const onError = (err: unknown) => finish(err);
+  const onClose = () => {
+    if (!req.complete) finish({ type: 'request.aborted', code: 'ECONNRESET', message: 'request aborted' });
+  };
+  req.on('data', onData);
+  req.on('end', onEnd);
+  req.on('error', onError);
+  req.on('close', onClose);
 }
 
 /** The bytes of one request's body counted in flight while it is read and handled; released once. */

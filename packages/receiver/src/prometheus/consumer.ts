@@ -280,7 +280,7 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
     exemplars: Exemplar[],
     now: number,
   ): void {
-    const labels = baseLabels + pointLabels(point.attributes, this.reserved, budget, this.tally);
+    const labels = pointLabels(baseLabels, point.attributes, this.reserved, budget, this.tally);
     if (point.flags & FLAG_NO_RECORDED_VALUE) this.store.remove(family, labels);
     else this.store.apply(family, labels, point.startTimeUnixNano, point.timeUnixNano, update, exemplars, now);
   }
@@ -304,7 +304,13 @@ export class PrometheusConsumer implements Consumer<'metrics'> {
     if (rest.length === 0) return;
     const family = this.store.family('target_info', 'gauge', '', 'Target metadata', 1);
     if (!family) return;
-    const labels = `job="${escapeLabelValue(job)}",instance="${escapeLabelValue(instance)}"${pointLabels(rest, RESERVED, this.maxLabels - 2, this.tally)}`;
+    const labels = pointLabels(
+      `job="${escapeLabelValue(job)}",instance="${escapeLabelValue(instance)}"`,
+      rest,
+      RESERVED,
+      this.maxLabels - 2,
+      this.tally,
+    );
     this.store.apply(family, labels, 0n, 0n, { kind: 'gauge', value: 1 }, [], now);
   }
 }
@@ -332,22 +338,28 @@ function bounded(value: string, t: LabelTally): string {
   return value.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
 }
 
+// Scratch arrays of pointLabels, reused from point to point (it runs once per data point, synchronously).
+const scratchNames: string[] = [];
+const scratchOrder: number[] = [];
+const scratchParts: string[] = [];
+
 /**
- * `,name="value"` for each attribute, sorted by name, reserved names left out, at most `budget` of
+ * `prefix` then `,name="value"` for each attribute, sorted by name, reserved names left out, at most `budget` of
  * them (the rest counted as dropped), values bounded. The common case (no two keys sanitizing to the
  * same name) is built here from cached names; collisions go through labelsFromAttributes, which joins
  * their values as the specification says.
  */
 function pointLabels(
+  prefix: string,
   attributes: readonly KeyValue[],
   reserved: ReadonlySet<string>,
   budget: number,
   t: LabelTally,
 ): string {
   const n = attributes.length;
-  if (n === 0) return '';
-  const names = new Array<string>(n);
-  const order = new Array<number>(n);
+  if (n === 0) return prefix;
+  const names = scratchNames;
+  const order = scratchOrder;
   for (let i = 0; i < n; i++) {
     names[i] = cachedLabelName(attributes[i].key);
     order[i] = i;
@@ -360,8 +372,12 @@ function pointLabels(
     order[j] = i;
   }
   for (let i = 1; i < n; i++)
-    if (names[order[i]] === names[order[i - 1]]) return collidingLabels(attributes, reserved, budget, t);
-  let out = '';
+    if (names[order[i]] === names[order[i - 1]]) return prefix + collidingLabels(attributes, reserved, budget, t);
+  // The key is joined once into a flat string: built by `+=`, it would be a tree of pieces that the
+  // store's map lookup flattens (copies) before hashing it, once per point.
+  const parts = scratchParts;
+  parts[0] = prefix;
+  let p = 1;
   let kept = 0;
   for (let i = 0; i < n; i++) {
     const name = names[order[i]];
@@ -373,9 +389,14 @@ function pointLabels(
       continue;
     }
     kept++;
-    out += `,${name}="${escapeLabelValue(bounded(value, t))}"`;
+    parts[p++] = ',';
+    parts[p++] = name;
+    parts[p++] = '="';
+    parts[p++] = escapeLabelValue(bounded(value, t));
+    parts[p++] = '"';
   }
-  return out;
+  parts.length = p;
+  return parts.join('');
 }
 
 function collidingLabels(
@@ -402,7 +423,11 @@ function temporalityOf(value: number): Temporality {
   return value === 1 ? 'delta' : value === 2 ? 'cumulative' : 'none';
 }
 
+/** Shared by every point without exemplars (most of them): the store only reads it. */
+const NO_EXEMPLARS: Exemplar[] = [];
+
 function exemplarsOf(exemplars: OtlpExemplar[]): Exemplar[] {
+  if (exemplars.length === 0) return NO_EXEMPLARS;
   const out: Exemplar[] = [];
   for (const e of exemplars) {
     if (e.traceId === '') continue;
