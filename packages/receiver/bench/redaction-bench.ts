@@ -18,7 +18,16 @@ export interface RedactionBenchRow {
   on: ThroughputResult;
   /** on / off spans per second. */
   ratio: number;
+  /**
+   * off / on server CPU per span: the same ratio from the receivers' own CPU time, which other load
+   * on a shared machine moves much less than throughput (a receiver starved of CPU in a slice sends
+   * fewer spans but does not spend more CPU per span).
+   */
+  cpuRatio: number;
 }
+
+/** Server CPU (core-seconds) per span. */
+const cpuPerSpan = (r: ThroughputResult) => r.serverCores / r.spansPerSec;
 
 export async function runRedactionBench(
   payloads: Payload[],
@@ -42,9 +51,11 @@ export async function runRedactionBench(
       servers.push({ ...on, name: 'redaction on' });
       const [r0, r1] = await compareMaxThroughput(servers, payload, settings, log);
       const ratio = r1.spansPerSec / r0.spansPerSec;
-      rows.push({ spansPerRequest: payload.spansPerRequest, off: r0, on: r1, ratio });
+      const cpuRatio = cpuPerSpan(r0) / cpuPerSpan(r1);
+      rows.push({ spansPerRequest: payload.spansPerRequest, off: r0, on: r1, ratio, cpuRatio });
       log(
-        `  off ${fmtInt(r0.spansPerSec)} spans/s, on ${fmtInt(r1.spansPerSec)} spans/s: on/off = ${ratio.toFixed(3)} ` +
+        `  off ${fmtInt(r0.spansPerSec)} spans/s, on ${fmtInt(r1.spansPerSec)} spans/s: on/off = ${ratio.toFixed(3)}, ` +
+          `by server CPU per span (${(cpuPerSpan(r0) * 1e6).toFixed(2)} vs ${(cpuPerSpan(r1) * 1e6).toFixed(2)} µs) ${cpuRatio.toFixed(3)} ` +
           `(server CPU ${(r0.serverCores * 100).toFixed(0)}% vs ${(r1.serverCores * 100).toFixed(0)}% of a core; ` +
           `other processes ${(r0.otherCores * 100).toFixed(0)}% / ${(r1.otherCores * 100).toFixed(0)}%)`,
       );
@@ -59,12 +70,13 @@ export function renderRedactionSection(rows: RedactionBenchRow[]): string {
   const lines = [
     '## Redaction cost (trace intake, redaction off vs on)',
     '',
-    '| spans/request | off: spans/s | on: spans/s | on/off | server CPU off / on | other processes off / on |',
-    '|---|---|---|---|---|---|',
+    '| spans/request | off: spans/s | on: spans/s | on/off | server CPU µs/span off / on | on/off by CPU per span | server CPU off / on | other processes off / on |',
+    '|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     lines.push(
       `| ${r.spansPerRequest} | ${fmtInt(r.off.spansPerSec)} | ${fmtInt(r.on.spansPerSec)} | ${r.ratio.toFixed(3)} | ` +
+        `${(cpuPerSpan(r.off) * 1e6).toFixed(2)} / ${(cpuPerSpan(r.on) * 1e6).toFixed(2)} | ${r.cpuRatio.toFixed(3)} | ` +
         `${(r.off.serverCores * 100).toFixed(0)}% / ${(r.on.serverCores * 100).toFixed(0)}% | ` +
         `${(r.off.otherCores * 100).toFixed(0)}% / ${(r.on.otherCores * 100).toFixed(0)}% |`,
     );

@@ -61,6 +61,27 @@ describe('redaction processor', () => {
     expect(JSON.stringify(batch.data, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))).toBe(before);
   });
 
+  test('browser user agents are not IP addresses: their version N.0.0.0 passes and the batch is not modified', () => {
+    // Chrome, Edge and Opera write a reduced version (126.0.0.0); masking it marked every batch of
+    // browser spans modified, so exporters and stores re-encoded instead of forwarding the bytes.
+    const { r } = redaction({});
+    const ua =
+      'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36 Edg/126.0.0.0';
+    const batch = logsBatch('GET /api/cart 200', [
+      { key: 'user_agent.original', value: ua },
+      { key: 'network.peer.address', value: '10.0.0.0' },
+    ]);
+    r.process(batch);
+    expect(batch.context.modified).toBe(false);
+    expect(batch.data[0].scopeLogs[0].logRecords[0].attributes[0].value).toBe(ua);
+    // A host address is still one.
+    const other = logsBatch('from 10.0.0.7', [{ key: 'user_agent.original', value: `${ua} via 203.0.113.9` }]);
+    r.process(other);
+    expect(other.context.modified).toBe(true);
+    expect(other.data[0].scopeLogs[0].logRecords[0].attributes[0].value).toBe(`${ua} via [REDACTED:ip]`);
+    expect(other.data[0].scopeLogs[0].logRecords[0].body).toBe('from [REDACTED:ip]');
+  });
+
   test('keys, values, nested maps, int card numbers and bodies; the batch is marked modified and counted', async () => {
     const { r, registry } = redaction({ hmac_key: KEY, pseudonymize_keys: ['enduser.id'] });
     const body = new KeyValueList([

@@ -286,8 +286,8 @@ function stripSeparators(s: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// IP addresses. Loopback (127.0.0.0/8, ::1) and unspecified (0.0.0.0, ::) addresses say nothing
-// about anyone and are left alone.
+// IP addresses. Loopback (127.0.0.0/8, ::1), unspecified (0.0.0.0, ::) and /8 network (N.0.0.0)
+// addresses say nothing about anyone and are left alone.
 
 const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 const IPV4 = new RegExp(`(?<![\\w.])(?:${OCTET}\\.){3}${OCTET}(?!\\w|\\.\\d)`, 'g');
@@ -329,7 +329,9 @@ export function findIPv4(s: string): Found[] {
   IPV4.lastIndex = 0;
   for (let m = IPV4.exec(s); m !== null; m = IPV4.exec(s)) {
     const v = m[0];
-    if (v.startsWith('127.') || v === '0.0.0.0') continue;
+    // N.0.0.0 is the base of a /8 network (no one's host), and how Chrome, Edge and Opera write their
+    // version in a reduced user agent (Chrome/126.0.0.0): masking it mangled every such user agent.
+    if (v.startsWith('127.') || v.endsWith('.0.0.0')) continue;
     out.push({ start: m.index, end: m.index + v.length, value: v });
   }
   return out;

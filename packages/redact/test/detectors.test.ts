@@ -95,6 +95,8 @@ describe('ip detector', () => {
     ['[2001:db8::1]:443', '[[REDACTED:ip]]:443'],
     ['fe80::1ff:fe23:4567:890a', '[REDACTED:ip]'],
     ['::ffff:192.0.2.128', '[REDACTED:ip]'],
+    ['GET /api/hosts/203.0.113.7/status', 'GET /api/hosts/[REDACTED:ip]/status'],
+    ['proxy/10.0.0.1', 'proxy/[REDACTED:ip]'],
   ])('finds %j', (input, expected) => {
     expect(r.redactString(input)).toBe(expected);
   });
@@ -108,6 +110,12 @@ describe('ip detector', () => {
     ['1.2.3.4.5', 'five parts'],
     ['256.1.1.1', 'octet over 255'],
     ['10.0.19041.1', 'Windows build'],
+    [
+      'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36',
+      "Chrome's reduced user agent (MAJOR.0.0.0)",
+    ],
+    ['Edg/126.0.0.0 OPR/111.0.0.0', 'Edge and Opera versions'],
+    ['10.0.0.0/8', 'a /8 network, nobody'],
     ['12:30:45', 'time'],
     ['2026-11-22T01:54:45Z', 'timestamp'],
     ['std::vector<int>', 'C++ name'],

@@ -235,6 +235,22 @@ describe('pseudonyms', () => {
   });
 });
 
+describe('clean-string memo', () => {
+  test('remembers clean values only, short ones too: a value holding something is masked on every call', () => {
+    const r = createRedactor();
+    for (let i = 0; i < 3; i++) {
+      expect(r.redactString('shop.example.com')).toBe('shop.example.com');
+      expect(r.redactString('a@b.io')).toBe('[REDACTED:email]');
+      expect(r.redactString('shop@example.com')).toBe('[REDACTED:email]');
+      expect(r.redactString('10.1.2.3')).toBe('[REDACTED:ip]');
+      expect(r.redactUrl('/u/a@b.io')).toBe('/u/[REDACTED:email]');
+      expect(r.redactUrl('/healthz')).toBe('/healthz');
+    }
+    expect(r.stats.email).toBe(9);
+    expect(r.stats.ip).toBe(3);
+  });
+});
+
 describe('redactAttributes', () => {
   test('returns the same object when nothing changes', () => {
     const r = createRedactor({ hmac_key: KEY_A, pseudonymize_keys: ['enduser.id'] });
