@@ -132,6 +132,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
           maxHistogramBuckets: config.prometheus.max_histogram_buckets,
           maxLabelValueLength: config.prometheus.max_label_value_length,
           maxLabelsPerSeries: config.prometheus.max_labels_per_series,
+          maxDeltaAgeMs: config.prometheus.max_delta_age,
           onLimit: (limit, hits) => metrics.limitHits.inc({ signal: 'metrics', limit }, hits),
           // Names that /metrics already writes for the receiver itself and for span-derived metrics.
           takenElsewhere: (name) =>

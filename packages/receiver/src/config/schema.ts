@@ -313,6 +313,8 @@ export const configSchema = z.strictObject({
       max_label_value_length: z.number().int().nonnegative().default(2048),
       /** Most labels on a series (le and quantile not counted); the point's attributes past it are left out, by name order. */
       max_labels_per_series: positiveInt.default(64),
+      /** Delta points that ended longer ago than this (by the receiver's clock) are not added to their cumulative series (counted); 0 means no limit. */
+      max_delta_age: duration.default(24 * 60 * 60_000),
     })
     .prefault({}),
   span_metrics: z
