@@ -46,7 +46,7 @@ async function countsOnMetrics(route: string): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for (const line of text.split('\n')) {
     const m = /^(web_vitals_[a-z]+)_\w*count\{([^}]*)\} (\S+)$/.exec(line);
-    if (!m || !m[2].includes(`page_route="${route}"`)) continue;
+    if (!m?.[2].includes(`page_route="${route}"`)) continue;
     out.set(m[1], (out.get(m[1]) ?? 0) + Number(m[3]));
   }
   return out;
