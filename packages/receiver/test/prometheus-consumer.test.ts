@@ -37,7 +37,10 @@ async function scrape(t: TestReceiver, accept?: string): Promise<string[]> {
 describe('OTLP metrics on /metrics', () => {
   let t: TestReceiver;
   beforeEach(async () => {
-    t = await startTestReceiver({ prometheus: { promote_resource_attributes: ['deployment.environment.name'] } });
+    // The points carry fixed times of 2023: no max_delta_age, so that deltas among them are added.
+    t = await startTestReceiver({
+      prometheus: { promote_resource_attributes: ['deployment.environment.name'], max_delta_age: 0 },
+    });
   });
   afterEach(() => t.close());
   const send = async (body: string) => expect((await post(`${t.http}/v1/metrics`, body, JSON_TYPE)).status).toBe(200);

@@ -74,13 +74,14 @@ describe('temporality', () => {
       0,
     ],
     [
-      'a delta that does not continue the series resets it (counted)',
+      'a delta that does not continue the series is still an increment (another source), never a reset',
       [
         [0n, 1n, counter(3, 'delta')],
         [5n, 6n, counter(4, 'delta')],
+        [2n, 4n, counter(2, 'delta')],
       ],
-      4,
-      1,
+      9,
+      0,
     ],
     [
       'a cumulative series with a later start time is a restart (counted)',
@@ -99,15 +100,54 @@ describe('temporality', () => {
     expect(counts.resets).toBe(resets);
   });
 
-  test('out-of-order and duplicate points are dropped and do not corrupt the series', () => {
+  test('out-of-order and duplicate cumulative points are dropped and do not corrupt the series', () => {
+    const { store, counts } = makeStore();
+    const family = store.family('c_total', 'counter', '', '', 1) as Family;
+    store.apply(family, 'a="1"', S, 2n * S, counter(3, 'cumulative'), [], 0);
+    store.apply(family, 'a="1"', S, 4n * S, counter(7, 'cumulative'), [], 0);
+    store.apply(family, 'a="1"', S, 4n * S, counter(7, 'cumulative'), [], 0); // duplicate
+    store.apply(family, 'a="1"', S, 3n * S, counter(5, 'cumulative'), [], 0); // late
+    expect(seriesValue(family)).toBe(7);
+    expect(counts.dropped.out_of_order).toBe(2);
+  });
+
+  test('deltas with the same or earlier times (other sources) are all added', () => {
     const { store, counts } = makeStore();
     const family = store.family('c_total', 'counter', '', '', 1) as Family;
     store.apply(family, 'a="1"', 0n, 2n * S, counter(3, 'delta'), [], 0);
     store.apply(family, 'a="1"', 2n * S, 4n * S, counter(4, 'delta'), [], 0);
-    store.apply(family, 'a="1"', 2n * S, 4n * S, counter(4, 'delta'), [], 0); // duplicate
-    store.apply(family, 'a="1"', 0n, 2n * S, counter(3, 'delta'), [], 0); // late
-    expect(seriesValue(family)).toBe(7);
-    expect(counts.dropped.out_of_order).toBe(2);
+    store.apply(family, 'a="1"', 2n * S, 4n * S, counter(4, 'delta'), [], 0); // same interval, another page
+    store.apply(family, 'a="1"', 0n, 2n * S, counter(3, 'delta'), [], 0); // earlier, another page
+    expect(seriesValue(family)).toBe(14);
+    expect(counts.dropped).toEqual({});
+    expect(counts.resets).toBe(0);
+  });
+
+  test('a delta older than maxDeltaAgeMs (by the receiver clock) is refused and counted; no limit at 0', () => {
+    for (const [maxDeltaAgeMs, value, refused] of [
+      [60_000, 1, 1],
+      [0, 3, undefined],
+    ] as const) {
+      const counts = { dropped: {} as Partial<Record<DropReason, number>> };
+      const store = new MetricStore(
+        { metricExpirationMs: 60_000, maxSeriesPerMetric: 10, maxDeltaAgeMs },
+        {
+          dropped: (reason, n) => {
+            counts.dropped[reason] = (counts.dropped[reason] ?? 0) + n;
+          },
+          reset: () => {},
+          overflow: () => {},
+          expired: () => {},
+        },
+      );
+      const family = store.family('c_total', 'counter', '', '', 1) as Family;
+      const now = 1_700_000_000_000;
+      const at = (ms: number) => BigInt(ms) * 1_000_000n;
+      store.apply(family, 'a="1"', at(now - 70_000), at(now - 61_000), counter(2, 'delta'), [], now);
+      store.apply(family, 'a="1"', at(now - 70_000), at(now - 59_000), counter(1, 'delta'), [], now);
+      expect(seriesValue(family)).toBe(value);
+      expect(counts.dropped.delta_too_old).toBe(refused);
+    }
   });
 
   test('points without temporality are dropped', () => {
@@ -118,18 +158,51 @@ describe('temporality', () => {
     expect(counts.dropped.unspecified_temporality).toBe(1);
   });
 
-  test('delta histograms accumulate bucket by bucket; a new bucket layout resets the series', () => {
+  test('delta histograms accumulate bucket by bucket; a point of another bucket layout is refused', () => {
     const { store, counts } = makeStore();
     const family = store.family('h_seconds', 'histogram', 's', '', 1) as Family;
     store.apply(family, '', 0n, S, histogram([1, 2], [1, 0, 2], 7, 'delta'), [], 0);
     store.apply(family, '', S, 2n * S, histogram([1, 2], [0, 3, 1], 8, 'delta'), [], 0);
     expect(family.series.get('')?.histogram).toMatchObject({ counts: [1, 3, 3], sum: 15, count: 7 });
     store.apply(family, '', 2n * S, 3n * S, histogram([5], [1, 0], 1, 'delta'), [], 0);
-    expect(family.series.get('')?.histogram).toMatchObject({ bounds: [5], counts: [1, 0], count: 1 });
+    expect(family.series.get('')?.histogram).toMatchObject({ bounds: [1, 2], counts: [1, 3, 3], count: 7 });
     expect(counts.dropped.bucket_layout_changed).toBe(1);
+    expect(counts.resets).toBe(0);
     expect(renderFamily(family, 'text')).toBe(
-      '# TYPE h_seconds histogram\nh_seconds_bucket{le="5"} 1\nh_seconds_bucket{le="+Inf"} 1\nh_seconds_sum 1\nh_seconds_count 1\n',
+      '# TYPE h_seconds histogram\nh_seconds_bucket{le="1"} 1\nh_seconds_bucket{le="2"} 4\nh_seconds_bucket{le="+Inf"} 7\nh_seconds_sum 15\nh_seconds_count 7\n',
     );
+  });
+
+  test('delta exponential histograms of different scales merge at the coarser scale', () => {
+    const { store, counts } = makeStore();
+    const family = store.family('e_seconds', 'histogram', 's', '', 1) as Family;
+    const exp = (scale: number, offset: number, buckets: number[]): PointUpdate => ({
+      kind: 'exponential',
+      temporality: 'delta',
+      point: {
+        attributes: [],
+        startTimeUnixNano: 0n,
+        timeUnixNano: 0n,
+        exemplars: [],
+        flags: 0,
+        count: buckets.reduce((a, b) => a + b, 0),
+        sum: 1,
+        scale,
+        zeroCount: 0,
+        zeroThreshold: 0,
+        positive: { offset, bucketCounts: buckets },
+        negative: { offset: 0, bucketCounts: [] },
+        min: undefined,
+        max: undefined,
+      },
+    });
+    store.apply(family, '', 0n, S, exp(2, 4, [1, 1, 1, 1]), [], 0); // indexes 4..7 at scale 2
+    store.apply(family, '', 0n, S, exp(1, 2, [5]), [], 0); // index 2 at scale 1
+    const e = family.series.get('')?.exponential;
+    expect(e?.scale).toBe(1);
+    expect(Object.fromEntries(e?.positive ?? [])).toEqual({ 2: 7, 3: 2 });
+    expect(e?.count).toBe(9);
+    expect(counts.dropped).toEqual({});
   });
 });
 

@@ -1,9 +1,10 @@
 /**
  * Product and usage: what people do in the product (business events), how far they get through the
  * shop's funnel, and how many people chose not to share each category of telemetry; and in the browser
- * (@sonde/web): visits, devices and browsers, and a funnel whose steps are a dashboard variable. (Core
- * Web Vitals have no panel yet: see packages/web/README.md.) Written for product and business
- * readers: no span names, no percentiles.
+ * (@sonde/web): visits, devices and browsers, a funnel whose steps are a dashboard variable, and how
+ * fast pages feel (Core Web Vitals). Written for product and business readers: no span names; the one
+ * percentile is the Core Web Vitals' own (the 75th, with Google's good / poor thresholds), next to the
+ * share of page views rated good, needs improvement and poor.
  *
  * Shares of people come from `sonde_consent_people` (distinct people per consent category and
  * choice, estimated by the receiver from consent choice records): people, not requests. They stand
@@ -16,7 +17,7 @@ import * as stat from '@grafana/grafana-foundation-sdk/stat';
 import * as text from '@grafana/grafana-foundation-sdk/text';
 import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
 import * as units from '@grafana/grafana-foundation-sdk/units';
-import { baseDashboard, JOB, promql, queryVariable, ratio, standardVariables } from '../common';
+import { baseDashboard, JOB, promql, queryVariable, standardVariables } from '../common';
 import { row } from '../layout';
 
 export const PRODUCT_USAGE_UID = 'sonde-product-usage';
@@ -48,6 +49,82 @@ export const FUNNEL_STEPS = ['shop.product_opened', 'shop.cart_added', 'shop.che
 
 /** Visits: session starts of pages instrumented by @sonde/web. */
 const VISITS = `sonde_events_total{service=~"$service", event_name="session.start"}`;
+
+/**
+ * Core Web Vitals from @sonde/web: histograms by page_route and web_vitals_rating, one observation per
+ * page view that reported the vital (the receiver sums the pages' delta points). `good` and `poor` are
+ * the thresholds web-vitals rates with (good up to `good`, poor above `poor`).
+ */
+export const WEB_VITALS: {
+  key: string;
+  metric: string;
+  title: string;
+  what: string;
+  unit: string;
+  good: number;
+  poor: number;
+}[] = [
+  {
+    key: 'LCP',
+    metric: 'web_vitals_lcp_milliseconds',
+    title: 'Loading: largest contentful paint',
+    what: 'how long until the main content of the page (its largest image or text block) is shown',
+    unit: units.Milliseconds,
+    good: 2500,
+    poor: 4000,
+  },
+  {
+    key: 'INP',
+    metric: 'web_vitals_inp_milliseconds',
+    title: 'Responsiveness: interaction to next paint',
+    what: 'how long the page takes to respond visibly to a click, tap or key press (the slowest of the visit, roughly)',
+    unit: units.Milliseconds,
+    good: 200,
+    poor: 500,
+  },
+  {
+    key: 'CLS',
+    metric: 'web_vitals_cls',
+    title: 'Visual stability: cumulative layout shift',
+    what: 'how much the content jumps around while people read it (a score: 0 is none)',
+    unit: units.NoUnit,
+    good: 0.1,
+    poor: 0.25,
+  },
+  {
+    key: 'TTFB',
+    metric: 'web_vitals_ttfb_milliseconds',
+    title: 'Server response: time to first byte',
+    what: 'how long until the first byte of the page arrives from the server',
+    unit: units.Milliseconds,
+    good: 800,
+    poor: 1800,
+  },
+];
+
+const vitalSelector = (metric: string, suffix: 'bucket' | 'count') => `${metric}_${suffix}{${JOB}}`;
+/** The 75th percentile of a vital over the selected period, by page route. */
+export const vitalP75 = (metric: string) =>
+  `sort_desc(histogram_quantile(0.75, sum by (le, page_route) (increase(${vitalSelector(metric, 'bucket')}[$__range]))))`;
+/** The share of page views per rating (good, needs-improvement, poor) of a vital over the selected period. */
+export const vitalRatingShare = (metric: string) => {
+  const count = `increase(${vitalSelector(metric, 'count')}[$__range])`;
+  return `sum by (web_vitals_rating) (${count}) / ignoring (web_vitals_rating) group_left () (sum (${count}) > 0)`;
+};
+
+const WEB_VITALS_NOTE = `**How fast pages feel**, measured in visitors' browsers (Core Web Vitals, by @sonde/web), for page views of people who allow performance data.
+
+**The 75th percentile** is the figure Google's Core Web Vitals assessment uses: three page views in four were at least this good. A page (route) is in good shape when its 75th percentile is in the green: loading up to 2.5 s, responsiveness up to 200 ms, layout shift up to 0.1, server response up to 0.8 s; red is poor (above 4 s, 500 ms, 0.25, 1.8 s).
+
+**Ratings** count page views: each page view that reported a vital counts once, rated good, needs improvement or poor by those thresholds. A page view someone left before it finished loading, or never interacted with, reports fewer vitals.`;
+
+function vitalThresholds(v: { good: number; poor: number }): dashboard.ThresholdsConfigBuilder {
+  return new dashboard.ThresholdsConfigBuilder().mode(dashboard.ThresholdsMode.Absolute).steps([
+    { value: null, color: 'green' },
+    { value: v.good, color: 'orange' },
+    { value: v.poor, color: 'red' },
+  ]);
+}
 
 const increase = (eventName: string) =>
   `sum(increase(sonde_events_total{service=~"$service", event_name="${eventName}"}[$__range]))`;
@@ -161,6 +238,44 @@ export function productUsage(): dashboard.Dashboard {
           '{{event_name}}',
         ).instant(),
       ),
+  ]);
+  row(
+    d,
+    'How fast pages feel (Core Web Vitals)',
+    WEB_VITALS.map((v) =>
+      new bargauge.PanelBuilder()
+        .title(`${v.title} (${v.key}), 75th percentile by page`)
+        .description(
+          `${v.key}: ${v.what}. Three page views in four were at least this good in the selected period, per page (route). Green is good, orange needs improvement, red is poor.`,
+        )
+        .unit(v.unit)
+        .min(0)
+        .orientation(common.VizOrientation.Horizontal)
+        .thresholds(vitalThresholds(v))
+        .withTarget(promql(vitalP75(v.metric), '{{page_route}}').instant()),
+    ),
+  );
+  const shares = new bargauge.PanelBuilder()
+    .title('Page views rated good, needs improvement, poor')
+    .description(
+      'For each Core Web Vital, the share of page views in the selected period that were good, needed improvement or were poor (all pages together).',
+    )
+    .unit(units.PercentUnit)
+    .min(0)
+    .max(1)
+    .orientation(common.VizOrientation.Horizontal);
+  WEB_VITALS.forEach((v, i) => {
+    shares.withTarget(
+      promql(vitalRatingShare(v.metric), `${v.key}: {{web_vitals_rating}}`, String.fromCharCode(65 + i)).instant(),
+    );
+  });
+  row(d, 'Core Web Vitals: ratings', [
+    shares,
+    new text.PanelBuilder()
+      .title('About Core Web Vitals')
+      .description('What the web-vitals panels measure, the 75th percentile, and the thresholds.')
+      .mode(text.TextMode.Markdown)
+      .content(WEB_VITALS_NOTE),
   ]);
   row(d, 'Privacy choices', [
     new bargauge.PanelBuilder()

@@ -22,6 +22,8 @@ export const prometheusSection = z
     max_label_value_length: z.number().int().nonnegative().default(PROMETHEUS_DEFAULTS.maxLabelValueLength),
     /** Most labels on a series (le and quantile not counted); the point's attributes past it are left out, by name order. */
     max_labels_per_series: positiveInt.default(PROMETHEUS_DEFAULTS.maxLabelsPerSeries),
+    /** Delta points that ended longer ago than this (by the receiver's clock) are not added to their cumulative series (counted); 0 means no limit (the library's default when the option is left out). */
+    max_delta_age: duration.default(24 * 60 * 60_000),
   })
   .prefault({});
 
@@ -39,6 +41,7 @@ export function toPrometheusOptions(
     maxHistogramBuckets: c.max_histogram_buckets,
     maxLabelValueLength: c.max_label_value_length,
     maxLabelsPerSeries: c.max_labels_per_series,
+    maxDeltaAgeMs: c.max_delta_age,
     ...hooks,
   };
 }

@@ -9,7 +9,8 @@
  *   point's attributes; the other resource attributes go to one `target_info` series per job/instance;
  * - exemplars with a trace id are kept for OpenMetrics scrapes.
  *
- * Temporality, expiry, series limits and conflicts are the store's (store.ts). Here, each series is
+ * Temporality (a delta point is an increment added whatever its start time; too old ones, older than
+ * `maxDeltaAgeMs`, are refused), expiry, series limits and conflicts are the store's (store.ts). Here, each series is
  * bounded before it reaches the store, so that a scrape always renders whatever clients send: a
  * classic histogram has at most `maxHistogramBuckets` buckets (adjacent ones merged; a summary's
  * quantiles thinned to as many), label values at most `maxLabelValueLength` characters (truncated),
@@ -69,6 +70,8 @@ export interface PrometheusOptions {
   maxLabelsPerSeries?: number;
   /** Counts the hits of the limits above (the number of points, values or labels they changed). */
   onLimit?: (limit: SeriesLimit, hits: number) => void;
+  /** Oldest a delta point's end time may be (behind the receiver's clock) to be added; 0 or unset: no limit (see store.ts). */
+  maxDeltaAgeMs?: number;
   /** Least time between two warnings about conflicting writers (default 60 s). */
   conflictWarningIntervalMs?: number;
 }

@@ -2,8 +2,8 @@
  * A MetricStore as every stage that writes series to /metrics needs it: with its self-metrics on the
  * receiver's registry, all named from one prefix, and a timer that removes expired series.
  *
- * - `<prefix>_dropped_points_total{reason}`: updates not recorded (conflicts, temporality, overflow)
- * - `<prefix>_series_resets_total`: series restarted (delta gaps, new start times)
+ * - `<prefix>_dropped_points_total{reason}`: updates not recorded (conflicts, temporality, old deltas, overflow)
+ * - `<prefix>_series_resets_total`: cumulative series restarted (new start times; deltas never reset)
  * - `<prefix>_overflow_points_total`: updates folded into an otel_metric_overflow="true" series
  * - `<prefix>_expired_series_total`: series removed after their expiration
  * - `<prefix>_series`: series on /metrics now

@@ -44,7 +44,7 @@ export function measuredStoreMetrics(prefix: string, what: string) {
     resets: {
       type: 'counter',
       name: `${prefix}_series_resets_total`,
-      help: `${what}: series reset because a point did not continue the previous one (delta gap, new start time)`,
+      help: `${what}: cumulative series restarted (a point with a later start time); deltas never reset a series`,
     },
     overflow: {
       type: 'counter',

@@ -2,10 +2,18 @@
  * The state behind the Prometheus exposition: one family per translated metric name, one series per
  * label set, each holding the cumulative value Prometheus expects.
  *
- * - Cumulative points replace the series' value; delta points are added when their start time
- *   continues the series (start = previous point's time), and otherwise reset it (counted).
+ * - Cumulative points replace the series' value. A delta point is an increment over its own interval
+ *   and is added to the series whatever its start and end times (the Collector's deltatocumulative
+ *   processor, Prometheus's OTLP receiver): many short-lived sources (browser pages: same job, no
+ *   service.instance.id) share one series, so a start time that goes back, an interval that overlaps
+ *   another, or an end time before the series' newest are other sources' points, not restarts or
+ *   duplicates; a delta never resets its series. A delta whose end time is more than `maxDeltaAgeMs`
+ *   behind the receiver's clock is refused (`delta_too_old`, counted); a delta histogram whose
+ *   bucket bounds differ from the series' is refused (`bucket_layout_changed`, counted) and the series
+ *   keeps its sums; a delta exponential histogram of another scale is merged at the coarser scale.
  * - Non-monotonic deltas and points without temporality are dropped (counted), as the Collector does.
- * - Out-of-order and duplicate points (time not after the series' last time) are dropped (counted).
+ * - Out-of-order and duplicate cumulative points (time not after the series' last time) are dropped
+ *   (counted).
  * - Two writers of one cumulative series (replicas of a service without a service.instance.id, so
  *   with the same job and instance) are never mixed: a point whose start time is earlier than the
  *   series' (one process's start time never goes back; a restart only moves it forward), or whose
@@ -32,6 +40,8 @@ export interface StoreOptions {
   maxSeriesPerMetric: number;
   /** Names another part of /metrics already uses; a family of that name here is a conflict. */
   takenElsewhere?: (name: string) => boolean;
+  /** Oldest a delta point's end time may be, behind the receiver's clock, to be added; 0 or unset: no limit. */
+  maxDeltaAgeMs?: number;
 }
 
 export type DropReason =
@@ -43,7 +53,8 @@ export type DropReason =
   | 'overflow_untracked'
   | 'bucket_layout_changed'
   | 'unnamable'
-  | 'conflicting_writer';
+  | 'conflicting_writer'
+  | 'delta_too_old';
 
 export interface StoreCounters {
   dropped(reason: DropReason, points: number): void;
@@ -216,6 +227,11 @@ export class MetricStore {
       this.counters.dropped('unspecified_temporality', 1);
       return;
     }
+    const delta = 'temporality' in update && update.temporality === 'delta';
+    if (delta && this.tooOld(time, now)) {
+      this.counters.dropped('delta_too_old', 1);
+      return;
+    }
     let series = family.series.get(labels);
     if (!series) {
       if (family.series.size >= this.options.maxSeriesPerMetric) {
@@ -230,36 +246,41 @@ export class MetricStore {
       family.changed();
       return;
     }
+    if (delta) {
+      // An increment over its own interval, from whichever source: added whatever its times.
+      if (!addDelta(series, update)) {
+        this.counters.dropped('bucket_layout_changed', 1);
+        return;
+      }
+      if (startTime !== 0n && (series.startTime === 0n || startTime < series.startTime)) series.startTime = startTime;
+      if (time > series.lastTime) series.lastTime = time;
+      attachExemplars(series, exemplars);
+      series.updatedAt = now;
+      family.changed();
+      return;
+    }
     if (time !== 0n && time <= series.lastTime) {
       this.counters.dropped('out_of_order', 1);
       return;
     }
-    if ('temporality' in update && update.temporality === 'delta') {
-      if (startTime === series.lastTime) {
-        if (!addDelta(series, update)) {
-          this.counters.dropped('bucket_layout_changed', 1);
-          setValue(series, update);
-          series.startTime = startTime;
-        }
-      } else {
-        this.counters.reset();
-        setValue(series, update);
-        series.startTime = startTime;
-      }
-    } else {
-      if (update.kind !== 'gauge' && conflicting(series, startTime, update)) {
-        this.counters.dropped('conflicting_writer', 1);
-        this.counters.conflictingWriter?.(family, labels);
-        return;
-      }
-      if (series.startTime !== 0n && startTime > series.startTime) this.counters.reset();
-      setValue(series, update);
-      series.startTime = startTime;
+    if (update.kind !== 'gauge' && conflicting(series, startTime, update)) {
+      this.counters.dropped('conflicting_writer', 1);
+      this.counters.conflictingWriter?.(family, labels);
+      return;
     }
+    if (series.startTime !== 0n && startTime > series.startTime) this.counters.reset();
+    setValue(series, update);
+    series.startTime = startTime;
     attachExemplars(series, exemplars);
     series.lastTime = time;
     series.updatedAt = now;
     family.changed();
+  }
+
+  /** Whether a delta point ended more than maxDeltaAgeMs before `now` (a point without a time never is). */
+  private tooOld(time: bigint, now: number): boolean {
+    const max = this.options.maxDeltaAgeMs ?? 0;
+    return max > 0 && time !== 0n && Number(time / 1_000_000n) < now - max;
   }
 
   private applyOverflow(
@@ -507,7 +528,7 @@ function setValue(series: Series, update: PointUpdate): void {
   }
 }
 
-/** Adds a delta point to the series; false when the bucket layout differs (the caller then resets). */
+/** Adds a delta point to the series; false when the bucket layout differs (the point is then refused). */
 function addDelta(series: Series, update: PointUpdate): boolean {
   if (update.kind === 'counter') {
     series.value += update.value;
@@ -525,9 +546,20 @@ function addDelta(series: Series, update: PointUpdate): boolean {
   if (update.kind === 'exponential') {
     const e = series.exponential;
     const p = update.point;
-    if (!e || e.scale !== p.scale) return false;
-    addBuckets(e.positive, p.positive.offset, p.positive.bucketCounts);
-    addBuckets(e.negative, p.negative.offset, p.negative.bucketCounts);
+    if (!e) return false;
+    // Different scales (sources that saw different ranges) merge at the coarser one, as the Collector does.
+    let positive = bucketMap(p.positive.offset, p.positive.bucketCounts);
+    let negative = bucketMap(p.negative.offset, p.negative.bucketCounts);
+    for (let s = p.scale; s > e.scale; s--) {
+      positive = halve(positive);
+      negative = halve(negative);
+    }
+    for (; e.scale > p.scale; e.scale--) {
+      e.positive = halve(e.positive);
+      e.negative = halve(e.negative);
+    }
+    for (const [i, count] of positive) e.positive.set(i, (e.positive.get(i) ?? 0) + count);
+    for (const [i, count] of negative) e.negative.set(i, (e.negative.get(i) ?? 0) + count);
     downscaleToFit(e);
     e.zeroCount += p.zeroCount;
     e.sum += p.sum ?? 0;
