@@ -45,7 +45,7 @@ export interface StoreBenchResult {
   intakeMemory: ThroughputResult;
   /** fdatasyncs of the write-ahead log per accepted request, in the store-on (wal) slices. */
   walSyncsPerRequest: number;
-  /** With trace_store.on_full: drop: intake, and the accepted spans the store dropped. */
+  /** With trace_store.on_full: drop_newest: intake, and the accepted spans the store dropped. */
   intakeDrop: ThroughputResult;
   droppedSpans: number;
   /** Spans the store wrote during its measured slices (its queue empty at each slice's start), per second of them. */
@@ -91,16 +91,16 @@ export async function runStoreBench(
     const configFile = join(work, 'sonde.yaml');
     writeFileSync(configFile, `trace_store:\n  indexed_attributes: [${INDEXED.join(', ')}]\n`);
 
-    // Four receivers (store off, on, on with durability: memory, on with on_full: drop), measured in alternating slices, so that
+    // Four receivers (store off, on, on with durability: memory, on with on_full: drop_newest), measured in alternating slices, so that
     // the ratios compare slices taken under the same machine conditions (this VM's speed drifts by tens
     // of percent over minutes). Before each slice, the stores' write queues are drained: no slice pays
     // for the writing of another's.
     log(
-      `store: intake with the store off, on (indexed attributes: ${INDEXED.join(', ')}) on with durability: memory and on with on_full: drop, ` +
+      `store: intake with the store off, on (indexed attributes: ${INDEXED.join(', ')}) on with durability: memory and on with on_full: drop_newest, ` +
         `${payload.spansPerRequest} spans/request, fresh receivers, in alternating slices`,
     );
     const dropConfig = join(work, 'drop.yaml');
-    writeFileSync(dropConfig, `trace_store:\n  on_full: drop\n  indexed_attributes: [${INDEXED.join(', ')}]\n`);
+    writeFileSync(dropConfig, `trace_store:\n  on_full: drop_newest\n  indexed_attributes: [${INDEXED.join(', ')}]\n`);
     const memoryConfig = join(work, 'memory.yaml');
     writeFileSync(memoryConfig, `trace_store:\n  durability: memory\n  indexed_attributes: [${INDEXED.join(', ')}]\n`);
     const onPort = await freePort();
@@ -178,7 +178,7 @@ export async function runStoreBench(
     intakeOn.server = 'receiver, store on (durability: wal)';
     intakeMemory.server = 'receiver, store on, durability: memory';
     const walSyncsPerRequest = walSyncs / intakeOn.ok;
-    intakeDrop.server = 'receiver, store on, on_full: drop';
+    intakeDrop.server = 'receiver, store on, on_full: drop_newest';
     const storeWriteSpansPerSec = written / writeSec;
     log(
       `  store off ${fmtInt(intakeOff.spansPerSec)} spans/s, store on ${fmtInt(intakeOn.spansPerSec)} spans/s accepted ` +
@@ -445,8 +445,8 @@ export function renderStoreSection(r: StoreBenchResult): string {
     `| tag search over 10 million spans p99 < 500 ms | ${tag?.p99Ms.toFixed(1)} ms over ${fmtInt(r.datasetSpans)} spans | ${tag && tag.p99Ms < 500 ? (r.datasetSpans >= 10_000_000 ? 'met' : `met at ${fmtInt(r.datasetSpans)} spans`) : '**MISSED**'} |`,
     `| (diagnostic) writer CPU per span: index, compress and write in transactions of 16 MiB, ${fmtInt(r.writerCpu.spans)} spans into a store of ${fmtInt(r.writerCpu.preload)} | ${r.writerCpu.usPerSpan.toFixed(1)} µs (${fmtInt(r.writerCpu.spansPerCpuSec)} spans per CPU second) | |`,
     '',
-    `Store off, on (\`durability: wal\`), on with \`durability: memory\` and on with \`on_full: drop\` ran as four receivers measured in alternating slices, each store's write queue drained before every slice. Store write rate while ingesting: ${fmtInt(r.storeWrittenSpans)} spans written during the store-on slices (${r.storeWriteSec.toFixed(1)} s): ${fmtInt(r.storeWriteSpansPerSec)} spans/s. ` +
-      `With \`on_full: drop\`, intake was ${fmtInt(r.intakeDrop.spansPerSec)} spans/s (${pct(r.intakeDrop.spansPerSec, r.intakeOff.spansPerSec)} of store off) and ${fmtInt(r.droppedSpans)} accepted spans were not stored. ` +
+    `Store off, on (\`durability: wal\`), on with \`durability: memory\` and on with \`on_full: drop_newest\` ran as four receivers measured in alternating slices, each store's write queue drained before every slice. Store write rate while ingesting: ${fmtInt(r.storeWrittenSpans)} spans written during the store-on slices (${r.storeWriteSec.toFixed(1)} s): ${fmtInt(r.storeWriteSpansPerSec)} spans/s. ` +
+      `With \`on_full: drop_newest\`, intake was ${fmtInt(r.intakeDrop.spansPerSec)} spans/s (${pct(r.intakeDrop.spansPerSec, r.intakeOff.spansPerSec)} of store off) and ${fmtInt(r.droppedSpans)} accepted spans were not stored. ` +
       `Cores in use during the slices (the machine has ${availableParallelism()}): store off, receiver ${r.intakeOff.serverCores.toFixed(2)} + load generator ${r.intakeOff.clientCores.toFixed(2)}; ` +
       `store on, receiver ${r.intakeOn.serverCores.toFixed(2)} (intake and writer threads) + load generator ${r.intakeOn.clientCores.toFixed(2)}. ` +
       `Where both are near the machine's cores, the writer thread's CPU comes out of intake's: the ratio is bound by the writer's CPU per span above.`,

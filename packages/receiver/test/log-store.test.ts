@@ -797,6 +797,37 @@ test('LogStore: a full write queue refuses with 503 + Retry-After (on_full: refu
   ).toHaveLength(1);
 });
 
+test.each(['drop_newest', 'drop'] as const)(
+  'LogStore: a full write queue with on_full %s accepts the request without storing it (counted queue_full)',
+  async (onFull) => {
+    const body = request('svc', [{ t: T0, body: 'x'.repeat(1000) }]);
+    const { store, registry } = await openStore({
+      queueBytes: body.length + 10,
+      durability: 'memory',
+      flushIntervalMs: 60_000,
+      onFull,
+    });
+    store.consume(logsBatch(body)); // queued: the writer waits for its flush interval
+    expect(() => store.admit(body.length)).not.toThrow();
+    expect(() => store.consume(logsBatch(body))).not.toThrow();
+    const dropped = await registry.getSingleMetric('sonde_log_store_dropped_records_total')?.get();
+    expect(dropped?.values.find((v) => v.labels.reason === 'queue_full')?.value).toBe(1);
+    expect((await registry.getSingleMetric('sonde_log_store_refused_requests_total')?.get())?.values[0].value).toBe(0);
+    await store.flush();
+    expect(
+      await collect(
+        store.select({ matchers: [{ name: 'service_name', op: '=', value: 'svc' }], ...ALL, direction: 'forward' }),
+      ),
+    ).toHaveLength(1);
+  },
+);
+
+test('LogStore: on_full drop_oldest is refused with the reason (a queued request is already acknowledged)', async () => {
+  await expect(openStore({ onFull: 'drop_oldest' as never })).rejects.toThrow(
+    /log_store\.on_full: drop_oldest is not supported by a store/,
+  );
+});
+
 test('LogStore: acknowledged requests in the write-ahead log that SQLite lacks are replayed at start', async () => {
   // A killed receiver's log: two requests journaled (acknowledged), none written to SQLite.
   const walDir = join(dir, 'logs.db.journal');

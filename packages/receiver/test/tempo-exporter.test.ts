@@ -426,6 +426,28 @@ describe('the queue', () => {
     expect(await metric(registry, 'sonde_exporter_sent_spans_total')).toBe(4);
   });
 
+  test('full with drop_newest: the new request is accepted and not queued, counted as dropped_newest', async () => {
+    const s = await sink();
+    const batches = [batch(model('a', 'b')), batch(model('c', 'd')), batch(model('e', 'f'))];
+    const size = (batches[0].context.raw as Buffer).length;
+    const { e, registry } = exporter({
+      endpoint: s.url,
+      queueBytes: size * 2,
+      onFull: 'drop_newest',
+      batchTimeoutMs: 60_000,
+    });
+    // Not refused before decoding either: the request is answered 200 and its data counted as dropped.
+    expect(() => e.admit(size)).not.toThrow();
+    for (const b of batches) e.consume(b);
+    expect(e.queuedBytes).toBe(size * 2);
+    expect(await metric(registry, 'sonde_exporter_send_failed_spans_total', { reason: 'dropped_newest' })).toBe(2);
+    expect(await metric(registry, 'sonde_exporter_send_failed_spans_total', { reason: 'queue_full' })).toBe(0);
+    await e.shutdown();
+    expect(s.received).toHaveLength(1);
+    expect(decode(s.received[0].body)).toEqual([...model('a', 'b'), ...model('c', 'd')]);
+    expect(await metric(registry, 'sonde_exporter_sent_spans_total')).toBe(4);
+  });
+
   test('a request larger than the whole queue is refused as too large', async () => {
     const s = await sink();
     const { e, registry } = exporter({ endpoint: s.url, queueBytes: 10 });

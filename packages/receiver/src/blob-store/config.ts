@@ -6,6 +6,7 @@
 import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
 import { duration, positiveInt, size } from '../config/fields';
+import { onFullKey, STORE_DROP_OLDEST } from '../queue/on-full';
 import { BLOB_STORE_DEFAULTS, type BlobStoreOptions, type Durability } from './engine';
 
 /**
@@ -26,8 +27,13 @@ export const embeddedStoreFields = (file: string, durability: Durability = BLOB_
   max_size: size.default(1024 * 1024 * 1024),
   /** Bound of the write queue (protobuf bytes waiting for the writer thread). */
   queue_size: size.default(64 * 1024 * 1024),
-  /** When the write queue is full: refuse new requests with 503 + Retry-After, or accept them without storing (drop, counted). */
-  on_full: z.enum(['refuse', 'drop']).default('refuse'),
+  /** When the write queue is full (queue/on-full.ts): refuse new requests with 503 + Retry-After, or accept them without storing (drop_newest, counted; the former spelling drop is still read, with a deprecation line). No drop_oldest: a queued request is already acknowledged. */
+  on_full: onFullKey({
+    supported: ['refuse', 'drop_newest'],
+    formers: ['drop'],
+    unsupported: { drop_oldest: STORE_DROP_OLDEST },
+    default: 'refuse',
+  }),
   /** wal: a request is journaled and fdatasynced before it is acknowledged, and replayed after a crash; wal_async: journaled (written, so kill -9 loses nothing) before it is acknowledged, fdatasynced in the background (a power loss can lose the last milliseconds); memory: acknowledged once queued (a crash loses the queue). */
   durability: z.enum(['wal', 'wal_async', 'memory']).default(durability),
   /** With durability: wal, how long the log waits to gather concurrent requests into one write and fdatasync (0: none; each sync takes the requests that arrived during the previous one); with wal_async, how long between two background fdatasyncs (0: back to back). */

@@ -3,9 +3,11 @@
  * the request's protobuf to a writer thread (worker_threads, writer-loop.ts) through a queue bounded in
  * bytes, and returns; the writer batches it into SQLite through the store's database (the signal's
  * part: how a request is indexed and scanned). When the queue is full, `admit` refuses new requests
- * before they are decoded (503 + Retry-After, so clients retry), or, with `on_full: drop`, the request
- * is accepted and not stored (counted). Queries run on reader threads, each with its own read-only
- * connection, within a time budget (reader-pool.ts).
+ * before they are decoded (503 + Retry-After, so clients retry), or, with `on_full: drop_newest` (the
+ * former `drop`), the request is accepted and not stored (counted). The admission decision and the
+ * refusal are the queue layer's (queue/admission.ts), shared with the exporters; a store has no
+ * `drop_oldest` (what it queued is acknowledged, and journaled with a write-ahead log). Queries run
+ * on reader threads, each with its own read-only connection, within a time budget (reader-pool.ts).
  *
  * Durability (`durability`): with `wal` (the default), `consume` first appends the request to the
  * write-ahead log (wal.ts) and resolves, so that the response is sent, only once the record is
@@ -24,8 +26,10 @@ import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from '../logger';
 import { registerMetrics } from '../metrics/define';
 import type { Signal } from '../model';
-import { GrpcCode, OtlpError, OverloadedError } from '../otlp/errors';
+import { GrpcCode, OtlpError } from '../otlp/errors';
 import type { Batch, Consumer } from '../pipeline/pipeline';
+import { QueueAdmission, shuttingDown } from '../queue/admission';
+import { type FormerOnFull, normalizeOnFull, STORE_DROP_OLDEST, type StoreOnFull } from '../queue/on-full';
 import { encodeRecord, HEADER_BYTES } from '../record-log';
 import { blobStoreMetrics, blobStoreWalMetrics } from './metrics';
 import { ReaderPool } from './reader-pool';
@@ -42,7 +46,12 @@ export interface BlobStoreOptions {
   maxBytes: number;
   /** Bound of the write queue (bytes of protobuf waiting for the writer thread). */
   queueBytes: number;
-  onFull: 'refuse' | 'drop';
+  /**
+   * When the write queue is full (queue/on-full.ts): refuse (503 + Retry-After) or drop_newest (accepted,
+   * not stored, counted); `drop` is the former spelling of drop_newest. No drop_oldest: a queued
+   * request is already acknowledged (and journaled).
+   */
+  onFull: StoreOnFull | FormerOnFull;
   batchMaxBytes: number;
   flushIntervalMs: number;
   retentionIntervalMs: number;
@@ -132,6 +141,8 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
   private walCommitted: WalPosition | undefined;
   private walErrorLoggedAt = 0;
 
+  /** The byte-bounded admission into the write queue (on_full), shared with the exporters (queue/admission.ts). */
+  private readonly admission: QueueAdmission;
   private readonly written: Counter;
   private readonly dropped: Counter<'reason'>;
   private readonly refused: Counter;
@@ -152,6 +163,18 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
   ) {
     this.name = kind.configKey.replace('_', '-');
     const { what, items } = kind;
+    const onFull = normalizeOnFull(options.onFull);
+    if (onFull !== 'refuse' && onFull !== 'drop_newest') {
+      throw new Error(
+        `${kind.configKey}.on_full: ${onFull === 'drop_oldest' ? STORE_DROP_OLDEST : `"${onFull}" is not refuse or drop_newest`}`,
+      );
+    }
+    this.admission = new QueueAdmission({
+      capacityBytes: options.queueBytes,
+      onFull,
+      queue: `the ${what} write queue`,
+      sizeKey: `${kind.configKey}.queue_size`,
+    });
     const m = registerMetrics(registry, blobStoreMetrics(kind));
     this.written = m.written;
     this.dropped = m.dropped;
@@ -193,7 +216,7 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
       batchMaxBytes: options.batchMaxBytes,
       flushIntervalMs: options.flushIntervalMs,
       retentionIntervalMs: options.retentionIntervalMs,
-      onFull: options.onFull,
+      onFull,
       durability: this.durability,
     };
     this.worker = new Worker(kind.writerScript, { workerData: settings, resourceLimits: STORE_THREAD_LIMITS });
@@ -388,22 +411,11 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
     this.queueGauge.set(this.queued);
   }
 
-  private full(): OverloadedError {
-    this.refused.inc();
-    return new OverloadedError(
-      `the ${this.kind.what} write queue is full (${this.kind.configKey}.queue_size); retry after 1s`,
-      1,
-    );
-  }
-
   admit(bytes: number): void {
-    if (this.stopping) throw new OverloadedError('the receiver is shutting down; retry after 1s', 1);
-    if (
-      this.options.onFull === 'refuse' &&
-      bytes <= this.options.queueBytes &&
-      this.queued + bytes > this.options.queueBytes
-    ) {
-      throw this.full();
+    if (this.stopping) throw shuttingDown();
+    if (this.admission.verdict(bytes, this.queued) === 'refuse') {
+      this.refused.inc();
+      throw this.admission.full();
     }
   }
 
@@ -413,10 +425,16 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
       return;
     }
     const raw = this.kind.encode(batch);
-    if (this.queued + raw.length > this.options.queueBytes) {
-      if (this.options.onFull === 'refuse' && raw.length <= this.options.queueBytes) throw this.full();
-      this.dropped.inc({ reason: 'queue_full' }, batch.itemCount);
-      return;
+    switch (this.admission.verdict(raw.length, this.queued)) {
+      case 'accept':
+        break;
+      case 'refuse':
+        this.refused.inc();
+        throw this.admission.full();
+      default:
+        // drop_newest, and a request larger than the whole queue whatever on_full says: accepted, not stored.
+        this.dropped.inc({ reason: 'queue_full' }, batch.itemCount);
+        return;
     }
     if (this.wal) return this.journal(raw, batch.itemCount, batch.context.receivedAt);
     // A copy with its own ArrayBuffer, moved (not cloned) to the writer thread.
@@ -432,7 +450,7 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
    */
   private async journal(raw: Buffer, items: number, receivedMs: number): Promise<void> {
     const wal = this.wal as BlobWal;
-    if (this.stopping) throw new OverloadedError('the receiver is shutting down; retry after 1s', 1);
+    if (this.stopping) throw shuttingDown();
     // One buffer with its own ArrayBuffer: written to the log, then moved (not cloned) to the writer.
     const record = encodeRecord(raw, items);
     this.queued += raw.length;

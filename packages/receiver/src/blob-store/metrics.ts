@@ -27,7 +27,7 @@ export function blobStoreMetrics({ metricPrefix: p, items, what, configKey }: St
     dropped: {
       type: 'counter',
       name: `${p}_dropped_${items}_total`,
-      help: `${Items} accepted by the receiver but not stored, by reason (queue_full with on_full: drop, write_error)`,
+      help: `${Items} accepted by the receiver but not stored, by reason (queue_full: the write queue was full with on_full: drop_newest, or the request was larger than it; write_error)`,
       labels: ['reason'],
     },
     refused: {

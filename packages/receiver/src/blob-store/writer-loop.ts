@@ -37,11 +37,11 @@ export function lostItems(err: unknown): number {
 
 /** Runs the writer loop on this worker thread over the database `open` returns. */
 export function runWriter(settings: WriterSettings, schemaVersion: number, open: () => StoreWriter): void {
-  // With on_full: drop, the store is best effort: the writer yields the CPU to intake (on Linux,
+  // With on_full: drop_newest (the former drop), the store is best effort: the writer yields the CPU to intake (on Linux,
   // setpriority(PRIO_PROCESS, 0) concerns the calling thread only, so this lowers this thread's priority
   // and not the receiver's). With refuse, intake waits for the store anyway when the queue is full, so
   // the writer keeps the receiver's priority.
-  if (settings.onFull === 'drop') {
+  if (settings.onFull === 'drop_newest') {
     try {
       setPriority(0, WRITER_NICENESS);
     } catch {

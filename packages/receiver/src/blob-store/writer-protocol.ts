@@ -10,7 +10,8 @@ export interface WriterSettings {
   batchMaxBytes: number;
   flushIntervalMs: number;
   retentionIntervalMs: number;
-  onFull: 'refuse' | 'drop';
+  /** The store's on_full, its former spelling mapped (queue/on-full.ts). */
+  onFull: 'refuse' | 'drop_newest';
   /** wal, wal_async: every write records its log position, and commits with synchronous = FULL (see engine.ts). */
   durability: 'wal' | 'wal_async' | 'memory';
 }

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type * as Yaml from 'yaml';
 import type { z } from 'zod';
+import { FORMER_ON_FULL } from '../queue/on-full';
 import { configSchema, type ReceiverConfig, type ReceiverConfigInput } from './schema';
 
 /** Environment variables and the configuration keys they override (env wins over the file). */
@@ -40,6 +41,17 @@ export const DEPRECATED_ENV: Record<string, string> = {
   SONDE_REDACTION_HMAC_KEY: 'SONDE_HMAC_KEY',
 };
 
+/**
+ * Former spellings of config values, still read (their section's schema maps them to the current
+ * ones), each reported by one deprecation line (`onWarning`): the stores' `on_full: drop`.
+ */
+export const DEPRECATED_VALUES: { path: string[]; former: string; current: string }[] = [
+  'trace_store',
+  'log_store',
+].flatMap((section) =>
+  Object.entries(FORMER_ON_FULL).map(([former, current]) => ({ path: [section, 'on_full'], former, current })),
+);
+
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message);
@@ -49,7 +61,7 @@ export class ConfigError extends Error {
 
 /**
  * Reads and validates the configuration. `file` is optional; every setting has a default.
- * `onWarning` receives one line per deprecated variable set (by default, a Node DeprecationWarning).
+ * `onWarning` receives one line per deprecated variable set or value written (by default, a Node DeprecationWarning).
  */
 export function loadConfig(
   options: { file?: string; env?: NodeJS.ProcessEnv; onWarning?: (message: string) => void } = {},
@@ -90,6 +102,11 @@ export function loadConfig(
     const value = env[variable];
     if (value !== undefined && value !== '') set(variable, path, value);
   }
+  for (const { path, former, current } of DEPRECATED_VALUES) {
+    if (getPath(raw, path) === former) {
+      warn(`${path.join('.')}: ${former} is deprecated: write ${current} instead (the same behaviour)`);
+    }
+  }
   return validateConfig(raw as ReceiverConfigInput, { source: options.file, fromEnv });
 }
 
@@ -114,6 +131,15 @@ function describeIssue(issue: z.core.$ZodIssue, fromEnv: Record<string, string>)
     return `unknown key${keys.length > 1 ? 's' : ''} ${keys.join(', ')}: check the spelling against the configuration reference in the README`;
   }
   return `${name}: ${issue.message}`;
+}
+
+function getPath(target: unknown, path: string[]): unknown {
+  let node = target;
+  for (const key of path) {
+    if (typeof node !== 'object' || node === null) return undefined;
+    node = (node as Record<string, unknown>)[key];
+  }
+  return node;
 }
 
 function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {

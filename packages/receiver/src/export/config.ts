@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { duration, positiveInt, size } from '../config/fields';
+import { ON_FULL, onFullKey } from '../queue/on-full';
 import { checkHeaders, otlpEndpoint, parseHeaders } from './http';
 import { DEFAULT_EXPORTER_OPTIONS, type OtlpHttpExporterOptionsInput, type TlsOptions } from './otlp-http-exporter';
 
@@ -76,8 +77,8 @@ export function otlpExporterSection(endpoint: (base: string) => string, headersV
       timeout: duration.default(D.timeoutMs),
       /** Bound of the export queue, in bytes of protobuf. */
       queue_size: size.default(D.queueBytes),
-      /** When the queue is full: refuse new data with 503 + Retry-After (clients retry), or drop the oldest (counted). */
-      on_full: z.enum(['refuse', 'drop_oldest']).default(D.onFull),
+      /** When the queue is full (queue/on-full.ts): refuse new data with 503 + Retry-After (clients retry), accept it without queuing it (drop_newest), or drop the oldest queued data (drop_oldest); drops are counted. */
+      on_full: onFullKey({ supported: ON_FULL, default: D.onFull }),
       /** An export request carries at most this many bytes... */
       batch_max_size: size.default(D.batchMaxBytes),
       /** ...and waits at most this long for more. */

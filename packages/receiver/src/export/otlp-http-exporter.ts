@@ -5,10 +5,12 @@
  * `exporter/exporterhelper`):
  *
  * - `consume` only enqueues, into an in-memory queue bounded in bytes (`queueBytes`). When the queue
- *   is full it either refuses the request with 503 + Retry-After (`refuse`, so that the client keeps
- *   the data and retries) or drops the oldest queued data (`drop_oldest`); both are counted.
+ *   is full it refuses the request with 503 + Retry-After (`refuse`, so that the client keeps the
+ *   data and retries), accepts it without queuing it (`drop_newest`) or drops the oldest queued data
+ *   (`drop_oldest`); each is counted. The admission decision, the refusal and the drop of the oldest
+ *   are the queue layer's (queue/admission.ts), shared with the embedded stores.
  * - The payload is the request body as received when nothing changed it (no re-encoding), else the
- *   model encoded again. Protobuf Export*ServiceRequests concatenate into a valid one (field 1 is
+ *   model encoded again (queue/admission.ts, requestPayload). Protobuf Export*ServiceRequests concatenate into a valid one (field 1 is
  *   repeated), so a batch is the concatenation of queued payloads, up to `batchMaxBytes` or after
  *   `batchTimeoutMs`.
  * - Up to `concurrency` requests in flight, each its own batch (the Collector's
@@ -25,7 +27,7 @@
  *   persistent queue keeps each payload's tenant across a restart.
  * - `shutdown` stops accepting, flushes within `shutdownTimeoutMs` and counts what is left.
  * - With `persistentDir`, the queue is a DiskQueue (disk-queue.ts) in that directory instead of
- *   memory: same bound, same refuse/drop_oldest behaviour, but a batch leaves the queue only once
+ *   memory: same bound, same on_full behaviour, but a batch leaves the queue only once
  *   the backend took it (2xx) or it was dropped for good (a rejection, retries exhausted, drop_oldest),
  *   so what was accepted survives a restart, kill -9 included, and is sent at the next start (at
  *   least once: a batch in flight when the process died is sent again). Concurrent batches are
@@ -46,6 +48,8 @@ import { type MetricHandles, registerMetrics } from '../metrics/define';
 import type { Signal, SignalData } from '../model';
 import { OverloadedError, PayloadTooLargeError } from '../otlp/errors';
 import type { Batch, Consumer } from '../pipeline/pipeline';
+import { dropOldestUntilFits, QueueAdmission, requestPayload, shuttingDown } from '../queue/admission';
+import type { OnFull } from '../queue/on-full';
 import { DiskQueue, DiskQueueFullError } from './disk-queue';
 import { type ExportQueue, MemoryQueue, PersistentQueue, type Taken } from './export-queue';
 import { GzipWorker } from './gzip-worker';
@@ -107,7 +111,8 @@ export interface OtlpHttpExporterOptions {
   timeoutMs: number;
   /** Bound of the in-memory queue, in bytes of (uncompressed) protobuf. */
   queueBytes: number;
-  onFull: 'refuse' | 'drop_oldest';
+  /** When the queue is full (queue/on-full.ts): refuse (503 + Retry-After), drop_newest or drop_oldest. */
+  onFull: OnFull;
   /** A batch is sent once this many bytes are queued... */
   batchMaxBytes: number;
   /** ...or once its oldest payload has waited this long (ms). */
@@ -150,6 +155,7 @@ export type SendFailedReason =
   | 'queue_full'
   | 'too_large'
   | 'dropped_oldest'
+  | 'dropped_newest'
   | 'disk_error'
   | 'shutdown';
 
@@ -167,6 +173,8 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
   readonly options: OtlpHttpExporterOptions;
 
   private readonly queue: ExportQueue;
+  /** The byte-bounded admission into `queue` (on_full), shared with the stores (queue/admission.ts). */
+  private readonly admission: QueueAdmission;
   private stopping = false;
   /** Aborted when the shutdown bound passes: in-flight requests and backoff sleeps end at once. */
   private readonly abort = new AbortController();
@@ -204,6 +212,13 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
     } as OtlpHttpExporterOptions;
     checkHeaders(this.options.headers);
     this.queue = this.openQueue();
+    this.admission = new QueueAdmission({
+      capacityBytes: this.options.queueBytes,
+      onFull: this.options.onFull,
+      queue: `the ${signal.backend} export queue`,
+      sizeKey: `${signal.section}.queue_size`,
+      retryAfterSeconds: () => this.retryAfterSeconds(),
+    });
     this.gzipper = new GzipWorker(1, this.options.batchMaxBytes);
     const tls = this.options.tls ?? {};
     // undici (its HTTP parser is WebAssembly) adds ~28 MiB of RSS: loaded only when an exporter is
@@ -280,43 +295,43 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
    * decompressed size stands for the payload's), so an outage costs no decoding of refused data.
    */
   admit(bytes: number): void {
-    if (this.stopping) throw new OverloadedError('the receiver is shutting down; retry after 1s', 1);
-    const { queueBytes, onFull } = this.options;
-    if (onFull === 'refuse' && bytes <= queueBytes && this.queue.waitingBytes + bytes > queueBytes) {
-      const seconds = this.retryAfterSeconds();
-      throw new OverloadedError(this.fullMessage(seconds), seconds);
-    }
+    if (this.stopping) throw shuttingDown();
+    this.admission.admit(bytes, this.queue.waitingBytes);
   }
 
   consume(batch: Batch<S>): void {
-    if (this.stopping) throw new OverloadedError('the receiver is shutting down; retry after 1s', 1);
+    if (this.stopping) throw shuttingDown();
     const { backend, section, items: itemsName } = this.signal;
-    const { raw, modified } = batch.context;
-    const payload = !modified && raw ? raw : this.signal.encode(batch.data);
+    const payload = requestPayload(batch, (data) => this.signal.encode(data));
     const items = this.signal.count(batch.data);
     if (payload.length === 0 || items === 0) return;
-    const { queueBytes, onFull } = this.options;
-    if (payload.length > queueBytes) {
-      this.fail('too_large', items);
-      throw new PayloadTooLargeError(
-        `the request (${payload.length} bytes) is larger than the ${backend} export queue (${section}.queue_size, ${queueBytes} bytes)`,
-      );
-    }
-    if (this.queue.waitingBytes + payload.length > queueBytes) {
-      if (onFull === 'refuse') this.refuseFull(items);
-      let dropped = 0;
-      let droppedRequests = 0;
-      while (this.queue.waitingBytes + payload.length > queueBytes) {
-        const old = this.queue.dropOldest();
-        if (!old) break;
-        dropped += old.items;
-        droppedRequests++;
+    const { queueBytes } = this.options;
+    switch (this.admission.verdict(payload.length, this.queue.waitingBytes)) {
+      case 'accept':
+        break;
+      case 'too_large':
+        this.fail('too_large', items);
+        throw new PayloadTooLargeError(
+          `the request (${payload.length} bytes) is larger than the ${backend} export queue (${section}.queue_size, ${queueBytes} bytes)`,
+        );
+      case 'refuse':
+        this.refuseFull(items);
+        break;
+      case 'drop_newest':
+        this.fail('dropped_newest', items);
+        this.logger.warn(
+          { [`dropped_${this.signal.metricItems}`]: items },
+          `the ${backend} export queue is full (${section}.queue_size): dropped the new ${itemsName}`,
+        );
+        return;
+      case 'drop_oldest': {
+        const dropped = dropOldestUntilFits(this.queue, payload.length, queueBytes);
+        this.fail('dropped_oldest', dropped.items);
+        this.logger.warn(
+          { [`dropped_${this.signal.metricItems}`]: dropped.items, droppedRequests: dropped.requests },
+          `the ${backend} export queue is full (${section}.queue_size): dropped the oldest queued ${itemsName}`,
+        );
       }
-      this.fail('dropped_oldest', dropped);
-      this.logger.warn(
-        { [`dropped_${this.signal.metricItems}`]: dropped, droppedRequests },
-        `the ${backend} export queue is full (${section}.queue_size): dropped the oldest queued ${itemsName}`,
-      );
     }
     try {
       this.queue.push(payload, items, batch.context.tenant);
@@ -331,13 +346,7 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
 
   private refuseFull(items: number): never {
     this.fail('queue_full', items);
-    const seconds = this.retryAfterSeconds();
-    throw new OverloadedError(this.fullMessage(seconds), seconds);
-  }
-
-  private fullMessage(seconds: number): string {
-    const { backend, section } = this.signal;
-    return `the ${backend} export queue is full (${section}.queue_size); retry after ${seconds}s`;
+    throw this.admission.full();
   }
 
   shutdown(): Promise<void> {

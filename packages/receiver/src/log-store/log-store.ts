@@ -11,6 +11,7 @@ import { BlobStore, type BlobStoreOptions, workerScript } from '../blob-store/en
 import type { Checkpoint } from '../blob-store/reader-protocol';
 import type { Logger } from '../logger';
 import { encodeLogsRequest } from '../otlp/protobuf/encode-logs';
+import { requestPayload } from '../queue/admission';
 import { LogDb, type SelectCursor, type SelectPage, VOLUME_LABELS, type VolumeGroup, type VolumeQuery } from './log-db';
 import type { LogReaderQuery } from './log-protocol';
 import type { LabelMatcher, LogSelection, LogSource, LokiEntry, StreamVolume } from './loki-entry';
@@ -60,8 +61,7 @@ export class LogStore extends BlobStore<'logs', LogReaderQuery, LogDb> implement
         writerScript: workerScript(__dirname, 'log-writer-worker.js'),
         readerScript: workerScript(__dirname, 'log-reader-worker.js'),
         extraSettings: {},
-        encode: (batch) =>
-          batch.context.raw && !batch.context.modified ? batch.context.raw : encodeLogsRequest(batch.data),
+        encode: (batch) => requestPayload(batch, encodeLogsRequest),
         openLocal: (path) => LogDb.open(path, { reader: true }),
         errorOf: (name, message) => (name === 'InvalidMatcherError' ? new InvalidMatcherError(message) : undefined),
       },

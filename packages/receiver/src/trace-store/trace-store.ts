@@ -9,6 +9,7 @@ import type { Registry } from 'prom-client';
 import { BlobStore, type BlobStoreOptions, workerScript } from '../blob-store/engine';
 import type { Logger } from '../logger';
 import { encodeTraceRequest } from '../otlp/protobuf/encode-traces';
+import { requestPayload } from '../queue/admission';
 import { TraceDb } from './db';
 import { TRACE_STORE_METRIC_NAMES } from './metrics';
 import type { ReaderQuery } from './reader-protocol';
@@ -32,8 +33,7 @@ export class TraceStore extends BlobStore<'traces', ReaderQuery, TraceDb> {
         writerScript: workerScript(__dirname, 'writer-worker.js'),
         readerScript: workerScript(__dirname, 'reader-worker.js'),
         extraSettings: { indexedAttributes: options.indexedAttributes },
-        encode: (batch) =>
-          batch.context.raw && !batch.context.modified ? batch.context.raw : encodeTraceRequest(batch.data),
+        encode: (batch) => requestPayload(batch, encodeTraceRequest),
         openLocal: (path) => TraceDb.open(path, { reader: true, indexedAttributes: options.indexedAttributes }),
         errorOf: (name, message) => (name === 'UnsupportedQueryError' ? new UnsupportedQueryError(message) : undefined),
       },
