@@ -29,6 +29,20 @@ test('strings read back exactly, through cache hits, collisions and evictions', 
   expect(readAll(stringsMessage(twice))).toEqual(twice);
 });
 
+test('cached strings up to and past the cache bound (160 bytes) read back exactly, differing only between sampled bytes', () => {
+  // Same length, same first and last four bytes and middle byte: only the full comparison tells them apart.
+  const values: string[] = [];
+  for (const len of [33, 64, 127, 128, 129, 159, 160, 161, 300])
+    for (let k = 0; k < 5; k++) {
+      const chars = Array.from({ length: len }, () => 'u');
+      chars[5] = String.fromCharCode(97 + k);
+      if (k === 4) chars[7] = 'é'; // a two-byte character: the non-ASCII path
+      values.push(chars.join(''));
+    }
+  const twice = [...values, ...values.slice().reverse()];
+  expect(readAll(stringsMessage(twice))).toEqual(twice);
+});
+
 test('same-length strings that differ in one byte are not confused', () => {
   const values = ['GET', 'PUT', 'GET', 'GEU', 'PUT', 'GET'];
   expect(readAll(stringsMessage(values))).toEqual(values);

@@ -249,12 +249,16 @@ function truncated(what: string): MalformedPayloadError {
  * names recur in every request. Short strings therefore go through a direct-mapped cache keyed by
  * their bytes (an FNV-1a hash of a sample of the bytes, then a full comparison), which returns the same string without creating
  * a new one; a miss decodes natively and takes the slot. Longer strings are decoded natively.
+ * Strings up to 160 bytes are cached, so that user agents, URLs and routes also come back as the same
+ * string: measured in process (bench/redaction-cpu.ts, 100 spans per request), decoding took
+ * 3.0–3.5 µs per span instead of 3.7–4.0 with a 32-byte bound, and redaction, whose memo of clean
+ * values then finds them by identity, 0.66–0.82 µs instead of 1.04–1.34.
  */
-const CACHE_MAX_LENGTH = 32;
+const CACHE_MAX_LENGTH = 160;
 const CACHE_SLOTS = 4096;
 const cacheBytes = new Uint8Array(CACHE_SLOTS * CACHE_MAX_LENGTH);
 const cacheView = new DataView(cacheBytes.buffer);
-const cacheLengths = new Int8Array(CACHE_SLOTS).fill(-1);
+const cacheLengths = new Int16Array(CACHE_SLOTS).fill(-1);
 const cacheStrings: string[] = new Array<string>(CACHE_SLOTS).fill('');
 
 function utf8(buf: Buffer, view: DataView, start: number, end: number): string {
