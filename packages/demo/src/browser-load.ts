@@ -12,8 +12,10 @@ export interface BrowserLoadOptions {
   url: string;
   /** Visits started per minute (default 6). */
   visitsPerMinute?: number;
-  /** How long; Infinity runs until `signal` aborts. */
+  /** How long; Infinity runs until `signal` aborts (or `visits` have been made). */
   durationMs: number;
+  /** Stop starting visits after this many (and wait for them), however long they take: for tests. */
+  visits?: number;
   /** Most visits at once (default 2). */
   maxConcurrent?: number;
   /** Chromium executable (default DEMO_CHROMIUM, else /usr/bin/chromium). */
@@ -80,7 +82,8 @@ export async function runBrowserLoad(options: BrowserLoadOptions): Promise<Brows
   };
 
   try {
-    while (!options.signal?.aborted && Date.now() < until) {
+    const more = () => options.visits === undefined || stats.visits < options.visits;
+    while (!options.signal?.aborted && Date.now() < until && more()) {
       if (running.size < maxConcurrent) {
         const p = visit(stats.visits++).finally(() => running.delete(p));
         running.add(p);
