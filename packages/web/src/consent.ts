@@ -5,6 +5,7 @@
  * withdraw every category but the `essential` ones at start; a later choice the person makes
  * (`consent.set`, `consent.record`) wins, as it is the person's own.
  */
+import { PSEUDONYM_LENGTH } from '@sonde/redact';
 export const CATEGORIES = ['diagnostics', 'performance', 'product'] as const;
 export type Category = (typeof CATEGORIES)[number];
 export type ConsentMap = Partial<Record<Category, boolean>>;
@@ -57,12 +58,16 @@ export function browserOptOut(): 'global_privacy_control' | 'do_not_track' | und
   return undefined;
 }
 
-/** Lowercase hex HMAC-SHA256 of `value` with `key` (WebCrypto). */
-export async function hmacHex(key: string, value: string): Promise<string> {
+/**
+ * A subject's pseudonym: the first PSEUDONYM_LENGTH (16) lowercase hex characters of
+ * HMAC-SHA256(key, value), WebCrypto's; the same value @sonde/node's consent.record and the redactor's
+ * `enduser.pseudo.id` give for the same key and id.
+ */
+export async function pseudonymOf(key: string, value: string): Promise<string> {
   const enc = new TextEncoder();
   const k = await crypto.subtle.importKey('raw', enc.encode(key), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
   const sig = new Uint8Array(await crypto.subtle.sign('HMAC', k, enc.encode(value)));
   let hex = '';
   for (const b of sig) hex += b.toString(16).padStart(2, '0');
-  return hex;
+  return hex.slice(0, PSEUDONYM_LENGTH);
 }

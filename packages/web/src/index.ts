@@ -40,8 +40,8 @@ import {
   CONSENT_CATEGORY_ATTRIBUTE,
   type ConsentMap,
   ConsentState,
-  hmacHex,
   isCategory,
+  pseudonymOf,
 } from './consent';
 import { LogExporterImpl, MetricExporterImpl, SpanExporterImpl } from './exporters';
 import { createWebRedaction, type RedactionConfig, type WebRedaction } from './redaction';
@@ -98,7 +98,7 @@ export interface SondeWebOptions {
   route?: (location: Location) => string;
   /** Redaction rules (@sonde/redact), or false. Default: URL query secrets, emails, bearer tokens and card numbers masked. */
   redaction?: RedactionConfig | false;
-  /** Key of the HMAC that turns `consent.record`'s subject into a pseudonym (≥ 32 characters). */
+  /** Key of the HMAC that turns `consent.record`'s subject into a pseudonym (≥ 16 characters, as `SONDE_HMAC_KEY`; the pseudonym is `@sonde/node`'s). */
   hmacKey?: string;
   /** IndexedDB database of the queue. Default `sonde-web`. */
   dbName?: string;
@@ -151,8 +151,8 @@ export function start(options: SondeWebOptions): boolean {
     throw new TypeError('sonde.start: serviceName is required');
   if (options.defer !== undefined && !['metered', 'offline', 'never'].includes(options.defer))
     throw new TypeError(`sonde.start: defer must be 'metered', 'offline' or 'never', not ${String(options.defer)}`);
-  if (options.hmacKey !== undefined && options.hmacKey.length < 32)
-    throw new TypeError('sonde.start: hmacKey must have at least 32 characters');
+  if (options.hmacKey !== undefined && options.hmacKey.length < 16)
+    throw new TypeError('sonde.start: hmacKey must have at least 16 characters (as SONDE_HMAC_KEY)');
   for (const c of options.essential ?? [])
     if (!isCategory(c)) throw new TypeError(`sonde.start: unknown essential category ${String(c)}`);
 
@@ -444,7 +444,7 @@ export const consent = {
     let subject: string | undefined;
     if (opts?.subject !== undefined) {
       if (!state.options.hmacKey) throw new Error('consent.record: a subject needs the hmacKey option');
-      subject = await hmacHex(state.options.hmacKey, String(opts.subject));
+      subject = await pseudonymOf(state.options.hmacKey, String(opts.subject));
     }
     for (const [category, choice] of Object.entries(choices)) {
       if (!isCategory(category)) throw new TypeError(`consent.record: unknown category ${category}`);

@@ -5,7 +5,8 @@
  * what was recorded before the withdrawal and still waits in a batch; Global Privacy Control
  * withdraws every category and is itself recorded once, anonymously, with a bare resource.
  */
-import { createHmac } from 'node:crypto';
+
+import { createRedactor } from '@sonde/redact';
 import {
   type LogOut,
   launch,
@@ -85,7 +86,9 @@ test('product is off until granted; a withdrawn category sends nothing, not even
   await until(() => events('product.viewed').length === 1 && choices().length === 2, 'the event and the choices');
   // The session began before product was granted: its start is sent once it is.
   await until(() => events('session.start').length === 1, 'the session start, once product is granted');
-  const subject = createHmac('sha256', HMAC_KEY).update('customer-42').digest('hex');
+  // The same pseudonym as @sonde/node's consent.record (and enduser.pseudo.id) for the same key and id,
+  // so one person choosing in the page and in a service is one person to the receiver.
+  const subject = createRedactor({ hmac_key: HMAC_KEY }).pseudonym('customer-42');
   expect(choices()).toEqual([
     {
       'event.name': 'sonde.consent.choice',
