@@ -294,7 +294,7 @@ function lossRows(d: dashboard.DashboardBuilder): void {
     new timeseries.PanelBuilder()
       .title('Store drops per second')
       .description(
-        'Spans and log records the receiver accepted but its embedded stores did not keep, by reason (queue_full with on_full: drop; write_error: SQLite could not write).',
+        'Spans and log records the receiver accepted but its embedded stores did not keep, by reason (queue_full with on_full: drop_newest; write_error: SQLite could not write).',
       )
       .unit(units.CountsPerSecond)
       .withTarget(
