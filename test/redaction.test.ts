@@ -1,7 +1,7 @@
 /**
  * Redaction in the receiver, end to end: the real OpenTelemetry SDK exporters send spans, logs and
  * metrics holding personal data and secrets to a receiver configured (YAML file plus
- * SONDE_REDACTION_HMAC_KEY) with `redaction.enabled: true`. Nothing arrives in clear at
+ * SONDE_HMAC_KEY) with `redaction.enabled: true`. Nothing arrives in clear at
  * /debug/recent, at Prometheus' /metrics, nor at the Tempo export (a local sink standing in for Tempo).
  */
 import { createHmac } from 'node:crypto';
@@ -78,7 +78,7 @@ beforeAll(async () => {
       SONDE_OTLP_GRPC_ADDR: 'off',
       SONDE_ADMIN_ADDR: '127.0.0.1:0',
       SONDE_LOG_LEVEL: 'silent',
-      SONDE_REDACTION_HMAC_KEY: HMAC_KEY,
+      SONDE_HMAC_KEY: HMAC_KEY,
     },
   });
   receiver = await startReceiver(config, { defaultMetrics: false });

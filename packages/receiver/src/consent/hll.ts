@@ -17,6 +17,8 @@ import { createHash } from 'node:crypto';
 
 export const MIN_PRECISION = 4;
 export const MAX_PRECISION = 18;
+/** The precision when none is given (and consent_people.precision's default): 16,384 registers, 0.81%. */
+export const DEFAULT_PRECISION = 14;
 
 /** The relative standard error of the estimate at a precision (1.04/√m). */
 export function standardError(precision: number): number {
@@ -33,7 +35,7 @@ export class HyperLogLog {
   readonly precision: number;
   readonly registers: Uint8Array;
 
-  constructor(precision = 14) {
+  constructor(precision = DEFAULT_PRECISION) {
     if (!Number.isInteger(precision) || precision < MIN_PRECISION || precision > MAX_PRECISION)
       throw new RangeError(`HyperLogLog precision must be an integer from ${MIN_PRECISION} to ${MAX_PRECISION}`);
     this.precision = precision;

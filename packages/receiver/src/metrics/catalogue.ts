@@ -5,6 +5,7 @@
  * section is checked against it (test/self-metric-tables.test.ts).
  */
 import { blobStoreMetrics, blobStoreWalMetrics } from '../blob-store/metrics';
+import { DEFAULT_PRECISION } from '../consent/hll';
 import { consentMetrics } from '../consent/metrics';
 import { ERASURE_METRICS } from '../erasure/metrics';
 import { EVENT_METRICS_STORE } from '../events/metrics';
@@ -23,7 +24,6 @@ import { SERVICE_GRAPH_METRICS, SERVICE_GRAPH_STORE, SPAN_METRICS_STORE } from '
 import type { MetricTable } from './define';
 
 /** consent_people.precision's default: the help of sonde_consent_people gives its standard error. */
-const DEFAULT_CONSENT_PRECISION = 14;
 
 export const SELF_METRIC_TABLES: readonly { source: string; table: MetricTable }[] = [
   { source: 'src/self-metrics.ts', table: RECEIVER_METRICS },
@@ -39,7 +39,7 @@ export const SELF_METRIC_TABLES: readonly { source: string; table: MetricTable }
     table: measuredStoreMetrics(s.prefix, s.what),
   })),
   { source: 'src/traces/metrics.ts', table: SERVICE_GRAPH_METRICS },
-  { source: 'src/consent/metrics.ts', table: consentMetrics(DEFAULT_CONSENT_PRECISION) },
+  { source: 'src/consent/metrics.ts', table: consentMetrics(DEFAULT_PRECISION) },
   { source: 'src/erasure/metrics.ts', table: ERASURE_METRICS },
   ...[TRACE_STORE_METRIC_NAMES, LOG_STORE_METRIC_NAMES].flatMap((names) => [
     { source: 'src/blob-store/metrics.ts', table: blobStoreMetrics(names) },
