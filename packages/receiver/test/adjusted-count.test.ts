@@ -5,8 +5,8 @@
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import type { Batch, KeyValue, Span } from '../src';
-import { renderFamily } from '../src/prometheus/exposition';
-import type { Family } from '../src/prometheus/store';
+import { renderFamily } from '../src/series/exposition';
+import type { Family } from '../src/series/store';
 import {
   AdjustedCounter,
   adjustedCountOfThreshold,

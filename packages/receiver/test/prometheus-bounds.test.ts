@@ -11,8 +11,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { HistogramDataPoint } from '../src';
-import { type Sink, writeFamilies } from '../src/prometheus/exposition';
-import { type Family, MetricStore, mergeBuckets, thinQuantiles } from '../src/prometheus/store';
+import { type Sink, writeFamilies } from '../src/series/exposition';
+import { type Family, MetricStore, mergeBuckets, thinQuantiles } from '../src/series/store';
 import { type Field, kv, PROTOBUF, pb, post, startTestReceiver, type TestReceiver } from './helpers';
 
 const PROMTOOL = process.env.PROMTOOL_BIN ?? '/usr/bin/promtool';

@@ -1,5 +1,5 @@
 /**
- * OpenTelemetry → Prometheus naming rules (src/prometheus/naming.ts), as tables.
+ * OpenTelemetry → Prometheus naming rules (src/series/naming.ts), as tables.
  *
  * Sources of the expected values:
  * - spec: open-telemetry/opentelemetry-specification specification/compatibility/prometheus_and_openmetrics.md
@@ -26,7 +26,7 @@ import {
   labelValue,
   metricName,
   type PromType,
-} from '../src/prometheus/naming';
+} from '../src/series/naming';
 
 type NameRow = [name: string, unit: string, type: PromType, expected: string];
 

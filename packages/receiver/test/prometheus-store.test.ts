@@ -3,8 +3,8 @@
  * Collector's prometheusexporter: temporality, resets, out-of-order points, overflow, expiry, conflicts.
  */
 import type { HistogramDataPoint } from '../src';
-import { renderFamily } from '../src/prometheus/exposition';
-import { type DropReason, type Family, MetricStore, type PointUpdate } from '../src/prometheus/store';
+import { renderFamily } from '../src/series/exposition';
+import { type DropReason, type Family, MetricStore, type PointUpdate } from '../src/series/store';
 
 const S = 1_000_000_000n;
 

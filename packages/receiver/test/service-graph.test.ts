@@ -7,7 +7,7 @@ import { Registry } from 'prom-client';
 import type { Batch } from '../src';
 import type { KeyValue, ResourceSpans, Span } from '../src/model';
 import { SpanKind, StatusCode } from '../src/model';
-import { renderFamily } from '../src/prometheus/exposition';
+import { renderFamily } from '../src/series/exposition';
 import {
   DEFAULT_SERVICE_GRAPH_BUCKETS,
   ServiceGraphConsumer,

@@ -16,10 +16,10 @@ import type { Logger } from '../logger';
 import { SIGNALS, type Signal, type SignalData } from '../model';
 import { encodeJsonResource, JSON_RESOURCES_FIELD } from '../otlp/json/encode';
 import type { RecentEntry, RecentTelemetry } from '../pipeline/recent';
-import { createScrapeHandler } from '../prometheus/scrape';
-import type { MetricStore } from '../prometheus/store';
 import { authFailureMessage, type BearerTokens, wwwAuthenticate } from '../security/tokens';
 import type { SelfMetrics } from '../self-metrics';
+import { createScrapeHandler } from '../series/scrape';
+import type { MetricStore } from '../series/store';
 
 export interface AdminState {
   ready(): boolean;

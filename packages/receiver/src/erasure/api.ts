@@ -14,7 +14,7 @@ import type { Registry } from 'prom-client';
 import type { LabelMatcher, LogSelection, LogSource, LokiEntry } from '../log-store/loki-entry';
 import type { Logger } from '../logger';
 import { registerMetrics } from '../metrics/define';
-import { labelName } from '../prometheus/naming';
+import { labelName } from '../series/naming';
 import { QueryTimeoutError, ReaderUnavailableError } from '../trace-store/reader-protocol';
 import type { TraceStore } from '../trace-store/trace-store';
 import { parseTraceQL, type SpansetQuery } from '../trace-store/traceql';

@@ -19,9 +19,9 @@ import type { Registry } from 'prom-client';
 import { CONSENT_CHOICE_EVENT } from '../consent/people';
 import { attributeValue, type KeyValue } from '../model';
 import type { Batch, Consumer } from '../pipeline/pipeline';
-import { createMeasuredStore } from '../prometheus/measured-store';
-import { escapeLabelValue, labelName, labelValue } from '../prometheus/naming';
-import type { Family, MetricStore } from '../prometheus/store';
+import { createMeasuredStore } from '../series/measured-store';
+import { escapeLabelValue, labelName, labelValue } from '../series/naming';
+import type { Family, MetricStore } from '../series/store';
 import { EVENT_METRICS_STORE } from './metrics';
 
 export interface EventMetricsOptions {

@@ -13,7 +13,7 @@ import type { KeyValue } from '../model/common';
 import { DEFAULT_DECODE_LIMITS } from '../otlp/limits';
 import { checkEnd, decodeKeyValue, decodeResource, decodeScope } from '../otlp/protobuf/decode-common';
 import { ProtoReader, WireType } from '../otlp/protobuf/reader';
-import { labelName, labelValue } from '../prometheus/naming';
+import { labelName, labelValue } from '../series/naming';
 import { foldLevel, LEVEL_KEYS, levelOf, severityLevel, streamOf } from './loki-entry';
 import { streamKey } from './matchers';
 

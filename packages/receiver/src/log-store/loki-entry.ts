@@ -17,7 +17,7 @@
  */
 import type { KeyValue } from '../model/common';
 import type { LogRecord, ResourceLogs } from '../model/logs';
-import { labelName, labelValue } from '../prometheus/naming';
+import { labelName, labelValue } from '../series/naming';
 
 /** Resource attributes that become stream labels (Loki's default `otlp_config`). */
 export const INDEX_RESOURCE_ATTRIBUTES: readonly string[] = [

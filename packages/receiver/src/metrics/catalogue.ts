@@ -12,13 +12,9 @@ import { EVENT_METRICS_STORE } from '../events/metrics';
 import { EXPORTER_METRICS, exporterItemMetrics } from '../export/metrics';
 import { LOG_STORE_METRIC_NAMES } from '../log-store/metrics';
 import { REDACTION_METRICS } from '../pipeline/metrics';
-import {
-  measuredStoreMetrics,
-  PROMETHEUS_CONSUMER_METRICS,
-  PROMETHEUS_STORE,
-  SCRAPE_METRICS,
-} from '../prometheus/metrics';
+import { PROMETHEUS_CONSUMER_METRICS, PROMETHEUS_STORE } from '../prometheus/metrics';
 import { RECEIVER_METRICS } from '../self-metrics';
+import { measuredStoreMetrics, SCRAPE_METRICS } from '../series/metrics';
 import { TRACE_STORE_METRIC_NAMES } from '../trace-store/metrics';
 import { SERVICE_GRAPH_METRICS, SERVICE_GRAPH_STORE, SPAN_METRICS_STORE } from '../traces/metrics';
 import type { MetricTable } from './define';
@@ -32,10 +28,10 @@ export const SELF_METRIC_TABLES: readonly { source: string; table: MetricTable }
   // The item words of the Tempo and Loki exporters (their signal's `metricItems`).
   { source: 'src/export/metrics.ts', table: exporterItemMetrics('spans') },
   { source: 'src/export/metrics.ts', table: exporterItemMetrics('log_records') },
-  { source: 'src/prometheus/metrics.ts', table: SCRAPE_METRICS },
+  { source: 'src/series/metrics.ts', table: SCRAPE_METRICS },
   { source: 'src/prometheus/metrics.ts', table: PROMETHEUS_CONSUMER_METRICS },
   ...[PROMETHEUS_STORE, SPAN_METRICS_STORE, SERVICE_GRAPH_STORE, EVENT_METRICS_STORE].map((s) => ({
-    source: 'src/prometheus/metrics.ts',
+    source: 'src/series/metrics.ts',
     table: measuredStoreMetrics(s.prefix, s.what),
   })),
   { source: 'src/traces/metrics.ts', table: SERVICE_GRAPH_METRICS },

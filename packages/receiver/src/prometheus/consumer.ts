@@ -34,8 +34,7 @@ import {
   type ResourceMetrics,
 } from '../model';
 import type { Batch, Consumer } from '../pipeline/pipeline';
-import { createMeasuredStore } from './measured-store';
-import { PROMETHEUS_CONSUMER_METRICS, PROMETHEUS_STORE } from './metrics';
+import { createMeasuredStore } from '../series/measured-store';
 import {
   escapeLabelValue,
   jobAndInstance,
@@ -44,7 +43,7 @@ import {
   labelValue,
   metricName,
   type PromType,
-} from './naming';
+} from '../series/naming';
 import {
   type Exemplar,
   type Family,
@@ -53,7 +52,8 @@ import {
   type PointUpdate,
   type Temporality,
   thinQuantiles,
-} from './store';
+} from '../series/store';
+import { PROMETHEUS_CONSUMER_METRICS, PROMETHEUS_STORE } from './metrics';
 
 export interface PrometheusOptions {
   metricExpirationMs: number;

@@ -1,6 +1,6 @@
 /**
  * The self-metrics of the metrics derived from spans beyond their series stores' (whose families are
- * `measuredStoreMetrics` in src/prometheus/metrics.ts, prefixed `sonde_span_metrics` and
+ * `measuredStoreMetrics` in src/series/metrics.ts, prefixed `sonde_span_metrics` and
  * `sonde_service_graph`): the service graph's (service-graph.ts).
  */
 import type { MetricTable } from '../metrics/define';

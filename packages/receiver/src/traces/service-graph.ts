@@ -42,9 +42,9 @@ import type { Registry } from 'prom-client';
 import { registerMetrics } from '../metrics/define';
 import { type AnyValue, attributeValue, type KeyValue, type Span, SpanKind, StatusCode } from '../model';
 import type { Batch, Consumer } from '../pipeline/pipeline';
-import { createMeasuredStore } from '../prometheus/measured-store';
-import { escapeLabelValue, labelValue } from '../prometheus/naming';
-import type { Exemplar, Family, MetricStore } from '../prometheus/store';
+import { createMeasuredStore } from '../series/measured-store';
+import { escapeLabelValue, labelValue } from '../series/naming';
+import type { Exemplar, Family, MetricStore } from '../series/store';
 import { AdjustedCounter } from './adjusted-count';
 import { SERVICE_GRAPH_METRICS, SERVICE_GRAPH_STORE } from './metrics';
 

@@ -22,9 +22,9 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { type AnyValue, attributeValue, type KeyValue } from '../model';
 import type { Batch, Consumer } from '../pipeline/pipeline';
-import { createMeasuredStore } from '../prometheus/measured-store';
-import { escapeLabelValue, labelName, labelValue } from '../prometheus/naming';
-import type { Family, MetricStore, Series } from '../prometheus/store';
+import { createMeasuredStore } from '../series/measured-store';
+import { escapeLabelValue, labelName, labelValue } from '../series/naming';
+import type { Family, MetricStore, Series } from '../series/store';
 import { AdjustedCounter } from './adjusted-count';
 import { SPAN_METRICS_STORE } from './metrics';
 
