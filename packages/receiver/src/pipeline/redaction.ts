@@ -11,7 +11,7 @@
  * A batch that changes is marked `modified`, so the Tempo exporter re-encodes it instead of
  * forwarding the original bytes. Redactions are counted in sonde_receiver_redactions_total{signal,reason}.
  */
-import { createRedactor, pseudonymKey, type RedactionConfig, type Redactor } from '@sonde/redact';
+import { createRedactor, DETECTORS, pseudonymKey, type RedactionConfig, type Redactor } from '@sonde/redact';
 import type { Counter, Registry } from 'prom-client';
 import { registerMetrics } from '../metrics/define';
 import { type AnyValue, type KeyValue, KeyValueList, type Signal, type SignalData } from '../model';
@@ -19,8 +19,8 @@ import { visit } from './attribute-limits';
 import { REDACTION_METRICS } from './metrics';
 import type { Batch, Processor } from './pipeline';
 
-/** Reasons counted from the redactor's own stats (one per detector). */
-const DETECTOR_REASONS = ['email', 'card', 'ip', 'bearer', 'url_secret'] as const;
+/** Reasons counted from the redactor's own stats: one per detector, @sonde/redact's list. */
+const DETECTOR_REASONS = DETECTORS;
 
 /** Integers from 10^12 up may be card numbers (up to 19 digits). */
 const MIN_CARD_INT = 1_000_000_000_000n;
