@@ -27,6 +27,19 @@ test('browser visits: sessions, consent choices, funnel events, and browser → 
   const logs: Batch<'logs'>[] = [];
   receiver.pipeline.traces.addConsumer({ name: 'capture', consume: (b) => void traces.push(b) });
   receiver.pipeline.logs.addConsumer({ name: 'capture', consume: (b) => void logs.push(b) });
+  try {
+    await visitAndCheck(receiver, traces, logs);
+  } finally {
+    // Closed whatever happened, so that a failed expectation does not leave the test run waiting on it.
+    await receiver.close();
+  }
+});
+
+async function visitAndCheck(
+  receiver: Awaited<ReturnType<typeof startReceiver>>,
+  traces: Batch<'traces'>[],
+  logs: Batch<'logs'>[],
+): Promise<void> {
   const endpoint = `http://${receiver.addresses.otlpHttp}`;
   const shop = await startShop({
     otlpEndpoint: endpoint,
@@ -45,42 +58,38 @@ test('browser visits: sessions, consent choices, funnel events, and browser → 
   } finally {
     await shop.stop();
   }
-  try {
-    const records = logs.flatMap((b) =>
-      b.data.flatMap((rl) =>
-        rl.scopeLogs.flatMap((sl) =>
-          sl.logRecords.map((l) => ({
-            service: attr(rl.resource.attributes as KV[], 'service.name'),
-            device: attr(rl.resource.attributes as KV[], 'device.type'),
-            event: l.eventName,
-            attributes: l.attributes as KV[],
-          })),
-        ),
+  const records = logs.flatMap((b) =>
+    b.data.flatMap((rl) =>
+      rl.scopeLogs.flatMap((sl) =>
+        sl.logRecords.map((l) => ({
+          service: attr(rl.resource.attributes as KV[], 'service.name'),
+          device: attr(rl.resource.attributes as KV[], 'device.type'),
+          event: l.eventName,
+          attributes: l.attributes as KV[],
+        })),
       ),
-    );
-    const web = records.filter((r) => r.service === 'storefront-web');
-    const count = (event: string) => web.filter((r) => r.event === event).length;
-    expect(count('session.start')).toBeGreaterThanOrEqual(4); // the opted-out visitor has no product events
-    expect(count('shop.product_opened')).toBeGreaterThanOrEqual(4);
-    const choices = web.filter((r) => r.event === 'sonde.consent.choice');
-    expect(choices.map((c) => attr(c.attributes, 'sonde.consent.choice')).sort()).toEqual(
-      expect.arrayContaining(['denied', 'granted']),
-    );
-    expect(web.find((r) => r.event === 'session.start')?.device).toBe('desktop');
+    ),
+  );
+  const web = records.filter((r) => r.service === 'storefront-web');
+  const count = (event: string) => web.filter((r) => r.event === event).length;
+  expect(count('session.start')).toBeGreaterThanOrEqual(4); // the opted-out visitor has no product events
+  expect(count('shop.product_opened')).toBeGreaterThanOrEqual(4);
+  const choices = web.filter((r) => r.event === 'sonde.consent.choice');
+  expect(choices.map((c) => attr(c.attributes, 'sonde.consent.choice')).sort()).toEqual(
+    expect.arrayContaining(['denied', 'granted']),
+  );
+  expect(web.find((r) => r.event === 'session.start')?.device).toBe('desktop');
 
-    const spans = traces.flatMap((b) =>
-      b.data.flatMap((rs) =>
-        rs.scopeSpans.flatMap((ss) =>
-          ss.spans.map((s) => ({ ...s, service: attr(rs.resource.attributes as KV[], 'service.name') })),
-        ),
+  const spans = traces.flatMap((b) =>
+    b.data.flatMap((rs) =>
+      rs.scopeSpans.flatMap((ss) =>
+        ss.spans.map((s) => ({ ...s, service: attr(rs.resource.attributes as KV[], 'service.name') })),
       ),
-    );
-    const browserFetches = new Set(
-      spans.filter((s) => s.service === 'storefront-web' && s.name.startsWith('GET')).map((s) => s.spanId),
-    );
-    const linked = spans.filter((s) => s.service === 'storefront' && browserFetches.has(s.parentSpanId));
-    expect(linked.length).toBeGreaterThan(0);
-  } finally {
-    await receiver.close();
-  }
-});
+    ),
+  );
+  const browserFetches = new Set(
+    spans.filter((s) => s.service === 'storefront-web' && s.name.startsWith('GET')).map((s) => s.spanId),
+  );
+  const linked = spans.filter((s) => s.service === 'storefront' && browserFetches.has(s.parentSpanId));
+  expect(linked.length).toBeGreaterThan(0);
+}
