@@ -35,7 +35,7 @@ const SEVERITY: Record<string, number> = { debug: 5, info: 9, warn: 13, error: 1
 const ROUTES = ['/api/cart', '/api/checkout', '/api/products', '/api/users/login', '/healthz'];
 
 /** One request of `n` records of service `svc`, times from `t0` by `stepNs`; a needle every `needleEvery`-th record. */
-function logsRequest(svc: number, n: number, t0: bigint, stepNs: bigint, seq: number, needleEvery = 0): Buffer {
+export function logsRequest(svc: number, n: number, t0: bigint, stepNs: bigint, seq: number, needleEvery = 0): Buffer {
   const records = Array.from({ length: n }, (_, i) => {
     const k = seq + i;
     const level = LEVELS[k % LEVELS.length];

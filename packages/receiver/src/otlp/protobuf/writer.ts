@@ -1,6 +1,7 @@
 /**
- * A small protobuf wire-format writer. Sub-messages are written with `message(field, build)`, which
- * reserves the length prefix after the body is known.
+ * A small protobuf wire-format writer. Sub-messages are written with `message(field, build)` into the
+ * same buffer: one byte is reserved for the length prefix, and when the body turns out 128 bytes or
+ * longer it is moved up by the prefix's extra bytes (one memmove, no buffer per sub-message).
  */
 export class ProtoWriter {
   private buf: Buffer;
@@ -52,7 +53,12 @@ export class ProtoWriter {
 
   stringField(field: number, value: string): this {
     if (value === '') return this;
-    return this.bytesField(field, Buffer.from(value, 'utf8'));
+    // Encoded straight into the buffer (no Buffer per string).
+    const length = Buffer.byteLength(value, 'utf8');
+    this.tag(field, 2).varint(length);
+    this.ensure(length);
+    this.pos += this.buf.write(value, this.pos, length, 'utf8');
+    return this;
   }
 
   bytesField(field: number, value: Uint8Array): this {
@@ -86,9 +92,27 @@ export class ProtoWriter {
   }
 
   message(field: number, build: (w: ProtoWriter) => void): this {
-    const inner = new ProtoWriter(64);
-    build(inner);
-    return this.bytesField(field, inner.finish());
+    this.tag(field, 2).ensure(1);
+    const at = this.pos++;
+    build(this);
+    const length = this.pos - at - 1;
+    if (length < 0x80) {
+      this.buf[at] = length;
+      return this;
+    }
+    // The prefix's bytes beyond the one reserved.
+    const extra = length < 2 ** 14 ? 1 : length < 2 ** 21 ? 2 : length < 2 ** 28 ? 3 : 4;
+    this.ensure(extra);
+    this.buf.copyWithin(at + 1 + extra, at + 1, this.pos);
+    this.pos += extra;
+    let n = length;
+    let p = at;
+    while (n >= 0x80) {
+      this.buf[p++] = (n % 0x80) | 0x80;
+      n = Math.floor(n / 0x80);
+    }
+    this.buf[p] = n;
+    return this;
   }
 
   finish(): Buffer {
