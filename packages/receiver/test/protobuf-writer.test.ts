@@ -33,3 +33,18 @@ describe('ProtoWriter', () => {
     },
   );
 });
+
+describe('ProtoWriter.hexField', () => {
+  it.each(['', '0af1', '5b8efff798038103d269b633813fc60c', '0a1', '0az1', 'ab'.repeat(200)])(
+    'writes %j as Buffer.from(hex, "hex") reads it',
+    (hex) => {
+      const expected = new ProtoWriter().bytesField(9, Buffer.from(hex, 'hex')).finish();
+      expect(new ProtoWriter(4).hexField(9, hex).finish()).toEqual(expected);
+    },
+  );
+
+  it('writes an empty string value of a oneof (stringAlways), which stringField omits', () => {
+    expect([...new ProtoWriter().stringAlways(1, '').finish()]).toEqual([0x0a, 0]);
+    expect(new ProtoWriter().stringField(1, '').finish().length).toBe(0);
+  });
+});

@@ -34,8 +34,8 @@ function writeLogRecord(w: ProtoWriter, r: LogRecord): void {
   writeAttributes(w, 6, r.attributes);
   w.varintField(7, r.droppedAttributesCount);
   if (r.flags !== 0) w.fixed32Field(8, r.flags);
-  if (r.traceId !== '') w.bytesField(9, Buffer.from(r.traceId, 'hex'));
-  if (r.spanId !== '') w.bytesField(10, Buffer.from(r.spanId, 'hex'));
+  if (r.traceId !== '') w.hexField(9, r.traceId);
+  if (r.spanId !== '') w.hexField(10, r.spanId);
   if (r.observedTimeUnixNano !== 0n) w.fixed64Field(11, r.observedTimeUnixNano);
   w.stringField(12, r.eventName);
 }

@@ -109,7 +109,7 @@ export function writeAnyValue(w: ProtoWriter, v: AnyValue): void {
     case 'undefined':
       return;
     case 'string':
-      w.bytesField(1, Buffer.from(v, 'utf8'));
+      w.stringAlways(1, v);
       return;
     case 'boolean':
       w.tag(2, 0).varint(v ? 1 : 0);
@@ -136,5 +136,5 @@ export function writeAnyValue(w: ProtoWriter, v: AnyValue): void {
 
 function idField(w: ProtoWriter, field: number, hex: string): void {
   if (hex === '') return;
-  w.bytesField(field, Buffer.from(hex, 'hex'));
+  w.hexField(field, hex);
 }

@@ -53,7 +53,11 @@ export class ProtoWriter {
 
   stringField(field: number, value: string): this {
     if (value === '') return this;
-    // Encoded straight into the buffer (no Buffer per string).
+    return this.stringAlways(field, value);
+  }
+
+  /** A string field written even when empty (a oneof member), encoded straight into the buffer. */
+  stringAlways(field: number, value: string): this {
     const length = Buffer.byteLength(value, 'utf8');
     this.tag(field, 2).varint(length);
     this.ensure(length);
@@ -66,6 +70,21 @@ export class ProtoWriter {
     this.ensure(value.length);
     this.buf.set(value, this.pos);
     this.pos += value.length;
+    return this;
+  }
+
+  /**
+   * A bytes field given as hex (trace and span ids), decoded straight into the buffer; as
+   * Buffer.from(hex, 'hex'), decoding stops at the first character that is not a hex digit pair.
+   */
+  hexField(field: number, hex: string): this {
+    const most = hex.length >>> 1;
+    if (most >= 0x80) return this.bytesField(field, Buffer.from(hex, 'hex'));
+    this.tag(field, 2).ensure(1 + most);
+    const at = this.pos;
+    const length = most === 0 ? 0 : this.buf.write(hex, at + 1, most, 'hex');
+    this.buf[at] = length;
+    this.pos = at + 1 + length;
     return this;
   }
 
