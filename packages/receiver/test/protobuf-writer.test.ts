@@ -48,3 +48,15 @@ describe('ProtoWriter.hexField', () => {
     expect(new ProtoWriter().stringField(1, '').finish().length).toBe(0);
   });
 });
+
+describe('ProtoWriter strings', () => {
+  // Short ASCII strings are copied char by char, others encoded natively: each must read back.
+  it.each(['a', 'x'.repeat(63), 'x'.repeat(64), 'x'.repeat(200), 'héllo', `${'x'.repeat(60)}é`, '日本語', '😀 emoji'])(
+    'writes %j as its UTF-8 bytes',
+    (text) => {
+      const bytes = new ProtoWriter(2).stringField(3, text).stringAlways(4, text).finish();
+      const expected = new ProtoWriter().bytesField(3, Buffer.from(text)).bytesField(4, Buffer.from(text)).finish();
+      expect(bytes).toEqual(expected);
+    },
+  );
+});

@@ -3,6 +3,14 @@
  * same buffer: one byte is reserved for the length prefix, and when the body turns out 128 bytes or
  * longer it is moved up by the prefix's extra bytes (one memmove, no buffer per sub-message).
  */
+/** Below this many chars a string is tried as ASCII first (its length prefix one byte). */
+const SHORT_STRING = 64;
+
+/** Hex digit values by char code; -1 for a char that is not one. */
+const HEX = Int8Array.from({ length: 128 }, (_, c) =>
+  c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1,
+);
+
 export class ProtoWriter {
   private buf: Buffer;
   private pos = 0;
@@ -58,8 +66,27 @@ export class ProtoWriter {
 
   /** A string field written even when empty (a oneof member), encoded straight into the buffer. */
   stringAlways(field: number, value: string): this {
+    const n = value.length;
+    if (n < SHORT_STRING) {
+      // Short strings (keys, levels, most values) copied char by char while ASCII: a native call costs more.
+      this.tag(field, 2).ensure(1 + n);
+      const buf = this.buf;
+      const at = this.pos;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = value.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[at + 1 + i] = c;
+      }
+      if (i === n) {
+        buf[at] = n;
+        this.pos = at + 1 + n;
+        return this;
+      }
+      // Not ASCII: the tag stays, the length and bytes are written below.
+    } else this.tag(field, 2);
     const length = Buffer.byteLength(value, 'utf8');
-    this.tag(field, 2).varint(length);
+    this.varint(length);
     this.ensure(length);
     this.pos += this.buf.write(value, this.pos, length, 'utf8');
     return this;
@@ -82,7 +109,15 @@ export class ProtoWriter {
     if (most >= 0x80) return this.bytesField(field, Buffer.from(hex, 'hex'));
     this.tag(field, 2).ensure(1 + most);
     const at = this.pos;
-    const length = most === 0 ? 0 : this.buf.write(hex, at + 1, most, 'hex');
+    const buf = this.buf;
+    let length = 0;
+    // Decoded here (a native call costs more for an id); a character that is not hex ends it, as Buffer's decoding.
+    for (; length < most; length++) {
+      const hi = HEX[hex.charCodeAt(2 * length)];
+      const lo = HEX[hex.charCodeAt(2 * length + 1)];
+      if (hi === undefined || lo === undefined || hi < 0 || lo < 0) break;
+      buf[at + 1 + length] = (hi << 4) | lo;
+    }
     this.buf[at] = length;
     this.pos = at + 1 + length;
     return this;
