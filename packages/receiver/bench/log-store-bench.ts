@@ -489,7 +489,17 @@ if (import.meta.main) {
   try {
     const intake =
       process.env.SONDE_BENCH_LOG_INTAKE !== '0'
-        ? await runLogIntake(work, { connections: 10, warmupSec: 2, durationSec: 24, rounds: 6 }, log)
+        ? await runLogIntake(
+            work,
+            {
+              connections: 10,
+              warmupSec: 2,
+              // SONDE_BENCH_LOG_SLICE_SEC, SONDE_BENCH_LOG_ROUNDS: shorter runs.
+              durationSec: Number(process.env.SONDE_BENCH_LOG_SLICE_SEC ?? 24),
+              rounds: Number(process.env.SONDE_BENCH_LOG_ROUNDS ?? 6),
+            },
+            log,
+          )
         : undefined;
     const queries = records > 0 ? await runLogQueries(work, records, log) : undefined;
     // SONDE_BENCH_LOG_JSON=<file>: the results, as numbers, for whoever updates the docs.

@@ -22,7 +22,11 @@ function writeResourceLogs(w: ProtoWriter, rl: ResourceLogs): void {
 
 function writeScopeLogs(w: ProtoWriter, sl: ScopeLogs): void {
   w.message(1, (m) => writeScope(m, sl.scope));
-  for (const record of sl.logRecords) w.message(2, (m) => writeLogRecord(m, record));
+  for (const record of sl.logRecords) {
+    const at = w.begin(2);
+    writeLogRecord(w, record);
+    w.end(at);
+  }
   w.stringField(3, sl.schemaUrl);
 }
 
@@ -30,7 +34,11 @@ function writeLogRecord(w: ProtoWriter, r: LogRecord): void {
   if (r.timeUnixNano !== 0n) w.fixed64Field(1, r.timeUnixNano);
   w.varintField(2, r.severityNumber);
   w.stringField(3, r.severityText);
-  if (r.body !== undefined) w.message(5, (m) => writeAnyValue(m, r.body));
+  if (r.body !== undefined) {
+    const at = w.begin(5);
+    writeAnyValue(w, r.body);
+    w.end(at);
+  }
   writeAttributes(w, 6, r.attributes);
   w.varintField(7, r.droppedAttributesCount);
   if (r.flags !== 0) w.fixed32Field(8, r.flags);

@@ -94,13 +94,19 @@ export function writeScope(w: ProtoWriter, s: InstrumentationScope): void {
 }
 
 export function writeAttributes(w: ProtoWriter, field: number, attributes: readonly KeyValue[]): void {
-  for (const kv of attributes) w.message(field, (m) => writeKeyValue(m, kv));
+  for (const kv of attributes) {
+    const at = w.begin(field);
+    writeKeyValue(w, kv);
+    w.end(at);
+  }
 }
 
 function writeKeyValue(w: ProtoWriter, kv: KeyValue): void {
   w.stringField(1, kv.key);
   // An unset AnyValue is still sent as an empty message, as the decoder reads it back as undefined.
-  w.message(2, (m) => writeAnyValue(m, kv.value));
+  const at = w.begin(2);
+  writeAnyValue(w, kv.value);
+  w.end(at);
 }
 
 /** common.proto AnyValue (the oneof member is always written, zero or not). */

@@ -3,8 +3,8 @@
  * same buffer: one byte is reserved for the length prefix, and when the body turns out 128 bytes or
  * longer it is moved up by the prefix's extra bytes (one memmove, no buffer per sub-message).
  */
-/** Below this many chars a string is tried as ASCII first (its length prefix one byte). */
-const SHORT_STRING = 64;
+/** Below this many chars (a one-byte length prefix) a string is tried as ASCII first. */
+const SHORT_STRING = 128;
 
 /** Hex digit values by char code; -1 for a char that is not one. */
 const HEX = Int8Array.from({ length: 128 }, (_, c) =>
@@ -146,9 +146,19 @@ export class ProtoWriter {
   }
 
   message(field: number, build: (w: ProtoWriter) => void): this {
-    this.tag(field, 2).ensure(1);
-    const at = this.pos++;
+    const at = this.begin(field);
     build(this);
+    return this.end(at);
+  }
+
+  /** Starts a sub-message (hot paths: no closure per message); returns where `end` writes its length. */
+  begin(field: number): number {
+    this.tag(field, 2).ensure(1);
+    return this.pos++;
+  }
+
+  /** Ends the sub-message `begin` started at `at`: writes its length prefix. */
+  end(at: number): this {
     const length = this.pos - at - 1;
     if (length < 0x80) {
       this.buf[at] = length;
