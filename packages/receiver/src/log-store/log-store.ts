@@ -60,8 +60,12 @@ export class LogStore extends BlobStore<'logs', LogReaderQuery, LogDb> implement
         writerScript: workerScript(__dirname, 'log-writer-worker.js'),
         readerScript: workerScript(__dirname, 'log-reader-worker.js'),
         extraSettings: {},
-        encode: (batch) =>
-          batch.context.raw && !batch.context.modified ? batch.context.raw : encodeLogsRequest(batch.data),
+        // A changed request (redaction, attribute limits) is encoded again, into a buffer of about its
+        // arrived size (no growing copies).
+        encode: ({ context, data }) =>
+          context.raw && !context.modified
+            ? context.raw
+            : encodeLogsRequest(data, context.raw ? context.raw.length + 256 : 4096),
         openLocal: (path) => LogDb.open(path, { reader: true }),
         errorOf: (name, message) => (name === 'InvalidMatcherError' ? new InvalidMatcherError(message) : undefined),
       },

@@ -7,9 +7,9 @@ import type { LogRecord, ResourceLogs, ScopeLogs } from '../../model';
 import { writeAnyValue, writeAttributes, writeResource, writeScope } from './encode-traces';
 import { ProtoWriter } from './writer';
 
-/** Encodes `data` as an ExportLogsServiceRequest. */
-export function encodeLogsRequest(data: readonly ResourceLogs[]): Buffer {
-  const w = new ProtoWriter(4096);
+/** Encodes `data` as an ExportLogsServiceRequest; `sizeHint`: the bytes expected (the buffer's first size). */
+export function encodeLogsRequest(data: readonly ResourceLogs[], sizeHint = 4096): Buffer {
+  const w = new ProtoWriter(sizeHint);
   for (const rl of data) w.message(1, (m) => writeResourceLogs(m, rl));
   return w.finish();
 }
