@@ -35,7 +35,7 @@ const SEVERITY: Record<string, number> = { debug: 5, info: 9, warn: 13, error: 1
 const ROUTES = ['/api/cart', '/api/checkout', '/api/products', '/api/users/login', '/healthz'];
 
 /** One request of `n` records of service `svc`, times from `t0` by `stepNs`; a needle every `needleEvery`-th record. */
-function logsRequest(svc: number, n: number, t0: bigint, stepNs: bigint, seq: number, needleEvery = 0): Buffer {
+export function logsRequest(svc: number, n: number, t0: bigint, stepNs: bigint, seq: number, needleEvery = 0): Buffer {
   const records = Array.from({ length: n }, (_, i) => {
     const k = seq + i;
     const level = LEVELS[k % LEVELS.length];
@@ -489,7 +489,17 @@ if (import.meta.main) {
   try {
     const intake =
       process.env.SONDE_BENCH_LOG_INTAKE !== '0'
-        ? await runLogIntake(work, { connections: 10, warmupSec: 2, durationSec: 24, rounds: 6 }, log)
+        ? await runLogIntake(
+            work,
+            {
+              connections: 10,
+              warmupSec: 2,
+              // SONDE_BENCH_LOG_SLICE_SEC, SONDE_BENCH_LOG_ROUNDS: shorter runs.
+              durationSec: Number(process.env.SONDE_BENCH_LOG_SLICE_SEC ?? 24),
+              rounds: Number(process.env.SONDE_BENCH_LOG_ROUNDS ?? 6),
+            },
+            log,
+          )
         : undefined;
     const queries = records > 0 ? await runLogQueries(work, records, log) : undefined;
     // SONDE_BENCH_LOG_JSON=<file>: the results, as numbers, for whoever updates the docs.

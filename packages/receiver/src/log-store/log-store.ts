@@ -61,7 +61,12 @@ export class LogStore extends BlobStore<'logs', LogReaderQuery, LogDb> implement
         writerScript: workerScript(__dirname, 'log-writer-worker.js'),
         readerScript: workerScript(__dirname, 'log-reader-worker.js'),
         extraSettings: {},
-        encode: (batch) => requestPayload(batch, encodeLogsRequest),
+        // A changed request (redaction, attribute limits) is encoded again, into a buffer of about its
+        // arrived size (no growing copies).
+        encode: (batch) =>
+          requestPayload(batch, (data) =>
+            encodeLogsRequest(data, batch.context.raw ? batch.context.raw.length + 256 : 4096),
+          ),
         openLocal: (path) => LogDb.open(path, { reader: true }),
         errorOf: (name, message) => (name === 'InvalidMatcherError' ? new InvalidMatcherError(message) : undefined),
       },

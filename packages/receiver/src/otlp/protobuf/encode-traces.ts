@@ -94,13 +94,19 @@ export function writeScope(w: ProtoWriter, s: InstrumentationScope): void {
 }
 
 export function writeAttributes(w: ProtoWriter, field: number, attributes: readonly KeyValue[]): void {
-  for (const kv of attributes) w.message(field, (m) => writeKeyValue(m, kv));
+  for (const kv of attributes) {
+    const at = w.begin(field);
+    writeKeyValue(w, kv);
+    w.end(at);
+  }
 }
 
 function writeKeyValue(w: ProtoWriter, kv: KeyValue): void {
   w.stringField(1, kv.key);
   // An unset AnyValue is still sent as an empty message, as the decoder reads it back as undefined.
-  w.message(2, (m) => writeAnyValue(m, kv.value));
+  const at = w.begin(2);
+  writeAnyValue(w, kv.value);
+  w.end(at);
 }
 
 /** common.proto AnyValue (the oneof member is always written, zero or not). */
@@ -109,7 +115,7 @@ export function writeAnyValue(w: ProtoWriter, v: AnyValue): void {
     case 'undefined':
       return;
     case 'string':
-      w.bytesField(1, Buffer.from(v, 'utf8'));
+      w.stringAlways(1, v);
       return;
     case 'boolean':
       w.tag(2, 0).varint(v ? 1 : 0);
@@ -136,5 +142,5 @@ export function writeAnyValue(w: ProtoWriter, v: AnyValue): void {
 
 function idField(w: ProtoWriter, field: number, hex: string): void {
   if (hex === '') return;
-  w.bytesField(field, Buffer.from(hex, 'hex'));
+  w.hexField(field, hex);
 }

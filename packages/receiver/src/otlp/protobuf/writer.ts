@@ -1,7 +1,16 @@
 /**
- * A small protobuf wire-format writer. Sub-messages are written with `message(field, build)`, which
- * reserves the length prefix after the body is known.
+ * A small protobuf wire-format writer. Sub-messages are written with `message(field, build)` into the
+ * same buffer: one byte is reserved for the length prefix, and when the body turns out 128 bytes or
+ * longer it is moved up by the prefix's extra bytes (one memmove, no buffer per sub-message).
  */
+/** Below this many chars (a one-byte length prefix) a string is tried as ASCII first. */
+const SHORT_STRING = 128;
+
+/** Hex digit values by char code; -1 for a char that is not one. */
+const HEX = Int8Array.from({ length: 128 }, (_, c) =>
+  c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1,
+);
+
 export class ProtoWriter {
   private buf: Buffer;
   private pos = 0;
@@ -52,7 +61,35 @@ export class ProtoWriter {
 
   stringField(field: number, value: string): this {
     if (value === '') return this;
-    return this.bytesField(field, Buffer.from(value, 'utf8'));
+    return this.stringAlways(field, value);
+  }
+
+  /** A string field written even when empty (a oneof member), encoded straight into the buffer. */
+  stringAlways(field: number, value: string): this {
+    const n = value.length;
+    if (n < SHORT_STRING) {
+      // Short strings (keys, levels, most values) copied char by char while ASCII: a native call costs more.
+      this.tag(field, 2).ensure(1 + n);
+      const buf = this.buf;
+      const at = this.pos;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = value.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[at + 1 + i] = c;
+      }
+      if (i === n) {
+        buf[at] = n;
+        this.pos = at + 1 + n;
+        return this;
+      }
+      // Not ASCII: the tag stays, the length and bytes are written below.
+    } else this.tag(field, 2);
+    const length = Buffer.byteLength(value, 'utf8');
+    this.varint(length);
+    this.ensure(length);
+    this.pos += this.buf.write(value, this.pos, length, 'utf8');
+    return this;
   }
 
   bytesField(field: number, value: Uint8Array): this {
@@ -60,6 +97,29 @@ export class ProtoWriter {
     this.ensure(value.length);
     this.buf.set(value, this.pos);
     this.pos += value.length;
+    return this;
+  }
+
+  /**
+   * A bytes field given as hex (trace and span ids), decoded straight into the buffer; as
+   * Buffer.from(hex, 'hex'), decoding stops at the first character that is not a hex digit pair.
+   */
+  hexField(field: number, hex: string): this {
+    const most = hex.length >>> 1;
+    if (most >= 0x80) return this.bytesField(field, Buffer.from(hex, 'hex'));
+    this.tag(field, 2).ensure(1 + most);
+    const at = this.pos;
+    const buf = this.buf;
+    let length = 0;
+    // Decoded here (a native call costs more for an id); a character that is not hex ends it, as Buffer's decoding.
+    for (; length < most; length++) {
+      const hi = HEX[hex.charCodeAt(2 * length)];
+      const lo = HEX[hex.charCodeAt(2 * length + 1)];
+      if (hi === undefined || lo === undefined || hi < 0 || lo < 0) break;
+      buf[at + 1 + length] = (hi << 4) | lo;
+    }
+    this.buf[at] = length;
+    this.pos = at + 1 + length;
     return this;
   }
 
@@ -86,9 +146,37 @@ export class ProtoWriter {
   }
 
   message(field: number, build: (w: ProtoWriter) => void): this {
-    const inner = new ProtoWriter(64);
-    build(inner);
-    return this.bytesField(field, inner.finish());
+    const at = this.begin(field);
+    build(this);
+    return this.end(at);
+  }
+
+  /** Starts a sub-message (hot paths: no closure per message); returns where `end` writes its length. */
+  begin(field: number): number {
+    this.tag(field, 2).ensure(1);
+    return this.pos++;
+  }
+
+  /** Ends the sub-message `begin` started at `at`: writes its length prefix. */
+  end(at: number): this {
+    const length = this.pos - at - 1;
+    if (length < 0x80) {
+      this.buf[at] = length;
+      return this;
+    }
+    // The prefix's bytes beyond the one reserved.
+    const extra = length < 2 ** 14 ? 1 : length < 2 ** 21 ? 2 : length < 2 ** 28 ? 3 : 4;
+    this.ensure(extra);
+    this.buf.copyWithin(at + 1 + extra, at + 1, this.pos);
+    this.pos += extra;
+    let n = length;
+    let p = at;
+    while (n >= 0x80) {
+      this.buf[p++] = (n % 0x80) | 0x80;
+      n = Math.floor(n / 0x80);
+    }
+    this.buf[p] = n;
+    return this;
   }
 
   finish(): Buffer {
