@@ -50,7 +50,8 @@ beforeAll(async () => {
       log: { level: 'silent' },
       trace_store: { enabled: false },
       span_metrics: { span_multiplier_key: MULTIPLIER_KEY },
-      service_graph: { span_multiplier_key: MULTIPLIER_KEY, wait: '1s', max_items: 100_000 },
+      // A half waits long enough for its other half on a loaded machine (the two providers export apart).
+      service_graph: { span_multiplier_key: MULTIPLIER_KEY, wait: '30s', max_items: 100_000 },
     }),
     { defaultMetrics: false },
   );
