@@ -151,6 +151,8 @@ class RedactorImpl implements Redactor {
   readonly #nestedMemo = new Map<string, KeyAction>();
   readonly #cleanText = new Set<string>();
   readonly #cleanUrls = new Set<string>();
+  /** Query strings found clean when nothing else in their URL could hold personal data (only secret names matter then). */
+  readonly #cleanQueries = new Set<string>();
   readonly #allow: KeyMatcher;
   readonly #block: KeyMatcher;
   readonly #pseudo: KeyMatcher;
@@ -258,7 +260,7 @@ class RedactorImpl implements Redactor {
       rest = rest.slice(slash);
     }
     const path = text ? this.#redactPath(rest) : rest;
-    const newQuery = query === undefined ? undefined : this.#redactQuery(query, text);
+    const newQuery = query === undefined ? undefined : this.#redactQueryOf(query, text);
     const newFragment = fragment === undefined ? undefined : this.#redactFragment(fragment, text);
     if (!userinfo && path === rest && newQuery === query && newFragment === fragment) return url;
     const out =
@@ -446,6 +448,19 @@ class RedactorImpl implements Redactor {
   }
 
   /** Masks secret parameters; with `text`, also runs the detectors on the other values. */
+  /**
+   * The query of a URL: when no detector can match in the URL (`text` false), only secret parameter
+   * names can change it, so a query found clean is remembered (URLs differ by their path ids, their
+   * queries repeat: `?locale=en-GB`).
+   */
+  #redactQueryOf(query: string, text: boolean): string {
+    if (text || query.length > MAX_MEMO_LENGTH) return this.#redactQuery(query, text);
+    if (this.#cleanQueries.has(query)) return query;
+    const out = this.#redactQuery(query, false);
+    if (out === query) remember(this.#cleanQueries, query);
+    return out;
+  }
+
   #redactQuery(query: string, text: boolean): string {
     if (query.length === 0 || (!text && !(this.#on.url_secret && query.includes('=')))) return query;
     const pairs = query.split('&');

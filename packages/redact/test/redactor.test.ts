@@ -249,6 +249,23 @@ describe('clean-string memo', () => {
     expect(r.stats.email).toBe(9);
     expect(r.stats.ip).toBe(3);
   });
+  test('a query remembered clean in one URL is still checked in a URL whose path holds personal data', () => {
+    const r = createRedactor();
+    for (let i = 0; i < 3; i++) {
+      expect(r.redactUrl(`https://shop.example.com/items/${i}?locale=en-GB`)).toBe(
+        `https://shop.example.com/items/${i}?locale=en-GB`,
+      );
+      expect(r.redactUrl('https://shop.example.com/u/jane@example.com?locale=en-GB')).toBe(
+        'https://shop.example.com/u/[REDACTED:email]?locale=en-GB',
+      );
+      expect(r.redactUrl(`https://shop.example.com/items/${i}?locale=en-GB&token=s3cr3t`)).toBe(
+        `https://shop.example.com/items/${i}?locale=en-GB&token=[REDACTED:url_secret]`,
+      );
+      expect(r.redactUrl('https://shop.example.com/items/1?q=jane@example.com')).toBe(
+        'https://shop.example.com/items/1?q=[REDACTED:email]',
+      );
+    }
+  });
 });
 
 describe('redactAttributes', () => {
