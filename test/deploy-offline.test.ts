@@ -298,6 +298,7 @@ describe('safe to expose (issue 11)', () => {
     expect(env.GF_AUTH_DISABLE_LOGIN_FORM).toBeUndefined();
     // `${VAR:?message}`: compose refuses to start without it; no default password.
     expect(env.GF_SECURITY_ADMIN_PASSWORD).toMatch(/^\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}$/);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: compose's and Grafana's own ${…} syntax, not a template
     expect(env.SONDE_ADMIN_TOKEN).toBe('${SONDE_ADMIN_TOKEN-}');
   });
 
@@ -313,6 +314,7 @@ describe('safe to expose (issue 11)', () => {
     const tempo = ds.datasources.find((d) => d.type === 'tempo')!;
     expect(httpUrl(tempo.url)).toEqual({ host: 'receiver', port: 9464 });
     expect(tempo.jsonData.httpHeaderName1).toBe('Authorization');
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: compose's and Grafana's own ${…} syntax, not a template
     expect(tempo.secureJsonData).toEqual({ httpHeaderValue1: 'Bearer ${SONDE_ADMIN_TOKEN}' });
   });
 });

@@ -64,7 +64,7 @@ async function send(port: number, bodies: Buffer[], count: number): Promise<numb
   return failed;
 }
 
-async function drain(server: Server, wait: number): Promise<void> {
+async function drain(_server: Server, wait: number): Promise<void> {
   await new Promise((r) => setTimeout(r, wait));
 }
 

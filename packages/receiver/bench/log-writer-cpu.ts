@@ -65,9 +65,8 @@ try {
       if (!err) writeFileSync(profile, JSON.stringify(r.profile));
     });
   }
-  let n = 0;
   const index = cpuUs(() => {
-    for (const b of list) n += indexLogsRequest(b, 0n, () => {});
+    for (const b of list) indexLogsRequest(b, 0n, () => {});
   });
   let packed = 0;
   const pack = cpuUs(() => {

@@ -318,12 +318,15 @@ describe("the writer's index pass", () => {
       const mine = rows.filter((r) => r.traceHex === id);
       const entry = [...index.traces.values()].find((t) => Buffer.from(t.traceId).toString('hex') === id);
       expect(entry).toBeDefined();
+      // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.min/max do not take
       const start = mine.reduce((m, r) => (r.startNs < m ? r.startNs : m), mine[0].startNs);
+      // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.min/max do not take
       const end = mine.reduce((m, r) => (r.startNs + r.durationNs > m ? r.startNs + r.durationNs : m), 0n);
       expect([timeToBigInt(entry!.start), timeToBigInt(entry!.end)]).toStrictEqual([start, end]);
       const root = mine.find((r) => r.root);
       expect([entry!.rootService, entry!.rootName]).toStrictEqual([root?.service ?? null, root?.name ?? null]);
     }
+    // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.min/max do not take
     expect(timeToBigInt(index.minStart)).toBe(rows.reduce((m, r) => (r.startNs < m ? r.startNs : m), rows[0].startNs));
     expect(index.maxDuration).toBe(Math.max(...rows.map((r) => Number(r.durationNs))));
   });
