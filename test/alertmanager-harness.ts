@@ -7,14 +7,14 @@
  * Nothing here skips: without the binaries the functions throw, saying how to install them
  * (test/setup/debian-packages.sh does, before `npm test`).
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from './prometheus-harness';
+import { freePort, startUntilReady } from './prometheus-harness';
 
 export const ALERTMANAGER_BIN = process.env.ALERTMANAGER_BIN ?? '/usr/bin/prometheus-alertmanager';
 export const AMTOOL_BIN = process.env.AMTOOL_BIN ?? '/usr/bin/amtool';
@@ -54,8 +54,6 @@ export interface Alertmanager {
   stop(): Promise<void>;
 }
 
-const LOG_LIMIT = 64 * 1024;
-
 /** Starts Alertmanager with `config` (YAML text) as its configuration file. */
 export async function startAlertmanager(config: string, readyTimeoutMs = 20_000): Promise<Alertmanager> {
   requireBinary(ALERTMANAGER_BIN, 'Alertmanager');
@@ -65,9 +63,10 @@ export async function startAlertmanager(config: string, readyTimeoutMs = 20_000)
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
   const url = `http://${address}`;
-  const child = spawn(
-    ALERTMANAGER_BIN,
-    [
+  const { log, stop } = await startUntilReady({
+    name: 'Alertmanager',
+    command: ALERTMANAGER_BIN,
+    args: [
       `--config.file=${configFile}`,
       `--storage.path=${path.join(dir, 'data')}`,
       `--web.listen-address=${address}`,
@@ -75,62 +74,10 @@ export async function startAlertmanager(config: string, readyTimeoutMs = 20_000)
       '--cluster.listen-address=',
       '--log.level=warn',
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let log = '';
-  const append = (chunk: Buffer) => {
-    log = (log + chunk.toString('utf8')).slice(-LOG_LIMIT);
-  };
-  child.stdout?.on('data', append);
-  child.stderr?.on('data', append);
-  let exited = false;
-  const exit = new Promise<void>((resolve) => {
-    child.once('exit', () => {
-      exited = true;
-      resolve();
-    });
-    child.once('error', (err) => {
-      append(Buffer.from(`spawn error: ${err.message}\n`));
-      exited = true;
-      resolve();
-    });
+    dir,
+    readyUrl: `${url}/-/ready`,
+    readyTimeoutMs,
   });
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  let stopping: Promise<void> | undefined;
-  const stop = () => {
-    stopping ??= (async () => {
-      process.removeListener('exit', killOnExit);
-      if (!exited) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exit;
-        clearTimeout(timer);
-      }
-      fs.rmSync(dir, { recursive: true, force: true });
-    })();
-    return stopping;
-  };
-
-  const deadline = Date.now() + readyTimeoutMs;
-  for (;;) {
-    if (exited) {
-      await stop();
-      throw new Error(`Alertmanager exited before it was ready:\n${log}`);
-    }
-    try {
-      const res = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      if (res.ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`Alertmanager was not ready within ${readyTimeoutMs} ms:\n${log}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
 
   return {
     address,
@@ -139,7 +86,7 @@ export async function startAlertmanager(config: string, readyTimeoutMs = 20_000)
       const res = await fetch(`${url}/api/v2/alerts`, { signal: AbortSignal.timeout(5000) });
       return (await res.json()) as { labels: Record<string, string>; status: { state: string } }[];
     },
-    log: () => log,
+    log,
     stop,
   };
 }

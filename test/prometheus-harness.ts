@@ -213,9 +213,10 @@ async function startOnce(options: PrometheusOptions, port: number): Promise<Prom
     ].join('\n'),
   );
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(
-    PROMETHEUS_BIN,
-    [
+  const { log, stop } = await startUntilReady({
+    name: 'Prometheus',
+    command: PROMETHEUS_BIN,
+    args: [
       `--config.file=${configFile}`,
       `--storage.tsdb.path=${path.join(dir, 'data')}`,
       `--web.listen-address=127.0.0.1:${port}`,
@@ -223,66 +224,12 @@ async function startOnce(options: PrometheusOptions, port: number): Promise<Prom
       '--log.level=warn',
       ...(options.lookbackDelta ? [`--query.lookback-delta=${options.lookbackDelta}`] : []),
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let log = '';
-  const append = (chunk: Buffer) => {
-    log = (log + chunk.toString('utf8')).slice(-LOG_LIMIT);
-  };
-  child.stdout?.on('data', append);
-  child.stderr?.on('data', append);
-  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  const exit = new Promise<void>((resolve) => {
-    child.once('exit', (code, signal) => {
-      exited = { code, signal };
-      resolve();
-    });
-    child.once('error', (err) => {
-      append(Buffer.from(`spawn error: ${err.message}\n`));
-      exited ??= { code: null, signal: null };
-      resolve();
-    });
+    dir,
+    readyUrl: `${url}/-/ready`,
+    readyTimeoutMs: options.readyTimeoutMs ?? 20_000,
+    earlyExitError: (message, output) =>
+      /address already in use/.test(output) ? new PortInUseError(message) : new Error(message),
   });
-  // If the test process dies without stop(), do not leave Prometheus behind.
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-
-  let stopping: Promise<void> | undefined;
-  const stop = () => {
-    stopping ??= (async () => {
-      process.removeListener('exit', killOnExit);
-      if (!exited) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exit;
-        clearTimeout(timer);
-      }
-      fs.rmSync(dir, { recursive: true, force: true });
-    })();
-    return stopping;
-  };
-
-  // Ready?
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
-  for (;;) {
-    if (exited) {
-      await stop();
-      const message = `Prometheus exited (${exited.code ?? exited.signal}) before it was ready:\n${log}`;
-      throw /address already in use/.test(log) ? new PortInUseError(message) : new Error(message);
-    }
-    try {
-      const res = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      if (res.ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`Prometheus was not ready within ${options.readyTimeoutMs ?? 20_000} ms:\n${log}`);
-    }
-    await delay(100);
-  }
 
   const api = async <T>(endpoint: string, params: Record<string, string>): Promise<T> => {
     const res = await fetch(`${url}${endpoint}?${new URLSearchParams(params)}`, {
@@ -338,7 +285,7 @@ async function startOnce(options: PrometheusOptions, port: number): Promise<Prom
       `Prometheus: ${promql} did not satisfy the condition within ${timeoutMs} ms.\n` +
         `last result: ${lastError ? String(lastError) : JSON.stringify(last)}\n` +
         `targets:\n${await describeTargets()}\n` +
-        `Prometheus log:\n${log || '(empty)'}`,
+        `Prometheus log:\n${log() || '(empty)'}`,
     );
   };
 
@@ -367,7 +314,7 @@ async function startOnce(options: PrometheusOptions, port: number): Promise<Prom
       if (ts.length > 0 && ts.every((t) => Date.parse(t.lastScrape) > since.getTime())) return ts;
       if (Date.now() > until) {
         throw new Error(
-          `Prometheus did not scrape every target within ${timeoutMs} ms:\n${await describeTargets()}\n${log}`,
+          `Prometheus did not scrape every target within ${timeoutMs} ms:\n${await describeTargets()}\n${log()}`,
         );
       }
       await delay(200);
@@ -416,7 +363,7 @@ async function startOnce(options: PrometheusOptions, port: number): Promise<Prom
     rules,
     targets,
     waitForScrape,
-    log: () => log,
+    log,
     stop,
   };
 }
@@ -430,6 +377,89 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** A server process a test started: its recent output, and a stop that ends it and removes its directory. */
+export interface ManagedProcess {
+  log: () => string;
+  stop: () => Promise<void>;
+}
+
+/**
+ * Starts `command` (Prometheus, Alertmanager) and waits until `readyUrl` answers 2xx. Its output is
+ * kept (the last 64 KiB) for error messages; it is killed if the test process exits without stop();
+ * stop() sends SIGTERM (SIGKILL after 5 s) and removes `dir`. Exiting before ready, or not ready
+ * within the time, stops it and throws with its output (`earlyExitError` may choose the error).
+ */
+export async function startUntilReady(options: {
+  name: string;
+  command: string;
+  args: string[];
+  dir: string;
+  readyUrl: string;
+  readyTimeoutMs: number;
+  earlyExitError?: (message: string, output: string) => Error;
+}): Promise<ManagedProcess> {
+  const { name } = options;
+  const child = spawn(options.command, options.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  const append = (chunk: Buffer) => {
+    log = (log + chunk.toString('utf8')).slice(-LOG_LIMIT);
+  };
+  child.stdout?.on('data', append);
+  child.stderr?.on('data', append);
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const exit = new Promise<void>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exited = { code, signal };
+      resolve();
+    });
+    child.once('error', (err) => {
+      append(Buffer.from(`spawn error: ${err.message}\n`));
+      exited ??= { code: null, signal: null };
+      resolve();
+    });
+  });
+  // If the test process dies without stop(), do not leave the server behind.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      process.removeListener('exit', killOnExit);
+      if (!exited) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exit;
+        clearTimeout(timer);
+      }
+      fs.rmSync(options.dir, { recursive: true, force: true });
+    })();
+    return stopping;
+  };
+
+  const deadline = Date.now() + options.readyTimeoutMs;
+  for (;;) {
+    if (exited) {
+      await stop();
+      const message = `${name} exited (${exited.code ?? exited.signal}) before it was ready:\n${log}`;
+      throw options.earlyExitError ? options.earlyExitError(message, log) : new Error(message);
+    }
+    try {
+      const res = await fetch(options.readyUrl, { signal: AbortSignal.timeout(1000) });
+      await res.arrayBuffer();
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`${name} was not ready within ${options.readyTimeoutMs} ms:\n${log}`);
+    }
+    await delay(100);
+  }
+  return { log: () => log, stop };
 }
 
 function delay(ms: number): Promise<void> {
