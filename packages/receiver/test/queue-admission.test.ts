@@ -104,6 +104,17 @@ describe('requestPayload: the bytes as received unless a processor modified the 
   ])('%o → %s', (context, expected) => {
     expect(requestPayload(batch(context), encode).toString()).toBe(expected);
   });
+  test('a modified batch taken by two consumers (a store and an exporter) is encoded once', () => {
+    let encodings = 0;
+    const counting = () => {
+      encodings++;
+      return Buffer.from('encoded again');
+    };
+    const b = batch({ raw, modified: true });
+    const first = requestPayload(b, counting);
+    expect(requestPayload(b, counting)).toBe(first);
+    expect(encodings).toBe(1);
+  });
 });
 
 describe('the on_full vocabulary', () => {

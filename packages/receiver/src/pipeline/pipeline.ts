@@ -19,6 +19,11 @@ export interface ReceiveContext {
   /** Set by any processor that changes the data: `raw` then no longer matches it. */
   modified: boolean;
   /**
+   * The protobuf of `data` once a consumer encoded it (a modified batch, or one that arrived as JSON):
+   * a store and an exporter both taking the batch encode it once (queue/admission.ts, requestPayload).
+   */
+  encoded?: Buffer;
+  /**
    * The tenant written after the sender's bearer token (otlp.auth.bearer_tokens_file), if any: the
    * exporters send its data with `X-Scope-OrgID: <tenant>`.
    */

@@ -87,8 +87,13 @@ export function dropOldestUntilFits(
   return { items, requests };
 }
 
-/** The bytes to queue: the request body as received, unless a processor modified the batch (then encoded again). */
+/**
+ * The bytes to queue: the request body as received, unless a processor modified the batch (or it came
+ * as JSON); then it is encoded, once for every consumer of the batch (kept in `context.encoded`).
+ */
 export function requestPayload<S extends Signal>(batch: Batch<S>, encode: (data: SignalData[S]) => Buffer): Buffer {
-  const { raw, modified } = batch.context;
-  return !modified && raw ? raw : encode(batch.data);
+  const { context } = batch;
+  if (!context.modified && context.raw) return context.raw;
+  context.encoded ??= encode(batch.data);
+  return context.encoded;
 }
