@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import type * as Receiver from '../src/index.ts';
+import type * as Receiver from '../dist/index.js';
 import { metricsBatch } from './metrics-bench.ts';
 
 // SONDE_BENCH_DIST: another build of the receiver's dist/ (e.g. a copy of the previous one), for A/B runs.

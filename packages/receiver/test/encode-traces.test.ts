@@ -7,8 +7,9 @@ import { KeyValueList, type ResourceSpans, type Span } from '../src';
 import { DEFAULT_DECODE_LIMITS } from '../src/otlp/limits';
 import { decodeTraceRequest } from '../src/otlp/protobuf/decode-traces';
 import { encodeTraceRequest } from '../src/otlp/protobuf/encode-traces';
+import { withoutOffsets } from './helpers';
 
-const decode = (buf: Buffer) => decodeTraceRequest(buf, DEFAULT_DECODE_LIMITS);
+const decode = (buf: Buffer) => withoutOffsets(decodeTraceRequest(buf, DEFAULT_DECODE_LIMITS));
 
 function richSpan(): Span {
   return {

@@ -133,3 +133,15 @@ export function kv(key: string, value: Field[]): Field[] {
     [2, 'message', value],
   ];
 }
+
+/**
+ * Decoded data without the protobuf decoder's field offsets (`at`, for patches): compared with a model
+ * written by hand, or with data decoded from other bytes (where the offsets differ).
+ */
+export function withoutOffsets<T>(data: T): T {
+  if (Array.isArray(data)) return data.map(withoutOffsets) as T;
+  if (data === null || typeof data !== 'object' || data instanceof Uint8Array) return data;
+  const out: Record<string, unknown> = Object.create(Object.getPrototypeOf(data));
+  for (const [k, v] of Object.entries(data)) if (k !== 'at') out[k] = withoutOffsets(v);
+  return out as T;
+}

@@ -21,7 +21,7 @@ import { DEFAULT_DECODE_LIMITS } from '../src/otlp/limits';
 import { decodeLogsRequest } from '../src/otlp/protobuf/decode-logs';
 import { encodeLogsRequest } from '../src/otlp/protobuf/encode-logs';
 import { ProtoWriter } from '../src/otlp/protobuf/writer';
-import { JSON_TYPE, post, startTestReceiver } from './helpers';
+import { JSON_TYPE, post, startTestReceiver, withoutOffsets } from './helpers';
 
 interface Reply {
   status: number;
@@ -120,7 +120,7 @@ function batch(data: ResourceLogs[], modified = false, tenant?: string): Batch<'
   };
 }
 
-const decode = (body: Buffer) => decodeLogsRequest(body, DEFAULT_DECODE_LIMITS);
+const decode = (body: Buffer) => withoutOffsets(decodeLogsRequest(body, DEFAULT_DECODE_LIMITS));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 3000): Promise<void> {

@@ -3,7 +3,7 @@
  * unpacked repeated fields, zigzag offsets, optional sum/min/max, int and double values.
  */
 import { decodeMetricsRequest } from '../src';
-import { type Field, pb } from './helpers';
+import { type Field, pb, withoutOffsets } from './helpers';
 
 const LIMITS = { maxAnyValueDepth: 8 };
 const T0 = 1700000000000000000n;
@@ -50,7 +50,7 @@ function packedDoubles(values: number[]): Uint8Array {
 function decodeOne(metric: Field[]) {
   const [rm] = decodeMetricsRequest(request(metric), LIMITS);
   expect(rm.scopeMetrics[0].scope).toMatchObject({ name: 'meter', version: '1.0' });
-  return rm.scopeMetrics[0].metrics[0];
+  return withoutOffsets(rm.scopeMetrics[0].metrics[0]);
 }
 
 const point = (extra: Field[]): Field[] => [[2, 'fixed64', T0], [3, 'fixed64', T1], ...extra];

@@ -23,6 +23,7 @@ import { OverloadedError, PayloadTooLargeError } from '../src/otlp/errors';
 import { DEFAULT_DECODE_LIMITS } from '../src/otlp/limits';
 import { decodeTraceRequest } from '../src/otlp/protobuf/decode-traces';
 import { encodeTraceRequest } from '../src/otlp/protobuf/encode-traces';
+import { withoutOffsets } from './helpers';
 
 interface Received {
   headers: http.IncomingHttpHeaders;
@@ -127,7 +128,7 @@ function batch(data: ResourceSpans[], modified = false): Batch<'traces'> {
   };
 }
 
-const decode = (body: Buffer) => decodeTraceRequest(body, DEFAULT_DECODE_LIMITS);
+const decode = (body: Buffer) => withoutOffsets(decodeTraceRequest(body, DEFAULT_DECODE_LIMITS));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 3000): Promise<void> {

@@ -35,7 +35,7 @@ import { blobStoreMetrics, blobStoreWalMetrics } from './metrics';
 import { ReaderPool } from './reader-pool';
 import { type Checkpoint, checkpointFor } from './reader-protocol';
 import { BlobWal, type WalPosition, type WalRecovery } from './wal';
-import type { FromWriter, ToWriter, WriterSettings } from './writer-protocol';
+import type { FromWriter, ToWriter, WriteItem, WriterSettings } from './writer-protocol';
 
 export type Durability = 'wal' | 'wal_async' | 'memory';
 
@@ -132,6 +132,8 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
   private closed: Promise<void> | undefined;
   private readonly ready: Promise<void>;
   private flushes = new Map<number, () => void>();
+  /** Requests consumed in this turn of the event loop, posted to the writer together (postWrite). */
+  private writes: WriteItem[] = [];
   private nextFlush = 0;
   private workerExited = false;
   private wal: BlobWal | undefined;
@@ -323,7 +325,7 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
     const recovery = await wal.recover(this.walCommitted, async (records, receivedMs) => {
       for (const r of records) {
         this.queued += r.body.byteLength;
-        this.post({ type: 'write', body: r.body, receivedMs, position: r.end }, [r.body.buffer as ArrayBuffer]);
+        this.postWrite({ body: r.body, receivedMs, position: r.end });
       }
       await this.flush();
     });
@@ -441,7 +443,7 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
     const body = new Uint8Array(raw);
     this.queued += body.byteLength;
     this.queueGauge.set(this.queued);
-    this.post({ type: 'write', body, receivedMs: batch.context.receivedAt }, [body.buffer]);
+    this.postWrite({ body, receivedMs: batch.context.receivedAt });
   }
 
   /**
@@ -475,7 +477,7 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
       return;
     }
     const body = record.subarray(HEADER_BYTES);
-    this.post({ type: 'write', body, receivedMs, position }, [record.buffer as ArrayBuffer]);
+    this.postWrite({ body, receivedMs, position });
   }
 
   /** A write or sync of the log failed: counted, and logged once a second at most (a full disk fails every group). */
@@ -491,8 +493,28 @@ export class BlobStore<S extends Signal, Q extends { op: string }, Db extends { 
   }
 
   private post(m: ToWriter, transfer: ArrayBuffer[] = []): void {
+    // What follows a write (a flush, close) reaches the writer after it.
+    if (m.type !== 'writes') this.postWrites();
     this.worker.postMessage(m, transfer);
   }
+
+  /**
+   * Hands a request to the writer thread, its buffer moved (not cloned), with the others consumed in
+   * the same turn of the event loop: one message per turn (a message costs the intake thread several
+   * microseconds whatever it carries).
+   */
+  private postWrite(item: WriteItem): void {
+    this.writes.push(item);
+    if (this.writes.length === 1) setImmediate(this.postWrites);
+  }
+
+  private readonly postWrites = (): void => {
+    if (this.writes.length === 0) return;
+    const items = this.writes;
+    this.writes = [];
+    const transfer = [...new Set(items.map((i) => i.body.buffer as ArrayBuffer))];
+    this.post({ type: 'writes', items }, transfer);
+  };
 
   /** Resolves once everything consumed so far is written (tests, benchmarks). */
   flush(): Promise<void> {

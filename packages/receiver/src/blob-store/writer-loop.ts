@@ -117,11 +117,13 @@ export function runWriter(settings: WriterSettings, schemaVersion: number, open:
   }
 
   port.on('message', (m: ToWriter) => {
-    if (m.type === 'write') {
-      pending.push({ body: m.body, receivedMs: m.receivedMs, position: m.position });
-      pendingBytes += m.body.byteLength;
-      if (pendingBytes >= settings.batchMaxBytes) flush();
-      else if (!timer && !closing) timer = setTimeout(flush, settings.flushIntervalMs);
+    if (m.type === 'writes') {
+      for (const item of m.items) {
+        pending.push(item);
+        pendingBytes += item.body.byteLength;
+        if (pendingBytes >= settings.batchMaxBytes) flush();
+      }
+      if (pending.length > 0 && !timer && !closing) timer = setTimeout(flush, settings.flushIntervalMs);
     } else if (m.type === 'flush') {
       flush();
       post({ type: 'flushed', id: m.id });

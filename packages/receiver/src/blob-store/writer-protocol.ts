@@ -16,11 +16,16 @@ export interface WriterSettings {
   durability: 'wal' | 'wal_async' | 'memory';
 }
 
+/** A request to store: its protobuf, when it arrived, and (with a write-ahead log) where its record ends. */
+export interface WriteItem {
+  body: Uint8Array;
+  receivedMs: number;
+  position?: WalPosition;
+}
+
 export type ToWriter =
-  | { type: 'write'; body: Uint8Array; receivedMs: number; position?: WalPosition }
-  | { type: 'flush'; id: number }
-  | { type: 'retention' }
-  | { type: 'close' };
+  /** The requests consumed in one turn of the intake thread's event loop, in order: one message for them all. */
+  { type: 'writes'; items: WriteItem[] } | { type: 'flush'; id: number } | { type: 'retention' } | { type: 'close' };
 
 /** `spans`: items (spans, log records), as each store counts them. */
 export type FromWriter =

@@ -22,6 +22,12 @@ export class KeyValueList {
 export interface KeyValue {
   key: string;
   value: AnyValue;
+  /**
+   * Where this item's field starts in the request's protobuf body (the offset of its tag), when the
+   * protobuf decoder built it (-1 for one nested in a value): the edits of a patch name items by it
+   * (otlp/protobuf/patch.ts).
+   */
+  at?: number;
 }
 
 export interface Resource {

@@ -25,4 +25,10 @@ export interface LogRecord {
   spanId: string;
   /** OTLP 1.5+: the name of the event this record represents ('' for a plain log). */
   eventName: string;
+  /**
+   * Where this item's field starts in the request's protobuf body (the offset of its tag), when the
+   * protobuf decoder built it (-1 for one nested in a value): the edits of a patch name items by it
+   * (otlp/protobuf/patch.ts).
+   */
+  at?: number;
 }

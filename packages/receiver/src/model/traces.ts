@@ -42,6 +42,12 @@ export interface Span {
   links: SpanLink[];
   droppedLinksCount: number;
   status: SpanStatus;
+  /**
+   * Where this item's field starts in the request's protobuf body (the offset of its tag), when the
+   * protobuf decoder built it (-1 for one nested in a value): the edits of a patch name items by it
+   * (otlp/protobuf/patch.ts).
+   */
+  at?: number;
 }
 
 export interface SpanEvent {

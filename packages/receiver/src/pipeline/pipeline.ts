@@ -6,6 +6,7 @@
 
 import type { Signal, SignalData } from '../model';
 import type { DecodeStats } from '../otlp/limits';
+import { RawPatch } from '../otlp/protobuf/patch';
 import type { Encoding } from '../otlp/responses';
 import type { Transport } from '../self-metrics';
 
@@ -18,6 +19,12 @@ export interface ReceiveContext {
   raw: Buffer | undefined;
   /** Set by any processor that changes the data: `raw` then no longer matches it. */
   modified: boolean;
+  /**
+   * While it is defined, `raw` with this patch applied is the protobuf of `data`: processors that
+   * record their changes as edits of `raw` (`patchesRaw`) add to it; any other change drops it
+   * (SignalPipeline.consume), and the data is then encoded anew (queue/admission.ts, requestPayload).
+   */
+  patch?: RawPatch;
   /**
    * The protobuf of `data` once a consumer encoded it (a modified batch, or one that arrived as JSON):
    * a store and an exporter both taking the batch encode it once (queue/admission.ts, requestPayload).
@@ -43,6 +50,11 @@ export interface Batch<S extends Signal> {
 
 export interface Processor<S extends Signal> {
   readonly name: string;
+  /**
+   * True when every change the processor makes to a batch is also recorded in `context.patch` (when
+   * the batch has one). A processor without it that changes the batch drops the patch.
+   */
+  readonly patchesRaw?: boolean;
   process(batch: Batch<S>): void;
 }
 
@@ -86,7 +98,20 @@ export class SignalPipeline<S extends Signal> {
   }
 
   async consume(batch: Batch<S>): Promise<void> {
-    for (const p of this.processors) p.process(batch);
+    const context = batch.context;
+    if (context.raw && !context.modified) context.patch = new RawPatch();
+    for (const p of this.processors) {
+      if (p.patchesRaw) {
+        p.process(batch);
+        continue;
+      }
+      // Told apart from an earlier processor's change: a change this one made drops the patch.
+      const before = context.modified;
+      context.modified = false;
+      p.process(batch);
+      if (context.modified) context.patch = undefined;
+      else context.modified = before;
+    }
     for (const c of this.consumers) {
       const pending = c.consume(batch);
       if (pending) await pending;

@@ -8,13 +8,20 @@
  *
  * Maps nested in a value (log bodies, kvlist attributes) follow the block list in both modes: allow
  * mode picks the top-level attribute keys only, so it does not empty structured log bodies.
- * A batch that changes is marked `modified`, so the Tempo exporter re-encodes it instead of
- * forwarding the original bytes. Redactions are counted in sonde_receiver_redactions_total{signal,reason}.
+ * A batch that changes is marked `modified`, and each change is recorded in the batch's patch as an
+ * edit of the received bytes (an attribute removed or written anew, a log record or span written anew
+ * when its body or status message changed), so that the stores and exporters get the redacted request
+ * by copying the received bytes around the edits (otlp/protobuf/patch.ts) instead of encoding it all
+ * again. Redactions are counted in sonde_receiver_redactions_total{signal,reason}.
  */
 import { createRedactor, DETECTORS, pseudonymKey, type RedactionConfig, type Redactor } from '@sonde/redact';
 import type { Counter, Registry } from 'prom-client';
 import { registerMetrics } from '../metrics/define';
 import { type AnyValue, type KeyValue, KeyValueList, type Signal, type SignalData } from '../model';
+import { writeLogRecord } from '../otlp/protobuf/encode-logs';
+import { writeKeyValue, writeSpan } from '../otlp/protobuf/encode-traces';
+import type { RawPatch } from '../otlp/protobuf/patch';
+import type { ProtoWriter } from '../otlp/protobuf/writer';
 import { visit } from './attribute-limits';
 import { REDACTION_METRICS } from './metrics';
 import type { Batch, Processor } from './pipeline';
@@ -30,7 +37,12 @@ interface Tally {
   key_dropped: number;
   pseudonymized: number;
   changed: boolean;
+  /** The batch's patch, while every change so far is in it (undefined once one cannot be: an item without `at`). */
+  patch: RawPatch | undefined;
 }
+
+/** An item's field offset for a patch edit (-1 when the decoder did not say: nested, or not from protobuf). */
+const offsetOf = (item: { at?: number }): number => item.at ?? -1;
 
 /** One redactor and counter shared by the three signals' processors. */
 export class Redaction {
@@ -46,18 +58,19 @@ export class Redaction {
   }
 
   processor<S extends Signal>(): Processor<S> {
-    return { name: 'redaction', process: (batch: Batch<S>) => this.process(batch) };
+    return { name: 'redaction', patchesRaw: true, process: (batch: Batch<S>) => this.process(batch) };
   }
 
   process<S extends Signal>(batch: Batch<S>): void {
     const stats = this.redactor.stats;
     const before = DETECTOR_REASONS.map((r) => stats[r] ?? 0);
-    const tally: Tally = { key_dropped: 0, pseudonymized: 0, changed: false };
+    const tally: Tally = { key_dropped: 0, pseudonymized: 0, changed: false, patch: batch.context.patch };
     visit(batch.signal, batch.data, (attrs) => this.attributes(attrs, false, tally));
     if (batch.signal === 'logs') this.logBodies(batch.data as SignalData['logs'], tally);
     else if (batch.signal === 'traces') this.statusMessages(batch.data as SignalData['traces'], tally);
     if (!tally.changed) return;
     batch.context.modified = true;
+    batch.context.patch = tally.patch;
     const signal = batch.signal;
     if (tally.key_dropped > 0) this.counter.inc({ signal, reason: 'key_dropped' }, tally.key_dropped);
     if (tally.pseudonymized > 0) this.counter.inc({ signal, reason: 'pseudonymized' }, tally.pseudonymized);
@@ -67,7 +80,10 @@ export class Redaction {
     });
   }
 
-  /** Applies key rules and detectors to a KeyValue list in place. */
+  /**
+   * Applies key rules and detectors to a KeyValue list in place; a change to a list's own attribute
+   * (not one nested in a value) is recorded in the patch.
+   */
   private attributes(attrs: KeyValue[], nested: boolean, tally: Tally): void {
     const rules = nested ? this.nested : this.redactor;
     let w = 0;
@@ -77,6 +93,7 @@ export class Redaction {
       if (action === 'drop') {
         tally.key_dropped++;
         tally.changed = true;
+        if (!nested) this.edit(tally, kv, null);
         continue;
       }
       if (action === 'pseudonymize') {
@@ -84,16 +101,36 @@ export class Redaction {
         kv.value = this.pseudonymize(kv.value);
         tally.pseudonymized++;
         tally.changed = true;
+        if (!nested) this.edit(tally, kv, writeKeyValue);
       } else {
+        // Whether this attribute changed (a value nested in it may change in place), apart from earlier ones.
+        const before = tally.changed;
+        tally.changed = false;
         const v = this.value(kv.value, kv.key, tally);
         if (v !== kv.value) {
           kv.value = v;
           tally.changed = true;
         }
+        if (tally.changed && !nested) this.edit(tally, kv, writeKeyValue);
+        tally.changed ||= before;
       }
       attrs[w++] = kv;
     }
     attrs.length = w;
+  }
+
+  /** Records an item's removal (`write` null) or its writing anew in the patch, or gives the patch up. */
+  private edit<T extends { at?: number }>(
+    tally: Tally,
+    item: T,
+    write: ((w: ProtoWriter, item: T) => void) | null,
+  ): void {
+    const patch = tally.patch;
+    if (!patch) return;
+    const at = offsetOf(item);
+    if (at < 0) tally.patch = undefined;
+    else if (write) patch.replace(at, (w) => write(w, item));
+    else patch.remove(at);
   }
 
   /** A value through the detectors; the same value when nothing matched (arrays and maps change in place). */
@@ -142,11 +179,15 @@ export class Redaction {
         for (const lr of sl.logRecords) {
           const body = lr.body;
           if (body === undefined || typeof body === 'boolean') continue;
+          const before = tally.changed;
+          tally.changed = false;
           const r = this.value(body, '', tally);
           if (r !== body) {
             lr.body = r;
             tally.changed = true;
           }
+          if (tally.changed) this.edit(tally, lr, writeLogRecord);
+          tally.changed ||= before;
         }
       }
     }
@@ -162,6 +203,7 @@ export class Redaction {
           if (r !== m) {
             span.status.message = r;
             tally.changed = true;
+            this.edit(tally, span, writeSpan);
           }
         }
       }

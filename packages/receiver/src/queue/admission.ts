@@ -15,6 +15,7 @@
 
 import type { Signal, SignalData } from '../model';
 import { OverloadedError } from '../otlp/errors';
+import { applyPatch, PatchError } from '../otlp/protobuf/patch';
 import type { Batch } from '../pipeline/pipeline';
 import type { OnFull } from './on-full';
 
@@ -89,11 +90,23 @@ export function dropOldestUntilFits(
 
 /**
  * The bytes to queue: the request body as received, unless a processor modified the batch (or it came
- * as JSON); then it is encoded, once for every consumer of the batch (kept in `context.encoded`).
+ * as JSON); then the body with the processors' patch applied (otlp/protobuf/patch.ts) when they kept
+ * one, else the data encoded anew; either once for every consumer of the batch (kept in `context.encoded`).
  */
 export function requestPayload<S extends Signal>(batch: Batch<S>, encode: (data: SignalData[S]) => Buffer): Buffer {
   const { context } = batch;
   if (!context.modified && context.raw) return context.raw;
-  context.encoded ??= encode(batch.data);
+  if (context.encoded) return context.encoded;
+  if (context.raw && context.patch) {
+    try {
+      context.encoded = applyPatch(context.raw, context.patch);
+      return context.encoded;
+    } catch (err) {
+      if (!(err instanceof PatchError)) throw err;
+      // An edit the body does not have where the decoder said (a tag written in more bytes than needed): encoded anew.
+      context.patch = undefined;
+    }
+  }
+  context.encoded = encode(batch.data);
   return context.encoded;
 }

@@ -73,8 +73,11 @@ function decodeKeyValueList(r: ProtoReader, limits: DecodeLimits, depth: number)
   return values;
 }
 
-/** Decodes one length-delimited KeyValue whose value sits at nesting level `depth`. */
-export function decodeKeyValue(r: ProtoReader, limits: DecodeLimits, depth = 1): KeyValue {
+/**
+ * Decodes one length-delimited KeyValue whose value sits at nesting level `depth`; `at`: where its
+ * field starts in the body (-1 for one nested in a value).
+ */
+export function decodeKeyValue(r: ProtoReader, limits: DecodeLimits, depth = 1, at = -1): KeyValue {
   const end = r.delimitedEnd();
   r.take(STRUCTURES.value);
   let key = '';
@@ -86,14 +89,18 @@ export function decodeKeyValue(r: ProtoReader, limits: DecodeLimits, depth = 1):
     else r.skip(tag & 7);
   }
   checkEnd(r, end);
-  return { key, value };
+  return { key, value, at };
 }
 
-/** Appends one attribute to `into`, naming it in the error path if it fails. */
+/**
+ * Appends one attribute to `into`, naming it in the error path if it fails. Called right after the
+ * field's tag: attribute fields are numbered below 16, so the tag is the byte before (a tag written in
+ * more bytes than needed gives an `at` that no patch can apply, and the batch is encoded anew).
+ */
 export function decodeAttributeInto(r: ProtoReader, limits: DecodeLimits, into: KeyValue[], field: string): void {
   const index = into.length;
   try {
-    into.push(decodeKeyValue(r, limits));
+    into.push(decodeKeyValue(r, limits, 1, r.pos - 1));
   } catch (err) {
     throw atPath(err, `${field}[${index}]`);
   }

@@ -96,7 +96,7 @@ function decodeScopeLogs(r: ProtoReader, limits: DecodeLimits): ScopeLogs {
         break;
       case (2 << 3) | LEN:
         try {
-          logRecords.push(decodeLogRecord(r, limits));
+          logRecords.push(decodeLogRecord(r, limits, r.pos - 1));
         } catch (err) {
           throw atPath(err, `logRecords[${logRecords.length}]`);
         }
@@ -112,7 +112,8 @@ function decodeScopeLogs(r: ProtoReader, limits: DecodeLimits): ScopeLogs {
   return { scope: scope ?? emptyScope(), logRecords, schemaUrl };
 }
 
-function decodeLogRecord(r: ProtoReader, limits: DecodeLimits): LogRecord {
+/** Decodes a log record whose field starts at `at` (the tag, one byte, before the reader's position). */
+function decodeLogRecord(r: ProtoReader, limits: DecodeLimits, at: number): LogRecord {
   const end = r.delimitedEnd();
   r.take(STRUCTURES.logRecord);
   let timeUnixNano = 0n;
@@ -183,5 +184,6 @@ function decodeLogRecord(r: ProtoReader, limits: DecodeLimits): LogRecord {
     traceId,
     spanId,
     eventName,
+    at,
   };
 }

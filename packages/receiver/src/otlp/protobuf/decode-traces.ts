@@ -98,7 +98,7 @@ function decodeScopeSpans(r: ProtoReader, limits: DecodeLimits): ScopeSpans {
         break;
       case (2 << 3) | LEN:
         try {
-          spans.push(decodeSpan(r, limits));
+          spans.push(decodeSpan(r, limits, r.pos - 1));
         } catch (err) {
           throw atPath(err, `spans[${spans.length}]`);
         }
@@ -114,7 +114,8 @@ function decodeScopeSpans(r: ProtoReader, limits: DecodeLimits): ScopeSpans {
   return { scope: scope ?? emptyScope(), spans, schemaUrl };
 }
 
-function decodeSpan(r: ProtoReader, limits: DecodeLimits): Span {
+/** Decodes a span whose field starts at `at` (the tag, one byte, before the reader's position). */
+function decodeSpan(r: ProtoReader, limits: DecodeLimits, at: number): Span {
   const end = r.delimitedEnd();
   r.take(STRUCTURES.span);
   let traceId = '';
@@ -214,6 +215,7 @@ function decodeSpan(r: ProtoReader, limits: DecodeLimits): Span {
     links,
     droppedLinksCount,
     status: status ?? { message: '', code: 0 },
+    at,
   };
 }
 

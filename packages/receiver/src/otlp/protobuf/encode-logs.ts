@@ -30,7 +30,7 @@ function writeScopeLogs(w: ProtoWriter, sl: ScopeLogs): void {
   w.stringField(3, sl.schemaUrl);
 }
 
-function writeLogRecord(w: ProtoWriter, r: LogRecord): void {
+export function writeLogRecord(w: ProtoWriter, r: LogRecord): void {
   if (r.timeUnixNano !== 0n) w.fixed64Field(1, r.timeUnixNano);
   w.varintField(2, r.severityNumber);
   w.stringField(3, r.severityText);

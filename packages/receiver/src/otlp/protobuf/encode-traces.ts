@@ -39,7 +39,7 @@ function writeScopeSpans(w: ProtoWriter, ss: ScopeSpans): void {
   w.stringField(3, ss.schemaUrl);
 }
 
-function writeSpan(w: ProtoWriter, s: Span): void {
+export function writeSpan(w: ProtoWriter, s: Span): void {
   idField(w, 1, s.traceId);
   idField(w, 2, s.spanId);
   w.stringField(3, s.traceState);
@@ -101,7 +101,7 @@ export function writeAttributes(w: ProtoWriter, field: number, attributes: reado
   }
 }
 
-function writeKeyValue(w: ProtoWriter, kv: KeyValue): void {
+export function writeKeyValue(w: ProtoWriter, kv: KeyValue): void {
   w.stringField(1, kv.key);
   // An unset AnyValue is still sent as an empty message, as the decoder reads it back as undefined.
   const at = w.begin(2);

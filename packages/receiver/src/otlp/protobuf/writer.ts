@@ -145,30 +145,54 @@ export class ProtoWriter {
     return this;
   }
 
+  /** Copies `src[start, end)` as it is (bytes already in protobuf: a patch's unchanged fields). */
+  raw(src: Buffer, start: number, end: number): this {
+    const n = end - start;
+    if (n <= 0) return this;
+    this.ensure(n);
+    if (n < 32) {
+      // A few bytes (a tag and length between two edits): a native call costs more.
+      const buf = this.buf;
+      let p = this.pos;
+      for (let i = start; i < end; i++) buf[p++] = src[i];
+    } else src.copy(this.buf, this.pos, start, end);
+    this.pos += n;
+    return this;
+  }
+
   message(field: number, build: (w: ProtoWriter) => void): this {
     const at = this.begin(field);
     build(this);
     return this.end(at);
   }
 
-  /** Starts a sub-message (hot paths: no closure per message); returns where `end` writes its length. */
-  begin(field: number): number {
-    this.tag(field, 2).ensure(1);
-    return this.pos++;
+  /**
+   * Starts a sub-message (hot paths: no closure per message); returns where `end` writes its length.
+   * `reserve`: the bytes kept for the length prefix (1, or as many as the length is expected to need).
+   */
+  begin(field: number, reserve = 1): number {
+    this.tag(field, 2).ensure(reserve);
+    const at = this.pos;
+    this.pos += reserve;
+    return at;
   }
 
-  /** Ends the sub-message `begin` started at `at`: writes its length prefix. */
-  end(at: number): this {
-    const length = this.pos - at - 1;
-    if (length < 0x80) {
+  /**
+   * Ends the sub-message `begin` started at `at` with `reserved` bytes for its length: writes the
+   * length prefix, moving the content when the prefix needs another number of bytes.
+   */
+  end(at: number, reserved = 1): this {
+    const length = this.pos - at - reserved;
+    if (length < 0x80 && reserved === 1) {
       this.buf[at] = length;
       return this;
     }
-    // The prefix's bytes beyond the one reserved.
-    const extra = length < 2 ** 14 ? 1 : length < 2 ** 21 ? 2 : length < 2 ** 28 ? 3 : 4;
-    this.ensure(extra);
-    this.buf.copyWithin(at + 1 + extra, at + 1, this.pos);
-    this.pos += extra;
+    const needed = length < 0x80 ? 1 : length < 2 ** 14 ? 2 : length < 2 ** 21 ? 3 : length < 2 ** 28 ? 4 : 5;
+    if (needed !== reserved) {
+      this.ensure(needed - reserved);
+      this.buf.copyWithin(at + needed, at + reserved, this.pos);
+      this.pos += needed - reserved;
+    }
     let n = length;
     let p = at;
     while (n >= 0x80) {
