@@ -72,8 +72,13 @@ function copyMessage(raw: Buffer, start: number, end: number, edits: Edit[], cur
     if (edit.at < pos) throw new PatchError(`no field starts at offset ${edit.at}`);
     const fieldStart = pos;
     let varintStart = pos;
-    const tag = readVarint(raw, pos, end);
-    pos = varintEnd;
+    // Tags and lengths under 128 (most) in one byte, read here.
+    let tag = raw[pos];
+    if (tag < 0x80 && pos < end) pos++;
+    else {
+      tag = readVarint(raw, pos, end);
+      pos = varintEnd;
+    }
     let contentStart = pos;
     switch (tag & 7) {
       case 0:
@@ -88,9 +93,15 @@ function copyMessage(raw: Buffer, start: number, end: number, edits: Edit[], cur
         break;
       case LEN: {
         varintStart = pos;
-        const length = readVarint(raw, pos, end);
-        contentStart = varintEnd;
-        pos = contentStart + length;
+        const b = raw[pos];
+        if (b < 0x80 && pos < end) {
+          contentStart = pos + 1;
+          pos = contentStart + b;
+        } else {
+          const length = readVarint(raw, pos, end);
+          contentStart = varintEnd;
+          pos = contentStart + length;
+        }
         break;
       }
       default:
