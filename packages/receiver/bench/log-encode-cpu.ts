@@ -70,4 +70,6 @@ for (let round = 0; round < rounds; round++) {
   );
 }
 // The least of the rounds: the one least disturbed by other processes (a CPU-bound loop's own cost does not vary).
-console.log(`least: encode anew ${best.encode.toFixed(3)} µs/record, apply the patch ${best.patch.toFixed(3)} µs/record`);
+console.log(
+  `least: encode anew ${best.encode.toFixed(3)} µs/record, apply the patch ${best.patch.toFixed(3)} µs/record`,
+);

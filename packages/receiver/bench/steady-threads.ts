@@ -53,7 +53,9 @@ try {
     `${r.ok}/${r.sent} requests in ${wall.toFixed(1)} s; receiver ${((total / wall) * 100).toFixed(2)}% of a core; load ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}`,
   );
   for (const [name, d] of [...byName].sort((a, b) => b[1] - a[1])) {
-    console.log(`  ${name.padEnd(16)} ${((d / wall) * 100).toFixed(2)}% of a core, ${((d * 1e6) / r.sent).toFixed(0)} µs/request`);
+    console.log(
+      `  ${name.padEnd(16)} ${((d / wall) * 100).toFixed(2)}% of a core, ${((d * 1e6) / r.sent).toFixed(0)} µs/request`,
+    );
   }
 } finally {
   await server.stop();
