@@ -6,12 +6,14 @@
  * on_full refuse, replay of the write-ahead log after a crash, requests without a raw body).
  * End to end with the OpenTelemetry exporters: test/log-store-e2e.test.ts at the repository root.
  */
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
+import { blobBloomAdd, blobBloomHas, newBlobBloom } from '../src/blob-store/blob-db';
 import { BlobWal } from '../src/blob-store/wal';
-import { LogDb, type SelectCursor } from '../src/log-store/log-db';
+import { LogDb, packTimes, type SelectCursor, unpackTimes } from '../src/log-store/log-db';
 import { indexedTime, indexLogsRequest } from '../src/log-store/log-index';
 import { LogStore, type LogStoreOptions } from '../src/log-store/log-store';
 import type { MetricExpr } from '../src/log-store/logql/ast';
@@ -851,4 +853,58 @@ test('LogStore: acknowledged requests in the write-ahead log that SQLite lacks a
   const again = await openStore();
   expect(again.store.walRecovery?.records).toBe(0);
   expect(await collect(again.store.select({ matchers: m, ...ALL, direction: 'forward' }))).toHaveLength(2);
+});
+
+describe("the writer's per-record encodings", () => {
+  const unpacked = (data: Uint8Array) => {
+    const out: number[] = [];
+    unpackTimes(data, (t) => out.push(t));
+    return out;
+  };
+
+  test("times pack and unpack as offsets from the group's least: in order or not, small and beyond 32 bits", () => {
+    const cases: number[][] = [
+      [0, 1, 2, 1_000_000, 1_000_001],
+      [5_000_000, 10, 0, 2 ** 31, 2 ** 30 - 1, 2 ** 30, 2 ** 30 + 1],
+      [2 ** 51, 0, 2 ** 52, 3, 2 ** 40 + 7],
+    ];
+    for (const times of cases) {
+      const min = Math.min(...times);
+      expect(unpacked(packTimes(times, min) as Uint8Array)).toEqual(times.map((t) => t - min));
+    }
+    // Successive times a microsecond apart: under 2 bytes a time.
+    const dense = Array.from({ length: 1000 }, (_, i) => i * 1000);
+    expect((packTimes(dense, 0) as Uint8Array).length).toBeLessThan(2 * dense.length);
+  });
+
+  test('a time whose difference from the one before is not exact once zigzag-encoded packs no times', () => {
+    expect(packTimes([-(2 ** 53), 2 ** 53], -(2 ** 53))).toBeUndefined();
+    // 2^53 - 3 from the one before: its zigzag value (2^54 - 7) is not a double; it was packed rounded.
+    expect(packTimes([2 ** 53, 3], 0)).toBeUndefined();
+  });
+
+  test("packed times are a copy: a later, larger group does not change an earlier one's bytes", () => {
+    const first = packTimes([0, 300, 70_000], 0) as Uint8Array;
+    const copy = Uint8Array.from(first);
+    // More times than the scratch buffer holds at first (it grows).
+    const many = Array.from({ length: 5000 }, (_, i) => i * 2 ** 33);
+    expect(unpacked(packTimes(many, 0) as Uint8Array)).toEqual(many);
+    expect(first).toEqual(copy);
+  });
+
+  test("a blob's bloom filter finds every id added (from inside a request's bytes) and few others", () => {
+    // Trace ids are random.
+    const ids = Array.from({ length: 2000 }, () => randomBytes(16));
+    const bloom = newBlobBloom(ids.length);
+    for (const id of ids) {
+      // As the writer adds it: at its offset in the request body.
+      const body = Buffer.concat([Buffer.from([1, 2, 3]), id, Buffer.from([4])]);
+      blobBloomAdd(bloom, body, 3);
+    }
+    for (const id of ids) expect(blobBloomHas(bloom, id)).toBe(true);
+    let falsePositives = 0;
+    for (let i = 0; i < 10_000; i++) if (blobBloomHas(bloom, randomBytes(16))) falsePositives++;
+    // About 0.06% expected (16 bits and 8 hashes an id).
+    expect(falsePositives).toBeLessThan(100);
+  });
 });

@@ -40,6 +40,7 @@ import {
   newBlobBloom,
   openSqlite,
   packBlob,
+  ROWS_PER_INSERT,
   SqliteBase,
   unpackBlob,
   WAL_POSITION_SCHEMA,
@@ -185,26 +186,49 @@ function streamsOf(b: BlobIndex): Map<string, { entries: number; bytes: number; 
 /** Beyond this, a time offset is not exact as a double: the row keeps no times (its blob is read). */
 const MAX_OFFSET = 2 ** 53;
 
+/** Beyond this, a difference between two times is not exact once zigzag-encoded (doubled). */
+const MAX_DELTA = 2 ** 52;
+
+/** packTimes' output before its copy (grown as needed). */
+let packScratch = new Uint8Array(8 * 1024);
+
 /**
  * A group's times as varints: the first one's offset from `min`, then each one's difference from
- * the one before (zigzag: times need not be in order); undefined when an offset is not exact.
+ * the one before (zigzag: times need not be in order); undefined when a difference is not exact
+ * (beyond 2^52 ns, 52 days: the row then keeps no times and its blob is read).
  */
 export function packTimes(times: readonly number[], min: number): Uint8Array | undefined {
-  const out: number[] = [];
+  // At most 8 bytes a time (a zigzag value below 2^55); written into a scratch buffer, then copied.
+  if (packScratch.length < times.length * 8)
+    packScratch = new Uint8Array(Math.max(times.length * 8, 2 * packScratch.length));
+  const out = packScratch;
+  let n = 0;
   let prev = min;
-  for (const t of times) {
+  for (let i = 0; i < times.length; i++) {
+    const t = times[i];
     const d = t - prev;
-    if (d > MAX_OFFSET || d < -MAX_OFFSET) return undefined;
     prev = t;
+    if (d >= 0 && d < 0x40000000) {
+      // The common case (successive times within a second or so): zigzag and varint in 32-bit integers.
+      let z = d * 2;
+      while (z >= 128) {
+        out[n++] = (z & 127) | 128;
+        z >>>= 7;
+      }
+      out[n++] = z;
+      continue;
+    }
+    // zigzag doubles it: exact while |d| ≤ 2^52.
+    if (d > MAX_DELTA || d < -MAX_DELTA) return undefined;
     // zigzag, in doubles (beyond 32 bits)
     let z = d >= 0 ? d * 2 : -d * 2 - 1;
     while (z >= 128) {
-      out.push((z % 128) | 128);
+      out[n++] = (z % 128) | 128;
       z = Math.floor(z / 128);
     }
-    out.push(z);
+    out[n++] = z;
   }
-  return Uint8Array.from(out);
+  return out.slice(0, n);
 }
 
 /** The times packTimes packed, as offsets from `min` (exact doubles), in order. */
@@ -490,12 +514,16 @@ export class LogDb extends SqliteBase {
         insertPosting.run(id, batch, p.bits, p.entries, p.bytes);
         if (!this.labelled.has(id)) this.writeLabelPostings(id, key);
       }
-      const insertLevels = this.stmt(
-        'INSERT INTO level_times (blob, stream, level, detected_level, entries, min_ns, max_ns, times) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-      );
+      // ROWS_PER_INSERT rows a statement: a batch writes a row per blob, stream and levels (thousands).
+      const columns = 'blob, stream, level, detected_level, entries, min_ns, max_ns, times';
+      const levelRows: (number | string | bigint | Uint8Array | null)[] = [];
+      const flushLevels = (rows: number) => {
+        this.multiInsert('level_times', columns, rows).run(...levelRows);
+        levelRows.length = 0;
+      };
       blobs.forEach((b, i) => {
         for (const g of groupsOf(b)) {
-          insertLevels.run(
+          levelRows.push(
             blobIds[i],
             ids.get(g.stream) ?? 0,
             g.level,
@@ -505,8 +533,10 @@ export class LogDb extends SqliteBase {
             g.max,
             (g.wide ? undefined : packTimes(g.times, g.minOff)) ?? null,
           );
+          if (levelRows.length === 8 * ROWS_PER_INSERT) flushLevels(ROWS_PER_INSERT);
         }
       });
+      if (levelRows.length > 0) flushLevels(levelRows.length / 8);
       this.stmt('UPDATE batches SET records = ?, bytes = ?, first_blob = ?, last_blob = ? WHERE id = ?').run(
         result.items,
         result.bytes,
