@@ -398,12 +398,33 @@ test('a store written before the label-value postings gets them at the next star
 
 test('a request that does not decode is refused whole; the others of its batch are stored', () => {
   const db = openDb();
-  const good = request('ok', [{ t: T0, body: 'kept' }]);
-  const bad = Buffer.concat([request('bad', [{ t: T0, body: 'half' }]), Buffer.from([0x0a, 0xff, 0xff])]);
-  const r = db.write([good, bad], 1_700_000_000_000);
-  expect(r).toStrictEqual({ items: 1, bytes: good.length, failed: 1 });
-  expect(lines(selectAll(db, [{ name: 'service_name', op: '=~', value: '.+' }]))).toStrictEqual(['kept']);
+  // Random-looking ids (the bloom filter hashes their bytes).
+  const keptId = '5b8efff798038103d269b633813fc60c';
+  const refusedId = 'a3ce929d0e0e47364bf4ad53df20c46a';
+  const good = request('ok', [{ t: T0, body: 'kept', trace: keptId, level: 'info' }]);
+  // Its first record reads (the index pass meets it) before the bytes that do not.
+  const bad = Buffer.concat([
+    request('bad', [{ t: T0 - 100n * SEC, body: 'half', trace: refusedId, level: 'error' }]),
+    Buffer.from([0x0a, 0xff, 0xff]),
+  ]);
+  const after = request('ok', [{ t: T0 + SEC, body: 'also kept', level: 'info' }]);
+  const r = db.write([good, bad, after], 1_700_000_000_000);
+  expect(r).toStrictEqual({ items: 2, bytes: good.length + after.length, failed: 1 });
+  expect(lines(selectAll(db, [{ name: 'service_name', op: '=~', value: '.+' }]))).toStrictEqual([
+    'kept',
+    'also kept',
+  ]);
   expect(db.labelValues('service_name', ALL.startNs, ALL.endNs)).toStrictEqual(['ok']);
+  // Nothing of the refused request in the blob's index: its extent, level rows and trace ids.
+  expect(
+    db.db.prepare('SELECT records, CAST(min_ns AS TEXT) AS min_ns, CAST(max_ns AS TEXT) AS max_ns FROM blobs').all(),
+  ).toEqual([{ records: 2, min_ns: String(T0), max_ns: String(T0 + SEC) }]);
+  expect(db.db.prepare('SELECT level, detected_level, entries FROM level_times').all()).toEqual([
+    { level: '', detected_level: 'info', entries: 2 },
+  ]);
+  const bloom = db.db.prepare('SELECT bloom FROM blob_traces').get()?.bloom as Uint8Array;
+  expect(blobBloomHas(bloom, Buffer.from(keptId, 'hex'))).toBe(true);
+  expect(blobBloomHas(bloom, Buffer.from(refusedId, 'hex'))).toBe(false);
 });
 
 test('retention removes batches by age, then the oldest past the size bound; indexes go with them', () => {

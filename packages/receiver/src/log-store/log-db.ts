@@ -141,6 +141,8 @@ interface BlobIndex {
   /** The trace ids in the blob's requests (repeats included): the body and where in it each starts. */
   traceBodies: Buffer[];
   traceAts: number[];
+  /** The group of the record added last. */
+  last: LevelGroup | undefined;
 }
 
 function newBlob(): BlobIndex {
@@ -156,6 +158,7 @@ function newBlob(): BlobIndex {
     groups: new Map(),
     traceBodies: [],
     traceAts: [],
+    last: undefined,
   };
 }
 
@@ -181,6 +184,96 @@ function streamsOf(b: BlobIndex): Map<string, { entries: number; bytes: number; 
     if (s) out.set(stream, s);
   }
   return out;
+}
+
+/** Adds a record that the index pass met in `body` to the blob's index. */
+function addRecord(b: BlobIndex, body: Buffer, e: IndexedRecord): void {
+  if (!e.plain) b.plain = false;
+  let hi = e.timeHi;
+  let lo = e.timeLo;
+  if (hi > 0x7fffffff) {
+    // Past SQLite's largest integer: kept at it.
+    hi = 0x7fffffff;
+    lo = 0xffffffff;
+  }
+  // Records in a row mostly share stream and levels: the last one's group first.
+  let g = b.last;
+  if (!g || g.stream !== e.stream || g.level !== e.level || g.detectedLevel !== e.detectedLevel) {
+    let levels = b.groups.get(e.stream);
+    if (!levels) {
+      levels = new Map();
+      b.groups.set(e.stream, levels);
+    }
+    let groups = levels.get(e.level);
+    if (!groups) {
+      groups = new Map();
+      levels.set(e.level, groups);
+    }
+    g = groups.get(e.detectedLevel);
+    if (!g) {
+      g = {
+        stream: e.stream,
+        level: e.level,
+        detectedLevel: e.detectedLevel,
+        entries: 0,
+        bytes: 0,
+        hi0: hi,
+        lo0: lo,
+        times: [],
+        minOff: 0,
+        maxOff: 0,
+        wide: false,
+        wideMin: 0n,
+        wideMax: 0n,
+        min: 0n,
+        max: 0n,
+      };
+      groups.set(e.detectedLevel, g);
+    }
+    b.last = g;
+  }
+  g.entries++;
+  g.bytes += e.lineBytes;
+  const off = (hi - g.hi0) * TWO_32 + (lo - g.lo0);
+  if (!g.wide && (off > MAX_OFFSET || off < -MAX_OFFSET)) {
+    // Not exact as a double: this group keeps its extent in BigInt, and no times.
+    g.wide = true;
+    finish(g);
+    g.wideMin = g.min;
+    g.wideMax = g.max;
+  }
+  if (g.wide) {
+    const t = nsOf(hi, lo);
+    if (t < g.wideMin) g.wideMin = t;
+    if (t > g.wideMax) g.wideMax = t;
+  } else {
+    g.times.push(off);
+    if (off < g.minOff) g.minOff = off;
+    if (off > g.maxOff) g.maxOff = off;
+  }
+  if (hi < b.minHi || (hi === b.minHi && lo < b.minLo)) {
+    b.minHi = hi;
+    b.minLo = lo;
+  }
+  if (hi > b.maxHi || (hi === b.maxHi && lo > b.maxLo)) {
+    b.maxHi = hi;
+    b.maxLo = lo;
+  }
+  if (e.traceAt >= 0) {
+    b.traceBodies.push(body);
+    b.traceAts.push(e.traceAt);
+  }
+}
+
+/** The index of a blob of `parts` (each read before: none throws). */
+function blobOf(parts: readonly Buffer[], receivedNs: bigint): BlobIndex {
+  const b = newBlob();
+  for (const body of parts) {
+    b.records += indexLogsRequest(body, receivedNs, (e) => addRecord(b, body, e));
+    b.parts.push(body);
+    b.size += body.length;
+  }
+  return b;
 }
 
 /** Beyond this, a time offset is not exact as a double: the row keeps no times (its blob is read). */
@@ -374,95 +467,21 @@ export class LogDb extends SqliteBase {
     let current = newBlob();
     const receivedNs = BigInt(receivedMs) * 1_000_000n;
     for (const body of bodies) {
-      // Indexed on its own first: a body that does not read is left out whole.
-      const records: IndexedRecord[] = [];
+      // Records go into the blob as the pass meets them; a body that does not read is left out whole:
+      // the blob's index is then made again from the bodies before it (rare: intake decoded them).
+      let records: number;
       try {
-        indexLogsRequest(body, receivedNs, (r) => records.push(r));
+        records = indexLogsRequest(body, receivedNs, (e) => addRecord(current, body, e));
       } catch {
         result.failed++;
+        current = blobOf(current.parts, receivedNs);
         continue;
       }
       current.parts.push(body);
       current.size += body.length;
-      current.records += records.length;
+      current.records += records;
       result.bytes += body.length;
-      result.items += records.length;
-      let g: LevelGroup | undefined;
-      for (const e of records) {
-        if (!e.plain) current.plain = false;
-        let hi = e.timeHi;
-        let lo = e.timeLo;
-        if (hi > 0x7fffffff) {
-          // Past SQLite's largest integer: kept at it.
-          hi = 0x7fffffff;
-          lo = 0xffffffff;
-        }
-        // Records in a row mostly share stream and levels.
-        if (!g || g.stream !== e.stream || g.level !== e.level || g.detectedLevel !== e.detectedLevel) {
-          let levels = current.groups.get(e.stream);
-          if (!levels) {
-            levels = new Map();
-            current.groups.set(e.stream, levels);
-          }
-          let groups = levels.get(e.level);
-          if (!groups) {
-            groups = new Map();
-            levels.set(e.level, groups);
-          }
-          g = groups.get(e.detectedLevel);
-          if (!g) {
-            g = {
-              stream: e.stream,
-              level: e.level,
-              detectedLevel: e.detectedLevel,
-              entries: 0,
-              bytes: 0,
-              hi0: hi,
-              lo0: lo,
-              times: [],
-              minOff: 0,
-              maxOff: 0,
-              wide: false,
-              wideMin: 0n,
-              wideMax: 0n,
-              min: 0n,
-              max: 0n,
-            };
-            groups.set(e.detectedLevel, g);
-          }
-        }
-        g.entries++;
-        g.bytes += e.lineBytes;
-        const off = (hi - g.hi0) * TWO_32 + (lo - g.lo0);
-        if (!g.wide && (off > MAX_OFFSET || off < -MAX_OFFSET)) {
-          // Not exact as a double: this group keeps its extent in BigInt, and no times.
-          g.wide = true;
-          finish(g);
-          g.wideMin = g.min;
-          g.wideMax = g.max;
-        }
-        if (g.wide) {
-          const t = nsOf(hi, lo);
-          if (t < g.wideMin) g.wideMin = t;
-          if (t > g.wideMax) g.wideMax = t;
-        } else {
-          g.times.push(off);
-          if (off < g.minOff) g.minOff = off;
-          if (off > g.maxOff) g.maxOff = off;
-        }
-        if (hi < current.minHi || (hi === current.minHi && lo < current.minLo)) {
-          current.minHi = hi;
-          current.minLo = lo;
-        }
-        if (hi > current.maxHi || (hi === current.maxHi && lo > current.maxLo)) {
-          current.maxHi = hi;
-          current.maxLo = lo;
-        }
-        if (e.traceAt >= 0) {
-          current.traceBodies.push(body);
-          current.traceAts.push(e.traceAt);
-        }
-      }
+      result.items += records;
       if (current.size >= BLOB_BYTES) {
         blobs.push(current);
         current = newBlob();
