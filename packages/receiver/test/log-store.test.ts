@@ -410,10 +410,7 @@ test('a request that does not decode is refused whole; the others of its batch a
   const after = request('ok', [{ t: T0 + SEC, body: 'also kept', level: 'info' }]);
   const r = db.write([good, bad, after], 1_700_000_000_000);
   expect(r).toStrictEqual({ items: 2, bytes: good.length + after.length, failed: 1 });
-  expect(lines(selectAll(db, [{ name: 'service_name', op: '=~', value: '.+' }]))).toStrictEqual([
-    'kept',
-    'also kept',
-  ]);
+  expect(lines(selectAll(db, [{ name: 'service_name', op: '=~', value: '.+' }]))).toStrictEqual(['kept', 'also kept']);
   expect(db.labelValues('service_name', ALL.startNs, ALL.endNs)).toStrictEqual(['ok']);
   // Nothing of the refused request in the blob's index: its extent, level rows and trace ids.
   expect(
