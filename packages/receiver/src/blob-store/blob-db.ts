@@ -229,9 +229,13 @@ export function blobBloomAdd(bloom: Uint8Array, id: Uint8Array, at = 0): void {
       (id[at + 12] | (id[at + 13] << 8) | (id[at + 14] << 16) | (id[at + 15] << 24))) |
       1) >>>
     0;
+  // Bit i is (h1 + i·h2) mod m, stepped in small integers (no division per bit).
+  const step = h2 % m;
+  let bit = h1 % m;
   for (let i = 0; i < BLOB_BLOOM_HASHES; i++) {
-    const bit = (h1 + i * h2) % m;
     bloom[bit >> 3] |= 1 << (bit & 7);
+    bit += step;
+    if (bit >= m) bit -= m;
   }
 }
 
@@ -247,9 +251,12 @@ export function blobBloomHas(bloom: Uint8Array, id: Uint8Array): boolean {
       (id[12] | (id[13] << 8) | (id[14] << 16) | (id[15] << 24))) |
       1) >>>
     0;
+  const step = h2 % m;
+  let bit = h1 % m;
   for (let i = 0; i < BLOB_BLOOM_HASHES; i++) {
-    const bit = (h1 + i * h2) % m;
     if ((bloom[bit >> 3] & (1 << (bit & 7))) === 0) return false;
+    bit += step;
+    if (bit >= m) bit -= m;
   }
   return true;
 }
