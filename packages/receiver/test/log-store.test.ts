@@ -396,6 +396,29 @@ test('a store written before the label-value postings gets them at the next star
   expect(lines(selectAll(db, [{ name: 'service_name', op: '=', value: 's1' }]))).toStrictEqual(['line of s1']);
 });
 
+test('a stream with many levels in a blob gets a level row for each, with its entries', () => {
+  const db = openDb();
+  // 12 levels (more than the writer compares one by one), records cycling through them, two streams.
+  const records = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({
+      t: T0 + BigInt(i) * SEC,
+      body: `line ${i}`,
+      attrs: { level: `l${i % 12}` },
+    }));
+  db.write([request('a', records(36)), request('b', records(5)), request('a', records(12))], 1_700_000_000_000);
+  const rows = db.db
+    .prepare(
+      'SELECT s.labels AS stream, l.level, sum(l.entries) AS entries FROM level_times l JOIN streams s ON s.id = l.stream GROUP BY 1, 2 ORDER BY 1, 2',
+    )
+    .all()
+    .map((r) => `${JSON.parse(r.stream as string).service_name} ${r.level} ${r.entries}`);
+  const levels = Array.from({ length: 12 }, (_, i) => `l${i}`).sort();
+  expect(rows).toStrictEqual([
+    ...levels.map((l) => `a ${l} 4`),
+    ...levels.filter((l) => Number(l.slice(1)) < 5).map((l) => `b ${l} 1`),
+  ]);
+});
+
 test('a request that does not decode is refused whole; the others of its batch are stored', () => {
   const db = openDb();
   // Random-looking ids (the bloom filter hashes their bytes).

@@ -136,13 +136,40 @@ interface BlobIndex {
   maxHi: number;
   maxLo: number;
   plain: boolean;
-  /** Per stream key, level and detected level. */
-  groups: Map<string, Map<string, Map<string, LevelGroup>>>;
+  /** Per stream key, its groups (by level and detected level). */
+  groups: Map<string, StreamGroups>;
   /** The trace ids in the blob's requests (repeats included): the body and where in it each starts. */
   traceBodies: Buffer[];
   traceAts: number[];
-  /** The group of the record added last. */
+  /** The group of the record added last, and its stream's. */
   last: LevelGroup | undefined;
+  lastStream: StreamGroups | undefined;
+}
+
+/**
+ * A stream's groups in a blob: a list (a stream has a few levels: found by comparing them), and past
+ * GROUPS_SCANNED of them a map by level and detected level (levels taken from attributes may be many).
+ */
+interface StreamGroups {
+  groups: LevelGroup[];
+  byLevels: Map<string, LevelGroup> | undefined;
+}
+
+const GROUPS_SCANNED = 8;
+
+function findGroup(s: StreamGroups, level: string, detectedLevel: string): LevelGroup | undefined {
+  if (s.byLevels) return s.byLevels.get(`${level}\u0000${detectedLevel}`);
+  for (const g of s.groups) if (g.level === level && g.detectedLevel === detectedLevel) return g;
+  return undefined;
+}
+
+function addGroup(s: StreamGroups, g: LevelGroup): void {
+  s.groups.push(g);
+  if (s.byLevels) s.byLevels.set(`${g.level}\u0000${g.detectedLevel}`, g);
+  else if (s.groups.length > GROUPS_SCANNED) {
+    s.byLevels = new Map();
+    for (const each of s.groups) s.byLevels.set(`${each.level}\u0000${each.detectedLevel}`, each);
+  }
 }
 
 function newBlob(): BlobIndex {
@@ -159,20 +186,21 @@ function newBlob(): BlobIndex {
     traceBodies: [],
     traceAts: [],
     last: undefined,
+    lastStream: undefined,
   };
 }
 
 /** A blob's groups, one after the other. */
 function* groupsOf(b: BlobIndex): Generator<LevelGroup> {
-  for (const levels of b.groups.values()) for (const detected of levels.values()) yield* detected.values();
+  for (const stream of b.groups.values()) yield* stream.groups;
 }
 
 /** Per stream key of a blob: its entries, line bytes and time extent (summed over its groups). */
 function streamsOf(b: BlobIndex): Map<string, { entries: number; bytes: number; min: bigint; max: bigint }> {
   const out = new Map<string, { entries: number; bytes: number; min: bigint; max: bigint }>();
-  for (const [stream, levels] of b.groups) {
+  for (const [stream, { groups }] of b.groups) {
     let s: { entries: number; bytes: number; min: bigint; max: bigint } | undefined;
-    for (const g of [...levels.values()].flatMap((m) => [...m.values()])) {
+    for (const g of groups) {
       if (!s) s = { entries: g.entries, bytes: g.bytes, min: g.min, max: g.max };
       else {
         s.entries += g.entries;
@@ -199,17 +227,13 @@ function addRecord(b: BlobIndex, body: Buffer, e: IndexedRecord): void {
   // Records in a row mostly share stream and levels: the last one's group first.
   let g = b.last;
   if (!g || g.stream !== e.stream || g.level !== e.level || g.detectedLevel !== e.detectedLevel) {
-    let levels = b.groups.get(e.stream);
-    if (!levels) {
-      levels = new Map();
-      b.groups.set(e.stream, levels);
+    let stream = g !== undefined && g.stream === e.stream ? b.lastStream : b.groups.get(e.stream);
+    if (!stream) {
+      stream = { groups: [], byLevels: undefined };
+      b.groups.set(e.stream, stream);
     }
-    let groups = levels.get(e.level);
-    if (!groups) {
-      groups = new Map();
-      levels.set(e.level, groups);
-    }
-    g = groups.get(e.detectedLevel);
+    b.lastStream = stream;
+    g = findGroup(stream, e.level, e.detectedLevel);
     if (!g) {
       g = {
         stream: e.stream,
@@ -228,7 +252,7 @@ function addRecord(b: BlobIndex, body: Buffer, e: IndexedRecord): void {
         min: 0n,
         max: 0n,
       };
-      groups.set(e.detectedLevel, g);
+      addGroup(stream, g);
     }
     b.last = g;
   }
