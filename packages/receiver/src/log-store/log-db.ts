@@ -152,24 +152,35 @@ interface BlobIndex {
  */
 interface StreamGroups {
   groups: LevelGroup[];
-  byLevels: Map<string, LevelGroup> | undefined;
+  /** By level, then detected level. */
+  byLevels: Map<string, Map<string, LevelGroup>> | undefined;
 }
 
 const GROUPS_SCANNED = 8;
 
 function findGroup(s: StreamGroups, level: string, detectedLevel: string): LevelGroup | undefined {
-  if (s.byLevels) return s.byLevels.get(`${level}\u0000${detectedLevel}`);
+  if (s.byLevels) return s.byLevels.get(level)?.get(detectedLevel);
   for (const g of s.groups) if (g.level === level && g.detectedLevel === detectedLevel) return g;
   return undefined;
 }
 
 function addGroup(s: StreamGroups, g: LevelGroup): void {
   s.groups.push(g);
-  if (s.byLevels) s.byLevels.set(`${g.level}\u0000${g.detectedLevel}`, g);
+  if (s.byLevels) mapGroup(s.byLevels, g);
   else if (s.groups.length > GROUPS_SCANNED) {
-    s.byLevels = new Map();
-    for (const each of s.groups) s.byLevels.set(`${each.level}\u0000${each.detectedLevel}`, each);
+    const byLevels = new Map<string, Map<string, LevelGroup>>();
+    for (const each of s.groups) mapGroup(byLevels, each);
+    s.byLevels = byLevels;
   }
+}
+
+function mapGroup(byLevels: Map<string, Map<string, LevelGroup>>, g: LevelGroup): void {
+  let detected = byLevels.get(g.level);
+  if (!detected) {
+    detected = new Map();
+    byLevels.set(g.level, detected);
+  }
+  detected.set(g.detectedLevel, g);
 }
 
 function newBlob(): BlobIndex {
