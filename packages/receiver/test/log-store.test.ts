@@ -935,7 +935,7 @@ describe("the writer's per-record encodings", () => {
 
   test("a blob's bloom filter sets the bits it always did (filters in existing stores still answer)", () => {
     // The definition: 8 bits (h1 + i·h2) mod m, h1 and h2 from the id's two halves.
-    const reference = (bloom: Uint8Array, id: Uint8Array) => {
+    const reference = (bloom: Uint8Array, id: Buffer) => {
       const m = bloom.length * 8;
       const h1 = (id.readUInt32LE(0) ^ id.readUInt32LE(8)) >>> 0;
       const h2 = ((id.readUInt32LE(4) ^ id.readUInt32LE(12)) | 1) >>> 0;
