@@ -10,8 +10,9 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { constants as zlib, zstdCompressSync } from 'node:zlib';
 import { Registry } from 'prom-client';
-import { blobBloomAdd, blobBloomHas, newBlobBloom } from '../src/blob-store/blob-db';
+import { blobBloomAdd, blobBloomHas, newBlobBloom, packBlob, unpackBlob } from '../src/blob-store/blob-db';
 import { BlobWal } from '../src/blob-store/wal';
 import { LogDb, packTimes, type SelectCursor, unpackTimes } from '../src/log-store/log-db';
 import { indexedTime, indexLogsRequest } from '../src/log-store/log-index';
@@ -931,6 +932,14 @@ describe("the writer's per-record encodings", () => {
     const many = Array.from({ length: 5000 }, (_, i) => i * 2 ** 33);
     expect(unpacked(packTimes(many, 0) as Uint8Array)).toEqual(many);
     expect(first).toEqual(copy);
+  });
+
+  test('blobs written with the former zstd parameters (level 1 alone) still read, and new ones read', () => {
+    const parts = [request('a', [{ t: T0, body: 'one' }]), request('b', [{ t: T0 + SEC, body: 'two' }])];
+    const whole = Buffer.concat(parts);
+    const former = zstdCompressSync(whole, { params: { [zlib.ZSTD_c_compressionLevel]: 1 } });
+    expect(unpackBlob(former).equals(whole)).toBe(true);
+    expect(unpackBlob(packBlob(parts)).equals(whole)).toBe(true);
   });
 
   test("a blob's bloom filter sets the bits it always did (filters in existing stores still answer)", () => {
