@@ -942,6 +942,16 @@ describe("the writer's per-record encodings", () => {
     expect(unpackBlob(packBlob(parts)).equals(whole)).toBe(true);
   });
 
+  test('packed blobs do not share the buffer their requests are gathered in: one after the other, small and past 1 MiB', () => {
+    const partsOf = (n: number, fill: number) =>
+      Array.from({ length: n }, (_, i) => Buffer.alloc(20_000 + i, fill + i));
+    const cases = [partsOf(3, 1), partsOf(13, 50), partsOf(80, 100), partsOf(2, 200)];
+    const packed = cases.map((parts) => packBlob(parts));
+    cases.forEach((parts, i) => {
+      expect(unpackBlob(packed[i]).equals(Buffer.concat(parts))).toBe(true);
+    });
+  });
+
   test("a blob's bloom filter sets the bits it always did (filters in existing stores still answer)", () => {
     // The definition: 8 bits (h1 + i·h2) mod m, h1 and h2 from the id's two halves.
     const reference = (bloom: Uint8Array, id: Buffer) => {
