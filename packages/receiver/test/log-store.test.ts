@@ -6,12 +6,15 @@
  * on_full refuse, replay of the write-ahead log after a crash, requests without a raw body).
  * End to end with the OpenTelemetry exporters: test/log-store-e2e.test.ts at the repository root.
  */
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { constants as zlib, zstdCompressSync } from 'node:zlib';
 import { Registry } from 'prom-client';
+import { blobBloomAdd, blobBloomHas, newBlobBloom, packBlob, unpackBlob } from '../src/blob-store/blob-db';
 import { BlobWal } from '../src/blob-store/wal';
-import { LogDb, type SelectCursor } from '../src/log-store/log-db';
+import { LogDb, packTimes, type SelectCursor, unpackTimes } from '../src/log-store/log-db';
 import { indexedTime, indexLogsRequest } from '../src/log-store/log-index';
 import { LogStore, type LogStoreOptions } from '../src/log-store/log-store';
 import type { MetricExpr } from '../src/log-store/logql/ast';
@@ -394,14 +397,55 @@ test('a store written before the label-value postings gets them at the next star
   expect(lines(selectAll(db, [{ name: 'service_name', op: '=', value: 's1' }]))).toStrictEqual(['line of s1']);
 });
 
+test('a stream with many levels in a blob gets a level row for each, with its entries', () => {
+  const db = openDb();
+  // 12 levels (more than the writer compares one by one), records cycling through them, two streams.
+  const records = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({
+      t: T0 + BigInt(i) * SEC,
+      body: `line ${i}`,
+      attrs: { level: `l${i % 12}` },
+    }));
+  db.write([request('a', records(36)), request('b', records(5)), request('a', records(12))], 1_700_000_000_000);
+  const rows = db.db
+    .prepare(
+      'SELECT s.labels AS stream, l.level, sum(l.entries) AS entries FROM level_times l JOIN streams s ON s.id = l.stream GROUP BY 1, 2 ORDER BY 1, 2',
+    )
+    .all()
+    .map((r) => `${JSON.parse(r.stream as string).service_name} ${r.level} ${r.entries}`);
+  const levels = Array.from({ length: 12 }, (_, i) => `l${i}`).sort();
+  expect(rows).toStrictEqual([
+    ...levels.map((l) => `a ${l} 4`),
+    ...levels.filter((l) => Number(l.slice(1)) < 5).map((l) => `b ${l} 1`),
+  ]);
+});
+
 test('a request that does not decode is refused whole; the others of its batch are stored', () => {
   const db = openDb();
-  const good = request('ok', [{ t: T0, body: 'kept' }]);
-  const bad = Buffer.concat([request('bad', [{ t: T0, body: 'half' }]), Buffer.from([0x0a, 0xff, 0xff])]);
-  const r = db.write([good, bad], 1_700_000_000_000);
-  expect(r).toStrictEqual({ items: 1, bytes: good.length, failed: 1 });
-  expect(lines(selectAll(db, [{ name: 'service_name', op: '=~', value: '.+' }]))).toStrictEqual(['kept']);
+  // Random-looking ids (the bloom filter hashes their bytes).
+  const keptId = '5b8efff798038103d269b633813fc60c';
+  const refusedId = 'a3ce929d0e0e47364bf4ad53df20c46a';
+  const good = request('ok', [{ t: T0, body: 'kept', trace: keptId, level: 'info' }]);
+  // Its first record reads (the index pass meets it) before the bytes that do not.
+  const bad = Buffer.concat([
+    request('bad', [{ t: T0 - 100n * SEC, body: 'half', trace: refusedId, level: 'error' }]),
+    Buffer.from([0x0a, 0xff, 0xff]),
+  ]);
+  const after = request('ok', [{ t: T0 + SEC, body: 'also kept', level: 'info' }]);
+  const r = db.write([good, bad, after], 1_700_000_000_000);
+  expect(r).toStrictEqual({ items: 2, bytes: good.length + after.length, failed: 1 });
+  expect(lines(selectAll(db, [{ name: 'service_name', op: '=~', value: '.+' }]))).toStrictEqual(['kept', 'also kept']);
   expect(db.labelValues('service_name', ALL.startNs, ALL.endNs)).toStrictEqual(['ok']);
+  // Nothing of the refused request in the blob's index: its extent, level rows and trace ids.
+  expect(
+    db.db.prepare('SELECT records, CAST(min_ns AS TEXT) AS min_ns, CAST(max_ns AS TEXT) AS max_ns FROM blobs').all(),
+  ).toEqual([{ records: 2, min_ns: String(T0), max_ns: String(T0 + SEC) }]);
+  expect(db.db.prepare('SELECT level, detected_level, entries FROM level_times').all()).toEqual([
+    { level: '', detected_level: 'info', entries: 2 },
+  ]);
+  const bloom = db.db.prepare('SELECT bloom FROM blob_traces').get()?.bloom as Uint8Array;
+  expect(blobBloomHas(bloom, Buffer.from(keptId, 'hex'))).toBe(true);
+  expect(blobBloomHas(bloom, Buffer.from(refusedId, 'hex'))).toBe(false);
 });
 
 test('retention removes batches by age, then the oldest past the size bound; indexes go with them', () => {
@@ -851,4 +895,100 @@ test('LogStore: acknowledged requests in the write-ahead log that SQLite lacks a
   const again = await openStore();
   expect(again.store.walRecovery?.records).toBe(0);
   expect(await collect(again.store.select({ matchers: m, ...ALL, direction: 'forward' }))).toHaveLength(2);
+});
+
+describe("the writer's per-record encodings", () => {
+  const unpacked = (data: Uint8Array) => {
+    const out: number[] = [];
+    unpackTimes(data, (t) => out.push(t));
+    return out;
+  };
+
+  test("times pack and unpack as offsets from the group's least: in order or not, small and beyond 32 bits", () => {
+    const cases: number[][] = [
+      [0, 1, 2, 1_000_000, 1_000_001],
+      [5_000_000, 10, 0, 2 ** 31, 2 ** 30 - 1, 2 ** 30, 2 ** 30 + 1],
+      [2 ** 51, 0, 2 ** 52, 3, 2 ** 40 + 7],
+    ];
+    for (const times of cases) {
+      const min = Math.min(...times);
+      expect(unpacked(packTimes(times, min) as Uint8Array)).toEqual(times.map((t) => t - min));
+    }
+    // Successive times a microsecond apart: under 2 bytes a time.
+    const dense = Array.from({ length: 1000 }, (_, i) => i * 1000);
+    expect((packTimes(dense, 0) as Uint8Array).length).toBeLessThan(2 * dense.length);
+  });
+
+  test('a time whose difference from the one before is not exact once zigzag-encoded packs no times', () => {
+    expect(packTimes([-(2 ** 53), 2 ** 53], -(2 ** 53))).toBeUndefined();
+    // 2^53 - 3 from the one before: its zigzag value (2^54 - 7) is not a double; it was packed rounded.
+    expect(packTimes([2 ** 53, 3], 0)).toBeUndefined();
+  });
+
+  test("packed times are a copy: a later, larger group does not change an earlier one's bytes", () => {
+    const first = packTimes([0, 300, 70_000], 0) as Uint8Array;
+    const copy = Uint8Array.from(first);
+    // More times than the scratch buffer holds at first (it grows).
+    const many = Array.from({ length: 5000 }, (_, i) => i * 2 ** 33);
+    expect(unpacked(packTimes(many, 0) as Uint8Array)).toEqual(many);
+    expect(first).toEqual(copy);
+  });
+
+  test('blobs written with the former zstd parameters (level 1 alone) still read, and new ones read', () => {
+    const parts = [request('a', [{ t: T0, body: 'one' }]), request('b', [{ t: T0 + SEC, body: 'two' }])];
+    const whole = Buffer.concat(parts);
+    const former = zstdCompressSync(whole, { params: { [zlib.ZSTD_c_compressionLevel]: 1 } });
+    expect(unpackBlob(former).equals(whole)).toBe(true);
+    expect(unpackBlob(packBlob(parts)).equals(whole)).toBe(true);
+  });
+
+  test('packed blobs do not share the buffer their requests are gathered in: one after the other, small and past 1 MiB', () => {
+    const partsOf = (n: number, fill: number) =>
+      Array.from({ length: n }, (_, i) => Buffer.alloc(20_000 + i, fill + i));
+    const cases = [partsOf(3, 1), partsOf(13, 50), partsOf(80, 100), partsOf(2, 200)];
+    const packed = cases.map((parts) => packBlob(parts));
+    cases.forEach((parts, i) => {
+      expect(unpackBlob(packed[i]).equals(Buffer.concat(parts))).toBe(true);
+    });
+  });
+
+  test("a blob's bloom filter sets the bits it always did (filters in existing stores still answer)", () => {
+    // The definition: 8 bits (h1 + i·h2) mod m, h1 and h2 from the id's two halves.
+    const reference = (bloom: Uint8Array, id: Buffer) => {
+      const m = bloom.length * 8;
+      const h1 = (id.readUInt32LE(0) ^ id.readUInt32LE(8)) >>> 0;
+      const h2 = ((id.readUInt32LE(4) ^ id.readUInt32LE(12)) | 1) >>> 0;
+      for (let i = 0; i < 8; i++) {
+        const bit = (h1 + i * h2) % m;
+        bloom[bit >> 3] |= 1 << (bit & 7);
+      }
+    };
+    for (const size of [1, 3, 1000, 1181]) {
+      const ids = Array.from({ length: size }, () => randomBytes(16));
+      const expected = newBlobBloom(size);
+      const actual = newBlobBloom(size);
+      for (const id of ids) {
+        reference(expected, id);
+        blobBloomAdd(actual, id);
+      }
+      expect(Buffer.from(actual).equals(Buffer.from(expected))).toBe(true);
+      for (const id of ids) expect(blobBloomHas(expected, id)).toBe(true);
+    }
+  });
+
+  test("a blob's bloom filter finds every id added (from inside a request's bytes) and few others", () => {
+    // Trace ids are random.
+    const ids = Array.from({ length: 2000 }, () => randomBytes(16));
+    const bloom = newBlobBloom(ids.length);
+    for (const id of ids) {
+      // As the writer adds it: at its offset in the request body.
+      const body = Buffer.concat([Buffer.from([1, 2, 3]), id, Buffer.from([4])]);
+      blobBloomAdd(bloom, body, 3);
+    }
+    for (const id of ids) expect(blobBloomHas(bloom, id)).toBe(true);
+    let falsePositives = 0;
+    for (let i = 0; i < 10_000; i++) if (blobBloomHas(bloom, randomBytes(16))) falsePositives++;
+    // About 0.06% expected (16 bits and 8 hashes an id).
+    expect(falsePositives).toBeLessThan(100);
+  });
 });

@@ -353,6 +353,27 @@ describe("the writer's index pass", () => {
     expect(db.write([good, torn], Date.now())).toStrictEqual({ spans: 3, bytes: good.length, failed: 1 });
     expect(db.spanCount()).toBe(3);
   });
+
+  test("nothing of a request that does not read is in its blob's index, though its first spans read", () => {
+    const good = traceRequest(traceId(1), 'cart', 3);
+    // A whole ResourceSpans of another trace and service, then bytes that do not read.
+    const bad = Buffer.concat([traceRequest(traceId(2), 'torn', 2, T0 - 10n ** 12n), Buffer.from([0x0a, 0xff, 0xff])]);
+    const after = traceRequest(traceId(3), 'cart', 1);
+    expect(db.write([good, bad, after], Date.now())).toStrictEqual({
+      spans: 4,
+      bytes: good.length + after.length,
+      failed: 1,
+    });
+    expect(db.traceChunks(Buffer.from(traceId(2), 'hex'))).toStrictEqual([]);
+    expect(db.traceChunks(Buffer.from(traceId(3), 'hex'))).toHaveLength(1);
+    expect(db.db.prepare('SELECT spans, CAST(min_start AS TEXT) AS min_start FROM blobs').all()).toEqual([
+      { spans: 4, min_start: String(T0) },
+    ]);
+    expect(tagValues(db, 'resource.service.name', 10)).toStrictEqual([{ type: 'string', value: 'cart' }]);
+    expect(
+      db.db.prepare("SELECT count(*) AS n FROM postings WHERE key = 'resource.service.name' AND value = 'torn'").get(),
+    ).toEqual({ n: 0 });
+  });
 });
 
 describe('search over the stored spans', () => {

@@ -40,6 +40,7 @@ import {
   newBlobBloom,
   openSqlite,
   packBlob,
+  ROWS_PER_INSERT,
   SqliteBase,
   unpackBlob,
   WAL_POSITION_SCHEMA,
@@ -135,11 +136,51 @@ interface BlobIndex {
   maxHi: number;
   maxLo: number;
   plain: boolean;
-  /** Per stream key, level and detected level. */
-  groups: Map<string, Map<string, Map<string, LevelGroup>>>;
+  /** Per stream key, its groups (by level and detected level). */
+  groups: Map<string, StreamGroups>;
   /** The trace ids in the blob's requests (repeats included): the body and where in it each starts. */
   traceBodies: Buffer[];
   traceAts: number[];
+  /** The group of the record added last, and its stream's. */
+  last: LevelGroup | undefined;
+  lastStream: StreamGroups | undefined;
+}
+
+/**
+ * A stream's groups in a blob: a list (a stream has a few levels: found by comparing them), and past
+ * GROUPS_SCANNED of them a map by level and detected level (levels taken from attributes may be many).
+ */
+interface StreamGroups {
+  groups: LevelGroup[];
+  /** By level, then detected level. */
+  byLevels: Map<string, Map<string, LevelGroup>> | undefined;
+}
+
+const GROUPS_SCANNED = 8;
+
+function findGroup(s: StreamGroups, level: string, detectedLevel: string): LevelGroup | undefined {
+  if (s.byLevels) return s.byLevels.get(level)?.get(detectedLevel);
+  for (const g of s.groups) if (g.level === level && g.detectedLevel === detectedLevel) return g;
+  return undefined;
+}
+
+function addGroup(s: StreamGroups, g: LevelGroup): void {
+  s.groups.push(g);
+  if (s.byLevels) mapGroup(s.byLevels, g);
+  else if (s.groups.length > GROUPS_SCANNED) {
+    const byLevels = new Map<string, Map<string, LevelGroup>>();
+    for (const each of s.groups) mapGroup(byLevels, each);
+    s.byLevels = byLevels;
+  }
+}
+
+function mapGroup(byLevels: Map<string, Map<string, LevelGroup>>, g: LevelGroup): void {
+  let detected = byLevels.get(g.level);
+  if (!detected) {
+    detected = new Map();
+    byLevels.set(g.level, detected);
+  }
+  detected.set(g.detectedLevel, g);
 }
 
 function newBlob(): BlobIndex {
@@ -155,20 +196,22 @@ function newBlob(): BlobIndex {
     groups: new Map(),
     traceBodies: [],
     traceAts: [],
+    last: undefined,
+    lastStream: undefined,
   };
 }
 
 /** A blob's groups, one after the other. */
 function* groupsOf(b: BlobIndex): Generator<LevelGroup> {
-  for (const levels of b.groups.values()) for (const detected of levels.values()) yield* detected.values();
+  for (const stream of b.groups.values()) yield* stream.groups;
 }
 
 /** Per stream key of a blob: its entries, line bytes and time extent (summed over its groups). */
 function streamsOf(b: BlobIndex): Map<string, { entries: number; bytes: number; min: bigint; max: bigint }> {
   const out = new Map<string, { entries: number; bytes: number; min: bigint; max: bigint }>();
-  for (const [stream, levels] of b.groups) {
+  for (const [stream, { groups }] of b.groups) {
     let s: { entries: number; bytes: number; min: bigint; max: bigint } | undefined;
-    for (const g of [...levels.values()].flatMap((m) => [...m.values()])) {
+    for (const g of groups) {
       if (!s) s = { entries: g.entries, bytes: g.bytes, min: g.min, max: g.max };
       else {
         s.entries += g.entries;
@@ -182,29 +225,138 @@ function streamsOf(b: BlobIndex): Map<string, { entries: number; bytes: number; 
   return out;
 }
 
+/** Adds a record that the index pass met in `body` to the blob's index. */
+function addRecord(b: BlobIndex, body: Buffer, e: IndexedRecord): void {
+  if (!e.plain) b.plain = false;
+  let hi = e.timeHi;
+  let lo = e.timeLo;
+  if (hi > 0x7fffffff) {
+    // Past SQLite's largest integer: kept at it.
+    hi = 0x7fffffff;
+    lo = 0xffffffff;
+  }
+  // Records in a row mostly share stream and levels: the last one's group first.
+  let g = b.last;
+  if (!g || g.stream !== e.stream || g.level !== e.level || g.detectedLevel !== e.detectedLevel) {
+    let stream = g !== undefined && g.stream === e.stream ? b.lastStream : b.groups.get(e.stream);
+    if (!stream) {
+      stream = { groups: [], byLevels: undefined };
+      b.groups.set(e.stream, stream);
+    }
+    b.lastStream = stream;
+    g = findGroup(stream, e.level, e.detectedLevel);
+    if (!g) {
+      g = {
+        stream: e.stream,
+        level: e.level,
+        detectedLevel: e.detectedLevel,
+        entries: 0,
+        bytes: 0,
+        hi0: hi,
+        lo0: lo,
+        times: [],
+        minOff: 0,
+        maxOff: 0,
+        wide: false,
+        wideMin: 0n,
+        wideMax: 0n,
+        min: 0n,
+        max: 0n,
+      };
+      addGroup(stream, g);
+    }
+    b.last = g;
+  }
+  g.entries++;
+  g.bytes += e.lineBytes;
+  const off = (hi - g.hi0) * TWO_32 + (lo - g.lo0);
+  if (!g.wide && (off > MAX_OFFSET || off < -MAX_OFFSET)) {
+    // Not exact as a double: this group keeps its extent in BigInt, and no times.
+    g.wide = true;
+    finish(g);
+    g.wideMin = g.min;
+    g.wideMax = g.max;
+  }
+  if (g.wide) {
+    const t = nsOf(hi, lo);
+    if (t < g.wideMin) g.wideMin = t;
+    if (t > g.wideMax) g.wideMax = t;
+  } else {
+    g.times.push(off);
+    if (off < g.minOff) g.minOff = off;
+    if (off > g.maxOff) g.maxOff = off;
+  }
+  if (hi < b.minHi || (hi === b.minHi && lo < b.minLo)) {
+    b.minHi = hi;
+    b.minLo = lo;
+  }
+  if (hi > b.maxHi || (hi === b.maxHi && lo > b.maxLo)) {
+    b.maxHi = hi;
+    b.maxLo = lo;
+  }
+  if (e.traceAt >= 0) {
+    b.traceBodies.push(body);
+    b.traceAts.push(e.traceAt);
+  }
+}
+
+/** The index of a blob of `parts` (each read before: none throws). */
+function blobOf(parts: readonly Buffer[], receivedNs: bigint): BlobIndex {
+  const b = newBlob();
+  for (const body of parts) {
+    b.records += indexLogsRequest(body, receivedNs, (e) => addRecord(b, body, e));
+    b.parts.push(body);
+    b.size += body.length;
+  }
+  return b;
+}
+
 /** Beyond this, a time offset is not exact as a double: the row keeps no times (its blob is read). */
 const MAX_OFFSET = 2 ** 53;
 
+/** Beyond this, a difference between two times is not exact once zigzag-encoded (doubled). */
+const MAX_DELTA = 2 ** 52;
+
+/** packTimes' output before its copy (grown as needed). */
+let packScratch = new Uint8Array(8 * 1024);
+
 /**
  * A group's times as varints: the first one's offset from `min`, then each one's difference from
- * the one before (zigzag: times need not be in order); undefined when an offset is not exact.
+ * the one before (zigzag: times need not be in order); undefined when a difference is not exact
+ * (beyond 2^52 ns, 52 days: the row then keeps no times and its blob is read).
  */
 export function packTimes(times: readonly number[], min: number): Uint8Array | undefined {
-  const out: number[] = [];
+  // At most 8 bytes a time (a zigzag value below 2^55); written into a scratch buffer, then copied.
+  if (packScratch.length < times.length * 8)
+    packScratch = new Uint8Array(Math.max(times.length * 8, 2 * packScratch.length));
+  const out = packScratch;
+  let n = 0;
   let prev = min;
-  for (const t of times) {
+  for (let i = 0; i < times.length; i++) {
+    const t = times[i];
     const d = t - prev;
-    if (d > MAX_OFFSET || d < -MAX_OFFSET) return undefined;
     prev = t;
+    if (d >= 0 && d < 0x40000000) {
+      // The common case (successive times within a second or so): zigzag and varint in 32-bit integers.
+      let z = d * 2;
+      while (z >= 128) {
+        out[n++] = (z & 127) | 128;
+        z >>>= 7;
+      }
+      out[n++] = z;
+      continue;
+    }
+    // zigzag doubles it: exact while |d| ≤ 2^52.
+    if (d > MAX_DELTA || d < -MAX_DELTA) return undefined;
     // zigzag, in doubles (beyond 32 bits)
     let z = d >= 0 ? d * 2 : -d * 2 - 1;
     while (z >= 128) {
-      out.push((z % 128) | 128);
+      out[n++] = (z % 128) | 128;
       z = Math.floor(z / 128);
     }
-    out.push(z);
+    out[n++] = z;
   }
-  return Uint8Array.from(out);
+  return out.slice(0, n);
 }
 
 /** The times packTimes packed, as offsets from `min` (exact doubles), in order. */
@@ -350,95 +502,21 @@ export class LogDb extends SqliteBase {
     let current = newBlob();
     const receivedNs = BigInt(receivedMs) * 1_000_000n;
     for (const body of bodies) {
-      // Indexed on its own first: a body that does not read is left out whole.
-      const records: IndexedRecord[] = [];
+      // Records go into the blob as the pass meets them; a body that does not read is left out whole:
+      // the blob's index is then made again from the bodies before it (rare: intake decoded them).
+      let records: number;
       try {
-        indexLogsRequest(body, receivedNs, (r) => records.push(r));
+        records = indexLogsRequest(body, receivedNs, (e) => addRecord(current, body, e));
       } catch {
         result.failed++;
+        current = blobOf(current.parts, receivedNs);
         continue;
       }
       current.parts.push(body);
       current.size += body.length;
-      current.records += records.length;
+      current.records += records;
       result.bytes += body.length;
-      result.items += records.length;
-      let g: LevelGroup | undefined;
-      for (const e of records) {
-        if (!e.plain) current.plain = false;
-        let hi = e.timeHi;
-        let lo = e.timeLo;
-        if (hi > 0x7fffffff) {
-          // Past SQLite's largest integer: kept at it.
-          hi = 0x7fffffff;
-          lo = 0xffffffff;
-        }
-        // Records in a row mostly share stream and levels.
-        if (!g || g.stream !== e.stream || g.level !== e.level || g.detectedLevel !== e.detectedLevel) {
-          let levels = current.groups.get(e.stream);
-          if (!levels) {
-            levels = new Map();
-            current.groups.set(e.stream, levels);
-          }
-          let groups = levels.get(e.level);
-          if (!groups) {
-            groups = new Map();
-            levels.set(e.level, groups);
-          }
-          g = groups.get(e.detectedLevel);
-          if (!g) {
-            g = {
-              stream: e.stream,
-              level: e.level,
-              detectedLevel: e.detectedLevel,
-              entries: 0,
-              bytes: 0,
-              hi0: hi,
-              lo0: lo,
-              times: [],
-              minOff: 0,
-              maxOff: 0,
-              wide: false,
-              wideMin: 0n,
-              wideMax: 0n,
-              min: 0n,
-              max: 0n,
-            };
-            groups.set(e.detectedLevel, g);
-          }
-        }
-        g.entries++;
-        g.bytes += e.lineBytes;
-        const off = (hi - g.hi0) * TWO_32 + (lo - g.lo0);
-        if (!g.wide && (off > MAX_OFFSET || off < -MAX_OFFSET)) {
-          // Not exact as a double: this group keeps its extent in BigInt, and no times.
-          g.wide = true;
-          finish(g);
-          g.wideMin = g.min;
-          g.wideMax = g.max;
-        }
-        if (g.wide) {
-          const t = nsOf(hi, lo);
-          if (t < g.wideMin) g.wideMin = t;
-          if (t > g.wideMax) g.wideMax = t;
-        } else {
-          g.times.push(off);
-          if (off < g.minOff) g.minOff = off;
-          if (off > g.maxOff) g.maxOff = off;
-        }
-        if (hi < current.minHi || (hi === current.minHi && lo < current.minLo)) {
-          current.minHi = hi;
-          current.minLo = lo;
-        }
-        if (hi > current.maxHi || (hi === current.maxHi && lo > current.maxLo)) {
-          current.maxHi = hi;
-          current.maxLo = lo;
-        }
-        if (e.traceAt >= 0) {
-          current.traceBodies.push(body);
-          current.traceAts.push(e.traceAt);
-        }
-      }
+      result.items += records;
       if (current.size >= BLOB_BYTES) {
         blobs.push(current);
         current = newBlob();
@@ -490,12 +568,16 @@ export class LogDb extends SqliteBase {
         insertPosting.run(id, batch, p.bits, p.entries, p.bytes);
         if (!this.labelled.has(id)) this.writeLabelPostings(id, key);
       }
-      const insertLevels = this.stmt(
-        'INSERT INTO level_times (blob, stream, level, detected_level, entries, min_ns, max_ns, times) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-      );
+      // ROWS_PER_INSERT rows a statement: a batch writes a row per blob, stream and levels (thousands).
+      const columns = 'blob, stream, level, detected_level, entries, min_ns, max_ns, times';
+      const levelRows: (number | string | bigint | Uint8Array | null)[] = [];
+      const flushLevels = (rows: number) => {
+        this.multiInsert('level_times', columns, rows).run(...levelRows);
+        levelRows.length = 0;
+      };
       blobs.forEach((b, i) => {
         for (const g of groupsOf(b)) {
-          insertLevels.run(
+          levelRows.push(
             blobIds[i],
             ids.get(g.stream) ?? 0,
             g.level,
@@ -505,8 +587,10 @@ export class LogDb extends SqliteBase {
             g.max,
             (g.wide ? undefined : packTimes(g.times, g.minOff)) ?? null,
           );
+          if (levelRows.length === 8 * ROWS_PER_INSERT) flushLevels(ROWS_PER_INSERT);
         }
       });
+      if (levelRows.length > 0) flushLevels(levelRows.length / 8);
       this.stmt('UPDATE batches SET records = ?, bytes = ?, first_blob = ?, last_blob = ? WHERE id = ?').run(
         result.items,
         result.bytes,

@@ -74,7 +74,11 @@ export function indexedTime(r: Pick<IndexedRecord, 'timeHi' | 'timeLo'>): bigint
   return (BigInt(r.timeHi) << 32n) | BigInt(r.timeLo);
 }
 
-/** Calls `each` for every record of the request, in order; throws on a body that does not read. */
+/**
+ * Calls `each` for every record of the request, in order, and returns their count; throws on a body
+ * that does not read (after calling `each` for the records before). `each` gets the same object
+ * every time, filled with the record's fields: read them in the call, do not keep it.
+ */
 export function indexLogsRequest(body: Buffer, receivedNs: bigint, each: (r: IndexedRecord) => void): number {
   const r = new ProtoReader(body);
   const received = { hi: Number(receivedNs >> 32n), lo: Number(receivedNs & 0xffffffffn) };
@@ -254,17 +258,29 @@ function record(
       timeLo = received.lo;
     }
   }
-  return {
-    stream,
-    timeHi,
-    timeLo,
-    lineBytes,
-    traceAt,
-    plain,
-    level: metadata?.level ?? '',
-    detectedLevel,
-  };
+  const out = scratch;
+  out.stream = stream;
+  out.timeHi = timeHi;
+  out.timeLo = timeLo;
+  out.lineBytes = lineBytes;
+  out.traceAt = traceAt;
+  out.plain = plain;
+  out.level = metadata?.level ?? '';
+  out.detectedLevel = detectedLevel;
+  return out;
 }
+
+/** The record `each` gets, filled again for every record (no object per record). */
+const scratch: IndexedRecord = {
+  stream: '',
+  timeHi: 0,
+  timeLo: 0,
+  lineBytes: 0,
+  traceAt: -1,
+  plain: true,
+  level: '',
+  detectedLevel: '',
+};
 
 /** The first byte of a KeyValue's key when the key comes first and is not empty (else 0: read it whole). */
 function firstKeyByte(r: ProtoReader, end: number): number {

@@ -155,13 +155,13 @@ function indexResourceSpans(c: ProtoReader, end: number, keys: KeyTable, into: B
         const t = c.uint32();
         if (t === 0x0a) {
           const kvEnd = c.delimitedEnd();
-          const kv = readAttribute(c, kvEnd, undefined);
+          const found = readAttribute(c, kvEnd, undefined);
           c.pos = kvEnd;
-          if (!kv) continue;
-          if (kv[0] === 'service.name') service = kv[1];
-          else if (wanted(keys, kv[0])) {
-            resourceTags.push([`resource.${kv[0]}`, kv[1]]);
-            if (lastType !== 'string') into.types.set(`resource.${kv[0]}`, lastType);
+          if (!found) continue;
+          if (lastKey === 'service.name') service = lastValue;
+          else if (wanted(keys, lastKey)) {
+            resourceTags.push([`resource.${lastKey}`, lastValue]);
+            if (lastType !== 'string') into.types.set(`resource.${lastKey}`, lastType);
           }
         } else c.skip(t & 7);
       }
@@ -179,8 +179,9 @@ function indexResourceSpans(c: ProtoReader, end: number, keys: KeyTable, into: B
   let lastTraceAt = -1;
   const start: Time = { hi: 0, lo: 0 };
   const stop: Time = { hi: 0, lo: 0 };
-  // The span's indexed attributes, added once the span turns out to have a trace id (as the scan).
-  const tags: [string, string][] = [];
+  // The span's indexed attributes (key, value, key, value…), added once the span turns out to have a
+  // trace id (as the scan).
+  const tags: string[] = [];
   while (c.pos < end) {
     const tag = c.uint32();
     if (tag !== 0x12) {
@@ -198,8 +199,7 @@ function indexResourceSpans(c: ProtoReader, end: number, keys: KeyTable, into: B
       // One span: trace id, parent, name, times, status, attributes.
       let traceAt = -1;
       let root = true;
-      let nameStart = 0;
-      let nameEnd = 0;
+      let name = '';
       let status = 0;
       start.hi = start.lo = stop.hi = stop.lo = 0;
       tags.length = 0;
@@ -219,9 +219,8 @@ function indexResourceSpans(c: ProtoReader, end: number, keys: KeyTable, into: B
             break;
           }
           case 0x2a:
-            nameEnd = c.delimitedEnd();
-            nameStart = c.pos;
-            c.pos = nameEnd;
+            // Span names repeat: the reader's string cache returns the same string, nothing decoded.
+            name = c.string();
             break;
           case 0x39:
             start.lo = c.fixed32();
@@ -233,10 +232,9 @@ function indexResourceSpans(c: ProtoReader, end: number, keys: KeyTable, into: B
             break;
           case 0x4a: {
             const kvEnd = c.delimitedEnd();
-            const kv = readAttribute(c, kvEnd, keys);
-            if (kv) {
-              tags.push(kv);
-              if (lastType !== 'string') into.types.set(kv[0], lastType);
+            if (readAttribute(c, kvEnd, keys)) {
+              tags.push(lastKey, lastValue);
+              if (lastType !== 'string') into.types.set(lastKey, lastType);
             }
             c.pos = kvEnd;
             break;
@@ -258,9 +256,8 @@ function indexResourceSpans(c: ProtoReader, end: number, keys: KeyTable, into: B
       c.pos = spanEnd;
       if (traceAt < 0) continue; // no valid trace id: the scan skips it too
       into.spans++;
-      const name = nameEnd > nameStart ? buf.utf8Slice(nameStart, nameEnd) : '';
       into.names.add(name);
-      for (const [k, v] of tags) into.add(k, v);
+      for (let i = 0; i < tags.length; i += 2) into.add(tags[i], tags[i + 1]);
       if (status < 3) into.statuses |= 1 << status;
       else into.add(STATUS_KEY, String(status));
       if (before(start, into.minStart)) into.minStart = { hi: start.hi, lo: start.lo };
@@ -308,41 +305,41 @@ function wanted(keys: KeyTable, key: string): boolean {
   return list?.some((k) => k.key === key) ?? false;
 }
 
-/**
- * A KeyValue whose value is a string, int, double or bool, as [key, text]; undefined for other kinds
- * and, when `keys` is given, for keys not in it (compared as bytes: their value is not read), the
- * key then scoped to the span ("span.x").
- */
 export type ValueType = 'string' | 'int' | 'float' | 'bool';
 
-/** The type of the value readAttribute returned last (a variable, not a third element: no allocation). */
+/** The key, value and value type readAttribute read last (variables, not an array: no allocation per attribute). */
+let lastKey = '';
+let lastValue = '';
 let lastType: ValueType = 'string';
 
-function readAttribute(c: ProtoReader, end: number, keys: KeyTable | undefined): [string, string] | undefined {
+/**
+ * Reads a KeyValue whose value is a string, int, double or bool into lastKey, lastValue (as text) and
+ * lastType, and says so; false for other kinds and, when `keys` is given, for keys not in it (compared
+ * as bytes: their value is not read), the key then scoped to the span ("span.x"). Strings come from
+ * the reader's cache (keys and values repeat).
+ */
+function readAttribute(c: ProtoReader, end: number, keys: KeyTable | undefined): boolean {
   const buf = c.buf;
   let key: string | undefined;
   let value: string | undefined;
   while (c.pos < end) {
     const t = c.uint32();
     if (t === 0x0a) {
-      const kEnd = c.delimitedEnd();
       if (keys) {
+        const kEnd = c.delimitedEnd();
         key = matchKey(keys, buf, c.pos, kEnd)?.spanKey;
-        if (key === undefined) return undefined;
-      } else key = buf.utf8Slice(c.pos, kEnd);
-      c.pos = kEnd;
+        if (key === undefined) return false;
+        c.pos = kEnd;
+      } else key = c.string();
     } else if (t === 0x12) {
       const vEnd = c.delimitedEnd();
       while (c.pos < vEnd) {
         const vt = c.uint32();
         switch (vt) {
-          case 0x0a: {
-            const e = c.delimitedEnd();
-            value = buf.utf8Slice(c.pos, e);
+          case 0x0a:
+            value = c.string();
             lastType = 'string';
-            c.pos = e;
             break;
-          }
           case 0x10:
             value = c.uint32() !== 0 ? 'true' : 'false';
             lastType = 'bool';
@@ -371,5 +368,8 @@ function readAttribute(c: ProtoReader, end: number, keys: KeyTable | undefined):
       c.pos = vEnd;
     } else c.skip(t & 7);
   }
-  return value === undefined || key === undefined || key === '' ? undefined : [key, value];
+  if (value === undefined || key === undefined || key === '') return false;
+  lastKey = key;
+  lastValue = value;
+  return true;
 }

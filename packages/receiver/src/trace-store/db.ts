@@ -151,23 +151,25 @@ export class TraceDb extends SqliteBase {
   write(bodies: readonly Buffer[], receivedMs: number, walPosition?: { segment: number; offset: number }): WriteResult {
     const keys = this.keys;
     const result: WriteResult = { spans: 0, bytes: 0, failed: 0 };
-    // Index first, outside the transaction: a body that does not read is left out whole (indexed on
-    // its own, then merged), and a failed write knows how many spans it lost.
+    // Index first, outside the transaction, and a failed write knows how many spans it lost. A body
+    // goes into its blob's index as it is read; one that does not read is left out whole: the blob's
+    // index is then made again from the bodies before it (rare: intake decoded them).
     const blobs: { parts: Buffer[]; index: BlobIndex }[] = [];
     let current = { parts: [] as Buffer[], index: new BlobIndex(), size: 0 };
     for (const body of bodies) {
-      const one = new BlobIndex();
+      const spansBefore = current.index.spans;
       try {
-        indexTraceRequest(body, keys, one);
+        indexTraceRequest(body, keys, current.index);
       } catch {
         result.failed++;
+        current.index = new BlobIndex();
+        for (const part of current.parts) indexTraceRequest(part, keys, current.index);
         continue;
       }
-      merge(current.index, one);
       current.parts.push(body);
       current.size += body.length;
       result.bytes += body.length;
-      result.spans += one.spans;
+      result.spans += current.index.spans - spansBefore;
       if (current.size >= BLOB_BYTES) {
         blobs.push(current);
         current = { parts: [], index: new BlobIndex(), size: 0 };
@@ -506,36 +508,6 @@ interface TraceRow {
   endNs: bigint;
   rootService: string | null;
   rootName: string | null;
-}
-
-/** Adds what `from` indexed (one request) to `into` (the blob's index so far). */
-function merge(into: BlobIndex, from: BlobIndex): void {
-  if (from.spans === 0 && from.values.size === 0 && from.names.size === 0) return;
-  into.spans += from.spans;
-  if (from.spans > 0) {
-    if (into.spans === from.spans || timeToBigInt(from.minStart) < timeToBigInt(into.minStart)) {
-      into.minStart = from.minStart;
-    }
-    if (timeToBigInt(from.maxStart) > timeToBigInt(into.maxStart)) into.maxStart = from.maxStart;
-    if (from.maxDuration > into.maxDuration) into.maxDuration = from.maxDuration;
-  }
-  for (const [k, set] of from.values) for (const v of set) into.add(k, v);
-  for (const v of from.names) into.names.add(v);
-  into.statuses |= from.statuses;
-  for (const [k, t] of from.types) into.types.set(k, t);
-  for (const [key, t] of from.traces) {
-    const seen = into.traces.get(key);
-    if (!seen) {
-      into.traces.set(key, t);
-      continue;
-    }
-    if (timeToBigInt(t.start) < timeToBigInt(seen.start)) seen.start = t.start;
-    if (timeToBigInt(t.end) > timeToBigInt(seen.end)) seen.end = t.end;
-    if (t.rootService !== null) {
-      seen.rootService = t.rootService;
-      seen.rootName = t.rootName;
-    }
-  }
 }
 
 export function hex(id: Uint8Array): string {
