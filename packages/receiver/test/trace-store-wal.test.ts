@@ -329,3 +329,28 @@ test('with sync in the background, a write that fails (an I/O error on the segme
   await again.close();
   expect(replayed).toStrictEqual([2, 2]);
 });
+
+test('with sync in the background, the appends of one event-loop turn are written together in order, each resolved with its own end, and all come back', async () => {
+  const wal = TraceWal.open(walDir, { segmentBytes: 2 ** 30, syncIntervalMs: 0, sync: 'background' });
+  await wal.recover(undefined, async () => {});
+  const records = Array.from({ length: 20 }, (_, i) => encodeRecord(request(id(i + 1), (i % 5) + 1), (i % 5) + 1));
+  const ends = await Promise.all(records.map((r) => wal.append(r)));
+  // One segment, each record's end right after the one before: written in the order appended.
+  let offset = 0;
+  for (const [i, end] of ends.entries()) {
+    offset += records[i].length;
+    expect(end).toStrictEqual({ segment: ends[0].segment, offset });
+  }
+  expect(wal.bytesWritten).toBe(offset);
+  // A later turn goes on after them.
+  const next = await wal.append(records[0]);
+  expect(next.offset).toBe(offset + records[0].length);
+  await wal.close();
+  const replayed: number[] = [];
+  const again = TraceWal.open(walDir, { segmentBytes: 2 ** 30, syncIntervalMs: 0 });
+  await again.recover(undefined, async (rs) => {
+    for (const r of rs) replayed.push(r.spans);
+  });
+  await again.close();
+  expect(replayed).toStrictEqual([...records.map((_, i) => (i % 5) + 1), 1]);
+});
