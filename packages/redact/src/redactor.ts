@@ -13,7 +13,9 @@ import {
   findIPv4,
   findIPv6,
   findUrlSecrets,
+  HAS_EQUALS,
   HAS_PERCENT,
+  HAS_PLUS,
   isSecretParam,
   MAY_BEARER,
   MAY_CARD,
@@ -96,6 +98,47 @@ function remember(set: Set<string>, s: string): void {
 /** Most keys remembered by keyAction; past it the memo starts afresh (keys are normally few). */
 const MAX_MEMO = 10_000;
 
+/** How redactString reads a value, by its key: as text, or by the URL rules (a whole URL, a query, a fragment). */
+const TEXT = 0;
+const WHOLE_URL = 1;
+const QUERY = 2;
+const FRAGMENT = 3;
+type ValueKind = typeof TEXT | typeof WHOLE_URL | typeof QUERY | typeof FRAGMENT;
+
+function valueKindOf(key: string): ValueKind {
+  if (!URL_KEYS.has(key)) return TEXT;
+  if (key === 'url.query') return QUERY;
+  if (key === 'url.fragment') return FRAGMENT;
+  return WHOLE_URL;
+}
+
+/** Clean values remembered per key (a power of two). */
+const RECENT_SLOTS = 16;
+/** Longest value remembered per key, and how many keys get such a table (bounding what it holds). */
+const MAX_RECENT_LENGTH = 256;
+const MAX_RECENT_KEYS = 1024;
+
+/** Where a key's clean value would be remembered: by its length and last character. */
+const recentSlot = (s: string) => (s.length + s.charCodeAt(s.length - 1) * 3) & (RECENT_SLOTS - 1);
+
+/**
+ * What keyAction decided for a key, and how its string values are read. It also remembers the
+ * decision asked for right after it (attribute sets repeat their keys in the same order, so the
+ * next key is usually the same string again and costs one comparison instead of a Map lookup),
+ * and a few of the key's values found clean, by length (a key's values repeat, and the receiver's
+ * decoder hands out the same string object for a value it saw before, so comparing costs nothing).
+ */
+class KeyDecision {
+  next: KeyDecision | undefined = undefined;
+  constructor(
+    readonly key: string,
+    readonly action: KeyAction,
+    readonly kind: ValueKind,
+    /** Clean values by recentSlot; none for URLs (their values seldom repeat) and past MAX_RECENT_KEYS keys. */
+    readonly recent: string[] | undefined,
+  ) {}
+}
+
 /** Compiles glob patterns ('*' = any run of characters) into an exact-name set and one regex, case-insensitively. */
 class KeyMatcher {
   private readonly exact = new Set<string>();
@@ -146,7 +189,15 @@ class RedactorImpl implements Redactor {
     url_secret: 0,
   };
 
-  readonly #memo = new Map<string, KeyAction>();
+  readonly #memo = new Map<string, KeyDecision>();
+  /**
+   * The decision keyAction last returned: a caller asks keyAction(key) and then
+   * redactString(value, key) with the same key, which then costs one comparison (of the same
+   * string, usually) instead of a lookup in URL_KEYS.
+   */
+  #last: KeyDecision = new KeyDecision('', 'keep', TEXT, undefined);
+  /** Decisions in #memo that have a table of recent clean values. */
+  #recentTables = 0;
   readonly #secretNames = new Map<string, boolean>();
   readonly #nestedMemo = new Map<string, KeyAction>();
   readonly #cleanText = new Set<string>();
@@ -184,8 +235,35 @@ class RedactorImpl implements Redactor {
   }
 
   keyAction(key: string): KeyAction {
-    const known = this.#memo.get(key);
-    if (known !== undefined) return known;
+    const last = this.#last;
+    let known = last.next;
+    if (known === undefined || known.key !== key) {
+      known = this.#memo.get(key) ?? this.#newDecision(key);
+      last.next = known;
+    }
+    this.#last = known;
+    return known.action;
+  }
+
+  #newDecision(key: string): KeyDecision {
+    if (this.#memo.size >= MAX_MEMO) {
+      this.#memo.clear();
+      this.#recentTables = 0;
+    }
+    const kind = valueKindOf(key);
+    const recent = kind === TEXT && this.#recentTables < MAX_RECENT_KEYS;
+    if (recent) this.#recentTables++;
+    const decision = new KeyDecision(
+      key,
+      this.#decide(key),
+      kind,
+      recent ? new Array<string>(RECENT_SLOTS).fill('') : undefined,
+    );
+    this.#memo.set(key, decision);
+    return decision;
+  }
+
+  #decide(key: string): KeyAction {
     const lower = key.toLowerCase();
     let action: KeyAction;
     if (this.#pseudo.matches(lower)) action = 'pseudonymize';
@@ -193,8 +271,6 @@ class RedactorImpl implements Redactor {
     else if (this.#block.matches(lower)) action = 'drop';
     else if (this.#allow.matches(lower)) action = 'keep';
     else action = this.#allowMode ? 'drop' : 'keep';
-    if (this.#memo.size >= MAX_MEMO) this.#memo.clear();
-    this.#memo.set(key, action);
     return action;
   }
 
@@ -207,12 +283,23 @@ class RedactorImpl implements Redactor {
 
   redactString(value: string, key?: string): string {
     if (typeof value !== 'string') return value; // JavaScript callers may pass anything
-    if (key !== undefined && URL_KEYS.has(key)) {
-      if (key === 'url.query') return this.#redactQuery(value, this.#mayHoldPersonalData(value));
-      if (key === 'url.fragment') return this.#redactFragment(value, this.#mayHoldPersonalData(value));
-      return this.redactUrl(value);
-    }
-    return this.#redactText(value);
+    if (key === undefined) return this.#redactText(value);
+    const last = this.#last;
+    if (key !== last.key) return this.#redactAs(value, valueKindOf(key));
+    const recent = last.recent;
+    if (recent === undefined || value.length > MAX_RECENT_LENGTH) return this.#redactAs(value, last.kind);
+    const slot = recentSlot(value);
+    if (recent[slot] === value) return value;
+    const out = this.#redactText(value);
+    if (out === value) recent[slot] = value;
+    return out;
+  }
+
+  #redactAs(value: string, kind: ValueKind): string {
+    if (kind === TEXT) return this.#redactText(value);
+    if (kind === WHOLE_URL) return this.redactUrl(value);
+    if (kind === QUERY) return this.#redactQuery(value, this.#mayHoldPersonalData(features(value), value));
+    return this.#redactFragment(value, this.#mayHoldPersonalData(features(value), value));
   }
 
   redactUrl(url: string): string {
@@ -226,8 +313,9 @@ class RedactorImpl implements Redactor {
 
   #redactUrl(url: string): string {
     // Fast path: most URLs hold nothing a detector could find and no name=value pair.
-    const text = this.#mayHoldPersonalData(url);
-    if (!text && !url.includes('@') && !(this.#on.url_secret && url.includes('='))) return url;
+    const bits = features(url);
+    const text = this.#mayHoldPersonalData(bits, url);
+    if (!text && (bits & MAY_EMAIL) === 0 && !(this.#on.url_secret && (bits & HAS_EQUALS) !== 0)) return url;
     let rest = url;
     let fragment: string | undefined;
     const hash = rest.indexOf('#');
@@ -406,10 +494,10 @@ class RedactorImpl implements Redactor {
   }
 
   /** Whether any detector other than url_secret's name=value pairs could match in `s` (after URL decoding). */
-  #mayHoldPersonalData(s: string): boolean {
-    let bits = features(s);
+  /** `bits` are features(s) ('@' sets MAY_EMAIL, any '=' HAS_EQUALS). */
+  #mayHoldPersonalData(bits: number, s: string): boolean {
     // Decoded, a `+` in a query is a space: a card written 4111+1111+... reads as one.
-    if (bits & HAS_PERCENT || s.includes('+')) bits |= features(safeDecode(s.replace(/\+/g, ' ')));
+    if (bits & (HAS_PERCENT | HAS_PLUS)) bits |= features(safeDecode(s.replace(/\+/g, ' ')));
     return (bits & this.#enabledBits & ~MAY_URL_SECRET) !== 0;
   }
 

@@ -93,7 +93,7 @@ export class Redaction {
       }
       attrs[w++] = kv;
     }
-    attrs.length = w;
+    if (w !== attrs.length) attrs.length = w;
   }
 
   /** A value through the detectors; the same value when nothing matched (arrays and maps change in place). */
