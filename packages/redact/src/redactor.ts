@@ -112,14 +112,22 @@ function valueKindOf(key: string): ValueKind {
   return WHOLE_URL;
 }
 
-/** Clean values remembered per key (a power of two). */
-const RECENT_SLOTS = 16;
-/** Longest value remembered per key, and how many keys get such a table (bounding what it holds). */
+/** Clean values remembered per key: 2^RECENT_BITS slots. */
+const RECENT_BITS = 6;
+const RECENT_SLOTS = 1 << RECENT_BITS;
+/** Longest value remembered per key, and how many keys get such a table (at most 64 × 256 × 1024 characters). */
 const MAX_RECENT_LENGTH = 256;
 const MAX_RECENT_KEYS = 1024;
 
-/** Where a key's clean value would be remembered: by its length and last character. */
-const recentSlot = (s: string) => (s.length + s.charCodeAt(s.length - 1) * 3) & (RECENT_SLOTS - 1);
+/** Where a key's clean value would be remembered: by its length and its first, middle and last characters. */
+function recentSlot(s: string): number {
+  const n = s.length;
+  const h = Math.imul(
+    n ^ (s.charCodeAt(0) << 8) ^ (s.charCodeAt(n >> 1) << 16) ^ (s.charCodeAt(n - 1) << 24),
+    0x9e3779b1,
+  );
+  return h >>> (32 - RECENT_BITS);
+}
 
 /**
  * What keyAction decided for a key, and how its string values are read. It also remembers the

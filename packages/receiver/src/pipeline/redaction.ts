@@ -91,7 +91,9 @@ export class Redaction {
           tally.changed = true;
         }
       }
-      attrs[w++] = kv;
+      // Written back only behind a dropped key: a store into the array costs a write barrier per attribute.
+      if (w !== i) attrs[w] = kv;
+      w++;
     }
     if (w !== attrs.length) attrs.length = w;
   }
