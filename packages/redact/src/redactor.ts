@@ -112,6 +112,9 @@ function valueKindOf(key: string): ValueKind {
   return WHOLE_URL;
 }
 
+/** Text shorter than the shortest email (a@b.io) is left alone. */
+const MIN_TEXT_LENGTH = 6;
+
 /** Clean values remembered per key: 2^RECENT_BITS slots. */
 const RECENT_BITS = 6;
 const RECENT_SLOTS = 1 << RECENT_BITS;
@@ -138,14 +141,26 @@ function recentSlot(s: string): number {
  */
 class KeyDecision {
   next: KeyDecision | undefined = undefined;
+  /** Values found in `recent`, and not found, since its last review. */
+  hits = 0;
+  misses = 0;
   constructor(
     readonly key: string,
     readonly action: KeyAction,
     readonly kind: ValueKind,
-    /** Clean values by recentSlot; none for URLs (their values seldom repeat) and past MAX_RECENT_KEYS keys. */
-    readonly recent: string[] | undefined,
+    /**
+     * Clean values by recentSlot; none for URLs (their values seldom repeat), past MAX_RECENT_KEYS
+     * keys, and once a key's values proved too varied (ids, tenants): then a miss only costs.
+     */
+    public recent: string[] | undefined,
   ) {}
 }
+
+/**
+ * A key's table of recent clean values is reviewed every RECENT_TRIAL values not found there, and
+ * given up when fewer than RECENT_TRIAL / 8 were found meanwhile.
+ */
+const RECENT_TRIAL = 1024;
 
 /** Compiles glob patterns ('*' = any run of characters) into an exact-name set and one regex, case-insensitively. */
 class KeyMatcher {
@@ -296,11 +311,26 @@ class RedactorImpl implements Redactor {
     if (key !== last.key) return this.#redactAs(value, valueKindOf(key));
     const recent = last.recent;
     if (recent === undefined || value.length > MAX_RECENT_LENGTH) return this.#redactAs(value, last.kind);
+    if (value.length < MIN_TEXT_LENGTH) return value;
     const slot = recentSlot(value);
-    if (recent[slot] === value) return value;
+    if (recent[slot] === value) {
+      last.hits++;
+      return value;
+    }
+    if (++last.misses >= RECENT_TRIAL) this.#reviewRecent(last);
     const out = this.#redactText(value);
     if (out === value) recent[slot] = value;
     return out;
+  }
+
+  /** Keeps a key's table of recent clean values only while it finds values. */
+  #reviewRecent(decision: KeyDecision): void {
+    if (decision.hits < RECENT_TRIAL / 8) {
+      decision.recent = undefined;
+      if (this.#recentTables > 0) this.#recentTables--;
+    }
+    decision.misses = 0;
+    decision.hits = 0;
   }
 
   #redactAs(value: string, kind: ValueKind): string {
@@ -478,7 +508,7 @@ class RedactorImpl implements Redactor {
 
   /** Free text through every enabled detector whose pre-check passes. */
   #redactText(s: string): string {
-    if (s.length < 6) return s; // shorter than the shortest email (a@b.io)
+    if (s.length < MIN_TEXT_LENGTH) return s;
     // Telemetry repeats its values (routes, user agents, statements): a string found clean is
     // remembered (bounded), and hashing it is cheaper than scanning it again. Only clean strings
     // are kept, so the memo never holds personal data.
