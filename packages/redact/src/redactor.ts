@@ -118,9 +118,13 @@ const MIN_TEXT_LENGTH = 6;
 /** Clean values remembered per key: 2^RECENT_BITS slots. */
 const RECENT_BITS = 6;
 const RECENT_SLOTS = 1 << RECENT_BITS;
-/** Longest value remembered per key, and how many keys get such a table (at most 64 × 256 × 1024 characters). */
-const MAX_RECENT_LENGTH = 256;
-const MAX_RECENT_KEYS = 1024;
+/**
+ * Longest value remembered per key (the receiver's decoder hands out the same string object for
+ * values up to 160 bytes), and how many keys get such a table: together at most 64 × 160 × 256
+ * characters (2.6 M), about what the clean-string memo may hold (4,096 × 512).
+ */
+const MAX_RECENT_LENGTH = 160;
+const MAX_RECENT_KEYS = 256;
 
 /** Where a key's clean value would be remembered: by its length and its first, middle and last characters. */
 function recentSlot(s: string): number {

@@ -113,6 +113,7 @@ export class Redaction {
       const r = this.redactor.redactString(s);
       return r === s ? v : r;
     }
+    if (typeof v !== 'object') return v; // a boolean, or no value
     if (Array.isArray(v)) {
       for (let i = 0; i < v.length; i++) {
         const r = this.value(v[i], key, tally);
