@@ -28,13 +28,13 @@ const RESET = 0; // ends every run: letters and most punctuation
 const DIGIT = 1;
 const SEPARATOR = 2; // ' ' or '-': allowed once between the digits of a card number
 const DOT = 3;
-const SPECIAL = 4; // ':', '@', '=', '"', '%', '+', 'B', 'b', 'e': looked at one by one (they end runs too)
+const SPECIAL = 4; // ':', '@', '=', '"', '%', '+', 'B', 'b', 'J': looked at one by one (they end runs too)
 const CHAR_CLASS = new Uint8Array(128);
 for (let c = 48; c <= 57; c++) CHAR_CLASS[c] = DIGIT;
 CHAR_CLASS[32] = SEPARATOR;
 CHAR_CLASS[45] = SEPARATOR;
 CHAR_CLASS[46] = DOT;
-for (const c of ':@="%+Bbe') CHAR_CLASS[c.charCodeAt(0)] = SPECIAL;
+for (const c of ':@="%+BbJ') CHAR_CLASS[c.charCodeAt(0)] = SPECIAL;
 
 /**
  * The cheap pre-check: one pass over the string, no allocation, returning MAY_* bits. A detector
@@ -105,8 +105,8 @@ export function features(s: string): number {
         }
         break;
       }
-      case 101: // e
-        if (s.charCodeAt(i + 1) === 121 && s.charCodeAt(i + 2) === 74) bits |= MAY_BEARER; // eyJ
+      case 74: // J, of eyJ (looked for at the rare J rather than at every e)
+        if (i >= 2 && s.charCodeAt(i - 1) === 121 && s.charCodeAt(i - 2) === 101) bits |= MAY_BEARER;
         break;
     }
   }
