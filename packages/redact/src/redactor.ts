@@ -88,6 +88,8 @@ const MAX_DEPTH = 32;
  * processor about 12% less CPU per span, a short clean value in bench/ 56 → 10 ns).
  */
 const MAX_MEMO_LENGTH = 512;
+/** Strings up to this length are scanned by the pre-check before the memo is asked. */
+const SCAN_FIRST_LENGTH = 24;
 const MAX_CLEAN_STRINGS = 4096;
 
 function remember(set: Set<string>, s: string): void {
@@ -517,13 +519,21 @@ class RedactorImpl implements Redactor {
     // remembered (bounded), and hashing it is cheaper than scanning it again. Only clean strings
     // are kept, so the memo never holds personal data.
     const memo = s.length <= MAX_MEMO_LENGTH;
-    if (memo && this.#cleanText.has(s)) return s;
-    const original = s;
-    const bits = features(s) & this.#enabledBits;
-    if (bits === 0) {
-      if (memo) remember(this.#cleanText, s);
-      return s;
+    let bits: number;
+    if (s.length <= SCAN_FIRST_LENGTH) {
+      // Short: the pre-check costs less than a lookup in a large set, whose entries are seldom in
+      // the CPU caches in a busy receiver; remembered only when a detector must run.
+      bits = features(s) & this.#enabledBits;
+      if (bits === 0 || this.#cleanText.has(s)) return s;
+    } else {
+      if (memo && this.#cleanText.has(s)) return s;
+      bits = features(s) & this.#enabledBits;
+      if (bits === 0) {
+        if (memo) remember(this.#cleanText, s);
+        return s;
+      }
     }
+    const original = s;
     if (bits & MAY_URL_SECRET) s = this.#apply(s, findUrlSecrets(s), 'url_secret', false);
     if (bits & MAY_BEARER) s = this.#apply(s, findBearer(s), 'bearer', false);
     if (bits & MAY_CARD) s = this.#apply(s, findCards(s), 'card', true);
