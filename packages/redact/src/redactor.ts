@@ -128,11 +128,13 @@ const RECENT_SLOTS = 1 << RECENT_BITS;
 const MAX_RECENT_LENGTH = 160;
 const MAX_RECENT_KEYS = 256;
 
-/** Where a key's clean value would be remembered: by its length and its first, middle and last characters. */
+/** Where a key's clean value would be remembered: by its length and its first, middle and last characters (of the first 40). */
 function recentSlot(s: string): number {
   const n = s.length;
+  // Characters among the first 40 only, which share the CPU cache line of the string's header.
+  const end = n < 40 ? n : 40;
   const h = Math.imul(
-    n ^ (s.charCodeAt(0) << 8) ^ (s.charCodeAt(n >> 1) << 16) ^ (s.charCodeAt(n - 1) << 24),
+    n ^ (s.charCodeAt(0) << 8) ^ (s.charCodeAt(end >> 1) << 16) ^ (s.charCodeAt(end - 1) << 24),
     0x9e3779b1,
   );
   return h >>> (32 - RECENT_BITS);
