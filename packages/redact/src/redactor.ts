@@ -132,7 +132,7 @@ const MAX_RECENT_KEYS = 256;
 function recentSlot(s: string): number {
   const n = s.length;
   // Characters among the first 40 only, which share the CPU cache line of the string's header.
-  const end = n < 40 ? n : 40;
+  const end = Math.min(n, 40);
   const h = Math.imul(
     n ^ (s.charCodeAt(0) << 8) ^ (s.charCodeAt(end >> 1) << 16) ^ (s.charCodeAt(end - 1) << 24),
     0x9e3779b1,
