@@ -520,8 +520,8 @@ class RedactorImpl implements Redactor {
   #redactText(s: string): string {
     if (s.length < MIN_TEXT_LENGTH) return s;
     // Telemetry repeats its values (routes, user agents, statements): a string found clean is
-    // remembered (bounded), and hashing it is cheaper than scanning it again. Only clean strings
-    // are kept, so the memo never holds personal data.
+    // remembered (bounded; see MAX_MEMO_LENGTH). Only clean strings are kept, so the memo never
+    // holds personal data.
     const memo = s.length <= MAX_MEMO_LENGTH;
     let bits: number;
     if (s.length <= SCAN_FIRST_LENGTH) {
