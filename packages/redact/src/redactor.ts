@@ -13,7 +13,9 @@ import {
   findIPv4,
   findIPv6,
   findUrlSecrets,
+  HAS_EQUALS,
   HAS_PERCENT,
+  HAS_PLUS,
   isSecretParam,
   MAY_BEARER,
   MAY_CARD,
@@ -79,13 +81,17 @@ export function pseudonymKey(key: string): string {
 const MAX_DEPTH = 32;
 
 /**
- * Strings remembered as clean: up to 512 characters, and at most MAX_CLEAN_STRINGS of them. Short
- * ones too: telemetry repeats them (methods, hosts, routes, tenants) and they are often the same
- * string object again (the receiver's decoder interns strings up to 32 bytes; an SDK gets literals),
- * whose hash is cached, so a lookup costs less than the pre-check (measured: the receiver's
- * processor about 12% less CPU per span, a short clean value in bench/ 56 → 10 ns).
+ * Strings remembered as clean: up to 512 characters, and at most MAX_CLEAN_STRINGS of them.
+ * Telemetry repeats its values (hosts, routes, user agents, statements), often as the same string
+ * object (the receiver's decoder hands one out again for values up to 160 bytes; an SDK gets
+ * literals), whose hash is cached. Text up to SCAN_FIRST_LENGTH characters is scanned by the
+ * pre-check before the memo is asked, and remembered only when a detector must run: in a busy
+ * receiver the set's entries are seldom in the CPU caches, and a lookup that misses them costs more
+ * than scanning a short string. Low-cardinality values are found before either, in their key's
+ * table of recent clean values (KeyDecision).
  */
 const MAX_MEMO_LENGTH = 512;
+const SCAN_FIRST_LENGTH = 24;
 const MAX_CLEAN_STRINGS = 4096;
 
 function remember(set: Set<string>, s: string): void {
@@ -95,6 +101,76 @@ function remember(set: Set<string>, s: string): void {
 
 /** Most keys remembered by keyAction; past it the memo starts afresh (keys are normally few). */
 const MAX_MEMO = 10_000;
+
+/** How redactString reads a value, by its key: as text, or by the URL rules (a whole URL, a query, a fragment). */
+const TEXT = 0;
+const WHOLE_URL = 1;
+const QUERY = 2;
+const FRAGMENT = 3;
+type ValueKind = typeof TEXT | typeof WHOLE_URL | typeof QUERY | typeof FRAGMENT;
+
+function valueKindOf(key: string): ValueKind {
+  if (!URL_KEYS.has(key)) return TEXT;
+  if (key === 'url.query') return QUERY;
+  if (key === 'url.fragment') return FRAGMENT;
+  return WHOLE_URL;
+}
+
+/** Text shorter than the shortest email (a@b.io) is left alone. */
+const MIN_TEXT_LENGTH = 6;
+
+/** Clean values remembered per key: 2^RECENT_BITS slots. */
+const RECENT_BITS = 6;
+const RECENT_SLOTS = 1 << RECENT_BITS;
+/**
+ * Longest value remembered per key (the receiver's decoder hands out the same string object for
+ * values up to 160 bytes), and how many keys get such a table: together at most 64 × 160 × 256
+ * characters (2.6 M), about what the clean-string memo may hold (4,096 × 512).
+ */
+const MAX_RECENT_LENGTH = 160;
+const MAX_RECENT_KEYS = 256;
+
+/** Where a key's clean value would be remembered: by its length and its first, middle and last characters (of the first 40). */
+function recentSlot(s: string): number {
+  const n = s.length;
+  // Characters among the first 40 only, which share the CPU cache line of the string's header.
+  const end = Math.min(n, 40);
+  const h = Math.imul(
+    n ^ (s.charCodeAt(0) << 8) ^ (s.charCodeAt(end >> 1) << 16) ^ (s.charCodeAt(end - 1) << 24),
+    0x9e3779b1,
+  );
+  return h >>> (32 - RECENT_BITS);
+}
+
+/**
+ * What keyAction decided for a key, and how its string values are read. It also remembers the
+ * decision asked for right after it (attribute sets repeat their keys in the same order, so the
+ * next key is usually the same string again and costs one comparison instead of a Map lookup),
+ * and a few of the key's values found clean, by length (a key's values repeat, and the receiver's
+ * decoder hands out the same string object for a value it saw before, so comparing costs nothing).
+ */
+class KeyDecision {
+  next: KeyDecision | undefined = undefined;
+  /** Values found in `recent`, and not found, since its last review. */
+  hits = 0;
+  misses = 0;
+  constructor(
+    readonly key: string,
+    readonly action: KeyAction,
+    readonly kind: ValueKind,
+    /**
+     * Clean values by recentSlot; none for URLs (their values seldom repeat), past MAX_RECENT_KEYS
+     * keys, and once a key's values proved too varied (ids, tenants): then a miss only costs.
+     */
+    public recent: string[] | undefined,
+  ) {}
+}
+
+/**
+ * A key's table of recent clean values is reviewed every RECENT_TRIAL values not found there, and
+ * given up when fewer than RECENT_TRIAL / 8 were found meanwhile.
+ */
+const RECENT_TRIAL = 1024;
 
 /** Compiles glob patterns ('*' = any run of characters) into an exact-name set and one regex, case-insensitively. */
 class KeyMatcher {
@@ -146,7 +222,15 @@ class RedactorImpl implements Redactor {
     url_secret: 0,
   };
 
-  readonly #memo = new Map<string, KeyAction>();
+  readonly #memo = new Map<string, KeyDecision>();
+  /**
+   * The decision keyAction last returned: a caller asks keyAction(key) and then
+   * redactString(value, key) with the same key, which then costs one comparison (of the same
+   * string, usually) instead of a lookup in URL_KEYS.
+   */
+  #last: KeyDecision = new KeyDecision('', 'keep', TEXT, undefined);
+  /** Decisions in #memo that have a table of recent clean values. */
+  #recentTables = 0;
   readonly #secretNames = new Map<string, boolean>();
   readonly #nestedMemo = new Map<string, KeyAction>();
   readonly #cleanText = new Set<string>();
@@ -184,8 +268,35 @@ class RedactorImpl implements Redactor {
   }
 
   keyAction(key: string): KeyAction {
-    const known = this.#memo.get(key);
-    if (known !== undefined) return known;
+    const last = this.#last;
+    let known = last.next;
+    if (known === undefined || known.key !== key) {
+      known = this.#memo.get(key) ?? this.#newDecision(key);
+      last.next = known;
+    }
+    this.#last = known;
+    return known.action;
+  }
+
+  #newDecision(key: string): KeyDecision {
+    if (this.#memo.size >= MAX_MEMO) {
+      this.#memo.clear();
+      this.#recentTables = 0;
+    }
+    const kind = valueKindOf(key);
+    const recent = kind === TEXT && this.#recentTables < MAX_RECENT_KEYS;
+    if (recent) this.#recentTables++;
+    const decision = new KeyDecision(
+      key,
+      this.#decide(key),
+      kind,
+      recent ? new Array<string>(RECENT_SLOTS).fill('') : undefined,
+    );
+    this.#memo.set(key, decision);
+    return decision;
+  }
+
+  #decide(key: string): KeyAction {
     const lower = key.toLowerCase();
     let action: KeyAction;
     if (this.#pseudo.matches(lower)) action = 'pseudonymize';
@@ -193,8 +304,6 @@ class RedactorImpl implements Redactor {
     else if (this.#block.matches(lower)) action = 'drop';
     else if (this.#allow.matches(lower)) action = 'keep';
     else action = this.#allowMode ? 'drop' : 'keep';
-    if (this.#memo.size >= MAX_MEMO) this.#memo.clear();
-    this.#memo.set(key, action);
     return action;
   }
 
@@ -207,12 +316,38 @@ class RedactorImpl implements Redactor {
 
   redactString(value: string, key?: string): string {
     if (typeof value !== 'string') return value; // JavaScript callers may pass anything
-    if (key !== undefined && URL_KEYS.has(key)) {
-      if (key === 'url.query') return this.#redactQuery(value, this.#mayHoldPersonalData(value));
-      if (key === 'url.fragment') return this.#redactFragment(value, this.#mayHoldPersonalData(value));
-      return this.redactUrl(value);
+    if (key === undefined) return this.#redactText(value);
+    const last = this.#last;
+    if (key !== last.key) return this.#redactAs(value, valueKindOf(key));
+    const recent = last.recent;
+    if (recent === undefined || value.length > MAX_RECENT_LENGTH) return this.#redactAs(value, last.kind);
+    if (value.length < MIN_TEXT_LENGTH) return value;
+    const slot = recentSlot(value);
+    if (recent[slot] === value) {
+      last.hits++;
+      return value;
     }
-    return this.#redactText(value);
+    if (++last.misses >= RECENT_TRIAL) this.#reviewRecent(last);
+    const out = this.#redactText(value);
+    if (out === value) recent[slot] = value;
+    return out;
+  }
+
+  /** Keeps a key's table of recent clean values only while it finds values. */
+  #reviewRecent(decision: KeyDecision): void {
+    if (decision.hits < RECENT_TRIAL / 8) {
+      decision.recent = undefined;
+      if (this.#recentTables > 0) this.#recentTables--;
+    }
+    decision.misses = 0;
+    decision.hits = 0;
+  }
+
+  #redactAs(value: string, kind: ValueKind): string {
+    if (kind === TEXT) return this.#redactText(value);
+    if (kind === WHOLE_URL) return this.redactUrl(value);
+    if (kind === QUERY) return this.#redactQuery(value, this.#mayHoldPersonalData(features(value), value));
+    return this.#redactFragment(value, this.#mayHoldPersonalData(features(value), value));
   }
 
   redactUrl(url: string): string {
@@ -226,8 +361,9 @@ class RedactorImpl implements Redactor {
 
   #redactUrl(url: string): string {
     // Fast path: most URLs hold nothing a detector could find and no name=value pair.
-    const text = this.#mayHoldPersonalData(url);
-    if (!text && !url.includes('@') && !(this.#on.url_secret && url.includes('='))) return url;
+    const bits = features(url);
+    const text = this.#mayHoldPersonalData(bits, url);
+    if (!text && (bits & MAY_EMAIL) === 0 && !(this.#on.url_secret && (bits & HAS_EQUALS) !== 0)) return url;
     let rest = url;
     let fragment: string | undefined;
     const hash = rest.indexOf('#');
@@ -382,18 +518,26 @@ class RedactorImpl implements Redactor {
 
   /** Free text through every enabled detector whose pre-check passes. */
   #redactText(s: string): string {
-    if (s.length < 6) return s; // shorter than the shortest email (a@b.io)
+    if (s.length < MIN_TEXT_LENGTH) return s;
     // Telemetry repeats its values (routes, user agents, statements): a string found clean is
-    // remembered (bounded), and hashing it is cheaper than scanning it again. Only clean strings
-    // are kept, so the memo never holds personal data.
+    // remembered (bounded; see MAX_MEMO_LENGTH). Only clean strings are kept, so the memo never
+    // holds personal data.
     const memo = s.length <= MAX_MEMO_LENGTH;
-    if (memo && this.#cleanText.has(s)) return s;
-    const original = s;
-    const bits = features(s) & this.#enabledBits;
-    if (bits === 0) {
-      if (memo) remember(this.#cleanText, s);
-      return s;
+    let bits: number;
+    if (s.length <= SCAN_FIRST_LENGTH) {
+      // Short: the pre-check costs less than a lookup in a large set, whose entries are seldom in
+      // the CPU caches in a busy receiver; remembered only when a detector must run.
+      bits = features(s) & this.#enabledBits;
+      if (bits === 0 || this.#cleanText.has(s)) return s;
+    } else {
+      if (memo && this.#cleanText.has(s)) return s;
+      bits = features(s) & this.#enabledBits;
+      if (bits === 0) {
+        if (memo) remember(this.#cleanText, s);
+        return s;
+      }
     }
+    const original = s;
     if (bits & MAY_URL_SECRET) s = this.#apply(s, findUrlSecrets(s), 'url_secret', false);
     if (bits & MAY_BEARER) s = this.#apply(s, findBearer(s), 'bearer', false);
     if (bits & MAY_CARD) s = this.#apply(s, findCards(s), 'card', true);
@@ -406,10 +550,10 @@ class RedactorImpl implements Redactor {
   }
 
   /** Whether any detector other than url_secret's name=value pairs could match in `s` (after URL decoding). */
-  #mayHoldPersonalData(s: string): boolean {
-    let bits = features(s);
+  /** `bits` are features(s) ('@' sets MAY_EMAIL, any '=' HAS_EQUALS). */
+  #mayHoldPersonalData(bits: number, s: string): boolean {
     // Decoded, a `+` in a query is a space: a card written 4111+1111+... reads as one.
-    if (bits & HAS_PERCENT || s.includes('+')) bits |= features(safeDecode(s.replace(/\+/g, ' ')));
+    if (bits & (HAS_PERCENT | HAS_PLUS)) bits |= features(safeDecode(s.replace(/\+/g, ' ')));
     return (bits & this.#enabledBits & ~MAY_URL_SECRET) !== 0;
   }
 

@@ -114,9 +114,11 @@ export class Redaction {
         if (tally.changed && !nested) this.edit(tally, kv, writeKeyValue);
         tally.changed ||= before;
       }
-      attrs[w++] = kv;
+      // Written back only behind a dropped key: a store into the array costs a write barrier per attribute.
+      if (w !== i) attrs[w] = kv;
+      w++;
     }
-    attrs.length = w;
+    if (w !== attrs.length) attrs.length = w;
   }
 
   /** Records an item's removal (`write` null) or its writing anew in the patch, or gives the patch up. */
@@ -148,6 +150,7 @@ export class Redaction {
       const r = this.redactor.redactString(s);
       return r === s ? v : r;
     }
+    if (typeof v !== 'object') return v; // a boolean, or no value
     if (Array.isArray(v)) {
       for (let i = 0; i < v.length; i++) {
         const r = this.value(v[i], key, tally);
