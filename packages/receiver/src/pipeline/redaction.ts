@@ -103,16 +103,22 @@ export class Redaction {
         tally.changed = true;
         if (!nested) this.edit(tally, kv, writeKeyValue);
       } else {
-        // Whether this attribute changed (a value nested in it may change in place), apart from earlier ones.
-        const before = tally.changed;
-        tally.changed = false;
-        const v = this.value(kv.value, kv.key, tally);
-        if (v !== kv.value) {
-          kv.value = v;
-          tally.changed = true;
+        const value = kv.value;
+        if (typeof value !== 'object' || value instanceof Uint8Array) {
+          const v = this.value(value, kv.key, tally);
+          if (v !== value) {
+            kv.value = v;
+            tally.changed = true;
+            if (!nested) this.edit(tally, kv, writeKeyValue);
+          }
+        } else {
+          // An array or a map changes in place: whether this attribute changed, apart from earlier ones.
+          const before = tally.changed;
+          tally.changed = false;
+          this.value(value, kv.key, tally);
+          if (tally.changed && !nested) this.edit(tally, kv, writeKeyValue);
+          tally.changed ||= before;
         }
-        if (tally.changed && !nested) this.edit(tally, kv, writeKeyValue);
-        tally.changed ||= before;
       }
       // Written back only behind a dropped key: a store into the array costs a write barrier per attribute.
       if (w !== i) attrs[w] = kv;
