@@ -28,18 +28,7 @@ import { applyPatch, PatchError, RawPatch } from '../src/otlp/protobuf/patch';
 import { type Batch, type Processor, SignalPipeline } from '../src/pipeline/pipeline';
 import { Redaction } from '../src/pipeline/redaction';
 import { requestPayload } from '../src/queue/admission';
-
-/** A small seeded PRNG (mulberry32), so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from './helpers';
 
 const KEYS = [
   'http.route',
