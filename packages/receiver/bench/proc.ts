@@ -159,6 +159,8 @@ export interface ReceiverOptions {
   env?: Record<string, string>;
   /** Arguments of sonde-receiver (e.g. --config file). */
   args?: string[];
+  /** Another build's bin/sonde-receiver.js (to compare two builds in one run); this package's by default. */
+  bin?: string;
 }
 
 /**
@@ -185,7 +187,7 @@ export async function startReceiver(options: ReceiverOptions): Promise<Server> {
       ...options.env,
     };
     delete env.SONDE_CONFIG;
-    const child = spawnNode([...(options.nodeArgs ?? []), RECEIVER_BIN, ...(options.args ?? [])], {
+    const child = spawnNode([...(options.nodeArgs ?? []), options.bin ?? RECEIVER_BIN, ...(options.args ?? [])], {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

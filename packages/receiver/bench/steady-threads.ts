@@ -35,7 +35,11 @@ function threads(pid: number): Map<string, number> {
 const seconds = Number(process.argv[2] ?? 15);
 const payload = makePayload(await makeSpans(400), 100, 4);
 const dataDir = mkdtempSync(join(tmpdir(), 'sonde-bench-steady-threads-'));
-const server = await startReceiver({ dataDir });
+// SONDE_TRACE_STORE / SONDE_LOG_STORE pass through (startReceiver turns both stores off otherwise, as
+// the bench's steady case has them), so that `SONDE_TRACE_STORE=true` measures the `npm start` default.
+const env: Record<string, string> = {};
+for (const k of ['SONDE_TRACE_STORE', 'SONDE_LOG_STORE']) if (process.env[k]) env[k] = process.env[k] as string;
+const server = await startReceiver({ dataDir, env });
 try {
   await steady(server, payload, { requestsPerSec: 100, warmupSec: 5, durationSec: 1 });
   const before = threads(server.pid);

@@ -16,8 +16,13 @@ import { EventMetricsConsumer } from './events/event-metrics';
 import { toExporterOptions } from './export/config';
 import { LokiExporter } from './export/loki-exporter';
 import { TempoExporter } from './export/tempo-exporter';
+import { toHandlerOptions } from './intake/config';
 import { toLogStoreOptions } from './log-store/config';
 import { LogStore } from './log-store/log-store';
+import { decodeLogsRequest } from './otlp/protobuf/decode-logs';
+import { decodeTraceRequest } from './otlp/protobuf/decode-traces';
+import { encodeLogsRequest } from './otlp/protobuf/encode-logs';
+import { encodeTraceRequest } from './otlp/protobuf/encode-traces';
 import { AttributeLimitsProcessor } from './pipeline/attribute-limits';
 import { toAttributeLimits, toRedactionConfig } from './pipeline/config';
 import type { Pipeline } from './pipeline/pipeline';
@@ -52,10 +57,18 @@ export async function buildComponents(
 ): Promise<Components> {
   const component = (name: string) => logger.child({ component: name });
   const limits = toAttributeLimits(config.limits);
+  // Traces and logs are kept as protobuf and decoded again when read (recent.ts), with the intake's limits.
+  const { decodeLimits } = toHandlerOptions(config.limits);
   const recent = {
-    traces: new RecentTelemetry<'traces'>(config.debug.recent_items),
+    traces: new RecentTelemetry<'traces'>(config.debug.recent_items, {
+      decode: (payload) => decodeTraceRequest(payload, decodeLimits),
+      encode: encodeTraceRequest,
+    }),
     metrics: new RecentTelemetry<'metrics'>(config.debug.recent_items),
-    logs: new RecentTelemetry<'logs'>(config.debug.recent_items),
+    logs: new RecentTelemetry<'logs'>(config.debug.recent_items, {
+      decode: (payload) => decodeLogsRequest(payload, decodeLimits),
+      encode: (data) => encodeLogsRequest(data),
+    }),
   };
   // Redaction runs before the attribute limits, so that truncation cannot cut a value (an email, a
   // card number) to a piece the detectors no longer recognise.

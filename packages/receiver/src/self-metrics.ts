@@ -170,8 +170,19 @@ export class SelfMetrics {
   readonly requestTimeouts: Handles['requestTimeouts'];
   readonly corsPreflights: Handles['corsPreflights'];
 
+  /**
+   * The bytes in flight now (set by the intake's Admission), read when /metrics is scraped: the gauge
+   * is not set on every acquire and release (four times a request, each hashing its labels).
+   */
+  inFlightBytesNow: () => number = () => 0;
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
-    const m = registerMetrics(this.registry, RECEIVER_METRICS);
+    const self = this;
+    const m = registerMetrics(this.registry, RECEIVER_METRICS, {
+      inFlightBytes() {
+        this.set(self.inFlightBytesNow());
+      },
+    });
     this.accepted = { traces: m.acceptedSpans, metrics: m.acceptedMetricPoints, logs: m.acceptedLogRecords };
     this.refused = { traces: m.refusedSpans, metrics: m.refusedMetricPoints, logs: m.refusedLogRecords };
     this.refusedRequests = m.refusedRequests;

@@ -142,6 +142,29 @@ describe('OTLP/HTTP conformance', () => {
     });
   });
 
+  // POST /v1/<signal> exactly goes straight to its route; other spellings of the path go through express.
+  test('an export to the exact path and one express routes (query, trailing slash, case) get the same answer', async () => {
+    const body = traceRequest([span([[5, 'bytes', 'same']])]);
+    const answers = [];
+    for (const path of ['/v1/traces', '/v1/traces?x=1', '/v1/traces/', '/V1/Traces']) {
+      const res = await post(`${t.http}${path}`, body, PROTOBUF);
+      const headers = [...res.headers].filter(([k]) => k !== 'date' && k !== 'keep-alive' && k !== 'connection');
+      answers.push({ path, status: res.status, headers, body: res.body.toString('hex') });
+    }
+    expect(answers.map((a) => a.status)).toStrictEqual([200, 200, 200, 200]);
+    for (const a of answers.slice(1)) expect({ ...a, path: '' }).toStrictEqual({ ...answers[0], path: '' });
+    expect(t.batches.traces.map((b) => b.data[0].scopeSpans[0].spans[0].name)).toStrictEqual([
+      'same',
+      'same',
+      'same',
+      'same',
+    ]);
+    // Another method on the exact path is express's too: 405 with Allow.
+    const put = await post(traces(), body, PROTOBUF, 'PUT');
+    expect(put.status).toBe(405);
+    expect(put.headers.get('allow')).toBe('POST');
+  });
+
   test('unknown protobuf fields of every wire type are skipped at every level', async () => {
     const unknown: Field[] = [
       [90, 'varint', 7],

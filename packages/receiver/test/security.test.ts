@@ -392,6 +392,8 @@ describe('OTLP bearer tokens', () => {
       expect(ok.status).toBe(200);
     }
     expect(spansReceived(r)).toBe(2);
+    // The tenant after the token reaches the batch (the exporters send it as X-Scope-OrgID).
+    expect(r.batches.traces.map((b) => b.context.tenant)).toStrictEqual(['tenant-a', undefined]);
   });
 
   test('an unauthenticated upload is answered on its headers and its connection closed, the body unread', async () => {

@@ -34,6 +34,7 @@ export class Admission {
   ) {
     this.retryAfterSeconds = Math.max(1, Math.ceil(options.retryAfterMs / 1000));
     metrics.inFlightBytesLimit.set(options.maxInFlightBytes);
+    metrics.inFlightBytesNow = () => this.inFlight;
     if (options.memoryLimit > 0) {
       this.timer = setInterval(() => {
         this.overMemory = process.memoryUsage.rss() > options.memoryLimit;
@@ -49,7 +50,6 @@ export class Admission {
   acquire(signal: Signal, bytes: number, held = 0): void {
     this.check(signal, bytes, held);
     this.inFlight += bytes;
-    this.metrics.inFlightBytes.set(this.inFlight);
   }
 
   /** Throws the retryable OtlpError that `acquire` would throw for `bytes` now, reserving nothing. */
@@ -79,12 +79,10 @@ export class Admission {
    */
   hold(bytes: number): void {
     this.inFlight += bytes;
-    this.metrics.inFlightBytes.set(this.inFlight);
   }
 
   release(bytes: number): void {
     this.inFlight -= bytes;
-    this.metrics.inFlightBytes.set(this.inFlight);
   }
 
   get inFlightBytes(): number {

@@ -3,9 +3,8 @@
  * (`listen`, `closeHttp`), and the OTLP/HTTP and OTLP/gRPC intakes from the `otlp:` and `limits:`
  * sections (`startOtlpListeners`).
  */
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type Server as HttpServer, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Express } from 'express';
 import { formatAddress, type ListenAddress } from '../config/units';
 import type { Logger } from '../logger';
 import type { ListenerSecurity } from '../security/config';
@@ -17,9 +16,9 @@ import { bindGrpc, createGrpcIntake } from './grpc';
 import { createHttpIntake } from './http';
 import { applyServerLimits, headersTimeoutOf, type ServerLimits } from './server-limits';
 
-/** An HTTP(S) server for `app`, listening on `address`; `what` names the listener in errors. */
+/** An HTTP(S) server for `app` (an express app or a request listener), listening on `address`; `what` names the listener in errors. */
 export function listen(
-  app: Express,
+  app: RequestListener,
   address: ListenAddress,
   what: string,
   tls: ServerTls | undefined,

@@ -8,10 +8,9 @@
  * Every listener takes the new context through `server.setSecureContext`: the HTTP ones on their
  * HTTPS server, the gRPC one on the `tls.Server` that does its handshakes (src/intake/grpc-listener.ts).
  */
-import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpServer, RequestListener } from 'node:http';
 import * as https from 'node:https';
 import * as tls from 'node:tls';
-import type { Express } from 'express';
 import type { Logger } from '../logger';
 import { WatchedFiles } from './watch';
 
@@ -88,7 +87,7 @@ export class ServerTls {
    * An HTTPS server for `app` that follows the files. A client has `handshakeTimeoutMs` to complete its
    * TLS handshake (0: Node's 120 s): the listener's read_header_timeout, which only starts after it.
    */
-  createHttpsServer(app: Express, handshakeTimeoutMs = 0): HttpServer {
+  createHttpsServer(app: RequestListener, handshakeTimeoutMs = 0): HttpServer {
     const server = https.createServer(
       {
         ...this.serverOptions,

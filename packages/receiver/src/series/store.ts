@@ -75,6 +75,25 @@ export interface Exemplar {
   labels?: string;
 }
 
+/**
+ * The exemplar of one span (span metrics, the service graph): its timestamp is worked out from the
+ * span's end only when /metrics renders it, as most are replaced by a later span before any scrape (a
+ * bigint division per span and exemplar, on the intake thread, otherwise).
+ */
+export class SpanExemplar implements Exemplar {
+  constructor(
+    readonly traceId: string,
+    readonly spanId: string,
+    readonly value: number,
+    private readonly endTimeUnixNano: bigint,
+  ) {}
+
+  /** The span's end, Unix seconds to the millisecond. */
+  get timestamp(): number {
+    return Number(this.endTimeUnixNano / 1_000_000n) / 1000;
+  }
+}
+
 /** A classic histogram's state: cumulative counts per upper bound, plus sum and count. */
 export interface HistogramState {
   bounds: number[];

@@ -44,7 +44,7 @@ import { type AnyValue, attributeValue, type KeyValue, type Span, SpanKind, Stat
 import type { Batch, Consumer } from '../pipeline/pipeline';
 import { createMeasuredStore } from '../series/measured-store';
 import { escapeLabelValue, labelValue } from '../series/naming';
-import type { Exemplar, Family, MetricStore } from '../series/store';
+import { type Family, type MetricStore, SpanExemplar } from '../series/store';
 import { AdjustedCounter } from './adjusted-count';
 import { SERVICE_GRAPH_METRICS, SERVICE_GRAPH_STORE } from './metrics';
 
@@ -70,6 +70,8 @@ export type ConnectionType = '' | 'virtual_node' | 'messaging_system' | 'databas
 
 const EXEMPLAR_LABELS = { trace: 'traceID', span: 'spanID' };
 /** Span attributes naming the server of a client span whose server never reported, first found wins. */
+/** Span attributes that make a client span a database client span, first found wins. */
+const DATABASE_SYSTEM_ATTRIBUTES = ['db.system.name', 'db.system'];
 const PEER_ATTRIBUTES = ['peer.service', 'service.peer.name', 'server.address', 'db.name', 'db.system'];
 /** Span attributes naming the database of a database client span, first found wins. */
 const DATABASE_NAME_ATTRIBUTES = ['db.namespace', 'db.name', 'server.address', 'db.system.name', 'db.system'];
@@ -80,8 +82,8 @@ interface Half {
   spanId: string;
   seconds: number;
   failed: boolean;
-  /** The span's end, as an exemplar timestamp (Unix seconds). */
-  timestamp: number;
+  /** The span's end (Unix ns), the time of the edge's exemplars. */
+  end: bigint;
   /** The span's adjusted count (how many requests it stands for after sampling). */
   weight: number;
   /** PRODUCER for a client half, CONSUMER for a server half. */
@@ -112,6 +114,13 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
   private readonly expirer: NodeJS.Timeout;
   private readonly stopStore: () => void;
   private readonly adjusted: AdjustedCounter;
+  private readonly edgeLabels = new LastLabels(
+    (client, server, connectionType) =>
+      `client="${escapeLabelValue(client)}",server="${escapeLabelValue(server)}",connection_type="${connectionType}"`,
+  );
+  private readonly countLabels = new LastLabels(
+    (client, server) => `client="${escapeLabelValue(client)}",server="${escapeLabelValue(server)}"`,
+  );
 
   constructor(
     private readonly options: ServiceGraphOptions,
@@ -205,50 +214,61 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
   }
 
   private client(span: Span, service: string, weight: number, now: number): void {
-    const half = halfOf(span, service, weight, span.kind === SpanKind.PRODUCER);
     if (span.kind === SpanKind.CLIENT) {
-      const system = firstOf(span.attributes, ['db.system.name', 'db.system']);
+      const system = firstOf(span.attributes, DATABASE_SYSTEM_ATTRIBUTES);
       if (system !== '') {
+        const half = halfOf(span, service, weight, false);
         const database = firstOf(span.attributes, DATABASE_NAME_ATTRIBUTES);
         this.emit(span.traceId, half, { ...half, service: database }, 'database', now);
         return;
       }
     }
+    const key = `${span.traceId}:${span.spanId}`;
+    const edge = this.edgeFor(key, span.traceId, now);
+    // A half that finds no room is counted, without being made.
+    if (!edge) {
+      this.count(this.dropped, service, '', now);
+      return;
+    }
+    const half = halfOf(span, service, weight, span.kind === SpanKind.PRODUCER);
     half.peer = firstOf(span.attributes, PEER_ATTRIBUTES);
-    this.upsert(span.traceId, span.spanId, half, undefined, now);
+    edge.client = half;
+    this.pairUp(key, edge, now);
   }
 
   private server(span: Span, service: string, weight: number, now: number): void {
-    const half = halfOf(span, service, weight, span.kind === SpanKind.CONSUMER);
     if (span.parentSpanId === '') {
+      const half = halfOf(span, service, weight, span.kind === SpanKind.CONSUMER);
       this.emit(span.traceId, { ...half, service: 'user' }, half, 'virtual_node', now);
       return;
     }
-    this.upsert(span.traceId, span.parentSpanId, undefined, half, now);
+    const key = `${span.traceId}:${span.parentSpanId}`;
+    const edge = this.edgeFor(key, span.traceId, now);
+    if (!edge) {
+      this.count(this.dropped, '', service, now);
+      return;
+    }
+    edge.server = halfOf(span, service, weight, span.kind === SpanKind.CONSUMER);
+    this.pairUp(key, edge, now);
   }
 
-  private upsert(
-    traceId: string,
-    spanId: string,
-    client: Half | undefined,
-    server: Half | undefined,
-    now: number,
-  ): void {
-    const key = `${traceId}:${spanId}`;
+  /** The edge waiting under `key`, made when new; undefined when `maxItems` wait already (even after expiry). */
+  private edgeFor(key: string, traceId: string, now: number): Edge | undefined {
     let edge = this.edges.get(key);
     if (!edge) {
       if (this.edges.size >= this.options.maxItems) {
         this.expire(now);
-        if (this.edges.size >= this.options.maxItems) {
-          this.count(this.dropped, client?.service ?? '', server?.service ?? '', now);
-          return;
-        }
+        if (this.edges.size >= this.options.maxItems) return undefined;
       }
       edge = { traceId, createdAt: now, client: undefined, server: undefined };
       this.edges.set(key, edge);
     }
-    if (client) edge.client = client;
-    if (server) edge.server = server;
+    return edge;
+  }
+
+  /** Emits the edge under `key` once it has both halves. */
+  private pairUp(key: string, edge: Edge, now: number): void {
+    const traceId = edge.traceId;
     if (edge.client && edge.server) {
       this.edges.delete(key);
       const messaging = edge.client.messaging || edge.server.messaging;
@@ -275,26 +295,22 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
   }
 
   private emit(traceId: string, client: Half, server: Half, connectionType: ConnectionType, now: number): void {
-    const labels = `client="${escapeLabelValue(client.service)}",server="${escapeLabelValue(server.service)}",connection_type="${connectionType}"`;
-    const exemplar = (value: number): Exemplar => ({
-      traceId,
-      spanId: server.spanId,
-      value,
-      timestamp: server.timestamp,
-    });
+    const labels = this.edgeLabels.of(client.service, server.service, connectionType);
+    const exemplar = (value: number) => new SpanExemplar(traceId, server.spanId, value, server.end);
     const store = this.store;
     const buckets = this.options.latencyBuckets;
     // A virtual or database server half is a copy of the client half, so it has the client's weight.
     const weight = server.weight;
-    store.increment(this.requests, labels, weight, exemplar(1), now);
-    if (client.failed || server.failed) store.increment(this.failed, labels, weight, exemplar(1), now);
+    // One exemplar for both counters: exemplars are not changed once made.
+    const counted = exemplar(1);
+    store.increment(this.requests, labels, weight, counted, now);
+    if (client.failed || server.failed) store.increment(this.failed, labels, weight, counted, now);
     store.observe(this.serverSeconds, labels, buckets, server.seconds, exemplar(server.seconds), now, weight);
     store.observe(this.clientSeconds, labels, buckets, client.seconds, exemplar(client.seconds), now, weight);
   }
 
   private count(family: Family, client: string, server: string, now: number): void {
-    const labels = `client="${escapeLabelValue(client)}",server="${escapeLabelValue(server)}"`;
-    this.store.increment(family, labels, 1, undefined, now);
+    this.store.increment(family, this.countLabels.of(client, server, ''), 1, undefined, now);
   }
 
   /** Stops the timers and expires every waiting edge (virtual-node edges where possible, else unpaired). */
@@ -307,6 +323,30 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
   }
 }
 
+/**
+ * The label string of the last (client, server, connection type) asked for, made again only when one
+ * of them changes: the spans of a request mostly share their services, so the series lookups that
+ * follow hash one string rather than a new one per edge.
+ */
+class LastLabels {
+  private client: string | undefined;
+  private server: string | undefined;
+  private connectionType: string | undefined;
+  private labels = '';
+
+  constructor(private readonly make: (client: string, server: string, connectionType: string) => string) {}
+
+  of(client: string, server: string, connectionType: string): string {
+    if (client !== this.client || server !== this.server || connectionType !== this.connectionType) {
+      this.client = client;
+      this.server = server;
+      this.connectionType = connectionType;
+      this.labels = this.make(client, server, connectionType);
+    }
+    return this.labels;
+  }
+}
+
 function halfOf(span: Span, service: string, weight: number, messaging: boolean): Half {
   const seconds =
     span.endTimeUnixNano > span.startTimeUnixNano ? Number(span.endTimeUnixNano - span.startTimeUnixNano) / 1e9 : 0;
@@ -315,7 +355,7 @@ function halfOf(span: Span, service: string, weight: number, messaging: boolean)
     spanId: span.spanId,
     seconds,
     failed: span.status.code === StatusCode.ERROR,
-    timestamp: Number(span.endTimeUnixNano / 1_000_000n) / 1000,
+    end: span.endTimeUnixNano,
     weight,
     messaging,
     peer: '',

@@ -24,7 +24,7 @@ import { type AnyValue, attributeValue, type KeyValue } from '../model';
 import type { Batch, Consumer } from '../pipeline/pipeline';
 import { createMeasuredStore } from '../series/measured-store';
 import { escapeLabelValue, labelName, labelValue } from '../series/naming';
-import type { Family, MetricStore, Series } from '../series/store';
+import { type Family, type MetricStore, type Series, SpanExemplar } from '../series/store';
 import { AdjustedCounter } from './adjusted-count';
 import { SPAN_METRICS_STORE } from './metrics';
 
@@ -164,19 +164,12 @@ export class SpanMetricsConsumer implements Consumer<'traces'> {
             span.endTimeUnixNano > span.startTimeUnixNano
               ? Number(span.endTimeUnixNano - span.startTimeUnixNano) / 1e9
               : 0;
-          const timestamp = Number(span.endTimeUnixNano / 1_000_000n) / 1000;
-          const ids = { traceId: span.traceId, spanId: span.spanId };
+          const end = span.endTimeUnixNano;
           const weight = this.adjusted.of(span.traceState, span.attributes, resource);
-          this.store.incrementSeries(this.calls, pair.calls, weight, { ...ids, value: 1, timestamp }, now);
-          this.store.observeSeries(
-            this.latency,
-            pair.latency,
-            buckets,
-            seconds,
-            { ...ids, value: seconds, timestamp },
-            now,
-            weight,
-          );
+          const callExemplar = new SpanExemplar(span.traceId, span.spanId, 1, end);
+          this.store.incrementSeries(this.calls, pair.calls, weight, callExemplar, now);
+          const latencyExemplar = new SpanExemplar(span.traceId, span.spanId, seconds, end);
+          this.store.observeSeries(this.latency, pair.latency, buckets, seconds, latencyExemplar, now, weight);
         }
       }
     }
