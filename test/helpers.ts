@@ -191,7 +191,8 @@ export function kvlist(values: Record<string, AnyValue>): KeyValueList {
 /**
  * A comparable form of model data: KeyValueList and byte arrays become tagged plain objects, so that
  * `toStrictEqual` tells a map from an array or a plain object, and bytes from numbers, whatever
- * Uint8Array subclass the decoder used. bigint and number stay apart.
+ * Uint8Array subclass the decoder used. bigint and number stay apart. The protobuf decoder's field
+ * offsets (`at`, for patches) are left out: data from JSON or from the SDK has none.
  */
 export function comparable(value: unknown): unknown {
   if (value instanceof KeyValueList) return { $kvlist: value.values.map(comparable) };
@@ -202,7 +203,7 @@ export function comparable(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(comparable);
   if (typeof value === 'object' && value !== null) {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = comparable(v);
+    for (const [k, v] of Object.entries(value)) if (k !== 'at') out[k] = comparable(v);
     return out;
   }
   return value;
