@@ -13,23 +13,7 @@ import { join } from 'node:path';
 import { steady } from './load.ts';
 import { makePayload, makeSpans, type Payload } from './payloads.ts';
 import { type Server, startReceiver } from './proc.ts';
-
-interface CallFrame {
-  functionName: string;
-  url: string;
-  lineNumber: number;
-}
-interface ProfileNode {
-  id: number;
-  callFrame: CallFrame;
-  children?: number[];
-}
-interface CpuProfile {
-  nodes: ProfileNode[];
-  samples: number[];
-  timeDeltas: number[];
-  startTime: number;
-}
+import type { CallFrame, CpuProfile, ProfileNode } from './profile.ts';
 
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 
