@@ -8,6 +8,40 @@ import autocannon, { type Result } from 'autocannon';
 import type { Payload } from './payloads.ts';
 import { CpuWindow, memory, RssSampler, type Server } from './proc.ts';
 
+/**
+ * POSTs one protobuf body to 127.0.0.1:`port` on `agent`, reads the answer, and resolves with its
+ * status code (0 when the request failed or took longer than `timeoutMs`).
+ */
+export function postProtobuf(
+  port: number,
+  agent: Agent,
+  path: string,
+  body: Buffer,
+  timeoutMs?: number,
+): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path,
+        agent,
+        headers: { 'content-type': 'application/x-protobuf', 'content-length': String(body.length) },
+        timeout: timeoutMs,
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', () => resolve(0));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve(0));
+    req.end(body);
+  });
+}
+
 export interface MaxThroughputSettings {
   connections: number;
   warmupSec: number;
@@ -186,39 +220,12 @@ export async function steady(server: Server, payload: Payload, settings: SteadyS
   let ok = 0;
   let failed = 0;
   let sent = 0;
-  const send = (body: Buffer) =>
-    new Promise<void>((resolve) => {
-      sent++;
-      const req = request(
-        {
-          host: '127.0.0.1',
-          port: server.port,
-          method: 'POST',
-          path: '/v1/traces',
-          agent,
-          headers: { 'content-type': 'application/x-protobuf', 'content-length': String(body.length) },
-          timeout: 5000,
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () => {
-            if (res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300) ok++;
-            else failed++;
-            resolve();
-          });
-          res.on('error', () => {
-            failed++;
-            resolve();
-          });
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', () => {
-        failed++;
-        resolve();
-      });
-      req.end(body);
-    });
+  const send = async (body: Buffer) => {
+    sent++;
+    const status = await postProtobuf(server.port, agent, '/v1/traces', body, 5000);
+    if (status >= 200 && status < 300) ok++;
+    else failed++;
+  };
 
   const pace = async (seconds: number): Promise<number> => {
     const count = Math.round(seconds * settings.requestsPerSec);

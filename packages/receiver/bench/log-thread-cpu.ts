@@ -6,55 +6,21 @@
  * divided by the records sent. CPU, not throughput: other processes on the machine slow a run, they do
  * not add to its threads' CPU (much: caches and frequency aside).
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { postProtobuf } from './load.ts';
 import { logsRequest } from './log-store-bench.ts';
-import { type Server, startReceiver } from './proc.ts';
-
-const TICK = 100; // clock ticks per second (USER_HZ)
-
-function threads(pid: number): Map<number, { name: string; cpu: number }> {
-  const out = new Map<number, { name: string; cpu: number }>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const close = stat.lastIndexOf(')');
-      const name = stat.slice(stat.indexOf('(') + 1, close);
-      const f = stat.slice(close + 2).split(' ');
-      out.set(Number(tid), { name, cpu: (Number(f[11]) + Number(f[12])) / TICK });
-    } catch {
-      // exited
-    }
-  }
-  return out;
-}
+import { type Server, startReceiver, threadCpu } from './proc.ts';
 
 async function send(port: number, bodies: Buffer[], count: number): Promise<number> {
   const agent = new Agent({ keepAlive: true, maxSockets: 10 });
   let next = 0;
   let failed = 0;
-  const one = (body: Buffer) =>
-    new Promise<void>((resolve, reject) => {
-      const req = request(
-        {
-          host: '127.0.0.1',
-          port,
-          path: '/v1/logs',
-          method: 'POST',
-          agent,
-          headers: { 'content-type': 'application/x-protobuf', 'content-length': body.length },
-        },
-        (res) => {
-          if (res.statusCode !== 200) failed++;
-          res.resume();
-          res.on('end', resolve);
-        },
-      );
-      req.on('error', reject);
-      req.end(body);
-    });
+  const one = async (body: Buffer) => {
+    if ((await postProtobuf(port, agent, '/v1/logs', body)) !== 200) failed++;
+  };
   await Promise.all(
     Array.from({ length: 10 }, async () => {
       while (next < count) await one(bodies[next++ % bodies.length]);
@@ -97,12 +63,12 @@ try {
     for (const { mode, server } of servers) {
       await send(server.port, bodies, 200); // warm-up
       await drain(server, 500);
-      const before = threads(server.pid);
+      const before = threadCpu(server.pid);
       const t0 = performance.now();
       const failed = await send(server.port, bodies, requests);
       const wall = performance.now() - t0;
       await drain(server, 600); // the writer's batch (batch_timeout 100 ms) and its transaction
-      const after = threads(server.pid);
+      const after = threadCpu(server.pid);
       const byThread = new Map<string, number>();
       for (const [tid, a] of after) {
         const b = before.get(tid);

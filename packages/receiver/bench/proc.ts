@@ -4,7 +4,7 @@
  * Every child started here is killed when the bench ends, on success, error or signal.
  */
 import { type ChildProcess, execFileSync, type SpawnOptions, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -344,4 +344,30 @@ export class RssSampler {
     }
     return { avg: sum / n, max, count: n };
   }
+}
+
+/** Clock ticks per second of /proc's CPU times (USER_HZ). */
+const TICKS_PER_SEC = 100;
+
+/**
+ * The CPU time (user + system, seconds) of each thread of process `pid`, by thread id, with the
+ * thread's name (/proc/<pid>/task/<tid>/stat); the main thread's id is `pid`. Threads that exit while
+ * read are left out.
+ */
+export function threadCpu(pid: number): Map<number, { name: string; cpu: number }> {
+  const out = new Map<number, { name: string; cpu: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const f = stat.slice(close + 2).split(' ');
+      out.set(Number(tid), {
+        name: stat.slice(stat.indexOf('(') + 1, close),
+        cpu: (Number(f[11]) + Number(f[12])) / TICKS_PER_SEC,
+      });
+    } catch {
+      // exited
+    }
+  }
+  return out;
 }

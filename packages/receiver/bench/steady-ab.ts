@@ -12,30 +12,21 @@
  *   node bench/steady-ab.ts base:bin=/tmp/base/bin/sonde-receiver.js new sink
  *   node bench/steady-ab.ts default 'single:node=--single-threaded-gc'
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { steady } from './load.ts';
 import { makePayload, makeSpans } from './payloads.ts';
-import { type Server, startReceiver, startSink } from './proc.ts';
-
-const TICK = 100; // clock ticks per second (USER_HZ)
+import { type Server, startReceiver, startSink, threadCpu } from './proc.ts';
 
 /** CPU seconds of the main thread and of all the others. */
-function threadCpu(pid: number): { main: number; other: number } {
+function mainAndOthers(pid: number): { main: number; other: number } {
   let main = 0;
   let other = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const cpu = (Number(f[11]) + Number(f[12])) / TICK;
-      if (Number(tid) === pid) main += cpu;
-      else other += cpu;
-    } catch {
-      // exited
-    }
+  for (const [tid, t] of threadCpu(pid)) {
+    if (tid === pid) main += t.cpu;
+    else other += t.cpu;
   }
   return { main, other };
 }
@@ -91,11 +82,11 @@ async function together(round: number): Promise<void> {
     await Promise.all(
       servers.map((server) => steady(server, payload, { requestsPerSec: 100, warmupSec: 5, durationSec: 1 })),
     );
-    const before = servers.map((server) => threadCpu(server.pid));
+    const before = servers.map((server) => mainAndOthers(server.pid));
     const runs = await Promise.all(
       servers.map((server) => steady(server, payload, { requestsPerSec: 100, warmupSec: 0, durationSec: seconds })),
     );
-    const after = servers.map((server) => threadCpu(server.pid));
+    const after = servers.map((server) => mainAndOthers(server.pid));
     for (let i = 0; i < variants.length; i++) {
       const r = runs[i];
       const main = ((after[i].main - before[i].main) * 1e6) / r.sent;
@@ -121,9 +112,9 @@ for (let round = 0; round < rounds; round++) {
     const server = await variant.start(dataDir);
     try {
       await steady(server, payload, { requestsPerSec: 100, warmupSec: 5, durationSec: 1 });
-      const before = threadCpu(server.pid);
+      const before = mainAndOthers(server.pid);
       const r = await steady(server, payload, { requestsPerSec: 100, warmupSec: 0, durationSec: seconds });
-      const after = threadCpu(server.pid);
+      const after = mainAndOthers(server.pid);
       const main = ((after.main - before.main) * 1e6) / r.sent;
       const other = ((after.other - before.other) * 1e6) / r.sent;
       results.get(variant.name)?.push({ main, other });

@@ -8,11 +8,12 @@
  */
 
 import { mkdtempSync, rmSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { Session } from 'node:inspector/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { postProtobuf } from './load.ts';
 import { makePayload, makeSpans } from './payloads.ts';
 
 interface SamplingNode {
@@ -43,25 +44,10 @@ const receiver = await startReceiver(config, { logger: createLogger('warn') });
 const port = Number(String(receiver.addresses.otlpHttp).split(':').pop());
 const payload = makePayload(await makeSpans(400), 100, 4);
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-const send = (body: Buffer) =>
-  new Promise<void>((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/v1/traces',
-        agent,
-        headers: { 'content-type': 'application/x-protobuf', 'content-length': String(body.length) },
-      },
-      (res) => {
-        res.resume();
-        res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}`))));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+const send = async (body: Buffer) => {
+  const status = await postProtobuf(port, agent, '/v1/traces', body);
+  if (status !== 200) throw new Error(`status ${status}`);
+};
 for (let i = 0; i < 500; i++) await send(payload.bodies[i % payload.bodies.length]);
 
 const session = new Session();

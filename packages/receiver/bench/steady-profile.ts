@@ -7,10 +7,10 @@
  * request in each case and the difference: what costs more per request at the low rate.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { steady } from './load.ts';
+import { postProtobuf, steady } from './load.ts';
 import { makePayload, makeSpans, type Payload } from './payloads.ts';
 import { type Server, startReceiver } from './proc.ts';
 import type { CallFrame, CpuProfile, ProfileNode } from './profile.ts';
@@ -78,28 +78,9 @@ async function saturate(server: Server, payload: Payload, connections: number, s
   const end = performance.now() + seconds * 1000;
   let ok = 0;
   let i = 0;
-  const one = (body: Buffer) =>
-    new Promise<void>((resolve) => {
-      const req = request(
-        {
-          host: '127.0.0.1',
-          port: server.port,
-          method: 'POST',
-          path: '/v1/traces',
-          agent,
-          headers: { 'content-type': 'application/x-protobuf', 'content-length': String(body.length) },
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () => {
-            if (res.statusCode === 200) ok++;
-            resolve();
-          });
-        },
-      );
-      req.on('error', () => resolve());
-      req.end(body);
-    });
+  const one = async (body: Buffer) => {
+    if ((await postProtobuf(server.port, agent, '/v1/traces', body)) === 200) ok++;
+  };
   const loop = async () => {
     while (performance.now() < end) await one(payload.bodies[i++ % payload.bodies.length]);
   };

@@ -6,29 +6,17 @@
  * spends the steady-state CPU (intake, the trace store's writer and its write-ahead log's syncs, V8's
  * helpers), which the whole-process figure does not say.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { steady } from './load.ts';
 import { makePayload, makeSpans } from './payloads.ts';
-import { startReceiver } from './proc.ts';
+import { startReceiver, threadCpu } from './proc.ts';
 
-const TICK = 100; // clock ticks per second (USER_HZ)
-
-/** CPU seconds by thread name (the main thread as `main`). */
+/** CPU seconds by thread name (the main thread as `main`, others as `<name>#<tid>`). */
 function threads(pid: number): Map<string, number> {
   const out = new Map<string, number>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const close = stat.lastIndexOf(')');
-      const name = Number(tid) === pid ? 'main' : `${stat.slice(stat.indexOf('(') + 1, close)}#${tid}`;
-      const f = stat.slice(close + 2).split(' ');
-      out.set(name, (Number(f[11]) + Number(f[12])) / TICK);
-    } catch {
-      // exited
-    }
-  }
+  for (const [tid, t] of threadCpu(pid)) out.set(tid === pid ? 'main' : `${t.name}#${tid}`, t.cpu);
   return out;
 }
 

@@ -349,14 +349,7 @@ export class BlobWal {
           this.unsynced = false;
           const current = this.current;
           if (!current) break;
-          try {
-            await current.fh.datasync();
-            this.syncs++;
-          } catch (err) {
-            // Acknowledged already: counted and told (the store logs it); the next write syncs again.
-            this.errors++;
-            this.onSyncError?.(err as Error);
-          }
+          await this.syncAcknowledged(current);
         }
       } finally {
         this.syncing = undefined;
@@ -370,8 +363,16 @@ export class BlobWal {
     const current = this.current;
     if (!this.unsynced || !current) return;
     this.unsynced = false;
+    await this.syncAcknowledged(current);
+  }
+
+  /**
+   * fdatasyncs a segment whose records were acknowledged already (sync: background): a failure is
+   * counted and told (the store logs it), and the next write syncs again.
+   */
+  private async syncAcknowledged(segment: Segment): Promise<void> {
     try {
-      await current.fh.datasync();
+      await segment.fh.datasync();
       this.syncs++;
     } catch (err) {
       this.errors++;

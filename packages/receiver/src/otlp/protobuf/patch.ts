@@ -35,10 +35,6 @@ export class RawPatch {
   replace(at: number, write: (w: ProtoWriter) => void): void {
     this.edits.push({ at, write });
   }
-
-  get size(): number {
-    return this.edits.length;
-  }
 }
 
 /** The patch cannot be applied (an offset that is no field's start): the caller encodes the model. */
