@@ -80,6 +80,15 @@ test('web vitals: TTFB, LCP, INP and CLS as histograms by page route, sent when 
   );
   await tb.page.goto(`${server.origin}/vitals/12345`, { waitUntil: 'load' });
   await tb.page.click('h1'); // an interaction settles LCP
+  // The browser reports the paint (LCP) and the click (event timing) to observers only after the
+  // frame is presented; a page left before that has no LCP or INP to send (on a busy machine too).
+  await tb.page.evaluate(() =>
+    Promise.all(
+      ['largest-contentful-paint', 'first-input'].map(
+        (type) => new Promise<void>((resolve) => new PerformanceObserver(() => resolve()).observe({ type, buffered: true })),
+      ),
+    ),
+  );
   await new Promise((r) => setTimeout(r, 200));
   // Leaving the page: hidden, then pagehide; the histograms go out with keepalive.
   await tb.page.goto(`${server.origin}/elsewhere`, { waitUntil: 'load' });
@@ -88,7 +97,10 @@ test('web vitals: TTFB, LCP, INP and CLS as histograms by page route, sent when 
     histogramsOf(receiver).filter(
       (p) => p.metric.startsWith('web_vitals.') && p.attributes['page.route'] === '/vitals/:id',
     );
-  await until(() => new Set(vitals().map((p) => p.metric)).size >= 4, 'TTFB, LCP, INP (the click) and CLS');
+  await until(
+    () => new Set(vitals().map((p) => p.metric)).size >= 4,
+    () => `TTFB, LCP, INP (the click) and CLS; got ${[...new Set(vitals().map((p) => p.metric))].join(', ') || 'none'}`,
+  );
   const names = new Set(vitals().map((p) => p.metric));
   expect(names).toEqual(new Set(['web_vitals.ttfb', 'web_vitals.lcp', 'web_vitals.inp', 'web_vitals.cls']));
   for (const p of vitals()) {
