@@ -85,7 +85,8 @@ test('web vitals: TTFB, LCP, INP and CLS as histograms by page route, sent when 
   await tb.page.evaluate(() =>
     Promise.all(
       ['largest-contentful-paint', 'first-input'].map(
-        (type) => new Promise<void>((resolve) => new PerformanceObserver(() => resolve()).observe({ type, buffered: true })),
+        (type) =>
+          new Promise<void>((resolve) => new PerformanceObserver(() => resolve()).observe({ type, buffered: true })),
       ),
     ),
   );
