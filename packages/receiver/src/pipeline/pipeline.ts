@@ -98,6 +98,12 @@ export class SignalPipeline<S extends Signal> {
   }
 
   async consume(batch: Batch<S>): Promise<void> {
+    this.process(batch);
+    await this.deliver(batch);
+  }
+
+  /** Runs the processors on the batch (they may change it, recording their edits in `context.patch`). */
+  process(batch: Batch<S>): void {
     const context = batch.context;
     if (context.raw && !context.modified) context.patch = new RawPatch();
     for (const p of this.processors) {
@@ -112,6 +118,10 @@ export class SignalPipeline<S extends Signal> {
       if (context.modified) context.patch = undefined;
       else context.modified = before;
     }
+  }
+
+  /** Hands the batch, already processed (here or on an intake worker), to every consumer in order. */
+  async deliver(batch: Batch<S>): Promise<void> {
     for (const c of this.consumers) {
       const pending = c.consume(batch);
       if (pending) await pending;
