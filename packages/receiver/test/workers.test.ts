@@ -9,7 +9,9 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
+import * as grpc from '@grpc/grpc-js';
 import type { KeyValue, LogRecord, ReceiverConfigInput, ResourceLogs, ResourceSpans, Span } from '../src';
+import { serviceDefinition } from '../src/intake/grpc';
 import { DEFAULT_DECODE_LIMITS } from '../src/otlp/limits';
 import { decodeLogsRequest } from '../src/otlp/protobuf/decode-logs';
 import { decodeTraceRequest } from '../src/otlp/protobuf/decode-traces';
@@ -17,6 +19,21 @@ import { encodeLogsRequest } from '../src/otlp/protobuf/encode-logs';
 import { encodeTraceRequest } from '../src/otlp/protobuf/encode-traces';
 import { MAX_AUTO_WORKERS, resolveWorkers } from '../src/workers/config';
 import { JSON_TYPE, PROTOBUF, post, prng, startTestReceiver, type TestReceiver, withoutOffsets } from './helpers';
+
+const TraceClient = grpc.makeGenericClientConstructor(serviceDefinition('traces'), 'TraceService');
+
+/** One gRPC Export call; its outcome as a comparable line. */
+function grpcExport(address: string, body: Buffer): Promise<string> {
+  const client = new TraceClient(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+    Export: (req: Buffer, cb: (err: grpc.ServiceError | null, res?: Buffer) => void) => void;
+  };
+  return new Promise((resolve) => {
+    client.Export(body, (err, res) => {
+      client.close();
+      resolve(err ? `grpc ${err.code} ${err.details}` : `grpc ok ${res?.toString('base64')}`);
+    });
+  });
+}
 
 /** A stand-in for Tempo and Loki: keeps every request body (gunzipped) by path. */
 class Sink {
@@ -300,6 +317,9 @@ describe('workers', () => {
         const res = await post(`${t.http}${path}`, body, headers);
         answers.push(`${res.status} ${res.body.toString('base64')}`);
       }
+      // Over gRPC too (the message is a view into grpc-js's buffer: copied, not moved, to the worker).
+      for (const body of [traces[0], traces[1], Buffer.from([0x0a, 0x05, 0x01])])
+        answers.push(await grpcExport(t.grpc, body));
       const concurrent = await Promise.all(
         requests.slice(0, traces.length).map(([path, body, headers]) => post(`${t.http}${path}`, body, headers)),
       );
@@ -311,6 +331,7 @@ describe('workers', () => {
     // Partial successes (invalid spans) and refusals (malformed bodies) are among them.
     expect(answers.filter((a) => a.startsWith('200 ') && a.length > 4).length).toBeGreaterThan(0);
     expect(answers.filter((a) => a.startsWith('400 ')).length).toBe(2);
+    expect(answers.filter((a) => a.startsWith('grpc 3 ')).length).toBe(1);
 
     // Every span and record reached the stand-in Tempo and Loki, the same ones.
     const expectedSpans = single.t.batches.traces.reduce((n, b) => n + b.itemCount, 0);
@@ -366,6 +387,28 @@ describe('workers', () => {
     // Until the new worker is ready, requests are refused the same way; then accepted.
     await waitFor(async () => (await post(`${t.http}/v1/traces`, traceRequests(prng(1))[0], PROTOBUF)).status === 200);
     expect(workers.count).toBe(1);
+  }, 30_000);
+
+  test('a request that finds every worker with max_requests_per_worker in hand gets 503 and is counted', async () => {
+    const random = prng(3);
+    const big = encodeTraceRequest(
+      Array.from({ length: 20 }, (_, i) =>
+        resourceSpans(
+          `s${i}`,
+          Array.from({ length: 500 }, () => makeSpan(random, hexOf(random, 16), 1, '', [])),
+        ),
+      ),
+    );
+    const limited = await startTestReceiver({ workers: 1, overload: { max_requests_per_worker: 1 } });
+    receivers.push(limited);
+    const statuses = await Promise.all(
+      Array.from({ length: 6 }, () => post(`${limited.http}/v1/traces`, big, PROTOBUF).then((r) => r.status)),
+    );
+    expect(statuses).toContain(200);
+    expect(statuses).toContain(503);
+    expect(statuses.every((s) => s === 200 || s === 503)).toBe(true);
+    const text = await (await fetch(`${limited.admin}/metrics`)).text();
+    expect(text).toMatch(/sonde_receiver_limit_hits_total\{signal="traces",limit="max_requests_per_worker"\} [1-9]/);
   }, 30_000);
 
   test('workers: bad values are refused with the key named', async () => {
