@@ -252,10 +252,15 @@ const COMPARED = [
   'sonde_receiver_accepted_',
   'sonde_receiver_refused_',
   'sonde_receiver_requests_total',
+  'sonde_span_metrics_',
+  'sonde_service_graph_',
+  'sonde_event_metrics_',
 ];
 
-async function derived(t: TestReceiver): Promise<string[]> {
-  const text = await (await fetch(`${t.admin}/metrics`)).text();
+/** The lines of those families on /metrics; in OpenMetrics (with exemplars) when `openMetrics`. */
+async function derived(t: TestReceiver, openMetrics = false): Promise<string[]> {
+  const accept = openMetrics ? { accept: 'application/openmetrics-text; version=1.0.0' } : undefined;
+  const text = await (await fetch(`${t.admin}/metrics`, { headers: accept })).text();
   return text
     .split('\n')
     .filter((line) => COMPARED.some((prefix) => line.replace(/^# (HELP|TYPE) /, '').startsWith(prefix)));
@@ -276,6 +281,8 @@ describe('workers', () => {
       redaction: { hmac_key: 'a key for the pseudonyms of this test' },
       // No edge expires while the test runs (at different times in the two receivers).
       service_graph: { wait: '5m' },
+      // Low enough for the overflow series to take part.
+      span_metrics: { max_series_per_metric: 60 },
       // Every item stays in the recent buffer (which ones a smaller window keeps depends on the order).
       debug: { recent_items: 100_000 },
     };
@@ -303,6 +310,7 @@ describe('workers', () => {
     const random = prng(15);
     const traces = traceRequests(random);
     const logs = logRequests(random);
+    const exemplars: string[][] = [];
     const send = async (t: TestReceiver) => {
       const answers: string[] = [];
       const requests: [string, Buffer | string, Record<string, string>][] = [
@@ -317,6 +325,8 @@ describe('workers', () => {
         const res = await post(`${t.http}${path}`, body, headers);
         answers.push(`${res.status} ${res.body.toString('base64')}`);
       }
+      // Sent in order, the same exemplars too.
+      exemplars.push(await derived(t, true));
       // Over gRPC too (the message is a view into grpc-js's buffer: copied, not moved, to the worker).
       for (const body of [traces[0], traces[1], Buffer.from([0x0a, 0x05, 0x01])])
         answers.push(await grpcExport(t.grpc, body));
@@ -362,6 +372,11 @@ describe('workers', () => {
     expect(series.some((l) => l.startsWith('sonde_receiver_redactions_total{'))).toBe(true);
     expect(series.some((l) => l.includes('limit="max_attribute_value_length"'))).toBe(true);
     expect(await derived(pooled.t)).toStrictEqual(series);
+    expect(exemplars[0].some((l) => /^traces_spanmetrics_latency_bucket\{.*# \{traceID="/.test(l))).toBe(true);
+    expect(exemplars[0].some((l) => /^sonde_events_total\{.*# \{traceID="/.test(l))).toBe(true);
+    expect(exemplars[1]).toStrictEqual(exemplars[0]);
+    // The series limit was reached: updates past it went to the overflow series, counted alike.
+    expect(series.some((l) => /^sonde_span_metrics_overflow_points_total [1-9]/.test(l))).toBe(true);
   }, 60_000);
 
   test('a worker that stops: its requests get 503, the receiver goes on with a new worker', async () => {

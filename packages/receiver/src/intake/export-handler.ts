@@ -124,6 +124,7 @@ export class ExportHandler {
         },
         warnings,
         decodeStats: undefined,
+        derived: done.derived ?? {},
       };
       await this.pipeline.for(signal).deliver(batch);
     }

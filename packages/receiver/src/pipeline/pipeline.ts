@@ -46,6 +46,13 @@ export interface Batch<S extends Signal> {
   warnings: string[];
   /** What the decoder saw, when it tells (protobuf does); processors use it to skip work. */
   decodeStats: DecodeStats | undefined;
+  /**
+   * Set when an intake worker decoded and processed the batch (`workers`, src/workers/): what it
+   * derived there for consumers of the main thread, by consumer name (span metrics' and event metrics'
+   * recorded updates). `data` is then only the skeleton the other model consumers read
+   * (src/workers/skeleton.ts), and `context.raw` the payload.
+   */
+  derived?: Record<string, unknown>;
 }
 
 export interface Processor<S extends Signal> {

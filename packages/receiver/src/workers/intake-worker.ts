@@ -6,18 +6,25 @@
  * made (the main thread adds them to its own counters, so /metrics shows one figure).
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import pino from 'pino';
 import type { Counter } from 'prom-client';
+import { toEventMetricsOptions } from '../events/config';
+import { EventMetricsConsumer } from '../events/event-metrics';
 import { toHandlerOptions } from '../intake/config';
 import { prepareBatch } from '../intake/prepare';
 import { OtlpError } from '../otlp/errors';
 import { encodeLogsRequest } from '../otlp/protobuf/encode-logs';
 import { encodeTraceRequest } from '../otlp/protobuf/encode-traces';
-import { SignalPipeline } from '../pipeline/pipeline';
+import { type Consumer, SignalPipeline } from '../pipeline/pipeline';
 import { buildProcessors } from '../pipeline/processors';
 import { requestPayload } from '../queue/admission';
 import { SelfMetrics } from '../self-metrics';
+import type { MetricStore } from '../series/store';
+import { toSpanMetricsOptions } from '../traces/config';
+import { SpanMetricsConsumer } from '../traces/span-metrics';
 import type { CounterIncrement, FailedRequest, ProcessedRequest, ProcessRequest, WorkerSettings } from './protocol';
 import { ownArrayBuffer } from './protocol';
+import { RecordingStore, transferables } from './recorded-store';
 import { packSkeleton } from './skeleton';
 
 const port = parentPort;
@@ -37,6 +44,39 @@ const encoders = {
   logs: (data: Parameters<typeof encodeLogsRequest>[0]) => encodeLogsRequest(data),
 };
 const handlerOptions = toHandlerOptions(config.limits);
+
+/** The consumers derived here: their updates are recorded and applied on the main thread's stores. */
+const silent = pino({ level: 'silent' });
+const derive = {
+  traces: config.span_metrics.enabled
+    ? [
+        recorded(
+          new SpanMetricsConsumer(
+            toSpanMetricsOptions(config.span_metrics),
+            metrics.registry,
+            silent,
+            new RecordingStore(),
+          ),
+        ),
+      ]
+    : [],
+  logs: config.event_metrics.enabled
+    ? [
+        recorded(
+          new EventMetricsConsumer(
+            toEventMetricsOptions(config.event_metrics),
+            metrics.registry,
+            silent,
+            new RecordingStore(),
+          ),
+        ),
+      ]
+    : [],
+};
+
+function recorded<S extends 'traces' | 'logs'>(consumer: Consumer<S> & { store: MetricStore }) {
+  return { consumer, store: consumer.store as RecordingStore };
+}
 
 /** The increments of the request being processed. */
 let counters: CounterIncrement[] = [];
@@ -83,9 +123,19 @@ port.on('message', (request: ProcessRequest) => {
     pipeline.process(batch);
     const encode = encoders[signal] as (data: typeof batch.data) => Buffer;
     answer.payload = ownArrayBuffer(requestPayload(batch, encode));
+    const transfer: ArrayBuffer[] = [];
+    answer.derived = {};
+    for (const { consumer, store } of derive[signal]) {
+      (consumer as Consumer<typeof signal>).consume(batch);
+      const ops = store.take();
+      if (!ops) continue;
+      answer.derived[consumer.name] = ops;
+      transfer.push(...transferables(ops));
+    }
     const skeleton = packSkeleton(signal, batch.data, keys);
     answer.skeleton = skeleton;
     port.postMessage(answer, [
+      ...transfer,
       answer.payload.buffer,
       skeleton.numbers.buffer,
       skeleton.times.buffer,

@@ -7,6 +7,7 @@ import type { ReceiverConfig } from '../config/schema';
 import type { Signal } from '../model';
 import type { GrpcCode, RefusalReason } from '../otlp/errors';
 import type { Encoding } from '../otlp/responses';
+import type { RecordedOps } from './recorded-store';
 import type { PackedSkeleton, SkeletonKeys } from './skeleton';
 
 export interface WorkerSettings {
@@ -42,6 +43,8 @@ export interface ProcessedRequest {
   payload?: { buffer: ArrayBuffer; offset: number; length: number };
   /** The batch reduced to what the main thread's model consumers read (skeleton.ts). */
   skeleton?: PackedSkeleton;
+  /** What consumers of the main thread take from here, by consumer name (span metrics' and event counts' recorded updates). */
+  derived?: Record<string, RecordedOps>;
   counters: CounterIncrement[];
 }
 

@@ -1,17 +1,18 @@
 /**
- * What an intake worker sends back to the main thread of a processed batch, besides its protobuf:
- * the batch reduced to what the main thread's model consumers read (span metrics, the service graph,
- * event metrics, consent people), so that they run there unchanged, on one store each, and give the
- * same series as in single-thread mode.
+ * What an intake worker sends back to the main thread of a processed batch for the model consumers
+ * that stay there, besides its payload and the recorded updates of span metrics and event counts
+ * (recorded-store.ts): the batch reduced to what the service graph (whose halves must meet in one
+ * place) and consent people (rare records) read, so that they run there unchanged, on one store
+ * each, and give the same series as in single-thread mode.
  *
- * Every resource, scope and item is kept (consumers and exporters count items from the data), with
- * their ids, names, kinds, status codes, times and trace states; attributes are kept only for the keys
- * those consumers look up (SkeletonKeys); span events and links, log bodies, scope names and status
- * messages are left out. A consumer that starts reading another attribute must add its key here (the
- * equivalence test in test/workers.test.ts compares every derived series of both modes).
+ * Every resource and scope is kept; of the items, only client, server, producer and consumer spans,
+ * and consent choice records, with their ids, names, kinds, status codes, times and trace states;
+ * attributes only for the keys those consumers look up (SkeletonKeys). A consumer that starts reading
+ * another attribute must add its key here (test/workers.test.ts compares every derived series of
+ * both modes).
  */
 import type { ReceiverConfig } from '../config/schema';
-import { CONSENT_CHOICE_EVENT } from '../consent/people';
+import { CONSENT_CHOICE_EVENT, isConsentChoice } from '../consent/people';
 import {
   type AnyValue,
   type KeyValue,
@@ -24,12 +25,13 @@ import {
   type Signal,
   type SignalData,
   type Span,
+  SpanKind,
 } from '../model';
 import { DATABASE_NAME_ATTRIBUTES, DATABASE_SYSTEM_ATTRIBUTES, PEER_ATTRIBUTES } from '../traces/service-graph';
 
 /** The attribute keys the main thread's model consumers look up, per kind of owner. */
 export interface SkeletonKeys {
-  /** Whether any consumer on the main thread reads the signal's model at all. */
+  /** Whether a consumer on the main thread reads the signal's skeleton at all (the service graph; consent people). */
   traces: boolean;
   logs: boolean;
   resource: string[];
@@ -37,40 +39,24 @@ export interface SkeletonKeys {
   log: string[];
 }
 
+/**
+ * What the skeleton keeps: span metrics and event counts are derived on the workers (recorded-store.ts),
+ * so the main thread reads the skeleton for the service graph (client, server, producer and consumer
+ * spans) and consent people (consent choice records) only.
+ */
 export function skeletonKeys(config: ReceiverConfig): SkeletonKeys {
   const resource = new Set<string>(['service.name']);
   const span = new Set<string>();
-  const log = new Set<string>();
-  if (config.span_metrics.enabled) {
-    resource.add('service.version');
-    for (const key of config.span_metrics.dimensions) {
-      span.add(key);
-      resource.add(key);
-    }
-    addMultiplier(config.span_metrics.span_multiplier_key, span, resource);
-  }
   if (config.service_graph.enabled) {
     for (const key of [...DATABASE_SYSTEM_ATTRIBUTES, ...PEER_ATTRIBUTES, ...DATABASE_NAME_ATTRIBUTES]) span.add(key);
     addMultiplier(config.service_graph.span_multiplier_key, span, resource);
   }
-  if (config.event_metrics.enabled) {
-    log.add('event.name');
-    log.add(config.event_metrics.category_attribute);
-    for (const key of config.event_metrics.dimensions) {
-      log.add(key);
-      resource.add(key);
-    }
-  }
-  if (config.consent_people.enabled) {
-    for (const key of ['event.name', 'sonde.consent.category', CONSENT_CHOICE_EVENT, 'sonde.consent.subject'])
-      log.add(key);
-  }
   return {
-    traces: config.span_metrics.enabled || config.service_graph.enabled,
-    logs: config.event_metrics.enabled || config.consent_people.enabled,
+    traces: config.service_graph.enabled,
+    logs: config.consent_people.enabled,
     resource: [...resource],
     span: [...span],
-    log: [...log],
+    log: ['event.name', 'sonde.consent.category', CONSENT_CHOICE_EVENT, 'sonde.consent.subject'],
   };
 }
 
@@ -170,8 +156,13 @@ export function packSkeleton<S extends Signal>(signal: S, data: SignalData[S], k
       p.attributes(rs.resource.attributes, keys.resource);
       p.shape.push(rs.scopeSpans.length);
       for (const ss of rs.scopeSpans) {
-        p.shape.push(ss.spans.length);
+        const at = p.shape.length;
+        p.shape.push(0);
+        if (!keys.traces) continue;
         for (const span of ss.spans) {
+          // The service graph reads only these kinds.
+          if (span.kind < SpanKind.SERVER || span.kind > SpanKind.CONSUMER) continue;
+          p.shape[at]++;
           p.strings.push(span.traceId, span.spanId, span.traceState, span.parentSpanId, span.name);
           p.numbers.push(span.kind, span.status.code, span.flags);
           p.times.push(span.startTimeUnixNano, span.endTimeUnixNano);
@@ -185,8 +176,12 @@ export function packSkeleton<S extends Signal>(signal: S, data: SignalData[S], k
       p.attributes(rl.resource.attributes, keys.resource);
       p.shape.push(rl.scopeLogs.length);
       for (const sl of rl.scopeLogs) {
-        p.shape.push(sl.logRecords.length);
+        const at = p.shape.length;
+        p.shape.push(0);
+        if (!keys.logs) continue;
         for (const r of sl.logRecords) {
+          if (!isConsentChoice(r.eventName, r.attributes)) continue;
+          p.shape[at]++;
           p.strings.push(r.traceId, r.spanId, r.eventName);
           p.numbers.push(r.severityNumber, r.flags);
           p.times.push(r.timeUnixNano, r.observedTimeUnixNano);
