@@ -29,6 +29,8 @@ const start = async (n: number) => {
 const receivers = [await start(0), await start(workers)];
 
 function cpu(pid: number): { all: number; main: number } {
+  const r = receivers.find((x) => x.server.pid === pid);
+  if (r && r.server.child.exitCode !== null) throw new Error(`workers=${r.n} exited:\n${r.server.output()}`);
   let all = 0;
   let main = 0;
   for (const [tid, t] of threadCpu(pid)) {
