@@ -23,11 +23,9 @@ import { decodeLogsRequest } from './otlp/protobuf/decode-logs';
 import { decodeTraceRequest } from './otlp/protobuf/decode-traces';
 import { encodeLogsRequest } from './otlp/protobuf/encode-logs';
 import { encodeTraceRequest } from './otlp/protobuf/encode-traces';
-import { AttributeLimitsProcessor } from './pipeline/attribute-limits';
-import { toAttributeLimits, toRedactionConfig } from './pipeline/config';
 import type { Pipeline } from './pipeline/pipeline';
+import { buildProcessors } from './pipeline/processors';
 import { RecentTelemetry } from './pipeline/recent';
-import { Redaction } from './pipeline/redaction';
 import { toPrometheusOptions } from './prometheus/config';
 import { PrometheusConsumer } from './prometheus/consumer';
 import type { SelfMetrics } from './self-metrics';
@@ -56,7 +54,6 @@ export async function buildComponents(
   logger: Logger,
 ): Promise<Components> {
   const component = (name: string) => logger.child({ component: name });
-  const limits = toAttributeLimits(config.limits);
   // Traces and logs are kept as protobuf and decoded again when read (recent.ts), with the intake's limits.
   const { decodeLimits } = toHandlerOptions(config.limits);
   const recent = {
@@ -70,15 +67,10 @@ export async function buildComponents(
       encode: (data) => encodeLogsRequest(data),
     }),
   };
-  // Redaction runs before the attribute limits, so that truncation cannot cut a value (an email, a
-  // card number) to a piece the detectors no longer recognise.
-  if (config.redaction.enabled) {
-    const redaction = new Redaction(toRedactionConfig(config.redaction), metrics.registry);
-    pipeline.traces.addProcessor(redaction.processor());
-    pipeline.metrics.addProcessor(redaction.processor());
-    pipeline.logs.addProcessor(redaction.processor());
-  }
-  pipeline.traces.addProcessor(new AttributeLimitsProcessor(limits, metrics));
+  const processors = buildProcessors(config, metrics);
+  for (const p of processors.traces) pipeline.traces.addProcessor(p);
+  for (const p of processors.metrics) pipeline.metrics.addProcessor(p);
+  for (const p of processors.logs) pipeline.logs.addProcessor(p);
   // The Tempo exporter goes first: when its queue is full it refuses the request (503 + Retry-After)
   // before any other consumer has counted the spans, so the client's retry is not counted twice.
   if (config.tempo.endpoint) {
@@ -100,8 +92,7 @@ export async function buildComponents(
     : undefined;
   if (traceStore) pipeline.traces.addConsumer(traceStore);
   pipeline.traces.addConsumer(recent.traces);
-  pipeline.metrics.addProcessor(new AttributeLimitsProcessor(limits, metrics)).addConsumer(recent.metrics);
-  pipeline.logs.addProcessor(new AttributeLimitsProcessor(limits, metrics));
+  pipeline.metrics.addConsumer(recent.metrics);
   // The Loki exporter is the first logs consumer, for the same reason as the Tempo exporter's place.
   if (config.loki.endpoint) {
     const options = toExporterOptions(config.loki, 'loki', config.data_dir);

@@ -20,6 +20,7 @@ import type { RecentTelemetry } from './pipeline/recent';
 import { openListenerSecurity } from './security/config';
 import { SelfMetrics } from './self-metrics';
 import type { TraceStore } from './trace-store/trace-store';
+import { type IntakeWorkers, startIntakeWorkers } from './workers/pool';
 
 export interface ReceiverAddresses {
   /** "host:port" of each listener, or undefined when it is off. */
@@ -42,6 +43,8 @@ export interface Receiver {
     metrics: RecentTelemetry<'metrics'>;
     logs: RecentTelemetry<'logs'>;
   };
+  /** The intake workers (`workers` ≥ 1), undefined in single-thread mode. */
+  readonly intakeWorkers: IntakeWorkers | undefined;
   close(): Promise<void>;
 }
 
@@ -57,8 +60,12 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
   const pipeline = new Pipeline();
   const components = await buildComponents(config, pipeline, metrics, logger);
   const { traceStore, logStore, recent } = components;
+  const workers = await startIntakeWorkers(config, metrics, logger).catch(async (err: unknown) => {
+    await pipeline.shutdown();
+    throw err;
+  });
   const admission = new Admission(toAdmissionOptions(config.overload), metrics);
-  const handler = new ExportHandler(toHandlerOptions(config.limits), pipeline, admission, metrics, logger);
+  const handler = new ExportHandler(toHandlerOptions(config.limits), pipeline, admission, metrics, logger, workers);
 
   let draining = false;
   let listening = false;
@@ -78,6 +85,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     for (const w of watched) w.close();
     await traceStore?.shutdown();
     await logStore?.shutdown();
+    await workers?.close();
     admission.close();
     throw err;
   }
@@ -95,6 +103,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
       traceStore: traceStore?.options.path,
       logStore: logStore?.options.path,
       dataDir: config.data_dir,
+      workers: workers?.count ?? 0,
     },
     'sonde-receiver listening',
   );
@@ -109,6 +118,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
       draining = true;
       if (summaryTimer) clearInterval(summaryTimer);
       await closeListeners([otlp.http, otlp.grpc]);
+      await workers?.close();
       await pipeline.shutdown();
       admission.close();
       await closeListeners([admin]);
@@ -118,7 +128,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     })();
     return closing;
   };
-  return { addresses, pipeline, metrics, logger, recent, traceStore, logStore, close };
+  return { addresses, pipeline, metrics, logger, recent, traceStore, logStore, intakeWorkers: workers, close };
 }
 
 /** The periodic "received N spans, ..." line: what arrived since the previous line, if anything. */

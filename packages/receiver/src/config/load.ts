@@ -30,6 +30,7 @@ export const ENV_OVERRIDES: Record<string, string[]> = {
   SONDE_HMAC_KEY: ['redaction', 'hmac_key'],
   SONDE_TRACE_STORE: ['trace_store', 'enabled'],
   SONDE_LOG_STORE: ['log_store', 'enabled'],
+  SONDE_WORKERS: ['workers'],
 };
 
 /**

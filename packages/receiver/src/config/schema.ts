@@ -19,6 +19,7 @@ import { redactionSection } from '../pipeline/config';
 import { prometheusSection } from '../prometheus/config';
 import { traceStoreSection } from '../trace-store/config';
 import { serviceGraphSection, spanMetricsSection } from '../traces/config';
+import { workersField } from '../workers/config';
 import { duration } from './fields';
 
 export const configSchema = z.strictObject({
@@ -56,6 +57,8 @@ export const configSchema = z.strictObject({
       summary_interval: duration.default(60_000),
     })
     .prefault({}),
+  /** Worker threads that decode and process traces and logs: 0 (all on the main thread), N, or auto (src/workers/config.ts). */
+  workers: workersField,
   /** Bounded time to drain in-flight requests on SIGTERM/SIGINT. */
   shutdown_timeout: duration.default(10_000),
   /** Directory for persistent state (export queue, trace store). */

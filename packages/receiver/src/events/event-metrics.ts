@@ -22,6 +22,7 @@ import type { Batch, Consumer } from '../pipeline/pipeline';
 import { createMeasuredStore } from '../series/measured-store';
 import { escapeLabelValue, labelName, labelValue } from '../series/naming';
 import type { Family, MetricStore } from '../series/store';
+import { type RecordedOps, replay } from '../workers/recorded-store';
 import { EVENT_METRICS_STORE } from './metrics';
 
 export interface EventMetricsOptions {
@@ -47,14 +48,18 @@ export class EventMetricsConsumer implements Consumer<'logs'> {
     private readonly options: EventMetricsOptions,
     registry: Registry,
     logger: Logger,
+    /** On an intake worker: the store that records the updates for the main thread (src/workers/recorded-store.ts). */
+    recording?: MetricStore,
   ) {
-    const measured = createMeasuredStore(
-      EVENT_METRICS_STORE.prefix,
-      EVENT_METRICS_STORE.what,
-      { maxSeriesPerMetric: options.maxSeriesPerMetric, metricExpirationMs: options.metricExpirationMs },
-      registry,
-      (family) => logger.warn({ metric: family.name }, 'event metrics: metric name conflict'),
-    );
+    const measured = recording
+      ? { store: recording, stop() {} }
+      : createMeasuredStore(
+          EVENT_METRICS_STORE.prefix,
+          EVENT_METRICS_STORE.what,
+          { maxSeriesPerMetric: options.maxSeriesPerMetric, metricExpirationMs: options.metricExpirationMs },
+          registry,
+          (family) => logger.warn({ metric: family.name }, 'event metrics: metric name conflict'),
+        );
     this.store = measured.store;
     this.stopStore = measured.stop;
     this.events = this.store.family(
@@ -74,6 +79,12 @@ export class EventMetricsConsumer implements Consumer<'logs'> {
 
   consume(batch: Batch<'logs'>): void {
     const now = Date.now();
+    // Derived on an intake worker: its recorded updates, applied here in order.
+    if (batch.derived) {
+      const recorded = batch.derived[this.name] as RecordedOps | undefined;
+      if (recorded) replay(this.store, recorded, now);
+      return;
+    }
     for (const rl of batch.data) {
       const resource = rl.resource.attributes;
       let service: string | undefined;

@@ -303,7 +303,8 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
     if (this.stopping) throw shuttingDown();
     const { backend, section, items: itemsName } = this.signal;
     const payload = requestPayload(batch, (data) => this.signal.encode(data));
-    const items = this.signal.count(batch.data);
+    // A batch from an intake worker holds only a skeleton of its items: its count is theirs.
+    const items = batch.derived ? batch.itemCount : this.signal.count(batch.data);
     if (payload.length === 0 || items === 0) return;
     const { queueBytes } = this.options;
     switch (this.admission.verdict(payload.length, this.queue.waitingBytes)) {

@@ -100,6 +100,8 @@ export const overloadSection = z
     memory_limit: size.default(0),
     /** How often memory is checked. */
     memory_check_interval: duration.default(1000),
+    /** Requests one intake worker (`workers`) holds at once; when every worker holds this many, 503 with Retry-After. */
+    max_requests_per_worker: positiveInt.default(64),
     /** The Retry-After given to clients that are refused for overload. */
     retry_after: duration.default(5000),
   })

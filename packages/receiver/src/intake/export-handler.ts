@@ -4,15 +4,17 @@
  * self-metrics and the debug log line on the way. HTTP and gRPC only adapt their framing to it.
  */
 import type { Logger } from 'pino';
-import { ITEM_NAME, type Signal, type SignalData } from '../model';
-import { GrpcCode, OtlpError, TooManyStructuresError } from '../otlp/errors';
-import { BYTES_PER_STRUCTURE, type DecodeLimits, type DecodeStats } from '../otlp/limits';
+import { ITEM_NAME, type Signal } from '../model';
+import { GrpcCode, OtlpError } from '../otlp/errors';
+import type { DecodeLimits } from '../otlp/limits';
 import type { Encoding, PartialSuccess } from '../otlp/responses';
 import type { Batch, Pipeline } from '../pipeline/pipeline';
 import type { SelfMetrics, Transport } from '../self-metrics';
+import { applyCounters, type IntakeWorkers, workerError } from '../workers/pool';
+import { type PackedSkeleton, unpackSkeleton } from '../workers/skeleton';
 import type { Admission } from './admission';
-import { decodeRequest } from './decode';
-import { validateRequest } from './validate';
+import { prepareBatch } from './prepare';
+import type { Rejection } from './validate';
 
 export interface ExportRequest<S extends Signal> {
   signal: S;
@@ -45,6 +47,8 @@ export class ExportHandler {
     private readonly admission: Admission,
     private readonly metrics: SelfMetrics,
     private readonly logger: Logger,
+    /** The intake workers that decode and process traces and logs; none: all on this thread. */
+    private readonly workers?: IntakeWorkers,
   ) {}
 
   /** Handles one request; resolves with the partial success to report, or rejects with an OtlpError. */
@@ -64,66 +68,91 @@ export class ExportHandler {
     let held = extra;
     try {
       this.pipeline.for(signal).admit(body.length);
-      const stats: DecodeStats = { longestString: 0, mostAttributes: 0, structures: 0 };
-      let data: SignalData[S];
-      try {
-        data = decodeRequest(signal, req.encoding, body, this.options.decodeLimits, stats);
-      } catch (err) {
-        if (err instanceof TooManyStructuresError) {
-          this.metrics.limitHits.inc({ signal, limit: 'max_decoded_structures' });
-        }
-        throw err;
+      if (this.workers && signal !== 'metrics') {
+        return await this.handleOnWorker(req as ExportRequest<'traces' | 'logs'>, (bytes) => {
+          this.admission.hold(bytes);
+          held += bytes;
+        });
       }
+      const { batch, rejection, decodedBytes } = prepareBatch(req, this.options, this.metrics.limitHits);
       // Memory admission counts what the request became once decoded, not only its bytes, until it is done.
-      const decodedBytes = Math.round((stats.structures ?? 0) * BYTES_PER_STRUCTURE);
       this.admission.hold(decodedBytes);
       held += decodedBytes;
-      const rejection = validateRequest(signal, data, this.options.maxItemsPerRequest);
-      if (rejection.overLimit > 0) this.metrics.limitHits.inc({ signal, limit: 'max_items_per_request' });
-      const batch: Batch<S> = {
-        signal,
-        data,
-        itemCount: rejection.kept,
-        context: {
-          transport,
-          encoding: req.encoding,
-          receivedAt: Date.now(),
-          raw: req.encoding === 'protobuf' ? body : undefined,
-          modified: rejection.count > 0,
-          tenant: req.tenant,
-        },
-        warnings: [],
-        decodeStats: req.encoding === 'protobuf' ? stats : undefined,
-      };
-      if (batch.itemCount > 0) {
-        await this.pipeline.for(signal).consume(batch);
-        m.accepted.inc(batch.itemCount);
-      }
-      this.metrics.countRefusedItems(signal, transport, 'invalid', rejection.count - rejection.overLimit);
-      this.metrics.countRefusedItems(signal, transport, 'too_many_items', rejection.overLimit);
-      this.received[signal] += batch.itemCount;
-      const messages = rejection.messages.concat(batch.warnings);
-      this.finish(req, messages.length > 0 ? 'partialSuccess' : 'success');
-      if (this.logger.isLevelEnabled('debug')) {
-        this.logger.debug(
-          {
-            signal,
-            transport,
-            encoding: req.encoding,
-            items: batch.itemCount,
-            rejected: rejection.count,
-            bytes: body.length,
-          },
-          `received ${batch.itemCount} ${ITEM_NAME[signal]}`,
-        );
-      }
-      if (messages.length === 0) return undefined;
-      return { rejected: rejection.count, errorMessage: messages.join('; ') };
+      if (batch.itemCount > 0) await this.pipeline.for(signal).consume(batch);
+      return this.answer(req, batch.itemCount, rejection, rejection.messages.concat(batch.warnings));
     } catch (err) {
       throw this.refused(req, err);
     } finally {
       this.admission.release(held);
     }
+  }
+
+  /**
+   * Decode, validation and the processors on an intake worker (src/workers/), the consumers here: the
+   * byte consumers take the worker's payload, the model consumers its skeleton of the batch.
+   */
+  private async handleOnWorker<S extends 'traces' | 'logs'>(
+    req: ExportRequest<S>,
+    hold: (decodedBytes: number) => void,
+  ): Promise<PartialSuccess | undefined> {
+    const { signal } = req;
+    const bytes = req.body.length;
+    const done = await (this.workers as IntakeWorkers).process(signal, req.encoding, req.body);
+    applyCounters(this.metrics.registry, done.counters);
+    if (!done.ok) throw workerError(done.error, this.logger);
+    hold(done.decodedBytes);
+    const rejection: Rejection = {
+      kept: done.kept,
+      count: done.rejected,
+      overLimit: done.overLimit,
+      messages: done.messages,
+    };
+    const warnings = done.warnings;
+    if (done.kept > 0 && done.payload) {
+      const { buffer, offset, length } = done.payload;
+      const batch: Batch<S> = {
+        signal,
+        data: unpackSkeleton(signal, done.skeleton as PackedSkeleton),
+        itemCount: done.kept,
+        context: {
+          transport: req.transport,
+          encoding: req.encoding,
+          receivedAt: Date.now(),
+          raw: Buffer.from(buffer, offset, length),
+          modified: false,
+          tenant: req.tenant,
+        },
+        warnings,
+        decodeStats: undefined,
+        derived: done.derived ?? {},
+      };
+      await this.pipeline.for(signal).deliver(batch);
+    }
+    return this.answer(req, done.kept, rejection, rejection.messages.concat(warnings), bytes);
+  }
+
+  /** Counts an accepted request, logs it at debug, and gives its partial success (undefined for full success). */
+  private answer<S extends Signal>(
+    req: ExportRequest<S>,
+    kept: number,
+    rejection: Rejection,
+    messages: string[],
+    bytes = req.body.length,
+  ): PartialSuccess | undefined {
+    const { signal, transport } = req;
+    if (kept > 0) this.metrics.forRequest(signal, transport).accepted.inc(kept);
+    this.metrics.countRefusedItems(signal, transport, 'invalid', rejection.count - rejection.overLimit);
+    this.metrics.countRefusedItems(signal, transport, 'too_many_items', rejection.overLimit);
+    this.received[signal] += kept;
+    this.finish(req, messages.length > 0 ? 'partialSuccess' : 'success');
+    if (this.logger.isLevelEnabled('debug')) {
+      this.logger.debug(
+        { signal, transport, encoding: req.encoding, items: kept, rejected: rejection.count, bytes },
+        `received ${kept} ${ITEM_NAME[signal]}`,
+      );
+    }
+    if (messages.length === 0) return undefined;
+    return { rejected: rejection.count, errorMessage: messages.join('; ') };
   }
 
   /**

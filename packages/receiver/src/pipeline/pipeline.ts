@@ -46,6 +46,13 @@ export interface Batch<S extends Signal> {
   warnings: string[];
   /** What the decoder saw, when it tells (protobuf does); processors use it to skip work. */
   decodeStats: DecodeStats | undefined;
+  /**
+   * Set when an intake worker decoded and processed the batch (`workers`, src/workers/): what it
+   * derived there for consumers of the main thread, by consumer name (span metrics' and event metrics'
+   * recorded updates). `data` is then only the skeleton the other model consumers read
+   * (src/workers/skeleton.ts), and `context.raw` the payload.
+   */
+  derived?: Record<string, unknown>;
 }
 
 export interface Processor<S extends Signal> {
@@ -98,6 +105,12 @@ export class SignalPipeline<S extends Signal> {
   }
 
   async consume(batch: Batch<S>): Promise<void> {
+    this.process(batch);
+    await this.deliver(batch);
+  }
+
+  /** Runs the processors on the batch (they may change it, recording their edits in `context.patch`). */
+  process(batch: Batch<S>): void {
     const context = batch.context;
     if (context.raw && !context.modified) context.patch = new RawPatch();
     for (const p of this.processors) {
@@ -112,6 +125,10 @@ export class SignalPipeline<S extends Signal> {
       if (context.modified) context.patch = undefined;
       else context.modified = before;
     }
+  }
+
+  /** Hands the batch, already processed (here or on an intake worker), to every consumer in order. */
+  async deliver(batch: Batch<S>): Promise<void> {
     for (const c of this.consumers) {
       const pending = c.consume(batch);
       if (pending) await pending;

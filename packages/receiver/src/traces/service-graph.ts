@@ -71,10 +71,10 @@ export type ConnectionType = '' | 'virtual_node' | 'messaging_system' | 'databas
 const EXEMPLAR_LABELS = { trace: 'traceID', span: 'spanID' };
 /** Span attributes naming the server of a client span whose server never reported, first found wins. */
 /** Span attributes that make a client span a database client span, first found wins. */
-const DATABASE_SYSTEM_ATTRIBUTES = ['db.system.name', 'db.system'];
-const PEER_ATTRIBUTES = ['peer.service', 'service.peer.name', 'server.address', 'db.name', 'db.system'];
+export const DATABASE_SYSTEM_ATTRIBUTES = ['db.system.name', 'db.system'];
+export const PEER_ATTRIBUTES = ['peer.service', 'service.peer.name', 'server.address', 'db.name', 'db.system'];
 /** Span attributes naming the database of a database client span, first found wins. */
-const DATABASE_NAME_ATTRIBUTES = ['db.namespace', 'db.name', 'server.address', 'db.system.name', 'db.system'];
+export const DATABASE_NAME_ATTRIBUTES = ['db.namespace', 'db.name', 'server.address', 'db.system.name', 'db.system'];
 
 /** One side of an edge: what its span tells. */
 interface Half {

@@ -25,6 +25,7 @@ import type { Batch, Consumer } from '../pipeline/pipeline';
 import { createMeasuredStore } from '../series/measured-store';
 import { escapeLabelValue, labelName, labelValue } from '../series/naming';
 import { type Family, type MetricStore, type Series, SpanExemplar } from '../series/store';
+import { type RecordedOps, replay } from '../workers/recorded-store';
 import { AdjustedCounter } from './adjusted-count';
 import { SPAN_METRICS_STORE } from './metrics';
 
@@ -75,14 +76,18 @@ export class SpanMetricsConsumer implements Consumer<'traces'> {
     private readonly options: SpanMetricsOptions,
     registry: Registry,
     logger: Logger,
+    /** On an intake worker: the store that records the updates for the main thread (src/workers/recorded-store.ts). */
+    recording?: MetricStore,
   ) {
-    const measured = createMeasuredStore(
-      SPAN_METRICS_STORE.prefix,
-      SPAN_METRICS_STORE.what,
-      { maxSeriesPerMetric: options.maxSeriesPerMetric, metricExpirationMs: options.metricExpirationMs },
-      registry,
-      (family) => logger.warn({ metric: family.name }, 'span metrics: metric name conflict'),
-    );
+    const measured = recording
+      ? { store: recording, stop() {} }
+      : createMeasuredStore(
+          SPAN_METRICS_STORE.prefix,
+          SPAN_METRICS_STORE.what,
+          { maxSeriesPerMetric: options.maxSeriesPerMetric, metricExpirationMs: options.metricExpirationMs },
+          registry,
+          (family) => logger.warn({ metric: family.name }, 'span metrics: metric name conflict'),
+        );
     this.store = measured.store;
     this.stopStore = measured.stop;
     this.calls = this.family(
@@ -121,6 +126,12 @@ export class SpanMetricsConsumer implements Consumer<'traces'> {
 
   consume(batch: Batch<'traces'>): void {
     const now = Date.now();
+    // Derived on an intake worker: its recorded updates, applied here in order.
+    if (batch.derived) {
+      const recorded = batch.derived[this.name] as RecordedOps | undefined;
+      if (recorded) replay(this.store, recorded, now);
+      return;
+    }
     const buckets = this.options.latencyBuckets;
     const fast = this.dimensions.length === 0;
     for (const rs of batch.data) {

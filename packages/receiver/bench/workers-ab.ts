@@ -1,0 +1,108 @@
+/**
+ * `workers: 0` against `workers: N` (`node bench/workers-ab.ts [N] [slice seconds] [rounds]`): two
+ * receivers (defaults, stores off) take the same 500-span requests from `CONNECTIONS` keep-alive
+ * connections in alternating slices; per slice, the spans accepted per second and the CPU of every
+ * thread of the receiver (utime + stime from /proc/<pid>/task/<tid>/stat), as CPU per span (all
+ * threads) and the main thread's share. The client runs in this process, on the same machine.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { Agent } from 'node:http';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { postProtobuf } from './load.ts';
+import { makePayload, makeSpans } from './payloads.ts';
+import { type Server, startReceiver, threadCpu } from './proc.ts';
+
+const workers = Number(process.argv[2] ?? 2);
+const sliceSec = Number(process.argv[3] ?? 5);
+const rounds = Number(process.argv[4] ?? 4);
+const CONNECTIONS = 8;
+const SPANS = 500;
+
+const payload = makePayload(await makeSpans(SPANS * 4), SPANS, 4);
+const dirs: string[] = [];
+const start = async (n: number) => {
+  const dataDir = mkdtempSync(join(tmpdir(), `sonde-bench-workers-${n}-`));
+  dirs.push(dataDir);
+  return { n, server: await startReceiver({ dataDir, env: { SONDE_WORKERS: String(n) } }) };
+};
+const receivers = [await start(0), await start(workers)];
+
+function cpu(pid: number): { all: number; main: number } {
+  const r = receivers.find((x) => x.server.pid === pid);
+  if (r && r.server.child.exitCode !== null) throw new Error(`workers=${r.n} exited:\n${r.server.output()}`);
+  let all = 0;
+  let main = 0;
+  for (const [tid, t] of threadCpu(pid)) {
+    all += t.cpu;
+    if (tid === pid) main = t.cpu;
+  }
+  return { all, main };
+}
+
+/** Sends for `seconds` from CONNECTIONS loops; the spans accepted. */
+async function load(server: Server, seconds: number): Promise<number> {
+  const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS });
+  const until = performance.now() + seconds * 1000;
+  let ok = 0;
+  let i = 0;
+  await Promise.all(
+    Array.from({ length: CONNECTIONS }, async () => {
+      while (performance.now() < until) {
+        const status = await postProtobuf(
+          server.port,
+          agent,
+          '/v1/traces',
+          payload.bodies[i++ % payload.bodies.length],
+        );
+        if (status === 200) ok++;
+      }
+    }),
+  );
+  agent.destroy();
+  return ok * SPANS;
+}
+
+const totals = new Map<number, { spans: number; seconds: number; cpu: number; main: number }>();
+try {
+  for (const r of receivers) await load(r.server, 3);
+  for (let round = 0; round < rounds; round++) {
+    for (const r of round % 2 === 0 ? receivers : [...receivers].reverse()) {
+      const before = cpu(r.server.pid);
+      const t0 = performance.now();
+      const spans = await load(r.server, sliceSec);
+      const seconds = (performance.now() - t0) / 1000;
+      const after = cpu(r.server.pid);
+      const t = totals.get(r.n) ?? { spans: 0, seconds: 0, cpu: 0, main: 0 };
+      t.spans += spans;
+      t.seconds += seconds;
+      t.cpu += after.all - before.all;
+      t.main += after.main - before.main;
+      totals.set(r.n, t);
+      console.log(
+        `round ${round} workers=${r.n}: ${Math.round(spans / seconds)} spans/s, ` +
+          `${(((after.all - before.all) / spans) * 1e6).toFixed(2)} µs CPU/span (main thread ${(((after.main - before.main) / spans) * 1e6).toFixed(2)})`,
+      );
+    }
+  }
+  const base = totals.get(0);
+  for (const [n, t] of totals) {
+    const rate = t.spans / t.seconds;
+    const perSpan = (t.cpu / t.spans) * 1e6;
+    console.log(
+      `workers=${n}: ${Math.round(rate)} spans/s, ${perSpan.toFixed(2)} µs CPU/span, main thread ${((t.main / t.spans) * 1e6).toFixed(2)} µs/span, ` +
+        `${((t.cpu / t.seconds) * 100).toFixed(0)}% CPU` +
+        (base && n !== 0
+          ? `; ×${(rate / (base.spans / base.seconds)).toFixed(2)} throughput, ×${(perSpan / ((base.cpu / base.spans) * 1e6)).toFixed(2)} CPU/span`
+          : ''),
+    );
+  }
+  console.log(
+    `load average: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
+} finally {
+  for (const r of receivers) await r.server.stop();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+}

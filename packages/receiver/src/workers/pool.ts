@@ -1,0 +1,240 @@
+/**
+ * The intake workers (`workers` ≥ 1): worker threads that decode, validate and process (redaction,
+ * attribute limits) trace and log requests, each with its own processors built from the same
+ * configuration (intake-worker.ts). The main thread moves a request's body to the least busy worker
+ * (its ArrayBuffer transferred, not copied) and gets back the outcome: the counts and messages of the
+ * partial success, the protobuf payload (moved back), the batch's skeleton for the model consumers
+ * (skeleton.ts) and the processors' counter increments.
+ *
+ * - Bounded: each worker holds at most `maxInFlightPerWorker` requests; when every worker holds that
+ *   many, a request is refused with 503 + Retry-After (counted `max_requests_per_worker`).
+ * - A worker that stops (an exception, out of memory) does not stop the receiver: its requests in
+ *   hand are answered 503 + Retry-After (the client retries), the failure is logged, and a new worker
+ *   takes its place (at most one start a second per slot).
+ */
+import { Worker } from 'node:worker_threads';
+import type { Counter, Registry } from 'prom-client';
+import { workerScript } from '../blob-store/engine';
+import type { ReceiverConfig } from '../config/schema';
+import { asOtlpError } from '../intake/export-handler';
+import type { Logger } from '../logger';
+import { OtlpError, OverloadedError } from '../otlp/errors';
+import type { Encoding } from '../otlp/responses';
+import type { SelfMetrics } from '../self-metrics';
+import { resolveWorkers } from './config';
+import {
+  type CounterIncrement,
+  type FailedRequest,
+  ownArrayBuffer,
+  type ProcessRequest,
+  type WorkerAnswer,
+  type WorkerSettings,
+} from './protocol';
+import { skeletonKeys } from './skeleton';
+
+export interface IntakeWorkersOptions {
+  count: number;
+  maxInFlightPerWorker: number;
+  /** The Retry-After of a refusal, in seconds. */
+  retryAfterSeconds: number;
+  settings: WorkerSettings;
+  /** The worker script; defaults to the built intake-worker.js. */
+  script?: string;
+}
+
+interface Slot {
+  index: number;
+  worker: Worker | undefined;
+  /** Requests sent to this worker and not answered yet. */
+  pending: Map<number, (answer: WorkerAnswer) => void>;
+  startedAt: number;
+}
+
+const RESTART_INTERVAL_MS = 1000;
+
+export class IntakeWorkers {
+  private readonly slots: Slot[] = [];
+  private nextId = 1;
+  private closing = false;
+
+  private constructor(
+    private readonly options: IntakeWorkersOptions,
+    private readonly metrics: SelfMetrics,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Starts `options.count` workers; resolves once each has built its pipeline, or rejects with the first failure. */
+  static async start(options: IntakeWorkersOptions, metrics: SelfMetrics, logger: Logger): Promise<IntakeWorkers> {
+    const pool = new IntakeWorkers(options, metrics, logger);
+    try {
+      await Promise.all(
+        Array.from({ length: options.count }, (_, index) => {
+          const slot: Slot = { index, worker: undefined, pending: new Map(), startedAt: 0 };
+          pool.slots.push(slot);
+          return pool.launch(slot);
+        }),
+      );
+    } catch (err) {
+      await pool.close();
+      throw err;
+    }
+    return pool;
+  }
+
+  get count(): number {
+    return this.slots.length;
+  }
+
+  /** Requests being processed by the workers now. */
+  get inFlight(): number {
+    let n = 0;
+    for (const slot of this.slots) n += slot.pending.size;
+    return n;
+  }
+
+  /**
+   * Processes one request on the least busy worker: `body` is moved there (unusable here afterwards).
+   * Resolves with the worker's answer (a failed one carries the error to answer); throws an
+   * OverloadedError when every worker has its `max_requests_per_worker` in hand, or when none runs.
+   */
+  process(signal: 'traces' | 'logs', encoding: Encoding, body: Buffer): Promise<WorkerAnswer> {
+    const slot = this.leastBusy();
+    if (!slot?.worker) {
+      this.metrics.limitHits.inc({ signal, limit: 'max_requests_per_worker' });
+      throw new OverloadedError(
+        `every intake worker is busy (overload.max_requests_per_worker); retry after ${this.options.retryAfterSeconds}s`,
+        this.options.retryAfterSeconds,
+      );
+    }
+    const id = this.nextId++;
+    const { buffer, offset, length } = ownArrayBuffer(body);
+    const request: ProcessRequest = { id, signal, encoding, buffer, offset, length };
+    return new Promise<WorkerAnswer>((resolve) => {
+      slot.pending.set(id, resolve);
+      slot.worker?.postMessage(request, [buffer]);
+    });
+  }
+
+  private leastBusy(): Slot | undefined {
+    let best: Slot | undefined;
+    for (const slot of this.slots) {
+      if (!slot.worker || slot.pending.size >= this.options.maxInFlightPerWorker) continue;
+      if (!best || slot.pending.size < best.pending.size) best = slot;
+    }
+    return best;
+  }
+
+  /** Starts the worker of `slot`; resolves once it is ready, rejects if it fails before. */
+  private launch(slot: Slot): Promise<void> {
+    slot.startedAt = Date.now();
+    const worker = new Worker(this.options.script ?? workerScript(__dirname, 'intake-worker.js'), {
+      workerData: this.options.settings,
+    });
+    return new Promise<void>((resolve, reject) => {
+      let ready = false;
+      worker.on('message', (message: WorkerAnswer | { ready: true }) => {
+        if ('ready' in message) {
+          ready = true;
+          slot.worker = worker;
+          resolve();
+          return;
+        }
+        const answer = slot.pending.get(message.id);
+        slot.pending.delete(message.id);
+        answer?.(message);
+      });
+      worker.on('error', (err) => {
+        if (!ready) reject(new Error(`an intake worker could not start: ${err.message}`, { cause: err }));
+        else this.logger.error({ err, worker: slot.index }, 'an intake worker failed; it is restarted');
+      });
+      worker.on('exit', (code) => {
+        if (slot.worker === worker) slot.worker = undefined;
+        if (!ready) {
+          reject(new Error(`an intake worker exited (code ${code}) before it was ready`));
+          return;
+        }
+        this.failPending(slot);
+        if (this.closing) return;
+        this.logger.warn({ worker: slot.index, code }, 'an intake worker stopped; a new one takes its place');
+        const wait = Math.max(0, slot.startedAt + RESTART_INTERVAL_MS - Date.now());
+        setTimeout(() => {
+          if (this.closing) return;
+          this.launch(slot).catch((err: unknown) =>
+            this.logger.error({ err, worker: slot.index }, 'an intake worker could not be restarted'),
+          );
+        }, wait).unref();
+      });
+    });
+  }
+
+  /** Answers the requests a stopped worker had in hand: 503, the client retries. */
+  private failPending(slot: Slot): void {
+    const error = new OverloadedError('an intake worker stopped while processing the request; retry after 1s', 1);
+    for (const [id, answer] of slot.pending) answer(failed(id, error));
+    slot.pending.clear();
+  }
+
+  /** Stops the workers (after the listeners drained: nothing is in hand then). */
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all(this.slots.map((slot) => slot.worker?.terminate()));
+    for (const slot of this.slots) this.failPending(slot);
+  }
+
+  /** Stops worker `index` abruptly, as a crash would (tests). */
+  async crash(index: number): Promise<void> {
+    await this.slots[index]?.worker?.terminate();
+  }
+}
+
+/** The intake workers `workers` asks for (resolveWorkers), started; undefined for none (single-thread mode). */
+export async function startIntakeWorkers(
+  config: ReceiverConfig,
+  metrics: SelfMetrics,
+  logger: Logger,
+): Promise<IntakeWorkers | undefined> {
+  const count = resolveWorkers(config.workers);
+  if (count === 0) return undefined;
+  return IntakeWorkers.start(
+    {
+      count,
+      maxInFlightPerWorker: config.overload.max_requests_per_worker,
+      retryAfterSeconds: Math.max(1, Math.round(config.overload.retry_after / 1000)),
+      settings: { config, keys: skeletonKeys(config) },
+    },
+    metrics,
+    logger,
+  );
+}
+
+function failed(id: number, error: OtlpError): FailedRequest {
+  return {
+    id,
+    ok: false,
+    error: {
+      message: error.message,
+      httpStatus: error.httpStatus,
+      grpcCode: error.grpcCode as FailedRequest['error']['grpcCode'],
+      reason: error.reason,
+      retryAfterSeconds: error.retryAfterSeconds,
+    },
+    counters: [],
+  };
+}
+
+/** The error a worker answered with, as the one single-thread mode would have thrown. */
+export function workerError(error: FailedRequest['error'], logger: Logger): OtlpError {
+  if (error.internal) {
+    const err = new Error(error.message);
+    err.stack = error.stack;
+    return asOtlpError(err, logger);
+  }
+  return new OtlpError(error.message, error.httpStatus, error.grpcCode, error.reason, error.retryAfterSeconds);
+}
+
+/** Applies a worker's counter increments to the main thread's counters of the same names. */
+export function applyCounters(registry: Registry, counters: CounterIncrement[]): void {
+  for (const [name, labels, value] of counters) {
+    (registry.getSingleMetric(name) as Counter | undefined)?.inc(labels, value);
+  }
+}
