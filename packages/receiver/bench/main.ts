@@ -9,6 +9,7 @@
  * --no-profile   skip the extra receiver run under `node --cpu-prof` (its profile goes under /tmp)
  * --no-write     do not write docs/benchmarks.md
  * --pin          pin the servers to CPU 1 and the client to CPU 0 (taskset) after the decoder
+ *                micro-benchmark; off by default (a Node process normally has its GC threads on other cores)
  * store          (a positional argument: `npm run bench -- store`) only the embedded trace store's section:
  *                intake with the store on vs off, then trace by id and searches over a data set of
  *                SONDE_BENCH_STORE_SPANS spans (default 10,000,000, in the full run too)
@@ -22,7 +23,8 @@
  * metrics        (positional: `npm run bench -- metrics`) only the in-process Prometheus stage
  * redaction      (positional: `npm run bench -- redaction`) only the redaction cost: intake with
  *                `redaction.enabled: false` vs the default (on), alternating slices (redaction-bench.ts)
- *                micro-benchmark; off by default (a Node process normally has its GC threads on other cores)
+ * workers        (positional: `npm run bench -- workers`) only the intake workers: `workers: 0` vs
+ *                `auto`, neither pinned (workers-bench.ts)
  * The environment variables SONDE_BENCH_QUICK=1, SONDE_BENCH_PROFILE=0, SONDE_BENCH_WRITE=0 and
  * SONDE_BENCH_PIN=1 do the same (handy from the root, where `npm run bench` takes no arguments).
  */
@@ -47,9 +49,10 @@ import { runMetricsBench } from './metrics-bench.ts';
 import { makePayload, makeSpans, type Payload } from './payloads.ts';
 import { CpuWindow, enablePinning, killAll, type Server, startReceiver, startSink } from './proc.ts';
 import { type ProfileSummary, summariseProfile } from './profile.ts';
-import { renderRedactionSection, runRedactionBench } from './redaction-bench.ts';
-import { type Report, renderDoc, renderSummary } from './report.ts';
+import { type RedactionBenchRow, renderRedactionSection, runRedactionBench } from './redaction-bench.ts';
+import { type Report, renderDoc, renderSummary, workersTable } from './report.ts';
 import { renderStoreSection, runStoreBench, type StoreBenchResult } from './store-bench.ts';
+import { runWorkersBench } from './workers-bench.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = join(HERE, '..', '..', '..');
@@ -68,6 +71,7 @@ const quick = flags.quick === true;
 const storeOnly = positionals.includes('store');
 const logsOnly = positionals.includes('logs');
 const redactionOnly = positionals.includes('redaction');
+const workersOnly = positionals.includes('workers');
 const steadyOnly = positionals.includes('steady');
 const metricsOnly = positionals.includes('metrics');
 const storeSpans = Number(process.env.SONDE_BENCH_STORE_SPANS ?? (quick ? 200_000 : 10_000_000));
@@ -189,7 +193,24 @@ async function main(): Promise<void> {
     return;
   }
 
+  if (workersOnly) {
+    const work = mkdtempSync(join(tmpdir(), 'sonde-bench-workers-'));
+    try {
+      const result = await runWorkersBench(payloads[1], SETTINGS, work, log);
+      if (result) process.stdout.write(`\n${workersTable(result)}\n`);
+    } finally {
+      killAll();
+      rmSync(work, { recursive: true, force: true });
+    }
+    log(
+      `done in ${((Date.now() - started) / 1000).toFixed(0)} s (docs/benchmarks.md not written: workers section only)`,
+    );
+    return;
+  }
+
   if (redactionOnly) {
+    if (flags.pin)
+      log(enablePinning() ? 'pinning: servers on CPU 1, the client on CPU 0' : 'pinning: not possible here');
     const work = mkdtempSync(join(tmpdir(), 'sonde-bench-redaction-'));
     try {
       const rows = await runRedactionBench(payloads, REDACTION_SETTINGS, work, log);
@@ -300,6 +321,8 @@ async function main(): Promise<void> {
   let profile: ProfileSummary | undefined;
   let fullPath: ThroughputResult[] = [];
   let outageSlices: OutageSlice[] = [];
+  let workers: Report['workers'];
+  let redaction: RedactionBenchRow[] | undefined;
   try {
     for (const payload of payloads) {
       log(
@@ -387,6 +410,11 @@ async function main(): Promise<void> {
       log(`  at ${o.atSec} s: ${o.ok} accepted, ${o.non2xx} refused, RSS peak ${mib(o.rssMax).toFixed(1)} MiB`);
     }
 
+    workers = await runWorkersBench(payloads[1], SETTINGS, dataDir, log);
+    if (workers) for (const r of [workers.single, workers.multi]) log(`  ${describeThroughput(r)}`);
+
+    redaction = await runRedactionBench(payloads, REDACTION_SETTINGS, join(dataDir, 'redaction'), log);
+
     if (!flags['no-profile']) {
       const profileDir = mkdtempSync(join(tmpdir(), 'sonde-bench-profile-'));
       log(`profile: receiver under node --cpu-prof at max throughput, 100 spans/request (profile in ${profileDir})`);
@@ -443,6 +471,9 @@ async function main(): Promise<void> {
     fullPath,
     outage: outageSlices,
     profile,
+    storeIntake: store.intakeOn,
+    workers,
+    redaction,
   };
   process.stdout.write(`\n${renderSummary(report)}\n\n${renderStoreSection(store)}\n\n${logSection}\n`);
   if (!flags['no-write'] && !quick) {

@@ -34,9 +34,12 @@ export function enablePinning(): boolean {
   return true;
 }
 
-/** Starts `node args...`, pinned to the server's CPU when pinning is on (taskset execs node: same pid). */
-function spawnNode(args: string[], options: SpawnOptions): ChildProcess {
-  return pinning
+/**
+ * Starts `node args...`, pinned to the server's CPU when pinning is on and `pin` is not false
+ * (taskset execs node: same pid).
+ */
+function spawnNode(args: string[], options: SpawnOptions, pin = true): ChildProcess {
+  return pinning && pin
     ? spawn('taskset', ['-c', SERVER_CPU, process.execPath, ...args], options)
     : spawn(process.execPath, args, options);
 }
@@ -161,6 +164,8 @@ export interface ReceiverOptions {
   args?: string[];
   /** Another build's bin/sonde-receiver.js (to compare two builds in one run); this package's by default. */
   bin?: string;
+  /** False: runs on every CPU even when pinning is on (a receiver with intake workers). */
+  pin?: boolean;
 }
 
 /**
@@ -187,10 +192,11 @@ export async function startReceiver(options: ReceiverOptions): Promise<Server> {
       ...options.env,
     };
     delete env.SONDE_CONFIG;
-    const child = spawnNode([...(options.nodeArgs ?? []), options.bin ?? RECEIVER_BIN, ...(options.args ?? [])], {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnNode(
+      [...(options.nodeArgs ?? []), options.bin ?? RECEIVER_BIN, ...(options.args ?? [])],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+      options.pin,
+    );
     const { output, exited } = track('receiver', child);
     const deadline = Date.now() + 15_000;
     while (Date.now() < deadline && child.exitCode === null && child.signalCode === null) {

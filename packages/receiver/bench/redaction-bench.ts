@@ -5,7 +5,7 @@
  * (compareMaxThroughput), 100 and 500 spans per request. The ratio on/off is what redaction costs
  * in intake throughput; the target is at most 15% less.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fmtInt } from './decode-bench.ts';
 import { compareMaxThroughput, type MaxThroughputSettings, type ThroughputResult } from './load.ts';
@@ -35,6 +35,7 @@ export async function runRedactionBench(
   work: string,
   log: (line: string) => void,
 ): Promise<RedactionBenchRow[]> {
+  mkdirSync(work, { recursive: true });
   const offConfig = join(work, 'redaction-off.yaml');
   writeFileSync(offConfig, 'redaction:\n  enabled: false\n');
   const rows: RedactionBenchRow[] = [];

@@ -4,6 +4,8 @@ import type { OutageSlice, SteadyResult, ThroughputResult } from './load.ts';
 import { type Machine, machineLine } from './machine.ts';
 import type { MetricsBenchResult } from './metrics-bench.ts';
 import type { ProfileSummary } from './profile.ts';
+import { type RedactionBenchRow, renderRedactionSection } from './redaction-bench.ts';
+import type { WorkersBenchResult } from './workers-bench.ts';
 
 export interface Report {
   date: string;
@@ -40,11 +42,26 @@ export interface Report {
   /** Maximum load while the export endpoint is down. */
   outage: OutageSlice[];
   profile: ProfileSummary | undefined;
+  /** Intake with the trace store on (`npm start` defaults), from the store section, at 100 spans/request. */
+  storeIntake?: ThroughputResult;
+  /** `workers: 0` against `workers: auto` (`workersCount` threads), both on every CPU, 500 spans/request. */
+  workers?: WorkersBenchResult;
+  /** Redaction off against on (the default), 100 and 500 spans/request. */
+  redaction?: RedactionBenchRow[];
 }
 
 /** The targets of the issue. */
 export const TARGETS = {
-  ingestShareOfSink: 0.25,
+  /** Issue 15: trace store off, default processors, one core (it was 25% before). */
+  ingestShareOfSink: 0.3,
+  /** Issue 15: `npm start` defaults (trace store on), whole receiver on one core. */
+  storeIntakeShareOfSink: 0.12,
+  /** Issue 15: `workers` on with two cores for the receiver, throughput against `workers: 0`... */
+  workersThroughputTimes: 1.6,
+  /** ...with CPU per span at most this many times single-thread mode's. */
+  workersCpuPerSpanTimes: 1.1,
+  /** Issue 13: intake with redaction on (the default) at least this share of intake with it off. */
+  redactionOnOff: 0.85,
   /** The issue's own estimate of what 25% of the sink comes to on one core. */
   ingestSpansPerSecEstimate: 300_000,
   /** Issue 15: the receiver's CPU at the steady rate, at most this many times the bare sink's under the same load. */
@@ -202,6 +219,37 @@ export function targets(report: Report): TargetRow[] {
       target: `ingest ≈ ${int(TARGETS.ingestSpansPerSecEstimate)} spans/s on one core, the issue's estimate of that 25% (${p.size} spans/request)`,
       measured: `${int(p.receiver.spansPerSec)} spans/s using ${pct(p.receiver.serverCores, 0)} of a core`,
       ok: p.receiver.spansPerSec >= TARGETS.ingestSpansPerSecEstimate,
+    });
+  }
+  const sink100 = ps.find((p) => p.size === 100)?.sink;
+  if (report.storeIntake && sink100) {
+    const ratio = report.storeIntake.spansPerSec / sink100.spansPerSec;
+    rows.push({
+      target: `\`npm start\` defaults (trace store on) ≥ ${pct(TARGETS.storeIntakeShareOfSink, 0)} of the bare sink (100 spans/request${report.pinned ? ', whole receiver on one core' : ''})`,
+      measured: `${pct(ratio)} (${int(report.storeIntake.spansPerSec)} vs ${int(sink100.spansPerSec)} spans/s)`,
+      ok: ratio >= TARGETS.storeIntakeShareOfSink,
+    });
+  }
+  if (report.workers) {
+    const { single, multi, count } = report.workers;
+    const times = multi.spansPerSec / single.spansPerSec;
+    const cpu = multi.serverCores / multi.spansPerSec / (single.serverCores / single.spansPerSec);
+    rows.push({
+      target: `\`workers\` on (${count}) ≥ ${TARGETS.workersThroughputTimes}× the throughput of \`workers: 0\` (500 spans/request, every CPU)`,
+      measured: `${times.toFixed(2)}× (${int(multi.spansPerSec)} vs ${int(single.spansPerSec)} spans/s; the client shares the cores)`,
+      ok: times >= TARGETS.workersThroughputTimes,
+    });
+    rows.push({
+      target: `\`workers\` on: CPU per span ≤ ${TARGETS.workersCpuPerSpanTimes}× \`workers: 0\`'s`,
+      measured: `${cpu.toFixed(2)}× (${((multi.serverCores / multi.spansPerSec) * 1e6).toFixed(2)} vs ${((single.serverCores / single.spansPerSec) * 1e6).toFixed(2)} µs)`,
+      ok: cpu <= TARGETS.workersCpuPerSpanTimes,
+    });
+  }
+  for (const r of report.redaction ?? []) {
+    rows.push({
+      target: `redaction on (the default) ≥ ${pct(TARGETS.redactionOnOff, 0)} of intake with it off (${r.spansPerRequest} spans/request)`,
+      measured: `${pct(r.ratio)} (${int(r.on.spansPerSec)} vs ${int(r.off.spansPerSec)} spans/s; by CPU per span ${pct(r.cpuRatio)})`,
+      ok: r.ratio >= TARGETS.redactionOnOff,
     });
   }
   const s = report.steady;
@@ -365,6 +413,8 @@ export function renderSummary(report: Report): string {
     '',
     fullPathTable(report),
     '',
+    ...(report.workers ? ['### Intake workers', '', workersTable(report.workers), ''] : []),
+    ...(report.redaction ? [renderRedactionSection(report.redaction).replace(/^## /, '### '), ''] : []),
     '### Targets',
     '',
     targetsTable(report),
@@ -527,8 +577,52 @@ export function renderDoc(report: Report): string {
     metricsTable(report),
     '',
     `In process (\`bench/metrics-bench.ts\`): the receiver's Prometheus consumer takes batches of cumulative counters (1,000 series per metric, 3 attributes per point; the batches are built beforehand and only \`consume()\` is timed, in wall time and in CPU time of the whole process, the latter being the "one core" figure and the one that holds on a busy machine), then \`/metrics\` is rendered into a counting sink three times: the first scrape (every family rendered), a scrape with nothing changed (the per-family cache is written as it is: the heap it allocates does not grow with the store), and one after every series changed. The longest event-loop stall is the longest gap seen by a 0 ms interval timer during that last scrape: what a request arriving mid-scrape would wait.`,
+    ...(report.workers
+      ? [
+          '',
+          '### Intake workers',
+          '',
+          workersTable(report.workers),
+          '',
+          `Two receivers with the bench's defaults, one with \`workers: 0\` (everything on the main thread) and one with \`workers: auto\` (${report.workers.count} intake worker threads decode, validate, redact and derive span metrics and event counts; the main thread keeps HTTP, admission, the consumers that take bytes and the service graph), 500 spans/request in alternating slices, neither pinned: both may use every CPU, which the client shares. CPU per span counts every thread of the receiver.`,
+        ]
+      : []),
+    ...(report.redaction
+      ? [
+          '',
+          renderRedactionSection(report.redaction).replace(/^## /, '### '),
+          '',
+          'Two receivers side by side, one with `redaction.enabled: false` and one with the defaults (every detector, secrets masked), same client and payloads, in alternating slices (three times the slices of the other comparisons: the two throughputs are close).',
+        ]
+      : []),
   );
   if (report.profile) lines.push('', '### Where the receiver spends its CPU', '', profileSection(report.profile));
   lines.push('');
   return lines.join('\n');
+}
+
+/** `workers: 0` against `workers: auto`: throughput, CPU per span (every thread), the main thread's share. */
+export function workersTable(w: WorkersBenchResult): string {
+  const us = (r: ThroughputResult) => ((r.serverCores / r.spansPerSec) * 1e6).toFixed(2);
+  return table(
+    ['workers', 'spans/s', 'receiver CPU (cores)', 'CPU µs/span', 'client CPU (cores)', 'other processes'],
+    [
+      [
+        '0',
+        int(w.single.spansPerSec),
+        w.single.serverCores.toFixed(2),
+        us(w.single),
+        w.single.clientCores.toFixed(2),
+        pct(w.single.otherCores, 0),
+      ],
+      [
+        String(w.count),
+        int(w.multi.spansPerSec),
+        w.multi.serverCores.toFixed(2),
+        us(w.multi),
+        w.multi.clientCores.toFixed(2),
+        pct(w.multi.otherCores, 0),
+      ],
+    ],
+  );
 }
