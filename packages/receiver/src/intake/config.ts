@@ -9,8 +9,8 @@ import { address, duration, positiveInt, size } from '../config/fields';
 import { DEFAULT_DECODE_LIMITS } from '../otlp/limits';
 import { bearerTokensFields, serverTlsSection } from '../security/config';
 import type { AdmissionOptions } from './admission';
-import type { HandlerOptions } from './export-handler';
-import type { GrpcIntakeOptions } from './grpc';
+import type { GrpcIntakeOptions } from './grpc-options';
+import type { HandlerOptions } from './prepare';
 import type { ServerLimits } from './server-limits';
 
 /**

@@ -5,35 +5,15 @@
  */
 import type { Logger } from 'pino';
 import { ITEM_NAME, type Signal } from '../model';
-import { GrpcCode, OtlpError } from '../otlp/errors';
-import type { DecodeLimits } from '../otlp/limits';
-import type { Encoding, PartialSuccess } from '../otlp/responses';
+import { asOtlpError, type OtlpError } from '../otlp/errors';
+import type { PartialSuccess } from '../otlp/responses';
 import type { Batch, Pipeline } from '../pipeline/pipeline';
-import type { SelfMetrics, Transport } from '../self-metrics';
+import type { SelfMetrics } from '../self-metrics';
 import { applyCounters, type IntakeWorkers, workerError } from '../workers/pool';
 import { type PackedSkeleton, unpackSkeleton } from '../workers/skeleton';
 import type { Admission } from './admission';
-import { prepareBatch } from './prepare';
+import { type ExportRequest, type HandlerOptions, prepareBatch } from './prepare';
 import type { Rejection } from './validate';
-
-export interface ExportRequest<S extends Signal> {
-  signal: S;
-  transport: Transport;
-  encoding: Encoding;
-  /** The decompressed body. */
-  body: Buffer;
-  /** When reading the request began (performance.now()), for the duration histogram. */
-  startedAt: number;
-  /** Bytes of this request already counted in flight by the transport while it read the body (`reserve`); the caller releases them. */
-  reservedBytes?: number;
-  /** The tenant of the sender's bearer token, if any. */
-  tenant?: string;
-}
-
-export interface HandlerOptions {
-  decodeLimits: DecodeLimits;
-  maxItemsPerRequest: number;
-}
 
 /** Totals since start, for the periodic summary log line. */
 export type Received = Record<Signal, number>;
@@ -201,16 +181,4 @@ export class ExportHandler {
     m[outcome].inc();
     m.duration.observe((performance.now() - req.startedAt) / 1000);
   }
-}
-
-/** Any failure as an OtlpError: unknown errors become 500 (and are logged, being bugs). */
-export function asOtlpError(err: unknown, logger: Logger): OtlpError {
-  if (err instanceof OtlpError) return err;
-  logger.error({ err }, 'internal error while handling an export request');
-  return new OtlpError(
-    'internal error in the receiver; the request was not processed',
-    500,
-    GrpcCode.INTERNAL,
-    'internal',
-  );
 }

@@ -17,29 +17,11 @@ import { type BearerTokens, grpcAuthInterceptor } from '../security/tokens';
 import type { ExportHandler } from './export-handler';
 import { intakeInterceptor } from './grpc-interceptor';
 import { type GrpcListener, type GrpcListenOptions, listenGrpc } from './grpc-listener';
+import type { GrpcIntakeOptions } from './grpc-options';
 import { SERVICE_PATH, serviceDefinition, toServiceError } from './grpc-service';
 
+export type { GrpcIntakeOptions } from './grpc-options';
 export { serviceDefinition, toServiceError } from './grpc-service';
-
-export interface GrpcIntakeOptions {
-  maxRequestBodySize: number;
-  maxConcurrentStreams: number;
-  /** 0: no limit (as the durations below). */
-  maxConnectionIdleMs: number;
-  maxConnectionAgeMs: number;
-  maxConnectionAgeGraceMs: number;
-  maxSessionMemory: number;
-  /** A call's message must be in this long after its headers (0: no limit); `onReadTimeout` counts the calls cut. */
-  readTimeoutMs?: number;
-  onReadTimeout?: () => void;
-  /** Offer gRPC server reflection of the three Export services (otlp.grpc.reflection). */
-  reflection?: boolean;
-  /**
-   * otlp.auth's tokens, for the tenant after a call's token (the auth interceptor of bindGrpc has
-   * let the call in; the handler looks its token up again to learn the tenant).
-   */
-  tokens?: BearerTokens;
-}
 
 /** A duration option for grpc-js: whole milliseconds, or left out (grpc-js's "unlimited") for 0. */
 const ms = (value: number): number | undefined => (value > 0 ? Math.max(1, Math.round(value)) : undefined);

@@ -1,11 +1,31 @@
 import type { Signal, SignalData } from '../model';
 import { TooManyStructuresError } from '../otlp/errors';
-import { BYTES_PER_STRUCTURE, type DecodeStats } from '../otlp/limits';
+import { BYTES_PER_STRUCTURE, type DecodeLimits, type DecodeStats } from '../otlp/limits';
+import type { Encoding } from '../otlp/responses';
 import type { Batch } from '../pipeline/pipeline';
-import type { SelfMetrics } from '../self-metrics';
+import type { SelfMetrics, Transport } from '../self-metrics';
 import { decodeRequest } from './decode';
-import type { ExportRequest, HandlerOptions } from './export-handler';
 import { type Rejection, validateRequest } from './validate';
+
+/** One OTLP export request, as the transports hand it to ExportHandler.handle. */
+export interface ExportRequest<S extends Signal> {
+  signal: S;
+  transport: Transport;
+  encoding: Encoding;
+  /** The decompressed body. */
+  body: Buffer;
+  /** When reading the request began (performance.now()), for the duration histogram. */
+  startedAt: number;
+  /** Bytes of this request already counted in flight by the transport while it read the body (`reserve`); the caller releases them. */
+  reservedBytes?: number;
+  /** The tenant of the sender's bearer token, if any. */
+  tenant?: string;
+}
+
+export interface HandlerOptions {
+  decodeLimits: DecodeLimits;
+  maxItemsPerRequest: number;
+}
 
 /**
  * Decodes and validates a request into the batch the processors and consumers take (on the main

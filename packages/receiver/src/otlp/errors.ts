@@ -2,6 +2,7 @@
  * Errors that the intake turns into OTLP responses. Each carries the HTTP status and the gRPC code
  * that the OTLP specification prescribes, and a `reason` used as the label of the refusal counters.
  */
+import type { Logger } from 'pino';
 
 /** gRPC status codes used by the receiver (google.rpc.Code). */
 export const GrpcCode = {
@@ -109,4 +110,16 @@ export class OverloadedError extends OtlpError {
     super(message, 503, GrpcCode.UNAVAILABLE, 'overloaded', retryAfterSeconds);
     this.name = 'OverloadedError';
   }
+}
+
+/** Any failure as an OtlpError: unknown errors become 500 (and are logged, being bugs). */
+export function asOtlpError(err: unknown, logger: Logger): OtlpError {
+  if (err instanceof OtlpError) return err;
+  logger.error({ err }, 'internal error while handling an export request');
+  return new OtlpError(
+    'internal error in the receiver; the request was not processed',
+    500,
+    GrpcCode.INTERNAL,
+    'internal',
+  );
 }
