@@ -142,6 +142,8 @@ port.on('message', (request: ProcessRequest) => {
       skeleton.shape.buffer,
     ]);
   } catch (err) {
+    // What the derived consumers recorded before the failure must not go out with the next request.
+    for (const { store } of derive[signal]) store.take();
     const error: FailedRequest['error'] =
       err instanceof OtlpError
         ? {

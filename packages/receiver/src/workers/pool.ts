@@ -43,7 +43,10 @@ export interface IntakeWorkersOptions {
 
 interface Slot {
   index: number;
+  /** The worker taking requests (undefined while none is ready). */
   worker: Worker | undefined;
+  /** A worker started and not ready yet (close() stops it too). */
+  starting: Worker | undefined;
   /** Requests sent to this worker and not answered yet. */
   pending: Map<number, (answer: WorkerAnswer) => void>;
   startedAt: number;
@@ -68,7 +71,7 @@ export class IntakeWorkers {
     try {
       await Promise.all(
         Array.from({ length: options.count }, (_, index) => {
-          const slot: Slot = { index, worker: undefined, pending: new Map(), startedAt: 0 };
+          const slot: Slot = { index, worker: undefined, starting: undefined, pending: new Map(), startedAt: 0 };
           pool.slots.push(slot);
           return pool.launch(slot);
         }),
@@ -108,9 +111,16 @@ export class IntakeWorkers {
     const id = this.nextId++;
     const { buffer, offset, length } = ownArrayBuffer(body);
     const request: ProcessRequest = { id, signal, encoding, buffer, offset, length };
-    return new Promise<WorkerAnswer>((resolve) => {
+    const worker = slot.worker;
+    return new Promise<WorkerAnswer>((resolve, reject) => {
       slot.pending.set(id, resolve);
-      slot.worker?.postMessage(request, [buffer]);
+      try {
+        worker.postMessage(request, [buffer]);
+      } catch (err) {
+        // Not sent (the body could not be moved): the slot must not wait for an answer.
+        slot.pending.delete(id);
+        reject(err);
+      }
     });
   }
 
@@ -126,15 +136,25 @@ export class IntakeWorkers {
   /** Starts the worker of `slot`; resolves once it is ready, rejects if it fails before. */
   private launch(slot: Slot): Promise<void> {
     slot.startedAt = Date.now();
-    const worker = new Worker(this.options.script ?? workerScript(__dirname, 'intake-worker.js'), {
-      workerData: this.options.settings,
-    });
     return new Promise<void>((resolve, reject) => {
+      let worker: Worker;
+      try {
+        worker = new Worker(this.options.script ?? workerScript(__dirname, 'intake-worker.js'), {
+          workerData: this.options.settings,
+        });
+      } catch (err) {
+        // No thread (ERR_WORKER_INIT_FAILED, e.g. out of memory): the caller decides (start fails, a restart retries).
+        reject(err);
+        return;
+      }
+      slot.starting = worker;
       let ready = false;
       worker.on('message', (message: WorkerAnswer | { ready: true }) => {
         if ('ready' in message) {
           ready = true;
-          slot.worker = worker;
+          slot.starting = undefined;
+          if (this.closing) void worker.terminate();
+          else slot.worker = worker;
           resolve();
           return;
         }
@@ -147,6 +167,7 @@ export class IntakeWorkers {
         else this.logger.error({ err, worker: slot.index }, 'an intake worker failed; it is restarted');
       });
       worker.on('exit', (code) => {
+        if (slot.starting === worker) slot.starting = undefined;
         if (slot.worker === worker) slot.worker = undefined;
         if (!ready) {
           reject(new Error(`an intake worker exited (code ${code}) before it was ready`));
@@ -155,15 +176,24 @@ export class IntakeWorkers {
         this.failPending(slot);
         if (this.closing) return;
         this.logger.warn({ worker: slot.index, code }, 'an intake worker stopped; a new one takes its place');
-        const wait = Math.max(0, slot.startedAt + RESTART_INTERVAL_MS - Date.now());
-        setTimeout(() => {
-          if (this.closing) return;
-          this.launch(slot).catch((err: unknown) =>
-            this.logger.error({ err, worker: slot.index }, 'an intake worker could not be restarted'),
-          );
-        }, wait).unref();
+        this.restart(slot);
       });
     });
+  }
+
+  /**
+   * Starts a new worker in `slot` (one start a second at most), and again after each start that
+   * fails, until one is ready or the pool closes: a slot is never left without a worker for good.
+   */
+  private restart(slot: Slot): void {
+    const wait = Math.max(0, slot.startedAt + RESTART_INTERVAL_MS - Date.now());
+    setTimeout(() => {
+      if (this.closing) return;
+      this.launch(slot).catch((err: unknown) => {
+        this.logger.error({ err, worker: slot.index }, 'an intake worker could not be restarted; trying again');
+        this.restart(slot);
+      });
+    }, wait).unref();
   }
 
   /** Answers the requests a stopped worker had in hand: 503, the client retries. */
@@ -176,7 +206,7 @@ export class IntakeWorkers {
   /** Stops the workers (after the listeners drained: nothing is in hand then). */
   async close(): Promise<void> {
     this.closing = true;
-    await Promise.all(this.slots.map((slot) => slot.worker?.terminate()));
+    await Promise.all(this.slots.flatMap((slot) => [slot.worker?.terminate(), slot.starting?.terminate()]));
     for (const slot of this.slots) this.failPending(slot);
   }
 
