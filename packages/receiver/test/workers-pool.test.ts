@@ -1,7 +1,8 @@
 /**
  * The intake worker pool's own recovery, with a stand-in worker script (test/fixtures/flaky-intake-worker.js)
  * that fails to start while a marker file exists: a worker that stops is replaced even when the
- * first starts of its replacement fail, and close() stops a worker that is still starting.
+ * first starts of its replacement fail, close() stops a worker that is still starting, and a worker
+ * that does not answer within overload.worker_request_timeout is stopped, its requests answered 503.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,13 +32,14 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function startPool(readyDelayMs = 0): Promise<IntakeWorkers> {
+async function startPool(readyDelayMs = 0, more: { hang?: boolean; requestTimeoutMs?: number } = {}) {
   return IntakeWorkers.start(
     {
       count: 1,
       maxInFlightPerWorker: 4,
       retryAfterSeconds: 1,
-      settings: { failMarker: marker, heartbeat, readyDelayMs } as unknown as WorkerSettings,
+      requestTimeoutMs: more.requestTimeoutMs,
+      settings: { failMarker: marker, heartbeat, readyDelayMs, hang: more.hang } as unknown as WorkerSettings,
       script: SCRIPT,
     },
     new SelfMetrics({ defaultMetrics: false }),
@@ -91,4 +93,17 @@ test('close() also stops a worker that is still starting', async () => {
   // No worker is left running: none writes its heartbeat any more (one left behind would go on).
   await new Promise((resolve) => setTimeout(resolve, 1_000));
   expect(Date.now() - Number(readFileSync(heartbeat, 'utf8'))).toBeGreaterThan(700);
+}, 15_000);
+
+test('a worker that takes longer than the request timeout is stopped: its requests get 503', async () => {
+  pool = await startPool(0, { hang: true, requestTimeoutMs: 400 });
+  const started = performance.now();
+  const answers = await Promise.all([1, 2].map(() => pool?.process('logs', 'protobuf', Buffer.from([1]))));
+  const waited = performance.now() - started;
+  for (const answer of answers) {
+    expect(answer?.ok).toBe(false);
+    if (answer && !answer.ok) expect(answer.error.httpStatus).toBe(503);
+  }
+  expect(waited).toBeGreaterThanOrEqual(400);
+  expect(waited).toBeLessThan(3_000);
 }, 15_000);

@@ -102,6 +102,11 @@ export const overloadSection = z
     memory_check_interval: duration.default(1000),
     /** Requests one intake worker (`workers`) holds at once; when every worker holds this many, 503 with Retry-After. */
     max_requests_per_worker: positiveInt.default(64),
+    /**
+     * The longest an intake worker may take over one request; past it the worker is stopped (its
+     * requests get 503 with Retry-After) and replaced. 0 turns the check off.
+     */
+    worker_request_timeout: duration.default(30_000),
     /** The Retry-After given to clients that are refused for overload. */
     retry_after: duration.default(5000),
   })

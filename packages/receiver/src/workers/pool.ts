@@ -34,6 +34,8 @@ import { skeletonKeys } from './skeleton';
 export interface IntakeWorkersOptions {
   count: number;
   maxInFlightPerWorker: number;
+  /** Longest a worker may take over one request before it is stopped and replaced, ms (0: no limit). */
+  requestTimeoutMs?: number;
   /** The Retry-After of a refusal, in seconds. */
   retryAfterSeconds: number;
   settings: WorkerSettings;
@@ -47,8 +49,10 @@ interface Slot {
   worker: Worker | undefined;
   /** A worker started and not ready yet (close() stops it too). */
   starting: Worker | undefined;
-  /** Requests sent to this worker and not answered yet. */
+  /** Requests sent to this worker and not answered yet, oldest first. */
   pending: Map<number, (answer: WorkerAnswer) => void>;
+  /** When each pending request was sent (performance.now()), in the same order. */
+  sentAt: Map<number, number>;
   startedAt: number;
 }
 
@@ -58,6 +62,8 @@ export class IntakeWorkers {
   private readonly slots: Slot[] = [];
   private nextId = 1;
   private closing = false;
+  /** Looks for a worker over `requestTimeoutMs` on a request (none when there is no limit). */
+  private watchdog: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly options: IntakeWorkersOptions,
@@ -71,7 +77,14 @@ export class IntakeWorkers {
     try {
       await Promise.all(
         Array.from({ length: options.count }, (_, index) => {
-          const slot: Slot = { index, worker: undefined, starting: undefined, pending: new Map(), startedAt: 0 };
+          const slot: Slot = {
+            index,
+            worker: undefined,
+            starting: undefined,
+            pending: new Map(),
+            sentAt: new Map(),
+            startedAt: 0,
+          };
           pool.slots.push(slot);
           return pool.launch(slot);
         }),
@@ -80,7 +93,31 @@ export class IntakeWorkers {
       await pool.close();
       throw err;
     }
+    const timeout = options.requestTimeoutMs ?? 0;
+    if (timeout > 0) {
+      pool.watchdog = setInterval(() => pool.stopStuck(timeout), Math.min(1000, timeout));
+      pool.watchdog.unref();
+    }
     return pool;
+  }
+
+  /**
+   * Stops every worker whose oldest request in hand was sent `timeoutMs` ago or more (a worker stuck
+   * in a loop would otherwise hold its requests, and their bytes in admission, for good): its requests
+   * get 503 and a new worker takes its place, as after a crash.
+   */
+  private stopStuck(timeoutMs: number): void {
+    const now = performance.now();
+    for (const slot of this.slots) {
+      const worker = slot.worker;
+      const oldest = slot.sentAt.values().next();
+      if (!worker || oldest.done || now - oldest.value < timeoutMs) continue;
+      this.logger.error(
+        { worker: slot.index, timeoutMs, requests: slot.pending.size },
+        'an intake worker took longer than overload.worker_request_timeout over a request; it is stopped and replaced',
+      );
+      void worker.terminate();
+    }
   }
 
   get count(): number {
@@ -114,11 +151,13 @@ export class IntakeWorkers {
     const worker = slot.worker;
     return new Promise<WorkerAnswer>((resolve, reject) => {
       slot.pending.set(id, resolve);
+      slot.sentAt.set(id, performance.now());
       try {
         worker.postMessage(request, [buffer]);
       } catch (err) {
         // Not sent (the body could not be moved): the slot must not wait for an answer.
         slot.pending.delete(id);
+        slot.sentAt.delete(id);
         reject(err);
       }
     });
@@ -160,6 +199,7 @@ export class IntakeWorkers {
         }
         const answer = slot.pending.get(message.id);
         slot.pending.delete(message.id);
+        slot.sentAt.delete(message.id);
         answer?.(message);
       });
       worker.on('error', (err) => {
@@ -201,11 +241,13 @@ export class IntakeWorkers {
     const error = new OverloadedError('an intake worker stopped while processing the request; retry after 1s', 1);
     for (const [id, answer] of slot.pending) answer(failed(id, error));
     slot.pending.clear();
+    slot.sentAt.clear();
   }
 
   /** Stops the workers (after the listeners drained: nothing is in hand then). */
   async close(): Promise<void> {
     this.closing = true;
+    clearInterval(this.watchdog);
     await Promise.all(this.slots.flatMap((slot) => [slot.worker?.terminate(), slot.starting?.terminate()]));
     for (const slot of this.slots) this.failPending(slot);
   }
@@ -228,6 +270,7 @@ export async function startIntakeWorkers(
     {
       count,
       maxInFlightPerWorker: config.overload.max_requests_per_worker,
+      requestTimeoutMs: config.overload.worker_request_timeout,
       retryAfterSeconds: Math.max(1, Math.round(config.overload.retry_after / 1000)),
       settings: { config, keys: skeletonKeys(config) },
     },
