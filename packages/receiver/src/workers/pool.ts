@@ -49,10 +49,13 @@ interface Slot {
   worker: Worker | undefined;
   /** A worker started and not ready yet (close() stops it too). */
   starting: Worker | undefined;
-  /** Requests sent to this worker and not answered yet, oldest first. */
+  /** Requests sent to this worker and not answered yet. */
   pending: Map<number, (answer: WorkerAnswer) => void>;
-  /** When each pending request was sent (performance.now()), in the same order. */
-  sentAt: Map<number, number>;
+  /**
+   * When the worker last answered, or was handed a request while it had none (performance.now()):
+   * the request it works on now has taken it since then (it takes its requests one at a time).
+   */
+  progressAt: number;
   startedAt: number;
 }
 
@@ -82,7 +85,7 @@ export class IntakeWorkers {
             worker: undefined,
             starting: undefined,
             pending: new Map(),
-            sentAt: new Map(),
+            progressAt: 0,
             startedAt: 0,
           };
           pool.slots.push(slot);
@@ -102,16 +105,16 @@ export class IntakeWorkers {
   }
 
   /**
-   * Stops every worker whose oldest request in hand was sent `timeoutMs` ago or more (a worker stuck
-   * in a loop would otherwise hold its requests, and their bytes in admission, for good): its requests
-   * get 503 and a new worker takes its place, as after a crash.
+   * Stops every worker that has spent `timeoutMs` or more on its current request (a worker stuck in a
+   * loop would otherwise hold its requests, and their bytes in admission, for good): its requests get
+   * 503 and a new worker takes its place, as after a crash. Time spent waiting behind the worker's
+   * earlier requests does not count: an overloaded worker is not a stuck one.
    */
   private stopStuck(timeoutMs: number): void {
     const now = performance.now();
     for (const slot of this.slots) {
       const worker = slot.worker;
-      const oldest = slot.sentAt.values().next();
-      if (!worker || oldest.done || now - oldest.value < timeoutMs) continue;
+      if (!worker || slot.pending.size === 0 || now - slot.progressAt < timeoutMs) continue;
       this.logger.error(
         { worker: slot.index, timeoutMs, requests: slot.pending.size },
         'an intake worker took longer than overload.worker_request_timeout over a request; it is stopped and replaced',
@@ -150,14 +153,13 @@ export class IntakeWorkers {
     const request: ProcessRequest = { id, signal, encoding, buffer, offset, length };
     const worker = slot.worker;
     return new Promise<WorkerAnswer>((resolve, reject) => {
+      if (slot.pending.size === 0) slot.progressAt = performance.now();
       slot.pending.set(id, resolve);
-      slot.sentAt.set(id, performance.now());
       try {
         worker.postMessage(request, [buffer]);
       } catch (err) {
         // Not sent (the body could not be moved): the slot must not wait for an answer.
         slot.pending.delete(id);
-        slot.sentAt.delete(id);
         reject(err);
       }
     });
@@ -199,7 +201,7 @@ export class IntakeWorkers {
         }
         const answer = slot.pending.get(message.id);
         slot.pending.delete(message.id);
-        slot.sentAt.delete(message.id);
+        slot.progressAt = performance.now();
         answer?.(message);
       });
       worker.on('error', (err) => {
@@ -241,7 +243,6 @@ export class IntakeWorkers {
     const error = new OverloadedError('an intake worker stopped while processing the request; retry after 1s', 1);
     for (const [id, answer] of slot.pending) answer(failed(id, error));
     slot.pending.clear();
-    slot.sentAt.clear();
   }
 
   /** Stops the workers (after the listeners drained: nothing is in hand then). */
