@@ -82,13 +82,17 @@ test('web vitals: TTFB, LCP, INP and CLS as histograms by page route, sent when 
   await tb.page.click('h1'); // an interaction settles LCP
   // The browser reports the paint (LCP) and the click (event timing) to observers only after the
   // frame is presented; a page left before that has no LCP or INP to send (on a busy machine too).
+  // (At most 10 s: if they never come, the wait below says which vitals arrived.)
   await tb.page.evaluate(() =>
-    Promise.all(
-      ['largest-contentful-paint', 'first-input'].map(
-        (type) =>
-          new Promise<void>((resolve) => new PerformanceObserver(() => resolve()).observe({ type, buffered: true })),
+    Promise.race([
+      Promise.all(
+        ['largest-contentful-paint', 'first-input'].map(
+          (type) =>
+            new Promise<void>((resolve) => new PerformanceObserver(() => resolve()).observe({ type, buffered: true })),
+        ),
       ),
-    ),
+      new Promise((resolve) => setTimeout(resolve, 10_000)),
+    ]),
   );
   await new Promise((r) => setTimeout(r, 200));
   // Leaving the page: hidden, then pagehide; the histograms go out with keepalive.
