@@ -4,14 +4,14 @@
  * process.cpuUsage on this thread alone, in batches of 16 MiB as the writer's default, into a store that
  * already holds `preload` records; then the parts alone (index pass, compression) over the same bodies.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packBlob } from '../dist/blob-store/blob-db.js';
 import { LogDb } from '../dist/index.js';
 import { indexLogsRequest } from '../dist/log-store/log-index.js';
 import { logsRequest } from './log-store-bench.ts';
+import { profiledIf } from './profile.ts';
 
 const PER_REQUEST = 100;
 const BATCH_BYTES = 16 * 1024 * 1024;
@@ -52,19 +52,8 @@ try {
   writeAll(db, bodies(preload / PER_REQUEST, 0));
   const list = bodies(records / PER_REQUEST, preload);
   const bytes = list.reduce((n, b) => n + b.length, 0);
-  const profile = process.env.SONDE_BENCH_PROFILE;
-  const session = new Session();
-  if (profile) {
-    session.connect();
-    session.post('Profiler.enable');
-    session.post('Profiler.start');
-  }
-  const write = cpuUs(() => writeAll(db, list));
-  if (profile) {
-    session.post('Profiler.stop', (err, r) => {
-      if (!err) writeFileSync(profile, JSON.stringify(r.profile));
-    });
-  }
+  // SONDE_BENCH_PROFILE=<file>: a CPU profile of the timed writes (Chrome DevTools format).
+  const write = cpuUs(() => profiledIf(() => writeAll(db, list)));
   const index = cpuUs(() => {
     for (const b of list) indexLogsRequest(b, 0n, () => {});
   });

@@ -2,7 +2,8 @@
  * Summary of a V8 .cpuprofile (as written by `node --cpu-prof`): the functions with the most self
  * time, and the time spent in each phase of the receiver's request path (inclusive).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 
 export interface CallFrame {
   functionName: string;
@@ -173,4 +174,25 @@ export function summariseProfile(file: string, topN = 15): ProfileSummary {
     share: busyUs > 0 ? phaseUs[i] / busyUs : 0,
   }));
   return { file, busyMs: busyUs / 1000, idleMs: idleUs / 1000, top, phases };
+}
+
+/**
+ * Runs `f` under this thread's CPU profiler when SONDE_BENCH_PROFILE names a file, written there in
+ * Chrome DevTools' format (the in-process bench tools: a profile of their timed part only).
+ */
+export function profiledIf<T>(f: () => T): T {
+  const file = process.env.SONDE_BENCH_PROFILE;
+  if (!file) return f();
+  const session = new Session();
+  session.connect();
+  session.post('Profiler.enable');
+  session.post('Profiler.start');
+  try {
+    return f();
+  } finally {
+    session.post('Profiler.stop', (err, r) => {
+      if (!err) writeFileSync(file, JSON.stringify(r.profile));
+      session.disconnect();
+    });
+  }
 }

@@ -6,13 +6,13 @@
  * bench payloads with fresh trace ids, prepared before timing.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { scanTraceRequest, TraceDb } from '../dist/index.js';
 import { fmtInt } from './decode-bench.ts';
 import { makePayload, makeSpans, type Payload } from './payloads.ts';
+import { profiledIf } from './profile.ts';
 
 const INDEXED = ['http.route', 'http.method', 'http.status_code', 'http.request.method', 'db.system.name'];
 
@@ -66,21 +66,9 @@ export function measureWriterCpu(
     for (let done = 0; done < options.preload; done += 200 * perBody) run(freshBodies(payload, 200));
     const bodies = freshBodies(payload, Math.ceil(options.spans / perBody));
     // SONDE_BENCH_PROFILE=<file>: a CPU profile of the timed writes (Chrome DevTools format).
-    const profile = process.env.SONDE_BENCH_PROFILE;
-    const session = new Session();
-    if (profile) {
-      session.connect();
-      session.post('Profiler.enable');
-      session.post('Profiler.start');
-    }
     const cpu = process.cpuUsage();
-    const spans = run(bodies);
+    const spans = profiledIf(() => run(bodies));
     const used = process.cpuUsage(cpu);
-    if (profile) {
-      session.post('Profiler.stop', (err, r) => {
-        if (!err) writeFileSync(profile, JSON.stringify(r.profile));
-      });
-    }
     db.close();
     const us = (used.user + used.system) / spans;
     options.log(

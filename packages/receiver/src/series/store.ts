@@ -467,7 +467,8 @@ export class MetricStore {
   }
 }
 
-function newSeries(labels: string, startTime: bigint, time: bigint, now: number): Series {
+/** A series with no value yet (also the recording store's, src/workers/recorded-store.ts). */
+export function newSeries(labels: string, startTime: bigint, time: bigint, now: number): Series {
   return {
     labels,
     value: 0,

@@ -9,7 +9,7 @@
  * sums (added span by span, in the same order) and exemplars come out the same, and /metrics needs
  * no merging. What travels is a few typed arrays and one string per series, not the spans.
  */
-import { type Exemplar, type Family, MetricStore, type Series } from '../series/store';
+import { type Exemplar, type Family, MetricStore, newSeries, type Series } from '../series/store';
 
 /** A request's recorded updates of one store. */
 export interface RecordedOps {
@@ -62,22 +62,7 @@ export class RecordingStore extends MetricStore {
     const key = `${family.name}\u0000${labels}`;
     let series = this.byLabels.get(key);
     if (!series) {
-      series = {
-        family: family.name,
-        index: -1,
-        request: -1,
-        labels,
-        value: 0,
-        histogram: undefined,
-        exponential: undefined,
-        quantiles: undefined,
-        count: 0,
-        removed: false,
-        exemplar: undefined,
-        startTime: 0n,
-        lastTime: 0n,
-        updatedAt: now,
-      };
+      series = { ...newSeries(labels, 0n, 0n, now), family: family.name, index: -1, request: -1 };
       this.byLabels.set(key, series);
     }
     return series;
