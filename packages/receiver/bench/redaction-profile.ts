@@ -2,8 +2,9 @@
  * Where redaction's cost goes in the receiver (`node bench/redaction-profile.ts [spans/request] [seconds]`):
  * two receivers under `node --cpu-prof`, redaction off and on (the default), each sent the same
  * requests by 10 connections as fast as it answers for the same time. Prints per function the self
- * time per span in each and the difference (on − off), largest first. KEEP=1 keeps the profiles
- * (their directory is printed), to read line by line (positionTicks).
+ * time per span in each and the difference (on − off), largest first (BY_ON=1: by the on receiver's
+ * time instead). KEEP=1 keeps the profiles (their directory is printed), to read line by line
+ * (positionTicks).
  */
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
@@ -52,7 +53,7 @@ const off = await run('off', ['--config', offConfig]);
 const on = await run('on', []);
 const keys = new Set([...off.keys(), ...on.keys()]);
 const rows = [...keys].map((k) => ({ k, off: off.get(k) ?? 0, on: on.get(k) ?? 0 }));
-rows.sort((a, b) => b.on - b.off - (a.on - a.off));
+rows.sort(process.env.BY_ON ? (a, b) => b.on - a.on : (a, b) => b.on - b.off - (a.on - a.off));
 console.log('µs/span   off     on   diff  function');
 for (const r of rows.slice(0, 40))
   console.log(`        ${r.off.toFixed(3)}  ${r.on.toFixed(3)}  ${(r.on - r.off).toFixed(3)}  ${r.k}`);

@@ -198,6 +198,32 @@ describe('pairing', () => {
     expect(c.waitingEdges).toBe(3);
   });
 
+  test('two traces whose spans share a span id pair each with its own half, whichever leaves first', () => {
+    const c = make();
+    // Trace 1's client holds the span id; trace 2's client waits under its trace id too.
+    c.consume(batch(client('web', '1111111111111111'), client('shop', '1111111111111111', { traceId: TRACE2 })));
+    expect(c.waitingEdges).toBe(2);
+    // Trace 1 pairs and leaves: the span id is free while trace 2's client still waits.
+    c.consume(batch(server('api', '1111111111111111')));
+    expect(c.waitingEdges).toBe(1);
+    // Trace 2's server finds its client with the span id free.
+    c.consume(batch(server('cart', '1111111111111111', { traceId: TRACE2 })));
+    expect(c.waitingEdges).toBe(0);
+    // Again with a third trace on the freed span id while trace 2's client waits.
+    const TRACE3 = '11111111111111111111111111111111';
+    c.consume(batch(client('web', '2222222222222222'), client('shop', '2222222222222222', { traceId: TRACE2 })));
+    c.consume(batch(server('api', '2222222222222222')));
+    c.consume(batch(client('cli', '2222222222222222', { traceId: TRACE3 })));
+    c.consume(batch(server('cart', '2222222222222222', { traceId: TRACE2 })));
+    c.consume(batch(server('bin', '2222222222222222', { traceId: TRACE3 })));
+    expect(c.waitingEdges).toBe(0);
+    expect(total(c)).toEqual([
+      'traces_service_graph_request_total{client="web",server="api",connection_type=""} 2',
+      'traces_service_graph_request_total{client="shop",server="cart",connection_type=""} 2',
+      'traces_service_graph_request_total{client="cli",server="bin",connection_type=""} 1',
+    ]);
+  });
+
   test('internal and unspecified spans are ignored', () => {
     const c = make();
     c.consume(

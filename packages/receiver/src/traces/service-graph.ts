@@ -11,9 +11,12 @@
  * - `traces_service_graph_dropped_spans_total{client, server}`: halves not kept because `maxItems`
  *   edges were already waiting.
  *
- * Pairing: a CLIENT or PRODUCER span waits under `traceId:spanId`, a SERVER or CONSUMER span under
- * `traceId:parentSpanId`; when both halves of a key are there (in any order, across requests), the
- * edge is emitted. connection_type is `messaging_system` when the client half is a PRODUCER or the
+ * Pairing: a CLIENT or PRODUCER span waits under (traceId, spanId), a SERVER or CONSUMER span under
+ * (traceId, parentSpanId); when both halves of a key are there (in any order, across requests), the
+ * edge is emitted. Edges are found by the span id alone, checked against the trace id, and only a span
+ * id that another trace's edge already holds waits under `traceId:spanId` (span ids are random 64-bit
+ * numbers: that is rare), so that the lookup per span hashes the 16-character id the decoder made
+ * rather than a new 49-character string. connection_type is `messaging_system` when the client half is a PRODUCER or the
  * server half a CONSUMER, else "".
  *
  * Edges that need no partner are emitted at once:
@@ -93,6 +96,8 @@ interface Half {
 }
 
 interface Edge {
+  /** Its key in the waiting edges: the span id, or `traceId:spanId` when another trace held the span id. */
+  key: string;
   traceId: string;
   /** When the first half arrived (ms); the edge expires `waitMs` later. */
   createdAt: number;
@@ -105,6 +110,8 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
   readonly store: MetricStore;
   /** Waiting edges by key, in creation order (updates do not move them), so the oldest come first. */
   private readonly edges = new Map<string, Edge>();
+  /** Waiting edges keyed `traceId:spanId` (their span id was taken by another trace's edge). */
+  private composites = 0;
   private readonly requests: Family;
   private readonly failed: Family;
   private readonly serverSeconds: Family;
@@ -223,8 +230,7 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
         return;
       }
     }
-    const key = `${span.traceId}:${span.spanId}`;
-    const edge = this.edgeFor(key, span.traceId, now);
+    const edge = this.edgeFor(span.spanId, span.traceId, now);
     // A half that finds no room is counted, without being made.
     if (!edge) {
       this.count(this.dropped, service, '', now);
@@ -233,7 +239,7 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
     const half = halfOf(span, service, weight, span.kind === SpanKind.PRODUCER);
     half.peer = firstOf(span.attributes, PEER_ATTRIBUTES);
     edge.client = half;
-    this.pairUp(key, edge, now);
+    this.pairUp(edge, now);
   }
 
   private server(span: Span, service: string, weight: number, now: number): void {
@@ -242,35 +248,50 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
       this.emit(span.traceId, { ...half, service: 'user' }, half, 'virtual_node', now);
       return;
     }
-    const key = `${span.traceId}:${span.parentSpanId}`;
-    const edge = this.edgeFor(key, span.traceId, now);
+    const edge = this.edgeFor(span.parentSpanId, span.traceId, now);
     if (!edge) {
       this.count(this.dropped, '', service, now);
       return;
     }
     edge.server = halfOf(span, service, weight, span.kind === SpanKind.CONSUMER);
-    this.pairUp(key, edge, now);
+    this.pairUp(edge, now);
   }
 
-  /** The edge waiting under `key`, made when new; undefined when `maxItems` wait already (even after expiry). */
-  private edgeFor(key: string, traceId: string, now: number): Edge | undefined {
-    let edge = this.edges.get(key);
-    if (!edge) {
-      if (this.edges.size >= this.options.maxItems) {
-        this.expire(now);
-        if (this.edges.size >= this.options.maxItems) return undefined;
-      }
-      edge = { traceId, createdAt: now, client: undefined, server: undefined };
-      this.edges.set(key, edge);
+  /**
+   * The edge waiting for (traceId, spanId), made when new; undefined when `maxItems` wait already
+   * (even after expiry).
+   */
+  private edgeFor(spanId: string, traceId: string, now: number): Edge | undefined {
+    const edges = this.edges;
+    let edge = edges.get(spanId);
+    if (edge !== undefined && edge.traceId === traceId) return edge;
+    const taken = edge !== undefined;
+    if (taken || this.composites > 0) {
+      edge = edges.get(`${traceId}:${spanId}`);
+      if (edge !== undefined) return edge;
     }
+    if (edges.size >= this.options.maxItems) {
+      this.expire(now);
+      if (edges.size >= this.options.maxItems) return undefined;
+    }
+    // The span id may have been freed by that expiry.
+    const key = edges.has(spanId) ? `${traceId}:${spanId}` : spanId;
+    if (key !== spanId) this.composites++;
+    edge = { key, traceId, createdAt: now, client: undefined, server: undefined };
+    edges.set(key, edge);
     return edge;
   }
 
-  /** Emits the edge under `key` once it has both halves. */
-  private pairUp(key: string, edge: Edge, now: number): void {
+  private remove(edge: Edge): void {
+    this.edges.delete(edge.key);
+    if (edge.key.includes(':')) this.composites--; // hex span ids hold no ':'
+  }
+
+  /** Emits the edge once it has both halves. */
+  private pairUp(edge: Edge, now: number): void {
     const traceId = edge.traceId;
     if (edge.client && edge.server) {
-      this.edges.delete(key);
+      this.remove(edge);
       const messaging = edge.client.messaging || edge.server.messaging;
       this.emit(traceId, edge.client, edge.server, messaging ? 'messaging_system' : '', now);
     }
@@ -278,9 +299,9 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
 
   /** Expires the edges that waited `waitMs` or longer: virtual-node edges where possible, else unpaired. */
   expire(now: number): void {
-    for (const [key, edge] of this.edges) {
+    for (const edge of this.edges.values()) {
       if (now - edge.createdAt < this.options.waitMs) break;
-      this.edges.delete(key);
+      this.remove(edge);
       this.expired(edge, now);
     }
   }
@@ -320,6 +341,7 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
     const now = this.now();
     for (const edge of this.edges.values()) this.expired(edge, now);
     this.edges.clear();
+    this.composites = 0;
   }
 }
 
