@@ -93,6 +93,9 @@ const MAX_DEPTH = 32;
 const MAX_MEMO_LENGTH = 512;
 const SCAN_FIRST_LENGTH = 24;
 const MAX_CLEAN_STRINGS = 4096;
+/** The clean-URL memo pauses for URL_MEMO_PAUSE URLs when less than this share was found in it while it filled. */
+const URL_MEMO_MIN_HIT_RATE = 1 / 8;
+const URL_MEMO_PAUSE = 65536;
 
 function remember(set: Set<string>, s: string): void {
   if (set.size >= MAX_CLEAN_STRINGS) set.clear();
@@ -235,6 +238,10 @@ class RedactorImpl implements Redactor {
   readonly #nestedMemo = new Map<string, KeyAction>();
   readonly #cleanText = new Set<string>();
   readonly #cleanUrls = new Set<string>();
+  /** URLs found in #cleanUrls since it was last cleared. */
+  #urlMemoHits = 0;
+  /** URLs still to redact without #cleanUrls (paused: too few were found in it). */
+  #urlMemoPause = 0;
   /** Query strings found clean when nothing else in their URL could hold personal data (only secret names matter then). */
   readonly #cleanQueries = new Set<string>();
   readonly #allow: KeyMatcher;
@@ -352,10 +359,27 @@ class RedactorImpl implements Redactor {
 
   redactUrl(url: string): string {
     if (url.length === 0) return url;
-    const memo = url.length <= MAX_MEMO_LENGTH;
-    if (memo && this.#cleanUrls.has(url)) return url;
+    let memo = url.length <= MAX_MEMO_LENGTH;
+    if (memo) {
+      if (this.#urlMemoPause > 0) {
+        this.#urlMemoPause--;
+        memo = false;
+      } else if (this.#cleanUrls.has(url)) {
+        this.#urlMemoHits++;
+        return url;
+      }
+    }
     const out = this.#redactUrl(url);
-    if (memo && out === url) remember(this.#cleanUrls, url);
+    if (memo && out === url) {
+      if (this.#cleanUrls.size >= MAX_CLEAN_STRINGS) {
+        // URLs that carry ids (/orders/8412) seldom come again: when few were found while the memo
+        // filled up, it costs more than it saves, and is left alone for a while.
+        if (this.#urlMemoHits < MAX_CLEAN_STRINGS * URL_MEMO_MIN_HIT_RATE) this.#urlMemoPause = URL_MEMO_PAUSE;
+        this.#urlMemoHits = 0;
+        this.#cleanUrls.clear();
+      }
+      if (this.#urlMemoPause === 0) this.#cleanUrls.add(url);
+    }
     return out;
   }
 
@@ -363,7 +387,10 @@ class RedactorImpl implements Redactor {
     // Fast path: most URLs hold nothing a detector could find and no name=value pair.
     const bits = features(url);
     const text = this.#mayHoldPersonalData(bits, url);
-    if (!text && (bits & MAY_EMAIL) === 0 && !(this.#on.url_secret && (bits & HAS_EQUALS) !== 0)) return url;
+    if (!text && (bits & MAY_EMAIL) === 0) {
+      // Nothing but a secret parameter could change (no '@': no userinfo): look for one in place.
+      if (!(this.#on.url_secret && (bits & HAS_EQUALS) !== 0) || !this.#hasSecretParameter(url)) return url;
+    }
     let rest = url;
     let fragment: string | undefined;
     const hash = rest.indexOf('#');
@@ -597,6 +624,39 @@ class RedactorImpl implements Redactor {
    * names can change it, so a query found clean is remembered (URLs differ by their path ids, their
    * queries repeat: `?locale=en-GB`).
    */
+  /**
+   * Whether the query or fragment of a URL has a `name=value` pair (value not empty) whose name is
+   * secret: what #redactQuery would mask when no detector applies. Reads the URL in place (only the
+   * names are sliced), so that a URL with ids in its path costs no copies when it holds no secret.
+   */
+  #hasSecretParameter(url: string): boolean {
+    const hash = url.indexOf('#');
+    const end = hash < 0 ? url.length : hash;
+    const q = url.indexOf('?');
+    if (q >= 0 && q < end && this.#hasSecretPair(url, q + 1, end)) return true;
+    return hash >= 0 && this.#hasSecretPair(url, hash + 1, url.length);
+  }
+
+  /**
+   * Whether a `&`-separated list of pairs in s[start, end) has a secret name with a value. Linear:
+   * the next '=' is looked for again only once the pairs have passed it.
+   */
+  #hasSecretPair(s: string, start: number, end: number): boolean {
+    let from = start;
+    let eq = -2;
+    while (from < end) {
+      if (eq < from) {
+        eq = s.indexOf('=', from);
+        if (eq < 0 || eq >= end) return false;
+      }
+      let to = s.indexOf('&', from);
+      if (to < 0 || to > end) to = end;
+      if (eq + 1 < to && this.#isSecretName(safeDecode(s.slice(from, eq)))) return true;
+      from = to + 1;
+    }
+    return false;
+  }
+
   #redactQueryOf(query: string, text: boolean): string {
     if (text || query.length > MAX_MEMO_LENGTH) return this.#redactQuery(query, text);
     if (this.#cleanQueries.has(query)) return query;
