@@ -369,7 +369,8 @@ describe('the remembered decisions', () => {
         expected += `?${q.masked}`;
       }
       if (rand() < 0.3) {
-        const f = rand() < 0.5 ? pairs(1 + Math.floor(rand() * 2)) : { text: 'section?token=x', masked: 'section?token=x' };
+        const f =
+          rand() < 0.5 ? pairs(1 + Math.floor(rand() * 2)) : { text: 'section?token=x', masked: 'section?token=x' };
         url += `#${f.text}`;
         expected += `#${f.masked}`;
       }
