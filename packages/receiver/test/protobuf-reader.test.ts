@@ -68,3 +68,21 @@ test('reads past the end are malformed-payload errors, not range errors', () => 
   expect(() => new ProtoReader(Buffer.from([5, 1])).string()).toThrow(/past the end/);
   expect(() => new ProtoReader(Buffer.alloc(11, 0xff)).uint64Number()).toThrow(/longer than 10 bytes/);
 });
+
+test('trace and span ids read as the lowercase hex of their bytes, every byte value, repeated trace ids included', () => {
+  const ids: Buffer[] = [];
+  for (let i = 0; i < 512; i++) {
+    const size = i % 2 === 0 ? 16 : 8;
+    ids.push(Buffer.from(Array.from({ length: size }, (_, k) => (i * 31 + k * 17) & 0xff)));
+    if (i % 5 === 0) ids.push(ids[ids.length - 1]); // the same id again, as spans of one trace bring it
+  }
+  const w = new ProtoWriter();
+  for (const id of ids) w.bytesField(1, id);
+  const r = new ProtoReader(w.finish());
+  const got = ids.map((id) => {
+    r.uint32();
+    return r.id(id.length as 8 | 16, 'id');
+  });
+  expect(got).toEqual(ids.map((id) => id.toString('hex')));
+  expect(new Set(ids.flatMap((id) => [...id])).size).toBe(256);
+});
