@@ -18,6 +18,9 @@ import {
   validateConfig,
 } from '@sonde/receiver';
 
+/** A stand-in backend's request body decoded by its Content-Encoding: the receiver package's test helper. */
+export { decodeBody } from '../packages/receiver/test/content-encoding';
+
 // ---------------------------------------------------------------------------------------------
 // Receiver
 

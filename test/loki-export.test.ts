@@ -9,7 +9,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { SeverityNumber } from '@opentelemetry/api';
 import { OTLPLogExporter as GrpcLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
 import { OTLPLogExporter as HttpJsonLogExporter } from '@opentelemetry/exporter-logs-otlp-http';
@@ -19,7 +18,7 @@ import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs
 import { decodeLogsRequest } from '@sonde/receiver';
 import { cliTracker, untilCli } from './cli';
 import { type RecordingBackend, startRecordingBackend } from './feed/recording-backend';
-import { tap } from './helpers';
+import { decodeBody, tap } from './helpers';
 
 const clis = cliTracker();
 let loki: RecordingBackend;
@@ -94,7 +93,7 @@ async function emit(exporter: LogExporter, bodies: string[]): Promise<void> {
 function delivered(): string[] {
   return loki.received
     .filter((p) => p.status === 204)
-    .flatMap((p) => decodeLogsRequest(gunzipSync(p.body), { maxAnyValueDepth: 32 }))
+    .flatMap((p) => decodeLogsRequest(decodeBody(p.body, p.headers), { maxAnyValueDepth: 32 }))
     .flatMap((rl) => rl.scopeLogs.flatMap((sl) => sl.logRecords.map((r) => String(r.body))));
 }
 

@@ -10,7 +10,6 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-http';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
@@ -20,6 +19,7 @@ import { LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-log
 import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { decodeTraceRequest, type KeyValue, loadConfig, type Receiver, startReceiver } from '@sonde/receiver';
+import { decodeBody } from './helpers';
 
 const HMAC_KEY = 'e2e-redaction-key-7f3a9c2b1d0e';
 /** What must never be seen in clear downstream of the receiver. */
@@ -51,7 +51,7 @@ beforeAll(async () => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      exported.push(gunzipSync(Buffer.concat(chunks)));
+      exported.push(decodeBody(Buffer.concat(chunks), req.headers));
       res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
     });
   });

@@ -5,12 +5,13 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { gunzipSync } from 'node:zlib';
+import { zstdDecompressSync } from 'node:zlib';
 import { SpanKind } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { type Batch, decodeTraceRequest, loadConfig, type Receiver, startReceiver } from '@sonde/receiver';
+import { decodeBody } from './helpers';
 
 interface Received {
   headers: IncomingMessage['headers'];
@@ -91,16 +92,16 @@ async function waitFor(predicate: () => boolean, ms = 5000): Promise<void> {
   }
 }
 
-test('unmodified spans reach the sink byte for byte, gzip-compressed, with the configured headers', async () => {
+test('unmodified spans reach the sink byte for byte, zstd-compressed (the default), with the configured headers', async () => {
   const traceId = await sendSpans();
   await waitFor(() => received.length === 1);
   const [request] = received;
   expect(request.headers['content-type']).toBe('application/x-protobuf');
-  expect(request.headers['content-encoding']).toBe('gzip');
+  expect(request.headers['content-encoding']).toBe('zstd');
   expect(request.headers['x-scope-orgid']).toBe('tenant-1');
   expect(raws).toHaveLength(1);
-  expect(gunzipSync(request.body).equals(raws[0])).toBe(true);
-  const [rs] = decodeTraceRequest(gunzipSync(request.body), { maxAnyValueDepth: 32 });
+  expect(zstdDecompressSync(request.body).equals(raws[0])).toBe(true);
+  const [rs] = decodeTraceRequest(decodeBody(request.body, request.headers), { maxAnyValueDepth: 32 });
   expect(rs.scopeSpans[0].spans[0].traceId).toBe(traceId);
 });
 
@@ -108,7 +109,7 @@ test('spans a processor changed are re-encoded, and the sink gets the changed sp
   await sendSpans({ 'url.full': 'https://shop.example.com/a/very/long/path' });
   await waitFor(() => received.length === 1);
   expect(raws).toHaveLength(0);
-  const [rs] = decodeTraceRequest(gunzipSync(received[0].body), { maxAnyValueDepth: 32 });
+  const [rs] = decodeTraceRequest(decodeBody(received[0].body, received[0].headers), { maxAnyValueDepth: 32 });
   expect(rs.scopeSpans[0].spans[0].attributes.map(({ key, value }) => ({ key, value }))).toEqual([
     { key: 'url.full', value: 'https://sh' },
   ]);

@@ -6,10 +6,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { decodeTraceRequest } from '@sonde/receiver';
 import { cliTracker, untilCli } from './cli';
 import { type RecordingBackend, startRecordingBackend } from './feed/recording-backend';
+import { decodeBody } from './helpers';
 
 const clis = cliTracker();
 let tempo: RecordingBackend;
@@ -92,7 +92,7 @@ test('spans accepted while Tempo is down survive a SIGKILL and are delivered aft
   await untilCli('a delivery', () => tempo.received.some((r) => r.status === 200), second);
   const delivered = tempo.received
     .filter((r) => r.status === 200)
-    .flatMap((r) => decodeTraceRequest(gunzipSync(r.body), { maxAnyValueDepth: 32 }))
+    .flatMap((r) => decodeTraceRequest(decodeBody(r.body, r.headers), { maxAnyValueDepth: 32 }))
     .flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans.map((s) => [s.traceId, s.spanId, s.name])));
   // At least once: every span, possibly more than once, nothing else.
   expect([...new Set(delivered.map((d) => d.join('/')))].sort()).toStrictEqual(

@@ -10,7 +10,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { Metadata } from '@grpc/grpc-js';
 import { SeverityNumber } from '@opentelemetry/api';
 import { OTLPLogExporter as GrpcLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
@@ -22,7 +21,7 @@ import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { decodeLogsRequest, decodeTraceRequest } from '@sonde/receiver';
 import { cliTracker, untilCli } from './cli';
 import { type RecordingBackend, startRecordingBackend } from './feed/recording-backend';
-import { tap } from './helpers';
+import { decodeBody, tap } from './helpers';
 
 const clis = cliTracker();
 let tempo: RecordingBackend;
@@ -108,7 +107,7 @@ function deliveries(backend: RecordingBackend, okStatus: number, kind: 'traces' 
   return backend.received
     .filter((r) => r.status === okStatus)
     .map((r) => {
-      const body = gunzipSync(r.body);
+      const body = decodeBody(r.body, r.headers);
       const items =
         kind === 'traces'
           ? decodeTraceRequest(body, { maxAnyValueDepth: 32 }).flatMap((rs) =>

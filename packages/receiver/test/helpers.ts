@@ -9,6 +9,8 @@ import {
 } from '../src';
 import { ProtoWriter } from '../src/otlp/protobuf/writer';
 
+export { decodeBody } from './content-encoding';
+
 export interface TestReceiver {
   receiver: Receiver;
   http: string;

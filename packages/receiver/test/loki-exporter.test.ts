@@ -9,7 +9,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, zstdDecompressSync } from 'node:zlib';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import type { Batch, LogRecord, ResourceLogs } from '../src';
@@ -21,7 +21,7 @@ import { DEFAULT_DECODE_LIMITS } from '../src/otlp/limits';
 import { decodeLogsRequest } from '../src/otlp/protobuf/decode-logs';
 import { encodeLogsRequest } from '../src/otlp/protobuf/encode-logs';
 import { ProtoWriter } from '../src/otlp/protobuf/writer';
-import { JSON_TYPE, post, startTestReceiver, withoutOffsets } from './helpers';
+import { decodeBody, JSON_TYPE, post, startTestReceiver, withoutOffsets } from './helpers';
 
 interface Reply {
   status: number;
@@ -121,6 +121,9 @@ function batch(data: ResourceLogs[], modified = false, tenant?: string): Batch<'
 }
 
 const decode = (body: Buffer) => withoutOffsets(decodeLogsRequest(body, DEFAULT_DECODE_LIMITS));
+/** The log records' bodies in an uncompressed request body. */
+const bodiesOf = (body: Buffer) =>
+  decode(body).flatMap((rl) => rl.scopeLogs.flatMap((sl) => sl.logRecords.map((r) => String(r.body))));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 3000): Promise<void> {
@@ -212,6 +215,49 @@ describe('what Loki receives', () => {
     expect(await metric(registry, 'sonde_exporter_send_failed_log_records_total')).toBe(0);
   });
 
+  test('by default, zstd: content-encoding zstd and a body that zstd-decompresses to the payload', async () => {
+    const loki = await fakeLoki();
+    const registry = new Registry();
+    // No compression option: the exporter's default.
+    const e = new LokiExporter(
+      { endpoint: lokiEndpoint(loki.base), batchTimeoutMs: 10 },
+      registry,
+      pino({ level: 'silent' }),
+    );
+    closers.push(e);
+    const b = batch(model('payment declined', 'retrying'));
+    e.consume(b);
+    await until('the delivery', async () => (await metric(registry, 'sonde_exporter_sent_log_records_total')) === 2);
+    const got = loki.received[0];
+    expect(got.headers['content-encoding']).toBe('zstd');
+    expect(zstdDecompressSync(got.body).equals(b.context.raw as Buffer)).toBe(true);
+  });
+
+  test('an intake that answers zstd with 415: gzip from then on, the batch sent again at once, one warning, nothing dropped', async () => {
+    const loki = await fakeLoki();
+    loki.replies = [{ status: 415, body: 'unsupported media type' }];
+    const lines: { msg: string }[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const registry = new Registry();
+    const e = new LokiExporter(
+      { endpoint: lokiEndpoint(loki.base), compression: 'zstd', batchTimeoutMs: 10, retry: { initialMs: 60_000 } },
+      registry,
+      logger,
+    );
+    closers.push(e);
+    e.consume(batch(model('first')));
+    await until('the delivery', async () => (await metric(registry, 'sonde_exporter_sent_log_records_total')) === 1);
+    e.consume(batch(model('second')));
+    await until('the next', async () => (await metric(registry, 'sonde_exporter_sent_log_records_total')) === 2);
+    expect(loki.received.map((r) => r.headers['content-encoding'])).toEqual(['zstd', 'gzip', 'gzip']);
+    expect(loki.received.slice(1).map((r) => bodiesOf(decodeBody(r.body, r.headers)))).toEqual([['first'], ['second']]);
+    expect(await metric(registry, 'sonde_exporter_send_failed_log_records_total')).toBe(0);
+    expect(await metric(registry, 'sonde_exporter_requests_total', { outcome: 'status_415' })).toBe(1);
+    expect(lines).toHaveLength(1);
+    expect(lines[0].msg).toContain('Loki does not accept zstd-compressed requests (HTTP 415)');
+    expect(lines[0].msg).toContain('set `compression: gzip` in the `loki:` section');
+  });
+
   test('a modified batch is encoded again from the model, losslessly', async () => {
     const loki = await fakeLoki();
     const { e, registry } = exporter({ endpoint: lokiEndpoint(loki.base) });
@@ -260,9 +306,6 @@ describe('what Loki receives', () => {
 });
 
 describe('tenants (the tenant after a bearer token)', () => {
-  const bodiesOf = (body: Buffer) =>
-    decode(body).flatMap((rl) => rl.scopeLogs.flatMap((sl) => sl.logRecords.map((r) => String(r.body))));
-
   test.each([
     ['in memory', false],
     ['on disk', true],

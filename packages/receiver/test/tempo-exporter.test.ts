@@ -7,7 +7,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, zstdDecompressSync } from 'node:zlib';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import type { Batch, ResourceSpans, Span } from '../src';
@@ -23,7 +23,7 @@ import { OverloadedError, PayloadTooLargeError } from '../src/otlp/errors';
 import { DEFAULT_DECODE_LIMITS } from '../src/otlp/limits';
 import { decodeTraceRequest } from '../src/otlp/protobuf/decode-traces';
 import { encodeTraceRequest } from '../src/otlp/protobuf/encode-traces';
-import { withoutOffsets } from './helpers';
+import { decodeBody, withoutOffsets } from './helpers';
 
 interface Received {
   headers: http.IncomingHttpHeaders;
@@ -37,10 +37,14 @@ interface Reply {
   body?: string | Buffer;
 }
 
-/** A stand-in for Tempo: records requests and answers from `replies` (then 200). */
+/**
+ * A stand-in for Tempo: records requests and answers from `replies` (then 200). With `refuseZstd`,
+ * answers every zstd-compressed request with it, as an OTLP receiver without zstd does.
+ */
 class Sink {
   readonly received: Received[] = [];
   replies: Reply[] = [];
+  refuseZstd: Reply | undefined;
   private server: http.Server | undefined;
   port = 0;
 
@@ -50,7 +54,8 @@ class Sink {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         this.received.push({ headers: req.headers, body: Buffer.concat(chunks), at: Date.now() });
-        const reply = this.replies.shift() ?? { status: 200 };
+        const refused = req.headers['content-encoding'] === 'zstd' ? this.refuseZstd : undefined;
+        const reply = refused ?? this.replies.shift() ?? { status: 200 };
         res.writeHead(reply.status, { 'content-type': 'application/x-protobuf', ...reply.headers });
         res.end(reply.body ?? '');
       });
@@ -158,7 +163,10 @@ async function sink(port = 0): Promise<Sink> {
   return s;
 }
 
-function exporter(options: Partial<TempoExporterOptionsInput> & { endpoint: string }) {
+function exporter(
+  options: Partial<TempoExporterOptionsInput> & { endpoint: string },
+  logger: pino.Logger = pino({ level: 'silent' }),
+) {
   const registry = new Registry();
   const e = new TempoExporter(
     {
@@ -170,7 +178,7 @@ function exporter(options: Partial<TempoExporterOptionsInput> & { endpoint: stri
       retry: { initialMs: 20, maxMs: 200, maxElapsedMs: 5000, multiplier: 2, ...options.retry },
     },
     registry,
-    pino({ level: 'silent' }),
+    logger,
   );
   exporters.push(e);
   return { e, registry };
@@ -239,6 +247,20 @@ describe('what is sent', () => {
     expect(decode(small.received[1].body)).toEqual(model('y'));
   });
 
+  test('by default, zstd: content-encoding zstd and a body that zstd-decompresses to the payload', async () => {
+    const s = await sink();
+    const registry = new Registry();
+    // No compression option: the exporter's default.
+    const e = new TempoExporter({ endpoint: s.url, batchTimeoutMs: 10 }, registry, pino({ level: 'silent' }));
+    exporters.push(e);
+    const b = batch(model('a', 'b'));
+    e.consume(b);
+    await until('the request', () => s.received.length === 1);
+    expect(s.received[0].headers['content-encoding']).toBe('zstd');
+    expect(zstdDecompressSync(s.received[0].body).equals(b.context.raw as Buffer)).toBe(true);
+    await until('the count', async () => (await metric(registry, 'sonde_exporter_sent_spans_total')) === 2);
+  });
+
   test('gzip: content-encoding gzip and a body that gunzips to the payload', async () => {
     const s = await sink();
     const { e } = exporter({ endpoint: s.url, compression: 'gzip' });
@@ -247,6 +269,83 @@ describe('what is sent', () => {
     await until('the request', () => s.received.length === 1);
     expect(s.received[0].headers['content-encoding']).toBe('gzip');
     expect(gunzipSync(s.received[0].body).equals(b.context.raw as Buffer)).toBe(true);
+  });
+});
+
+describe('an endpoint without zstd', () => {
+  /** Log lines at warn and above. */
+  function warnings() {
+    const lines: { level: number; msg: string; status?: number }[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    return { lines, logger };
+  }
+
+  test.each([
+    // The Collector's confighttp (Tempo's OTLP receiver) without zstd in compression_algorithms.
+    ['400 unsupported Content-Encoding (confighttp)', { status: 400, body: 'unsupported Content-Encoding: zstd' }],
+    ['415', { status: 415, body: '' }],
+  ])(
+    '%s: gzip from then on, the refused batches sent again at once, one warning, nothing dropped',
+    async (_, refusal) => {
+      const s = await sink();
+      s.refuseZstd = { ...refusal, headers: { 'content-type': 'text/plain; charset=utf-8' } };
+      const log = warnings();
+      // One batch per payload, two senders: more than one zstd request may be refused before the switch.
+      const { e, registry } = exporter(
+        { endpoint: s.url, compression: 'zstd', concurrency: 2, batchMaxBytes: 1, retry: { initialMs: 60_000 } },
+        log.logger,
+      );
+      const names = ['a', 'b', 'c', 'd', 'e', 'f'];
+      for (const name of names) e.consume(batch(model(name)));
+      await until('every span', async () => (await metric(registry, 'sonde_exporter_sent_spans_total')) === 6);
+      // Later batches go gzip-compressed at once.
+      e.consume(batch(model('g')));
+      await until('the late span', async () => (await metric(registry, 'sonde_exporter_sent_spans_total')) === 7);
+
+      const refused = s.received.filter((r) => r.headers['content-encoding'] === 'zstd');
+      const delivered = s.received.filter((r) => r.headers['content-encoding'] !== 'zstd');
+      expect(refused.length).toBeGreaterThanOrEqual(1);
+      expect(refused.length).toBeLessThanOrEqual(2); // at most one per sender
+      expect(delivered.map((r) => r.headers['content-encoding'])).toEqual(Array(7).fill('gzip'));
+      const spans = delivered.flatMap((r) => decode(gunzipSync(r.body)).flatMap((rs) => rs.scopeSpans[0].spans));
+      expect(spans.map((sp) => sp.name).sort()).toEqual([...names, 'g']);
+      // The refusal is an attempt with its status, not a rejection: nothing counted as dropped, no retry.
+      expect(await metric(registry, 'sonde_exporter_send_failed_spans_total')).toBe(0);
+      expect(await metric(registry, 'sonde_exporter_requests_total', { outcome: `status_${refusal.status}` })).toBe(
+        refused.length,
+      );
+      expect(await metric(registry, 'sonde_exporter_retries_total')).toBe(0);
+      expect(log.lines).toHaveLength(1);
+      expect(log.lines[0].status).toBe(refusal.status);
+      expect(log.lines[0].msg).toContain('Tempo does not accept zstd-compressed requests');
+      expect(log.lines[0].msg).toContain('set `compression: gzip` in the `tempo:` section');
+    },
+  );
+
+  test('a 400 that does not name the encoding is still a rejection: dropped, counted, not sent again', async () => {
+    const s = await sink();
+    s.replies = [{ status: 400, body: 'bad payload' }];
+    const { e, registry } = exporter({ endpoint: s.url, compression: 'zstd' });
+    e.consume(batch(model('a', 'b')));
+    await until('the drop', async () => (await metric(registry, 'sonde_exporter_send_failed_spans_total')) === 2);
+    expect(await metric(registry, 'sonde_exporter_send_failed_spans_total', { reason: 'rejected_4xx' })).toBe(2);
+    await sleep(50);
+    expect(s.received).toHaveLength(1);
+    // The exporter still sends zstd.
+    e.consume(batch(model('c')));
+    await until('the next request', () => s.received.length === 2);
+    expect(s.received[1].headers['content-encoding']).toBe('zstd');
+    expect(decode(decodeBody(s.received[1].body, s.received[1].headers))).toEqual(model('c'));
+  });
+
+  test('a gzip request answered 400 naming the encoding is a rejection (there is nothing to fall back to)', async () => {
+    const s = await sink();
+    s.replies = [{ status: 400, body: 'unsupported Content-Encoding: gzip' }];
+    const { e, registry } = exporter({ endpoint: s.url, compression: 'gzip' });
+    e.consume(batch(model('a')));
+    await until('the drop', async () => (await metric(registry, 'sonde_exporter_send_failed_spans_total')) === 1);
+    await sleep(50);
+    expect(s.received).toHaveLength(1);
   });
 });
 

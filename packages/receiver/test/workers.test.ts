@@ -8,7 +8,6 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { gunzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import type { KeyValue, LogRecord, ReceiverConfigInput, ResourceLogs, ResourceSpans, Span } from '../src';
 import { serviceDefinition } from '../src/intake/grpc';
@@ -18,7 +17,16 @@ import { decodeTraceRequest } from '../src/otlp/protobuf/decode-traces';
 import { encodeLogsRequest } from '../src/otlp/protobuf/encode-logs';
 import { encodeTraceRequest } from '../src/otlp/protobuf/encode-traces';
 import { MAX_AUTO_WORKERS, resolveWorkers } from '../src/workers/config';
-import { JSON_TYPE, PROTOBUF, post, prng, startTestReceiver, type TestReceiver, withoutOffsets } from './helpers';
+import {
+  decodeBody,
+  JSON_TYPE,
+  PROTOBUF,
+  post,
+  prng,
+  startTestReceiver,
+  type TestReceiver,
+  withoutOffsets,
+} from './helpers';
 
 const TraceClient = grpc.makeGenericClientConstructor(serviceDefinition('traces'), 'TraceService');
 
@@ -35,7 +43,7 @@ function grpcExport(address: string, body: Buffer): Promise<string> {
   });
 }
 
-/** A stand-in for Tempo and Loki: keeps every request body (gunzipped) by path. */
+/** A stand-in for Tempo and Loki: keeps every request body (decompressed) by path. */
 class Sink {
   readonly bodies = new Map<string, Buffer[]>();
   private server: http.Server | undefined;
@@ -46,8 +54,7 @@ class Sink {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        let body = Buffer.concat(chunks);
-        if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
+        const body = decodeBody(Buffer.concat(chunks), req.headers);
         const path = req.url ?? '';
         this.bodies.set(path, [...(this.bodies.get(path) ?? []), body]);
         res.writeHead(200, { 'content-type': 'application/x-protobuf' });

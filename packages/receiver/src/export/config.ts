@@ -72,7 +72,12 @@ export function otlpExporterSection(endpoint: (base: string) => string, headersV
             return z.NEVER;
           }
         }),
-      compression: z.enum(['gzip', 'none']).default(D.compression),
+      /**
+       * Request body compression, level 1: zstd (about 2.5× less CPU than gzip for a slightly smaller
+       * body), gzip or none. An endpoint that turns zstd down (415, or 400 naming the encoding) gets
+       * gzip from then on, the refused batch included, with one warning.
+       */
+      compression: z.enum(['zstd', 'gzip', 'none']).default(D.compression),
       /** Per-request timeout. */
       timeout: duration.default(D.timeoutMs),
       /** Bound of the export queue, in bytes of protobuf. */

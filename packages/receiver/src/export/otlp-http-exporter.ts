@@ -17,6 +17,8 @@
  *   `sending_queue.num_consumers`), so one slow round trip does not hold up the rest. Network errors,
  *   timeouts and 429/502/503/504 are retried with exponential backoff and full jitter (honouring
  *   Retry-After) for at most `retry.maxElapsedMs`; any other non-2xx status drops the batch at once.
+ *   A zstd-compressed request answered 415, or 400 naming the encoding (an endpoint without zstd), is
+ *   not a rejection: the exporter falls back to gzip for good and sends the batch again at once.
  *   Any 2xx is a success; its body, when there is one, may hold a partial_success (Loki answers 204
  *   with an empty body). Every item that does not reach the backend is counted in
  *   `sonde_exporter_send_failed_<items>_total{exporter,reason}` and logged.
@@ -38,8 +40,6 @@
  * `exporter` label (`tempo`, `loki`); the item counters are per kind of item, as the Collector's
  * (`sonde_exporter_sent_spans_total`, `sonde_exporter_sent_log_records_total`).
  */
-import { promisify } from 'node:util';
-import { gzip as gzipCallback } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type * as Undici from 'undici';
@@ -50,13 +50,11 @@ import { OverloadedError, PayloadTooLargeError } from '../otlp/errors';
 import type { Batch, Consumer } from '../pipeline/pipeline';
 import { dropOldestUntilFits, QueueAdmission, requestPayload, shuttingDown } from '../queue/admission';
 import type { OnFull } from '../queue/on-full';
+import { type CompressionAlgorithm, CompressWorker, compressOnThreadPool } from './compress-worker';
 import { DiskQueue, DiskQueueFullError } from './disk-queue';
 import { type ExportQueue, MemoryQueue, PersistentQueue, type Taken } from './export-queue';
-import { GzipWorker } from './gzip-worker';
 import { checkHeaders, parseRetryAfter, partialSuccess } from './http';
 import { EXPORTER_METRICS, exporterItemMetrics } from './metrics';
-
-const gzip = promisify(gzipCallback);
 
 /** What an exporter carries: its signal, how it is encoded and counted, and how it is named. */
 export interface ExportSignal<S extends Signal> {
@@ -106,7 +104,11 @@ export interface OtlpHttpExporterOptions {
   endpoint: string;
   tls?: TlsOptions;
   headers: Record<string, string>;
-  compression: 'gzip' | 'none';
+  /**
+   * How request bodies are compressed (level 1). A zstd request answered 415, or 400 naming the
+   * encoding, switches the exporter to gzip for good and is sent again at once (see `send`).
+   */
+  compression: Compression;
   /** Per-request timeout (ms). */
   timeoutMs: number;
   /** Bound of the in-memory queue, in bytes of (uncompressed) protobuf. */
@@ -131,9 +133,15 @@ export interface OtlpHttpExporterOptions {
   random?: () => number;
 }
 
+/** The exporters' `Content-Encoding`s. */
+export type Compression = CompressionAlgorithm | 'none';
+
+/** The compression level of both algorithms: the cheapest, as the Collector's otlphttp exporter. */
+const COMPRESSION_LEVEL = 1;
+
 export const DEFAULT_EXPORTER_OPTIONS = {
   headers: {},
-  compression: 'gzip',
+  compression: 'zstd',
   timeoutMs: 10_000,
   queueBytes: 64 * 1024 * 1024,
   onFull: 'refuse',
@@ -187,7 +195,12 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
   private readonly senders: Promise<void>;
   /** Keep-alive connections to the endpoint (TLS as configured), one per sender at most. */
   private readonly agent: Agent;
-  private readonly gzipper: GzipWorker;
+  private readonly compressor: CompressWorker;
+  /**
+   * What request bodies are compressed with now: `options.compression`, until the endpoint turns
+   * zstd down (415, or 400 naming the encoding); gzip from then on.
+   */
+  private compression: Compression;
   private shutdownPromise: Promise<void> | undefined;
   private readonly sentItems: Counter<'exporter'>;
   private readonly failedItems: Counter<'exporter' | 'reason'>;
@@ -219,7 +232,8 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
       sizeKey: `${signal.section}.queue_size`,
       retryAfterSeconds: () => this.retryAfterSeconds(),
     });
-    this.gzipper = new GzipWorker(1, this.options.batchMaxBytes);
+    this.compression = this.options.compression;
+    this.compressor = new CompressWorker(COMPRESSION_LEVEL, this.options.batchMaxBytes);
     const tls = this.options.tls ?? {};
     // undici (its HTTP parser is WebAssembly) adds ~28 MiB of RSS: loaded only when an exporter is
     // made, not by every receiver that imports this module.
@@ -361,7 +375,7 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
     const deadline = Date.now() + this.options.shutdownTimeoutMs;
     const timer = setTimeout(() => this.abort.abort(), this.options.shutdownTimeoutMs);
     // Every wait of a sender ends when `abort` fires (see untilAborted), so this is bounded by
-    // shutdown_timeout even if the HTTP client or the gzip worker never settles.
+    // shutdown_timeout even if the HTTP client or the compression worker never settles.
     await this.senders;
     clearTimeout(timer);
     const aborted = this.abort.signal.aborted;
@@ -370,7 +384,7 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
     // takes what is left of shutdown_timeout, or CLOSE_GRACE_MS past it at most.
     const closing = aborted ? this.agent.destroy() : this.agent.close();
     await within(
-      Promise.all([closing.catch(() => {}), this.gzipper.close().catch(() => {})]),
+      Promise.all([closing.catch(() => {}), this.compressor.close().catch(() => {})]),
       Math.max(CLOSE_GRACE_MS, deadline - Date.now()),
     );
     if (this.queue.waitingCount > 0) {
@@ -440,28 +454,28 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
    * which keeps it for the next start).
    */
   private async send(batch: Taken): Promise<boolean> {
-    const { retry, compression } = this.options;
+    const { retry } = this.options;
     const { items, payloads, tenant } = batch;
     const { backend, section, items: itemsName } = this.signal;
-    let body: Buffer;
-    try {
-      body =
-        compression === 'gzip'
-          ? await untilAborted(this.compress(payloads), this.abort.signal)
-          : payloads.length === 1
-            ? payloads[0]
-            : Buffer.concat(payloads);
-    } catch (err) {
-      if (!this.abort.signal.aborted) throw err;
-      this.abandoned(items);
-      return false;
-    }
+    let encoding: Compression | undefined;
+    let body: Buffer = Buffer.alloc(0);
     const started = Date.now();
     let bound = retry.initialMs;
     for (;;) {
+      // Compressed again only when the exporter fell back to gzip since (this batch or another).
+      if (encoding !== this.compression) {
+        encoding = this.compression;
+        try {
+          body = await this.body(payloads, encoding);
+        } catch (err) {
+          if (!this.abort.signal.aborted) throw err;
+          this.abandoned(items);
+          return false;
+        }
+      }
       const attemptStarted = performance.now();
       this.inFlightRequests++;
-      const result = await this.attempt(body, tenant);
+      const result = await this.attempt(body, tenant, encoding);
       this.inFlightRequests--;
       const outcome =
         result.kind === 'ok' ? 'success' : result.kind === 'reject' ? `status_${result.status}` : undefined;
@@ -492,6 +506,10 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
           return false;
         case 'reject': {
           this.metrics.requests.inc({ ...this.label, outcome: `status_${result.status}` });
+          if (encoding === 'zstd' && refusesEncoding(result.status, result.detail)) {
+            this.fallBackToGzip(result.status, result.detail);
+            continue; // the same batch, gzip-compressed, at once: nothing is dropped
+          }
           this.fail(result.status < 500 ? 'rejected_4xx' : 'rejected_5xx', items);
           this.logger.error(
             { status: result.status, response: result.detail, [this.signal.metricItems]: items },
@@ -527,18 +545,39 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
     }
   }
 
-  /** gzip (level 1) of the concatenated payloads, on the gzip worker; on the thread pool should it fail. */
-  private async compress(payloads: Buffer[]): Promise<Buffer> {
+  /** A batch's request body: its payloads concatenated, compressed with `encoding`; rejects when shutdown's bound passes. */
+  private body(payloads: Buffer[], encoding: Compression): Promise<Buffer> {
+    if (encoding === 'none') return Promise.resolve(payloads.length === 1 ? payloads[0] : Buffer.concat(payloads));
+    return untilAborted(this.compress(encoding, payloads), this.abort.signal);
+  }
+
+  /** `algorithm` (level 1) of the concatenated payloads, on the compression worker; on the thread pool should it fail. */
+  private async compress(algorithm: CompressionAlgorithm, payloads: Buffer[]): Promise<Buffer> {
     try {
-      return await this.gzipper.gzip(payloads);
+      return await this.compressor.compress(algorithm, payloads);
     } catch (err) {
-      this.logger.warn({ err }, 'the gzip worker failed; compressing on the thread pool instead');
-      return gzip(payloads.length === 1 ? payloads[0] : Buffer.concat(payloads), { level: 1 });
+      this.logger.warn({ err }, 'the compression worker failed; compressing on the thread pool instead');
+      return compressOnThreadPool(algorithm, COMPRESSION_LEVEL, payloads);
     }
   }
 
-  private async attempt(body: Buffer, tenant: string | undefined): Promise<AttemptResult> {
-    const { endpoint, compression, timeoutMs } = this.options;
+  /**
+   * The endpoint does not take zstd: gzip from now on, for every batch of this exporter, with one
+   * warning (batches already compressed with zstd, in flight on other senders, fall back quietly).
+   */
+  private fallBackToGzip(status: number, detail: string): void {
+    if (this.compression !== 'zstd') return;
+    this.compression = 'gzip';
+    const { backend, section } = this.signal;
+    this.logger.warn(
+      { status, response: detail, endpoint: this.options.endpoint },
+      `${backend} does not accept zstd-compressed requests (HTTP ${status}): the ${backend} exporter sends gzip from now on, ` +
+        `the refused batch included (nothing was dropped); set \`compression: gzip\` in the \`${section}:\` section to start with gzip`,
+    );
+  }
+
+  private async attempt(body: Buffer, tenant: string | undefined, compression: Compression): Promise<AttemptResult> {
+    const { endpoint, timeoutMs } = this.options;
     const headers = tenant === undefined ? this.options.headers : withTenant(this.options.headers, tenant);
     if (this.abort.signal.aborted) return { kind: 'aborted' };
     const timeout = AbortSignal.timeout(timeoutMs);
@@ -555,7 +594,7 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
           headers: {
             ...headers,
             'content-type': 'application/x-protobuf',
-            ...(compression === 'gzip' ? { 'content-encoding': 'gzip' } : {}),
+            ...(compression === 'none' ? {} : { 'content-encoding': compression }),
           },
           dispatcher: this.agent,
           signal,
@@ -724,8 +763,17 @@ class ExporterMetrics {
   }
 }
 
-/** How long past shutdown_timeout shutdown waits at most for the HTTP client and the gzip worker to close. */
+/** How long past shutdown_timeout shutdown waits at most for the HTTP client and the compression worker to close. */
 const CLOSE_GRACE_MS = 100;
+
+/**
+ * Whether a rejection of a zstd-compressed request is the endpoint turning the encoding down: 415,
+ * or 400 whose body names the encoding (the Collector's confighttp, Tempo's OTLP receiver included,
+ * answers `400 unsupported Content-Encoding: zstd` when zstd is not in its compression_algorithms).
+ */
+export function refusesEncoding(status: number, detail: string): boolean {
+  return status === 415 || (status === 400 && /encoding/i.test(detail));
+}
 
 /** `promise`, or a rejection with the signal's reason as soon as `signal` fires (whichever comes first). */
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {

@@ -1,30 +1,39 @@
 /**
- * gzip off the main thread, for the Tempo exporter's batches. `zlib.gzip` already compresses on
- * libuv's thread pool, but its stream machinery still costs the main thread about 3.4 ms per 4 MiB
- * batch (process.threadCpuUsage on the bench machine), and concatenating a batch's payloads into a
- * fresh 4 MiB buffer costs more again in page faults. That is the thread that decodes every request.
+ * Compression off the main thread, for the exporters' batches: zstd or gzip, at a fixed level.
+ * `zlib.gzip` and `zlib.zstdCompress` already compress on libuv's thread pool, but their stream
+ * machinery still costs the main thread about 3.4 ms per 4 MiB batch (gzip; process.threadCpuUsage
+ * on the bench machine), and concatenating a batch's payloads into a fresh 4 MiB buffer costs more
+ * again in page faults. That is the thread that decodes every request.
  *
  * Here the payloads are copied into a reused ArrayBuffer (warm memory: a plain memcpy; a
  * SharedArrayBuffer would be copied into with V8's slower race-safe copy), which is moved (not
- * copied) to a worker thread running `gzipSync`, and moved back with the result; the main thread's
- * share is the copy and one message each way. Arenas are kept for reuse, one per compression in
- * flight (the exporter has at most `concurrency`), each at least `arenaBytes`.
+ * copied) to a worker thread running `zstdCompressSync` or `gzipSync`, and moved back with the
+ * result; the main thread's share is the copy and one message each way. Arenas are kept for reuse,
+ * one per compression in flight (the exporter has at most `concurrency`), each at least `arenaBytes`.
  *
  * The worker starts on first use and is unref'd (it never keeps the process alive). If it cannot
- * start or dies, compression falls back to `zlib.gzip` on the thread pool.
+ * start or dies, compression falls back to `zlib.zstdCompress` / `zlib.gzip` on the thread pool.
  */
 import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
-import { gzip as gzipCallback } from 'node:zlib';
+import { constants, gzip as gzipCallback, zstdCompress as zstdCallback } from 'node:zlib';
+
+/** What the exporters compress with: `Content-Encoding` names them the same. */
+export type CompressionAlgorithm = 'zstd' | 'gzip';
 
 const gzipAsync = promisify(gzipCallback);
+const zstdAsync = promisify(zstdCallback);
 
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
-const { gzipSync } = require('node:zlib');
-parentPort.on('message', ({ id, arena, length, level }) => {
+const { gzipSync, zstdCompressSync, constants } = require('node:zlib');
+parentPort.on('message', ({ id, arena, length, algorithm, level }) => {
   try {
-    const zipped = gzipSync(Buffer.from(arena, 0, length), { level });
+    const input = Buffer.from(arena, 0, length);
+    const zipped =
+      algorithm === 'zstd'
+        ? zstdCompressSync(input, { params: { [constants.ZSTD_c_compressionLevel]: level } })
+        : gzipSync(input, { level });
     // Moved, not cloned, to the main thread: a copy here when zlib's output does not own its memory.
     const own = zipped.byteOffset === 0 && zipped.byteLength === zipped.buffer.byteLength;
     const out = own ? zipped : new Uint8Array(zipped);
@@ -36,6 +45,7 @@ parentPort.on('message', ({ id, arena, length, level }) => {
 `;
 
 interface Pending {
+  algorithm: CompressionAlgorithm;
   resolve: (out: Buffer) => void;
   reject: (err: Error) => void;
 }
@@ -48,7 +58,7 @@ interface Reply {
   arena: ArrayBuffer;
 }
 
-export class GzipWorker {
+export class CompressWorker {
   private worker: Worker | undefined;
   private failed = false;
   private nextId = 0;
@@ -57,7 +67,7 @@ export class GzipWorker {
   private readonly arenas: ArrayBuffer[] = [];
 
   /**
-   * @param level gzip level
+   * @param level the compression level, for either algorithm (gzip 1–9, zstd 1–22)
    * @param arenaBytes size of a new arena (the usual batch size), so that batches of slightly
    *   different sizes reuse one arena rather than each allocating a fresh one
    */
@@ -66,10 +76,10 @@ export class GzipWorker {
     private readonly arenaBytes = 0,
   ) {}
 
-  /** gzip of the concatenation of `parts`. */
-  async gzip(parts: readonly Buffer[]): Promise<Buffer> {
+  /** `algorithm`'s compression of the concatenation of `parts`. */
+  async compress(algorithm: CompressionAlgorithm, parts: readonly Buffer[]): Promise<Buffer> {
     const worker = this.start();
-    if (!worker) return gzipAsync(parts.length === 1 ? parts[0] : Buffer.concat(parts), { level: this.level });
+    if (!worker) return compressOnThreadPool(algorithm, this.level, parts);
     let length = 0;
     for (const p of parts) length += p.length;
     const arena = this.takeArena(length);
@@ -81,8 +91,8 @@ export class GzipWorker {
     }
     const id = this.nextId++;
     return new Promise<Buffer>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, arena, length, level: this.level }, [arena]);
+      this.pending.set(id, { algorithm, resolve, reject });
+      worker.postMessage({ id, arena, length, algorithm, level: this.level }, [arena]);
     });
   }
 
@@ -106,7 +116,7 @@ export class GzipWorker {
         if (!p) return;
         this.pending.delete(m.id);
         if (m.out) p.resolve(Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength));
-        else p.reject(new Error(`gzip failed: ${m.error}`));
+        else p.reject(new Error(`${p.algorithm} compression failed: ${m.error}`));
       });
       const fail = (err: Error) => {
         this.failed = true;
@@ -116,7 +126,7 @@ export class GzipWorker {
       };
       worker.on('error', fail);
       worker.on('exit', (code) => {
-        if (this.worker === worker) fail(new Error(`the gzip worker exited (code ${code})`));
+        if (this.worker === worker) fail(new Error(`the compression worker exited (code ${code})`));
       });
       this.worker = worker;
     } catch {
@@ -133,4 +143,17 @@ export class GzipWorker {
     this.arenas.length = 0;
     if (worker) await worker.terminate();
   }
+}
+
+/** `algorithm`'s compression of the concatenation of `parts` with zlib on libuv's thread pool. */
+export function compressOnThreadPool(
+  algorithm: CompressionAlgorithm,
+  level: number,
+  parts: readonly Buffer[],
+): Promise<Buffer> {
+  const input = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+  // The same options as the worker's.
+  return algorithm === 'zstd'
+    ? zstdAsync(input, { params: { [constants.ZSTD_c_compressionLevel]: level } })
+    : gzipAsync(input, { level });
 }
