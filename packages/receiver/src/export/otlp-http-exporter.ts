@@ -768,11 +768,11 @@ const CLOSE_GRACE_MS = 100;
 
 /**
  * Whether a rejection of a zstd-compressed request is the endpoint turning the encoding down: 415,
- * or 400 whose body names the encoding (the Collector's confighttp, Tempo's OTLP receiver included,
+ * or 400 whose body names the content encoding or zstd (the Collector's confighttp, Tempo's OTLP receiver included,
  * answers `400 unsupported Content-Encoding: zstd` when zstd is not in its compression_algorithms).
  */
 export function refusesEncoding(status: number, detail: string): boolean {
-  return status === 415 || (status === 400 && /encoding/i.test(detail));
+  return status === 415 || (status === 400 && /content.?encoding|zstd/i.test(detail));
 }
 
 /** `promise`, or a rejection with the signal's reason as soon as `signal` fires (whichever comes first). */
