@@ -404,7 +404,7 @@ async function main(): Promise<void> {
     })();
     outageSlices = await withServer(
       () => startReceiver({ dataDir, env: { SONDE_TEMPO_ENDPOINT: `http://127.0.0.1:${closedPort}` } }),
-      (receiver) => outage(receiver, payloads[0], SETTINGS.connections, 4, quick ? 1 : 3),
+      (receiver) => outage(receiver, payloads[0], SETTINGS.connections, 5, quick ? 1 : 3),
     );
     for (const o of outageSlices) {
       log(`  at ${o.atSec} s: ${o.ok} accepted, ${o.non2xx} refused, RSS peak ${mib(o.rssMax).toFixed(1)} MiB`);
