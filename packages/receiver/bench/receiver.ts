@@ -4,9 +4,13 @@
  */
 import { createRequire } from 'node:module';
 import type * as Receiver from '../src/index.ts';
+import type * as Reader from '../src/otlp/protobuf/reader.ts';
 
 export type { AnyValue, InstrumentationScope, KeyValue, Resource, ResourceSpans, Span } from '../src/index.ts';
 
-const receiver = createRequire(import.meta.url)('../dist/index.js') as typeof Receiver;
+const require = createRequire(import.meta.url);
+const receiver = require('../dist/index.js') as typeof Receiver;
+const reader = require('../dist/otlp/protobuf/reader.js') as typeof Reader;
 
 export const { decodeTraceRequest, KeyValueList } = receiver;
+export const { ProtoReader } = reader;

@@ -189,10 +189,10 @@ export function decodeTable(report: Report): string {
   return table(
     [
       'spans/request',
-      'decoder (same output: the receiver model)',
+      'decoder (same output, the receiver model; the last row builds nothing)',
       'spans/s (one core, in process; median round)',
       'slowest – fastest round',
-      'receiver is faster by',
+      "receiver's spans/s against it",
     ],
     rows,
   );
