@@ -23,6 +23,15 @@ const VARINT = WireType.VARINT;
 const I64 = WireType.I64;
 const I32 = WireType.I32;
 
+/**
+ * What a span without events, links or status gets: one shared, frozen value each rather than two
+ * empty arrays and an object per span (most spans have none of them). Frozen, so that code changing
+ * a span's own events, links or status in place fails loudly instead of changing every span's.
+ */
+const NO_EVENTS: SpanEvent[] = Object.freeze([]) as unknown as SpanEvent[];
+const NO_LINKS: SpanLink[] = Object.freeze([]) as unknown as SpanLink[];
+const NO_STATUS: SpanStatus = Object.freeze({ message: '', code: 0 });
+
 /** Decodes a request body; `stats`, when given, receives what the decoder saw (see DecodeStats). */
 export function decodeTraceRequest(buf: Buffer, limits: DecodeLimits, stats?: DecodeStats): ResourceSpans[] {
   const r = new ProtoReader(buf);
@@ -129,9 +138,9 @@ function decodeSpan(r: ProtoReader, limits: DecodeLimits, at: number): Span {
   let endTimeUnixNano = 0n;
   const attributes: KeyValue[] = [];
   let droppedAttributesCount = 0;
-  const events: SpanEvent[] = [];
+  let events: SpanEvent[] = NO_EVENTS;
   let droppedEventsCount = 0;
-  const links: SpanLink[] = [];
+  let links: SpanLink[] = NO_LINKS;
   let droppedLinksCount = 0;
   let status: SpanStatus | undefined;
   while (r.pos < end) {
@@ -169,6 +178,7 @@ function decodeSpan(r: ProtoReader, limits: DecodeLimits, at: number): Span {
         break;
       case (11 << 3) | LEN:
         try {
+          if (events === NO_EVENTS) events = [];
           events.push(decodeEvent(r, limits));
         } catch (err) {
           throw atPath(err, `events[${events.length}]`);
@@ -179,6 +189,7 @@ function decodeSpan(r: ProtoReader, limits: DecodeLimits, at: number): Span {
         break;
       case (13 << 3) | LEN:
         try {
+          if (links === NO_LINKS) links = [];
           links.push(decodeLink(r, limits));
         } catch (err) {
           throw atPath(err, `links[${links.length}]`);
@@ -214,7 +225,7 @@ function decodeSpan(r: ProtoReader, limits: DecodeLimits, at: number): Span {
     droppedEventsCount,
     links,
     droppedLinksCount,
-    status: status ?? { message: '', code: 0 },
+    status: status ?? NO_STATUS,
     at,
   };
 }
