@@ -33,9 +33,8 @@ try {
       try {
         const slices = await outage(server, payload, 10, 5, 3);
         const mib = (b: number) => (b / 1024 / 1024).toFixed(1);
-        console.log(
-          `round ${round + 1} ${compression}: RSS peak per slice ${slices.map((s) => mib(s.rssMax)).join(' → ')} MiB`,
-        );
+        const each = slices.map((s) => `${mib(s.rssMax)} MiB (${s.ok} accepted)`);
+        console.log(`round ${round + 1} ${compression}: RSS peak per slice ${each.join(' → ')}`);
       } finally {
         await server.stop();
       }
