@@ -98,6 +98,8 @@ interface Half {
 interface Edge {
   /** Its key in the waiting edges: the span id, or `traceId:spanId` when another trace held the span id. */
   key: string;
+  /** Whether `key` is `traceId:spanId`. */
+  composite: boolean;
   traceId: string;
   /** When the first half arrived (ms); the edge expires `waitMs` later. */
   createdAt: number;
@@ -275,16 +277,17 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
       if (edges.size >= this.options.maxItems) return undefined;
     }
     // The span id may have been freed by that expiry.
-    const key = edges.has(spanId) ? `${traceId}:${spanId}` : spanId;
-    if (key !== spanId) this.composites++;
-    edge = { key, traceId, createdAt: now, client: undefined, server: undefined };
+    const composite = edges.has(spanId);
+    const key = composite ? `${traceId}:${spanId}` : spanId;
+    if (composite) this.composites++;
+    edge = { key, composite, traceId, createdAt: now, client: undefined, server: undefined };
     edges.set(key, edge);
     return edge;
   }
 
   private remove(edge: Edge): void {
     this.edges.delete(edge.key);
-    if (edge.key.includes(':')) this.composites--; // hex span ids hold no ':'
+    if (edge.composite) this.composites--;
   }
 
   /** Emits the edge once it has both halves. */
