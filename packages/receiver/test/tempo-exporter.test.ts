@@ -284,6 +284,11 @@ describe('an endpoint without zstd', () => {
     // The Collector's confighttp (Tempo's OTLP receiver) without zstd in compression_algorithms.
     ['400 unsupported Content-Encoding (confighttp)', { status: 400, body: 'unsupported Content-Encoding: zstd' }],
     ['415', { status: 415, body: '' }],
+    // A Collector receiver from before zstd passed unknown encodings through and failed to parse them.
+    [
+      '400 naming neither (zstd read as protobuf)',
+      { status: 400, body: 'proto: cannot parse invalid wire-format data' },
+    ],
   ])(
     '%s: gzip from then on, the refused batches sent again at once, one warning, nothing dropped',
     async (_, refusal) => {
@@ -322,20 +327,37 @@ describe('an endpoint without zstd', () => {
     },
   );
 
-  test('a 400 that does not name the encoding is still a rejection: dropped, counted, not sent again', async () => {
+  test("a 400 naming neither, to zstd and then to gzip, is the batch's own: sent twice, dropped and counted once, zstd kept", async () => {
     const s = await sink();
-    s.replies = [{ status: 400, body: 'bad payload' }];
-    const { e, registry } = exporter({ endpoint: s.url, compression: 'zstd' });
+    s.replies = [
+      { status: 400, body: 'bad payload' },
+      { status: 400, body: 'bad payload' },
+    ];
+    const log = warnings();
+    const { e, registry } = exporter({ endpoint: s.url, compression: 'zstd' }, log.logger);
     e.consume(batch(model('a', 'b')));
     await until('the drop', async () => (await metric(registry, 'sonde_exporter_send_failed_spans_total')) === 2);
     expect(await metric(registry, 'sonde_exporter_send_failed_spans_total', { reason: 'rejected_4xx' })).toBe(2);
     await sleep(50);
-    expect(s.received).toHaveLength(1);
+    expect(s.received.map((r) => r.headers['content-encoding'])).toEqual(['zstd', 'gzip']);
+    expect(log.lines.filter((l) => l.msg.includes('does not accept zstd'))).toHaveLength(0);
     // The exporter still sends zstd.
     e.consume(batch(model('c')));
-    await until('the next request', () => s.received.length === 2);
-    expect(s.received[1].headers['content-encoding']).toBe('zstd');
-    expect(decode(decodeBody(s.received[1].body, s.received[1].headers))).toEqual(model('c'));
+    await until('the next request', () => s.received.length === 3);
+    expect(s.received[2].headers['content-encoding']).toBe('zstd');
+    expect(decode(decodeBody(s.received[2].body, s.received[2].headers))).toEqual(model('c'));
+  });
+
+  test("once the endpoint has accepted zstd, a 400 is the batch's own: dropped at once, not sent again with gzip", async () => {
+    const s = await sink();
+    s.replies = [{ status: 200 }, { status: 400, body: 'bad payload' }];
+    const { e, registry } = exporter({ endpoint: s.url, compression: 'zstd' });
+    e.consume(batch(model('a')));
+    await until('the first delivery', async () => (await metric(registry, 'sonde_exporter_sent_spans_total')) === 1);
+    e.consume(batch(model('b', 'c')));
+    await until('the drop', async () => (await metric(registry, 'sonde_exporter_send_failed_spans_total')) === 2);
+    await sleep(50);
+    expect(s.received.map((r) => r.headers['content-encoding'])).toEqual(['zstd', 'zstd']);
   });
 
   test('a gzip request answered 400 naming the encoding is a rejection (there is nothing to fall back to)', async () => {
@@ -409,7 +431,8 @@ describe('retries', () => {
   test('400: dropped at once and counted, not retried', async () => {
     const s = await sink();
     s.replies = [{ status: 400, body: `bad request ${'x'.repeat(500)}` }];
-    const { e, registry } = exporter({ endpoint: s.url });
+    // gzip: a first zstd request answered 400 is tried again with gzip (see "an endpoint without zstd").
+    const { e, registry } = exporter({ endpoint: s.url, compression: 'gzip' });
     e.consume(batch(model('a', 'b')));
     await until(
       'the drop',
@@ -670,7 +693,7 @@ describe('the persistent queue (persistentDir)', () => {
   test('a 4xx drops the batch from the disk for good', async () => {
     const s = await sink();
     s.replies = [{ status: 400 }];
-    const first = exporter({ endpoint: s.url, persistentDir: dir });
+    const first = exporter({ endpoint: s.url, persistentDir: dir, compression: 'gzip' });
     first.e.consume(batch(model('a')));
     await until('the drop', async () => (await metric(first.registry, 'sonde_exporter_send_failed_spans_total')) === 1);
     await first.e.shutdown();

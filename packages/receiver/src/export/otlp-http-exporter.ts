@@ -18,7 +18,10 @@
  *   timeouts and 429/502/503/504 are retried with exponential backoff and full jitter (honouring
  *   Retry-After) for at most `retry.maxElapsedMs`; any other non-2xx status drops the batch at once.
  *   A zstd-compressed request answered 415, or 400 naming the encoding (an endpoint without zstd), is
- *   not a rejection: the exporter falls back to gzip for good and sends the batch again at once.
+ *   not a rejection: the exporter falls back to gzip for good and sends the batch again at once. A
+ *   zstd request answered any other 400 before the endpoint ever accepted zstd is sent once more
+ *   with gzip: if that gets through, the exporter falls back to gzip for good (an older receiver
+ *   that reads zstd bytes as protobuf); if not, the batch is rejected, once.
  *   Any 2xx is a success; its body, when there is one, may hold a partial_success (Loki answers 204
  *   with an empty body). Every item that does not reach the backend is counted in
  *   `sonde_exporter_send_failed_<items>_total{exporter,reason}` and logged.
@@ -201,6 +204,8 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
    * zstd down (415, or 400 naming the encoding); gzip from then on.
    */
   private compression: Compression;
+  /** Whether the endpoint has accepted a zstd-compressed request (then a 400 is the batch's own). */
+  private zstdAccepted = false;
   private shutdownPromise: Promise<void> | undefined;
   private readonly sentItems: Counter<'exporter'>;
   private readonly failedItems: Counter<'exporter' | 'reason'>;
@@ -459,12 +464,19 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
     const { backend, section, items: itemsName } = this.signal;
     let encoding: Compression | undefined;
     let body: Buffer = Buffer.alloc(0);
+    // A zstd request answered 400 without naming the encoding, before the endpoint ever accepted
+    // zstd: this batch is sent once more with gzip, to tell a bad batch from an endpoint that reads
+    // zstd bytes as protobuf (a Collector receiver from before zstd passed unknown encodings
+    // through, and then fails to parse them); `zstdRefusal` is that answer.
+    let zstdRefusal: { status: number; detail: string } | undefined;
     const started = Date.now();
     let bound = retry.initialMs;
     for (;;) {
-      // Compressed again only when the exporter fell back to gzip since (this batch or another).
-      if (encoding !== this.compression) {
-        encoding = this.compression;
+      // Compressed again only when the exporter fell back to gzip since (this batch or another), or
+      // this batch is being tried with gzip.
+      const wanted = zstdRefusal ? 'gzip' : this.compression;
+      if (encoding !== wanted) {
+        encoding = wanted;
         try {
           body = await this.body(payloads, encoding);
         } catch (err) {
@@ -485,6 +497,9 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
       switch (result.kind) {
         case 'ok': {
           this.metrics.requests.inc({ ...this.label, outcome: 'success' });
+          if (encoding === 'zstd') this.zstdAccepted = true;
+          // gzip got through where zstd did not: the endpoint does not read zstd.
+          else if (zstdRefusal) this.fallBackToGzip(zstdRefusal.status, zstdRefusal.detail);
           // The backend (like any OTLP receiver) may refuse part of the request in a partial_success.
           const rejected = Math.min(result.rejected, items);
           this.sentItems.inc(this.label, items - rejected);
@@ -509,6 +524,10 @@ export class OtlpHttpExporter<S extends Signal> implements Consumer<S> {
           if (encoding === 'zstd' && refusesEncoding(result.status, result.detail)) {
             this.fallBackToGzip(result.status, result.detail);
             continue; // the same batch, gzip-compressed, at once: nothing is dropped
+          }
+          if (encoding === 'zstd' && result.status === 400 && !this.zstdAccepted) {
+            zstdRefusal = { status: result.status, detail: result.detail };
+            continue; // once more with gzip, at once; a second 400 is the batch's own
           }
           this.fail(result.status < 500 ? 'rejected_4xx' : 'rejected_5xx', items);
           this.logger.error(

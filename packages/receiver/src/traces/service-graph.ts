@@ -270,7 +270,7 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
     const taken = edge !== undefined;
     if (taken || this.composites > 0) {
       edge = edges.get(`${traceId}:${spanId}`);
-      if (edge !== undefined) return edge;
+      if (edge !== undefined && edge.traceId === traceId) return edge;
     }
     if (edges.size >= this.options.maxItems) {
       this.expire(now);
