@@ -73,9 +73,10 @@ export function otlpExporterSection(endpoint: (base: string) => string, headersV
           }
         }),
       /**
-       * Request body compression, level 1: zstd (about 2.5× less CPU than gzip for a slightly smaller
-       * body), gzip or none. An endpoint that turns zstd down (415, or 400 naming the encoding) gets
-       * gzip from then on, the refused batch included, with one warning.
+       * Request body compression, level 1: zstd (less than half of gzip's CPU for a smaller body),
+       * gzip or none. An endpoint that turns zstd down (415, or 400 naming the encoding; or another
+       * 400 while a gzip-compressed resend of the same batch gets through, before it ever took zstd)
+       * gets gzip from then on, the refused batch included, with one warning.
        */
       compression: z.enum(['zstd', 'gzip', 'none']).default(D.compression),
       /** Per-request timeout. */
