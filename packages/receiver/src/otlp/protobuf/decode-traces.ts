@@ -24,12 +24,11 @@ const I64 = WireType.I64;
 const I32 = WireType.I32;
 
 /**
- * What a span without events, links or status gets: one shared, frozen value each rather than two
- * empty arrays and an object per span (most spans have none of them). Frozen, so that code changing
- * a span's own events, links or status in place fails loudly instead of changing every span's.
+ * What a span without a status gets: one shared, frozen status rather than an object per span (most
+ * spans have none). Frozen, so that code changing a span's own status in place fails loudly instead
+ * of changing every span's. (Shared frozen empty arrays for events and links were tried: consumers'
+ * `for...of` over them then allocated an iterator per loop, 10 KiB more per 100-span request.)
  */
-const NO_EVENTS: SpanEvent[] = Object.freeze([]) as unknown as SpanEvent[];
-const NO_LINKS: SpanLink[] = Object.freeze([]) as unknown as SpanLink[];
 const NO_STATUS: SpanStatus = Object.freeze({ message: '', code: 0 });
 
 /** Decodes a request body; `stats`, when given, receives what the decoder saw (see DecodeStats). */
@@ -138,9 +137,9 @@ function decodeSpan(r: ProtoReader, limits: DecodeLimits, at: number): Span {
   let endTimeUnixNano = 0n;
   const attributes: KeyValue[] = [];
   let droppedAttributesCount = 0;
-  let events: SpanEvent[] = NO_EVENTS;
+  const events: SpanEvent[] = [];
   let droppedEventsCount = 0;
-  let links: SpanLink[] = NO_LINKS;
+  const links: SpanLink[] = [];
   let droppedLinksCount = 0;
   let status: SpanStatus | undefined;
   while (r.pos < end) {
@@ -178,7 +177,6 @@ function decodeSpan(r: ProtoReader, limits: DecodeLimits, at: number): Span {
         break;
       case (11 << 3) | LEN:
         try {
-          if (events === NO_EVENTS) events = [];
           events.push(decodeEvent(r, limits));
         } catch (err) {
           throw atPath(err, `events[${events.length}]`);
@@ -189,7 +187,6 @@ function decodeSpan(r: ProtoReader, limits: DecodeLimits, at: number): Span {
         break;
       case (13 << 3) | LEN:
         try {
-          if (links === NO_LINKS) links = [];
           links.push(decodeLink(r, limits));
         } catch (err) {
           throw atPath(err, `links[${links.length}]`);
