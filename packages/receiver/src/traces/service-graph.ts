@@ -13,11 +13,11 @@
  *
  * Pairing: a CLIENT or PRODUCER span waits under (traceId, spanId), a SERVER or CONSUMER span under
  * (traceId, parentSpanId); when both halves of a key are there (in any order, across requests), the
- * edge is emitted. Edges are found by the span id alone, checked against the trace id, and only a span
- * id that another trace's edge already holds waits under `traceId:spanId` (span ids are random 64-bit
- * numbers: that is rare), so that the lookup per span hashes the 16-character id the decoder made
- * rather than a new 49-character string. connection_type is `messaging_system` when the client half is a PRODUCER or the
- * server half a CONSUMER, else "".
+ * edge is emitted. connection_type is `messaging_system` when the client half is a PRODUCER or the
+ * server half a CONSUMER, else "". Edges are found by the span id alone, checked against the trace
+ * id, and only a span id that another trace's edge already holds waits under `traceId:spanId` (span
+ * ids are random 64-bit numbers: that is rare), so that the lookup per span hashes the 16-character
+ * id the decoder made rather than a new 49-character string.
  *
  * Edges that need no partner are emitted at once:
  * - a CLIENT span with `db.system.name` or `db.system` → server = `db.namespace`, else `db.name`,
