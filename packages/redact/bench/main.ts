@@ -88,6 +88,16 @@ const distinct = Array.from({ length: 10_000 }, (_, i) => ({
 }));
 let next = 0;
 
+// URLs as the receiver's decoder hands them over: a new string each time (not the same object).
+const fresh = (s: string) => Buffer.from(s, 'latin1').toString('latin1');
+const urlOf = (i: number) => `https://shop.example.com/api/orders/${100000 + (i % 900000)}/items?locale=en-GB`;
+// Never seen before: more distinct URLs than the calls of one case.
+const uniqueUrls = Array.from({ length: 400_000 }, (_, i) => fresh(urlOf(i * 7919)));
+// 4,000 URLs over and over (as the receiver benchmark's payloads repeat), each call a new string.
+const repeatedUrls = Array.from({ length: 100_000 }, (_, i) => fresh(urlOf((i % 4000) * 7919)));
+const sameUrl = urlOf(1);
+let nextUrl = 0;
+
 const n = Object.keys(clean).length;
 const results = [
   yardstick,
@@ -102,6 +112,13 @@ const results = [
   measure(`redactString, dirty log line (${dirtyLine.length} chars)`, 1, () => mask.redactString(dirtyLine)),
   measure('redactString, short clean value ("shop.example.com")', 1, () => mask.redactString('shop.example.com')),
   measure('keyAction (memoised)', 1, () => mask.keyAction('http.request.method')),
+  measure(`redactUrl, a URL never seen before (${sameUrl.length} chars, an id, ?locale=en-GB)`, 1, () =>
+    mask.redactUrl(uniqueUrls[nextUrl++ % uniqueUrls.length]),
+  ),
+  measure('redactUrl, 4,000 URLs over and over (100,000 string objects)', 1, () =>
+    mask.redactUrl(repeatedUrls[nextUrl++ % repeatedUrls.length]),
+  ),
+  measure('redactUrl, the same string again', 1, () => mask.redactUrl(sameUrl)),
 ];
 
 console.log(`@sonde/redact micro-benchmark, Node ${process.version}, ${budgetMs} ms per case, CPU time\n`);

@@ -242,8 +242,9 @@ export class ProtoReader {
 
 /**
  * Lowercase hex of the 8 or 16 bytes at `at`, made in JavaScript: `String.fromCharCode` of the
- * digits from two tables costs 24 ns for a span id where `Buffer#hexSlice`, a call into C++, costs
- * 68 (53 against 64 for a trace id), measured in process on the bench machine.
+ * digits from two tables, unrolled, rather than `Buffer#hexSlice`, a call into C++ that costs more
+ * than the conversion for so few bytes. With it, decodeTraceRequest took 1.375 rather than 1.475 µs
+ * a span at 500 spans/request (`node bench/decode-ab.ts 500 <checkout of the build before>`).
  */
 const HEX_HIGH = new Uint8Array(256);
 const HEX_LOW = new Uint8Array(256);
