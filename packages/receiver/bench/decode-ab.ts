@@ -37,7 +37,7 @@ for (let round = 0; round < Number(process.env.ROUNDS ?? 30); round++) {
   });
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-builds.forEach((b, i) =>
-  console.log(`${b}: median ${median(samples[i]).toFixed(3)} µs/span, least ${Math.min(...samples[i]).toFixed(3)}`),
-);
+for (const [i, b] of builds.entries()) {
+  console.log(`${b}: median ${median(samples[i]).toFixed(3)} µs/span, least ${Math.min(...samples[i]).toFixed(3)}`);
+}
 if (sink < 0) console.log('unreachable');
