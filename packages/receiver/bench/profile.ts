@@ -15,6 +15,8 @@ export interface ProfileNode {
   id: number;
   callFrame: CallFrame;
   children?: number[];
+  /** Samples by source line (1-based, of the script the line is in; inlined callees count here too). */
+  positionTicks?: { line: number; ticks: number }[];
 }
 
 /** A V8 .cpuprofile, as `node --cpu-prof` writes it. */

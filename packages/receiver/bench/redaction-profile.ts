@@ -3,22 +3,26 @@
  * two receivers under `node --cpu-prof`, redaction off and on (the default), each sent the same
  * requests by 10 connections as fast as it answers for the same time. Prints per function the self
  * time per span in each and the difference (on − off), largest first (BY_ON=1: by the on receiver's
- * time instead). KEEP=1 keeps the profiles (their directory is printed), to read line by line
- * (positionTicks).
+ * time instead). KEEP=1 keeps the profiles (their directory is printed). LINES=<function> prints
+ * where that function's samples fall in the on receiver, by source line (a callee inlined into it
+ * counts at its own line, in its own file: the profile does not name that file), with each line's
+ * share of the function's samples.
  */
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { postProtobuf } from './load.ts';
 import { makePayload, makeSpans } from './payloads.ts';
 import { startReceiver } from './proc.ts';
-import { summariseProfile } from './profile.ts';
+import { type CpuProfile, summariseProfile } from './profile.ts';
 
 const spansPerRequest = Number(process.argv[2] ?? 500);
 const seconds = Number(process.argv[3] ?? 8);
 const work = mkdtempSync(join(tmpdir(), 'sonde-redaction-profile-'));
 const payload = makePayload(await makeSpans(spansPerRequest * 8), spansPerRequest, 8);
+
+const profiles = new Map<string, string>();
 
 async function run(name: string, args: string[]): Promise<Map<string, number>> {
   const dir = join(work, name);
@@ -39,6 +43,7 @@ async function run(name: string, args: string[]): Promise<Map<string, number>> {
   // The main thread's profile: the largest (other threads write their own).
   const files = readdirSync(join(dir, 'prof')).map((f) => join(dir, 'prof', f));
   const file = files.sort((a, b) => statSync(b).size - statSync(a).size)[0];
+  profiles.set(name, file);
   const summary = summariseProfile(file, 400);
   const perSpan = new Map<string, number>();
   for (const row of summary.top) perSpan.set(`${row.function} ${row.where}`, (row.selfMs * 1000) / spans);
@@ -57,5 +62,27 @@ rows.sort(process.env.BY_ON ? (a, b) => b.on - a.on : (a, b) => b.on - b.off - (
 console.log('µs/span   off     on   diff  function');
 for (const r of rows.slice(0, 40))
   console.log(`        ${r.off.toFixed(3)}  ${r.on.toFixed(3)}  ${(r.on - r.off).toFixed(3)}  ${r.k}`);
+const lines = process.env.LINES;
+if (lines) {
+  const profile = JSON.parse(readFileSync(profiles.get('on') as string, 'utf8')) as CpuProfile;
+  const byLine = new Map<string, number>();
+  let total = 0;
+  for (const node of profile.nodes) {
+    if (node.callFrame.functionName !== lines) continue;
+    for (const t of node.positionTicks ?? []) {
+      const key = `line ${t.line}`;
+      byLine.set(key, (byLine.get(key) ?? 0) + t.ticks);
+      total += t.ticks;
+    }
+  }
+  // V8 gives the line of an inlined callee in the callee's own file: a line outside the function is one.
+  const where = profile.nodes.find((n) => n.callFrame.functionName === lines)?.callFrame;
+  console.log(
+    `${lines} (${where?.url.split('/').slice(-2).join('/')}, from line ${(where?.lineNumber ?? 0) + 1}), redaction on: ` +
+      `${total} samples by line; lines outside it are in callees inlined into it, in their own files`,
+  );
+  for (const [line, ticks] of [...byLine].sort((a, b) => b[1] - a[1]).slice(0, 15))
+    console.log(`  ${((ticks / total) * 100).toFixed(1).padStart(5)}%  ${line}`);
+}
 if (!process.env.KEEP) rmSync(work, { recursive: true, force: true });
 else console.log(work);

@@ -22,7 +22,7 @@ import type { Batch, Consumer } from '../pipeline/pipeline';
 import { createMeasuredStore } from '../series/measured-store';
 import { escapeLabelValue, labelName, labelValue } from '../series/naming';
 import type { Family, MetricStore } from '../series/store';
-import { type RecordedOps, replay } from '../workers/recorded-store';
+import { replayDerived } from '../workers/recorded-store';
 import { EVENT_METRICS_STORE } from './metrics';
 
 export interface EventMetricsOptions {
@@ -80,11 +80,7 @@ export class EventMetricsConsumer implements Consumer<'logs'> {
   consume(batch: Batch<'logs'>): void {
     const now = Date.now();
     // Derived on an intake worker: its recorded updates, applied here in order.
-    if (batch.derived) {
-      const recorded = batch.derived[this.name] as RecordedOps | undefined;
-      if (recorded) replay(this.store, recorded, now);
-      return;
-    }
+    if (replayDerived(batch, this.name, this.store, now)) return;
     for (const rl of batch.data) {
       const resource = rl.resource.attributes;
       let service: string | undefined;

@@ -790,7 +790,7 @@ const CLOSE_GRACE_MS = 100;
  * or 400 whose body names the content encoding or zstd (the Collector's confighttp, Tempo's OTLP receiver included,
  * answers `400 unsupported Content-Encoding: zstd` when zstd is not in its compression_algorithms).
  */
-export function refusesEncoding(status: number, detail: string): boolean {
+function refusesEncoding(status: number, detail: string): boolean {
   return status === 415 || (status === 400 && /content.?encoding|zstd/i.test(detail));
 }
 

@@ -25,7 +25,7 @@ import type { Batch, Consumer } from '../pipeline/pipeline';
 import { createMeasuredStore } from '../series/measured-store';
 import { escapeLabelValue, labelName, labelValue } from '../series/naming';
 import { type Family, type MetricStore, type Series, SpanExemplar } from '../series/store';
-import { type RecordedOps, replay } from '../workers/recorded-store';
+import { replayDerived } from '../workers/recorded-store';
 import { AdjustedCounter } from './adjusted-count';
 import { SPAN_METRICS_STORE } from './metrics';
 
@@ -127,11 +127,7 @@ export class SpanMetricsConsumer implements Consumer<'traces'> {
   consume(batch: Batch<'traces'>): void {
     const now = Date.now();
     // Derived on an intake worker: its recorded updates, applied here in order.
-    if (batch.derived) {
-      const recorded = batch.derived[this.name] as RecordedOps | undefined;
-      if (recorded) replay(this.store, recorded, now);
-      return;
-    }
+    if (replayDerived(batch, this.name, this.store, now)) return;
     const buckets = this.options.latencyBuckets;
     const fast = this.dimensions.length === 0;
     for (const rs of batch.data) {

@@ -153,6 +153,23 @@ export function transferables(ops: RecordedOps): ArrayBuffer[] {
 }
 
 /**
+ * For a consumer that derives metrics (span metrics, event metrics): when an intake worker derived
+ * them for `batch` (`batch.derived`), applies the updates it recorded under the consumer's `name` to
+ * `store` and returns true; false when the batch is to be derived here.
+ */
+export function replayDerived(
+  batch: { derived?: Record<string, unknown> },
+  name: string,
+  store: MetricStore,
+  now: number,
+): boolean {
+  if (!batch.derived) return false;
+  const recorded = batch.derived[name] as RecordedOps | undefined;
+  if (recorded) replay(store, recorded, now);
+  return true;
+}
+
+/**
  * Applies a request's recorded updates to `store` (on the main thread), in order, as the consumer
  * would have in single-thread mode. A series that is the overflow series is looked up again at each
  * update, as the consumer does (so overflow counts per update).
