@@ -95,6 +95,14 @@ const SETTINGS = {
  * the same build's ratio moved by ±0.05 between quiet runs.
  */
 const REDACTION_SETTINGS = { ...SETTINGS, durationSec: SETTINGS.durationSec * 3, rounds: SETTINGS.rounds * 3 };
+/**
+ * Slices of the export outage case: the queue fills within the first one or two, and its target
+ * compares the later half of the rest with the earlier half (report.ts), so it needs several. Over
+ * 24 slices of 3 s (`node bench/outage-ab.ts 1 24`, 2026-12-05) the RSS peak rose once, in the first
+ * slice after the queue filled (261 → 298 MiB with zstd, 261 → 299 with gzip), and then stayed within
+ * 298–301 and 299–302 MiB for the 66 s after.
+ */
+const OUTAGE_SLICES = 8;
 /** Whatever happens, the bench ends by then (children killed). */
 const WATCHDOG_MS = 8 * 60_000 + 20 * 60_000 + 15 * 60_000; // the stores' data sets take minutes to write
 
@@ -404,7 +412,7 @@ async function main(): Promise<void> {
     })();
     outageSlices = await withServer(
       () => startReceiver({ dataDir, env: { SONDE_TEMPO_ENDPOINT: `http://127.0.0.1:${closedPort}` } }),
-      (receiver) => outage(receiver, payloads[0], SETTINGS.connections, 5, quick ? 1 : 3),
+      (receiver) => outage(receiver, payloads[0], SETTINGS.connections, OUTAGE_SLICES, quick ? 1 : 3),
     );
     for (const o of outageSlices) {
       log(`  at ${o.atSec} s: ${o.ok} accepted, ${o.non2xx} refused, RSS peak ${mib(o.rssMax).toFixed(1)} MiB`);

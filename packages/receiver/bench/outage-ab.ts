@@ -1,10 +1,10 @@
 /**
  * The export outage case alone, for two settings of the Tempo exporter side by side
- * (`node bench/outage-ab.ts [rounds]`): a receiver exporting to a closed port is loaded until its
- * export queue is full and intake refuses (503), in 5 slices of 3 s; once with `compression: zstd`
- * (the default) and once with `gzip`, alternating, a fresh receiver each time, and with OTHER_BIN
- * (another build's bin/sonde-receiver.js) that build too, with gzip. Prints each slice's RSS peak,
- * so that a growth after the queue filled shows.
+ * (`node bench/outage-ab.ts [rounds] [slices]`): a receiver exporting to a closed port is loaded
+ * until its export queue is full and intake refuses (503), in slices of 3 s (default 8, as the
+ * bench); once with `compression: zstd` (the default) and once with `gzip`, alternating, a fresh
+ * receiver each time, and with OTHER_BIN (another build's bin/sonde-receiver.js) that build too,
+ * with gzip. Prints each slice's RSS peak, so that a growth after the queue filled shows.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import { makePayload, makeSpans } from './payloads.ts';
 import { startReceiver, startSink } from './proc.ts';
 
 const rounds = Number(process.argv[2] ?? 2);
+const sliceCount = Number(process.argv[3] ?? 8);
 const work = mkdtempSync(join(tmpdir(), 'sonde-outage-ab-'));
 const payload = makePayload(await makeSpans(800), 100, 8);
 const probe = await startSink();
@@ -31,7 +32,7 @@ try {
         env: { SONDE_TEMPO_ENDPOINT: `http://127.0.0.1:${closedPort}` },
       });
       try {
-        const slices = await outage(server, payload, 10, 5, 3);
+        const slices = await outage(server, payload, 10, sliceCount, 3);
         const mib = (b: number) => (b / 1024 / 1024).toFixed(1);
         const each = slices.map((s) => `${mib(s.rssMax)} MiB (${s.ok} accepted)`);
         console.log(`round ${round + 1} ${compression}: RSS peak per slice ${each.join(' → ')}`);
