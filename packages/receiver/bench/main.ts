@@ -98,7 +98,7 @@ const REDACTION_SETTINGS = { ...SETTINGS, durationSec: SETTINGS.durationSec * 3,
 /**
  * Slices of the export outage case: the queue fills within the first one or two, and its target
  * compares the later half of the rest with the earlier half (report.ts), so it needs several. Over
- * 24 slices of 3 s (`node bench/outage-ab.ts 1 24`, 2026-12-05) the RSS peak rose once, in the first
+ * 24 slices of 3 s (`node bench/outage-ab.ts 1 24`, unpinned, 2026-12-05) the RSS peak rose once, in the first
  * slice after the queue filled (261 → 298 MiB with zstd, 261 → 299 with gzip), and then stayed within
  * 298–301 and 299–302 MiB for the 66 s after.
  */

@@ -518,7 +518,7 @@ export function renderDoc(report: Report): string {
     '> **All figures come from one run on one machine.** Absolute numbers depend on that machine and on what else ran on it;',
     '> the ratios (receiver against the bare sink, hand-written decoder against protobufjs) are what carries over.',
     report.pinned
-      ? '> The server under test runs on one core, the client on the other.'
+      ? "> The server under test runs on one core, the client on the other: every thread of the server shares that core, the embedded stores' writers included, where a deployment gives them the machine's other cores (unpinned figures for the stores are in [performance-history.md](performance-history.md)); the `workers` rows run unpinned."
       : '> The client and the server under test share the same cores.',
     '',
     ...interferenceNote(report),
