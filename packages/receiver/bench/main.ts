@@ -97,10 +97,11 @@ const SETTINGS = {
 const REDACTION_SETTINGS = { ...SETTINGS, durationSec: SETTINGS.durationSec * 3, rounds: SETTINGS.rounds * 3 };
 /**
  * Slices of the export outage case: the queue fills within the first one or two, and its target
- * compares the later half of the rest with the earlier half (report.ts), so it needs several. Over
- * 24 slices of 3 s (`node bench/outage-ab.ts 1 24`, unpinned, 2026-12-05) the RSS peak rose once, in the first
- * slice after the queue filled (261 → 298 MiB with zstd, 261 → 299 with gzip), and then stayed within
- * 298–301 and 299–302 MiB for the 66 s after.
+ * compares the later half of the rest with the earlier half (report.ts), so it needs several. On
+ * 2026-12-05, over 24 slices of 3 s unpinned (`node bench/outage-ab.ts 1 24`), the RSS peak rose
+ * once, in the first slice after the queue filled (261 → 298 MiB with zstd), then stayed within
+ * 298–301 MiB for 66 s; over 40 slices pinned (`PIN=1 node bench/outage-ab.ts 1 40`), it climbed
+ * from 254 to 277 MiB in the first 21 s of refusals, then stayed within 274–278 MiB for 96 s.
  */
 const OUTAGE_SLICES = 8;
 /** Whatever happens, the bench ends by then (children killed). */

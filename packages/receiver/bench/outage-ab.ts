@@ -4,17 +4,19 @@
  * until its export queue is full and intake refuses (503), in slices of 3 s (default 8, as the
  * bench); once with `compression: zstd` (the default) and once with `gzip`, alternating, a fresh
  * receiver each time, and with OTHER_BIN (another build's bin/sonde-receiver.js) that build too,
- * with gzip. Prints each slice's RSS peak, so that a growth after the queue filled shows.
+ * with gzip. Prints each slice's RSS peak, so that a growth after the queue filled shows. PIN=1
+ * pins the receivers to CPU 1 and this process (the client) to CPU 0, as `npm run bench -- --pin`.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { outage } from './load.ts';
 import { makePayload, makeSpans } from './payloads.ts';
-import { startReceiver, startSink } from './proc.ts';
+import { enablePinning, startReceiver, startSink } from './proc.ts';
 
 const rounds = Number(process.argv[2] ?? 2);
 const sliceCount = Number(process.argv[3] ?? 8);
+if (process.env.PIN === '1') console.log(enablePinning() ? 'pinned: receivers on CPU 1, the client on CPU 0' : 'pinning not possible here');
 const work = mkdtempSync(join(tmpdir(), 'sonde-outage-ab-'));
 const payload = makePayload(await makeSpans(800), 100, 8);
 const probe = await startSink();
