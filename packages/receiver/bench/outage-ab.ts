@@ -16,7 +16,8 @@ import { enablePinning, startReceiver, startSink } from './proc.ts';
 
 const rounds = Number(process.argv[2] ?? 2);
 const sliceCount = Number(process.argv[3] ?? 8);
-if (process.env.PIN === '1') console.log(enablePinning() ? 'pinned: receivers on CPU 1, the client on CPU 0' : 'pinning not possible here');
+if (process.env.PIN === '1')
+  console.log(enablePinning() ? 'pinned: receivers on CPU 1, the client on CPU 0' : 'pinning not possible here');
 const work = mkdtempSync(join(tmpdir(), 'sonde-outage-ab-'));
 const payload = makePayload(await makeSpans(800), 100, 8);
 const probe = await startSink();
