@@ -97,13 +97,16 @@ const SETTINGS = {
 const REDACTION_SETTINGS = { ...SETTINGS, durationSec: SETTINGS.durationSec * 3, rounds: SETTINGS.rounds * 3 };
 /**
  * Slices of the export outage case: the queue fills within the first one or two, and its target
- * compares the later half of the rest with the earlier half (report.ts), so it needs several. On
+ * compares the later half of the rest with the earlier half (report.ts). 16 slices of 3 s put the
+ * settling described below in the earlier half, so that the later half is compared with where the
+ * RSS settled. The two halves' peaks are about 24 s apart, so the target (within 10%) misses a leak
+ * slower than about 1.2 MiB/s at this RSS; a longer run shows one (`bench/outage-ab.ts`). On
  * 2026-12-05, over 24 slices of 3 s unpinned (`node bench/outage-ab.ts 1 24`), the RSS peak rose
  * once, in the first slice after the queue filled (261 → 298 MiB with zstd), then stayed within
  * 298–301 MiB for 66 s; over 40 slices pinned (`PIN=1 node bench/outage-ab.ts 1 40`), it climbed
  * from 254 to 277 MiB in the first 21 s of refusals, then stayed within 274–278 MiB for 96 s.
  */
-const OUTAGE_SLICES = 8;
+const OUTAGE_SLICES = 16;
 /** Whatever happens, the bench ends by then (children killed). */
 const WATCHDOG_MS = 8 * 60_000 + 20 * 60_000 + 15 * 60_000; // the stores' data sets take minutes to write
 

@@ -1,7 +1,7 @@
 /**
  * The export outage case alone, for two settings of the Tempo exporter side by side
  * (`node bench/outage-ab.ts [rounds] [slices]`): a receiver exporting to a closed port is loaded
- * until its export queue is full and intake refuses (503), in slices of 3 s (default 8, as the
+ * until its export queue is full and intake refuses (503), in slices of 3 s (default 16, as the
  * bench); once with `compression: zstd` (the default) and once with `gzip`, alternating, a fresh
  * receiver each time, and with OTHER_BIN (another build's bin/sonde-receiver.js) that build too,
  * with gzip. Prints each slice's RSS peak, so that a growth after the queue filled shows. PIN=1
@@ -15,7 +15,7 @@ import { makePayload, makeSpans } from './payloads.ts';
 import { enablePinning, startReceiver, startSink } from './proc.ts';
 
 const rounds = Number(process.argv[2] ?? 2);
-const sliceCount = Number(process.argv[3] ?? 8);
+const sliceCount = Number(process.argv[3] ?? 16);
 if (process.env.PIN === '1')
   console.log(enablePinning() ? 'pinned: receivers on CPU 1, the client on CPU 0' : 'pinning not possible here');
 const work = mkdtempSync(join(tmpdir(), 'sonde-outage-ab-'));
