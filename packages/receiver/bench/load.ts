@@ -205,6 +205,53 @@ export interface SteadyResult {
   rssPeak: number;
   /** VmHWM at the end: the peak since the receiver started (it was started fresh for this run). */
   hwm: number;
+  /** The receiver's own account of its memory right after the window (receiverMemory); none for the sink. */
+  memory?: ReceiverMemory;
+}
+
+/** A receiver's memory by its own /metrics (prom-client's process and V8 heap metrics), in bytes. */
+export interface ReceiverMemory {
+  rss: number;
+  /** V8's heap: committed and used, and committed by space (new, old, code, large_object, ...). */
+  heapTotal: number;
+  heapUsed: number;
+  spaces: Record<string, number>;
+  /** Memory outside the heap that V8 is told about (Buffers). */
+  external: number;
+}
+
+/**
+ * Reads a receiver's memory from the /metrics of its admin listener: where an RSS above the usual
+ * sits (the young or old generation, Buffers, or outside V8's account: native allocations).
+ */
+export async function receiverMemory(adminPort: number): Promise<ReceiverMemory | undefined> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    const value = (name: string) => Number(text.match(new RegExp(`^${name} (\\S+)$`, 'm'))?.[1] ?? Number.NaN);
+    const spaces: Record<string, number> = {};
+    for (const m of text.matchAll(/^sonde_nodejs_heap_space_size_total_bytes\{space="(\w+)"\} (\S+)$/gm)) {
+      if (Number(m[2]) > 0) spaces[m[1]] = Number(m[2]);
+    }
+    return {
+      rss: value('sonde_process_resident_memory_bytes'),
+      heapTotal: value('sonde_nodejs_heap_size_total_bytes'),
+      heapUsed: value('sonde_nodejs_heap_size_used_bytes'),
+      spaces,
+      external: value('sonde_nodejs_external_memory_bytes'),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** One line for a log or a page: RSS, the heap by space, external memory. */
+export function describeMemory(m: ReceiverMemory): string {
+  const mb = (b: number) => (b / 2 ** 20).toFixed(1);
+  const spaces = Object.entries(m.spaces)
+    .sort((a, b) => b[1] - a[1])
+    .map(([space, bytes]) => `${space} ${mb(bytes)}`)
+    .join(', ');
+  return `RSS ${mb(m.rss)} MiB; V8 heap ${mb(m.heapTotal)} MiB committed (${spaces}), ${mb(m.heapUsed)} MiB used; external (Buffers) ${mb(m.external)} MiB`;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

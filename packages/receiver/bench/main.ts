@@ -37,9 +37,12 @@ import { parseArgs } from 'node:util';
 import { type DecodeBenchResult, fmtInt, runDecodeBench } from './decode-bench.ts';
 import {
   compareMaxThroughput,
+  describeMemory,
   type OutageSlice,
   outage,
+  receiverMemory,
   type SteadyResult,
+  type SteadySettings,
   steady,
   type ThroughputResult,
 } from './load.ts';
@@ -47,7 +50,7 @@ import { renderLogSection, runLogIntake, runLogQueries } from './log-store-bench
 import { describeMachine, machineLine } from './machine.ts';
 import { runMetricsBench } from './metrics-bench.ts';
 import { makePayload, makeSpans, type Payload } from './payloads.ts';
-import { CpuWindow, enablePinning, killAll, type Server, startReceiver, startSink } from './proc.ts';
+import { CpuWindow, enablePinning, freePort, killAll, type Server, startReceiver, startSink } from './proc.ts';
 import { type ProfileSummary, summariseProfile } from './profile.ts';
 import { type RedactionBenchRow, renderRedactionSection, runRedactionBench } from './redaction-bench.ts';
 import { type Report, renderDoc, renderSummary, workersTable } from './report.ts';
@@ -127,6 +130,27 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     killAll();
     process.exit(130);
   });
+}
+
+/**
+ * The steady case against a fresh receiver, with the receiver's own account of its memory right
+ * after the window (its admin /metrics): where an RSS above the usual sits.
+ */
+async function steadyReceiver(
+  dataDir: string,
+  payload: Payload,
+  settings: SteadySettings,
+  nodeArgs: string[] = [],
+): Promise<SteadyResult> {
+  const adminPort = await freePort();
+  return withServer(
+    () => startReceiver({ dataDir, nodeArgs, env: { SONDE_ADMIN_ADDR: `127.0.0.1:${adminPort}` } }),
+    async (server) => {
+      const result = await steady(server, payload, settings);
+      result.memory = await receiverMemory(adminPort);
+      return result;
+    },
+  );
 }
 
 async function withServer<T>(start: () => Promise<Server>, run: (server: Server) => Promise<T>): Promise<T> {
@@ -261,11 +285,9 @@ async function main(): Promise<void> {
       // SONDE_BENCH_NODE_ARGS: node flags for the receiver (e.g. --max-semi-space-size=4), to compare.
       const nodeArgs = (process.env.SONDE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
       if (nodeArgs.length > 0) log(`  receiver node flags: ${nodeArgs.join(' ')}`);
-      const receiver = await withServer(
-        () => startReceiver({ dataDir, nodeArgs }),
-        (server) => steady(server, payloads[0], settings),
-      );
+      const receiver = await steadyReceiver(dataDir, payloads[0], settings, nodeArgs);
       describe('receiver', receiver);
+      if (receiver.memory) log(`    ${describeMemory(receiver.memory)}`);
       const sink = await withServer(startSink, (server) => steady(server, payloads[0], settings));
       describe('sink', sink);
       log(
@@ -362,20 +384,17 @@ async function main(): Promise<void> {
       `steady: receiver at ${fmtInt(SETTINGS.steadyRequestsPerSec * 100)} spans/s in batches of 100 ` +
         `(${SETTINGS.steadyRequestsPerSec} req/s evenly spaced), ${SETTINGS.steadyWarmupSec} s warm-up + ${SETTINGS.steadySec} s, fresh process`,
     );
-    steadyResult = await withServer(
-      () => startReceiver({ dataDir }),
-      (server) =>
-        steady(server, payloads[0], {
-          requestsPerSec: SETTINGS.steadyRequestsPerSec,
-          warmupSec: SETTINGS.steadyWarmupSec,
-          durationSec: SETTINGS.steadySec,
-        }),
-    );
+    steadyResult = await steadyReceiver(dataDir, payloads[0], {
+      requestsPerSec: SETTINGS.steadyRequestsPerSec,
+      warmupSec: SETTINGS.steadyWarmupSec,
+      durationSec: SETTINGS.steadySec,
+    });
     log(
       `  ${fmtInt(steadyResult.achievedSpansPerSec)} spans/s achieved (${steadyResult.ok}/${steadyResult.sent} requests 2xx), receiver CPU ` +
         `${(steadyResult.serverCores * 100).toFixed(2)}% of a core (other processes ${(steadyResult.otherCores * 100).toFixed(1)}%), RSS avg ${mib(steadyResult.rssAvg).toFixed(1)} MiB, ` +
         `peak ${mib(Math.max(steadyResult.rssPeak, steadyResult.hwm)).toFixed(1)} MiB (VmHWM)`,
     );
+    if (steadyResult.memory) log(`    ${describeMemory(steadyResult.memory)}`);
 
     log('steady (reference): the bare sink at the same rate, same client, fresh process');
     steadySink = await withServer(startSink, (server) =>

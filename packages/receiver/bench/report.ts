@@ -1,6 +1,6 @@
 /** The bench's Markdown: a summary for the terminal and docs/benchmarks.md. */
 import type { DecodeBenchResult } from './decode-bench.ts';
-import type { OutageSlice, SteadyResult, ThroughputResult } from './load.ts';
+import { describeMemory, type OutageSlice, type SteadyResult, type ThroughputResult } from './load.ts';
 import { type Machine, machineLine } from './machine.ts';
 import type { MetricsBenchResult } from './metrics-bench.ts';
 import type { ProfileSummary } from './profile.ts';
@@ -577,6 +577,12 @@ export function renderDoc(report: Report): string {
     steadyTable(report),
     '',
     `The bare sink under the same load (same payloads, same paced client) takes ${pct(report.steadySink.serverCores, 2)} of a core and peaks at ${mib(Math.max(report.steadySink.rssPeak, report.steadySink.hwm))}: that is what any Node.js HTTP server pays on this machine just to receive 100 requests/s of ~${(report.payloadBytes[100] / 1024).toFixed(0)} KiB, before doing anything with them. The receiver's cost above that floor is ${pct(Math.max(0, report.steady.serverCores - report.steadySink.serverCores), 2)} of a core and ${mib(Math.max(0, Math.max(report.steady.rssPeak, report.steady.hwm) - Math.max(report.steadySink.rssPeak, report.steadySink.hwm)))}.`,
+    ...(report.steady.memory
+      ? [
+          '',
+          `The receiver's own account of its memory right after the window (its \`/metrics\`: prom-client's process and V8 heap metrics): ${describeMemory(report.steady.memory)}. What the RSS holds beyond the heap and external memory is native: Node and V8 themselves, thread stacks, malloc's arenas.`,
+        ]
+      : []),
     '',
     '### Decoder: hand-written against generic (protobufjs)',
     '',
