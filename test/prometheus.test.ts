@@ -60,9 +60,18 @@ afterAll(async () => {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/** Fails unless the receiver's target is up and its last scrape had no error. */
+/**
+ * Fails unless the receiver's target is up and its last scrape had no error. A scrape that ran out
+ * of time is waited out, for WAIT_MS at most: the scrape timeout here is 1 s (it may not exceed the
+ * 1 s interval), which a machine running every test suite at once can overrun. Any other error, or
+ * scrapes that keep timing out, fail.
+ */
 async function expectScrapeHealthy(): Promise<void> {
-  const targets = await prometheus.targets();
+  const until = Date.now() + WAIT_MS;
+  let targets = await prometheus.targets();
+  while (targets.some((t) => t.lastError.includes('context deadline exceeded')) && Date.now() < until) {
+    targets = await prometheus.waitForScrape(Math.max(1, until - Date.now()));
+  }
   expect(targets.map((t) => ({ scrapeUrl: t.scrapeUrl, health: t.health, lastError: t.lastError }))).toEqual([
     { scrapeUrl: `${adminUrl}/metrics`, health: 'up', lastError: '' },
   ]);
