@@ -51,15 +51,19 @@ export interface ProfileSummary {
   phases: PhaseRow[];
 }
 
-/** A short, stable name for where a function lives. */
+/**
+ * A short, stable name for where a function lives: a dependency by its path in node_modules, a
+ * workspace package's code as `<package>:<file>` (receiver:otlp/protobuf/reader.js, redact:redactor.js),
+ * never the machine's own paths.
+ */
 function where(url: string, line: number): string {
   if (!url) return '(native/VM)';
   let u = url.replace(/^file:\/\//, '');
   const nm = u.lastIndexOf('node_modules/');
   if (nm >= 0) u = u.slice(nm + 'node_modules/'.length);
   else {
-    const dist = u.indexOf('/receiver/dist/');
-    if (dist >= 0) u = `receiver:${u.slice(dist + '/receiver/dist/'.length)}`;
+    const pkg = u.match(/\/packages\/([\w-]+)\/(?:dist\/)?(.*)$/);
+    if (pkg) u = `${pkg[1]}:${pkg[2]}`;
   }
   return `${u}:${line + 1}`;
 }
