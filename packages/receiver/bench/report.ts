@@ -296,8 +296,9 @@ export function targets(report: Report): TargetRow[] {
   }
   if (report.outage.length >= 2) {
     // Flat: the RSS does not grow while the outage lasts. The queue is full from the first slice that
-    // accepted nothing; the process then settles within a slice or two (the garbage of the refused
-    // requests, the batches the exporter retries), at a point in time that differs from run to run.
+    // accepted nothing; the process then settles (the garbage of the refused requests, the batches
+    // the exporter retries), within a slice unpinned and over about 20 s pinned, when exactly
+    // differing from run to run (main.ts, OUTAGE_SLICES).
     // So the later half of the full-queue slices is compared with the earlier half: growth there
     // is memory held per refused request. Fewer than two such slices: every slice after the first
     // against the first.
