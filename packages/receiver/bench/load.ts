@@ -220,17 +220,39 @@ export interface ReceiverMemory {
   external: number;
 }
 
+/** A receiver's /metrics, from its admin listener. */
+export async function scrapeMetrics(adminPort: number): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+}
+
+/** The series of metric `name` in an exposition: each one's labels (`{...}`, or '') and value. */
+export function metricSeries(text: string, name: string): { labels: string; value: number }[] {
+  const out: { labels: string; value: number }[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name} `) && !line.startsWith(`${name}{`)) continue;
+    const space = line.lastIndexOf(' ');
+    out.push({ labels: line.slice(name.length, space).trim(), value: Number(line.slice(space + 1)) });
+  }
+  return out;
+}
+
+/** The sum of a metric's series in a receiver's /metrics (0 when it has none). */
+export async function scrape(adminPort: number, name: string): Promise<number> {
+  return metricSeries(await scrapeMetrics(adminPort), name).reduce((sum, s) => sum + s.value, 0);
+}
+
 /**
  * Reads a receiver's memory from the /metrics of its admin listener: where an RSS above the usual
  * sits (the young or old generation, Buffers, or outside V8's account: native allocations).
  */
 export async function receiverMemory(adminPort: number): Promise<ReceiverMemory | undefined> {
   try {
-    const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-    const value = (name: string) => Number(text.match(new RegExp(`^${name} (\\S+)$`, 'm'))?.[1] ?? Number.NaN);
+    const text = await scrapeMetrics(adminPort);
+    const value = (name: string) => metricSeries(text, name)[0]?.value ?? Number.NaN;
     const spaces: Record<string, number> = {};
-    for (const m of text.matchAll(/^sonde_nodejs_heap_space_size_total_bytes\{space="(\w+)"\} (\S+)$/gm)) {
-      if (Number(m[2]) > 0) spaces[m[1]] = Number(m[2]);
+    for (const s of metricSeries(text, 'sonde_nodejs_heap_space_size_total_bytes')) {
+      const space = s.labels.match(/space="(\w+)"/)?.[1];
+      if (space && s.value > 0) spaces[space] = s.value;
     }
     return {
       rss: value('sonde_process_resident_memory_bytes'),

@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeLogsRequest, encodeLogsRequest, LogDb, type ResourceLogs } from '../dist/index.js';
 import { fmtInt } from './decode-bench.ts';
-import { compareMaxThroughput, type MaxThroughputSettings, type ThroughputResult } from './load.ts';
+import { compareMaxThroughput, type MaxThroughputSettings, scrape, type ThroughputResult } from './load.ts';
 import { describeMachine, machineLine } from './machine.ts';
 import type { Payload } from './payloads.ts';
 import { freePort, type Server, startReceiver } from './proc.ts';
@@ -103,14 +103,6 @@ function stats(name: string, ms: number[], results: number[]): Stats {
     maxMs: sorted[sorted.length - 1],
     avgResult: results.reduce((a, b) => a + b, 0) / results.length,
   };
-}
-
-async function scrape(adminPort: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-  let total = 0;
-  for (const line of text.split('\n'))
-    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) total += Number(line.split(' ').pop());
-  return total;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -20,7 +20,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { scanTraceRequest, startReceiver, TraceDb, validateConfig } from '../dist/index.js';
 import { fmtInt } from './decode-bench.ts';
-import { compareMaxThroughput, type MaxThroughputSettings, type ThroughputResult } from './load.ts';
+import { compareMaxThroughput, type MaxThroughputSettings, scrape, type ThroughputResult } from './load.ts';
 import type { Payload } from './payloads.ts';
 import { freePort, startReceiver as startReceiverProcess } from './proc.ts';
 import { measureWriterCpu, type WriterCpuResult } from './store-cpu.ts';
@@ -60,14 +60,6 @@ export interface StoreBenchResult {
 }
 
 const INDEXED = ['http.route', 'http.method', 'http.status_code', 'http.request.method', 'db.system.name'];
-
-async function scrape(adminPort: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-  let total = 0;
-  for (const line of text.split('\n'))
-    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) total += Number(line.split(' ').pop());
-  return total;
-}
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
