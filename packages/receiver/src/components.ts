@@ -55,7 +55,7 @@ export async function buildComponents(
 ): Promise<Components> {
   const component = (name: string) => logger.child({ component: name });
   // Traces and logs are kept as protobuf and decoded again when read (recent.ts), with the intake's limits.
-  const { decodeLimits } = toHandlerOptions(config.limits);
+  const { decodeLimits } = toHandlerOptions(config);
   const recent = {
     traces: new RecentTelemetry<'traces'>(config.debug.recent_items, {
       decode: (payload) => decodeTraceRequest(payload, decodeLimits),

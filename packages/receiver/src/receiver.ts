@@ -65,7 +65,7 @@ export async function startReceiver(config: ReceiverConfig, options: StartOption
     throw err;
   });
   const admission = new Admission(toAdmissionOptions(config.overload), metrics);
-  const handler = new ExportHandler(toHandlerOptions(config.limits), pipeline, admission, metrics, logger, workers);
+  const handler = new ExportHandler(toHandlerOptions(config), pipeline, admission, metrics, logger, workers);
 
   let draining = false;
   let listening = false;

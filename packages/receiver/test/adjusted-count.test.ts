@@ -73,13 +73,14 @@ describe('the ot=th threshold', () => {
   test('precedence: threshold, then span attribute, then resource attribute, then 1', () => {
     const a = new AdjustedCounter('sampling.multiplier');
     const m = (value: number | string): KeyValue[] => [{ key: 'sampling.multiplier', value }];
-    expect(a.of('ot=th:8', m(10), m(20))).toBe(2);
-    expect(a.of('ot=th:zz', m(10), m(20))).toBe(10);
-    expect(a.of('', m(10), m(20))).toBe(10);
-    expect(a.of('', [], m(20))).toBe(20);
-    expect(a.of('', m('nope'), m(20))).toBe(1);
-    expect(a.of('', [], [])).toBe(1);
-    expect(new AdjustedCounter('').of('', m(10), m(20))).toBe(1);
+    const span = (attributes: KeyValue[]) => ({ attributes });
+    expect(a.of('ot=th:8', span(m(10)), m(20))).toBe(2);
+    expect(a.of('ot=th:zz', span(m(10)), m(20))).toBe(10);
+    expect(a.of('', span(m(10)), m(20))).toBe(10);
+    expect(a.of('', span([]), m(20))).toBe(20);
+    expect(a.of('', span(m('nope')), m(20))).toBe(1);
+    expect(a.of('', span([]), [])).toBe(1);
+    expect(new AdjustedCounter('').of('', span(m(10)), m(20))).toBe(1);
   });
 });
 

@@ -63,7 +63,7 @@ describe("a component's library defaults are its config defaults", () => {
   });
 
   test('the decoders (limits), Prometheus, the admin app, span metrics and the service graph', () => {
-    expect(toHandlerOptions(defaults.limits).decodeLimits).toEqual(DEFAULT_DECODE_LIMITS);
+    expect(toHandlerOptions(defaults).decodeLimits).toEqual(DEFAULT_DECODE_LIMITS);
     expect(toPrometheusOptions(defaults.prometheus, {})).toMatchObject(PROMETHEUS_DEFAULTS);
     expect(toAdminOptions(defaults.admin, defaults.debug)).toMatchObject(ADMIN_DEFAULTS);
     expect(toSpanMetricsOptions(defaults.span_metrics).latencyBuckets).toEqual(DEFAULT_LATENCY_BUCKETS);

@@ -1,9 +1,10 @@
 /**
- * `workers`: the same requests through a single-thread receiver (`workers: 0`) and one with two intake
- * workers give the same answers, the same derived series on /metrics (span metrics, service graph,
- * event metrics, consent people, and the counters of the processors that ran on the workers), the
- * same data in the recent buffer, and the same spans and log records at a stand-in Tempo and Loki.
- * And a worker that stops does not stop the receiver.
+ * `workers`, and lean decoding: the same requests through a single-thread receiver (`workers: 0`) and
+ * one with two intake workers, and through the full and the lean trace decoder (src/otlp/protobuf/lean.ts;
+ * the intake decodes lean when redaction is off), give the same answers, the same derived series on
+ * /metrics (span metrics, service graph, event metrics, consent people, and the counters of the
+ * processors), the same data in the recent buffer, and the same spans and log records at a stand-in
+ * Tempo and Loki. And a worker that stops does not stop the receiver.
  */
 import { once } from 'node:events';
 import http from 'node:http';
@@ -16,6 +17,7 @@ import { decodeLogsRequest } from '../src/otlp/protobuf/decode-logs';
 import { decodeTraceRequest } from '../src/otlp/protobuf/decode-traces';
 import { encodeLogsRequest } from '../src/otlp/protobuf/encode-logs';
 import { encodeTraceRequest } from '../src/otlp/protobuf/encode-traces';
+import { attributesInBytes, LeanSpan } from '../src/otlp/protobuf/lean';
 import { MAX_AUTO_WORKERS, resolveWorkers } from '../src/workers/config';
 import {
   decodeBody,
@@ -276,7 +278,7 @@ async function derived(t: TestReceiver, openMetrics = false): Promise<string[]> 
 describe('workers', () => {
   const sinks: Sink[] = [];
   const receivers: TestReceiver[] = [];
-  const start = async (workers: number) => {
+  const start = async (workers: number, sections: ReceiverConfigInput = {}) => {
     const sink = await new Sink().start();
     sinks.push(sink);
     const config: ReceiverConfigInput = {
@@ -292,6 +294,7 @@ describe('workers', () => {
       span_metrics: { max_series_per_metric: 60 },
       // Every item stays in the recent buffer (which ones a smaller window keeps depends on the order).
       debug: { recent_items: 100_000 },
+      ...sections,
     };
     const t = await startTestReceiver(config);
     receivers.push(t);
@@ -314,78 +317,28 @@ describe('workers', () => {
     const pooled = await start(2);
     expect(single.t.receiver.intakeWorkers).toBeUndefined();
     expect(pooled.t.receiver.intakeWorkers?.count).toBe(2);
-    const random = prng(15);
-    const traces = traceRequests(random);
-    const logs = logRequests(random);
-    // Spans of their own (a span sent twice, its other half in between, pairs in the order requests
-    // happen to be processed, which the concurrent part leaves open).
-    const viaGrpc = traceRequests(prng(99)).slice(0, 2);
-    const exemplars: string[][] = [];
-    const send = async (t: TestReceiver) => {
-      const answers: string[] = [];
-      const requests: [string, Buffer | string, Record<string, string>][] = [
-        ...traces.map((b) => ['/v1/traces', b, PROTOBUF] as [string, Buffer, Record<string, string>]),
-        ...logs.map((b) => ['/v1/logs', b, PROTOBUF] as [string, Buffer, Record<string, string>]),
-        ['/v1/traces', JSON_TRACES, JSON_TYPE],
-        ['/v1/traces', Buffer.from([0x0a, 0x05, 0x01]), PROTOBUF],
-        ['/v1/logs', '{"resourceLogs": 3}', JSON_TYPE],
-      ];
-      // In order, then the same again all at once (the workers then interleave them).
-      for (const [path, body, headers] of requests) {
-        const res = await post(`${t.http}${path}`, body, headers);
-        answers.push(`${res.status} ${res.body.toString('base64')}`);
-      }
-      // Sent in order, the same exemplars too.
-      exemplars.push(await derived(t, true));
-      // Over gRPC too (the message is a view into grpc-js's buffer: copied, not moved, to the worker).
-      for (const body of [...viaGrpc, Buffer.from([0x0a, 0x05, 0x01])]) answers.push(await grpcExport(t.grpc, body));
-      const concurrent = await Promise.all(
-        requests.slice(0, traces.length).map(([path, body, headers]) => post(`${t.http}${path}`, body, headers)),
-      );
-      for (const res of concurrent) answers.push(`${res.status} ${res.body.toString('base64')}`);
-      return answers;
-    };
-    const answers = await send(single.t);
-    expect(await send(pooled.t)).toStrictEqual(answers);
-    // Partial successes (invalid spans) and refusals (malformed bodies) are among them.
-    expect(answers.filter((a) => a.startsWith('200 ') && a.length > 4).length).toBeGreaterThan(0);
-    expect(answers.filter((a) => a.startsWith('400 ')).length).toBe(2);
-    expect(answers.filter((a) => a.startsWith('grpc 3 ')).length).toBe(1);
+    await sameEverywhere([single, pooled], { redacted: true, limited: true });
+  }, 60_000);
 
-    // Every span and record reached the stand-in Tempo and Loki, the same ones.
-    const expectedSpans = single.t.batches.traces.reduce((n, b) => n + b.itemCount, 0);
-    const expectedRecords = single.t.batches.logs.reduce((n, b) => n + b.itemCount, 0);
-    expect(pooled.t.batches.traces.reduce((n, b) => n + b.itemCount, 0)).toBe(expectedSpans);
-    for (const { sink } of [single, pooled]) {
-      await waitFor(() => sink.spans().length === expectedSpans && sink.records().length === expectedRecords);
-    }
-    const sorted = <T>(items: T[]) => items.map((i) => JSON.stringify(withoutOffsets(i), bigints)).sort();
-    expect(sorted(pooled.sink.spans())).toStrictEqual(sorted(single.sink.spans()));
-    expect(sorted(pooled.sink.records())).toStrictEqual(sorted(single.sink.records()));
-
-    // The recent buffer holds the same items (the concurrent requests in any order).
-    for (const signal of ['traces', 'logs'] as const) {
-      const recent = (t: TestReceiver) =>
-        sorted(t.receiver.recent[signal].recent().flatMap((e) => e.data as (ResourceSpans | ResourceLogs)[]));
-      expect(recent(pooled.t)).toStrictEqual(recent(single.t));
-    }
-
-    // The derived series and the counters, line for line.
-    const series = await derived(single.t);
-    expect(series.filter((l) => l.startsWith('traces_spanmetrics_calls_total{')).length).toBeGreaterThan(10);
-    expect(series.some((l) => l.startsWith('traces_service_graph_request_total{client="cart"'))).toBe(true);
-    expect(series.some((l) => l.startsWith('traces_service_graph_request_total{client="edge"'))).toBe(true);
-    expect(series.some((l) => l.includes('connection_type="database"'))).toBe(true);
-    expect(series.some((l) => l.startsWith('sonde_events_total{'))).toBe(true);
-    expect(series.some((l) => /^sonde_consent_people\{.*\} [1-9]/.test(l))).toBe(true);
-    expect(series.some((l) => l.startsWith('sonde_receiver_redactions_total{'))).toBe(true);
-    expect(series.some((l) => l.includes('limit="max_attribute_value_length"'))).toBe(true);
-    expect(await derived(pooled.t)).toStrictEqual(series);
-    expect(exemplars[0].some((l) => /^traces_spanmetrics_latency_bucket\{.*# \{traceID="/.test(l))).toBe(true);
-    expect(exemplars[0].some((l) => /^sonde_events_total\{.*# \{traceID="/.test(l))).toBe(true);
-    expect(exemplars[1]).toStrictEqual(exemplars[0]);
-    // The series limit was reached: updates past it went to the overflow series, counted alike.
-    expect(series.some((l) => /^sonde_span_metrics_overflow_points_total [1-9]/.test(l))).toBe(true);
+  test('lean and full trace decoding give the same answers, series, recent items and exports, with 0 and 2 workers', async () => {
+    // Redaction off: no processor reads every attribute, so the intake decodes lean unless told not to.
+    // And no attribute limit, which most requests here would hit: nothing then decodes every attribute.
+    const off = { redaction: { enabled: false }, limits: {} };
+    const full = await start(0, { ...off, debug: { recent_items: 100_000, full_decode: true } });
+    const lean = await start(0, off);
+    const leanPooled = await start(2, off);
+    await sameEverywhere([full, lean, leanPooled], { redacted: false, limited: false });
+    // The two paths were taken: the lean receiver's spans from protobuf are lean ones, and most kept
+    // their attributes as bytes (the service graph found its peers there).
+    const spans = (t: TestReceiver) =>
+      t.batches.traces
+        .filter((b) => b.context.encoding === 'protobuf')
+        .flatMap((b) => b.data.flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans)));
+    expect(spans(full.t).some((sp) => sp instanceof LeanSpan)).toBe(false);
+    expect(spans(lean.t).length).toBeGreaterThan(100);
+    expect(spans(lean.t).every((sp) => sp instanceof LeanSpan)).toBe(true);
+    const inBytes = spans(lean.t).filter((sp) => attributesInBytes(sp)).length;
+    expect(inBytes).toBeGreaterThan(spans(lean.t).length / 2);
   }, 60_000);
 
   test('a worker that stops: its requests get 503, the receiver goes on with a new worker', async () => {
@@ -440,6 +393,92 @@ describe('workers', () => {
     await expect(startTestReceiver({ workers: 'many' as never })).rejects.toThrow(/workers/);
   });
 });
+
+/**
+ * Sends the same requests to each receiver (in order, then concurrently) and expects of every one the
+ * first one's answers, exports, recent items and derived series. `redacted`: redaction is on in them;
+ * `limited`: the attribute value length limit too.
+ */
+async function sameEverywhere(
+  receivers: { t: TestReceiver; sink: Sink }[],
+  { redacted, limited }: { redacted: boolean; limited: boolean },
+) {
+  const [first, ...others] = receivers;
+  const random = prng(15);
+  const traces = traceRequests(random);
+  const logs = logRequests(random);
+  // Spans of their own (a span sent twice, its other half in between, pairs in the order requests
+  // happen to be processed, which the concurrent part leaves open).
+  const viaGrpc = traceRequests(prng(99)).slice(0, 2);
+  const exemplars: string[][] = [];
+  const send = async (t: TestReceiver) => {
+    const answers: string[] = [];
+    const requests: [string, Buffer | string, Record<string, string>][] = [
+      ...traces.map((b) => ['/v1/traces', b, PROTOBUF] as [string, Buffer, Record<string, string>]),
+      ...logs.map((b) => ['/v1/logs', b, PROTOBUF] as [string, Buffer, Record<string, string>]),
+      ['/v1/traces', JSON_TRACES, JSON_TYPE],
+      ['/v1/traces', Buffer.from([0x0a, 0x05, 0x01]), PROTOBUF],
+      ['/v1/logs', '{"resourceLogs": 3}', JSON_TYPE],
+    ];
+    // In order, then the same again all at once (the workers then interleave them).
+    for (const [path, body, headers] of requests) {
+      const res = await post(`${t.http}${path}`, body, headers);
+      answers.push(`${res.status} ${res.body.toString('base64')}`);
+    }
+    // Sent in order, the same exemplars too.
+    exemplars.push(await derived(t, true));
+    // Over gRPC too (the message is a view into grpc-js's buffer: copied, not moved, to the worker).
+    for (const body of [...viaGrpc, Buffer.from([0x0a, 0x05, 0x01])]) answers.push(await grpcExport(t.grpc, body));
+    const concurrent = await Promise.all(
+      requests.slice(0, traces.length).map(([path, body, headers]) => post(`${t.http}${path}`, body, headers)),
+    );
+    for (const res of concurrent) answers.push(`${res.status} ${res.body.toString('base64')}`);
+    return answers;
+  };
+  const answers = await send(first.t);
+  for (const { t } of others) expect(await send(t)).toStrictEqual(answers);
+  // Partial successes (invalid spans) and refusals (malformed bodies) are among them.
+  expect(answers.filter((a) => a.startsWith('200 ') && a.length > 4).length).toBeGreaterThan(0);
+  expect(answers.filter((a) => a.startsWith('400 ')).length).toBe(2);
+  expect(answers.filter((a) => a.startsWith('grpc 3 ')).length).toBe(1);
+
+  // Every span and record reached the stand-in Tempo and Loki, the same ones.
+  const expectedSpans = first.t.batches.traces.reduce((n, b) => n + b.itemCount, 0);
+  const expectedRecords = first.t.batches.logs.reduce((n, b) => n + b.itemCount, 0);
+  for (const { t } of others) expect(t.batches.traces.reduce((n, b) => n + b.itemCount, 0)).toBe(expectedSpans);
+  for (const { sink } of receivers) {
+    await waitFor(() => sink.spans().length === expectedSpans && sink.records().length === expectedRecords);
+  }
+  const sorted = <T>(items: T[]) => items.map((i) => JSON.stringify(withoutOffsets(i), bigints)).sort();
+  for (const { sink } of others) {
+    expect(sorted(sink.spans())).toStrictEqual(sorted(first.sink.spans()));
+    expect(sorted(sink.records())).toStrictEqual(sorted(first.sink.records()));
+  }
+
+  // The recent buffer holds the same items (the concurrent requests in any order).
+  for (const signal of ['traces', 'logs'] as const) {
+    const recent = (t: TestReceiver) =>
+      sorted(t.receiver.recent[signal].recent().flatMap((e) => e.data as (ResourceSpans | ResourceLogs)[]));
+    for (const { t } of others) expect(recent(t)).toStrictEqual(recent(first.t));
+  }
+
+  // The derived series and the counters, line for line.
+  const series = await derived(first.t);
+  expect(series.filter((l) => l.startsWith('traces_spanmetrics_calls_total{')).length).toBeGreaterThan(10);
+  expect(series.some((l) => l.startsWith('traces_service_graph_request_total{client="cart"'))).toBe(true);
+  expect(series.some((l) => l.startsWith('traces_service_graph_request_total{client="edge"'))).toBe(true);
+  expect(series.some((l) => l.includes('connection_type="database"'))).toBe(true);
+  expect(series.some((l) => l.startsWith('sonde_events_total{'))).toBe(true);
+  expect(series.some((l) => /^sonde_consent_people\{.*\} [1-9]/.test(l))).toBe(true);
+  expect(series.some((l) => l.startsWith('sonde_receiver_redactions_total{'))).toBe(redacted);
+  expect(series.some((l) => l.includes('limit="max_attribute_value_length"'))).toBe(limited);
+  for (const { t } of others) expect(await derived(t)).toStrictEqual(series);
+  expect(exemplars[0].some((l) => /^traces_spanmetrics_latency_bucket\{.*# \{traceID="/.test(l))).toBe(true);
+  expect(exemplars[0].some((l) => /^sonde_events_total\{.*# \{traceID="/.test(l))).toBe(true);
+  for (const e of exemplars.slice(1)) expect(e).toStrictEqual(exemplars[0]);
+  // The series limit was reached: updates past it went to the overflow series, counted alike.
+  expect(series.some((l) => /^sonde_span_metrics_overflow_points_total [1-9]/.test(l))).toBe(true);
+}
 
 function bigints(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? value.toString() : value;

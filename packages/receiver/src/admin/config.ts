@@ -35,6 +35,11 @@ export const debugSection = z
     max_concurrent_renders: positiveInt.default(ADMIN_DEFAULTS.maxConcurrentRenders),
     /** A /debug/recent response whose client takes nothing for this long is cut off (its connection closed). */
     write_timeout: duration.default(ADMIN_DEFAULTS.writeTimeoutMs).refine((ms) => ms > 0, 'must be more than 0'),
+    /**
+     * Decode traces in full at intake even when no processor reads every attribute (the receiver then
+     * decodes them lean: otlp/protobuf/lean.ts): the same results, more CPU; for comparing the two.
+     */
+    full_decode: z.boolean().default(false),
   })
   .prefault({});
 

@@ -126,10 +126,18 @@ export function toAdmissionOptions(c: OverloadConfig): AdmissionOptions {
   };
 }
 
-export function toHandlerOptions(c: LimitsConfig): HandlerOptions {
+/** The export handler's options from `limits` (and `debug.full_decode`, when given). */
+export function toHandlerOptions({
+  limits: c,
+  debug,
+}: {
+  limits: LimitsConfig;
+  debug?: { full_decode: boolean };
+}): HandlerOptions {
   return {
     decodeLimits: { maxAnyValueDepth: c.max_any_value_depth, maxDecodedStructures: c.max_decoded_structures },
     maxItemsPerRequest: c.max_items_per_request,
+    fullDecode: debug?.full_decode ?? false,
   };
 }
 

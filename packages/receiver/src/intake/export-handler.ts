@@ -54,11 +54,17 @@ export class ExportHandler {
           held += bytes;
         });
       }
-      const { batch, rejection, decodedBytes } = prepareBatch(req, this.options, this.metrics.limitHits);
+      const pipeline = this.pipeline.for(signal);
+      const { batch, rejection, decodedBytes } = prepareBatch(
+        req,
+        this.options,
+        this.metrics.limitHits,
+        pipeline.readsEveryAttribute(),
+      );
       // Memory admission counts what the request became once decoded, not only its bytes, until it is done.
       this.admission.hold(decodedBytes);
       held += decodedBytes;
-      if (batch.itemCount > 0) await this.pipeline.for(signal).consume(batch);
+      if (batch.itemCount > 0) await pipeline.consume(batch);
       return this.answer(req, batch.itemCount, rejection, rejection.messages.concat(batch.warnings));
     } catch (err) {
       throw this.refused(req, err);

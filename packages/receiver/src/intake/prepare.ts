@@ -25,6 +25,8 @@ export interface ExportRequest<S extends Signal> {
 export interface HandlerOptions {
   decodeLimits: DecodeLimits;
   maxItemsPerRequest: number;
+  /** Decode traces in full at intake (debug.full_decode), never lean (otlp/protobuf/lean.ts). */
+  fullDecode?: boolean;
 }
 
 /**
@@ -35,12 +37,15 @@ export function prepareBatch<S extends Signal>(
   req: Pick<ExportRequest<S>, 'signal' | 'transport' | 'encoding' | 'body' | 'tenant'>,
   options: HandlerOptions,
   limitHits: SelfMetrics['limitHits'],
+  /** Whether a processor of the signal reads every attribute (the request is then decoded in full). */
+  readsEveryAttribute = false,
 ): { batch: Batch<S>; rejection: Rejection; decodedBytes: number } {
   const { signal, body } = req;
   const stats: DecodeStats = { longestString: 0, mostAttributes: 0, structures: 0 };
   let data: SignalData[S];
   try {
-    data = decodeRequest(signal, req.encoding, body, options.decodeLimits, stats);
+    const lean = !options.fullDecode && !readsEveryAttribute;
+    data = decodeRequest(signal, req.encoding, body, options.decodeLimits, stats, lean);
   } catch (err) {
     if (err instanceof TooManyStructuresError) limitHits.inc({ signal, limit: 'max_decoded_structures' });
     throw err;

@@ -62,6 +62,12 @@ export interface Processor<S extends Signal> {
    * the batch has one). A processor without it that changes the batch drops the patch.
    */
   readonly patchesRaw?: boolean;
+  /**
+   * True for a processor that reads every attribute of every batch (redaction): the intake then
+   * decodes traces in full rather than lean (otlp/protobuf/lean.ts), which costs less when every
+   * attribute is read anyway.
+   */
+  readonly readsEveryAttribute?: boolean;
   process(batch: Batch<S>): void;
 }
 
@@ -97,6 +103,11 @@ export class SignalPipeline<S extends Signal> {
   removeConsumer(consumer: Consumer<S>): void {
     const i = this.consumers.indexOf(consumer);
     if (i >= 0) this.consumers.splice(i, 1);
+  }
+
+  /** Whether a processor reads every attribute (see Processor.readsEveryAttribute). */
+  readsEveryAttribute(): boolean {
+    return this.processors.some((p) => p.readsEveryAttribute === true);
   }
 
   /** Lets every consumer refuse a request before it is decoded (backpressure). */

@@ -58,7 +58,12 @@ export class Redaction {
   }
 
   processor<S extends Signal>(): Processor<S> {
-    return { name: 'redaction', patchesRaw: true, process: (batch: Batch<S>) => this.process(batch) };
+    return {
+      name: 'redaction',
+      patchesRaw: true,
+      readsEveryAttribute: true,
+      process: (batch: Batch<S>) => this.process(batch),
+    };
   }
 
   process<S extends Signal>(batch: Batch<S>): void {

@@ -62,7 +62,11 @@ export class AdjustedCounter {
   /** @param multiplierKey the span/resource attribute holding a multiplier ('' for none). */
   constructor(private readonly multiplierKey: string) {}
 
-  of(traceState: string, span: readonly KeyValue[], resource: readonly KeyValue[]): number {
+  /**
+   * The adjusted count of a span (its trace state, and `item`'s attributes, read only when a
+   * multiplier key is set: a lean span's attributes are then not decoded for nothing).
+   */
+  of(traceState: string, item: { readonly attributes: readonly KeyValue[] }, resource: readonly KeyValue[]): number {
     if (traceState !== '') {
       if (traceState !== this.lastTraceState) {
         this.lastTraceState = traceState;
@@ -72,7 +76,7 @@ export class AdjustedCounter {
     }
     const key = this.multiplierKey;
     if (key === '') return 1;
-    const fromSpan = attributeValue(span, key);
+    const fromSpan = attributeValue(item.attributes, key);
     const value = fromSpan === undefined ? attributeValue(resource, key) : fromSpan;
     return value === undefined ? 1 : (adjustedCountOfValue(value) ?? 1);
   }

@@ -43,7 +43,8 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { registerMetrics } from '../metrics/define';
-import { type AnyValue, attributeValue, type KeyValue, type Span, SpanKind, StatusCode } from '../model';
+import { type AnyValue, attributeValue, type Span, SpanKind, StatusCode } from '../model';
+import { attributesInBytes, endLookups, firstValues, KeySet } from '../otlp/protobuf/lean';
 import type { Batch, Consumer } from '../pipeline/pipeline';
 import { createMeasuredStore } from '../series/measured-store';
 import { escapeLabelValue, labelValue } from '../series/naming';
@@ -210,24 +211,25 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
           switch (span.kind) {
             case SpanKind.CLIENT:
             case SpanKind.PRODUCER:
-              this.client(span, service, this.adjusted.of(span.traceState, span.attributes, resource), now);
+              this.client(span, service, this.adjusted.of(span.traceState, span, resource), now);
               break;
             case SpanKind.SERVER:
             case SpanKind.CONSUMER:
-              this.server(span, service, this.adjusted.of(span.traceState, span.attributes, resource), now);
+              this.server(span, service, this.adjusted.of(span.traceState, span, resource), now);
               break;
           }
         }
       }
     }
+    forgetLookups();
   }
 
   private client(span: Span, service: string, weight: number, now: number): void {
     if (span.kind === SpanKind.CLIENT) {
-      const system = firstOf(span.attributes, DATABASE_SYSTEM_ATTRIBUTES);
+      const system = firstOf(span, DATABASE_SYSTEM);
       if (system !== '') {
         const half = halfOf(span, service, weight, false);
-        const database = firstOf(span.attributes, DATABASE_NAME_ATTRIBUTES);
+        const database = firstOf(span, DATABASE_NAME);
         this.emit(span.traceId, half, { ...half, service: database }, 'database', now);
         return;
       }
@@ -239,7 +241,7 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
       return;
     }
     const half = halfOf(span, service, weight, span.kind === SpanKind.PRODUCER);
-    half.peer = firstOf(span.attributes, PEER_ATTRIBUTES);
+    half.peer = firstOf(span, PEER);
     edge.client = half;
     this.pairUp(edge, now);
   }
@@ -388,8 +390,52 @@ function halfOf(span: Span, service: string, weight: number, messaging: boolean)
 }
 
 /** The first of `keys` present (and not empty) in `attributes`, as a label value; '' when none. */
-function firstOf(attributes: readonly KeyValue[], keys: readonly string[]): string {
-  for (const key of keys) {
+/**
+ * The attributes the service graph reads (its three lists), found in a lean span's bytes in one walk
+ * (otlp/protobuf/lean.ts) rather than one per list; remembered for the span last read, until the end
+ * of the batch (forgetLookups: a span references its request's bytes).
+ */
+const LOOKED_UP = [...new Set([...DATABASE_SYSTEM_ATTRIBUTES, ...PEER_ATTRIBUTES, ...DATABASE_NAME_ATTRIBUTES])];
+const LOOKED_UP_KEYS = new KeySet(LOOKED_UP);
+const lookedUp = new Array<AnyValue>(LOOKED_UP.length);
+let lookedUpIn: Span | undefined;
+
+function forgetLookups(): void {
+  lookedUpIn = undefined;
+  lookedUp.fill(undefined);
+  endLookups();
+}
+
+/** A list of keys, first found wins, by their place in LOOKED_UP. */
+class Keys {
+  readonly at: number[];
+  constructor(readonly keys: readonly string[]) {
+    this.at = keys.map((k) => LOOKED_UP.indexOf(k));
+  }
+}
+
+const DATABASE_SYSTEM = new Keys(DATABASE_SYSTEM_ATTRIBUTES);
+const DATABASE_NAME = new Keys(DATABASE_NAME_ATTRIBUTES);
+const PEER = new Keys(PEER_ATTRIBUTES);
+
+/**
+ * The value of the first of `keys` the span has with a non-empty value ('' when none), as attributeValue
+ * finds each. A lean span's attributes still in bytes are searched there, not decoded.
+ */
+function firstOf(span: Span, keys: Keys): string {
+  if (attributesInBytes(span)) {
+    if (lookedUpIn !== span) {
+      firstValues(span, LOOKED_UP_KEYS, lookedUp);
+      lookedUpIn = span;
+    }
+    for (const at of keys.at) {
+      const value = stringOf(lookedUp[at]);
+      if (value !== '') return value;
+    }
+    return '';
+  }
+  const attributes = span.attributes;
+  for (const key of keys.keys) {
     const value = stringOf(attributeValue(attributes, key));
     if (value !== '') return value;
   }

@@ -20,7 +20,7 @@
  */
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { type AnyValue, attributeValue, type KeyValue } from '../model';
+import { type AnyValue, attributeValue, type KeyValue, type Span } from '../model';
 import type { Batch, Consumer } from '../pipeline/pipeline';
 import { createMeasuredStore } from '../series/measured-store';
 import { escapeLabelValue, labelName, labelValue } from '../series/naming';
@@ -155,7 +155,7 @@ export class SpanMetricsConsumer implements Consumer<'traces'> {
           if (!pair) {
             const labels =
               `${service},span_name="${escapeLabelValue(span.name)}",span_kind="${SPAN_KINDS[kind]}",` +
-              `status_code="${STATUS_CODES[status]}"${this.dimensionLabels(span.attributes, resource)}`;
+              `status_code="${STATUS_CODES[status]}"${this.dimensionLabels(span, resource)}`;
             pair = {
               calls: this.store.seriesFor(this.calls, labels, now),
               latency: this.store.seriesFor(this.latency, labels, now),
@@ -172,7 +172,7 @@ export class SpanMetricsConsumer implements Consumer<'traces'> {
               ? Number(span.endTimeUnixNano - span.startTimeUnixNano) / 1e9
               : 0;
           const end = span.endTimeUnixNano;
-          const weight = this.adjusted.of(span.traceState, span.attributes, resource);
+          const weight = this.adjusted.of(span.traceState, span, resource);
           const callExemplar = new SpanExemplar(span.traceId, span.spanId, 1, end);
           this.store.incrementSeries(this.calls, pair.calls, weight, callExemplar, now);
           const latencyExemplar = new SpanExemplar(span.traceId, span.spanId, seconds, end);
@@ -191,10 +191,13 @@ export class SpanMetricsConsumer implements Consumer<'traces'> {
     return byName;
   }
 
-  private dimensionLabels(span: readonly KeyValue[], resource: readonly KeyValue[]): string {
+  /** The extra dimensions' labels (the span's attributes are read only when there are some: a lean span's stay bytes). */
+  private dimensionLabels(span: Span, resource: readonly KeyValue[]): string {
+    if (this.dimensions.length === 0) return '';
     let out = '';
+    const attributes = span.attributes;
     for (const d of this.dimensions) {
-      const value = attributeValue(span, d.key) ?? attributeValue(resource, d.key);
+      const value = attributeValue(attributes, d.key) ?? attributeValue(resource, d.key);
       out += `,${d.label}="${escapeLabelValue(value === undefined ? '' : labelValue(value))}"`;
     }
     return out;

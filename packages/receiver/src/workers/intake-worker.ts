@@ -43,7 +43,7 @@ const encoders = {
   traces: encodeTraceRequest,
   logs: (data: Parameters<typeof encodeLogsRequest>[0]) => encodeLogsRequest(data),
 };
-const handlerOptions = toHandlerOptions(config.limits);
+const handlerOptions = toHandlerOptions(config);
 
 /** The consumers derived here: their updates are recorded and applied on the main thread's stores. */
 const silent = pino({ level: 'silent' });
@@ -99,10 +99,12 @@ port.on('message', (request: ProcessRequest) => {
   const { id, signal, encoding } = request;
   try {
     const body = Buffer.from(request.buffer, request.offset, request.length);
+    const pipeline = pipelines[signal] as SignalPipeline<typeof signal>;
     const { batch, rejection, decodedBytes } = prepareBatch(
       { signal, transport: 'http', encoding, body },
       handlerOptions,
       metrics.limitHits,
+      pipeline.readsEveryAttribute(),
     );
     const answer: ProcessedRequest = {
       id,
@@ -119,7 +121,6 @@ port.on('message', (request: ProcessRequest) => {
       port.postMessage(answer);
       return;
     }
-    const pipeline = pipelines[signal] as SignalPipeline<typeof signal>;
     pipeline.process(batch);
     const encode = encoders[signal] as (data: typeof batch.data) => Buffer;
     answer.payload = ownArrayBuffer(requestPayload(batch, encode));

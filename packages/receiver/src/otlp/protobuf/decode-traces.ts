@@ -16,6 +16,14 @@ import {
 } from '../../model';
 import { type DecodeLimits, type DecodeStats, STRUCTURES } from '../limits';
 import { atPath, checkEnd, decodeAttributeInto, decodeResource, decodeScope } from './decode-common';
+import {
+  EVENT_ATTRIBUTES,
+  NO_STATUS as LEAN_NO_STATUS,
+  LeanEvent,
+  LeanSpan,
+  SPAN_ATTRIBUTES,
+  skimKeyValue,
+} from './lean';
 import { ProtoReader, WireType } from './reader';
 
 const LEN = WireType.LEN;
@@ -29,10 +37,31 @@ const I32 = WireType.I32;
  * of changing every span's. (Shared frozen empty arrays for events and links were tried: consumers'
  * `for...of` over them then allocated an iterator per loop, 10 KiB more per 100-span request.)
  */
-const NO_STATUS: SpanStatus = Object.freeze({ message: '', code: 0 });
+const NO_STATUS: SpanStatus = LEAN_NO_STATUS;
 
-/** Decodes a request body; `stats`, when given, receives what the decoder saw (see DecodeStats). */
+/**
+ * Decodes a request body into the full model; `stats`, when given, receives what the decoder saw
+ * (see DecodeStats).
+ */
 export function decodeTraceRequest(buf: Buffer, limits: DecodeLimits, stats?: DecodeStats): ResourceSpans[] {
+  return decode(buf, limits, stats, false);
+}
+
+/**
+ * Decodes a request body as decodeTraceRequest does, except that the attributes of spans and span
+ * events stay bytes until read (lean.ts): the same model for every reader, made only as far as it is
+ * read. A malformed request is refused with decodeTraceRequest's error.
+ */
+export function decodeTraceRequestLean(buf: Buffer, limits: DecodeLimits, stats?: DecodeStats): ResourceSpans[] {
+  try {
+    return decode(buf, limits, stats, true);
+  } catch {
+    // The error, with its path, as the full decoder gives it.
+    return decode(buf, limits, stats, false);
+  }
+}
+
+function decode(buf: Buffer, limits: DecodeLimits, stats: DecodeStats | undefined, lean: boolean): ResourceSpans[] {
   const r = new ProtoReader(buf);
   r.limitStructures(limits.maxDecodedStructures);
   const out: ResourceSpans[] = [];
@@ -40,7 +69,7 @@ export function decodeTraceRequest(buf: Buffer, limits: DecodeLimits, stats?: De
     const tag = r.uint32();
     if (tag === ((1 << 3) | LEN)) {
       try {
-        out.push(decodeResourceSpans(r, limits));
+        out.push(decodeResourceSpans(r, limits, lean));
       } catch (err) {
         throw atPath(err, `resourceSpans[${out.length}]`);
       }
@@ -54,7 +83,7 @@ export function decodeTraceRequest(buf: Buffer, limits: DecodeLimits, stats?: De
   return out;
 }
 
-function decodeResourceSpans(r: ProtoReader, limits: DecodeLimits): ResourceSpans {
+function decodeResourceSpans(r: ProtoReader, limits: DecodeLimits, lean: boolean): ResourceSpans {
   const end = r.delimitedEnd();
   r.take(STRUCTURES.resource);
   let resource: Resource | undefined;
@@ -72,7 +101,7 @@ function decodeResourceSpans(r: ProtoReader, limits: DecodeLimits): ResourceSpan
         break;
       case (2 << 3) | LEN:
         try {
-          scopeSpans.push(decodeScopeSpans(r, limits));
+          scopeSpans.push(decodeScopeSpans(r, limits, lean));
         } catch (err) {
           throw atPath(err, `scopeSpans[${scopeSpans.length}]`);
         }
@@ -88,7 +117,7 @@ function decodeResourceSpans(r: ProtoReader, limits: DecodeLimits): ResourceSpan
   return { resource: resource ?? emptyResource(), scopeSpans, schemaUrl };
 }
 
-function decodeScopeSpans(r: ProtoReader, limits: DecodeLimits): ScopeSpans {
+function decodeScopeSpans(r: ProtoReader, limits: DecodeLimits, lean: boolean): ScopeSpans {
   const end = r.delimitedEnd();
   r.take(STRUCTURES.scope);
   let scope: InstrumentationScope | undefined;
@@ -106,7 +135,7 @@ function decodeScopeSpans(r: ProtoReader, limits: DecodeLimits): ScopeSpans {
         break;
       case (2 << 3) | LEN:
         try {
-          spans.push(decodeSpan(r, limits, r.pos - 1));
+          spans.push(lean ? decodeLeanSpan(r, limits, r.pos - 1) : decodeSpan(r, limits, r.pos - 1));
         } catch (err) {
           throw atPath(err, `spans[${spans.length}]`);
         }
@@ -307,4 +336,110 @@ function decodeStatus(r: ProtoReader): SpanStatus {
   }
   checkEnd(r, end);
   return { message, code };
+}
+
+/**
+ * decodeSpan's lean twin (lean.ts): the same fields, except that the attributes of the span and its
+ * events are skimmed, not decoded. Errors need no path here: decodeTraceRequestLean decodes the
+ * request again in full for it.
+ */
+function decodeLeanSpan(r: ProtoReader, limits: DecodeLimits, at: number): Span {
+  const end = r.delimitedEnd();
+  r.take(STRUCTURES.span);
+  const span = new LeanSpan(r.buf);
+  span.at = at;
+  let attributes = 0;
+  while (r.pos < end) {
+    const fieldAt = r.pos;
+    const tag = r.uint32();
+    switch (tag) {
+      case (1 << 3) | LEN:
+        span.traceId = r.id(16, 'traceId');
+        break;
+      case (2 << 3) | LEN:
+        span.spanId = r.id(8, 'spanId');
+        break;
+      case (3 << 3) | LEN:
+        span.traceState = r.string();
+        break;
+      case (4 << 3) | LEN:
+        span.parentSpanId = r.id(8, 'parentSpanId');
+        break;
+      case (5 << 3) | LEN:
+        span.name = r.string();
+        break;
+      case (6 << 3) | VARINT:
+        span.kind = r.int32();
+        break;
+      case (7 << 3) | I64:
+        span.startTimeUnixNano = r.fixed64();
+        break;
+      case (8 << 3) | I64:
+        span.endTimeUnixNano = r.fixed64();
+        break;
+      case SPAN_ATTRIBUTES:
+        if (attributes++ === 0) span.attrFrom = fieldAt;
+        skimKeyValue(r, limits, 1);
+        span.attrTo = r.pos;
+        break;
+      case (10 << 3) | VARINT:
+        span.droppedAttributesCount = r.uint32();
+        break;
+      case (11 << 3) | LEN:
+        span.events.push(decodeLeanEvent(r, limits));
+        break;
+      case (12 << 3) | VARINT:
+        span.droppedEventsCount = r.uint32();
+        break;
+      case (13 << 3) | LEN:
+        span.links.push(decodeLink(r, limits));
+        break;
+      case (14 << 3) | VARINT:
+        span.droppedLinksCount = r.uint32();
+        break;
+      case (15 << 3) | LEN:
+        span.status = decodeStatus(r);
+        break;
+      case (16 << 3) | I32:
+        span.flags = r.fixed32();
+        break;
+      default:
+        r.skip(tag & 7);
+    }
+  }
+  checkEnd(r, end);
+  if (attributes > r.mostAttributes) r.mostAttributes = attributes;
+  return span;
+}
+
+function decodeLeanEvent(r: ProtoReader, limits: DecodeLimits): SpanEvent {
+  const end = r.delimitedEnd();
+  r.take(STRUCTURES.eventOrLink);
+  const event = new LeanEvent(r.buf);
+  let attributes = 0;
+  while (r.pos < end) {
+    const fieldAt = r.pos;
+    const tag = r.uint32();
+    switch (tag) {
+      case (1 << 3) | I64:
+        event.timeUnixNano = r.fixed64();
+        break;
+      case (2 << 3) | LEN:
+        event.name = r.string();
+        break;
+      case EVENT_ATTRIBUTES:
+        if (attributes++ === 0) event.attrFrom = fieldAt;
+        skimKeyValue(r, limits, 1);
+        event.attrTo = r.pos;
+        break;
+      case (4 << 3) | VARINT:
+        event.droppedAttributesCount = r.uint32();
+        break;
+      default:
+        r.skip(tag & 7);
+    }
+  }
+  checkEnd(r, end);
+  if (attributes > r.mostAttributes) r.mostAttributes = attributes;
+  return event;
 }

@@ -18,6 +18,7 @@ import {
   type SpanEvent,
   type SpanLink,
 } from '../../model';
+import { attributesInBytes, writeAttributeBytes } from './lean';
 import { ProtoWriter } from './writer';
 
 /** Encodes `data` as an ExportTraceServiceRequest. */
@@ -48,7 +49,8 @@ export function writeSpan(w: ProtoWriter, s: Span): void {
   w.varintField(6, s.kind);
   if (s.startTimeUnixNano !== 0n) w.fixed64Field(7, s.startTimeUnixNano);
   if (s.endTimeUnixNano !== 0n) w.fixed64Field(8, s.endTimeUnixNano);
-  writeAttributes(w, 9, s.attributes);
+  if (attributesInBytes(s)) writeAttributeBytes(w, 9, s);
+  else writeAttributes(w, 9, s.attributes);
   w.varintField(10, s.droppedAttributesCount);
   for (const e of s.events) w.message(11, (m) => writeEvent(m, e));
   w.varintField(12, s.droppedEventsCount);
@@ -66,7 +68,8 @@ export function writeSpan(w: ProtoWriter, s: Span): void {
 function writeEvent(w: ProtoWriter, e: SpanEvent): void {
   if (e.timeUnixNano !== 0n) w.fixed64Field(1, e.timeUnixNano);
   w.stringField(2, e.name);
-  writeAttributes(w, 3, e.attributes);
+  if (attributesInBytes(e)) writeAttributeBytes(w, 3, e);
+  else writeAttributes(w, 3, e.attributes);
   w.varintField(4, e.droppedAttributesCount);
 }
 

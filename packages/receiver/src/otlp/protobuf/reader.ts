@@ -317,7 +317,7 @@ const cacheView = new DataView(cacheBytes.buffer);
 const cacheLengths = new Int16Array(CACHE_SLOTS).fill(-1);
 const cacheStrings: string[] = new Array<string>(CACHE_SLOTS).fill('');
 
-function utf8(buf: Buffer, view: DataView, start: number, end: number): string {
+export function utf8(buf: Buffer, view: DataView, start: number, end: number): string {
   const len = end - start;
   if (len === 0) return '';
   if (len > CACHE_MAX_LENGTH) return buf.utf8Slice(start, end);
