@@ -157,7 +157,45 @@ export class LeanEvent extends LazyAttributes implements SpanEvent {
 export function skimKeyValue(r: ProtoReader, limits: DecodeLimits, depth: number): void {
   const end = r.delimitedEnd();
   r.take(STRUCTURES.value);
+  const b = r.buf;
   while (r.pos < end) {
+    // Fast paths, for the usual shapes written in the fewest bytes: a key; a value that is one string,
+    // varint or double filling its AnyValue. Anything else goes the general way below.
+    const p = r.pos;
+    const t = b[p];
+    const n = b[p + 1]; // undefined past the end of the buffer: no fast path then
+    if (n < 0x80 && p + 2 + n <= b.length) {
+      const fieldEnd = p + 2 + n;
+      if (t === ((1 << 3) | LEN)) {
+        if (n > r.longestString) r.longestString = n;
+        r.pos = fieldEnd;
+        continue;
+      }
+      if (t === ((2 << 3) | LEN) && n >= 2 && depth <= limits.maxAnyValueDepth) {
+        const f = b[p + 2];
+        if (f === VALUE.STRING) {
+          const length = b[p + 3];
+          if (length < 0x80 && p + 4 + length === fieldEnd) {
+            if (length > r.longestString) r.longestString = length;
+            r.pos = fieldEnd;
+            continue;
+          }
+        } else if (f === VALUE.DOUBLE) {
+          if (n === 9) {
+            r.pos = fieldEnd;
+            continue;
+          }
+        } else if (f === VALUE.INT || f === VALUE.BOOL) {
+          // One varint of at most 10 bytes, ending exactly at the end of the AnyValue.
+          let q = p + 3;
+          while (q < fieldEnd && b[q] >= 0x80) q++;
+          if (q === fieldEnd - 1 && fieldEnd - (p + 3) <= 10) {
+            r.pos = fieldEnd;
+            continue;
+          }
+        }
+      }
+    }
     const tag = r.uint32();
     if (tag === ((1 << 3) | LEN)) skimString(r);
     else if (tag === ((2 << 3) | LEN)) skimAnyValue(r, limits, depth);
