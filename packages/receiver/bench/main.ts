@@ -23,6 +23,8 @@
  * metrics        (positional: `npm run bench -- metrics`) only the in-process Prometheus stage
  * redaction      (positional: `npm run bench -- redaction`) only the redaction cost: intake with
  *                `redaction.enabled: false` vs the default (on), alternating slices (redaction-bench.ts)
+ * lean           (positional: `npm run bench -- lean`) only lean decoding: two receivers with redaction
+ *                off, `debug.full_decode: true` vs the default (lean), alternating slices (lean-bench.ts)
  * workers        (positional: `npm run bench -- workers`) only the intake workers: `workers: 0` vs
  *                `auto`, neither pinned (workers-bench.ts)
  * The environment variables SONDE_BENCH_QUICK=1, SONDE_BENCH_PROFILE=0, SONDE_BENCH_WRITE=0 and
@@ -35,6 +37,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type DecodeBenchResult, fmtInt, runDecodeBench } from './decode-bench.ts';
+import { type LeanBenchRow, renderLeanSection, runLeanBench } from './lean-bench.ts';
 import {
   compareMaxThroughput,
   describeMemory,
@@ -74,6 +77,7 @@ const quick = flags.quick === true;
 const storeOnly = positionals.includes('store');
 const logsOnly = positionals.includes('logs');
 const redactionOnly = positionals.includes('redaction');
+const leanOnly = positionals.includes('lean');
 const workersOnly = positionals.includes('workers');
 const steadyOnly = positionals.includes('steady');
 const metricsOnly = positionals.includes('metrics');
@@ -244,19 +248,22 @@ async function main(): Promise<void> {
     return;
   }
 
-  if (redactionOnly) {
+  if (redactionOnly || leanOnly) {
     if (flags.pin)
       log(enablePinning() ? 'pinning: servers on CPU 1, the client on CPU 0' : 'pinning: not possible here');
-    const work = mkdtempSync(join(tmpdir(), 'sonde-bench-redaction-'));
+    const section = redactionOnly ? 'redaction' : 'lean';
+    const work = mkdtempSync(join(tmpdir(), `sonde-bench-${section}-`));
     try {
-      const rows = await runRedactionBench(payloads, REDACTION_SETTINGS, work, log);
-      process.stdout.write(`\n${renderRedactionSection(rows)}\n`);
+      const rendered = redactionOnly
+        ? renderRedactionSection(await runRedactionBench(payloads, REDACTION_SETTINGS, work, log))
+        : renderLeanSection(await runLeanBench(payloads, REDACTION_SETTINGS, work, log));
+      process.stdout.write(`\n${rendered}\n`);
     } finally {
       killAll();
       rmSync(work, { recursive: true, force: true });
     }
     log(
-      `done in ${((Date.now() - started) / 1000).toFixed(0)} s (docs/benchmarks.md not written: redaction section only)`,
+      `done in ${((Date.now() - started) / 1000).toFixed(0)} s (docs/benchmarks.md not written: ${section} section only)`,
     );
     return;
   }
@@ -357,6 +364,7 @@ async function main(): Promise<void> {
   let outageSlices: OutageSlice[] = [];
   let workers: Report['workers'];
   let redaction: RedactionBenchRow[] | undefined;
+  let lean: LeanBenchRow[] | undefined;
   try {
     for (const payload of payloads) {
       log(
@@ -445,6 +453,7 @@ async function main(): Promise<void> {
     if (workers) for (const r of [workers.single, workers.multi]) log(`  ${describeThroughput(r)}`);
 
     redaction = await runRedactionBench(payloads, REDACTION_SETTINGS, join(dataDir, 'redaction'), log);
+    lean = await runLeanBench(payloads, REDACTION_SETTINGS, join(dataDir, 'lean'), log);
 
     if (!flags['no-profile']) {
       const profileDir = mkdtempSync(join(tmpdir(), 'sonde-bench-profile-'));
@@ -505,6 +514,7 @@ async function main(): Promise<void> {
     storeIntake: store.intakeOn,
     workers,
     redaction,
+    lean,
   };
   process.stdout.write(`\n${renderSummary(report)}\n\n${renderStoreSection(store)}\n\n${logSection}\n`);
   if (!flags['no-write'] && !quick) {

@@ -17,7 +17,8 @@ const spansPerRequest = Number(process.argv[3] ?? 500);
 const rounds = Number(process.argv[4] ?? 6);
 const work = mkdtempSync(join(tmpdir(), 'sonde-redaction-ab-'));
 const offConfig = join(work, 'off.yaml');
-writeFileSync(offConfig, 'redaction:\n  enabled: false\n');
+// Decoded in full as with redaction on, so that on/off is redaction's own cost (redaction-bench.ts).
+writeFileSync(offConfig, 'redaction:\n  enabled: false\ndebug:\n  full_decode: true\n');
 const payload = makePayload(await makeSpans(spansPerRequest * 8), spansPerRequest, 8);
 const servers: Server[] = [];
 try {
