@@ -202,8 +202,16 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
   }
 
   consume(batch: Batch<'traces'>): void {
+    try {
+      this.spans(batch.data);
+    } finally {
+      forgetLookups();
+    }
+  }
+
+  private spans(data: Batch<'traces'>['data']): void {
     const now = this.now();
-    for (const rs of batch.data) {
+    for (const rs of data) {
       const resource = rs.resource.attributes;
       const service = stringOf(attributeValue(resource, 'service.name'));
       for (const ss of rs.scopeSpans) {
@@ -221,7 +229,6 @@ export class ServiceGraphConsumer implements Consumer<'traces'> {
         }
       }
     }
-    forgetLookups();
   }
 
   private client(span: Span, service: string, weight: number, now: number): void {
