@@ -156,7 +156,10 @@ describe('at the receiver', () => {
       expect(people('product', 'denied', window)).toBe(10);
       expect(people('product', 'granted', window)).toBe(30);
       expect(people('product', 'default', window)).toBe(0);
-      expect(people('performance', 'denied', window)).toBe(3);
+      // One person each: 3, unless two of their random hashes share one of the sketch's 16,384
+      // registers (about 1 run in 5,500), which the estimate then reads as 2. Counted as one person,
+      // they would read 1.
+      expect([2, 3]).toContain(people('performance', 'denied', window));
       expect(people('diagnostics', 'default', window)).toBe(1);
     }
     expect(value(text, 'sonde_consent_choice_records_total{category="product",choice="denied"}')).toBe(50);
