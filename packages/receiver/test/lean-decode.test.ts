@@ -21,6 +21,7 @@ import type { DecodeLimits, DecodeStats } from '../src/otlp/limits';
 import { decodeTraceRequest, decodeTraceRequestLean } from '../src/otlp/protobuf/decode-traces';
 import { encodeTraceRequest } from '../src/otlp/protobuf/encode-traces';
 import { attributesInBytes, firstValues, KeySet, LeanSpan } from '../src/otlp/protobuf/lean';
+import { AdjustedCounter } from '../src/traces/adjusted-count';
 import { type Field, kv, pb, prng, span, traceRequest } from './helpers';
 
 const LIMITS: DecodeLimits = { maxAnyValueDepth: 8, maxDecodedStructures: 20_000 };
@@ -365,6 +366,51 @@ describe('lean decoding', () => {
       }
     }
     expect(found).toBeGreaterThan(50);
+  });
+
+  test("a multiplier attribute read in a lean span's bytes gives the same adjusted count", () => {
+    const counter = new AdjustedCounter('sampling.multiplier');
+    const values: AnyValue[] = ['4', ' 2.5 ', 'ten', 8n, 0.5, 3.25, true, undefined, ['2']];
+    const data: ResourceSpans[] = [
+      {
+        resource: { attributes: [str('sampling.multiplier', '7')], droppedAttributesCount: 0 },
+        scopeSpans: [
+          {
+            scope: { name: '', version: '', attributes: [], droppedAttributesCount: 0 },
+            schemaUrl: '',
+            spans: values.map((value, i) => ({
+              traceId: '01'.repeat(16),
+              spanId: (i + 1).toString(16).padStart(16, '0'),
+              traceState: '',
+              parentSpanId: '',
+              flags: 0,
+              name: 'op',
+              kind: 2,
+              startTimeUnixNano: 1n,
+              endTimeUnixNano: 2n,
+              attributes: [str('other', 'x'), { key: 'sampling.multiplier', value }],
+              droppedAttributesCount: 0,
+              events: [],
+              droppedEventsCount: 0,
+              links: [],
+              droppedLinksCount: 0,
+              status: { code: 0, message: '' },
+            })),
+          },
+        ],
+        schemaUrl: '',
+      },
+    ];
+    const body = encodeTraceRequest(data);
+    const counts = (decoded: ResourceSpans[]) =>
+      decoded[0].scopeSpans[0].spans.map((sp) => counter.of('', sp, decoded[0].resource.attributes));
+    const lean = decodeTraceRequestLean(body, LIMITS);
+    const expected = counts(decodeTraceRequest(body, LIMITS));
+    expect(counts(lean)).toStrictEqual(expected);
+    // A span attribute with no value falls back to the resource's (7).
+    expect(expected).toStrictEqual([4, 2.5, 1, 8, 1, 3.25, 1, 7, 1]);
+    // Found in the bytes: nothing decoded.
+    expect(lean[0].scopeSpans[0].spans.every((sp) => attributesInBytes(sp))).toBe(true);
   });
 
   test('random mutations: both decoders accept or refuse alike, with the same model, stats or error', () => {

@@ -3,6 +3,7 @@
  * redaction's patch made it) and decodes them when read: what it gives back is what the pipeline's
  * consumers got, processors' changes included, whatever the request's encoding.
  */
+import { LeanSpan } from '../src/otlp/protobuf/lean';
 import {
   type Field,
   kv,
@@ -59,6 +60,27 @@ describe('recent buffer (debug.recent_items)', () => {
     expect(recentTraces()).toStrictEqual(consumed());
     // Read twice, the same.
     expect(recentTraces()).toStrictEqual(consumed());
+  });
+
+  test('a lean request changed without a patch (a span rejected) is kept encoded anew, not with its whole body', async () => {
+    // Redaction off: the intake decodes lean, and lean spans reference the body they came in.
+    const lean = await startTestReceiver({ redaction: { enabled: false } });
+    try {
+      const big = 'x'.repeat(200_000);
+      const body = traceRequest([span([attr('http.route', '/kept')]), span([attr('payload', big)], '0'.repeat(32))]);
+      const res = await post(`${lean.http}/v1/traces`, body, PROTOBUF);
+      expect(res.status).toBe(200);
+      expect(lean.batches.traces[0].data[0].scopeSpans[0].spans[0]).toBeInstanceOf(LeanSpan);
+      const [entry] = lean.receiver.recent.traces.recent();
+      const payload = (entry as unknown as { payload: Buffer }).payload;
+      expect(payload.length).toBeLessThan(1000);
+      const spans = entry.data[0].scopeSpans[0].spans;
+      expect(spans).toHaveLength(1);
+      expect(spans[0].attributes).toStrictEqual([{ key: 'http.route', value: '/kept', at: expect.any(Number) }]);
+      expect(spans[0]).not.toBeInstanceOf(LeanSpan);
+    } finally {
+      await lean.close();
+    }
   });
 
   test('logs too', async () => {

@@ -4,11 +4,12 @@
  * requests are evicted oldest first once the newer ones hold `maxItems`; the newest request is
  * always kept (so one request may exceed the bound, up to limits.max_items_per_request).
  *
- * With a `codec`, a protobuf request is kept as its payload (the body as received, or as the
- * processors' patch made it: requestPayload) and decoded again when read: off the JavaScript heap,
- * the last `maxItems` items are not copied by every young-generation collection (at 10,000 spans a
- * second, a tenth of the receiver's CPU). A request whose protobuf is not at hand (JSON, or changed by
- * a processor that keeps no patch) is kept decoded, as without a codec.
+ * With a `codec`, a protobuf request is kept as its payload (the body as received, as the processors'
+ * patch made it, or encoded anew when it changed otherwise: requestPayload) and decoded again when
+ * read: off the JavaScript heap, the last `maxItems` items are not copied by every young-generation
+ * collection (at 10,000 spans a second, a tenth of the receiver's CPU), and lean spans
+ * (otlp/protobuf/lean.ts), which reference their whole request body, are not kept. A JSON request is
+ * kept decoded, as without a codec.
  */
 import type { Signal, SignalData } from '../model';
 import { requestPayload } from '../queue/admission';
@@ -57,11 +58,7 @@ export class RecentTelemetry<S extends Signal> implements Consumer<S> {
     if (this.maxItems === 0 || batch.itemCount === 0) return;
     const { context } = batch;
     const codec = this.codec;
-    // The protobuf of the data, when there is one without encoding anew.
-    const asProtobuf =
-      codec !== undefined &&
-      context.raw !== undefined &&
-      (!context.modified || context.encoded !== undefined || context.patch !== undefined);
+    const asProtobuf = codec !== undefined && context.raw !== undefined;
     this.entries.push(
       asProtobuf
         ? new PayloadEntry(

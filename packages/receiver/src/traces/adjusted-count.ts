@@ -14,6 +14,7 @@
  * are ignored (the next source applies). Counts are at most 2^56, the spec's largest.
  */
 import { type AnyValue, attributeValue, type KeyValue } from '../model';
+import { attributesInBytes, firstValues, KeySet } from '../otlp/protobuf/lean';
 
 const TWO_56 = 2n ** 56n;
 export const MAX_ADJUSTED_COUNT = 2 ** 56;
@@ -59,8 +60,13 @@ export class AdjustedCounter {
   private lastTraceState = '';
   private lastCount: number | undefined;
 
+  private readonly multiplierKeys: KeySet;
+  private readonly found: AnyValue[] = [undefined];
+
   /** @param multiplierKey the span/resource attribute holding a multiplier ('' for none). */
-  constructor(private readonly multiplierKey: string) {}
+  constructor(private readonly multiplierKey: string) {
+    this.multiplierKeys = new KeySet([multiplierKey]);
+  }
 
   /**
    * The adjusted count of a span (its trace state, and `item`'s attributes, read only when a
@@ -76,7 +82,12 @@ export class AdjustedCounter {
     }
     const key = this.multiplierKey;
     if (key === '') return 1;
-    const fromSpan = attributeValue(item.attributes, key);
+    let fromSpan: AnyValue;
+    if (attributesInBytes(item)) {
+      // A lean span's attributes still in bytes: the key found there (the caller ends the lookups).
+      firstValues(item, this.multiplierKeys, this.found);
+      fromSpan = this.found[0];
+    } else fromSpan = attributeValue(item.attributes, key);
     const value = fromSpan === undefined ? attributeValue(resource, key) : fromSpan;
     return value === undefined ? 1 : (adjustedCountOfValue(value) ?? 1);
   }

@@ -396,7 +396,6 @@ function halfOf(span: Span, service: string, weight: number, messaging: boolean)
   };
 }
 
-/** The first of `keys` present (and not empty) in `attributes`, as a label value; '' when none. */
 /**
  * The attributes the service graph reads (its three lists), found in a lean span's bytes in one walk
  * (otlp/protobuf/lean.ts) rather than one per list; remembered for the span last read, until the end

@@ -21,6 +21,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { type AnyValue, attributeValue, type KeyValue, type Span } from '../model';
+import { endLookups } from '../otlp/protobuf/lean';
 import type { Batch, Consumer } from '../pipeline/pipeline';
 import { createMeasuredStore } from '../series/measured-store';
 import { escapeLabelValue, labelName, labelValue } from '../series/naming';
@@ -180,6 +181,8 @@ export class SpanMetricsConsumer implements Consumer<'traces'> {
         }
       }
     }
+    // The adjusted counts may have looked in lean spans' bytes: let go of the request.
+    endLookups();
   }
 
   private byService(service: string): Map<string, (SeriesPair | undefined)[]> {

@@ -27,6 +27,7 @@ import {
   type Span,
   SpanKind,
 } from '../model';
+import { attributesInBytes, endLookups, firstValues, KeySet } from '../otlp/protobuf/lean';
 import { DATABASE_NAME_ATTRIBUTES, DATABASE_SYSTEM_ATTRIBUTES, PEER_ATTRIBUTES } from '../traces/service-graph';
 
 /** The attribute keys the main thread's model consumers look up, per kind of owner. */
@@ -82,6 +83,14 @@ export interface PackedSkeleton {
   values: AnyValue[];
 }
 
+/** The span keys' KeySet and firstValues' output, made once per key list (the worker's one). */
+let lookup: { keys: string[]; set: KeySet; values: AnyValue[] } | undefined;
+
+function lookupOf(keys: string[]): { set: KeySet; values: AnyValue[] } {
+  if (lookup?.keys !== keys) lookup = { keys, set: new KeySet(keys), values: new Array<AnyValue>(keys.length) };
+  return lookup;
+}
+
 class Packer {
   readonly shape: number[] = [];
   readonly strings: string[] = [];
@@ -100,6 +109,29 @@ class Packer {
       this.values.push(kv.value);
       n++;
     }
+    this.shape[at] = n;
+  }
+
+  /**
+   * A span's attributes for `keys`: those of a lean span still in bytes found there (the first of
+   * each key, which is all that attributeValue reads), without decoding the others.
+   */
+  spanAttributes(span: Span, keys: string[]): void {
+    if (keys.length === 0 || !attributesInBytes(span)) {
+      this.attributes(span.attributes, keys);
+      return;
+    }
+    const lookup = lookupOf(keys);
+    firstValues(span, lookup.set, lookup.values);
+    const at = this.shape.length;
+    this.shape.push(0);
+    let n = 0;
+    lookup.values.forEach((value, i) => {
+      if (value === undefined) return;
+      this.strings.push(keys[i]);
+      this.values.push(value);
+      n++;
+    });
     this.shape[at] = n;
   }
 
@@ -166,7 +198,7 @@ export function packSkeleton<S extends Signal>(signal: S, data: SignalData[S], k
           p.strings.push(span.traceId, span.spanId, span.traceState, span.parentSpanId, span.name);
           p.numbers.push(span.kind, span.status.code, span.flags);
           p.times.push(span.startTimeUnixNano, span.endTimeUnixNano);
-          p.attributes(span.attributes, keys.span);
+          p.spanAttributes(span, keys.span);
         }
       }
     }
@@ -190,6 +222,7 @@ export function packSkeleton<S extends Signal>(signal: S, data: SignalData[S], k
       }
     }
   } else throw new Error(`no skeleton for ${signal}: metrics are processed on the main thread`);
+  endLookups();
   return p.done();
 }
 
