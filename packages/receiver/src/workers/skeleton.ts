@@ -117,7 +117,7 @@ class Packer {
    * each key, which is all that attributeValue reads), without decoding the others.
    */
   spanAttributes(span: Span, keys: string[]): void {
-    if (keys.length === 0 || !attributesInBytes(span)) {
+    if (!attributesInBytes(span)) {
       this.attributes(span.attributes, keys);
       return;
     }
