@@ -16,6 +16,7 @@ import {
 } from '../src/traces/adjusted-count';
 import { ServiceGraphConsumer } from '../src/traces/service-graph';
 import { SpanMetricsConsumer } from '../src/traces/span-metrics';
+import { modelSpan } from './helpers';
 
 describe('the ot=th threshold', () => {
   test.each([
@@ -84,28 +85,6 @@ describe('the ot=th threshold', () => {
   });
 });
 
-function span(fields: Partial<Span>): Span {
-  return {
-    traceId: '5b8efff798038103d269b633813fc60c',
-    spanId: 'eee19b7ec3c1b174',
-    traceState: '',
-    parentSpanId: '',
-    flags: 0,
-    name: 'GET /',
-    kind: 2,
-    startTimeUnixNano: 1_700_000_000_000_000_000n,
-    endTimeUnixNano: 1_700_000_000_050_000_000n,
-    attributes: [],
-    droppedAttributesCount: 0,
-    events: [],
-    droppedEventsCount: 0,
-    links: [],
-    droppedLinksCount: 0,
-    status: { code: 0, message: '' },
-    ...fields,
-  };
-}
-
 function batch(spans: Span[], resource: KeyValue[]): Batch<'traces'> {
   return {
     signal: 'traces',
@@ -156,9 +135,9 @@ describe('span metrics', () => {
     c.consume(
       batch(
         [
-          span({ traceState: 'ot=th:e' }), // 8
-          span({ attributes: [{ key: 'sampling.multiplier', value: 2.5 }] }),
-          span({}), // 1
+          modelSpan({ traceState: 'ot=th:e' }), // 8
+          modelSpan({ attributes: [{ key: 'sampling.multiplier', value: 2.5 }] }),
+          modelSpan({}), // 1
         ],
         resource,
       ),
@@ -180,12 +159,12 @@ describe('span metrics', () => {
 
   test('service_version is "" without service.version, and can be turned off', () => {
     const on = consumer();
-    on.consume(batch([span({})], [{ key: 'service.name', value: 'shop' }]));
+    on.consume(batch([modelSpan({})], [{ key: 'service.name', value: 'shop' }]));
     expect(lines(on.store, 'traces_spanmetrics_calls_total')[0]).toContain(
       'service="shop",service_version="",span_name',
     );
     const off = consumer('', false);
-    off.consume(batch([span({})], [{ key: 'service.version', value: '2' }]));
+    off.consume(batch([modelSpan({})], [{ key: 'service.version', value: '2' }]));
     expect(lines(off.store, 'traces_spanmetrics_calls_total')[0]).not.toContain('service_version');
   });
 
@@ -201,7 +180,7 @@ describe('span metrics', () => {
       new Registry(),
       pino({ level: 'silent' }),
     );
-    c.consume(batch([span({})], [{ key: 'service.version', value: '2' }]));
+    c.consume(batch([modelSpan({})], [{ key: 'service.version', value: '2' }]));
     expect(lines(c.store, 'traces_spanmetrics_calls_total')[0].match(/service_version=/g)).toHaveLength(1);
   });
 });
@@ -223,14 +202,14 @@ describe('service graph', () => {
     // A sampled request at 25% (th:c): client and server carry the same threshold.
     g.consume(
       batch(
-        [span({ kind: 3, spanId: 'aaaaaaaaaaaaaaaa', traceState: 'ot=th:c' })],
+        [modelSpan({ kind: 3, spanId: 'aaaaaaaaaaaaaaaa', traceState: 'ot=th:c' })],
         [{ key: 'service.name', value: 'web' }],
       ),
     );
     g.consume(
       batch(
         [
-          span({
+          modelSpan({
             kind: 2,
             spanId: 'bbbbbbbbbbbbbbbb',
             parentSpanId: 'aaaaaaaaaaaaaaaa',
@@ -244,7 +223,7 @@ describe('service graph', () => {
     // A database call from a service that sets a multiplier on its resource.
     g.consume(
       batch(
-        [span({ kind: 3, traceId: '1'.repeat(32), attributes: [{ key: 'db.system.name', value: 'postgresql' }] })],
+        [modelSpan({ kind: 3, traceId: '1'.repeat(32), attributes: [{ key: 'db.system.name', value: 'postgresql' }] })],
         [
           { key: 'service.name', value: 'api' },
           { key: 'sampling.multiplier', value: 10 },

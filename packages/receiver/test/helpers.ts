@@ -4,6 +4,7 @@ import {
   type Receiver,
   type ReceiverConfigInput,
   type Signal,
+  type Span,
   startReceiver,
   validateConfig,
 } from '../src';
@@ -149,3 +150,26 @@ export function withoutOffsets<T>(data: T): T {
 }
 
 export { prng } from '../bench/prng';
+
+/** A span of the model (a SERVER span `GET /` of 50 ms, nothing else set), with `fields` over it. */
+export function modelSpan(fields: Partial<Span> = {}): Span {
+  return {
+    traceId: '5b8efff798038103d269b633813fc60c',
+    spanId: 'eee19b7ec3c1b174',
+    traceState: '',
+    parentSpanId: '',
+    flags: 0,
+    name: 'GET /',
+    kind: 2,
+    startTimeUnixNano: 1_700_000_000_000_000_000n,
+    endTimeUnixNano: 1_700_000_000_050_000_000n,
+    attributes: [],
+    droppedAttributesCount: 0,
+    events: [],
+    droppedEventsCount: 0,
+    links: [],
+    droppedLinksCount: 0,
+    status: { code: 0, message: '' },
+    ...fields,
+  };
+}

@@ -22,7 +22,7 @@ import { decodeTraceRequest, decodeTraceRequestLean } from '../src/otlp/protobuf
 import { encodeTraceRequest } from '../src/otlp/protobuf/encode-traces';
 import { attributesInBytes, firstValues, KeySet, LeanSpan } from '../src/otlp/protobuf/lean';
 import { AdjustedCounter } from '../src/traces/adjusted-count';
-import { type Field, kv, pb, prng, span, traceRequest } from './helpers';
+import { type Field, kv, modelSpan, pb, prng, span, traceRequest } from './helpers';
 
 const LIMITS: DecodeLimits = { maxAnyValueDepth: 8, maxDecodedStructures: 20_000 };
 
@@ -378,24 +378,12 @@ describe('lean decoding', () => {
           {
             scope: { name: '', version: '', attributes: [], droppedAttributesCount: 0 },
             schemaUrl: '',
-            spans: values.map((value, i) => ({
-              traceId: '01'.repeat(16),
-              spanId: (i + 1).toString(16).padStart(16, '0'),
-              traceState: '',
-              parentSpanId: '',
-              flags: 0,
-              name: 'op',
-              kind: 2,
-              startTimeUnixNano: 1n,
-              endTimeUnixNano: 2n,
-              attributes: [str('other', 'x'), { key: 'sampling.multiplier', value }],
-              droppedAttributesCount: 0,
-              events: [],
-              droppedEventsCount: 0,
-              links: [],
-              droppedLinksCount: 0,
-              status: { code: 0, message: '' },
-            })),
+            spans: values.map((value, i) =>
+              modelSpan({
+                spanId: (i + 1).toString(16).padStart(16, '0'),
+                attributes: [str('other', 'x'), { key: 'sampling.multiplier', value }],
+              }),
+            ),
           },
         ],
         schemaUrl: '',

@@ -110,7 +110,12 @@ export function attributesInBytes(item: object): item is LazyAttributes {
   return item instanceof LazyAttributes && item.decodedAttributes === undefined;
 }
 
-/** What a span without a status gets (frozen: see decode-traces.ts). */
+/**
+ * What a span without a status gets: one shared, frozen status rather than an object per span (most
+ * spans have none). Frozen, so that code changing a span's own status in place fails loudly instead
+ * of changing every span's. (Shared frozen empty arrays for events and links were tried: consumers'
+ * `for...of` over them then allocated an iterator per loop, 10 KiB more per 100-span request.)
+ */
 export const NO_STATUS: SpanStatus = Object.freeze({ message: '', code: 0 });
 
 /** A span from the lean decoder: the model's Span, its attributes decoded when first read. */
