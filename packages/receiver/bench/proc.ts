@@ -36,12 +36,22 @@ export function enablePinning(): boolean {
 
 /**
  * Starts `node args...`, pinned to the server's CPU when pinning is on and `pin` is not false
- * (taskset execs node: same pid).
+ * (taskset execs node: same pid). With pinning on and `pin` false, on every CPU of the machine: a
+ * child inherits its parent's affinity, and the bench process (the client) is then on CPU 0 only.
  */
 function spawnNode(args: string[], options: SpawnOptions, pin = true): ChildProcess {
-  return pinning && pin
-    ? spawn('taskset', ['-c', SERVER_CPU, process.execPath, ...args], options)
-    : spawn(process.execPath, args, options);
+  if (!pinning) return spawn(process.execPath, args, options);
+  const cpus = pin ? SERVER_CPU : `0-${availableCpus() - 1}`;
+  return spawn('taskset', ['-c', cpus, process.execPath, ...args], options);
+}
+
+/** The machine's CPUs, not this process's (under pinning, os.availableParallelism() is 1 here). */
+export function availableCpus(): number {
+  try {
+    return Number(execFileSync('nproc', ['--all'], { encoding: 'utf8' }).trim()) || availableParallelism();
+  } catch {
+    return availableParallelism();
+  }
 }
 
 const CLOCK_TICKS = (() => {
