@@ -164,6 +164,12 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
+/** `--config FILE` when SONDE_BENCH_CONFIG names one (the receiver's own SONDE_CONFIG is not passed on). */
+export function configArgs(): string[] {
+  const file = process.env.SONDE_BENCH_CONFIG;
+  return file ? ['--config', file] : [];
+}
+
 export interface ReceiverOptions {
   /** Extra node flags (e.g. --cpu-prof). */
   nodeArgs?: string[];

@@ -5,6 +5,8 @@
  * under V8's sampling heap profiler with collected objects kept (young garbage is what the scavenges
  * pay for). Prints the bytes per request by allocating function (self) and by file; the client's own
  * allocations (this file, payloads, node:http's client side) are in the total too, so read the rows.
+ * SONDE_WORKERS=N runs it with intake workers: the rows are then the main thread's (a worker's heap
+ * is its own isolate, which this profiler does not see).
  */
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -38,6 +40,7 @@ const config = loadConfig({
     SONDE_DATA_DIR: dataDir,
     SONDE_TRACE_STORE: process.env.SONDE_TRACE_STORE ?? 'false',
     SONDE_LOG_STORE: 'false',
+    ...(process.env.SONDE_WORKERS ? { SONDE_WORKERS: process.env.SONDE_WORKERS } : {}),
   },
 });
 const receiver = await startReceiver(config, { logger: createLogger('warn') });

@@ -5,6 +5,8 @@
  * fast as it answers. Only the samples of the measured window count (V8's profile clock and
  * process.hrtime are both CLOCK_MONOTONIC). Prints, per function and per category, the self time per
  * request in each case and the difference: what costs more per request at the low rate.
+ * SONDE_BENCH_CONFIG=FILE runs both receivers with `--config FILE` (e.g. every processor off, to see
+ * what decoding and HTTP alone cost at the low rate).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { Agent } from 'node:http';
@@ -12,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { postProtobuf, steady } from './load.ts';
 import { makePayload, makeSpans, type Payload } from './payloads.ts';
-import { type Server, startReceiver } from './proc.ts';
+import { configArgs, type Server, startReceiver } from './proc.ts';
 import type { CallFrame, CpuProfile, ProfileNode } from './profile.ts';
 
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
@@ -99,6 +101,7 @@ async function profiled(
   const server = await startReceiver({
     dataDir,
     env,
+    args: configArgs(),
     nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-name=p.cpuprofile'],
   });
   let from = 0;

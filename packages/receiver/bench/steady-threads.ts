@@ -4,14 +4,14 @@
  * of `npm run bench -- steady`; the CPU of each of its threads (utime + stime from
  * /proc/<pid>/task/<tid>/stat) over the measured window, in % of a core, and per request. Which thread
  * spends the steady-state CPU (intake, the trace store's writer and its write-ahead log's syncs, V8's
- * helpers), which the whole-process figure does not say.
+ * helpers), which the whole-process figure does not say. SONDE_BENCH_CONFIG=FILE: with `--config FILE`.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { steady } from './load.ts';
 import { makePayload, makeSpans } from './payloads.ts';
-import { startReceiver, threadCpu } from './proc.ts';
+import { configArgs, startReceiver, threadCpu } from './proc.ts';
 
 /** CPU seconds by thread name (the main thread as `main`, others as `<name>#<tid>`). */
 function threads(pid: number): Map<string, number> {
@@ -27,7 +27,7 @@ const dataDir = mkdtempSync(join(tmpdir(), 'sonde-bench-steady-threads-'));
 // the bench's steady case has them), so that `SONDE_TRACE_STORE=true` measures the `npm start` default.
 const env: Record<string, string> = {};
 for (const k of ['SONDE_TRACE_STORE', 'SONDE_LOG_STORE']) if (process.env[k]) env[k] = process.env[k] as string;
-const server = await startReceiver({ dataDir, env });
+const server = await startReceiver({ dataDir, env, args: configArgs() });
 try {
   await steady(server, payload, { requestsPerSec: 100, warmupSec: 5, durationSec: 1 });
   const before = threads(server.pid);
