@@ -64,6 +64,8 @@ export interface ThroughputResult {
   spansPerSec: number;
   /** Server CPU over the measured window, in cores (1 = one core busy all the time). */
   serverCores: number;
+  /** The server's main thread alone, in cores. */
+  serverMainCores: number;
   /** The bench process's own CPU (autocannon) over the same window, in cores. */
   clientCores: number;
   /** CPU used by everything else on the machine over the same window, in cores (should be near 0). */
@@ -105,6 +107,7 @@ interface Slice {
   result: Result;
   wallSec: number;
   server: number;
+  serverMain: number;
   client: number;
   other: number;
   steal: number;
@@ -170,6 +173,7 @@ export async function compareMaxThroughput(
       requestsPerSec: ok / durationSec,
       spansPerSec: (ok * payload.spansPerRequest) / durationSec,
       serverCores: sum((x) => x.server * x.wallSec) / wall,
+      serverMainCores: sum((x) => x.serverMain * x.wallSec) / wall,
       clientCores: sum((x) => x.client * x.wallSec) / wall,
       otherCores: sum((x) => x.other * x.wallSec) / wall,
       stealCores: sum((x) => x.steal * x.wallSec) / wall,

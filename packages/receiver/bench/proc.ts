@@ -263,8 +263,8 @@ export async function startSink(): Promise<Server> {
 }
 
 /** CPU seconds (user + system) the process has used since it started. */
-export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+export function cpuSeconds(pid: number, tid?: number): number {
+  const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state): utime is field 14, stime field 15.
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
@@ -282,6 +282,8 @@ export interface CpuWindowResult {
   wallSec: number;
   /** In cores (1 = one core busy all the time). */
   server: number;
+  /** The server's main thread (its JavaScript thread; the rest are V8's and libuv's helpers, and intake workers). */
+  serverMain: number;
   /** The bench process itself (the client). */
   client: number;
   /** Everything else on the machine: other processes, kernel threads. */
@@ -294,17 +296,20 @@ export class CpuWindow {
   private readonly pid: number | undefined;
   private readonly t0 = performance.now();
   private readonly server0: number;
+  private readonly main0: number;
   private readonly client0 = process.cpuUsage();
   private readonly machine0 = machineCpuSeconds();
 
   constructor(pid: number | undefined) {
     this.pid = pid;
     this.server0 = pid === undefined ? 0 : cpuSeconds(pid);
+    this.main0 = pid === undefined ? 0 : cpuSeconds(pid, pid);
   }
 
   end(): CpuWindowResult {
     const wallSec = (performance.now() - this.t0) / 1000;
     const server = this.pid === undefined ? 0 : cpuSeconds(this.pid) - this.server0;
+    const main = this.pid === undefined ? 0 : cpuSeconds(this.pid, this.pid) - this.main0;
     const c = process.cpuUsage(this.client0);
     const client = (c.user + c.system) / 1e6;
     const m = machineCpuSeconds();
@@ -312,6 +317,7 @@ export class CpuWindow {
     return {
       wallSec,
       server: server / wallSec,
+      serverMain: main / wallSec,
       client: client / wallSec,
       other: other / wallSec,
       steal: (m.steal - this.machine0.steal) / wallSec,

@@ -640,26 +640,28 @@ export function renderDoc(report: Report): string {
 
 /** `workers: 0` against `workers: auto`: throughput, CPU per span (every thread), the main thread's share. */
 export function workersTable(w: WorkersBenchResult): string {
-  const us = (r: ThroughputResult) => ((r.serverCores / r.spansPerSec) * 1e6).toFixed(2);
+  const us = (cores: number, r: ThroughputResult) => ((cores / r.spansPerSec) * 1e6).toFixed(2);
+  const row = (workers: string, r: ThroughputResult) => [
+    workers,
+    int(r.spansPerSec),
+    r.serverCores.toFixed(2),
+    us(r.serverCores, r),
+    us(r.serverMainCores, r),
+    us(r.serverCores - r.serverMainCores, r),
+    r.clientCores.toFixed(2),
+    pct(r.otherCores, 0),
+  ];
   return table(
-    ['workers', 'spans/s', 'receiver CPU (cores)', 'CPU µs/span', 'client CPU (cores)', 'other processes'],
     [
-      [
-        '0',
-        int(w.single.spansPerSec),
-        w.single.serverCores.toFixed(2),
-        us(w.single),
-        w.single.clientCores.toFixed(2),
-        pct(w.single.otherCores, 0),
-      ],
-      [
-        String(w.count),
-        int(w.multi.spansPerSec),
-        w.multi.serverCores.toFixed(2),
-        us(w.multi),
-        w.multi.clientCores.toFixed(2),
-        pct(w.multi.otherCores, 0),
-      ],
+      'workers',
+      'spans/s',
+      'receiver CPU (cores)',
+      'CPU µs/span',
+      'main thread µs/span',
+      'other threads µs/span',
+      'client CPU (cores)',
+      'other processes',
     ],
+    [row('0', w.single), row(String(w.count), w.multi)],
   );
 }
