@@ -7,7 +7,7 @@ import { KeyValueList, type ResourceSpans, type Span } from '../src';
 import { DEFAULT_DECODE_LIMITS } from '../src/otlp/limits';
 import { decodeTraceRequest } from '../src/otlp/protobuf/decode-traces';
 import { encodeTraceRequest } from '../src/otlp/protobuf/encode-traces';
-import { withoutOffsets } from './helpers';
+import { modelSpan, withoutOffsets } from './helpers';
 
 const decode = (buf: Buffer) => withoutOffsets(decodeTraceRequest(buf, DEFAULT_DECODE_LIMITS));
 
@@ -80,24 +80,7 @@ function richSpan(): Span {
 }
 
 function emptySpan(): Span {
-  return {
-    traceId: '',
-    spanId: '',
-    traceState: '',
-    parentSpanId: '',
-    flags: 0,
-    name: '',
-    kind: 0,
-    startTimeUnixNano: 0n,
-    endTimeUnixNano: 0n,
-    attributes: [],
-    droppedAttributesCount: 0,
-    events: [],
-    droppedEventsCount: 0,
-    links: [],
-    droppedLinksCount: 0,
-    status: { code: 0, message: '' },
-  };
+  return modelSpan({ traceId: '', spanId: '', name: '', kind: 0, startTimeUnixNano: 0n, endTimeUnixNano: 0n });
 }
 
 function richModel(): ResourceSpans[] {

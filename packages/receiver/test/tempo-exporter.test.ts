@@ -23,7 +23,7 @@ import { OverloadedError, PayloadTooLargeError } from '../src/otlp/errors';
 import { DEFAULT_DECODE_LIMITS } from '../src/otlp/limits';
 import { decodeTraceRequest } from '../src/otlp/protobuf/decode-traces';
 import { encodeTraceRequest } from '../src/otlp/protobuf/encode-traces';
-import { decodeBody, withoutOffsets } from './helpers';
+import { decodeBody, modelSpan, withoutOffsets } from './helpers';
 
 interface Received {
   headers: http.IncomingHttpHeaders;
@@ -81,24 +81,7 @@ class Sink {
 }
 
 function span(name: string): Span {
-  return {
-    traceId: '5b8efff798038103d269b633813fc60c',
-    spanId: 'eee19b7ec3c1b174',
-    traceState: '',
-    parentSpanId: '',
-    flags: 1,
-    name,
-    kind: 2,
-    startTimeUnixNano: 1_700_000_000_000_000_000n,
-    endTimeUnixNano: 1_700_000_000_050_000_000n,
-    attributes: [{ key: 'http.route', value: `/${name}` }],
-    droppedAttributesCount: 0,
-    events: [],
-    droppedEventsCount: 0,
-    links: [],
-    droppedLinksCount: 0,
-    status: { code: 0, message: '' },
-  };
+  return modelSpan({ flags: 1, name, attributes: [{ key: 'http.route', value: `/${name}` }] });
 }
 
 function model(...names: string[]): ResourceSpans[] {

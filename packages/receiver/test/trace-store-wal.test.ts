@@ -20,6 +20,7 @@ import { TraceDb } from '../src/trace-store/db';
 import { lengthPrefix } from '../src/trace-store/scan';
 import { TraceStore, type TraceStoreOptions } from '../src/trace-store/trace-store';
 import { TraceWal } from '../src/trace-store/wal';
+import { modelSpan } from './helpers';
 
 const T0 = 1_700_000_000_000_000_000n;
 const id = (n: number) => n.toString(16).padStart(32, '0');
@@ -33,24 +34,16 @@ function request(traceId: string, spans: number): Buffer {
         {
           scope: { name: 'test', version: '1', attributes: [], droppedAttributesCount: 0 },
           schemaUrl: '',
-          spans: Array.from({ length: spans }, (_, i) => ({
-            traceId,
-            spanId: (i + 1).toString(16).padStart(16, '0'),
-            traceState: '',
-            parentSpanId: '',
-            flags: 0,
-            name: `op-${i}`,
-            kind: 2,
-            startTimeUnixNano: T0 + BigInt(i),
-            endTimeUnixNano: T0 + BigInt(i) + 1_000_000n,
-            attributes: [{ key: 'padding', value: 'p'.repeat(200) }],
-            droppedAttributesCount: 0,
-            events: [],
-            droppedEventsCount: 0,
-            links: [],
-            droppedLinksCount: 0,
-            status: { code: 0, message: '' },
-          })),
+          spans: Array.from({ length: spans }, (_, i) =>
+            modelSpan({
+              traceId,
+              spanId: (i + 1).toString(16).padStart(16, '0'),
+              name: `op-${i}`,
+              startTimeUnixNano: T0 + BigInt(i),
+              endTimeUnixNano: T0 + BigInt(i) + 1_000_000n,
+              attributes: [{ key: 'padding', value: 'p'.repeat(200) }],
+            }),
+          ),
         },
       ],
     },
