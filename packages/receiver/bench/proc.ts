@@ -46,7 +46,7 @@ function spawnNode(args: string[], options: SpawnOptions, pin = true): ChildProc
 }
 
 /** The machine's CPUs, not this process's (under pinning, os.availableParallelism() is 1 here). */
-export function availableCpus(): number {
+function availableCpus(): number {
   try {
     return Number(execFileSync('nproc', ['--all'], { encoding: 'utf8' }).trim()) || availableParallelism();
   } catch {
