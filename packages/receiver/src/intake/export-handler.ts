@@ -75,7 +75,8 @@ export class ExportHandler {
 
   /**
    * Decode, validation and the processors on an intake worker (src/workers/), the consumers here: the
-   * byte consumers take the worker's payload, the model consumers its skeleton of the batch.
+   * byte consumers take the worker's payload (the body itself when the worker left it as it came),
+   * the model consumers its skeleton of the batch.
    */
   private async handleOnWorker<S extends 'traces' | 'logs'>(
     req: ExportRequest<S>,
@@ -94,8 +95,9 @@ export class ExportHandler {
       messages: done.messages,
     };
     const warnings = done.warnings;
-    if (done.kept > 0 && done.payload) {
-      const { buffer, offset, length } = done.payload;
+    if (done.kept > 0) {
+      // The worker sends a payload back only when it is not the body as received.
+      const payload = done.payload;
       const batch: Batch<S> = {
         signal,
         data: unpackSkeleton(signal, done.skeleton as PackedSkeleton),
@@ -104,7 +106,7 @@ export class ExportHandler {
           transport: req.transport,
           encoding: req.encoding,
           receivedAt: Date.now(),
-          raw: Buffer.from(buffer, offset, length),
+          raw: payload ? Buffer.from(payload.buffer, payload.offset, payload.length) : req.body,
           modified: false,
           tenant: req.tenant,
         },

@@ -1,7 +1,8 @@
 /**
  * An intake worker thread (pool.ts starts it): decodes and validates a trace or log request, runs
  * the processors (redaction, attribute limits, built from the same configuration as the main
- * thread's, pipeline/processors.ts), and answers with the payload to forward (moved back), the
+ * thread's, pipeline/processors.ts), and answers with the payload to forward when it is not the body
+ * as received (moved back; the main thread kept the body), the
  * batch's skeleton for the model consumers (skeleton.ts) and the counter increments its processors
  * made (the main thread adds them to its own counters, so /metrics shows one figure).
  */
@@ -123,8 +124,13 @@ port.on('message', (request: ProcessRequest) => {
     }
     pipeline.process(batch);
     const encode = encoders[signal] as (data: typeof batch.data) => Buffer;
-    answer.payload = ownArrayBuffer(requestPayload(batch, encode));
+    const payload = requestPayload(batch, encode);
     const transfer: ArrayBuffer[] = [];
+    // The body as it came is forwarded from the main thread's own copy (protocol.ts says why).
+    if (payload !== body) {
+      answer.payload = ownArrayBuffer(payload);
+      transfer.push(answer.payload.buffer);
+    }
     answer.derived = {};
     for (const { consumer, store } of derive[signal]) {
       (consumer as Consumer<typeof signal>).consume(batch);
@@ -135,13 +141,7 @@ port.on('message', (request: ProcessRequest) => {
     }
     const skeleton = packSkeleton(signal, batch.data, keys);
     answer.skeleton = skeleton;
-    port.postMessage(answer, [
-      ...transfer,
-      answer.payload.buffer,
-      skeleton.numbers.buffer,
-      skeleton.times.buffer,
-      skeleton.shape.buffer,
-    ]);
+    port.postMessage(answer, [...transfer, skeleton.numbers.buffer, skeleton.times.buffer, skeleton.shape.buffer]);
   } catch (err) {
     // What the derived consumers recorded before the failure must not go out with the next request.
     for (const { store } of derive[signal]) store.take();

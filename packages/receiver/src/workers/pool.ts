@@ -1,10 +1,10 @@
 /**
  * The intake workers (`workers` ≥ 1): worker threads that decode, validate and process (redaction,
  * attribute limits) trace and log requests, each with its own processors built from the same
- * configuration (intake-worker.ts). The main thread moves a request's body to the least busy worker
- * (its ArrayBuffer transferred, not copied) and gets back the outcome: the counts and messages of the
- * partial success, the protobuf payload (moved back), the batch's skeleton for the model consumers
- * (skeleton.ts) and the processors' counter increments.
+ * configuration (intake-worker.ts). The main thread sends a copy of a request's body to the least
+ * busy worker (its ArrayBuffer transferred) and gets back the outcome: the counts and messages of the
+ * partial success, the protobuf payload when it is not the body as received (moved back), the
+ * batch's skeleton for the model consumers (skeleton.ts) and the processors' counter increments.
  *
  * - Bounded: each worker holds at most `maxInFlightPerWorker` requests; when every worker holds that
  *   many, a request is refused with 503 + Retry-After (counted `max_requests_per_worker`).
@@ -23,8 +23,8 @@ import type { SelfMetrics } from '../self-metrics';
 import { resolveWorkers } from './config';
 import {
   type CounterIncrement,
+  copiedArrayBuffer,
   type FailedRequest,
-  ownArrayBuffer,
   type ProcessRequest,
   type WorkerAnswer,
   type WorkerSettings,
@@ -135,7 +135,7 @@ export class IntakeWorkers {
   }
 
   /**
-   * Processes one request on the least busy worker: `body` is moved there (unusable here afterwards).
+   * Processes one request on the least busy worker, which gets a copy of `body` (the caller keeps it).
    * Resolves with the worker's answer (a failed one carries the error to answer); throws an
    * OverloadedError when every worker has its `max_requests_per_worker` in hand, or when none runs.
    */
@@ -149,7 +149,7 @@ export class IntakeWorkers {
       );
     }
     const id = this.nextId++;
-    const { buffer, offset, length } = ownArrayBuffer(body);
+    const { buffer, offset, length } = copiedArrayBuffer(body);
     const request: ProcessRequest = { id, signal, encoding, buffer, offset, length };
     const worker = slot.worker;
     return new Promise<WorkerAnswer>((resolve, reject) => {
@@ -158,7 +158,7 @@ export class IntakeWorkers {
       try {
         worker.postMessage(request, [buffer]);
       } catch (err) {
-        // Not sent (the body could not be moved): the slot must not wait for an answer.
+        // Not sent (the copy could not be moved): the slot must not wait for an answer.
         slot.pending.delete(id);
         reject(err);
       }

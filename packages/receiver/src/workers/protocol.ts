@@ -1,7 +1,10 @@
 /**
  * The messages between the main thread and an intake worker (intake-worker.ts, pool.ts). A request's
- * body goes to the worker moved, not copied (its ArrayBuffer transferred), and its payload comes back
- * the same way.
+ * body goes to the worker as a copy, and the main thread keeps its own: a payload comes back (moved,
+ * its ArrayBuffer transferred) only when it is not the body as received. Each buffer a thread is
+ * handed counts towards its heap's external memory until a collection finds it unused, and the main
+ * thread, which allocates little, collects seldom: receiving every payload back made V8 run a full
+ * collection there every 100 ms or so (docs/performance-history.md, 2026-12-05 evening).
  */
 import type { ReceiverConfig } from '../config/schema';
 import type { Signal } from '../model';
@@ -39,7 +42,10 @@ export interface ProcessedRequest {
   warnings: string[];
   /** The estimated size of what the request decoded into (memory admission). */
   decodedBytes: number;
-  /** The protobuf to forward and store (the body as received, patched or encoded anew); absent when no item was kept. */
+  /**
+   * The protobuf to forward and store when it is not the body as received (patched or encoded anew);
+   * absent when no item was kept, or when the body is forwarded as it came (the main thread has it).
+   */
   payload?: { buffer: ArrayBuffer; offset: number; length: number };
   /** The batch reduced to what the main thread's model consumers read (skeleton.ts). */
   skeleton?: PackedSkeleton;
@@ -65,6 +71,13 @@ export interface FailedRequest {
 }
 
 export type WorkerAnswer = ProcessedRequest | FailedRequest;
+
+/** A copy of the bytes of `buf` in an ArrayBuffer of their own, to transfer. */
+export function copiedArrayBuffer(buf: Uint8Array): { buffer: ArrayBuffer; offset: number; length: number } {
+  const copy = new Uint8Array(buf.byteLength);
+  copy.set(buf);
+  return { buffer: copy.buffer, offset: 0, length: copy.byteLength };
+}
 
 /** The bytes of `buf` as a transferable ArrayBuffer: its own when it spans it whole, else a copy. */
 export function ownArrayBuffer(buf: Uint8Array): { buffer: ArrayBuffer; offset: number; length: number } {
