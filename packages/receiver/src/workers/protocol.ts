@@ -84,7 +84,5 @@ export function ownArrayBuffer(buf: Uint8Array): { buffer: ArrayBuffer; offset: 
   if (buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength && buf.buffer instanceof ArrayBuffer) {
     return { buffer: buf.buffer, offset: 0, length: buf.byteLength };
   }
-  const copy = new Uint8Array(buf.byteLength);
-  copy.set(buf);
-  return { buffer: copy.buffer, offset: 0, length: copy.byteLength };
+  return copiedArrayBuffer(buf);
 }
