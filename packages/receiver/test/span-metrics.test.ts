@@ -5,26 +5,10 @@ import type { Batch, KeyValue, Span } from '../src';
 import { renderFamily } from '../src/series/exposition';
 import type { Family } from '../src/series/store';
 import { SpanMetricsConsumer } from '../src/traces/span-metrics';
+import { modelSpan } from './helpers';
 
 function span(name: string, attributes: KeyValue[] = [], kind = 2, code = 0): Span {
-  return {
-    traceId: '5b8efff798038103d269b633813fc60c',
-    spanId: 'eee19b7ec3c1b174',
-    traceState: '',
-    parentSpanId: '',
-    flags: 0,
-    name,
-    kind,
-    startTimeUnixNano: 1_700_000_000_000_000_000n,
-    endTimeUnixNano: 1_700_000_000_050_000_000n,
-    attributes,
-    droppedAttributesCount: 0,
-    events: [],
-    droppedEventsCount: 0,
-    links: [],
-    droppedLinksCount: 0,
-    status: { code, message: '' },
-  };
+  return modelSpan({ name, attributes, kind, status: { code, message: '' } });
 }
 
 function batch(spans: Span[], resource: KeyValue[] = [{ key: 'service.name', value: 'shop' }]): Batch<'traces'> {
