@@ -4,6 +4,9 @@
  * connections in alternating slices; per slice, the spans accepted per second and the CPU of every
  * thread of the receiver (utime + stime from /proc/<pid>/task/<tid>/stat), as CPU per span (all
  * threads) and the main thread's share. The client runs in this process, on the same machine.
+ * BASE_BIN=<another build's bin/sonde-receiver.js> compares two builds instead, both with N workers
+ * (the first row is that build); SONDE_BENCH_CONFIG=FILE gives both `--config FILE`; CONNECTIONS
+ * sets the number of connections.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent } from 'node:http';
@@ -11,26 +14,30 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { postProtobuf } from './load.ts';
 import { makePayload, makeSpans } from './payloads.ts';
-import { type Server, startReceiver, threadCpu } from './proc.ts';
+import { configArgs, type Server, startReceiver, threadCpu } from './proc.ts';
 
 const workers = Number(process.argv[2] ?? 2);
 const sliceSec = Number(process.argv[3] ?? 5);
 const rounds = Number(process.argv[4] ?? 4);
-const CONNECTIONS = 8;
+const CONNECTIONS = Number(process.env.CONNECTIONS ?? 8);
+const baseBin = process.env.BASE_BIN;
 const SPANS = 500;
 
 const payload = makePayload(await makeSpans(SPANS * 4), SPANS, 4);
 const dirs: string[] = [];
-const start = async (n: number) => {
+const start = async (name: string, n: number, bin?: string) => {
   const dataDir = mkdtempSync(join(tmpdir(), `sonde-bench-workers-${n}-`));
   dirs.push(dataDir);
-  return { n, server: await startReceiver({ dataDir, env: { SONDE_WORKERS: String(n) } }) };
+  const env = { SONDE_WORKERS: String(n) };
+  return { name, server: await startReceiver({ dataDir, env, bin, args: configArgs() }) };
 };
-const receivers = [await start(0), await start(workers)];
+const receivers = baseBin
+  ? [await start(`base workers=${workers}`, workers, baseBin), await start(`this workers=${workers}`, workers)]
+  : [await start('workers=0', 0), await start(`workers=${workers}`, workers)];
 
 function cpu(pid: number): { all: number; main: number } {
   const r = receivers.find((x) => x.server.pid === pid);
-  if (r && r.server.child.exitCode !== null) throw new Error(`workers=${r.n} exited:\n${r.server.output()}`);
+  if (r && r.server.child.exitCode !== null) throw new Error(`${r.name} exited:\n${r.server.output()}`);
   let all = 0;
   let main = 0;
   for (const [tid, t] of threadCpu(pid)) {
@@ -63,7 +70,7 @@ async function load(server: Server, seconds: number): Promise<number> {
   return ok * SPANS;
 }
 
-const totals = new Map<number, { spans: number; seconds: number; cpu: number; main: number }>();
+const totals = new Map<string, { spans: number; seconds: number; cpu: number; main: number }>();
 try {
   for (const r of receivers) await load(r.server, 3);
   for (let round = 0; round < rounds; round++) {
@@ -73,26 +80,26 @@ try {
       const spans = await load(r.server, sliceSec);
       const seconds = (performance.now() - t0) / 1000;
       const after = cpu(r.server.pid);
-      const t = totals.get(r.n) ?? { spans: 0, seconds: 0, cpu: 0, main: 0 };
+      const t = totals.get(r.name) ?? { spans: 0, seconds: 0, cpu: 0, main: 0 };
       t.spans += spans;
       t.seconds += seconds;
       t.cpu += after.all - before.all;
       t.main += after.main - before.main;
-      totals.set(r.n, t);
+      totals.set(r.name, t);
       console.log(
-        `round ${round} workers=${r.n}: ${Math.round(spans / seconds)} spans/s, ` +
+        `round ${round} ${r.name}: ${Math.round(spans / seconds)} spans/s, ` +
           `${(((after.all - before.all) / spans) * 1e6).toFixed(2)} µs CPU/span (main thread ${(((after.main - before.main) / spans) * 1e6).toFixed(2)})`,
       );
     }
   }
-  const base = totals.get(0);
-  for (const [n, t] of totals) {
+  const base = totals.get(receivers[0].name);
+  for (const [name, t] of totals) {
     const rate = t.spans / t.seconds;
     const perSpan = (t.cpu / t.spans) * 1e6;
     console.log(
-      `workers=${n}: ${Math.round(rate)} spans/s, ${perSpan.toFixed(2)} µs CPU/span, main thread ${((t.main / t.spans) * 1e6).toFixed(2)} µs/span, ` +
+      `${name}: ${Math.round(rate)} spans/s, ${perSpan.toFixed(2)} µs CPU/span, main thread ${((t.main / t.spans) * 1e6).toFixed(2)} µs/span, ` +
         `${((t.cpu / t.seconds) * 100).toFixed(0)}% CPU` +
-        (base && n !== 0
+        (base && t !== base
           ? `; ×${(rate / (base.spans / base.seconds)).toFixed(2)} throughput, ×${(perSpan / ((base.cpu / base.spans) * 1e6)).toFixed(2)} CPU/span`
           : ''),
     );
