@@ -359,6 +359,7 @@ async function main(): Promise<void> {
   const throughput: ThroughputResult[] = [];
   let steadyResult: SteadyResult;
   let steadySink: SteadyResult;
+  const steadyFloors: Report['steadyFloors'] = {};
   let profile: ProfileSummary | undefined;
   let fullPath: ThroughputResult[] = [];
   let outageSlices: OutageSlice[] = [];
@@ -371,20 +372,22 @@ async function main(): Promise<void> {
         `max throughput, ${payload.spansPerRequest} spans/request: fresh sink and receiver, ${SETTINGS.connections} connections, ` +
           `${SETTINGS.warmupSec} s warm-up each, then ${SETTINGS.durationSec} s each in ${SETTINGS.rounds} alternating slices`,
       );
-      const sink = await startSink();
+      // The floors come along: the sink that also decodes, and the one that decodes and redacts.
+      const sinks = [await startSink(), await startSink('decode'), await startSink('redact')];
       try {
         const results = await withServer(
           () => startReceiver({ dataDir }),
-          (receiver) => compareMaxThroughput([sink, receiver], payload, SETTINGS, log),
+          (receiver) => compareMaxThroughput([...sinks, receiver], payload, SETTINGS, log),
         );
         for (const r of results) {
           throughput.push(r);
           log(`  ${describeThroughput(r)}`);
         }
       } catch (err) {
-        throw new Error(`${(err as Error).message}\n--- sink output ---\n${sink.output()}`);
+        const outputs = sinks.map((sink) => `--- ${sink.name} output ---\n${sink.output()}`).join('\n');
+        throw new Error(`${(err as Error).message}\n${outputs}`);
       } finally {
-        await sink.stop();
+        for (const sink of sinks) await sink.stop();
       }
     }
 
@@ -416,6 +419,25 @@ async function main(): Promise<void> {
       `  sink: ${(steadySink.serverCores * 100).toFixed(2)}% of a core (other processes ${(steadySink.otherCores * 100).toFixed(1)}%), RSS avg ${mib(steadySink.rssAvg).toFixed(1)} MiB, ` +
         `peak ${mib(Math.max(steadySink.rssPeak, steadySink.hwm)).toFixed(1)} MiB (VmHWM)`,
     );
+
+    log(
+      'steady (floors): the sink that also decodes, then the one that decodes and redacts, same rate, fresh processes',
+    );
+    for (const work of ['decode', 'redact'] as const) {
+      const r = await withServer(
+        () => startSink(work),
+        (server) =>
+          steady(server, payloads[0], {
+            requestsPerSec: SETTINGS.steadyRequestsPerSec,
+            warmupSec: SETTINGS.steadyWarmupSec,
+            durationSec: SETTINGS.steadySec,
+          }),
+      );
+      steadyFloors[work] = r;
+      log(
+        `  ${work}-sink: ${(r.serverCores * 100).toFixed(2)}% of a core (other processes ${(r.otherCores * 100).toFixed(1)}%)`,
+      );
+    }
 
     log(
       'full trace path: intake + span metrics + service graph + export to a second bare sink standing in for Tempo, ' +
@@ -504,6 +526,7 @@ async function main(): Promise<void> {
     throughput,
     steady: steadyResult,
     steadySink,
+    steadyFloors,
     revision: revision(),
     decode,
     decodeOtherCores: decodeCpu.other,

@@ -31,6 +31,8 @@ export interface Report {
   steady: SteadyResult;
   /** The bare sink under the same steady load, for reference. */
   steadySink: SteadyResult;
+  /** The sinks that also decode (`decode`), and decode and redact (`redact`), under the same steady load: the floors. */
+  steadyFloors: Partial<Record<'decode' | 'redact', SteadyResult>>;
   /** The commit the receiver was built from. */
   revision: string;
   decode: DecodeBenchResult;
@@ -87,16 +89,46 @@ function table(header: string[], rows: string[][]): string {
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
-function pairs(report: Report): { size: number; sink: ThroughputResult; receiver: ThroughputResult; ratio: number }[] {
+/** The sinks that do part of a receiver's work (bench/sink.ts SINK_WORK), as the tables name them. */
+const FLOOR_SINKS: Record<string, string> = {
+  'decode-sink': 'sink that decodes (floor)',
+  'redact-sink': 'sink that decodes and redacts (floor)',
+};
+
+interface Pair {
+  size: number;
+  sink: ThroughputResult;
+  receiver: ThroughputResult;
+  ratio: number;
+  /** The floor sinks measured in the same slices, if any. */
+  floors: ThroughputResult[];
+  /** The sink that decodes and redacts against the bare sink: the most a default receiver could reach. */
+  redactFloor: number | undefined;
+}
+
+function pairs(report: Report): Pair[] {
   const sizes = [...new Set(report.throughput.map((r) => r.spansPerRequest))];
   return sizes.map((size) => {
     const sink = report.throughput.find((r) => r.spansPerRequest === size && r.server === 'sink') as ThroughputResult;
     const receiver = report.throughput.find(
       (r) => r.spansPerRequest === size && r.server === 'receiver',
     ) as ThroughputResult;
-    return { size, sink, receiver, ratio: receiver.spansPerSec / sink.spansPerSec };
+    const floors = report.throughput.filter((r) => r.spansPerRequest === size && r.server in FLOOR_SINKS);
+    const redact = floors.find((r) => r.server === 'redact-sink');
+    return {
+      size,
+      sink,
+      receiver,
+      ratio: receiver.spansPerSec / sink.spansPerSec,
+      floors,
+      redactFloor: redact && redact.spansPerSec / sink.spansPerSec,
+    };
   });
 }
+
+/** "; the sink that decodes and redacts: 31.0%" for a target's measured cell, when it was measured. */
+const floorNote = (text: string | undefined) =>
+  text === undefined ? '' : `; the sink that decodes and redacts: ${text}`;
 
 /** CPU per 10k spans/s, as a share of one core. */
 const cpuPer10k = (r: ThroughputResult) => r.serverCores / (r.spansPerSec / 10_000);
@@ -104,15 +136,16 @@ const cpuPer10k = (r: ThroughputResult) => r.serverCores / (r.spansPerSec / 10_0
 export function throughputTable(report: Report): string {
   const rows: string[][] = [];
   for (const p of pairs(report)) {
-    for (const r of [p.sink, p.receiver]) {
+    for (const r of [p.sink, ...p.floors, p.receiver]) {
+      const ratio = pct(r.spansPerSec / p.sink.spansPerSec);
       rows.push([
         String(p.size),
         kib(r.requestBytes),
-        r.server === 'sink' ? 'bare node:http sink' : 'sonde receiver',
+        r.server === 'sink' ? 'bare node:http sink' : (FLOOR_SINKS[r.server] ?? 'sonde receiver'),
         int(r.spansPerSec),
         `${int(r.sliceMinSpansPerSec)} – ${int(r.sliceMaxSpansPerSec)}`,
         int(r.requestsPerSec),
-        r.server === 'sink' ? '100%' : `**${pct(p.ratio)}**`,
+        r.server === 'sink' ? '100%' : r.server === 'receiver' ? `**${ratio}**` : ratio,
         pct(r.serverCores, 0),
         pct(cpuPer10k(r), 2),
         mib(r.rssPeak),
@@ -169,7 +202,14 @@ export function steadyTable(report: Report): string {
       'requests 2xx / sent',
       'other processes CPU',
     ],
-    [row('sonde receiver', report.steady, true), row('bare node:http sink (reference)', report.steadySink, false)],
+    [
+      row('sonde receiver', report.steady, true),
+      row('bare node:http sink (reference)', report.steadySink, false),
+      ...(['decode', 'redact'] as const).flatMap((work) => {
+        const r = report.steadyFloors[work];
+        return r ? [row(FLOOR_SINKS[`${work}-sink`], r, false)] : [];
+      }),
+    ],
   );
 }
 
@@ -213,7 +253,7 @@ export function targets(report: Report): TargetRow[] {
   for (const p of ps) {
     rows.push({
       target: `ingest ≥ ${pct(TARGETS.ingestShareOfSink, 0)} of the bare sink's throughput (${p.size} spans/request)`,
-      measured: `${pct(p.ratio)} (${int(p.receiver.spansPerSec)} vs ${int(p.sink.spansPerSec)} spans/s)`,
+      measured: `${pct(p.ratio)} (${int(p.receiver.spansPerSec)} vs ${int(p.sink.spansPerSec)} spans/s${floorNote(p.redactFloor === undefined ? undefined : pct(p.redactFloor))})`,
       ok: p.ratio >= TARGETS.ingestShareOfSink,
     });
   }
@@ -260,7 +300,7 @@ export function targets(report: Report): TargetRow[] {
   const cpuTimes = s.serverCores / sink.serverCores;
   rows.push({
     target: `steady 10,000 spans/s in batches of 100: CPU ≤ ${TARGETS.steadyCpuTimesSink}× the bare sink's`,
-    measured: `${cpuTimes.toFixed(2)}× (${pct(s.serverCores, 2)} vs ${pct(sink.serverCores, 2)} of a core)`,
+    measured: `${cpuTimes.toFixed(2)}× (${pct(s.serverCores, 2)} vs ${pct(sink.serverCores, 2)} of a core${floorNote(report.steadyFloors.redact && `${(report.steadyFloors.redact.serverCores / sink.serverCores).toFixed(2)}×`)})`,
     ok: cpuTimes <= TARGETS.steadyCpuTimesSink,
   });
   const peak = Math.max(s.rssPeak, s.hwm);
@@ -450,6 +490,7 @@ export function maxOtherCores(report: Report): number {
     report.decodeOtherCores,
     report.steady.otherCores,
     report.steadySink.otherCores,
+    ...Object.values(report.steadyFloors).map((r) => r.otherCores),
     ...report.throughput.map((r) => r.otherCores),
   );
 }
@@ -490,6 +531,21 @@ function readingNotes(report: Report): string[] {
   notes.push(
     `- **Steady load.** At 10,000 spans/s the receiver used ${pct(s.serverCores, 1)} of a core and peaked at ${mib(peak(s))}; the bare sink, under the same load, used ${pct(k.serverCores, 1)} and peaked at ${mib(peak(k))}. On this machine that is the floor for any Node.js HTTP server taking this traffic; the receiver's own share on top of it is ${pct(Math.max(0, s.serverCores - k.serverCores), 1)} of a core and ${mib(Math.max(0, peak(s) - peak(k)))}.`,
   );
+  const floors = (['decode', 'redact'] as const).map((work) => ({
+    work,
+    shares: ps
+      .map((p) => p.floors.find((r) => r.server === `${work}-sink`))
+      .map((r, i) => r && r.spansPerSec / ps[i].sink.spansPerSec),
+    steady: report.steadyFloors[work],
+  }));
+  if (floors.every((f) => f.steady && f.shares.every((x) => x !== undefined))) {
+    const [decode, redact] = floors;
+    const shares = (f: (typeof floors)[number]) => f.shares.map((x) => pct(x ?? 0)).join(' and ');
+    const times = (f: (typeof floors)[number]) => `${((f.steady?.serverCores ?? 0) / k.serverCores).toFixed(2)}×`;
+    notes.push(
+      `- **Floors.** A sink that also decodes each request with the receiver's decoder took ${shares(decode)} of the bare sink's throughput (${ps.map((p) => p.size).join(' and ')} spans/request), and one that also runs the default redaction ${shares(redact)}; at the steady rate they used ${times(decode)} and ${times(redact)} the bare sink's CPU. That is as far as a receiver with this decoder and the default redaction could go before it derives, stores or forwards anything, or answers through its own HTTP stack: a target beyond it needs a faster decoder or redaction, not a leaner receiver around them.`,
+    );
+  }
   const r100 = ps.find((p) => p.size === s.spansPerRequest);
   if (r100) {
     const reqRate = report.settings.steadyRequestsPerSec;
@@ -553,7 +609,7 @@ export function renderDoc(report: Report): string {
     '## Method',
     '',
     `- **Payloads.** ${s.variants * 500} spans made with the OpenTelemetry JS SDK (\`@opentelemetry/sdk-trace\` TracerProvider, InMemorySpanExporter) and serialized with its own \`ProtobufTraceSerializer.serializeRequest\` (\`@opentelemetry/otlp-transformer\`): traces of one SERVER span and 3–7 CLIENT/INTERNAL children, 11 attributes per span (\`http.method\`, \`http.route\`, \`url.full\`, \`http.status_code\`, \`server.address\`, \`server.port\`, \`user_agent.original\` and four \`app.*\` of string, int, bool and double type), one event on about a third of the spans and an \`exception\` event (with a stack trace) on about a tenth, two instrumentation scopes, one resource of 14 attributes. ${s.variants} different requests of each size, cycled through: 100 spans (~${(report.payloadBytes[100] / 1024).toFixed(0)} KiB) and 500 spans (~${(report.payloadBytes[500] / 1024).toFixed(0)} KiB). A seeded generator makes the same bytes every run.`,
-    '- **Servers**, each a child process started fresh for each case: the receiver through its CLI (`bin/sonde-receiver.js`, built `dist/`) with its default configuration, `SONDE_LOG_LEVEL=warn`, every listener on 127.0.0.1; and a bare sink (`bench/sink.ts`, run as plain JavaScript like the built receiver), a `node:http` server that reads each body into one Buffer and answers 200 with an empty body.',
+    "- **Servers**, each a child process started fresh for each case: the receiver through its CLI (`bin/sonde-receiver.js`, built `dist/`) with its default configuration, `SONDE_LOG_LEVEL=warn`, every listener on 127.0.0.1; and a bare sink (`bench/sink.ts`, run as plain JavaScript like the built receiver), a `node:http` server that reads each body into one Buffer and answers 200 with an empty body. Two more sinks, the floors, do the same and also decode each body with the receiver's decoder (its built `dist/`, default limits), one of them then running the default redaction over the spans: what any receiver with this decoder must do with a request before it derives or stores anything, with the privacy default and without. The sinks run with glibc's malloc thresholds fixed (`MALLOC_MMAP_THRESHOLD_` 4 MiB, `MALLOC_TRIM_THRESHOLD_` 16 MiB; `bench/proc.ts`, `SINK_MALLOC_ENV`): with glibc's defaults they kept giving back the top of their heap and growing it again, request after request, which the receiver does not (1 `brk` in 8,000 requests under `strace -c`); at 100 spans/request the bare sink took 1.46× the spans/s with them (2026-12-05), at 500 1.03×. The sink's figures at 100 spans/request before that date were taken without them.",
     `- **Client**: autocannon in the bench process, the same for both servers: ${s.connections} connections, no pipelining, \`POST /v1/traces\` with \`content-type: application/x-protobuf\`, ${s.warmupSec} s warm-up for each server, then ${s.durationSec} s measured for each in ${s.rounds} slices that alternate between sink and receiver (both alive, started fresh for each request size), so that a slow patch of the machine does not fall on one of them only. spans/s = 2xx responses × spans per request ÷ duration.`,
     report.pinned
       ? '- **CPU pinning** (`--pin`, `taskset`): after the decoder micro-benchmark, every server runs on CPU 1 only and the bench process (the client) on CPU 0 only, so the server under test has exactly one core, its GC and libuv threads included.'

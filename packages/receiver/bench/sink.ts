@@ -1,6 +1,7 @@
 /**
  * The bare sink the receiver is compared with: a plain node:http server that reads each request's
- * whole body into one Buffer (the least any receiver must do) and answers 200 with an empty body.
+ * whole body into one Buffer (the least any receiver must do) and answers 200 with an empty body;
+ * with SINK_WORK (below) it also decodes, or decodes and redacts, and answers 400 to what does not decode.
  * Listens on 127.0.0.1, on the port in SINK_PORT (0 for any), and prints {"port":N} once listening.
  *
  * Keep this file free of type syntax: the bench runs it as plain JavaScript (`node --input-type=module
@@ -8,9 +9,34 @@
  * the receiver, built to JavaScript, does not either.
  */
 import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
 
 let requests = 0;
 let bytes = 0;
+
+/**
+ * SINK_WORK=decode also decodes each body with the receiver's protobuf decoder (its built dist/, in
+ * SINK_RECEIVER_DIST); SINK_WORK=redact decodes and runs the default redaction over the spans. These
+ * are the floors of the comparison: the least a receiver must do with each request before it derives
+ * anything, with redaction (the default) and without.
+ */
+const work = process.env.SINK_WORK ?? '';
+const receiverWork = (() => {
+  if (work === '') return undefined;
+  if (work !== 'decode' && work !== 'redact') throw new Error(`SINK_WORK=${work}: expected decode or redact`);
+  const require = createRequire(`${process.env.SINK_RECEIVER_DIST}/`);
+  const { decodeTraceRequest } = require('./otlp/protobuf/decode-traces.js');
+  const { DEFAULT_DECODE_LIMITS } = require('./otlp/limits.js');
+  const { configSchema, toRedactionConfig } = require('./config/schema.js');
+  const { Redaction } = require('./pipeline/redaction.js');
+  const { Registry } = require('prom-client');
+  const redaction = new Redaction(toRedactionConfig(configSchema.parse({}).redaction), new Registry());
+  return {
+    decode: decodeTraceRequest,
+    limits: DEFAULT_DECODE_LIMITS,
+    processor: work === 'redact' ? redaction.processor() : undefined,
+  };
+})();
 
 const server = createServer((req, res) => {
   const chunks = new Array(0); // any[], as no type annotation may be written here
@@ -19,6 +45,16 @@ const server = createServer((req, res) => {
     const body = Buffer.concat(chunks);
     requests++;
     bytes += body.length;
+    try {
+      if (receiverWork) {
+        const data = receiverWork.decode(body, receiverWork.limits, { longestString: 0, mostAttributes: 0 });
+        receiverWork.processor?.process({ signal: 'traces', data, context: { modified: false }, warnings: [] });
+      }
+    } catch (err) {
+      res.writeHead(400, { 'content-type': 'text/plain' });
+      res.end(String(err));
+      return;
+    }
     res.writeHead(200, { 'content-length': '0' });
     res.end();
   });

@@ -1,9 +1,9 @@
 /**
  * The steady case (100 requests of 100 spans a second) against several servers, alternating, with
  * each thread's CPU (`node bench/steady-ab.ts [--seconds 15] [--rounds 3] VARIANT...`), so that two
- * builds or two sets of flags are compared under the same machine load. A VARIANT is `sink`, or
- * `name[:key=value]...` with keys `bin` (another build's bin/sonde-receiver.js), `node` (node flags,
- * space-separated), `args` (the receiver's, space-separated: `--config FILE`) and `env` (NAME=VALUE;NAME=VALUE). Every round starts each server afresh, warms it
+ * builds or two sets of flags are compared under the same machine load. VARIANTs are written as
+ * bench/variants.ts says: `sink`, `decode-sink`, `redact-sink`, or a receiver `name[:key=value]...`
+ * (another build, node flags, the receiver's arguments, environment). Every round starts each server afresh, warms it
  * up 5 s, then measures; prints each run's CPU per request (main thread, the rest) and the medians.
  * With --together, each round runs every server at once (each with its own client), so that they share
  * the machine's load of the moment: on a shared machine, the pairwise comparison is then much steadier.
@@ -18,7 +18,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { steady } from './load.ts';
 import { makePayload, makeSpans } from './payloads.ts';
-import { type Server, startReceiver, startSink, threadCpu } from './proc.ts';
+import { type Server, threadCpu } from './proc.ts';
+import { parseVariant } from './variants.ts';
 
 /** CPU seconds of the main thread and of all the others. */
 function mainAndOthers(pid: number): { main: number; other: number } {
@@ -29,33 +30,6 @@ function mainAndOthers(pid: number): { main: number; other: number } {
     else other += t.cpu;
   }
   return { main, other };
-}
-
-interface Variant {
-  name: string;
-  start(dataDir: string): Promise<Server>;
-}
-
-function parseVariant(spec: string): Variant {
-  if (spec === 'sink') return { name: 'sink', start: () => startSink() };
-  const [name, ...pairs] = spec.split(':');
-  let bin: string | undefined;
-  let nodeArgs: string[] = [];
-  let args: string[] = [];
-  const env: Record<string, string> = {};
-  for (const pair of pairs) {
-    const eq = pair.indexOf('=');
-    const key = pair.slice(0, eq);
-    const value = pair.slice(eq + 1);
-    if (key === 'bin') bin = value;
-    else if (key === 'args') args = value.split(' ').filter(Boolean);
-    else if (key === 'node') nodeArgs = value.split(' ').filter(Boolean);
-    else if (key === 'env')
-      for (const kv of value.split(';').filter(Boolean))
-        env[kv.slice(0, kv.indexOf('='))] = kv.slice(kv.indexOf('=') + 1);
-    else throw new Error(`unknown key ${key} in variant ${spec}`);
-  }
-  return { name, start: (dataDir) => startReceiver({ dataDir, bin, nodeArgs, env, args }) };
 }
 
 const { values, positionals } = parseArgs({
