@@ -237,8 +237,10 @@ export type SinkWork = '' | 'decode' | 'redact';
  * spans/request, `brk` 0.06 times a request for the bare sink, 0.42 for the one that decodes and 0.64
  * for the one that also redacts, each growth paid again in page faults; the system time per request
  * (`/proc/<pid>/stat`) came to 21, 60 and 78 µs, and the receiver's to 32 (it called `brk` once in
- * 8,000 requests: something in its start raised glibc's thresholds, which a large enough freed block
- * does). With these values: 16, 24 and 22 µs, and 21% more requests/s for the bare sink (2026-12-05).
+ * 8,000 requests: presumably something in its start frees a block large enough to raise glibc's
+ * dynamic thresholds). With these values: 16, 24 and 22 µs (those figures from throwaway scripts,
+ * 2026-12-05), and the bare sink took 1.46× the spans/s at 100 spans/request and 1.03× at 500
+ * (`node bench/throughput-ab.ts --pin --spans 100 'sink:env=MALLOC_TRIM_THRESHOLD_=;MALLOC_MMAP_THRESHOLD_=' sink`).
  * The mmap threshold keeps even 500-span bodies (279 KiB) on the heap, where the receiver's dynamic
  * threshold has them. An entry of `env` in startSink set to '' removes one.
  */

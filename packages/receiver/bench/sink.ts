@@ -30,12 +30,9 @@ const receiverWork = (() => {
   const { configSchema, toRedactionConfig } = require('./config/schema.js');
   const { Redaction } = require('./pipeline/redaction.js');
   const { Registry } = require('prom-client');
-  const redaction = new Redaction(toRedactionConfig(configSchema.parse({}).redaction), new Registry());
-  return {
-    decode: decodeTraceRequest,
-    limits: DEFAULT_DECODE_LIMITS,
-    processor: work === 'redact' ? redaction.processor() : undefined,
-  };
+  const redaction =
+    work === 'redact' ? new Redaction(toRedactionConfig(configSchema.parse({}).redaction), new Registry()) : undefined;
+  return { decode: decodeTraceRequest, limits: DEFAULT_DECODE_LIMITS, processor: redaction?.processor() };
 })();
 
 const server = createServer((req, res) => {

@@ -38,10 +38,9 @@ export function parseVariant(spec: string): Variant {
         env[kv.slice(0, kv.indexOf('='))] = kv.slice(kv.indexOf('=') + 1);
     else throw new Error(`unknown key ${key} in variant ${spec}`);
   }
-  const work = SINKS[spec.split(':')[0]];
-  if (work !== undefined) {
+  if (Object.hasOwn(SINKS, name)) {
     if (bin !== undefined || args.length > 0) throw new Error(`${spec}: a sink takes only node and env`);
-    return { name, start: () => startSink(work, { nodeArgs, env }) };
+    return { name, start: () => startSink(SINKS[name], { nodeArgs, env }) };
   }
   return { name, start: (dataDir) => startReceiver({ dataDir, bin, nodeArgs, env, args }) };
 }
