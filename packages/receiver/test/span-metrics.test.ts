@@ -89,6 +89,35 @@ test('past the series limit, spans are counted in one overflow series', async ()
   await c.shutdown();
 });
 
+test("a series' exemplar is its last span in the batch, and each latency bucket's the last span in that bucket", async () => {
+  const c = consumer();
+  const timed = (id: string, ms: number) =>
+    modelSpan({
+      spanId: id.padStart(16, '0'),
+      startTimeUnixNano: 1_700_000_000_000_000_000n,
+      endTimeUnixNano: 1_700_000_000_000_000_000n + BigInt(ms) * 1_000_000n,
+    });
+  // Bucket le=0.1: spans 1 and 3; +Inf: spans 2 and 4, then 5 in the next batch.
+  c.consume(batch([timed('1', 50), timed('2', 200), timed('3', 30), timed('4', 500)]));
+  const rendered = (name: string) =>
+    renderFamily(c.store.families.get(name) as Family, 'openmetrics')
+      .split('\n')
+      .filter((l) => l.includes(' # {'));
+  const trace = 'traceID="5b8efff798038103d269b633813fc60c"';
+  expect(rendered('traces_spanmetrics_calls_total')).toEqual([
+    `traces_spanmetrics_calls_total{service="shop",span_name="GET /",span_kind="SPAN_KIND_SERVER",status_code="STATUS_CODE_UNSET"} 4 # {${trace},spanID="0000000000000004"} 1 1700000000.500`,
+  ]);
+  const labels = 'service="shop",span_name="GET /",span_kind="SPAN_KIND_SERVER",status_code="STATUS_CODE_UNSET"';
+  expect(rendered('traces_spanmetrics_latency')).toEqual([
+    `traces_spanmetrics_latency_bucket{${labels},le="0.1"} 2 # {${trace},spanID="0000000000000003"} 0.03 1700000000.030`,
+    `traces_spanmetrics_latency_bucket{${labels},le="+Inf"} 4 # {${trace},spanID="0000000000000004"} 0.5 1700000000.500`,
+  ]);
+  c.consume(batch([timed('5', 300)]));
+  expect(rendered('traces_spanmetrics_latency')[1]).toContain('spanID="0000000000000005"} 0.3 ');
+  expect(rendered('traces_spanmetrics_latency')[0]).toContain('spanID="0000000000000003"}');
+  await c.shutdown();
+});
+
 test('a series removed by expiry comes back on the next span (the consumer does not write to the removed one)', async () => {
   const c = consumer();
   c.consume(batch([span('GET /a')]));

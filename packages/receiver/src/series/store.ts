@@ -94,6 +94,13 @@ export class SpanExemplar implements Exemplar {
   }
 }
 
+/** The bucket `value` falls in: the first upper bound it does not exceed, or bounds.length for +Inf. */
+export function bucketIndex(bounds: readonly number[], value: number): number {
+  let i = 0;
+  while (i < bounds.length && value > bounds[i]) i++;
+  return i;
+}
+
 /** A classic histogram's state: cumulative counts per upper bound, plus sum and count. */
 export interface HistogramState {
   bounds: number[];
@@ -407,8 +414,7 @@ export class MetricStore {
       };
       series.histogram = h;
     }
-    let i = 0;
-    while (i < bounds.length && value > bounds[i]) i++;
+    const i = bucketIndex(bounds, value);
     h.counts[i] += weight;
     h.sum += value * weight;
     h.count += weight;

@@ -9,7 +9,7 @@
  * sums (added span by span, in the same order) and exemplars come out the same, and /metrics needs
  * no merging. What travels is a few typed arrays and one string per series, not the spans.
  */
-import { type Exemplar, type Family, MetricStore, newSeries, type Series } from '../series/store';
+import { bucketIndex, type Exemplar, type Family, MetricStore, newSeries, type Series } from '../series/store';
 
 /** A request's recorded updates of one store. */
 export interface RecordedOps {
@@ -82,9 +82,7 @@ export class RecordingStore extends MetricStore {
     weight = 1,
   ): void {
     this.bounds[family.name] ??= bounds;
-    let bucket = 0;
-    while (bucket < bounds.length && value > bounds[bucket]) bucket++;
-    this.record(OBSERVE, series as RecordedSeries, value, weight, exemplar, bucket);
+    this.record(OBSERVE, series as RecordedSeries, value, weight, exemplar, bucketIndex(bounds, value));
   }
 
   private record(
