@@ -2,14 +2,19 @@
  * Decoder micro-benchmark, in process: the receiver's hand-written decoder (protobuf straight into
  * the internal model) against protobufjs, a generic decoder, followed by the mapping from its
  * generic message objects to the same model (ids to hex, Long to bigint, AnyValue to the model's
- * representation). Both outputs are checked deep-equal before anything is timed. For reference, a
- * walk over every field that builds nothing (what a decoder leaving fields as bytes cannot beat).
+ * representation). Both outputs are checked deep-equal before anything is timed. For reference:
+ * protobufjs's and pbf's generic trees alone (neither maps to the model; pbf makes less than protobufjs),
+ * and a walk over every field that builds nothing (what a decoder leaving fields as bytes cannot beat).
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { PbfReader } from 'pbf';
+import { compile } from 'pbf/compile';
 import protobuf from 'protobufjs';
+import parseProto from 'protocol-buffers-schema';
 import type { Payload } from './payloads.ts';
 import {
   type AnyValue,
@@ -42,6 +47,32 @@ export function loadRequestType(): protobuf.Type {
   root.loadSync('opentelemetry/proto/collector/trace/v1/trace_service.proto', { keepCase: false });
   root.resolveAll();
   return root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest');
+}
+
+/**
+ * pbf's reader for ExportTraceServiceRequest, compiled from the same .proto files: a second generic
+ * decoder from the registry, which makes less than protobufjs (bytes as views of the body, 64-bit
+ * integers as numbers, losing precision past 2^53) and is shown unmapped, as protobufjs alone is.
+ */
+export function loadPbfReader(): (body: Buffer) => { resource_spans: { scope_spans: { spans: unknown[] }[] }[] } {
+  const schema = parseProto(
+    readFileSync(join(PROTO_DIR, 'opentelemetry/proto/collector/trace/v1/trace_service.proto')),
+  );
+  // The imports' messages in one schema, as resolve-protobuf-schema does (their names are unique in OTLP).
+  const pending = [...schema.imports];
+  for (const seen = new Set<string>(); pending.length > 0; ) {
+    const file = pending.shift() as string;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    const imported = parseProto(readFileSync(join(PROTO_DIR, file)));
+    schema.messages.push(...imported.messages);
+    schema.enums.push(...imported.enums);
+    pending.push(...imported.imports);
+  }
+  const read = compile(schema).readExportTraceServiceRequest as (
+    pbf: PbfReader,
+  ) => ReturnType<ReturnType<typeof loadPbfReader>>;
+  return (body) => read(new PbfReader(body));
 }
 
 // The shapes of protobufjs's decoded messages (camelCase fields; 64-bit integers as Long; bytes as Buffer).
@@ -305,10 +336,6 @@ function timeIt(
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /**
- * For each payload: verifies that both decoders give the same model, then times, in alternating
- * rounds, (1) decodeTraceRequest, (2) protobufjs decode + mapping, (3) protobufjs decode alone.
- */
-/**
  * The decoded data without the field offsets the receiver's decoder records (`at`, for patches), which
  * a generic decoder has no way to give: the rest must be equal.
  */
@@ -320,6 +347,11 @@ function withoutOffsets<T>(data: T): T {
   return out as T;
 }
 
+/**
+ * For each payload: verifies that both decoders give the same model, then times, in alternating
+ * rounds, (1) decodeTraceRequest, (2) protobufjs decode + mapping, (3) protobufjs decode alone,
+ * (4) pbf decode alone, (5) the walk that builds nothing.
+ */
 export function runDecodeBench(
   payloads: Payload[],
   options: { roundMs: number; rounds: number },
@@ -329,6 +361,8 @@ export function runDecodeBench(
   const receiver = (body: Buffer) => decodeTraceRequest(body, LIMITS);
   const generic = (body: Buffer) => mapToModel(Request.decode(body) as unknown as PbRequest);
   const genericTreeOnly = (body: Buffer) => (Request.decode(body) as unknown as PbRequest).resourceSpans;
+  const readPbf = loadPbfReader();
+  const pbfTreeOnly = (body: Buffer) => readPbf(body).resource_spans;
 
   const rows: DecoderResult[] = [];
   for (const payload of payloads) {
@@ -341,6 +375,12 @@ export function runDecodeBench(
         );
       if (countSpans(a) !== payload.spansPerRequest)
         throw new Error(`expected ${payload.spansPerRequest} spans, decoded ${countSpans(a)}`);
+      const pbfSpans = pbfTreeOnly(body).reduce(
+        (n, rs) => n + rs.scope_spans.reduce((m, ss) => m + ss.spans.length, 0),
+        0,
+      );
+      if (pbfSpans !== payload.spansPerRequest)
+        throw new Error(`expected ${payload.spansPerRequest} spans, pbf decoded ${pbfSpans}`);
     }
     log(
       `  ${payload.spansPerRequest} spans/request: both decoders give deep-equal models on all ${payload.bodies.length} payloads`,
@@ -349,6 +389,7 @@ export function runDecodeBench(
       { name: 'receiver decodeTraceRequest (straight to model)', fn: receiver },
       { name: 'protobufjs decode + map to model', fn: generic },
       { name: 'protobufjs decode only (generic tree, unmapped)', fn: genericTreeOnly },
+      { name: 'pbf decode only (generic tree, unmapped; 64-bit integers as lossy numbers)', fn: pbfTreeOnly },
       { name: 'every field visited with the same reader, nothing built', fn: walkRequest },
     ];
     const samples = decoders.map(() => [] as number[]);
