@@ -655,7 +655,7 @@ export function renderDoc(report: Report): string {
     '',
     decodeTable(report),
     '',
-    `Decoding straight into the model is ${decodeRatios.join(' and ')} faster than protobufjs followed by the mapping to the model, which is what a receiver built on a generic decoder would have to do; protobufjs alone and pbf alone (their generic trees, not yet usable; pbf's has the ids as views of the body and 64-bit integers as numbers, which lose precision past 2^53) are shown for reference: building the whole model, the receiver's decoder still takes ${treeRatios.join(' and ')} the spans/s of the faster of the two. Neither generic decoder from the registry would give a receiver a lower floor: what decoding costs here is the model's strings and objects (about half: see the walk that builds nothing) and the walk itself.`,
+    `Decoding straight into the model is ${decodeRatios.join(' and ')} faster than protobufjs followed by the mapping to the model, which is what a receiver built on a generic decoder would have to do; protobufjs alone and pbf alone (their generic trees, not yet usable; pbf's has the ids as views of the body and 64-bit integers as numbers, which lose precision past 2^53) are shown for reference: building the whole model, the receiver's decoder still takes ${treeRatios.join(' and ')} the spans/s of the faster of the two. A receiver built on either generic decoder from the registry would have a lower floor, not a higher one: what decoding costs here is the model's strings and objects (about half: see the walk that builds nothing) and the walk itself.`,
     '',
     '### Full trace path and export outage',
     '',
