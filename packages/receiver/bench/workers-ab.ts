@@ -7,14 +7,20 @@
  * BASE_BIN=<another build's bin/sonde-receiver.js> compares two builds instead, both with N workers
  * (the first row is that build); SONDE_BENCH_CONFIG=FILE gives both `--config FILE`; CONNECTIONS
  * sets the number of connections.
+ *
+ * The summary splits the CPU by thread: the main thread, the intake workers (`WorkerThread`), V8's
+ * helper threads (`V8Worker`: concurrent marking, parallel scavenges, background compilation) and
+ * any other, and counts the main thread's major collections (`sonde_nodejs_gc_duration_seconds`,
+ * kind major, from the receiver's admin /metrics): a main thread that allocates little can run one
+ * every few tens of milliseconds, on its helper threads' CPU.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { postProtobuf } from './load.ts';
+import { metricSeries, postProtobuf, scrapeMetrics } from './load.ts';
 import { makePayload, makeSpans } from './payloads.ts';
-import { configArgs, type Server, startReceiver, threadCpu } from './proc.ts';
+import { configArgs, freePort, type Server, startReceiver, threadCpu } from './proc.ts';
 
 const workers = Number(process.argv[2] ?? 2);
 const sliceSec = Number(process.argv[3] ?? 5);
@@ -28,23 +34,35 @@ const dirs: string[] = [];
 const start = async (name: string, n: number, bin?: string) => {
   const dataDir = mkdtempSync(join(tmpdir(), `sonde-bench-workers-${n}-`));
   dirs.push(dataDir);
-  const env = { SONDE_WORKERS: String(n) };
-  return { name, server: await startReceiver({ dataDir, env, bin, args: configArgs() }) };
+  const adminPort = await freePort();
+  const env = { SONDE_WORKERS: String(n), SONDE_ADMIN_ADDR: `127.0.0.1:${adminPort}` };
+  return { name, adminPort, server: await startReceiver({ dataDir, env, bin, args: configArgs() }) };
 };
 const receivers = baseBin
   ? [await start(`base workers=${workers}`, workers, baseBin), await start(`this workers=${workers}`, workers)]
   : [await start('workers=0', 0), await start(`workers=${workers}`, workers)];
 
-function cpu(pid: number): { all: number; main: number } {
+const KINDS = ['main', 'workers', 'v8', 'other'] as const;
+type Kind = (typeof KINDS)[number];
+
+/** CPU seconds of a receiver's threads so far: all, and by kind. */
+function cpu(pid: number): { all: number } & Record<Kind, number> {
   const r = receivers.find((x) => x.server.pid === pid);
   if (r && r.server.child.exitCode !== null) throw new Error(`${r.name} exited:\n${r.server.output()}`);
-  let all = 0;
-  let main = 0;
+  const out = { all: 0, main: 0, workers: 0, v8: 0, other: 0 };
   for (const [tid, t] of threadCpu(pid)) {
-    all += t.cpu;
-    if (tid === pid) main = t.cpu;
+    out.all += t.cpu;
+    const kind: Kind =
+      tid === pid ? 'main' : t.name === 'WorkerThread' ? 'workers' : t.name === 'V8Worker' ? 'v8' : 'other';
+    out[kind] += t.cpu;
   }
-  return { all, main };
+  return out;
+}
+
+/** The main thread's major collections so far. */
+async function majorGcs(adminPort: number): Promise<number> {
+  const series = metricSeries(await scrapeMetrics(adminPort), 'sonde_nodejs_gc_duration_seconds_count');
+  return series.find((s) => s.labels.includes('kind="major"'))?.value ?? 0;
 }
 
 /** Sends for `seconds` from CONNECTIONS loops; the spans accepted. */
@@ -70,25 +88,41 @@ async function load(server: Server, seconds: number): Promise<number> {
   return ok * SPANS;
 }
 
-const totals = new Map<string, { spans: number; seconds: number; cpu: number; main: number }>();
+const totals = new Map<
+  string,
+  { spans: number; seconds: number; cpu: number; majorGcs: number } & Record<Kind, number>
+>();
 try {
   for (const r of receivers) await load(r.server, 3);
   for (let round = 0; round < rounds; round++) {
     for (const r of round % 2 === 0 ? receivers : [...receivers].reverse()) {
+      const gcsBefore = await majorGcs(r.adminPort);
       const before = cpu(r.server.pid);
       const t0 = performance.now();
       const spans = await load(r.server, sliceSec);
       const seconds = (performance.now() - t0) / 1000;
       const after = cpu(r.server.pid);
-      const t = totals.get(r.name) ?? { spans: 0, seconds: 0, cpu: 0, main: 0 };
+      const gcs = (await majorGcs(r.adminPort)) - gcsBefore;
+      const t = totals.get(r.name) ?? {
+        spans: 0,
+        seconds: 0,
+        cpu: 0,
+        majorGcs: 0,
+        main: 0,
+        workers: 0,
+        v8: 0,
+        other: 0,
+      };
       t.spans += spans;
       t.seconds += seconds;
       t.cpu += after.all - before.all;
-      t.main += after.main - before.main;
+      t.majorGcs += gcs;
+      for (const kind of KINDS) t[kind] += after[kind] - before[kind];
       totals.set(r.name, t);
       console.log(
         `round ${round} ${r.name}: ${Math.round(spans / seconds)} spans/s, ` +
-          `${(((after.all - before.all) / spans) * 1e6).toFixed(2)} µs CPU/span (main thread ${(((after.main - before.main) / spans) * 1e6).toFixed(2)})`,
+          `${(((after.all - before.all) / spans) * 1e6).toFixed(2)} µs CPU/span (main thread ${(((after.main - before.main) / spans) * 1e6).toFixed(2)}), ` +
+          `${gcs} major collections on the main thread`,
       );
     }
   }
@@ -102,6 +136,11 @@ try {
         (base && t !== base
           ? `; ×${(rate / (base.spans / base.seconds)).toFixed(2)} throughput, ×${(perSpan / ((base.cpu / base.spans) * 1e6)).toFixed(2)} CPU/span`
           : ''),
+    );
+    const us = (seconds: number) => ((seconds / t.spans) * 1e6).toFixed(2);
+    console.log(
+      `  by thread, µs/span: main ${us(t.main)}, intake workers ${us(t.workers)}, V8 helpers ${us(t.v8)}, other ${us(t.other)}; ` +
+        `main thread's major collections ${(t.majorGcs / t.seconds).toFixed(1)}/s`,
     );
   }
   console.log(
