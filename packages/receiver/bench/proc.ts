@@ -427,3 +427,23 @@ export function threadCpu(pid: number): Map<number, { name: string; cpu: number 
   }
   return out;
 }
+
+/** The kinds of a receiver's threads that the A/B scripts tell apart. */
+export const THREAD_KINDS = ['main', 'workers', 'v8', 'other'] as const;
+export type ThreadKind = (typeof THREAD_KINDS)[number];
+
+/**
+ * threadCpu summed by kind: the main thread; the worker_threads Workers (`WorkerThread`: the intake
+ * workers, and the stores' threads when they are on); V8's helper threads (`V8Worker`: concurrent
+ * marking, parallel scavenges, background compilation); any other (libuv's pool, the inspector).
+ */
+export function threadCpuByKind(pid: number): Record<ThreadKind | 'all', number> {
+  const out = { all: 0, main: 0, workers: 0, v8: 0, other: 0 };
+  for (const [tid, t] of threadCpu(pid)) {
+    out.all += t.cpu;
+    const kind: ThreadKind =
+      tid === pid ? 'main' : t.name === 'WorkerThread' ? 'workers' : t.name === 'V8Worker' ? 'v8' : 'other';
+    out[kind] += t.cpu;
+  }
+  return out;
+}

@@ -18,18 +18,13 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { steady } from './load.ts';
 import { makePayload, makeSpans } from './payloads.ts';
-import { type Server, threadCpu } from './proc.ts';
+import { type Server, threadCpuByKind } from './proc.ts';
 import { parseVariant } from './variants.ts';
 
 /** CPU seconds of the main thread and of all the others. */
 function mainAndOthers(pid: number): { main: number; other: number } {
-  let main = 0;
-  let other = 0;
-  for (const [tid, t] of threadCpu(pid)) {
-    if (tid === pid) main += t.cpu;
-    else other += t.cpu;
-  }
-  return { main, other };
+  const cpu = threadCpuByKind(pid);
+  return { main: cpu.main, other: cpu.all - cpu.main };
 }
 
 const { values, positionals } = parseArgs({

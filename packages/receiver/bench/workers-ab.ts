@@ -20,7 +20,15 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { metricSeries, postProtobuf, scrapeMetrics } from './load.ts';
 import { makePayload, makeSpans } from './payloads.ts';
-import { configArgs, freePort, type Server, startReceiver, threadCpu } from './proc.ts';
+import {
+  configArgs,
+  freePort,
+  type Server,
+  startReceiver,
+  THREAD_KINDS,
+  type ThreadKind,
+  threadCpuByKind,
+} from './proc.ts';
 
 const workers = Number(process.argv[2] ?? 2);
 const sliceSec = Number(process.argv[3] ?? 5);
@@ -42,21 +50,11 @@ const receivers = baseBin
   ? [await start(`base workers=${workers}`, workers, baseBin), await start(`this workers=${workers}`, workers)]
   : [await start('workers=0', 0), await start(`workers=${workers}`, workers)];
 
-const KINDS = ['main', 'workers', 'v8', 'other'] as const;
-type Kind = (typeof KINDS)[number];
-
 /** CPU seconds of a receiver's threads so far: all, and by kind. */
-function cpu(pid: number): { all: number } & Record<Kind, number> {
+function cpu(pid: number): Record<ThreadKind | 'all', number> {
   const r = receivers.find((x) => x.server.pid === pid);
   if (r && r.server.child.exitCode !== null) throw new Error(`${r.name} exited:\n${r.server.output()}`);
-  const out = { all: 0, main: 0, workers: 0, v8: 0, other: 0 };
-  for (const [tid, t] of threadCpu(pid)) {
-    out.all += t.cpu;
-    const kind: Kind =
-      tid === pid ? 'main' : t.name === 'WorkerThread' ? 'workers' : t.name === 'V8Worker' ? 'v8' : 'other';
-    out[kind] += t.cpu;
-  }
-  return out;
+  return threadCpuByKind(pid);
 }
 
 /** The main thread's major collections so far. */
@@ -90,7 +88,7 @@ async function load(server: Server, seconds: number): Promise<number> {
 
 const totals = new Map<
   string,
-  { spans: number; seconds: number; cpu: number; majorGcs: number } & Record<Kind, number>
+  { spans: number; seconds: number; cpu: number; majorGcs: number } & Record<ThreadKind, number>
 >();
 try {
   for (const r of receivers) await load(r.server, 3);
@@ -117,7 +115,7 @@ try {
       t.seconds += seconds;
       t.cpu += after.all - before.all;
       t.majorGcs += gcs;
-      for (const kind of KINDS) t[kind] += after[kind] - before[kind];
+      for (const kind of THREAD_KINDS) t[kind] += after[kind] - before[kind];
       totals.set(r.name, t);
       console.log(
         `round ${round} ${r.name}: ${Math.round(spans / seconds)} spans/s, ` +
